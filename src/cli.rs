@@ -1,0 +1,273 @@
+//! The command line: `serve`, `init`, and administration commands that talk
+//! to a running server's management API.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "petrel", version, about = "Petrel mail server")]
+pub struct Cli {
+    /// Management API of a running server.
+    #[arg(long, global = true, env = "PETREL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// USER:PASS of an administrator account.
+    #[arg(long, global = true, env = "PETREL_CREDENTIALS", hide_env_values = true)]
+    pub credentials: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (creates the data directory on first start).
+    Serve {
+        #[arg(long, default_value = "petrel-data")]
+        data_dir: PathBuf,
+        /// Use this configuration file instead of DATA_DIR/config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write a production configuration (standard ports, all interfaces).
+    Init {
+        #[arg(long)]
+        hostname: String,
+        #[arg(long, default_value = "petrel-data")]
+        data_dir: PathBuf,
+    },
+    /// Manage domains.
+    Domain {
+        #[command(subcommand)]
+        action: DomainCmd,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        action: AccountCmd,
+    },
+    /// Manage groups (mailing lists that expand to their members).
+    Group {
+        #[command(subcommand)]
+        action: GroupCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    Create { name: String },
+    Delete { name: String },
+    List,
+    /// Send mail for unknown addresses of DOMAIN to ADDRESS (omit to turn off).
+    CatchAll { name: String, address: Option<String> },
+}
+
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    Create {
+        address: String,
+        #[arg(long)]
+        secret: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// Quota in bytes (0 = unlimited).
+        #[arg(long)]
+        quota: Option<u64>,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    Delete { address: String },
+    Show { address: String },
+    List,
+    /// Change password, name or quota.
+    Update {
+        address: String,
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        quota: Option<u64>,
+    },
+    AddAlias { address: String, alias: String },
+    RemoveAlias { address: String, alias: String },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    Create {
+        address: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    Delete { address: String },
+    AddMember { group: String, address: String },
+    RemoveMember { group: String, address: String },
+    List,
+}
+
+struct Api {
+    base: String,
+    auth: String,
+    agent: ureq::Agent,
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Api {
+    fn new(url: &str, credentials: Option<&str>) -> anyhow::Result<Api> {
+        let creds = credentials.ok_or_else(|| {
+            anyhow::anyhow!("no credentials: pass --credentials admin:PASSWORD or set PETREL_CREDENTIALS")
+        })?;
+        if !creds.contains(':') {
+            anyhow::bail!("credentials must be USER:PASSWORD");
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Ok(Api {
+            base: url.trim_end_matches('/').to_string(),
+            auth: format!("Basic {}", crate::directory::sasl::b64_encode(creds.as_bytes())),
+            agent,
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let res = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &self.auth).call(),
+            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &self.auth).call(),
+            ("POST", Some(b)) => self.agent.post(&url).header("Authorization", &self.auth).send_json(b),
+            ("PATCH", Some(b)) => self.agent.patch(&url).header("Authorization", &self.auth).send_json(b),
+            _ => anyhow::bail!("internal: bad request method"),
+        };
+        let mut res = res.map_err(|e| anyhow::anyhow!("cannot reach the Petrel server at {}: {e}. Is it running? (--url)", self.base))?;
+        let status = res.status();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let msg = value.get("error").and_then(|e| e.as_str()).map(String::from).unwrap_or_else(|| value.to_string());
+            anyhow::bail!("{msg} (HTTP {})", status.as_u16())
+        }
+    }
+}
+
+fn print_accounts(v: &Value) {
+    for a in v.as_array().into_iter().flatten() {
+        let aliases = a["aliases"].as_array().map(|l| l.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        println!(
+            "{}\t{}\t{}{}",
+            a["address"].as_str().unwrap_or(""),
+            a["role"].as_str().unwrap_or(""),
+            a["name"].as_str().unwrap_or(""),
+            if aliases.is_empty() { String::new() } else { format!("\taliases: {aliases}") }
+        );
+    }
+}
+
+/// Runs an administration command; returns the process exit code.
+pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
+    let api = Api::new(&cli.url, cli.credentials.as_deref())?;
+    match &cli.command {
+        Command::Domain { action } => match action {
+            DomainCmd::Create { name } => {
+                let d = api.call("POST", "/api/domains", Some(json!({ "name": name })))?;
+                println!("Created domain {}", d["name"].as_str().unwrap_or(name));
+            }
+            DomainCmd::Delete { name } => {
+                api.call("DELETE", &format!("/api/domains/{}", enc(name)), None)?;
+                println!("Deleted domain {name}");
+            }
+            DomainCmd::List => {
+                for d in api.call("GET", "/api/domains", None)?.as_array().into_iter().flatten() {
+                    match d["catch_all"].as_str() {
+                        Some(c) => println!("{}\tcatch-all: {c}", d["name"].as_str().unwrap_or("")),
+                        None => println!("{}", d["name"].as_str().unwrap_or("")),
+                    }
+                }
+            }
+            DomainCmd::CatchAll { name, address } => {
+                api.call("PATCH", &format!("/api/domains/{}", enc(name)), Some(json!({ "catch_all": address })))?;
+                match address {
+                    Some(a) => println!("Mail for unknown addresses of {name} now goes to {a}"),
+                    None => println!("Catch-all for {name} turned off"),
+                }
+            }
+        },
+        Command::Account { action } => match action {
+            AccountCmd::Create { address, secret, name, aliases, quota, admin } => {
+                let body = json!({
+                    "address": address,
+                    "secret": secret,
+                    "name": name.clone().unwrap_or_default(),
+                    "aliases": aliases,
+                    "quota_bytes": quota.unwrap_or(0),
+                    "role": if *admin { "admin" } else { "user" },
+                });
+                let a = api.call("POST", "/api/accounts", Some(body))?;
+                println!("Created account {}", a["address"].as_str().unwrap_or(address));
+            }
+            AccountCmd::Delete { address } => {
+                api.call("DELETE", &format!("/api/accounts/{}", enc(address)), None)?;
+                println!("Deleted account {address} and its mail");
+            }
+            AccountCmd::Show { address } => {
+                let a = api.call("GET", &format!("/api/accounts/{}", enc(address)), None)?;
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            }
+            AccountCmd::List => print_accounts(&api.call("GET", "/api/accounts", None)?),
+            AccountCmd::Update { address, secret, name, quota } => {
+                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota });
+                api.call("PATCH", &format!("/api/accounts/{}", enc(address)), Some(body))?;
+                println!("Updated account {address}");
+            }
+            AccountCmd::AddAlias { address, alias } => {
+                api.call("POST", &format!("/api/accounts/{}/aliases", enc(address)), Some(json!({ "address": alias })))?;
+                println!("{alias} now delivers to {address}");
+            }
+            AccountCmd::RemoveAlias { address, alias } => {
+                api.call("DELETE", &format!("/api/accounts/{}/aliases/{}", enc(address), enc(alias)), None)?;
+                println!("Removed alias {alias} of {address}");
+            }
+        },
+        Command::Group { action } => match action {
+            GroupCmd::Create { address, name } => {
+                api.call("POST", "/api/groups", Some(json!({ "address": address, "name": name.clone().unwrap_or_default() })))?;
+                println!("Created group {address}");
+            }
+            GroupCmd::Delete { address } => {
+                api.call("DELETE", &format!("/api/groups/{}", enc(address)), None)?;
+                println!("Deleted group {address}");
+            }
+            GroupCmd::AddMember { group, address } => {
+                api.call("POST", &format!("/api/groups/{}/members", enc(group)), Some(json!({ "address": address })))?;
+                println!("Added {address} to {group}");
+            }
+            GroupCmd::RemoveMember { group, address } => {
+                api.call("DELETE", &format!("/api/groups/{}/members/{}", enc(group), enc(address)), None)?;
+                println!("Removed {address} from {group}");
+            }
+            GroupCmd::List => {
+                for g in api.call("GET", "/api/groups", None)?.as_array().into_iter().flatten() {
+                    let members = g["members"].as_array().map(|l| l.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                    println!("{}\tmembers: {members}", g["address"].as_str().unwrap_or(""));
+                }
+            }
+        },
+        Command::Serve { .. } | Command::Init { .. } => unreachable!("handled by main"),
+    }
+    Ok(())
+}

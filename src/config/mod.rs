@@ -1,0 +1,379 @@
+//! The configuration file: a TOML model with a default for every key.
+//!
+//! `DEFAULT_TEMPLATE` is the commented `config.toml` written on first start; a
+//! unit test checks that it parses to exactly [`Config::default`], so the file
+//! a user reads always tells the truth about the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub hostname: String,
+    pub listeners: Listeners,
+    pub tls: Tls,
+    pub store: StoreConfig,
+    pub blob: BlobConfig,
+    pub smtp: SmtpConfig,
+    pub imap: ImapConfig,
+    pub auth: AuthConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Listeners {
+    pub smtp: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imaps: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Tls {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreType {
+    Rocksdb,
+    Sqlite,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreConfig {
+    #[serde(rename = "type")]
+    pub kind: StoreType,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BlobConfig {
+    pub path: PathBuf,
+    pub inline_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SmtpConfig {
+    pub max_line_length: usize,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_errors: usize,
+    pub max_messages_per_connection: usize,
+    pub max_received_headers: usize,
+    pub timeout_command: u64,
+    pub timeout_data: u64,
+    pub auth_without_tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImapConfig {
+    pub max_line_length: usize,
+    pub max_literal_size: usize,
+    pub timeout_idle: u64,
+    pub auth_without_tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthConfig {
+    pub max_failures_per_ip: u32,
+    pub max_failures_per_account: u32,
+    pub failure_window: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ShutdownConfig {
+    pub grace_period: u64,
+}
+
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter().map(|a| a.parse().expect("valid address")).collect()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            listeners: Listeners::default(),
+            tls: Tls::default(),
+            store: StoreConfig::default(),
+            blob: BlobConfig::default(),
+            smtp: SmtpConfig::default(),
+            imap: ImapConfig::default(),
+            auth: AuthConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            smtp: addrs(&["127.0.0.1:2525"]),
+            imap: addrs(&["127.0.0.1:2143"]),
+            imaps: addrs(&["127.0.0.1:2993"]),
+            http: addrs(&["127.0.0.1:8080"]),
+            https: vec![],
+        }
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            certificate: "tls/cert.pem".into(),
+            private_key: "tls/key.pem".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreType::Rocksdb,
+            path: "store".into(),
+        }
+    }
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        BlobConfig {
+            path: "blobs".into(),
+            inline_max: 65536,
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            max_line_length: 4096,
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 10,
+            max_messages_per_connection: 1000,
+            max_received_headers: 50,
+            timeout_command: 300,
+            timeout_data: 600,
+            auth_without_tls: false,
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_line_length: 65536,
+            max_literal_size: 50 * 1024 * 1024,
+            timeout_idle: 1800,
+            auth_without_tls: false,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_failures_per_ip: 20,
+            max_failures_per_account: 10,
+            failure_window: 300,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_period: 30 }
+    }
+}
+
+/// The commented default configuration written to a new data directory.
+pub const DEFAULT_TEMPLATE: &str = include_str!("default.toml");
+
+/// A configuration error, located in its file.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration error in {}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.into(),
+            line: None,
+            key: None,
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            ConfigError {
+                file: path.into(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|(key, message)| ConfigError {
+            file: path.into(),
+            line: find_key_line(text, key),
+            key: Some(key.to_string()),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(("hostname", "must be a host name without spaces".into()));
+        }
+        let positive = [
+            ("smtp.max-line-length", self.smtp.max_line_length),
+            ("smtp.max-message-size", self.smtp.max_message_size),
+            ("smtp.max-recipients", self.smtp.max_recipients),
+            ("smtp.max-errors", self.smtp.max_errors),
+            ("imap.max-line-length", self.imap.max_line_length),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err((key, "must be greater than zero".into()));
+            }
+        }
+        if self.smtp.max_line_length < 512 {
+            return Err((
+                "smtp.max-line-length",
+                "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the config relative to the data directory.
+    pub fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            data_dir.join(p)
+        }
+    }
+}
+
+/// Line number (1-based) and the key written on the line holding byte `pos`.
+fn locate(text: &str, pos: usize) -> (Option<usize>, Option<String>) {
+    let pos = pos.min(text.len());
+    let line_no = text[..pos].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty());
+    (Some(line_no), key)
+}
+
+/// Line of `section.key` (or a top-level key) in the text, if written there.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = match dotted.rsplit_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, dotted),
+    };
+    let mut current: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            continue;
+        }
+        if let Some((k, _)) = t.split_once('=') {
+            if k.trim() == key && current.as_deref() == section {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_matches_defaults() {
+        let parsed = Config::parse(DEFAULT_TEMPLATE, Path::new("default.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(Config::parse("", Path::new("x")).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = Config::parse("hostname = \"a\"\n[smtp]\nmax-bogus = 3\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("max-bogus"));
+        assert!(e.to_string().contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = Config::parse("[smtp]\nmax-recipients = \"many\"\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.key.as_deref(), Some("max-recipients"));
+    }
+
+    #[test]
+    fn validation_error_names_key_and_line() {
+        let e = Config::parse("[smtp]\n\nmax-line-length = 100\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("smtp.max-line-length"));
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn bad_listener_address() {
+        let e = Config::parse("[listeners]\nsmtp = [\"nowhere\"]\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert_eq!(e.line, Some(2));
+    }
+}

@@ -1,0 +1,275 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9).
+
+use crate::imap::proto::args::{parse_fetch_attrs, FetchAttr, Section, SectionText, SeqSet};
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+use crate::mail::mime::Part;
+use crate::mail::{EmailMeta, FlagOp};
+
+use super::mailbox::unavailable;
+
+/// INTERNALDATE form: `17-Jul-1996 02:44:25 +0000`.
+pub fn internal_date(ts: i64) -> String {
+    let d = mail_parser::DateTime::from_timestamp(ts);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
+        d.day,
+        MONTHS[(d.month as usize).clamp(1, 12) - 1],
+        d.year,
+        d.hour,
+        d.minute,
+        d.second
+    )
+}
+
+/// Bytes of a section of a message (RFC 9051 §6.4.5 BODY[<section>]).
+pub fn section_bytes(raw: &[u8], root: &Part, section: &Section) -> Option<Vec<u8>> {
+    let slice = |a: u32, b: u32| raw.get(a as usize..(b as usize).min(raw.len())).map(|s| s.to_vec());
+    let part = root.find(&section.part)?;
+    // HEADER / TEXT / HEADER.FIELDS of a part address its enclosed message.
+    let msg = if section.part.is_empty() { Some(root) } else { part.message.as_deref() };
+    match &section.text {
+        SectionText::Full if section.part.is_empty() => Some(raw.to_vec()),
+        SectionText::Full => slice(part.body, part.end),
+        SectionText::Mime => slice(part.header, part.body),
+        SectionText::Header => msg.and_then(|m| slice(m.header, m.body)),
+        SectionText::Text => msg.and_then(|m| slice(m.body, m.end)),
+        SectionText::HeaderFields { not, fields } => {
+            let m = msg?;
+            let header = raw.get(m.header as usize..m.body as usize)?;
+            Some(filter_header(header, fields, *not))
+        }
+    }
+}
+
+/// Keeps (or with `not`, drops) the named header fields, folded lines
+/// included, and ends with the blank line.
+fn filter_header(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            if keep {
+                out.extend_from_slice(line);
+            }
+            continue;
+        }
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        let name = String::from_utf8_lossy(name);
+        let listed = fields.iter().any(|f| f.eq_ignore_ascii_case(name.trim()));
+        keep = listed != not;
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn section_name(s: &Section) -> String {
+    let mut parts: Vec<String> = s.part.iter().map(|n| n.to_string()).collect();
+    let text = match &s.text {
+        SectionText::Full => None,
+        SectionText::Header => Some("HEADER".to_string()),
+        SectionText::Text => Some("TEXT".into()),
+        SectionText::Mime => Some("MIME".into()),
+        SectionText::HeaderFields { not, fields } => Some(format!(
+            "HEADER.FIELDS{} ({})",
+            if *not { ".NOT" } else { "" },
+            fields.iter().map(|f| f.to_ascii_uppercase()).collect::<Vec<_>>().join(" ")
+        )),
+    };
+    parts.extend(text);
+    parts.join(".")
+}
+
+fn literal(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+}
+
+impl Session {
+    pub(crate) async fn cmd_fetch(&mut self, args: &[Token], uid_mode: bool) -> Reply {
+        let (Some(set), Some(attrs)) = (args.first().and_then(|t| t.as_string()), args.get(1)) else {
+            return "BAD FETCH needs a sequence set and attributes".into();
+        };
+        let Some(set) = SeqSet::parse(&set) else {
+            return "BAD Invalid sequence set".into();
+        };
+        let mut attrs = match parse_fetch_attrs(attrs) {
+            Ok(a) => a,
+            Err(e) => return format!("BAD {e}"),
+        };
+        if args.len() > 2 {
+            return "BAD FETCH modifiers are not supported".into();
+        }
+        if uid_mode && !attrs.contains(&FetchAttr::Uid) {
+            attrs.insert(0, FetchAttr::Uid);
+        }
+        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let sel = self.selected.as_ref().expect("selected state checked by dispatch");
+        let read_only = sel.read_only;
+        let mbox = sel.mailbox.id;
+        let largest = if uid_mode { sel.msgs.last().map(|m| m.uid).unwrap_or(0) } else { sel.msgs.len() as u32 };
+        if !uid_mode && set.0.iter().any(|&(_, b)| b != u32::MAX && b > largest) {
+            return "BAD Message sequence number out of range".into();
+        }
+        let picked: Vec<usize> = sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| if uid_mode { set.contains(m.uid, largest) } else { set.contains(*i as u32 + 1, largest) })
+            .map(|(i, _)| i)
+            .collect();
+
+        // Reading a body without PEEK sets \Seen (RFC 9051 §6.4.5).
+        let sets_seen = !read_only
+            && attrs.iter().any(|a| {
+                matches!(a, FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. })
+            });
+        if sets_seen {
+            let unseen: Vec<u32> = picked
+                .iter()
+                .map(|&i| &sel.msgs[i])
+                .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                match self.core.mail.store_flags(acct, mbox, unseen, FlagOp::Add, vec!["\\Seen".into()]).await {
+                    Ok(changed) => {
+                        let sel = self.selected.as_mut().expect("selected");
+                        for (uid, flags, modseq) in changed {
+                            if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid == uid) {
+                                m.flags = flags;
+                                m.modseq = modseq;
+                            }
+                        }
+                    }
+                    Err(e) => return unavailable(e),
+                }
+            }
+            if !attrs.contains(&FetchAttr::Flags) {
+                attrs.push(FetchAttr::Flags);
+            }
+        }
+
+        let needs_meta = attrs.iter().any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid));
+        let needs_raw = attrs.iter().any(|a| {
+            matches!(a, FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text | FetchAttr::Section { .. })
+        });
+        for i in picked {
+            let m = self.selected.as_ref().expect("selected").msgs[i].clone();
+            let meta: Option<EmailMeta> = if needs_meta {
+                match self.core.mail.email_meta(acct, m.email).await {
+                    Ok(Some(meta)) => Some(meta),
+                    // Expunged by another session and not yet reported.
+                    Ok(None) => continue,
+                    Err(e) => return unavailable(e),
+                }
+            } else {
+                None
+            };
+            let raw = match (&meta, needs_raw) {
+                (Some(meta), true) => match self.core.mail.email_raw(meta).await {
+                    Ok(r) => Some(r),
+                    Err(e) => return unavailable(e),
+                },
+                _ => None,
+            };
+            let mut out = format!("* {} FETCH (", i + 1).into_bytes();
+            for (n, a) in attrs.iter().enumerate() {
+                if n > 0 {
+                    out.push(b' ');
+                }
+                render(&mut out, a, &m, meta.as_ref(), raw.as_deref());
+            }
+            out.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(&out);
+            if self.out.len() > 1 << 20 {
+                // Keep memory flat on large fetches.
+                let data = std::mem::take(&mut self.out);
+                if self.conn.write(&data).await.is_err() {
+                    return "NO Connection error".into();
+                }
+            }
+        }
+        if uid_mode { "OK UID FETCH completed".into() } else { "OK FETCH completed".into() }
+    }
+}
+
+fn render(out: &mut Vec<u8>, a: &FetchAttr, m: &crate::mail::UidEntry, meta: Option<&EmailMeta>, raw: Option<&[u8]>) {
+    let push = |out: &mut Vec<u8>, s: &str| out.extend_from_slice(s.as_bytes());
+    match a {
+        FetchAttr::Uid => push(out, &format!("UID {}", m.uid)),
+        FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
+        FetchAttr::InternalDate => push(out, &format!("INTERNALDATE \"{}\"", internal_date(meta.map(|m| m.received_at).unwrap_or(0)))),
+        FetchAttr::Rfc822Size => push(out, &format!("RFC822.SIZE {}", meta.map(|m| m.size).unwrap_or(0))),
+        FetchAttr::Envelope => push(out, &format!("ENVELOPE {}", meta.map(|m| m.meta.envelope.as_str()).unwrap_or("NIL"))),
+        FetchAttr::Body => push(out, &format!("BODY {}", meta.map(|m| m.meta.body.as_str()).unwrap_or("NIL"))),
+        FetchAttr::BodyStructure => push(out, &format!("BODYSTRUCTURE {}", meta.map(|m| m.meta.bodystructure.as_str()).unwrap_or("NIL"))),
+        FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+            let (name, text) = match a {
+                FetchAttr::Rfc822 => ("RFC822", SectionText::Full),
+                FetchAttr::Rfc822Header => ("RFC822.HEADER", SectionText::Header),
+                _ => ("RFC822.TEXT", SectionText::Text),
+            };
+            push(out, name);
+            out.push(b' ');
+            let data = match (meta, raw) {
+                (Some(meta), Some(raw)) => section_bytes(raw, &meta.meta.root, &Section { part: vec![], text }),
+                _ => None,
+            };
+            literal(out, &data.unwrap_or_default());
+        }
+        FetchAttr::Section { section, partial, .. } => {
+            push(out, &format!("BODY[{}]", section_name(section)));
+            let data = match (meta, raw) {
+                (Some(meta), Some(raw)) => section_bytes(raw, &meta.meta.root, section),
+                _ => None,
+            };
+            match (data, partial) {
+                (None, _) => push(out, " NIL"),
+                (Some(d), None) => {
+                    out.push(b' ');
+                    literal(out, &d);
+                }
+                (Some(d), Some((o, l))) => {
+                    push(out, &format!("<{o}> "));
+                    let start = (*o as usize).min(d.len());
+                    let end = start.saturating_add(*l as usize).min(d.len());
+                    literal(out, &d[start..end]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::mime::analyze;
+
+    #[test]
+    fn dates() {
+        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
+        assert_eq!(internal_date(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
+    }
+
+    #[test]
+    fn header_fields() {
+        let raw = b"From: a@b\r\nSubject: long\r\n  folded\r\nTo: c@d\r\n\r\nbody\r\n";
+        let m = analyze(raw);
+        let s = Section { part: vec![], text: SectionText::HeaderFields { not: false, fields: vec!["subject".into()] } };
+        assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"Subject: long\r\n  folded\r\n\r\n");
+        let s = Section { part: vec![], text: SectionText::HeaderFields { not: true, fields: vec!["subject".into()] } };
+        assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"From: a@b\r\nTo: c@d\r\n\r\n");
+        let s = Section { part: vec![], text: SectionText::Text };
+        assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"body\r\n");
+        let s = Section { part: vec![], text: SectionText::Header };
+        assert!(section_bytes(raw, &m.root, &s).unwrap().ends_with(b"To: c@d\r\n\r\n"));
+    }
+}

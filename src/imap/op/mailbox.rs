@@ -1,0 +1,262 @@
+//! SELECT / EXAMINE (RFC 9051 §6.3.2-3), LIST / LSUB (§6.3.9), STATUS
+//! (§6.3.11), CLOSE (§6.4.1), UNSELECT (RFC 3691), EXPUNGE (§6.4.3) and
+//! UID EXPUNGE (RFC 4315).
+
+use crate::imap::proto::args::SeqSet;
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Selected, Session};
+use crate::mail::mime::istring;
+use crate::mail::Mailbox;
+
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// Mailbox name as the client wrote it; INBOX is case-insensitive.
+pub fn mailbox_arg(t: Option<&Token>) -> Option<String> {
+    let s = t?.as_string()?;
+    if s.eq_ignore_ascii_case("INBOX") {
+        Some("INBOX".into())
+    } else {
+        Some(s.trim_end_matches('/').to_string())
+    }
+}
+
+/// LIST wildcard match (RFC 9051 §6.3.9): `*` matches anything, `%`
+/// anything but the hierarchy separator.
+pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    fn go(p: &[u8], n: &[u8], budget: &mut u32) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..], budget)),
+            Some(b'%') => {
+                let limit = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
+                (0..=limit).any(|i| go(&p[1..], &n[i..], budget))
+            }
+            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..], budget),
+        }
+    }
+    let mut budget = 100_000;
+    go(pattern, name, &mut budget)
+}
+
+/// Like [`matches`], with the INBOX name case-insensitive.
+fn list_matches(pattern: &str, name: &str) -> bool {
+    if name == "INBOX" && pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
+        let p = format!("INBOX{}", &pattern[5..]);
+        return matches(p.as_bytes(), b"INBOX");
+    }
+    matches(pattern.as_bytes(), name.as_bytes())
+}
+
+fn role_attr(role: Option<&str>) -> Option<&'static str> {
+    Some(match role? {
+        "drafts" => "\\Drafts",
+        "sent" => "\\Sent",
+        "junk" => "\\Junk",
+        "trash" => "\\Trash",
+        "archive" => "\\Archive",
+        _ => return None,
+    })
+}
+
+impl Session {
+    fn acct_id(&self) -> u32 {
+        self.account.as_ref().map(|a| a.id).unwrap_or(0)
+    }
+
+    pub(crate) async fn cmd_select(&mut self, args: &[Token], read_only: bool) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD SELECT needs a mailbox name".into();
+        };
+        // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
+        self.selected = None;
+        let acct = self.acct_id();
+        let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
+            Err(e) => return unavailable(e),
+        };
+        let msgs = match self.core.mail.uids(acct, mb.id).await {
+            Ok(m) => m,
+            Err(e) => return unavailable(e),
+        };
+        let flags = format!("FLAGS ({SYSTEM_FLAGS})");
+        self.untagged(&flags);
+        let exists = format!("{} EXISTS", msgs.len());
+        self.untagged(&exists);
+        self.untagged("0 RECENT");
+        if let Some(first_unseen) = msgs.iter().position(|m| !m.flags.iter().any(|f| f == "\\Seen")) {
+            let l = format!("OK [UNSEEN {}] First unseen", first_unseen + 1);
+            self.untagged(&l);
+        }
+        let l = format!("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity);
+        self.untagged(&l);
+        let l = format!("OK [UIDNEXT {}] Predicted next UID", mb.uidnext);
+        self.untagged(&l);
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            let l = format!("OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] Flags permitted");
+            self.untagged(&l);
+        }
+        self.selected = Some(Selected { mailbox: mb, read_only, msgs });
+        if read_only {
+            "OK [READ-ONLY] EXAMINE completed".into()
+        } else {
+            "OK [READ-WRITE] SELECT completed".into()
+        }
+    }
+
+    pub(crate) async fn cmd_list(&mut self, args: &[Token], lsub: bool) -> Reply {
+        let cmd = if lsub { "LSUB" } else { "LIST" };
+        let (Some(reference), Some(pattern)) = (
+            args.first().and_then(|t| t.as_string()),
+            args.get(1).and_then(|t| t.as_string()),
+        ) else {
+            return format!("BAD {cmd} needs a reference and a mailbox pattern");
+        };
+        if args.len() != 2 {
+            return format!("BAD {cmd}: extended LIST is not supported");
+        }
+        if pattern.is_empty() && !lsub {
+            // RFC 9051 §6.3.9: the hierarchy delimiter and root.
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return "OK LIST completed".into();
+        }
+        let acct = self.acct_id();
+        let boxes = match self.core.mail.mailboxes(acct).await {
+            Ok(b) => b,
+            Err(e) => return unavailable(e),
+        };
+        let full = format!("{reference}{pattern}");
+        for mb in &boxes {
+            if lsub && !mb.subscribed {
+                continue;
+            }
+            if !list_matches(&full, &mb.name) {
+                continue;
+            }
+            let line = list_line(cmd, mb, &boxes);
+            self.untagged(&line);
+        }
+        format!("OK {cmd} completed")
+    }
+
+    pub(crate) async fn cmd_status(&mut self, args: &[Token]) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD STATUS needs a mailbox name".into();
+        };
+        let Some(Token::List(items)) = args.get(1) else {
+            return "BAD STATUS needs a list of status items".into();
+        };
+        let acct = self.acct_id();
+        let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
+            Err(e) => return unavailable(e),
+        };
+        let msgs = match self.core.mail.uids(acct, mb.id).await {
+            Ok(m) => m,
+            Err(e) => return unavailable(e),
+        };
+        let mut out = Vec::new();
+        for it in items {
+            let item = it.as_string().unwrap_or_default().to_ascii_uppercase();
+            let v = match item.as_str() {
+                "MESSAGES" => msgs.len() as u64,
+                "UIDNEXT" => mb.uidnext as u64,
+                "UIDVALIDITY" => mb.uidvalidity as u64,
+                "UNSEEN" => msgs.iter().filter(|m| !m.flags.iter().any(|f| f == "\\Seen")).count() as u64,
+                "RECENT" => 0,
+                "DELETED" => msgs.iter().filter(|m| m.flags.iter().any(|f| f == "\\Deleted")).count() as u64,
+                _ => return format!("BAD Unknown status item {item}"),
+            };
+            out.push(format!("{item} {v}"));
+        }
+        let line = format!("STATUS {} ({})", istring(&mb.name), out.join(" "));
+        self.untagged(&line);
+        "OK STATUS completed".into()
+    }
+
+    pub(crate) async fn cmd_close(&mut self, expunge: bool) -> Reply {
+        let Some(sel) = self.selected.take() else {
+            return "BAD No mailbox selected".into();
+        };
+        if expunge && !sel.read_only {
+            // CLOSE expunges silently (RFC 9051 §6.4.1).
+            if let Err(e) = self.core.mail.expunge(self.acct_id(), sel.mailbox.id, None).await {
+                return unavailable(e);
+            }
+        }
+        if expunge { "OK CLOSE completed".into() } else { "OK UNSELECT completed".into() }
+    }
+
+    pub(crate) async fn cmd_expunge(&mut self, uids: Option<SeqSet>) -> Reply {
+        let acct = self.acct_id();
+        let Some(sel) = self.selected.as_ref() else {
+            return "BAD No mailbox selected".into();
+        };
+        if sel.read_only {
+            return "NO [READ-ONLY] Mailbox is read-only".into();
+        }
+        let only = uids.map(|set| {
+            let max = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
+            sel.msgs.iter().filter(|m| set.contains(m.uid, max)).map(|m| m.uid).collect()
+        });
+        let gone = match self.core.mail.expunge(acct, sel.mailbox.id, only).await {
+            Ok(g) => g,
+            Err(e) => return unavailable(e),
+        };
+        let sel = self.selected.as_mut().expect("checked");
+        let mut lines = Vec::new();
+        for uid in gone {
+            if let Some(i) = sel.msgs.iter().position(|m| m.uid == uid) {
+                sel.msgs.remove(i);
+                lines.push(format!("{} EXPUNGE", i + 1));
+            }
+        }
+        for l in lines {
+            self.untagged(&l);
+        }
+        "OK EXPUNGE completed".into()
+    }
+}
+
+fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox]) -> String {
+    let prefix = format!("{}/", mb.name);
+    let has_children = all.iter().any(|m| m.name.starts_with(&prefix));
+    let mut attrs = vec![if has_children { "\\HasChildren" } else { "\\HasNoChildren" }];
+    if let Some(r) = role_attr(mb.role.as_deref()) {
+        attrs.push(r);
+    }
+    format!("{cmd} ({}) \"/\" {}", attrs.join(" "), istring(&mb.name))
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> Reply {
+    tracing::error!("mail store error: {e}");
+    "NO [UNAVAILABLE] Mail store unavailable, try again later".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"INBOX"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(matches(b"*b", b"a/b"));
+        assert!(!matches(b"x*", b"a"));
+        assert!(super::list_matches("inbox", "INBOX"));
+        assert!(!super::list_matches("sent", "Sent"));
+        // A pathological pattern gives up within its step budget.
+        let mut p = vec![b'*'; 40];
+        p.push(b'!');
+        assert!(!matches(&p, &[b'a'; 300]));
+    }
+}

@@ -1,0 +1,6 @@
+//! IMAP command execution, one file per command group.
+
+pub mod auth;
+pub mod fetch;
+pub mod mailbox;
+pub mod store;

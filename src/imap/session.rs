@@ -1,0 +1,324 @@
+//! The IMAP session: states (RFC 9051 §3), the read loop, command dispatch
+//! and mailbox synchronisation between sessions.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::proto::{tokenize, Event, Parsed, Receiver};
+use crate::core::{session_id, SharedCore};
+use crate::directory::Account;
+use crate::mail::{Mailbox, UidEntry};
+use crate::net::{Conn, Shutdown};
+
+pub struct Selected {
+    pub mailbox: Mailbox,
+    pub read_only: bool,
+    /// The session's view: sequence number n is `msgs[n-1]`.
+    pub msgs: Vec<UidEntry>,
+}
+
+pub struct Session {
+    pub(crate) core: SharedCore,
+    pub(crate) conn: Conn,
+    pub(crate) rx: Receiver,
+    pub(crate) peer: SocketAddr,
+    pub(crate) account: Option<Account>,
+    pub(crate) selected: Option<Selected>,
+    pub(crate) out: Vec<u8>,
+    pub(crate) id: String,
+    shutdown: Shutdown,
+    logout: bool,
+}
+
+/// Outcome of a command: the tagged status line (without the tag).
+pub type Reply = String;
+
+impl Session {
+    pub fn new(core: SharedCore, conn: Conn, peer: SocketAddr, shutdown: Shutdown) -> Self {
+        let cfg = &core.config.imap;
+        let rx = Receiver::new(cfg.max_line_length, cfg.max_literal_size);
+        Session {
+            core,
+            conn,
+            rx,
+            peer,
+            account: None,
+            selected: None,
+            out: Vec::with_capacity(4096),
+            id: session_id(),
+            shutdown,
+            logout: false,
+        }
+    }
+
+    pub(crate) fn untagged(&mut self, line: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let r = self.conn.write(&out).await;
+        self.out = out;
+        self.out.clear();
+        r
+    }
+
+    pub(crate) fn auth_allowed(&self) -> bool {
+        self.conn.stream.is_tls() || self.core.config.imap.auth_without_tls
+    }
+
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "UNSELECT"];
+        if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
+            caps.push("STARTTLS");
+        }
+        if self.account.is_none() {
+            if self.auth_allowed() {
+                caps.push("AUTH=PLAIN");
+            } else {
+                caps.push("LOGINDISABLED");
+            }
+        }
+        caps.join(" ")
+    }
+
+    pub async fn run(mut self) {
+        let greeting = format!("OK [CAPABILITY {}] Petrel IMAP ready", self.capabilities());
+        self.untagged(&greeting);
+        if self.flush().await.is_err() {
+            return;
+        }
+        let idle = Duration::from_secs(self.core.config.imap.timeout_idle);
+        loop {
+            while let Some(ev) = self.rx.next_event() {
+                let keep = match ev {
+                    Event::Command(cmd) => self.command(&cmd).await,
+                    Event::Continue => {
+                        self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                        true
+                    }
+                    Event::Reject { tag, response } => {
+                        let t = tag.unwrap_or_else(|| "*".into());
+                        let line = format!("{t} {response}\r\n");
+                        self.out.extend_from_slice(line.as_bytes());
+                        true
+                    }
+                    Event::Fatal(msg) => {
+                        self.untagged(&msg);
+                        false
+                    }
+                };
+                if self.flush().await.is_err() || !keep || self.logout {
+                    return;
+                }
+            }
+            if self.shutdown.is_shutting_down() {
+                self.untagged("BYE Server shutting down");
+                let _ = self.flush().await;
+                return;
+            }
+            let read = tokio::select! {
+                r = tokio::time::timeout(idle, self.conn.fill()) => r,
+                _ = self.shutdown.wait() => continue,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Err(_) => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    let _ = self.flush().await;
+                    return;
+                }
+                Ok(Ok(_)) => {
+                    let data = self.conn.buffered().to_vec();
+                    self.conn.consume(data.len());
+                    self.rx.feed(&data);
+                }
+            }
+        }
+    }
+
+    /// Reads one more line from the client (AUTHENTICATE responses).
+    pub(crate) async fn read_client_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(l) = self.rx.take_line() {
+                return Some(l);
+            }
+            if self.rx.pending() > self.core.config.imap.max_line_length {
+                return None;
+            }
+            let idle = Duration::from_secs(self.core.config.imap.timeout_idle);
+            match tokio::time::timeout(idle, self.conn.fill()).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let data = self.conn.buffered().to_vec();
+                    self.conn.consume(data.len());
+                    self.rx.feed(&data);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    pub(crate) async fn send_now(&mut self, data: &[u8]) -> bool {
+        self.out.extend_from_slice(data);
+        self.flush().await.is_ok()
+    }
+
+    /// Runs one command; false closes the connection.
+    async fn command(&mut self, cmd: &[u8]) -> bool {
+        let p = match tokenize(cmd) {
+            Ok(p) => p,
+            Err((tag, msg)) => {
+                let t = tag.unwrap_or_else(|| "*".into());
+                let line = format!("{t} BAD {msg}\r\n");
+                self.out.extend_from_slice(line.as_bytes());
+                return true;
+            }
+        };
+        let Parsed { tag, name, args } = p;
+        let reply = self.dispatch(&tag, &name, args).await;
+        match reply {
+            Some(r) if r == super::op::auth::SENT => true,
+            Some(r) => {
+                let line = format!("{tag} {r}\r\n");
+                self.out.extend_from_slice(line.as_bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn dispatch(&mut self, tag: &str, name: &str, args: Vec<super::proto::Token>) -> Option<Reply> {
+        let authed = self.account.is_some();
+        let selected = self.selected.is_some();
+        let r = match name {
+            "CAPABILITY" => {
+                let c = format!("CAPABILITY {}", self.capabilities());
+                self.untagged(&c);
+                "OK CAPABILITY completed".into()
+            }
+            "NOOP" | "CHECK" => {
+                if name == "CHECK" && !selected {
+                    return Some("BAD No mailbox selected".into());
+                }
+                self.sync(true).await;
+                format!("OK {name} completed")
+            }
+            "LOGOUT" => {
+                self.untagged("BYE Logging out");
+                self.logout = true;
+                "OK LOGOUT completed".into()
+            }
+            "STARTTLS" => return self.cmd_starttls(tag).await,
+            "LOGIN" if !authed => self.cmd_login(&args).await,
+            "AUTHENTICATE" if !authed => return self.cmd_authenticate(tag, &args).await,
+            "LOGIN" | "AUTHENTICATE" => "BAD Already authenticated".into(),
+            _ if !authed => "BAD Command not valid before authentication".into(),
+            "SELECT" | "EXAMINE" => self.cmd_select(&args, name == "EXAMINE").await,
+            "LIST" | "LSUB" => self.cmd_list(&args, name == "LSUB").await,
+            "STATUS" => self.cmd_status(&args).await,
+            _ if !selected => match name {
+                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" => "BAD No mailbox selected".into(),
+                _ => format!("BAD Unknown command {name}"),
+            },
+            "FETCH" => self.cmd_fetch(&args, false).await,
+            "STORE" => self.cmd_store(&args, false).await,
+            "EXPUNGE" => self.cmd_expunge(None).await,
+            "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
+            "UID" => self.cmd_uid(args).await,
+            _ => format!("BAD Unknown command {name}"),
+        };
+        // Report other sessions' changes before the tagged reply where
+        // RFC 9051 §7.5.2 allows (not after FETCH/STORE by sequence number).
+        if self.selected.is_some() && !matches!(name, "FETCH" | "STORE" | "NOOP" | "CHECK" | "SELECT" | "EXAMINE") {
+            self.sync(true).await;
+        } else if self.selected.is_some() && matches!(name, "FETCH" | "STORE") {
+            self.sync(false).await;
+        }
+        Some(r)
+    }
+
+    async fn cmd_uid(&mut self, mut args: Vec<super::proto::Token>) -> Reply {
+        if args.is_empty() {
+            return "BAD UID needs a command".into();
+        }
+        let sub = args.remove(0).as_string().unwrap_or_default().to_ascii_uppercase();
+        match sub.as_str() {
+            "FETCH" => self.cmd_fetch(&args, true).await,
+            "STORE" => self.cmd_store(&args, true).await,
+            "EXPUNGE" => {
+                let Some(set) = args.first().and_then(|t| t.as_string()).and_then(|s| super::proto::args::SeqSet::parse(&s)) else {
+                    return "BAD UID EXPUNGE needs a UID set".into();
+                };
+                self.cmd_expunge(Some(set)).await
+            }
+            _ => format!("BAD Unknown UID command {sub}"),
+        }
+    }
+
+    /// Brings the selected mailbox view up to date, reporting what other
+    /// sessions and deliveries changed. Expunges are reported only when
+    /// `allow_expunge`.
+    pub(crate) async fn sync(&mut self, allow_expunge: bool) {
+        let Some(acct) = self.account.as_ref().map(|a| a.id) else { return };
+        let Some(sel) = self.selected.as_ref() else { return };
+        let mbox_id = sel.mailbox.id;
+        let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else { return };
+        if mb.highest_modseq == sel.mailbox.highest_modseq && mb.uidnext == sel.mailbox.uidnext {
+            return;
+        }
+        let Ok(current) = self.core.mail.uids(acct, mbox_id).await else { return };
+        let mut lines = Vec::new();
+        let sel = self.selected.as_mut().expect("checked above");
+        let mut complete = true;
+        // Merge walk over two UID-ordered lists.
+        let mut kept = Vec::with_capacity(current.len());
+        let mut ci = 0;
+        let mut seq = 0usize;
+        for old in std::mem::take(&mut sel.msgs) {
+            while ci < current.len() && current[ci].uid < old.uid {
+                ci += 1; // appended below the top: cannot happen (UIDs ascend)
+            }
+            if ci < current.len() && current[ci].uid == old.uid {
+                let cur = current[ci].clone();
+                ci += 1;
+                seq += 1;
+                if cur.modseq != old.modseq {
+                    if cur.flags != old.flags {
+                        lines.push(format!("{seq} FETCH (FLAGS ({}))", cur.flags.join(" ")));
+                    }
+                    kept.push(cur);
+                } else {
+                    kept.push(old);
+                }
+            } else if allow_expunge {
+                lines.push(format!("{} EXPUNGE", seq + 1));
+            } else {
+                seq += 1;
+                complete = false;
+                kept.push(old);
+            }
+        }
+        let before = kept.len();
+        let last_uid = kept.last().map(|m| m.uid).unwrap_or(0);
+        kept.extend(current.into_iter().filter(|c| c.uid > last_uid));
+        if kept.len() != before {
+            lines.push(format!("{} EXISTS", kept.len()));
+        }
+        sel.msgs = kept;
+        if complete {
+            sel.mailbox = mb;
+        } else {
+            // Expunges still owed: keep the old modseq so the next sync
+            // looks again.
+            sel.mailbox.uidnext = mb.uidnext;
+        }
+        for l in lines {
+            self.untagged(&l);
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The mail store: one model serving IMAP now and JMAP later.
+//!
+//! Key layout (account and mailbox ids big-endian, so scans come in order):
+//!
+//! | key                         | value                                   |
+//! |-----------------------------|-----------------------------------------|
+//! | `K` acct                    | [`AccountState`]: counters, quota usage |
+//! | `M` acct mbox               | [`Mailbox`]                             |
+//! | `E` acct email              | [`EmailMeta`] (immutable)               |
+//! | `F` acct email              | [`EmailState`]: keywords, memberships   |
+//! | `U` acct mbox uid           | [`UidEntry`]: email id, modseq, flags   |
+//! | `C` acct state              | [`Change`] record of the change log     |
+//! | `T` acct sha(message-id)    | thread id                               |
+//!
+//! The account's change counter (`AccountState::state`) is both the JMAP
+//! state and the IMAP MODSEQ source, so /changes and CONDSTORE/QRESYNC are
+//! served from the same record.
+
+pub mod ingest;
+pub mod mime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{BlobStore, Store, StoreError, Txn};
+
+pub use ingest::{IngestHook, IngestOutcome, IngestRequest, IngestTarget};
+
+pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
+    ("INBOX", Some("inbox")),
+    ("Drafts", Some("drafts")),
+    ("Sent", Some("sent")),
+    ("Junk", Some("junk")),
+    ("Trash", Some("trash")),
+    ("Archive", Some("archive")),
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub next_mailbox: u32,
+    pub next_email: u64,
+    pub next_thread: u64,
+    /// Change counter: JMAP state and IMAP MODSEQ.
+    pub state: u64,
+    pub used_bytes: u64,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub id: u32,
+    /// Full name, `/` as hierarchy separator; "INBOX" for the inbox.
+    pub name: String,
+    pub role: Option<String>,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub subscribed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailMeta {
+    pub blob: String,
+    pub size: u64,
+    pub received_at: i64,
+    pub thread: u64,
+    pub meta: mime::Meta,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmailState {
+    pub keywords: Vec<String>,
+    /// (mailbox id, uid) of every mailbox holding the message.
+    pub mailboxes: Vec<(u32, u32)>,
+    pub modseq: u64,
+}
+
+/// One message as seen in one mailbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UidEntry {
+    pub uid: u32,
+    pub email: u64,
+    pub modseq: u64,
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub created: Vec<u64>,
+    pub updated: Vec<u64>,
+    pub destroyed: Vec<u64>,
+    pub mailboxes: Vec<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("over quota")]
+    OverQuota,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, MailError>;
+
+pub(crate) fn k_acct(prefix: u8, acct: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24);
+    k.push(prefix);
+    k.extend_from_slice(&acct.to_be_bytes());
+    k
+}
+
+pub(crate) fn k_mbox(acct: u32, mbox: u32) -> Vec<u8> {
+    let mut k = k_acct(b'M', acct);
+    k.extend_from_slice(&mbox.to_be_bytes());
+    k
+}
+
+pub(crate) fn k_email(prefix: u8, acct: u32, email: u64) -> Vec<u8> {
+    let mut k = k_acct(prefix, acct);
+    k.extend_from_slice(&email.to_be_bytes());
+    k
+}
+
+pub(crate) fn k_uid(acct: u32, mbox: u32, uid: u32) -> Vec<u8> {
+    let mut k = k_acct(b'U', acct);
+    k.extend_from_slice(&mbox.to_be_bytes());
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialise")
+}
+
+pub(crate) fn from_json<T: for<'a> Deserialize<'a>>(v: &[u8]) -> std::result::Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+}
+
+pub(crate) fn encode_uid_entry(email: u64, modseq: u64, flags: &[String]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + flags.len() * 8);
+    v.extend_from_slice(&email.to_be_bytes());
+    v.extend_from_slice(&modseq.to_be_bytes());
+    v.extend_from_slice(flags.join(" ").as_bytes());
+    v
+}
+
+fn decode_uid_entry(key: &[u8], v: &[u8]) -> Option<UidEntry> {
+    let uid = u32::from_be_bytes(key.get(key.len() - 4..)?.try_into().ok()?);
+    let email = u64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
+    let modseq = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    let flags = std::str::from_utf8(v.get(16..)?)
+        .ok()?
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    Some(UidEntry { uid, email, modseq, flags })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads the account state in a transaction, creating the account's
+/// mailboxes on first use.
+pub(crate) fn account_state(txn: &mut Txn<'_>, acct: u32) -> std::result::Result<AccountState, StoreError> {
+    let key = k_acct(b'K', acct);
+    if let Some(v) = txn.get(&key)? {
+        return from_json(&v);
+    }
+    let mut st = AccountState::default();
+    let base = now() as u32;
+    for (name, role) in DEFAULT_MAILBOXES {
+        st.next_mailbox += 1;
+        let mb = Mailbox {
+            id: st.next_mailbox,
+            name: name.to_string(),
+            role: role.map(String::from),
+            uidvalidity: base.wrapping_add(st.next_mailbox),
+            uidnext: 1,
+            highest_modseq: 0,
+            subscribed: true,
+        };
+        txn.put(k_mbox(acct, mb.id), to_json(&mb));
+    }
+    txn.put(key, to_json(&st));
+    Ok(st)
+}
+
+/// Bumps the account's change counter and records what changed.
+pub(crate) fn log_change(txn: &mut Txn<'_>, acct: u32, st: &mut AccountState, change: &Change) -> u64 {
+    st.state += 1;
+    let mut k = k_acct(b'C', acct);
+    k.extend_from_slice(&st.state.to_be_bytes());
+    txn.put(k, to_json(change));
+    st.state
+}
+
+/// How a STORE changes flags (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Set,
+    Add,
+    Remove,
+}
+
+#[derive(Clone)]
+pub struct MailStore {
+    pub store: Store,
+    pub blobs: BlobStore,
+    hooks: std::sync::Arc<Vec<std::sync::Arc<dyn IngestHook>>>,
+}
+
+impl MailStore {
+    pub fn new(store: Store, blobs: BlobStore) -> Self {
+        MailStore { store, blobs, hooks: Default::default() }
+    }
+
+    pub fn with_hooks(mut self, hooks: Vec<std::sync::Arc<dyn IngestHook>>) -> Self {
+        self.hooks = std::sync::Arc::new(hooks);
+        self
+    }
+
+    pub(crate) fn hooks(&self) -> &[std::sync::Arc<dyn IngestHook>] {
+        &self.hooks
+    }
+
+    /// Makes sure the account's state and default mailboxes exist.
+    pub async fn init_account(&self, acct: u32) -> Result<()> {
+        self.store
+            .transact(move |txn| account_state(txn, acct).map(|_| ()))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account_usage(&self, acct: u32) -> Result<AccountState> {
+        match self.store.get(k_acct(b'K', acct)).await? {
+            Some(v) => Ok(from_json(&v)?),
+            None => Ok(AccountState::default()),
+        }
+    }
+
+    pub async fn mailboxes(&self, acct: u32) -> Result<Vec<Mailbox>> {
+        let rows = self.store.scan_prefix(k_acct(b'M', acct)).await?;
+        if rows.is_empty() {
+            self.init_account(acct).await?;
+            return Box::pin(self.mailboxes(acct)).await;
+        }
+        rows.iter()
+            .map(|(_, v)| from_json(v).map_err(Into::into))
+            .collect()
+    }
+
+    pub async fn mailbox_by_name(&self, acct: u32, name: &str) -> Result<Option<Mailbox>> {
+        let name = if name.eq_ignore_ascii_case("INBOX") { "INBOX" } else { name };
+        Ok(self.mailboxes(acct).await?.into_iter().find(|m| m.name == name))
+    }
+
+    pub async fn mailbox(&self, acct: u32, id: u32) -> Result<Option<Mailbox>> {
+        match self.store.get(k_mbox(acct, id)).await? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The messages of a mailbox in UID order.
+    pub async fn uids(&self, acct: u32, mbox: u32) -> Result<Vec<UidEntry>> {
+        let mut prefix = k_acct(b'U', acct);
+        prefix.extend_from_slice(&mbox.to_be_bytes());
+        let rows = self.store.scan_prefix(prefix).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|(k, v)| decode_uid_entry(k, v))
+            .collect())
+    }
+
+    pub async fn email_meta(&self, acct: u32, email: u64) -> Result<Option<EmailMeta>> {
+        match self.store.get(k_email(b'E', acct, email)).await? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn email_raw(&self, meta: &EmailMeta) -> Result<Vec<u8>> {
+        self.blobs
+            .get(&self.store, &meta.blob)
+            .await?
+            .ok_or_else(|| MailError::NotFound(format!("blob {} is missing", meta.blob)))
+    }
+
+    /// Changes flags of messages `uids` in a mailbox. Returns the new
+    /// (uid, flags, modseq) of every message whose flags changed.
+    pub async fn store_flags(
+        &self,
+        acct: u32,
+        mbox: u32,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Vec<String>,
+    ) -> Result<Vec<(u32, Vec<String>, u64)>> {
+        let out = self
+            .store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let mut changed = Vec::new();
+                let mut emails = Vec::new();
+                let mut touched_mailboxes = vec![mbox];
+                for uid in uids {
+                    let Some(v) = txn.get(&k_uid(acct, mbox, uid))? else {
+                        continue;
+                    };
+                    let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
+                    let fkey = k_email(b'F', acct, email);
+                    let es: EmailState = match txn.get(&fkey)? {
+                        Some(v) => from_json(&v)?,
+                        None => continue,
+                    };
+                    let mut new = es.keywords.clone();
+                    match op {
+                        FlagOp::Set => new = flags.clone(),
+                        FlagOp::Add => {
+                            for f in &flags {
+                                if !new.iter().any(|x| x.eq_ignore_ascii_case(f)) {
+                                    new.push(f.clone());
+                                }
+                            }
+                        }
+                        FlagOp::Remove => new.retain(|x| !flags.iter().any(|f| f.eq_ignore_ascii_case(x))),
+                    }
+                    dedup_flags(&mut new);
+                    if sorted(&new) == sorted(&es.keywords) {
+                        continue;
+                    }
+                    emails.push((email, fkey, new, uid));
+                }
+                if emails.is_empty() {
+                    return Ok(changed);
+                }
+                let change = Change {
+                    created: vec![],
+                    updated: emails.iter().map(|e| e.0).collect(),
+                    destroyed: vec![],
+                    mailboxes: vec![],
+                };
+                let modseq = log_change(txn, acct, &mut st, &change);
+                for (email, fkey, new, uid) in emails {
+                    let mut es: EmailState = from_json(&txn.get(&fkey)?.unwrap_or_default())?;
+                    es.keywords = new.clone();
+                    es.modseq = modseq;
+                    for &(mb, u) in &es.mailboxes {
+                        txn.put(k_uid(acct, mb, u), encode_uid_entry(email, modseq, &new));
+                        if !touched_mailboxes.contains(&mb) {
+                            touched_mailboxes.push(mb);
+                        }
+                    }
+                    txn.put(fkey, to_json(&es));
+                    changed.push((uid, new, modseq));
+                }
+                for mb in touched_mailboxes {
+                    if let Some(v) = txn.get(&k_mbox(acct, mb))? {
+                        let mut m: Mailbox = from_json(&v)?;
+                        m.highest_modseq = modseq;
+                        txn.put(k_mbox(acct, mb), to_json(&m));
+                    }
+                }
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(changed)
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Removes messages flagged \Deleted from a mailbox (restricted to
+    /// `only` when given: UID EXPUNGE). Returns the expunged UIDs.
+    pub async fn expunge(&self, acct: u32, mbox: u32, only: Option<Vec<u32>>) -> Result<Vec<u32>> {
+        let entries = self.uids(acct, mbox).await?;
+        let candidates: Vec<u32> = entries
+            .iter()
+            .filter(|e| e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+            .filter(|e| only.as_ref().is_none_or(|o| o.contains(&e.uid)))
+            .map(|e| e.uid)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(vec![]);
+        }
+        let blobs = self.blobs.clone();
+        let out = self
+            .store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let mut gone = Vec::new();
+                let mut destroyed = Vec::new();
+                let mut updated = Vec::new();
+                for uid in candidates {
+                    let ukey = k_uid(acct, mbox, uid);
+                    let Some(v) = txn.get(&ukey)? else { continue };
+                    let Some(e) = decode_uid_entry(&ukey, &v) else { continue };
+                    // Re-checked inside the transaction: a concurrent STORE
+                    // may have removed \Deleted meanwhile.
+                    if !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
+                        continue;
+                    }
+                    txn.delete(ukey);
+                    gone.push(uid);
+                    let fkey = k_email(b'F', acct, e.email);
+                    let mut es: EmailState = match txn.get(&fkey)? {
+                        Some(v) => from_json(&v)?,
+                        None => continue,
+                    };
+                    es.mailboxes.retain(|&(mb, u)| !(mb == mbox && u == uid));
+                    if es.mailboxes.is_empty() {
+                        let ekey = k_email(b'E', acct, e.email);
+                        if let Some(v) = txn.get(&ekey)? {
+                            let meta: EmailMeta = from_json(&v)?;
+                            blobs.release(txn, &meta.blob)?;
+                            st.used_bytes = st.used_bytes.saturating_sub(meta.size);
+                            st.messages = st.messages.saturating_sub(1);
+                        }
+                        txn.delete(ekey);
+                        txn.delete(fkey);
+                        destroyed.push(e.email);
+                    } else {
+                        txn.put(fkey, to_json(&es));
+                        updated.push(e.email);
+                    }
+                }
+                if gone.is_empty() {
+                    return Ok(gone);
+                }
+                let change = Change { created: vec![], updated, destroyed, mailboxes: vec![mbox] };
+                let modseq = log_change(txn, acct, &mut st, &change);
+                if let Some(v) = txn.get(&k_mbox(acct, mbox))? {
+                    let mut m: Mailbox = from_json(&v)?;
+                    m.highest_modseq = modseq;
+                    txn.put(k_mbox(acct, mbox), to_json(&m));
+                }
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(gone)
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Deletes every record of an account and drops its blob references.
+    pub async fn delete_account(&self, acct: u32) -> Result<()> {
+        let mut metas = Vec::new();
+        for (_, v) in self.store.scan_prefix(k_acct(b'E', acct)).await? {
+            let m: EmailMeta = from_json(&v)?;
+            metas.push(m.blob);
+        }
+        let mut keys = Vec::new();
+        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T'] {
+            keys.extend(self.store.scan_prefix(k_acct(p, acct)).await?.into_iter().map(|(k, _)| k));
+        }
+        let blobs = self.blobs.clone();
+        self.store
+            .transact(move |txn| {
+                for k in keys {
+                    txn.delete(k);
+                }
+                for b in metas {
+                    blobs.release(txn, &b)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+    v.sort();
+    v
+}
+
+fn dedup_flags(v: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|f| seen.insert(f.to_ascii_lowercase()));
+}

@@ -1,0 +1,250 @@
+//! Connections: a stream that is plain or TLS (and can be upgraded by
+//! STARTTLS), line framing with a length limit, TLS set-up, and the shutdown
+//! signal that sessions watch.
+
+pub mod tls;
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Transitional value while a STARTTLS handshake owns the socket.
+    Gone,
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// What reading a line produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The line without its terminating LF (and CR, if present).
+    Line(Vec<u8>),
+    /// The line exceeded the limit; it was read and discarded up to its end.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// A buffered connection.
+pub struct Conn {
+    pub stream: Stream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Conn {
+    pub fn new(stream: Stream) -> Self {
+        Conn { stream, buf: Vec::with_capacity(4096), pos: 0 }
+    }
+
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Puts bytes back in front of the buffer (they will be read next).
+    pub fn unread(&mut self, mut data: Vec<u8>) {
+        data.extend_from_slice(self.buffered());
+        self.buf = data;
+        self.pos = 0;
+    }
+
+    /// Reads more bytes into the buffer; 0 at end of stream.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.pos > 0 && self.pos * 2 > self.buf.capacity() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut tmp = [0u8; 16384];
+        let n = self.stream.read(&mut tmp).await?;
+        self.buf.extend_from_slice(&tmp[..n]);
+        Ok(n)
+    }
+
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut discarding = false;
+        loop {
+            if let Some(i) = self.buffered().iter().position(|&b| b == b'\n') {
+                if discarding || i > max + 1 {
+                    self.consume(i + 1);
+                    return Ok(Line::TooLong);
+                }
+                let mut line = self.buffered()[..i].to_vec();
+                self.consume(i + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Line(line));
+            }
+            if self.buffered().len() > max + 1 {
+                // Drop what we have and keep reading until the line ends.
+                discarding = true;
+                let n = self.buffered().len();
+                self.consume(n);
+            }
+            if self.fill().await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    /// Reads a line with a timeout; a timeout reads as end of stream.
+    pub async fn read_line_timeout(&mut self, max: usize, t: Duration) -> io::Result<Line> {
+        match tokio::time::timeout(t, self.read_line(max)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timeout")),
+        }
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stream.write_all(data).await?;
+        self.stream.flush().await
+    }
+
+    /// Replaces a plain stream with TLS. Bytes the client sent before the
+    /// handshake are discarded (RFC 3207 §4.2: no command injection).
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.buf.clear();
+        self.pos = 0;
+        match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Plain(tcp) => {
+                let tls = acceptor.accept(tcp).await?;
+                self.stream = Stream::Tls(Box::new(tls));
+                Ok(())
+            }
+            other => {
+                self.stream = other;
+                Err(io::Error::other("TLS is already active"))
+            }
+        }
+    }
+}
+
+/// Tells sessions the server is stopping, and lets the server wait for them.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: tokio::sync::watch::Receiver<bool>,
+    /// Dropped by each session when it ends; the server waits for all.
+    _guard: Option<tokio::sync::mpsc::Sender<()>>,
+}
+
+pub struct ShutdownController {
+    tx: tokio::sync::watch::Sender<bool>,
+    done_tx: Option<tokio::sync::mpsc::Sender<()>>,
+    done_rx: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl ShutdownController {
+    pub fn new() -> Self {
+        let (tx, _) = tokio::sync::watch::channel(false);
+        let (done_tx, done_rx) = tokio::sync::mpsc::channel(1);
+        ShutdownController { tx, done_tx: Some(done_tx), done_rx }
+    }
+
+    pub fn handle(&self) -> Shutdown {
+        Shutdown { rx: self.tx.subscribe(), _guard: self.done_tx.clone() }
+    }
+
+    /// Signals every session and waits (up to `grace`) until all have ended.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        let _ = self.tx.send(true);
+        self.done_tx.take();
+        tokio::time::timeout(grace, self.done_rx.recv()).await.is_ok()
+    }
+}
+
+impl Default for ShutdownController {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn is_shutting_down(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    pub async fn wait(&mut self) {
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> (Conn, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        (Conn::new(Stream::Plain(server)), client)
+    }
+
+    #[tokio::test]
+    async fn lines_and_overlong() {
+        let (mut c, mut client) = pair().await;
+        client.write_all(b"short\r\n").await.unwrap();
+        client.write_all(&vec![b'x'; 5000]).await.unwrap();
+        client.write_all(b"\r\nnext\n").await.unwrap();
+        drop(client);
+        assert_eq!(c.read_line(100).await.unwrap(), Line::Line(b"short".to_vec()));
+        assert_eq!(c.read_line(100).await.unwrap(), Line::TooLong);
+        assert_eq!(c.read_line(100).await.unwrap(), Line::Line(b"next".to_vec()));
+        assert_eq!(c.read_line(100).await.unwrap(), Line::Eof);
+    }
+}

@@ -1,0 +1,5 @@
+//! SMTP: the sans-IO codec ([`proto`], [`data`]) and the inbound session.
+
+pub mod data;
+pub mod proto;
+pub mod session;

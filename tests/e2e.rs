@@ -1,0 +1,258 @@
+//! End to end through the real network stack: a `petrel serve` process,
+//! the petrel CLI, an SMTP client library (lettre) and an IMAP client
+//! library (async-imap) over STARTTLS and implicit TLS.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures::TryStreamExt;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+
+/// A TLS connector that trusts exactly the server's own certificate.
+fn connector(server: &TestServer) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server.data_dir().join("tls/cert.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+type TlsImap = async_imap::Session<tokio_rustls::client::TlsStream<TcpStream>>;
+
+async fn imaps_login(server: &TestServer, user: &str, pass: &str) -> TlsImap {
+    let tcp = TcpStream::connect(server.addr("imaps")).await.unwrap();
+    let tls = connector(server).connect(ServerName::try_from("mx.test").unwrap(), tcp).await.unwrap();
+    let mut client = async_imap::Client::new(tls);
+    client.read_response().await.unwrap().expect("greeting");
+    client.login(user, pass).await.map_err(|(e, _)| e).unwrap()
+}
+
+async fn starttls_login(server: &TestServer, user: &str, pass: &str) -> TlsImap {
+    let tcp = TcpStream::connect(server.addr("imap")).await.unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap().expect("greeting");
+    client.run_command_and_check_ok("STARTTLS", None).await.unwrap();
+    let tcp = client.into_inner();
+    let tls = connector(server).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let client = async_imap::Client::new(tls);
+    client.login(user, pass).await.map_err(|(e, _)| e).unwrap()
+}
+
+async fn lettre_send(server: &TestServer, from: &str, to: &str, subject: &str, body: &str) -> Result<(), lettre::transport::smtp::Error> {
+    let addr = server.addr("smtp");
+    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+        .port(addr.port())
+        .build();
+    let msg = Message::builder()
+        .from(from.parse().unwrap())
+        .to(to.parse().unwrap())
+        .subject(subject)
+        .body(body.to_string())
+        .unwrap();
+    mailer.send(msg).await.map(|_| ())
+}
+
+#[test]
+fn first_start_creates_data_dir_and_prints_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let mut child = std::process::Command::new(petrel_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .env_remove("PETREL_ADMIN_PASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The default config binds fixed ports that may be busy here; what we
+    // check is written before binding, and the output if it did start.
+    let mut out = String::new();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let start = std::time::Instant::now();
+    for line in reader {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("petrel: ready") || start.elapsed().as_secs() > 30 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let cfg = std::fs::read_to_string(data.join("config.toml")).unwrap();
+    assert!(cfg.contains("max-message-size = 52428800"), "every default is written out");
+    assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
+    if out.contains("petrel: ready") {
+        assert!(out.contains("petrel: listening smtp 127.0.0.1:2525"), "{out}");
+        assert!(out.contains("petrel: listening imap 127.0.0.1:2143"), "{out}");
+        assert!(out.contains("Created the administrator account `admin`"), "{out}");
+        assert!(out.contains("domain create example.org"), "{out}");
+        assert!(data.join("store").exists());
+    } else {
+        assert!(!status.success());
+    }
+}
+
+#[test]
+fn config_error_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "hostname = \"x\"\n[smtp]\nmax-recipients = \"lots\"\n").unwrap();
+    let out = std::process::Command::new(petrel_bin())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.toml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("max-recipients"), "{err}");
+}
+
+#[test]
+fn init_writes_production_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(petrel_bin())
+        .args(["init", "--hostname", "mail.example.org", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cfg = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(cfg.contains("hostname = \"mail.example.org\""));
+    assert!(cfg.contains("[::]:25") && cfg.contains("[::]:993") && cfg.contains("[::]:443"));
+    // A second init refuses to overwrite.
+    let again = std::process::Command::new(petrel_bin())
+        .args(["init", "--hostname", "x.org", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+}
+
+#[test]
+fn cli_manages_domains_accounts_aliases_and_groups() {
+    let s = TestServer::start();
+    assert!(s.cli_ok(&["domain", "create", "Example.ORG"]).contains("example.org"));
+    assert!(s.cli_ok(&["domain", "list"]).contains("example.org"));
+    s.cli_ok(&["account", "create", "joe@example.org", "--secret", "pw", "--name", "Joe", "--alias", "j@example.org", "--quota", "1000000"]);
+    let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
+    assert!(shown.contains("\"quota_bytes\": 1000000") && shown.contains("j@example.org"), "{shown}");
+    assert!(s.cli_ok(&["account", "list"]).contains("joe@example.org"));
+    s.cli_ok(&["group", "create", "team@example.org"]);
+    s.cli_ok(&["group", "add-member", "team@example.org", "joe@example.org"]);
+    assert!(s.cli_ok(&["group", "list"]).contains("joe@example.org"));
+
+    // Errors are sentences with a non-zero exit code.
+    let dup = s.cli(&["account", "create", "joe@example.org", "--secret", "x"]);
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already in use"));
+    let nodomain = s.cli(&["account", "create", "a@nowhere.org", "--secret", "x"]);
+    assert!(String::from_utf8_lossy(&nodomain.stderr).contains("not a local domain"));
+    let busy = s.cli(&["domain", "delete", "example.org"]);
+    assert!(!busy.status.success());
+    let badauth = std::process::Command::new(petrel_bin())
+        .args(["--url", &s.api(), "--credentials", "admin:wrong", "domain", "list"])
+        .output()
+        .unwrap();
+    assert!(!badauth.status.success());
+    assert!(String::from_utf8_lossy(&badauth.stderr).contains("401"));
+    let nocreds = std::process::Command::new(petrel_bin())
+        .args(["--url", &s.api(), "domain", "list"])
+        .env_remove("PETREL_CREDENTIALS")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&nocreds.stderr).contains("PETREL_CREDENTIALS"));
+
+    s.cli_ok(&["group", "delete", "team@example.org"]);
+    s.cli_ok(&["account", "delete", "joe@example.org"]);
+    s.cli_ok(&["domain", "delete", "example.org"]);
+    assert!(!s.cli_ok(&["domain", "list"]).contains("example.org"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_to_imap_with_client_libraries() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    lettre_send(&s, "alice@remote.test", "joe@example.org", "Hello Joe", "First message body").await.unwrap();
+
+    // STARTTLS on the IMAP port, certificate verified against the server's.
+    let mut imap = starttls_login(&s, "joe@example.org", "pw").await;
+    let mb = imap.select("INBOX").await.unwrap();
+    assert_eq!(mb.exists, 1);
+    let fetched: Vec<_> = imap.fetch("1", "(UID FLAGS ENVELOPE BODY.PEEK[] RFC822.SIZE)").await.unwrap().try_collect().await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    let body = String::from_utf8_lossy(fetched[0].body().unwrap()).into_owned();
+    assert!(body.starts_with("Return-Path: <alice@remote.test>\r\nReceived: from "), "{body}");
+    assert!(body.contains("First message body"));
+    let env = fetched[0].envelope().unwrap();
+    assert_eq!(env.subject.as_deref(), Some(&b"Hello Joe"[..]));
+    assert_eq!(fetched[0].size, Some(body.len() as u32));
+    assert!(fetched[0].flags().next().is_none(), "PEEK does not set \\Seen");
+
+    // Implicit TLS, a second session; flag changes and expunge.
+    let mut other = imaps_login(&s, "joe@example.org", "pw").await;
+    other.select("INBOX").await.unwrap();
+    let _: Vec<_> = other.store("1", "+FLAGS (\\Flagged \\Deleted)").await.unwrap().try_collect().await.unwrap();
+    let f: Vec<_> = imap.fetch("1", "FLAGS").await.unwrap().try_collect().await.unwrap();
+    let flags: Vec<String> = f.iter().flat_map(|m| m.flags().map(|f| format!("{f:?}"))).collect();
+    assert!(flags.iter().any(|f| f.contains("Flagged")), "{flags:?}");
+    let gone: Vec<_> = other.expunge().await.unwrap().try_collect().await.unwrap();
+    assert_eq!(gone, vec![1]);
+    other.logout().await.unwrap();
+    let mb = imap.select("INBOX").await.unwrap();
+    assert_eq!(mb.exists, 0);
+    imap.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_groups_and_catch_all_deliver() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    s.cli_ok(&["account", "add-alias", "joe@example.org", "joseph@example.org"]);
+    s.cli_ok(&["group", "create", "all@example.org"]);
+    s.cli_ok(&["group", "add-member", "all@example.org", "joe@example.org"]);
+    s.cli_ok(&["group", "add-member", "all@example.org", "ann@example.org"]);
+    let smtp = s.addr("smtp");
+    assert!(smtp_send(smtp, "x@remote.test", &["joseph@example.org"], "Subject: alias\r\n\r\nvia alias").await.starts_with("250"));
+    // Joe is reached twice (group and direct) but gets one copy.
+    assert!(smtp_send(smtp, "x@remote.test", &["all@example.org", "joe@example.org"], "Subject: group\r\n\r\nto all").await.starts_with("250"));
+    assert!(smtp_send(smtp, "x@remote.test", &["nobody@example.org"], "").await.starts_with("550 5.1.1"));
+    s.cli_ok(&["domain", "catch-all", "example.org", "ann@example.org"]);
+    assert!(smtp_send(smtp, "x@remote.test", &["nobody@example.org"], "Subject: catch\r\n\r\ncaught").await.starts_with("250"));
+
+    let mut joe = imaps_login(&s, "joe@example.org", "pw").await;
+    assert_eq!(joe.select("INBOX").await.unwrap().exists, 2);
+    let mut ann = imaps_login(&s, "ann@example.org", "pw").await;
+    assert_eq!(ann.select("INBOX").await.unwrap().exists, 2);
+    // A user sees only its own mail.
+    let all: Vec<_> = ann.fetch("1:*", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await.unwrap().try_collect().await.unwrap();
+    let subjects: Vec<String> = all.iter().map(|m| String::from_utf8_lossy(m.header().unwrap()).trim().to_string()).collect();
+    assert_eq!(subjects, vec!["Subject: group", "Subject: catch"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_is_enforced_at_delivery() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    s.cli_ok(&["account", "update", "joe@example.org", "--quota", "1500"]);
+    let smtp = s.addr("smtp");
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(1000));
+    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big).await.starts_with("250"));
+    // The second would exceed 1500 bytes: refused at DATA, nothing stored.
+    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big).await.starts_with("452 4.2.2"));
+    let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
+    assert!(shown.contains("\"messages\": 1"), "{shown}");
+}

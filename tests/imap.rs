@@ -1,0 +1,217 @@
+//! IMAP exchanges on the wire (RFC 9051 / RFC 3501), against a running
+//! server. Plain-text auth is allowed here so exchanges stay readable; the
+//! TLS paths are covered in e2e.rs.
+
+mod common;
+
+use common::*;
+
+async fn server_with_mail() -> TestServer {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let msg = "From: Alice <alice@remote.test>\r\nTo: joe@example.org\r\nSubject: first\r\nMessage-ID: <m1@remote.test>\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\npart one\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b1--\r\n";
+    assert!(smtp_send(s.addr("smtp"), "alice@remote.test", &["joe@example.org"], msg).await.starts_with("250"));
+    assert!(smtp_send(s.addr("smtp"), "bob@remote.test", &["joe@example.org"], "Subject: second\r\n\r\nsecond body").await.starts_with("250"));
+    s
+}
+
+async fn logged_in(s: &TestServer) -> LineClient {
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    let g = c.line().await;
+    assert!(g.starts_with("* OK [CAPABILITY IMAP4rev1"), "{g}");
+    c.send("L LOGIN joe@example.org pw\r\n").await;
+    assert!(c.imap_until("L").await.last().unwrap().starts_with("L OK"));
+    c
+}
+
+async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
+    c.send(&format!("{tag} {text}\r\n")).await;
+    c.imap_until(tag).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_and_login_rules() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await;
+    assert!(caps[0].contains("STARTTLS") && caps[0].contains("LOGINDISABLED"), "{caps:?}");
+    assert!(!caps[0].contains("AUTH=PLAIN"));
+    let r = cmd(&mut c, "b", "SELECT INBOX").await;
+    assert!(r[0].starts_with("b BAD"), "{r:?}");
+    let r = cmd(&mut c, "c", "LOGIN joe@example.org pw").await;
+    assert!(r[0].starts_with("c NO [PRIVACYREQUIRED]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_plain_forms() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    // "\0joe@example.org\0pw" in base64, as an initial response (RFC 4959).
+    let ir = "AGpvZUBleGFtcGxlLm9yZwBwdw==";
+    let r = cmd(&mut c, "a", &format!("AUTHENTICATE PLAIN {ir}")).await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    c.send("b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ ");
+    c.send(&format!("{ir}\r\n")).await;
+    assert!(c.imap_until("b").await.last().unwrap().starts_with("b OK"));
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    c.send("c AUTHENTICATE PLAIN\r\n").await;
+    c.line().await;
+    c.send("*\r\n").await;
+    assert!(c.imap_until("c").await[0].starts_with("c BAD"));
+    let r = cmd(&mut c, "d", "AUTHENTICATE CRAM-MD5").await;
+    assert!(r[0].starts_with("d NO"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_rate_limited() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account = 2\n");
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    for t in ["a", "b"] {
+        assert!(cmd(&mut c, t, "LOGIN joe@example.org wrong").await[0].starts_with(&format!("{t} NO [AUTHENTICATIONFAILED]")));
+    }
+    // Even the right password is refused while the account is blocked.
+    assert!(cmd(&mut c, "c", "LOGIN joe@example.org pw").await[0].starts_with("c NO [UNAVAILABLE]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_select_examine_status() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let r = cmd(&mut c, "a", "LIST \"\" \"*\"").await;
+    for want in ["* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"", "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\""] {
+        assert!(r.iter().any(|l| l == want), "{want} in {r:?}");
+    }
+    let r = cmd(&mut c, "b", "LIST \"\" \"\"").await;
+    assert_eq!(r[0], "* LIST (\\Noselect) \"/\" \"\"");
+    let r = cmd(&mut c, "c", "LIST \"\" inbox").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    let r = cmd(&mut c, "d", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)").await;
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2 UIDNEXT 3)");
+    let r = cmd(&mut c, "e", "EXAMINE INBOX").await;
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"));
+    assert!(r.last().unwrap().starts_with("e OK [READ-ONLY]"));
+    let r = cmd(&mut c, "f", "STORE 1 +FLAGS (\\Seen)").await;
+    assert!(r[0].starts_with("f NO [READ-ONLY]"));
+    let r = cmd(&mut c, "g", "SELECT Nope").await;
+    assert!(r[0].starts_with("g NO [NONEXISTENT]"));
+    let r = cmd(&mut c, "h", "FETCH 1 FLAGS").await;
+    assert!(r[0].starts_with("h BAD"), "failed SELECT deselects: {r:?}");
+    let r = cmd(&mut c, "i", "SELECT INBOX").await;
+    assert!(r.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")));
+    assert!(r.iter().any(|l| l == "* OK [UIDNEXT 3] Predicted next UID"));
+    assert!(r.last().unwrap().starts_with("i OK [READ-WRITE]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_items_and_sections() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    let r = cmd(&mut c, "b", "FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)").await;
+    assert!(r[0].starts_with("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE "), "{r:?}");
+    assert!(r[0].contains("ENVELOPE (NIL \"first\" ((\"Alice\" NIL \"alice\" \"remote.test\"))"), "{r:?}");
+    assert!(r[0].contains("\"<m1@remote.test>\")"), "{r:?}");
+    let r = cmd(&mut c, "c", "FETCH 1 BODYSTRUCTURE").await;
+    assert!(r[0].contains("(\"text\" \"plain\" NIL NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL)(\"text\" \"html\""), "{r:?}");
+    assert!(r[0].contains("\"mixed\" (\"boundary\" \"b1\")"), "{r:?}");
+    let r = cmd(&mut c, "d", "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2]<0.3>)").await;
+    assert_eq!(r[0], "* 1 FETCH (BODY[1] {8}");
+    assert_eq!(r[1], "part one BODY[2]<0> {3}");
+    assert_eq!(r[2], "<p>)");
+    let r = cmd(&mut c, "e", "UID FETCH 2 (BODY[TEXT])").await;
+    assert_eq!(r[0], "* 2 FETCH (UID 2 BODY[TEXT] {13}");
+    assert_eq!(r[1], "second body");
+    assert_eq!(r[2], " FLAGS (\\Seen))", "non-PEEK fetch sets \\Seen");
+    let r = cmd(&mut c, "f", "FETCH 1:* FLAGS").await;
+    assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
+    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Seen))");
+    let r = cmd(&mut c, "g", "FETCH 1 BODY[3]").await;
+    assert_eq!(r[0], "* 1 FETCH (BODY[3] NIL)");
+    let r = cmd(&mut c, "h", "FETCH 5 FLAGS").await;
+    assert!(r[0].starts_with("h BAD"), "{r:?}");
+    let r = cmd(&mut c, "i", "FETCH 0:x FLAGS").await;
+    assert!(r[0].starts_with("i BAD"));
+    let r = cmd(&mut c, "j", "FETCH 1 (FLAGS BOGUS)").await;
+    assert!(r[0].starts_with("j BAD"));
+    let r = cmd(&mut c, "k", "UID FETCH 9:* UID").await;
+    assert_eq!(r[0], "* 2 FETCH (UID 2)", "n:* includes the largest UID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_expunge_close() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    let r = cmd(&mut c, "b", "STORE 1:2 +FLAGS (\\Flagged $Work)").await;
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged $Work))");
+    let r = cmd(&mut c, "c", "UID STORE 1 -FLAGS.SILENT (\\Flagged)").await;
+    assert_eq!(r.len(), 1);
+    let r = cmd(&mut c, "d", "STORE 2 FLAGS (\\Deleted)").await;
+    assert_eq!(r[0], "* 2 FETCH (FLAGS (\\Deleted))");
+    let r = cmd(&mut c, "e", "STORE 1 +FLAGS (\\Recent)").await;
+    assert!(r[0].starts_with("e BAD"));
+    let r = cmd(&mut c, "f", "EXPUNGE").await;
+    assert_eq!(r[0], "* 2 EXPUNGE");
+    let r = cmd(&mut c, "g", "FETCH 1:* (UID FLAGS)").await;
+    assert_eq!(r[0], "* 1 FETCH (UID 1 FLAGS ($Work))");
+    cmd(&mut c, "h", "STORE 1 +FLAGS (\\Deleted)").await;
+    let r = cmd(&mut c, "i", "CLOSE").await;
+    assert!(r[0].starts_with("i OK"));
+    let r = cmd(&mut c, "j", "STATUS INBOX (MESSAGES UIDNEXT)").await;
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 3)", "UIDs are never reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_see_each_others_changes() {
+    let s = server_with_mail().await;
+    let mut a = logged_in(&s).await;
+    let mut b = logged_in(&s).await;
+    cmd(&mut a, "a1", "SELECT INBOX").await;
+    cmd(&mut b, "b1", "SELECT INBOX").await;
+    cmd(&mut b, "b2", "STORE 1 +FLAGS (\\Answered)").await;
+    assert!(smtp_send(s.addr("smtp"), "c@remote.test", &["joe@example.org"], "Subject: third\r\n\r\n3").await.starts_with("250"));
+    let r = cmd(&mut a, "a2", "NOOP").await;
+    assert!(r.contains(&"* 1 FETCH (FLAGS (\\Answered))".to_string()), "{r:?}");
+    assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
+    cmd(&mut b, "b3", "STORE 2 +FLAGS (\\Deleted)").await;
+    cmd(&mut b, "b4", "EXPUNGE").await;
+    let r = cmd(&mut a, "a3", "NOOP").await;
+    assert!(r.contains(&"* 2 EXPUNGE".to_string()), "{r:?}");
+    let r = cmd(&mut a, "a4", "FETCH 2 UID").await;
+    assert_eq!(r[0], "* 2 FETCH (UID 3)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_bad_and_session_goes_on() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\nmax-literal-size = 1000\nmax-line-length = 200\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    c.send("a APPEND INBOX {99999999999}\r\n").await;
+    assert_eq!(c.line().await, "a NO [TOOBIG] Literal too large");
+    c.send(&format!("b NOOP {}\r\n", "x".repeat(500))).await;
+    assert!(c.line().await.starts_with("b BAD [TOOBIG]"));
+    c.send_bytes(b"\xff\xfe\r\n").await;
+    assert!(c.line().await.contains("BAD"));
+    let r = cmd(&mut c, "c", "FROBNICATE").await;
+    assert!(r[0].starts_with("c BAD"));
+    let r = cmd(&mut c, "d", "LIST (((((((((((((((((((((((((x))))))))))))))))))))))))) y").await;
+    assert!(r[0].starts_with("d BAD"), "{r:?}");
+    // A literal with a continuation, then a normal command.
+    c.send("f STATUS {5}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send("INBOX (MESSAGES)\r\n").await;
+    let r = c.imap_until("f").await;
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 0)");
+    let r = cmd(&mut c, "g", "LOGOUT").await;
+    assert_eq!(r[0], "* BYE Logging out");
+}

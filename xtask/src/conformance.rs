@@ -1,0 +1,168 @@
+//! `cargo xtask conformance`: runs the transcripts in conformance/ against
+//! a live server (through the `conformance` test target) and prints, per
+//! RFC in spec/, how many requirements are covered by a test and how many
+//! of those pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::{cargo, logged, root};
+
+#[derive(Deserialize)]
+struct Spec {
+    rfc: u32,
+    title: String,
+    #[serde(default, rename = "req")]
+    reqs: Vec<Req>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Req {
+    id: String,
+    section: String,
+    level: String,
+    text: String,
+    #[serde(default)]
+    tests: Vec<String>,
+}
+
+pub fn test_log() -> PathBuf {
+    root().join("target/xtask/test-output.log")
+}
+
+fn results_file() -> PathBuf {
+    root().join("target/conformance/results.json")
+}
+
+/// Test outcomes from libtest output: "binary::test::path" -> passed.
+fn parse_test_log(log: &str) -> HashMap<String, bool> {
+    let mut out = HashMap::new();
+    let mut binary = String::from("?");
+    for line in log.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("Running ") {
+            // "Running tests/smtp.rs (target/debug/deps/smtp-…)" or
+            // "Running unittests src/lib.rs (…)"
+            let src = rest.split_whitespace().find(|w| w.ends_with(".rs")).unwrap_or("?");
+            binary = if src == "src/lib.rs" {
+                "lib".into()
+            } else {
+                src.rsplit('/').next().unwrap_or(src).trim_end_matches(".rs").to_string()
+            };
+            if binary == "smtp_imap" {
+                binary = "stress".into();
+            }
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix("test ") {
+            if let Some((name, result)) = rest.rsplit_once(" ... ") {
+                out.insert(format!("{binary}::{name}"), result.trim() == "ok");
+            }
+        }
+    }
+    out
+}
+
+pub fn run(from_ci: bool) -> Result<(), String> {
+    let _ = std::fs::remove_file(results_file());
+    if !from_ci {
+        let _ = std::fs::remove_file(test_log());
+        // Outcomes of the tests the matrices name.
+        let _ = logged(cargo().args(["test", "--workspace", "--lib", "--tests", "--", "--test-threads", "2"]));
+    }
+    let transcripts = logged(cargo().args(["test", "--test", "conformance"]));
+    let log = std::fs::read_to_string(test_log()).unwrap_or_default();
+    let tests = parse_test_log(&log);
+    let transcript_results: BTreeMap<String, bool> = std::fs::read_to_string(results_file())
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+
+    let mut specs = Vec::new();
+    let spec_dir = root().join("spec");
+    let mut entries: Vec<_> = std::fs::read_dir(&spec_dir)
+        .map_err(|e| format!("cannot read {}: {e}", spec_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let spec: Spec = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        specs.push(spec);
+    }
+
+    let mut unknown = Vec::new();
+    println!("\n{:<10} {:<44} {:>6} {:>8} {:>8} {:>6}", "RFC", "title", "reqs", "covered", "passing", "MUST");
+    let mut all_ok = true;
+    for spec in &specs {
+        let (mut covered, mut passing, mut must, mut must_pass) = (0, 0, 0, 0);
+        for r in &spec.reqs {
+            let is_must = r.level.starts_with("MUST") || r.level.starts_with("SHALL") || r.level == "REQUIRED";
+            if is_must {
+                must += 1;
+            }
+            if r.tests.is_empty() {
+                continue;
+            }
+            covered += 1;
+            let ok = r.tests.iter().all(|t| {
+                let res = match t.strip_prefix("transcript:") {
+                    Some(name) => transcript_results.get(name).copied(),
+                    None => tests.get(t).copied(),
+                };
+                if res.is_none() {
+                    unknown.push(format!("{} {}: {t}", spec.rfc, r.id));
+                }
+                res == Some(true)
+            });
+            if ok {
+                passing += 1;
+                if is_must {
+                    must_pass += 1;
+                }
+            } else {
+                all_ok = false;
+            }
+        }
+        println!(
+            "{:<10} {:<44} {:>6} {:>8} {:>8} {:>3}/{:<3}",
+            format!("RFC {}", spec.rfc),
+            spec.title.chars().take(44).collect::<String>(),
+            spec.reqs.len(),
+            covered,
+            passing,
+            must_pass,
+            must
+        );
+    }
+    println!("(MUST column: MUST/SHALL requirements covered and passing / all of them)");
+    if !unknown.is_empty() {
+        println!("\nRequirements naming tests that did not run or do not exist:");
+        for u in &unknown {
+            println!("  {u}");
+        }
+        all_ok = false;
+    }
+    transcripts?;
+    if all_ok {
+        Ok(())
+    } else {
+        Err("some covered requirements are not passing".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_libtest_output() {
+        let log = "     Running unittests src/lib.rs (target/debug/deps/petrel-1)\ntest smtp::proto::tests::basic ... ok\n     Running tests/smtp.rs (target/debug/deps/smtp-2)\ntest ehlo ... FAILED\n";
+        let m = super::parse_test_log(log);
+        assert_eq!(m.get("lib::smtp::proto::tests::basic"), Some(&true));
+        assert_eq!(m.get("smtp::ehlo"), Some(&false));
+    }
+}

@@ -1,0 +1,267 @@
+//! `cargo xtask …`: the project's task runner.
+//!
+//! - `ci`: everything CI runs, with the time each stage took
+//! - `conformance`: RFC transcripts against a live server + coverage table
+//! - `fuzz [--seconds N]`: coverage-guided fuzzing on the stable toolchain
+//! - `bench`: start-up time, idle memory, criterion benchmarks
+//! - `setup`: install the system packages the build needs (Debian)
+
+mod conformance;
+mod fuzz;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, streaming its output; Err with a message on failure.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// Runs a command, echoing and capturing its combined output.
+pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (format!("cannot run {cmd:?}: {e}"), String::new()))?;
+    let stderr = child.stderr.take().expect("stderr");
+    let err_thread = std::thread::spawn(move || {
+        let mut out = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    });
+    let mut out = String::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        println!("{line}");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = child.wait().map_err(|e| (e.to_string(), out.clone()))?;
+    out.push_str(&err_thread.join().unwrap_or_default());
+    if status.success() {
+        Ok(out)
+    } else {
+        Err((format!("{cmd:?} failed with {status}"), out))
+    }
+}
+
+/// Debian packages the build and tests need: libclang for RocksDB's
+/// bindings (bindgen), SQLite headers, and swaks for the README's example.
+const PACKAGES: &[(&str, &str)] = &[
+    ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
+    ("libsqlite3-dev", "/usr/include/sqlite3.h"),
+];
+
+pub fn setup() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, probe)| !has_probe(probe))
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("xtask: installing {}", missing.join(" "));
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut all: Vec<&str> = sudo.to_vec();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        let mut c = Command::new(all[0]);
+        c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut c)
+    };
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq"];
+    args.extend(missing.iter());
+    apt(&args)
+}
+
+fn has_probe(probe: &str) -> bool {
+    if Path::new(probe).exists() {
+        return true;
+    }
+    // libclang may come from another LLVM version.
+    if probe.contains("libclang") {
+        if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("llvm-") && e.path().join("lib/libclang.so").exists() {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+struct Stages {
+    times: Vec<(String, f64, bool)>,
+}
+
+impl Stages {
+    fn stage(&mut self, name: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        println!("\n==> xtask ci: {name}");
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        self.times.push((name.to_string(), secs, r.is_ok()));
+        println!("==> {name}: {} in {secs:.1} s", if r.is_ok() { "ok" } else { "FAILED" });
+        r
+    }
+
+    fn summary(&self) {
+        println!("\nxtask ci stage times:");
+        for (n, s, ok) in &self.times {
+            println!("  {n:<28} {s:>8.1} s  {}", if *ok { "ok" } else { "FAILED" });
+        }
+        let total: f64 = self.times.iter().map(|t| t.1).sum();
+        println!("  {:<28} {total:>8.1} s", "total");
+    }
+}
+
+/// Runs a test command and appends its output to the test log that the
+/// conformance table reads.
+pub fn logged(cmd: &mut Command) -> Result<(), String> {
+    let (res, out) = match run_capture(cmd) {
+        Ok(out) => (Ok(()), out),
+        Err((e, out)) => (Err(e), out),
+    };
+    let log = conformance::test_log();
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut all = std::fs::read_to_string(&log).unwrap_or_default();
+    all.push_str(&out);
+    let _ = std::fs::write(&log, all);
+    res
+}
+
+fn ci() -> Result<(), String> {
+    let mut st = Stages { times: vec![] };
+    let r = (|| {
+        st.stage("setup (system packages)", setup)?;
+        st.stage("fmt --check", || run(cargo().args(["fmt", "--all", "--", "--check"])))?;
+        st.stage("clippy -D warnings", || run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])))?;
+        st.stage("build (all targets)", || run(cargo().args(["build", "--workspace", "--all-targets"])))?;
+        let _ = std::fs::remove_file(conformance::test_log());
+        st.stage("unit tests", || logged(cargo().args(["test", "--workspace", "--lib", "--bins"])))?;
+        st.stage("fuzz seed corpora replay", || logged(cargo().args(["test", "--test", "fuzz_corpus"])))?;
+        st.stage("integration tests", || {
+            logged(cargo().args([
+                "test", "--test", "e2e", "--test", "smtp", "--test", "imap", "--test", "crash", "--test", "stress",
+            ]))
+        })?;
+        st.stage("conformance transcripts", || conformance::run(true))?;
+        Ok(())
+    })();
+    st.summary();
+    r
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("setup") => setup(),
+        Some("conformance") => setup().and_then(|_| conformance::run(false)),
+        Some("fuzz") => {
+            let secs = args
+                .iter()
+                .position(|a| a == "--seconds")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(60u64);
+            fuzz::run(secs)
+        }
+        Some("bench") => setup().and_then(|_| bench(&args[1..])),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp]>");
+            return ExitCode::from(2);
+        }
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Start-up time and idle memory of a release build, then criterion.
+fn bench(args: &[String]) -> Result<(), String> {
+    run(cargo().args(["build", "--release", "--bin", "petrel"]))?;
+    let bin = root().join("target/release/petrel");
+    let dir = std::env::temp_dir().join(format!("petrel-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("config.toml"),
+        "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n",
+    )
+    .map_err(|e| e.to_string())?;
+    // First start creates the data directory; measure the second (warm) one too.
+    for label in ["first start (creates data dir)", "restart"] {
+        let t = Instant::now();
+        let mut child = Command::new(&bin)
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .env("PETREL_ADMIN_PASSWORD", "bench")
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                return Err("petrel exited during start-up".into());
+            }
+            if line.starts_with("petrel: ready") {
+                break;
+            }
+        }
+        let ready = t.elapsed();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?").to_string();
+        println!("bench: {label}: ready in {} ms; idle {}", ready.as_millis(), rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" "));
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let which: Vec<&str> = match args.first().map(String::as_str) {
+        Some("store") => vec!["store"],
+        Some("smtp") => vec!["smtp_delivery"],
+        _ => vec!["store", "smtp_delivery"],
+    };
+    for b in which {
+        run(cargo().args(["bench", "--bench", b]))?;
+    }
+    Ok(())
+}
