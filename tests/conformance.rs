@@ -27,7 +27,7 @@ fn glob(pattern: &str, text: &str, caps: &mut HashMap<String, String>) -> bool {
         match p.first() {
             None => t.is_empty(),
             Some(b'*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..], caps)),
-            Some(b'{') => {
+            Some(b'{') if p.get(1).is_some_and(|c| c.is_ascii_alphabetic()) => {
                 let Some(close) = p.iter().position(|&c| c == b'}') else {
                     return t.first() == Some(&b'{') && go(&p[1..], &t[1..], caps);
                 };
@@ -110,7 +110,7 @@ async fn play(server: &TestServer, t: &Transcript) -> Result<(), String> {
         server.cli_ok(&["account", "create", a, "--secret", "pw"]);
     }
     for (to, subject) in &t.deliveries {
-        let body = format!("From: sender@remote.test\r\nSubject: {subject}\r\n\r\nBody of {subject}\r\n");
+        let body = format!("From: sender@remote.test\r\nSubject: {subject}\r\n\r\nBody of {subject}");
         let r = smtp_send(server.addr("smtp"), "sender@remote.test", &[to], &body).await;
         if !r.starts_with("250") {
             return Err(format!("delivery to {to} failed: {r}"));
@@ -169,5 +169,7 @@ fn glob_matching() {
     assert!(glob("250-* Hello *", "250-mx.test Hello 127.0.0.1", &mut caps));
     assert!(glob("* OK [UIDVALIDITY {v}] *", "* OK [UIDVALIDITY 42] UIDs valid", &mut caps));
     assert_eq!(caps["v"], "42");
+    assert!(glob("BODY[] {15}", "BODY[] {15}", &mut caps));
+    assert!(!glob("BODY[] {15}", "BODY[] {17}", &mut caps));
     assert!(!glob("250 *", "550 no", &mut caps));
 }

@@ -135,7 +135,7 @@ async fn fetch_items_and_sections() {
     let r = cmd(&mut c, "f", "FETCH 1:* FLAGS").await;
     assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
     assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Seen))");
-    let r = cmd(&mut c, "g", "FETCH 1 BODY[3]").await;
+    let r = cmd(&mut c, "g", "FETCH 1 BODY.PEEK[3]").await;
     assert_eq!(r[0], "* 1 FETCH (BODY[3] NIL)");
     let r = cmd(&mut c, "h", "FETCH 5 FLAGS").await;
     assert!(r[0].starts_with("h BAD"), "{r:?}");

@@ -36,7 +36,7 @@ async fn ehlo_advertises_extensions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequencing_and_syntax_errors_keep_the_session() {
-    let s = TestServer::start();
+    let s = TestServer::start_with("[smtp]\nmax-errors = 50\n");
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
     c.send("MAIL FROM:<a@b.test>\r\n").await;

@@ -392,7 +392,7 @@ mod tests {
             m.envelope,
             "(\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Hi \\\"there\\\"\" ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((NIL NIL \"a\" \"b.c\")(\"B, C\" NIL \"b\" \"c.d\")) NIL NIL NIL \"<1@x>\")"
         );
-        assert_eq!(m.body, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 2)");
+        assert_eq!(m.body, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2)");
         assert_eq!(m.message_id.as_deref(), Some("1@x"));
         let body = m.root.find(&[1]).unwrap();
         assert_eq!(&SIMPLE[body.body as usize..body.end as usize], b"Hello\r\nWorld\r\n");

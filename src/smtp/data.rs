@@ -108,7 +108,7 @@ mod tests {
     fn simple_and_stuffed() {
         let (m, c) = run(b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n").unwrap();
         assert_eq!(m, b"Subject: x\r\n\r\n.dot\r\n");
-        assert_eq!(c, 26);
+        assert_eq!(c, 24);
     }
 
     #[test]

@@ -181,16 +181,22 @@ impl LineClient {
         self.w.flush().await.unwrap();
     }
 
+    /// The next line without CRLF; "" at end of stream.
     pub async fn line(&mut self) -> String {
+        self.line_opt().await.unwrap_or_default()
+    }
+
+    /// The next line without CRLF; None at end of stream.
+    pub async fn line_opt(&mut self) -> Option<String> {
         let mut l = String::new();
         let n = tokio::time::timeout(Duration::from_secs(20), self.r.read_line(&mut l))
             .await
             .expect("server answered in time")
             .unwrap();
         if n == 0 {
-            return String::new();
+            return None;
         }
-        l.trim_end_matches(['\r', '\n']).to_string()
+        Some(l.trim_end_matches(['\r', '\n']).to_string())
     }
 
     /// Reads an SMTP reply (all continuation lines); returns the last line.
@@ -207,11 +213,9 @@ impl LineClient {
     pub async fn imap_until(&mut self, tag: &str) -> Vec<String> {
         let mut out = Vec::new();
         loop {
-            let l = self.line().await;
-            assert!(!l.is_empty() || out.len() < 100_000, "connection closed");
-            if l.is_empty() {
+            let Some(l) = self.line_opt().await else {
                 panic!("connection closed; got {out:?}");
-            }
+            };
             let done = l.starts_with(&format!("{tag} "));
             out.push(l);
             if done {

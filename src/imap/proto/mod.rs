@@ -137,6 +137,7 @@ impl Receiver {
                         let tag = self.tag();
                         if !sync {
                             // The bytes come anyway; we will not read them.
+                            self.clear();
                             return Some(Event::Fatal("BYE [TOOBIG] Literal too large".into()));
                         }
                         self.buf.drain(..=nl);
