@@ -58,7 +58,10 @@ fn start() -> Server {
     }
     std::thread::spawn(move || for _ in out.lines() {});
     let url = format!("http://{}", http.unwrap());
-    for args in [vec!["domain", "create", "bench.test"], vec!["account", "create", "sink@bench.test", "--secret", "pw"]] {
+    for args in [
+        vec!["domain", "create", "bench.test"],
+        vec!["account", "create", "sink@bench.test", "--secret", "pw"],
+    ] {
         let st = Command::new(env!("CARGO_BIN_EXE_petrel"))
             .args(["--url", &url, "--credentials", "admin:bench"])
             .args(&args)
@@ -67,7 +70,11 @@ fn start() -> Server {
             .unwrap();
         assert!(st.success());
     }
-    Server { child, smtp: smtp.unwrap(), _dir: dir }
+    Server {
+        child,
+        smtp: smtp.unwrap(),
+        _dir: dir,
+    }
 }
 
 async fn sender(addr: SocketAddr, n: usize, body: &'static str) {
@@ -87,7 +94,9 @@ async fn sender(addr: SocketAddr, n: usize, body: &'static str) {
     }
     for _ in 0..n {
         // Pipelined envelope (RFC 2920), then the data.
-        w.write_all(b"MAIL FROM:<load@bench.test>\r\nRCPT TO:<sink@bench.test>\r\nDATA\r\n").await.unwrap();
+        w.write_all(b"MAIL FROM:<load@bench.test>\r\nRCPT TO:<sink@bench.test>\r\nDATA\r\n")
+            .await
+            .unwrap();
         for _ in 0..3 {
             line.clear();
             r.read_line(&mut line).await.unwrap();
@@ -103,10 +112,17 @@ async fn sender(addr: SocketAddr, n: usize, body: &'static str) {
 
 fn delivery(c: &mut Criterion) {
     let server = start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let body: &'static str = Box::leak(
-        format!("From: load@bench.test\r\nTo: sink@bench.test\r\nSubject: load\r\n\r\n{}\r\n.\r\n", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(62))
-            .into_boxed_str(),
+        format!(
+            "From: load@bench.test\r\nTo: sink@bench.test\r\nSubject: load\r\n\r\n{}\r\n.\r\n",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(62)
+        )
+        .into_boxed_str(),
     );
     let mut group = c.benchmark_group("smtp_delivery");
     group.throughput(Throughput::Elements((SENDERS * PER_SENDER) as u64));
@@ -117,7 +133,9 @@ fn delivery(c: &mut Criterion) {
             rt.block_on(async {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    let tasks: Vec<_> = (0..SENDERS).map(|_| tokio::spawn(sender(server.smtp, PER_SENDER, body))).collect();
+                    let tasks: Vec<_> = (0..SENDERS)
+                        .map(|_| tokio::spawn(sender(server.smtp, PER_SENDER, body)))
+                        .collect();
                     for t in tasks {
                         t.await.unwrap();
                     }

@@ -11,7 +11,11 @@ use petrel::store::{rocks::RocksBackend, sqlite::SqliteBackend, KvBackend, Store
 const IN_FLIGHT: u64 = 64;
 
 fn bench_engine(c: &mut Criterion, name: &str, store: Store) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("store_write");
     group.throughput(Throughput::Elements(IN_FLIGHT));
     group.sample_size(20);
@@ -51,9 +55,11 @@ fn bench_engine(c: &mut Criterion, name: &str, store: Store) {
 
 fn engines(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let rocks: Arc<dyn KvBackend> = Arc::new(RocksBackend::open(&dir.path().join("rocks")).unwrap());
+    let rocks: Arc<dyn KvBackend> =
+        Arc::new(RocksBackend::open(&dir.path().join("rocks")).unwrap());
     bench_engine(c, "rocksdb", Store::new(rocks));
-    let sqlite: Arc<dyn KvBackend> = Arc::new(SqliteBackend::open(&dir.path().join("kv.sqlite3")).unwrap());
+    let sqlite: Arc<dyn KvBackend> =
+        Arc::new(SqliteBackend::open(&dir.path().join("kv.sqlite3")).unwrap());
     bench_engine(c, "sqlite", Store::new(sqlite));
 }
 

@@ -10,10 +10,20 @@ use serde_json::{json, Value};
 #[command(name = "petrel", version, about = "Petrel mail server")]
 pub struct Cli {
     /// Management API of a running server.
-    #[arg(long, global = true, env = "PETREL_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "PETREL_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// USER:PASS of an administrator account.
-    #[arg(long, global = true, env = "PETREL_CREDENTIALS", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PETREL_CREDENTIALS",
+        hide_env_values = true
+    )]
     pub credentials: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -55,11 +65,18 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    Create { name: String },
-    Delete { name: String },
+    Create {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
     List,
     /// Send mail for unknown addresses of DOMAIN to ADDRESS (omit to turn off).
-    CatchAll { name: String, address: Option<String> },
+    CatchAll {
+        name: String,
+        address: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,8 +96,12 @@ pub enum AccountCmd {
         #[arg(long)]
         admin: bool,
     },
-    Delete { address: String },
-    Show { address: String },
+    Delete {
+        address: String,
+    },
+    Show {
+        address: String,
+    },
     List,
     /// Change password, name or quota.
     Update {
@@ -92,8 +113,14 @@ pub enum AccountCmd {
         #[arg(long)]
         quota: Option<u64>,
     },
-    AddAlias { address: String, alias: String },
-    RemoveAlias { address: String, alias: String },
+    AddAlias {
+        address: String,
+        alias: String,
+    },
+    RemoveAlias {
+        address: String,
+        alias: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,9 +130,17 @@ pub enum GroupCmd {
         #[arg(long)]
         name: Option<String>,
     },
-    Delete { address: String },
-    AddMember { group: String, address: String },
-    RemoveMember { group: String, address: String },
+    Delete {
+        address: String,
+    },
+    AddMember {
+        group: String,
+        address: String,
+    },
+    RemoveMember {
+        group: String,
+        address: String,
+    },
     List,
 }
 
@@ -130,15 +165,23 @@ fn enc(s: &str) -> String {
 impl Api {
     fn new(url: &str, credentials: Option<&str>) -> anyhow::Result<Api> {
         let creds = credentials.ok_or_else(|| {
-            anyhow::anyhow!("no credentials: pass --credentials admin:PASSWORD or set PETREL_CREDENTIALS")
+            anyhow::anyhow!(
+                "no credentials: pass --credentials admin:PASSWORD or set PETREL_CREDENTIALS"
+            )
         })?;
         if !creds.contains(':') {
             anyhow::bail!("credentials must be USER:PASSWORD");
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         Ok(Api {
             base: url.trim_end_matches('/').to_string(),
-            auth: format!("Basic {}", crate::directory::sasl::b64_encode(creds.as_bytes())),
+            auth: format!(
+                "Basic {}",
+                crate::directory::sasl::b64_encode(creds.as_bytes())
+            ),
             agent,
         })
     }
@@ -146,20 +189,49 @@ impl Api {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let res = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", &self.auth).call(),
-            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &self.auth).call(),
-            ("POST", Some(b)) => self.agent.post(&url).header("Authorization", &self.auth).send_json(b),
-            ("PATCH", Some(b)) => self.agent.patch(&url).header("Authorization", &self.auth).send_json(b),
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth)
+                .call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &self.auth)
+                .call(),
+            ("POST", Some(b)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth)
+                .send_json(b),
+            ("PATCH", Some(b)) => self
+                .agent
+                .patch(&url)
+                .header("Authorization", &self.auth)
+                .send_json(b),
             _ => anyhow::bail!("internal: bad request method"),
         };
-        let mut res = res.map_err(|e| anyhow::anyhow!("cannot reach the Petrel server at {}: {e}. Is it running? (--url)", self.base))?;
+        let mut res = res.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the Petrel server at {}: {e}. Is it running? (--url)",
+                self.base
+            )
+        })?;
         let status = res.status();
         let text = res.body_mut().read_to_string().unwrap_or_default();
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if status.is_success() {
             Ok(value)
         } else {
-            let msg = value.get("error").and_then(|e| e.as_str()).map(String::from).unwrap_or_else(|| value.to_string());
+            let msg = value
+                .get("error")
+                .and_then(|e| e.as_str())
+                .map(String::from)
+                .unwrap_or_else(|| value.to_string());
             anyhow::bail!("{msg} (HTTP {})", status.as_u16())
         }
     }
@@ -167,13 +239,25 @@ impl Api {
 
 fn print_accounts(v: &Value) {
     for a in v.as_array().into_iter().flatten() {
-        let aliases = a["aliases"].as_array().map(|l| l.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let aliases = a["aliases"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
         println!(
             "{}\t{}\t{}{}",
             a["address"].as_str().unwrap_or(""),
             a["role"].as_str().unwrap_or(""),
             a["name"].as_str().unwrap_or(""),
-            if aliases.is_empty() { String::new() } else { format!("\taliases: {aliases}") }
+            if aliases.is_empty() {
+                String::new()
+            } else {
+                format!("\taliases: {aliases}")
+            }
         );
     }
 }
@@ -192,7 +276,12 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("Deleted domain {name}");
             }
             DomainCmd::List => {
-                for d in api.call("GET", "/api/domains", None)?.as_array().into_iter().flatten() {
+                for d in api
+                    .call("GET", "/api/domains", None)?
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     match d["catch_all"].as_str() {
                         Some(c) => println!("{}\tcatch-all: {c}", d["name"].as_str().unwrap_or("")),
                         None => println!("{}", d["name"].as_str().unwrap_or("")),
@@ -200,7 +289,11 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 }
             }
             DomainCmd::CatchAll { name, address } => {
-                api.call("PATCH", &format!("/api/domains/{}", enc(name)), Some(json!({ "catch_all": address })))?;
+                api.call(
+                    "PATCH",
+                    &format!("/api/domains/{}", enc(name)),
+                    Some(json!({ "catch_all": address })),
+                )?;
                 match address {
                     Some(a) => println!("Mail for unknown addresses of {name} now goes to {a}"),
                     None => println!("Catch-all for {name} turned off"),
@@ -208,7 +301,14 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
             }
         },
         Command::Account { action } => match action {
-            AccountCmd::Create { address, secret, name, aliases, quota, admin } => {
+            AccountCmd::Create {
+                address,
+                secret,
+                name,
+                aliases,
+                quota,
+                admin,
+            } => {
                 let body = json!({
                     "address": address,
                     "secret": secret,
@@ -218,7 +318,10 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                     "role": if *admin { "admin" } else { "user" },
                 });
                 let a = api.call("POST", "/api/accounts", Some(body))?;
-                println!("Created account {}", a["address"].as_str().unwrap_or(address));
+                println!(
+                    "Created account {}",
+                    a["address"].as_str().unwrap_or(address)
+                );
             }
             AccountCmd::Delete { address } => {
                 api.call("DELETE", &format!("/api/accounts/{}", enc(address)), None)?;
@@ -229,23 +332,44 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&a)?);
             }
             AccountCmd::List => print_accounts(&api.call("GET", "/api/accounts", None)?),
-            AccountCmd::Update { address, secret, name, quota } => {
+            AccountCmd::Update {
+                address,
+                secret,
+                name,
+                quota,
+            } => {
                 let body = json!({ "secret": secret, "name": name, "quota_bytes": quota });
-                api.call("PATCH", &format!("/api/accounts/{}", enc(address)), Some(body))?;
+                api.call(
+                    "PATCH",
+                    &format!("/api/accounts/{}", enc(address)),
+                    Some(body),
+                )?;
                 println!("Updated account {address}");
             }
             AccountCmd::AddAlias { address, alias } => {
-                api.call("POST", &format!("/api/accounts/{}/aliases", enc(address)), Some(json!({ "address": alias })))?;
+                api.call(
+                    "POST",
+                    &format!("/api/accounts/{}/aliases", enc(address)),
+                    Some(json!({ "address": alias })),
+                )?;
                 println!("{alias} now delivers to {address}");
             }
             AccountCmd::RemoveAlias { address, alias } => {
-                api.call("DELETE", &format!("/api/accounts/{}/aliases/{}", enc(address), enc(alias)), None)?;
+                api.call(
+                    "DELETE",
+                    &format!("/api/accounts/{}/aliases/{}", enc(address), enc(alias)),
+                    None,
+                )?;
                 println!("Removed alias {alias} of {address}");
             }
         },
         Command::Group { action } => match action {
             GroupCmd::Create { address, name } => {
-                api.call("POST", "/api/groups", Some(json!({ "address": address, "name": name.clone().unwrap_or_default() })))?;
+                api.call(
+                    "POST",
+                    "/api/groups",
+                    Some(json!({ "address": address, "name": name.clone().unwrap_or_default() })),
+                )?;
                 println!("Created group {address}");
             }
             GroupCmd::Delete { address } => {
@@ -253,17 +377,41 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("Deleted group {address}");
             }
             GroupCmd::AddMember { group, address } => {
-                api.call("POST", &format!("/api/groups/{}/members", enc(group)), Some(json!({ "address": address })))?;
+                api.call(
+                    "POST",
+                    &format!("/api/groups/{}/members", enc(group)),
+                    Some(json!({ "address": address })),
+                )?;
                 println!("Added {address} to {group}");
             }
             GroupCmd::RemoveMember { group, address } => {
-                api.call("DELETE", &format!("/api/groups/{}/members/{}", enc(group), enc(address)), None)?;
+                api.call(
+                    "DELETE",
+                    &format!("/api/groups/{}/members/{}", enc(group), enc(address)),
+                    None,
+                )?;
                 println!("Removed {address} from {group}");
             }
             GroupCmd::List => {
-                for g in api.call("GET", "/api/groups", None)?.as_array().into_iter().flatten() {
-                    let members = g["members"].as_array().map(|l| l.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-                    println!("{}\tmembers: {members}", g["address"].as_str().unwrap_or(""));
+                for g in api
+                    .call("GET", "/api/groups", None)?
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let members = g["members"]
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "{}\tmembers: {members}",
+                        g["address"].as_str().unwrap_or("")
+                    );
                 }
             }
         },

@@ -24,7 +24,10 @@ pub mod fuzz_entry {
     /// SMTP DATA receiver, fed in two chunks split at the first byte's value.
     pub fn smtp_data(data: &[u8]) {
         let mut r = crate::smtp::data::DataReceiver::new(4096);
-        let split = data.first().map(|&b| b as usize % (data.len() + 1)).unwrap_or(0);
+        let split = data
+            .first()
+            .map(|&b| b as usize % (data.len() + 1))
+            .unwrap_or(0);
         if r.feed(&data[..split]) == crate::smtp::data::DataOutcome::More {
             let _ = r.feed(&data[split..]);
         }

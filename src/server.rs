@@ -46,15 +46,19 @@ pub fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
     let cfg = data_dir.join("config.toml");
     let fresh = !cfg.exists();
     if fresh {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+        })?;
         std::fs::write(&cfg, crate::config::DEFAULT_TEMPLATE)?;
     }
     Ok((cfg, fresh))
 }
 
 // Without storage features (fuzz builds) only the error arm remains.
-#[cfg_attr(not(all(feature = "rocksdb", feature = "sqlite")), allow(unreachable_code, unused_variables))]
+#[cfg_attr(
+    not(all(feature = "rocksdb", feature = "sqlite")),
+    allow(unreachable_code, unused_variables)
+)]
 pub fn open_store(cfg: &Config, data_dir: &Path) -> anyhow::Result<Store> {
     use crate::config::StoreType;
     let path = Config::resolve(data_dir, &cfg.store.path);
@@ -63,9 +67,13 @@ pub fn open_store(cfg: &Config, data_dir: &Path) -> anyhow::Result<Store> {
         #[cfg(feature = "rocksdb")]
         StoreType::Rocksdb => Arc::new(crate::store::rocks::RocksBackend::open(&path)?),
         #[cfg(feature = "sqlite")]
-        StoreType::Sqlite => Arc::new(crate::store::sqlite::SqliteBackend::open(&path.join("petrel.sqlite3"))?),
+        StoreType::Sqlite => Arc::new(crate::store::sqlite::SqliteBackend::open(
+            &path.join("petrel.sqlite3"),
+        )?),
         #[allow(unreachable_patterns)]
-        other => anyhow::bail!("this build of petrel has no {other:?} store (cargo feature missing)"),
+        other => {
+            anyhow::bail!("this build of petrel has no {other:?} store (cargo feature missing)")
+        }
     };
     Ok(Store::new(backend))
 }
@@ -74,7 +82,9 @@ fn generate_password() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..20)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -90,19 +100,33 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let acceptor = tls::acceptor(&cert, &key)?;
 
     let store = open_store(&cfg, &data_dir)?;
-    let blobs = BlobStore::new(&Config::resolve(&data_dir, &cfg.blob.path), cfg.blob.inline_max)?;
+    let blobs = BlobStore::new(
+        &Config::resolve(&data_dir, &cfg.blob.path),
+        cfg.blob.inline_max,
+    )?;
     let mail = MailStore::new(store.clone(), blobs);
     let core: SharedCore = Arc::new(Core::new(cfg.clone(), store, mail, Some(acceptor)));
 
     // First start: the administrator account.
     let mut admin_password = None;
-    if !core.directory.list_accounts().await?.iter().any(|a| a.role == Role::Admin) {
+    if !core
+        .directory
+        .list_accounts()
+        .await?
+        .iter()
+        .any(|a| a.role == Role::Admin)
+    {
         let (pw, generated) = match std::env::var("PETREL_ADMIN_PASSWORD") {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (generate_password(), true),
         };
         core.directory
-            .create_account(NewAccount { address: "admin".into(), secret: pw.clone(), role: Some(Role::Admin), ..Default::default() })
+            .create_account(NewAccount {
+                address: "admin".into(),
+                secret: pw.clone(),
+                role: Some(Role::Admin),
+                ..Default::default()
+            })
             .await?;
         admin_password = Some((pw, generated));
     }
@@ -110,20 +134,35 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let controller = ShutdownController::new();
     let mut bound = Vec::new();
     let l = &cfg.listeners;
-    let groups = [(Proto::Smtp, &l.smtp), (Proto::Imap, &l.imap), (Proto::Imaps, &l.imaps), (Proto::Http, &l.http), (Proto::Https, &l.https)];
+    let groups = [
+        (Proto::Smtp, &l.smtp),
+        (Proto::Imap, &l.imap),
+        (Proto::Imaps, &l.imaps),
+        (Proto::Http, &l.http),
+        (Proto::Https, &l.https),
+    ];
     for (proto, addrs) in groups {
         for addr in addrs.iter() {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for {}: {e}", proto.name()))?;
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {addr} for {}: {e}", proto.name())
+            })?;
             let local = listener.local_addr()?;
             bound.push((proto, local));
             spawn_listener(proto, listener, core.clone(), controller.handle());
         }
     }
 
-    println!("Petrel {} is running. Data directory: {}{}", env!("CARGO_PKG_VERSION"), data_dir.display(), if fresh { " (new)" } else { "" });
-    println!("Store: {} at {}", core.store.backend_name(), Config::resolve(&data_dir, &cfg.store.path).display());
+    println!(
+        "Petrel {} is running. Data directory: {}{}",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display(),
+        if fresh { " (new)" } else { "" }
+    );
+    println!(
+        "Store: {} at {}",
+        core.store.backend_name(),
+        Config::resolve(&data_dir, &cfg.store.path).display()
+    );
     for (proto, addr) in &bound {
         let note = match proto {
             Proto::Smtp => "SMTP, STARTTLS offered",
@@ -136,14 +175,26 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         println!("petrel: listening {} {addr} ({note})", proto.name());
     }
     if let Some((pw, generated)) = &admin_password {
-        let http = bound.iter().find(|(p, _)| *p == Proto::Http).map(|(_, a)| format!("http://{a}")).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let http = bound
+            .iter()
+            .find(|(p, _)| *p == Proto::Http)
+            .map(|(_, a)| format!("http://{a}"))
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
         if *generated {
             println!("\nCreated the administrator account `admin` with the password:\n\n    {pw}\n\nIt is shown only this once.");
         } else {
             println!("\nCreated the administrator account `admin` with the password from PETREL_ADMIN_PASSWORD.");
         }
-        let smtp = bound.iter().find(|(p, _)| *p == Proto::Smtp).map(|(_, a)| a.to_string()).unwrap_or_default();
-        let shown = if *generated { pw.as_str() } else { "$PETREL_ADMIN_PASSWORD" };
+        let smtp = bound
+            .iter()
+            .find(|(p, _)| *p == Proto::Smtp)
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_default();
+        let shown = if *generated {
+            pw.as_str()
+        } else {
+            "$PETREL_ADMIN_PASSWORD"
+        };
         println!(
             "\nNext steps, in another terminal (with `cargo run --release --` in place of `petrel` from a checkout):\n\n    export PETREL_CREDENTIALS='admin:{shown}'\n    petrel --url {http} domain create example.org\n    petrel --url {http} account create joe@example.org --secret 'choose-a-password'\n    swaks --server {smtp} --to joe@example.org --from you@example.net\n\nthen read the message with any IMAP client as joe@example.org."
         );
@@ -152,9 +203,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     println!("petrel: shutting down");
-    let clean = controller.shutdown(Duration::from_secs(cfg.shutdown.grace_period)).await;
+    let clean = controller
+        .shutdown(Duration::from_secs(cfg.shutdown.grace_period))
+        .await;
     if !clean {
-        eprintln!("petrel: some sessions did not finish within {} s", cfg.shutdown.grace_period);
+        eprintln!(
+            "petrel: some sessions did not finish within {} s",
+            cfg.shutdown.grace_period
+        );
     }
     println!("petrel: stopped");
     Ok(())
@@ -176,9 +232,12 @@ fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdow
         let mut sd = shutdown.clone();
         tokio::spawn(async move {
             let _guard = shutdown;
-            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { sd.wait().await })
-                .await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { sd.wait().await })
+            .await;
         });
         return;
     }
@@ -205,10 +264,18 @@ fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdow
     });
 }
 
-async fn handle_connection(proto: Proto, tcp: tokio::net::TcpStream, peer: SocketAddr, core: SharedCore, shutdown: Shutdown) {
+async fn handle_connection(
+    proto: Proto,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    core: SharedCore,
+    shutdown: Shutdown,
+) {
     let implicit_tls = matches!(proto, Proto::Imaps | Proto::Https);
     let stream = if implicit_tls {
-        let Some(acceptor) = core.tls.clone() else { return };
+        let Some(acceptor) = core.tls.clone() else {
+            return;
+        };
         match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await {
             Ok(Ok(s)) => Stream::Tls(Box::new(s)),
             _ => return,
@@ -217,13 +284,24 @@ async fn handle_connection(proto: Proto, tcp: tokio::net::TcpStream, peer: Socke
         Stream::Plain(tcp)
     };
     match proto {
-        Proto::Smtp => crate::smtp::session::Session::new(core, Conn::new(stream), peer, shutdown).run().await,
-        Proto::Imap | Proto::Imaps => crate::imap::session::Session::new(core, Conn::new(stream), peer, shutdown).run().await,
+        Proto::Smtp => {
+            crate::smtp::session::Session::new(core, Conn::new(stream), peer, shutdown)
+                .run()
+                .await
+        }
+        Proto::Imap | Proto::Imaps => {
+            crate::imap::session::Session::new(core, Conn::new(stream), peer, shutdown)
+                .run()
+                .await
+        }
         Proto::Https => {
-            let router = crate::http::router(core).layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let router =
+                crate::http::router(core).layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let svc = hyper_util::service::TowerToHyperService::new(router);
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         }
         Proto::Http => {}
     }
@@ -233,7 +311,10 @@ async fn handle_connection(proto: Proto, tcp: tokio::net::TcpStream, peer: Socke
 pub fn init(data_dir: &Path, hostname: &str) -> anyhow::Result<PathBuf> {
     let cfg_path = data_dir.join("config.toml");
     if cfg_path.exists() {
-        anyhow::bail!("{} exists already; remove it first to start over", cfg_path.display());
+        anyhow::bail!(
+            "{} exists already; remove it first to start over",
+            cfg_path.display()
+        );
     }
     std::fs::create_dir_all(data_dir)?;
     let text = production_config(hostname);
@@ -249,10 +330,16 @@ pub fn production_config(hostname: &str) -> String {
     for line in tpl.lines() {
         let replaced = match line.split_once(" = ").map(|(k, _)| k.trim()) {
             Some("hostname") if !line.starts_with(' ') => format!("hostname = \"{hostname}\""),
-            Some("smtp") if line.starts_with("smtp =") => "smtp = [\"[::]:25\"]                # SMTP (MTA, RFC 5321)".into(),
-            Some("imap") if line.starts_with("imap =") => "imap = [\"[::]:143\"]               # IMAP with STARTTLS".into(),
+            Some("smtp") if line.starts_with("smtp =") => {
+                "smtp = [\"[::]:25\"]                # SMTP (MTA, RFC 5321)".into()
+            }
+            Some("imap") if line.starts_with("imap =") => {
+                "imap = [\"[::]:143\"]               # IMAP with STARTTLS".into()
+            }
             Some("imaps") => "imaps = [\"[::]:993\"]              # IMAP over implicit TLS".into(),
-            Some("http") => "http = [\"[::]:80\"]                # management API (/api), plain HTTP".into(),
+            Some("http") => {
+                "http = [\"[::]:80\"]                # management API (/api), plain HTTP".into()
+            }
             Some("https") => "https = [\"[::]:443\"]              # the same over TLS".into(),
             _ => line.to_string(),
         };

@@ -34,10 +34,16 @@ async fn concurrent_delivery_and_reading() {
             let mut rounds = 0u32;
             while !done.load(Ordering::Relaxed) {
                 let tag = format!("r{r}x{rounds}");
-                c.send(&format!("{tag}s SELECT INBOX\r\n{tag}f FETCH 1:* (UID FLAGS)\r\n")).await;
+                c.send(&format!(
+                    "{tag}s SELECT INBOX\r\n{tag}f FETCH 1:* (UID FLAGS)\r\n"
+                ))
+                .await;
                 c.imap_until(&format!("{tag}s")).await;
                 let f = c.imap_until(&format!("{tag}f")).await;
-                assert!(f.last().unwrap().contains(" OK ") || f.last().unwrap().contains(" BAD "), "{f:?}");
+                assert!(
+                    f.last().unwrap().contains(" OK ") || f.last().unwrap().contains(" BAD "),
+                    "{f:?}"
+                );
                 rounds += 1;
             }
             rounds
@@ -73,7 +79,11 @@ async fn concurrent_delivery_and_reading() {
     c.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n").await;
     c.imap_until("a").await;
     let sel = c.imap_until("b").await;
-    assert!(sel.contains(&format!("* {} EXISTS", SENDERS * PER_SENDER)), "{:?}", &sel[..3]);
+    assert!(
+        sel.contains(&format!("* {} EXISTS", SENDERS * PER_SENDER)),
+        "{:?}",
+        &sel[..3]
+    );
     let lines = c.imap_until("c").await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut uids = Vec::new();
@@ -89,5 +99,8 @@ async fn concurrent_delivery_and_reading() {
         assert_eq!(counts.get(id), Some(&1), "{id}");
     }
     assert_eq!(uids.len(), accepted.len());
-    assert!(uids.windows(2).all(|w| w[0] < w[1]), "unique ascending UIDs");
+    assert!(
+        uids.windows(2).all(|w| w[0] < w[1]),
+        "unique ascending UIDs"
+    );
 }

@@ -64,11 +64,21 @@ struct Transcript {
 
 fn load(dir: &Path) -> Vec<Transcript> {
     let mut out = Vec::new();
-    let mut protos: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut protos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     protos.sort();
     for p in protos {
         let protocol = p.file_name().unwrap().to_string_lossy().to_string();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()).filter(|f| f.extension().is_some_and(|x| x == "txt")).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|f| f.extension().is_some_and(|x| x == "txt"))
+            .collect();
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
@@ -110,7 +120,8 @@ async fn play(server: &TestServer, t: &Transcript) -> Result<(), String> {
         server.cli_ok(&["account", "create", a, "--secret", "pw"]);
     }
     for (to, subject) in &t.deliveries {
-        let body = format!("From: sender@remote.test\r\nSubject: {subject}\r\n\r\nBody of {subject}");
+        let body =
+            format!("From: sender@remote.test\r\nSubject: {subject}\r\n\r\nBody of {subject}");
         let r = smtp_send(server.addr("smtp"), "sender@remote.test", &[to], &body).await;
         if !r.starts_with("250") {
             return Err(format!("delivery to {to} failed: {r}"));
@@ -149,25 +160,43 @@ async fn transcripts() {
     // own accounts (create is idempotent enough: duplicates only fail).
     let mut servers: HashMap<String, TestServer> = HashMap::new();
     for t in &all {
-        let server = servers.entry(t.config.clone()).or_insert_with(|| TestServer::start_with(&t.config));
+        let server = servers
+            .entry(t.config.clone())
+            .or_insert_with(|| TestServer::start_with(&t.config));
         let r = play(server, t).await;
         if let Err(e) = &r {
             failures.push(format!("{}: {e}", t.name));
         }
-        println!("transcript {} ... {}", t.name, if r.is_ok() { "ok" } else { "FAILED" });
+        println!(
+            "transcript {} ... {}",
+            t.name,
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
         results.insert(t.name.clone(), r.is_ok());
     }
     let out = root.join("target/conformance");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
 #[test]
 fn glob_matching() {
     let mut caps = HashMap::new();
-    assert!(glob("250-* Hello *", "250-mx.test Hello 127.0.0.1", &mut caps));
-    assert!(glob("* OK [UIDVALIDITY {v}] *", "* OK [UIDVALIDITY 42] UIDs valid", &mut caps));
+    assert!(glob(
+        "250-* Hello *",
+        "250-mx.test Hello 127.0.0.1",
+        &mut caps
+    ));
+    assert!(glob(
+        "* OK [UIDVALIDITY {v}] *",
+        "* OK [UIDVALIDITY 42] UIDs valid",
+        &mut caps
+    ));
     assert_eq!(caps["v"], "42");
     assert!(glob("BODY[] {15}", "BODY[] {15}", &mut caps));
     assert!(!glob("BODY[] {15}", "BODY[] {17}", &mut caps));

@@ -10,7 +10,11 @@ use std::time::Duration;
 
 use common::*;
 
-async fn send_until_error(addr: std::net::SocketAddr, sender: usize, acked: Arc<Mutex<Vec<String>>>) {
+async fn send_until_error(
+    addr: std::net::SocketAddr,
+    sender: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
     for n in 0.. {
         let id = format!("s{sender}-m{n}");
         let res = tokio::time::timeout(Duration::from_secs(10), try_send(addr, &id)).await;
@@ -66,7 +70,11 @@ async fn sigkill_during_smtp_load_loses_nothing_acknowledged() {
         let _ = t.await;
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 20, "load was too light to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "load was too light to mean anything: {}",
+        acked.len()
+    );
 
     let s = TestServer::start_in(dir);
     let mut c = LineClient::connect(s.addr("imap")).await;
@@ -86,12 +94,20 @@ async fn sigkill_during_smtp_load_loses_nothing_acknowledged() {
         }
     }
     for id in &acked {
-        assert_eq!(counts.get(id), Some(&1), "acknowledged message {id} must be stored exactly once");
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "acknowledged message {id} must be stored exactly once"
+        );
     }
     assert!(counts.values().all(|&n| n == 1), "no duplicates at all");
     let mut sorted = uids.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), uids.len(), "unique UIDs");
     assert!(uids.windows(2).all(|w| w[0] < w[1]), "ascending UIDs");
-    eprintln!("acknowledged {} messages before SIGKILL; {} stored after restart", acked.len(), counts.len());
+    eprintln!(
+        "acknowledged {} messages before SIGKILL; {} stored after restart",
+        acked.len(),
+        counts.len()
+    );
 }

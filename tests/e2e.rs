@@ -32,7 +32,10 @@ type TlsImap = async_imap::Session<tokio_rustls::client::TlsStream<TcpStream>>;
 
 async fn imaps_login(server: &TestServer, user: &str, pass: &str) -> TlsImap {
     let tcp = TcpStream::connect(server.addr("imaps")).await.unwrap();
-    let tls = connector(server).connect(ServerName::try_from("mx.test").unwrap(), tcp).await.unwrap();
+    let tls = connector(server)
+        .connect(ServerName::try_from("mx.test").unwrap(), tcp)
+        .await
+        .unwrap();
     let mut client = async_imap::Client::new(tls);
     client.read_response().await.unwrap().expect("greeting");
     client.login(user, pass).await.map_err(|(e, _)| e).unwrap()
@@ -42,14 +45,26 @@ async fn starttls_login(server: &TestServer, user: &str, pass: &str) -> TlsImap 
     let tcp = TcpStream::connect(server.addr("imap")).await.unwrap();
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await.unwrap().expect("greeting");
-    client.run_command_and_check_ok("STARTTLS", None).await.unwrap();
+    client
+        .run_command_and_check_ok("STARTTLS", None)
+        .await
+        .unwrap();
     let tcp = client.into_inner();
-    let tls = connector(server).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let tls = connector(server)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
     let client = async_imap::Client::new(tls);
     client.login(user, pass).await.map_err(|(e, _)| e).unwrap()
 }
 
-async fn lettre_send(server: &TestServer, from: &str, to: &str, subject: &str, body: &str) -> Result<(), lettre::transport::smtp::Error> {
+async fn lettre_send(
+    server: &TestServer,
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), lettre::transport::smtp::Error> {
     let addr = server.addr("smtp");
     let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
         .port(addr.port())
@@ -91,12 +106,24 @@ fn first_start_creates_data_dir_and_prints_next_steps() {
     let _ = child.kill();
     let status = child.wait().unwrap();
     let cfg = std::fs::read_to_string(data.join("config.toml")).unwrap();
-    assert!(cfg.contains("max-message-size = 52428800"), "every default is written out");
+    assert!(
+        cfg.contains("max-message-size = 52428800"),
+        "every default is written out"
+    );
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
     if out.contains("petrel: ready") {
-        assert!(out.contains("petrel: listening smtp 127.0.0.1:2525"), "{out}");
-        assert!(out.contains("petrel: listening imap 127.0.0.1:2143"), "{out}");
-        assert!(out.contains("Created the administrator account `admin`"), "{out}");
+        assert!(
+            out.contains("petrel: listening smtp 127.0.0.1:2525"),
+            "{out}"
+        );
+        assert!(
+            out.contains("petrel: listening imap 127.0.0.1:2143"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Created the administrator account `admin`"),
+            "{out}"
+        );
         assert!(out.contains("domain create example.org"), "{out}");
         assert!(data.join("store").exists());
     } else {
@@ -107,7 +134,11 @@ fn first_start_creates_data_dir_and_prints_next_steps() {
 #[test]
 fn config_error_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), "hostname = \"x\"\n[smtp]\nmax-recipients = \"lots\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "hostname = \"x\"\n[smtp]\nmax-recipients = \"lots\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(petrel_bin())
         .args(["serve", "--data-dir"])
         .arg(dir.path())
@@ -144,11 +175,28 @@ fn init_writes_production_config() {
 #[test]
 fn cli_manages_domains_accounts_aliases_and_groups() {
     let s = TestServer::start();
-    assert!(s.cli_ok(&["domain", "create", "Example.ORG"]).contains("example.org"));
+    assert!(s
+        .cli_ok(&["domain", "create", "Example.ORG"])
+        .contains("example.org"));
     assert!(s.cli_ok(&["domain", "list"]).contains("example.org"));
-    s.cli_ok(&["account", "create", "joe@example.org", "--secret", "pw", "--name", "Joe", "--alias", "j@example.org", "--quota", "1000000"]);
+    s.cli_ok(&[
+        "account",
+        "create",
+        "joe@example.org",
+        "--secret",
+        "pw",
+        "--name",
+        "Joe",
+        "--alias",
+        "j@example.org",
+        "--quota",
+        "1000000",
+    ]);
     let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
-    assert!(shown.contains("\"quota_bytes\": 1000000") && shown.contains("j@example.org"), "{shown}");
+    assert!(
+        shown.contains("\"quota_bytes\": 1000000") && shown.contains("j@example.org"),
+        "{shown}"
+    );
     assert!(s.cli_ok(&["account", "list"]).contains("joe@example.org"));
     s.cli_ok(&["group", "create", "team@example.org"]);
     s.cli_ok(&["group", "add-member", "team@example.org", "joe@example.org"]);
@@ -163,7 +211,14 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
     let busy = s.cli(&["domain", "delete", "example.org"]);
     assert!(!busy.status.success());
     let badauth = std::process::Command::new(petrel_bin())
-        .args(["--url", &s.api(), "--credentials", "admin:wrong", "domain", "list"])
+        .args([
+            "--url",
+            &s.api(),
+            "--credentials",
+            "admin:wrong",
+            "domain",
+            "list",
+        ])
         .output()
         .unwrap();
     assert!(!badauth.status.success());
@@ -185,28 +240,63 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
 async fn smtp_to_imap_with_client_libraries() {
     let s = TestServer::start();
     s.account("joe@example.org");
-    lettre_send(&s, "alice@remote.test", "joe@example.org", "Hello Joe", "First message body").await.unwrap();
+    lettre_send(
+        &s,
+        "alice@remote.test",
+        "joe@example.org",
+        "Hello Joe",
+        "First message body",
+    )
+    .await
+    .unwrap();
 
     // STARTTLS on the IMAP port, certificate verified against the server's.
     let mut imap = starttls_login(&s, "joe@example.org", "pw").await;
     let mb = imap.select("INBOX").await.unwrap();
     assert_eq!(mb.exists, 1);
-    let fetched: Vec<_> = imap.fetch("1", "(UID FLAGS ENVELOPE BODY.PEEK[] RFC822.SIZE)").await.unwrap().try_collect().await.unwrap();
+    let fetched: Vec<_> = imap
+        .fetch("1", "(UID FLAGS ENVELOPE BODY.PEEK[] RFC822.SIZE)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(fetched.len(), 1);
     let body = String::from_utf8_lossy(fetched[0].body().unwrap()).into_owned();
-    assert!(body.starts_with("Return-Path: <alice@remote.test>\r\nReceived: from "), "{body}");
+    assert!(
+        body.starts_with("Return-Path: <alice@remote.test>\r\nReceived: from "),
+        "{body}"
+    );
     assert!(body.contains("First message body"));
     let env = fetched[0].envelope().unwrap();
     assert_eq!(env.subject.as_deref(), Some(&b"Hello Joe"[..]));
     assert_eq!(fetched[0].size, Some(body.len() as u32));
-    assert!(fetched[0].flags().next().is_none(), "PEEK does not set \\Seen");
+    assert!(
+        fetched[0].flags().next().is_none(),
+        "PEEK does not set \\Seen"
+    );
 
     // Implicit TLS, a second session; flag changes and expunge.
     let mut other = imaps_login(&s, "joe@example.org", "pw").await;
     other.select("INBOX").await.unwrap();
-    let _: Vec<_> = other.store("1", "+FLAGS (\\Flagged \\Deleted)").await.unwrap().try_collect().await.unwrap();
-    let f: Vec<_> = imap.fetch("1", "FLAGS").await.unwrap().try_collect().await.unwrap();
-    let flags: Vec<String> = f.iter().flat_map(|m| m.flags().map(|f| format!("{f:?}"))).collect();
+    let _: Vec<_> = other
+        .store("1", "+FLAGS (\\Flagged \\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let f: Vec<_> = imap
+        .fetch("1", "FLAGS")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let flags: Vec<String> = f
+        .iter()
+        .flat_map(|m| m.flags().map(|f| format!("{f:?}")))
+        .collect();
     assert!(flags.iter().any(|f| f.contains("Flagged")), "{flags:?}");
     let gone: Vec<_> = other.expunge().await.unwrap().try_collect().await.unwrap();
     assert_eq!(gone, vec![1]);
@@ -221,25 +311,68 @@ async fn aliases_groups_and_catch_all_deliver() {
     let s = TestServer::start();
     s.account("joe@example.org");
     s.account("ann@example.org");
-    s.cli_ok(&["account", "add-alias", "joe@example.org", "joseph@example.org"]);
+    s.cli_ok(&[
+        "account",
+        "add-alias",
+        "joe@example.org",
+        "joseph@example.org",
+    ]);
     s.cli_ok(&["group", "create", "all@example.org"]);
     s.cli_ok(&["group", "add-member", "all@example.org", "joe@example.org"]);
     s.cli_ok(&["group", "add-member", "all@example.org", "ann@example.org"]);
     let smtp = s.addr("smtp");
-    assert!(smtp_send(smtp, "x@remote.test", &["joseph@example.org"], "Subject: alias\r\n\r\nvia alias").await.starts_with("250"));
+    assert!(smtp_send(
+        smtp,
+        "x@remote.test",
+        &["joseph@example.org"],
+        "Subject: alias\r\n\r\nvia alias"
+    )
+    .await
+    .starts_with("250"));
     // Joe is reached twice (group and direct) but gets one copy.
-    assert!(smtp_send(smtp, "x@remote.test", &["all@example.org", "joe@example.org"], "Subject: group\r\n\r\nto all").await.starts_with("250"));
-    assert!(smtp_send(smtp, "x@remote.test", &["nobody@example.org"], "").await.starts_with("550 5.1.1"));
+    assert!(smtp_send(
+        smtp,
+        "x@remote.test",
+        &["all@example.org", "joe@example.org"],
+        "Subject: group\r\n\r\nto all"
+    )
+    .await
+    .starts_with("250"));
+    assert!(
+        smtp_send(smtp, "x@remote.test", &["nobody@example.org"], "")
+            .await
+            .starts_with("550 5.1.1")
+    );
     s.cli_ok(&["domain", "catch-all", "example.org", "ann@example.org"]);
-    assert!(smtp_send(smtp, "x@remote.test", &["nobody@example.org"], "Subject: catch\r\n\r\ncaught").await.starts_with("250"));
+    assert!(smtp_send(
+        smtp,
+        "x@remote.test",
+        &["nobody@example.org"],
+        "Subject: catch\r\n\r\ncaught"
+    )
+    .await
+    .starts_with("250"));
 
     let mut joe = imaps_login(&s, "joe@example.org", "pw").await;
     assert_eq!(joe.select("INBOX").await.unwrap().exists, 2);
     let mut ann = imaps_login(&s, "ann@example.org", "pw").await;
     assert_eq!(ann.select("INBOX").await.unwrap().exists, 2);
     // A user sees only its own mail.
-    let all: Vec<_> = ann.fetch("1:*", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await.unwrap().try_collect().await.unwrap();
-    let subjects: Vec<String> = all.iter().map(|m| String::from_utf8_lossy(m.header().unwrap()).trim().to_string()).collect();
+    let all: Vec<_> = ann
+        .fetch("1:*", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let subjects: Vec<String> = all
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m.header().unwrap())
+                .trim()
+                .to_string()
+        })
+        .collect();
     assert_eq!(subjects, vec!["Subject: group", "Subject: catch"]);
 }
 
@@ -250,9 +383,13 @@ async fn quota_is_enforced_at_delivery() {
     s.cli_ok(&["account", "update", "joe@example.org", "--quota", "1500"]);
     let smtp = s.addr("smtp");
     let big = format!("Subject: big\r\n\r\n{}", "x".repeat(1000));
-    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big).await.starts_with("250"));
+    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big)
+        .await
+        .starts_with("250"));
     // The second would exceed 1500 bytes: refused at DATA, nothing stored.
-    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big).await.starts_with("452 4.2.2"));
+    assert!(smtp_send(smtp, "a@r.test", &["joe@example.org"], &big)
+        .await
+        .starts_with("452 4.2.2"));
     let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
     assert!(shown.contains("\"messages\": 1"), "{shown}");
 }

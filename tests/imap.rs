@@ -10,8 +10,22 @@ async fn server_with_mail() -> TestServer {
     let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
     s.account("joe@example.org");
     let msg = "From: Alice <alice@remote.test>\r\nTo: joe@example.org\r\nSubject: first\r\nMessage-ID: <m1@remote.test>\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\npart one\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b1--\r\n";
-    assert!(smtp_send(s.addr("smtp"), "alice@remote.test", &["joe@example.org"], msg).await.starts_with("250"));
-    assert!(smtp_send(s.addr("smtp"), "bob@remote.test", &["joe@example.org"], "Subject: second\r\n\r\nsecond body").await.starts_with("250"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "alice@remote.test",
+        &["joe@example.org"],
+        msg
+    )
+    .await
+    .starts_with("250"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "bob@remote.test",
+        &["joe@example.org"],
+        "Subject: second\r\n\r\nsecond body"
+    )
+    .await
+    .starts_with("250"));
     s
 }
 
@@ -36,7 +50,10 @@ async fn capability_and_login_rules() {
     let mut c = LineClient::connect(s.addr("imap")).await;
     c.line().await;
     let caps = cmd(&mut c, "a", "CAPABILITY").await;
-    assert!(caps[0].contains("STARTTLS") && caps[0].contains("LOGINDISABLED"), "{caps:?}");
+    assert!(
+        caps[0].contains("STARTTLS") && caps[0].contains("LOGINDISABLED"),
+        "{caps:?}"
+    );
     assert!(!caps[0].contains("AUTH=PLAIN"));
     let r = cmd(&mut c, "b", "SELECT INBOX").await;
     assert!(r[0].starts_with("b BAD"), "{r:?}");
@@ -72,12 +89,15 @@ async fn authenticate_plain_forms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited() {
-    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account = 2\n");
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account = 2\n",
+    );
     s.account("joe@example.org");
     let mut c = LineClient::connect(s.addr("imap")).await;
     c.line().await;
     for t in ["a", "b"] {
-        assert!(cmd(&mut c, t, "LOGIN joe@example.org wrong").await[0].starts_with(&format!("{t} NO [AUTHENTICATIONFAILED]")));
+        assert!(cmd(&mut c, t, "LOGIN joe@example.org wrong").await[0]
+            .starts_with(&format!("{t} NO [AUTHENTICATIONFAILED]")));
     }
     // Even the right password is refused while the account is blocked.
     assert!(cmd(&mut c, "c", "LOGIN joe@example.org pw").await[0].starts_with("c NO [UNAVAILABLE]"));
@@ -88,7 +108,11 @@ async fn list_select_examine_status() {
     let s = server_with_mail().await;
     let mut c = logged_in(&s).await;
     let r = cmd(&mut c, "a", "LIST \"\" \"*\"").await;
-    for want in ["* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"", "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\""] {
+    for want in [
+        "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+        "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+        "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+    ] {
         assert!(r.iter().any(|l| l == want), "{want} in {r:?}");
     }
     let r = cmd(&mut c, "b", "LIST \"\" \"\"").await;
@@ -117,12 +141,28 @@ async fn fetch_items_and_sections() {
     let s = server_with_mail().await;
     let mut c = logged_in(&s).await;
     cmd(&mut c, "a", "SELECT INBOX").await;
-    let r = cmd(&mut c, "b", "FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)").await;
-    assert!(r[0].starts_with("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE "), "{r:?}");
-    assert!(r[0].contains("ENVELOPE (NIL \"first\" ((\"Alice\" NIL \"alice\" \"remote.test\"))"), "{r:?}");
+    let r = cmd(
+        &mut c,
+        "b",
+        "FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
+    )
+    .await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE "),
+        "{r:?}"
+    );
+    assert!(
+        r[0].contains("ENVELOPE (NIL \"first\" ((\"Alice\" NIL \"alice\" \"remote.test\"))"),
+        "{r:?}"
+    );
     assert!(r[0].contains("\"<m1@remote.test>\")"), "{r:?}");
     let r = cmd(&mut c, "c", "FETCH 1 BODYSTRUCTURE").await;
-    assert!(r[0].contains("(\"text\" \"plain\" NIL NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL)(\"text\" \"html\""), "{r:?}");
+    assert!(
+        r[0].contains(
+            "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL)(\"text\" \"html\""
+        ),
+        "{r:?}"
+    );
     assert!(r[0].contains("\"mixed\" (\"boundary\" \"b1\")"), "{r:?}");
     let r = cmd(&mut c, "d", "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2]<0.3>)").await;
     assert_eq!(r[0], "* 1 FETCH (BODY[1] {8}");
@@ -168,7 +208,10 @@ async fn store_expunge_close() {
     let r = cmd(&mut c, "i", "CLOSE").await;
     assert!(r[0].starts_with("i OK"));
     let r = cmd(&mut c, "j", "STATUS INBOX (MESSAGES UIDNEXT)").await;
-    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 3)", "UIDs are never reused");
+    assert_eq!(
+        r[0], "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 3)",
+        "UIDs are never reused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,9 +222,19 @@ async fn sessions_see_each_others_changes() {
     cmd(&mut a, "a1", "SELECT INBOX").await;
     cmd(&mut b, "b1", "SELECT INBOX").await;
     cmd(&mut b, "b2", "STORE 1 +FLAGS (\\Answered)").await;
-    assert!(smtp_send(s.addr("smtp"), "c@remote.test", &["joe@example.org"], "Subject: third\r\n\r\n3").await.starts_with("250"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "c@remote.test",
+        &["joe@example.org"],
+        "Subject: third\r\n\r\n3"
+    )
+    .await
+    .starts_with("250"));
     let r = cmd(&mut a, "a2", "NOOP").await;
-    assert!(r.contains(&"* 1 FETCH (FLAGS (\\Answered))".to_string()), "{r:?}");
+    assert!(
+        r.contains(&"* 1 FETCH (FLAGS (\\Answered))".to_string()),
+        "{r:?}"
+    );
     assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
     cmd(&mut b, "b3", "STORE 2 +FLAGS (\\Deleted)").await;
     cmd(&mut b, "b4", "EXPUNGE").await;
@@ -193,7 +246,9 @@ async fn sessions_see_each_others_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_bad_and_session_goes_on() {
-    let s = TestServer::start_with("[imap]\nauth-without-tls = true\nmax-literal-size = 1000\nmax-line-length = 200\n");
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\nmax-literal-size = 1000\nmax-line-length = 200\n",
+    );
     s.account("joe@example.org");
     let mut c = logged_in(&s).await;
     c.send("a APPEND INBOX {99999999999}\r\n").await;
@@ -204,7 +259,12 @@ async fn bad_input_gets_bad_and_session_goes_on() {
     assert!(c.line().await.contains("BAD"));
     let r = cmd(&mut c, "c", "FROBNICATE").await;
     assert!(r[0].starts_with("c BAD"));
-    let r = cmd(&mut c, "d", "LIST (((((((((((((((((((((((((x))))))))))))))))))))))))) y").await;
+    let r = cmd(
+        &mut c,
+        "d",
+        "LIST (((((((((((((((((((((((((x))))))))))))))))))))))))) y",
+    )
+    .await;
     assert!(r[0].starts_with("d BAD"), "{r:?}");
     // A literal with a continuation, then a normal command.
     c.send("f STATUS {5}\r\n").await;

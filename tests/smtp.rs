@@ -25,7 +25,13 @@ async fn ehlo_advertises_extensions() {
         }
     }
     let all = lines.join("\n");
-    for ext in ["PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES", "STARTTLS"] {
+    for ext in [
+        "PIPELINING",
+        "SIZE 52428800",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
+    ] {
         assert!(all.contains(ext), "{all}");
     }
     c.send("HELO me.test\r\n").await;
@@ -69,7 +75,10 @@ async fn sequencing_and_syntax_errors_keep_the_session() {
     c.send("RSET\r\n").await;
     assert!(c.smtp_reply().await.starts_with("250"));
     c.send("DATA\r\n").await;
-    assert!(c.smtp_reply().await.starts_with("503"), "RSET cleared the transaction");
+    assert!(
+        c.smtp_reply().await.starts_with("503"),
+        "RSET cleared the transaction"
+    );
     c.send("VRFY joe\r\n").await;
     assert!(c.smtp_reply().await.starts_with("252"));
     c.send("EXPN all\r\n").await;
@@ -83,7 +92,8 @@ async fn never_an_open_relay() {
     let s = TestServer::start();
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
-    c.send("EHLO me.test\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<victim@elsewhere.test>\r\n").await;
+    c.send("EHLO me.test\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<victim@elsewhere.test>\r\n")
+        .await;
     c.smtp_reply().await;
     c.smtp_reply().await;
     assert!(c.smtp_reply().await.starts_with("554 5.7.1"));
@@ -121,7 +131,11 @@ async fn recipient_and_size_limits() {
     assert!(c.smtp_reply().await.starts_with("452 4.5.3"));
     c.send("DATA\r\n").await;
     assert!(c.smtp_reply().await.starts_with("354"));
-    c.send(&format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(3000))).await;
+    c.send(&format!(
+        "Subject: big\r\n\r\n{}\r\n.\r\n",
+        "y".repeat(3000)
+    ))
+    .await;
     assert!(c.smtp_reply().await.starts_with("552 5.3.4"));
     let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
     assert!(shown.contains("\"messages\": 0"), "{shown}");
@@ -133,20 +147,30 @@ async fn pipelined_transaction_and_dot_stuffing() {
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
     // RFC 2920: the whole transaction in one write.
-    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n").await;
+    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
     c.smtp_reply().await;
     c.smtp_reply().await;
     c.smtp_reply().await;
     assert!(c.smtp_reply().await.starts_with("354"));
-    c.send("Subject: dots\r\n\r\n..leading dot\r\n.\r\nNOOP\r\n").await;
+    c.send("Subject: dots\r\n\r\n..leading dot\r\n.\r\nNOOP\r\n")
+        .await;
     assert!(c.smtp_reply().await.starts_with("250 2.0.0"));
-    assert!(c.smtp_reply().await.starts_with("250"), "NOOP after the data");
+    assert!(
+        c.smtp_reply().await.starts_with("250"),
+        "NOOP after the data"
+    );
 
     let mut i = LineClient::connect(s.addr("imap")).await;
     i.line().await;
     // Plain-text login is refused without TLS by default.
     i.send("a LOGIN joe@example.org pw\r\n").await;
-    assert!(i.imap_until("a").await.last().unwrap().starts_with("a NO [PRIVACYREQUIRED]"));
+    assert!(i
+        .imap_until("a")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("a NO [PRIVACYREQUIRED]"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +178,8 @@ async fn smuggled_end_of_data_is_not_honoured() {
     let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
-    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n").await;
+    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
     for _ in 0..3 {
         c.smtp_reply().await;
     }
@@ -164,7 +189,8 @@ async fn smuggled_end_of_data_is_not_honoured() {
     // One message arrived, containing the would-be second one.
     let mut i = LineClient::connect(s.addr("imap")).await;
     i.line().await;
-    i.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\n").await;
+    i.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\n")
+        .await;
     i.imap_until("a").await;
     let sel = i.imap_until("b").await;
     assert!(sel.iter().any(|l| l == "* 1 EXISTS"), "{sel:?}");
@@ -176,7 +202,8 @@ async fn client_vanishing_mid_data_stores_nothing() {
     s.account("joe@example.org");
     {
         let mut c = greeted(&s).await;
-        c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n").await;
+        c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+            .await;
         for _ in 0..4 {
             c.smtp_reply().await;
         }
@@ -184,7 +211,14 @@ async fn client_vanishing_mid_data_stores_nothing() {
     } // dropped: connection closed mid-DATA
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // The server still serves others, and nothing half-stored is visible.
-    assert!(smtp_send(s.addr("smtp"), "a@b.test", &["joe@example.org"], "Subject: whole\r\n\r\nok").await.starts_with("250"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "a@b.test",
+        &["joe@example.org"],
+        "Subject: whole\r\n\r\nok"
+    )
+    .await
+    .starts_with("250"));
     let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
     assert!(shown.contains("\"messages\": 1"), "{shown}");
 }
@@ -194,16 +228,33 @@ async fn mail_loop_is_refused() {
     let s = TestServer::start_with("[smtp]\nmax-received-headers = 5\n");
     s.account("joe@example.org");
     let hops = "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n".repeat(5);
-    let r = smtp_send(s.addr("smtp"), "a@b.test", &["joe@example.org"], &format!("{hops}Subject: loop\r\n\r\nx")).await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@b.test",
+        &["joe@example.org"],
+        &format!("{hops}Subject: loop\r\n\r\nx"),
+    )
+    .await;
     assert!(r.starts_with("554 5.4.6"), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_runs_the_whole_server() {
     let s = TestServer::start_with("[store]\ntype = \"sqlite\"\n[imap]\nauth-without-tls = true\n");
-    assert!(s.stdout.iter().any(|l| l.starts_with("Store: sqlite")), "{:?}", s.stdout);
+    assert!(
+        s.stdout.iter().any(|l| l.starts_with("Store: sqlite")),
+        "{:?}",
+        s.stdout
+    );
     s.account("joe@example.org");
-    assert!(smtp_send(s.addr("smtp"), "a@b.test", &["joe@example.org"], "Subject: on sqlite\r\n\r\nhello").await.starts_with("250"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "a@b.test",
+        &["joe@example.org"],
+        "Subject: on sqlite\r\n\r\nhello"
+    )
+    .await
+    .starts_with("250"));
     let mut i = LineClient::connect(s.addr("imap")).await;
     i.line().await;
     i.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc FETCH 1 BODY[HEADER.FIELDS (SUBJECT)]\r\n").await;

@@ -100,7 +100,9 @@ pub struct ShutdownConfig {
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-    list.iter().map(|a| a.parse().expect("valid address")).collect()
+    list.iter()
+        .map(|a| a.parse().expect("valid address"))
+        .collect()
 }
 
 impl Default for Config {
@@ -342,13 +344,19 @@ mod tests {
 
     #[test]
     fn empty_file_is_all_defaults() {
-        assert_eq!(Config::parse("", Path::new("x")).unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("", Path::new("x")).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
     fn unknown_key_is_located() {
-        let e = Config::parse("hostname = \"a\"\n[smtp]\nmax-bogus = 3\n", Path::new("c.toml"))
-            .unwrap_err();
+        let e = Config::parse(
+            "hostname = \"a\"\n[smtp]\nmax-bogus = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(3));
         assert_eq!(e.key.as_deref(), Some("max-bogus"));
         assert!(e.to_string().contains("c.toml"), "{e}");
@@ -356,24 +364,24 @@ mod tests {
 
     #[test]
     fn wrong_type_is_located() {
-        let e = Config::parse("[smtp]\nmax-recipients = \"many\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let e =
+            Config::parse("[smtp]\nmax-recipients = \"many\"\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.line, Some(2));
         assert_eq!(e.key.as_deref(), Some("max-recipients"));
     }
 
     #[test]
     fn validation_error_names_key_and_line() {
-        let e = Config::parse("[smtp]\n\nmax-line-length = 100\n", Path::new("c.toml"))
-            .unwrap_err();
+        let e =
+            Config::parse("[smtp]\n\nmax-line-length = 100\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("smtp.max-line-length"));
         assert_eq!(e.line, Some(3));
     }
 
     #[test]
     fn bad_listener_address() {
-        let e = Config::parse("[listeners]\nsmtp = [\"nowhere\"]\n", Path::new("c.toml"))
-            .unwrap_err();
+        let e =
+            Config::parse("[listeners]\nsmtp = [\"nowhere\"]\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.line, Some(2));
     }
 }

@@ -115,8 +115,15 @@ pub fn normalize_address(addr: &str) -> Result<String> {
     let (local, domain) = addr
         .rsplit_once('@')
         .ok_or_else(|| DirError::Invalid(format!("`{addr}` is not an address (local@domain)")))?;
-    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
-        return Err(DirError::Invalid(format!("`{addr}` has an invalid local part")));
+    if local.is_empty()
+        || local.len() > 64
+        || local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
+        return Err(DirError::Invalid(format!(
+            "`{addr}` has an invalid local part"
+        )));
     }
     let domain = normalize_domain(domain)?;
     Ok(format!("{}@{domain}", local.to_lowercase()))
@@ -131,11 +138,15 @@ pub fn normalize_login(login: &str) -> Result<String> {
     }
     let ok = !login.is_empty()
         && login.len() <= 64
-        && login.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok {
         Ok(login.to_ascii_lowercase())
     } else {
-        Err(DirError::Invalid(format!("`{login}` is neither an address nor a valid login name")))
+        Err(DirError::Invalid(format!(
+            "`{login}` is neither an address nor a valid login name"
+        )))
     }
 }
 
@@ -153,7 +164,9 @@ pub fn normalize_domain(d: &str) -> Result<String> {
     if ok {
         Ok(d)
     } else {
-        Err(DirError::Invalid(format!("`{d}` is not a valid domain name")))
+        Err(DirError::Invalid(format!(
+            "`{d}` is not a valid domain name"
+        )))
     }
 }
 
@@ -215,7 +228,9 @@ fn claim_address(txn: &mut Txn<'_>, addr: &str, target: Target) -> Result<()> {
     }
     let k = key(ADDRESS, addr.as_bytes());
     if txn.get(&k)?.is_some() {
-        return Err(DirError::Conflict(format!("the address `{addr}` is already in use")));
+        return Err(DirError::Conflict(format!(
+            "the address `{addr}` is already in use"
+        )));
     }
     txn.put(k, json(&target));
     Ok(())
@@ -252,12 +267,17 @@ impl Directory {
 
     pub async fn create_domain(&self, name: &str) -> Result<Domain> {
         let name = normalize_domain(name)?;
-        let d = Domain { name: name.clone(), catch_all: None };
+        let d = Domain {
+            name: name.clone(),
+            catch_all: None,
+        };
         let rec = d.clone();
         dir_txn(&self.store, move |txn| {
             let k = key(DOMAIN, name.as_bytes());
             if txn.get(&k)?.is_some() {
-                return Err(DirError::Conflict(format!("the domain `{name}` exists already")));
+                return Err(DirError::Conflict(format!(
+                    "the domain `{name}` exists already"
+                )));
             }
             txn.put(k, json(&rec));
             Ok(())
@@ -492,7 +512,12 @@ impl Directory {
         dir_txn(&self.store, move |txn| {
             let id = next_id(txn)?;
             claim_address(txn, &address, Target::Group(id))?;
-            let g = Group { id, address, name, members: Vec::new() };
+            let g = Group {
+                id,
+                address,
+                name,
+                members: Vec::new(),
+            };
             txn.put(key(GROUP, &id.to_be_bytes()), json(&g));
             Ok(g)
         })
@@ -505,7 +530,9 @@ impl Directory {
         dir_txn(&self.store, move |txn| {
             let mut g = group_in_txn(txn, &group)?;
             if g.members.contains(&member) {
-                return Err(DirError::Conflict(format!("`{member}` is already a member")));
+                return Err(DirError::Conflict(format!(
+                    "`{member}` is already a member"
+                )));
             }
             g.members.push(member);
             txn.put(key(GROUP, &g.id.to_be_bytes()), json(&g));

@@ -42,8 +42,17 @@ impl From<crate::mail::MailError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Checks HTTP Basic credentials of an enabled admin account.
-async fn require_admin(core: &Core, headers: &HeaderMap, ip: Option<std::net::IpAddr>) -> ApiResult<Account> {
-    let unauthorized = || ApiError(StatusCode::UNAUTHORIZED, "authentication required: HTTP Basic with an admin account".into());
+async fn require_admin(
+    core: &Core,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> ApiResult<Account> {
+    let unauthorized = || {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: HTTP Basic with an admin account".into(),
+        )
+    };
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -54,11 +63,17 @@ async fn require_admin(core: &Core, headers: &HeaderMap, ip: Option<std::net::Ip
     let (user, pass) = decoded.split_once(':').ok_or_else(unauthorized)?;
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if core.limiter.is_blocked(ip, user) {
-        return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many failed logins, try again later".into()));
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins, try again later".into(),
+        ));
     }
     match core.directory.authenticate(user, pass).await? {
         Some(a) if a.role == Role::Admin => Ok(a),
-        Some(_) => Err(ApiError(StatusCode::FORBIDDEN, "this account is not an administrator".into())),
+        Some(_) => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "this account is not an administrator".into(),
+        )),
         None => {
             core.limiter.record_failure(ip, user);
             Err(unauthorized())
@@ -130,49 +145,99 @@ pub fn router(core: SharedCore) -> Router {
     let st = AppState { core };
     Router::new()
         .route("/api/domains", get(list_domains).post(create_domain))
-        .route("/api/domains/{name}", delete(delete_domain).patch(patch_domain))
+        .route(
+            "/api/domains/{name}",
+            delete(delete_domain).patch(patch_domain),
+        )
         .route("/api/accounts", get(list_accounts).post(create_account))
-        .route("/api/accounts/{address}", get(show_account).patch(update_account).delete(delete_account))
+        .route(
+            "/api/accounts/{address}",
+            get(show_account)
+                .patch(update_account)
+                .delete(delete_account),
+        )
         .route("/api/accounts/{address}/aliases", post(add_alias))
-        .route("/api/accounts/{address}/aliases/{alias}", delete(remove_alias))
+        .route(
+            "/api/accounts/{address}/aliases/{alias}",
+            delete(remove_alias),
+        )
         .route("/api/groups", get(list_groups).post(create_group))
         .route("/api/groups/{address}", delete(delete_group))
         .route("/api/groups/{address}/members", post(add_member))
-        .route("/api/groups/{address}/members/{member}", delete(remove_member))
+        .route(
+            "/api/groups/{address}/members/{member}",
+            delete(remove_member),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)
 }
 
-async fn list_domains(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+async fn list_domains(
+    State(st): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(json!(st.core.directory.list_domains().await?)))
 }
 
-async fn create_domain(State(st): State<AppState>, _admin: Admin, Json(d): Json<NewDomain>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+async fn create_domain(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Json(d): Json<NewDomain>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let d = st.core.directory.create_domain(&d.name).await?;
     Ok((StatusCode::CREATED, Json(json!(d))))
 }
 
-async fn patch_domain(State(st): State<AppState>, _admin: Admin, Path(name): Path<String>, Json(c): Json<CatchAll>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(st.core.directory.set_catch_all(&name, c.catch_all).await?)))
+async fn patch_domain(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    Json(c): Json<CatchAll>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!(
+        st.core.directory.set_catch_all(&name, c.catch_all).await?
+    )))
 }
 
-async fn delete_domain(State(st): State<AppState>, _admin: Admin, Path(name): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_domain(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     st.core.directory.delete_domain(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_accounts(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<serde_json::Value>> {
-    let list: Vec<_> = st.core.directory.list_accounts().await?.iter().map(account_json).collect();
+async fn list_accounts(
+    State(st): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<serde_json::Value>> {
+    let list: Vec<_> = st
+        .core
+        .directory
+        .list_accounts()
+        .await?
+        .iter()
+        .map(account_json)
+        .collect();
     Ok(Json(json!(list)))
 }
 
-async fn create_account(State(st): State<AppState>, _admin: Admin, Json(n): Json<NewAccount>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+async fn create_account(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Json(n): Json<NewAccount>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let a = st.core.directory.create_account(n).await?;
     st.core.mail.init_account(a.id).await?;
     Ok((StatusCode::CREATED, Json(account_json(&a))))
 }
 
-async fn show_account(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn show_account(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let a = st
         .core
         .directory
@@ -186,49 +251,104 @@ async fn show_account(State(st): State<AppState>, _admin: Admin, Path(addr): Pat
     Ok(Json(v))
 }
 
-async fn update_account(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>, Json(p): Json<AccountPatch>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(account_json(&st.core.directory.update_account(&addr, p).await?)))
+async fn update_account(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+    Json(p): Json<AccountPatch>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(account_json(
+        &st.core.directory.update_account(&addr, p).await?,
+    )))
 }
 
-async fn delete_account(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_account(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+) -> ApiResult<StatusCode> {
     if _admin.0.address.eq_ignore_ascii_case(&addr) {
-        return Err(ApiError(StatusCode::CONFLICT, "an administrator cannot delete its own account".into()));
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "an administrator cannot delete its own account".into(),
+        ));
     }
     let a = st.core.directory.delete_account(&addr).await?;
     st.core.mail.delete_account(a.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add_alias(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>, Json(a): Json<Alias>) -> ApiResult<Json<serde_json::Value>> {
-    let p = AccountPatch { add_aliases: vec![a.address], ..Default::default() };
-    Ok(Json(account_json(&st.core.directory.update_account(&addr, p).await?)))
+async fn add_alias(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+    Json(a): Json<Alias>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let p = AccountPatch {
+        add_aliases: vec![a.address],
+        ..Default::default()
+    };
+    Ok(Json(account_json(
+        &st.core.directory.update_account(&addr, p).await?,
+    )))
 }
 
-async fn remove_alias(State(st): State<AppState>, _admin: Admin, Path((addr, alias)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
-    let p = AccountPatch { remove_aliases: vec![alias], ..Default::default() };
-    Ok(Json(account_json(&st.core.directory.update_account(&addr, p).await?)))
+async fn remove_alias(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path((addr, alias)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let p = AccountPatch {
+        remove_aliases: vec![alias],
+        ..Default::default()
+    };
+    Ok(Json(account_json(
+        &st.core.directory.update_account(&addr, p).await?,
+    )))
 }
 
-async fn list_groups(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+async fn list_groups(
+    State(st): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(json!(st.core.directory.list_groups().await?)))
 }
 
-async fn create_group(State(st): State<AppState>, _admin: Admin, Json(g): Json<NewGroup>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+async fn create_group(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Json(g): Json<NewGroup>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let g = st.core.directory.create_group(&g.address, &g.name).await?;
     Ok((StatusCode::CREATED, Json(json!(g))))
 }
 
-async fn delete_group(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_group(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+) -> ApiResult<StatusCode> {
     st.core.directory.delete_group(&addr).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add_member(State(st): State<AppState>, _admin: Admin, Path(addr): Path<String>, Json(m): Json<Member>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(st.core.directory.add_member(&addr, &m.address).await?)))
+async fn add_member(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(addr): Path<String>,
+    Json(m): Json<Member>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!(
+        st.core.directory.add_member(&addr, &m.address).await?
+    )))
 }
 
-async fn remove_member(State(st): State<AppState>, _admin: Admin, Path((addr, member)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(st.core.directory.remove_member(&addr, &member).await?)))
+async fn remove_member(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path((addr, member)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!(
+        st.core.directory.remove_member(&addr, &member).await?
+    )))
 }
-
-

@@ -192,7 +192,12 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, tag: &str, name: &str, args: Vec<super::proto::Token>) -> Option<Reply> {
+    async fn dispatch(
+        &mut self,
+        tag: &str,
+        name: &str,
+        args: Vec<super::proto::Token>,
+    ) -> Option<Reply> {
         let authed = self.account.is_some();
         let selected = self.selected.is_some();
         let r = match name {
@@ -222,7 +227,9 @@ impl Session {
             "LIST" | "LSUB" => self.cmd_list(&args, name == "LSUB").await,
             "STATUS" => self.cmd_status(&args).await,
             _ if !selected => match name {
-                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" => "BAD No mailbox selected".into(),
+                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" => {
+                    "BAD No mailbox selected".into()
+                }
                 _ => format!("BAD Unknown command {name}"),
             },
             "FETCH" => self.cmd_fetch(&args, false).await,
@@ -234,7 +241,12 @@ impl Session {
         };
         // Report other sessions' changes before the tagged reply where
         // RFC 9051 §7.5.2 allows (not after FETCH/STORE by sequence number).
-        if self.selected.is_some() && !matches!(name, "FETCH" | "STORE" | "NOOP" | "CHECK" | "SELECT" | "EXAMINE") {
+        if self.selected.is_some()
+            && !matches!(
+                name,
+                "FETCH" | "STORE" | "NOOP" | "CHECK" | "SELECT" | "EXAMINE"
+            )
+        {
             self.sync(true).await;
         } else if self.selected.is_some() && matches!(name, "FETCH" | "STORE") {
             self.sync(false).await;
@@ -246,12 +258,20 @@ impl Session {
         if args.is_empty() {
             return "BAD UID needs a command".into();
         }
-        let sub = args.remove(0).as_string().unwrap_or_default().to_ascii_uppercase();
+        let sub = args
+            .remove(0)
+            .as_string()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         match sub.as_str() {
             "FETCH" => self.cmd_fetch(&args, true).await,
             "STORE" => self.cmd_store(&args, true).await,
             "EXPUNGE" => {
-                let Some(set) = args.first().and_then(|t| t.as_string()).and_then(|s| super::proto::args::SeqSet::parse(&s)) else {
+                let Some(set) = args
+                    .first()
+                    .and_then(|t| t.as_string())
+                    .and_then(|s| super::proto::args::SeqSet::parse(&s))
+                else {
                     return "BAD UID EXPUNGE needs a UID set".into();
                 };
                 self.cmd_expunge(Some(set)).await
@@ -264,14 +284,22 @@ impl Session {
     /// sessions and deliveries changed. Expunges are reported only when
     /// `allow_expunge`.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
-        let Some(acct) = self.account.as_ref().map(|a| a.id) else { return };
-        let Some(sel) = self.selected.as_ref() else { return };
+        let Some(acct) = self.account.as_ref().map(|a| a.id) else {
+            return;
+        };
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
         let mbox_id = sel.mailbox.id;
-        let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else { return };
+        let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else {
+            return;
+        };
         if mb.highest_modseq == sel.mailbox.highest_modseq && mb.uidnext == sel.mailbox.uidnext {
             return;
         }
-        let Ok(current) = self.core.mail.uids(acct, mbox_id).await else { return };
+        let Ok(current) = self.core.mail.uids(acct, mbox_id).await else {
+            return;
+        };
         let mut lines = Vec::new();
         let sel = self.selected.as_mut().expect("checked above");
         let mut complete = true;

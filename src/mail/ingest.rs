@@ -71,7 +71,12 @@ pub trait IngestHook: Send + Sync {
     fn name(&self) -> &str;
     /// May change the target's folder or flags. An error refuses the
     /// message for every target (temporary failure at the protocol level).
-    fn on_ingest(&self, raw: &[u8], meta: &Meta, target: &mut IngestTarget) -> std::result::Result<(), String>;
+    fn on_ingest(
+        &self,
+        raw: &[u8],
+        meta: &Meta,
+        target: &mut IngestTarget,
+    ) -> std::result::Result<(), String>;
 }
 
 fn thread_key(acct: u32, message_id: &str) -> Vec<u8> {
@@ -105,7 +110,12 @@ fn subject_tag(s: &str) -> [u8; 8] {
 
 /// Finds the thread of a message from Message-ID, In-Reply-To and References
 /// whose thread has the same base subject; otherwise starts a new thread.
-fn assign_thread(txn: &mut Txn<'_>, acct: u32, meta: &Meta, next_thread: &mut u64) -> std::result::Result<u64, StoreError> {
+fn assign_thread(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    meta: &Meta,
+    next_thread: &mut u64,
+) -> std::result::Result<u64, StoreError> {
     let tag = subject_tag(&meta.subject);
     let mut found = None;
     let ids = meta.message_id.iter().chain(meta.references.iter());
@@ -135,9 +145,16 @@ fn assign_thread(txn: &mut Txn<'_>, acct: u32, meta: &Meta, next_thread: &mut u6
     Ok(thread)
 }
 
-fn find_mailbox(txn: &mut Txn<'_>, acct: u32, folder: &Folder) -> std::result::Result<Option<Mailbox>, StoreError> {
+fn find_mailbox(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    folder: &Folder,
+) -> std::result::Result<Option<Mailbox>, StoreError> {
     match folder {
-        Folder::Id(id) => txn.get(&k_mbox(acct, *id))?.map(|v| from_json(&v)).transpose(),
+        Folder::Id(id) => txn
+            .get(&k_mbox(acct, *id))?
+            .map(|v| from_json(&v))
+            .transpose(),
         Folder::Role(role) => {
             for (_, v) in txn.scan_prefix(&k_acct(b'M', acct))? {
                 let m: Mailbox = from_json(&v)?;
@@ -223,7 +240,10 @@ impl MailStore {
                         modseq,
                     };
                     txn.put(k_email(b'F', acct, email), to_json(&es));
-                    txn.put(k_uid(acct, mb.id, uid), encode_uid_entry(email, modseq, &t.flags));
+                    txn.put(
+                        k_uid(acct, mb.id, uid),
+                        encode_uid_entry(email, modseq, &t.flags),
+                    );
                     txn.put(k_mbox(acct, mb.id), to_json(&mb));
                     txn.put(k_acct(b'K', acct), to_json(&st));
                     out.push(IngestOutcome {
@@ -240,7 +260,9 @@ impl MailStore {
             .await;
         match res {
             Ok(v) => Ok(v),
-            Err(_) if over_quota.load(std::sync::atomic::Ordering::Relaxed) => Err(MailError::OverQuota),
+            Err(_) if over_quota.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(MailError::OverQuota)
+            }
             Err(StoreError::Aborted(m)) => Err(MailError::NotFound(m)),
             Err(e) => Err(e.into()),
         }

@@ -125,7 +125,10 @@ fn part_tree(msg: &Message<'_>, idx: usize, base: u32) -> Part {
     match &p.body {
         PartType::Multipart(ids) => {
             part.multipart = true;
-            part.children = ids.iter().map(|&i| part_tree(msg, i as usize, base)).collect();
+            part.children = ids
+                .iter()
+                .map(|&i| part_tree(msg, i as usize, base))
+                .collect();
         }
         PartType::Message(inner) if !inner.parts.is_empty() && p.encoding == Encoding::None => {
             // Parsed in-stream: the enclosed message's offsets are absolute
@@ -287,11 +290,7 @@ fn structure(msg: &Message<'_>, idx: usize, ext: bool, depth: usize) -> String {
         None => ("text".into(), Some("plain".into())),
     };
     let disposition = || match p.content_disposition() {
-        Some(d) => format!(
-            "({} {})",
-            istring(d.ctype()),
-            params(d.attributes())
-        ),
+        Some(d) => format!("({} {})", istring(d.ctype()), params(d.attributes())),
         None => "NIL".into(),
     };
     let language = || match p.content_language() {
@@ -392,10 +391,16 @@ mod tests {
             m.envelope,
             "(\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Hi \\\"there\\\"\" ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((\"Joe Q\" NIL \"joe\" \"example.org\")) ((NIL NIL \"a\" \"b.c\")(\"B, C\" NIL \"b\" \"c.d\")) NIL NIL NIL \"<1@x>\")"
         );
-        assert_eq!(m.body, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2)");
+        assert_eq!(
+            m.body,
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2)"
+        );
         assert_eq!(m.message_id.as_deref(), Some("1@x"));
         let body = m.root.find(&[1]).unwrap();
-        assert_eq!(&SIMPLE[body.body as usize..body.end as usize], b"Hello\r\nWorld\r\n");
+        assert_eq!(
+            &SIMPLE[body.body as usize..body.end as usize],
+            b"Hello\r\nWorld\r\n"
+        );
     }
 
     #[test]
@@ -407,10 +412,17 @@ mod tests {
         let p2 = m.root.find(&[2]).unwrap();
         assert!(p2.message.is_some());
         let inner = p2.message.as_ref().unwrap();
-        assert_eq!(&raw[inner.header as usize..inner.body as usize], b"Subject: inner\r\n\r\n");
+        assert_eq!(
+            &raw[inner.header as usize..inner.body as usize],
+            b"Subject: inner\r\n\r\n"
+        );
         let inner_body = m.root.find(&[2, 1]).unwrap();
         assert!(raw[inner_body.body as usize..inner_body.end as usize].starts_with(b"inner body"));
-        assert!(m.bodystructure.contains("\"mixed\" (\"boundary\" \"XX\")"), "{}", m.bodystructure);
+        assert!(
+            m.bodystructure.contains("\"mixed\" (\"boundary\" \"XX\")"),
+            "{}",
+            m.bodystructure
+        );
         assert!(m.root.find(&[3]).is_none());
     }
 

@@ -135,7 +135,9 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("records serialise")
 }
 
-pub(crate) fn from_json<T: for<'a> Deserialize<'a>>(v: &[u8]) -> std::result::Result<T, StoreError> {
+pub(crate) fn from_json<T: for<'a> Deserialize<'a>>(
+    v: &[u8],
+) -> std::result::Result<T, StoreError> {
     serde_json::from_slice(v).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
 }
 
@@ -157,7 +159,12 @@ fn decode_uid_entry(key: &[u8], v: &[u8]) -> Option<UidEntry> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    Some(UidEntry { uid, email, modseq, flags })
+    Some(UidEntry {
+        uid,
+        email,
+        modseq,
+        flags,
+    })
 }
 
 fn now() -> i64 {
@@ -169,7 +176,10 @@ fn now() -> i64 {
 
 /// Reads the account state in a transaction, creating the account's
 /// mailboxes on first use.
-pub(crate) fn account_state(txn: &mut Txn<'_>, acct: u32) -> std::result::Result<AccountState, StoreError> {
+pub(crate) fn account_state(
+    txn: &mut Txn<'_>,
+    acct: u32,
+) -> std::result::Result<AccountState, StoreError> {
     let key = k_acct(b'K', acct);
     if let Some(v) = txn.get(&key)? {
         return from_json(&v);
@@ -194,7 +204,12 @@ pub(crate) fn account_state(txn: &mut Txn<'_>, acct: u32) -> std::result::Result
 }
 
 /// Bumps the account's change counter and records what changed.
-pub(crate) fn log_change(txn: &mut Txn<'_>, acct: u32, st: &mut AccountState, change: &Change) -> u64 {
+pub(crate) fn log_change(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    st: &mut AccountState,
+    change: &Change,
+) -> u64 {
     st.state += 1;
     let mut k = k_acct(b'C', acct);
     k.extend_from_slice(&st.state.to_be_bytes());
@@ -219,7 +234,11 @@ pub struct MailStore {
 
 impl MailStore {
     pub fn new(store: Store, blobs: BlobStore) -> Self {
-        MailStore { store, blobs, hooks: Default::default() }
+        MailStore {
+            store,
+            blobs,
+            hooks: Default::default(),
+        }
     }
 
     pub fn with_hooks(mut self, hooks: Vec<std::sync::Arc<dyn IngestHook>>) -> Self {
@@ -258,8 +277,16 @@ impl MailStore {
     }
 
     pub async fn mailbox_by_name(&self, acct: u32, name: &str) -> Result<Option<Mailbox>> {
-        let name = if name.eq_ignore_ascii_case("INBOX") { "INBOX" } else { name };
-        Ok(self.mailboxes(acct).await?.into_iter().find(|m| m.name == name))
+        let name = if name.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            name
+        };
+        Ok(self
+            .mailboxes(acct)
+            .await?
+            .into_iter()
+            .find(|m| m.name == name))
     }
 
     pub async fn mailbox(&self, acct: u32, id: u32) -> Result<Option<Mailbox>> {
@@ -331,7 +358,9 @@ impl MailStore {
                                 }
                             }
                         }
-                        FlagOp::Remove => new.retain(|x| !flags.iter().any(|f| f.eq_ignore_ascii_case(x))),
+                        FlagOp::Remove => {
+                            new.retain(|x| !flags.iter().any(|f| f.eq_ignore_ascii_case(x)))
+                        }
                     }
                     dedup_flags(&mut new);
                     if sorted(&new) == sorted(&es.keywords) {
@@ -400,7 +429,9 @@ impl MailStore {
                 for uid in candidates {
                     let ukey = k_uid(acct, mbox, uid);
                     let Some(v) = txn.get(&ukey)? else { continue };
-                    let Some(e) = decode_uid_entry(&ukey, &v) else { continue };
+                    let Some(e) = decode_uid_entry(&ukey, &v) else {
+                        continue;
+                    };
                     // Re-checked inside the transaction: a concurrent STORE
                     // may have removed \Deleted meanwhile.
                     if !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
@@ -433,7 +464,12 @@ impl MailStore {
                 if gone.is_empty() {
                     return Ok(gone);
                 }
-                let change = Change { created: vec![], updated, destroyed, mailboxes: vec![mbox] };
+                let change = Change {
+                    created: vec![],
+                    updated,
+                    destroyed,
+                    mailboxes: vec![mbox],
+                };
                 let modseq = log_change(txn, acct, &mut st, &change);
                 if let Some(v) = txn.get(&k_mbox(acct, mbox))? {
                     let mut m: Mailbox = from_json(&v)?;
@@ -456,7 +492,13 @@ impl MailStore {
         }
         let mut keys = Vec::new();
         for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T'] {
-            keys.extend(self.store.scan_prefix(k_acct(p, acct)).await?.into_iter().map(|(k, _)| k));
+            keys.extend(
+                self.store
+                    .scan_prefix(k_acct(p, acct))
+                    .await?
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
         }
         let blobs = self.blobs.clone();
         self.store

@@ -28,7 +28,11 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -38,7 +42,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -81,7 +89,11 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: Stream) -> Self {
-        Conn { stream, buf: Vec::with_capacity(4096), pos: 0 }
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+        }
     }
 
     pub fn buffered(&self) -> &[u8] {
@@ -192,18 +204,27 @@ impl ShutdownController {
     pub fn new() -> Self {
         let (tx, _) = tokio::sync::watch::channel(false);
         let (done_tx, done_rx) = tokio::sync::mpsc::channel(1);
-        ShutdownController { tx, done_tx: Some(done_tx), done_rx }
+        ShutdownController {
+            tx,
+            done_tx: Some(done_tx),
+            done_rx,
+        }
     }
 
     pub fn handle(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe(), _guard: self.done_tx.clone() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+            _guard: self.done_tx.clone(),
+        }
     }
 
     /// Signals every session and waits (up to `grace`) until all have ended.
     pub async fn shutdown(mut self, grace: Duration) -> bool {
         let _ = self.tx.send(true);
         self.done_tx.take();
-        tokio::time::timeout(grace, self.done_rx.recv()).await.is_ok()
+        tokio::time::timeout(grace, self.done_rx.recv())
+            .await
+            .is_ok()
     }
 }
 
@@ -242,9 +263,15 @@ mod tests {
         client.write_all(&vec![b'x'; 5000]).await.unwrap();
         client.write_all(b"\r\nnext\n").await.unwrap();
         drop(client);
-        assert_eq!(c.read_line(100).await.unwrap(), Line::Line(b"short".to_vec()));
+        assert_eq!(
+            c.read_line(100).await.unwrap(),
+            Line::Line(b"short".to_vec())
+        );
         assert_eq!(c.read_line(100).await.unwrap(), Line::TooLong);
-        assert_eq!(c.read_line(100).await.unwrap(), Line::Line(b"next".to_vec()));
+        assert_eq!(
+            c.read_line(100).await.unwrap(),
+            Line::Line(b"next".to_vec())
+        );
         assert_eq!(c.read_line(100).await.unwrap(), Line::Eof);
     }
 }

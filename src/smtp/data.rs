@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn size_limit() {
         let mut r = DataReceiver::new(5);
-        assert!(matches!(r.feed(b"0123456789\r\n.\r\n"), DataOutcome::Done { .. }));
+        assert!(matches!(
+            r.feed(b"0123456789\r\n.\r\n"),
+            DataOutcome::Done { .. }
+        ));
         assert!(r.too_big());
         assert_eq!(r.into_message().len(), 5);
     }

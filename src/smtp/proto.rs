@@ -1,13 +1,22 @@
 //! SMTP command parsing (RFC 5321 §4.1), sans I/O: a line in, a command out.
 
+/// ESMTP parameters of MAIL/RCPT: upper-cased keyword and optional value.
+pub type Params = Vec<(String, Option<String>)>;
+
 /// A parsed SMTP command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Ehlo(String),
     Helo(String),
     /// Reverse path ("" for the null sender) and ESMTP parameters.
-    Mail { from: String, params: Vec<(String, Option<String>)> },
-    Rcpt { to: String, params: Vec<(String, Option<String>)> },
+    Mail {
+        from: String,
+        params: Vec<(String, Option<String>)>,
+    },
+    Rcpt {
+        to: String,
+        params: Vec<(String, Option<String>)>,
+    },
     Data,
     Rset,
     Noop,
@@ -16,7 +25,10 @@ pub enum Command {
     Vrfy(String),
     Expn(String),
     StartTls,
-    Auth { mechanism: String, initial: Option<String> },
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 /// Why a line is not a valid command; each maps to a reply.
@@ -55,7 +67,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     match verb.as_str() {
         "EHLO" | "HELO" => {
             if arg.is_empty() || arg.contains(' ') {
-                return Err(ParseError::Syntax("EHLO/HELO needs one domain or address literal"));
+                return Err(ParseError::Syntax(
+                    "EHLO/HELO needs one domain or address literal",
+                ));
             }
             Ok(if verb == "EHLO" {
                 Command::Ehlo(arg.to_string())
@@ -64,12 +78,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
             })
         }
         "MAIL" => {
-            let rest = strip_keyword(rest, "FROM:").ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
+            let rest = strip_keyword(rest, "FROM:")
+                .ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
             let (from, params) = parse_path(rest, true)?;
             Ok(Command::Mail { from, params })
         }
         "RCPT" => {
-            let rest = strip_keyword(rest, "TO:").ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+            let rest = strip_keyword(rest, "TO:")
+                .ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
             let (to, params) = parse_path(rest, false)?;
             Ok(Command::Rcpt { to, params })
         }
@@ -117,10 +133,12 @@ fn strip_keyword<'a>(s: &'a str, kw: &str) -> Option<&'a str> {
 }
 
 /// Parses `<path> [SP params]` (RFC 5321 §4.1.2).
-fn parse_path(s: &str, allow_null: bool) -> Result<(String, Vec<(String, Option<String>)>), ParseError> {
+fn parse_path(s: &str, allow_null: bool) -> Result<(String, Params), ParseError> {
     let s = s.trim_end();
     if !s.starts_with('<') {
-        return Err(ParseError::BadAddress("the address must be in angle brackets"));
+        return Err(ParseError::BadAddress(
+            "the address must be in angle brackets",
+        ));
     }
     let close = s.find('>').ok_or(ParseError::BadAddress("missing `>`"))?;
     let inner = &s[1..close];
@@ -162,7 +180,9 @@ fn validate_mailbox(addr: &str) -> Result<(), ParseError> {
     if addr.len() > 320 {
         return Err(ParseError::BadAddress("address too long"));
     }
-    let (local, domain) = addr.rsplit_once('@').ok_or(ParseError::BadAddress("missing `@`"))?;
+    let (local, domain) = addr
+        .rsplit_once('@')
+        .ok_or(ParseError::BadAddress("missing `@`"))?;
     if local.is_empty() || local.len() > 64 {
         return Err(ParseError::BadAddress("bad local part length"));
     }
@@ -173,7 +193,9 @@ fn validate_mailbox(addr: &str) -> Result<(), ParseError> {
     } else if local.starts_with('.')
         || local.ends_with('.')
         || local.contains("..")
-        || local.chars().any(|c| c.is_ascii_control() || " ()<>[]\\,;:\"@".contains(c))
+        || local
+            .chars()
+            .any(|c| c.is_ascii_control() || " ()<>[]\\,;:\"@".contains(c))
     {
         return Err(ParseError::BadAddress("invalid local part"));
     }
@@ -205,33 +227,75 @@ mod tests {
 
     #[test]
     fn basic_commands() {
-        assert_eq!(parse_command(b"EHLO client.example"), Ok(Command::Ehlo("client.example".into())));
+        assert_eq!(
+            parse_command(b"EHLO client.example"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
         assert_eq!(parse_command(b"helo x"), Ok(Command::Helo("x".into())));
         assert_eq!(
             parse_command(b"MAIL FROM:<a@b.c> SIZE=100 BODY=8BITMIME"),
             Ok(Command::Mail {
                 from: "a@b.c".into(),
-                params: vec![("SIZE".into(), Some("100".into())), ("BODY".into(), Some("8BITMIME".into()))]
+                params: vec![
+                    ("SIZE".into(), Some("100".into())),
+                    ("BODY".into(), Some("8BITMIME".into()))
+                ]
             })
         );
-        assert_eq!(parse_command(b"MAIL FROM:<>"), Ok(Command::Mail { from: "".into(), params: vec![] }));
-        assert_eq!(parse_command(b"rcpt to:<@r1,@r2:joe@x.org>"), Ok(Command::Rcpt { to: "joe@x.org".into(), params: vec![] }));
+        assert_eq!(
+            parse_command(b"MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: "".into(),
+                params: vec![]
+            })
+        );
+        assert_eq!(
+            parse_command(b"rcpt to:<@r1,@r2:joe@x.org>"),
+            Ok(Command::Rcpt {
+                to: "joe@x.org".into(),
+                params: vec![]
+            })
+        );
         assert_eq!(parse_command(b"DATA"), Ok(Command::Data));
         assert_eq!(parse_command(b"NOOP anything"), Ok(Command::Noop));
-        assert_eq!(parse_command(b"AUTH plain AGpvZQBwdw=="), Ok(Command::Auth { mechanism: "PLAIN".into(), initial: Some("AGpvZQBwdw==".into()) }));
+        assert_eq!(
+            parse_command(b"AUTH plain AGpvZQBwdw=="),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGpvZQBwdw==".into())
+            })
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse_command(b"FOO"), Err(ParseError::Unknown));
-        assert!(matches!(parse_command(b"MAIL FROM:a@b.c"), Err(ParseError::BadAddress(_))));
-        assert!(matches!(parse_command(b"RCPT TO:<>"), Err(ParseError::BadAddress(_))));
-        assert!(matches!(parse_command(b"RCPT TO:<a@@b>"), Err(ParseError::BadAddress(_))));
-        assert!(matches!(parse_command(b"DATA now"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse_command(b"MAIL FROM:a@b.c"),
+            Err(ParseError::BadAddress(_))
+        ));
+        assert!(matches!(
+            parse_command(b"RCPT TO:<>"),
+            Err(ParseError::BadAddress(_))
+        ));
+        assert!(matches!(
+            parse_command(b"RCPT TO:<a@@b>"),
+            Err(ParseError::BadAddress(_))
+        ));
+        assert!(matches!(
+            parse_command(b"DATA now"),
+            Err(ParseError::Syntax(_))
+        ));
         assert!(matches!(parse_command(b"EHLO"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse_command(b"MAIL FROM:<a@b.c> SI ZE"), Ok(_)));
-        assert!(matches!(parse_command(b"MAIL FROM:<a@b.c> =x"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse_command(b"\xff\xfe"), Err(ParseError::Syntax(_))));
+        assert!(parse_command(b"MAIL FROM:<a@b.c> SI ZE").is_ok());
+        assert!(matches!(
+            parse_command(b"MAIL FROM:<a@b.c> =x"),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_command(b"\xff\xfe"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 
     proptest! {

@@ -66,7 +66,9 @@ impl Session {
         let cfg = self.core.config.smtp.clone();
         loop {
             if self.shutdown.is_shutting_down() && self.conn.buffered().is_empty() {
-                let _ = self.reply("421 4.3.2 Server shutting down, try again later").await;
+                let _ = self
+                    .reply("421 4.3.2 Server shutting down, try again later")
+                    .await;
                 return;
             }
             let line = tokio::select! {
@@ -86,7 +88,9 @@ impl Session {
                 }
                 Ok(Line::Eof) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    let _ = self.reply("421 4.4.2 Timeout waiting for a command, closing").await;
+                    let _ = self
+                        .reply("421 4.4.2 Timeout waiting for a command, closing")
+                        .await;
                     return;
                 }
                 Err(_) => return,
@@ -102,7 +106,8 @@ impl Session {
     async fn error(&mut self, text: &str) -> std::io::Result<Flow> {
         self.errors += 1;
         if self.errors >= self.core.config.smtp.max_errors {
-            self.reply("421 4.7.0 Too many errors, closing connection").await?;
+            self.reply("421 4.7.0 Too many errors, closing connection")
+                .await?;
             return Ok(Flow::Close);
         }
         self.reply(text).await?;
@@ -170,19 +175,25 @@ impl Session {
                     return self.error("503 5.5.1 Nested MAIL command").await;
                 }
                 if self.messages >= self.core.config.smtp.max_messages_per_connection {
-                    self.reply("421 4.7.0 Too many messages on one connection, closing").await?;
+                    self.reply("421 4.7.0 Too many messages on one connection, closing")
+                        .await?;
                     return Ok(Flow::Close);
                 }
                 for (k, v) in &params {
                     match (k.as_str(), v.as_deref()) {
-                        ("SIZE", Some(v)) if self.esmtp => match v.parse::<u64>() {
-                            Ok(n) if n > self.core.config.smtp.max_message_size as u64 => {
-                                return self.error("552 5.3.4 Message size exceeds fixed maximum message size").await;
+                        ("SIZE", Some(v)) if self.esmtp => {
+                            match v.parse::<u64>() {
+                                Ok(n) if n > self.core.config.smtp.max_message_size as u64 => {
+                                    return self.error("552 5.3.4 Message size exceeds fixed maximum message size").await;
+                                }
+                                Ok(_) => {}
+                                Err(_) => return self.error("501 5.5.4 Bad SIZE value").await,
                             }
-                            Ok(_) => {}
-                            Err(_) => return self.error("501 5.5.4 Bad SIZE value").await,
-                        },
-                        ("BODY", Some(v)) if self.esmtp && (v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME")) => {}
+                        }
+                        ("BODY", Some(v))
+                            if self.esmtp
+                                && (v.eq_ignore_ascii_case("7BIT")
+                                    || v.eq_ignore_ascii_case("8BITMIME")) => {}
                         _ => return self.error("555 5.5.4 Unsupported MAIL parameter").await,
                     }
                 }
@@ -220,14 +231,24 @@ impl Session {
                 return Ok(Flow::Close);
             }
             Command::Help => {
-                self.reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP STARTTLS").await?
+                self.reply(
+                    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP STARTTLS",
+                )
+                .await?
             }
             // RFC 5321 §3.5.3: VRFY may be answered with 252 when verifying
             // is turned off; EXPN is off (§7.3).
-            Command::Vrfy(_) => self.reply("252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery").await?,
+            Command::Vrfy(_) => {
+                self.reply(
+                    "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery",
+                )
+                .await?
+            }
             Command::Expn(_) => return self.error("502 5.5.1 EXPN is disabled").await,
             Command::Auth { .. } => {
-                return self.error("503 5.5.1 AUTH is not available on this listener").await;
+                return self
+                    .error("503 5.5.1 AUTH is not available on this listener")
+                    .await;
             }
         }
         Ok(Flow::Continue)
@@ -244,17 +265,23 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(session = %self.id, "directory lookup failed: {e}");
-                self.reply("451 4.3.0 Temporary lookup failure, try again later").await?;
+                self.reply("451 4.3.0 Temporary lookup failure, try again later")
+                    .await?;
                 return Ok(Flow::Continue);
             }
         };
-        let is_postmaster = lookup.split('@').next().is_some_and(|l| l.eq_ignore_ascii_case("postmaster"));
+        let is_postmaster = lookup
+            .split('@')
+            .next()
+            .is_some_and(|l| l.eq_ignore_ascii_case("postmaster"));
         let ids = match resolved {
             Recipient::Local(ids) => ids,
-            Recipient::Unknown | Recipient::Remote if is_postmaster => match self.postmaster_fallback().await {
-                Some(id) => vec![id],
-                None => return self.error("550 5.1.1 Mailbox unavailable").await,
-            },
+            Recipient::Unknown | Recipient::Remote if is_postmaster => {
+                match self.postmaster_fallback().await {
+                    Some(id) => vec![id],
+                    None => return self.error("550 5.1.1 Mailbox unavailable").await,
+                }
+            }
             Recipient::Unknown => return self.error("550 5.1.1 No such user here").await,
             Recipient::Remote => return self.error("554 5.7.1 Relay access denied").await,
         };
@@ -288,7 +315,8 @@ impl Session {
     }
 
     async fn data(&mut self) -> std::io::Result<Flow> {
-        self.reply("354 Start mail input; end with <CRLF>.<CRLF>").await?;
+        self.reply("354 Start mail input; end with <CRLF>.<CRLF>")
+            .await?;
         let cfg = self.core.config.smtp.clone();
         let mut rx = DataReceiver::new(cfg.max_message_size);
         // Bytes pipelined after DATA are already buffered.
@@ -306,11 +334,13 @@ impl Session {
                 }
                 pending.clear();
             }
-            let read = tokio::time::timeout(Duration::from_secs(cfg.timeout_data), self.conn.fill()).await;
+            let read =
+                tokio::time::timeout(Duration::from_secs(cfg.timeout_data), self.conn.fill()).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Ok(Flow::Close), // client vanished: nothing stored
                 Err(_) => {
-                    self.reply("421 4.4.2 Timeout waiting for data, closing").await?;
+                    self.reply("421 4.4.2 Timeout waiting for data, closing")
+                        .await?;
                     return Ok(Flow::Close);
                 }
                 Ok(Ok(_)) => {
@@ -327,7 +357,9 @@ impl Session {
         let body = rx.into_message();
         let hops = count_received(&body);
         if hops >= cfg.max_received_headers {
-            return self.error("554 5.4.6 Mail loop detected (too many Received headers)").await;
+            return self
+                .error("554 5.4.6 Mail loop detected (too many Received headers)")
+                .await;
         }
         let msg = self.add_trace_headers(&env, body);
         let mut targets: Vec<IngestTarget> = Vec::new();
@@ -347,7 +379,11 @@ impl Session {
         let res = self
             .core
             .mail
-            .ingest(IngestRequest { raw: msg, targets, received_at: None })
+            .ingest(IngestRequest {
+                raw: msg,
+                targets,
+                received_at: None,
+            })
             .await;
         self.messages += 1;
         match res {
@@ -359,7 +395,8 @@ impl Session {
             Err(MailError::OverQuota) => self.reply("452 4.2.2 Mailbox full").await?,
             Err(e) => {
                 tracing::error!(session = %self.id, "delivery failed: {e}");
-                self.reply("451 4.3.0 Local error in processing, try again later").await?;
+                self.reply("451 4.3.0 Local error in processing, try again later")
+                    .await?;
             }
         }
         Ok(Flow::Continue)

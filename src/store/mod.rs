@@ -101,7 +101,10 @@ impl Txn<'_> {
                 merged.insert(k.clone(), v.clone());
             }
         }
-        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
     }
     pub fn after_commit(&mut self, f: impl FnOnce() + Send + 'static) {
         self.after.push(Box::new(f));
@@ -250,4 +253,3 @@ fn committer(backend: Arc<dyn KvBackend>, rx: std_mpsc::Receiver<Job>) {
         }
     }
 }
-

@@ -8,7 +8,8 @@ use super::{KvBackend, Store, StoreError};
 
 fn backends(dir: &std::path::Path) -> Vec<Store> {
     let rocks: Arc<dyn KvBackend> = Arc::new(RocksBackend::open(&dir.join("rocks")).unwrap());
-    let sqlite: Arc<dyn KvBackend> = Arc::new(SqliteBackend::open(&dir.join("kv.sqlite3")).unwrap());
+    let sqlite: Arc<dyn KvBackend> =
+        Arc::new(SqliteBackend::open(&dir.join("kv.sqlite3")).unwrap());
     vec![Store::new(rocks), Store::new(sqlite)]
 }
 
@@ -25,7 +26,11 @@ async fn put_get_scan_delete() {
         })
         .await
         .unwrap();
-        assert_eq!(s.get(b"a/1".to_vec()).await.unwrap(), Some(b"one".to_vec()), "{name}");
+        assert_eq!(
+            s.get(b"a/1".to_vec()).await.unwrap(),
+            Some(b"one".to_vec()),
+            "{name}"
+        );
         assert_eq!(s.get(b"zz".to_vec()).await.unwrap(), None, "{name}");
         let rows = s.scan_prefix(b"a/".to_vec()).await.unwrap();
         assert_eq!(rows.len(), 2, "{name}");
@@ -39,7 +44,11 @@ async fn put_get_scan_delete() {
         .await
         .unwrap();
         assert_eq!(s.get(b"a/1".to_vec()).await.unwrap(), None, "{name}");
-        assert_eq!(s.scan_prefix(b"a/".to_vec()).await.unwrap().len(), 1, "{name}");
+        assert_eq!(
+            s.scan_prefix(b"a/".to_vec()).await.unwrap().len(),
+            1,
+            "{name}"
+        );
     }
 }
 
@@ -54,7 +63,12 @@ async fn failed_transaction_writes_nothing() {
             })
             .await;
         assert!(r.is_err());
-        assert_eq!(s.get(b"k".to_vec()).await.unwrap(), None, "{}", s.backend_name());
+        assert_eq!(
+            s.get(b"k".to_vec()).await.unwrap(),
+            None,
+            "{}",
+            s.backend_name()
+        );
     }
 }
 
@@ -69,7 +83,10 @@ async fn compare_and_set_and_concurrent_counters() {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 s.transact(|t| {
-                    let cur = t.get(b"ctr")?.map(|v| u64::from_be_bytes(v.try_into().unwrap())).unwrap_or(0);
+                    let cur = t
+                        .get(b"ctr")?
+                        .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+                        .unwrap_or(0);
                     t.put(b"ctr".to_vec(), (cur + 1).to_be_bytes().to_vec());
                     Ok(cur + 1)
                 })
@@ -82,7 +99,12 @@ async fn compare_and_set_and_concurrent_counters() {
             seen.push(t.await.unwrap());
         }
         seen.sort();
-        assert_eq!(seen, (1..=200).collect::<Vec<u64>>(), "{}", s.backend_name());
+        assert_eq!(
+            seen,
+            (1..=200).collect::<Vec<u64>>(),
+            "{}",
+            s.backend_name()
+        );
         // Compare-and-set: a writer that expects a stale value fails.
         let r = s
             .transact(|t| {
@@ -135,7 +157,12 @@ async fn data_survives_reopen() {
     // Give the committer threads of the dropped stores time to exit.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     for s in backends(dir.path()) {
-        assert_eq!(s.get(b"durable".to_vec()).await.unwrap(), Some(b"yes".to_vec()), "{}", s.backend_name());
+        assert_eq!(
+            s.get(b"durable".to_vec()).await.unwrap(),
+            Some(b"yes".to_vec()),
+            "{}",
+            s.backend_name()
+        );
     }
 }
 
@@ -151,14 +178,26 @@ async fn blob_refcounts_inline_and_files() {
                 let (b, d, id) = (blobs.clone(), data.clone(), id.clone());
                 s.transact(move |t| b.add_ref(t, &id, &d)).await.unwrap();
             }
-            assert_eq!(blobs.get(&s, &id).await.unwrap().as_deref(), Some(&data[..]));
-            assert_eq!(blobs.get_range(&s, &id, 1, 3).await.unwrap().unwrap(), data[1..3].to_vec());
+            assert_eq!(
+                blobs.get(&s, &id).await.unwrap().as_deref(),
+                Some(&data[..])
+            );
+            assert_eq!(
+                blobs.get_range(&s, &id, 1, 3).await.unwrap().unwrap(),
+                data[1..3].to_vec()
+            );
             let (b, i2) = (blobs.clone(), id.clone());
             s.transact(move |t| b.release(t, &i2)).await.unwrap();
-            assert!(blobs.get(&s, &id).await.unwrap().is_some(), "one reference left");
+            assert!(
+                blobs.get(&s, &id).await.unwrap().is_some(),
+                "one reference left"
+            );
             let (b, i2) = (blobs.clone(), id.clone());
             s.transact(move |t| b.release(t, &i2)).await.unwrap();
-            assert!(blobs.get(&s, &id).await.unwrap().is_none(), "gone with the last reference");
+            assert!(
+                blobs.get(&s, &id).await.unwrap().is_none(),
+                "gone with the last reference"
+            );
         }
     }
 }

@@ -84,7 +84,12 @@ impl TestServer {
                 l.clear();
             }
         });
-        TestServer { child, dir, ports, stdout: lines }
+        TestServer {
+            child,
+            dir,
+            ports,
+            stdout: lines,
+        }
     }
 
     pub fn addr(&self, proto: &str) -> SocketAddr {
@@ -142,13 +147,15 @@ impl TestServer {
     /// Stops the server with SIGKILL and returns its data directory.
     pub fn kill_keep_dir(mut self) -> tempfile::TempDir {
         self.sigkill();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
 fn unsafe_kill(pid: i32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for TestServer {
@@ -168,7 +175,10 @@ impl LineClient {
     pub async fn connect(addr: SocketAddr) -> LineClient {
         let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (r, w) = tokio::io::split(s);
-        LineClient { r: tokio::io::BufReader::new(r), w }
+        LineClient {
+            r: tokio::io::BufReader::new(r),
+            w,
+        }
     }
 
     pub async fn send(&mut self, data: &str) {

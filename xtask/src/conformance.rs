@@ -46,11 +46,18 @@ fn parse_test_log(log: &str) -> HashMap<String, bool> {
         if let Some(rest) = l.strip_prefix("Running ") {
             // "Running tests/smtp.rs (target/debug/deps/smtp-…)" or
             // "Running unittests src/lib.rs (…)"
-            let src = rest.split_whitespace().find(|w| w.ends_with(".rs")).unwrap_or("?");
+            let src = rest
+                .split_whitespace()
+                .find(|w| w.ends_with(".rs"))
+                .unwrap_or("?");
             binary = if src == "src/lib.rs" {
                 "lib".into()
             } else {
-                src.rsplit('/').next().unwrap_or(src).trim_end_matches(".rs").to_string()
+                src.rsplit('/')
+                    .next()
+                    .unwrap_or(src)
+                    .trim_end_matches(".rs")
+                    .to_string()
             };
             if binary == "smtp_imap" {
                 binary = "stress".into();
@@ -71,7 +78,15 @@ pub fn run(from_ci: bool) -> Result<(), String> {
     if !from_ci {
         let _ = std::fs::remove_file(test_log());
         // Outcomes of the tests the matrices name.
-        let _ = logged(cargo().args(["test", "--workspace", "--lib", "--tests", "--", "--test-threads", "2"]));
+        let _ = logged(cargo().args([
+            "test",
+            "--workspace",
+            "--lib",
+            "--tests",
+            "--",
+            "--test-threads",
+            "2",
+        ]));
     }
     let transcripts = logged(cargo().args(["test", "--test", "conformance"]));
     let log = std::fs::read_to_string(test_log()).unwrap_or_default();
@@ -97,12 +112,17 @@ pub fn run(from_ci: bool) -> Result<(), String> {
     }
 
     let mut unknown = Vec::new();
-    println!("\n{:<10} {:<44} {:>6} {:>8} {:>8} {:>6}", "RFC", "title", "reqs", "covered", "passing", "MUST");
+    println!(
+        "\n{:<10} {:<44} {:>6} {:>8} {:>8} {:>6}",
+        "RFC", "title", "reqs", "covered", "passing", "MUST"
+    );
     let mut all_ok = true;
     for spec in &specs {
         let (mut covered, mut passing, mut must, mut must_pass) = (0, 0, 0, 0);
         for r in &spec.reqs {
-            let is_must = r.level.starts_with("MUST") || r.level.starts_with("SHALL") || r.level == "REQUIRED";
+            let is_must = r.level.starts_with("MUST")
+                || r.level.starts_with("SHALL")
+                || r.level == "REQUIRED";
             if is_must {
                 must += 1;
             }

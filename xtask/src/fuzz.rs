@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use crate::{cargo, root, run};
+use crate::{cargo, root};
 
 pub const TARGETS: &[&str] = &["smtp_command", "smtp_data", "imap_command", "message"];
 
@@ -25,11 +25,13 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
 
 pub fn run(seconds: u64) -> Result<(), String> {
     let fuzz = root().join("fuzz");
-    run(cargo()
-        .current_dir(&fuzz)
-        .env("RUSTFLAGS", RUSTFLAGS)
-        .args(["build", "--release", "--bins", "--target-dir"])
-        .arg(fuzz.join("target")))?;
+    crate::run(
+        cargo()
+            .current_dir(&fuzz)
+            .env("RUSTFLAGS", RUSTFLAGS)
+            .args(["build", "--release", "--bins", "--target-dir"])
+            .arg(fuzz.join("target")),
+    )?;
     let mut failed = Vec::new();
     for t in TARGETS {
         let bin = fuzz.join("target/release").join(t);
@@ -52,6 +54,8 @@ pub fn run(seconds: u64) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("fuzz targets found crashes: {failed:?} (inputs in fuzz/artifacts/)"))
+        Err(format!(
+            "fuzz targets found crashes: {failed:?} (inputs in fuzz/artifacts/)"
+        ))
     }
 }

@@ -14,7 +14,10 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn cargo() -> Command {
@@ -25,7 +28,9 @@ pub fn cargo() -> Command {
 
 /// Runs a command, streaming its output; Err with a message on failure.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -52,7 +57,10 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
         out
     });
     let mut out = String::new();
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+    for line in BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+    {
         println!("{line}");
         out.push_str(&line);
         out.push('\n');
@@ -117,7 +125,11 @@ fn has_probe(probe: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 struct Stages {
@@ -131,14 +143,20 @@ impl Stages {
         let r = f();
         let secs = t.elapsed().as_secs_f64();
         self.times.push((name.to_string(), secs, r.is_ok()));
-        println!("==> {name}: {} in {secs:.1} s", if r.is_ok() { "ok" } else { "FAILED" });
+        println!(
+            "==> {name}: {} in {secs:.1} s",
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
         r
     }
 
     fn summary(&self) {
         println!("\nxtask ci stage times:");
         for (n, s, ok) in &self.times {
-            println!("  {n:<28} {s:>8.1} s  {}", if *ok { "ok" } else { "FAILED" });
+            println!(
+                "  {n:<28} {s:>8.1} s  {}",
+                if *ok { "ok" } else { "FAILED" }
+            );
         }
         let total: f64 = self.times.iter().map(|t| t.1).sum();
         println!("  {:<28} {total:>8.1} s", "total");
@@ -166,15 +184,33 @@ fn ci() -> Result<(), String> {
     let mut st = Stages { times: vec![] };
     let r = (|| {
         st.stage("setup (system packages)", setup)?;
-        st.stage("fmt --check", || run(cargo().args(["fmt", "--all", "--", "--check"])))?;
-        st.stage("clippy -D warnings", || run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])))?;
-        st.stage("build (all targets)", || run(cargo().args(["build", "--workspace", "--all-targets"])))?;
+        st.stage("fmt --check", || {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))
+        })?;
+        st.stage("clippy -D warnings", || {
+            run(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+        st.stage("build (all targets)", || {
+            run(cargo().args(["build", "--workspace", "--all-targets"]))
+        })?;
         let _ = std::fs::remove_file(conformance::test_log());
-        st.stage("unit tests", || logged(cargo().args(["test", "--workspace", "--lib", "--bins"])))?;
-        st.stage("fuzz seed corpora replay", || logged(cargo().args(["test", "--test", "fuzz_corpus"])))?;
+        st.stage("unit tests", || {
+            logged(cargo().args(["test", "--workspace", "--lib", "--bins"]))
+        })?;
+        st.stage("fuzz seed corpora replay", || {
+            logged(cargo().args(["test", "--test", "fuzz_corpus"]))
+        })?;
         st.stage("integration tests", || {
             logged(cargo().args([
-                "test", "--test", "e2e", "--test", "smtp", "--test", "imap", "--test", "crash", "--test", "stress",
+                "test", "--test", "e2e", "--test", "smtp", "--test", "imap", "--test", "crash",
+                "--test", "stress",
             ]))
         })?;
         st.stage("conformance transcripts", || conformance::run(true))?;
@@ -248,9 +284,18 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         let ready = t.elapsed();
         std::thread::sleep(std::time::Duration::from_secs(2));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?").to_string();
-        println!("bench: {label}: ready in {} ms; idle {}", ready.as_millis(), rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" "));
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap_or("VmRSS: ?")
+            .to_string();
+        println!(
+            "bench: {label}: ready in {} ms; idle {}",
+            ready.as_millis(),
+            rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+        );
         let _ = Command::new("kill").arg(child.id().to_string()).status();
         let _ = child.wait();
     }

@@ -73,7 +73,9 @@ impl Session {
 
     pub(crate) async fn cmd_authenticate(&mut self, _tag: &str, args: &[Token]) -> Option<Reply> {
         if !self.auth_allowed() {
-            return Some("NO [PRIVACYREQUIRED] Authentication is disabled without TLS: use STARTTLS".into());
+            return Some(
+                "NO [PRIVACYREQUIRED] Authentication is disabled without TLS: use STARTTLS".into(),
+            );
         }
         let mech = args.first().and_then(|t| t.as_string()).unwrap_or_default();
         if !mech.eq_ignore_ascii_case("PLAIN") {

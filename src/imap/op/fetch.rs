@@ -11,7 +11,9 @@ use super::mailbox::unavailable;
 /// INTERNALDATE form: `17-Jul-1996 02:44:25 +0000`.
 pub fn internal_date(ts: i64) -> String {
     let d = mail_parser::DateTime::from_timestamp(ts);
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d.day,
@@ -25,10 +27,17 @@ pub fn internal_date(ts: i64) -> String {
 
 /// Bytes of a section of a message (RFC 9051 §6.4.5 BODY[<section>]).
 pub fn section_bytes(raw: &[u8], root: &Part, section: &Section) -> Option<Vec<u8>> {
-    let slice = |a: u32, b: u32| raw.get(a as usize..(b as usize).min(raw.len())).map(|s| s.to_vec());
+    let slice = |a: u32, b: u32| {
+        raw.get(a as usize..(b as usize).min(raw.len()))
+            .map(|s| s.to_vec())
+    };
     let part = root.find(&section.part)?;
     // HEADER / TEXT / HEADER.FIELDS of a part address its enclosed message.
-    let msg = if section.part.is_empty() { Some(root) } else { part.message.as_deref() };
+    let msg = if section.part.is_empty() {
+        Some(root)
+    } else {
+        part.message.as_deref()
+    };
     match &section.text {
         SectionText::Full if section.part.is_empty() => Some(raw.to_vec()),
         SectionText::Full => slice(part.body, part.end),
@@ -80,7 +89,11 @@ fn section_name(s: &Section) -> String {
         SectionText::HeaderFields { not, fields } => Some(format!(
             "HEADER.FIELDS{} ({})",
             if *not { ".NOT" } else { "" },
-            fields.iter().map(|f| f.to_ascii_uppercase()).collect::<Vec<_>>().join(" ")
+            fields
+                .iter()
+                .map(|f| f.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join(" ")
         )),
     };
     parts.extend(text);
@@ -94,7 +107,8 @@ fn literal(out: &mut Vec<u8>, data: &[u8]) {
 
 impl Session {
     pub(crate) async fn cmd_fetch(&mut self, args: &[Token], uid_mode: bool) -> Reply {
-        let (Some(set), Some(attrs)) = (args.first().and_then(|t| t.as_string()), args.get(1)) else {
+        let (Some(set), Some(attrs)) = (args.first().and_then(|t| t.as_string()), args.get(1))
+        else {
             return "BAD FETCH needs a sequence set and attributes".into();
         };
         let Some(set) = SeqSet::parse(&set) else {
@@ -111,10 +125,17 @@ impl Session {
             attrs.insert(0, FetchAttr::Uid);
         }
         let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
-        let sel = self.selected.as_ref().expect("selected state checked by dispatch");
+        let sel = self
+            .selected
+            .as_ref()
+            .expect("selected state checked by dispatch");
         let read_only = sel.read_only;
         let mbox = sel.mailbox.id;
-        let largest = if uid_mode { sel.msgs.last().map(|m| m.uid).unwrap_or(0) } else { sel.msgs.len() as u32 };
+        let largest = if uid_mode {
+            sel.msgs.last().map(|m| m.uid).unwrap_or(0)
+        } else {
+            sel.msgs.len() as u32
+        };
         if !uid_mode && set.0.iter().any(|&(_, b)| b != u32::MAX && b > largest) {
             return "BAD Message sequence number out of range".into();
         }
@@ -122,14 +143,25 @@ impl Session {
             .msgs
             .iter()
             .enumerate()
-            .filter(|(i, m)| if uid_mode { set.contains(m.uid, largest) } else { set.contains(*i as u32 + 1, largest) })
+            .filter(|(i, m)| {
+                if uid_mode {
+                    set.contains(m.uid, largest)
+                } else {
+                    set.contains(*i as u32 + 1, largest)
+                }
+            })
             .map(|(i, _)| i)
             .collect();
 
         // Reading a body without PEEK sets \Seen (RFC 9051 §6.4.5).
         let sets_seen = !read_only
             && attrs.iter().any(|a| {
-                matches!(a, FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. })
+                matches!(
+                    a,
+                    FetchAttr::Rfc822
+                        | FetchAttr::Rfc822Text
+                        | FetchAttr::Section { peek: false, .. }
+                )
             });
         if sets_seen {
             let unseen: Vec<u32> = picked
@@ -139,7 +171,12 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
-                match self.core.mail.store_flags(acct, mbox, unseen, FlagOp::Add, vec!["\\Seen".into()]).await {
+                match self
+                    .core
+                    .mail
+                    .store_flags(acct, mbox, unseen, FlagOp::Add, vec!["\\Seen".into()])
+                    .await
+                {
                     Ok(changed) => {
                         let sel = self.selected.as_mut().expect("selected");
                         for (uid, flags, modseq) in changed {
@@ -157,9 +194,17 @@ impl Session {
             }
         }
 
-        let needs_meta = attrs.iter().any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid));
+        let needs_meta = attrs
+            .iter()
+            .any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid));
         let needs_raw = attrs.iter().any(|a| {
-            matches!(a, FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text | FetchAttr::Section { .. })
+            matches!(
+                a,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::Section { .. }
+            )
         });
         for i in picked {
             let m = self.selected.as_ref().expect("selected").msgs[i].clone();
@@ -197,20 +242,57 @@ impl Session {
                 }
             }
         }
-        if uid_mode { "OK UID FETCH completed".into() } else { "OK FETCH completed".into() }
+        if uid_mode {
+            "OK UID FETCH completed".into()
+        } else {
+            "OK FETCH completed".into()
+        }
     }
 }
 
-fn render(out: &mut Vec<u8>, a: &FetchAttr, m: &crate::mail::UidEntry, meta: Option<&EmailMeta>, raw: Option<&[u8]>) {
+fn render(
+    out: &mut Vec<u8>,
+    a: &FetchAttr,
+    m: &crate::mail::UidEntry,
+    meta: Option<&EmailMeta>,
+    raw: Option<&[u8]>,
+) {
     let push = |out: &mut Vec<u8>, s: &str| out.extend_from_slice(s.as_bytes());
     match a {
         FetchAttr::Uid => push(out, &format!("UID {}", m.uid)),
         FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
-        FetchAttr::InternalDate => push(out, &format!("INTERNALDATE \"{}\"", internal_date(meta.map(|m| m.received_at).unwrap_or(0)))),
-        FetchAttr::Rfc822Size => push(out, &format!("RFC822.SIZE {}", meta.map(|m| m.size).unwrap_or(0))),
-        FetchAttr::Envelope => push(out, &format!("ENVELOPE {}", meta.map(|m| m.meta.envelope.as_str()).unwrap_or("NIL"))),
-        FetchAttr::Body => push(out, &format!("BODY {}", meta.map(|m| m.meta.body.as_str()).unwrap_or("NIL"))),
-        FetchAttr::BodyStructure => push(out, &format!("BODYSTRUCTURE {}", meta.map(|m| m.meta.bodystructure.as_str()).unwrap_or("NIL"))),
+        FetchAttr::InternalDate => push(
+            out,
+            &format!(
+                "INTERNALDATE \"{}\"",
+                internal_date(meta.map(|m| m.received_at).unwrap_or(0))
+            ),
+        ),
+        FetchAttr::Rfc822Size => push(
+            out,
+            &format!("RFC822.SIZE {}", meta.map(|m| m.size).unwrap_or(0)),
+        ),
+        FetchAttr::Envelope => push(
+            out,
+            &format!(
+                "ENVELOPE {}",
+                meta.map(|m| m.meta.envelope.as_str()).unwrap_or("NIL")
+            ),
+        ),
+        FetchAttr::Body => push(
+            out,
+            &format!(
+                "BODY {}",
+                meta.map(|m| m.meta.body.as_str()).unwrap_or("NIL")
+            ),
+        ),
+        FetchAttr::BodyStructure => push(
+            out,
+            &format!(
+                "BODYSTRUCTURE {}",
+                meta.map(|m| m.meta.bodystructure.as_str()).unwrap_or("NIL")
+            ),
+        ),
         FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
             let (name, text) = match a {
                 FetchAttr::Rfc822 => ("RFC822", SectionText::Full),
@@ -220,12 +302,16 @@ fn render(out: &mut Vec<u8>, a: &FetchAttr, m: &crate::mail::UidEntry, meta: Opt
             push(out, name);
             out.push(b' ');
             let data = match (meta, raw) {
-                (Some(meta), Some(raw)) => section_bytes(raw, &meta.meta.root, &Section { part: vec![], text }),
+                (Some(meta), Some(raw)) => {
+                    section_bytes(raw, &meta.meta.root, &Section { part: vec![], text })
+                }
                 _ => None,
             };
             literal(out, &data.unwrap_or_default());
         }
-        FetchAttr::Section { section, partial, .. } => {
+        FetchAttr::Section {
+            section, partial, ..
+        } => {
             push(out, &format!("BODY[{}]", section_name(section)));
             let data = match (meta, raw) {
                 (Some(meta), Some(raw)) => section_bytes(raw, &meta.meta.root, section),
@@ -263,13 +349,39 @@ mod tests {
     fn header_fields() {
         let raw = b"From: a@b\r\nSubject: long\r\n  folded\r\nTo: c@d\r\n\r\nbody\r\n";
         let m = analyze(raw);
-        let s = Section { part: vec![], text: SectionText::HeaderFields { not: false, fields: vec!["subject".into()] } };
-        assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"Subject: long\r\n  folded\r\n\r\n");
-        let s = Section { part: vec![], text: SectionText::HeaderFields { not: true, fields: vec!["subject".into()] } };
-        assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"From: a@b\r\nTo: c@d\r\n\r\n");
-        let s = Section { part: vec![], text: SectionText::Text };
+        let s = Section {
+            part: vec![],
+            text: SectionText::HeaderFields {
+                not: false,
+                fields: vec!["subject".into()],
+            },
+        };
+        assert_eq!(
+            section_bytes(raw, &m.root, &s).unwrap(),
+            b"Subject: long\r\n  folded\r\n\r\n"
+        );
+        let s = Section {
+            part: vec![],
+            text: SectionText::HeaderFields {
+                not: true,
+                fields: vec!["subject".into()],
+            },
+        };
+        assert_eq!(
+            section_bytes(raw, &m.root, &s).unwrap(),
+            b"From: a@b\r\nTo: c@d\r\n\r\n"
+        );
+        let s = Section {
+            part: vec![],
+            text: SectionText::Text,
+        };
         assert_eq!(section_bytes(raw, &m.root, &s).unwrap(), b"body\r\n");
-        let s = Section { part: vec![], text: SectionText::Header };
-        assert!(section_bytes(raw, &m.root, &s).unwrap().ends_with(b"To: c@d\r\n\r\n"));
+        let s = Section {
+            part: vec![],
+            text: SectionText::Header,
+        };
+        assert!(section_bytes(raw, &m.root, &s)
+            .unwrap()
+            .ends_with(b"To: c@d\r\n\r\n"));
     }
 }

@@ -44,7 +44,11 @@ pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
 
 /// Like [`matches`], with the INBOX name case-insensitive.
 fn list_matches(pattern: &str, name: &str) -> bool {
-    if name == "INBOX" && pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
+    if name == "INBOX"
+        && pattern.len() >= 5
+        && pattern.is_char_boundary(5)
+        && pattern[..5].eq_ignore_ascii_case("INBOX")
+    {
         let p = format!("INBOX{}", &pattern[5..]);
         return matches(p.as_bytes(), b"INBOX");
     }
@@ -88,7 +92,10 @@ impl Session {
         let exists = format!("{} EXISTS", msgs.len());
         self.untagged(&exists);
         self.untagged("0 RECENT");
-        if let Some(first_unseen) = msgs.iter().position(|m| !m.flags.iter().any(|f| f == "\\Seen")) {
+        if let Some(first_unseen) = msgs
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+        {
             let l = format!("OK [UNSEEN {}] First unseen", first_unseen + 1);
             self.untagged(&l);
         }
@@ -102,7 +109,11 @@ impl Session {
             let l = format!("OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] Flags permitted");
             self.untagged(&l);
         }
-        self.selected = Some(Selected { mailbox: mb, read_only, msgs });
+        self.selected = Some(Selected {
+            mailbox: mb,
+            read_only,
+            msgs,
+        });
         if read_only {
             "OK [READ-ONLY] EXAMINE completed".into()
         } else {
@@ -169,9 +180,15 @@ impl Session {
                 "MESSAGES" => msgs.len() as u64,
                 "UIDNEXT" => mb.uidnext as u64,
                 "UIDVALIDITY" => mb.uidvalidity as u64,
-                "UNSEEN" => msgs.iter().filter(|m| !m.flags.iter().any(|f| f == "\\Seen")).count() as u64,
+                "UNSEEN" => msgs
+                    .iter()
+                    .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                    .count() as u64,
                 "RECENT" => 0,
-                "DELETED" => msgs.iter().filter(|m| m.flags.iter().any(|f| f == "\\Deleted")).count() as u64,
+                "DELETED" => msgs
+                    .iter()
+                    .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    .count() as u64,
                 _ => return format!("BAD Unknown status item {item}"),
             };
             out.push(format!("{item} {v}"));
@@ -187,11 +204,20 @@ impl Session {
         };
         if expunge && !sel.read_only {
             // CLOSE expunges silently (RFC 9051 §6.4.1).
-            if let Err(e) = self.core.mail.expunge(self.acct_id(), sel.mailbox.id, None).await {
+            if let Err(e) = self
+                .core
+                .mail
+                .expunge(self.acct_id(), sel.mailbox.id, None)
+                .await
+            {
                 return unavailable(e);
             }
         }
-        if expunge { "OK CLOSE completed".into() } else { "OK UNSELECT completed".into() }
+        if expunge {
+            "OK CLOSE completed".into()
+        } else {
+            "OK UNSELECT completed".into()
+        }
     }
 
     pub(crate) async fn cmd_expunge(&mut self, uids: Option<SeqSet>) -> Reply {
@@ -204,7 +230,11 @@ impl Session {
         }
         let only = uids.map(|set| {
             let max = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
-            sel.msgs.iter().filter(|m| set.contains(m.uid, max)).map(|m| m.uid).collect()
+            sel.msgs
+                .iter()
+                .filter(|m| set.contains(m.uid, max))
+                .map(|m| m.uid)
+                .collect()
         });
         let gone = match self.core.mail.expunge(acct, sel.mailbox.id, only).await {
             Ok(g) => g,
@@ -228,7 +258,11 @@ impl Session {
 fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox]) -> String {
     let prefix = format!("{}/", mb.name);
     let has_children = all.iter().any(|m| m.name.starts_with(&prefix));
-    let mut attrs = vec![if has_children { "\\HasChildren" } else { "\\HasNoChildren" }];
+    let mut attrs = vec![if has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }];
     if let Some(r) = role_attr(mb.role.as_deref()) {
         attrs.push(r);
     }

@@ -35,11 +35,18 @@ impl Session {
             Err(e) => return format!("BAD {e}"),
         };
         let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
-        let sel = self.selected.as_ref().expect("selected state checked by dispatch");
+        let sel = self
+            .selected
+            .as_ref()
+            .expect("selected state checked by dispatch");
         if sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
         }
-        let largest = if uid_mode { sel.msgs.last().map(|m| m.uid).unwrap_or(0) } else { sel.msgs.len() as u32 };
+        let largest = if uid_mode {
+            sel.msgs.last().map(|m| m.uid).unwrap_or(0)
+        } else {
+            sel.msgs.len() as u32
+        };
         if !uid_mode && set.0.iter().any(|&(_, b)| b != u32::MAX && b > largest) {
             return "BAD Message sequence number out of range".into();
         }
@@ -47,11 +54,22 @@ impl Session {
             .msgs
             .iter()
             .enumerate()
-            .filter(|(i, m)| if uid_mode { set.contains(m.uid, largest) } else { set.contains(*i as u32 + 1, largest) })
+            .filter(|(i, m)| {
+                if uid_mode {
+                    set.contains(m.uid, largest)
+                } else {
+                    set.contains(*i as u32 + 1, largest)
+                }
+            })
             .map(|(_, m)| m.uid)
             .collect();
         let mbox = sel.mailbox.id;
-        let changed = match self.core.mail.store_flags(acct, mbox, uids.clone(), op, flags).await {
+        let changed = match self
+            .core
+            .mail
+            .store_flags(acct, mbox, uids.clone(), op, flags)
+            .await
+        {
             Ok(c) => c,
             Err(e) => return unavailable(e),
         };
@@ -67,14 +85,26 @@ impl Session {
             let mut lines = Vec::new();
             for (i, m) in sel.msgs.iter().enumerate() {
                 if uids.contains(&m.uid) {
-                    let uid_part = if uid_mode { format!("UID {} ", m.uid) } else { String::new() };
-                    lines.push(format!("{} FETCH ({uid_part}FLAGS ({}))", i + 1, m.flags.join(" ")));
+                    let uid_part = if uid_mode {
+                        format!("UID {} ", m.uid)
+                    } else {
+                        String::new()
+                    };
+                    lines.push(format!(
+                        "{} FETCH ({uid_part}FLAGS ({}))",
+                        i + 1,
+                        m.flags.join(" ")
+                    ));
                 }
             }
             for l in lines {
                 self.untagged(&l);
             }
         }
-        if uid_mode { "OK UID STORE completed".into() } else { "OK STORE completed".into() }
+        if uid_mode {
+            "OK UID STORE completed".into()
+        } else {
+            "OK STORE completed".into()
+        }
     }
 }

@@ -60,7 +60,10 @@ pub enum SectionText {
     /// The whole part (or the whole message when `part` is empty).
     Full,
     Header,
-    HeaderFields { not: bool, fields: Vec<String> },
+    HeaderFields {
+        not: bool,
+        fields: Vec<String>,
+    },
     Text,
     Mime,
 }
@@ -77,15 +80,28 @@ pub enum FetchAttr {
     Rfc822,
     Rfc822Header,
     Rfc822Text,
-    Section { section: Section, peek: bool, partial: Option<(u32, u32)> },
+    Section {
+        section: Section,
+        peek: bool,
+        partial: Option<(u32, u32)>,
+    },
 }
 
 /// Parses FETCH attributes: a macro, one attribute or a list.
 pub fn parse_fetch_attrs(t: &Token) -> Result<Vec<FetchAttr>, String> {
     match t {
         Token::Atom(a) => match a.to_ascii_uppercase().as_str() {
-            "ALL" => Ok(vec![FetchAttr::Flags, FetchAttr::InternalDate, FetchAttr::Rfc822Size, FetchAttr::Envelope]),
-            "FAST" => Ok(vec![FetchAttr::Flags, FetchAttr::InternalDate, FetchAttr::Rfc822Size]),
+            "ALL" => Ok(vec![
+                FetchAttr::Flags,
+                FetchAttr::InternalDate,
+                FetchAttr::Rfc822Size,
+                FetchAttr::Envelope,
+            ]),
+            "FAST" => Ok(vec![
+                FetchAttr::Flags,
+                FetchAttr::InternalDate,
+                FetchAttr::Rfc822Size,
+            ]),
             "FULL" => Ok(vec![
                 FetchAttr::Flags,
                 FetchAttr::InternalDate,
@@ -157,7 +173,11 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
         }
         Some((o, l))
     };
-    Ok(FetchAttr::Section { section, peek, partial })
+    Ok(FetchAttr::Section {
+        section,
+        peek,
+        partial,
+    })
 }
 
 fn parse_section(spec: &str, orig: &str) -> Result<Section, String> {
@@ -191,7 +211,10 @@ fn parse_section(spec: &str, orig: &str) -> Result<Section, String> {
                 .find('(')
                 .and_then(|o| orig_rest.rfind(')').map(|c| &orig_rest[o + 1..c]))
                 .ok_or("HEADER.FIELDS needs a list of field names")?;
-            let fields: Vec<String> = list.split_whitespace().map(|f| f.trim_matches('"').to_string()).collect();
+            let fields: Vec<String> = list
+                .split_whitespace()
+                .map(|f| f.trim_matches('"').to_string())
+                .collect();
             if fields.is_empty() {
                 return Err("HEADER.FIELDS needs at least one field name".into());
             }
@@ -232,7 +255,10 @@ pub fn normalize_flag(a: &str) -> Option<String> {
         // \Recent cannot be set (RFC 3501 §6.4.6); other \ names are invalid.
         return None;
     }
-    if a.is_empty() || a.bytes().any(|b| b <= 0x20 || b >= 0x7f || b"(){%*\"\\]".contains(&b)) {
+    if a.is_empty()
+        || a.bytes()
+            .any(|b| b <= 0x20 || b >= 0x7f || b"(){%*\"\\]".contains(&b))
+    {
         return None;
     }
     Some(a.to_string())
@@ -261,13 +287,21 @@ mod tests {
             vec![FetchAttr::Section {
                 section: Section {
                     part: vec![1, 2],
-                    text: SectionText::HeaderFields { not: false, fields: vec!["From".into(), "X-Custom".into()] }
+                    text: SectionText::HeaderFields {
+                        not: false,
+                        fields: vec!["From".into(), "X-Custom".into()]
+                    }
                 },
                 peek: true,
                 partial: Some((10, 20))
             }]
         );
-        assert_eq!(parse_fetch_attrs(&Token::Atom("fast".into())).unwrap().len(), 3);
+        assert_eq!(
+            parse_fetch_attrs(&Token::Atom("fast".into()))
+                .unwrap()
+                .len(),
+            3
+        );
         assert!(parse_fetch_attrs(&Token::Atom("BODY[0]".into())).is_err());
         assert!(parse_fetch_attrs(&Token::Atom("BODY[MIME]".into())).is_err());
         assert!(parse_fetch_attrs(&Token::Atom("NOPE".into())).is_err());
@@ -275,8 +309,15 @@ mod tests {
 
     #[test]
     fn flags() {
-        let t = Token::List(vec![Token::Atom("\\seen".into()), Token::Atom("$Label1".into()), Token::Atom("\\SEEN".into())]);
-        assert_eq!(parse_flags(&t).unwrap(), vec!["\\Seen".to_string(), "$Label1".to_string()]);
+        let t = Token::List(vec![
+            Token::Atom("\\seen".into()),
+            Token::Atom("$Label1".into()),
+            Token::Atom("\\SEEN".into()),
+        ]);
+        assert_eq!(
+            parse_flags(&t).unwrap(),
+            vec!["\\Seen".to_string(), "$Label1".to_string()]
+        );
         assert!(parse_flags(&Token::Atom("\\Recent".into())).is_err());
         assert!(parse_flags(&Token::Atom("\\Bogus".into())).is_err());
     }

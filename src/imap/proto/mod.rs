@@ -16,7 +16,10 @@ pub enum Event {
     Continue,
     /// The command cannot be accepted; reply with this tagged (or untagged,
     /// when the tag is unknown) BAD/NO and go on with the next command.
-    Reject { tag: Option<String>, response: String },
+    Reject {
+        tag: Option<String>,
+        response: String,
+    },
     /// The connection cannot continue (e.g. an oversized non-synchronising
     /// literal whose bytes are already on their way).
     Fatal(String),
@@ -38,7 +41,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(max_line: usize, max_literal: usize) -> Self {
-        Receiver { buf: Vec::new(), pos: 0, literal_left: 0, line_start: 0, max_line, max_literal, discarding: false }
+        Receiver {
+            buf: Vec::new(),
+            pos: 0,
+            literal_left: 0,
+            line_start: 0,
+            max_line,
+            max_literal,
+            discarding: false,
+        }
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -75,7 +86,10 @@ impl Receiver {
     }
 
     fn tag(&self) -> Option<String> {
-        let end = self.buf.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
         let t = std::str::from_utf8(&self.buf[..end]).ok()?;
         if valid_tag(t) {
             Some(t.to_string())
@@ -116,7 +130,10 @@ impl Receiver {
                     self.discarding = true;
                     self.buf.clear();
                     self.reset_scan();
-                    return Some(Event::Reject { tag, response: "BAD [TOOBIG] Command line too long".into() });
+                    return Some(Event::Reject {
+                        tag,
+                        response: "BAD [TOOBIG] Command line too long".into(),
+                    });
                 }
                 return None;
             };
@@ -125,7 +142,10 @@ impl Receiver {
                 let tag = self.tag();
                 self.buf.drain(..=nl);
                 self.reset_scan();
-                return Some(Event::Reject { tag, response: "BAD [TOOBIG] Command line too long".into() });
+                return Some(Event::Reject {
+                    tag,
+                    response: "BAD [TOOBIG] Command line too long".into(),
+                });
             }
             let mut line_end = nl;
             if line_end > 0 && self.buf[line_end - 1] == b'\r' {
@@ -142,7 +162,10 @@ impl Receiver {
                         }
                         self.buf.drain(..=nl);
                         self.reset_scan();
-                        return Some(Event::Reject { tag, response: "NO [TOOBIG] Literal too large".into() });
+                        return Some(Event::Reject {
+                            tag,
+                            response: "NO [TOOBIG] Literal too large".into(),
+                        });
                     }
                     self.pos = nl + 1;
                     self.literal_left = n;
@@ -178,11 +201,17 @@ fn literal_announcement(line: &[u8]) -> Option<(usize, bool)> {
     if inner.is_empty() || inner.len() > 19 || !inner.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(inner).ok()?.parse().ok().map(|n| (n, sync))
+    std::str::from_utf8(inner)
+        .ok()?
+        .parse()
+        .ok()
+        .map(|n| (n, sync))
 }
 
 pub fn valid_tag(t: &str) -> bool {
-    !t.is_empty() && t.bytes().all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\+".contains(&b))
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\+".contains(&b))
 }
 
 /// A token of a command's arguments.
@@ -205,7 +234,8 @@ impl Token {
     }
 
     pub fn as_string(&self) -> Option<String> {
-        self.as_bytes().and_then(|b| String::from_utf8(b.to_vec()).ok())
+        self.as_bytes()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
     }
 }
 
@@ -270,7 +300,14 @@ impl<'a> Tokenizer<'a> {
     fn atom_raw(&mut self) -> &'a [u8] {
         let start = self.i;
         while let Some(c) = self.peek() {
-            if c == b' ' || c == b'(' || c == b')' || c == b'\r' || c == b'\n' || c == b'"' || c < 0x20 {
+            if c == b' '
+                || c == b'('
+                || c == b')'
+                || c == b'\r'
+                || c == b'\n'
+                || c == b'"'
+                || c < 0x20
+            {
                 break;
             }
             if c == b'[' {
@@ -336,7 +373,9 @@ impl<'a> Tokenizer<'a> {
                                 _ => return Err("Invalid escape in quoted string".into()),
                             }
                         }
-                        Some(b'\r') | Some(b'\n') | None => return Err("Unterminated quoted string".into()),
+                        Some(b'\r') | Some(b'\n') | None => {
+                            return Err("Unterminated quoted string".into())
+                        }
                         Some(c) => {
                             out.push(c);
                             self.i += 1;
@@ -348,7 +387,10 @@ impl<'a> Tokenizer<'a> {
                 if self.peek() == Some(b'~') {
                     self.i += 1;
                 }
-                let close = self.b[self.i..].iter().position(|&c| c == b'}').ok_or("Bad literal")?;
+                let close = self.b[self.i..]
+                    .iter()
+                    .position(|&c| c == b'}')
+                    .ok_or("Bad literal")?;
                 let spec = &self.b[self.i + 1..self.i + close];
                 let spec = spec.strip_suffix(b"+").unwrap_or(spec);
                 let n: usize = std::str::from_utf8(spec)
@@ -362,7 +404,10 @@ impl<'a> Tokenizer<'a> {
                 if !self.eat(b'\n') {
                     return Err("Literal size must end the line".into());
                 }
-                let data = self.b.get(self.i..self.i + n).ok_or("Literal shorter than announced")?;
+                let data = self
+                    .b
+                    .get(self.i..self.i + n)
+                    .ok_or("Literal shorter than announced")?;
                 self.i += n;
                 Ok(Token::Literal(data.to_vec()))
             }
@@ -372,7 +417,9 @@ impl<'a> Tokenizer<'a> {
                 if a.is_empty() {
                     return Err("Empty argument".into());
                 }
-                Ok(Token::Atom(String::from_utf8(a.to_vec()).map_err(|_| "Argument is not UTF-8")?))
+                Ok(Token::Atom(
+                    String::from_utf8(a.to_vec()).map_err(|_| "Argument is not UTF-8")?,
+                ))
             }
             None => Err("Missing argument".into()),
         }
@@ -396,18 +443,32 @@ mod tests {
     fn simple_and_literal() {
         let mut r = Receiver::new(1000, 1000);
         r.feed(b"a1 NOOP\r\na2 LOGIN {3}\r\n");
-        assert_eq!(drain(&mut r), vec![Event::Command(b"a1 NOOP\r\n".to_vec()), Event::Continue]);
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::Command(b"a1 NOOP\r\n".to_vec()), Event::Continue]
+        );
         r.feed(b"joe pw\r\n");
-        assert_eq!(drain(&mut r), vec![Event::Command(b"a2 LOGIN {3}\r\njoe pw\r\n".to_vec())]);
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::Command(b"a2 LOGIN {3}\r\njoe pw\r\n".to_vec())]
+        );
         let p = tokenize(b"a2 LOGIN {3}\r\njoe pw\r\n").unwrap();
-        assert_eq!(p.args, vec![Token::Literal(b"joe".to_vec()), Token::Atom("pw".into())]);
+        assert_eq!(
+            p.args,
+            vec![Token::Literal(b"joe".to_vec()), Token::Atom("pw".into())]
+        );
     }
 
     #[test]
     fn non_sync_literal_needs_no_continuation() {
         let mut r = Receiver::new(1000, 1000);
         r.feed(b"a LOGIN {3+}\r\njoe {2+}\r\npw\r\n");
-        assert_eq!(drain(&mut r), vec![Event::Command(b"a LOGIN {3+}\r\njoe {2+}\r\npw\r\n".to_vec())]);
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::Command(
+                b"a LOGIN {3+}\r\njoe {2+}\r\npw\r\n".to_vec()
+            )]
+        );
     }
 
     #[test]
@@ -416,7 +477,10 @@ mod tests {
         r.feed(b"a APPEND INBOX {999999999999}\r\n");
         assert_eq!(
             drain(&mut r),
-            vec![Event::Reject { tag: Some("a".into()), response: "NO [TOOBIG] Literal too large".into() }]
+            vec![Event::Reject {
+                tag: Some("a".into()),
+                response: "NO [TOOBIG] Literal too large".into()
+            }]
         );
         r.feed(b"b NOOP\r\n");
         assert_eq!(drain(&mut r), vec![Event::Command(b"b NOOP\r\n".to_vec())]);
@@ -435,7 +499,8 @@ mod tests {
 
     #[test]
     fn sections_and_lists() {
-        let p = tokenize(b"x UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)]<0.100>)\r\n").unwrap();
+        let p = tokenize(b"x UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)]<0.100>)\r\n")
+            .unwrap();
         assert_eq!(p.name, "UID");
         assert_eq!(p.args[0], Token::Atom("FETCH".into()));
         assert_eq!(
