@@ -38,35 +38,28 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Runs a command, echoing and capturing its combined output.
+/// Runs a command, echoing and capturing its combined output (stdout and
+/// stderr through one pipe, so lines keep their order).
 pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
     use std::io::{BufRead, BufReader};
+    let (reader, writer) = std::io::pipe().map_err(|e| (e.to_string(), String::new()))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| (e.to_string(), String::new()))?;
     let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer)
+        .stderr(writer2)
         .spawn()
         .map_err(|e| (format!("cannot run {cmd:?}: {e}"), String::new()))?;
-    let stderr = child.stderr.take().expect("stderr");
-    let err_thread = std::thread::spawn(move || {
-        let mut out = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    });
+    // Drop our copies of the write end so the reader sees end of file.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut out = String::new();
-    for line in BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map_while(Result::ok)
-    {
+    for line in BufReader::new(reader).lines().map_while(Result::ok) {
         println!("{line}");
         out.push_str(&line);
         out.push('\n');
     }
     let status = child.wait().map_err(|e| (e.to_string(), out.clone()))?;
-    out.push_str(&err_thread.join().unwrap_or_default());
     if status.success() {
         Ok(out)
     } else {
