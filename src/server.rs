@@ -89,6 +89,11 @@ fn generate_password() -> String {
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Handlers first: a signal that arrives once "ready" is printed must
+    // take the graceful path.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let data_dir = opts.data_dir;
     let (default_cfg, fresh) = prepare_data_dir(&data_dir)?;
     let cfg_path = opts.config.unwrap_or(default_cfg);
@@ -201,7 +206,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     println!("petrel: ready in {} ms", started.elapsed().as_millis());
 
-    wait_for_signal().await;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
     println!("petrel: shutting down");
     let clean = controller
         .shutdown(Duration::from_secs(cfg.shutdown.grace_period))
@@ -214,16 +222,6 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     println!("petrel: stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
 }
 
 fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdown: Shutdown) {

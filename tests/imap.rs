@@ -85,6 +85,13 @@ async fn authenticate_plain_forms() {
     assert!(c.imap_until("c").await[0].starts_with("c BAD"));
     let r = cmd(&mut c, "d", "AUTHENTICATE CRAM-MD5").await;
     assert!(r[0].starts_with("d NO"));
+    // SASL LOGIN: user name, then password, each base64.
+    c.send("e AUTHENTICATE LOGIN\r\n").await;
+    assert_eq!(c.line().await, "+ VXNlcm5hbWU6");
+    c.send("am9lQGV4YW1wbGUub3Jn\r\n").await;
+    assert_eq!(c.line().await, "+ UGFzc3dvcmQ6");
+    c.send("cHc=\r\n").await;
+    assert!(c.imap_until("e").await.last().unwrap().starts_with("e OK"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +249,17 @@ async fn sessions_see_each_others_changes() {
     assert!(r.contains(&"* 2 EXPUNGE".to_string()), "{r:?}");
     let r = cmd(&mut a, "a4", "FETCH 2 UID").await;
     assert_eq!(r[0], "* 2 FETCH (UID 3)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_logged_out() {
+    let s = TestServer::start_with("[imap]\ntimeout-idle = 1\n");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    let t = std::time::Instant::now();
+    assert!(c.line().await.starts_with("* BYE Autologout"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(c.line_opt().await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

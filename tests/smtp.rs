@@ -264,6 +264,95 @@ async fn sqlite_store_runs_the_whole_server() {
     assert!(f.iter().any(|l| l == "Subject: on sqlite"), "{f:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_timeout_closes_with_421() {
+    let s = TestServer::start_with("[smtp]\ntimeout-command = 1\n");
+    let mut c = greeted(&s).await;
+    let t = std::time::Instant::now();
+    assert!(c.smtp_reply().await.starts_with("421 4.4.2"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(c.line_opt().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_per_connection_limit() {
+    let s = TestServer::start_with("[smtp]\nmax-messages-per-connection = 1\n");
+    s.account("joe@example.org");
+    let mut c = greeted(&s).await;
+    c.send("HELO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..4 {
+        c.smtp_reply().await;
+    }
+    c.send("Subject: one\r\n\r\n1\r\n.\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("MAIL FROM:<a@b.test>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("421 4.7.0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_length_limit_is_configurable() {
+    let s = TestServer::start_with("[smtp]\nmax-line-length = 600\n");
+    let mut c = greeted(&s).await;
+    c.send(&format!("NOOP {}\r\n", "x".repeat(590))).await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send(&format!("NOOP {}\r\n", "x".repeat(700))).await;
+    assert!(c.smtp_reply().await.starts_with("500 5.5.2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_resets_the_session() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let s = TestServer::start();
+    let mut c = greeted(&s).await;
+    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\n").await;
+    c.smtp_reply().await;
+    c.smtp_reply().await;
+    c.send("STARTTLS\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("220 2.0.0"));
+    let tcp = c.r.into_inner().unsplit(c.w);
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(s.data_dir().join("tls/cert.pem")).unwrap()
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(
+            rustls::pki_types::ServerName::try_from("mx.test").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (r, mut w) = tokio::io::split(tls);
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = String::new();
+    // RFC 3207 §4.2: the transaction and the EHLO from before TLS are gone.
+    w.write_all(b"MAIL FROM:<a@b.test>\r\n").await.unwrap();
+    r.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("503 5.5.1"), "{line}");
+    w.write_all(b"EHLO x.test\r\n").await.unwrap();
+    let mut ehlo = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        ehlo.push_str(&line);
+        if line.as_bytes()[3] == b' ' {
+            break;
+        }
+    }
+    assert!(!ehlo.contains("STARTTLS"), "not offered twice: {ehlo}");
+}
+
 #[test]
 fn sigterm_stops_cleanly() {
     let mut s = TestServer::start();

@@ -80,6 +80,7 @@ impl Session {
         if self.account.is_none() {
             if self.auth_allowed() {
                 caps.push("AUTH=PLAIN");
+                caps.push("AUTH=LOGIN");
             } else {
                 caps.push("LOGINDISABLED");
             }

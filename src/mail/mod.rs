@@ -19,6 +19,9 @@
 pub mod ingest;
 pub mod mime;
 
+#[cfg(all(test, feature = "rocksdb"))]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::{BlobStore, Store, StoreError, Txn};

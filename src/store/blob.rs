@@ -128,7 +128,8 @@ impl BlobStore {
         }
     }
 
-    /// Bytes `[from, to)` of a blob (clamped to its length).
+    /// Bytes `[from, to)` of a blob (clamped to its length). A file blob is
+    /// read from `from` on, not whole.
     pub async fn get_range(
         &self,
         store: &Store,
@@ -136,11 +137,33 @@ impl BlobStore {
         from: usize,
         to: usize,
     ) -> Result<Option<Vec<u8>>> {
-        Ok(self.get(store, id).await?.map(|v| {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        if let Some(v) = store.get(inline_key(id)).await? {
             let to = to.min(v.len());
             let from = from.min(to);
-            v[from..to].to_vec()
-        }))
+            return Ok(Some(v[from..to].to_vec()));
+        }
+        let path = self.path(id);
+        let res = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(path)?;
+            let len = f.metadata()?.len() as usize;
+            let to = to.min(len);
+            let from = from.min(to);
+            f.seek(SeekFrom::Start(from as u64))?;
+            let mut buf = vec![0u8; to - from];
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(StoreError::backend)?;
+        match res {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::backend(e)),
+        }
     }
 }
 

@@ -78,6 +78,9 @@ impl Session {
             );
         }
         let mech = args.first().and_then(|t| t.as_string()).unwrap_or_default();
+        if mech.eq_ignore_ascii_case("LOGIN") {
+            return self.sasl_login().await;
+        }
         if !mech.eq_ignore_ascii_case("PLAIN") {
             return Some("NO Unsupported authentication mechanism".into());
         }
@@ -106,6 +109,31 @@ impl Session {
             return Some("NO [AUTHENTICATIONFAILED] Invalid PLAIN response".into());
         };
         Some(self.login(&user, &pass).await)
+    }
+}
+
+impl Session {
+    /// SASL LOGIN (draft-murchison-sasl-login): user name and password in
+    /// two base64 continuations.
+    async fn sasl_login(&mut self) -> Option<Reply> {
+        let mut answers = Vec::with_capacity(2);
+        for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"] {
+            let line = format!("+ {prompt}\r\n");
+            if !self.send_now(line.as_bytes()).await {
+                return None;
+            }
+            let resp = self.read_client_line().await?;
+            if resp == b"*" {
+                return Some("BAD Authentication cancelled".into());
+            }
+            match b64_decode(&String::from_utf8_lossy(&resp))
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                Some(v) => answers.push(v),
+                None => return Some("BAD Invalid base64".into()),
+            }
+        }
+        Some(self.login(&answers[0], &answers[1]).await)
     }
 }
 

@@ -1,0 +1,207 @@
+//! Mail store tests on a real RocksDB store.
+
+use std::sync::Arc;
+
+use super::ingest::{Folder, IngestHook, IngestRequest, IngestTarget};
+use super::mime::Meta;
+use super::{FlagOp, MailError, MailStore};
+use crate::store::{rocks::RocksBackend, BlobStore, KvBackend, Store};
+
+fn mail_store(dir: &std::path::Path) -> MailStore {
+    let b: Arc<dyn KvBackend> = Arc::new(RocksBackend::open(&dir.join("kv")).unwrap());
+    MailStore::new(
+        Store::new(b),
+        BlobStore::new(&dir.join("blobs"), 1024).unwrap(),
+    )
+}
+
+fn msg(subject: &str, extra: &str) -> Vec<u8> {
+    format!("Subject: {subject}\r\n{extra}\r\nbody of {subject}\r\n").into_bytes()
+}
+
+fn req(raw: Vec<u8>, accounts: &[u32]) -> IngestRequest {
+    IngestRequest {
+        raw,
+        targets: accounts.iter().map(|&a| IngestTarget::inbox(a)).collect(),
+        received_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_to_several_accounts_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let out = m.ingest(req(msg("hi", ""), &[1, 2])).await.unwrap();
+    assert_eq!(out.len(), 2);
+    for o in &out {
+        let inbox = m
+            .mailbox_by_name(o.account, "inbox")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(inbox.id, o.mailbox);
+        assert_eq!(o.uid, 1);
+        let uids = m.uids(o.account, inbox.id).await.unwrap();
+        assert_eq!(uids.len(), 1);
+        let meta = m
+            .email_meta(o.account, uids[0].email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.email_raw(&meta).await.unwrap(), msg("hi", ""));
+        assert_eq!(m.account_usage(o.account).await.unwrap().messages, 1);
+    }
+    // Both accounts share one blob (content addressed).
+    let a = m.email_meta(1, out[0].email).await.unwrap().unwrap();
+    let b = m.email_meta(2, out[1].email).await.unwrap().unwrap();
+    assert_eq!(a.blob, b.blob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_failure_stores_nothing_for_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let mut r = req(msg("big", ""), &[1, 2]);
+    r.targets[1].quota_bytes = 10;
+    assert!(matches!(m.ingest(r).await, Err(MailError::OverQuota)));
+    assert_eq!(
+        m.account_usage(1).await.unwrap().messages,
+        0,
+        "atomic across recipients"
+    );
+    let mut r = req(msg("count", ""), &[1]);
+    r.targets[0].quota_messages = 1;
+    m.ingest(r).await.unwrap();
+    let mut r = req(msg("count2", ""), &[1]);
+    r.targets[0].quota_messages = 1;
+    assert!(matches!(m.ingest(r).await, Err(MailError::OverQuota)));
+}
+
+struct ToJunk;
+
+impl IngestHook for ToJunk {
+    fn name(&self) -> &str {
+        "to-junk"
+    }
+    fn on_ingest(&self, _raw: &[u8], meta: &Meta, t: &mut IngestTarget) -> Result<(), String> {
+        if meta.subject.contains("SPAM") {
+            t.folder = Folder::Role("junk".into());
+            t.flags.push("$Junk".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_can_refile_and_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path()).with_hooks(vec![Arc::new(ToJunk)]);
+    m.ingest(req(msg("SPAM offer", ""), &[7])).await.unwrap();
+    m.ingest(req(msg("lunch", ""), &[7])).await.unwrap();
+    let junk = m.mailbox_by_name(7, "Junk").await.unwrap().unwrap();
+    let inbox = m.mailbox_by_name(7, "INBOX").await.unwrap().unwrap();
+    let j = m.uids(7, junk.id).await.unwrap();
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].flags, vec!["$Junk".to_string()]);
+    assert_eq!(m.uids(7, inbox.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_follow_references_and_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let first = m
+        .ingest(req(msg("Plans", "Message-ID: <a@x>\r\n"), &[1]))
+        .await
+        .unwrap()[0]
+        .email;
+    let reply = m
+        .ingest(req(
+            msg("Re: Plans", "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\n"),
+            &[1],
+        ))
+        .await
+        .unwrap()[0]
+        .email;
+    let other = m
+        .ingest(req(
+            msg("Different", "Message-ID: <c@x>\r\nReferences: <a@x>\r\n"),
+            &[1],
+        ))
+        .await
+        .unwrap()[0]
+        .email;
+    let t = |e| {
+        let m = m.clone();
+        async move { m.email_meta(1, e).await.unwrap().unwrap().thread }
+    };
+    assert_eq!(t(first).await, t(reply).await);
+    assert_ne!(
+        t(first).await,
+        t(other).await,
+        "a reference with another subject starts a new thread"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_delivery_and_flag_changes_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    m.ingest(req(msg("seed", ""), &[1])).await.unwrap();
+    let inbox = m.mailbox_by_name(1, "INBOX").await.unwrap().unwrap().id;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let m1 = m.clone();
+        tasks.push(tokio::spawn(async move {
+            m1.ingest(req(msg(&format!("m{i}"), ""), &[1]))
+                .await
+                .unwrap();
+        }));
+        let m2 = m.clone();
+        tasks.push(tokio::spawn(async move {
+            m2.store_flags(1, inbox, vec![1], FlagOp::Add, vec![format!("$k{i}")])
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let uids = m.uids(1, inbox).await.unwrap();
+    assert_eq!(uids.len(), 101);
+    let list: Vec<u32> = uids.iter().map(|u| u.uid).collect();
+    assert_eq!(
+        list,
+        (1..=101).collect::<Vec<u32>>(),
+        "unique, gapless here, ascending"
+    );
+    assert_eq!(uids[0].flags.len(), 100, "no flag change lost");
+    let mb = m.mailbox(1, inbox).await.unwrap().unwrap();
+    assert_eq!(mb.uidnext, 102);
+    assert!(uids.iter().all(|u| u.modseq <= mb.highest_modseq));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expunge_releases_blobs_and_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(5000)).into_bytes();
+    let o = m.ingest(req(big, &[1])).await.unwrap().remove(0);
+    let meta = m.email_meta(1, o.email).await.unwrap().unwrap();
+    m.store_flags(
+        1,
+        o.mailbox,
+        vec![o.uid],
+        FlagOp::Add,
+        vec!["\\Deleted".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.expunge(1, o.mailbox, None).await.unwrap(), vec![o.uid]);
+    assert_eq!(m.account_usage(1).await.unwrap().used_bytes, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        m.email_raw(&meta).await.is_err(),
+        "the blob went with its last reference"
+    );
+}
