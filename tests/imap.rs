@@ -38,6 +38,11 @@ async fn logged_in(s: &TestServer) -> LineClient {
     c
 }
 
+/// The first response line of a command.
+async fn q(c: &mut LineClient, tag: &str, text: &str) -> String {
+    cmd(c, tag, text).await.remove(0)
+}
+
 async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
     c.send(&format!("{tag} {text}\r\n")).await;
     c.imap_until(tag).await
@@ -292,4 +297,169 @@ async fn bad_input_gets_bad_and_session_goes_on() {
     assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 0)");
     let r = cmd(&mut c, "g", "LOGOUT").await;
     assert_eq!(r[0], "* BYE Logging out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_with_flags_date_and_appenduid() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    c.send("a APPEND Drafts (\\Draft \\Seen) \"17-Jul-1996 02:44:25 -0700\" {25}\r\n")
+        .await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send("Subject: draft\r\n\r\nhello\r\n\r\n").await;
+    let r = c.imap_until("a").await;
+    assert!(r.last().unwrap().starts_with("a OK [APPENDUID "), "{r:?}");
+    assert!(r.last().unwrap().contains(" 1] APPEND completed"), "{r:?}");
+    // LITERAL+ needs no continuation.
+    let r = cmd(&mut c, "b", "APPEND INBOX {18+}\r\nSubject: plus\r\n\r\nx").await;
+    assert!(r.last().unwrap().contains(" 3] APPEND completed"), "{r:?}");
+    let r = cmd(&mut c, "c", "APPEND Nowhere {1+}\r\nx").await;
+    assert!(r[0].starts_with("c NO [TRYCREATE]"));
+    cmd(&mut c, "d", "SELECT Drafts").await;
+    let r = cmd(&mut c, "e", "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)").await;
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Draft \\Seen) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE 25)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_rename_delete_subscribe() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    assert!(cmd(&mut c, "a", "CREATE Projects/Petrel").await[0].starts_with("a OK"));
+    let r = cmd(&mut c, "b", "LIST \"\" \"Projects*\"").await;
+    assert_eq!(r[0], "* LIST (\\HasChildren) \"/\" \"Projects\"");
+    assert_eq!(r[1], "* LIST (\\HasNoChildren) \"/\" \"Projects/Petrel\"");
+    assert!(cmd(&mut c, "c", "CREATE Projects").await[0].starts_with("c NO [ALREADYEXISTS]"));
+    assert!(cmd(&mut c, "d", "CREATE INBOX").await[0].starts_with("d NO"));
+    assert!(cmd(&mut c, "e", "DELETE Projects").await[0].starts_with("e NO [HASCHILDREN]"));
+    assert!(cmd(&mut c, "f", "RENAME Projects Work").await[0].starts_with("f OK"));
+    let r = cmd(&mut c, "g", "LIST \"\" \"Work/%\"").await;
+    assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" \"Work/Petrel\"");
+    assert!(cmd(&mut c, "h", "UNSUBSCRIBE Work").await[0].starts_with("h OK"));
+    let r = cmd(&mut c, "i", "LSUB \"\" \"Work*\"").await;
+    assert_eq!(r[0], "* LSUB (\\HasNoChildren) \"/\" \"Work/Petrel\"");
+    assert!(cmd(&mut c, "j", "DELETE Work/Petrel").await[0].starts_with("j OK"));
+    assert!(cmd(&mut c, "k", "DELETE Nope").await[0].starts_with("k NO [NONEXISTENT]"));
+    assert!(cmd(&mut c, "l", "DELETE INBOX").await[0].starts_with("l NO"));
+    let r = cmd(&mut c, "m", "NAMESPACE").await;
+    assert_eq!(r[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+    let r = cmd(&mut c, "n", "ID NIL").await;
+    assert!(r[0].starts_with("* ID (\"name\" \"Petrel\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_move_with_copyuid() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    cmd(&mut c, "b", "STORE 1 +FLAGS (\\Flagged)").await;
+    let r = cmd(&mut c, "c", "COPY 1:2 Archive").await;
+    assert!(
+        r[0].starts_with("c OK [COPYUID ") && r[0].contains(" 1,2 1,2] COPY completed"),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "d", "UID MOVE 2 Trash").await;
+    assert!(
+        r[0].starts_with("* OK [COPYUID ") && r[0].ends_with(" 2 1] Moved"),
+        "{r:?}"
+    );
+    assert_eq!(r[1], "* 2 EXPUNGE");
+    assert_eq!(r[2], "d OK MOVE completed");
+    let r = cmd(&mut c, "e", "MOVE 5 Trash").await;
+    assert!(r[0].starts_with("e BAD"));
+    let r = cmd(&mut c, "f", "COPY 1 Nope").await;
+    assert!(r[0].starts_with("f NO [TRYCREATE]"));
+    let r = cmd(&mut c, "g", "STATUS Archive (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS \"Archive\" (MESSAGES 2)");
+    cmd(&mut c, "h", "SELECT Archive").await;
+    let r = cmd(&mut c, "i", "FETCH 1 FLAGS").await;
+    assert_eq!(
+        r[0], "* 1 FETCH (FLAGS (\\Flagged))",
+        "flags travel with the copy"
+    );
+    // Copy into the mailbox the message is already in: a separate message.
+    let r = cmd(&mut c, "j", "COPY 1 Archive").await;
+    assert_eq!(r[0], "* 3 EXISTS", "the copy shows up in the selected mailbox");
+    assert!(r[1].starts_with("j OK [COPYUID ") && r[1].contains(" 1 3] "), "{r:?}");
+    cmd(&mut c, "l", "STORE 3 +FLAGS (\\Seen)").await;
+    let r = cmd(&mut c, "m", "FETCH 1 FLAGS").await;
+    assert_eq!(
+        r[0], "* 1 FETCH (FLAGS (\\Flagged))",
+        "the copy's flags are its own"
+    );
+    let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
+    assert!(shown.contains("\"messages\": 3"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reports_new_mail_within_a_second() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    c.send("b IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    let smtp = s.addr("smtp");
+    let sent = std::time::Instant::now();
+    tokio::spawn(async move {
+        smtp_send(
+            smtp,
+            "x@remote.test",
+            &["joe@example.org"],
+            "Subject: push\r\n\r\nnow",
+        )
+        .await
+    });
+    let l = tokio::time::timeout(std::time::Duration::from_secs(5), c.line())
+        .await
+        .unwrap();
+    assert_eq!(l, "* 3 EXISTS");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    c.send("DONE\r\n").await;
+    assert_eq!(c.line().await, "b OK IDLE terminated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_keys() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    cmd(&mut c, "b", "STORE 2 +FLAGS (\\Seen $Work)").await;
+    assert_eq!(q(&mut c, "c", "SEARCH ALL").await, "* SEARCH 1 2");
+    assert_eq!(q(&mut c, "d", "SEARCH UNSEEN").await, "* SEARCH 1");
+    assert_eq!(q(&mut c, "e", "SEARCH KEYWORD $Work").await, "* SEARCH 2");
+    assert_eq!(q(&mut c, "f", "SEARCH FROM alice").await, "* SEARCH 1");
+    assert_eq!(q(&mut c, "g", "SEARCH SUBJECT SECOND").await, "* SEARCH 2");
+    assert_eq!(
+        q(&mut c, "h", "SEARCH BODY \"part one\"").await,
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        q(&mut c, "i", "SEARCH OR SUBJECT first NOT SEEN").await,
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        q(&mut c, "j", "UID SEARCH 2:* LARGER 10").await,
+        "* SEARCH 2"
+    );
+    assert_eq!(
+        q(
+            &mut c,
+            "k",
+            "SEARCH SINCE 1-Jan-2000 HEADER Message-ID m1@remote"
+        )
+        .await,
+        "* SEARCH 1"
+    );
+    assert_eq!(q(&mut c, "l", "SEARCH BEFORE 1-Jan-2000").await, "* SEARCH");
+    assert_eq!(
+        q(&mut c, "m", "SEARCH TEXT \"second body\"").await,
+        "* SEARCH 2"
+    );
+    assert!(q(&mut c, "n", "SEARCH CHARSET KOI8-R ALL")
+        .await
+        .starts_with("n NO [BADCHARSET"));
+    assert!(q(&mut c, "o", "SEARCH FROB").await.starts_with("o BAD"));
 }

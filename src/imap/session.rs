@@ -26,7 +26,7 @@ pub struct Session {
     pub(crate) selected: Option<Selected>,
     pub(crate) out: Vec<u8>,
     pub(crate) id: String,
-    shutdown: Shutdown,
+    pub(crate) shutdown: Shutdown,
     logout: bool,
 }
 
@@ -73,7 +73,19 @@ impl Session {
     }
 
     pub(crate) fn capabilities(&self) -> String {
-        let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "UNSELECT"];
+        let mut caps = vec![
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "UNSELECT",
+            "IDLE",
+            "UIDPLUS",
+            "MOVE",
+            "NAMESPACE",
+            "ID",
+            "CHILDREN",
+            "SPECIAL-USE",
+        ];
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
             caps.push("STARTTLS");
         }
@@ -223,7 +235,16 @@ impl Session {
             "LOGIN" if !authed => self.cmd_login(&args).await,
             "AUTHENTICATE" if !authed => return self.cmd_authenticate(tag, &args).await,
             "LOGIN" | "AUTHENTICATE" => "BAD Already authenticated".into(),
+            "ID" => self.cmd_id(&args),
             _ if !authed => "BAD Command not valid before authentication".into(),
+            "CREATE" => self.cmd_create(&args).await,
+            "DELETE" => self.cmd_delete(&args).await,
+            "RENAME" => self.cmd_rename(&args).await,
+            "SUBSCRIBE" => self.cmd_subscribe(&args, true).await,
+            "UNSUBSCRIBE" => self.cmd_subscribe(&args, false).await,
+            "NAMESPACE" => self.cmd_namespace(),
+            "APPEND" => self.cmd_append(&args).await,
+            "IDLE" => return self.cmd_idle().await,
             "SELECT" | "EXAMINE" => self.cmd_select(&args, name == "EXAMINE").await,
             "LIST" | "LSUB" => self.cmd_list(&args, name == "LSUB").await,
             "STATUS" => self.cmd_status(&args).await,
@@ -235,6 +256,9 @@ impl Session {
             },
             "FETCH" => self.cmd_fetch(&args, false).await,
             "STORE" => self.cmd_store(&args, false).await,
+            "COPY" => self.cmd_copy(&args, false, false).await,
+            "MOVE" => self.cmd_copy(&args, false, true).await,
+            "SEARCH" => self.cmd_search(&args, false).await,
             "EXPUNGE" => self.cmd_expunge(None).await,
             "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
             "UID" => self.cmd_uid(args).await,
@@ -267,6 +291,9 @@ impl Session {
         match sub.as_str() {
             "FETCH" => self.cmd_fetch(&args, true).await,
             "STORE" => self.cmd_store(&args, true).await,
+            "COPY" => self.cmd_copy(&args, true, false).await,
+            "MOVE" => self.cmd_copy(&args, true, true).await,
+            "SEARCH" => self.cmd_search(&args, true).await,
             "EXPUNGE" => {
                 let Some(set) = args
                     .first()

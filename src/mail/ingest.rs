@@ -259,7 +259,12 @@ impl MailStore {
             })
             .await;
         match res {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                for o in &v {
+                    self.notify(o.account);
+                }
+                Ok(v)
+            }
             Err(_) if over_quota.load(std::sync::atomic::Ordering::Relaxed) => {
                 Err(MailError::OverQuota)
             }

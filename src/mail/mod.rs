@@ -17,6 +17,7 @@
 //! served from the same record.
 
 pub mod ingest;
+pub mod mailbox;
 pub mod mime;
 
 #[cfg(all(test, feature = "rocksdb"))]
@@ -233,6 +234,9 @@ pub struct MailStore {
     pub store: Store,
     pub blobs: BlobStore,
     hooks: std::sync::Arc<Vec<std::sync::Arc<dyn IngestHook>>>,
+    /// Account ids whose mail changed; IMAP IDLE (and later JMAP push)
+    /// listen here.
+    changes: tokio::sync::broadcast::Sender<u32>,
 }
 
 impl MailStore {
@@ -241,7 +245,17 @@ impl MailStore {
             store,
             blobs,
             hooks: Default::default(),
+            changes: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// Change notifications: the id of every account whose mail changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<u32> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn notify(&self, acct: u32) {
+        let _ = self.changes.send(acct);
     }
 
     pub fn with_hooks(mut self, hooks: Vec<std::sync::Arc<dyn IngestHook>>) -> Self {
@@ -405,6 +419,9 @@ impl MailStore {
                 Ok(changed)
             })
             .await?;
+        if !out.is_empty() {
+            self.notify(acct);
+        }
         Ok(out)
     }
 
@@ -440,27 +457,10 @@ impl MailStore {
                     if !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
                         continue;
                     }
-                    txn.delete(ukey);
                     gone.push(uid);
-                    let fkey = k_email(b'F', acct, e.email);
-                    let mut es: EmailState = match txn.get(&fkey)? {
-                        Some(v) => from_json(&v)?,
-                        None => continue,
-                    };
-                    es.mailboxes.retain(|&(mb, u)| !(mb == mbox && u == uid));
-                    if es.mailboxes.is_empty() {
-                        let ekey = k_email(b'E', acct, e.email);
-                        if let Some(v) = txn.get(&ekey)? {
-                            let meta: EmailMeta = from_json(&v)?;
-                            blobs.release(txn, &meta.blob)?;
-                            st.used_bytes = st.used_bytes.saturating_sub(meta.size);
-                            st.messages = st.messages.saturating_sub(1);
-                        }
-                        txn.delete(ekey);
-                        txn.delete(fkey);
+                    if mailbox::remove_membership(txn, &blobs, acct, &mut st, mbox, uid, e.email)? {
                         destroyed.push(e.email);
                     } else {
-                        txn.put(fkey, to_json(&es));
                         updated.push(e.email);
                     }
                 }
@@ -483,6 +483,9 @@ impl MailStore {
                 Ok(gone)
             })
             .await?;
+        if !out.is_empty() {
+            self.notify(acct);
+        }
         Ok(out)
     }
 

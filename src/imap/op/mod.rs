@@ -1,6 +1,11 @@
 //! IMAP command execution, one file per command group.
 
+pub mod append;
 pub mod auth;
+pub mod copy;
 pub mod fetch;
+pub mod idle;
 pub mod mailbox;
+pub mod manage;
+pub mod search;
 pub mod store;

@@ -1,0 +1,137 @@
+//! APPEND (RFC 9051 §6.3.12) through the ingest pipeline, with APPENDUID
+//! (RFC 4315).
+
+use super::mailbox::mailbox_arg;
+use crate::imap::proto::args::parse_flags;
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+use crate::mail::ingest::{Folder, IngestRequest, IngestTarget};
+use crate::mail::MailError;
+
+/// Parses an IMAP date-time, `"17-Jul-1996 02:44:25 -0700"` (§9
+/// `date-time`), to seconds since the epoch.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.trim().split_once(' ')?;
+    let mut d = date.split('-');
+    let day: i64 = d.next()?.trim().parse().ok()?;
+    let mon = d.next()?;
+    let year: i64 = d.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as i64 + 1;
+    let mut t = time.split(':');
+    let (h, m, sec): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || zone.len() != 5 {
+        return None;
+    }
+    let sign = match &zone[..1] {
+        "+" => 1,
+        "-" => -1,
+        _ => return None,
+    };
+    let zh: i64 = zone[1..3].parse().ok()?;
+    let zm: i64 = zone[3..5].parse().ok()?;
+    // Days from the civil date (proleptic Gregorian).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + m * 60 + sec - sign * (zh * 3600 + zm * 60))
+}
+
+impl Session {
+    pub(crate) async fn cmd_append(&mut self, args: &[Token]) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD APPEND needs a mailbox name".into();
+        };
+        let mut flags = Vec::new();
+        let mut date = None;
+        let mut message = None;
+        for a in &args[1..] {
+            match a {
+                Token::List(_) if message.is_none() && date.is_none() => match parse_flags(a) {
+                    Ok(f) => flags = f,
+                    Err(e) => return format!("BAD {e}"),
+                },
+                Token::Quoted(q) if message.is_none() => match std::str::from_utf8(q).ok().and_then(parse_date_time) {
+                    Some(d) => date = Some(d),
+                    None => return "BAD Invalid date-time".into(),
+                },
+                Token::Literal(l) if message.is_none() => message = Some(l.clone()),
+                _ => return "BAD APPEND takes a mailbox, optional flags and date, and a literal message".into(),
+            }
+        }
+        let Some(message) = message else {
+            return "BAD APPEND needs a message literal".into();
+        };
+        if message.is_empty() {
+            return "NO Empty message".into();
+        }
+        let Some(acct) = self.account.clone() else {
+            return "BAD Not authenticated".into();
+        };
+        let mb = match self.core.mail.mailbox_by_name(acct.id, &name).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),
+            Err(e) => return super::mailbox::unavailable(e),
+        };
+        let target = IngestTarget {
+            account: acct.id,
+            folder: Folder::Id(mb.id),
+            flags,
+            quota_bytes: acct.quota_bytes,
+            quota_messages: acct.quota_messages,
+        };
+        let res = self
+            .core
+            .mail
+            .ingest(IngestRequest {
+                raw: message,
+                targets: vec![target],
+                received_at: date,
+            })
+            .await;
+        match res {
+            Ok(out) => {
+                let o = &out[0];
+                format!(
+                    "OK [APPENDUID {} {}] APPEND completed",
+                    o.uidvalidity, o.uid
+                )
+            }
+            Err(MailError::OverQuota) => "NO [OVERQUOTA] Quota exceeded".into(),
+            Err(e) => super::mailbox::unavailable(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date_time;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date_time("01-Jan-1970 00:00:00 +0000"), Some(0));
+        assert_eq!(
+            parse_date_time("14-Nov-2023 22:13:20 +0000"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_date_time(" 1-Jan-1970 01:00:00 +0100"), Some(0));
+        assert_eq!(
+            parse_date_time("17-Jul-1996 02:44:25 -0700"),
+            Some(837_596_665)
+        );
+        assert_eq!(parse_date_time("32-Jan-2000 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time("garbage"), None);
+    }
+}

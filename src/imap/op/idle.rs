@@ -1,0 +1,56 @@
+//! IDLE (RFC 2177, RFC 9051 §6.3.13): changes are pushed as they happen.
+//! The mail store's change notifications wake the session; it then
+//! reports what changed in the selected mailbox.
+
+use std::time::Duration;
+
+use crate::imap::session::{Reply, Session};
+
+impl Session {
+    pub(crate) async fn cmd_idle(&mut self) -> Option<Reply> {
+        let acct = self.account.as_ref().map(|a| a.id)?;
+        let mut changes = self.core.mail.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        if !self.send_now(b"+ idling\r\n").await {
+            return None;
+        }
+        let limit = Duration::from_secs(self.core.config.imap.timeout_idle);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            tokio::select! {
+                line = self.read_client_line() => {
+                    let line = line?;
+                    return if line.eq_ignore_ascii_case(b"DONE") {
+                        Some("OK IDLE terminated".into())
+                    } else {
+                        Some("BAD Expected DONE".into())
+                    };
+                }
+                msg = changes.recv() => {
+                    let ours = match msg {
+                        Ok(a) => a == acct,
+                        // Missed notifications: look anyway.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(_) => return None,
+                    };
+                    if ours {
+                        self.sync(true).await;
+                        if !self.send_now(b"").await {
+                            return None;
+                        }
+                    }
+                }
+                _ = shutdown.wait() => {
+                    self.untagged("BYE Server shutting down");
+                    let _ = self.send_now(b"").await;
+                    return None;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    let _ = self.send_now(b"").await;
+                    return None;
+                }
+            }
+        }
+    }
+}

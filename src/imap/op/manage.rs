@@ -1,0 +1,100 @@
+//! CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE (RFC 9051 §6.3.4-6.3.8),
+//! NAMESPACE (§6.3.10, RFC 2342) and ID (RFC 2971).
+
+use super::mailbox::mailbox_arg;
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+use crate::mail::MailError;
+
+fn mail_error(e: MailError, what: &str) -> Reply {
+    match e {
+        MailError::Invalid(m) if m.contains("exists") => format!("NO [ALREADYEXISTS] {what}: {m}"),
+        MailError::Invalid(m) if m.contains("no such") => format!("NO [NONEXISTENT] {what}: {m}"),
+        MailError::Invalid(m) if m.contains("children") => format!("NO [HASCHILDREN] {what}: {m}"),
+        MailError::Invalid(m) | MailError::NotFound(m) => format!("NO [CANNOT] {what}: {m}"),
+        other => super::mailbox::unavailable(other),
+    }
+}
+
+impl Session {
+    fn acct(&self) -> u32 {
+        self.account.as_ref().map(|a| a.id).unwrap_or(0)
+    }
+
+    pub(crate) async fn cmd_create(&mut self, args: &[Token]) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD CREATE needs a mailbox name".into();
+        };
+        if name == "INBOX" {
+            return "NO [ALREADYEXISTS] INBOX always exists".into();
+        }
+        match self.core.mail.create_mailbox(self.acct(), &name).await {
+            Ok(_) => "OK CREATE completed".into(),
+            Err(e) => mail_error(e, "CREATE"),
+        }
+    }
+
+    pub(crate) async fn cmd_delete(&mut self, args: &[Token]) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD DELETE needs a mailbox name".into();
+        };
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.name == name)
+        {
+            // Deleting the selected mailbox: deselect first.
+            self.selected = None;
+        }
+        match self.core.mail.delete_mailbox(self.acct(), &name).await {
+            Ok(()) => "OK DELETE completed".into(),
+            Err(e) => mail_error(e, "DELETE"),
+        }
+    }
+
+    pub(crate) async fn cmd_rename(&mut self, args: &[Token]) -> Reply {
+        let (Some(from), Some(to)) = (mailbox_arg(args.first()), mailbox_arg(args.get(1))) else {
+            return "BAD RENAME needs two mailbox names".into();
+        };
+        match self.core.mail.rename_mailbox(self.acct(), &from, &to).await {
+            Ok(()) => {
+                if let Some(sel) = self.selected.as_mut() {
+                    if sel.mailbox.name == from {
+                        sel.mailbox.name = to;
+                    }
+                }
+                "OK RENAME completed".into()
+            }
+            Err(e) => mail_error(e, "RENAME"),
+        }
+    }
+
+    pub(crate) async fn cmd_subscribe(&mut self, args: &[Token], on: bool) -> Reply {
+        let Some(name) = mailbox_arg(args.first()) else {
+            return "BAD A mailbox name is needed".into();
+        };
+        match self.core.mail.set_subscribed(self.acct(), &name, on).await {
+            Ok(()) if on => "OK SUBSCRIBE completed".into(),
+            Ok(()) => "OK UNSUBSCRIBE completed".into(),
+            Err(e) => mail_error(e, if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" }),
+        }
+    }
+
+    pub(crate) fn cmd_namespace(&mut self) -> Reply {
+        self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+        "OK NAMESPACE completed".into()
+    }
+
+    pub(crate) fn cmd_id(&mut self, args: &[Token]) -> Reply {
+        match args.first() {
+            Some(Token::List(_)) | Some(Token::Atom(_)) => {}
+            _ => return "BAD ID needs a parameter list or NIL".into(),
+        }
+        let line = format!(
+            "ID (\"name\" \"Petrel\" \"version\" \"{}\")",
+            env!("CARGO_PKG_VERSION")
+        );
+        self.untagged(&line);
+        "OK ID completed".into()
+    }
+}

@@ -1,0 +1,382 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4), answered by scanning the
+//! mailbox. Text keys decode the message (MIME, RFC 2047 words, charsets)
+//! and compare case-insensitively. A full-text index comes later.
+
+use mail_parser::{MessageParser, PartType};
+
+use super::append::parse_date_time;
+use super::mailbox::unavailable;
+use crate::imap::proto::args::{normalize_flag, SeqSet};
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+use crate::mail::{EmailMeta, UidEntry};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    All,
+    Flag(String, bool),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    /// Internal date: before / on / since a day (seconds at 00:00 UTC).
+    Date(DateCmp, i64, bool),
+    Larger(u64),
+    Smaller(u64),
+    Uid(SeqSet),
+    Seq(SeqSet),
+    Not(Box<Key>),
+    Or(Box<Key>, Box<Key>),
+    And(Vec<Key>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DateCmp {
+    Before,
+    On,
+    Since,
+}
+
+struct Parser<'a> {
+    toks: &'a [Token],
+    i: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn next(&mut self) -> Option<&'a Token> {
+        let t = self.toks.get(self.i);
+        self.i += 1;
+        t
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.next()
+            .and_then(|t| t.as_string())
+            .ok_or_else(|| "SEARCH key is missing its argument".to_string())
+    }
+
+    fn date(&mut self) -> Result<i64, String> {
+        let s = self.string()?;
+        // A search date is a date without time; reuse the date-time parser.
+        parse_date_time(&format!("{s} 00:00:00 +0000")).ok_or_else(|| format!("Invalid date {s}"))
+    }
+
+    fn key(&mut self, depth: usize) -> Result<Key, String> {
+        if depth > 32 {
+            return Err("SEARCH nested too deeply".into());
+        }
+        let t = self.next().ok_or("Missing SEARCH key")?;
+        let atom = match t {
+            Token::List(items) => {
+                let mut p = Parser { toks: items, i: 0 };
+                let mut keys = Vec::new();
+                while p.i < items.len() {
+                    keys.push(p.key(depth + 1)?);
+                }
+                return Ok(Key::And(keys));
+            }
+            Token::Atom(a) => a.to_ascii_uppercase(),
+            _ => return Err("Invalid SEARCH key".into()),
+        };
+        let flag = |f: &str, set: bool| Ok(Key::Flag(f.to_string(), set));
+        match atom.as_str() {
+            "ALL" => Ok(Key::All),
+            "ANSWERED" => flag("\\Answered", true),
+            "DELETED" => flag("\\Deleted", true),
+            "DRAFT" => flag("\\Draft", true),
+            "FLAGGED" => flag("\\Flagged", true),
+            "SEEN" | "OLD" => flag("\\Seen", true),
+            "UNANSWERED" => flag("\\Answered", false),
+            "UNDELETED" => flag("\\Deleted", false),
+            "UNDRAFT" => flag("\\Draft", false),
+            "UNFLAGGED" => flag("\\Flagged", false),
+            "UNSEEN" | "NEW" => flag("\\Seen", false),
+            // No message is \Recent in this server (RFC 9051 drops it).
+            "RECENT" => Ok(Key::Not(Box::new(Key::All))),
+            "KEYWORD" | "UNKEYWORD" => {
+                let k = self.string()?;
+                let k = normalize_flag(&k).ok_or("Invalid keyword")?;
+                Ok(Key::Flag(k, atom == "KEYWORD"))
+            }
+            "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
+                Ok(Key::Header(atom.to_lowercase(), self.string()?))
+            }
+            "HEADER" => {
+                let name = self.string()?;
+                Ok(Key::Header(name.to_lowercase(), self.string()?))
+            }
+            "BODY" => Ok(Key::Body(self.string()?)),
+            "TEXT" => Ok(Key::Text(self.string()?)),
+            "BEFORE" => Ok(Key::Date(DateCmp::Before, self.date()?, false)),
+            "ON" => Ok(Key::Date(DateCmp::On, self.date()?, false)),
+            "SINCE" => Ok(Key::Date(DateCmp::Since, self.date()?, false)),
+            "SENTBEFORE" => Ok(Key::Date(DateCmp::Before, self.date()?, true)),
+            "SENTON" => Ok(Key::Date(DateCmp::On, self.date()?, true)),
+            "SENTSINCE" => Ok(Key::Date(DateCmp::Since, self.date()?, true)),
+            "LARGER" => Ok(Key::Larger(
+                self.string()?.parse().map_err(|_| "Invalid size")?,
+            )),
+            "SMALLER" => Ok(Key::Smaller(
+                self.string()?.parse().map_err(|_| "Invalid size")?,
+            )),
+            "UID" => Ok(Key::Uid(
+                SeqSet::parse(&self.string()?).ok_or("Invalid UID set")?,
+            )),
+            "NOT" => Ok(Key::Not(Box::new(self.key(depth + 1)?))),
+            "OR" => {
+                let a = self.key(depth + 1)?;
+                let b = self.key(depth + 1)?;
+                Ok(Key::Or(Box::new(a), Box::new(b)))
+            }
+            other => match SeqSet::parse(other) {
+                Some(s) => Ok(Key::Seq(s)),
+                None => Err(format!("Unknown SEARCH key {other}")),
+            },
+        }
+    }
+}
+
+/// Parses the arguments of SEARCH (after an optional CHARSET).
+pub fn parse_search(args: &[Token]) -> Result<Key, String> {
+    let mut toks = args;
+    if let Some(Token::Atom(a)) = toks.first() {
+        if a.eq_ignore_ascii_case("CHARSET") {
+            let cs = toks
+                .get(1)
+                .and_then(|t| t.as_string())
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if cs != "UTF-8" && cs != "US-ASCII" {
+                return Err("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset".into());
+            }
+            toks = &toks[2..];
+        }
+    }
+    if toks.is_empty() {
+        return Err("SEARCH needs at least one key".into());
+    }
+    let mut p = Parser { toks, i: 0 };
+    let mut keys = Vec::new();
+    while p.i < toks.len() {
+        keys.push(p.key(0)?);
+    }
+    Ok(Key::And(keys))
+}
+
+fn needs_content(k: &Key) -> bool {
+    match k {
+        Key::Header(..) | Key::Body(_) | Key::Text(_) => true,
+        Key::Not(k) => needs_content(k),
+        Key::Or(a, b) => needs_content(a) || needs_content(b),
+        Key::And(v) => v.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+fn needs_meta(k: &Key) -> bool {
+    match k {
+        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) => true,
+        Key::Not(k) => needs_meta(k),
+        Key::Or(a, b) => needs_meta(a) || needs_meta(b),
+        Key::And(v) => v.iter().any(needs_meta),
+        _ => needs_content(k),
+    }
+}
+
+/// What a message offers to the matcher.
+pub struct Candidate<'a> {
+    pub seq: u32,
+    pub largest_seq: u32,
+    pub largest_uid: u32,
+    pub entry: &'a UidEntry,
+    pub meta: Option<&'a EmailMeta>,
+    pub raw: Option<&'a [u8]>,
+}
+
+fn contains(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn header_matches(raw: &[u8], name: &str, needle: &str) -> bool {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return false;
+    };
+    // RFC 9051: HEADER with an empty string matches any message that has
+    // the field.
+    let mut found = false;
+    for h in msg.headers() {
+        if h.name.as_str().eq_ignore_ascii_case(name) {
+            found = true;
+            let raw_value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            let decoded = match &h.value {
+                mail_parser::HeaderValue::Text(t) => t.to_string(),
+                mail_parser::HeaderValue::Address(a) => a
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{} <{}>",
+                            x.name.as_deref().unwrap_or(""),
+                            x.address.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => String::new(),
+            };
+            if needle.is_empty()
+                || contains(&decoded, needle)
+                || contains(&String::from_utf8_lossy(raw_value), needle)
+            {
+                return true;
+            }
+        }
+    }
+    found && needle.is_empty()
+}
+
+fn body_matches(raw: &[u8], needle: &str) -> bool {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return contains(&String::from_utf8_lossy(raw), needle);
+    };
+    for part in &msg.parts {
+        let text = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.to_string(),
+            _ => continue,
+        };
+        if contains(&text, needle) {
+            return true;
+        }
+    }
+    false
+}
+
+pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
+    match k {
+        Key::All => true,
+        Key::Flag(f, set) => c.entry.flags.iter().any(|x| x.eq_ignore_ascii_case(f)) == *set,
+        Key::Header(name, needle) => c.raw.is_some_and(|r| header_matches(r, name, needle)),
+        Key::Body(n) => c.raw.is_some_and(|r| body_matches(r, n)),
+        Key::Text(n) => c
+            .raw
+            .is_some_and(|r| body_matches(r, n) || contains(&String::from_utf8_lossy(r), n)),
+        Key::Date(cmp, day, sent) => {
+            let Some(m) = c.meta else { return false };
+            let ts = if *sent {
+                m.meta.sent_at.unwrap_or(m.received_at)
+            } else {
+                m.received_at
+            };
+            let d = ts.div_euclid(86400) * 86400;
+            match cmp {
+                DateCmp::Before => d < *day,
+                DateCmp::On => d == *day,
+                DateCmp::Since => d >= *day,
+            }
+        }
+        Key::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
+        Key::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
+        Key::Uid(s) => s.contains(c.entry.uid, c.largest_uid),
+        Key::Seq(s) => s.contains(c.seq, c.largest_seq),
+        Key::Not(k) => !matches(k, c),
+        Key::Or(a, b) => matches(a, c) || matches(b, c),
+        Key::And(v) => v.iter().all(|k| matches(k, c)),
+    }
+}
+
+impl Session {
+    pub(crate) async fn cmd_search(&mut self, args: &[Token], uid_mode: bool) -> Reply {
+        let key = match parse_search(args) {
+            Ok(k) => k,
+            Err(e) if e.starts_with('[') => return format!("NO {e}"),
+            Err(e) => return format!("BAD {e}"),
+        };
+        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let sel = self
+            .selected
+            .as_ref()
+            .expect("selected state checked by dispatch");
+        let msgs = sel.msgs.clone();
+        let (want_meta, want_raw) = (needs_meta(&key), needs_content(&key));
+        let largest_seq = msgs.len() as u32;
+        let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
+        let mut hits = Vec::new();
+        for (i, entry) in msgs.iter().enumerate() {
+            let meta = if want_meta {
+                match self.core.mail.email_meta(acct, entry.email).await {
+                    Ok(m) => m,
+                    Err(e) => return unavailable(e),
+                }
+            } else {
+                None
+            };
+            let raw = match (&meta, want_raw) {
+                (Some(m), true) => match self.core.mail.email_raw(m).await {
+                    Ok(r) => Some(r),
+                    Err(e) => return unavailable(e),
+                },
+                _ => None,
+            };
+            let c = Candidate {
+                seq: i as u32 + 1,
+                largest_seq,
+                largest_uid,
+                entry,
+                meta: meta.as_ref(),
+                raw: raw.as_deref(),
+            };
+            if matches(&key, &c) {
+                hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
+            }
+        }
+        let mut line = String::from("SEARCH");
+        for h in hits {
+            line.push(' ');
+            line.push_str(&h.to_string());
+        }
+        self.untagged(&line);
+        if uid_mode {
+            "OK UID SEARCH completed".into()
+        } else {
+            "OK SEARCH completed".into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn atoms(s: &str) -> Vec<Token> {
+        crate::imap::proto::tokenize(format!("t SEARCH {s}\r\n").as_bytes())
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn parses_nested_keys() {
+        let k = parse_search(&atoms("CHARSET UTF-8 OR FROM joe (SEEN NOT DELETED) 1:3")).unwrap();
+        let Key::And(v) = k else { panic!() };
+        assert_eq!(v.len(), 2);
+        assert!(matches!(v[0], Key::Or(..)));
+        assert!(matches!(v[1], Key::Seq(_)));
+        assert!(parse_search(&atoms("CHARSET KOI8-R ALL"))
+            .unwrap_err()
+            .starts_with("[BADCHARSET"));
+        assert!(parse_search(&atoms("FROB")).is_err());
+        assert!(parse_search(&atoms("SINCE 1-Feb-1994")).is_ok());
+        assert!(parse_search(&atoms("SINCE yesterday")).is_err());
+    }
+
+    #[test]
+    fn header_and_body_matching() {
+        let raw = b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.org>\r\nSubject: Quarterly report\r\nX-Tag: blue\r\n\r\nThe numbers are UP.\r\n";
+        assert!(header_matches(raw, "from", "jörg"));
+        assert!(header_matches(raw, "from", "JORG@example"));
+        assert!(header_matches(raw, "subject", "quarterly"));
+        assert!(header_matches(raw, "x-tag", ""));
+        assert!(!header_matches(raw, "x-other", ""));
+        assert!(body_matches(raw, "numbers are up"));
+        assert!(!body_matches(raw, "quarterly"));
+    }
+}

@@ -1,0 +1,404 @@
+//! Mailbox management (create, delete, rename, subscribe) and moving or
+//! copying messages between mailboxes.
+//!
+//! A message in several mailboxes is one email with several memberships
+//! (the JMAP model): it shares keywords across them and counts once toward
+//! the quota. Copying into a mailbox that already holds the email makes an
+//! independent email instead.
+
+use super::{
+    account_state, encode_uid_entry, from_json, k_acct, k_email, k_mbox, k_uid, log_change, now,
+    to_json, Change, EmailMeta, EmailState, MailError, MailStore, Mailbox, Result,
+};
+use crate::store::{StoreError, Txn};
+
+/// Checks a mailbox name (`/` is the hierarchy separator).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 512
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && !name.chars().any(|c| c.is_control() || c == '*' || c == '%')
+        && name
+            .split('/')
+            .all(|p| !p.trim().is_empty() && p.len() <= 255)
+}
+
+fn all_mailboxes(txn: &mut Txn<'_>, acct: u32) -> std::result::Result<Vec<Mailbox>, StoreError> {
+    txn.scan_prefix(&k_acct(b'M', acct))?
+        .iter()
+        .map(|(_, v)| from_json(v))
+        .collect()
+}
+
+/// Error text carried out of a transaction.
+fn abort(msg: &str) -> StoreError {
+    StoreError::Aborted(msg.to_string())
+}
+
+fn map_err(e: StoreError) -> MailError {
+    match e {
+        StoreError::Aborted(m) => MailError::Invalid(m),
+        other => MailError::Store(other),
+    }
+}
+
+fn new_mailbox(txn: &mut Txn<'_>, acct: u32, st: &mut super::AccountState, name: &str) -> Mailbox {
+    st.next_mailbox += 1;
+    let mb = Mailbox {
+        id: st.next_mailbox,
+        name: name.to_string(),
+        role: None,
+        uidvalidity: (now() as u32).wrapping_add(st.next_mailbox),
+        uidnext: 1,
+        highest_modseq: st.state,
+        subscribed: true,
+    };
+    txn.put(k_mbox(acct, mb.id), to_json(&mb));
+    mb
+}
+
+/// Creates `name` and any missing parents inside a transaction.
+fn create_with_parents(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    st: &mut super::AccountState,
+    existing: &[Mailbox],
+    name: &str,
+) -> Vec<u32> {
+    let mut created = Vec::new();
+    let parts: Vec<&str> = name.split('/').collect();
+    for i in 1..=parts.len() {
+        let path = parts[..i].join("/");
+        if !existing.iter().any(|m| m.name == path) {
+            created.push(new_mailbox(txn, acct, st, &path).id);
+        }
+    }
+    created
+}
+
+/// Removes one message from one mailbox; deletes the email with its last
+/// membership. Returns true if the email is gone.
+pub(crate) fn remove_membership(
+    txn: &mut Txn<'_>,
+    blobs: &crate::store::BlobStore,
+    acct: u32,
+    st: &mut super::AccountState,
+    mbox: u32,
+    uid: u32,
+    email: u64,
+) -> std::result::Result<bool, StoreError> {
+    txn.delete(k_uid(acct, mbox, uid));
+    let fkey = k_email(b'F', acct, email);
+    let Some(v) = txn.get(&fkey)? else {
+        return Ok(false);
+    };
+    let mut es: EmailState = from_json(&v)?;
+    es.mailboxes.retain(|&(mb, u)| !(mb == mbox && u == uid));
+    if es.mailboxes.is_empty() {
+        let ekey = k_email(b'E', acct, email);
+        if let Some(v) = txn.get(&ekey)? {
+            let meta: EmailMeta = from_json(&v)?;
+            blobs.release(txn, &meta.blob)?;
+            st.used_bytes = st.used_bytes.saturating_sub(meta.size);
+            st.messages = st.messages.saturating_sub(1);
+        }
+        txn.delete(ekey);
+        txn.delete(fkey);
+        Ok(true)
+    } else {
+        txn.put(fkey, to_json(&es));
+        Ok(false)
+    }
+}
+
+impl MailStore {
+    pub async fn create_mailbox(&self, acct: u32, name: &str) -> Result<Mailbox> {
+        if !valid_name(name) || name.eq_ignore_ascii_case("INBOX") {
+            return Err(MailError::Invalid("invalid mailbox name".into()));
+        }
+        let name = name.to_string();
+        let mb = self
+            .store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let existing = all_mailboxes(txn, acct)?;
+                if existing.iter().any(|m| m.name == name) {
+                    return Err(abort("mailbox exists already"));
+                }
+                let created = create_with_parents(txn, acct, &mut st, &existing, &name);
+                let change = Change {
+                    created: vec![],
+                    updated: vec![],
+                    destroyed: vec![],
+                    mailboxes: created,
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                let last = *change
+                    .mailboxes
+                    .last()
+                    .expect("at least the mailbox itself");
+                from_json::<Mailbox>(&txn.get(&k_mbox(acct, last))?.expect("just written"))
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
+        Ok(mb)
+    }
+
+    /// Deletes a mailbox and the messages only it holds. INBOX and
+    /// mailboxes with children cannot be deleted.
+    pub async fn delete_mailbox(&self, acct: u32, name: &str) -> Result<()> {
+        let name = name.to_string();
+        let blobs = self.blobs.clone();
+        self.store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let boxes = all_mailboxes(txn, acct)?;
+                let mb = boxes
+                    .iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| abort("no such mailbox"))?;
+                if mb.name == "INBOX" {
+                    return Err(abort("INBOX cannot be deleted"));
+                }
+                let prefix = format!("{}/", mb.name);
+                if boxes.iter().any(|m| m.name.starts_with(&prefix)) {
+                    return Err(abort("mailbox has children: delete them first"));
+                }
+                let mut uprefix = k_acct(b'U', acct);
+                uprefix.extend_from_slice(&mb.id.to_be_bytes());
+                let mut destroyed = Vec::new();
+                for (k, v) in txn.scan_prefix(&uprefix)? {
+                    let uid = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4 bytes"));
+                    let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
+                    if remove_membership(txn, &blobs, acct, &mut st, mb.id, uid, email)? {
+                        destroyed.push(email);
+                    }
+                }
+                txn.delete(k_mbox(acct, mb.id));
+                let change = Change {
+                    created: vec![],
+                    updated: vec![],
+                    destroyed,
+                    mailboxes: vec![mb.id],
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(())
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
+        Ok(())
+    }
+
+    /// Renames a mailbox and its children. Renaming INBOX is refused.
+    pub async fn rename_mailbox(&self, acct: u32, from: &str, to: &str) -> Result<()> {
+        if !valid_name(to) || to.eq_ignore_ascii_case("INBOX") {
+            return Err(MailError::Invalid("invalid mailbox name".into()));
+        }
+        let (from, to) = (from.to_string(), to.to_string());
+        self.store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let boxes = all_mailboxes(txn, acct)?;
+                let src = boxes
+                    .iter()
+                    .find(|m| m.name == from)
+                    .ok_or_else(|| abort("no such mailbox"))?;
+                if src.name == "INBOX" {
+                    return Err(abort("renaming INBOX is not supported"));
+                }
+                if boxes.iter().any(|m| m.name == to) {
+                    return Err(abort("the new name exists already"));
+                }
+                if to.starts_with(&format!("{from}/")) {
+                    return Err(abort("a mailbox cannot be moved below itself"));
+                }
+                let prefix = format!("{from}/");
+                let mut changed = Vec::new();
+                for m in &boxes {
+                    let new_name = if m.name == from {
+                        to.clone()
+                    } else if let Some(rest) = m.name.strip_prefix(&prefix) {
+                        format!("{to}/{rest}")
+                    } else {
+                        continue;
+                    };
+                    let mut m = m.clone();
+                    m.name = new_name;
+                    changed.push(m.id);
+                    txn.put(k_mbox(acct, m.id), to_json(&m));
+                }
+                // Parents of the new name that do not exist yet.
+                if let Some((parent, _)) = to.rsplit_once('/') {
+                    let remaining: Vec<Mailbox> = all_mailboxes(txn, acct)?;
+                    changed.extend(create_with_parents(txn, acct, &mut st, &remaining, parent));
+                }
+                let change = Change {
+                    created: vec![],
+                    updated: vec![],
+                    destroyed: vec![],
+                    mailboxes: changed,
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(())
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
+        Ok(())
+    }
+
+    pub async fn set_subscribed(&self, acct: u32, name: &str, subscribed: bool) -> Result<()> {
+        let Some(mut mb) = self.mailbox_by_name(acct, name).await? else {
+            return Err(MailError::NotFound("no such mailbox".into()));
+        };
+        mb.subscribed = subscribed;
+        let id = mb.id;
+        self.store
+            .transact(move |txn| {
+                // Re-read: keep counters written meanwhile.
+                let mut cur: Mailbox = from_json(
+                    &txn.get(&k_mbox(acct, id))?
+                        .ok_or_else(|| abort("no such mailbox"))?,
+                )?;
+                cur.subscribed = mb.subscribed;
+                txn.put(k_mbox(acct, id), to_json(&cur));
+                Ok(())
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Copies (or moves) messages `uids` of mailbox `src` into `dst`.
+    /// Returns the destination UIDVALIDITY and (source UID, new UID) pairs.
+    pub async fn copy_messages(
+        &self,
+        acct: u32,
+        src: u32,
+        uids: Vec<u32>,
+        dst: u32,
+        is_move: bool,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let blobs = self.blobs.clone();
+        let out = self
+            .store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let mut dmb: Mailbox = from_json(
+                    &txn.get(&k_mbox(acct, dst))?
+                        .ok_or_else(|| abort("no such mailbox"))?,
+                )?;
+                let mut pairs = Vec::new();
+                let mut updated = Vec::new();
+                let mut created = Vec::new();
+                let mut entries = Vec::new();
+                for uid in uids {
+                    if let Some(v) = txn.get(&k_uid(acct, src, uid))? {
+                        let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
+                        entries.push((uid, email));
+                    }
+                }
+                if entries.is_empty() {
+                    return Ok((dmb.uidvalidity, pairs));
+                }
+                let change_placeholder = Change {
+                    created: vec![],
+                    updated: vec![],
+                    destroyed: vec![],
+                    mailboxes: vec![src, dst],
+                };
+                let modseq = log_change(txn, acct, &mut st, &change_placeholder);
+                for (uid, email) in entries {
+                    let fkey = k_email(b'F', acct, email);
+                    let Some(v) = txn.get(&fkey)? else { continue };
+                    let mut es: EmailState = from_json(&v)?;
+                    let new_uid = dmb.uidnext;
+                    dmb.uidnext += 1;
+                    if es.mailboxes.iter().any(|&(mb, _)| mb == dst) && !is_move {
+                        // Already there: an independent copy.
+                        let meta_v = txn
+                            .get(&k_email(b'E', acct, email))?
+                            .ok_or_else(|| abort("message vanished"))?;
+                        let meta: EmailMeta = from_json(&meta_v)?;
+                        let data = blobs_get_for_copy(txn, &meta)?;
+                        blobs.add_ref(txn, &meta.blob, &data)?;
+                        st.next_email += 1;
+                        let copy = st.next_email;
+                        st.used_bytes += meta.size;
+                        st.messages += 1;
+                        txn.put(k_email(b'E', acct, copy), meta_v);
+                        let nes = EmailState {
+                            keywords: es.keywords.clone(),
+                            mailboxes: vec![(dst, new_uid)],
+                            modseq,
+                        };
+                        txn.put(k_email(b'F', acct, copy), to_json(&nes));
+                        txn.put(
+                            k_uid(acct, dst, new_uid),
+                            encode_uid_entry(copy, modseq, &nes.keywords),
+                        );
+                        created.push(copy);
+                    } else {
+                        if is_move {
+                            es.mailboxes.retain(|&(mb, u)| !(mb == src && u == uid));
+                            txn.delete(k_uid(acct, src, uid));
+                        }
+                        es.mailboxes.push((dst, new_uid));
+                        es.modseq = modseq;
+                        txn.put(
+                            k_uid(acct, dst, new_uid),
+                            encode_uid_entry(email, modseq, &es.keywords),
+                        );
+                        txn.put(fkey, to_json(&es));
+                        updated.push(email);
+                    }
+                    pairs.push((uid, new_uid));
+                }
+                let change = Change {
+                    created,
+                    updated,
+                    destroyed: vec![],
+                    mailboxes: vec![src, dst],
+                };
+                let mut ck = k_acct(b'C', acct);
+                ck.extend_from_slice(&st.state.to_be_bytes());
+                txn.put(ck, to_json(&change));
+                dmb.highest_modseq = modseq;
+                txn.put(k_mbox(acct, dst), to_json(&dmb));
+                if is_move && src != dst {
+                    let mut smb: Mailbox = from_json(
+                        &txn.get(&k_mbox(acct, src))?
+                            .ok_or_else(|| abort("no such mailbox"))?,
+                    )?;
+                    smb.highest_modseq = modseq;
+                    txn.put(k_mbox(acct, src), to_json(&smb));
+                }
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok((dmb.uidvalidity, pairs))
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
+        Ok(out)
+    }
+}
+
+/// The content of a blob, for a reference added inside a transaction (the
+/// blob store rewrites a file blob only if it vanished).
+fn blobs_get_for_copy(
+    txn: &mut Txn<'_>,
+    meta: &EmailMeta,
+) -> std::result::Result<Vec<u8>, StoreError> {
+    let mut k = vec![b'B'];
+    k.extend_from_slice(meta.blob.as_bytes());
+    // Inline blobs are in the store; file blobs exist while referenced, and
+    // `add_ref` only needs the bytes when the count was zero.
+    Ok(txn.get(&k)?.unwrap_or_default())
+}
