@@ -378,8 +378,14 @@ async fn copy_and_move_with_copyuid() {
     );
     // Copy into the mailbox the message is already in: a separate message.
     let r = cmd(&mut c, "j", "COPY 1 Archive").await;
-    assert_eq!(r[0], "* 3 EXISTS", "the copy shows up in the selected mailbox");
-    assert!(r[1].starts_with("j OK [COPYUID ") && r[1].contains(" 1 3] "), "{r:?}");
+    assert_eq!(
+        r[0], "* 3 EXISTS",
+        "the copy shows up in the selected mailbox"
+    );
+    assert!(
+        r[1].starts_with("j OK [COPYUID ") && r[1].contains(" 1 3] "),
+        "{r:?}"
+    );
     cmd(&mut c, "l", "STORE 3 +FLAGS (\\Seen)").await;
     let r = cmd(&mut c, "m", "FETCH 1 FLAGS").await;
     assert_eq!(

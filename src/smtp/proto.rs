@@ -124,7 +124,9 @@ fn no_arg(arg: &str, c: Command) -> Result<Command, ParseError> {
 
 fn strip_keyword<'a>(s: &'a str, kw: &str) -> Option<&'a str> {
     let s = s.trim_start();
-    if s.len() >= kw.len() && s[..kw.len()].eq_ignore_ascii_case(kw) {
+    // Compare bytes: the keyword is ASCII, so a match ends on a char
+    // boundary (found by fuzzing: "MAIL FMRO¦E").
+    if s.len() >= kw.len() && s.as_bytes()[..kw.len()].eq_ignore_ascii_case(kw.as_bytes()) {
         // Tolerate a space after the colon, as many clients send it.
         Some(s[kw.len()..].trim_start())
     } else {

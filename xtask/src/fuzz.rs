@@ -8,7 +8,9 @@
 //! `--cfg fuzzing` flag is what `libfuzzer-sys` and cargo-fuzz set. The
 //! result is a coverage-guided fuzzer without AddressSanitizer (Rust's own
 //! bounds and overflow checks, kept on here, catch what matters in safe
-//! code). New inputs that grow coverage are written to fuzz/corpus/<target>.
+//! code). New inputs that grow coverage go to fuzz/target/corpus/<target>;
+//! crashes to fuzz/artifacts/<target>, and a crash input worth keeping is
+//! committed to fuzz/corpus/<target> so the seed replay test keeps it fixed.
 
 use std::process::Command;
 
@@ -23,24 +25,50 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-trace-compares \
     --cfg fuzzing -Cdebug-assertions -Coverflow-checks";
 
+/// The host triple: passing it as `--target` keeps RUSTFLAGS (and so the
+/// instrumentation) off build scripts and proc macros, as cargo-fuzz does.
+fn host_triple() -> Result<String, String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| "cannot find the host triple in `rustc -vV`".into())
+}
+
 pub fn run(seconds: u64) -> Result<(), String> {
     let fuzz = root().join("fuzz");
+    let triple = host_triple()?;
     crate::run(
         cargo()
             .current_dir(&fuzz)
             .env("RUSTFLAGS", RUSTFLAGS)
-            .args(["build", "--release", "--bins", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--bins",
+                "--target",
+                &triple,
+                "--target-dir",
+            ])
             .arg(fuzz.join("target")),
     )?;
     let mut failed = Vec::new();
     for t in TARGETS {
-        let bin = fuzz.join("target/release").join(t);
-        let corpus = fuzz.join("corpus").join(t);
+        let bin = fuzz.join("target").join(&triple).join("release").join(t);
+        // New inputs go to a working corpus under target/; the committed
+        // seeds in fuzz/corpus/<target> are read but not written.
+        let seeds = fuzz.join("corpus").join(t);
+        let corpus = fuzz.join("target/corpus").join(t);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
         let artifacts = fuzz.join("artifacts").join(t);
         std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;
         println!("xtask fuzz: {t} for {seconds} s");
         let status = Command::new(&bin)
             .arg(&corpus)
+            .arg(&seeds)
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg("-max_len=65536")

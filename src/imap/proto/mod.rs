@@ -148,7 +148,9 @@ impl Receiver {
                 });
             }
             let mut line_end = nl;
-            if line_end > 0 && self.buf[line_end - 1] == b'\r' {
+            // The CR may belong to a literal that ended right before the LF
+            // (found by fuzzing): only strip it from this line's own bytes.
+            if line_end > self.line_start && self.buf[line_end - 1] == b'\r' {
                 line_end -= 1;
             }
             match literal_announcement(&self.buf[self.line_start..line_end]) {
@@ -486,6 +488,14 @@ mod tests {
         assert_eq!(drain(&mut r), vec![Event::Command(b"b NOOP\r\n".to_vec())]);
         r.feed(b"c APPEND INBOX {99999+}\r\n");
         assert!(matches!(drain(&mut r)[0], Event::Fatal(_)));
+    }
+
+    #[test]
+    fn literal_ending_in_cr() {
+        let mut r = Receiver::new(1000, 1000);
+        r.feed(b"a1 LOGIN {0}\r\n {2+}\r\np\r\npw\r\n");
+        let ev = drain(&mut r);
+        assert!(matches!(ev[0], Event::Command(_)), "{ev:?}");
     }
 
     #[test]
