@@ -386,20 +386,26 @@ impl<'a> Tokenizer<'a> {
                 }
             }
             Some(b'{') | Some(b'~') => {
+                // `~{n}` is a literal8 (RFC 3516); a `~` must be followed by
+                // `{` (found by fuzzing: "~}").
                 if self.peek() == Some(b'~') {
                     self.i += 1;
+                    if self.peek() != Some(b'{') {
+                        return Err("Bad literal8".into());
+                    }
                 }
-                let close = self.b[self.i..]
+                let start = self.i + 1;
+                let close = self.b[start..]
                     .iter()
                     .position(|&c| c == b'}')
                     .ok_or("Bad literal")?;
-                let spec = &self.b[self.i + 1..self.i + close];
+                let spec = &self.b[start..start + close];
                 let spec = spec.strip_suffix(b"+").unwrap_or(spec);
                 let n: usize = std::str::from_utf8(spec)
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .ok_or("Bad literal size")?;
-                self.i += close + 1;
+                self.i = start + close + 1;
                 if !self.eat(b'\r') {
                     // Tolerate a bare LF.
                 }
@@ -488,6 +494,12 @@ mod tests {
         assert_eq!(drain(&mut r), vec![Event::Command(b"b NOOP\r\n".to_vec())]);
         r.feed(b"c APPEND INBOX {99999+}\r\n");
         assert!(matches!(drain(&mut r)[0], Event::Fatal(_)));
+    }
+
+    #[test]
+    fn tilde_without_brace() {
+        assert!(tokenize(b"y SILE ( ~} x)\r\n").is_err());
+        assert!(tokenize(b"y X ~{3}\r\nabc\r\n").is_ok());
     }
 
     #[test]
