@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::proto::args::{SeqSet, STAR};
 use super::proto::{tokenize, Event, Parsed, Receiver};
 use crate::core::{session_id, SharedCore};
 use crate::directory::Account;
@@ -306,6 +307,33 @@ impl Session {
             }
             _ => format!("BAD Unknown UID command {sub}"),
         }
+    }
+
+    /// Positions in the selected view of the messages a sequence set (or,
+    /// with `uid_mode`, a UID set) names; `*` is the last message. A
+    /// sequence number past the end is a BAD (RFC 9051 §6.4.5).
+    pub(crate) fn resolve_set(&self, set: &SeqSet, uid_mode: bool) -> Result<Vec<usize>, Reply> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Err("BAD No mailbox selected".into());
+        };
+        let largest = if uid_mode {
+            sel.msgs.last().map(|m| m.uid).unwrap_or(0)
+        } else {
+            sel.msgs.len() as u32
+        };
+        if !uid_mode && set.0.iter().any(|&(_, b)| b != STAR && b > largest) {
+            return Err("BAD Message sequence number out of range".into());
+        }
+        Ok(sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                let n = if uid_mode { m.uid } else { *i as u32 + 1 };
+                set.contains(n, largest)
+            })
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// Brings the selected mailbox view up to date, reporting what other

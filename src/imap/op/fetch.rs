@@ -131,27 +131,10 @@ impl Session {
             .expect("selected state checked by dispatch");
         let read_only = sel.read_only;
         let mbox = sel.mailbox.id;
-        let largest = if uid_mode {
-            sel.msgs.last().map(|m| m.uid).unwrap_or(0)
-        } else {
-            sel.msgs.len() as u32
+        let picked = match self.resolve_set(&set, uid_mode) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        if !uid_mode && set.0.iter().any(|&(_, b)| b != u32::MAX && b > largest) {
-            return "BAD Message sequence number out of range".into();
-        }
-        let picked: Vec<usize> = sel
-            .msgs
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| {
-                if uid_mode {
-                    set.contains(m.uid, largest)
-                } else {
-                    set.contains(*i as u32 + 1, largest)
-                }
-            })
-            .map(|(i, _)| i)
-            .collect();
 
         // Reading a body without PEEK sets \Seen (RFC 9051 §6.4.5).
         let sets_seen = !read_only

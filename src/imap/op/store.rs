@@ -42,27 +42,10 @@ impl Session {
         if sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
         }
-        let largest = if uid_mode {
-            sel.msgs.last().map(|m| m.uid).unwrap_or(0)
-        } else {
-            sel.msgs.len() as u32
+        let uids: Vec<u32> = match self.resolve_set(&set, uid_mode) {
+            Ok(p) => p.into_iter().map(|i| sel.msgs[i].uid).collect(),
+            Err(r) => return r,
         };
-        if !uid_mode && set.0.iter().any(|&(_, b)| b != u32::MAX && b > largest) {
-            return "BAD Message sequence number out of range".into();
-        }
-        let uids: Vec<u32> = sel
-            .msgs
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| {
-                if uid_mode {
-                    set.contains(m.uid, largest)
-                } else {
-                    set.contains(*i as u32 + 1, largest)
-                }
-            })
-            .map(|(_, m)| m.uid)
-            .collect();
         let mbox = sel.mailbox.id;
         let changed = match self
             .core
