@@ -16,10 +16,24 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            rt.block_on(petrel::server::serve(petrel::server::ServeOptions {
+            let res = rt.block_on(petrel::server::serve(petrel::server::ServeOptions {
                 data_dir: data_dir.clone(),
                 config: config.clone(),
-            }))
+            }));
+            if res.is_ok() {
+                // The store is flushed and its background work stopped
+                // (Store::close). Leave without running C++ static
+                // destructors: RocksDB 7.8 aborts in them ("pthread lock:
+                // Invalid argument") while its handle is still referenced
+                // by the committer thread.
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                let _ = std::io::stderr().flush();
+                // SAFETY: _exit ends the process immediately; nothing runs
+                // after it and all acknowledged data is already synced.
+                unsafe { libc::_exit(0) };
+            }
+            res
         }
         Command::Init { hostname, data_dir } => petrel::server::init(data_dir, hostname).map(|p| {
             println!(

@@ -220,6 +220,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             cfg.shutdown.grace_period
         );
     }
+    core.store.close();
     println!("petrel: stopped");
     Ok(())
 }

@@ -57,6 +57,8 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Applies all writes atomically and returns once they are synced to disk.
     fn write(&self, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
     fn name(&self) -> &'static str;
+    /// Flushes and stops background work before the process exits.
+    fn close(&self) {}
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -138,6 +140,11 @@ impl Store {
             .spawn(move || committer(b, rx))
             .expect("spawn committer thread");
         Store { backend, jobs: tx }
+    }
+
+    /// Called once no session can write any more (graceful shutdown).
+    pub fn close(&self) {
+        self.backend.close();
     }
 
     pub fn backend_name(&self) -> &'static str {

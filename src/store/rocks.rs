@@ -59,4 +59,11 @@ impl KvBackend for RocksBackend {
     fn name(&self) -> &'static str {
         "rocksdb"
     }
+
+    fn close(&self) {
+        // Memtables to disk, then wait for RocksDB's background threads:
+        // exiting while they run can abort in its static destructors.
+        let _ = self.db.flush();
+        self.db.cancel_all_background_work(true);
+    }
 }

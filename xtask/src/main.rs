@@ -67,9 +67,10 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
     }
 }
 
-/// Debian packages the build and tests need: libclang for RocksDB's
-/// bindings (bindgen), SQLite headers, and swaks for the README's example.
+/// Debian packages the build needs: RocksDB itself (linked, not compiled),
+/// libclang for its bindings (bindgen), and SQLite headers.
 const PACKAGES: &[(&str, &str)] = &[
+    ("librocksdb-dev", "/usr/lib/x86_64-linux-gnu/librocksdb.so"),
     ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
     ("libsqlite3-dev", "/usr/include/sqlite3.h"),
 ];
