@@ -106,6 +106,31 @@ fn literal(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 impl Session {
+    /// A message's metadata (when `meta`) and content (when `raw` too);
+    /// `None` metadata for a message expunged meanwhile.
+    pub(crate) async fn load_message(
+        &self,
+        acct: u32,
+        email: u64,
+        meta: bool,
+        raw: bool,
+    ) -> Result<(Option<EmailMeta>, Option<Vec<u8>>), Reply> {
+        if !meta {
+            return Ok((None, None));
+        }
+        let m = self
+            .core
+            .mail
+            .email_meta(acct, email)
+            .await
+            .map_err(unavailable)?;
+        let content = match (&m, raw) {
+            (Some(m), true) => Some(self.core.mail.email_raw(m).await.map_err(unavailable)?),
+            _ => None,
+        };
+        Ok((m, content))
+    }
+
     pub(crate) async fn cmd_fetch(&mut self, args: &[Token], uid_mode: bool) -> Reply {
         let (Some(set), Some(attrs)) = (args.first().and_then(|t| t.as_string()), args.get(1))
         else {
@@ -191,23 +216,17 @@ impl Session {
         });
         for i in picked {
             let m = self.selected.as_ref().expect("selected").msgs[i].clone();
-            let meta: Option<EmailMeta> = if needs_meta {
-                match self.core.mail.email_meta(acct, m.email).await {
-                    Ok(Some(meta)) => Some(meta),
-                    // Expunged by another session and not yet reported.
-                    Ok(None) => continue,
-                    Err(e) => return unavailable(e),
-                }
-            } else {
-                None
+            let (meta, raw) = match self
+                .load_message(acct, m.email, needs_meta, needs_raw)
+                .await
+            {
+                Ok(x) => x,
+                Err(r) => return r,
             };
-            let raw = match (&meta, needs_raw) {
-                (Some(meta), true) => match self.core.mail.email_raw(meta).await {
-                    Ok(r) => Some(r),
-                    Err(e) => return unavailable(e),
-                },
-                _ => None,
-            };
+            if needs_meta && meta.is_none() {
+                // Expunged by another session and not yet reported.
+                continue;
+            }
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
             for (n, a) in attrs.iter().enumerate() {
                 if n > 0 {

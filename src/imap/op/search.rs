@@ -5,7 +5,6 @@
 use mail_parser::{MessageParser, PartType};
 
 use super::append::parse_date_time;
-use super::mailbox::unavailable;
 use crate::imap::proto::args::{normalize_flag, SeqSet};
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
@@ -302,20 +301,12 @@ impl Session {
         let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
         let mut hits = Vec::new();
         for (i, entry) in msgs.iter().enumerate() {
-            let meta = if want_meta {
-                match self.core.mail.email_meta(acct, entry.email).await {
-                    Ok(m) => m,
-                    Err(e) => return unavailable(e),
-                }
-            } else {
-                None
-            };
-            let raw = match (&meta, want_raw) {
-                (Some(m), true) => match self.core.mail.email_raw(m).await {
-                    Ok(r) => Some(r),
-                    Err(e) => return unavailable(e),
-                },
-                _ => None,
+            let (meta, raw) = match self
+                .load_message(acct, entry.email, want_meta, want_raw)
+                .await
+            {
+                Ok(x) => x,
+                Err(r) => return r,
             };
             let c = Candidate {
                 seq: i as u32 + 1,
