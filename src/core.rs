@@ -8,7 +8,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::directory::ratelimit::AuthLimiter;
 use crate::directory::Directory;
-use crate::mail::MailStore;
+use crate::mail::{IngestRequest, IngestTarget, MailError, MailStore};
+use crate::queue::route::Resolver;
+use crate::queue::Queue;
 use crate::store::Store;
 
 pub struct Core {
@@ -18,25 +20,59 @@ pub struct Core {
     pub directory: Directory,
     pub limiter: AuthLimiter,
     pub tls: Option<TlsAcceptor>,
+    pub queue: Queue,
+    pub resolver: Resolver,
 }
 
 pub type SharedCore = Arc<Core>;
 
 impl Core {
-    pub fn new(config: Config, store: Store, mail: MailStore, tls: Option<TlsAcceptor>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        mail: MailStore,
+        tls: Option<TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let limiter = AuthLimiter::new(
             config.auth.max_failures_per_ip,
             config.auth.max_failures_per_account,
             Duration::from_secs(config.auth.failure_window),
         );
-        Core {
+        Ok(Core {
             directory: Directory::new(store.clone()),
+            queue: Queue::new(store.clone(), mail.blobs.clone(), config.queue.expire),
+            resolver: Resolver::new(&config.resolver)?,
             config,
             store,
             mail,
             limiter,
             tls,
+        })
+    }
+
+    /// Stores a message in the Inbox of each account, atomically, with
+    /// each account's quota applied.
+    pub async fn deliver_local(&self, raw: Vec<u8>, accounts: &[u32]) -> Result<usize, MailError> {
+        let mut targets: Vec<IngestTarget> = Vec::new();
+        for id in accounts {
+            if targets.iter().any(|t| t.account == *id) {
+                continue;
+            }
+            let mut t = IngestTarget::inbox(*id);
+            if let Ok(Some(a)) = self.directory.account_by_id(*id).await {
+                t.quota_bytes = a.quota_bytes;
+                t.quota_messages = a.quota_messages;
+            }
+            targets.push(t);
         }
+        self.mail
+            .ingest(IngestRequest {
+                raw,
+                targets,
+                received_at: None,
+            })
+            .await
+            .map(|v| v.len())
     }
 }
 

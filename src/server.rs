@@ -17,6 +17,9 @@ use crate::store::{BlobStore, KvBackend, Store};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
     Smtp,
+    Submission,
+    Submissions,
+    Lmtp,
     Imap,
     Imaps,
     Http,
@@ -27,6 +30,9 @@ impl Proto {
     pub fn name(self) -> &'static str {
         match self {
             Proto::Smtp => "smtp",
+            Proto::Submission => "submission",
+            Proto::Submissions => "submissions",
+            Proto::Lmtp => "lmtp",
             Proto::Imap => "imap",
             Proto::Imaps => "imaps",
             Proto::Http => "http",
@@ -110,7 +116,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         cfg.blob.inline_max,
     )?;
     let mail = MailStore::new(store.clone(), blobs);
-    let core: SharedCore = Arc::new(Core::new(cfg.clone(), store, mail, Some(acceptor)));
+    let core: SharedCore = Arc::new(Core::new(cfg.clone(), store, mail, Some(acceptor))?);
 
     // First start: the administrator account.
     let mut admin_password = None;
@@ -141,6 +147,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let l = &cfg.listeners;
     let groups = [
         (Proto::Smtp, &l.smtp),
+        (Proto::Submission, &l.submission),
+        (Proto::Submissions, &l.submissions),
+        (Proto::Lmtp, &l.lmtp),
         (Proto::Imap, &l.imap),
         (Proto::Imaps, &l.imaps),
         (Proto::Http, &l.http),
@@ -157,6 +166,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
     }
 
+    let lmtp_socket = if cfg.listeners.lmtp_socket.as_os_str().is_empty() {
+        None
+    } else {
+        let path = Config::resolve(&data_dir, &cfg.listeners.lmtp_socket);
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+            anyhow::anyhow!("cannot listen on unix socket {} for lmtp: {e}", path.display())
+        })?;
+        spawn_unix_lmtp(listener, core.clone(), controller.handle());
+        Some(path)
+    };
+    crate::queue::deliver::spawn(core.clone(), controller.handle());
+
     println!(
         "Petrel {} is running. Data directory: {}{}",
         env!("CARGO_PKG_VERSION"),
@@ -171,6 +193,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     for (proto, addr) in &bound {
         let note = match proto {
             Proto::Smtp => "SMTP, STARTTLS offered",
+            Proto::Submission => "submission, STARTTLS then AUTH",
+            Proto::Submissions => "submission over TLS, AUTH",
+            Proto::Lmtp => "LMTP",
             Proto::Imap => "IMAP, STARTTLS",
             Proto::Imaps => "IMAP over TLS",
             Proto::Http => "management API at /api",
@@ -178,6 +203,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         };
         // Stable, machine-readable line (tests and scripts read it).
         println!("petrel: listening {} {addr} ({note})", proto.name());
+    }
+    if let Some(p) = &lmtp_socket {
+        println!("petrel: listening lmtp-socket {} (LMTP)", p.display());
     }
     if let Some((pw, generated)) = &admin_password {
         let http = bound
@@ -263,6 +291,37 @@ fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdow
     });
 }
 
+fn spawn_unix_lmtp(listener: tokio::net::UnixListener, core: SharedCore, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut sd = shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = sd.wait() => break,
+            };
+            let Ok((unix, _)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let core = core.clone();
+            let handle = shutdown.clone();
+            // A unix peer has no IP; log it as the loopback address.
+            let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+            tokio::spawn(async move {
+                crate::smtp::session::Session::new(
+                    core,
+                    Conn::new(Stream::Unix(unix)),
+                    peer,
+                    handle,
+                    crate::smtp::session::Mode::Lmtp,
+                )
+                .run()
+                .await
+            });
+        }
+    });
+}
+
 async fn handle_connection(
     proto: Proto,
     tcp: tokio::net::TcpStream,
@@ -270,7 +329,7 @@ async fn handle_connection(
     core: SharedCore,
     shutdown: Shutdown,
 ) {
-    let implicit_tls = matches!(proto, Proto::Imaps | Proto::Https);
+    let implicit_tls = matches!(proto, Proto::Imaps | Proto::Https | Proto::Submissions);
     let stream = if implicit_tls {
         let Some(acceptor) = core.tls.clone() else {
             return;
@@ -283,8 +342,14 @@ async fn handle_connection(
         Stream::Plain(tcp)
     };
     match proto {
-        Proto::Smtp => {
-            crate::smtp::session::Session::new(core, Conn::new(stream), peer, shutdown)
+        Proto::Smtp | Proto::Submission | Proto::Submissions | Proto::Lmtp => {
+            use crate::smtp::session::{Mode, Session};
+            let mode = match proto {
+                Proto::Smtp => Mode::Mta,
+                Proto::Lmtp => Mode::Lmtp,
+                _ => Mode::Submission,
+            };
+            Session::new(core, Conn::new(stream), peer, shutdown, mode)
                 .run()
                 .await
         }
@@ -332,6 +397,12 @@ pub fn production_config(hostname: &str) -> String {
             Some("smtp") if line.starts_with("smtp =") => {
                 "smtp = [\"[::]:25\"]                # SMTP (MTA, RFC 5321)".into()
             }
+            Some("submission") => {
+                "submission = [\"[::]:587\"]         # message submission with STARTTLS (RFC 6409)".into()
+            }
+            Some("submissions") => {
+                "submissions = [\"[::]:465\"]        # message submission over implicit TLS (RFC 8314)".into()
+            }
             Some("imap") if line.starts_with("imap =") => {
                 "imap = [\"[::]:143\"]               # IMAP with STARTTLS".into()
             }
@@ -362,6 +433,8 @@ mod tests {
         assert_eq!(cfg.hostname, "mail.example.org");
         assert_eq!(cfg.listeners.smtp[0].port(), 25);
         assert_eq!(cfg.listeners.imap[0].port(), 143);
+        assert_eq!(cfg.listeners.submission[0].port(), 587);
+        assert_eq!(cfg.listeners.submissions[0].port(), 465);
         assert_eq!(cfg.listeners.imaps[0].port(), 993);
         assert_eq!(cfg.listeners.http[0].port(), 80);
         assert_eq!(cfg.listeners.https[0].port(), 443);

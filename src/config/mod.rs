@@ -20,6 +20,9 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub imap: ImapConfig,
     pub auth: AuthConfig,
+    pub queue: QueueConfig,
+    pub dkim: DkimConfig,
+    pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -27,6 +30,11 @@ pub struct Config {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Listeners {
     pub smtp: Vec<SocketAddr>,
+    pub submission: Vec<SocketAddr>,
+    pub submissions: Vec<SocketAddr>,
+    pub lmtp: Vec<SocketAddr>,
+    /// Unix socket path for LMTP ("" for none).
+    pub lmtp_socket: PathBuf,
     pub imap: Vec<SocketAddr>,
     pub imaps: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
@@ -93,6 +101,64 @@ pub struct AuthConfig {
     pub failure_window: u64,
 }
 
+/// How a connection to a remote server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// STARTTLS when offered, certificate not checked (RFC 7435).
+    Opportunistic,
+    /// STARTTLS must succeed, or the attempt fails temporarily.
+    Required,
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+    /// Never TLS.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QueueConfig {
+    pub concurrency: usize,
+    /// Seconds between attempts; the last value repeats.
+    pub retry: Vec<u64>,
+    /// Seconds after which the sender gets a delay notice (0: never).
+    pub delay_notify: u64,
+    /// Seconds after which undelivered recipients are bounced.
+    pub expire: u64,
+    /// "host:port" of a smarthost for all non-local mail ("" for MX delivery).
+    pub relay: String,
+    pub relay_tls: TlsMode,
+    pub relay_user: String,
+    pub relay_secret: String,
+    /// TLS for delivery to MX hosts.
+    pub tls: TlsMode,
+    /// Port of MX hosts (25; tests point it elsewhere).
+    pub mx_port: u16,
+    /// Per-domain routes: domain → "host:port".
+    pub routes: std::collections::BTreeMap<String, String>,
+    pub connect_timeout: u64,
+    pub command_timeout: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DkimConfig {
+    /// Sign mail from authenticated senders with the key of the sender's
+    /// domain, when one was created (`petrel dkim create`).
+    pub sign: bool,
+    /// Header fields covered by the signature.
+    pub headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ResolverConfig {
+    /// "ip:port" of DNS servers; empty reads /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    /// Seconds per DNS query.
+    pub timeout: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ShutdownConfig {
@@ -116,6 +182,9 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             imap: ImapConfig::default(),
             auth: AuthConfig::default(),
+            queue: QueueConfig::default(),
+            dkim: DkimConfig::default(),
+            resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
     }
@@ -125,6 +194,10 @@ impl Default for Listeners {
     fn default() -> Self {
         Listeners {
             smtp: addrs(&["127.0.0.1:2525"]),
+            submission: addrs(&["127.0.0.1:2587"]),
+            submissions: addrs(&["127.0.0.1:2465"]),
+            lmtp: vec![],
+            lmtp_socket: PathBuf::new(),
             imap: addrs(&["127.0.0.1:2143"]),
             imaps: addrs(&["127.0.0.1:2993"]),
             http: addrs(&["127.0.0.1:8080"]),
@@ -193,6 +266,50 @@ impl Default for AuthConfig {
             max_failures_per_ip: 20,
             max_failures_per_account: 10,
             failure_window: 300,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            concurrency: 16,
+            retry: vec![60, 300, 900, 1800, 3600, 7200, 14400],
+            delay_notify: 14400,
+            expire: 5 * 86400,
+            relay: String::new(),
+            relay_tls: TlsMode::Opportunistic,
+            relay_user: String::new(),
+            relay_secret: String::new(),
+            tls: TlsMode::Opportunistic,
+            mx_port: 25,
+            routes: Default::default(),
+            connect_timeout: 30,
+            command_timeout: 300,
+        }
+    }
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig {
+            sign: true,
+            headers: [
+                "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "In-Reply-To",
+                "References", "MIME-Version", "Content-Type",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            nameservers: vec![],
+            timeout: 5,
         }
     }
 }
@@ -278,6 +395,27 @@ impl Config {
             if v == 0 {
                 return Err((key, "must be greater than zero".into()));
             }
+        }
+        if self.queue.concurrency == 0 {
+            return Err(("queue.concurrency", "must be greater than zero".into()));
+        }
+        if self.queue.retry.is_empty() || self.queue.retry.contains(&0) {
+            return Err((
+                "queue.retry",
+                "must list at least one interval, each above zero seconds".into(),
+            ));
+        }
+        if !self.queue.relay.is_empty() && !self.queue.relay.contains(':') {
+            return Err(("queue.relay", "must be \"host:port\"".into()));
+        }
+        if self.queue.tls == TlsMode::Implicit {
+            return Err((
+                "queue.tls",
+                "MX hosts take STARTTLS, not implicit TLS; use relay-tls for a smarthost".into(),
+            ));
+        }
+        if self.dkim.headers.iter().all(|h| !h.eq_ignore_ascii_case("From")) {
+            return Err(("dkim.headers", "must include From (RFC 6376 §5.4)".into()));
         }
         if self.smtp.max_line_length < 512 {
             return Err((

@@ -5,6 +5,7 @@
 pub mod password;
 pub mod ratelimit;
 pub mod sasl;
+pub mod scram;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,11 @@ pub struct Account {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub secret_hash: String,
+    /// SCRAM-SHA-256 secret derived from the same password
+    /// ([`scram::ScramSecret::encode`]); absent for accounts whose password
+    /// was set before SCRAM existed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scram_sha256: Option<String>,
     #[serde(default)]
     pub aliases: Vec<String>,
     /// Bytes; 0 means unlimited.
@@ -357,12 +363,13 @@ impl Directory {
         if new.secret.is_empty() {
             return Err(DirError::Invalid("a password (secret) is required".into()));
         }
-        let secret_hash = password::hash(&new.secret).await?;
+        let (secret_hash, scram) = password::hash_with_scram(&new.secret).await?;
         let mut acct = Account {
             id: 0,
             address,
             name: new.name,
             secret_hash,
+            scram_sha256: Some(scram),
             aliases,
             quota_bytes: new.quota_bytes,
             quota_messages: new.quota_messages,
@@ -390,7 +397,7 @@ impl Directory {
             Some(s) if s.is_empty() => {
                 return Err(DirError::Invalid("the password must not be empty".into()))
             }
-            Some(s) => Some(password::hash(s).await?),
+            Some(s) => Some(password::hash_with_scram(s).await?),
             None => None,
         };
         let add = patch
@@ -405,8 +412,9 @@ impl Directory {
             .collect::<Result<Vec<_>>>()?;
         dir_txn(&self.store, move |txn| {
             let mut a = account_in_txn(txn, &address)?;
-            if let Some(h) = new_hash {
+            if let Some((h, scram)) = new_hash {
                 a.secret_hash = h;
+                a.scram_sha256 = Some(scram);
             }
             if let Some(n) = patch.name {
                 a.name = n;

@@ -13,6 +13,17 @@ pub async fn hash(secret: &str) -> Result<String> {
         .map_err(|e| DirError::Invalid(e.to_string()))?
 }
 
+/// The argon2id hash and the SCRAM-SHA-256 secret of a new password.
+pub async fn hash_with_scram(secret: &str) -> Result<(String, String)> {
+    let secret = secret.to_string();
+    tokio::task::spawn_blocking(move || {
+        let h = hash_blocking(&secret)?;
+        Ok((h, super::scram::ScramSecret::derive(&secret).encode()))
+    })
+    .await
+    .map_err(|e| DirError::Invalid(e.to_string()))?
+}
+
 pub fn hash_blocking(secret: &str) -> Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()

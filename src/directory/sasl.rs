@@ -1,6 +1,176 @@
-//! SASL mechanisms shared by SMTP and IMAP: PLAIN (RFC 4616) and LOGIN.
+//! SASL mechanisms shared by SMTP, IMAP and POP3: PLAIN (RFC 4616), LOGIN
+//! and SCRAM-SHA-256 (RFC 7677). [`authenticate`] runs one exchange; the
+//! protocol supplies how a challenge is sent and a response read
+//! ([`SaslIo`]), so the mechanisms are written once.
 
 use base64::Engine;
+
+use super::scram::{ScramError, ScramSecret, ScramServer};
+use super::{Account, Directory};
+
+/// Mechanisms offered, in order of preference for the EHLO/CAPABILITY list.
+pub const MECHANISMS: &[&str] = &["SCRAM-SHA-256", "PLAIN", "LOGIN"];
+
+/// A client response to a challenge.
+pub enum Response {
+    Data(Vec<u8>),
+    /// The client sent "*" (RFC 4954 §4, RFC 9051 §6.2.2).
+    Cancel,
+    /// Not valid base64.
+    BadEncoding,
+}
+
+/// The protocol side of an exchange.
+pub trait SaslIo {
+    /// Sends `data` as a challenge (the protocol base64-encodes it) and
+    /// reads the answer; `None` when the connection is gone.
+    fn challenge(&mut self, data: &[u8]) -> impl std::future::Future<Output = Option<Response>>;
+}
+
+#[derive(Debug)]
+pub enum SaslOutcome {
+    Success(Account),
+    /// Wrong credentials; the login tried, when known, for rate limiting.
+    Failed(Option<String>),
+    Cancelled,
+    /// The client broke the mechanism's syntax.
+    Malformed(&'static str),
+    Unsupported,
+    /// The directory could not be read: a temporary failure.
+    Unavailable,
+    Closed,
+}
+
+/// Runs one authentication exchange. `initial` is the initial response
+/// (SASL-IR / SMTP AUTH argument) already decoded; `Some(vec![])` is the
+/// empty initial response ("=").
+pub async fn authenticate<I: SaslIo>(
+    dir: &Directory,
+    io: &mut I,
+    mechanism: &str,
+    initial: Option<Vec<u8>>,
+) -> SaslOutcome {
+    let mech = mechanism.to_ascii_uppercase();
+    let check = |user: String, pass: String| async move {
+        match dir.authenticate(&user, &pass).await {
+            Ok(Some(a)) => SaslOutcome::Success(a),
+            Ok(None) => SaslOutcome::Failed(Some(user)),
+            Err(_) => SaslOutcome::Unavailable,
+        }
+    };
+    match mech.as_str() {
+        "PLAIN" => match first(io, initial).await {
+            None => SaslOutcome::Closed,
+            Some(Response::Cancel) => SaslOutcome::Cancelled,
+            Some(Response::BadEncoding) => SaslOutcome::Malformed("invalid base64"),
+            Some(Response::Data(d)) => match decode_plain(&d) {
+                Some((u, p)) => check(u, p).await,
+                None => SaslOutcome::Malformed("invalid PLAIN response"),
+            },
+        },
+        "LOGIN" => {
+            // draft-murchison-sasl-login: "Username:" then "Password:".
+            let mut answers = Vec::with_capacity(2);
+            let mut initial = initial.filter(|v| !v.is_empty());
+            for prompt in [&b"Username:"[..], b"Password:"] {
+                let r = match initial.take() {
+                    Some(v) => Some(Response::Data(v)),
+                    None => io.challenge(prompt).await,
+                };
+                match r {
+                    None => return SaslOutcome::Closed,
+                    Some(Response::Cancel) => return SaslOutcome::Cancelled,
+                    Some(Response::BadEncoding) => return SaslOutcome::Malformed("invalid base64"),
+                    Some(Response::Data(d)) => match String::from_utf8(d) {
+                        Ok(s) => answers.push(s),
+                        Err(_) => return SaslOutcome::Malformed("not UTF-8"),
+                    },
+                }
+            }
+            let pass = answers.pop().unwrap_or_default();
+            let user = answers.pop().unwrap_or_default();
+            check(user, pass).await
+        }
+        "SCRAM-SHA-256" => {
+            let r = first(io, initial).await;
+            scram(dir, io, r).await
+        }
+        _ => SaslOutcome::Unsupported,
+    }
+}
+
+/// The first client message: the initial response, or the answer to an
+/// empty challenge.
+async fn first<I: SaslIo>(io: &mut I, initial: Option<Vec<u8>>) -> Option<Response> {
+    match initial {
+        Some(v) => Some(Response::Data(v)),
+        None => io.challenge(b"").await,
+    }
+}
+
+async fn scram<I: SaslIo>(dir: &Directory, io: &mut I, first: Option<Response>) -> SaslOutcome {
+    let client_first = match first {
+        None => return SaslOutcome::Closed,
+        Some(Response::Cancel) => return SaslOutcome::Cancelled,
+        Some(Response::BadEncoding) => return SaslOutcome::Malformed("invalid base64"),
+        Some(Response::Data(d)) => d,
+    };
+    let (mut srv, user) = match ScramServer::client_first(&client_first) {
+        Ok(x) => x,
+        Err(ScramError::Failed) => return SaslOutcome::Failed(None),
+        Err(ScramError::ChannelBinding) => {
+            return SaslOutcome::Malformed("channel binding is not supported")
+        }
+        Err(ScramError::Malformed(why)) => return SaslOutcome::Malformed(why),
+    };
+    let account = match dir.get_account(&user).await {
+        Ok(a) => a.filter(|a| a.enabled),
+        Err(_) => return SaslOutcome::Unavailable,
+    };
+    let secret = account
+        .as_ref()
+        .and_then(|a| a.scram_sha256.as_deref())
+        .and_then(ScramSecret::decode);
+    let server_first = srv.server_first(secret);
+    let client_final = match io.challenge(server_first.as_bytes()).await {
+        None => return SaslOutcome::Closed,
+        Some(Response::Cancel) => return SaslOutcome::Cancelled,
+        Some(Response::BadEncoding) => return SaslOutcome::Malformed("invalid base64"),
+        Some(Response::Data(d)) => d,
+    };
+    match srv.client_final(&client_final) {
+        Ok(server_final) => {
+            // RFC 4954 §4 / RFC 9051 §6.2.2: the server's final data goes
+            // in one more challenge, answered by an empty response.
+            match io.challenge(server_final.as_bytes()).await {
+                None => SaslOutcome::Closed,
+                Some(Response::Cancel) => SaslOutcome::Cancelled,
+                Some(_) => match account {
+                    Some(a) => SaslOutcome::Success(a),
+                    None => SaslOutcome::Failed(Some(user)),
+                },
+            }
+        }
+        Err(ScramError::Malformed(why)) => SaslOutcome::Malformed(why),
+        Err(_) => SaslOutcome::Failed(Some(user)),
+    }
+}
+
+/// Decodes a client line: "*" cancels, otherwise base64 ("=" alone is an
+/// empty response, as some clients send for an empty initial response).
+pub fn decode_response(line: &[u8]) -> Response {
+    let line = line.trim_ascii();
+    if line == b"*" {
+        return Response::Cancel;
+    }
+    if line == b"=" {
+        return Response::Data(Vec::new());
+    }
+    match std::str::from_utf8(line).ok().and_then(b64_decode) {
+        Some(d) => Response::Data(d),
+        None => Response::BadEncoding,
+    }
+}
 
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD

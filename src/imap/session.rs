@@ -92,6 +92,7 @@ impl Session {
         }
         if self.account.is_none() {
             if self.auth_allowed() {
+                caps.push("AUTH=SCRAM-SHA-256");
                 caps.push("AUTH=PLAIN");
                 caps.push("AUTH=LOGIN");
             } else {

@@ -1,5 +1,6 @@
 //! SMTP: the sans-IO codec ([`proto`], [`data`]) and the inbound session.
 
+pub mod client;
 pub mod data;
 pub mod proto;
 pub mod session;

@@ -8,6 +8,8 @@ pub type Params = Vec<(String, Option<String>)>;
 pub enum Command {
     Ehlo(String),
     Helo(String),
+    /// LMTP's greeting (RFC 2033 §4.1).
+    Lhlo(String),
     /// Reverse path ("" for the null sender) and ESMTP parameters.
     Mail {
         from: String,
@@ -18,6 +20,11 @@ pub enum Command {
         params: Vec<(String, Option<String>)>,
     },
     Data,
+    /// RFC 3030 §2: a chunk of `size` octets follows the command line.
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -65,17 +72,34 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     let verb = verb.to_ascii_uppercase();
     let arg = rest.trim();
     match verb.as_str() {
-        "EHLO" | "HELO" => {
+        "EHLO" | "HELO" | "LHLO" => {
             if arg.is_empty() || arg.contains(' ') {
                 return Err(ParseError::Syntax(
                     "EHLO/HELO needs one domain or address literal",
                 ));
             }
-            Ok(if verb == "EHLO" {
-                Command::Ehlo(arg.to_string())
-            } else {
-                Command::Helo(arg.to_string())
+            Ok(match verb.as_str() {
+                "EHLO" => Command::Ehlo(arg.to_string()),
+                "LHLO" => Command::Lhlo(arg.to_string()),
+                _ => Command::Helo(arg.to_string()),
             })
+        }
+        "BDAT" => {
+            let mut it = arg.split(' ').filter(|s| !s.is_empty());
+            let size = it
+                .next()
+                .filter(|n| n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or(ParseError::Syntax("BDAT needs a chunk size"))?;
+            let last = match it.next() {
+                None => false,
+                Some(l) if l.eq_ignore_ascii_case("LAST") => true,
+                Some(_) => return Err(ParseError::Syntax("expected BDAT size [LAST]")),
+            };
+            if it.next().is_some() {
+                return Err(ParseError::Syntax("expected BDAT size [LAST]"));
+            }
+            Ok(Command::Bdat { size, last })
         }
         "MAIL" => {
             let rest = strip_keyword(rest, "FROM:")
@@ -259,6 +283,25 @@ mod tests {
             })
         );
         assert_eq!(parse_command(b"DATA"), Ok(Command::Data));
+        assert_eq!(
+            parse_command(b"BDAT 100 LAST"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: true
+            })
+        );
+        assert_eq!(
+            parse_command(b"bdat 0"),
+            Ok(Command::Bdat {
+                size: 0,
+                last: false
+            })
+        );
+        assert!(parse_command(b"BDAT").is_err());
+        assert!(parse_command(b"BDAT -1").is_err());
+        assert!(parse_command(b"BDAT 1 FIRST").is_err());
+        assert!(parse_command(b"BDAT 99999999999999999999999").is_err());
+        assert_eq!(parse_command(b"LHLO x"), Ok(Command::Lhlo("x".into())));
         assert_eq!(parse_command(b"NOOP anything"), Ok(Command::Noop));
         assert_eq!(
             parse_command(b"AUTH plain AGpvZQBwdw=="),
@@ -312,5 +355,98 @@ mod tests {
             let parsed = parse_command(line.as_bytes());
             prop_assert_eq!(parsed, Ok(Command::Mail { from: format!("{local}@{domain}"), params: vec![] }));
         }
+    }
+}
+
+/// A server reply as the outbound client reads it (RFC 5321 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// Text lines without code and separator.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+    /// The reply as one line, for logs, queue records and DSNs.
+    pub fn text(&self) -> String {
+        format!("{} {}", self.code, self.lines.join(" "))
+    }
+    /// Whether an EHLO reply lists `keyword` (case-insensitive).
+    pub fn has_keyword(&self, keyword: &str) -> bool {
+        self.lines.iter().skip(1).any(|l| {
+            l.split(' ')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+}
+
+/// Parses one complete (possibly multi-line) reply from the start of
+/// `buf`; `Ok(None)` when more bytes are needed, else the reply and the
+/// bytes it used. `max` bounds the reply size.
+pub fn parse_reply(buf: &[u8], max: usize) -> Result<Option<(Reply, usize)>, &'static str> {
+    let mut pos = 0;
+    let mut lines = Vec::new();
+    let mut code = None;
+    loop {
+        let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') else {
+            if buf.len() > max {
+                return Err("reply too long");
+            }
+            return Ok(None);
+        };
+        let mut line = &buf[pos..pos + nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        pos += nl + 1;
+        if pos > max {
+            return Err("reply too long");
+        }
+        if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
+            return Err("reply without a three-digit code");
+        }
+        let c = (line[0] - b'0') as u16 * 100 + (line[1] - b'0') as u16 * 10 + (line[2] - b'0') as u16;
+        if !(200..600).contains(&c) {
+            return Err("reply code out of range");
+        }
+        if *code.get_or_insert(c) != c {
+            return Err("reply lines with different codes");
+        }
+        let sep = line.get(3).copied();
+        let text = if line.len() > 4 { &line[4..] } else { &[][..] };
+        lines.push(String::from_utf8_lossy(text).into_owned());
+        match sep {
+            Some(b'-') => continue,
+            None | Some(b' ') => return Ok(Some((Reply { code: c, lines }, pos))),
+            _ => return Err("bad separator after the reply code"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+
+    #[test]
+    fn multi_line() {
+        let b = b"250-mx.example Hello\r\n250-SIZE 1000\r\n250 STARTTLS\r\nrest";
+        let (r, n) = parse_reply(b, 4096).unwrap().unwrap();
+        assert_eq!(r.code, 250);
+        assert_eq!(&b[n..], b"rest");
+        assert!(r.has_keyword("starttls") && r.has_keyword("SIZE") && !r.has_keyword("mx.example"));
+        assert_eq!(parse_reply(b"250-a\r\n250 b", 4096), Ok(None));
+        assert!(parse_reply(b"250-a\r\n251 b\r\n", 4096).is_err());
+        assert!(parse_reply(b"hello\r\n", 4096).is_err());
+        assert!(parse_reply(b"999 x\r\n", 4096).is_err());
+        assert!(parse_reply(&[b'2'; 100], 50).is_err());
+        let (r, _) = parse_reply(b"354\r\n", 10).unwrap().unwrap();
+        assert_eq!(r.lines, vec![String::new()]);
     }
 }

@@ -1,29 +1,62 @@
-//! The inbound SMTP session (RFC 5321): EHLO … DATA → the ingest pipeline.
+//! The SMTP session (RFC 5321) in its three roles: the inbound MTA (port
+//! 25), message submission (RFC 6409, ports 587/465, AUTH required) and
+//! LMTP (RFC 2033). EHLO … DATA/BDAT → local delivery or the queue.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::data::{DataOutcome, DataReceiver};
-use super::proto::{parse_command, Command};
+use super::data::{ChunkReceiver, DataOutcome, DataReceiver};
+use super::proto::{parse_command, Command, Params};
 use crate::core::{rfc5322_date, session_id, unix_now, SharedCore};
-use crate::directory::Recipient;
-use crate::mail::{IngestRequest, IngestTarget, MailError};
+use crate::directory::sasl::{
+    authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome, MECHANISMS,
+};
+use crate::directory::{Account, Recipient};
+use crate::mail::MailError;
 use crate::net::{Conn, Line, Shutdown};
+use crate::queue::{NewMessage, Notify, QueueRcpt};
+
+/// Which service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 25: mail for local recipients only, no AUTH.
+    Mta,
+    /// Ports 587/465: authenticated users send anywhere.
+    Submission,
+    /// LMTP: local recipients, one reply per recipient after the data.
+    Lmtp,
+}
+
+struct Rcpt {
+    address: String,
+    /// Local accounts; empty for a remote recipient (queued).
+    accounts: Vec<u32>,
+    notify: Option<Notify>,
+    orcpt: Option<String>,
+}
 
 #[derive(Default)]
 struct Envelope {
     from: Option<String>,
-    /// (address as given, account ids)
-    rcpts: Vec<(String, Vec<u32>)>,
+    rcpts: Vec<Rcpt>,
+    ret_full: bool,
+    env_id: Option<String>,
+    requiretls: bool,
+    smtputf8: bool,
+    binary: bool,
+    /// BDAT chunks received so far (RFC 3030).
+    chunks: Option<ChunkReceiver>,
 }
 
 pub struct Session {
     core: SharedCore,
     conn: Conn,
     peer: SocketAddr,
+    mode: Mode,
     helo: Option<String>,
     esmtp: bool,
     env: Envelope,
+    account: Option<Account>,
     errors: usize,
     messages: usize,
     id: String,
@@ -35,15 +68,28 @@ enum Flow {
     Close,
 }
 
+/// RFC 5321 §4.1.4 and RFC 6531: a non-ASCII address needs SMTPUTF8.
+fn is_ascii_addr(a: &str) -> bool {
+    a.is_ascii()
+}
+
 impl Session {
-    pub fn new(core: SharedCore, conn: Conn, peer: SocketAddr, shutdown: Shutdown) -> Self {
+    pub fn new(
+        core: SharedCore,
+        conn: Conn,
+        peer: SocketAddr,
+        shutdown: Shutdown,
+        mode: Mode,
+    ) -> Self {
         Session {
             core,
             conn,
             peer,
+            mode,
             helo: None,
             esmtp: false,
             env: Envelope::default(),
+            account: None,
             errors: 0,
             messages: 0,
             id: session_id(),
@@ -59,7 +105,8 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let greeting = format!("220 {} ESMTP Petrel", self.core.config.hostname);
+        let kind = if self.mode == Mode::Lmtp { "LMTP" } else { "ESMTP" };
+        let greeting = format!("220 {} {kind} Petrel", self.core.config.hostname);
         if self.reply(&greeting).await.is_err() {
             return;
         }
@@ -114,28 +161,54 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    fn auth_offered(&self) -> bool {
+        self.mode == Mode::Submission
+            && (self.conn.stream.is_tls() || self.core.config.smtp.auth_without_tls)
+    }
+
+    fn ehlo_lines(&self) -> Vec<String> {
+        let cfg = &self.core.config;
+        let mut lines = vec![
+            format!("{} Hello {}", cfg.hostname, self.peer.ip()),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", cfg.smtp.max_message_size),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "CHUNKING".into(),
+            "BINARYMIME".into(),
+            "SMTPUTF8".into(),
+            "DSN".into(),
+        ];
+        if self.conn.stream.is_tls() {
+            // RFC 8689 §4.1: offered only over TLS.
+            lines.push("REQUIRETLS".into());
+        } else if self.core.tls.is_some() {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() && self.account.is_none() {
+            lines.push(format!("AUTH {}", MECHANISMS.join(" ")));
+        }
+        lines.push("HELP".into());
+        lines
+    }
+
     async fn command(&mut self, line: &[u8]) -> std::io::Result<Flow> {
         let cmd = match parse_command(line) {
             Ok(c) => c,
             Err(e) => return self.error(&e.reply()).await,
         };
         match cmd {
-            Command::Ehlo(d) => {
+            Command::Ehlo(_) | Command::Helo(_) if self.mode == Mode::Lmtp => {
+                return self.error("500 5.5.1 LMTP: use LHLO").await;
+            }
+            Command::Lhlo(_) if self.mode != Mode::Lmtp => {
+                return self.error("500 5.5.1 Command not recognised").await;
+            }
+            Command::Ehlo(d) | Command::Lhlo(d) => {
                 self.helo = Some(d);
                 self.esmtp = true;
                 self.env = Envelope::default();
-                let cfg = &self.core.config;
-                let mut lines = vec![
-                    format!("{} Hello {}", cfg.hostname, self.peer.ip()),
-                    "PIPELINING".to_string(),
-                    format!("SIZE {}", cfg.smtp.max_message_size),
-                    "8BITMIME".into(),
-                    "ENHANCEDSTATUSCODES".into(),
-                ];
-                if self.core.tls.is_some() && !self.conn.stream.is_tls() {
-                    lines.push("STARTTLS".into());
-                }
-                lines.push("HELP".into());
+                let lines = self.ehlo_lines();
                 let n = lines.len();
                 let text: Vec<String> = lines
                     .into_iter()
@@ -159,6 +232,9 @@ impl Session {
                     return self.error("503 5.5.1 TLS already active").await;
                 }
                 self.reply("220 2.0.0 Ready to start TLS").await?;
+                // RFC 3207 §4.2: bytes pipelined after STARTTLS are dropped.
+                let n = self.conn.buffered().len();
+                self.conn.consume(n);
                 if self.conn.start_tls(&acceptor).await.is_err() {
                     return Ok(Flow::Close);
                 }
@@ -166,51 +242,39 @@ impl Session {
                 self.helo = None;
                 self.esmtp = false;
                 self.env = Envelope::default();
+                self.account = None;
             }
-            Command::Mail { from, params } => {
-                if self.helo.is_none() {
-                    return self.error("503 5.5.1 Send EHLO or HELO first").await;
-                }
-                if self.env.from.is_some() {
-                    return self.error("503 5.5.1 Nested MAIL command").await;
-                }
-                if self.messages >= self.core.config.smtp.max_messages_per_connection {
-                    self.reply("421 4.7.0 Too many messages on one connection, closing")
-                        .await?;
-                    return Ok(Flow::Close);
-                }
-                for (k, v) in &params {
-                    match (k.as_str(), v.as_deref()) {
-                        ("SIZE", Some(v)) if self.esmtp => {
-                            match v.parse::<u64>() {
-                                Ok(n) if n > self.core.config.smtp.max_message_size as u64 => {
-                                    return self.error("552 5.3.4 Message size exceeds fixed maximum message size").await;
-                                }
-                                Ok(_) => {}
-                                Err(_) => return self.error("501 5.5.4 Bad SIZE value").await,
-                            }
-                        }
-                        ("BODY", Some(v))
-                            if self.esmtp
-                                && (v.eq_ignore_ascii_case("7BIT")
-                                    || v.eq_ignore_ascii_case("8BITMIME")) => {}
-                        _ => return self.error("555 5.5.4 Unsupported MAIL parameter").await,
-                    }
-                }
-                self.env.from = Some(from);
-                self.reply("250 2.1.0 Sender OK").await?;
-            }
+            Command::Auth { mechanism, initial } => return self.auth(&mechanism, initial).await,
+            Command::Mail { from, params } => return self.mail(from, params).await,
             Command::Rcpt { to, params } => {
                 if self.env.from.is_none() {
                     return self.error("503 5.5.1 Send MAIL first").await;
                 }
-                if !params.is_empty() {
-                    return self.error("555 5.5.4 Unsupported RCPT parameter").await;
-                }
                 if self.env.rcpts.len() >= self.core.config.smtp.max_recipients {
                     return self.error("452 4.5.3 Too many recipients").await;
                 }
-                return self.rcpt(to).await;
+                if !self.env.smtputf8 && !is_ascii_addr(&to) {
+                    return self
+                        .error("553 5.6.7 Non-ASCII address needs MAIL FROM with SMTPUTF8")
+                        .await;
+                }
+                let mut notify = None;
+                let mut orcpt = None;
+                for (k, v) in &params {
+                    match (k.as_str(), v.as_deref()) {
+                        ("NOTIFY", Some(v)) if self.esmtp && notify.is_none() => {
+                            match Notify::parse(v) {
+                                Some(n) if !(v.to_ascii_uppercase().contains("NEVER") && v.contains(',')) => notify = Some(n),
+                                _ => return self.error("501 5.5.4 Bad NOTIFY value").await,
+                            }
+                        }
+                        ("ORCPT", Some(v)) if self.esmtp && orcpt.is_none() && v.contains(';') && v.len() <= 500 => {
+                            orcpt = Some(v.to_string())
+                        }
+                        _ => return self.error("555 5.5.4 Unsupported RCPT parameter").await,
+                    }
+                }
+                return self.rcpt(to, notify, orcpt).await;
             }
             Command::Data => {
                 if self.env.from.is_none() {
@@ -219,8 +283,16 @@ impl Session {
                 if self.env.rcpts.is_empty() {
                     return self.error("554 5.5.1 No valid recipients").await;
                 }
+                if self.env.chunks.is_some() {
+                    return self.error("503 5.5.1 DATA after BDAT is not allowed").await;
+                }
+                if self.env.binary {
+                    // RFC 3030 §3: BINARYMIME content goes by BDAT only.
+                    return self.error("503 5.5.1 BODY=BINARYMIME requires BDAT").await;
+                }
                 return self.data().await;
             }
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
             Command::Rset => {
                 self.env = Envelope::default();
                 self.reply("250 2.0.0 OK").await?;
@@ -232,7 +304,7 @@ impl Session {
             }
             Command::Help => {
                 self.reply(
-                    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP STARTTLS",
+                    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP STARTTLS AUTH",
                 )
                 .await?
             }
@@ -245,16 +317,150 @@ impl Session {
                 .await?
             }
             Command::Expn(_) => return self.error("502 5.5.1 EXPN is disabled").await,
-            Command::Auth { .. } => {
-                return self
-                    .error("503 5.5.1 AUTH is not available on this listener")
-                    .await;
-            }
         }
         Ok(Flow::Continue)
     }
 
-    async fn rcpt(&mut self, to: String) -> std::io::Result<Flow> {
+    /// AUTH (RFC 4954 §4).
+    async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> std::io::Result<Flow> {
+        if self.mode != Mode::Submission {
+            return self
+                .error("503 5.5.1 AUTH is not available on this listener")
+                .await;
+        }
+        if self.helo.is_none() || !self.esmtp {
+            return self.error("503 5.5.1 Send EHLO first").await;
+        }
+        if self.account.is_some() {
+            return self.error("503 5.5.1 Already authenticated").await;
+        }
+        if self.env.from.is_some() {
+            return self.error("503 5.5.1 AUTH is not allowed during a mail transaction").await;
+        }
+        if !self.auth_offered() {
+            return self
+                .error("538 5.7.11 Encryption required for requested authentication mechanism")
+                .await;
+        }
+        let ip = self.peer.ip();
+        if self.core.limiter.is_blocked(ip, "") {
+            return self.error("454 4.7.0 Too many failed logins, try again later").await;
+        }
+        let initial = match initial {
+            None => None,
+            Some(ir) => match decode_response(ir.as_bytes()) {
+                Response::Data(d) => Some(d),
+                Response::Cancel => return self.error("501 5.0.0 Authentication cancelled").await,
+                Response::BadEncoding => return self.error("501 5.5.2 Invalid base64").await,
+            },
+        };
+        let core = self.core.clone();
+        let outcome = authenticate(&core.directory, &mut SmtpSasl(self), mechanism, initial).await;
+        match outcome {
+            SaslOutcome::Success(acct) => {
+                if self.core.limiter.is_blocked(ip, &acct.address) {
+                    return self.error("454 4.7.0 Too many failed logins, try again later").await;
+                }
+                tracing::info!(session = %self.id, login = %acct.address, "SMTP AUTH");
+                self.account = Some(acct);
+                self.reply("235 2.7.0 Authentication successful").await?;
+            }
+            SaslOutcome::Failed(login) => {
+                self.core
+                    .limiter
+                    .record_failure(ip, login.as_deref().unwrap_or(""));
+                return self.error("535 5.7.8 Authentication credentials invalid").await;
+            }
+            SaslOutcome::Cancelled => return self.error("501 5.0.0 Authentication cancelled").await,
+            SaslOutcome::Malformed(why) => {
+                return self.error(&format!("501 5.5.2 {why}")).await;
+            }
+            SaslOutcome::Unsupported => {
+                return self.error("504 5.5.4 Unrecognized authentication type").await;
+            }
+            SaslOutcome::Unavailable => {
+                self.reply("454 4.7.0 Temporary authentication failure").await?;
+            }
+            SaslOutcome::Closed => return Ok(Flow::Close),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn mail(&mut self, from: String, params: Params) -> std::io::Result<Flow> {
+        if self.helo.is_none() {
+            return self.error("503 5.5.1 Send EHLO or HELO first").await;
+        }
+        if self.env.from.is_some() {
+            return self.error("503 5.5.1 Nested MAIL command").await;
+        }
+        if self.messages >= self.core.config.smtp.max_messages_per_connection {
+            self.reply("421 4.7.0 Too many messages on one connection, closing")
+                .await?;
+            return Ok(Flow::Close);
+        }
+        if self.mode == Mode::Submission && self.account.is_none() {
+            return self.error("530 5.7.0 Authentication required").await;
+        }
+        let mut env = Envelope::default();
+        for (k, v) in &params {
+            if !self.esmtp {
+                return self.error("555 5.5.4 MAIL parameters need EHLO").await;
+            }
+            match (k.as_str(), v.as_deref()) {
+                ("SIZE", Some(v)) => match v.parse::<u64>() {
+                    Ok(n) if n > self.core.config.smtp.max_message_size as u64 => {
+                        return self
+                            .error("552 5.3.4 Message size exceeds fixed maximum message size")
+                            .await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return self.error("501 5.5.4 Bad SIZE value").await,
+                },
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("BINARYMIME") => env.binary = true,
+                ("SMTPUTF8", None) => env.smtputf8 = true,
+                ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => env.ret_full = true,
+                ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => env.ret_full = false,
+                ("ENVID", Some(v)) if v.len() <= 100 && !v.is_empty() => env.env_id = Some(v.to_string()),
+                ("REQUIRETLS", None) => {
+                    if !self.conn.stream.is_tls() {
+                        return self.error("530 5.7.10 REQUIRETLS needs a TLS session").await;
+                    }
+                    env.requiretls = true;
+                }
+                // RFC 4954 §5: AUTH=<mailbox> is accepted and not trusted.
+                ("AUTH", Some(_)) => {}
+                _ => return self.error("555 5.5.4 Unsupported MAIL parameter").await,
+            }
+        }
+        if !env.smtputf8 && !is_ascii_addr(&from) {
+            return self
+                .error("553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter")
+                .await;
+        }
+        if let Some(acct) = &self.account {
+            // RFC 6409 §6.1: the sender must be the user's own address.
+            let own = std::iter::once(&acct.address)
+                .chain(acct.aliases.iter())
+                .any(|a| a.eq_ignore_ascii_case(&from));
+            if !own {
+                return self
+                    .error("550 5.7.1 Sender address is not owned by the authenticated user")
+                    .await;
+            }
+        }
+        env.from = Some(from);
+        self.env = env;
+        self.reply("250 2.1.0 Sender OK").await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn rcpt(
+        &mut self,
+        to: String,
+        notify: Option<Notify>,
+        orcpt: Option<String>,
+    ) -> std::io::Result<Flow> {
         // RFC 5321 §4.5.1: "postmaster" without a domain is always accepted.
         let lookup = if to.eq_ignore_ascii_case("postmaster") {
             format!("postmaster@{}", self.core.config.hostname)
@@ -274,8 +480,9 @@ impl Session {
             .split('@')
             .next()
             .is_some_and(|l| l.eq_ignore_ascii_case("postmaster"));
-        let ids = match resolved {
+        let accounts = match resolved {
             Recipient::Local(ids) => ids,
+            Recipient::Remote if self.account.is_some() => Vec::new(),
             Recipient::Unknown | Recipient::Remote if is_postmaster => {
                 match self.postmaster_fallback().await {
                     Some(id) => vec![id],
@@ -283,10 +490,11 @@ impl Session {
                 }
             }
             Recipient::Unknown => return self.error("550 5.1.1 No such user here").await,
+            // Never an open relay: only authenticated users send elsewhere.
             Recipient::Remote => return self.error("554 5.7.1 Relay access denied").await,
         };
         // Refuse early when an account is already full (RFC 5321 §4.5.3.1.10).
-        for id in &ids {
+        for id in &accounts {
             if let (Ok(Some(acct)), Ok(usage)) = (
                 self.core.directory.account_by_id(*id).await,
                 self.core.mail.account_usage(*id).await,
@@ -299,8 +507,18 @@ impl Session {
                 }
             }
         }
-        self.env.rcpts.push((to, ids));
-        self.reply("250 2.1.5 Recipient OK").await?;
+        let remote = accounts.is_empty();
+        self.env.rcpts.push(Rcpt {
+            address: to,
+            accounts,
+            notify,
+            orcpt,
+        });
+        if remote {
+            self.reply("250 2.1.5 Recipient OK, will be relayed").await?;
+        } else {
+            self.reply("250 2.1.5 Recipient OK").await?;
+        }
         Ok(Flow::Continue)
     }
 
@@ -329,7 +547,7 @@ impl Session {
                     // Whatever followed the terminator is the next command:
                     // put it back (it was taken from the buffer above).
                     let rest = pending[consumed..].to_vec();
-                    self.conn_unread(rest);
+                    self.conn.unread(rest);
                     break;
                 }
                 pending.clear();
@@ -350,46 +568,95 @@ impl Session {
                 }
             }
         }
-        let env = std::mem::take(&mut self.env);
         if rx.too_big() {
+            self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
-        let body = rx.into_message();
+        self.finish_message(rx.into_message()).await
+    }
+
+    /// BDAT (RFC 3030 §2): read exactly `size` octets, whatever the state,
+    /// so the session stays in step; then answer.
+    async fn bdat(&mut self, size: u64, last: bool) -> std::io::Result<Flow> {
+        let cfg = self.core.config.smtp.clone();
+        let ok_state = self.env.from.is_some() && !self.env.rcpts.is_empty();
+        let mut rx = match self.env.chunks.take() {
+            Some(rx) => rx,
+            None => ChunkReceiver::new(cfg.max_message_size),
+        };
+        rx.start_chunk(size);
+        while !rx.chunk_done() {
+            if self.conn.buffered().is_empty() {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(cfg.timeout_data), self.conn.fill())
+                        .await;
+                match read {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(Flow::Close),
+                    Err(_) => {
+                        self.reply("421 4.4.2 Timeout waiting for data, closing")
+                            .await?;
+                        return Ok(Flow::Close);
+                    }
+                    Ok(Ok(_)) => {}
+                }
+            }
+            let used = rx.feed(self.conn.buffered());
+            self.conn.consume(used);
+        }
+        if !ok_state {
+            self.env.chunks = None;
+            return if self.env.from.is_none() {
+                self.error("503 5.5.1 Send MAIL first").await
+            } else {
+                self.error("554 5.5.1 No valid recipients").await
+            };
+        }
+        if rx.too_big() {
+            // RFC 3030 §2: the transaction is over after a failed chunk.
+            self.env = Envelope::default();
+            return self.error("552 5.3.4 Message too big").await;
+        }
+        if !last {
+            self.env.chunks = Some(rx);
+            let t = format!("250 2.0.0 {size} octets received");
+            self.reply(&t).await?;
+            return Ok(Flow::Continue);
+        }
+        self.finish_message(rx.into_message()).await
+    }
+
+    /// The message is complete: checks, headers, then local delivery or
+    /// the queue. Replies 250 only once it is durable.
+    async fn finish_message(&mut self, body: Vec<u8>) -> std::io::Result<Flow> {
+        let env = std::mem::take(&mut self.env);
+        let cfg = self.core.config.smtp.clone();
+        self.messages += 1;
         let hops = count_received(&body);
         if hops >= cfg.max_received_headers {
             return self
                 .error("554 5.4.6 Mail loop detected (too many Received headers)")
                 .await;
         }
-        let msg = self.add_trace_headers(&env, body);
-        let mut targets: Vec<IngestTarget> = Vec::new();
-        for (_, ids) in &env.rcpts {
-            for id in ids {
-                if targets.iter().any(|t| t.account == *id) {
-                    continue;
-                }
-                let mut t = IngestTarget::inbox(*id);
-                if let Ok(Some(a)) = self.core.directory.account_by_id(*id).await {
-                    t.quota_bytes = a.quota_bytes;
-                    t.quota_messages = a.quota_messages;
-                }
-                targets.push(t);
-            }
+        let mut msg = self.add_trace_headers(&env, body);
+        if self.mode == Mode::Submission {
+            msg = self.complete_submission(&env, msg).await;
         }
-        let res = self
-            .core
-            .mail
-            .ingest(IngestRequest {
-                raw: msg,
-                targets,
-                received_at: None,
-            })
-            .await;
-        self.messages += 1;
+        if self.mode == Mode::Lmtp {
+            return self.lmtp_deliver(&env, msg).await;
+        }
+        let res = if env.rcpts.iter().any(|r| r.accounts.is_empty()) {
+            self.enqueue(&env, msg).await
+        } else {
+            let ids: Vec<u32> = env.rcpts.iter().flat_map(|r| r.accounts.iter().copied()).collect();
+            self.core.deliver_local(msg, &ids).await.map(|_| None)
+        };
         match res {
-            Ok(out) => {
-                tracing::info!(session = %self.id, from = ?env.from, recipients = out.len(), "delivered");
-                let t = format!("250 2.0.0 Message accepted for delivery ({})", self.id);
+            Ok(queued) => {
+                tracing::info!(session = %self.id, from = ?env.from, recipients = env.rcpts.len(), ?queued, "accepted");
+                let t = match queued {
+                    Some(id) => format!("250 2.0.0 Message queued as {id:x}"),
+                    None => format!("250 2.0.0 Message accepted for delivery ({})", self.id),
+                };
                 self.reply(&t).await?;
             }
             Err(MailError::OverQuota) => self.reply("452 4.2.2 Mailbox full").await?,
@@ -402,25 +669,124 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    fn conn_unread(&mut self, rest: Vec<u8>) {
-        self.conn.unread(rest);
+    /// Queues a message with all its recipients, local ones included, in
+    /// one durable write.
+    async fn enqueue(&self, env: &Envelope, msg: Vec<u8>) -> Result<Option<u64>, MailError> {
+        let recipients = env
+            .rcpts
+            .iter()
+            .map(|r| {
+                let mut q = QueueRcpt::new(&r.address);
+                if let Some(n) = r.notify {
+                    q.notify = n;
+                }
+                q.orcpt = r.orcpt.clone();
+                q
+            })
+            .collect();
+        let id = self
+            .core
+            .queue
+            .enqueue(NewMessage {
+                from: env.from.clone().unwrap_or_default(),
+                recipients,
+                raw: msg,
+                env_id: env.env_id.clone(),
+                ret_full: env.ret_full,
+                requiretls: env.requiretls,
+            })
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+    async fn lmtp_deliver(&mut self, env: &Envelope, msg: Vec<u8>) -> std::io::Result<Flow> {
+        let mut replies = Vec::with_capacity(env.rcpts.len());
+        for r in &env.rcpts {
+            let t = match self.core.deliver_local(msg.clone(), &r.accounts).await {
+                Ok(_) => format!("250 2.0.0 <{}> delivered", r.address),
+                Err(MailError::OverQuota) => format!("452 4.2.2 <{}> mailbox full", r.address),
+                Err(e) => {
+                    tracing::error!(session = %self.id, "LMTP delivery failed: {e}");
+                    format!("451 4.3.0 <{}> local error, try again later", r.address)
+                }
+            };
+            replies.push(t);
+        }
+        self.reply(&replies.join("\r\n")).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// RFC 6409 §8: a submission server may add a missing Date and
+    /// Message-ID; then the DKIM signature of the sender's domain.
+    async fn complete_submission(&self, env: &Envelope, msg: Vec<u8>) -> Vec<u8> {
+        let host = &self.core.config.hostname;
+        let mut extra = String::new();
+        if !has_header(&msg, "date") {
+            extra.push_str(&format!("Date: {}\r\n", rfc5322_date(unix_now())));
+        }
+        if !has_header(&msg, "message-id") {
+            extra.push_str(&format!("Message-ID: <{}.{}@{host}>\r\n", session_id(), unix_now()));
+        }
+        let mut msg = if extra.is_empty() {
+            msg
+        } else {
+            // After our trace fields, before the user's header.
+            let at = end_of_trace(&msg);
+            let mut m = Vec::with_capacity(msg.len() + extra.len());
+            m.extend_from_slice(&msg[..at]);
+            m.extend_from_slice(extra.as_bytes());
+            m.extend_from_slice(&msg[at..]);
+            m
+        };
+        let dkim = &self.core.config.dkim;
+        let domain = env
+            .from
+            .as_deref()
+            .and_then(|f| f.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if let (true, Some(domain)) = (dkim.sign, domain) {
+            match crate::dkim::get(&self.core.store, &domain).await {
+                Ok(Some(key)) => match key.sign(&msg, &dkim.headers) {
+                    Ok(h) => {
+                        let mut signed = h.into_bytes();
+                        signed.extend_from_slice(&msg);
+                        msg = signed;
+                    }
+                    Err(e) => tracing::warn!(session = %self.id, "DKIM: {e}"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(session = %self.id, "DKIM key lookup: {e}"),
+            }
+        }
+        msg
     }
 
     fn add_trace_headers(&self, env: &Envelope, body: Vec<u8>) -> Vec<u8> {
         let from = env.from.clone().unwrap_or_default();
-        let proto = match (self.esmtp, self.conn.stream.is_tls()) {
-            (true, true) => "ESMTPS",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
+        // RFC 3848: ESMTPS / ESMTPA / ESMTPSA, LMTP.
+        let proto = match (self.mode, self.esmtp, self.conn.stream.is_tls(), self.account.is_some()) {
+            (Mode::Lmtp, ..) => "LMTP",
+            (_, true, true, true) => "ESMTPSA",
+            (_, true, false, true) => "ESMTPA",
+            (_, true, true, false) => "ESMTPS",
+            (_, true, false, false) => "ESMTP",
+            (_, false, ..) => "SMTP",
         };
         let for_clause = if env.rcpts.len() == 1 {
-            format!("\r\n\tfor <{}>", env.rcpts[0].0)
+            format!("\r\n\tfor <{}>", env.rcpts[0].address)
         } else {
             String::new()
         };
         let helo = self.helo.clone().unwrap_or_default();
+        let return_path = if self.mode == Mode::Submission {
+            // The Return-Path is added at final delivery, not on submission.
+            String::new()
+        } else {
+            format!("Return-Path: <{from}>\r\n")
+        };
         let mut out = format!(
-            "Return-Path: <{from}>\r\nReceived: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
+            "{return_path}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
             self.peer.ip(),
             self.core.config.hostname,
             self.id,
@@ -430,6 +796,76 @@ impl Session {
         out.extend_from_slice(&body);
         out
     }
+}
+
+/// SMTP AUTH challenges: "334 base64" lines (RFC 4954 §4).
+struct SmtpSasl<'a>(&'a mut Session);
+
+impl SaslIo for SmtpSasl<'_> {
+    async fn challenge(&mut self, data: &[u8]) -> Option<Response> {
+        let line = format!("334 {}", b64_encode(data));
+        self.0.reply(&line).await.ok()?;
+        let cfg = &self.0.core.config.smtp;
+        let (max, t) = (cfg.max_line_length, Duration::from_secs(cfg.timeout_command));
+        match self.0.conn.read_line_timeout(max, t).await {
+            Ok(Line::Line(l)) => Some(decode_response(&l)),
+            Ok(Line::TooLong) => Some(Response::BadEncoding),
+            _ => None,
+        }
+    }
+}
+
+/// The header section of a message, up to and including the blank line's
+/// first CRLF.
+fn header_end(msg: &[u8]) -> usize {
+    msg.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .unwrap_or(msg.len())
+}
+
+/// Whether the header section has a field called `name` (lower case).
+pub fn has_header(msg: &[u8], name: &str) -> bool {
+    let end = header_end(msg);
+    let mut at_start = true;
+    for (i, &b) in msg[..end].iter().enumerate() {
+        if at_start {
+            let rest = &msg[i..end];
+            if rest.len() > name.len()
+                && rest[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && rest[name.len()] == b':'
+            {
+                return true;
+            }
+        }
+        at_start = b == b'\n';
+    }
+    false
+}
+
+/// Offset after the leading Return-Path/Received fields (with their
+/// folded continuation lines).
+fn end_of_trace(msg: &[u8]) -> usize {
+    let end = header_end(msg);
+    let mut pos = 0;
+    let mut in_trace = false;
+    while pos < end {
+        let line_end = msg[pos..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| pos + p + 1)
+            .unwrap_or(end);
+        let line = &msg[pos..line_end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        let trace = line.len() > 9 && line[..9].eq_ignore_ascii_case(b"received:")
+            || line.len() > 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+        if !(trace || (continuation && in_trace)) {
+            break;
+        }
+        in_trace = true;
+        pos = line_end;
+    }
+    pos
 }
 
 /// Number of Received header fields in the header section.
@@ -447,6 +883,15 @@ pub fn count_received(msg: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_helpers() {
+        let m = b"Received: a\r\n\tb\r\nSubject: x\r\nDate: y\r\n\r\nMessage-ID: body\r\n";
+        assert!(super::has_header(m, "date"));
+        assert!(super::has_header(m, "subject"));
+        assert!(!super::has_header(m, "message-id"));
+        assert_eq!(&m[super::end_of_trace(m)..][..8], b"Subject:");
+    }
+
     #[test]
     fn counts_received_in_header_only() {
         let m = b"Received: a\r\nreceived: b\r\nSubject: x\r\n\r\nReceived: body\r\n";

@@ -245,18 +245,19 @@ fn committer(backend: Arc<dyn KvBackend>, rx: std_mpsc::Receiver<Job>) {
         } else {
             backend.write(&ops)
         };
-        let failed = res.is_err();
         let msg = res.as_ref().err().map(|e| e.to_string());
+        // Clean-up runs before callers hear back, so that what they read
+        // next already reflects it.
+        if msg.is_none() {
+            for f in after {
+                f();
+            }
+        }
         for reply in replies {
             reply(match &msg {
                 None => Ok(()),
                 Some(m) => Err(StoreError::Backend(m.clone())),
             });
-        }
-        if !failed {
-            for f in after {
-                f();
-            }
         }
     }
 }

@@ -68,14 +68,47 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
 }
 
 /// Debian packages the build needs: RocksDB itself (linked, not compiled),
-/// libclang for its bindings (bindgen), and SQLite headers.
+/// libclang for its bindings (bindgen), and SQLite headers; and the real
+/// peers the tests talk to: dnsmasq (the DNS server for MX/SPF/DKIM/DMARC
+/// records), swaks (an SMTP client).
 const PACKAGES: &[(&str, &str)] = &[
     ("librocksdb-dev", "/usr/lib/x86_64-linux-gnu/librocksdb.so"),
     ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
     ("libsqlite3-dev", "/usr/include/sqlite3.h"),
+    ("dnsmasq-base", "/usr/sbin/dnsmasq"),
+    ("swaks", "/usr/bin/swaks"),
 ];
 
+/// Python modules of the independent DKIM verifier/signer (dkimpy).
+const PY_MODULES: &[(&str, &str)] = &[("dkimpy", "dkim"), ("dnspython", "dns.resolver")];
+
+fn setup_python() -> Result<(), String> {
+    let missing: Vec<&str> = PY_MODULES
+        .iter()
+        .filter(|(_, module)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("xtask: pip installing {}", missing.join(" "));
+    let mut c = Command::new("python3");
+    c.args(["-m", "pip", "install", "-q"]).args(&missing);
+    run(&mut c)
+}
+
 pub fn setup() -> Result<(), String> {
+    setup_debian()?;
+    setup_python()
+}
+
+fn setup_debian() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(_, probe)| !has_probe(probe))

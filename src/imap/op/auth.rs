@@ -1,7 +1,10 @@
 //! STARTTLS (RFC 9051 §6.2.1), LOGIN (§6.2.3), AUTHENTICATE PLAIN (§6.2.2,
 //! RFC 4959 SASL-IR).
 
-use crate::directory::sasl::{b64_decode, decode_plain};
+use crate::directory::sasl::{
+    authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome,
+};
+use crate::directory::Account;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
 
@@ -51,15 +54,7 @@ impl Session {
             return "NO [UNAVAILABLE] Too many failed logins, try again later".into();
         }
         match self.core.directory.authenticate(user, pass).await {
-            Ok(Some(acct)) => {
-                if let Err(e) = self.core.mail.init_account(acct.id).await {
-                    tracing::error!(session = %self.id, "cannot open account: {e}");
-                    return "NO [UNAVAILABLE] Mail store unavailable, try again later".into();
-                }
-                tracing::info!(session = %self.id, login = %acct.address, "IMAP login");
-                self.account = Some(acct);
-                format!("OK [CAPABILITY {}] Logged in", self.capabilities())
-            }
+            Ok(Some(acct)) => self.logged_in(acct).await,
             Ok(None) => {
                 self.core.limiter.record_failure(ip, user);
                 "NO [AUTHENTICATIONFAILED] Invalid credentials".into()
@@ -71,6 +66,16 @@ impl Session {
         }
     }
 
+    async fn logged_in(&mut self, acct: Account) -> Reply {
+        if let Err(e) = self.core.mail.init_account(acct.id).await {
+            tracing::error!(session = %self.id, "cannot open account: {e}");
+            return "NO [UNAVAILABLE] Mail store unavailable, try again later".into();
+        }
+        tracing::info!(session = %self.id, login = %acct.address, "IMAP login");
+        self.account = Some(acct);
+        format!("OK [CAPABILITY {}] Logged in", self.capabilities())
+    }
+
     pub(crate) async fn cmd_authenticate(&mut self, _tag: &str, args: &[Token]) -> Option<Reply> {
         if !self.auth_allowed() {
             return Some(
@@ -78,62 +83,51 @@ impl Session {
             );
         }
         let mech = args.first().and_then(|t| t.as_string()).unwrap_or_default();
-        if mech.eq_ignore_ascii_case("LOGIN") {
-            return self.sasl_login().await;
-        }
-        if !mech.eq_ignore_ascii_case("PLAIN") {
-            return Some("NO Unsupported authentication mechanism".into());
-        }
-        let response = match args.get(1).and_then(|t| t.as_string()) {
-            // RFC 4959: "=" is an empty initial response.
-            Some(ir) if ir == "=" => Vec::new(),
-            Some(ir) => match b64_decode(&ir) {
-                Some(b) => b,
-                None => return Some("BAD Invalid base64".into()),
+        let initial = match args.get(1).and_then(|t| t.as_string()) {
+            None => None,
+            Some(ir) => match decode_response(ir.as_bytes()) {
+                Response::Data(d) => Some(d),
+                _ => return Some("BAD Invalid base64 initial response".into()),
             },
-            None => {
-                if !self.send_now(b"+ \r\n").await {
-                    return None;
+        };
+        let ip = self.peer.ip();
+        let core = self.core.clone();
+        let outcome = authenticate(&core.directory, &mut ImapSasl(self), &mech, initial).await;
+        Some(match outcome {
+            SaslOutcome::Success(acct) => {
+                if self.core.limiter.is_blocked(ip, &acct.address) {
+                    return Some("NO [UNAVAILABLE] Too many failed logins, try again later".into());
                 }
-                let line = self.read_client_line().await?;
-                if line == b"*" {
-                    return Some("BAD Authentication cancelled".into());
-                }
-                match b64_decode(&String::from_utf8_lossy(&line)) {
-                    Some(b) => b,
-                    None => return Some("BAD Invalid base64".into()),
-                }
+                self.logged_in(acct).await
             }
-        };
-        let Some((user, pass)) = decode_plain(&response) else {
-            return Some("NO [AUTHENTICATIONFAILED] Invalid PLAIN response".into());
-        };
-        Some(self.login(&user, &pass).await)
+            SaslOutcome::Failed(login) => {
+                self.core
+                    .limiter
+                    .record_failure(ip, login.as_deref().unwrap_or(""));
+                "NO [AUTHENTICATIONFAILED] Invalid credentials".into()
+            }
+            SaslOutcome::Cancelled => "BAD Authentication cancelled".into(),
+            SaslOutcome::Malformed(why) => format!("BAD {why}"),
+            SaslOutcome::Unsupported => "NO Unsupported authentication mechanism".into(),
+            SaslOutcome::Unavailable => {
+                "NO [UNAVAILABLE] Directory unavailable, try again later".into()
+            }
+            SaslOutcome::Closed => return None,
+        })
     }
 }
 
-impl Session {
-    /// SASL LOGIN (draft-murchison-sasl-login): user name and password in
-    /// two base64 continuations.
-    async fn sasl_login(&mut self) -> Option<Reply> {
-        let mut answers = Vec::with_capacity(2);
-        for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"] {
-            let line = format!("+ {prompt}\r\n");
-            if !self.send_now(line.as_bytes()).await {
-                return None;
-            }
-            let resp = self.read_client_line().await?;
-            if resp == b"*" {
-                return Some("BAD Authentication cancelled".into());
-            }
-            match b64_decode(&String::from_utf8_lossy(&resp))
-                .and_then(|b| String::from_utf8(b).ok())
-            {
-                Some(v) => answers.push(v),
-                None => return Some("BAD Invalid base64".into()),
-            }
+/// IMAP continuation requests carry SASL challenges (RFC 9051 §6.2.2).
+struct ImapSasl<'a>(&'a mut Session);
+
+impl SaslIo for ImapSasl<'_> {
+    async fn challenge(&mut self, data: &[u8]) -> Option<Response> {
+        let line = format!("+ {}\r\n", b64_encode(data));
+        if !self.0.send_now(line.as_bytes()).await {
+            return None;
         }
-        Some(self.login(&answers[0], &answers[1]).await)
+        let line = self.0.read_client_line().await?;
+        Some(decode_response(&line))
     }
 }
 

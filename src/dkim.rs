@@ -1,0 +1,222 @@
+//! DKIM keys per domain and signing of outgoing mail (RFC 6376 with
+//! RSA-SHA256, RFC 8463 with Ed25519), through mail-auth.
+//!
+//! Keys live in the store (`Xk<domain>`), created by `petrel dkim create`,
+//! which also prints the DNS records to publish.
+
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimSigner;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::directory::sasl::{b64_decode, b64_encode};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Rsa,
+    Ed25519,
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "rsa" | "rsa-sha256" => Ok(Algorithm::Rsa),
+            "ed25519" | "ed25519-sha256" => Ok(Algorithm::Ed25519),
+            _ => Err(format!("unknown DKIM algorithm `{s}` (rsa or ed25519)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: Algorithm,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    /// The `p=` value of the DNS record.
+    pub public_key: String,
+    pub created: i64,
+}
+
+/// The DNS records an operator publishes for a domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    pub purpose: String,
+}
+
+fn k_key(domain: &str) -> Vec<u8> {
+    let mut k = b"Xk".to_vec();
+    k.extend_from_slice(domain.as_bytes());
+    k
+}
+
+impl DkimKey {
+    /// Generates a new key pair (RSA-2048 or Ed25519).
+    pub fn generate(domain: &str, selector: &str, algorithm: Algorithm) -> anyhow::Result<DkimKey> {
+        let (private, public) = match algorithm {
+            Algorithm::Rsa => {
+                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+                let der = key.to_pkcs8_der()?.as_bytes().to_vec();
+                let spki = key.to_public_key().to_public_key_der()?.as_bytes().to_vec();
+                (der, spki)
+            }
+            Algorithm::Ed25519 => {
+                let der = Ed25519Key::generate_pkcs8()
+                    .map_err(|e| anyhow::anyhow!("cannot generate an Ed25519 key: {e}"))?;
+                let public = Ed25519Key::from_pkcs8_der(&der)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .public_key();
+                (der, public)
+            }
+        };
+        Ok(DkimKey {
+            domain: domain.to_string(),
+            selector: selector.to_string(),
+            algorithm,
+            private_key: b64_encode(&private),
+            public_key: b64_encode(&public),
+            created: crate::core::unix_now(),
+        })
+    }
+
+    /// The TXT record value of the key (RFC 6376 §3.6.1).
+    pub fn txt(&self) -> String {
+        let k = match self.algorithm {
+            Algorithm::Rsa => "rsa",
+            Algorithm::Ed25519 => "ed25519",
+        };
+        format!("v=DKIM1; k={k}; p={}", self.public_key)
+    }
+
+    /// The DKIM record and the SPF, DMARC and MTA-STS records we suggest.
+    pub fn records(&self, hostname: &str) -> Vec<DnsRecord> {
+        let d = &self.domain;
+        vec![
+            DnsRecord {
+                name: format!("{}._domainkey.{d}.", self.selector),
+                kind: "TXT".into(),
+                value: self.txt(),
+                purpose: "DKIM public key (RFC 6376)".into(),
+            },
+            DnsRecord {
+                name: format!("{d}."),
+                kind: "MX".into(),
+                value: format!("10 {hostname}."),
+                purpose: "where mail for the domain is delivered".into(),
+            },
+            DnsRecord {
+                name: format!("{d}."),
+                kind: "TXT".into(),
+                value: "v=spf1 mx -all".into(),
+                purpose: "SPF: only the domain's MX hosts send its mail (RFC 7208)".into(),
+            },
+            DnsRecord {
+                name: format!("_dmarc.{d}."),
+                kind: "TXT".into(),
+                value: format!("v=DMARC1; p=quarantine; rua=mailto:postmaster@{d}"),
+                purpose: "DMARC policy (RFC 7489)".into(),
+            },
+            DnsRecord {
+                name: format!("_mta-sts.{d}."),
+                kind: "TXT".into(),
+                value: format!("v=STSv1; id={}", self.created),
+                purpose: "MTA-STS policy id (RFC 8461); serve the policy at https://mta-sts.{d}/.well-known/mta-sts.txt".into(),
+            },
+        ]
+    }
+
+    /// Signs `raw`; returns the DKIM-Signature header field (with CRLF) to
+    /// put in front of the message.
+    pub fn sign(&self, raw: &[u8], headers: &[String]) -> anyhow::Result<String> {
+        let der = b64_decode(&self.private_key).ok_or_else(|| anyhow::anyhow!("corrupt DKIM key"))?;
+        let sig = match self.algorithm {
+            Algorithm::Rsa => {
+                let key = RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(
+                    der.into(),
+                ))
+                .map_err(|e| anyhow::anyhow!("bad RSA key: {e}"))?;
+                DkimSigner::from_key(key)
+                    .domain(self.domain.clone())
+                    .selector(self.selector.clone())
+                    .headers(headers.iter().cloned())
+                    .sign(raw)
+            }
+            Algorithm::Ed25519 => {
+                let key = Ed25519Key::from_pkcs8_der(&der).map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"))?;
+                DkimSigner::from_key(key)
+                    .domain(self.domain.clone())
+                    .selector(self.selector.clone())
+                    .headers(headers.iter().cloned())
+                    .sign(raw)
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("DKIM signing failed: {e}"))?;
+        Ok(sig.to_header())
+    }
+}
+
+pub async fn get(store: &Store, domain: &str) -> Result<Option<DkimKey>, StoreError> {
+    match store.get(k_key(&domain.to_ascii_lowercase())).await? {
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Backend(format!("corrupt DKIM key: {e}"))),
+        None => Ok(None),
+    }
+}
+
+pub async fn put(store: &Store, key: DkimKey) -> Result<(), StoreError> {
+    let k = k_key(&key.domain);
+    let v = serde_json::to_vec(&key).expect("serialises");
+    store
+        .transact(move |txn| {
+            txn.put(k, v);
+            Ok(())
+        })
+        .await
+}
+
+pub async fn delete(store: &Store, domain: &str) -> Result<bool, StoreError> {
+    let k = k_key(&domain.to_ascii_lowercase());
+    store
+        .transact(move |txn| {
+            let found = txn.get(&k)?.is_some();
+            txn.delete(k);
+            Ok(found)
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_sign_produces_a_signature_header() {
+        let key = DkimKey::generate("example.org", "s1", Algorithm::Ed25519).unwrap();
+        assert!(key.txt().starts_with("v=DKIM1; k=ed25519; p="));
+        let raw = b"From: joe@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
+        let h = key.sign(raw, &["From".into(), "Subject".into()]).unwrap();
+        assert!(h.starts_with("DKIM-Signature:"), "{h}");
+        assert!(h.contains("d=example.org") && h.contains("s=s1"), "{h}");
+        assert!(h.contains("a=ed25519-sha256"), "{h}");
+    }
+
+    #[test]
+    fn rsa_key_round_trip() {
+        let key = DkimKey::generate("example.org", "s2", Algorithm::Rsa).unwrap();
+        let raw = b"From: joe@example.org\r\n\r\nbody\r\n";
+        let h = key.sign(raw, &["From".into()]).unwrap();
+        assert!(h.contains("a=rsa-sha256"), "{h}");
+        let recs = key.records("mail.example.org");
+        assert_eq!(recs[0].name, "s2._domainkey.example.org.");
+    }
+}

@@ -1,0 +1,472 @@
+//! The delivery worker: takes due entries from the queue, delivers them
+//! (locally, or by SMTP to the routed hosts), records the outcome and sends
+//! DSNs, all in one transaction per attempt.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::dsn::{self, Action};
+use super::route::{route, Hop};
+use super::{backoff, NewMessage, QueueEntry, QueueRcpt, RcptStatus};
+use crate::config::TlsMode;
+use crate::core::{unix_now, SharedCore};
+use crate::directory::Recipient;
+use crate::mail::MailError;
+use crate::net::Shutdown;
+use crate::smtp::client::SmtpClient;
+use crate::smtp::proto::Reply;
+
+/// What one attempt did for one recipient.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Delivered { reply: String, host: String },
+    Temp { reply: String },
+    Perm { reply: String, host: String },
+}
+
+pub fn spawn(core: SharedCore, shutdown: Shutdown) {
+    tokio::spawn(run(core, shutdown));
+}
+
+async fn run(core: SharedCore, mut shutdown: Shutdown) {
+    let in_flight: Arc<Mutex<HashSet<u64>>> = Default::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(core.config.queue.concurrency));
+    loop {
+        if shutdown.is_shutting_down() {
+            return;
+        }
+        let now = unix_now();
+        let (ids, next) = match core.queue.due(now, 1024).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("queue scan failed: {e}");
+                (Vec::new(), Some(now + 5))
+            }
+        };
+        for id in ids {
+            if !in_flight.lock().expect("lock").insert(id) {
+                continue;
+            }
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+                _ = shutdown.wait() => return,
+            };
+            let core = core.clone();
+            let in_flight = in_flight.clone();
+            let guard = shutdown.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Err(e) = attempt(&core, id).await {
+                    tracing::warn!(queue_id = id, "delivery attempt failed: {e}");
+                }
+                in_flight.lock().expect("lock").remove(&id);
+                drop(permit);
+                core.queue.wake();
+            });
+        }
+        let wait = next
+            .map(|t| (t - unix_now()).clamp(1, 30) as u64)
+            .unwrap_or(30);
+        tokio::select! {
+            _ = core.queue.woken() => {}
+            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+fn domain_of(addr: &str) -> String {
+    addr.rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// One delivery attempt for queue entry `id`.
+pub async fn attempt(core: &SharedCore, id: u64) -> anyhow::Result<()> {
+    let q = &core.queue;
+    let schedule = core.config.queue.retry.clone();
+    // Record the attempt before making it: if we crash now, the entry
+    // comes back at its next scheduled time.
+    let qq = q.clone();
+    let Some(entry) = q
+        .store
+        .transact(move |txn| {
+            qq.update_in_txn(txn, id, |e| {
+                e.attempts += 1;
+                e.next_attempt = unix_now() + backoff(&schedule, e.attempts);
+                true
+            })
+        })
+        .await?
+    else {
+        return Ok(());
+    };
+    let raw = q.message(&entry).await?;
+    let outcomes = deliver(core, &entry, &raw).await;
+    finish(core, entry, &raw, outcomes).await
+}
+
+/// Delivers the pending recipients of `entry`; returns an outcome for each.
+async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<String, Outcome> {
+    let mut out = HashMap::new();
+    let mut local: Vec<(&QueueRcpt, Vec<u32>)> = Vec::new();
+    let mut remote: BTreeMap<String, Vec<&QueueRcpt>> = BTreeMap::new();
+    for r in entry.pending() {
+        match core.directory.resolve(&r.address).await {
+            Ok(Recipient::Local(ids)) => local.push((r, ids)),
+            Ok(Recipient::Unknown) => {
+                out.insert(
+                    r.address.clone(),
+                    Outcome::Perm {
+                        reply: "550 5.1.1 No such user here".into(),
+                        host: core.config.hostname.clone(),
+                    },
+                );
+            }
+            Ok(Recipient::Remote) => remote.entry(domain_of(&r.address)).or_default().push(r),
+            Err(e) => {
+                out.insert(
+                    r.address.clone(),
+                    Outcome::Temp {
+                        reply: format!("451 4.3.0 Directory unavailable: {e}"),
+                    },
+                );
+            }
+        }
+    }
+    for (r, ids) in local {
+        let o = match core.deliver_local(raw.to_vec(), &ids).await {
+            Ok(_) => Outcome::Delivered {
+                reply: "250 2.0.0 Delivered to the local mailbox".into(),
+                host: core.config.hostname.clone(),
+            },
+            Err(MailError::OverQuota) => Outcome::Temp {
+                reply: "452 4.2.2 Mailbox full".into(),
+            },
+            Err(e) => Outcome::Temp {
+                reply: format!("451 4.3.0 Local delivery failed: {e}"),
+            },
+        };
+        out.insert(r.address.clone(), o);
+    }
+    for (domain, rcpts) in remote {
+        let hops = match route(&core.config, &core.resolver, &domain).await {
+            Ok(h) => h,
+            Err(e) => {
+                for r in rcpts {
+                    let o = if e.permanent {
+                        Outcome::Perm {
+                            reply: e.reply.clone(),
+                            host: String::new(),
+                        }
+                    } else {
+                        Outcome::Temp {
+                            reply: e.reply.clone(),
+                        }
+                    };
+                    out.insert(r.address.clone(), o);
+                }
+                continue;
+            }
+        };
+        let results = deliver_remote(core, entry, &rcpts, raw, &hops).await;
+        out.extend(results);
+    }
+    out
+}
+
+/// Tries each hop and address in turn until one gives an answer for the
+/// recipients (success or refusal); connection problems move on.
+async fn deliver_remote(
+    core: &SharedCore,
+    entry: &QueueEntry,
+    rcpts: &[&QueueRcpt],
+    raw: &[u8],
+    hops: &[Hop],
+) -> HashMap<String, Outcome> {
+    let mut last = String::from("451 4.4.1 No answer from any mail server");
+    for hop in hops {
+        for addr in &hop.addrs {
+            match smtp_transaction(core, entry, rcpts, raw, hop, *addr).await {
+                Ok(results) => return results,
+                Err(e) => {
+                    tracing::info!(queue_id = entry.id, host = %hop.name, %addr, "delivery attempt: {e}");
+                    last = format!("451 4.4.1 {} [{addr}]: {e}", hop.name);
+                }
+            }
+        }
+    }
+    rcpts
+        .iter()
+        .map(|r| (r.address.clone(), Outcome::Temp { reply: last.clone() }))
+        .collect()
+}
+
+fn reply_outcome(r: &Reply, host: &str) -> Outcome {
+    if r.is_positive() {
+        Outcome::Delivered {
+            reply: r.text(),
+            host: host.to_string(),
+        }
+    } else if r.is_permanent() {
+        Outcome::Perm {
+            reply: r.text(),
+            host: host.to_string(),
+        }
+    } else {
+        Outcome::Temp {
+            reply: format!("{} (from {host})", r.text()),
+        }
+    }
+}
+
+/// xtext (RFC 3461 §4): "+" and "=" and non-printables as "+HH".
+pub fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One SMTP session with one server. `Err` for problems that say nothing
+/// about the recipients (connection, greeting, TLS, AUTH).
+async fn smtp_transaction(
+    core: &SharedCore,
+    entry: &QueueEntry,
+    rcpts: &[&QueueRcpt],
+    raw: &[u8],
+    hop: &Hop,
+    addr: SocketAddr,
+) -> Result<HashMap<String, Outcome>, String> {
+    let cfg = &core.config.queue;
+    let implicit = (hop.tls == TlsMode::Implicit).then_some(hop.name.as_str());
+    let (mut c, greeting) = SmtpClient::connect(
+        addr,
+        Duration::from_secs(cfg.connect_timeout),
+        Duration::from_secs(cfg.command_timeout),
+        implicit,
+    )
+    .await
+    .map_err(|e| format!("connect: {e}"))?;
+    if greeting.code != 220 {
+        return Err(format!("greeting: {}", greeting.text()));
+    }
+    let me = &core.config.hostname;
+    let io = |e: std::io::Error| e.to_string();
+    let hello = c.hello(me).await.map_err(io)?;
+    if !hello.is_positive() {
+        return Err(format!("EHLO: {}", hello.text()));
+    }
+    let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
+    if want_tls && !c.is_tls() && c.offers("STARTTLS") {
+        let r = c.starttls(&hop.name).await.map_err(|e| format!("STARTTLS: {e}"))?;
+        if r.code == 220 {
+            let hello = c.hello(me).await.map_err(io)?;
+            if !hello.is_positive() {
+                return Err(format!("EHLO after STARTTLS: {}", hello.text()));
+            }
+        }
+    }
+    if !c.is_tls() && (hop.tls == TlsMode::Required || entry.requiretls) {
+        return Err("TLS is required but the server does not offer it".into());
+    }
+    if let Some((user, secret)) = &hop.auth {
+        let r = c.auth_plain(user, secret).await.map_err(io)?;
+        if !r.is_positive() {
+            return Err(format!("AUTH: {}", r.text()));
+        }
+    }
+    let dsn = c.offers("DSN");
+    let mut mail = format!("MAIL FROM:<{}>", entry.from);
+    if c.offers("SIZE") {
+        mail.push_str(&format!(" SIZE={}", raw.len()));
+    }
+    if c.offers("8BITMIME") {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if dsn {
+        mail.push_str(if entry.ret_full { " RET=FULL" } else { " RET=HDRS" });
+        if let Some(envid) = &entry.env_id {
+            mail.push_str(&format!(" ENVID={}", xtext(envid)));
+        }
+    }
+    if entry.requiretls && c.offers("REQUIRETLS") {
+        mail.push_str(" REQUIRETLS");
+    }
+    let r = c.command(&mail).await.map_err(io)?;
+    let mut results = HashMap::new();
+    if !r.is_positive() {
+        for rc in rcpts {
+            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name));
+        }
+        c.quit().await;
+        return Ok(results);
+    }
+    let mut accepted = Vec::new();
+    for rc in rcpts {
+        let mut cmd = format!("RCPT TO:<{}>", rc.address);
+        if dsn {
+            let n = rc.notify;
+            let list: Vec<&str> = [(n.success, "SUCCESS"), (n.failure, "FAILURE"), (n.delay, "DELAY")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, s)| *s)
+                .collect();
+            cmd.push_str(" NOTIFY=");
+            cmd.push_str(&if list.is_empty() { "NEVER".to_string() } else { list.join(",") });
+            if let Some(o) = &rc.orcpt {
+                cmd.push_str(&format!(" ORCPT={o}"));
+            }
+        }
+        let r = c.command(&cmd).await.map_err(io)?;
+        if r.is_positive() {
+            accepted.push(rc.address.clone());
+        } else {
+            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name));
+        }
+    }
+    if accepted.is_empty() {
+        c.quit().await;
+        return Ok(results);
+    }
+    let r = c.data(raw).await.map_err(|e| format!("DATA: {e}"))?;
+    for a in accepted {
+        results.insert(a, reply_outcome(&r, &hop.name));
+    }
+    c.quit().await;
+    Ok(results)
+}
+
+/// Applies the outcomes, schedules or removes the entry and queues DSNs,
+/// in one transaction.
+async fn finish(
+    core: &SharedCore,
+    entry: QueueEntry,
+    raw: &[u8],
+    outcomes: HashMap<String, Outcome>,
+) -> anyhow::Result<()> {
+    let now = unix_now();
+    let cfg = &core.config.queue;
+    // The new state, computed here, applied below.
+    let mut next = entry.clone();
+    for r in next.recipients.iter_mut() {
+        if r.status != RcptStatus::Pending {
+            continue;
+        }
+        match outcomes.get(&r.address) {
+            Some(Outcome::Delivered { reply, host }) => {
+                r.status = RcptStatus::Delivered {
+                    reply: reply.clone(),
+                    host: host.clone(),
+                }
+            }
+            Some(Outcome::Perm { reply, host }) => {
+                r.status = RcptStatus::Failed {
+                    reply: reply.clone(),
+                    host: host.clone(),
+                }
+            }
+            Some(Outcome::Temp { reply }) => r.last_error = Some(reply.clone()),
+            None => {}
+        }
+        if r.status == RcptStatus::Pending && now >= entry.expires {
+            r.status = RcptStatus::Failed {
+                reply: format!(
+                    "550 5.4.7 Delivery time expired; last error: {}",
+                    r.last_error.clone().unwrap_or_else(|| "none".into())
+                ),
+                host: String::new(),
+            };
+        }
+    }
+    // Which recipients to report, and how.
+    let mut report: Vec<(QueueRcpt, Action)> = Vec::new();
+    for (before, after) in entry.recipients.iter().zip(next.recipients.iter()) {
+        if before.status != RcptStatus::Pending {
+            continue;
+        }
+        match &after.status {
+            RcptStatus::Failed { .. } if after.notify.failure => report.push((after.clone(), Action::Failed)),
+            RcptStatus::Delivered { .. } if after.notify.success => report.push((after.clone(), Action::Delivered)),
+            _ => {}
+        }
+    }
+    let pending = next.pending().count();
+    if pending > 0
+        && cfg.delay_notify > 0
+        && !next.delay_notified
+        && now - next.created >= cfg.delay_notify as i64
+    {
+        let delayed: Vec<QueueRcpt> = next.pending().filter(|r| r.notify.delay).cloned().collect();
+        if !delayed.is_empty() {
+            next.delay_notified = true;
+            report.extend(delayed.into_iter().map(|r| (r, Action::Delayed)));
+        }
+    }
+    // No DSN about a DSN (null sender), RFC 3461 §6.2 / RFC 5321 §4.5.5.
+    let bounce = if !report.is_empty() && !entry.from.is_empty() {
+        let refs: Vec<(&QueueRcpt, Action)> = report.iter().map(|(r, a)| (r, *a)).collect();
+        let body = dsn::build(&core.config.hostname, &entry, &refs, raw, Some(entry.expires));
+        let mut rc = QueueRcpt::new(&entry.from);
+        rc.notify = super::Notify::default();
+        Some(Arc::new(
+            core.queue
+                .prepare(NewMessage {
+                    from: String::new(),
+                    recipients: vec![rc],
+                    raw: body,
+                    env_id: None,
+                    ret_full: false,
+                    requiretls: false,
+                })
+                .await?,
+        ))
+    } else {
+        None
+    };
+    let q = core.queue.clone();
+    let id = entry.id;
+    let done = pending == 0;
+    q.store
+        .clone()
+        .transact(move |txn| {
+            let updated = q.update_in_txn(txn, id, |e| {
+                // Apply per address, so a concurrent retry/cancel is kept.
+                for r in e.recipients.iter_mut() {
+                    if let Some(n) = next.recipients.iter().find(|n| n.address == r.address) {
+                        r.status = n.status.clone();
+                        r.last_error = n.last_error.clone();
+                    }
+                }
+                e.delay_notified |= next.delay_notified;
+                !done
+            })?;
+            if updated.is_some() {
+                if let Some(b) = &bounce {
+                    q.add_in_txn(txn, b)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if done {
+        tracing::info!(queue_id = id, "queue entry finished");
+    }
+    core.queue.wake();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(super::xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+    }
+}

@@ -1,0 +1,358 @@
+//! The outbound queue: messages waiting for delivery, kept in the store.
+//!
+//! Keys (prefix `Q`):
+//! - `Qm<id>` → [`QueueEntry`] (JSON)
+//! - `Qt<due><id>` → "" — the schedule: entries by next attempt time
+//! - `Qs` → the last id handed out
+//!
+//! An entry is written in the same transaction as the reference to its
+//! message blob, so a 250 after DATA means the message is on disk. Before
+//! each attempt the attempt itself is recorded and the next one scheduled
+//! (see [`deliver`]): a crash during delivery leads to a retry, never to a
+//! lost message. The only duplicate possible is the one RFC 5321 §6.1
+//! accepts — a crash after the remote server's 250 and before we record it.
+
+pub mod deliver;
+pub mod dsn;
+pub mod route;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::unix_now;
+use crate::store::{BlobStore, Store, StoreError, Txn};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// DSN NOTIFY (RFC 3461 §4.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// Without a NOTIFY parameter: failures and delays (§4.1).
+    pub fn default_policy() -> Notify {
+        Notify {
+            success: false,
+            failure: true,
+            delay: true,
+        }
+    }
+
+    /// Parses `NEVER` or a comma list of SUCCESS, FAILURE, DELAY.
+    pub fn parse(v: &str) -> Option<Notify> {
+        if v.eq_ignore_ascii_case("NEVER") {
+            return Some(Notify::default());
+        }
+        let mut n = Notify::default();
+        for part in v.split(',') {
+            match part.to_ascii_uppercase().as_str() {
+                "SUCCESS" => n.success = true,
+                "FAILURE" => n.failure = true,
+                "DELAY" => n.delay = true,
+                _ => return None,
+            }
+        }
+        Some(n)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum RcptStatus {
+    Pending,
+    Delivered { reply: String, host: String },
+    Failed { reply: String, host: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRcpt {
+    pub address: String,
+    pub status: RcptStatus,
+    #[serde(default = "Notify::default_policy")]
+    pub notify: Notify,
+    /// ORCPT (RFC 3461 §4.2), as "type;address".
+    #[serde(default)]
+    pub orcpt: Option<String>,
+    /// The last temporary error, shown by `queue show` and in delay notices.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl QueueRcpt {
+    pub fn new(address: &str) -> QueueRcpt {
+        QueueRcpt {
+            address: address.to_string(),
+            status: RcptStatus::Pending,
+            notify: Notify::default_policy(),
+            orcpt: None,
+            last_error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: u64,
+    /// Envelope sender; "" for the null sender (bounces).
+    pub from: String,
+    pub blob: String,
+    pub size: u64,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub attempts: u32,
+    pub expires: i64,
+    /// ENVID (RFC 3461 §4.4).
+    #[serde(default)]
+    pub env_id: Option<String>,
+    /// RET=FULL (RFC 3461 §4.3): return the whole message in a bounce.
+    #[serde(default)]
+    pub ret_full: bool,
+    /// REQUIRETLS (RFC 8689): deliver only over TLS.
+    #[serde(default)]
+    pub requiretls: bool,
+    #[serde(default)]
+    pub delay_notified: bool,
+    pub recipients: Vec<QueueRcpt>,
+}
+
+impl QueueEntry {
+    pub fn pending(&self) -> impl Iterator<Item = &QueueRcpt> {
+        self.recipients
+            .iter()
+            .filter(|r| r.status == RcptStatus::Pending)
+    }
+}
+
+/// What the SMTP session hands to the queue.
+pub struct NewMessage {
+    pub from: String,
+    pub recipients: Vec<QueueRcpt>,
+    pub raw: Vec<u8>,
+    pub env_id: Option<String>,
+    pub ret_full: bool,
+    pub requiretls: bool,
+}
+
+fn k_entry(id: u64) -> Vec<u8> {
+    let mut k = b"Qm".to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn k_due(due: i64, id: u64) -> Vec<u8> {
+    let mut k = b"Qt".to_vec();
+    k.extend_from_slice(&(due.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn parse_entry(v: &[u8]) -> Result<QueueEntry> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Backend(format!("corrupt queue entry: {e}")))
+}
+
+#[derive(Clone)]
+pub struct Queue {
+    pub store: Store,
+    pub blobs: BlobStore,
+    wake: Arc<tokio::sync::Notify>,
+    expire: i64,
+}
+
+/// A message prepared outside the transaction (its blob written).
+pub struct Prepared {
+    msg: NewMessage,
+    blob: String,
+    raw: Arc<Vec<u8>>,
+}
+
+impl Queue {
+    pub fn new(store: Store, blobs: BlobStore, expire_secs: u64) -> Queue {
+        Queue {
+            store,
+            blobs,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            expire: expire_secs as i64,
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Writes the blob of a message; the entry is then added with
+    /// [`Queue::add_in_txn`].
+    pub async fn prepare(&self, mut msg: NewMessage) -> Result<Prepared> {
+        let raw = Arc::new(std::mem::take(&mut msg.raw));
+        let blob = self.blobs.prepare(raw.clone()).await?;
+        Ok(Prepared { msg, blob, raw })
+    }
+
+    /// Adds a prepared message inside a transaction; returns its id.
+    pub fn add_in_txn(&self, txn: &mut Txn<'_>, p: &Prepared) -> Result<u64> {
+        let id = match txn.get(b"Qs")? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v.try_into().expect("8 bytes")) + 1,
+            _ => 1,
+        };
+        txn.put(b"Qs".to_vec(), id.to_be_bytes().to_vec());
+        let now = unix_now();
+        let entry = QueueEntry {
+            id,
+            from: p.msg.from.clone(),
+            blob: p.blob.clone(),
+            size: p.raw.len() as u64,
+            created: now,
+            next_attempt: now,
+            attempts: 0,
+            expires: now + self.expire,
+            env_id: p.msg.env_id.clone(),
+            ret_full: p.msg.ret_full,
+            requiretls: p.msg.requiretls,
+            delay_notified: false,
+            recipients: p.msg.recipients.clone(),
+        };
+        self.blobs.add_ref(txn, &p.blob, &p.raw)?;
+        txn.put(k_entry(id), serde_json::to_vec(&entry).expect("serialises"));
+        txn.put(k_due(now, id), Vec::new());
+        Ok(id)
+    }
+
+    /// Queues a message durably; returns its id once it is synced.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<u64> {
+        let p = Arc::new(self.prepare(msg).await?);
+        let q = self.clone();
+        let id = self
+            .store
+            .transact(move |txn| q.add_in_txn(txn, &p))
+            .await?;
+        self.wake();
+        Ok(id)
+    }
+
+    pub async fn get(&self, id: u64) -> Result<Option<QueueEntry>> {
+        match self.store.get(k_entry(id)).await? {
+            Some(v) => Ok(Some(parse_entry(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<QueueEntry>> {
+        self.store
+            .scan_prefix(b"Qm".to_vec())
+            .await?
+            .iter()
+            .map(|(_, v)| parse_entry(v))
+            .collect()
+    }
+
+    pub async fn message(&self, e: &QueueEntry) -> Result<Vec<u8>> {
+        self.blobs
+            .get(&self.store, &e.blob)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("queue message {} has no content", e.id)))
+    }
+
+    /// Ids due at `now`, earliest first, and the time of the next later one.
+    pub async fn due(&self, now: i64, limit: usize) -> Result<(Vec<u64>, Option<i64>)> {
+        let rows = self.store.scan_prefix(b"Qt".to_vec()).await?;
+        let mut ids = Vec::new();
+        for (k, _) in rows {
+            if k.len() != 18 {
+                continue;
+            }
+            let due = u64::from_be_bytes(k[2..10].try_into().expect("8 bytes")) as i64;
+            let id = u64::from_be_bytes(k[10..18].try_into().expect("8 bytes"));
+            if due > now || ids.len() >= limit {
+                return Ok((ids, Some(due)));
+            }
+            ids.push(id);
+        }
+        Ok((ids, None))
+    }
+
+    /// Changes an entry in a transaction: `f` edits it; returning false
+    /// removes it (and its blob reference). Keeps the schedule in step.
+    pub fn update_in_txn(
+        &self,
+        txn: &mut Txn<'_>,
+        id: u64,
+        f: impl FnOnce(&mut QueueEntry) -> bool,
+    ) -> Result<Option<QueueEntry>> {
+        let Some(v) = txn.get(&k_entry(id))? else {
+            return Ok(None);
+        };
+        let mut e = parse_entry(&v)?;
+        let old_due = e.next_attempt;
+        let keep = f(&mut e);
+        txn.delete(k_due(old_due, id));
+        if keep {
+            txn.put(k_due(e.next_attempt, id), Vec::new());
+            txn.put(k_entry(id), serde_json::to_vec(&e).expect("serialises"));
+        } else {
+            txn.delete(k_entry(id));
+            self.blobs.release(txn, &e.blob)?;
+        }
+        Ok(Some(e))
+    }
+
+    /// Schedules an entry for now (`petrel queue retry`).
+    pub async fn retry_now(&self, id: u64) -> Result<bool> {
+        let q = self.clone();
+        let found = self
+            .store
+            .transact(move |txn| {
+                Ok(q.update_in_txn(txn, id, |e| {
+                    e.next_attempt = unix_now();
+                    true
+                })?
+                .is_some())
+            })
+            .await?;
+        self.wake();
+        Ok(found)
+    }
+
+    /// Removes an entry without delivering or bouncing it
+    /// (`petrel queue cancel`).
+    pub async fn cancel(&self, id: u64) -> Result<Option<QueueEntry>> {
+        let q = self.clone();
+        self.store
+            .transact(move |txn| q.update_in_txn(txn, id, |_| false))
+            .await
+    }
+}
+
+/// Seconds to wait after attempt number `attempts` (1-based).
+pub fn backoff(schedule: &[u64], attempts: u32) -> i64 {
+    let i = (attempts.max(1) as usize - 1).min(schedule.len().saturating_sub(1));
+    schedule.get(i).copied().unwrap_or(300) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_parsing() {
+        assert_eq!(Notify::parse("NEVER"), Some(Notify::default()));
+        let n = Notify::parse("success,Delay").unwrap();
+        assert!(n.success && n.delay && !n.failure);
+        assert_eq!(Notify::parse("SOMETIMES"), None);
+    }
+
+    #[test]
+    fn backoff_repeats_last() {
+        let s = [60, 300, 900];
+        assert_eq!(backoff(&s, 1), 60);
+        assert_eq!(backoff(&s, 3), 900);
+        assert_eq!(backoff(&s, 10), 900);
+    }
+}

@@ -1,0 +1,252 @@
+//! Where a message for a domain goes: a smarthost, a per-domain route, or
+//! the domain's MX hosts (RFC 5321 §5.1) with implicit MX and null MX
+//! (RFC 7505). DNS goes through hickory-resolver (via mail-auth) to the
+//! servers in `[resolver]`, so tests use a real local DNS server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use mail_auth::common::cache::NoCache;
+use mail_auth::hickory_resolver::config::{
+    NameServerConfig, ResolverConfig as HickoryConfig, ResolverOpts,
+};
+use mail_auth::hickory_resolver::config::ConnectionConfig;
+use mail_auth::{IpLookupStrategy, MessageAuthenticator, RecordSet, MX};
+
+use crate::config::{Config, ResolverConfig, TlsMode};
+
+/// A DNS answer sorted into what mail routing needs to tell apart.
+#[derive(Debug)]
+pub enum Lookup<T> {
+    Found(T),
+    /// NXDOMAIN or no records of the type: a definite answer.
+    NotFound,
+    /// Timeout, SERVFAIL, refused…: try again later (never a bounce).
+    TempFail(String),
+}
+
+pub struct Resolver {
+    pub auth: MessageAuthenticator,
+}
+
+fn classify<T>(r: mail_auth::Result<T>) -> Lookup<T> {
+    match r {
+        Ok(v) => Lookup::Found(v),
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => Lookup::NotFound,
+        Err(e) => Lookup::TempFail(e.to_string()),
+    }
+}
+
+impl Resolver {
+    pub fn new(cfg: &ResolverConfig) -> anyhow::Result<Resolver> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(cfg.timeout.max(1));
+        opts.attempts = 2;
+        let auth = if cfg.nameservers.is_empty() {
+            MessageAuthenticator::new_system_conf()
+                .or_else(|_| {
+                    // No /etc/resolv.conf: fall back to the local stub.
+                    let ns = NameServerConfig::udp_and_tcp(IpAddr::from([127, 0, 0, 1]));
+                    MessageAuthenticator::new(HickoryConfig::from_name_servers(vec![ns]), opts.clone())
+                })
+                .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?
+        } else {
+            let servers = cfg
+                .nameservers
+                .iter()
+                .map(|a| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = a.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = a.port();
+                    NameServerConfig::new(a.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            MessageAuthenticator::new(HickoryConfig::from_name_servers(servers), opts)
+                .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?
+        };
+        Ok(Resolver { auth })
+    }
+
+    /// MX hosts by preference (equal preferences shuffled, §5.1).
+    pub async fn mx(&self, domain: &str) -> Lookup<Vec<(u16, String)>> {
+        let r = self
+            .auth
+            .mx_lookup(domain, None::<&NoCache<Box<str>, RecordSet<MX>>>)
+            .await;
+        match classify(r) {
+            Lookup::Found(set) => {
+                let mut out = Vec::new();
+                for mx in set.rrset.iter() {
+                    let mut names: Vec<String> = mx
+                        .exchanges
+                        .iter()
+                        .map(|e| e.trim_end_matches('.').to_ascii_lowercase())
+                        .collect();
+                    use rand::seq::SliceRandom;
+                    names.shuffle(&mut rand::thread_rng());
+                    out.extend(names.into_iter().map(|n| (mx.preference, n)));
+                }
+                if out.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(out)
+                }
+            }
+            Lookup::NotFound => Lookup::NotFound,
+            Lookup::TempFail(e) => Lookup::TempFail(e),
+        }
+    }
+
+    /// A then AAAA addresses of a host name (or the literal itself).
+    pub async fn ips(&self, host: &str) -> Lookup<Vec<IpAddr>> {
+        if let Ok(ip) = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+            return Lookup::Found(vec![ip]);
+        }
+        let r = self
+            .auth
+            .ip_lookup(
+                host,
+                IpLookupStrategy::Ipv4thenIpv6,
+                10,
+                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv4Addr>>>,
+                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv6Addr>>>,
+            )
+            .await;
+        match classify(r) {
+            Lookup::Found(v) if v.is_empty() => Lookup::NotFound,
+            other => other,
+        }
+    }
+}
+
+/// One server to try, with everything needed to talk to it.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// Host name (for TLS SNI and logs).
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    pub tls: TlsMode,
+    /// AUTH PLAIN credentials (smarthost only).
+    pub auth: Option<(String, String)>,
+}
+
+/// Why there is nowhere to send to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteError {
+    pub permanent: bool,
+    /// An SMTP-style reply text with enhanced code, for DSNs.
+    pub reply: String,
+}
+
+impl RouteError {
+    fn temp(reply: String) -> RouteError {
+        RouteError {
+            permanent: false,
+            reply,
+        }
+    }
+    fn perm(reply: String) -> RouteError {
+        RouteError {
+            permanent: true,
+            reply,
+        }
+    }
+}
+
+/// Splits "host:port" (IPv6 literals in brackets).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (h, p) = s.rsplit_once(':')?;
+    Some((h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().ok()?))
+}
+
+async fn hop_for(
+    resolver: &Resolver,
+    target: &str,
+    tls: TlsMode,
+    auth: Option<(String, String)>,
+) -> Result<Vec<Hop>, RouteError> {
+    let (host, port) = split_host_port(target)
+        .ok_or_else(|| RouteError::temp(format!("451 4.3.5 Bad route `{target}` in the configuration")))?;
+    let addrs = match resolver.ips(&host).await {
+        Lookup::Found(ips) => ips,
+        Lookup::NotFound => {
+            // Host names like "localhost" come from /etc/hosts.
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(it) => it.map(|a| a.ip()).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+        Lookup::TempFail(e) => return Err(RouteError::temp(format!("451 4.4.3 DNS error for {host}: {e}"))),
+    };
+    if addrs.is_empty() {
+        return Err(RouteError::temp(format!("451 4.4.3 Relay host {host} has no address")));
+    }
+    Ok(vec![Hop {
+        name: host,
+        addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        tls,
+        auth,
+    }])
+}
+
+/// The servers to try for `domain`, best first.
+pub async fn route(cfg: &Config, resolver: &Resolver, domain: &str) -> Result<Vec<Hop>, RouteError> {
+    let q = &cfg.queue;
+    if let Some(target) = q.routes.get(domain) {
+        return hop_for(resolver, target, q.tls, None).await;
+    }
+    if !q.relay.is_empty() {
+        let auth = (!q.relay_user.is_empty()).then(|| (q.relay_user.clone(), q.relay_secret.clone()));
+        return hop_for(resolver, &q.relay, q.relay_tls, auth).await;
+    }
+    let names: Vec<String> = match resolver.mx(domain).await {
+        Lookup::Found(list) => {
+            // RFC 7505 §3: a single MX of "." means the domain takes no mail.
+            if list.len() == 1 && list[0].1.is_empty() {
+                return Err(RouteError::perm(format!(
+                    "556 5.1.10 Domain {domain} does not accept mail (null MX)"
+                )));
+            }
+            list.into_iter().map(|(_, n)| n).filter(|n| !n.is_empty()).collect()
+        }
+        // §5.1: no MX records — the domain itself is the implicit MX.
+        Lookup::NotFound => vec![domain.to_string()],
+        Lookup::TempFail(e) => {
+            return Err(RouteError::temp(format!("451 4.4.3 MX lookup for {domain} failed: {e}")))
+        }
+    };
+    let mut hops = Vec::new();
+    let mut temp = None;
+    for name in names {
+        match resolver.ips(&name).await {
+            Lookup::Found(ips) => hops.push(Hop {
+                addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, q.mx_port)).collect(),
+                name,
+                tls: q.tls,
+                auth: None,
+            }),
+            Lookup::NotFound => {}
+            Lookup::TempFail(e) => temp = Some(e),
+        }
+    }
+    if hops.is_empty() {
+        return Err(match temp {
+            Some(e) => RouteError::temp(format!("451 4.4.3 Address lookup for the MX of {domain} failed: {e}")),
+            None => RouteError::perm(format!("550 5.1.2 Domain {domain} has no mail server address")),
+        });
+    }
+    Ok(hops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("mx.example:25"), Some(("mx.example".into(), 25)));
+        assert_eq!(split_host_port("[::1]:2525"), Some(("::1".into(), 2525)));
+        assert_eq!(split_host_port("nohost"), None);
+    }
+}
