@@ -30,7 +30,7 @@ fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.toml"),
-        "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\nhttp = [\"127.0.0.1:0\"]\n",
+        "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\nhttp = [\"127.0.0.1:0\"]\nsubmission = []\nsubmissions = []\n",
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))

@@ -61,6 +61,48 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupCmd,
     },
+    /// Inspect and manage the outbound queue.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCmd,
+    },
+    /// DKIM signing keys and the DNS records to publish.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// Messages waiting for delivery.
+    List,
+    /// One message with the state of each recipient.
+    Show { id: u64 },
+    /// Try again now.
+    Retry { id: u64 },
+    /// Remove without delivering or bouncing.
+    Cancel { id: u64 },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCmd {
+    /// Generate a key for DOMAIN and print the DNS records to publish.
+    Create {
+        domain: String,
+        /// rsa (2048 bits) or ed25519
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+        #[arg(long)]
+        selector: Option<String>,
+        /// Replace an existing key.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Print the DNS records of DOMAIN's key.
+    Show { domain: String },
+    /// Stop signing for DOMAIN.
+    Delete { domain: String },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +304,41 @@ fn print_accounts(v: &Value) {
     }
 }
 
+fn print_records(v: &Value) {
+    println!(
+        "DKIM key for {} (selector {}, {}). Publish these DNS records:\n",
+        v["domain"].as_str().unwrap_or(""),
+        v["selector"].as_str().unwrap_or(""),
+        v["algorithm"].as_str().unwrap_or("")
+    );
+    for r in v["records"].as_array().into_iter().flatten() {
+        println!("; {}", r["purpose"].as_str().unwrap_or(""));
+        println!(
+            "{}\tIN\t{}\t\"{}\"\n",
+            r["name"].as_str().unwrap_or(""),
+            r["type"].as_str().unwrap_or(""),
+            r["value"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn print_queue_entry(e: &Value) {
+    let pending = e["recipients"]
+        .as_array()
+        .map(|l| l.iter().filter(|r| r["status"]["state"] == "pending").count())
+        .unwrap_or(0);
+    println!(
+        "{}\t{}\tfrom <{}>\t{} bytes\t{} pending\tattempts {}\tnext {}",
+        e["id"],
+        crate::core::rfc5322_date(e["created"].as_i64().unwrap_or(0)),
+        e["from"].as_str().unwrap_or(""),
+        e["size"],
+        pending,
+        e["attempts"],
+        crate::core::rfc5322_date(e["next_attempt"].as_i64().unwrap_or(0)),
+    );
+}
+
 /// Runs an administration command; returns the process exit code.
 pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
     let api = Api::new(&cli.url, cli.credentials.as_deref())?;
@@ -413,6 +490,65 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                         g["address"].as_str().unwrap_or("")
                     );
                 }
+            }
+        },
+        Command::Queue { action } => match action {
+            QueueCmd::List => {
+                let list = api.call("GET", "/api/queue", None)?;
+                let entries = list.as_array().cloned().unwrap_or_default();
+                if entries.is_empty() {
+                    println!("The queue is empty.");
+                }
+                for e in &entries {
+                    print_queue_entry(e);
+                }
+            }
+            QueueCmd::Show { id } => {
+                let e = api.call("GET", &format!("/api/queue/{id}"), None)?;
+                print_queue_entry(&e);
+                for r in e["recipients"].as_array().into_iter().flatten() {
+                    let st = &r["status"];
+                    let detail = st["reply"]
+                        .as_str()
+                        .or(r["last_error"].as_str())
+                        .unwrap_or("");
+                    println!(
+                        "  <{}>\t{}\t{}",
+                        r["address"].as_str().unwrap_or(""),
+                        st["state"].as_str().unwrap_or(""),
+                        detail
+                    );
+                }
+            }
+            QueueCmd::Retry { id } => {
+                api.call("POST", &format!("/api/queue/{id}/retry"), Some(json!({})))?;
+                println!("Message {id} will be retried now");
+            }
+            QueueCmd::Cancel { id } => {
+                api.call("DELETE", &format!("/api/queue/{id}"), None)?;
+                println!("Message {id} removed from the queue");
+            }
+        },
+        Command::Dkim { action } => match action {
+            DkimCmd::Create {
+                domain,
+                algorithm,
+                selector,
+                replace,
+            } => {
+                let v = api.call(
+                    "POST",
+                    &format!("/api/dkim/{}", enc(domain)),
+                    Some(json!({ "algorithm": algorithm, "selector": selector, "replace": replace })),
+                )?;
+                print_records(&v);
+            }
+            DkimCmd::Show { domain } => {
+                print_records(&api.call("GET", &format!("/api/dkim/{}", enc(domain)), None)?)
+            }
+            DkimCmd::Delete { domain } => {
+                api.call("DELETE", &format!("/api/dkim/{}", enc(domain)), None)?;
+                println!("Mail from {domain} is no longer signed");
             }
         },
         Command::Serve { .. } | Command::Init { .. } => unreachable!("handled by main"),

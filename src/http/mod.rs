@@ -10,10 +10,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+mod queue;
+
 use crate::core::{Core, SharedCore};
 use crate::directory::{Account, AccountPatch, DirError, NewAccount, Role};
 
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -39,7 +41,7 @@ impl From<crate::mail::MailError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Checks HTTP Basic credentials of an enabled admin account.
 async fn require_admin(
@@ -82,12 +84,12 @@ async fn require_admin(
 }
 
 #[derive(Clone)]
-struct AppState {
-    core: SharedCore,
+pub(crate) struct AppState {
+    pub(crate) core: SharedCore,
 }
 
 /// An authenticated administrator; handlers that take one are protected.
-struct Admin(Account);
+pub(crate) struct Admin(#[allow(dead_code)] Account);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -168,6 +170,7 @@ pub fn router(core: SharedCore) -> Router {
             "/api/groups/{address}/members/{member}",
             delete(remove_member),
         )
+        .merge(queue::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)
 }

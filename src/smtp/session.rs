@@ -654,7 +654,7 @@ impl Session {
             Ok(queued) => {
                 tracing::info!(session = %self.id, from = ?env.from, recipients = env.rcpts.len(), ?queued, "accepted");
                 let t = match queued {
-                    Some(id) => format!("250 2.0.0 Message queued as {id:x}"),
+                    Some(id) => format!("250 2.0.0 Message queued as {id}"),
                     None => format!("250 2.0.0 Message accepted for delivery ({})", self.id),
                 };
                 self.reply(&t).await?;

@@ -2,6 +2,8 @@
 //! throwaway data directory, and small raw protocol clients.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,7 +29,7 @@ pub fn petrel_bin() -> PathBuf {
 /// Config for tests: every listener on port 0 (the OS picks), plus extra TOML.
 pub fn test_config(extra: &str) -> String {
     format!(
-        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n"
+        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n"
     )
 }
 
@@ -67,8 +69,10 @@ impl TestServer {
             if let Some(rest) = line.strip_prefix("petrel: listening ") {
                 let mut it = rest.split(' ');
                 let proto = it.next().unwrap().to_string();
-                let addr: SocketAddr = it.next().unwrap().parse().unwrap();
-                ports.insert(proto, addr);
+                // Unix socket listeners print a path, not an address.
+                if let Ok(addr) = it.next().unwrap().parse::<SocketAddr>() {
+                    ports.insert(proto, addr);
+                }
             }
             let ready = line.starts_with("petrel: ready");
             lines.push(line);
@@ -165,13 +169,34 @@ impl Drop for TestServer {
     }
 }
 
-/// A raw line-oriented client for exact protocol exchanges.
-pub struct LineClient {
-    pub r: tokio::io::BufReader<tokio::io::ReadHalf<tokio::net::TcpStream>>,
-    pub w: tokio::io::WriteHalf<tokio::net::TcpStream>,
+/// A raw line-oriented client for exact protocol exchanges, over TCP or
+/// TLS.
+pub struct LineClient<S = tokio::net::TcpStream> {
+    pub r: tokio::io::BufReader<tokio::io::ReadHalf<S>>,
+    pub w: tokio::io::WriteHalf<S>,
 }
 
-impl LineClient {
+pub type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connector that trusts exactly the server's own certificate.
+pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(server.data_dir().join("tls/cert.pem"))
+        .unwrap()
+    {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+}
+
+impl LineClient<tokio::net::TcpStream> {
     pub async fn connect(addr: SocketAddr) -> LineClient {
         let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (r, w) = tokio::io::split(s);
@@ -181,6 +206,35 @@ impl LineClient {
         }
     }
 
+    /// Implicit TLS to `addr`, trusting `server`'s certificate.
+    pub async fn connect_tls(server: &TestServer, addr: SocketAddr) -> LineClient<TlsStream> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        Self::wrap_tls(server, tcp).await
+    }
+
+    /// Continues this connection over TLS (after STARTTLS was accepted).
+    pub async fn upgrade(self, server: &TestServer) -> LineClient<TlsStream> {
+        let tcp = self.r.into_inner().unsplit(self.w);
+        Self::wrap_tls(server, tcp).await
+    }
+
+    async fn wrap_tls(server: &TestServer, tcp: tokio::net::TcpStream) -> LineClient<TlsStream> {
+        let tls = tls_connector(server)
+            .connect(
+                rustls::pki_types::ServerName::try_from("mx.test").unwrap(),
+                tcp,
+            )
+            .await
+            .expect("TLS handshake");
+        let (r, w) = tokio::io::split(tls);
+        LineClient {
+            r: tokio::io::BufReader::new(r),
+            w,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> LineClient<S> {
     pub async fn send(&mut self, data: &str) {
         self.w.write_all(data.as_bytes()).await.unwrap();
         self.w.flush().await.unwrap();
@@ -259,4 +313,52 @@ pub async fn smtp_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) ->
     let r = c.smtp_reply().await;
     c.send("QUIT\r\n").await;
     r
+}
+
+/// IMAP over plain TCP (the server must allow it: `[imap]
+/// auth-without-tls = true`): logs in and returns the raw bytes of every
+/// message in INBOX.
+pub async fn imap_fetch_all(addr: SocketAddr, user: &str, pass: &str) -> Vec<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut c = LineClient::connect(addr).await;
+    c.line().await;
+    c.send(&format!("a LOGIN {user} {pass}\r\n")).await;
+    let r = c.imap_until("a").await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    c.send("b EXAMINE INBOX\r\n").await;
+    c.imap_until("b").await;
+    c.send("c FETCH 1:* BODY.PEEK[]\r\n").await;
+    let mut out = Vec::new();
+    loop {
+        let l = c.line().await;
+        if l.starts_with("c ") {
+            break;
+        }
+        if let Some(open) = l.rfind('{') {
+            if l.ends_with('}') {
+                let n: usize = l[open + 1..l.len() - 1].parse().unwrap();
+                let mut buf = vec![0u8; n];
+                c.r.read_exact(&mut buf).await.unwrap();
+                out.push(buf);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `user`'s INBOX holds at least `n` messages; returns them.
+pub async fn wait_for_mail(addr: SocketAddr, user: &str, n: usize) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let msgs = imap_fetch_all(addr, user, "pw").await;
+        if msgs.len() >= n {
+            return msgs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} has {} messages, expected {n}",
+            msgs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,0 +1,109 @@
+//! A real DNS server for tests: dnsmasq (Debian's dnsmasq-base, installed
+//! by `cargo xtask setup`) on a private loopback port, serving test zones
+//! under `.test` and answering NXDOMAIN for every other `.test` name.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub enum Rec {
+    /// domain, exchange ("." for a null MX), preference
+    Mx(&'static str, &'static str, u16),
+    /// host, IPv4 address
+    A(&'static str, &'static str),
+    /// name, value (split into 255-byte strings as DNS needs)
+    Txt(String, String),
+}
+
+pub struct Dns {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    // A port free for both UDP and TCP at the time of asking.
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Dns {
+    pub fn start(records: &[Rec]) -> Dns {
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("dnsmasq is not installed: run `cargo xtask setup`");
+        let dir = tempfile::tempdir().unwrap();
+        let mut conf = String::from("local=/test/\n");
+        for r in records {
+            match r {
+                Rec::Mx(d, x, p) => conf.push_str(&format!("mx-host={d},{x},{p}\n")),
+                Rec::A(h, ip) => conf.push_str(&format!("host-record={h},{ip}\n")),
+                Rec::Txt(n, v) => {
+                    let chunks: Vec<String> = v
+                        .as_bytes()
+                        .chunks(255)
+                        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                        .collect();
+                    conf.push_str(&format!("txt-record={n},{}\n", chunks.join(",")));
+                }
+            }
+        }
+        let conf_path = dir.path().join("dnsmasq.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(bin)
+                .args([
+                    "--keep-in-foreground",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--user=root",
+                    "--pid-file=",
+                    "--log-facility=/dev/null",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--conf-file={}", conf_path.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start dnsmasq");
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost the port race: try another
+                }
+                if std::net::TcpStream::connect(addr).is_ok() {
+                    return Dns {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+        }
+        panic!("dnsmasq did not start");
+    }
+
+    /// The `[resolver]` table that points Petrel at this server.
+    pub fn resolver_toml(&self) -> String {
+        format!("[resolver]\nnameservers = [\"{}\"]\ntimeout = 2\n", self.addr)
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

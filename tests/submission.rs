@@ -1,0 +1,316 @@
+//! Message submission (RFC 6409) on 587/465 with AUTH (RFC 4954: PLAIN,
+//! LOGIN, SCRAM-SHA-256), LMTP (RFC 2033), BDAT (RFC 3030), SMTPUTF8 and
+//! DSN parameters — exact exchanges against a running server.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn unb64(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap()
+}
+
+const OPEN: &str = "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n";
+
+async fn ehlo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    c: &mut LineClient<S>,
+) -> Vec<String> {
+    c.send("EHLO client.test\r\n").await;
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line().await;
+        let last = l.as_bytes().get(3) == Some(&b' ');
+        lines.push(l);
+        if last {
+            return lines;
+        }
+    }
+}
+
+#[tokio::test]
+async fn submission_needs_tls_then_auth() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("submission")).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    let caps = ehlo(&mut c).await.join("\n");
+    assert!(caps.contains("STARTTLS"), "{caps}");
+    assert!(!caps.contains("AUTH"), "no AUTH before TLS: {caps}");
+    c.send("AUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBwdw==\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("538 5.7.11"));
+    c.send("MAIL FROM:<joe@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("530 5.7.0"));
+    c.send("STARTTLS\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    let mut c = c.upgrade(&s).await;
+    let caps = ehlo(&mut c).await.join("\n");
+    assert!(
+        caps.contains("AUTH SCRAM-SHA-256 PLAIN LOGIN"),
+        "{caps}"
+    );
+    assert!(caps.contains("REQUIRETLS") && !caps.contains("STARTTLS"), "{caps}");
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0wrong")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("535 5.7.8"));
+    c.send("AUTH CRAM-MD5\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("504 5.5.4"));
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("235 2.7.0"));
+    c.send("AUTH PLAIN\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("503 5.5.1"), "only once");
+    c.send("MAIL FROM:<joe@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+}
+
+#[tokio::test]
+async fn implicit_tls_login_sender_rules_and_added_headers() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    s.cli_ok(&["account", "add-alias", "joe@example.org", "sales@example.org"]);
+    let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    ehlo(&mut c).await;
+    // SASL LOGIN: two base64 prompts.
+    c.send("AUTH LOGIN\r\n").await;
+    assert_eq!(c.smtp_reply().await, format!("334 {}", b64(b"Username:")));
+    c.send(&format!("{}\r\n", b64(b"joe@example.org"))).await;
+    assert_eq!(c.smtp_reply().await, format!("334 {}", b64(b"Password:")));
+    c.send(&format!("{}\r\n", b64(b"pw"))).await;
+    assert!(c.smtp_reply().await.starts_with("235"));
+    // RFC 6409 §6.1: only the user's own addresses as sender.
+    c.send("MAIL FROM:<ann@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("550 5.7.1"));
+    c.send("MAIL FROM:<>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("550 5.7.1"));
+    c.send("MAIL FROM:<sales@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("RCPT TO:<ann@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("DATA\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("From: sales@example.org\r\nSubject: no date\r\n\r\nhello\r\n.\r\n")
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    let msgs = wait_for_mail(s.addr("imap"), "ann@example.org", 1).await;
+    let text = String::from_utf8_lossy(&msgs[0]);
+    assert!(text.contains("with ESMTPSA"), "{text}");
+    assert!(text.contains("\r\nDate: "), "{text}");
+    assert!(text.contains("\r\nMessage-ID: <"), "{text}");
+    assert!(!text.contains("Return-Path"), "{text}");
+    assert!(text.ends_with("hello\r\n"), "{text}");
+}
+
+/// A client-side SCRAM-SHA-256 (RFC 5802 §3), written from the RFC for
+/// this test; it also checks the server's signature.
+async fn scram_login(c: &mut LineClient, user: &str, password: &str) -> String {
+    type H = Hmac<Sha256>;
+    let hmac = |k: &[u8], d: &[u8]| {
+        let mut m = H::new_from_slice(k).unwrap();
+        m.update(d);
+        m.finalize().into_bytes().to_vec()
+    };
+    let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
+    let first_bare = format!("n={user},r={cnonce}");
+    c.send(&format!("AUTH SCRAM-SHA-256 {}\r\n", b64(format!("n,,{first_bare}").as_bytes())))
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("334 "), "{r}");
+    let server_first = String::from_utf8(unb64(&r[4..])).unwrap();
+    let mut nonce = "";
+    let mut salt = Vec::new();
+    let mut iter = 0u32;
+    for a in server_first.split(',') {
+        match a.split_at(2) {
+            ("r=", v) => nonce = v,
+            ("s=", v) => salt = unb64(v),
+            ("i=", v) => iter = v.parse().unwrap(),
+            _ => {}
+        }
+    }
+    assert!(nonce.starts_with(cnonce) && nonce.len() > cnonce.len());
+    assert!(iter >= 4096, "RFC 7677 §4");
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iter, &mut salted);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_msg = format!("{first_bare},{server_first},{without_proof}");
+    let sig = hmac(&stored_key, auth_msg.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+    c.send(&format!("{}\r\n", b64(format!("{without_proof},p={}", b64(&proof)).as_bytes())))
+        .await;
+    let r = c.smtp_reply().await;
+    if !r.starts_with("334 ") {
+        return r;
+    }
+    let server_final = String::from_utf8(unb64(&r[4..])).unwrap();
+    let server_key = hmac(&salted, b"Server Key");
+    let expected = format!("v={}", b64(&hmac(&server_key, auth_msg.as_bytes())));
+    assert_eq!(server_final, expected, "server proves it knows the password");
+    c.send("\r\n").await;
+    c.smtp_reply().await
+}
+
+#[tokio::test]
+async fn scram_sha_256_authenticates_both_ways() {
+    let s = TestServer::start_with(OPEN);
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("submission")).await;
+    c.smtp_reply().await;
+    ehlo(&mut c).await;
+    let r = scram_login(&mut c, "joe@example.org", "wrong").await;
+    assert!(r.starts_with("535 5.7.8"), "{r}");
+    let r = scram_login(&mut c, "nobody@example.org", "pw").await;
+    assert!(r.starts_with("535 5.7.8"), "{r}");
+    let r = scram_login(&mut c, "joe@example.org", "pw").await;
+    assert!(r.starts_with("235 2.7.0"), "{r}");
+    // A changed password changes the SCRAM secret too.
+    s.cli_ok(&["account", "update", "joe@example.org", "--secret", "new-pw"]);
+    let mut c = LineClient::connect(s.addr("submission")).await;
+    c.smtp_reply().await;
+    ehlo(&mut c).await;
+    assert!(scram_login(&mut c, "joe@example.org", "pw").await.starts_with("535"));
+    assert!(scram_login(&mut c, "joe@example.org", "new-pw").await.starts_with("235"));
+}
+
+#[tokio::test]
+async fn mta_port_has_no_auth_and_relays_nothing() {
+    let s = TestServer::start_with(OPEN);
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.smtp_reply().await;
+    let caps = ehlo(&mut c).await.join("\n");
+    assert!(!caps.contains("AUTH"), "{caps}");
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("503"));
+    c.send("MAIL FROM:<joe@example.org>\r\nRCPT TO:<someone@elsewhere.test>\r\n")
+        .await;
+    c.smtp_reply().await;
+    assert!(c.smtp_reply().await.starts_with("554 5.7.1"));
+}
+
+#[tokio::test]
+async fn bdat_chunks_binarymime_and_limits() {
+    let s = TestServer::start_with("[smtp]\nmax-message-size = 2000\n[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.smtp_reply().await;
+    let caps = ehlo(&mut c).await.join("\n");
+    assert!(caps.contains("CHUNKING") && caps.contains("BINARYMIME"), "{caps}");
+    // A chunk may hold what DATA would end on: it is taken verbatim.
+    let part1 = "Subject: chunked\r\n\r\nline one\r\n.\r\n";
+    let part2 = "line two\r\n";
+    c.send(&format!(
+        "MAIL FROM:<a@remote.test> BODY=BINARYMIME\r\nRCPT TO:<joe@example.org>\r\nBDAT {}\r\n{part1}",
+        part1.len()
+    ))
+    .await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    assert!(c.smtp_reply().await.starts_with("250"));
+    assert!(c.smtp_reply().await.starts_with("250 2.0.0"));
+    c.send(&format!("BDAT {} LAST\r\n{part2}", part2.len())).await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("250 2.0.0 Message accepted"), "{r}");
+    let msgs = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
+    assert!(String::from_utf8_lossy(&msgs[0]).ends_with("line one\r\n.\r\nline two\r\n"));
+    // BINARYMIME content cannot go by DATA (RFC 3030 §3).
+    c.send("MAIL FROM:<a@remote.test> BODY=BINARYMIME\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    c.smtp_reply().await;
+    c.smtp_reply().await;
+    assert!(c.smtp_reply().await.starts_with("503"));
+    c.send("RSET\r\n").await;
+    c.smtp_reply().await;
+    // Over the size limit: the chunk is read and refused, the session goes on.
+    let big = "x".repeat(3000);
+    c.send(&format!(
+        "MAIL FROM:<a@remote.test>\r\nRCPT TO:<joe@example.org>\r\nBDAT {} LAST\r\n{big}",
+        big.len()
+    ))
+    .await;
+    c.smtp_reply().await;
+    c.smtp_reply().await;
+    assert!(c.smtp_reply().await.starts_with("552 5.3.4"));
+    // BDAT without a transaction: the data is still consumed.
+    c.send("BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n").await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("503"), "{r}");
+    assert!(c.smtp_reply().await.starts_with("250"), "NOOP after the chunk");
+    assert_eq!(wait_for_mail(s.addr("imap"), "joe@example.org", 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn smtputf8_and_dsn_parameters() {
+    let s = TestServer::start_with(OPEN);
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.smtp_reply().await;
+    let caps = ehlo(&mut c).await.join("\n");
+    assert!(caps.contains("SMTPUTF8") && caps.contains("DSN"), "{caps}");
+    c.send("MAIL FROM:<jörg@remote.test>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("553 5.6.7"));
+    c.send("MAIL FROM:<jörg@remote.test> SMTPUTF8 RET=HDRS ENVID=abc+2Bdef\r\n")
+        .await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("RCPT TO:<joe@example.org> NOTIFY=SOMETIMES\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("501 5.5.4"));
+    c.send("RCPT TO:<joe@example.org> NOTIFY=NEVER,SUCCESS\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("501 5.5.4"));
+    c.send("RCPT TO:<joe@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;joe@example.org\r\n")
+        .await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("RCPT TO:<joe@example.org> FOO=BAR\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("555 5.5.4"));
+    c.send("MAIL FROM:<x@remote.test> REQUIRETLS\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("503"), "nested MAIL");
+    c.send("RSET\r\nMAIL FROM:<x@remote.test> REQUIRETLS\r\n").await;
+    c.smtp_reply().await;
+    assert!(
+        c.smtp_reply().await.starts_with("530 5.7.10"),
+        "REQUIRETLS only over TLS"
+    );
+}
+
+#[tokio::test]
+async fn lmtp_answers_once_per_recipient() {
+    let s = TestServer::start_with(OPEN);
+    s.account("joe@example.org");
+    s.cli_ok(&[
+        "account", "create", "full@example.org", "--secret", "pw", "--quota", "10",
+    ]);
+    let mut c = LineClient::connect(s.addr("lmtp")).await;
+    assert!(c.smtp_reply().await.contains("LMTP"));
+    c.send("EHLO client.test\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("500"), "LMTP uses LHLO");
+    c.send("LHLO client.test\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("MAIL FROM:<a@remote.test>\r\nRCPT TO:<joe@example.org>\r\nRCPT TO:<full@example.org>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n")
+        .await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    assert!(c.smtp_reply().await.starts_with("250"));
+    assert!(c.smtp_reply().await.starts_with("250"));
+    assert!(c.smtp_reply().await.starts_with("550 5.1.1"));
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("Subject: lmtp\r\n\r\nbody that is longer than ten bytes\r\n.\r\n")
+        .await;
+    // RFC 2033 §4.2: one reply per accepted RCPT, in order.
+    let r1 = c.line().await;
+    let r2 = c.line().await;
+    assert!(r1.starts_with("250") && r1.contains("joe@example.org"), "{r1}");
+    assert!(r2.starts_with("452 4.2.2") && r2.contains("full@example.org"), "{r2}");
+    assert_eq!(wait_for_mail(s.addr("imap"), "joe@example.org", 1).await.len(), 1);
+    assert!(imap_fetch_all(s.addr("imap"), "full@example.org", "pw").await.is_empty());
+}
