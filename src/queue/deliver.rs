@@ -136,8 +136,11 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
             }
         }
     }
+    // RFC 5321 §4.4: final delivery records the envelope sender.
+    let mut with_path = format!("Return-Path: <{}>\r\n", entry.from).into_bytes();
+    with_path.extend_from_slice(raw);
     for (r, ids) in local {
-        let o = match core.deliver_local(raw.to_vec(), &ids).await {
+        let o = match core.deliver_local(with_path.clone(), &ids).await {
             Ok(_) => Outcome::Delivered {
                 reply: "250 2.0.0 Delivered to the local mailbox".into(),
                 host: core.config.hostname.clone(),

@@ -1,0 +1,265 @@
+//! The outbound queue against real peers: a second Petrel as smarthost or
+//! MX host, dnsmasq as the DNS server, dkimpy as an independent DKIM
+//! verifier. Bounces (RFC 3464), null MX (RFC 7505), retries, the queue
+//! CLI, and SIGKILL with mail in the queue.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::dns::{Dns, Rec};
+use common::*;
+
+const OPEN: &str = "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n";
+
+/// Submits one message on the submission port as `user` (password "pw").
+async fn submit(s: &TestServer, user: &str, to: &[&str], body: &str) -> String {
+    use base64::Engine;
+    let mut c = LineClient::connect(s.addr("submission")).await;
+    c.smtp_reply().await;
+    c.send("EHLO client.test\r\n").await;
+    c.smtp_reply().await;
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0pw"));
+    c.send(&format!("AUTH PLAIN {cred}\r\n")).await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("235"), "{r}");
+    c.send(&format!("MAIL FROM:<{user}>\r\n")).await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    for t in to {
+        c.send(&format!("RCPT TO:<{t}>\r\n")).await;
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    c.send("DATA\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send(body).await;
+    c.send("\r\n.\r\n").await;
+    let r = c.smtp_reply().await;
+    c.send("QUIT\r\n").await;
+    r
+}
+
+fn queue_ids(s: &TestServer) -> Vec<u64> {
+    s.cli_ok(&["queue", "list"])
+        .lines()
+        .filter_map(|l| l.split('\t').next()?.parse().ok())
+        .collect()
+}
+
+async fn wait_queue_empty(s: &TestServer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !queue_ids(s).is_empty() {
+        assert!(Instant::now() < deadline, "queue did not drain: {}", s.cli_ok(&["queue", "list"]));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn smarthost_delivery_and_bounce_for_unknown_user() {
+    let b = TestServer::start_with(OPEN);
+    b.account("bob@remote.test");
+    let a = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        b.addr("smtp")
+    ));
+    a.account("joe@example.org");
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["bob@remote.test", "nobody@remote.test", "joe@example.org"],
+        "From: joe@example.org\r\nSubject: over the relay\r\n\r\nhello bob\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250 2.0.0 Message queued as"), "{r}");
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("hello bob"), "{text}");
+    assert!(text.contains("Return-Path: <joe@example.org>"), "{text}");
+    // joe gets his own copy (a local recipient in the same queue entry)
+    // and a bounce for nobody@remote.test.
+    let mine = wait_for_mail(a.addr("imap"), "joe@example.org", 2).await;
+    let bounce = mine
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .find(|m| m.contains("Undelivered Mail Returned to Sender"))
+        .expect("a bounce");
+    assert!(bounce.contains("Return-Path: <>"), "{bounce}");
+    assert!(bounce.contains("Final-Recipient: rfc822; nobody@remote.test"), "{bounce}");
+    assert!(bounce.contains("Status: 5.1.1"), "{bounce}");
+    assert!(bounce.contains("Action: failed"), "{bounce}");
+    assert!(!bounce.contains("bob@remote.test\r\nAction"), "bob was delivered");
+    assert!(bounce.contains("Subject: over the relay"), "headers returned");
+    wait_queue_empty(&a).await;
+}
+
+#[tokio::test]
+async fn mx_routing_null_mx_and_missing_domains_through_real_dns() {
+    let b = TestServer::start_with(OPEN);
+    b.account("bob@remote.test");
+    let dns = Dns::start(&[
+        Rec::Mx("remote.test", "mx.remote.test", 10),
+        Rec::A("mx.remote.test", "127.0.0.1"),
+        Rec::Mx("nullmx.test", ".", 0),
+    ]);
+    let a = TestServer::start_with(&format!(
+        "{OPEN}{}[queue]\nmx-port = {}\nretry = [1]\n",
+        dns.resolver_toml(),
+        b.addr("smtp").port()
+    ));
+    a.account("joe@example.org");
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["bob@remote.test", "x@nullmx.test", "y@nowhere.test"],
+        "Subject: via MX\r\n\r\nthrough DNS\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("through DNS"));
+    let bounces = wait_for_mail(a.addr("imap"), "joe@example.org", 1).await;
+    let text = String::from_utf8_lossy(&bounces[0]);
+    // RFC 7505 §3: null MX is a permanent failure with 5.1.10.
+    assert!(text.contains("Final-Recipient: rfc822; x@nullmx.test"), "{text}");
+    assert!(text.contains("Status: 5.1.10"), "{text}");
+    // NXDOMAIN: no MX and no address — permanent.
+    assert!(text.contains("Final-Recipient: rfc822; y@nowhere.test"), "{text}");
+    assert!(text.contains("Status: 5.1.2"), "{text}");
+    wait_queue_empty(&a).await;
+}
+
+#[tokio::test]
+async fn temporary_failures_stay_queued_until_cancelled() {
+    // Nothing listens on the relay port: every attempt fails temporarily.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let a = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n"
+    ));
+    a.account("joe@example.org");
+    let r = submit(&a, "joe@example.org", &["bob@remote.test"], "Subject: stuck\r\n\r\nx\r\n").await;
+    assert!(r.starts_with("250"), "{r}");
+    let ids = queue_ids(&a);
+    assert_eq!(ids.len(), 1);
+    let id = ids[0].to_string();
+    // Attempts happen and the error is recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let show = a.cli_ok(&["queue", "show", &id]);
+        if show.contains("pending\t451 4.4.1") {
+            assert!(!show.contains("attempts 0"), "{show}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{show}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.cli_ok(&["queue", "retry", &id]);
+    let out = a.cli_ok(&["queue", "cancel", &id]);
+    assert!(out.contains("removed"), "{out}");
+    assert!(queue_ids(&a).is_empty());
+    assert!(!a.cli(&["queue", "show", &id]).status.success());
+    // Cancelling sends no bounce.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(imap_fetch_all(a.addr("imap"), "joe@example.org", "pw").await.is_empty());
+}
+
+#[tokio::test]
+async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let cfg = format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n");
+    let a = TestServer::start_with(&cfg);
+    a.account("joe@example.org");
+    for i in 0..5 {
+        let r = submit(&a, "joe@example.org", &["bob@remote.test"], &format!("Subject: m{i}\r\n\r\nbody {i}\r\n")).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let dir = a.kill_keep_dir();
+    // The relay host comes up on the port the queue points at.
+    let bdir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bdir.path().join("config.toml"),
+        test_config(OPEN).replace("smtp = [\"127.0.0.1:0\"]", &format!("smtp = [\"127.0.0.1:{port}\"]")),
+    )
+    .unwrap();
+    let b = TestServer::start_in(bdir);
+    b.account("bob@remote.test");
+    let a = TestServer::start_in(dir);
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 5).await;
+    assert_eq!(got.len(), 5, "every acknowledged message, once");
+    wait_queue_empty(&a).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw").await.len(), 5);
+}
+
+/// dkimpy verifies a message Petrel signed, with the key served by dnsmasq.
+fn dkimpy_verify(dns: &Dns, msg: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg.eml");
+    std::fs::write(&path, msg).unwrap();
+    let script = format!(
+        r#"
+import sys, dkim, dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["127.0.0.1"]
+r.port = {port}
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    ans = r.resolve(name.rstrip("."), "TXT")
+    return b"".join(b"".join(x.strings) for x in ans)
+msg = open(sys.argv[1], "rb").read()
+sys.exit(0 if dkim.verify(msg, dnsfunc=dnsfunc) else 1)
+"#,
+        port = dns.addr.port()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 with dkimpy (cargo xtask setup)");
+    if !out.status.success() && !out.stderr.is_empty() {
+        eprintln!("dkimpy: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success()
+}
+
+#[tokio::test]
+async fn dkim_signatures_verify_with_dkimpy() {
+    let b = TestServer::start_with(OPEN);
+    b.account("bob@remote.test");
+    let a = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        b.addr("smtp")
+    ));
+    a.account("joe@example.org");
+    let out = a.cli_ok(&["dkim", "create", "example.org", "--selector", "s1"]);
+    assert!(out.contains("s1._domainkey.example.org."), "{out}");
+    assert!(out.contains("v=spf1") && out.contains("_dmarc.example.org."), "{out}");
+    // A second create without --replace is refused.
+    assert!(!a.cli(&["dkim", "create", "example.org"]).status.success());
+    let txt = out
+        .lines()
+        .find(|l| l.starts_with("s1._domainkey"))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap()
+        .to_string();
+    let dns = Dns::start(&[Rec::Txt("s1._domainkey.example.org".into(), txt)]);
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["bob@remote.test"],
+        "From: Joe <joe@example.org>\r\nTo: bob@remote.test\r\nSubject: signed\r\n\r\nA body.\r\n.leading dot\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    let msg = &got[0];
+    let text = String::from_utf8_lossy(msg);
+    assert!(text.contains("DKIM-Signature:") && text.contains("d=example.org"), "{text}");
+    assert!(dkimpy_verify(&dns, msg), "dkimpy accepts the signature");
+    let tampered = text.replace("A body.", "A b0dy.");
+    assert!(!dkimpy_verify(&dns, tampered.as_bytes()), "and rejects a changed body");
+}
