@@ -53,12 +53,23 @@ impl Core {
     /// Stores a message in the Inbox of each account, atomically, with
     /// each account's quota applied.
     pub async fn deliver_local(&self, raw: Vec<u8>, accounts: &[u32]) -> Result<usize, MailError> {
+        self.deliver_local_to(raw, accounts, "inbox").await
+    }
+
+    /// As [`Core::deliver_local`], into the mailbox with special-use `role`.
+    pub async fn deliver_local_to(
+        &self,
+        raw: Vec<u8>,
+        accounts: &[u32],
+        role: &str,
+    ) -> Result<usize, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
         for id in accounts {
             if targets.iter().any(|t| t.account == *id) {
                 continue;
             }
             let mut t = IngestTarget::inbox(*id);
+            t.folder = crate::mail::Folder::Role(role.to_string());
             if let Ok(Some(a)) = self.directory.account_by_id(*id).await {
                 t.quota_bytes = a.quota_bytes;
                 t.quota_messages = a.quota_messages;

@@ -22,6 +22,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
+    pub mail_auth: MailAuthConfig,
     pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -150,6 +151,42 @@ pub struct DkimConfig {
     pub headers: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckMode {
+    /// Not checked.
+    Off,
+    /// Checked and recorded in Authentication-Results.
+    Verify,
+    /// Checked, and failures refused (SPF "strict") or acted on by policy
+    /// (DMARC "enforce": p=reject refused, p=quarantine to Junk).
+    Strict,
+    Enforce,
+}
+
+/// Checks on mail arriving on the MTA port (not on submission or LMTP).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MailAuthConfig {
+    pub spf: CheckMode,
+    pub dkim: CheckMode,
+    pub arc: CheckMode,
+    pub dmarc: CheckMode,
+    pub iprev: CheckMode,
+}
+
+impl Default for MailAuthConfig {
+    fn default() -> Self {
+        MailAuthConfig {
+            spf: CheckMode::Verify,
+            dkim: CheckMode::Verify,
+            arc: CheckMode::Verify,
+            dmarc: CheckMode::Enforce,
+            iprev: CheckMode::Verify,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ResolverConfig {
@@ -184,6 +221,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
+            mail_auth: MailAuthConfig::default(),
             resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -413,6 +451,22 @@ impl Config {
                 "queue.tls",
                 "MX hosts take STARTTLS, not implicit TLS; use relay-tls for a smarthost".into(),
             ));
+        }
+        let m = &self.mail_auth;
+        for (key, mode, allowed) in [
+            ("mail-auth.spf", m.spf, &[CheckMode::Off, CheckMode::Verify, CheckMode::Strict][..]),
+            ("mail-auth.dkim", m.dkim, &[CheckMode::Off, CheckMode::Verify][..]),
+            ("mail-auth.arc", m.arc, &[CheckMode::Off, CheckMode::Verify][..]),
+            ("mail-auth.dmarc", m.dmarc, &[CheckMode::Off, CheckMode::Verify, CheckMode::Enforce][..]),
+            ("mail-auth.iprev", m.iprev, &[CheckMode::Off, CheckMode::Verify][..]),
+        ] {
+            if !allowed.contains(&mode) {
+                let names: Vec<String> = allowed
+                    .iter()
+                    .map(|a| format!("{a:?}").to_lowercase())
+                    .collect();
+                return Err((key, format!("must be one of: {}", names.join(", "))));
+            }
         }
         if self.dkim.headers.iter().all(|h| !h.eq_ignore_ascii_case("From")) {
             return Err(("dkim.headers", "must include From (RFC 6376 §5.4)".into()));

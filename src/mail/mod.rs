@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{BlobStore, Store, StoreError, Txn};
 
-pub use ingest::{IngestHook, IngestOutcome, IngestRequest, IngestTarget};
+pub use ingest::{Folder, IngestHook, IngestOutcome, IngestRequest, IngestTarget};
 
 pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
     ("INBOX", Some("inbox")),

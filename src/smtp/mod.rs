@@ -4,3 +4,4 @@ pub mod client;
 pub mod data;
 pub mod proto;
 pub mod session;
+pub mod verify;

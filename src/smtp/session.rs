@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::data::{ChunkReceiver, DataOutcome, DataReceiver};
 use super::proto::{parse_command, Command, Params};
+use super::verify::Verdict;
 use crate::core::{rfc5322_date, session_id, unix_now, SharedCore};
 use crate::directory::sasl::{
     authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome, MECHANISMS,
@@ -637,7 +638,32 @@ impl Session {
                 .error("554 5.4.6 Mail loop detected (too many Received headers)")
                 .await;
         }
-        let mut msg = self.add_trace_headers(&env, body);
+        let mut folder = "inbox";
+        let mut auth_results = String::new();
+        let mut body = body;
+        if self.mode == Mode::Mta {
+            // RFC 8601 §5: results claiming to be ours come from elsewhere.
+            body = strip_own_auth_results(&body, &self.core.config.hostname);
+            let helo = self.helo.clone().unwrap_or_default();
+            let from = env.from.clone().unwrap_or_default();
+            let checked =
+                super::verify::check(&self.core, self.peer.ip(), &helo, &from, &body).await;
+            match checked.verdict {
+                Verdict::Accept => {}
+                Verdict::Junk => folder = "junk",
+                Verdict::Reject(reply) => {
+                    tracing::info!(session = %self.id, "refused: {reply}");
+                    self.reply(&reply).await?;
+                    return Ok(Flow::Continue);
+                }
+                Verdict::TempFail(reply) => {
+                    self.reply(&reply).await?;
+                    return Ok(Flow::Continue);
+                }
+            }
+            auth_results = checked.header;
+        }
+        let mut msg = self.add_trace_headers(&env, &auth_results, body);
         if self.mode == Mode::Submission {
             msg = self.complete_submission(&env, msg).await;
         }
@@ -648,7 +674,7 @@ impl Session {
             self.enqueue(&env, msg).await
         } else {
             let ids: Vec<u32> = env.rcpts.iter().flat_map(|r| r.accounts.iter().copied()).collect();
-            self.core.deliver_local(msg, &ids).await.map(|_| None)
+            self.core.deliver_local_to(msg, &ids, folder).await.map(|_| None)
         };
         match res {
             Ok(queued) => {
@@ -762,7 +788,7 @@ impl Session {
         msg
     }
 
-    fn add_trace_headers(&self, env: &Envelope, body: Vec<u8>) -> Vec<u8> {
+    fn add_trace_headers(&self, env: &Envelope, auth_results: &str, body: Vec<u8>) -> Vec<u8> {
         let from = env.from.clone().unwrap_or_default();
         // RFC 3848: ESMTPS / ESMTPA / ESMTPSA, LMTP.
         let proto = match (self.mode, self.esmtp, self.conn.stream.is_tls(), self.account.is_some()) {
@@ -786,7 +812,7 @@ impl Session {
             format!("Return-Path: <{from}>\r\n")
         };
         let mut out = format!(
-            "{return_path}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
+            "{return_path}{auth_results}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
             self.peer.ip(),
             self.core.config.hostname,
             self.id,
@@ -843,6 +869,42 @@ pub fn has_header(msg: &[u8], name: &str) -> bool {
     false
 }
 
+/// Removes Authentication-Results fields whose authserv-id is `hostname`
+/// (with their continuation lines).
+pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
+    let end = header_end(msg);
+    let mut out = Vec::with_capacity(msg.len());
+    let mut pos = 0;
+    let mut dropping = false;
+    while pos < end {
+        let line_end = msg[pos..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| pos + p + 1)
+            .unwrap_or(end);
+        let line = &msg[pos..line_end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            const NAME: &[u8] = b"authentication-results:";
+            dropping = line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) && {
+                let value = String::from_utf8_lossy(&line[NAME.len()..]);
+                let id = value
+                    .trim_start()
+                    .split(|c: char| c == ';' || c.is_whitespace())
+                    .next()
+                    .unwrap_or("");
+                id.eq_ignore_ascii_case(hostname)
+            };
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        pos = line_end;
+    }
+    out.extend_from_slice(&msg[end..]);
+    out
+}
+
 /// Offset after the leading Return-Path/Received fields (with their
 /// folded continuation lines).
 fn end_of_trace(msg: &[u8]) -> usize {
@@ -890,6 +952,16 @@ mod tests {
         assert!(super::has_header(m, "subject"));
         assert!(!super::has_header(m, "message-id"));
         assert_eq!(&m[super::end_of_trace(m)..][..8], b"Subject:");
+    }
+
+    #[test]
+    fn own_auth_results_are_removed() {
+        let m = b"Authentication-Results: mx.test;\r\n\tspf=pass\r\nAuthentication-Results: other.test; dkim=pass\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; body\r\n";
+        let out = super::strip_own_auth_results(m, "mx.test");
+        assert_eq!(
+            out,
+            b"Authentication-Results: other.test; dkim=pass\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; body\r\n"
+        );
     }
 
     #[test]

@@ -319,13 +319,23 @@ pub async fn smtp_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) ->
 /// auth-without-tls = true`): logs in and returns the raw bytes of every
 /// message in INBOX.
 pub async fn imap_fetch_all(addr: SocketAddr, user: &str, pass: &str) -> Vec<Vec<u8>> {
+    imap_fetch_mailbox(addr, user, pass, "INBOX").await
+}
+
+/// As [`imap_fetch_all`] for any mailbox.
+pub async fn imap_fetch_mailbox(
+    addr: SocketAddr,
+    user: &str,
+    pass: &str,
+    mailbox: &str,
+) -> Vec<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let mut c = LineClient::connect(addr).await;
     c.line().await;
     c.send(&format!("a LOGIN {user} {pass}\r\n")).await;
     let r = c.imap_until("a").await;
     assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
-    c.send("b EXAMINE INBOX\r\n").await;
+    c.send(&format!("b EXAMINE {mailbox}\r\n")).await;
     c.imap_until("b").await;
     c.send("c FETCH 1:* BODY.PEEK[]\r\n").await;
     let mut out = Vec::new();

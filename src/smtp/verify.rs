@@ -1,0 +1,156 @@
+//! Sender authentication of inbound mail through mail-auth: SPF (RFC 7208)
+//! for HELO and MAIL FROM, DKIM (RFC 6376), ARC (RFC 8617), DMARC
+//! (RFC 7489) and iprev, summed up in an Authentication-Results header
+//! (RFC 8601) and a verdict.
+//!
+//! DNS trouble never turns into a refusal: a temporary error is recorded
+//! as such and the message is accepted, except with `spf = "strict"`,
+//! where it is deferred with a 4xx (RFC 7208 §8.6).
+
+use std::net::IpAddr;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::Policy;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult,
+};
+
+use crate::config::CheckMode;
+use crate::core::Core;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// DMARC p=quarantine failed: deliver to Junk.
+    Junk,
+    /// Refuse with this reply.
+    Reject(String),
+    /// Defer with this reply.
+    TempFail(String),
+}
+
+pub struct Checked {
+    /// The Authentication-Results header field, with CRLF.
+    pub header: String,
+    pub verdict: Verdict,
+}
+
+pub async fn check(
+    core: &Core,
+    ip: IpAddr,
+    helo: &str,
+    mail_from: &str,
+    raw: &[u8],
+) -> Checked {
+    let cfg = &core.config.mail_auth;
+    let hostname = core.config.hostname.as_str();
+    let auth = &core.resolver.auth;
+    let mut results = AuthenticationResults::new(hostname);
+    let mut verdict = Verdict::Accept;
+
+    // SPF: HELO first, then MAIL FROM (RFC 7208 §2.3, §2.4).
+    let mut spf_mail = None;
+    if cfg.spf != CheckMode::Off {
+        let helo_out = auth
+            .verify_spf(SpfParameters::verify_ehlo(ip, helo, hostname))
+            .await;
+        results = results.with_spf_ehlo_result(&helo_out, ip, helo);
+        let mail_out = if mail_from.is_empty() {
+            // The null sender is checked as postmaster@HELO (§2.4).
+            helo_out.clone()
+        } else {
+            auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, mail_from))
+                .await
+        };
+        results = results.with_spf_mailfrom_result(&mail_out, ip, mail_from, helo);
+        if cfg.spf == CheckMode::Strict {
+            match mail_out.result() {
+                SpfResult::Fail => {
+                    verdict = Verdict::Reject(format!(
+                        "550 5.7.23 SPF validation failed for {}",
+                        if mail_from.is_empty() { helo } else { mail_from }
+                    ))
+                }
+                SpfResult::TempError => {
+                    verdict = Verdict::TempFail("451 4.7.24 SPF DNS lookup failed, try again later".into())
+                }
+                _ => {}
+            }
+        }
+        spf_mail = Some(mail_out);
+    }
+
+    let Some(msg) = AuthenticatedMessage::parse(raw) else {
+        // Not parseable as a message: nothing more to check.
+        return Checked {
+            header: results.to_header(),
+            verdict,
+        };
+    };
+    let header_from = msg.from().to_string();
+
+    let dkim = if cfg.dkim != CheckMode::Off || cfg.dmarc != CheckMode::Off {
+        auth.verify_dkim(&msg).await
+    } else {
+        Vec::new()
+    };
+    if cfg.dkim != CheckMode::Off {
+        results = results.with_dkim_results(&dkim, &header_from);
+    }
+
+    if cfg.arc != CheckMode::Off {
+        let arc = auth.verify_arc(&msg).await;
+        if !matches!(arc.result(), DkimResult::None) {
+            results = results.with_arc_result(&arc, ip);
+        }
+    }
+
+    if cfg.dmarc != CheckMode::Off {
+        let spf_for_dmarc = match &spf_mail {
+            Some(s) => s.clone(),
+            None => {
+                auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, mail_from))
+                    .await
+            }
+        };
+        let mail_from_domain = mail_from
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or(helo);
+        let dmarc = auth
+            .verify_dmarc(mail_auth::dmarc::verify::DmarcParameters::new(
+                &msg,
+                &dkim,
+                mail_from_domain,
+                &spf_for_dmarc,
+            ))
+            .await;
+        results = results.with_dmarc_result(&dmarc);
+        // `result()` is Fail only when a record exists and neither SPF nor
+        // DKIM passed aligned; a temporary error is never a failure.
+        let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
+        if cfg.dmarc == CheckMode::Enforce && failed && verdict == Verdict::Accept {
+            match dmarc.policy() {
+                Policy::Reject => {
+                    verdict = Verdict::Reject(format!(
+                        "550 5.7.1 Rejected by the DMARC policy of {}",
+                        dmarc.domain()
+                    ))
+                }
+                Policy::Quarantine => verdict = Verdict::Junk,
+                _ => {}
+            }
+        }
+    }
+
+    if cfg.iprev != CheckMode::Off {
+        let iprev = auth.verify_iprev(ip).await;
+        results = results.with_iprev_result(&iprev, ip);
+    }
+
+    Checked {
+        header: results.to_header(),
+        verdict,
+    }
+}

@@ -1,0 +1,172 @@
+//! Inbound sender authentication against a real DNS server (dnsmasq):
+//! SPF, DKIM (a message signed by dkimpy), DMARC policies, and the
+//! Authentication-Results header (RFC 8601).
+
+mod common;
+
+use std::process::Command;
+
+use common::dns::{Dns, Rec};
+use common::*;
+
+const OPEN: &str = "[imap]\nauth-without-tls = true\n";
+
+/// An RSA key pair from openssl: (private PEM, public SPKI base64).
+fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("key.pem");
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl genrsa");
+    let out = Command::new("openssl")
+        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    use base64::Engine;
+    (key, base64::engine::general_purpose::STANDARD.encode(out.stdout))
+}
+
+/// Signs `msg` with dkimpy (selector s1, domain `domain`).
+fn dkimpy_sign(key: &std::path::Path, domain: &str, msg: &str) -> String {
+    let script = r#"
+import sys, dkim
+key = open(sys.argv[1], "rb").read()
+msg = sys.stdin.buffer.read()
+sig = dkim.sign(msg, b"s1", sys.argv[2].encode(), key, include_headers=[b"from", b"to", b"subject"])
+sys.stdout.buffer.write(sig + msg)
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(key)
+        .arg(domain)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dkimpy sign");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn auth_results(msg: &[u8]) -> String {
+    let text = String::from_utf8_lossy(msg);
+    let start = text.find("Authentication-Results: mx.test").expect("our header");
+    let rest = &text[start..];
+    let mut end = 0;
+    for (i, line) in rest.split_inclusive("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        end += line.len();
+    }
+    rest[..end].to_string()
+}
+
+#[tokio::test]
+async fn dkimpy_signature_spf_and_dmarc_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = rsa_key(tmp.path());
+    let dns = Dns::start(&[
+        Rec::Txt("s1._domainkey.signer.test".into(), format!("v=DKIM1; k=rsa; p={public}")),
+        Rec::Txt("signer.test".into(), "v=spf1 ip4:127.0.0.1 -all".into()),
+        Rec::Txt("_dmarc.signer.test".into(), "v=DMARC1; p=reject".into()),
+        Rec::Txt("forged.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
+        Rec::Txt("_dmarc.forged.test".into(), "v=DMARC1; p=reject".into()),
+        Rec::Txt("suspect.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
+        Rec::Txt("_dmarc.suspect.test".into(), "v=DMARC1; p=quarantine".into()),
+    ]);
+    let s = TestServer::start_with(&format!("{OPEN}{}", dns.resolver_toml()));
+    s.account("joe@example.org");
+
+    // 1. Signed by dkimpy, SPF pass, DMARC pass; a forged result is dropped.
+    let signed = dkimpy_sign(
+        &key,
+        "signer.test",
+        "From: ann@signer.test\r\nTo: joe@example.org\r\nSubject: signed by dkimpy\r\n\r\nHello.\r\n",
+    );
+    let body = format!("Authentication-Results: mx.test; dkim=pass header.d=evil.test\r\n{signed}");
+    let r = smtp_send(s.addr("smtp"), "ann@signer.test", &["joe@example.org"], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
+    let ar = auth_results(&got[0]);
+    assert!(ar.contains("dkim=pass") && ar.contains("header.i=@signer.test"), "{ar}");
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+    assert!(!String::from_utf8_lossy(&got[0]).contains("evil.test"), "forged result removed");
+
+    // 2. The same signature over a changed body fails DKIM.
+    let tampered = signed.replace("Hello.", "Hello!");
+    let r = smtp_send(s.addr("smtp"), "ann@signer.test", &["joe@example.org"], &tampered).await;
+    assert!(r.starts_with("250"), "SPF still aligns, so DMARC passes: {r}");
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 2).await;
+    let ar = auth_results(&got[1]);
+    // mail-auth reports a body hash mismatch as "neutral" (RFC 6376 §3.9
+    // leaves the mapping open); what matters is that it does not pass.
+    assert!(
+        !ar.contains("dkim=pass") && (ar.contains("dkim=fail") || ar.contains("dkim=neutral")),
+        "{ar}"
+    );
+
+    // 3. DMARC p=reject with SPF fail and no signature: refused.
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ceo@forged.test",
+        &["joe@example.org"],
+        "From: ceo@forged.test\r\nSubject: wire money\r\n\r\nnow\r\n",
+    )
+    .await;
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+
+    // 4. DMARC p=quarantine: delivered to Junk, not the Inbox.
+    let r = smtp_send(
+        s.addr("smtp"),
+        "x@suspect.test",
+        &["joe@example.org"],
+        "From: x@suspect.test\r\nSubject: maybe spam\r\n\r\nhm\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let junk = imap_fetch_mailbox(s.addr("imap"), "joe@example.org", "pw", "Junk").await;
+    assert_eq!(junk.len(), 1);
+    assert!(auth_results(&junk[0]).contains("dmarc=fail"));
+    assert_eq!(imap_fetch_all(s.addr("imap"), "joe@example.org", "pw").await.len(), 2);
+}
+
+#[tokio::test]
+async fn strict_spf_refuses_failures_and_checks_can_be_off() {
+    let dns = Dns::start(&[
+        Rec::Txt("good.test".into(), "v=spf1 ip4:127.0.0.1 -all".into()),
+        Rec::Txt("bad.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
+    ]);
+    let s = TestServer::start_with(&format!(
+        "{OPEN}{}[mail-auth]\nspf = \"strict\"\ndmarc = \"off\"\n",
+        dns.resolver_toml()
+    ));
+    s.account("joe@example.org");
+    let r = smtp_send(s.addr("smtp"), "a@bad.test", &["joe@example.org"], "Subject: x\r\n\r\nx\r\n").await;
+    assert!(r.starts_with("550 5.7.23"), "{r}");
+    let r = smtp_send(s.addr("smtp"), "a@good.test", &["joe@example.org"], "Subject: y\r\n\r\ny\r\n").await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
+    let ar = auth_results(&got[0]);
+    assert!(ar.contains("spf=pass") && !ar.contains("dmarc="), "{ar}");
+
+    let off = TestServer::start_with(&format!(
+        "{OPEN}{}[mail-auth]\nspf = \"off\"\ndkim = \"off\"\narc = \"off\"\ndmarc = \"off\"\niprev = \"off\"\n",
+        dns.resolver_toml()
+    ));
+    off.account("joe@example.org");
+    let r = smtp_send(off.addr("smtp"), "a@bad.test", &["joe@example.org"], "Subject: z\r\n\r\nz\r\n").await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(off.addr("imap"), "joe@example.org", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("Authentication-Results: mx.test; none"));
+}
