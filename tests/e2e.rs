@@ -264,9 +264,10 @@ async fn smtp_to_imap_with_client_libraries() {
     assert_eq!(fetched.len(), 1);
     let body = String::from_utf8_lossy(fetched[0].body().unwrap()).into_owned();
     assert!(
-        body.starts_with("Return-Path: <alice@remote.test>\r\nReceived: from "),
+        body.starts_with("Return-Path: <alice@remote.test>\r\nAuthentication-Results: mx.test;"),
         "{body}"
     );
+    assert!(body.contains("\r\nReceived: from "), "{body}");
     assert!(body.contains("First message body"));
     let env = fetched[0].envelope().unwrap();
     assert_eq!(env.subject.as_deref(), Some(&b"Hello Joe"[..]));
