@@ -325,7 +325,11 @@ fn print_records(v: &Value) {
 fn print_queue_entry(e: &Value) {
     let pending = e["recipients"]
         .as_array()
-        .map(|l| l.iter().filter(|r| r["status"]["state"] == "pending").count())
+        .map(|l| {
+            l.iter()
+                .filter(|r| r["status"]["state"] == "pending")
+                .count()
+        })
         .unwrap_or(0);
     println!(
         "{}\t{}\tfrom <{}>\t{} bytes\t{} pending\tattempts {}\tnext {}",
@@ -529,28 +533,30 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("Message {id} removed from the queue");
             }
         },
-        Command::Dkim { action } => match action {
-            DkimCmd::Create {
-                domain,
-                algorithm,
-                selector,
-                replace,
-            } => {
-                let v = api.call(
+        Command::Dkim { action } => {
+            match action {
+                DkimCmd::Create {
+                    domain,
+                    algorithm,
+                    selector,
+                    replace,
+                } => {
+                    let v = api.call(
                     "POST",
                     &format!("/api/dkim/{}", enc(domain)),
                     Some(json!({ "algorithm": algorithm, "selector": selector, "replace": replace })),
                 )?;
-                print_records(&v);
+                    print_records(&v);
+                }
+                DkimCmd::Show { domain } => {
+                    print_records(&api.call("GET", &format!("/api/dkim/{}", enc(domain)), None)?)
+                }
+                DkimCmd::Delete { domain } => {
+                    api.call("DELETE", &format!("/api/dkim/{}", enc(domain)), None)?;
+                    println!("Mail from {domain} is no longer signed");
+                }
             }
-            DkimCmd::Show { domain } => {
-                print_records(&api.call("GET", &format!("/api/dkim/{}", enc(domain)), None)?)
-            }
-            DkimCmd::Delete { domain } => {
-                api.call("DELETE", &format!("/api/dkim/{}", enc(domain)), None)?;
-                println!("Mail from {domain} is no longer signed");
-            }
-        },
+        }
         Command::Serve { .. } | Command::Init { .. } => unreachable!("handled by main"),
     }
     Ok(())

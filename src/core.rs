@@ -22,6 +22,8 @@ pub struct Core {
     pub tls: Option<TlsAcceptor>,
     pub queue: Queue,
     pub resolver: Resolver,
+    /// Connection limits per client address on the SMTP listeners.
+    pub smtp_conns: std::sync::Arc<crate::net::limit::ConnLimiter>,
 }
 
 pub type SharedCore = Arc<Core>;
@@ -42,6 +44,16 @@ impl Core {
             directory: Directory::new(store.clone()),
             queue: Queue::new(store.clone(), mail.blobs.clone(), config.queue.expire),
             resolver: Resolver::new(&config.resolver)?,
+            smtp_conns: crate::net::limit::ConnLimiter::new(
+                config.smtp.max_connections_per_ip,
+                config.smtp.max_connection_rate_per_ip,
+                config
+                    .smtp
+                    .limit_exempt
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+            ),
             config,
             store,
             mail,

@@ -137,7 +137,8 @@ impl DkimKey {
     /// Signs `raw`; returns the DKIM-Signature header field (with CRLF) to
     /// put in front of the message.
     pub fn sign(&self, raw: &[u8], headers: &[String]) -> anyhow::Result<String> {
-        let der = b64_decode(&self.private_key).ok_or_else(|| anyhow::anyhow!("corrupt DKIM key"))?;
+        let der =
+            b64_decode(&self.private_key).ok_or_else(|| anyhow::anyhow!("corrupt DKIM key"))?;
         let sig = match self.algorithm {
             Algorithm::Rsa => {
                 let key = RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(
@@ -151,7 +152,8 @@ impl DkimKey {
                     .sign(raw)
             }
             Algorithm::Ed25519 => {
-                let key = Ed25519Key::from_pkcs8_der(&der).map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"))?;
+                let key = Ed25519Key::from_pkcs8_der(&der)
+                    .map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"))?;
                 DkimSigner::from_key(key)
                     .domain(self.domain.clone())
                     .selector(self.selector.clone())

@@ -172,7 +172,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         let path = Config::resolve(&data_dir, &cfg.listeners.lmtp_socket);
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
-            anyhow::anyhow!("cannot listen on unix socket {} for lmtp: {e}", path.display())
+            anyhow::anyhow!(
+                "cannot listen on unix socket {} for lmtp: {e}",
+                path.display()
+            )
         })?;
         spawn_unix_lmtp(listener, core.clone(), controller.handle());
         Some(path)
@@ -344,6 +347,19 @@ async fn handle_connection(
     match proto {
         Proto::Smtp | Proto::Submission | Proto::Submissions | Proto::Lmtp => {
             use crate::smtp::session::{Mode, Session};
+            let _guard = match core.smtp_conns.admit(peer.ip()) {
+                Ok(g) => g,
+                Err(why) => {
+                    use tokio::io::AsyncWriteExt;
+                    tracing::info!(%peer, ?why, "SMTP connection refused");
+                    let mut stream = stream;
+                    let _ = stream
+                        .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            };
             let mode = match proto {
                 Proto::Smtp => Mode::Mta,
                 Proto::Lmtp => Mode::Lmtp,

@@ -29,7 +29,10 @@ fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
         .output()
         .unwrap();
     use base64::Engine;
-    (key, base64::engine::general_purpose::STANDARD.encode(out.stdout))
+    (
+        key,
+        base64::engine::general_purpose::STANDARD.encode(out.stdout),
+    )
 }
 
 /// Signs `msg` with dkimpy (selector s1, domain `domain`).
@@ -51,7 +54,12 @@ sys.stdout.buffer.write(sig + msg)
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(msg.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "dkimpy sign");
     String::from_utf8(out.stdout).unwrap()
@@ -59,7 +67,9 @@ sys.stdout.buffer.write(sig + msg)
 
 fn auth_results(msg: &[u8]) -> String {
     let text = String::from_utf8_lossy(msg);
-    let start = text.find("Authentication-Results: mx.test").expect("our header");
+    let start = text
+        .find("Authentication-Results: mx.test")
+        .expect("our header");
     let rest = &text[start..];
     let mut end = 0;
     for (i, line) in rest.split_inclusive("\r\n").enumerate() {
@@ -76,13 +86,19 @@ async fn dkimpy_signature_spf_and_dmarc_results() {
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = rsa_key(tmp.path());
     let dns = Dns::start(&[
-        Rec::Txt("s1._domainkey.signer.test".into(), format!("v=DKIM1; k=rsa; p={public}")),
+        Rec::Txt(
+            "s1._domainkey.signer.test".into(),
+            format!("v=DKIM1; k=rsa; p={public}"),
+        ),
         Rec::Txt("signer.test".into(), "v=spf1 ip4:127.0.0.1 -all".into()),
         Rec::Txt("_dmarc.signer.test".into(), "v=DMARC1; p=reject".into()),
         Rec::Txt("forged.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
         Rec::Txt("_dmarc.forged.test".into(), "v=DMARC1; p=reject".into()),
         Rec::Txt("suspect.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
-        Rec::Txt("_dmarc.suspect.test".into(), "v=DMARC1; p=quarantine".into()),
+        Rec::Txt(
+            "_dmarc.suspect.test".into(),
+            "v=DMARC1; p=quarantine".into(),
+        ),
     ]);
     let s = TestServer::start_with(&format!("{OPEN}{}", dns.resolver_toml()));
     s.account("joe@example.org");
@@ -94,19 +110,40 @@ async fn dkimpy_signature_spf_and_dmarc_results() {
         "From: ann@signer.test\r\nTo: joe@example.org\r\nSubject: signed by dkimpy\r\n\r\nHello.\r\n",
     );
     let body = format!("Authentication-Results: mx.test; dkim=pass header.d=evil.test\r\n{signed}");
-    let r = smtp_send(s.addr("smtp"), "ann@signer.test", &["joe@example.org"], &body).await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@signer.test",
+        &["joe@example.org"],
+        &body,
+    )
+    .await;
     assert!(r.starts_with("250"), "{r}");
     let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
     let ar = auth_results(&got[0]);
-    assert!(ar.contains("dkim=pass") && ar.contains("header.i=@signer.test"), "{ar}");
+    assert!(
+        ar.contains("dkim=pass") && ar.contains("header.i=@signer.test"),
+        "{ar}"
+    );
     assert!(ar.contains("spf=pass"), "{ar}");
     assert!(ar.contains("dmarc=pass"), "{ar}");
-    assert!(!String::from_utf8_lossy(&got[0]).contains("evil.test"), "forged result removed");
+    assert!(
+        !String::from_utf8_lossy(&got[0]).contains("evil.test"),
+        "forged result removed"
+    );
 
     // 2. The same signature over a changed body fails DKIM.
     let tampered = signed.replace("Hello.", "Hello!");
-    let r = smtp_send(s.addr("smtp"), "ann@signer.test", &["joe@example.org"], &tampered).await;
-    assert!(r.starts_with("250"), "SPF still aligns, so DMARC passes: {r}");
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@signer.test",
+        &["joe@example.org"],
+        &tampered,
+    )
+    .await;
+    assert!(
+        r.starts_with("250"),
+        "SPF still aligns, so DMARC passes: {r}"
+    );
     let got = wait_for_mail(s.addr("imap"), "joe@example.org", 2).await;
     let ar = auth_results(&got[1]);
     // mail-auth reports a body hash mismatch as "neutral" (RFC 6376 §3.9
@@ -138,7 +175,12 @@ async fn dkimpy_signature_spf_and_dmarc_results() {
     let junk = imap_fetch_mailbox(s.addr("imap"), "joe@example.org", "pw", "Junk").await;
     assert_eq!(junk.len(), 1);
     assert!(auth_results(&junk[0]).contains("dmarc=fail"));
-    assert_eq!(imap_fetch_all(s.addr("imap"), "joe@example.org", "pw").await.len(), 2);
+    assert_eq!(
+        imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+            .await
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -152,9 +194,21 @@ async fn strict_spf_refuses_failures_and_checks_can_be_off() {
         dns.resolver_toml()
     ));
     s.account("joe@example.org");
-    let r = smtp_send(s.addr("smtp"), "a@bad.test", &["joe@example.org"], "Subject: x\r\n\r\nx\r\n").await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@bad.test",
+        &["joe@example.org"],
+        "Subject: x\r\n\r\nx\r\n",
+    )
+    .await;
     assert!(r.starts_with("550 5.7.23"), "{r}");
-    let r = smtp_send(s.addr("smtp"), "a@good.test", &["joe@example.org"], "Subject: y\r\n\r\ny\r\n").await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@good.test",
+        &["joe@example.org"],
+        "Subject: y\r\n\r\ny\r\n",
+    )
+    .await;
     assert!(r.starts_with("250"), "{r}");
     let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
     let ar = auth_results(&got[0]);
@@ -165,7 +219,13 @@ async fn strict_spf_refuses_failures_and_checks_can_be_off() {
         dns.resolver_toml()
     ));
     off.account("joe@example.org");
-    let r = smtp_send(off.addr("smtp"), "a@bad.test", &["joe@example.org"], "Subject: z\r\n\r\nz\r\n").await;
+    let r = smtp_send(
+        off.addr("smtp"),
+        "a@bad.test",
+        &["joe@example.org"],
+        "Subject: z\r\n\r\nz\r\n",
+    )
+    .await;
     assert!(r.starts_with("250"), "{r}");
     let got = wait_for_mail(off.addr("imap"), "joe@example.org", 1).await;
     assert!(String::from_utf8_lossy(&got[0]).contains("Authentication-Results: mx.test; none"));

@@ -50,7 +50,11 @@ impl Postfix {
         for d in [&etc, &data, &dir.path().join("queue")] {
             std::fs::create_dir_all(d).unwrap();
         }
-        Command::new("chown").arg("postfix").arg(&data).status().unwrap();
+        Command::new("chown")
+            .arg("postfix")
+            .arg(&data)
+            .status()
+            .unwrap();
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
@@ -179,8 +183,10 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
     c.send("EHLO client.test\r\n").await;
     c.smtp_reply().await;
     let cred = base64::engine::general_purpose::STANDARD.encode("\0joe@example.org\0pw");
-    c.send(&format!("AUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<bob@remote.test>\r\nDATA\r\n"))
-        .await;
+    c.send(&format!(
+        "AUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<bob@remote.test>\r\nDATA\r\n"
+    ))
+    .await;
     for _ in 0..3 {
         assert!(c.smtp_reply().await.starts_with('2'));
     }

@@ -26,7 +26,14 @@ async fn submit(s: &TestServer, user: &str, to: &[&str], body: &str) -> String {
     c.send(&format!("MAIL FROM:<{user}>\r\n")).await;
     assert!(c.smtp_reply().await.starts_with("250"));
     for t in to {
-        c.send(&format!("RCPT TO:<{t}>\r\n")).await;
+        // "addr PARAMS" sends RCPT parameters too.
+        let (addr, params) = t.split_once(' ').unwrap_or((t, ""));
+        let params = if params.is_empty() {
+            String::new()
+        } else {
+            format!(" {params}")
+        };
+        c.send(&format!("RCPT TO:<{addr}>{params}\r\n")).await;
         let r = c.smtp_reply().await;
         assert!(r.starts_with("250"), "{r}");
     }
@@ -49,7 +56,11 @@ fn queue_ids(s: &TestServer) -> Vec<u64> {
 async fn wait_queue_empty(s: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !queue_ids(s).is_empty() {
-        assert!(Instant::now() < deadline, "queue did not drain: {}", s.cli_ok(&["queue", "list"]));
+        assert!(
+            Instant::now() < deadline,
+            "queue did not drain: {}",
+            s.cli_ok(&["queue", "list"])
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -84,11 +95,20 @@ async fn smarthost_delivery_and_bounce_for_unknown_user() {
         .find(|m| m.contains("Undelivered Mail Returned to Sender"))
         .expect("a bounce");
     assert!(bounce.contains("Return-Path: <>"), "{bounce}");
-    assert!(bounce.contains("Final-Recipient: rfc822; nobody@remote.test"), "{bounce}");
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; nobody@remote.test"),
+        "{bounce}"
+    );
     assert!(bounce.contains("Status: 5.1.1"), "{bounce}");
     assert!(bounce.contains("Action: failed"), "{bounce}");
-    assert!(!bounce.contains("bob@remote.test\r\nAction"), "bob was delivered");
-    assert!(bounce.contains("Subject: over the relay"), "headers returned");
+    assert!(
+        !bounce.contains("bob@remote.test\r\nAction"),
+        "bob was delivered"
+    );
+    assert!(
+        bounce.contains("Subject: over the relay"),
+        "headers returned"
+    );
     wait_queue_empty(&a).await;
 }
 
@@ -120,10 +140,16 @@ async fn mx_routing_null_mx_and_missing_domains_through_real_dns() {
     let bounces = wait_for_mail(a.addr("imap"), "joe@example.org", 1).await;
     let text = String::from_utf8_lossy(&bounces[0]);
     // RFC 7505 §3: null MX is a permanent failure with 5.1.10.
-    assert!(text.contains("Final-Recipient: rfc822; x@nullmx.test"), "{text}");
+    assert!(
+        text.contains("Final-Recipient: rfc822; x@nullmx.test"),
+        "{text}"
+    );
     assert!(text.contains("Status: 5.1.10"), "{text}");
     // NXDOMAIN: no MX and no address — permanent.
-    assert!(text.contains("Final-Recipient: rfc822; y@nowhere.test"), "{text}");
+    assert!(
+        text.contains("Final-Recipient: rfc822; y@nowhere.test"),
+        "{text}"
+    );
     assert!(text.contains("Status: 5.1.2"), "{text}");
     wait_queue_empty(&a).await;
 }
@@ -138,7 +164,13 @@ async fn temporary_failures_stay_queued_until_cancelled() {
         "{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n"
     ));
     a.account("joe@example.org");
-    let r = submit(&a, "joe@example.org", &["bob@remote.test"], "Subject: stuck\r\n\r\nx\r\n").await;
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["bob@remote.test"],
+        "Subject: stuck\r\n\r\nx\r\n",
+    )
+    .await;
     assert!(r.starts_with("250"), "{r}");
     let ids = queue_ids(&a);
     assert_eq!(ids.len(), 1);
@@ -161,7 +193,9 @@ async fn temporary_failures_stay_queued_until_cancelled() {
     assert!(!a.cli(&["queue", "show", &id]).status.success());
     // Cancelling sends no bounce.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(imap_fetch_all(a.addr("imap"), "joe@example.org", "pw").await.is_empty());
+    assert!(imap_fetch_all(a.addr("imap"), "joe@example.org", "pw")
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
@@ -169,11 +203,18 @@ async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
-    let cfg = format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n");
+    let cfg =
+        format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n");
     let a = TestServer::start_with(&cfg);
     a.account("joe@example.org");
     for i in 0..5 {
-        let r = submit(&a, "joe@example.org", &["bob@remote.test"], &format!("Subject: m{i}\r\n\r\nbody {i}\r\n")).await;
+        let r = submit(
+            &a,
+            "joe@example.org",
+            &["bob@remote.test"],
+            &format!("Subject: m{i}\r\n\r\nbody {i}\r\n"),
+        )
+        .await;
         assert!(r.starts_with("250"), "{r}");
     }
     let dir = a.kill_keep_dir();
@@ -181,7 +222,10 @@ async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
     let bdir = tempfile::tempdir().unwrap();
     std::fs::write(
         bdir.path().join("config.toml"),
-        test_config(OPEN).replace("smtp = [\"127.0.0.1:0\"]", &format!("smtp = [\"127.0.0.1:{port}\"]")),
+        test_config(OPEN).replace(
+            "smtp = [\"127.0.0.1:0\"]",
+            &format!("smtp = [\"127.0.0.1:{port}\"]"),
+        ),
     )
     .unwrap();
     let b = TestServer::start_in(bdir);
@@ -191,7 +235,12 @@ async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
     assert_eq!(got.len(), 5, "every acknowledged message, once");
     wait_queue_empty(&a).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw").await.len(), 5);
+    assert_eq!(
+        imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw")
+            .await
+            .len(),
+        5
+    );
 }
 
 /// dkimpy verifies a message Petrel signed, with the key served by dnsmasq.
@@ -237,7 +286,10 @@ async fn dkim_signatures_verify_with_dkimpy() {
     a.account("joe@example.org");
     let out = a.cli_ok(&["dkim", "create", "example.org", "--selector", "s1"]);
     assert!(out.contains("s1._domainkey.example.org."), "{out}");
-    assert!(out.contains("v=spf1") && out.contains("_dmarc.example.org."), "{out}");
+    assert!(
+        out.contains("v=spf1") && out.contains("_dmarc.example.org."),
+        "{out}"
+    );
     // A second create without --replace is refused.
     assert!(!a.cli(&["dkim", "create", "example.org"]).status.success());
     let txt = out
@@ -258,8 +310,113 @@ async fn dkim_signatures_verify_with_dkimpy() {
     let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
     let msg = &got[0];
     let text = String::from_utf8_lossy(msg);
-    assert!(text.contains("DKIM-Signature:") && text.contains("d=example.org"), "{text}");
+    assert!(
+        text.contains("DKIM-Signature:") && text.contains("d=example.org"),
+        "{text}"
+    );
     assert!(dkimpy_verify(&dns, msg), "dkimpy accepts the signature");
     let tampered = text.replace("A body.", "A b0dy.");
-    assert!(!dkimpy_verify(&dns, tampered.as_bytes()), "and rejects a changed body");
+    assert!(
+        !dkimpy_verify(&dns, tampered.as_bytes()),
+        "and rejects a changed body"
+    );
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn with_smtp_port(extra: &str, port: u16) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        test_config(extra).replace(
+            "smtp = [\"127.0.0.1:0\"]",
+            &format!("smtp = [\"127.0.0.1:{port}\"]"),
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn mails_with(msgs: &[Vec<u8>], needle: &str) -> Vec<String> {
+    msgs.iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .filter(|m| m.contains(needle))
+        .collect()
+}
+
+#[tokio::test]
+async fn success_notice_comes_from_the_final_server() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = TestServer::start_in(with_smtp_port(
+        &format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{pb}\"\nretry = [1]\n"),
+        pa,
+    ));
+    a.account("joe@example.org");
+    let b = TestServer::start_in(with_smtp_port(
+        &format!(
+            "{OPEN}[queue]\nretry = [1]\nroutes = {{ \"example.org\" = \"127.0.0.1:{pa}\" }}\n"
+        ),
+        pb,
+    ));
+    b.account("bob@remote.test");
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["bob@remote.test NOTIFY=SUCCESS ORCPT=rfc822;bob@remote.test"],
+        "Subject: tell me\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    let got = wait_for_mail(a.addr("imap"), "joe@example.org", 1).await;
+    let dsn = &mails_with(&got, "Delivery Status Notification (Success)")[0];
+    assert!(dsn.contains("Action: delivered"), "{dsn}");
+    assert!(
+        dsn.contains("Original-Recipient: rfc822;bob@remote.test"),
+        "{dsn}"
+    );
+    // A relayed to a DSN-capable server, so it sends no notice of its own.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        imap_fetch_all(a.addr("imap"), "joe@example.org", "pw")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn delay_notice_then_expiry_bounce() {
+    let closed = free_port();
+    let a = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nrelay = \"127.0.0.1:{closed}\"\nretry = [1]\ndelay-notify = 1\nexpire = 5\nconnect-timeout = 1\n"
+    ));
+    a.account("joe@example.org");
+    let r = submit(
+        &a,
+        "joe@example.org",
+        &["x@remote.test", "y@remote.test NOTIFY=NEVER"],
+        "Subject: slow\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(a.addr("imap"), "joe@example.org", 2).await;
+    let delay = &mails_with(&got, "Delivery Status Notification (Delay)")[0];
+    assert!(
+        delay.contains("Action: delayed") && delay.contains("Will-Retry-Until:"),
+        "{delay}"
+    );
+    let bounce = &mails_with(&got, "Undelivered Mail Returned to Sender")[0];
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; x@remote.test"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Status: 5.4.7"), "{bounce}");
+    for m in [delay, bounce] {
+        assert!(!m.contains("y@remote.test"), "NOTIFY=NEVER: {m}");
+    }
+    wait_queue_empty(&a).await;
 }

@@ -174,8 +174,69 @@ async fn pipelined_transaction_and_dot_stuffing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smuggled_end_of_data_is_not_honoured() {
+async fn bare_newlines_are_refused_by_default() {
     let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = greeted(&s).await;
+    c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..3 {
+        c.smtp_reply().await;
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("Subject: one\r\n\r\nbody\n.\nMAIL FROM:<evil@b.test>\r\n.\r\nNOOP\r\n")
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("554 5.6.11"), "{r}");
+    assert!(
+        c.smtp_reply().await.starts_with("250"),
+        "in step: NOOP answered"
+    );
+    c.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..2 {
+        assert!(c.smtp_reply().await.starts_with("250"));
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("Subject: a bare\rCR\r\n\r\nx\r\n.\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("554 5.6.11"));
+    assert!(imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_are_limited() {
+    let s = TestServer::start_with(
+        "[smtp]\nmax-connections-per-ip = 2\nmax-connection-rate-per-ip = 4\nlimit-exempt = []\n",
+    );
+    let mut a = greeted(&s).await;
+    let _b = greeted(&s).await;
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    assert!(
+        c.smtp_reply().await.starts_with("421 4.7.0"),
+        "third at once"
+    );
+    assert!(c.line_opt().await.is_none(), "and closed");
+    a.send("QUIT\r\n").await;
+    a.smtp_reply().await;
+    assert!(a.line_opt().await.is_none());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _d = greeted(&s).await; // a slot is free again: the fourth this minute
+    let mut e = LineClient::connect(s.addr("smtp")).await;
+    let r = e.smtp_reply().await;
+    assert!(r.starts_with("421"), "fifth in a minute: {r}");
+    // The loopback exemption (the default) lifts both limits.
+    let open = TestServer::start_with("[smtp]\nmax-connections-per-ip = 1\n");
+    let _x = greeted(&open).await;
+    let _y = greeted(&open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggled_end_of_data_is_not_honoured() {
+    let s = TestServer::start_with(
+        "[smtp]\nbare-newlines = \"accept\"\n[imap]\nauth-without-tls = true\n",
+    );
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
     c.send("EHLO x.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")

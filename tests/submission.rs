@@ -53,13 +53,16 @@ async fn submission_needs_tls_then_auth() {
     assert!(c.smtp_reply().await.starts_with("220"));
     let mut c = c.upgrade(&s).await;
     let caps = ehlo(&mut c).await.join("\n");
+    assert!(caps.contains("AUTH SCRAM-SHA-256 PLAIN LOGIN"), "{caps}");
     assert!(
-        caps.contains("AUTH SCRAM-SHA-256 PLAIN LOGIN"),
+        caps.contains("REQUIRETLS") && !caps.contains("STARTTLS"),
         "{caps}"
     );
-    assert!(caps.contains("REQUIRETLS") && !caps.contains("STARTTLS"), "{caps}");
-    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0wrong")))
-        .await;
+    c.send(&format!(
+        "AUTH PLAIN {}\r\n",
+        b64(b"\0joe@example.org\0wrong")
+    ))
+    .await;
     assert!(c.smtp_reply().await.starts_with("535 5.7.8"));
     c.send("AUTH CRAM-MD5\r\n").await;
     assert!(c.smtp_reply().await.starts_with("504 5.5.4"));
@@ -77,7 +80,12 @@ async fn implicit_tls_login_sender_rules_and_added_headers() {
     let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
     s.account("joe@example.org");
     s.account("ann@example.org");
-    s.cli_ok(&["account", "add-alias", "joe@example.org", "sales@example.org"]);
+    s.cli_ok(&[
+        "account",
+        "add-alias",
+        "joe@example.org",
+        "sales@example.org",
+    ]);
     let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
     assert!(c.smtp_reply().await.starts_with("220"));
     ehlo(&mut c).await;
@@ -123,8 +131,11 @@ async fn scram_login(c: &mut LineClient, user: &str, password: &str) -> String {
     };
     let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
     let first_bare = format!("n={user},r={cnonce}");
-    c.send(&format!("AUTH SCRAM-SHA-256 {}\r\n", b64(format!("n,,{first_bare}").as_bytes())))
-        .await;
+    c.send(&format!(
+        "AUTH SCRAM-SHA-256 {}\r\n",
+        b64(format!("n,,{first_bare}").as_bytes())
+    ))
+    .await;
     let r = c.smtp_reply().await;
     assert!(r.starts_with("334 "), "{r}");
     let server_first = String::from_utf8(unb64(&r[4..])).unwrap();
@@ -149,8 +160,11 @@ async fn scram_login(c: &mut LineClient, user: &str, password: &str) -> String {
     let auth_msg = format!("{first_bare},{server_first},{without_proof}");
     let sig = hmac(&stored_key, auth_msg.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
-    c.send(&format!("{}\r\n", b64(format!("{without_proof},p={}", b64(&proof)).as_bytes())))
-        .await;
+    c.send(&format!(
+        "{}\r\n",
+        b64(format!("{without_proof},p={}", b64(&proof)).as_bytes())
+    ))
+    .await;
     let r = c.smtp_reply().await;
     if !r.starts_with("334 ") {
         return r;
@@ -158,7 +172,10 @@ async fn scram_login(c: &mut LineClient, user: &str, password: &str) -> String {
     let server_final = String::from_utf8(unb64(&r[4..])).unwrap();
     let server_key = hmac(&salted, b"Server Key");
     let expected = format!("v={}", b64(&hmac(&server_key, auth_msg.as_bytes())));
-    assert_eq!(server_final, expected, "server proves it knows the password");
+    assert_eq!(
+        server_final, expected,
+        "server proves it knows the password"
+    );
     c.send("\r\n").await;
     c.smtp_reply().await
 }
@@ -181,8 +198,12 @@ async fn scram_sha_256_authenticates_both_ways() {
     let mut c = LineClient::connect(s.addr("submission")).await;
     c.smtp_reply().await;
     ehlo(&mut c).await;
-    assert!(scram_login(&mut c, "joe@example.org", "pw").await.starts_with("535"));
-    assert!(scram_login(&mut c, "joe@example.org", "new-pw").await.starts_with("235"));
+    assert!(scram_login(&mut c, "joe@example.org", "pw")
+        .await
+        .starts_with("535"));
+    assert!(scram_login(&mut c, "joe@example.org", "new-pw")
+        .await
+        .starts_with("235"));
 }
 
 #[tokio::test]
@@ -204,12 +225,17 @@ async fn mta_port_has_no_auth_and_relays_nothing() {
 
 #[tokio::test]
 async fn bdat_chunks_binarymime_and_limits() {
-    let s = TestServer::start_with("[smtp]\nmax-message-size = 2000\n[imap]\nauth-without-tls = true\n");
+    let s = TestServer::start_with(
+        "[smtp]\nmax-message-size = 2000\n[imap]\nauth-without-tls = true\n",
+    );
     s.account("joe@example.org");
     let mut c = LineClient::connect(s.addr("smtp")).await;
     c.smtp_reply().await;
     let caps = ehlo(&mut c).await.join("\n");
-    assert!(caps.contains("CHUNKING") && caps.contains("BINARYMIME"), "{caps}");
+    assert!(
+        caps.contains("CHUNKING") && caps.contains("BINARYMIME"),
+        "{caps}"
+    );
     // A chunk may hold what DATA would end on: it is taken verbatim.
     let part1 = "Subject: chunked\r\n\r\nline one\r\n.\r\n";
     let part2 = "line two\r\n";
@@ -221,7 +247,8 @@ async fn bdat_chunks_binarymime_and_limits() {
     assert!(c.smtp_reply().await.starts_with("250"));
     assert!(c.smtp_reply().await.starts_with("250"));
     assert!(c.smtp_reply().await.starts_with("250 2.0.0"));
-    c.send(&format!("BDAT {} LAST\r\n{part2}", part2.len())).await;
+    c.send(&format!("BDAT {} LAST\r\n{part2}", part2.len()))
+        .await;
     let r = c.smtp_reply().await;
     assert!(r.starts_with("250 2.0.0 Message accepted"), "{r}");
     let msgs = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
@@ -248,8 +275,16 @@ async fn bdat_chunks_binarymime_and_limits() {
     c.send("BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n").await;
     let r = c.smtp_reply().await;
     assert!(r.starts_with("503"), "{r}");
-    assert!(c.smtp_reply().await.starts_with("250"), "NOOP after the chunk");
-    assert_eq!(wait_for_mail(s.addr("imap"), "joe@example.org", 1).await.len(), 1);
+    assert!(
+        c.smtp_reply().await.starts_with("250"),
+        "NOOP after the chunk"
+    );
+    assert_eq!(
+        wait_for_mail(s.addr("imap"), "joe@example.org", 1)
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -265,9 +300,11 @@ async fn smtputf8_and_dsn_parameters() {
     c.send("MAIL FROM:<jörg@remote.test> SMTPUTF8 RET=HDRS ENVID=abc+2Bdef\r\n")
         .await;
     assert!(c.smtp_reply().await.starts_with("250"));
-    c.send("RCPT TO:<joe@example.org> NOTIFY=SOMETIMES\r\n").await;
+    c.send("RCPT TO:<joe@example.org> NOTIFY=SOMETIMES\r\n")
+        .await;
     assert!(c.smtp_reply().await.starts_with("501 5.5.4"));
-    c.send("RCPT TO:<joe@example.org> NOTIFY=NEVER,SUCCESS\r\n").await;
+    c.send("RCPT TO:<joe@example.org> NOTIFY=NEVER,SUCCESS\r\n")
+        .await;
     assert!(c.smtp_reply().await.starts_with("501 5.5.4"));
     c.send("RCPT TO:<joe@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;joe@example.org\r\n")
         .await;
@@ -276,7 +313,8 @@ async fn smtputf8_and_dsn_parameters() {
     assert!(c.smtp_reply().await.starts_with("555 5.5.4"));
     c.send("MAIL FROM:<x@remote.test> REQUIRETLS\r\n").await;
     assert!(c.smtp_reply().await.starts_with("503"), "nested MAIL");
-    c.send("RSET\r\nMAIL FROM:<x@remote.test> REQUIRETLS\r\n").await;
+    c.send("RSET\r\nMAIL FROM:<x@remote.test> REQUIRETLS\r\n")
+        .await;
     c.smtp_reply().await;
     assert!(
         c.smtp_reply().await.starts_with("530 5.7.10"),
@@ -289,7 +327,13 @@ async fn lmtp_answers_once_per_recipient() {
     let s = TestServer::start_with(OPEN);
     s.account("joe@example.org");
     s.cli_ok(&[
-        "account", "create", "full@example.org", "--secret", "pw", "--quota", "10",
+        "account",
+        "create",
+        "full@example.org",
+        "--secret",
+        "pw",
+        "--quota",
+        "10",
     ]);
     let mut c = LineClient::connect(s.addr("lmtp")).await;
     assert!(c.smtp_reply().await.contains("LMTP"));
@@ -309,8 +353,21 @@ async fn lmtp_answers_once_per_recipient() {
     // RFC 2033 §4.2: one reply per accepted RCPT, in order.
     let r1 = c.line().await;
     let r2 = c.line().await;
-    assert!(r1.starts_with("250") && r1.contains("joe@example.org"), "{r1}");
-    assert!(r2.starts_with("452 4.2.2") && r2.contains("full@example.org"), "{r2}");
-    assert_eq!(wait_for_mail(s.addr("imap"), "joe@example.org", 1).await.len(), 1);
-    assert!(imap_fetch_all(s.addr("imap"), "full@example.org", "pw").await.is_empty());
+    assert!(
+        r1.starts_with("250") && r1.contains("joe@example.org"),
+        "{r1}"
+    );
+    assert!(
+        r2.starts_with("452 4.2.2") && r2.contains("full@example.org"),
+        "{r2}"
+    );
+    assert_eq!(
+        wait_for_mail(s.addr("imap"), "joe@example.org", 1)
+            .await
+            .len(),
+        1
+    );
+    assert!(imap_fetch_all(s.addr("imap"), "full@example.org", "pw")
+        .await
+        .is_empty());
 }

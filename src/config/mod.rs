@@ -83,6 +83,22 @@ pub struct SmtpConfig {
     pub timeout_command: u64,
     pub timeout_data: u64,
     pub auth_without_tls: bool,
+    /// Open SMTP connections from one address (0: no limit).
+    pub max_connections_per_ip: u32,
+    /// New SMTP connections from one address per minute (0: no limit).
+    pub max_connection_rate_per_ip: u32,
+    /// Address blocks the two limits above do not apply to.
+    pub limit_exempt: Vec<String>,
+    /// "reject" refuses a message with a bare CR or LF (RFC 5321 §2.3.8);
+    /// "accept" stores it as sent.
+    pub bare_newlines: BareNewlines,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewlines {
+    Reject,
+    Accept,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -283,6 +299,10 @@ impl Default for SmtpConfig {
             timeout_command: 300,
             timeout_data: 600,
             auth_without_tls: false,
+            max_connections_per_ip: 20,
+            max_connection_rate_per_ip: 600,
+            limit_exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            bare_newlines: BareNewlines::Reject,
         }
     }
 }
@@ -333,8 +353,17 @@ impl Default for DkimConfig {
         DkimConfig {
             sign: true,
             headers: [
-                "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "In-Reply-To",
-                "References", "MIME-Version", "Content-Type",
+                "From",
+                "To",
+                "Cc",
+                "Subject",
+                "Date",
+                "Message-ID",
+                "Reply-To",
+                "In-Reply-To",
+                "References",
+                "MIME-Version",
+                "Content-Type",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -434,6 +463,11 @@ impl Config {
                 return Err((key, "must be greater than zero".into()));
             }
         }
+        for c in &self.smtp.limit_exempt {
+            if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
+                return Err(("smtp.limit-exempt", e));
+            }
+        }
         if self.queue.concurrency == 0 {
             return Err(("queue.concurrency", "must be greater than zero".into()));
         }
@@ -454,11 +488,31 @@ impl Config {
         }
         let m = &self.mail_auth;
         for (key, mode, allowed) in [
-            ("mail-auth.spf", m.spf, &[CheckMode::Off, CheckMode::Verify, CheckMode::Strict][..]),
-            ("mail-auth.dkim", m.dkim, &[CheckMode::Off, CheckMode::Verify][..]),
-            ("mail-auth.arc", m.arc, &[CheckMode::Off, CheckMode::Verify][..]),
-            ("mail-auth.dmarc", m.dmarc, &[CheckMode::Off, CheckMode::Verify, CheckMode::Enforce][..]),
-            ("mail-auth.iprev", m.iprev, &[CheckMode::Off, CheckMode::Verify][..]),
+            (
+                "mail-auth.spf",
+                m.spf,
+                &[CheckMode::Off, CheckMode::Verify, CheckMode::Strict][..],
+            ),
+            (
+                "mail-auth.dkim",
+                m.dkim,
+                &[CheckMode::Off, CheckMode::Verify][..],
+            ),
+            (
+                "mail-auth.arc",
+                m.arc,
+                &[CheckMode::Off, CheckMode::Verify][..],
+            ),
+            (
+                "mail-auth.dmarc",
+                m.dmarc,
+                &[CheckMode::Off, CheckMode::Verify, CheckMode::Enforce][..],
+            ),
+            (
+                "mail-auth.iprev",
+                m.iprev,
+                &[CheckMode::Off, CheckMode::Verify][..],
+            ),
         ] {
             if !allowed.contains(&mode) {
                 let names: Vec<String> = allowed
@@ -468,7 +522,12 @@ impl Config {
                 return Err((key, format!("must be one of: {}", names.join(", "))));
             }
         }
-        if self.dkim.headers.iter().all(|h| !h.eq_ignore_ascii_case("From")) {
+        if self
+            .dkim
+            .headers
+            .iter()
+            .all(|h| !h.eq_ignore_ascii_case("From"))
+        {
             return Err(("dkim.headers", "must include From (RFC 6376 §5.4)".into()));
         }
         if self.smtp.max_line_length < 512 {

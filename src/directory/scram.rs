@@ -138,10 +138,19 @@ impl ScramServer {
         for (i, attr) in bare.split(',').enumerate() {
             match (i, attr.split_at_checked(2)) {
                 (0, Some(("m=", _))) => {
-                    return Err(ScramError::Malformed("mandatory extensions are not supported"))
+                    return Err(ScramError::Malformed(
+                        "mandatory extensions are not supported",
+                    ))
                 }
-                (0, Some(("n=", v))) => user = Some(decode_name(v).ok_or(ScramError::Malformed("bad user name encoding"))?),
-                (1, Some(("r=", v))) if !v.is_empty() && v.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') => {
+                (0, Some(("n=", v))) => {
+                    user = Some(
+                        decode_name(v).ok_or(ScramError::Malformed("bad user name encoding"))?,
+                    )
+                }
+                (1, Some(("r=", v)))
+                    if !v.is_empty()
+                        && v.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') =>
+                {
                     cnonce = Some(v.to_string())
                 }
                 (0, _) | (1, _) => return Err(ScramError::Malformed("expected n=user,r=nonce")),

@@ -36,19 +36,31 @@ async fn list(State(st): State<AppState>, _a: Admin) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.core.queue.list().await?)))
 }
 
-async fn show(State(st): State<AppState>, _a: Admin, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
+async fn show(
+    State(st): State<AppState>,
+    _a: Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
     let e = st.core.queue.get(id).await?.ok_or_else(|| not_found(id))?;
     Ok(Json(json!(e)))
 }
 
-async fn retry(State(st): State<AppState>, _a: Admin, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
+async fn retry(
+    State(st): State<AppState>,
+    _a: Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
     if !st.core.queue.retry_now(id).await? {
         return Err(not_found(id));
     }
     Ok(Json(json!({ "id": id, "scheduled": "now" })))
 }
 
-async fn cancel(State(st): State<AppState>, _a: Admin, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+async fn cancel(
+    State(st): State<AppState>,
+    _a: Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
     match st.core.queue.cancel(id).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(not_found(id)),
@@ -101,7 +113,10 @@ async fn create_dkim(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "the selector must be letters, digits, dots and hyphens".into()));
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the selector must be letters, digits, dots and hyphens".into(),
+        ));
     }
     if !req.replace && crate::dkim::get(&st.core.store, &domain).await?.is_some() {
         return Err(ApiError(
@@ -115,20 +130,34 @@ async fn create_dkim(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     crate::dkim::put(&st.core.store, key.clone()).await?;
-    Ok((StatusCode::CREATED, Json(dkim_json(&key, &st.core.config.hostname))))
+    Ok((
+        StatusCode::CREATED,
+        Json(dkim_json(&key, &st.core.config.hostname)),
+    ))
 }
 
-async fn show_dkim(State(st): State<AppState>, _a: Admin, Path(domain): Path<String>) -> ApiResult<Json<Value>> {
+async fn show_dkim(
+    State(st): State<AppState>,
+    _a: Admin,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
     let key = crate::dkim::get(&st.core.store, &domain)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no DKIM key for {domain}")))?;
     Ok(Json(dkim_json(&key, &st.core.config.hostname)))
 }
 
-async fn delete_dkim(State(st): State<AppState>, _a: Admin, Path(domain): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_dkim(
+    State(st): State<AppState>,
+    _a: Admin,
+    Path(domain): Path<String>,
+) -> ApiResult<StatusCode> {
     if crate::dkim::delete(&st.core.store, &domain).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError(StatusCode::NOT_FOUND, format!("no DKIM key for {domain}")))
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no DKIM key for {domain}"),
+        ))
     }
 }

@@ -2,6 +2,7 @@
 //! STARTTLS), line framing with a length limit, TLS set-up, and the shutdown
 //! signal that sessions watch.
 
+pub mod limit;
 pub mod tls;
 
 use std::io;

@@ -21,9 +21,20 @@ use crate::smtp::proto::Reply;
 /// What one attempt did for one recipient.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Delivered { reply: String, host: String },
-    Temp { reply: String },
-    Perm { reply: String, host: String },
+    /// `dsn_relayed`: the next hop took the message with the DSN
+    /// extension, so success notices are its job (RFC 3461 §5.2.2).
+    Delivered {
+        reply: String,
+        host: String,
+        dsn_relayed: bool,
+    },
+    Temp {
+        reply: String,
+    },
+    Perm {
+        reply: String,
+        host: String,
+    },
 }
 
 pub fn spawn(core: SharedCore, shutdown: Shutdown) {
@@ -144,6 +155,7 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
             Ok(_) => Outcome::Delivered {
                 reply: "250 2.0.0 Delivered to the local mailbox".into(),
                 host: core.config.hostname.clone(),
+                dsn_relayed: false,
             },
             Err(MailError::OverQuota) => Outcome::Temp {
                 reply: "452 4.2.2 Mailbox full".into(),
@@ -203,15 +215,23 @@ async fn deliver_remote(
     }
     rcpts
         .iter()
-        .map(|r| (r.address.clone(), Outcome::Temp { reply: last.clone() }))
+        .map(|r| {
+            (
+                r.address.clone(),
+                Outcome::Temp {
+                    reply: last.clone(),
+                },
+            )
+        })
         .collect()
 }
 
-fn reply_outcome(r: &Reply, host: &str) -> Outcome {
+fn reply_outcome(r: &Reply, host: &str, dsn: bool) -> Outcome {
     if r.is_positive() {
         Outcome::Delivered {
             reply: r.text(),
             host: host.to_string(),
+            dsn_relayed: dsn,
         }
     } else if r.is_permanent() {
         Outcome::Perm {
@@ -269,7 +289,10 @@ async fn smtp_transaction(
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
     if want_tls && !c.is_tls() && c.offers("STARTTLS") {
-        let r = c.starttls(&hop.name).await.map_err(|e| format!("STARTTLS: {e}"))?;
+        let r = c
+            .starttls(&hop.name)
+            .await
+            .map_err(|e| format!("STARTTLS: {e}"))?;
         if r.code == 220 {
             let hello = c.hello(me).await.map_err(io)?;
             if !hello.is_positive() {
@@ -295,7 +318,11 @@ async fn smtp_transaction(
         mail.push_str(" BODY=8BITMIME");
     }
     if dsn {
-        mail.push_str(if entry.ret_full { " RET=FULL" } else { " RET=HDRS" });
+        mail.push_str(if entry.ret_full {
+            " RET=FULL"
+        } else {
+            " RET=HDRS"
+        });
         if let Some(envid) = &entry.env_id {
             mail.push_str(&format!(" ENVID={}", xtext(envid)));
         }
@@ -307,7 +334,7 @@ async fn smtp_transaction(
     let mut results = HashMap::new();
     if !r.is_positive() {
         for rc in rcpts {
-            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name));
+            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name, dsn));
         }
         c.quit().await;
         return Ok(results);
@@ -317,13 +344,21 @@ async fn smtp_transaction(
         let mut cmd = format!("RCPT TO:<{}>", rc.address);
         if dsn {
             let n = rc.notify;
-            let list: Vec<&str> = [(n.success, "SUCCESS"), (n.failure, "FAILURE"), (n.delay, "DELAY")]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, s)| *s)
-                .collect();
+            let list: Vec<&str> = [
+                (n.success, "SUCCESS"),
+                (n.failure, "FAILURE"),
+                (n.delay, "DELAY"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| *s)
+            .collect();
             cmd.push_str(" NOTIFY=");
-            cmd.push_str(&if list.is_empty() { "NEVER".to_string() } else { list.join(",") });
+            cmd.push_str(&if list.is_empty() {
+                "NEVER".to_string()
+            } else {
+                list.join(",")
+            });
             if let Some(o) = &rc.orcpt {
                 cmd.push_str(&format!(" ORCPT={o}"));
             }
@@ -332,7 +367,7 @@ async fn smtp_transaction(
         if r.is_positive() {
             accepted.push(rc.address.clone());
         } else {
-            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name));
+            results.insert(rc.address.clone(), reply_outcome(&r, &hop.name, dsn));
         }
     }
     if accepted.is_empty() {
@@ -341,7 +376,7 @@ async fn smtp_transaction(
     }
     let r = c.data(raw).await.map_err(|e| format!("DATA: {e}"))?;
     for a in accepted {
-        results.insert(a, reply_outcome(&r, &hop.name));
+        results.insert(a, reply_outcome(&r, &hop.name, dsn));
     }
     c.quit().await;
     Ok(results)
@@ -364,7 +399,7 @@ async fn finish(
             continue;
         }
         match outcomes.get(&r.address) {
-            Some(Outcome::Delivered { reply, host }) => {
+            Some(Outcome::Delivered { reply, host, .. }) => {
                 r.status = RcptStatus::Delivered {
                     reply: reply.clone(),
                     host: host.clone(),
@@ -391,13 +426,33 @@ async fn finish(
     }
     // Which recipients to report, and how.
     let mut report: Vec<(QueueRcpt, Action)> = Vec::new();
+    let relayed_with_dsn = |addr: &str| {
+        matches!(
+            outcomes.get(addr),
+            Some(Outcome::Delivered {
+                dsn_relayed: true,
+                ..
+            })
+        )
+    };
     for (before, after) in entry.recipients.iter().zip(next.recipients.iter()) {
         if before.status != RcptStatus::Pending {
             continue;
         }
         match &after.status {
-            RcptStatus::Failed { .. } if after.notify.failure => report.push((after.clone(), Action::Failed)),
-            RcptStatus::Delivered { .. } if after.notify.success => report.push((after.clone(), Action::Delivered)),
+            RcptStatus::Failed { .. } if after.notify.failure => {
+                report.push((after.clone(), Action::Failed))
+            }
+            RcptStatus::Delivered { host, .. } if after.notify.success => {
+                if relayed_with_dsn(&after.address) {
+                    // The next hop reports success itself.
+                } else if host == &core.config.hostname {
+                    report.push((after.clone(), Action::Delivered))
+                } else {
+                    // Handed to a server without DSN: "relayed" (RFC 3464 §2.3.3).
+                    report.push((after.clone(), Action::Relayed))
+                }
+            }
             _ => {}
         }
     }
@@ -416,7 +471,13 @@ async fn finish(
     // No DSN about a DSN (null sender), RFC 3461 §6.2 / RFC 5321 §4.5.5.
     let bounce = if !report.is_empty() && !entry.from.is_empty() {
         let refs: Vec<(&QueueRcpt, Action)> = report.iter().map(|(r, a)| (r, *a)).collect();
-        let body = dsn::build(&core.config.hostname, &entry, &refs, raw, Some(entry.expires));
+        let body = dsn::build(
+            &core.config.hostname,
+            &entry,
+            &refs,
+            raw,
+            Some(entry.expires),
+        );
         let mut rc = QueueRcpt::new(&entry.from);
         rc.notify = super::Notify::default();
         Some(Arc::new(

@@ -10,6 +10,8 @@ pub enum Action {
     Failed,
     Delayed,
     Delivered,
+    /// Passed to a server that does not offer DSN (RFC 3464 §2.3.3).
+    Relayed,
 }
 
 impl Action {
@@ -18,6 +20,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 }
@@ -31,7 +34,9 @@ pub fn status_of(reply: &str) -> String {
         let parts: Vec<&str> = enh.split('.').collect();
         if parts.len() == 3
             && matches!(parts[0], "2" | "4" | "5")
-            && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
         {
             return enh.to_string();
         }
@@ -71,7 +76,7 @@ pub fn build(
     let subject = match worst {
         Action::Failed => "Undelivered Mail Returned to Sender",
         Action::Delayed => "Delivery Status Notification (Delay)",
-        Action::Delivered => "Delivery Status Notification (Success)",
+        Action::Delivered | Action::Relayed => "Delivery Status Notification (Success)",
     };
     let mut human = String::new();
     match worst {
@@ -85,10 +90,15 @@ pub fn build(
         Action::Delivered => human.push_str(&format!(
             "This is the mail system at {hostname}.\r\n\r\nYour message was delivered to the recipients below.\r\n\r\n"
         )),
+        Action::Relayed => human.push_str(&format!(
+            "This is the mail system at {hostname}.\r\n\r\nYour message was passed on to a server that sends no delivery\r\nnotifications; this is the last report you will get.\r\n\r\n"
+        )),
     }
     for (r, a) in rcpts {
         let detail = match (&r.status, a) {
-            (RcptStatus::Failed { reply, .. }, _) | (RcptStatus::Delivered { reply, .. }, _) => reply.clone(),
+            (RcptStatus::Failed { reply, .. }, _) | (RcptStatus::Delivered { reply, .. }, _) => {
+                reply.clone()
+            }
             (RcptStatus::Pending, _) => r.last_error.clone().unwrap_or_default(),
         };
         human.push_str(&format!("<{}>: {}: {}\r\n", r.address, a.name(), detail));
@@ -98,7 +108,10 @@ pub fn build(
     if let Some(envid) = &entry.env_id {
         status.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
     }
-    status.push_str(&format!("Arrival-Date: {}\r\n", rfc5322_date(entry.created)));
+    status.push_str(&format!(
+        "Arrival-Date: {}\r\n",
+        rfc5322_date(entry.created)
+    ));
     for (r, a) in rcpts {
         status.push_str("\r\n");
         status.push_str(&format!("Final-Recipient: rfc822; {}\r\n", r.address));
@@ -109,7 +122,12 @@ pub fn build(
             RcptStatus::Failed { reply, host } | RcptStatus::Delivered { reply, host } => {
                 (reply.clone(), host.clone())
             }
-            RcptStatus::Pending => (r.last_error.clone().unwrap_or_else(|| "400 4.0.0 queued".into()), String::new()),
+            RcptStatus::Pending => (
+                r.last_error
+                    .clone()
+                    .unwrap_or_else(|| "400 4.0.0 queued".into()),
+                String::new(),
+            ),
         };
         status.push_str(&format!("Action: {}\r\n", a.name()));
         status.push_str(&format!("Status: {}\r\n", status_of(&reply)));
@@ -210,7 +228,13 @@ mod tests {
             recipients: vec![rcpt.clone()],
         };
         let raw = b"Subject: hello\r\nFrom: joe@example.org\r\n\r\nsecret body\r\n";
-        let dsn = build("mx.example.org", &entry, &[(&rcpt, Action::Failed)], raw, None);
+        let dsn = build(
+            "mx.example.org",
+            &entry,
+            &[(&rcpt, Action::Failed)],
+            raw,
+            None,
+        );
         let msg = mail_parser::MessageParser::default().parse(&dsn).unwrap();
         assert_eq!(msg.subject(), Some("Undelivered Mail Returned to Sender"));
         let text = String::from_utf8_lossy(&dsn);

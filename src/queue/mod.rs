@@ -303,6 +303,52 @@ impl Queue {
         Ok(Some(e))
     }
 
+    /// Queues a "delivered" DSN (RFC 3461 NOTIFY=SUCCESS) for mail that was
+    /// delivered locally without going through the queue.
+    pub async fn notify_delivered(
+        &self,
+        hostname: &str,
+        from: &str,
+        env_id: Option<String>,
+        rcpts: Vec<QueueRcpt>,
+        raw: &[u8],
+    ) -> Result<()> {
+        if from.is_empty() || rcpts.is_empty() {
+            return Ok(());
+        }
+        let now = unix_now();
+        let entry = QueueEntry {
+            id: 0,
+            from: from.to_string(),
+            blob: String::new(),
+            size: raw.len() as u64,
+            created: now,
+            next_attempt: now,
+            attempts: 0,
+            expires: now,
+            env_id,
+            ret_full: false,
+            requiretls: false,
+            delay_notified: false,
+            recipients: rcpts.clone(),
+        };
+        let refs: Vec<(&QueueRcpt, dsn::Action)> =
+            rcpts.iter().map(|r| (r, dsn::Action::Delivered)).collect();
+        let body = dsn::build(hostname, &entry, &refs, raw, None);
+        let mut to = QueueRcpt::new(from);
+        to.notify = Notify::default();
+        self.enqueue(NewMessage {
+            from: String::new(),
+            recipients: vec![to],
+            raw: body,
+            env_id: None,
+            ret_full: false,
+            requiretls: false,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Schedules an entry for now (`petrel queue retry`).
     pub async fn retry_now(&self, id: u64) -> Result<bool> {
         let q = self.clone();

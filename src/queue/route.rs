@@ -7,10 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use mail_auth::common::cache::NoCache;
+use mail_auth::hickory_resolver::config::ConnectionConfig;
 use mail_auth::hickory_resolver::config::{
     NameServerConfig, ResolverConfig as HickoryConfig, ResolverOpts,
 };
-use mail_auth::hickory_resolver::config::ConnectionConfig;
 use mail_auth::{IpLookupStrategy, MessageAuthenticator, RecordSet, MX};
 
 use crate::config::{Config, ResolverConfig, TlsMode};
@@ -47,7 +47,10 @@ impl Resolver {
                 .or_else(|_| {
                     // No /etc/resolv.conf: fall back to the local stub.
                     let ns = NameServerConfig::udp_and_tcp(IpAddr::from([127, 0, 0, 1]));
-                    MessageAuthenticator::new(HickoryConfig::from_name_servers(vec![ns]), opts.clone())
+                    MessageAuthenticator::new(
+                        HickoryConfig::from_name_servers(vec![ns]),
+                        opts.clone(),
+                    )
                 })
                 .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?
         } else {
@@ -100,7 +103,10 @@ impl Resolver {
 
     /// A then AAAA addresses of a host name (or the literal itself).
     pub async fn ips(&self, host: &str) -> Lookup<Vec<IpAddr>> {
-        if let Ok(ip) = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+        {
             return Lookup::Found(vec![ip]);
         }
         let r = self
@@ -157,7 +163,10 @@ impl RouteError {
 /// Splits "host:port" (IPv6 literals in brackets).
 fn split_host_port(s: &str) -> Option<(String, u16)> {
     let (h, p) = s.rsplit_once(':')?;
-    Some((h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().ok()?))
+    Some((
+        h.trim_matches(|c| c == '[' || c == ']').to_string(),
+        p.parse().ok()?,
+    ))
 }
 
 async fn hop_for(
@@ -166,8 +175,11 @@ async fn hop_for(
     tls: TlsMode,
     auth: Option<(String, String)>,
 ) -> Result<Vec<Hop>, RouteError> {
-    let (host, port) = split_host_port(target)
-        .ok_or_else(|| RouteError::temp(format!("451 4.3.5 Bad route `{target}` in the configuration")))?;
+    let (host, port) = split_host_port(target).ok_or_else(|| {
+        RouteError::temp(format!(
+            "451 4.3.5 Bad route `{target}` in the configuration"
+        ))
+    })?;
     let addrs = match resolver.ips(&host).await {
         Lookup::Found(ips) => ips,
         Lookup::NotFound => {
@@ -177,27 +189,41 @@ async fn hop_for(
                 Err(_) => Vec::new(),
             }
         }
-        Lookup::TempFail(e) => return Err(RouteError::temp(format!("451 4.4.3 DNS error for {host}: {e}"))),
+        Lookup::TempFail(e) => {
+            return Err(RouteError::temp(format!(
+                "451 4.4.3 DNS error for {host}: {e}"
+            )))
+        }
     };
     if addrs.is_empty() {
-        return Err(RouteError::temp(format!("451 4.4.3 Relay host {host} has no address")));
+        return Err(RouteError::temp(format!(
+            "451 4.4.3 Relay host {host} has no address"
+        )));
     }
     Ok(vec![Hop {
         name: host,
-        addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        addrs: addrs
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
         tls,
         auth,
     }])
 }
 
 /// The servers to try for `domain`, best first.
-pub async fn route(cfg: &Config, resolver: &Resolver, domain: &str) -> Result<Vec<Hop>, RouteError> {
+pub async fn route(
+    cfg: &Config,
+    resolver: &Resolver,
+    domain: &str,
+) -> Result<Vec<Hop>, RouteError> {
     let q = &cfg.queue;
     if let Some(target) = q.routes.get(domain) {
         return hop_for(resolver, target, q.tls, None).await;
     }
     if !q.relay.is_empty() {
-        let auth = (!q.relay_user.is_empty()).then(|| (q.relay_user.clone(), q.relay_secret.clone()));
+        let auth =
+            (!q.relay_user.is_empty()).then(|| (q.relay_user.clone(), q.relay_secret.clone()));
         return hop_for(resolver, &q.relay, q.relay_tls, auth).await;
     }
     let names: Vec<String> = match resolver.mx(domain).await {
@@ -208,12 +234,17 @@ pub async fn route(cfg: &Config, resolver: &Resolver, domain: &str) -> Result<Ve
                     "556 5.1.10 Domain {domain} does not accept mail (null MX)"
                 )));
             }
-            list.into_iter().map(|(_, n)| n).filter(|n| !n.is_empty()).collect()
+            list.into_iter()
+                .map(|(_, n)| n)
+                .filter(|n| !n.is_empty())
+                .collect()
         }
         // §5.1: no MX records — the domain itself is the implicit MX.
         Lookup::NotFound => vec![domain.to_string()],
         Lookup::TempFail(e) => {
-            return Err(RouteError::temp(format!("451 4.4.3 MX lookup for {domain} failed: {e}")))
+            return Err(RouteError::temp(format!(
+                "451 4.4.3 MX lookup for {domain} failed: {e}"
+            )))
         }
     };
     let mut hops = Vec::new();
@@ -221,7 +252,10 @@ pub async fn route(cfg: &Config, resolver: &Resolver, domain: &str) -> Result<Ve
     for name in names {
         match resolver.ips(&name).await {
             Lookup::Found(ips) => hops.push(Hop {
-                addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, q.mx_port)).collect(),
+                addrs: ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, q.mx_port))
+                    .collect(),
                 name,
                 tls: q.tls,
                 auth: None,
@@ -232,8 +266,12 @@ pub async fn route(cfg: &Config, resolver: &Resolver, domain: &str) -> Result<Ve
     }
     if hops.is_empty() {
         return Err(match temp {
-            Some(e) => RouteError::temp(format!("451 4.4.3 Address lookup for the MX of {domain} failed: {e}")),
-            None => RouteError::perm(format!("550 5.1.2 Domain {domain} has no mail server address")),
+            Some(e) => RouteError::temp(format!(
+                "451 4.4.3 Address lookup for the MX of {domain} failed: {e}"
+            )),
+            None => RouteError::perm(format!(
+                "550 5.1.2 Domain {domain} has no mail server address"
+            )),
         });
     }
     Ok(hops)
@@ -245,7 +283,10 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(split_host_port("mx.example:25"), Some(("mx.example".into(), 25)));
+        assert_eq!(
+            split_host_port("mx.example:25"),
+            Some(("mx.example".into(), 25))
+        );
         assert_eq!(split_host_port("[::1]:2525"), Some(("::1".into(), 2525)));
         assert_eq!(split_host_port("nohost"), None);
     }

@@ -105,6 +105,16 @@ mod tests {
     }
 
     #[test]
+    fn bare_newlines() {
+        assert!(!has_bare_newline(b"a\r\nb\r\n"));
+        assert!(!has_bare_newline(b""));
+        assert!(has_bare_newline(b"a\nb"));
+        assert!(has_bare_newline(b"a\rb\r\n"));
+        assert!(has_bare_newline(b"a\r"));
+        assert!(has_bare_newline(b"\n"));
+    }
+
+    #[test]
     fn simple_and_stuffed() {
         let (m, c) = run(b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n").unwrap();
         assert_eq!(m, b"Subject: x\r\n\r\n.dot\r\n");
@@ -175,6 +185,19 @@ mod tests {
             let _ = r.feed(&input);
         }
     }
+}
+
+/// Whether `msg` has a CR not followed by LF or an LF not preceded by CR
+/// (RFC 5321 §2.3.8: not allowed in SMTP data).
+pub fn has_bare_newline(msg: &[u8]) -> bool {
+    let mut prev_cr = false;
+    for &b in msg {
+        if (b == b'\n') != prev_cr {
+            return true;
+        }
+        prev_cr = b == b'\r';
+    }
+    prev_cr
 }
 
 /// The BDAT receiver (RFC 3030 §2), sans I/O: chunks of announced sizes,

@@ -412,7 +412,8 @@ pub fn parse_reply(buf: &[u8], max: usize) -> Result<Option<(Reply, usize)>, &'s
         if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
             return Err("reply without a three-digit code");
         }
-        let c = (line[0] - b'0') as u16 * 100 + (line[1] - b'0') as u16 * 10 + (line[2] - b'0') as u16;
+        let c =
+            (line[0] - b'0') as u16 * 100 + (line[1] - b'0') as u16 * 10 + (line[2] - b'0') as u16;
         if !(200..600).contains(&c) {
             return Err("reply code out of range");
         }

@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::data::{ChunkReceiver, DataOutcome, DataReceiver};
+use super::data::{has_bare_newline, ChunkReceiver, DataOutcome, DataReceiver};
 use super::proto::{parse_command, Command, Params};
 use super::verify::Verdict;
+use crate::config::BareNewlines;
 use crate::core::{rfc5322_date, session_id, unix_now, SharedCore};
 use crate::directory::sasl::{
     authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome, MECHANISMS,
@@ -106,7 +107,11 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let kind = if self.mode == Mode::Lmtp { "LMTP" } else { "ESMTP" };
+        let kind = if self.mode == Mode::Lmtp {
+            "LMTP"
+        } else {
+            "ESMTP"
+        };
         let greeting = format!("220 {} {kind} Petrel", self.core.config.hostname);
         if self.reply(&greeting).await.is_err() {
             return;
@@ -336,7 +341,9 @@ impl Session {
             return self.error("503 5.5.1 Already authenticated").await;
         }
         if self.env.from.is_some() {
-            return self.error("503 5.5.1 AUTH is not allowed during a mail transaction").await;
+            return self
+                .error("503 5.5.1 AUTH is not allowed during a mail transaction")
+                .await;
         }
         if !self.auth_offered() {
             return self
@@ -345,7 +352,9 @@ impl Session {
         }
         let ip = self.peer.ip();
         if self.core.limiter.is_blocked(ip, "") {
-            return self.error("454 4.7.0 Too many failed logins, try again later").await;
+            return self
+                .error("454 4.7.0 Too many failed logins, try again later")
+                .await;
         }
         let initial = match initial {
             None => None,
@@ -360,7 +369,9 @@ impl Session {
         match outcome {
             SaslOutcome::Success(acct) => {
                 if self.core.limiter.is_blocked(ip, &acct.address) {
-                    return self.error("454 4.7.0 Too many failed logins, try again later").await;
+                    return self
+                        .error("454 4.7.0 Too many failed logins, try again later")
+                        .await;
                 }
                 tracing::info!(session = %self.id, login = %acct.address, "SMTP AUTH");
                 self.account = Some(acct);
@@ -370,17 +381,24 @@ impl Session {
                 self.core
                     .limiter
                     .record_failure(ip, login.as_deref().unwrap_or(""));
-                return self.error("535 5.7.8 Authentication credentials invalid").await;
+                return self
+                    .error("535 5.7.8 Authentication credentials invalid")
+                    .await;
             }
-            SaslOutcome::Cancelled => return self.error("501 5.0.0 Authentication cancelled").await,
+            SaslOutcome::Cancelled => {
+                return self.error("501 5.0.0 Authentication cancelled").await
+            }
             SaslOutcome::Malformed(why) => {
                 return self.error(&format!("501 5.5.2 {why}")).await;
             }
             SaslOutcome::Unsupported => {
-                return self.error("504 5.5.4 Unrecognized authentication type").await;
+                return self
+                    .error("504 5.5.4 Unrecognized authentication type")
+                    .await;
             }
             SaslOutcome::Unavailable => {
-                self.reply("454 4.7.0 Temporary authentication failure").await?;
+                self.reply("454 4.7.0 Temporary authentication failure")
+                    .await?;
             }
             SaslOutcome::Closed => return Ok(Flow::Close),
         }
@@ -417,15 +435,20 @@ impl Session {
                     Ok(_) => {}
                     Err(_) => return self.error("501 5.5.4 Bad SIZE value").await,
                 },
-                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+                ("BODY", Some(v))
+                    if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
                 ("BODY", Some(v)) if v.eq_ignore_ascii_case("BINARYMIME") => env.binary = true,
                 ("SMTPUTF8", None) => env.smtputf8 = true,
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => env.ret_full = true,
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => env.ret_full = false,
-                ("ENVID", Some(v)) if v.len() <= 100 && !v.is_empty() => env.env_id = Some(v.to_string()),
+                ("ENVID", Some(v)) if v.len() <= 100 && !v.is_empty() => {
+                    env.env_id = Some(v.to_string())
+                }
                 ("REQUIRETLS", None) => {
                     if !self.conn.stream.is_tls() {
-                        return self.error("530 5.7.10 REQUIRETLS needs a TLS session").await;
+                        return self
+                            .error("530 5.7.10 REQUIRETLS needs a TLS session")
+                            .await;
                     }
                     env.requiretls = true;
                 }
@@ -516,7 +539,8 @@ impl Session {
             orcpt,
         });
         if remote {
-            self.reply("250 2.1.5 Recipient OK, will be relayed").await?;
+            self.reply("250 2.1.5 Recipient OK, will be relayed")
+                .await?;
         } else {
             self.reply("250 2.1.5 Recipient OK").await?;
         }
@@ -573,7 +597,16 @@ impl Session {
             self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
-        self.finish_message(rx.into_message()).await
+        let body = rx.into_message();
+        if self.core.config.smtp.bare_newlines == BareNewlines::Reject && has_bare_newline(&body) {
+            self.env = Envelope::default();
+            return self
+                .error(
+                    "554 5.6.11 Bare CR or LF in the message data is not allowed (RFC 5321 §2.3.8)",
+                )
+                .await;
+        }
+        self.finish_message(body).await
     }
 
     /// BDAT (RFC 3030 §2): read exactly `size` octets, whatever the state,
@@ -673,8 +706,49 @@ impl Session {
         let res = if env.rcpts.iter().any(|r| r.accounts.is_empty()) {
             self.enqueue(&env, msg).await
         } else {
-            let ids: Vec<u32> = env.rcpts.iter().flat_map(|r| r.accounts.iter().copied()).collect();
-            self.core.deliver_local_to(msg, &ids, folder).await.map(|_| None)
+            let ids: Vec<u32> = env
+                .rcpts
+                .iter()
+                .flat_map(|r| r.accounts.iter().copied())
+                .collect();
+            let success: Vec<QueueRcpt> = env
+                .rcpts
+                .iter()
+                .filter(|r| r.notify.is_some_and(|n| n.success))
+                .map(|r| {
+                    let mut q = QueueRcpt::new(&r.address);
+                    q.orcpt = r.orcpt.clone();
+                    q.status = crate::queue::RcptStatus::Delivered {
+                        reply: "250 2.0.0 Delivered to the mailbox".into(),
+                        host: self.core.config.hostname.clone(),
+                    };
+                    q
+                })
+                .collect();
+            let dsn_copy = (!success.is_empty()).then(|| msg.clone());
+            let r = self
+                .core
+                .deliver_local_to(msg, &ids, folder)
+                .await
+                .map(|_| None);
+            if let (Ok(_), Some(copy)) = (&r, dsn_copy) {
+                let from = env.from.clone().unwrap_or_default();
+                if let Err(e) = self
+                    .core
+                    .queue
+                    .notify_delivered(
+                        &self.core.config.hostname,
+                        &from,
+                        env.env_id.clone(),
+                        success,
+                        &copy,
+                    )
+                    .await
+                {
+                    tracing::warn!(session = %self.id, "success DSN not queued: {e}");
+                }
+            }
+            r
         };
         match res {
             Ok(queued) => {
@@ -752,7 +826,11 @@ impl Session {
             extra.push_str(&format!("Date: {}\r\n", rfc5322_date(unix_now())));
         }
         if !has_header(&msg, "message-id") {
-            extra.push_str(&format!("Message-ID: <{}.{}@{host}>\r\n", session_id(), unix_now()));
+            extra.push_str(&format!(
+                "Message-ID: <{}.{}@{host}>\r\n",
+                session_id(),
+                unix_now()
+            ));
         }
         let mut msg = if extra.is_empty() {
             msg
@@ -791,7 +869,12 @@ impl Session {
     fn add_trace_headers(&self, env: &Envelope, auth_results: &str, body: Vec<u8>) -> Vec<u8> {
         let from = env.from.clone().unwrap_or_default();
         // RFC 3848: ESMTPS / ESMTPA / ESMTPSA, LMTP.
-        let proto = match (self.mode, self.esmtp, self.conn.stream.is_tls(), self.account.is_some()) {
+        let proto = match (
+            self.mode,
+            self.esmtp,
+            self.conn.stream.is_tls(),
+            self.account.is_some(),
+        ) {
             (Mode::Lmtp, ..) => "LMTP",
             (_, true, true, true) => "ESMTPSA",
             (_, true, false, true) => "ESMTPA",
@@ -832,7 +915,10 @@ impl SaslIo for SmtpSasl<'_> {
         let line = format!("334 {}", b64_encode(data));
         self.0.reply(&line).await.ok()?;
         let cfg = &self.0.core.config.smtp;
-        let (max, t) = (cfg.max_line_length, Duration::from_secs(cfg.timeout_command));
+        let (max, t) = (
+            cfg.max_line_length,
+            Duration::from_secs(cfg.timeout_command),
+        );
         match self.0.conn.read_line_timeout(max, t).await {
             Ok(Line::Line(l)) => Some(decode_response(&l)),
             Ok(Line::TooLong) => Some(Response::BadEncoding),
@@ -886,15 +972,16 @@ pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
             const NAME: &[u8] = b"authentication-results:";
-            dropping = line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) && {
-                let value = String::from_utf8_lossy(&line[NAME.len()..]);
-                let id = value
-                    .trim_start()
-                    .split(|c: char| c == ';' || c.is_whitespace())
-                    .next()
-                    .unwrap_or("");
-                id.eq_ignore_ascii_case(hostname)
-            };
+            dropping =
+                line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) && {
+                    let value = String::from_utf8_lossy(&line[NAME.len()..]);
+                    let id = value
+                        .trim_start()
+                        .split(|c: char| c == ';' || c.is_whitespace())
+                        .next()
+                        .unwrap_or("");
+                    id.eq_ignore_ascii_case(hostname)
+                };
         }
         if !dropping {
             out.extend_from_slice(line);

@@ -12,9 +12,7 @@ use std::net::IpAddr;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult,
-};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult};
 
 use crate::config::CheckMode;
 use crate::core::Core;
@@ -36,13 +34,7 @@ pub struct Checked {
     pub verdict: Verdict,
 }
 
-pub async fn check(
-    core: &Core,
-    ip: IpAddr,
-    helo: &str,
-    mail_from: &str,
-    raw: &[u8],
-) -> Checked {
+pub async fn check(core: &Core, ip: IpAddr, helo: &str, mail_from: &str, raw: &[u8]) -> Checked {
     let cfg = &core.config.mail_auth;
     let hostname = core.config.hostname.as_str();
     let auth = &core.resolver.auth;
@@ -60,8 +52,10 @@ pub async fn check(
             // The null sender is checked as postmaster@HELO (§2.4).
             helo_out.clone()
         } else {
-            auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, mail_from))
-                .await
+            auth.verify_spf(SpfParameters::verify_mail_from(
+                ip, helo, hostname, mail_from,
+            ))
+            .await
         };
         results = results.with_spf_mailfrom_result(&mail_out, ip, mail_from, helo);
         if cfg.spf == CheckMode::Strict {
@@ -69,11 +63,17 @@ pub async fn check(
                 SpfResult::Fail => {
                     verdict = Verdict::Reject(format!(
                         "550 5.7.23 SPF validation failed for {}",
-                        if mail_from.is_empty() { helo } else { mail_from }
+                        if mail_from.is_empty() {
+                            helo
+                        } else {
+                            mail_from
+                        }
                     ))
                 }
                 SpfResult::TempError => {
-                    verdict = Verdict::TempFail("451 4.7.24 SPF DNS lookup failed, try again later".into())
+                    verdict = Verdict::TempFail(
+                        "451 4.7.24 SPF DNS lookup failed, try again later".into(),
+                    )
                 }
                 _ => {}
             }
@@ -110,14 +110,13 @@ pub async fn check(
         let spf_for_dmarc = match &spf_mail {
             Some(s) => s.clone(),
             None => {
-                auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, mail_from))
-                    .await
+                auth.verify_spf(SpfParameters::verify_mail_from(
+                    ip, helo, hostname, mail_from,
+                ))
+                .await
             }
         };
-        let mail_from_domain = mail_from
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or(helo);
+        let mail_from_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or(helo);
         let dmarc = auth
             .verify_dmarc(mail_auth::dmarc::verify::DmarcParameters::new(
                 &msg,

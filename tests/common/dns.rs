@@ -97,7 +97,10 @@ impl Dns {
 
     /// The `[resolver]` table that points Petrel at this server.
     pub fn resolver_toml(&self) -> String {
-        format!("[resolver]\nnameservers = [\"{}\"]\ntimeout = 2\n", self.addr)
+        format!(
+            "[resolver]\nnameservers = [\"{}\"]\ntimeout = 2\n",
+            self.addr
+        )
     }
 }
 

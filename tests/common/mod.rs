@@ -182,8 +182,9 @@ pub type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(server.data_dir().join("tls/cert.pem"))
-        .unwrap()
+    for c in
+        rustls::pki_types::CertificateDer::pem_file_iter(server.data_dir().join("tls/cert.pem"))
+            .unwrap()
     {
         roots.add(c.unwrap()).unwrap();
     }
