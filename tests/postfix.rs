@@ -201,7 +201,9 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
         .find(|m| m.contains("from petrel"))
         .expect("the relayed message");
     // A's submission Received line, then Postfix's on top (then B's).
-    let pf_at = text.find("by postfix.test (Postfix)").expect(&pf.log());
+    let pf_at = text
+        .find("by postfix.test (Postfix)")
+        .unwrap_or_else(|| panic!("{}", pf.log()));
     let petrel_at = text.find("with ESMTPA").unwrap();
     assert!(pf_at < petrel_at, "{text}");
     assert!(pf.log().contains("status=sent"), "{}", pf.log());

@@ -79,7 +79,7 @@ impl Dns {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost the port race: try another
+                    break; // lost the port race: try another (already reaped)
                 }
                 if std::net::TcpStream::connect(addr).is_ok() {
                     return Dns {
@@ -91,6 +91,7 @@ impl Dns {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
+            let _ = child.wait();
         }
         panic!("dnsmasq did not start");
     }
