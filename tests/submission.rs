@@ -371,3 +371,34 @@ async fn lmtp_answers_once_per_recipient() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn lmtp_over_a_unix_socket() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    // Top-level keys of [listeners] cannot be repeated, so the socket goes
+    // in its own config file.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(OPEN).replace(
+        "lmtp = [\"127.0.0.1:0\"]",
+        "lmtp = []\nlmtp-socket = \"lmtp.sock\"",
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let s = TestServer::start_in(dir);
+    s.account("joe@example.org");
+    let sock = tokio::net::UnixStream::connect(s.data_dir().join("lmtp.sock"))
+        .await
+        .unwrap();
+    let (r, mut w) = tokio::io::split(sock);
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("220") && line.contains("LMTP"), "{line}");
+    w.write_all(b"LHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\nSubject: unix\r\n\r\nvia socket\r\n.\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let mut all = String::new();
+    while r.read_line(&mut all).await.unwrap() > 0 {}
+    assert!(all.contains("250 2.0.0 <joe@example.org> delivered"), "{all}");
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("via socket"));
+}
