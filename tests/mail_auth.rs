@@ -230,3 +230,40 @@ async fn strict_spf_refuses_failures_and_checks_can_be_off() {
     let got = wait_for_mail(off.addr("imap"), "joe@example.org", 1).await;
     assert!(String::from_utf8_lossy(&got[0]).contains("Authentication-Results: mx.test; none"));
 }
+
+#[tokio::test]
+async fn dns_failures_never_refuse_mail() {
+    // A resolver address where nothing answers: every lookup times out.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = dead.local_addr().unwrap();
+    let s = TestServer::start_with(&format!(
+        "{OPEN}[resolver]\nnameservers = [\"{addr}\"]\ntimeout = 1\n"
+    ));
+    s.account("joe@example.org");
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@somewhere.test",
+        &["joe@example.org"],
+        "From: a@somewhere.test\r\nSubject: t\r\n\r\nt\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "DMARC/SPF temperror accepts: {r}");
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
+    let ar = auth_results(&got[0]);
+    assert!(ar.contains("spf=temperror"), "{ar}");
+    assert!(!ar.contains("dmarc=fail"), "{ar}");
+    // With strict SPF a temperror defers (4xx), never 5xx (RFC 7208 §8.6).
+    let strict = TestServer::start_with(&format!(
+        "{OPEN}[resolver]\nnameservers = [\"{addr}\"]\ntimeout = 1\n[mail-auth]\nspf = \"strict\"\n"
+    ));
+    strict.account("joe@example.org");
+    let r = smtp_send(
+        strict.addr("smtp"),
+        "a@somewhere.test",
+        &["joe@example.org"],
+        "Subject: t\r\n\r\nt\r\n",
+    )
+    .await;
+    assert!(r.starts_with("451 4.7.24"), "{r}");
+    drop(dead);
+}

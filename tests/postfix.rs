@@ -1,6 +1,7 @@
 //! Petrel with a real Postfix (Debian's package, a private instance with its
 //! own configuration and queue on a loopback port): Postfix relays into
-//! Petrel, and Petrel uses Postfix as its smarthost.
+//! Petrel, and Petrel uses Postfix as its smarthost. This Postfix does not
+//! offer DSN, so Petrel's "relayed" notices are exercised too.
 
 mod common;
 
@@ -78,6 +79,7 @@ impl Postfix {
                  relayhost = [{}]:{}\n\
                  smtp_dns_support_level = disabled\n\
                  smtp_tls_security_level = may\n\
+                 smtpd_discard_ehlo_keywords = dsn\n\
                  maillog_file_prefixes = {root}\n\
                  maillog_file = {root}/maillog\n",
                 relayhost.ip(),
@@ -184,7 +186,7 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
     c.smtp_reply().await;
     let cred = base64::engine::general_purpose::STANDARD.encode("\0joe@example.org\0pw");
     c.send(&format!(
-        "AUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<bob@remote.test>\r\nDATA\r\n"
+        "AUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<bob@remote.test> NOTIFY=SUCCESS\r\nDATA\r\n"
     ))
     .await;
     for _ in 0..3 {
@@ -207,4 +209,9 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
     let petrel_at = text.find("with ESMTPA").unwrap();
     assert!(pf_at < petrel_at, "{text}");
     assert!(pf.log().contains("status=sent"), "{}", pf.log());
+    // This Postfix hides DSN, so A reports "relayed" itself (RFC 3461 §5.2.2).
+    let mine = wait_for_mail(a.addr("imap"), "joe@example.org", 1).await;
+    let dsn = String::from_utf8_lossy(&mine[0]);
+    assert!(dsn.contains("Action: relayed"), "{dsn}");
+    assert!(dsn.contains("Remote-MTA: dns; 127.0.0.1"), "{dsn}");
 }

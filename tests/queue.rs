@@ -420,3 +420,38 @@ async fn delay_notice_then_expiry_bounce() {
     }
     wait_queue_empty(&a).await;
 }
+
+#[tokio::test]
+async fn undeliverable_notices_are_never_bounced() {
+    // B sends a success notice to a sender that does not exist at A; A
+    // refuses it, and B drops it: no notice about a notice (RFC 3461 §6.2).
+    let pa = free_port();
+    let a = TestServer::start_in(with_smtp_port(OPEN, pa));
+    a.account("joe@example.org");
+    let b = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nretry = [1]\nroutes = {{ \"example.org\" = \"127.0.0.1:{pa}\" }}\n"
+    ));
+    b.account("bob@remote.test");
+    let mut c = LineClient::connect(b.addr("smtp")).await;
+    c.smtp_reply().await;
+    c.send("EHLO x.test\r\nMAIL FROM:<ghost@example.org>\r\nRCPT TO:<bob@remote.test> NOTIFY=SUCCESS\r\nDATA\r\n").await;
+    for _ in 0..3 {
+        assert!(c.smtp_reply().await.starts_with("250"));
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("Subject: from a ghost\r\n\r\nboo\r\n.\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    // The notice was queued, tried, refused by A and dropped.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_queue_empty(&b).await;
+    assert_eq!(
+        imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw")
+            .await
+            .len(),
+        1
+    );
+    assert!(imap_fetch_all(a.addr("imap"), "joe@example.org", "pw")
+        .await
+        .is_empty());
+}

@@ -398,7 +398,10 @@ async fn lmtp_over_a_unix_socket() {
         .unwrap();
     let mut all = String::new();
     while r.read_line(&mut all).await.unwrap() > 0 {}
-    assert!(all.contains("250 2.0.0 <joe@example.org> delivered"), "{all}");
+    assert!(
+        all.contains("250 2.0.0 <joe@example.org> delivered"),
+        "{all}"
+    );
     let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
     assert!(String::from_utf8_lossy(&got[0]).contains("via socket"));
 }
