@@ -59,8 +59,61 @@ pub mod fuzz_entry {
         }
     }
 
+    /// Replies of remote SMTP servers as the outbound client reads them.
+    pub fn smtp_reply(data: &[u8]) {
+        let mut rest = data;
+        while let Ok(Some((reply, used))) = crate::smtp::proto::parse_reply(rest, 4096) {
+            assert!(used > 0 && used <= rest.len());
+            let _ = (reply.text(), reply.has_keyword("DSN"));
+            rest = &rest[used..];
+        }
+    }
+
+    /// BDAT chunks: the first bytes give chunk sizes, the rest is data.
+    pub fn smtp_bdat(data: &[u8]) {
+        let mut r = crate::smtp::data::ChunkReceiver::new(512);
+        let (sizes, mut body) = data.split_at(data.len().min(4));
+        for &n in sizes {
+            r.start_chunk(n as u64 * 3);
+            let used = r.feed(body);
+            assert!(used <= body.len());
+            body = &body[used..];
+        }
+        let _ = r.too_big();
+        let msg = r.into_message();
+        assert!(msg.len() <= 512);
+        let _ = crate::smtp::data::has_bare_newline(&msg);
+    }
+
+    /// SASL responses: base64 decoding, PLAIN, and a SCRAM exchange whose
+    /// two client messages are split at the first NUL.
+    pub fn sasl(data: &[u8]) {
+        use crate::directory::sasl::{decode_plain, decode_response, Response};
+        use crate::directory::scram::{ScramSecret, ScramServer};
+        if let Response::Data(d) = decode_response(data) {
+            let _ = decode_plain(&d);
+        }
+        let _ = decode_plain(data);
+        let (first, last) = match data.iter().position(|&b| b == 0) {
+            Some(i) => (&data[..i], &data[i + 1..]),
+            None => (data, &b""[..]),
+        };
+        if let Ok((mut srv, _user)) = ScramServer::client_first(first) {
+            static SECRET: std::sync::OnceLock<ScramSecret> = std::sync::OnceLock::new();
+            let secret = SECRET.get_or_init(|| ScramSecret::derive_with("pw", b"salt", 1));
+            let _ = srv.server_first(Some(secret.clone()));
+            let _ = srv.client_final(last);
+        }
+        let _ = ScramSecret::decode(&String::from_utf8_lossy(data));
+    }
+
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).
     pub fn message(data: &[u8]) {
+        let _ = crate::smtp::session::count_received(data);
+        let _ = crate::smtp::session::has_header(data, "date");
+        let stripped = crate::smtp::session::strip_own_auth_results(data, "mx.test");
+        assert!(stripped.len() <= data.len());
+        let _ = mail_auth::AuthenticatedMessage::parse(data);
         let m = crate::mail::mime::analyze(data);
         for p in 1..4 {
             let _ = m.root.find(&[p, 1]);

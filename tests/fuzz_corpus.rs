@@ -40,3 +40,18 @@ fn imap_command_seeds() {
 fn message_seeds() {
     replay("message", petrel::fuzz_entry::message);
 }
+
+#[test]
+fn smtp_reply_seeds() {
+    replay("smtp_reply", petrel::fuzz_entry::smtp_reply);
+}
+
+#[test]
+fn smtp_bdat_seeds() {
+    replay("smtp_bdat", petrel::fuzz_entry::smtp_bdat);
+}
+
+#[test]
+fn sasl_seeds() {
+    replay("sasl", petrel::fuzz_entry::sasl);
+}

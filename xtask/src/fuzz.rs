@@ -16,7 +16,15 @@ use std::process::Command;
 
 use crate::{cargo, root};
 
-pub const TARGETS: &[&str] = &["smtp_command", "smtp_data", "imap_command", "message"];
+pub const TARGETS: &[&str] = &[
+    "smtp_command",
+    "smtp_data",
+    "smtp_bdat",
+    "smtp_reply",
+    "sasl",
+    "imap_command",
+    "message",
+];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-level=4 \
