@@ -332,6 +332,34 @@ async fn handle_connection(
     core: SharedCore,
     shutdown: Shutdown,
 ) {
+    let mut tcp = tcp;
+    let mut peer = peer;
+    if core
+        .config
+        .proxy
+        .listeners
+        .iter()
+        .any(|l| l == proto.name())
+    {
+        let trusted = core
+            .config
+            .proxy
+            .trusted_networks
+            .iter()
+            .filter_map(|c| c.parse::<crate::net::limit::Cidr>().ok())
+            .any(|c| c.contains(peer.ip()));
+        if !trusted {
+            tracing::warn!(%peer, "PROXY listener: connection from an untrusted address dropped");
+            return;
+        }
+        match crate::net::proxy::read_header(&mut tcp, peer, Duration::from_secs(10)).await {
+            Ok(client) => peer = client,
+            Err(e) => {
+                tracing::warn!(%peer, "PROXY header: {e}");
+                return;
+            }
+        }
+    }
     let implicit_tls = matches!(proto, Proto::Imaps | Proto::Https | Proto::Submissions);
     let stream = if implicit_tls {
         let Some(acceptor) = core.tls.clone() else {

@@ -420,3 +420,56 @@ fn sigterm_stops_cleanly() {
     let status = s.sigterm();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_gives_the_client_address() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[proxy]\nlisteners = [\"smtp\"]\ntrusted-networks = [\"127.0.0.0/8\"]\n[mail-auth]\niprev = \"off\"\n",
+    );
+    s.account("joe@example.org");
+    // v1: the text header, then SMTP.
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.send("PROXY TCP4 203.0.113.7 192.0.2.1 51000 25\r\n")
+        .await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    c.send("EHLO relay.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..3 {
+        c.smtp_reply().await;
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("Subject: v1\r\n\r\nx\r\n.\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    // v2: the binary header (IPv4, PROXY command).
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 192, 0, 2, 1, 0x1f, 0x90, 0, 25,
+    ]);
+    c.send_bytes(&v2).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    c.send("EHLO relay.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..3 {
+        c.smtp_reply().await;
+    }
+    c.smtp_reply().await;
+    c.send("Subject: v2\r\n\r\nx\r\n.\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    let got = wait_for_mail(s.addr("imap"), "joe@example.org", 2).await;
+    let all: String = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(all.contains("from relay.test ([203.0.113.7])"), "{all}");
+    assert!(all.contains("from relay.test ([198.51.100.9])"), "{all}");
+    // Without a header the connection is dropped before the greeting.
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.send("EHLO sneaky.test\r\n").await;
+    let mut line = String::new();
+    use tokio::io::AsyncBufReadExt;
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), c.r.read_line(&mut line))
+        .await
+        .expect("closed in time");
+    assert!(matches!(r, Ok(0) | Err(_)), "no greeting: {line}");
+}

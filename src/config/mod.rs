@@ -23,6 +23,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
     pub mail_auth: MailAuthConfig,
+    pub proxy: ProxyConfig,
     pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -167,6 +168,17 @@ pub struct DkimConfig {
     pub headers: Vec<String>,
 }
 
+/// PROXY protocol (v1 and v2) in front of listeners.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProxyConfig {
+    /// Listener kinds that require a PROXY header ("smtp", "submission",
+    /// "submissions", "lmtp", "imap", "imaps").
+    pub listeners: Vec<String>,
+    /// Address blocks of the proxies allowed to send one.
+    pub trusted_networks: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckMode {
@@ -238,6 +250,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
             mail_auth: MailAuthConfig::default(),
+            proxy: ProxyConfig::default(),
             resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -462,6 +475,26 @@ impl Config {
             if v == 0 {
                 return Err((key, "must be greater than zero".into()));
             }
+        }
+        for l in &self.proxy.listeners {
+            if !["smtp", "submission", "submissions", "lmtp", "imap", "imaps"].contains(&l.as_str())
+            {
+                return Err((
+                    "proxy.listeners",
+                    format!("`{l}` is not a listener that takes PROXY headers"),
+                ));
+            }
+        }
+        for c in &self.proxy.trusted_networks {
+            if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
+                return Err(("proxy.trusted-networks", e));
+            }
+        }
+        if !self.proxy.listeners.is_empty() && self.proxy.trusted_networks.is_empty() {
+            return Err((
+                "proxy.trusted-networks",
+                "list the proxies' addresses when proxy.listeners is set".into(),
+            ));
         }
         for c in &self.smtp.limit_exempt {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {

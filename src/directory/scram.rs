@@ -291,6 +291,49 @@ mod tests {
         assert_eq!(u, "a,b=c");
     }
 
+    /// The client side of RFC 5802 §3, for the round-trip property below.
+    fn client_final(password: &str, bare: &str, server_first: &str) -> String {
+        let mut salt = Vec::new();
+        let mut iterations = 0;
+        let mut nonce = "";
+        for a in server_first.split(',') {
+            match a.split_at(2) {
+                ("r=", v) => nonce = v,
+                ("s=", v) => salt = b64_decode(v).unwrap(),
+                ("i=", v) => iterations = v.parse().unwrap(),
+                _ => {}
+            }
+        }
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored: [u8; 32] = Sha256::digest(client_key).into();
+        let without = format!("c=biws,r={nonce}");
+        let sig = hmac(
+            &stored,
+            format!("{bare},{server_first},{without}").as_bytes(),
+        );
+        let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+        format!("{without},p={}", b64_encode(&proof))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// The right password always authenticates; any other never does.
+        #[test]
+        fn any_password_round_trips(pw in "[ -~]{1,24}", other in "[ -~]{1,24}", user in "[a-z]{1,8}") {
+            let secret = ScramSecret::derive_with(&pw, b"0123456789abcdef", 64);
+            for (attempt, ok) in [(&pw, true), (&other, other == pw)] {
+                let bare = format!("n={user},r=clientnonce");
+                let (mut srv, u) = ScramServer::client_first(format!("n,,{bare}").as_bytes()).unwrap();
+                proptest::prop_assert_eq!(&u, &user);
+                let first = srv.server_first(Some(secret.clone()));
+                let fin = client_final(attempt, &bare, &first);
+                proptest::prop_assert_eq!(srv.client_final(fin.as_bytes()).is_ok(), ok);
+            }
+        }
+    }
+
     #[test]
     fn unknown_user_fails_at_the_end() {
         let (mut srv, _) = ScramServer::client_first(b"n,,n=ghost,r=abc").unwrap();

@@ -3,6 +3,7 @@
 //! signal that sessions watch.
 
 pub mod limit;
+pub mod proxy;
 pub mod tls;
 
 use std::io;

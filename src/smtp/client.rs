@@ -284,6 +284,29 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::dot_stuff;
+    use crate::smtp::data::{DataOutcome, DataReceiver};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What the client sends, the server's DATA receiver gives back:
+        /// dot-stuffing and its removal are inverse for CRLF text.
+        #[test]
+        fn stuffing_round_trips_through_the_receiver(
+            lines in proptest::collection::vec("[.a-z ]{0,12}", 0..12)
+        ) {
+            let mut msg = String::new();
+            for l in &lines {
+                msg.push_str(l);
+                msg.push_str("\r\n");
+            }
+            let wire = dot_stuff(msg.as_bytes());
+            let mut rx = DataReceiver::new(1 << 20);
+            let out = rx.feed(&wire);
+            prop_assert_eq!(out, DataOutcome::Done { consumed: wire.len() });
+            let expect = if msg.is_empty() { b"\r\n".to_vec() } else { msg.clone().into_bytes() };
+            prop_assert_eq!(rx.into_message(), expect);
+        }
+    }
 
     #[test]
     fn stuffing() {

@@ -434,6 +434,32 @@ pub fn parse_reply(buf: &[u8], max: usize) -> Result<Option<(Reply, usize)>, &'s
 #[cfg(test)]
 mod reply_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any reply we could be sent parses back to itself, whole.
+        #[test]
+        fn replies_round_trip(code in 200u16..600, lines in proptest::collection::vec("[ -~]{0,40}", 1..6)) {
+            let mut wire = String::new();
+            for (i, l) in lines.iter().enumerate() {
+                let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+                wire.push_str(&format!("{code}{sep}{l}\r\n"));
+            }
+            wire.push_str("tail");
+            let (r, used) = parse_reply(wire.as_bytes(), 1 << 16).unwrap().unwrap();
+            prop_assert_eq!(r.code, code);
+            prop_assert_eq!(&r.lines, &lines);
+            prop_assert_eq!(&wire[used..], "tail");
+        }
+
+        /// Arbitrary bytes never panic and never claim more than they have.
+        #[test]
+        fn reply_parser_is_total(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(Some((_, used))) = parse_reply(&data, 1 << 16) {
+                prop_assert!(used <= data.len());
+            }
+        }
+    }
 
     #[test]
     fn multi_line() {

@@ -238,8 +238,25 @@ fn ci() -> Result<(), String> {
         })?;
         st.stage("integration tests", || {
             logged(cargo().args([
-                "test", "--test", "e2e", "--test", "smtp", "--test", "imap", "--test", "crash",
-                "--test", "stress",
+                "test",
+                "--test",
+                "e2e",
+                "--test",
+                "smtp",
+                "--test",
+                "submission",
+                "--test",
+                "queue",
+                "--test",
+                "mail_auth",
+                "--test",
+                "postfix",
+                "--test",
+                "imap",
+                "--test",
+                "crash",
+                "--test",
+                "stress",
             ]))
         })?;
         st.stage("conformance transcripts", || conformance::run(true))?;
