@@ -23,6 +23,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
     pub mail_auth: MailAuthConfig,
+    pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
     pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
@@ -48,6 +49,9 @@ pub struct Listeners {
 pub struct Tls {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+    /// PEM file of extra trust anchors for checked outbound TLS (MTA-STS),
+    /// next to the system's roots ("" for none).
+    pub extra_ca: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -152,6 +156,10 @@ pub struct QueueConfig {
     pub tls: TlsMode,
     /// Port of MX hosts (25; tests point it elsewhere).
     pub mx_port: u16,
+    /// Apply receivers' MTA-STS policies (RFC 8461) to MX delivery.
+    pub mta_sts: bool,
+    /// Port of MTA-STS policy hosts (443; tests point it elsewhere).
+    pub mta_sts_port: u16,
     /// Per-domain routes: domain → "host:port".
     pub routes: std::collections::BTreeMap<String, String>,
     pub connect_timeout: u64,
@@ -166,6 +174,27 @@ pub struct DkimConfig {
     pub sign: bool,
     /// Header fields covered by the signature.
     pub headers: Vec<String>,
+}
+
+/// The MTA-STS policy Petrel serves at /.well-known/mta-sts.txt.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MtaStsConfig {
+    /// "off" (not served), "none", "testing" or "enforce".
+    pub mode: String,
+    /// MX host patterns; empty means `hostname`.
+    pub mx: Vec<String>,
+    pub max_age: u64,
+}
+
+impl Default for MtaStsConfig {
+    fn default() -> Self {
+        MtaStsConfig {
+            mode: "testing".into(),
+            mx: vec![],
+            max_age: 604800,
+        }
+    }
 }
 
 /// PROXY protocol (v1 and v2) in front of listeners.
@@ -250,6 +279,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
             mail_auth: MailAuthConfig::default(),
+            mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),
             resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -278,6 +308,7 @@ impl Default for Tls {
         Tls {
             certificate: "tls/cert.pem".into(),
             private_key: "tls/key.pem".into(),
+            extra_ca: PathBuf::new(),
         }
     }
 }
@@ -354,6 +385,8 @@ impl Default for QueueConfig {
             relay_secret: String::new(),
             tls: TlsMode::Opportunistic,
             mx_port: 25,
+            mta_sts: true,
+            mta_sts_port: 443,
             routes: Default::default(),
             connect_timeout: 30,
             command_timeout: 300,
@@ -475,6 +508,18 @@ impl Config {
             if v == 0 {
                 return Err((key, "must be greater than zero".into()));
             }
+        }
+        if !["off", "none", "testing", "enforce"].contains(&self.mta_sts.mode.as_str()) {
+            return Err((
+                "mta-sts.mode",
+                "must be off, none, testing or enforce".into(),
+            ));
+        }
+        if self.mta_sts.max_age > 31_557_600 {
+            return Err((
+                "mta-sts.max-age",
+                "must be at most 31557600 seconds (RFC 8461)".into(),
+            ));
         }
         for l in &self.proxy.listeners {
             if !["smtp", "submission", "submissions", "lmtp", "imap", "imaps"].contains(&l.as_str())

@@ -171,8 +171,28 @@ pub fn router(core: SharedCore) -> Router {
             delete(remove_member),
         )
         .merge(queue::routes())
+        .route("/.well-known/mta-sts.txt", get(mta_sts_policy))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)
+}
+
+/// RFC 8461 §3.2: the policy, as text/plain, for whoever asks.
+async fn mta_sts_policy(State(st): State<AppState>) -> Response {
+    match crate::queue::mta_sts::own_policy(&st.core) {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError(
+            StatusCode::NOT_FOUND,
+            "no MTA-STS policy is published".into(),
+        )
+        .into_response(),
+    }
 }
 
 async fn list_domains(

@@ -167,7 +167,7 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
         out.insert(r.address.clone(), o);
     }
     for (domain, rcpts) in remote {
-        let hops = match route(&core.config, &core.resolver, &domain).await {
+        let hops = match route(core, &domain).await {
             Ok(h) => h,
             Err(e) => {
                 for r in rcpts {
@@ -288,11 +288,26 @@ async fn smtp_transaction(
         return Err(format!("EHLO: {}", hello.text()));
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
+    let checked = if hop.verify {
+        Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
+    } else {
+        None
+    };
+    if hop.verify && !c.offers("STARTTLS") {
+        return Err(
+            "the MTA-STS policy requires TLS but the server does not offer STARTTLS".into(),
+        );
+    }
     if want_tls && !c.is_tls() && c.offers("STARTTLS") {
+        let what = if hop.verify {
+            "STARTTLS (MTA-STS, certificate checked)"
+        } else {
+            "STARTTLS"
+        };
         let r = c
-            .starttls(&hop.name)
+            .starttls(&hop.name, checked)
             .await
-            .map_err(|e| format!("STARTTLS: {e}"))?;
+            .map_err(|e| format!("{what}: {e}"))?;
         if r.code == 220 {
             let hello = c.hello(me).await.map_err(io)?;
             if !hello.is_positive() {

@@ -14,6 +14,7 @@
 
 pub mod deliver;
 pub mod dsn;
+pub mod mta_sts;
 pub mod route;
 
 use std::sync::Arc;

@@ -135,6 +135,8 @@ pub struct Hop {
     pub tls: TlsMode,
     /// AUTH PLAIN credentials (smarthost only).
     pub auth: Option<(String, String)>,
+    /// TLS with a certificate valid for `name` is required (MTA-STS enforce).
+    pub verify: bool,
 }
 
 /// Why there is nowhere to send to.
@@ -208,15 +210,14 @@ async fn hop_for(
             .collect(),
         tls,
         auth,
+        verify: false,
     }])
 }
 
 /// The servers to try for `domain`, best first.
-pub async fn route(
-    cfg: &Config,
-    resolver: &Resolver,
-    domain: &str,
-) -> Result<Vec<Hop>, RouteError> {
+pub async fn route(core: &crate::core::Core, domain: &str) -> Result<Vec<Hop>, RouteError> {
+    let cfg: &Config = &core.config;
+    let resolver = &core.resolver;
     let q = &cfg.queue;
     if let Some(target) = q.routes.get(domain) {
         return hop_for(resolver, target, q.tls, None).await;
@@ -226,7 +227,7 @@ pub async fn route(
             (!q.relay_user.is_empty()).then(|| (q.relay_user.clone(), q.relay_secret.clone()));
         return hop_for(resolver, &q.relay, q.relay_tls, auth).await;
     }
-    let names: Vec<String> = match resolver.mx(domain).await {
+    let mut names: Vec<String> = match resolver.mx(domain).await {
         Lookup::Found(list) => {
             // RFC 7505 §3: a single MX of "." means the domain takes no mail.
             if list.len() == 1 && list[0].1.is_empty() {
@@ -247,6 +248,30 @@ pub async fn route(
             )))
         }
     };
+    // RFC 8461 §5: with an enforced policy only matching MX hosts, over TLS
+    // with a valid certificate; "testing" only logs.
+    let mut verify = false;
+    if q.mta_sts {
+        if let Some(p) = super::mta_sts::policy_for(core, domain).await {
+            match p.mode {
+                super::mta_sts::Mode::Enforce => {
+                    names.retain(|n| p.allows_mx(n));
+                    if names.is_empty() {
+                        return Err(RouteError::temp(format!(
+                            "451 4.7.5 No MX host of {domain} matches its MTA-STS policy"
+                        )));
+                    }
+                    verify = true;
+                }
+                super::mta_sts::Mode::Testing => {
+                    if names.iter().any(|n| !p.allows_mx(n)) {
+                        tracing::warn!(%domain, "MTA-STS (testing): MX hosts outside the policy");
+                    }
+                }
+                super::mta_sts::Mode::None => {}
+            }
+        }
+    }
     let mut hops = Vec::new();
     let mut temp = None;
     for name in names {
@@ -257,8 +282,9 @@ pub async fn route(
                     .map(|ip| SocketAddr::new(ip, q.mx_port))
                     .collect(),
                 name,
-                tls: q.tls,
+                tls: if verify { TlsMode::Required } else { q.tls },
                 auth: None,
+                verify,
             }),
             Lookup::NotFound => {}
             Lookup::TempFail(e) => temp = Some(e),

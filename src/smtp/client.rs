@@ -135,26 +135,43 @@ impl SmtpClient {
         self.ehlo.as_ref().is_some_and(|r| r.has_keyword(keyword))
     }
 
-    /// STARTTLS and the handshake; the caller sends EHLO again (RFC 3207 §4.2).
-    pub async fn starttls(&mut self, server_name: &str) -> io::Result<Reply> {
+    /// STARTTLS and the handshake; the caller sends EHLO again (RFC 3207
+    /// §4.2). With `checked` the certificate must be valid for
+    /// `server_name` under that configuration; otherwise any certificate is
+    /// taken (opportunistic TLS).
+    pub async fn starttls(
+        &mut self,
+        server_name: &str,
+        checked: Option<Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Reply> {
         let r = self.command("STARTTLS").await?;
         if r.code != 220 {
             return Ok(r);
         }
         self.buf.clear();
-        self.handshake(server_name).await?;
+        self.handshake_with(server_name, checked.unwrap_or_else(opportunistic_config))
+            .await?;
         self.ehlo = None;
         Ok(r)
     }
 
     async fn handshake(&mut self, server_name: &str) -> io::Result<()> {
+        self.handshake_with(server_name, opportunistic_config())
+            .await
+    }
+
+    async fn handshake_with(
+        &mut self,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> io::Result<()> {
         let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Gone)
         else {
             return Err(io::Error::other("TLS is already active"));
         };
         let name = ServerName::try_from(server_name.to_string())
             .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid name"));
-        let connector = TlsConnector::from(opportunistic_config());
+        let connector = TlsConnector::from(config);
         let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| timed_out())??;

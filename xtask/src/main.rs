@@ -252,6 +252,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "postfix",
                 "--test",
+                "mta_sts",
+                "--test",
                 "imap",
                 "--test",
                 "crash",

@@ -1,0 +1,154 @@
+//! MTA-STS (RFC 8461) end to end: Petrel B publishes a policy on its HTTPS
+//! listener and presents a certificate from a test CA; Petrel A looks up
+//! the TXT record in dnsmasq, fetches the policy with a checked
+//! certificate, and delivers only to matching MX hosts over checked TLS.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::dns::{Dns, Rec};
+use common::*;
+
+const OPEN: &str = "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n";
+
+/// A test CA and a server certificate for `names`; returns the CA's PEM.
+fn pki(dir: &std::path::Path, names: &[&str]) -> std::path::PathBuf {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Petrel test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    dir.join("ca.pem")
+}
+
+async fn submit(s: &TestServer, to: &str) {
+    use base64::Engine;
+    let mut c = LineClient::connect(s.addr("submission")).await;
+    c.smtp_reply().await;
+    let cred = base64::engine::general_purpose::STANDARD.encode("\0joe@example.org\0pw");
+    c.send(&format!(
+        "EHLO x.test\r\nAUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<{to}>\r\nDATA\r\n"
+    ))
+    .await;
+    for _ in 0..4 {
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with('2'), "{r}");
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send(&format!("Subject: to {to}\r\n\r\nx\r\n.\r\n")).await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+}
+
+fn queued_errors(s: &TestServer) -> String {
+    let mut out = String::new();
+    for line in s.cli_ok(&["queue", "list"]).lines() {
+        let id = line.split('\t').next().unwrap();
+        out.push_str(&s.cli_ok(&["queue", "show", id]));
+    }
+    out
+}
+
+#[tokio::test]
+async fn policies_are_fetched_and_enforced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = pki(
+        tmp.path(),
+        &[
+            "mx.remote.test",
+            "mta-sts.remote.test",
+            "mta-sts.strict.test",
+            "mta-sts.badcert.test",
+        ],
+    );
+    // B: the receiving MX, publishing an enforce policy.
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_cfg = test_config(&format!(
+        "{OPEN}[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n[mta-sts]\nmode = \"enforce\"\nmx = [\"mx.remote.test\", \"*.badcert.test\"]\nmax-age = 86400\n",
+        tmp.path().join("cert.pem").display(),
+        tmp.path().join("key.pem").display()
+    ))
+    .replace("http = [\"127.0.0.1:0\"]", "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]");
+    std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
+    let b = TestServer::start_in(b_dir);
+    b.account("bob@remote.test");
+    let dns = Dns::start(&[
+        Rec::Mx("remote.test", "mx.remote.test", 10),
+        Rec::Mx("strict.test", "mx.strict.test", 10),
+        Rec::Mx("badcert.test", "mx.badcert.test", 10),
+        Rec::A("mx.remote.test", "127.0.0.1"),
+        Rec::A("mx.strict.test", "127.0.0.1"),
+        Rec::A("mx.badcert.test", "127.0.0.1"),
+        Rec::A("mta-sts.remote.test", "127.0.0.1"),
+        Rec::A("mta-sts.strict.test", "127.0.0.1"),
+        Rec::A("mta-sts.badcert.test", "127.0.0.1"),
+        Rec::Txt("_mta-sts.remote.test".into(), "v=STSv1; id=1".into()),
+        Rec::Txt("_mta-sts.strict.test".into(), "v=STSv1; id=1".into()),
+        Rec::Txt("_mta-sts.badcert.test".into(), "v=STSv1; id=1".into()),
+    ]);
+    let a = TestServer::start_with(&format!(
+        "{OPEN}{}[tls]\nextra-ca = \"{}\"\n[queue]\nmx-port = {}\nmta-sts-port = {}\nretry = [1]\n",
+        dns.resolver_toml(),
+        ca.display(),
+        b.addr("smtp").port(),
+        b.addr("https").port()
+    ));
+    a.account("joe@example.org");
+
+    // The published policy, as any client sees it.
+    let policy = http_get(&format!(
+        "http://{}/.well-known/mta-sts.txt",
+        b.addr("http")
+    ));
+    assert!(
+        policy.contains("mode: enforce") && policy.contains("mx: mx.remote.test"),
+        "{policy}"
+    );
+
+    // 1. Matching MX with a valid certificate: delivered over TLS.
+    submit(&a, "bob@remote.test").await;
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("with ESMTPS"), "{text}");
+
+    // 2. The MX is not in the policy: not delivered.
+    submit(&a, "bob@strict.test").await;
+    // 3. The MX matches but its certificate does not name it: not delivered.
+    submit(&a, "bob@badcert.test").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let errs = queued_errors(&a);
+        if errs.contains("4.7.5 No MX host of strict.test matches its MTA-STS policy")
+            && errs.contains("certificate checked")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{errs}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw")
+            .await
+            .len(),
+        1
+    );
+}
+
+fn http_get(url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
