@@ -288,19 +288,22 @@ async fn smtp_transaction(
         return Err(format!("EHLO: {}", hello.text()));
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
-    let checked = if hop.verify {
+    // MTA-STS enforce and REQUIRETLS (RFC 8689 §4.2.1) both need TLS with a
+    // certificate valid for the host.
+    let verify = hop.verify || entry.requiretls;
+    let checked = if verify {
         Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
     } else {
         None
     };
-    if hop.verify && !c.offers("STARTTLS") {
+    if verify && !c.offers("STARTTLS") {
         return Err(
-            "the MTA-STS policy requires TLS but the server does not offer STARTTLS".into(),
+            "TLS is required (MTA-STS or REQUIRETLS) but the server does not offer STARTTLS".into(),
         );
     }
-    if want_tls && !c.is_tls() && c.offers("STARTTLS") {
-        let what = if hop.verify {
-            "STARTTLS (MTA-STS, certificate checked)"
+    if (want_tls || verify) && !c.is_tls() && c.offers("STARTTLS") {
+        let what = if verify {
+            "STARTTLS (certificate checked)"
         } else {
             "STARTTLS"
         };
@@ -342,11 +345,25 @@ async fn smtp_transaction(
             mail.push_str(&format!(" ENVID={}", xtext(envid)));
         }
     }
-    if entry.requiretls && c.offers("REQUIRETLS") {
+    let mut results = HashMap::new();
+    if entry.requiretls {
+        if !c.offers("REQUIRETLS") {
+            // RFC 8689 §4.2.1: not relayed; the sender gets a 5.7.30 bounce.
+            for rc in rcpts {
+                results.insert(
+                    rc.address.clone(),
+                    Outcome::Perm {
+                        reply: "550 5.7.30 REQUIRETLS support required by the next hop".into(),
+                        host: hop.name.clone(),
+                    },
+                );
+            }
+            c.quit().await;
+            return Ok(results);
+        }
         mail.push_str(" REQUIRETLS");
     }
     let r = c.command(&mail).await.map_err(io)?;
-    let mut results = HashMap::new();
     if !r.is_positive() {
         for rc in rcpts {
             results.insert(rc.address.clone(), reply_outcome(&r, &hop.name, dsn));
