@@ -955,64 +955,71 @@ pub fn has_header(msg: &[u8], name: &str) -> bool {
     false
 }
 
-/// Removes Authentication-Results fields whose authserv-id is `hostname`
-/// (with their continuation lines).
-pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
+/// The lines of the header section, each with its line ending, and whether
+/// it continues the previous field (folding, RFC 5322 §2.2.3).
+fn header_lines(msg: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
     let end = header_end(msg);
-    let mut out = Vec::with_capacity(msg.len());
     let mut pos = 0;
-    let mut dropping = false;
-    while pos < end {
+    std::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
         let line_end = msg[pos..end]
             .iter()
             .position(|&b| b == b'\n')
             .map(|p| pos + p + 1)
             .unwrap_or(end);
         let line = &msg[pos..line_end];
+        pos = line_end;
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        Some((line, continuation))
+    })
+}
+
+fn field_is(line: &[u8], name: &[u8]) -> bool {
+    line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name)
+}
+
+/// Removes Authentication-Results fields whose authserv-id is `hostname`
+/// (with their continuation lines).
+pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
+    const NAME: &[u8] = b"authentication-results:";
+    let mut out = Vec::with_capacity(msg.len());
+    let mut dropping = false;
+    let mut used = 0;
+    for (line, continuation) in header_lines(msg) {
+        used += line.len();
         if !continuation {
-            const NAME: &[u8] = b"authentication-results:";
-            dropping =
-                line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) && {
-                    let value = String::from_utf8_lossy(&line[NAME.len()..]);
-                    let id = value
-                        .trim_start()
-                        .split(|c: char| c == ';' || c.is_whitespace())
-                        .next()
-                        .unwrap_or("");
-                    id.eq_ignore_ascii_case(hostname)
-                };
+            dropping = field_is(line, NAME) && {
+                let value = String::from_utf8_lossy(&line[NAME.len()..]);
+                let id = value
+                    .trim_start()
+                    .split(|c: char| c == ';' || c.is_whitespace())
+                    .next()
+                    .unwrap_or("");
+                id.eq_ignore_ascii_case(hostname)
+            };
         }
         if !dropping {
             out.extend_from_slice(line);
         }
-        pos = line_end;
     }
-    out.extend_from_slice(&msg[end..]);
+    out.extend_from_slice(&msg[used..]);
     out
 }
 
 /// Offset after the leading Return-Path/Received fields (with their
 /// folded continuation lines).
 fn end_of_trace(msg: &[u8]) -> usize {
-    let end = header_end(msg);
     let mut pos = 0;
     let mut in_trace = false;
-    while pos < end {
-        let line_end = msg[pos..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|p| pos + p + 1)
-            .unwrap_or(end);
-        let line = &msg[pos..line_end];
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        let trace = line.len() > 9 && line[..9].eq_ignore_ascii_case(b"received:")
-            || line.len() > 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+    for (line, continuation) in header_lines(msg) {
+        let trace = field_is(line, b"received:") || field_is(line, b"return-path:");
         if !(trace || (continuation && in_trace)) {
             break;
         }
         in_trace = true;
-        pos = line_end;
+        pos += line.len();
     }
     pos
 }
