@@ -209,7 +209,13 @@ fn parse_section(spec: &str, orig: &str) -> Result<Section, String> {
             let not = r.starts_with("HEADER.FIELDS.NOT");
             let list = orig_rest
                 .find('(')
-                .and_then(|o| orig_rest.rfind(')').map(|c| &orig_rest[o + 1..c]))
+                .and_then(|o| {
+                    // ")" before "(" (found by fuzzing) is no list.
+                    orig_rest
+                        .rfind(')')
+                        .filter(|c| *c > o)
+                        .map(|c| &orig_rest[o + 1..c])
+                })
                 .ok_or("HEADER.FIELDS needs a list of field names")?;
             let fields: Vec<String> = list
                 .split_whitespace()
