@@ -6,7 +6,11 @@
 //!   system resolver) and once with them off;
 //! - outbound: 50 authenticated submitters, 4 KB messages, DKIM-signed
 //!   (RSA-2048, then Ed25519), queued and relayed to an SMTP sink in this
-//!   process; the time runs until the sink has every message.
+//!   process; the time runs until the sink has every message;
+//! - comparison, where Postfix and Dovecot are installed: the same inbound
+//!   load through a private Postfix into a private Dovecot by LMTP, timed
+//!   until Dovecot's Maildir holds every message, next to Petrel's inbound
+//!   rate (250 = in the Inbox), with the ratio.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -14,6 +18,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "../tests/common/postfix.rs"]
+mod postfix;
+#[allow(dead_code)]
+#[path = "../tests/common/dovecot.rs"]
+mod dovecot;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -277,5 +288,46 @@ fn outbound(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inbound, outbound);
+/// Petrel against Postfix → Dovecot (LMTP), same load, same run.
+fn comparison(_c: &mut Criterion) {
+    if !(std::path::Path::new("/usr/sbin/postfix").exists() && dovecot::installed()) {
+        println!("comparison: skipped (Postfix and Dovecot are not both installed; apt-get install postfix dovecot-core dovecot-lmtpd)");
+        return;
+    }
+    const ROUNDS: usize = 3;
+    let total = (SENDERS * PER_SENDER * ROUNDS) as f64;
+    let rt = runtime();
+    let petrel = start("");
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        rt.block_on(run_senders(petrel.smtp, false, "sink@bench.test"));
+    }
+    let petrel_rate = total / t.elapsed().as_secs_f64();
+    drop(petrel);
+
+    let dove = dovecot::Dovecot::start();
+    let pf = postfix::Postfix::start_with(&format!(
+        "default_transport = lmtp:inet:[127.0.0.1]:{port}\nrelay_transport = lmtp:inet:[127.0.0.1]:{port}\n",
+        port = dove.lmtp_port
+    ));
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        rt.block_on(run_senders(pf.addr(), false, "sink@bench.test"));
+    }
+    let accepted = t.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while dove.count("sink") < total as usize {
+        assert!(Instant::now() < deadline, "Dovecot got {} of {total}: {}", dove.count("sink"), pf.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stack_rate = total / t.elapsed().as_secs_f64();
+    println!(
+        "comparison: {} messages of 4 KB from {SENDERS} senders\n  petrel (250 = synced in the Inbox):            {petrel_rate:>8.0} msg/s\n  postfix -> dovecot LMTP (until in the Maildir): {stack_rate:>8.0} msg/s (Postfix accepted all in {:.2} s)\n  ratio petrel / postfix+dovecot: {:.2}",
+        total as usize,
+        accepted.as_secs_f64(),
+        petrel_rate / stack_rate
+    );
+}
+
+criterion_group!(benches, inbound, outbound, comparison);
 criterion_main!(benches);

@@ -251,6 +251,8 @@ pub struct ResolverConfig {
     pub nameservers: Vec<SocketAddr>,
     /// Seconds per DNS query.
     pub timeout: u64,
+    /// Seconds a negative answer without its own TTL is cached.
+    pub negative_ttl: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -423,6 +425,7 @@ impl Default for ResolverConfig {
         ResolverConfig {
             nameservers: vec![],
             timeout: 5,
+            negative_ttl: 30,
         }
     }
 }

@@ -39,20 +39,12 @@ fn classify<T>(r: mail_auth::Result<T>) -> Lookup<T> {
 
 impl Resolver {
     pub fn new(cfg: &ResolverConfig) -> anyhow::Result<Resolver> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_secs(cfg.timeout.max(1));
-        opts.attempts = 2;
-        let auth = if cfg.nameservers.is_empty() {
-            MessageAuthenticator::new_system_conf()
-                .or_else(|_| {
-                    // No /etc/resolv.conf: fall back to the local stub.
-                    let ns = NameServerConfig::udp_and_tcp(IpAddr::from([127, 0, 0, 1]));
-                    MessageAuthenticator::new(
-                        HickoryConfig::from_name_servers(vec![ns]),
-                        opts.clone(),
-                    )
-                })
-                .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?
+        let (config, mut opts) = if cfg.nameservers.is_empty() {
+            mail_auth::hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|_| {
+                // No /etc/resolv.conf: the local stub.
+                let ns = NameServerConfig::udp_and_tcp(IpAddr::from([127, 0, 0, 1]));
+                (HickoryConfig::from_name_servers(vec![ns]), ResolverOpts::default())
+            })
         } else {
             let servers = cfg
                 .nameservers
@@ -65,9 +57,17 @@ impl Resolver {
                     NameServerConfig::new(a.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            MessageAuthenticator::new(HickoryConfig::from_name_servers(servers), opts)
-                .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?
+            (HickoryConfig::from_name_servers(servers), ResolverOpts::default())
         };
+        opts.timeout = Duration::from_secs(cfg.timeout.max(1));
+        opts.attempts = 2;
+        // Answers without a TTL of their own (NXDOMAIN without an SOA) are
+        // kept this long, so mail from one sender does not ask again and
+        // again.
+        opts.negative_min_ttl = Some(Duration::from_secs(cfg.negative_ttl));
+        opts.cache_size = 32_768;
+        let auth = MessageAuthenticator::new(config, opts)
+            .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?;
         Ok(Resolver { auth })
     }
 

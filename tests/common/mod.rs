@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod dovecot;
+pub mod postfix;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,88 @@
+//! A private Dovecot (Debian's dovecot-core and dovecot-lmtpd) taking mail
+//! by LMTP on a loopback port into Maildirs under a temporary directory;
+//! for the Postfix+Dovecot comparison in `cargo xtask bench smtp`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Dovecot {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub lmtp_port: u16,
+}
+
+pub fn installed() -> bool {
+    Path::new("/usr/sbin/dovecot").exists() && Path::new("/usr/lib/dovecot/lmtp").exists()
+}
+
+impl Dovecot {
+    pub fn start() -> Dovecot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().display().to_string();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        Command::new("chown").args(["dovecot:dovecot"]).arg(&mail).status().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let conf = format!(
+            "base_dir = {root}/run\n\
+             state_dir = {root}/state\n\
+             log_path = {root}/dovecot.log\n\
+             protocols = lmtp\n\
+             listen = 127.0.0.1\n\
+             ssl = no\n\
+             mail_location = maildir:{root}/mail/%n\n\
+             mail_fsync = optimized\n\
+             default_internal_user = dovecot\n\
+             default_login_user = dovenull\n\
+             userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={root}/mail/%n\n}}\n\
+             passdb {{\n  driver = static\n  args = nopassword=y\n}}\n\
+             service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("dovecot.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("/usr/sbin/dovecot")
+            .args(["-F", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start dovecot");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "dovecot did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dovecot {
+            child,
+            dir,
+            lmtp_port: port,
+        }
+    }
+
+    /// Messages in `user`'s Maildir INBOX.
+    pub fn count(&self, user: &str) -> usize {
+        ["new", "cur"]
+            .iter()
+            .map(|d| {
+                std::fs::read_dir(self.dir.path().join("mail").join(user).join(d))
+                    .map(|it| it.count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its worker processes too.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
