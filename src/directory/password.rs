@@ -7,6 +7,7 @@ use super::{DirError, Result};
 
 /// Hashes on a blocking thread: argon2 is deliberately slow.
 pub async fn hash(secret: &str) -> Result<String> {
+    let _slot = argon2_slots().acquire().await;
     let secret = secret.to_string();
     tokio::task::spawn_blocking(move || hash_blocking(&secret))
         .await
@@ -15,6 +16,7 @@ pub async fn hash(secret: &str) -> Result<String> {
 
 /// The argon2id hash and the SCRAM-SHA-256 secret of a new password.
 pub async fn hash_with_scram(secret: &str) -> Result<(String, String)> {
+    let _slot = argon2_slots().acquire().await;
     let secret = secret.to_string();
     tokio::task::spawn_blocking(move || {
         let h = hash_blocking(&secret)?;
@@ -41,7 +43,21 @@ pub fn verify_blocking(stored: &str, secret: &str) -> bool {
     }
 }
 
+/// argon2id takes 19 MiB per verification; unbounded, fifty concurrent
+/// logins cost a gigabyte (and the allocator keeps it). Verifications run
+/// at most one per core at a time; the rest wait their turn.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(n)
+    })
+}
+
 pub async fn verify(stored: &str, secret: &str) -> bool {
+    let Ok(_slot) = argon2_slots().acquire().await else {
+        return false;
+    };
     let (stored, secret) = (stored.to_string(), secret.to_string());
     tokio::task::spawn_blocking(move || verify_blocking(&stored, &secret))
         .await

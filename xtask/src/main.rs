@@ -110,8 +110,19 @@ pub fn setup() -> Result<(), String> {
     setup_python()
 }
 
+/// Only for `cargo xtask bench smtp`: Dovecot, for the Postfix+Dovecot
+/// comparison (Postfix comes with the test peers).
+const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("dovecot-core", "/usr/sbin/dovecot"),
+    ("dovecot-lmtpd", "/usr/lib/dovecot/lmtp"),
+];
+
 fn setup_debian() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES
+    apt_install(PACKAGES)
+}
+
+fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, probe)| !has_probe(probe))
         .map(|(p, _)| *p)
@@ -348,6 +359,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if args.first().map(String::as_str) != Some("store") {
+        apt_install(BENCH_PACKAGES)?;
+    }
     let which: Vec<&str> = match args.first().map(String::as_str) {
         Some("store") => vec!["store"],
         Some("smtp") => vec!["smtp_delivery"],
