@@ -42,7 +42,12 @@ impl Core {
         );
         Ok(Core {
             directory: Directory::new(store.clone()),
-            queue: Queue::new(store.clone(), mail.blobs.clone(), config.queue.expire),
+            queue: Queue::new(
+                store.clone(),
+                mail.blobs.clone(),
+                config.queue.expire,
+                crate::queue::backoff(&config.queue.retry, 1),
+            ),
             resolver: Resolver::new(&config.resolver)?,
             smtp_conns: crate::net::limit::ConnLimiter::new(
                 config.smtp.max_connections_per_ip,

@@ -44,6 +44,34 @@ pub fn spawn(core: SharedCore, shutdown: Shutdown) {
 async fn run(core: SharedCore, mut shutdown: Shutdown) {
     let in_flight: Arc<Mutex<HashSet<u64>>> = Default::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(core.config.queue.concurrency));
+    let Some(mut fresh) = core.queue.take_fresh() else {
+        tracing::error!("queue worker started twice");
+        return;
+    };
+    // New entries: their first attempt is already recorded, so they go
+    // straight to delivery.
+    {
+        let core = core.clone();
+        let in_flight = in_flight.clone();
+        let slots = slots.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let id = tokio::select! {
+                    id = fresh.recv() => match id { Some(id) => id, None => return },
+                    _ = shutdown.wait() => return,
+                };
+                if !in_flight.lock().expect("lock").insert(id) {
+                    continue;
+                }
+                let permit = tokio::select! {
+                    p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+                    _ = shutdown.wait() => return,
+                };
+                spawn_attempt(&core, &in_flight, &shutdown, id, false, permit);
+            }
+        });
+    }
     loop {
         if shutdown.is_shutting_down() {
             return;
@@ -64,18 +92,7 @@ async fn run(core: SharedCore, mut shutdown: Shutdown) {
                 p = slots.clone().acquire_owned() => p.expect("semaphore open"),
                 _ = shutdown.wait() => return,
             };
-            let core = core.clone();
-            let in_flight = in_flight.clone();
-            let guard = shutdown.clone();
-            tokio::spawn(async move {
-                let _guard = guard;
-                if let Err(e) = attempt(&core, id).await {
-                    tracing::warn!(queue_id = id, "delivery attempt failed: {e}");
-                }
-                in_flight.lock().expect("lock").remove(&id);
-                drop(permit);
-                core.queue.wake();
-            });
+            spawn_attempt(&core, &in_flight, &shutdown, id, true, permit);
         }
         let wait = next
             .map(|t| (t - unix_now()).clamp(1, 30) as u64)
@@ -88,30 +105,57 @@ async fn run(core: SharedCore, mut shutdown: Shutdown) {
     }
 }
 
+fn spawn_attempt(
+    core: &SharedCore,
+    in_flight: &Arc<Mutex<HashSet<u64>>>,
+    shutdown: &Shutdown,
+    id: u64,
+    record: bool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let core = core.clone();
+    let in_flight = in_flight.clone();
+    let guard = shutdown.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let Err(e) = attempt(&core, id, record).await {
+            tracing::warn!(queue_id = id, "delivery attempt failed: {e}");
+        }
+        in_flight.lock().expect("lock").remove(&id);
+        drop(permit);
+        core.queue.wake();
+    });
+}
+
 fn domain_of(addr: &str) -> String {
     addr.rsplit_once('@')
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default()
 }
 
-/// One delivery attempt for queue entry `id`.
-pub async fn attempt(core: &SharedCore, id: u64) -> anyhow::Result<()> {
+/// One delivery attempt for queue entry `id`. With `record` the attempt
+/// and the next retry are written first (a new entry came with its first
+/// attempt recorded).
+pub async fn attempt(core: &SharedCore, id: u64, record: bool) -> anyhow::Result<()> {
     let q = &core.queue;
     let schedule = core.config.queue.retry.clone();
     // Record the attempt before making it: if we crash now, the entry
     // comes back at its next scheduled time.
-    let qq = q.clone();
-    let Some(entry) = q
-        .store
-        .transact(move |txn| {
-            qq.update_in_txn(txn, id, |e| {
-                e.attempts += 1;
-                e.next_attempt = unix_now() + backoff(&schedule, e.attempts);
-                true
+    let entry = if record {
+        let qq = q.clone();
+        q.store
+            .transact(move |txn| {
+                qq.update_in_txn(txn, id, |e| {
+                    e.attempts += 1;
+                    e.next_attempt = unix_now() + backoff(&schedule, e.attempts);
+                    true
+                })
             })
-        })
-        .await?
-    else {
+            .await?
+    } else {
+        q.get(id).await?
+    };
+    let Some(entry) = entry else {
         return Ok(());
     };
     let raw = q.message(&entry).await?;
@@ -546,12 +590,13 @@ async fn finish(
             })?;
             if updated.is_some() {
                 if let Some(b) = &bounce {
-                    q.add_in_txn(txn, b)?;
+                    return Ok(Some(q.add_in_txn(txn, b)?));
                 }
             }
-            Ok(())
+            Ok(None)
         })
-        .await?;
+        .await?
+        .inspect(|bounce_id| core.queue.announce(*bounce_id));
     if done {
         tracing::info!(queue_id = id, "queue entry finished");
     }

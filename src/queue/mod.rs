@@ -162,6 +162,11 @@ pub struct Queue {
     pub blobs: BlobStore,
     wake: Arc<tokio::sync::Notify>,
     expire: i64,
+    /// Seconds to the retry of a first attempt that did not finish.
+    first_retry: i64,
+    /// Ids of new entries, for the worker's fast path (no schedule scan).
+    fresh_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+    fresh_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<u64>>>>,
 }
 
 /// A message prepared outside the transaction (its blob written).
@@ -172,13 +177,27 @@ pub struct Prepared {
 }
 
 impl Queue {
-    pub fn new(store: Store, blobs: BlobStore, expire_secs: u64) -> Queue {
+    pub fn new(store: Store, blobs: BlobStore, expire_secs: u64, first_retry: i64) -> Queue {
+        let (fresh_tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Queue {
             store,
             blobs,
             wake: Arc::new(tokio::sync::Notify::new()),
             expire: expire_secs as i64,
+            first_retry,
+            fresh_tx,
+            fresh_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
         }
+    }
+
+    /// Hands a committed new entry to the worker.
+    pub fn announce(&self, id: u64) {
+        let _ = self.fresh_tx.send(id);
+    }
+
+    /// The worker's end of [`Queue::announce`] (taken once).
+    pub(crate) fn take_fresh(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<u64>> {
+        self.fresh_rx.lock().expect("lock").take()
     }
 
     pub fn wake(&self) {
@@ -205,14 +224,18 @@ impl Queue {
         };
         txn.put(b"Qs".to_vec(), id.to_be_bytes().to_vec());
         let now = unix_now();
+        // The first attempt is recorded with the message itself: the worker
+        // makes it at once (see `announce`), and should the process stop
+        // before it finishes, the schedule brings the entry back later.
+        let due = now + self.first_retry;
         let entry = QueueEntry {
             id,
             from: p.msg.from.clone(),
             blob: p.blob.clone(),
             size: p.raw.len() as u64,
             created: now,
-            next_attempt: now,
-            attempts: 0,
+            next_attempt: due,
+            attempts: 1,
             expires: now + self.expire,
             env_id: p.msg.env_id.clone(),
             ret_full: p.msg.ret_full,
@@ -222,7 +245,7 @@ impl Queue {
         };
         self.blobs.add_ref(txn, &p.blob, &p.raw)?;
         txn.put(k_entry(id), serde_json::to_vec(&entry).expect("serialises"));
-        txn.put(k_due(now, id), Vec::new());
+        txn.put(k_due(due, id), Vec::new());
         Ok(id)
     }
 
@@ -234,7 +257,7 @@ impl Queue {
             .store
             .transact(move |txn| q.add_in_txn(txn, &p))
             .await?;
-        self.wake();
+        self.announce(id);
         Ok(id)
     }
 
