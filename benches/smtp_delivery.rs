@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
-#[path = "../tests/common/postfix.rs"]
-mod postfix;
-#[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/common/postfix.rs"]
+mod postfix;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -317,7 +317,12 @@ fn comparison(_c: &mut Criterion) {
     let accepted = t.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
     while dove.count("sink") < total as usize {
-        assert!(Instant::now() < deadline, "Dovecot got {} of {total}: {}", dove.count("sink"), pf.log());
+        assert!(
+            Instant::now() < deadline,
+            "Dovecot got {} of {total}: {}",
+            dove.count("sink"),
+            pf.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let stack_rate = total / t.elapsed().as_secs_f64();

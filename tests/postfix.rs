@@ -17,7 +17,7 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
     b.account("bob@remote.test");
     // This Postfix hides DSN from its clients.
     let pf = Postfix::start_with(&format!(
-        "relayhost = [127.0.0.1]:{}\nsmtpd_discard_ehlo_keywords = dsn\n",
+        "relayhost = [127.0.0.1]:{}\nsmtpd_discard_ehlo_keywords = dsn\nsmtputf8_enable = no\n",
         b.addr("smtp").port()
     ));
 
@@ -76,4 +76,28 @@ async fn postfix_relays_into_petrel_and_petrel_relays_through_postfix() {
     let dsn = String::from_utf8_lossy(&mine[0]);
     assert!(dsn.contains("Action: relayed"), "{dsn}");
     assert!(dsn.contains("Remote-MTA: dns; 127.0.0.1"), "{dsn}");
+
+    // 3. SMTPUTF8 mail is not downgraded for a hop without SMTPUTF8
+    //    (RFC 6531 §3.2): it bounces with 5.6.7.
+    let mut c = LineClient::connect(a.addr("submission")).await;
+    c.smtp_reply().await;
+    c.send("EHLO client.test\r\n").await;
+    c.smtp_reply().await;
+    c.send(&format!("AUTH PLAIN {cred}\r\nMAIL FROM:<joe@example.org> SMTPUTF8\r\nRCPT TO:<jörg@remote.test>\r\nDATA\r\n"))
+        .await;
+    for _ in 0..3 {
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with('2'), "{r}");
+    }
+    assert!(c.smtp_reply().await.starts_with("354"));
+    c.send("From: joe@example.org\r\nSubject: grüße\r\n\r\nx\r\n.\r\n")
+        .await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    let mine = wait_for_mail(a.addr("imap"), "joe@example.org", 2).await;
+    let bounce = mine
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .find(|m| m.contains("Undelivered Mail"))
+        .expect("a bounce");
+    assert!(bounce.contains("Status: 5.6.7"), "{bounce}");
 }

@@ -390,6 +390,24 @@ async fn smtp_transaction(
         }
     }
     let mut results = HashMap::new();
+    // RFC 6531 §3.2: an SMTPUTF8 message goes only to a server that offers
+    // SMTPUTF8; otherwise it is bounced (no downgrade).
+    if entry.smtputf8 {
+        if !c.offers("SMTPUTF8") {
+            for rc in rcpts {
+                results.insert(
+                    rc.address.clone(),
+                    Outcome::Perm {
+                        reply: "553 5.6.7 The next hop does not accept internationalized mail (SMTPUTF8)".into(),
+                        host: hop.name.clone(),
+                    },
+                );
+            }
+            c.quit().await;
+            return Ok(results);
+        }
+        mail.push_str(" SMTPUTF8");
+    }
     if entry.requiretls {
         if !c.offers("REQUIRETLS") {
             // RFC 8689 §4.2.1: not relayed; the sender gets a 5.7.30 bounce.
@@ -565,6 +583,7 @@ async fn finish(
                     env_id: None,
                     ret_full: false,
                     requiretls: false,
+                    smtputf8: false,
                 })
                 .await?,
         ))

@@ -224,6 +224,7 @@ mod tests {
             env_id: Some("ENV1".into()),
             ret_full: false,
             requiretls: false,
+            smtputf8: false,
             delay_notified: false,
             recipients: vec![rcpt.clone()],
         };

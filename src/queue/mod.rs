@@ -116,6 +116,9 @@ pub struct QueueEntry {
     /// REQUIRETLS (RFC 8689): deliver only over TLS.
     #[serde(default)]
     pub requiretls: bool,
+    /// Received with SMTPUTF8 (RFC 6531): the next hop must offer it.
+    #[serde(default)]
+    pub smtputf8: bool,
     #[serde(default)]
     pub delay_notified: bool,
     pub recipients: Vec<QueueRcpt>,
@@ -137,6 +140,7 @@ pub struct NewMessage {
     pub env_id: Option<String>,
     pub ret_full: bool,
     pub requiretls: bool,
+    pub smtputf8: bool,
 }
 
 fn k_entry(id: u64) -> Vec<u8> {
@@ -240,6 +244,7 @@ impl Queue {
             env_id: p.msg.env_id.clone(),
             ret_full: p.msg.ret_full,
             requiretls: p.msg.requiretls,
+            smtputf8: p.msg.smtputf8,
             delay_notified: false,
             recipients: p.msg.recipients.clone(),
         };
@@ -353,6 +358,7 @@ impl Queue {
             env_id,
             ret_full: false,
             requiretls: false,
+            smtputf8: false,
             delay_notified: false,
             recipients: rcpts.clone(),
         };
@@ -368,6 +374,7 @@ impl Queue {
             env_id: None,
             ret_full: false,
             requiretls: false,
+            smtputf8: false,
         })
         .await
         .map(|_| ())

@@ -43,7 +43,10 @@ impl Resolver {
             mail_auth::hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|_| {
                 // No /etc/resolv.conf: the local stub.
                 let ns = NameServerConfig::udp_and_tcp(IpAddr::from([127, 0, 0, 1]));
-                (HickoryConfig::from_name_servers(vec![ns]), ResolverOpts::default())
+                (
+                    HickoryConfig::from_name_servers(vec![ns]),
+                    ResolverOpts::default(),
+                )
             })
         } else {
             let servers = cfg
@@ -57,7 +60,10 @@ impl Resolver {
                     NameServerConfig::new(a.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            (HickoryConfig::from_name_servers(servers), ResolverOpts::default())
+            (
+                HickoryConfig::from_name_servers(servers),
+                ResolverOpts::default(),
+            )
         };
         opts.timeout = Duration::from_secs(cfg.timeout.max(1));
         opts.attempts = 2;

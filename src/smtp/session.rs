@@ -794,6 +794,7 @@ impl Session {
                 env_id: env.env_id.clone(),
                 ret_full: env.ret_full,
                 requiretls: env.requiretls,
+                smtputf8: env.smtputf8,
             })
             .await?;
         Ok(Some(id))

@@ -24,7 +24,11 @@ impl Dovecot {
         let root = dir.path().display().to_string();
         let mail = dir.path().join("mail");
         std::fs::create_dir_all(&mail).unwrap();
-        Command::new("chown").args(["dovecot:dovecot"]).arg(&mail).status().unwrap();
+        Command::new("chown")
+            .args(["dovecot:dovecot"])
+            .arg(&mail)
+            .status()
+            .unwrap();
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
@@ -37,6 +41,8 @@ impl Dovecot {
              ssl = no\n\
              mail_location = maildir:{root}/mail/%n\n\
              mail_fsync = optimized\n\
+             first_valid_uid = 100\n\
+             first_valid_gid = 100\n\
              default_internal_user = dovecot\n\
              default_login_user = dovenull\n\
              userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={root}/mail/%n\n}}\n\

@@ -151,4 +151,3 @@ fn master_cf(port: u16) -> String {
     out.push_str("postlog unix-dgram n - n - 1 postlogd\n");
     out
 }
-
