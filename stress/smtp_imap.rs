@@ -32,7 +32,8 @@ async fn concurrent_delivery_and_reading() {
             c.send("a LOGIN joe@example.org pw\r\n").await;
             c.imap_until("a").await;
             let mut rounds = 0u32;
-            while !done.load(Ordering::Relaxed) {
+            // At least one round, however fast the senders are.
+            while rounds == 0 || !done.load(Ordering::Relaxed) {
                 let tag = format!("r{r}x{rounds}");
                 c.send(&format!(
                     "{tag}s SELECT INBOX\r\n{tag}f FETCH 1:* (UID FLAGS)\r\n"
