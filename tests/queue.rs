@@ -12,40 +12,6 @@ use common::*;
 
 const OPEN: &str = "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n";
 
-/// Submits one message on the submission port as `user` (password "pw").
-async fn submit(s: &TestServer, user: &str, to: &[&str], body: &str) -> String {
-    use base64::Engine;
-    let mut c = LineClient::connect(s.addr("submission")).await;
-    c.smtp_reply().await;
-    c.send("EHLO client.test\r\n").await;
-    c.smtp_reply().await;
-    let cred = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0pw"));
-    c.send(&format!("AUTH PLAIN {cred}\r\n")).await;
-    let r = c.smtp_reply().await;
-    assert!(r.starts_with("235"), "{r}");
-    c.send(&format!("MAIL FROM:<{user}>\r\n")).await;
-    assert!(c.smtp_reply().await.starts_with("250"));
-    for t in to {
-        // "addr PARAMS" sends RCPT parameters too.
-        let (addr, params) = t.split_once(' ').unwrap_or((t, ""));
-        let params = if params.is_empty() {
-            String::new()
-        } else {
-            format!(" {params}")
-        };
-        c.send(&format!("RCPT TO:<{addr}>{params}\r\n")).await;
-        let r = c.smtp_reply().await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    c.send("DATA\r\n").await;
-    assert!(c.smtp_reply().await.starts_with("354"));
-    c.send(body).await;
-    c.send("\r\n.\r\n").await;
-    let r = c.smtp_reply().await;
-    c.send("QUIT\r\n").await;
-    r
-}
-
 fn queue_ids(s: &TestServer) -> Vec<u64> {
     s.cli_ok(&["queue", "list"])
         .lines()
