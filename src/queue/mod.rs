@@ -290,21 +290,36 @@ impl Queue {
     }
 
     /// Ids due at `now`, earliest first, and the time of the next later one.
+    /// Two range reads of the schedule: what is due, and the first after.
     pub async fn due(&self, now: i64, limit: usize) -> Result<(Vec<u64>, Option<i64>)> {
-        let rows = self.store.scan_prefix(b"Qt".to_vec()).await?;
-        let mut ids = Vec::new();
-        for (k, _) in rows {
-            if k.len() != 18 {
-                continue;
-            }
-            let due = u64::from_be_bytes(k[2..10].try_into().expect("8 bytes")) as i64;
-            let id = u64::from_be_bytes(k[10..18].try_into().expect("8 bytes"));
-            if due > now || ids.len() >= limit {
-                return Ok((ids, Some(due)));
-            }
-            ids.push(id);
-        }
-        Ok((ids, None))
+        let parse = |k: &[u8]| -> Option<(i64, u64)> {
+            (k.len() == 18).then(|| {
+                (
+                    u64::from_be_bytes(k[2..10].try_into().expect("8 bytes")) as i64,
+                    u64::from_be_bytes(k[10..18].try_into().expect("8 bytes")),
+                )
+            })
+        };
+        let after_now = k_due(now + 1, 0);
+        let rows = self
+            .store
+            .scan(b"Qt".to_vec(), after_now.clone(), limit)
+            .await?;
+        let ids: Vec<u64> = rows
+            .iter()
+            .filter_map(|(k, _)| parse(k))
+            .map(|(_, id)| id)
+            .collect();
+        let next = self
+            .store
+            .scan(after_now, b"Qu".to_vec(), 1)
+            .await?
+            .first()
+            .and_then(|(k, _)| parse(k))
+            .map(|(due, _)| due);
+        // A full page may have more due behind it: come back at once.
+        let next = if ids.len() >= limit { Some(now) } else { next };
+        Ok((ids, next))
     }
 
     /// Changes an entry in a transaction: `f` edits it; returning false
@@ -423,6 +438,55 @@ mod tests {
         let n = Notify::parse("success,Delay").unwrap();
         assert!(n.success && n.delay && !n.failure);
         assert_eq!(Notify::parse("SOMETIMES"), None);
+    }
+
+    #[cfg(feature = "rocksdb")]
+    #[tokio::test]
+    async fn schedule_reads_only_what_is_due() {
+        use crate::store::{rocks::RocksBackend, KvBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn KvBackend> = Arc::new(RocksBackend::open(&dir.path().join("kv")).unwrap());
+        let store = Store::new(b);
+        let q = Queue::new(
+            store.clone(),
+            BlobStore::new(&dir.path().join("blobs"), 1024).unwrap(),
+            3600,
+            60,
+        );
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(
+                q.enqueue(NewMessage {
+                    from: "a@x.test".into(),
+                    recipients: vec![QueueRcpt::new("b@y.test")],
+                    raw: format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
+                    env_id: None,
+                    ret_full: false,
+                    requiretls: false,
+                    smtputf8: false,
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        let now = unix_now();
+        // New entries carry their first attempt: due only after the retry delay.
+        let (due, next) = q.due(now, 10).await.unwrap();
+        assert!(due.is_empty());
+        assert!(next.is_some_and(|t| t >= now + 59), "{next:?}");
+        assert!(q.retry_now(ids[1]).await.unwrap());
+        let (due, _) = q.due(unix_now(), 10).await.unwrap();
+        assert_eq!(due, vec![ids[1]]);
+        // A page limit reports more to come.
+        for id in [ids[0], ids[2]] {
+            q.retry_now(id).await.unwrap();
+        }
+        let (due, next) = q.due(unix_now(), 2).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(next.is_some_and(|t| t <= unix_now()));
+        assert!(q.cancel(ids[0]).await.unwrap().is_some());
+        assert_eq!(q.list().await.unwrap().len(), 2);
+        store.close();
     }
 
     #[test]
