@@ -421,3 +421,35 @@ async fn undeliverable_notices_are_never_bounced() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn one_session_carries_consecutive_messages() {
+    let b = TestServer::start_with(OPEN);
+    b.account("bob@remote.test");
+    let a = TestServer::start_with(&format!(
+        "{OPEN}[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        b.addr("smtp")
+    ));
+    a.account("joe@example.org");
+    for i in 0..3 {
+        let body = format!("Subject: n{i}\r\n\r\nx\r\n");
+        assert!(submit(&a, "joe@example.org", &["bob@remote.test"], &body)
+            .await
+            .starts_with("250"));
+        // One at a time, so each finds the previous session idle.
+        wait_for_mail(b.addr("imap"), "bob@remote.test", i + 1).await;
+    }
+    let got = imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw").await;
+    // B names its SMTP session in its Received field: the same for all.
+    let ids: std::collections::HashSet<String> = got
+        .iter()
+        .map(|m| {
+            let t = String::from_utf8_lossy(m).into_owned();
+            let at = t
+                .find("(Petrel) with ESMTPS id ")
+                .expect("B's Received over TLS");
+            t[at..].split_whitespace().nth(4).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}

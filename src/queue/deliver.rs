@@ -289,29 +289,15 @@ fn reply_outcome(r: &Reply, host: &str, dsn: bool) -> Outcome {
     }
 }
 
-/// xtext (RFC 3461 §4): "+" and "=" and non-printables as "+HH".
-pub fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
-/// One SMTP session with one server. `Err` for problems that say nothing
-/// about the recipients (connection, greeting, TLS, AUTH).
-async fn smtp_transaction(
+/// Connects to `addr` and gets a session ready for MAIL: greeting, EHLO,
+/// STARTTLS (checked when `verify`), AUTH.
+async fn open_session(
     core: &SharedCore,
-    entry: &QueueEntry,
-    rcpts: &[&QueueRcpt],
-    raw: &[u8],
     hop: &Hop,
     addr: SocketAddr,
-) -> Result<HashMap<String, Outcome>, String> {
+    verify: bool,
+    requiretls: bool,
+) -> Result<SmtpClient, String> {
     let cfg = &core.config.queue;
     let implicit = (hop.tls == TlsMode::Implicit).then_some(hop.name.as_str());
     let (mut c, greeting) = SmtpClient::connect(
@@ -332,9 +318,6 @@ async fn smtp_transaction(
         return Err(format!("EHLO: {}", hello.text()));
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
-    // MTA-STS enforce and REQUIRETLS (RFC 8689 §4.2.1) both need TLS with a
-    // certificate valid for the host.
-    let verify = hop.verify || entry.requiretls;
     let checked = if verify {
         Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
     } else {
@@ -362,7 +345,7 @@ async fn smtp_transaction(
             }
         }
     }
-    if !c.is_tls() && (hop.tls == TlsMode::Required || entry.requiretls) {
+    if !c.is_tls() && (hop.tls == TlsMode::Required || requiretls) {
         return Err("TLS is required but the server does not offer it".into());
     }
     if let Some((user, secret)) = &hop.auth {
@@ -371,6 +354,94 @@ async fn smtp_transaction(
             return Err(format!("AUTH: {}", r.text()));
         }
     }
+    Ok(c)
+}
+
+/// Idle sessions are reused for this long (servers keep them minutes).
+const POOL_IDLE: Duration = Duration::from_secs(10);
+const POOL_PER_KEY: usize = 16;
+
+fn pool_key(hop: &Hop, addr: SocketAddr, verify: bool) -> String {
+    let user = hop.auth.as_ref().map(|(u, _)| u.as_str()).unwrap_or("");
+    format!("{addr}|{}|{verify}|{:?}|{user}", hop.name, hop.tls)
+}
+
+/// A ready session for the key: an idle one that still answers RSET, or
+/// a new one.
+async fn take_session(
+    core: &SharedCore,
+    hop: &Hop,
+    addr: SocketAddr,
+    verify: bool,
+    requiretls: bool,
+) -> Result<SmtpClient, String> {
+    let key = pool_key(hop, addr, verify);
+    loop {
+        let idle = {
+            let mut pool = core.queue.pool.lock().expect("lock");
+            pool.get_mut(&key).and_then(|v| v.pop())
+        };
+        let Some((mut c, since)) = idle else { break };
+        if since.elapsed() > POOL_IDLE {
+            c.quit().await;
+            continue;
+        }
+        if let Ok(r) = c.command("RSET").await {
+            if r.is_positive() {
+                return Ok(c);
+            }
+        }
+    }
+    open_session(core, hop, addr, verify, requiretls).await
+}
+
+/// Keeps a session for the next message to the same place.
+async fn put_session(core: &SharedCore, hop: &Hop, addr: SocketAddr, verify: bool, c: SmtpClient) {
+    let key = pool_key(hop, addr, verify);
+    let rejected = {
+        let mut pool = core.queue.pool.lock().expect("lock");
+        let list = pool.entry(key).or_default();
+        list.retain(|(_, since)| since.elapsed() <= POOL_IDLE);
+        if list.len() < POOL_PER_KEY {
+            list.push((c, std::time::Instant::now()));
+            None
+        } else {
+            Some(c)
+        }
+    };
+    if let Some(c) = rejected {
+        c.quit().await;
+    }
+}
+
+/// xtext (RFC 3461 §4): "+" and "=" and non-printables as "+HH".
+pub fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One SMTP session with one server. `Err` for problems that say nothing
+/// about the recipients (connection, greeting, TLS, AUTH).
+async fn smtp_transaction(
+    core: &SharedCore,
+    entry: &QueueEntry,
+    rcpts: &[&QueueRcpt],
+    raw: &[u8],
+    hop: &Hop,
+    addr: SocketAddr,
+) -> Result<HashMap<String, Outcome>, String> {
+    // MTA-STS enforce and REQUIRETLS (RFC 8689 §4.2.1) both need TLS with a
+    // certificate valid for the host.
+    let verify = hop.verify || entry.requiretls;
+    let mut c = take_session(core, hop, addr, verify, entry.requiretls).await?;
+    let io = |e: std::io::Error| e.to_string();
     let dsn = c.offers("DSN");
     let mut mail = format!("MAIL FROM:<{}>", entry.from);
     if c.offers("SIZE") {
@@ -403,7 +474,7 @@ async fn smtp_transaction(
                     },
                 );
             }
-            c.quit().await;
+            put_session(core, hop, addr, verify, c).await;
             return Ok(results);
         }
         mail.push_str(" SMTPUTF8");
@@ -420,7 +491,7 @@ async fn smtp_transaction(
                     },
                 );
             }
-            c.quit().await;
+            put_session(core, hop, addr, verify, c).await;
             return Ok(results);
         }
         mail.push_str(" REQUIRETLS");
@@ -430,7 +501,7 @@ async fn smtp_transaction(
         for rc in rcpts {
             results.insert(rc.address.clone(), reply_outcome(&r, &hop.name, dsn));
         }
-        c.quit().await;
+        put_session(core, hop, addr, verify, c).await;
         return Ok(results);
     }
     let mut accepted = Vec::new();
@@ -465,14 +536,14 @@ async fn smtp_transaction(
         }
     }
     if accepted.is_empty() {
-        c.quit().await;
+        put_session(core, hop, addr, verify, c).await;
         return Ok(results);
     }
     let r = c.data(raw).await.map_err(|e| format!("DATA: {e}"))?;
     for a in accepted {
         results.insert(a, reply_outcome(&r, &hop.name, dsn));
     }
-    c.quit().await;
+    put_session(core, hop, addr, verify, c).await;
     Ok(results)
 }
 

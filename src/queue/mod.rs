@@ -171,7 +171,12 @@ pub struct Queue {
     /// Ids of new entries, for the worker's fast path (no schedule scan).
     fresh_tx: tokio::sync::mpsc::UnboundedSender<u64>,
     fresh_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<u64>>>>,
+    /// Idle outbound SMTP sessions by destination, for reuse.
+    pub(crate) pool: Arc<std::sync::Mutex<SessionPool>>,
 }
+
+type SessionPool =
+    std::collections::HashMap<String, Vec<(crate::smtp::client::SmtpClient, std::time::Instant)>>;
 
 /// A message prepared outside the transaction (its blob written).
 pub struct Prepared {
@@ -191,6 +196,7 @@ impl Queue {
             first_retry,
             fresh_tx,
             fresh_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
+            pool: Default::default(),
         }
     }
 
