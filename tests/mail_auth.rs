@@ -267,3 +267,76 @@ async fn dns_failures_never_refuse_mail() {
     assert!(r.starts_with("451 4.7.24"), "{r}");
     drop(dead);
 }
+
+/// ARC-seals `msg` with dkimpy as the intermediary `forwarder.test`.
+fn dkimpy_arc_seal(key: &std::path::Path, msg: &str) -> String {
+    let script = r#"
+import sys, dkim
+key = open(sys.argv[1], "rb").read()
+msg = sys.stdin.buffer.read()
+lines = dkim.arc_sign(msg, b"arc1", b"forwarder.test", key, b"forwarder.test",
+                      include_headers=[b"from", b"to", b"subject"])
+sys.stdout.buffer.write(b"".join(lines) + msg)
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(msg.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dkimpy arc_sign");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn arc_chains_sealed_by_dkimpy_are_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = rsa_key(tmp.path());
+    let dns = Dns::start(&[Rec::Txt(
+        "arc1._domainkey.forwarder.test".into(),
+        format!("v=DKIM1; k=rsa; p={public}"),
+    )]);
+    let s = TestServer::start_with(&format!(
+        "{OPEN}{}[mail-auth]\ndmarc = \"off\"\n",
+        dns.resolver_toml()
+    ));
+    s.account("joe@example.org");
+    // What the forwarder saw, recorded in its own Authentication-Results.
+    let original = "Authentication-Results: forwarder.test; spf=pass smtp.mailfrom=list@origin.test\r\nFrom: ann@origin.test\r\nTo: joe@example.org\r\nSubject: forwarded\r\n\r\nHello via a list.\r\n";
+    let sealed = dkimpy_arc_seal(&key, original);
+    assert!(sealed.contains("ARC-Seal: i=1"), "{sealed}");
+    for (i, (body, want)) in [
+        (sealed.clone(), "arc=pass"),
+        // A changed body: mail-auth says "neutral (body hash did not
+        // verify)", as for DKIM; anything but pass will do.
+        (
+            sealed.replace("Hello via a list.", "Hello via a fist."),
+            "arc=neutral",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = smtp_send(
+            s.addr("smtp"),
+            "list@forwarder.test",
+            &["joe@example.org"],
+            &body,
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+        let got = wait_for_mail(s.addr("imap"), "joe@example.org", i + 1).await;
+        let ar = auth_results(got.last().unwrap());
+        assert!(ar.contains(want), "{want}: {ar}");
+    }
+}

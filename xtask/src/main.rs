@@ -82,7 +82,11 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Python modules of the independent DKIM verifier/signer (dkimpy).
-const PY_MODULES: &[(&str, &str)] = &[("dkimpy", "dkim"), ("dnspython", "dns.resolver")];
+const PY_MODULES: &[(&str, &str)] = &[
+    ("dkimpy", "dkim"),
+    ("dnspython", "dns.resolver"),
+    ("authres", "authres"),
+];
 
 fn setup_python() -> Result<(), String> {
     let missing: Vec<&str> = PY_MODULES
