@@ -144,6 +144,24 @@ fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
         c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
         run(&mut c)
     };
+    if missing.contains(&"postfix") {
+        // Postfix's package asks what kind of mail system to set up; the
+        // tests run private instances, so the answer is "none".
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections",
+        ]);
+        if !sudo.is_empty() {
+            c = Command::new("sudo");
+            c.args([
+                "sh",
+                "-c",
+                "echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections",
+            ]);
+        }
+        run(&mut c)?;
+    }
     apt(&["update", "-qq"])?;
     let mut args = vec!["install", "-y", "-qq"];
     args.extend(missing.iter());
