@@ -95,6 +95,7 @@ async fn dkimpy_signature_spf_and_dmarc_results() {
         Rec::Txt("forged.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
         Rec::Txt("_dmarc.forged.test".into(), "v=DMARC1; p=reject".into()),
         Rec::Txt("suspect.test".into(), "v=spf1 ip4:192.0.2.1 -all".into()),
+        Rec::Mx("nullmx.test", ".", 0),
         Rec::Txt(
             "_dmarc.suspect.test".into(),
             "v=DMARC1; p=quarantine".into(),

@@ -462,6 +462,19 @@ impl Session {
                 .error("553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter")
                 .await;
         }
+        if self.mode == Mode::Mta {
+            // RFC 7505 §4.2: a domain with a null MX sends no mail either.
+            if let Some((_, domain)) = from.rsplit_once('@') {
+                if let crate::queue::route::Lookup::Found(mx) = self.core.resolver.mx(domain).await
+                {
+                    if mx.len() == 1 && mx[0].1.is_empty() {
+                        return self
+                            .error("550 5.7.27 Sender address has null MX (RFC 7505)")
+                            .await;
+                    }
+                }
+            }
+        }
         if let Some(acct) = &self.account {
             // RFC 6409 §6.1: the sender must be the user's own address.
             let own = std::iter::once(&acct.address)
