@@ -35,20 +35,13 @@ fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     )
 }
 
-/// Signs `msg` with dkimpy (selector s1, domain `domain`).
-fn dkimpy_sign(key: &std::path::Path, domain: &str, msg: &str) -> String {
-    let script = r#"
-import sys, dkim
-key = open(sys.argv[1], "rb").read()
-msg = sys.stdin.buffer.read()
-sig = dkim.sign(msg, b"s1", sys.argv[2].encode(), key, include_headers=[b"from", b"to", b"subject"])
-sys.stdout.buffer.write(sig + msg)
-"#;
+/// Runs a Python script that reads a message on stdin and writes the
+/// message with the headers it adds.
+fn python_filter(script: &str, args: &[&std::ffi::OsStr], msg: &str) -> String {
     let mut child = Command::new("python3")
         .arg("-c")
         .arg(script)
-        .arg(key)
-        .arg(domain)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -61,8 +54,20 @@ sys.stdout.buffer.write(sig + msg)
         .write_all(msg.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "dkimpy sign");
+    assert!(out.status.success(), "python (dkimpy) failed");
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Signs `msg` with dkimpy (selector s1, domain `domain`).
+fn dkimpy_sign(key: &std::path::Path, domain: &str, msg: &str) -> String {
+    let script = r#"
+import sys, dkim
+key = open(sys.argv[1], "rb").read()
+msg = sys.stdin.buffer.read()
+sig = dkim.sign(msg, b"s1", sys.argv[2].encode(), key, include_headers=[b"from", b"to", b"subject"])
+sys.stdout.buffer.write(sig + msg)
+"#;
+    python_filter(script, &[key.as_os_str(), domain.as_ref()], msg)
 }
 
 fn auth_results(msg: &[u8]) -> String {
@@ -279,24 +284,7 @@ lines = dkim.arc_sign(msg, b"arc1", b"forwarder.test", key, b"forwarder.test",
                       include_headers=[b"from", b"to", b"subject"])
 sys.stdout.buffer.write(b"".join(lines) + msg)
 "#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(key)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(msg.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "dkimpy arc_sign");
-    String::from_utf8(out.stdout).unwrap()
+    python_filter(script, &[key.as_os_str()], msg)
 }
 
 #[tokio::test]

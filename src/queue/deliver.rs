@@ -460,42 +460,43 @@ async fn smtp_transaction(
             mail.push_str(&format!(" ENVID={}", xtext(envid)));
         }
     }
+    // RFC 6531 §3.2 (SMTPUTF8) and RFC 8689 §4.2.1 (REQUIRETLS): a message
+    // that needs the extension is bounced, not downgraded, when the next hop
+    // lacks it.
+    let needs = [
+        (
+            entry.smtputf8,
+            "SMTPUTF8",
+            "553 5.6.7 The next hop does not accept internationalized mail (SMTPUTF8)",
+        ),
+        (
+            entry.requiretls,
+            "REQUIRETLS",
+            "550 5.7.30 REQUIRETLS support required by the next hop",
+        ),
+    ];
+    for (needed, ext, reply) in needs {
+        if !needed {
+            continue;
+        }
+        if !c.offers(ext) {
+            let results = rcpts
+                .iter()
+                .map(|rc| {
+                    let o = Outcome::Perm {
+                        reply: reply.into(),
+                        host: hop.name.clone(),
+                    };
+                    (rc.address.clone(), o)
+                })
+                .collect();
+            put_session(core, hop, addr, verify, c).await;
+            return Ok(results);
+        }
+        mail.push(' ');
+        mail.push_str(ext);
+    }
     let mut results = HashMap::new();
-    // RFC 6531 §3.2: an SMTPUTF8 message goes only to a server that offers
-    // SMTPUTF8; otherwise it is bounced (no downgrade).
-    if entry.smtputf8 {
-        if !c.offers("SMTPUTF8") {
-            for rc in rcpts {
-                results.insert(
-                    rc.address.clone(),
-                    Outcome::Perm {
-                        reply: "553 5.6.7 The next hop does not accept internationalized mail (SMTPUTF8)".into(),
-                        host: hop.name.clone(),
-                    },
-                );
-            }
-            put_session(core, hop, addr, verify, c).await;
-            return Ok(results);
-        }
-        mail.push_str(" SMTPUTF8");
-    }
-    if entry.requiretls {
-        if !c.offers("REQUIRETLS") {
-            // RFC 8689 §4.2.1: not relayed; the sender gets a 5.7.30 bounce.
-            for rc in rcpts {
-                results.insert(
-                    rc.address.clone(),
-                    Outcome::Perm {
-                        reply: "550 5.7.30 REQUIRETLS support required by the next hop".into(),
-                        host: hop.name.clone(),
-                    },
-                );
-            }
-            put_session(core, hop, addr, verify, c).await;
-            return Ok(results);
-        }
-        mail.push_str(" REQUIRETLS");
-    }
     let r = c.command(&mail).await.map_err(io)?;
     if !r.is_positive() {
         for rc in rcpts {

@@ -952,21 +952,12 @@ fn header_end(msg: &[u8]) -> usize {
 
 /// Whether the header section has a field called `name` (lower case).
 pub fn has_header(msg: &[u8], name: &str) -> bool {
-    let end = header_end(msg);
-    let mut at_start = true;
-    for (i, &b) in msg[..end].iter().enumerate() {
-        if at_start {
-            let rest = &msg[i..end];
-            if rest.len() > name.len()
-                && rest[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-                && rest[name.len()] == b':'
-            {
-                return true;
-            }
-        }
-        at_start = b == b'\n';
-    }
-    false
+    header_lines(msg).any(|(line, continuation)| {
+        !continuation
+            && line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            && line[name.len()] == b':'
+    })
 }
 
 /// The lines of the header section, each with its line ending, and whether
