@@ -13,6 +13,7 @@ pub mod net;
 pub mod queue;
 pub mod server;
 pub mod smtp;
+pub mod spf;
 pub mod store;
 
 /// Entry points for the fuzz targets and the seed-corpus replay tests: each
@@ -105,6 +106,40 @@ pub mod fuzz_entry {
             let _ = srv.client_final(last);
         }
         let _ = ScramSecret::decode(&String::from_utf8_lossy(data));
+    }
+
+    /// SPF records and explanation strings as DNS hands them over, and
+    /// the expansion of whatever parses, with hostile macro inputs.
+    pub fn spf_record(data: &[u8]) {
+        use crate::spf::macros::{expand, to_query_name, Vars};
+        use crate::spf::record::{macro_string, parse, Context, Part};
+        let vars = Vars {
+            local: "a.b-c+d%{l}",
+            sender_domain: "x..y.",
+            domain: "example.org",
+            ip: std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201]),
+            helo: "[192.0.2.1]",
+            validated: None,
+            receiver: "mx.test",
+            now: 0,
+        };
+        let mut specs = Vec::new();
+        if let Ok(r) = parse(data) {
+            specs.extend(r.redirect);
+            specs.extend(r.exp);
+        }
+        if let Ok(text) = std::str::from_utf8(data) {
+            specs.extend(macro_string(text, Context::Explanation).ok());
+        }
+        for ms in &specs {
+            for p in &ms.0 {
+                if let Part::Macro { keep: Some(n), .. } = p {
+                    assert!(*n > 0);
+                }
+            }
+            let name = to_query_name(&expand(ms, &vars));
+            assert!(name.len() <= 253 || !name.contains('.'));
+        }
     }
 
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).

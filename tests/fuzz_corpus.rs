@@ -55,3 +55,8 @@ fn smtp_bdat_seeds() {
 fn sasl_seeds() {
     replay("sasl", petrel::fuzz_entry::sasl);
 }
+
+#[test]
+fn spf_record_seeds() {
+    replay("spf_record", petrel::fuzz_entry::spf_record);
+}

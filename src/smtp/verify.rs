@@ -11,11 +11,25 @@ use std::net::IpAddr;
 
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
-use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult};
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
+    SpfResult,
+};
 
-use crate::config::CheckMode;
+use crate::config::{CheckMode, MailAuthConfig};
 use crate::core::Core;
+use crate::spf;
+
+/// Text from DNS made fit for an SMTP reply line: printable ASCII only,
+/// at most 200 characters.
+fn reply_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -35,40 +49,79 @@ pub struct Checked {
 }
 
 pub async fn check(core: &Core, ip: IpAddr, helo: &str, mail_from: &str, raw: &[u8]) -> Checked {
-    let cfg = &core.config.mail_auth;
-    let hostname = core.config.hostname.as_str();
-    let auth = &core.resolver.auth;
+    let sender = Sender {
+        ip,
+        helo,
+        mail_from,
+    };
+    check_with(
+        &core.config.mail_auth,
+        &core.config.hostname,
+        &core.resolver.auth,
+        sender,
+        raw,
+    )
+    .await
+}
+
+/// What the SMTP client told us about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub ip: IpAddr,
+    pub helo: &'a str,
+    /// The reverse-path; empty for the null sender.
+    pub mail_from: &'a str,
+}
+
+/// The checks with their inputs spelled out; `check` is this with the
+/// server's configuration and resolver.
+pub async fn check_with(
+    cfg: &MailAuthConfig,
+    hostname: &str,
+    auth: &MessageAuthenticator,
+    sender: Sender<'_>,
+    raw: &[u8],
+) -> Checked {
+    let Sender {
+        ip,
+        helo,
+        mail_from,
+    } = sender;
+    // A client on IPv4 seen through a dual-stack socket is an IPv4 client.
+    let ip = ip.to_canonical();
     let mut results = AuthenticationResults::new(hostname);
     let mut verdict = Verdict::Accept;
 
     // SPF: HELO first, then MAIL FROM (RFC 7208 §2.3, §2.4).
     let mut spf_mail = None;
     if cfg.spf != CheckMode::Off {
-        let helo_out = auth
-            .verify_spf(SpfParameters::verify_ehlo(ip, helo, hostname))
-            .await;
+        let helo_out = spf::check_helo(auth.resolver(), hostname, ip, helo).await;
         results = results.with_spf_ehlo_result(&helo_out, ip, helo);
         let mail_out = if mail_from.is_empty() {
             // The null sender is checked as postmaster@HELO (§2.4).
             helo_out.clone()
         } else {
-            auth.verify_spf(SpfParameters::verify_mail_from(
-                ip, helo, hostname, mail_from,
-            ))
-            .await
+            spf::check_mail_from(auth.resolver(), hostname, ip, helo, mail_from).await
         };
         results = results.with_spf_mailfrom_result(&mail_out, ip, mail_from, helo);
         if cfg.spf == CheckMode::Strict {
             match mail_out.result() {
                 SpfResult::Fail => {
-                    verdict = Verdict::Reject(format!(
-                        "550 5.7.23 SPF validation failed for {}",
-                        if mail_from.is_empty() {
-                            helo
-                        } else {
-                            mail_from
-                        }
-                    ))
+                    let who = if mail_from.is_empty() {
+                        helo
+                    } else {
+                        mail_from
+                    };
+                    // The domain's explanation (exp=, RFC 7208 §6.2) is
+                    // passed on to the sender, made safe for a reply line.
+                    let why = mail_out
+                        .explanation()
+                        .map(reply_text)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| format!(": {t}"))
+                        .unwrap_or_default();
+                    verdict =
+                        Verdict::Reject(format!("550 5.7.23 SPF validation failed for {who}{why}"))
                 }
                 SpfResult::TempError => {
                     verdict = Verdict::TempFail(
@@ -109,12 +162,7 @@ pub async fn check(core: &Core, ip: IpAddr, helo: &str, mail_from: &str, raw: &[
     if cfg.dmarc != CheckMode::Off {
         let spf_for_dmarc = match &spf_mail {
             Some(s) => s.clone(),
-            None => {
-                auth.verify_spf(SpfParameters::verify_mail_from(
-                    ip, helo, hostname, mail_from,
-                ))
-                .await
-            }
+            None => spf::check_mail_from(auth.resolver(), hostname, ip, helo, mail_from).await,
         };
         let mail_from_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or(helo);
         let dmarc = auth

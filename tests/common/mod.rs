@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod dovecot;
 pub mod postfix;
+pub mod zone_dns;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -22,6 +22,7 @@ pub const TARGETS: &[&str] = &[
     "smtp_bdat",
     "smtp_reply",
     "sasl",
+    "spf_record",
     "imap_command",
     "message",
 ];

@@ -286,6 +286,7 @@ fn ci() -> Result<(), String> {
                 "postfix",
                 "--test",
                 "mta_sts",
+                "spf_suite",
                 "--test",
                 "imap",
                 "--test",
