@@ -1,12 +1,15 @@
-//! DKIM keys per domain and signing of outgoing mail (RFC 6376 with
-//! RSA-SHA256, RFC 8463 with Ed25519), through mail-auth.
+//! DKIM keys per domain, signing of outgoing mail (RFC 6376 with
+//! RSA-SHA256, RFC 8463 with Ed25519) and ARC sealing of forwarded mail
+//! (RFC 8617), through mail-auth.
 //!
 //! Keys live in the store (`Xk<domain>`), created by `petrel dkim create`,
 //! which also prints the DNS records to publish.
 
+use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -136,34 +139,71 @@ impl DkimKey {
 
     /// Signs `raw`; returns the DKIM-Signature header field (with CRLF) to
     /// put in front of the message.
-    pub fn sign(&self, raw: &[u8], headers: &[String]) -> anyhow::Result<String> {
+    fn load(&self) -> anyhow::Result<Key> {
         let der =
             b64_decode(&self.private_key).ok_or_else(|| anyhow::anyhow!("corrupt DKIM key"))?;
-        let sig = match self.algorithm {
-            Algorithm::Rsa => {
-                let key = RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(
-                    der.into(),
-                ))
-                .map_err(|e| anyhow::anyhow!("bad RSA key: {e}"))?;
-                DkimSigner::from_key(key)
-                    .domain(self.domain.clone())
-                    .selector(self.selector.clone())
-                    .headers(headers.iter().cloned())
-                    .sign(raw)
-            }
-            Algorithm::Ed25519 => {
-                let key = Ed25519Key::from_pkcs8_der(&der)
-                    .map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"))?;
-                DkimSigner::from_key(key)
-                    .domain(self.domain.clone())
-                    .selector(self.selector.clone())
-                    .headers(headers.iter().cloned())
-                    .sign(raw)
-            }
+        Ok(match self.algorithm {
+            Algorithm::Rsa => Key::Rsa(
+                RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(der.into()))
+                    .map_err(|e| anyhow::anyhow!("bad RSA key: {e}"))?,
+            ),
+            Algorithm::Ed25519 => Key::Ed25519(
+                Ed25519Key::from_pkcs8_der(&der)
+                    .map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"))?,
+            ),
+        })
+    }
+
+    /// A DKIM-Signature header (with CRLF) for `raw`, covering `headers`.
+    pub fn sign(&self, raw: &[u8], headers: &[String]) -> anyhow::Result<String> {
+        let sig = match self.load()? {
+            Key::Rsa(key) => DkimSigner::from_key(key)
+                .domain(self.domain.clone())
+                .selector(self.selector.clone())
+                .headers(headers.iter().cloned())
+                .sign(raw),
+            Key::Ed25519(key) => DkimSigner::from_key(key)
+                .domain(self.domain.clone())
+                .selector(self.selector.clone())
+                .headers(headers.iter().cloned())
+                .sign(raw),
         }
         .map_err(|e| anyhow::anyhow!("DKIM signing failed: {e}"))?;
         Ok(sig.to_header())
     }
+
+    /// The next ARC set (RFC 8617 §4: ARC-Seal, ARC-Message-Signature and
+    /// ARC-Authentication-Results, with CRLFs) for a message we pass on,
+    /// recording `results` and the validation of the chain it came with.
+    pub fn arc_seal(
+        &self,
+        message: &AuthenticatedMessage<'_>,
+        results: &AuthenticationResults,
+        chain: &ArcOutput<'_>,
+        headers: &[String],
+    ) -> anyhow::Result<String> {
+        let set = match self.load()? {
+            Key::Rsa(key) => ArcSealer::from_key(key)
+                .domain(self.domain.clone())
+                .selector(self.selector.clone())
+                .headers(headers.iter().cloned())
+                .seal(message, results, chain)
+                .map(|s| s.to_header()),
+            Key::Ed25519(key) => ArcSealer::from_key(key)
+                .domain(self.domain.clone())
+                .selector(self.selector.clone())
+                .headers(headers.iter().cloned())
+                .seal(message, results, chain)
+                .map(|s| s.to_header()),
+        }
+        .map_err(|e| anyhow::anyhow!("ARC sealing failed: {e}"))?;
+        Ok(set)
+    }
+}
+
+enum Key {
+    Rsa(RsaKey<Sha256>),
+    Ed25519(Ed25519Key),
 }
 
 pub async fn get(store: &Store, domain: &str) -> Result<Option<DkimKey>, StoreError> {

@@ -329,3 +329,84 @@ async fn arc_chains_sealed_by_dkimpy_are_verified() {
         assert!(ar.contains(want), "{want}: {ar}");
     }
 }
+
+/// A group with a member in another domain forwards inbound mail there,
+/// ARC-sealed with the group domain's key (RFC 8617): the receiving
+/// Petrel's ARC check and dkimpy both accept the seal, and the forwarded
+/// copy carries what the forwarder saw (SPF pass for the origin).
+#[tokio::test]
+async fn groups_forward_to_other_domains_arc_sealed() {
+    // A's DNS: the origin's SPF record. B's DNS comes up later, with the
+    // key A generates, on a port B is configured with now.
+    let dns_a = Dns::start(&[Rec::Txt(
+        "origin.test".into(),
+        "v=spf1 ip4:127.0.0.1 -all".into(),
+    )]);
+    let port_b = common::dns::free_port();
+    let b = TestServer::start_with(&format!(
+        "{OPEN}[resolver]\nnameservers = [\"127.0.0.1:{port_b}\"]\ntimeout = 2\n[mail-auth]\ndmarc = \"off\"\n"
+    ));
+    b.account("friend@remote.test");
+    let a = TestServer::start_with(&format!(
+        "{OPEN}{}[queue]\nretry = [1]\nroutes = {{ \"remote.test\" = \"{}\" }}\n",
+        dns_a.resolver_toml(),
+        b.addr("smtp")
+    ));
+    a.account("joe@example.org");
+    a.cli_ok(&["group", "create", "list@example.org"]);
+    a.cli_ok(&["group", "add-member", "list@example.org", "joe@example.org"]);
+    a.cli_ok(&[
+        "group",
+        "add-member",
+        "list@example.org",
+        "friend@remote.test",
+    ]);
+    let (_, txt) = a.dkim_create("example.org", "s1");
+    let dns_b = Dns::start_at(&[Rec::Txt("s1._domainkey.example.org".into(), txt)], port_b);
+
+    let r = smtp_send(
+        a.addr("smtp"),
+        "ann@origin.test",
+        &["list@example.org"],
+        "From: ann@origin.test\r\nTo: list@example.org\r\nSubject: to the list\r\n\r\nHello, list.\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+
+    // The local member gets it as usual, without an ARC set.
+    let local = wait_for_mail(a.addr("imap"), "joe@example.org", 1).await;
+    let local = String::from_utf8_lossy(&local[0]).into_owned();
+    assert!(
+        local.contains("Hello, list.") && !local.contains("ARC-Seal"),
+        "{local}"
+    );
+
+    // The remote member gets the sealed copy through the queue.
+    let got = wait_for_mail(b.addr("imap"), "friend@remote.test", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).into_owned();
+    assert!(text.contains("ARC-Seal: i=1"), "{text}");
+    assert!(
+        text.contains("cv=none") && text.contains("d=example.org"),
+        "{text}"
+    );
+    let aar = text
+        .lines()
+        .find(|l| l.starts_with("ARC-Authentication-Results: i=1; mx.test"))
+        .unwrap_or_else(|| panic!("no AAR in {text}"));
+    // The results A recorded travel with the message (folded lines).
+    let aar_block: String = text[text.find(aar).unwrap()..]
+        .split("\r\n")
+        .take_while(|l| l.starts_with("ARC-Authentication-Results") || l.starts_with([' ', '\t']))
+        .collect();
+    assert!(aar_block.contains("spf=pass"), "{aar_block}");
+    // B verified the chain with the key from its DNS.
+    let ar = auth_results(&got[0]);
+    assert!(ar.contains("arc=pass"), "B's results: {ar}\n{text}");
+    // And so does dkimpy; a changed body breaks it.
+    assert_eq!(common::dkimpy::arc_verify(&dns_b, &got[0]), "pass");
+    let tampered = text.replace("Hello, list.", "Hello, lost.");
+    assert_eq!(
+        common::dkimpy::arc_verify(&dns_b, tampered.as_bytes()),
+        "fail"
+    );
+}

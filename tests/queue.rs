@@ -209,38 +209,6 @@ async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
     );
 }
 
-/// dkimpy verifies a message Petrel signed, with the key served by dnsmasq.
-fn dkimpy_verify(dns: &Dns, msg: &[u8]) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("msg.eml");
-    std::fs::write(&path, msg).unwrap();
-    let script = format!(
-        r#"
-import sys, dkim, dns.resolver
-r = dns.resolver.Resolver(configure=False)
-r.nameservers = ["127.0.0.1"]
-r.port = {port}
-def dnsfunc(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    ans = r.resolve(name.rstrip("."), "TXT")
-    return b"".join(b"".join(x.strings) for x in ans)
-msg = open(sys.argv[1], "rb").read()
-sys.exit(0 if dkim.verify(msg, dnsfunc=dnsfunc) else 1)
-"#,
-        port = dns.addr.port()
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .expect("python3 with dkimpy (cargo xtask setup)");
-    if !out.status.success() && !out.stderr.is_empty() {
-        eprintln!("dkimpy: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    out.status.success()
-}
-
 #[tokio::test]
 async fn dkim_signatures_verify_with_dkimpy() {
     let b = TestServer::start_with(OPEN);
@@ -250,7 +218,7 @@ async fn dkim_signatures_verify_with_dkimpy() {
         b.addr("smtp")
     ));
     a.account("joe@example.org");
-    let out = a.cli_ok(&["dkim", "create", "example.org", "--selector", "s1"]);
+    let (out, txt) = a.dkim_create("example.org", "s1");
     assert!(out.contains("s1._domainkey.example.org."), "{out}");
     assert!(
         out.contains("v=spf1") && out.contains("_dmarc.example.org."),
@@ -258,12 +226,6 @@ async fn dkim_signatures_verify_with_dkimpy() {
     );
     // A second create without --replace is refused.
     assert!(!a.cli(&["dkim", "create", "example.org"]).status.success());
-    let txt = out
-        .lines()
-        .find(|l| l.starts_with("s1._domainkey"))
-        .and_then(|l| l.split('"').nth(1))
-        .unwrap()
-        .to_string();
     let dns = Dns::start(&[Rec::Txt("s1._domainkey.example.org".into(), txt)]);
     let r = submit(
         &a,
@@ -280,10 +242,13 @@ async fn dkim_signatures_verify_with_dkimpy() {
         text.contains("DKIM-Signature:") && text.contains("d=example.org"),
         "{text}"
     );
-    assert!(dkimpy_verify(&dns, msg), "dkimpy accepts the signature");
+    assert!(
+        common::dkimpy::verify(&dns, msg),
+        "dkimpy accepts the signature"
+    );
     let tampered = text.replace("A body.", "A b0dy.");
     assert!(
-        !dkimpy_verify(&dns, tampered.as_bytes()),
+        !common::dkimpy::verify(&dns, tampered.as_bytes()),
         "and rejects a changed body"
     );
 }

@@ -158,7 +158,7 @@ async fn run(auth: &mail_auth::MessageAuthenticator, case: &Case) -> (String, Op
         helo: &case.helo,
         mail_from: &case.mailfrom,
     };
-    let checked = check_with(&cfg, "mx.petrel.test", auth, sender, raw).await;
+    let checked = check_with(&cfg, "mx.petrel.test", auth, sender, raw, None).await;
     match checked.verdict {
         Verdict::Reject(reply) => {
             assert!(reply.starts_with("550 5.7.23 "), "{reply}");

@@ -174,6 +174,9 @@ pub struct DkimConfig {
     pub sign: bool,
     /// Header fields covered by the signature.
     pub headers: Vec<String>,
+    /// ARC-seal mail that groups forward to other domains (RFC 8617), with
+    /// the group domain's key.
+    pub arc_seal: bool,
 }
 
 /// The MTA-STS policy Petrel serves at /.well-known/mta-sts.txt.
@@ -416,6 +419,7 @@ impl Default for DkimConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            arc_seal: true,
         }
     }
 }

@@ -78,8 +78,12 @@ enum Target {
 /// What an address means to this server.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recipient {
-    /// Local accounts that receive it (a group expands to several).
-    Local(Vec<u32>),
+    /// Local accounts that receive it (a group expands to several), and
+    /// addresses in other domains a group forwards it to.
+    Local {
+        accounts: Vec<u32>,
+        forward: Vec<String>,
+    },
     /// The domain is ours but nobody has this address.
     Unknown,
     /// Not one of our domains.
@@ -591,7 +595,8 @@ impl Directory {
     }
 
     /// Resolves a recipient address: accounts, aliases, groups (expanded,
-    /// nested groups included, loops ignored) and the domain's catch-all.
+    /// nested groups included, loops ignored; members in other domains are
+    /// forwarded to) and the domain's catch-all.
     pub async fn resolve(&self, address: &str) -> Result<Recipient> {
         let Ok(address) = normalize_address(address) else {
             return Ok(Recipient::Unknown);
@@ -600,6 +605,7 @@ impl Directory {
             return Ok(Recipient::Remote);
         };
         let mut ids = Vec::new();
+        let mut forward = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut queue = vec![address.clone()];
         while let Some(addr) = queue.pop() {
@@ -627,13 +633,22 @@ impl Directory {
                         queue.push(ca.clone());
                     }
                 }
-                None => {}
+                None => {
+                    // A group member outside our domains.
+                    if !self.is_local_domain(domain_of(&addr)).await? {
+                        forward.push(addr);
+                    }
+                }
             }
         }
-        if ids.is_empty() {
+        if ids.is_empty() && forward.is_empty() {
             Ok(Recipient::Unknown)
         } else {
-            Ok(Recipient::Local(ids))
+            forward.sort();
+            Ok(Recipient::Local {
+                accounts: ids,
+                forward,
+            })
         }
     }
 }

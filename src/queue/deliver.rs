@@ -170,7 +170,21 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
     let mut remote: BTreeMap<String, Vec<&QueueRcpt>> = BTreeMap::new();
     for r in entry.pending() {
         match core.directory.resolve(&r.address).await {
-            Ok(Recipient::Local(ids)) => local.push((r, ids)),
+            // Forwarding was decided when the message was received (the
+            // session queued the forwarded copy); here only local accounts.
+            Ok(Recipient::Local { accounts, .. }) if !accounts.is_empty() => {
+                local.push((r, accounts))
+            }
+            Ok(Recipient::Local { .. }) => {
+                out.insert(
+                    r.address.clone(),
+                    Outcome::Delivered {
+                        reply: "250 2.1.5 Forwarded when received".into(),
+                        host: core.config.hostname.clone(),
+                        dsn_relayed: true,
+                    },
+                );
+            }
             Ok(Recipient::Unknown) => {
                 out.insert(
                     r.address.clone(),

@@ -33,8 +33,33 @@ struct Rcpt {
     address: String,
     /// Local accounts; empty for a remote recipient (queued).
     accounts: Vec<u32>,
+    /// Addresses in other domains a group forwards to.
+    forward: Vec<String>,
     notify: Option<Notify>,
     orcpt: Option<String>,
+}
+
+impl Envelope {
+    /// Every address a group among the recipients forwards to, once.
+    fn forward_targets(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .rcpts
+            .iter()
+            .flat_map(|r| r.forward.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The domain of the first recipient that forwards: its key seals.
+    fn forwarding_domain(&self) -> Option<String> {
+        self.rcpts
+            .iter()
+            .find(|r| !r.forward.is_empty())
+            .and_then(|r| r.address.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase())
+    }
 }
 
 #[derive(Default)]
@@ -517,12 +542,19 @@ impl Session {
             .split('@')
             .next()
             .is_some_and(|l| l.eq_ignore_ascii_case("postmaster"));
-        let accounts = match resolved {
-            Recipient::Local(ids) => ids,
-            Recipient::Remote if self.account.is_some() => Vec::new(),
+        let (accounts, forward) = match resolved {
+            // LMTP delivers to mailboxes only; forwarding is the MTA's job.
+            Recipient::Local { accounts, .. } if self.mode == Mode::Lmtp && accounts.is_empty() => {
+                return self
+                    .error("550 5.1.1 No mailbox here for this address")
+                    .await
+            }
+            Recipient::Local { accounts, .. } if self.mode == Mode::Lmtp => (accounts, Vec::new()),
+            Recipient::Local { accounts, forward } => (accounts, forward),
+            Recipient::Remote if self.account.is_some() => (Vec::new(), Vec::new()),
             Recipient::Unknown | Recipient::Remote if is_postmaster => {
                 match self.postmaster_fallback().await {
-                    Some(id) => vec![id],
+                    Some(id) => (vec![id], Vec::new()),
                     None => return self.error("550 5.1.1 Mailbox unavailable").await,
                 }
             }
@@ -544,10 +576,11 @@ impl Session {
                 }
             }
         }
-        let remote = accounts.is_empty();
+        let remote = accounts.is_empty() && forward.is_empty();
         self.env.rcpts.push(Rcpt {
             address: to,
             accounts,
+            forward,
             notify,
             orcpt,
         });
@@ -687,13 +720,28 @@ impl Session {
         let mut folder = "inbox";
         let mut auth_results = String::new();
         let mut body = body;
+        let forward = env.forward_targets();
+        let mut arc_set = None;
         if self.mode == Mode::Mta {
             // RFC 8601 §5: results claiming to be ours come from elsewhere.
             body = strip_own_auth_results(&body, &self.core.config.hostname);
             let helo = self.helo.clone().unwrap_or_default();
             let from = env.from.clone().unwrap_or_default();
+            // Mail forwarded to other domains is ARC-sealed with the
+            // forwarding domain's key (RFC 8617), when it has one.
+            let seal_key = match env.forwarding_domain() {
+                Some(d) if self.core.config.dkim.arc_seal => {
+                    crate::dkim::get(&self.core.store, &d).await.ok().flatten()
+                }
+                _ => None,
+            };
+            let seal = seal_key.as_ref().map(|key| super::verify::Sealing {
+                key,
+                headers: &self.core.config.dkim.headers,
+            });
             let checked =
-                super::verify::check(&self.core, self.peer.ip(), &helo, &from, &body).await;
+                super::verify::check(&self.core, self.peer.ip(), &helo, &from, &body, seal).await;
+            arc_set = checked.arc_set;
             match checked.verdict {
                 Verdict::Accept => {}
                 Verdict::Junk => folder = "junk",
@@ -716,8 +764,31 @@ impl Session {
         if self.mode == Mode::Lmtp {
             return self.lmtp_deliver(&env, msg).await;
         }
-        let res = if env.rcpts.iter().any(|r| r.accounts.is_empty()) {
+        // The forwarded copy is queued first: a failure after it means a
+        // retry by the client and one duplicate for the forward targets.
+        let mut forwarded = None;
+        if !forward.is_empty() {
+            let mut copy = arc_set.unwrap_or_default().into_bytes();
+            copy.extend_from_slice(&msg);
+            let recipients = forward.iter().map(|a| QueueRcpt::new(a)).collect();
+            match self.enqueue_copy(&env, recipients, copy).await {
+                Ok(id) => forwarded = Some(id),
+                Err(e) => {
+                    tracing::error!(session = %self.id, "forwarding failed: {e}");
+                    self.reply("451 4.3.0 Local error in processing, try again later")
+                        .await?;
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        let relayed = env
+            .rcpts
+            .iter()
+            .any(|r| r.accounts.is_empty() && r.forward.is_empty());
+        let res = if relayed {
             self.enqueue(&env, msg).await
+        } else if env.rcpts.iter().all(|r| r.accounts.is_empty()) {
+            Ok(forwarded)
         } else {
             let ids: Vec<u32> = env
                 .rcpts
@@ -788,6 +859,8 @@ impl Session {
         let recipients = env
             .rcpts
             .iter()
+            // Addresses that only forward were queued as the forwarded copy.
+            .filter(|r| !r.accounts.is_empty() || r.forward.is_empty())
             .map(|r| {
                 let mut q = QueueRcpt::new(&r.address);
                 if let Some(n) = r.notify {
@@ -797,20 +870,29 @@ impl Session {
                 q
             })
             .collect();
-        let id = self
-            .core
+        self.enqueue_copy(env, recipients, msg).await.map(Some)
+    }
+
+    /// Queues `raw` from the envelope's sender to `recipients`.
+    async fn enqueue_copy(
+        &self,
+        env: &Envelope,
+        recipients: Vec<QueueRcpt>,
+        raw: Vec<u8>,
+    ) -> Result<u64, MailError> {
+        self.core
             .queue
             .enqueue(NewMessage {
                 from: env.from.clone().unwrap_or_default(),
                 recipients,
-                raw: msg,
+                raw,
                 env_id: env.env_id.clone(),
                 ret_full: env.ret_full,
                 requiretls: env.requiretls,
                 smtputf8: env.smtputf8,
             })
-            .await?;
-        Ok(Some(id))
+            .await
+            .map_err(MailError::from)
     }
 
     /// RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.

@@ -46,9 +46,27 @@ pub struct Checked {
     /// The Authentication-Results header field, with CRLF.
     pub header: String,
     pub verdict: Verdict,
+    /// The ARC set to put on a forwarded copy, when sealing was asked for
+    /// and possible.
+    pub arc_set: Option<String>,
 }
 
-pub async fn check(core: &Core, ip: IpAddr, helo: &str, mail_from: &str, raw: &[u8]) -> Checked {
+/// Asks `check` to ARC-seal the message as well (RFC 8617 §5.1), for a
+/// copy forwarded to another domain.
+pub struct Sealing<'a> {
+    pub key: &'a crate::dkim::DkimKey,
+    /// Header fields the ARC-Message-Signature covers.
+    pub headers: &'a [String],
+}
+
+pub async fn check(
+    core: &Core,
+    ip: IpAddr,
+    helo: &str,
+    mail_from: &str,
+    raw: &[u8],
+    seal: Option<Sealing<'_>>,
+) -> Checked {
     let sender = Sender {
         ip,
         helo,
@@ -60,6 +78,7 @@ pub async fn check(core: &Core, ip: IpAddr, helo: &str, mail_from: &str, raw: &[
         &core.resolver.auth,
         sender,
         raw,
+        seal,
     )
     .await
 }
@@ -81,6 +100,7 @@ pub async fn check_with(
     auth: &MessageAuthenticator,
     sender: Sender<'_>,
     raw: &[u8],
+    seal: Option<Sealing<'_>>,
 ) -> Checked {
     let Sender {
         ip,
@@ -139,6 +159,7 @@ pub async fn check_with(
         return Checked {
             header: results.to_header(),
             verdict,
+            arc_set: None,
         };
     };
     let header_from = msg.from().to_string();
@@ -152,10 +173,14 @@ pub async fn check_with(
         results = results.with_dkim_results(&dkim, &header_from);
     }
 
-    if cfg.arc != CheckMode::Off {
-        let arc = auth.verify_arc(&msg).await;
+    let arc = if cfg.arc != CheckMode::Off || seal.is_some() {
+        Some(auth.verify_arc(&msg).await)
+    } else {
+        None
+    };
+    if let Some(arc) = arc.as_ref().filter(|_| cfg.arc != CheckMode::Off) {
         if !matches!(arc.result(), DkimResult::None) {
-            results = results.with_arc_result(&arc, ip);
+            results = results.with_arc_result(arc, ip);
         }
     }
 
@@ -196,8 +221,23 @@ pub async fn check_with(
         results = results.with_iprev_result(&iprev, ip);
     }
 
+    // The seal records what we found and the state of the chain; a chain
+    // that already failed is not extended (RFC 8617 §5.1.2).
+    let arc_set = match (seal, &arc) {
+        (Some(s), Some(arc)) if arc.can_be_sealed() => {
+            match s.key.arc_seal(&msg, &results, arc, s.headers) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    tracing::warn!("ARC sealing skipped: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     Checked {
         header: results.to_header(),
         verdict,
+        arc_set,
     }
 }

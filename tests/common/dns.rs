@@ -21,7 +21,7 @@ pub struct Dns {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     // A port free for both UDP and TCP at the time of asking.
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -34,6 +34,21 @@ fn free_port() -> u16 {
 
 impl Dns {
     pub fn start(records: &[Rec]) -> Dns {
+        for _ in 0..5 {
+            if let Some(dns) = Self::try_start(records, free_port()) {
+                return dns;
+            }
+        }
+        panic!("dnsmasq did not start");
+    }
+
+    /// Starts on a port chosen earlier (see `free_port`), for a server
+    /// configured before the records it must serve were known.
+    pub fn start_at(records: &[Rec], port: u16) -> Dns {
+        Self::try_start(records, port).expect("dnsmasq did not start on its port")
+    }
+
+    fn try_start(records: &[Rec], port: u16) -> Option<Dns> {
         let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -56,44 +71,41 @@ impl Dns {
         }
         let conf_path = dir.path().join("dnsmasq.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(bin)
-                .args([
-                    "--keep-in-foreground",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--bind-interfaces",
-                    "--listen-address=127.0.0.1",
-                    "--user=root",
-                    "--pid-file=",
-                    "--log-facility=/dev/null",
-                ])
-                .arg(format!("--port={port}"))
-                .arg(format!("--conf-file={}", conf_path.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start dnsmasq");
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost the port race: try another (already reaped)
-                }
-                if std::net::TcpStream::connect(addr).is_ok() {
-                    return Dns {
-                        child,
-                        addr,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let mut child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--pid-file=",
+                "--log-facility=/dev/null",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--conf-file={}", conf_path.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None; // lost the port race (already reaped)
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Some(Dns {
+                    child,
+                    addr,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("dnsmasq did not start");
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// The `[resolver]` table that points Petrel at this server.

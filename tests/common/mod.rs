@@ -2,6 +2,7 @@
 //! throwaway data directory, and small raw protocol clients.
 #![allow(dead_code)]
 
+pub mod dkimpy;
 pub mod dns;
 pub mod dovecot;
 pub mod postfix;
@@ -138,6 +139,19 @@ impl TestServer {
         let domain = address.split('@').nth(1).unwrap();
         let _ = self.cli(&["domain", "create", domain]);
         self.cli_ok(&["account", "create", address, "--secret", "pw"]);
+    }
+
+    /// `petrel dkim create DOMAIN --selector SELECTOR`: the CLI's output
+    /// and the DKIM TXT record value it prints.
+    pub fn dkim_create(&self, domain: &str, selector: &str) -> (String, String) {
+        let out = self.cli_ok(&["dkim", "create", domain, "--selector", selector]);
+        let txt = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{selector}._domainkey")))
+            .and_then(|l| l.split('"').nth(1))
+            .unwrap_or_else(|| panic!("no DKIM record in {out}"))
+            .to_string();
+        (out, txt)
     }
 
     pub fn sigkill(&mut self) {

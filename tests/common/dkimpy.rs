@@ -1,0 +1,54 @@
+//! dkimpy (Python, installed by `cargo xtask setup`) as the independent
+//! verifier of Petrel's DKIM signatures and ARC seals, looking keys up in
+//! a test DNS server.
+
+use super::dns::Dns;
+
+/// Runs `expr` (a Python expression over `msg` and `dnsfunc`) and returns
+/// what it printed, or None when the script failed.
+fn run(dns: &Dns, msg: &[u8], expr: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg.eml");
+    std::fs::write(&path, msg).unwrap();
+    let script = format!(
+        r#"
+import sys, dkim, dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["127.0.0.1"]
+r.port = {port}
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    ans = r.resolve(name.rstrip("."), "TXT")
+    return b"".join(b"".join(x.strings) for x in ans)
+msg = open(sys.argv[1], "rb").read()
+print({expr})
+"#,
+        port = dns.addr.port()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 with dkimpy (cargo xtask setup)");
+    if !out.status.success() {
+        eprintln!("dkimpy: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Does dkimpy accept the (first) DKIM signature?
+pub fn verify(dns: &Dns, msg: &[u8]) -> bool {
+    run(dns, msg, "dkim.verify(msg, dnsfunc=dnsfunc)").as_deref() == Some("True")
+}
+
+/// dkimpy's verdict on the ARC chain: "pass", "fail" or "none".
+pub fn arc_verify(dns: &Dns, msg: &[u8]) -> String {
+    run(
+        dns,
+        msg,
+        "dkim.arc_verify(msg, dnsfunc=dnsfunc)[0].decode()",
+    )
+    .unwrap_or_default()
+}
