@@ -12,46 +12,16 @@ use common::*;
 
 const OPEN: &str = "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n";
 
-/// A test CA and a server certificate for `names`; returns the CA's PEM.
-fn pki(dir: &std::path::Path, names: &[&str]) -> std::path::PathBuf {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Petrel test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert =
-        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    dir.join("ca.pem")
-}
-
 async fn submit_to(s: &TestServer, to: &str) {
     let body = format!("Subject: to {to}\r\n\r\nx");
     let r = submit(s, "joe@example.org", &[to], &body).await;
     assert!(r.starts_with("250"), "{r}");
 }
 
-fn queued_errors(s: &TestServer) -> String {
-    let mut out = String::new();
-    for line in s.cli_ok(&["queue", "list"]).lines() {
-        let id = line.split('\t').next().unwrap();
-        out.push_str(&s.cli_ok(&["queue", "show", id]));
-    }
-    out
-}
-
 #[tokio::test]
 async fn policies_are_fetched_and_enforced() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = pki(
+    let pki = common::pki::issue(
         tmp.path(),
         &[
             "mx.remote.test",
@@ -64,8 +34,8 @@ async fn policies_are_fetched_and_enforced() {
     let b_dir = tempfile::tempdir().unwrap();
     let b_cfg = test_config(&format!(
         "{OPEN}[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n[mta-sts]\nmode = \"enforce\"\nmx = [\"mx.remote.test\", \"*.badcert.test\"]\nmax-age = 86400\n",
-        tmp.path().join("cert.pem").display(),
-        tmp.path().join("key.pem").display()
+        pki.cert.display(),
+        pki.key.display()
     ))
     .replace("http = [\"127.0.0.1:0\"]", "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]");
     std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
@@ -88,7 +58,7 @@ async fn policies_are_fetched_and_enforced() {
     let a = TestServer::start_with(&format!(
         "{OPEN}{}[tls]\nextra-ca = \"{}\"\n[queue]\nmx-port = {}\nmta-sts-port = {}\nretry = [1]\n",
         dns.resolver_toml(),
-        ca.display(),
+        pki.ca.display(),
         b.addr("smtp").port(),
         b.addr("https").port()
     ));
@@ -116,7 +86,7 @@ async fn policies_are_fetched_and_enforced() {
     submit_to(&a, "bob@badcert.test").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let errs = queued_errors(&a);
+        let errs = a.queued_errors();
         if errs.contains("4.7.5 No MX host of strict.test matches its MTA-STS policy")
             && errs.contains("(certificate checked)")
         {

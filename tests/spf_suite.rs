@@ -215,6 +215,7 @@ async fn openspf_rfc7208_suite() {
             nameservers: vec![dns.addr],
             timeout: 1,
             negative_ttl: 30,
+            trust_anchors: String::new(),
         })
         .unwrap();
         let auth = &resolver.auth;

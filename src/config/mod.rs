@@ -162,6 +162,8 @@ pub struct QueueConfig {
     pub mta_sts_port: u16,
     /// Per-domain routes: domain → "host:port".
     pub routes: std::collections::BTreeMap<String, String>,
+    /// Authenticate MX hosts by DNSSEC-validated TLSA records (RFC 7672).
+    pub dane: bool,
     pub connect_timeout: u64,
     pub command_timeout: u64,
 }
@@ -256,6 +258,9 @@ pub struct ResolverConfig {
     pub timeout: u64,
     /// Seconds a negative answer without its own TTL is cached.
     pub negative_ttl: u64,
+    /// A file of DNSKEY records trusted for DNSSEC validation (DANE);
+    /// empty means the root zone's published keys.
+    pub trust_anchors: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -393,6 +398,7 @@ impl Default for QueueConfig {
             mta_sts: true,
             mta_sts_port: 443,
             routes: Default::default(),
+            dane: true,
             connect_timeout: 30,
             command_timeout: 300,
         }
@@ -430,6 +436,7 @@ impl Default for ResolverConfig {
             nameservers: vec![],
             timeout: 5,
             negative_ttl: 30,
+            trust_anchors: String::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::dane::Dane;
 use super::dsn::{self, Action};
 use super::route::{route, Hop};
 use super::{backoff, NewMessage, QueueEntry, QueueRcpt, RcptStatus};
@@ -332,21 +333,26 @@ async fn open_session(
         return Err(format!("EHLO: {}", hello.text()));
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
-    let checked = if verify {
-        Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
-    } else {
-        None
+    // DANE (RFC 7672 §2.2) authenticates by TLSA records; MTA-STS and
+    // REQUIRETLS by the certificate's name and chain.
+    let checked = match &hop.dane {
+        Dane::Tlsa(records) => Some(super::dane::client_config(records.clone())),
+        _ if verify => {
+            Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
+        }
+        _ => None,
     };
-    if verify && !c.offers("STARTTLS") {
+    if checked.is_some() && !c.offers("STARTTLS") {
         return Err(
-            "TLS is required (MTA-STS or REQUIRETLS) but the server does not offer STARTTLS".into(),
+            "TLS is required (DANE, MTA-STS or REQUIRETLS) but the server does not offer STARTTLS"
+                .into(),
         );
     }
-    if (want_tls || verify) && !c.is_tls() && c.offers("STARTTLS") {
-        let what = if verify {
-            "STARTTLS (certificate checked)"
-        } else {
-            "STARTTLS"
+    if (want_tls || checked.is_some()) && !c.is_tls() && c.offers("STARTTLS") {
+        let what = match (&hop.dane, verify) {
+            (Dane::Tlsa(_), _) => "STARTTLS (DANE)",
+            (_, true) => "STARTTLS (certificate checked)",
+            _ => "STARTTLS",
         };
         let r = c
             .starttls(&hop.name, checked)
@@ -377,7 +383,8 @@ const POOL_PER_KEY: usize = 16;
 
 fn pool_key(hop: &Hop, addr: SocketAddr, verify: bool) -> String {
     let user = hop.auth.as_ref().map(|(u, _)| u.as_str()).unwrap_or("");
-    format!("{addr}|{}|{verify}|{:?}|{user}", hop.name, hop.tls)
+    let dane = matches!(hop.dane, Dane::Tlsa(_));
+    format!("{addr}|{}|{verify}|{dane}|{:?}|{user}", hop.name, hop.tls)
 }
 
 /// A ready session for the key: an idle one that still answers RSET, or
@@ -454,6 +461,9 @@ async fn smtp_transaction(
     // MTA-STS enforce and REQUIRETLS (RFC 8689 §4.2.1) both need TLS with a
     // certificate valid for the host.
     let verify = hop.verify || entry.requiretls;
+    if let Dane::Failed(why) = &hop.dane {
+        return Err(why.clone());
+    }
     let mut c = take_session(core, hop, addr, verify, entry.requiretls).await?;
     let io = |e: std::io::Error| e.to_string();
     let dsn = c.offers("DSN");

@@ -12,6 +12,7 @@
 //! lost message. The only duplicate possible is the one RFC 5321 §6.1
 //! accepts — a crash after the remote server's 250 and before we record it.
 
+pub mod dane;
 pub mod deliver;
 pub mod dsn;
 pub mod mta_sts;

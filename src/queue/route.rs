@@ -11,6 +11,9 @@ use mail_auth::hickory_resolver::config::ConnectionConfig;
 use mail_auth::hickory_resolver::config::{
     NameServerConfig, ResolverConfig as HickoryConfig, ResolverOpts,
 };
+use mail_auth::hickory_resolver::net::runtime::TokioRuntimeProvider;
+use mail_auth::hickory_resolver::proto::dnssec::TrustAnchors;
+use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::{IpLookupStrategy, MessageAuthenticator, RecordSet, MX};
 
 use crate::config::{Config, ResolverConfig, TlsMode};
@@ -27,6 +30,9 @@ pub enum Lookup<T> {
 
 pub struct Resolver {
     pub auth: MessageAuthenticator,
+    /// The same servers, with DNSSEC validation (DANE lookups only: a
+    /// zone with broken signatures must not stop ordinary mail).
+    pub dnssec: TokioResolver,
 }
 
 fn classify<T>(r: mail_auth::Result<T>) -> Lookup<T> {
@@ -72,9 +78,24 @@ impl Resolver {
         // again.
         opts.negative_min_ttl = Some(Duration::from_secs(cfg.negative_ttl));
         opts.cache_size = 32_768;
+        let anchors = if cfg.trust_anchors.is_empty() {
+            TrustAnchors::default()
+        } else {
+            TrustAnchors::from_file(std::path::Path::new(&cfg.trust_anchors)).map_err(|e| {
+                anyhow::anyhow!("resolver.trust-anchors `{}`: {e}", cfg.trust_anchors)
+            })?
+        };
+        let mut secure_opts = opts.clone();
+        secure_opts.validate = true;
+        let dnssec =
+            TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
+                .with_options(secure_opts)
+                .with_trust_anchor(std::sync::Arc::new(anchors))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot set up DNSSEC validation: {e}"))?;
         let auth = MessageAuthenticator::new(config, opts)
             .map_err(|e| anyhow::anyhow!("cannot set up DNS: {e}"))?;
-        Ok(Resolver { auth })
+        Ok(Resolver { auth, dnssec })
     }
 
     /// MX hosts by preference (equal preferences shuffled, §5.1).
@@ -143,6 +164,8 @@ pub struct Hop {
     pub auth: Option<(String, String)>,
     /// TLS with a certificate valid for `name` is required (MTA-STS enforce).
     pub verify: bool,
+    /// DANE for this host (MX routing only).
+    pub dane: super::dane::Dane,
 }
 
 /// Why there is nowhere to send to.
@@ -217,6 +240,7 @@ async fn hop_for(
         tls,
         auth,
         verify: false,
+        dane: super::dane::Dane::None,
     }])
 }
 
@@ -278,19 +302,33 @@ pub async fn route(core: &crate::core::Core, domain: &str) -> Result<Vec<Hop>, R
             }
         }
     }
+    // RFC 7672 §2.2.1: TLSA records count only behind a secure MX set.
+    let dane = q.dane && super::dane::mx_secure(&resolver.dnssec, domain).await;
     let mut hops = Vec::new();
     let mut temp = None;
     for name in names {
+        let dane = if dane {
+            super::dane::lookup(&resolver.dnssec, &name).await
+        } else {
+            super::dane::Dane::None
+        };
+        // DANE, where it applies, takes the place of MTA-STS (RFC 8461 §2).
+        let verify = verify && dane == super::dane::Dane::None;
         match resolver.ips(&name).await {
             Lookup::Found(ips) => hops.push(Hop {
                 addrs: ips
                     .into_iter()
                     .map(|ip| SocketAddr::new(ip, q.mx_port))
                     .collect(),
+                tls: if verify || dane != super::dane::Dane::None {
+                    TlsMode::Required
+                } else {
+                    q.tls
+                },
                 name,
-                tls: if verify { TlsMode::Required } else { q.tls },
                 auth: None,
                 verify,
+                dane,
             }),
             Lookup::NotFound => {}
             Lookup::TempFail(e) => temp = Some(e),

@@ -235,36 +235,64 @@ pub fn dot_stuff(msg: &[u8]) -> Vec<u8> {
 /// an MTA without MTA-STS or DANE policy does.
 fn opportunistic_config() -> Arc<rustls::ClientConfig> {
     static CFG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    CFG.get_or_init(|| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
-        Arc::new(cfg)
-    })
-    .clone()
+    CFG.get_or_init(|| config_checking_with(Box::new(|_, _, _, _, _| Ok(()))))
+        .clone()
 }
 
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+/// How a server certificate is judged: end entity, the rest of the chain
+/// the server sent, the name asked for, OCSP response, time.
+pub type CertCheck = dyn Fn(
+        &CertificateDer<'_>,
+        &[CertificateDer<'_>],
+        &ServerName<'_>,
+        &[u8],
+        UnixTime,
+    ) -> Result<(), rustls::Error>
+    + Send
+    + Sync;
 
-impl ServerCertVerifier for AnyCertificate {
+/// A client configuration whose certificate check is `check` (the
+/// handshake signatures are always verified: the peer must hold the key
+/// of the certificate it shows).
+pub fn config_checking_with(check: Box<CertCheck>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = CustomCheck {
+        check,
+        provider: provider.clone(),
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Arc::new(cfg)
+}
+
+struct CustomCheck {
+    check: Box<CertCheck>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl std::fmt::Debug for CustomCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomCheck")
+    }
+}
+
+impl ServerCertVerifier for CustomCheck {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        (self.check)(end_entity, intermediates, server_name, ocsp, now)
+            .map(|_| ServerCertVerified::assertion())
     }
 
-    // The handshake signature is still checked: the peer must hold the key
-    // of the certificate it shows.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
@@ -275,7 +303,7 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -289,12 +317,14 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -5,6 +5,8 @@
 pub mod dkimpy;
 pub mod dns;
 pub mod dovecot;
+pub mod knot;
+pub mod pki;
 pub mod postfix;
 pub mod zone_dns;
 
@@ -152,6 +154,16 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no DKIM record in {out}"))
             .to_string();
         (out, txt)
+    }
+
+    /// `petrel queue show` of every queued message, one after another.
+    pub fn queued_errors(&self) -> String {
+        let mut out = String::new();
+        for line in self.cli_ok(&["queue", "list"]).lines() {
+            let id = line.split('\t').next().unwrap();
+            out.push_str(&self.cli_ok(&["queue", "show", id]));
+        }
+        out
     }
 
     pub fn sigkill(&mut self) {

@@ -70,13 +70,16 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
 /// Debian packages the build needs: RocksDB itself (linked, not compiled),
 /// libclang for its bindings (bindgen), and SQLite headers; and the real
 /// peers the tests talk to: dnsmasq (the DNS server for MX/SPF/DKIM/DMARC
-/// records), swaks (an SMTP client), Postfix (a relay in both directions;
-/// its own service is not started, tests run private instances).
+/// records), Knot DNS (a DNSSEC-signing server for DANE, with kdig),
+/// swaks (an SMTP client), Postfix (a relay in both directions; its own
+/// service is not started, tests run private instances).
 const PACKAGES: &[(&str, &str)] = &[
     ("librocksdb-dev", "/usr/lib/x86_64-linux-gnu/librocksdb.so"),
     ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
     ("libsqlite3-dev", "/usr/include/sqlite3.h"),
     ("dnsmasq-base", "/usr/sbin/dnsmasq"),
+    ("knot", "/usr/sbin/knotd"),
+    ("knot-dnsutils", "/usr/bin/kdig"),
     ("swaks", "/usr/bin/swaks"),
     ("postfix", "/usr/sbin/postfix"),
 ];
@@ -286,7 +289,10 @@ fn ci() -> Result<(), String> {
                 "postfix",
                 "--test",
                 "mta_sts",
+                "--test",
                 "spf_suite",
+                "--test",
+                "dane",
                 "--test",
                 "imap",
                 "--test",

@@ -1,0 +1,46 @@
+//! A test certificate authority and a server certificate it issued, as
+//! files a Petrel `[tls]` section can point at.
+
+use std::path::{Path, PathBuf};
+
+pub struct TestPki {
+    /// The server certificate alone.
+    pub cert: PathBuf,
+    /// The server certificate followed by the CA's (what a server sends).
+    pub chain: PathBuf,
+    pub key: PathBuf,
+    /// The CA certificate, to trust.
+    pub ca: PathBuf,
+    pub ca_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
+}
+
+/// Issues a certificate for `names` from a new CA, written into `dir`.
+pub fn issue(dir: &Path, names: &[&str]) -> TestPki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Petrel test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+    let out = TestPki {
+        cert: dir.join("cert.pem"),
+        chain: dir.join("chain.pem"),
+        key: dir.join("key.pem"),
+        ca: dir.join("ca.pem"),
+        ca_der: ca.der().to_vec(),
+        cert_der: cert.der().to_vec(),
+    };
+    std::fs::write(&out.cert, cert.pem()).unwrap();
+    std::fs::write(&out.chain, cert.pem() + &ca.pem()).unwrap();
+    std::fs::write(&out.key, key.serialize_pem()).unwrap();
+    std::fs::write(&out.ca, ca.pem()).unwrap();
+    out
+}
