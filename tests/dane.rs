@@ -47,7 +47,7 @@ async fn tlsa_records_authenticate_mx_hosts() {
     ));
     std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
     let b = TestServer::start_in(b_dir);
-    for d in ["secure", "ta", "wrong", "plain", "tabad"] {
+    for d in ["secure", "ta", "wrong", "plain", "tabad", "pkix"] {
         b.account(&format!("bob@{d}.test"));
     }
     let zeros = "00".repeat(32);
@@ -56,7 +56,8 @@ async fn tlsa_records_authenticate_mx_hosts() {
          ta MX 10 mx.ta\nmx.ta A 127.0.0.1\n_25._tcp.mx.ta TLSA 2 0 1 {ta}\n\
          tabad MX 10 mx.tabad\nmx.tabad A 127.0.0.1\n_25._tcp.mx.tabad TLSA 2 0 1 {ta}\n\
          wrong MX 10 mx.wrong\nmx.wrong A 127.0.0.1\n_25._tcp.mx.wrong TLSA 3 1 1 {zeros}\n\
-         plain MX 10 mx.plain\nmx.plain A 127.0.0.1\n",
+         plain MX 10 mx.plain\nmx.plain A 127.0.0.1\n\
+         pkix MX 10 mx.pkix\nmx.pkix A 127.0.0.1\n_25._tcp.mx.pkix TLSA 1 1 1 {zeros}\n",
     ));
     let a = TestServer::start_with(&format!(
         "{OPEN}{}[queue]\nmx-port = {}\nretry = [1]\n",
@@ -65,7 +66,7 @@ async fn tlsa_records_authenticate_mx_hosts() {
     ));
     a.account("joe@example.org");
 
-    for d in ["secure", "ta", "wrong", "plain", "tabad"] {
+    for d in ["secure", "ta", "wrong", "plain", "tabad", "pkix"] {
         let to = format!("bob@{d}.test");
         let r = submit(
             &a,
@@ -84,9 +85,12 @@ async fn tlsa_records_authenticate_mx_hosts() {
         let text = String::from_utf8_lossy(&got[0]);
         assert!(text.contains("with ESMTPS"), "{text}");
     }
-    // No TLSA records for the host: ordinary opportunistic TLS.
-    let got = wait_for_mail(b.addr("imap"), "bob@plain.test", 1).await;
-    assert!(String::from_utf8_lossy(&got[0]).contains("with ESMTPS"));
+    // No TLSA records for the host, or only PKIX ones, which SMTP cannot
+    // use (§3.1.3): ordinary opportunistic TLS.
+    for d in ["plain", "pkix"] {
+        let got = wait_for_mail(b.addr("imap"), &format!("bob@{d}.test"), 1).await;
+        assert!(String::from_utf8_lossy(&got[0]).contains("with ESMTPS"));
+    }
 
     // A record that matches nothing, and a trust anchor whose chain does
     // not name the host: held in the queue with the reason.

@@ -405,3 +405,45 @@ async fn lmtp_over_a_unix_socket() {
     let got = wait_for_mail(s.addr("imap"), "joe@example.org", 1).await;
     assert!(String::from_utf8_lossy(&got[0]).contains("via socket"));
 }
+
+/// RFC 4954 §4: no AUTH inside a mail transaction (503); a login locked
+/// out after repeated failures is a temporary refusal (454 4.7.0), even
+/// with the right password, and the session goes on.
+#[tokio::test]
+async fn auth_in_a_transaction_and_after_repeated_failures() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account = 3\n",
+    );
+    s.account("joe@example.org");
+    let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    ehlo(&mut c).await;
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("235"));
+    c.send("MAIL FROM:<joe@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("503 5.5.1"));
+    c.send("RSET\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+
+    let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    ehlo(&mut c).await;
+    for _ in 0..3 {
+        c.send(&format!(
+            "AUTH PLAIN {}\r\n",
+            b64(b"\0joe@example.org\0nope")
+        ))
+        .await;
+        assert!(c.smtp_reply().await.starts_with("535 5.7.8"));
+    }
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("454 4.7.0"), "{r}");
+    c.send("NOOP\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+}

@@ -149,5 +149,7 @@ fn master_cf(port: u16) -> String {
         }
     }
     out.push_str("postlog unix-dgram n - n - 1 postlogd\n");
+    // TLS session cache and entropy, for instances with a certificate.
+    out.push_str("tlsmgr unix - - n 1000? 1 tlsmgr\n");
     out
 }
