@@ -39,14 +39,7 @@ async fn tlsa_records_authenticate_mx_hosts() {
         .subject_public_key_info();
     let ee = hex(&sha2::Sha256::digest(spki.as_ref()));
     let ta = hex(&sha2::Sha256::digest(&pki.ca_der));
-    let b_dir = tempfile::tempdir().unwrap();
-    let b_cfg = test_config(&format!(
-        "{OPEN}[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
-        pki.chain.display(),
-        pki.key.display()
-    ));
-    std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
-    let b = TestServer::start_in(b_dir);
+    let b = TestServer::start_with_cert(OPEN, &pki);
     for d in ["secure", "ta", "wrong", "plain", "tabad", "pkix"] {
         b.account(&format!("bob@{d}.test"));
     }

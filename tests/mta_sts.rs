@@ -180,14 +180,7 @@ async fn policies_are_cached_until_their_id_changes() {
     use std::sync::atomic::Ordering;
     let tmp = tempfile::tempdir().unwrap();
     let pki = common::pki::issue(tmp.path(), &["mx.remote.test", "mta-sts.remote.test"]);
-    let b_dir = tempfile::tempdir().unwrap();
-    let b_cfg = test_config(&format!(
-        "{OPEN}[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
-        pki.chain.display(),
-        pki.key.display()
-    ));
-    std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
-    let b = TestServer::start_in(b_dir);
+    let b = TestServer::start_with_cert(OPEN, &pki);
     b.account("bob@remote.test");
     let host = policy_host(
         &pki,

@@ -52,6 +52,15 @@ impl TestServer {
         Self::start_in(dir)
     }
 
+    /// A server presenting the certificate chain of `pki`, plus `extra`.
+    pub fn start_with_cert(extra: &str, pki: &pki::TestPki) -> TestServer {
+        Self::start_with(&format!(
+            "{extra}\n[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+            pki.chain.display(),
+            pki.key.display()
+        ))
+    }
+
     pub fn start_in(dir: tempfile::TempDir) -> TestServer {
         let mut child = Command::new(petrel_bin())
             .args(["serve", "--data-dir"])
