@@ -41,7 +41,7 @@ impl Core {
             Duration::from_secs(config.auth.failure_window),
         );
         Ok(Core {
-            directory: Directory::new(store.clone()),
+            directory: Directory::new(store.clone(), config.auth.cache_ttl),
             queue: Queue::new(
                 store.clone(),
                 mail.blobs.clone(),

@@ -121,6 +121,8 @@ pub struct AuthConfig {
     pub max_failures_per_ip: u32,
     pub max_failures_per_account: u32,
     pub failure_window: u64,
+    /// Seconds a verified password is remembered (0: never).
+    pub cache_ttl: u64,
 }
 
 /// How a connection to a remote server is secured.
@@ -378,6 +380,7 @@ impl Default for AuthConfig {
             max_failures_per_ip: 20,
             max_failures_per_account: 10,
             failure_window: 300,
+            cache_ttl: 300,
         }
     }
 }

@@ -187,6 +187,7 @@ fn domain_of(addr: &str) -> &str {
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
+    verified: std::sync::Arc<password::VerifyCache>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -269,8 +270,13 @@ async fn dir_txn<R: Send + 'static>(
 }
 
 impl Directory {
-    pub fn new(store: Store) -> Self {
-        Directory { store }
+    /// `verify_cache_ttl`: seconds a verified password is remembered
+    /// (`auth.cache-ttl`; 0 = every login runs argon2id).
+    pub fn new(store: Store, verify_cache_ttl: u64) -> Self {
+        Directory {
+            store,
+            verified: std::sync::Arc::new(password::VerifyCache::new(verify_cache_ttl)),
+        }
     }
 
     // ---- domains ----
@@ -509,7 +515,7 @@ impl Directory {
             password::verify_dummy(secret).await;
             return Ok(None);
         };
-        if password::verify(&acct.secret_hash, secret).await && acct.enabled {
+        if self.verified.verify(&acct.secret_hash, secret).await && acct.enabled {
             Ok(Some(acct))
         } else {
             Ok(None)
