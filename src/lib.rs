@@ -10,6 +10,7 @@ pub mod http;
 pub mod imap;
 pub mod mail;
 pub mod net;
+pub mod pop3;
 pub mod queue;
 pub mod server;
 pub mod smtp;
@@ -140,6 +141,14 @@ pub mod fuzz_entry {
             let name = to_query_name(&expand(ms, &vars));
             assert!(name.len() <= 253 || !name.contains('.'));
         }
+    }
+
+    /// POP3 command lines, and the multi-line encoder on the same bytes.
+    pub fn pop3_command(data: &[u8]) {
+        let _ = crate::pop3::proto::parse(data);
+        let top = data.first().map(|&b| (b % 4) as u32);
+        let out = crate::pop3::proto::multiline(data, top);
+        assert!(out.ends_with(b".\r\n"));
     }
 
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).

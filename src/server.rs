@@ -22,6 +22,8 @@ pub enum Proto {
     Lmtp,
     Imap,
     Imaps,
+    Pop3,
+    Pop3s,
     Http,
     Https,
 }
@@ -35,6 +37,8 @@ impl Proto {
             Proto::Lmtp => "lmtp",
             Proto::Imap => "imap",
             Proto::Imaps => "imaps",
+            Proto::Pop3 => "pop3",
+            Proto::Pop3s => "pop3s",
             Proto::Http => "http",
             Proto::Https => "https",
         }
@@ -152,6 +156,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         (Proto::Lmtp, &l.lmtp),
         (Proto::Imap, &l.imap),
         (Proto::Imaps, &l.imaps),
+        (Proto::Pop3, &l.pop3),
+        (Proto::Pop3s, &l.pop3s),
         (Proto::Http, &l.http),
         (Proto::Https, &l.https),
     ];
@@ -201,6 +207,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             Proto::Lmtp => "LMTP",
             Proto::Imap => "IMAP, STARTTLS",
             Proto::Imaps => "IMAP over TLS",
+            Proto::Pop3 => "POP3, STLS",
+            Proto::Pop3s => "POP3 over TLS",
             Proto::Http => "management API at /api",
             Proto::Https => "management API at /api, TLS",
         };
@@ -360,7 +368,10 @@ async fn handle_connection(
             }
         }
     }
-    let implicit_tls = matches!(proto, Proto::Imaps | Proto::Https | Proto::Submissions);
+    let implicit_tls = matches!(
+        proto,
+        Proto::Imaps | Proto::Pop3s | Proto::Https | Proto::Submissions
+    );
     let stream = if implicit_tls {
         let Some(acceptor) = core.tls.clone() else {
             return;
@@ -399,6 +410,11 @@ async fn handle_connection(
         }
         Proto::Imap | Proto::Imaps => {
             crate::imap::session::Session::new(core, Conn::new(stream), peer, shutdown)
+                .run()
+                .await
+        }
+        Proto::Pop3 | Proto::Pop3s => {
+            crate::pop3::session::Session::new(core, Conn::new(stream), peer, shutdown)
                 .run()
                 .await
         }
@@ -451,6 +467,10 @@ pub fn production_config(hostname: &str) -> String {
                 "imap = [\"[::]:143\"]               # IMAP with STARTTLS".into()
             }
             Some("imaps") => "imaps = [\"[::]:993\"]              # IMAP over implicit TLS".into(),
+            Some("pop3") if line.starts_with("pop3 =") => {
+                "pop3 = [\"[::]:110\"]               # POP3 with STLS".into()
+            }
+            Some("pop3s") => "pop3s = [\"[::]:995\"]              # POP3 over implicit TLS".into(),
             Some("http") => {
                 "http = [\"[::]:80\"]                # management API (/api), plain HTTP".into()
             }
@@ -480,6 +500,8 @@ mod tests {
         assert_eq!(cfg.listeners.submission[0].port(), 587);
         assert_eq!(cfg.listeners.submissions[0].port(), 465);
         assert_eq!(cfg.listeners.imaps[0].port(), 993);
+        assert_eq!(cfg.listeners.pop3[0].port(), 110);
+        assert_eq!(cfg.listeners.pop3s[0].port(), 995);
         assert_eq!(cfg.listeners.http[0].port(), 80);
         assert_eq!(cfg.listeners.https[0].port(), 443);
         assert!(cfg.listeners.smtp[0].ip().is_unspecified());

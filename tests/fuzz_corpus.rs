@@ -60,3 +60,8 @@ fn sasl_seeds() {
 fn spf_record_seeds() {
     replay("spf_record", petrel::fuzz_entry::spf_record);
 }
+
+#[test]
+fn pop3_command_seeds() {
+    replay("pop3_command", petrel::fuzz_entry::pop3_command);
+}

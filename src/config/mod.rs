@@ -19,6 +19,7 @@ pub struct Config {
     pub blob: BlobConfig,
     pub smtp: SmtpConfig,
     pub imap: ImapConfig,
+    pub pop3: Pop3Config,
     pub auth: AuthConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
@@ -40,6 +41,8 @@ pub struct Listeners {
     pub lmtp_socket: PathBuf,
     pub imap: Vec<SocketAddr>,
     pub imaps: Vec<SocketAddr>,
+    pub pop3: Vec<SocketAddr>,
+    pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
 }
@@ -113,6 +116,27 @@ pub struct ImapConfig {
     pub max_literal_size: usize,
     pub timeout_idle: u64,
     pub auth_without_tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Pop3Config {
+    /// Bytes per command line (RFC 2449 §4: at least 255).
+    pub max_line_length: usize,
+    /// Seconds of silence before the session ends (RFC 1939 §3: at least
+    /// 600).
+    pub timeout_idle: u64,
+    pub auth_without_tls: bool,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            max_line_length: 8192,
+            timeout_idle: 600,
+            auth_without_tls: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -287,6 +311,7 @@ impl Default for Config {
             blob: BlobConfig::default(),
             smtp: SmtpConfig::default(),
             imap: ImapConfig::default(),
+            pop3: Pop3Config::default(),
             auth: AuthConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
@@ -309,6 +334,8 @@ impl Default for Listeners {
             lmtp_socket: PathBuf::new(),
             imap: addrs(&["127.0.0.1:2143"]),
             imaps: addrs(&["127.0.0.1:2993"]),
+            pop3: addrs(&["127.0.0.1:2110"]),
+            pop3s: addrs(&["127.0.0.1:2995"]),
             http: addrs(&["127.0.0.1:8080"]),
             https: vec![],
         }

@@ -59,14 +59,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let out = std::mem::take(&mut self.out);
-        let r = self.conn.write(&out).await;
-        self.out = out;
-        self.out.clear();
-        r
+        self.conn.write_out(&mut self.out).await
     }
 
     pub(crate) fn auth_allowed(&self) -> bool {

@@ -435,6 +435,23 @@ impl MailStore {
             .filter(|e| only.as_ref().is_none_or(|o| o.contains(&e.uid)))
             .map(|e| e.uid)
             .collect();
+        self.remove(acct, mbox, candidates, true).await
+    }
+
+    /// Removes these messages from a mailbox, flagged \Deleted or not
+    /// (POP3's UPDATE state). Returns the UIDs removed; ones already gone
+    /// are skipped.
+    pub async fn remove_messages(&self, acct: u32, mbox: u32, uids: Vec<u32>) -> Result<Vec<u32>> {
+        self.remove(acct, mbox, uids, false).await
+    }
+
+    async fn remove(
+        &self,
+        acct: u32,
+        mbox: u32,
+        candidates: Vec<u32>,
+        only_flagged: bool,
+    ) -> Result<Vec<u32>> {
         if candidates.is_empty() {
             return Ok(vec![]);
         }
@@ -454,7 +471,8 @@ impl MailStore {
                     };
                     // Re-checked inside the transaction: a concurrent STORE
                     // may have removed \Deleted meanwhile.
-                    if !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
+                    if only_flagged && !e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+                    {
                         continue;
                     }
                     gone.push(uid);

@@ -170,6 +170,17 @@ impl Conn {
         }
     }
 
+    /// Writes `out` and empties it, keeping its allocation for the next
+    /// replies.
+    pub async fn write_out(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let r = self.write(out).await;
+        out.clear();
+        r
+    }
+
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.stream.write_all(data).await?;
         self.stream.flush().await

@@ -35,7 +35,7 @@ pub fn petrel_bin() -> PathBuf {
 /// Config for tests: every listener on port 0 (the OS picks), plus extra TOML.
 pub fn test_config(extra: &str) -> String {
     format!(
-        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n"
+        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n"
     )
 }
 

@@ -24,6 +24,7 @@ pub const TARGETS: &[&str] = &[
     "sasl",
     "spf_record",
     "imap_command",
+    "pop3_command",
     "message",
 ];
 

@@ -294,6 +294,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "dane",
                 "--test",
+                "pop3",
+                "--test",
                 "imap",
                 "--test",
                 "crash",
