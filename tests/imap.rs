@@ -469,3 +469,127 @@ async fn search_keys() {
         .starts_with("n NO [BADCHARSET"));
     assert!(q(&mut c, "o", "SEARCH FROB").await.starts_with("o BAD"));
 }
+
+/// CONDSTORE (RFC 7162 §3.1) and ENABLE (RFC 5161): mod-sequences in
+/// SELECT, FETCH, STORE, SEARCH and STATUS, CHANGEDSINCE, UNCHANGEDSINCE,
+/// and another session's flag change reported with its MODSEQ.
+#[tokio::test]
+async fn condstore_mod_sequences() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join("\n");
+    assert!(
+        caps.contains("CONDSTORE") && caps.contains("ENABLE"),
+        "{caps}"
+    );
+    let r = cmd(&mut c, "b", "ENABLE CONDSTORE X-UNKNOWN").await;
+    assert_eq!(r[0], "* ENABLED CONDSTORE");
+    assert!(r[1].starts_with("b OK"));
+    let sel = cmd(&mut c, "c", "SELECT INBOX").await;
+    let hms: u64 = sel
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [HIGHESTMODSEQ "))
+        .and_then(|l| l.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{sel:?}"));
+    assert!(hms >= 1);
+
+    // FETCH MODSEQ: every message has one, none above HIGHESTMODSEQ.
+    let f = cmd(&mut c, "d", "FETCH 1:* (UID MODSEQ)").await;
+    let modseqs: Vec<u64> = f
+        .iter()
+        .filter_map(|l| l.split("MODSEQ (").nth(1))
+        .map(|r| r.split(')').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(modseqs.len(), 2, "{f:?}");
+    assert!(modseqs.iter().all(|&m| m >= 1 && m <= hms), "{f:?}");
+
+    // STORE reports the new MODSEQ; CHANGEDSINCE finds only that message.
+    let st = cmd(&mut c, "e", "STORE 2 +FLAGS (\\Flagged)").await;
+    let m2: u64 = st[0]
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{st:?}"));
+    assert!(m2 > hms, "{st:?}");
+    let f = cmd(
+        &mut c,
+        "f",
+        &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})"),
+    )
+    .await;
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        "{f:?}"
+    );
+
+    // UNCHANGEDSINCE: message 1 is unchanged since hms and is stored;
+    // message 2 changed after it and is reported in MODIFIED.
+    let st = cmd(
+        &mut c,
+        "g",
+        &format!("STORE 1:2 (UNCHANGEDSINCE {hms}) +FLAGS (\\Seen)"),
+    )
+    .await;
+    assert!(
+        st[0].starts_with("* 1 FETCH (FLAGS (\\Seen) MODSEQ ("),
+        "{st:?}"
+    );
+    assert!(
+        st.last().unwrap().starts_with("g OK [MODIFIED 2]"),
+        "{st:?}"
+    );
+    let f = cmd(&mut c, "h", "FETCH 2 (FLAGS)").await;
+    assert!(!f[0].contains("\\Seen"), "message 2 untouched: {f:?}");
+    let st = cmd(
+        &mut c,
+        "i",
+        "UID STORE 1:* (UNCHANGEDSINCE 0) +FLAGS (\\Draft)",
+    )
+    .await;
+    assert!(st.last().unwrap().contains("[MODIFIED "), "{st:?}");
+
+    // SEARCH MODSEQ gives the highest mod-sequence of what it found.
+    let r = cmd(&mut c, "j", &format!("SEARCH MODSEQ {m2}")).await;
+    assert!(r[0].starts_with("* SEARCH 1 2 (MODSEQ "), "{r:?}");
+    let r = cmd(&mut c, "k", "SEARCH MODSEQ \"/flags/\\\\draft\" all 999999").await;
+    assert_eq!(r[0], "* SEARCH", "{r:?}");
+
+    // Another session's change arrives with its MODSEQ; STATUS agrees.
+    let mut other = logged_in(&s).await;
+    cmd(&mut other, "a", "SELECT INBOX").await;
+    cmd(&mut other, "b", "STORE 1 +FLAGS (\\Answered)").await;
+    let n = cmd(&mut c, "l", "NOOP").await;
+    let seen = n
+        .iter()
+        .find(|l| l.starts_with("* 1 FETCH ("))
+        .unwrap_or_else(|| panic!("{n:?}"));
+    assert!(
+        seen.contains("\\Answered") && seen.contains("MODSEQ ("),
+        "{seen}"
+    );
+    let latest: u64 = seen
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let st = cmd(&mut c, "m", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)").await;
+    assert_eq!(
+        st[0],
+        format!("* STATUS \"INBOX\" (HIGHESTMODSEQ {latest} MESSAGES 2)")
+    );
+
+    // Bad modifiers: BAD, and the session goes on.
+    for bad in [
+        "FETCH 1 (FLAGS) (CHANGEDSINCE x)",
+        "FETCH 1 (FLAGS) (FROB 1)",
+        "STORE 1 (UNCHANGEDSINCE) +FLAGS (\\Seen)",
+        "SELECT INBOX (FROB)",
+    ] {
+        let r = cmd(&mut c, "z", bad).await;
+        assert!(r.last().unwrap().starts_with("z BAD"), "{bad}: {r:?}");
+    }
+}

@@ -29,6 +29,8 @@ pub struct Session {
     pub(crate) id: String,
     pub(crate) shutdown: Shutdown,
     logout: bool,
+    /// CONDSTORE is in use (RFC 7162 §3.1): FETCH responses carry MODSEQ.
+    pub(crate) condstore: bool,
 }
 
 /// Outcome of a command: the tagged status line (without the tag).
@@ -49,6 +51,7 @@ impl Session {
             id: session_id(),
             shutdown,
             logout: false,
+            condstore: false,
         }
     }
 
@@ -79,6 +82,8 @@ impl Session {
             "ID",
             "CHILDREN",
             "SPECIAL-USE",
+            "ENABLE",
+            "CONDSTORE",
         ];
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
             caps.push("STARTTLS");
@@ -238,6 +243,7 @@ impl Session {
             "SUBSCRIBE" => self.cmd_subscribe(&args, true).await,
             "UNSUBSCRIBE" => self.cmd_subscribe(&args, false).await,
             "NAMESPACE" => self.cmd_namespace(),
+            "ENABLE" => self.cmd_enable(&args),
             "APPEND" => self.cmd_append(&args).await,
             "IDLE" => return self.cmd_idle().await,
             "SELECT" | "EXAMINE" => self.cmd_select(&args, name == "EXAMINE").await,
@@ -367,7 +373,16 @@ impl Session {
                 seq += 1;
                 if cur.modseq != old.modseq {
                     if cur.flags != old.flags {
-                        lines.push(format!("{seq} FETCH (FLAGS ({}))", cur.flags.join(" ")));
+                        // RFC 7162 §3.1.4.1: with CONDSTORE, with MODSEQ.
+                        let modseq = if self.condstore {
+                            format!(" MODSEQ ({})", cur.modseq)
+                        } else {
+                            String::new()
+                        };
+                        lines.push(format!(
+                            "{seq} FETCH (FLAGS ({}){modseq})",
+                            cur.flags.join(" ")
+                        ));
                     }
                     kept.push(cur);
                 } else {

@@ -214,7 +214,10 @@ pub(crate) fn log_change(
     st: &mut AccountState,
     change: &Change,
 ) -> u64 {
-    st.state += 1;
+    // Changes start at 2: IMAP reports an untouched mailbox's
+    // HIGHESTMODSEQ as 1 (RFC 7162 wants it non-zero), which must stay
+    // below every real change.
+    st.state = st.state.max(1) + 1;
     let mut k = k_acct(b'C', acct);
     k.extend_from_slice(&st.state.to_be_bytes());
     txn.put(k, to_json(change));
@@ -339,7 +342,10 @@ impl MailStore {
     }
 
     /// Changes flags of messages `uids` in a mailbox. Returns the new
-    /// (uid, flags, modseq) of every message whose flags changed.
+    /// (uid, flags, modseq) of every message whose flags changed, and the
+    /// UIDs left alone because their mod-sequence is above
+    /// `unchanged_since` (RFC 7162 §3.1.3, checked in the same
+    /// transaction).
     pub async fn store_flags(
         &self,
         acct: u32,
@@ -347,18 +353,27 @@ impl MailStore {
         uids: Vec<u32>,
         op: FlagOp,
         flags: Vec<String>,
-    ) -> Result<Vec<(u32, Vec<String>, u64)>> {
+        unchanged_since: Option<u64>,
+    ) -> Result<(Vec<(u32, Vec<String>, u64)>, Vec<u32>)> {
         let out = self
             .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
                 let mut changed = Vec::new();
+                let mut modified = Vec::new();
                 let mut emails = Vec::new();
                 let mut touched_mailboxes = vec![mbox];
                 for uid in uids {
-                    let Some(v) = txn.get(&k_uid(acct, mbox, uid))? else {
+                    let ukey = k_uid(acct, mbox, uid);
+                    let Some(v) = txn.get(&ukey)? else {
                         continue;
                     };
+                    if let (Some(limit), Some(e)) = (unchanged_since, decode_uid_entry(&ukey, &v)) {
+                        if e.modseq > limit {
+                            modified.push(uid);
+                            continue;
+                        }
+                    }
                     let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
                     let fkey = k_email(b'F', acct, email);
                     let es: EmailState = match txn.get(&fkey)? {
@@ -386,7 +401,7 @@ impl MailStore {
                     emails.push((email, fkey, new, uid));
                 }
                 if emails.is_empty() {
-                    return Ok(changed);
+                    return Ok((changed, modified));
                 }
                 let change = Change {
                     created: vec![],
@@ -416,10 +431,10 @@ impl MailStore {
                     }
                 }
                 txn.put(k_acct(b'K', acct), to_json(&st));
-                Ok(changed)
+                Ok((changed, modified))
             })
             .await?;
-        if !out.is_empty() {
+        if !out.0.is_empty() {
             self.notify(acct);
         }
         Ok(out)

@@ -159,7 +159,7 @@ async fn concurrent_delivery_and_flag_changes_lose_nothing() {
         }));
         let m2 = m.clone();
         tasks.push(tokio::spawn(async move {
-            m2.store_flags(1, inbox, vec![1], FlagOp::Add, vec![format!("$k{i}")])
+            m2.store_flags(1, inbox, vec![1], FlagOp::Add, vec![format!("$k{i}")], None)
                 .await
                 .unwrap();
         }));
@@ -194,6 +194,7 @@ async fn expunge_releases_blobs_and_quota() {
         vec![o.uid],
         FlagOp::Add,
         vec!["\\Deleted".into()],
+        None,
     )
     .await
     .unwrap();

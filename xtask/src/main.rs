@@ -71,7 +71,7 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
 /// libclang for its bindings (bindgen), and SQLite headers; and the real
 /// peers the tests talk to: dnsmasq (the DNS server for MX/SPF/DKIM/DMARC
 /// records), Knot DNS (a DNSSEC-signing server for DANE, with kdig),
-/// swaks (an SMTP client), Postfix (a relay in both directions; its own
+/// swaks (an SMTP client), isync (mbsync, an IMAP sync client), Postfix (a relay in both directions; its own
 /// service is not started, tests run private instances).
 const PACKAGES: &[(&str, &str)] = &[
     ("librocksdb-dev", "/usr/lib/x86_64-linux-gnu/librocksdb.so"),
@@ -81,6 +81,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("knot", "/usr/sbin/knotd"),
     ("knot-dnsutils", "/usr/bin/kdig"),
     ("swaks", "/usr/bin/swaks"),
+    ("isync", "/usr/bin/mbsync"),
     ("postfix", "/usr/sbin/postfix"),
 ];
 
@@ -295,6 +296,8 @@ fn ci() -> Result<(), String> {
                 "dane",
                 "--test",
                 "pop3",
+                "--test",
+                "mbsync",
                 "--test",
                 "imap",
                 "--test",

@@ -143,8 +143,31 @@ impl Session {
             Ok(a) => a,
             Err(e) => return format!("BAD {e}"),
         };
-        if args.len() > 2 {
-            return "BAD FETCH modifiers are not supported".into();
+        // RFC 7162 §3.1.4.1: (CHANGEDSINCE n) keeps the messages changed
+        // after n and adds MODSEQ.
+        let mut changed_since = None;
+        match args.get(2) {
+            None => {}
+            Some(Token::List(m)) if m.len() == 2 => {
+                let name = m[0].as_string().unwrap_or_default();
+                match (name.eq_ignore_ascii_case("CHANGEDSINCE"), m[1].as_string()) {
+                    (true, Some(n)) => match n.parse::<u64>() {
+                        Ok(n) => changed_since = Some(n),
+                        Err(_) => return "BAD CHANGEDSINCE needs a mod-sequence".into(),
+                    },
+                    _ => return "BAD Unknown FETCH modifier".into(),
+                }
+            }
+            Some(_) => return "BAD Unknown FETCH modifier".into(),
+        }
+        if args.len() > 3 {
+            return "BAD Too many FETCH arguments".into();
+        }
+        if changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+            attrs.push(FetchAttr::ModSeq);
+        }
+        if attrs.contains(&FetchAttr::ModSeq) {
+            self.condstore = true;
         }
         if uid_mode && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
@@ -156,8 +179,11 @@ impl Session {
             .expect("selected state checked by dispatch");
         let read_only = sel.read_only;
         let mbox = sel.mailbox.id;
-        let picked = match self.resolve_set(&set, uid_mode) {
-            Ok(p) => p,
+        let picked: Vec<usize> = match self.resolve_set(&set, uid_mode) {
+            Ok(p) => p
+                .into_iter()
+                .filter(|&i| changed_since.is_none_or(|n| sel.msgs[i].modseq > n))
+                .collect(),
             Err(r) => return r,
         };
 
@@ -182,10 +208,10 @@ impl Session {
                 match self
                     .core
                     .mail
-                    .store_flags(acct, mbox, unseen, FlagOp::Add, vec!["\\Seen".into()])
+                    .store_flags(acct, mbox, unseen, FlagOp::Add, vec!["\\Seen".into()], None)
                     .await
                 {
-                    Ok(changed) => {
+                    Ok((changed, _)) => {
                         let sel = self.selected.as_mut().expect("selected");
                         for (uid, flags, modseq) in changed {
                             if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid == uid) {
@@ -202,6 +228,13 @@ impl Session {
             }
         }
 
+        // With CONDSTORE on, flags travel with their mod-sequence.
+        if self.condstore
+            && attrs.contains(&FetchAttr::Flags)
+            && !attrs.contains(&FetchAttr::ModSeq)
+        {
+            attrs.push(FetchAttr::ModSeq);
+        }
         let needs_meta = attrs
             .iter()
             .any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid));
@@ -262,6 +295,7 @@ fn render(
     let push = |out: &mut Vec<u8>, s: &str| out.extend_from_slice(s.as_bytes());
     match a {
         FetchAttr::Uid => push(out, &format!("UID {}", m.uid)),
+        FetchAttr::ModSeq => push(out, &format!("MODSEQ ({})", m.modseq.max(1))),
         FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
         FetchAttr::InternalDate => push(
             out,

@@ -75,6 +75,19 @@ impl Session {
         let Some(name) = mailbox_arg(args.first()) else {
             return "BAD SELECT needs a mailbox name".into();
         };
+        // SELECT parameters: (CONDSTORE) turns CONDSTORE on (RFC 7162
+        // §3.1.8).
+        let known = |p: &Token| {
+            p.as_string()
+                .is_some_and(|s| s.eq_ignore_ascii_case("CONDSTORE"))
+        };
+        match args.get(1) {
+            None => {}
+            Some(Token::List(params)) if params.iter().all(known) => {
+                self.condstore |= !params.is_empty();
+            }
+            Some(_) => return "BAD Unknown SELECT parameters".into(),
+        }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         self.selected = None;
         let acct = self.acct_id();
@@ -102,6 +115,9 @@ impl Session {
         let l = format!("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity);
         self.untagged(&l);
         let l = format!("OK [UIDNEXT {}] Predicted next UID", mb.uidnext);
+        self.untagged(&l);
+        // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
+        let l = format!("OK [HIGHESTMODSEQ {}] Highest", mb.highest_modseq.max(1));
         self.untagged(&l);
         if read_only {
             self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
@@ -185,6 +201,10 @@ impl Session {
                     .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
                     .count() as u64,
                 "RECENT" => 0,
+                "HIGHESTMODSEQ" => {
+                    self.condstore = true;
+                    mb.highest_modseq.max(1)
+                }
                 "DELETED" => msgs
                     .iter()
                     .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))

@@ -3,6 +3,7 @@
 pub mod append;
 pub mod auth;
 pub mod copy;
+pub mod enable;
 pub mod fetch;
 pub mod idle;
 pub mod mailbox;

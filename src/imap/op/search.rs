@@ -21,6 +21,8 @@ pub enum Key {
     Date(DateCmp, i64, bool),
     Larger(u64),
     Smaller(u64),
+    /// RFC 7162 §3.1.5: mod-sequence at least this.
+    ModSeq(u64),
     Uid(SeqSet),
     Seq(SeqSet),
     Not(Box<Key>),
@@ -117,6 +119,21 @@ impl<'a> Parser<'a> {
             "SMALLER" => Ok(Key::Smaller(
                 self.string()?.parse().map_err(|_| "Invalid size")?,
             )),
+            // MODSEQ [entry-name entry-type] n; the entry (per-flag
+            // mod-sequences) is accepted and read as the message's.
+            "MODSEQ" => {
+                let first = self.string()?;
+                let n = if first.starts_with('/') {
+                    let kind = self.string()?.to_ascii_lowercase();
+                    if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                        return Err("Invalid MODSEQ entry type".into());
+                    }
+                    self.string()?
+                } else {
+                    first
+                };
+                Ok(Key::ModSeq(n.parse().map_err(|_| "Invalid mod-sequence")?))
+            }
             "UID" => Ok(Key::Uid(
                 SeqSet::parse(&self.string()?).ok_or("Invalid UID set")?,
             )),
@@ -167,6 +184,16 @@ fn needs_content(k: &Key) -> bool {
         Key::Not(k) => needs_content(k),
         Key::Or(a, b) => needs_content(a) || needs_content(b),
         Key::And(v) => v.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+fn uses_modseq(k: &Key) -> bool {
+    match k {
+        Key::ModSeq(_) => true,
+        Key::Not(k) => uses_modseq(k),
+        Key::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        Key::And(v) => v.iter().any(uses_modseq),
         _ => false,
     }
 }
@@ -275,6 +302,7 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
         }
         Key::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
         Key::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
+        Key::ModSeq(n) => c.entry.modseq.max(1) >= *n,
         Key::Uid(s) => s.contains(c.entry.uid, c.largest_uid),
         Key::Seq(s) => s.contains(c.seq, c.largest_seq),
         Key::Not(k) => !matches(k, c),
@@ -300,6 +328,7 @@ impl Session {
         let largest_seq = msgs.len() as u32;
         let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
         let mut hits = Vec::new();
+        let mut highest = 0u64;
         for (i, entry) in msgs.iter().enumerate() {
             let (meta, raw) = match self
                 .load_message(acct, entry.email, want_meta, want_raw)
@@ -318,12 +347,21 @@ impl Session {
             };
             if matches(&key, &c) {
                 hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
+                highest = highest.max(entry.modseq.max(1));
             }
         }
         let mut line = String::from("SEARCH");
-        for h in hits {
+        for h in &hits {
             line.push(' ');
             line.push_str(&h.to_string());
+        }
+        // RFC 7162 §3.1.5: a MODSEQ search reports the highest mod-sequence
+        // of the messages found.
+        if uses_modseq(&key) {
+            self.condstore = true;
+            if !hits.is_empty() {
+                line.push_str(&format!(" (MODSEQ {highest})"));
+            }
         }
         self.untagged(&line);
         if uid_mode {

@@ -9,12 +9,32 @@ use super::mailbox::unavailable;
 
 impl Session {
     pub(crate) async fn cmd_store(&mut self, args: &[Token], uid_mode: bool) -> Reply {
+        let Some(set) = args
+            .first()
+            .and_then(|t| t.as_string())
+            .and_then(|s| SeqSet::parse(&s))
+        else {
+            return "BAD Invalid sequence set".into();
+        };
+        // RFC 7162 §3.1.3: STORE set (UNCHANGEDSINCE n) item flags.
+        let mut unchanged_since = None;
+        let mut args = args.to_vec();
+        if let Some(Token::List(m)) = args.get(1) {
+            let name = m.first().and_then(|t| t.as_string()).unwrap_or_default();
+            let value = m
+                .get(1)
+                .and_then(|t| t.as_string())
+                .and_then(|v| v.parse::<u64>().ok());
+            match (name.eq_ignore_ascii_case("UNCHANGEDSINCE"), value, m.len()) {
+                (true, Some(n), 2) => unchanged_since = Some(n),
+                _ => return "BAD Unknown STORE modifier".into(),
+            }
+            self.condstore = true;
+            args.remove(1);
+        }
         if args.len() < 3 {
             return "BAD STORE needs a sequence set, an item and flags".into();
         }
-        let Some(set) = args[0].as_string().and_then(|s| SeqSet::parse(&s)) else {
-            return "BAD Invalid sequence set".into();
-        };
         let item = args[1].as_string().unwrap_or_default().to_ascii_uppercase();
         let (op, silent) = match item.as_str() {
             "FLAGS" => (FlagOp::Set, false),
@@ -47,10 +67,10 @@ impl Session {
             Err(r) => return r,
         };
         let mbox = sel.mailbox.id;
-        let changed = match self
+        let (changed, modified) = match self
             .core
             .mail
-            .store_flags(acct, mbox, uids.clone(), op, flags)
+            .store_flags(acct, mbox, uids.clone(), op, flags, unchanged_since)
             .await
         {
             Ok(c) => c,
@@ -63,31 +83,57 @@ impl Session {
                 m.modseq = *modseq;
             }
         }
-        if !silent {
-            // Report the resulting flags of every addressed message.
-            let mut lines = Vec::new();
-            for (i, m) in sel.msgs.iter().enumerate() {
-                if uids.contains(&m.uid) {
-                    let uid_part = if uid_mode {
-                        format!("UID {} ", m.uid)
-                    } else {
-                        String::new()
-                    };
-                    lines.push(format!(
-                        "{} FETCH ({uid_part}FLAGS ({}))",
-                        i + 1,
-                        m.flags.join(" ")
-                    ));
-                }
+        // The messages the STORE changed get a FETCH (with .SILENT only
+        // under CONDSTORE, for their new MODSEQ: RFC 7162 §3.1.3); the
+        // others addressed get one too unless .SILENT.
+        let condstore = self.condstore;
+        let mut lines = Vec::new();
+        let mut modified_ids = Vec::new();
+        for (i, m) in sel.msgs.iter().enumerate() {
+            if modified.contains(&m.uid) {
+                modified_ids.push(if uid_mode { m.uid } else { i as u32 + 1 });
+                continue;
             }
-            for l in lines {
-                self.untagged(&l);
+            if !uids.contains(&m.uid) {
+                continue;
             }
+            let was_changed = changed.iter().any(|c| c.0 == m.uid);
+            if silent && !(condstore && was_changed) {
+                continue;
+            }
+            let uid_part = if uid_mode {
+                format!("UID {} ", m.uid)
+            } else {
+                String::new()
+            };
+            let flags_part = if silent {
+                String::new()
+            } else {
+                format!("FLAGS ({})", m.flags.join(" "))
+            };
+            let modseq_part = match (condstore, silent) {
+                (false, _) => String::new(),
+                (true, true) => format!("MODSEQ ({})", m.modseq.max(1)),
+                (true, false) => format!(" MODSEQ ({})", m.modseq.max(1)),
+            };
+            lines.push(format!(
+                "{} FETCH ({uid_part}{flags_part}{modseq_part})",
+                i + 1
+            ));
         }
-        if uid_mode {
-            "OK UID STORE completed".into()
+        for l in lines {
+            self.untagged(&l);
+        }
+        let done = if uid_mode { "UID STORE" } else { "STORE" };
+        if modified_ids.is_empty() {
+            format!("OK {done} completed")
         } else {
-            "OK STORE completed".into()
+            let set = modified_ids
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("OK [MODIFIED {set}] Conditional {done} failed for some messages")
         }
     }
 }

@@ -80,6 +80,8 @@ pub enum FetchAttr {
     Rfc822,
     Rfc822Header,
     Rfc822Text,
+    /// RFC 7162 §3.1.4.1.
+    ModSeq,
     Section {
         section: Section,
         peek: bool,
@@ -140,6 +142,7 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
         "RFC822" => Some(FetchAttr::Rfc822),
         "RFC822.HEADER" => Some(FetchAttr::Rfc822Header),
         "RFC822.TEXT" => Some(FetchAttr::Rfc822Text),
+        "MODSEQ" => Some(FetchAttr::ModSeq),
         _ => None,
     };
     if let Some(s) = simple {

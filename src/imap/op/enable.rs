@@ -1,0 +1,31 @@
+//! ENABLE (RFC 5161): the client turns on extensions that change how the
+//! server talks to it. Petrel knows CONDSTORE (RFC 7162 §3.1); other
+//! names are ignored, as §3.1 says.
+
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+
+impl Session {
+    pub(crate) fn cmd_enable(&mut self, args: &[Token]) -> Reply {
+        if args.is_empty() {
+            return "BAD ENABLE needs capability names".into();
+        }
+        let mut enabled = Vec::new();
+        for a in args {
+            let Some(name) = a.as_string() else {
+                return "BAD ENABLE takes capability names".into();
+            };
+            if name.eq_ignore_ascii_case("CONDSTORE") && !enabled.contains(&"CONDSTORE") {
+                self.condstore = true;
+                enabled.push("CONDSTORE");
+            }
+        }
+        let line = if enabled.is_empty() {
+            "ENABLED".to_string()
+        } else {
+            format!("ENABLED {}", enabled.join(" "))
+        };
+        self.untagged(&line);
+        "OK ENABLE completed".into()
+    }
+}
