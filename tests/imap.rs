@@ -593,3 +593,148 @@ async fn condstore_mod_sequences() {
         assert!(r.last().unwrap().starts_with("z BAD"), "{bad}: {r:?}");
     }
 }
+
+/// QUOTA (RFC 9208): the account's limits and usage under the root "";
+/// no limits means no root; SETQUOTA is refused; APPEND past the limit
+/// gets [OVERQUOTA].
+#[tokio::test]
+async fn quota_roots_and_usage() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join("\n");
+    assert!(
+        caps.contains(" QUOTA ") && caps.contains("QUOTA=RES-STORAGE"),
+        "{caps}"
+    );
+    let r = cmd(&mut c, "b", "GETQUOTAROOT INBOX").await;
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\"", "{r:?}");
+    assert!(r[1].starts_with("b OK"));
+
+    let used: u64 = imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+        .await
+        .iter()
+        .map(|m| m.len() as u64)
+        .sum();
+    s.cli_ok(&[
+        "account",
+        "update",
+        "joe@example.org",
+        "--quota",
+        &(used + 2048).to_string(),
+    ]);
+    let r = cmd(&mut c, "c", "GETQUOTAROOT INBOX").await;
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\" \"\"", "{r:?}");
+    let want = format!(
+        "* QUOTA \"\" (STORAGE {} {})",
+        used.div_ceil(1024),
+        (used + 2048) / 1024
+    );
+    assert_eq!(r[1], want, "{r:?}");
+    let r = cmd(&mut c, "d", "GETQUOTA \"\"").await;
+    assert_eq!(r[0], want);
+    assert!(cmd(&mut c, "e", "GETQUOTA \"other\"").await[0].starts_with("e NO"));
+    assert!(cmd(&mut c, "f", "GETQUOTAROOT Nonexistent").await[0].starts_with("f NO [NONEXISTENT]"));
+    let r = cmd(&mut c, "g", "SETQUOTA \"\" (STORAGE 10)").await;
+    assert!(r[0].starts_with("g NO [NOPERM]"), "{r:?}");
+
+    // 3 KB more does not fit in the 2 KB left.
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(3000));
+    c.send(&format!("h APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()))
+        .await;
+    let r = c.imap_until("h").await;
+    assert!(r.last().unwrap().starts_with("h NO [OVERQUOTA]"), "{r:?}");
+}
+
+/// OBJECTID (RFC 8474), STATUS=SIZE (RFC 8438), APPENDLIMIT (RFC 7889)
+/// and UNAUTHENTICATE (RFC 8437).
+#[tokio::test]
+async fn object_ids_size_appendlimit_unauthenticate() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join("\n");
+    for want in [
+        "OBJECTID",
+        "STATUS=SIZE",
+        "UNAUTHENTICATE",
+        "APPENDLIMIT=52428800",
+    ] {
+        assert!(caps.contains(want), "{want}: {caps}");
+    }
+    // A new mailbox's id comes with CREATE and stays the same in SELECT
+    // and STATUS; another mailbox has another id.
+    let r = cmd(&mut c, "b", "CREATE Projects").await;
+    let id = r[0]
+        .strip_prefix("b OK [MAILBOXID (")
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .to_string();
+    let sel = cmd(&mut c, "c", "EXAMINE Projects").await;
+    assert!(
+        sel.contains(&format!("* OK [MAILBOXID ({id})] Ok")),
+        "{sel:?}"
+    );
+    let st = cmd(&mut c, "d", "STATUS Projects (MAILBOXID MESSAGES)").await;
+    assert_eq!(
+        st[0],
+        format!("* STATUS \"Projects\" (MAILBOXID ({id}) MESSAGES 0)")
+    );
+    let st = cmd(&mut c, "e", "STATUS INBOX (MAILBOXID SIZE APPENDLIMIT)").await;
+    assert!(!st[0].contains(&format!("({id})")), "{st:?}");
+    let size: u64 = st[0]
+        .split("SIZE ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{st:?}"));
+    let total: u64 = imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+        .await
+        .iter()
+        .map(|m| m.len() as u64)
+        .sum();
+    assert_eq!(size, total);
+    assert!(st[0].contains("APPENDLIMIT 52428800"), "{st:?}");
+
+    // EMAILID and THREADID: a copy keeps its email id (one email, two
+    // mailboxes); SEARCH finds by them.
+    cmd(&mut c, "f", "SELECT INBOX").await;
+    let f = cmd(&mut c, "g", "FETCH 1:2 (EMAILID THREADID)").await;
+    let ids: Vec<(String, String)> = f[..2]
+        .iter()
+        .map(|l| {
+            let e = l
+                .split("EMAILID (")
+                .nth(1)
+                .unwrap()
+                .split(')')
+                .next()
+                .unwrap();
+            let t = l
+                .split("THREADID (")
+                .nth(1)
+                .unwrap()
+                .split(')')
+                .next()
+                .unwrap();
+            (e.to_string(), t.to_string())
+        })
+        .collect();
+    assert_ne!(ids[0].0, ids[1].0);
+    let r = cmd(&mut c, "h", &format!("SEARCH EMAILID {}", ids[1].0)).await;
+    assert_eq!(r[0], "* SEARCH 2");
+    let r = cmd(&mut c, "i", &format!("SEARCH THREADID {}", ids[0].1)).await;
+    assert!(r[0].starts_with("* SEARCH 1"), "{r:?}");
+    assert_eq!(
+        cmd(&mut c, "j", "SEARCH EMAILID Xnope").await[0],
+        "* SEARCH"
+    );
+    cmd(&mut c, "k", "COPY 1 Projects").await;
+    cmd(&mut c, "l", "SELECT Projects").await;
+    let f = cmd(&mut c, "m", "FETCH 1 (EMAILID)").await;
+    assert!(f[0].contains(&format!("EMAILID ({})", ids[0].0)), "{f:?}");
+
+    // UNAUTHENTICATE: back to the greeting state; a new login works.
+    assert!(cmd(&mut c, "n", "UNAUTHENTICATE").await[0].starts_with("n OK"));
+    assert!(cmd(&mut c, "o", "SELECT INBOX").await[0].starts_with("o BAD"));
+    let r = cmd(&mut c, "p", "LOGIN joe@example.org pw").await;
+    assert!(r.last().unwrap().starts_with("p OK"), "{r:?}");
+}

@@ -70,6 +70,8 @@ impl Session {
     }
 
     pub(crate) fn capabilities(&self) -> String {
+        // RFC 7889: the largest message APPEND takes (the literal limit).
+        let limit = format!("APPENDLIMIT={}", self.core.config.imap.max_literal_size);
         let mut caps = vec![
             "IMAP4rev1",
             "LITERAL+",
@@ -84,6 +86,13 @@ impl Session {
             "SPECIAL-USE",
             "ENABLE",
             "CONDSTORE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
+            "OBJECTID",
+            "STATUS=SIZE",
+            "UNAUTHENTICATE",
+            &limit,
         ];
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
             caps.push("STARTTLS");
@@ -244,6 +253,16 @@ impl Session {
             "UNSUBSCRIBE" => self.cmd_subscribe(&args, false).await,
             "NAMESPACE" => self.cmd_namespace(),
             "ENABLE" => self.cmd_enable(&args),
+            // RFC 8437: back to the not-authenticated state.
+            "UNAUTHENTICATE" => {
+                self.selected = None;
+                self.account = None;
+                self.condstore = false;
+                "OK Not authenticated any more".into()
+            }
+            "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,
+            "GETQUOTA" => self.cmd_getquota(&args).await,
+            "SETQUOTA" => self.cmd_setquota(),
             "APPEND" => self.cmd_append(&args).await,
             "IDLE" => return self.cmd_idle().await,
             "SELECT" | "EXAMINE" => self.cmd_select(&args, name == "EXAMINE").await,

@@ -80,6 +80,12 @@ impl Session {
         let Some(acct) = self.account.clone() else {
             return "BAD Not authenticated".into();
         };
+        // The limits as they are now, not as they were at login.
+        let acct = match self.core.directory.account_by_id(acct.id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return "NO [UNAVAILABLE] The account is gone".into(),
+            Err(e) => return super::mailbox::unavailable(e),
+        };
         let mb = match self.core.mail.mailbox_by_name(acct.id, &name).await {
             Ok(Some(m)) => m,
             Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),

@@ -235,9 +235,12 @@ impl Session {
         {
             attrs.push(FetchAttr::ModSeq);
         }
-        let needs_meta = attrs
-            .iter()
-            .any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid));
+        let needs_meta = attrs.iter().any(|a| {
+            !matches!(
+                a,
+                FetchAttr::Flags | FetchAttr::Uid | FetchAttr::ModSeq | FetchAttr::EmailId
+            )
+        });
         let needs_raw = attrs.iter().any(|a| {
             matches!(
                 a,
@@ -296,6 +299,12 @@ fn render(
     match a {
         FetchAttr::Uid => push(out, &format!("UID {}", m.uid)),
         FetchAttr::ModSeq => push(out, &format!("MODSEQ ({})", m.modseq.max(1))),
+        // RFC 8474: object ids, stable for the life of the object.
+        FetchAttr::EmailId => push(out, &format!("EMAILID (E{})", m.email)),
+        FetchAttr::ThreadId => match meta {
+            Some(meta) => push(out, &format!("THREADID (T{})", meta.thread)),
+            None => push(out, "THREADID NIL"),
+        },
         FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
         FetchAttr::InternalDate => push(
             out,

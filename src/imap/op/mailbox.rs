@@ -116,6 +116,8 @@ impl Session {
         self.untagged(&l);
         let l = format!("OK [UIDNEXT {}] Predicted next UID", mb.uidnext);
         self.untagged(&l);
+        let l = format!("OK [MAILBOXID (M{})] Ok", mb.id);
+        self.untagged(&l);
         // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
         let l = format!("OK [HIGHESTMODSEQ {}] Highest", mb.highest_modseq.max(1));
         self.untagged(&l);
@@ -192,8 +194,25 @@ impl Session {
         let mut out = Vec::new();
         for it in items {
             let item = it.as_string().unwrap_or_default().to_ascii_uppercase();
+            if item == "MAILBOXID" {
+                // RFC 8474 §4.
+                out.push(format!("MAILBOXID (M{})", mb.id));
+                continue;
+            }
             let v = match item.as_str() {
                 "MESSAGES" => msgs.len() as u64,
+                // RFC 8438: the octets of all messages in the mailbox.
+                "SIZE" => {
+                    let mut total = 0;
+                    for m in &msgs {
+                        match self.core.mail.email_meta(acct, m.email).await {
+                            Ok(Some(meta)) => total += meta.size,
+                            Ok(None) => {}
+                            Err(e) => return unavailable(e),
+                        }
+                    }
+                    total
+                }
                 "UIDNEXT" => mb.uidnext as u64,
                 "UIDVALIDITY" => mb.uidvalidity as u64,
                 "UNSEEN" => msgs
@@ -201,6 +220,7 @@ impl Session {
                     .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
                     .count() as u64,
                 "RECENT" => 0,
+                "APPENDLIMIT" => self.core.config.imap.max_literal_size as u64,
                 "HIGHESTMODSEQ" => {
                     self.condstore = true;
                     mb.highest_modseq.max(1)

@@ -29,7 +29,8 @@ impl Session {
             return "NO [ALREADYEXISTS] INBOX always exists".into();
         }
         match self.core.mail.create_mailbox(self.acct(), &name).await {
-            Ok(_) => "OK CREATE completed".into(),
+            // RFC 8474 §4.1: the new mailbox's id.
+            Ok(mb) => format!("OK [MAILBOXID (M{})] CREATE completed", mb.id),
             Err(e) => mail_error(e, "CREATE"),
         }
     }

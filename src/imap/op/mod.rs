@@ -8,5 +8,6 @@ pub mod fetch;
 pub mod idle;
 pub mod mailbox;
 pub mod manage;
+pub mod quota;
 pub mod search;
 pub mod store;

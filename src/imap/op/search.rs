@@ -23,6 +23,9 @@ pub enum Key {
     Smaller(u64),
     /// RFC 7162 §3.1.5: mod-sequence at least this.
     ModSeq(u64),
+    /// RFC 8474 §6.
+    EmailId(u64),
+    ThreadId(u64),
     Uid(SeqSet),
     Seq(SeqSet),
     Not(Box<Key>),
@@ -134,6 +137,17 @@ impl<'a> Parser<'a> {
                 };
                 Ok(Key::ModSeq(n.parse().map_err(|_| "Invalid mod-sequence")?))
             }
+            "EMAILID" => {
+                let id = self.string()?;
+                let n = id.strip_prefix('E').and_then(|n| n.parse().ok());
+                // An id that is not ours matches nothing.
+                Ok(n.map(Key::EmailId).unwrap_or(Key::Not(Box::new(Key::All))))
+            }
+            "THREADID" => {
+                let id = self.string()?;
+                let n = id.strip_prefix('T').and_then(|n| n.parse().ok());
+                Ok(n.map(Key::ThreadId).unwrap_or(Key::Not(Box::new(Key::All))))
+            }
             "UID" => Ok(Key::Uid(
                 SeqSet::parse(&self.string()?).ok_or("Invalid UID set")?,
             )),
@@ -200,7 +214,7 @@ fn uses_modseq(k: &Key) -> bool {
 
 fn needs_meta(k: &Key) -> bool {
     match k {
-        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) => true,
+        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) | Key::ThreadId(_) => true,
         Key::Not(k) => needs_meta(k),
         Key::Or(a, b) => needs_meta(a) || needs_meta(b),
         Key::And(v) => v.iter().any(needs_meta),
@@ -303,6 +317,8 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
         Key::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
         Key::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
         Key::ModSeq(n) => c.entry.modseq.max(1) >= *n,
+        Key::EmailId(n) => c.entry.email == *n,
+        Key::ThreadId(n) => c.meta.is_some_and(|m| m.thread == *n),
         Key::Uid(s) => s.contains(c.entry.uid, c.largest_uid),
         Key::Seq(s) => s.contains(c.seq, c.largest_seq),
         Key::Not(k) => !matches(k, c),

@@ -82,6 +82,9 @@ pub enum FetchAttr {
     Rfc822Text,
     /// RFC 7162 §3.1.4.1.
     ModSeq,
+    /// RFC 8474 §5.1, §5.2.
+    EmailId,
+    ThreadId,
     Section {
         section: Section,
         peek: bool,
@@ -143,6 +146,8 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
         "RFC822.HEADER" => Some(FetchAttr::Rfc822Header),
         "RFC822.TEXT" => Some(FetchAttr::Rfc822Text),
         "MODSEQ" => Some(FetchAttr::ModSeq),
+        "EMAILID" => Some(FetchAttr::EmailId),
+        "THREADID" => Some(FetchAttr::ThreadId),
         _ => None,
     };
     if let Some(s) = simple {
