@@ -738,3 +738,32 @@ async fn object_ids_size_appendlimit_unauthenticate() {
     let r = cmd(&mut c, "p", "LOGIN joe@example.org pw").await;
     assert!(r.last().unwrap().starts_with("p OK"), "{r:?}");
 }
+
+/// ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX COUNT ALL), by sequence
+/// number and UID, with and without matches.
+#[tokio::test]
+async fn esearch_returns() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    let r = cmd(&mut c, "b", "SEARCH RETURN (MIN MAX COUNT ALL) ALL").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"b\") MIN 1 MAX 2 COUNT 2 ALL 1:2");
+    let r = cmd(&mut c, "c", "UID SEARCH RETURN () SUBJECT second").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"c\") UID ALL 2");
+    let r = cmd(
+        &mut c,
+        "d",
+        "SEARCH RETURN (MIN MAX COUNT) SUBJECT nothing-like-this",
+    )
+    .await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"d\") COUNT 0");
+    let r = cmd(&mut c, "e", "SEARCH RETURN (COUNT) MODSEQ 1").await;
+    assert!(
+        r[0].starts_with("* ESEARCH (TAG \"e\") COUNT 2 MODSEQ "),
+        "{r:?}"
+    );
+    // Plain SEARCH is unchanged; a bad option is BAD.
+    assert_eq!(cmd(&mut c, "f", "SEARCH ALL").await[0], "* SEARCH 1 2");
+    let r = cmd(&mut c, "g", "SEARCH RETURN (FROB) ALL").await;
+    assert!(r[0].starts_with("g BAD"), "{r:?}");
+}

@@ -92,6 +92,7 @@ impl Session {
             "OBJECTID",
             "STATUS=SIZE",
             "UNAUTHENTICATE",
+            "ESEARCH",
             &limit,
         ];
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
@@ -278,10 +279,10 @@ impl Session {
             "STORE" => self.cmd_store(&args, false).await,
             "COPY" => self.cmd_copy(&args, false, false).await,
             "MOVE" => self.cmd_copy(&args, false, true).await,
-            "SEARCH" => self.cmd_search(&args, false).await,
+            "SEARCH" => self.cmd_search(tag, &args, false).await,
             "EXPUNGE" => self.cmd_expunge(None).await,
             "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
-            "UID" => self.cmd_uid(args).await,
+            "UID" => self.cmd_uid(tag, args).await,
             _ => format!("BAD Unknown command {name}"),
         };
         // Report other sessions' changes before the tagged reply where
@@ -299,7 +300,7 @@ impl Session {
         Some(r)
     }
 
-    async fn cmd_uid(&mut self, mut args: Vec<super::proto::Token>) -> Reply {
+    async fn cmd_uid(&mut self, tag: &str, mut args: Vec<super::proto::Token>) -> Reply {
         if args.is_empty() {
             return "BAD UID needs a command".into();
         }
@@ -313,7 +314,7 @@ impl Session {
             "STORE" => self.cmd_store(&args, true).await,
             "COPY" => self.cmd_copy(&args, true, false).await,
             "MOVE" => self.cmd_copy(&args, true, true).await,
-            "SEARCH" => self.cmd_search(&args, true).await,
+            "SEARCH" => self.cmd_search(tag, &args, true).await,
             "EXPUNGE" => {
                 let Some(set) = args
                     .first()

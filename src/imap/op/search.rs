@@ -202,6 +202,95 @@ fn needs_content(k: &Key) -> bool {
     }
 }
 
+/// What SEARCH RETURN asks for (RFC 4731 §3.1).
+#[derive(Debug, Default, PartialEq)]
+pub struct Return {
+    min: bool,
+    max: bool,
+    all: bool,
+    count: bool,
+}
+
+/// Splits `RETURN (...)` off the front of SEARCH arguments.
+fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
+    let is_return =
+        matches!(args.first(), Some(Token::Atom(a)) if a.eq_ignore_ascii_case("RETURN"));
+    if !is_return {
+        return Ok((None, args));
+    }
+    let Some(Token::List(opts)) = args.get(1) else {
+        return Err("RETURN needs a list of options".into());
+    };
+    let mut r = Return::default();
+    for o in opts {
+        match o
+            .as_string()
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "MIN" => r.min = true,
+            "MAX" => r.max = true,
+            "ALL" => r.all = true,
+            "COUNT" => r.count = true,
+            other => return Err(format!("Unknown RETURN option {other}")),
+        }
+    }
+    // An empty list means ALL (§3.1).
+    if opts.is_empty() {
+        r.all = true;
+    }
+    Ok((Some(r), &args[2..]))
+}
+
+/// Numbers as a sequence set, runs folded: 1:3,5.
+fn compress(nums: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
+            i += 1;
+            end = nums[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// The ESEARCH response (RFC 4731 §3.2); MIN, MAX and ALL only when
+/// something matched.
+fn esearch(tag: &str, uid: bool, r: &Return, hits: &[u32], modseq: Option<u64>) -> String {
+    let mut line = format!("ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    if !hits.is_empty() {
+        if r.min {
+            line.push_str(&format!(" MIN {}", hits[0]));
+        }
+        if r.max {
+            line.push_str(&format!(" MAX {}", hits[hits.len() - 1]));
+        }
+    }
+    if r.count {
+        line.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    if r.all && !hits.is_empty() {
+        line.push_str(&format!(" ALL {}", compress(hits)));
+    }
+    if let (Some(m), false) = (modseq, hits.is_empty()) {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line
+}
+
 fn uses_modseq(k: &Key) -> bool {
     match k {
         Key::ModSeq(_) => true,
@@ -328,7 +417,12 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
 }
 
 impl Session {
-    pub(crate) async fn cmd_search(&mut self, args: &[Token], uid_mode: bool) -> Reply {
+    pub(crate) async fn cmd_search(&mut self, tag: &str, args: &[Token], uid_mode: bool) -> Reply {
+        // RFC 4731: SEARCH RETURN (options) criteria asks for ESEARCH.
+        let (ret, args) = match parse_return(args) {
+            Ok(x) => x,
+            Err(e) => return format!("BAD {e}"),
+        };
         let key = match parse_search(args) {
             Ok(k) => k,
             Err(e) if e.starts_with('[') => return format!("NO {e}"),
@@ -366,19 +460,26 @@ impl Session {
                 highest = highest.max(entry.modseq.max(1));
             }
         }
-        let mut line = String::from("SEARCH");
-        for h in &hits {
-            line.push(' ');
-            line.push_str(&h.to_string());
-        }
-        // RFC 7162 §3.1.5: a MODSEQ search reports the highest mod-sequence
-        // of the messages found.
-        if uses_modseq(&key) {
+        let modseq = uses_modseq(&key);
+        if modseq {
             self.condstore = true;
-            if !hits.is_empty() {
-                line.push_str(&format!(" (MODSEQ {highest})"));
-            }
         }
+        let line = match ret {
+            Some(ret) => esearch(tag, uid_mode, &ret, &hits, modseq.then_some(highest)),
+            None => {
+                let mut line = String::from("SEARCH");
+                for h in &hits {
+                    line.push(' ');
+                    line.push_str(&h.to_string());
+                }
+                // RFC 7162 §3.1.5: a MODSEQ search reports the highest
+                // mod-sequence of the messages found.
+                if modseq && !hits.is_empty() {
+                    line.push_str(&format!(" (MODSEQ {highest})"));
+                }
+                line
+            }
+        };
         self.untagged(&line);
         if uid_mode {
             "OK UID SEARCH completed".into()
@@ -396,6 +497,27 @@ mod tests {
         crate::imap::proto::tokenize(format!("t SEARCH {s}\r\n").as_bytes())
             .unwrap()
             .args
+    }
+
+    #[test]
+    fn sequence_sets_fold_runs() {
+        assert_eq!(compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(compress(&[4]), "4");
+        assert_eq!(compress(&[]), "");
+    }
+
+    #[test]
+    fn return_options() {
+        let args = atoms("RETURN (MIN COUNT) UNSEEN");
+        let (r, rest) = parse_return(&args).unwrap();
+        let r = r.unwrap();
+        assert!(r.min && r.count && !r.max && !r.all);
+        assert_eq!(rest.len(), 1);
+        let args = atoms("RETURN () ALL");
+        assert!(parse_return(&args).unwrap().0.unwrap().all);
+        assert!(parse_return(&atoms("RETURN (FROB) ALL")).is_err());
+        assert!(parse_return(&atoms("RETURN ALL")).is_err());
+        assert!(parse_return(&atoms("ALL")).unwrap().0.is_none());
     }
 
     #[test]
