@@ -767,3 +767,75 @@ async fn esearch_returns() {
     let r = cmd(&mut c, "g", "SEARCH RETURN (FROB) ALL").await;
     assert!(r[0].starts_with("g BAD"), "{r:?}");
 }
+
+/// LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819): selection and
+/// return options, several patterns, CHILDINFO, STATUS with each mailbox.
+#[tokio::test]
+async fn list_extended_and_status() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    for m in ["Work", "Work/Reports", "Play"] {
+        assert!(cmd(&mut c, "a", &format!("CREATE {m}")).await[0].starts_with("a OK"));
+    }
+    cmd(&mut c, "b", "UNSUBSCRIBE Work").await;
+    cmd(&mut c, "c", "UNSUBSCRIBE Play").await;
+
+    // Several patterns; RETURN (SUBSCRIBED) marks the subscribed ones.
+    let r = cmd(&mut c, "d", "LIST \"\" (INBOX Work*) RETURN (SUBSCRIBED)").await;
+    let names: Vec<&String> = r.iter().filter(|l| l.starts_with("* LIST")).collect();
+    assert_eq!(names.len(), 3, "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|l| l == "* LIST (\\HasChildren) \"/\" \"Work\""),
+        "{r:?}"
+    );
+
+    // (SUBSCRIBED RECURSIVEMATCH): Work is not subscribed but its child is.
+    let r = cmd(&mut c, "e", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"W%\"").await;
+    assert_eq!(
+        r[0], "* LIST (\\HasChildren) \"/\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "f", "LIST (SUBSCRIBED) \"\" \"*\"").await;
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("\"Play\"") || l.ends_with("\"Work\"")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|l| l.contains("\"Work/Reports\"")), "{r:?}");
+
+    // SPECIAL-USE selection: only mailboxes with a role.
+    let r = cmd(&mut c, "g", "LIST (SPECIAL-USE) \"\" \"*\"").await;
+    assert!(r.iter().any(|l| l.contains("\\Junk")), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("\"Play\"") || l.contains("\"INBOX\"")),
+        "{r:?}"
+    );
+
+    // RETURN (STATUS ...): a STATUS after each LIST line.
+    let r = cmd(
+        &mut c,
+        "h",
+        "LIST \"\" INBOX RETURN (STATUS (MESSAGES UNSEEN))",
+    )
+    .await;
+    assert_eq!(r[1], "* STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2)", "{r:?}");
+
+    // Bad options: BAD, and the session goes on.
+    for bad in [
+        "LIST (RECURSIVEMATCH) \"\" *",
+        "LIST (FROB) \"\" *",
+        "LIST \"\" * RETURN (FROB)",
+        "LIST \"\" * RETURN (STATUS MESSAGES)",
+    ] {
+        let r = cmd(&mut c, "z", bad).await;
+        assert!(r.last().unwrap().starts_with("z BAD"), "{bad}: {r:?}");
+    }
+    assert!(cmd(&mut c, "y", "NOOP").await[0].starts_with("y OK"));
+}

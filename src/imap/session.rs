@@ -93,6 +93,8 @@ impl Session {
             "STATUS=SIZE",
             "UNAUTHENTICATE",
             "ESEARCH",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
             &limit,
         ];
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {

@@ -139,18 +139,75 @@ impl Session {
         }
     }
 
+    /// LIST and LSUB (RFC 9051 §6.3.9), with LIST-EXTENDED selection and
+    /// return options (RFC 5258), several patterns, SPECIAL-USE (RFC 6154)
+    /// and RETURN (STATUS ...) (RFC 5819).
     pub(crate) async fn cmd_list(&mut self, args: &[Token], lsub: bool) -> Reply {
         let cmd = if lsub { "LSUB" } else { "LIST" };
-        let (Some(reference), Some(pattern)) = (
-            args.first().and_then(|t| t.as_string()),
-            args.get(1).and_then(|t| t.as_string()),
-        ) else {
-            return format!("BAD {cmd} needs a reference and a mailbox pattern");
-        };
-        if args.len() != 2 {
-            return format!("BAD {cmd}: extended LIST is not supported");
+        let bad = |why: &str| format!("BAD {cmd}: {why}");
+        let mut args = args;
+        // LIST (selection options) reference patterns [RETURN (options)]
+        let mut select = ListOptions::default();
+        if let (false, Some(Token::List(opts))) = (lsub, args.first()) {
+            for o in opts {
+                match o.keyword().as_str() {
+                    "SUBSCRIBED" => select.subscribed = true,
+                    "REMOTE" => {}
+                    "RECURSIVEMATCH" => select.recursive = true,
+                    "SPECIAL-USE" => select.special_use = true,
+                    other => return bad(&format!("unknown selection option {other}")),
+                }
+            }
+            // RECURSIVEMATCH needs another selection option (RFC 5258 §3.1).
+            if select.recursive && !(select.subscribed || select.special_use) {
+                return bad("RECURSIVEMATCH needs another selection option");
+            }
+            args = &args[1..];
         }
-        if pattern.is_empty() && !lsub {
+        let Some(reference) = args.first().and_then(|t| t.as_string()) else {
+            return bad("needs a reference and a mailbox pattern");
+        };
+        let patterns: Vec<String> = match args.get(1) {
+            Some(Token::List(ps)) if !lsub => match ps.iter().map(|p| p.as_string()).collect() {
+                Some(v) => v,
+                None => return bad("patterns are strings"),
+            },
+            Some(t) => match t.as_string() {
+                Some(p) => vec![p],
+                None => return bad("needs a mailbox pattern"),
+            },
+            None => return bad("needs a reference and a mailbox pattern"),
+        };
+        let mut ret = ListOptions::default();
+        let mut status_items: Option<Vec<Token>> = None;
+        match &args[2..] {
+            [] => {}
+            [Token::Atom(r), Token::List(opts)] if !lsub && r.eq_ignore_ascii_case("RETURN") => {
+                let mut i = 0;
+                while i < opts.len() {
+                    let name = opts[i].keyword();
+                    match name.as_str() {
+                        "SUBSCRIBED" => ret.subscribed = true,
+                        "CHILDREN" => {}
+                        "SPECIAL-USE" => ret.special_use = true,
+                        "STATUS" => match opts.get(i + 1) {
+                            Some(Token::List(items)) => {
+                                status_items = Some(items.clone());
+                                i += 1;
+                            }
+                            _ => return bad("RETURN STATUS needs a list of items"),
+                        },
+                        other => return bad(&format!("unknown return option {other}")),
+                    }
+                    i += 1;
+                }
+            }
+            _ => return bad("unexpected arguments"),
+        }
+        if lsub {
+            select.subscribed = true;
+        }
+        if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
             // RFC 9051 §6.3.9: the hierarchy delimiter and root.
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return "OK LIST completed".into();
@@ -160,16 +217,46 @@ impl Session {
             Ok(b) => b,
             Err(e) => return unavailable(e),
         };
-        let full = format!("{reference}{pattern}");
+        let fulls: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+        let matching = |name: &str| fulls.iter().any(|f| list_matches(f, name));
+        let selected = |mb: &Mailbox| {
+            (!select.subscribed || mb.subscribed)
+                && (!select.special_use || role_attr(mb.role.as_deref()).is_some())
+        };
         for mb in &boxes {
-            if lsub && !mb.subscribed {
+            if !matching(&mb.name) {
                 continue;
             }
-            if !list_matches(&full, &mb.name) {
-                continue;
+            let mut extra = Vec::new();
+            if !selected(mb) {
+                // RFC 5258 §3.5: with RECURSIVEMATCH, a parent whose
+                // descendants are selected is listed with CHILDINFO.
+                let prefix = format!("{}/", mb.name);
+                let child = boxes
+                    .iter()
+                    .any(|c| c.name.starts_with(&prefix) && selected(c));
+                if !(select.recursive && child) {
+                    continue;
+                }
+                let info = if select.subscribed {
+                    "SUBSCRIBED"
+                } else {
+                    "SPECIAL-USE"
+                };
+                extra.push(format!("(\"CHILDINFO\" (\"{info}\"))"));
             }
-            let line = list_line(cmd, mb, &boxes);
+            let mut line = list_line(cmd, mb, &boxes, select.subscribed || ret.subscribed);
+            for e in extra {
+                line.push(' ');
+                line.push_str(&e);
+            }
             self.untagged(&line);
+            if let Some(items) = &status_items {
+                match self.status_line(mb, items).await {
+                    Ok(l) => self.untagged(&l),
+                    Err(r) => return r,
+                }
+            }
         }
         format!("OK {cmd} completed")
     }
@@ -187,10 +274,24 @@ impl Session {
             Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
             Err(e) => return unavailable(e),
         };
-        let msgs = match self.core.mail.uids(acct, mb.id).await {
-            Ok(m) => m,
-            Err(e) => return unavailable(e),
+        let line = match self.status_line(&mb, items).await {
+            Ok(l) => l,
+            Err(r) => return r,
         };
+        self.untagged(&line);
+        "OK STATUS completed".into()
+    }
+
+    /// A STATUS response for `mb` with the requested items (also sent by
+    /// LIST RETURN (STATUS ...), RFC 5819).
+    async fn status_line(&mut self, mb: &Mailbox, items: &[Token]) -> Result<String, Reply> {
+        let acct = self.acct_id();
+        let msgs = self
+            .core
+            .mail
+            .uids(acct, mb.id)
+            .await
+            .map_err(unavailable)?;
         let mut out = Vec::new();
         for it in items {
             let item = it.as_string().unwrap_or_default().to_ascii_uppercase();
@@ -205,10 +306,14 @@ impl Session {
                 "SIZE" => {
                     let mut total = 0;
                     for m in &msgs {
-                        match self.core.mail.email_meta(acct, m.email).await {
-                            Ok(Some(meta)) => total += meta.size,
-                            Ok(None) => {}
-                            Err(e) => return unavailable(e),
+                        if let Some(meta) = self
+                            .core
+                            .mail
+                            .email_meta(acct, m.email)
+                            .await
+                            .map_err(unavailable)?
+                        {
+                            total += meta.size;
                         }
                     }
                     total
@@ -229,13 +334,11 @@ impl Session {
                     .iter()
                     .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
                     .count() as u64,
-                _ => return format!("BAD Unknown status item {item}"),
+                _ => return Err(format!("BAD Unknown status item {item}")),
             };
             out.push(format!("{item} {v}"));
         }
-        let line = format!("STATUS {} ({})", istring(&mb.name), out.join(" "));
-        self.untagged(&line);
-        "OK STATUS completed".into()
+        Ok(format!("STATUS {} ({})", istring(&mb.name), out.join(" ")))
     }
 
     pub(crate) async fn cmd_close(&mut self, expunge: bool) -> Reply {
@@ -295,7 +398,14 @@ impl Session {
     }
 }
 
-fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox]) -> String {
+#[derive(Default)]
+struct ListOptions {
+    subscribed: bool,
+    special_use: bool,
+    recursive: bool,
+}
+
+fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox], subscribed: bool) -> String {
     let prefix = format!("{}/", mb.name);
     let has_children = all.iter().any(|m| m.name.starts_with(&prefix));
     let mut attrs = vec![if has_children {
@@ -305,6 +415,9 @@ fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox]) -> String {
     }];
     if let Some(r) = role_attr(mb.role.as_deref()) {
         attrs.push(r);
+    }
+    if subscribed && mb.subscribed && cmd == "LIST" {
+        attrs.push("\\Subscribed");
     }
     format!("{cmd} ({}) \"/\" {}", attrs.join(" "), istring(&mb.name))
 }

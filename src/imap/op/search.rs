@@ -223,12 +223,7 @@ fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
     };
     let mut r = Return::default();
     for o in opts {
-        match o
-            .as_string()
-            .unwrap_or_default()
-            .to_ascii_uppercase()
-            .as_str()
-        {
+        match o.keyword().as_str() {
             "MIN" => r.min = true,
             "MAX" => r.max = true,
             "ALL" => r.all = true,

@@ -239,6 +239,11 @@ impl Token {
         self.as_bytes()
             .and_then(|b| String::from_utf8(b.to_vec()).ok())
     }
+
+    /// The token as an upper-case keyword ("" when it is not a string).
+    pub fn keyword(&self) -> String {
+        self.as_string().unwrap_or_default().to_ascii_uppercase()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
