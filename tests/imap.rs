@@ -839,3 +839,50 @@ async fn list_extended_and_status() {
     }
     assert!(cmd(&mut c, "y", "NOOP").await[0].starts_with("y OK"));
 }
+
+/// SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps the result as `$`
+/// for FETCH, STORE, COPY, SEARCH and UID EXPUNGE; MIN/MAX narrow it; a
+/// failed search or a new SELECT empties it.
+#[tokio::test]
+async fn searchres_saved_results() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    // SAVE alone: no untagged response.
+    let r = cmd(&mut c, "b", "SEARCH RETURN (SAVE) SUBJECT second").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("b OK"));
+    let f = cmd(&mut c, "c", "FETCH $ (UID)").await;
+    assert_eq!(f[0], "* 2 FETCH (UID 2)");
+    let r = cmd(&mut c, "d", "SEARCH $").await;
+    assert_eq!(r[0], "* SEARCH 2");
+    let r = cmd(&mut c, "e", "SEARCH NOT $").await;
+    assert_eq!(r[0], "* SEARCH 1");
+    let st = cmd(&mut c, "f", "STORE $ +FLAGS (\\Flagged)").await;
+    assert!(st[0].starts_with("* 2 FETCH (FLAGS (\\Flagged)"), "{st:?}");
+    cmd(&mut c, "g", "CREATE Saved").await;
+    let r = cmd(&mut c, "h", "UID COPY $ Saved").await;
+    assert!(r[0].starts_with("h OK [COPYUID "), "{r:?}");
+
+    // With MIN, only the first match is kept; other options answer.
+    let r = cmd(&mut c, "i", "SEARCH RETURN (SAVE MIN) ALL").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"i\") MIN 1");
+    assert_eq!(cmd(&mut c, "j", "SEARCH $").await[0], "* SEARCH 1");
+
+    // A failed SEARCH ... SAVE empties `$`.
+    let r = cmd(&mut c, "k", "SEARCH RETURN (SAVE) FROB").await;
+    assert!(r[0].starts_with("k BAD"), "{r:?}");
+    assert_eq!(cmd(&mut c, "l", "FETCH $ (UID)").await.len(), 1);
+
+    // UID EXPUNGE $ removes just the saved message.
+    cmd(&mut c, "m", "SEARCH RETURN (SAVE) SUBJECT first").await;
+    cmd(&mut c, "n", "STORE 1:* +FLAGS (\\Deleted)").await;
+    let r = cmd(&mut c, "o", "UID EXPUNGE $").await;
+    assert_eq!(r[0], "* 1 EXPUNGE", "{r:?}");
+    assert_eq!(cmd(&mut c, "p", "SEARCH ALL").await[0], "* SEARCH 1");
+
+    // A new SELECT starts with an empty `$`.
+    cmd(&mut c, "q", "SEARCH RETURN (SAVE) ALL").await;
+    cmd(&mut c, "r", "SELECT INBOX").await;
+    assert_eq!(cmd(&mut c, "s", "SEARCH $").await[0], "* SEARCH");
+}

@@ -31,6 +31,8 @@ pub struct Session {
     logout: bool,
     /// CONDSTORE is in use (RFC 7162 §3.1): FETCH responses carry MODSEQ.
     pub(crate) condstore: bool,
+    /// SEARCHRES (RFC 5182): UIDs of the last SEARCH RETURN (SAVE), `$`.
+    pub(crate) saved: Vec<u32>,
 }
 
 /// Outcome of a command: the tagged status line (without the tag).
@@ -52,6 +54,7 @@ impl Session {
             shutdown,
             logout: false,
             condstore: false,
+            saved: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl Session {
             "STATUS=SIZE",
             "UNAUTHENTICATE",
             "ESEARCH",
+            "SEARCHRES",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,
@@ -318,13 +322,16 @@ impl Session {
             "MOVE" => self.cmd_copy(&args, true, true).await,
             "SEARCH" => self.cmd_search(tag, &args, true).await,
             "EXPUNGE" => {
-                let Some(set) = args
+                let Some(mut set) = args
                     .first()
                     .and_then(|t| t.as_string())
                     .and_then(|s| super::proto::args::SeqSet::parse(&s))
                 else {
                     return "BAD UID EXPUNGE needs a UID set".into();
                 };
+                if set.is_saved() {
+                    set = super::proto::args::SeqSet::of(&self.saved);
+                }
                 self.cmd_expunge(Some(set)).await
             }
             _ => format!("BAD Unknown UID command {sub}"),
@@ -338,6 +345,16 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return Err("BAD No mailbox selected".into());
         };
+        if set.is_saved() {
+            // `$` names messages, whichever numbering the command uses.
+            return Ok(sel
+                .msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| self.saved.contains(&m.uid))
+                .map(|(i, _)| i)
+                .collect());
+        }
         let largest = if uid_mode {
             sel.msgs.last().map(|m| m.uid).unwrap_or(0)
         } else {

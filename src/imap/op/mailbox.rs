@@ -88,8 +88,10 @@ impl Session {
             }
             Some(_) => return "BAD Unknown SELECT parameters".into(),
         }
-        // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
+        // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2);
+        // `$` starts empty in every mailbox (RFC 5182 §2.1).
         self.selected = None;
+        self.saved.clear();
         let acct = self.acct_id();
         let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
             Ok(Some(mb)) => mb,
@@ -345,6 +347,7 @@ impl Session {
         let Some(sel) = self.selected.take() else {
             return "BAD No mailbox selected".into();
         };
+        self.saved.clear();
         if expunge && !sel.read_only {
             // CLOSE expunges silently (RFC 9051 §6.4.1).
             if let Err(e) = self

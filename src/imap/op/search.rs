@@ -209,6 +209,8 @@ pub struct Return {
     max: bool,
     all: bool,
     count: bool,
+    /// SEARCHRES (RFC 5182): keep the result as `$`.
+    save: bool,
 }
 
 /// Splits `RETURN (...)` off the front of SEARCH arguments.
@@ -228,6 +230,7 @@ fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
             "MAX" => r.max = true,
             "ALL" => r.all = true,
             "COUNT" => r.count = true,
+            "SAVE" => r.save = true,
             other => return Err(format!("Unknown RETURN option {other}")),
         }
     }
@@ -284,6 +287,20 @@ fn esearch(tag: &str, uid: bool, r: &Return, hits: &[u32], modseq: Option<u64>) 
         line.push_str(&format!(" MODSEQ {m}"));
     }
     line
+}
+
+/// `$` in a search (RFC 5182 §2.2) stands for the saved messages.
+fn with_saved(k: Key, saved: &[u32]) -> Key {
+    match k {
+        Key::Seq(s) | Key::Uid(s) if s.is_saved() => Key::Uid(SeqSet::of(saved)),
+        Key::Not(k) => Key::Not(Box::new(with_saved(*k, saved))),
+        Key::Or(a, b) => Key::Or(
+            Box::new(with_saved(*a, saved)),
+            Box::new(with_saved(*b, saved)),
+        ),
+        Key::And(v) => Key::And(v.into_iter().map(|k| with_saved(k, saved)).collect()),
+        other => other,
+    }
 }
 
 fn uses_modseq(k: &Key) -> bool {
@@ -418,8 +435,12 @@ impl Session {
             Ok(x) => x,
             Err(e) => return format!("BAD {e}"),
         };
+        // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.4).
+        if ret.as_ref().is_some_and(|r| r.save) {
+            self.saved.clear();
+        }
         let key = match parse_search(args) {
-            Ok(k) => k,
+            Ok(k) => with_saved(k, &self.saved),
             Err(e) if e.starts_with('[') => return format!("NO {e}"),
             Err(e) => return format!("BAD {e}"),
         };
@@ -433,6 +454,7 @@ impl Session {
         let largest_seq = msgs.len() as u32;
         let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
         let mut hits = Vec::new();
+        let mut hit_uids = Vec::new();
         let mut highest = 0u64;
         for (i, entry) in msgs.iter().enumerate() {
             let (meta, raw) = match self
@@ -452,12 +474,31 @@ impl Session {
             };
             if matches(&key, &c) {
                 hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
+                hit_uids.push(entry.uid);
                 highest = highest.max(entry.modseq.max(1));
             }
         }
         let modseq = uses_modseq(&key);
         if modseq {
             self.condstore = true;
+        }
+        if let Some(r) = ret.as_ref().filter(|r| r.save) {
+            // With MIN or MAX, only those are kept (RFC 5182 §2.4).
+            self.saved = match (r.min, r.max, hit_uids.first(), hit_uids.last()) {
+                (false, false, _, _) => hit_uids.clone(),
+                (true, true, Some(&a), Some(&b)) if a != b => vec![a, b],
+                (true, _, Some(&a), _) => vec![a],
+                (_, true, _, Some(&b)) => vec![b],
+                _ => Vec::new(),
+            };
+            if !(r.min || r.max || r.all || r.count) {
+                // SAVE alone: no ESEARCH response.
+                return if uid_mode {
+                    "OK UID SEARCH completed, result saved".into()
+                } else {
+                    "OK SEARCH completed, result saved".into()
+                };
+            }
         }
         let line = match ret {
             Some(ret) => esearch(tag, uid_mode, &ret, &hits, modseq.then_some(highest)),

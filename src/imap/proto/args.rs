@@ -8,9 +8,24 @@ use super::Token;
 pub struct SeqSet(pub Vec<(u32, u32)>);
 
 pub const STAR: u32 = u32::MAX;
+/// The `$` of SEARCHRES (RFC 5182): the saved search result.
+const SAVED: u32 = 0;
 
 impl SeqSet {
+    /// `$`, the saved result of the last SEARCH RETURN (SAVE).
+    pub fn is_saved(&self) -> bool {
+        self.0 == [(SAVED, SAVED)]
+    }
+
+    /// These UIDs, as a set.
+    pub fn of(uids: &[u32]) -> SeqSet {
+        SeqSet(uids.iter().map(|&u| (u, u)).collect())
+    }
+
     pub fn parse(s: &str) -> Option<SeqSet> {
+        if s == "$" {
+            return Some(SeqSet(vec![(SAVED, SAVED)]));
+        }
         if s.is_empty() || s.len() > 100_000 {
             return None;
         }
