@@ -886,3 +886,87 @@ async fn searchres_saved_results() {
     cmd(&mut c, "r", "SELECT INBOX").await;
     assert_eq!(cmd(&mut c, "s", "SEARCH $").await[0], "* SEARCH");
 }
+
+/// BINARY (RFC 3516): parts with their transfer encoding undone, sizes,
+/// partials, literal8 for data with NUL, UNKNOWN-CTE, and APPEND of a
+/// literal8.
+#[tokio::test]
+async fn binary_fetch_and_append() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    use base64::Engine;
+    let blob: Vec<u8> = vec![0x00, 0x01, 0xff, b'A', 0x00, b'B'];
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let msg = format!(
+        "From: a@remote.test\r\nSubject: bin\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =3D ok\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--x\r\nContent-Type: application/x-odd\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n--x--\r\n"
+    );
+    assert!(
+        smtp_send(s.addr("smtp"), "a@remote.test", &["joe@example.org"], &msg)
+            .await
+            .starts_with("250")
+    );
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains(" BINARY "), "{caps}");
+    cmd(&mut c, "b", "SELECT INBOX").await;
+
+    // Quoted-printable undone: "café = ok" (é is 2 bytes).
+    let r = cmd(&mut c, "c", "FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])").await;
+    assert_eq!(r[0], "* 1 FETCH (BINARY[1] {10}");
+    assert_eq!(r[1], "café = ok BINARY.SIZE[1] 10)", "{r:?}");
+    // Base64 undone; NUL bytes mean a literal8.
+    c.send("d FETCH 1 (BINARY.PEEK[2])\r\n").await;
+    let head = c.line().await;
+    assert_eq!(head, format!("* 1 FETCH (BINARY[2] ~{{{}}}", blob.len()));
+    let mut got = vec![0u8; blob.len()];
+    use tokio::io::AsyncReadExt;
+    c.r.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, blob);
+    let rest = c.imap_until("d").await;
+    assert!(rest.last().unwrap().starts_with("d OK"), "{rest:?}");
+    let r = cmd(&mut c, "e", "FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2]<3.1>)").await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (BINARY.SIZE[2] 6 BINARY[2]<3> {1}"),
+        "{r:?}"
+    );
+    assert_eq!(r[1], "A)", "{r:?}");
+    // An encoding we do not know fails the FETCH; no such part is NIL.
+    let r = cmd(&mut c, "f", "FETCH 1 (BINARY.PEEK[3])").await;
+    assert!(r.last().unwrap().starts_with("f NO [UNKNOWN-CTE]"), "{r:?}");
+    let r = cmd(&mut c, "g", "FETCH 1 (BINARY.PEEK[9])").await;
+    assert_eq!(r[0], "* 1 FETCH (BINARY[9] NIL)");
+    assert!(cmd(&mut c, "h", "FETCH 1 (BINARY[1.x])").await[0].starts_with("h BAD"));
+    // BINARY without PEEK sets \Seen.
+    let r = cmd(&mut c, "i", "FETCH 1 (BINARY[1])").await;
+    assert!(r.iter().any(|l| l.contains("\\Seen")), "{r:?}");
+
+    // APPEND with a literal8 holding NUL: stored as sent.
+    let body = b"Subject: raw\r\nContent-Transfer-Encoding: binary\r\n\r\nnul\x00here\r\n";
+    c.send(&format!("j APPEND INBOX ~{{{}}}\r\n", body.len()))
+        .await;
+    assert!(c.line().await.starts_with('+'));
+    c.send_bytes(body).await;
+    c.send("\r\n").await;
+    let r = c.imap_until("j").await;
+    assert!(r.last().unwrap().starts_with("j OK [APPENDUID"), "{r:?}");
+    let uid = r
+        .last()
+        .unwrap()
+        .split(' ')
+        .nth(4)
+        .unwrap()
+        .trim_end_matches(']')
+        .to_string();
+    c.send(&format!("k UID FETCH {uid} (BINARY.PEEK[])\r\n"))
+        .await;
+    let head = c.line().await;
+    assert!(
+        head.ends_with(&format!("BINARY[] ~{{{}}}", body.len())),
+        "{head}"
+    );
+    let mut got = vec![0u8; body.len()];
+    c.r.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got[..], &body[..]);
+    let rest = c.imap_until("k").await;
+    assert!(rest.last().unwrap().starts_with("k OK"), "{rest:?}");
+}

@@ -97,6 +97,7 @@ impl Session {
             "UNAUTHENTICATE",
             "ESEARCH",
             "SEARCHRES",
+            "BINARY",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,

@@ -100,6 +100,77 @@ fn section_name(s: &Section) -> String {
     parts.join(".")
 }
 
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A Content-Transfer-Encoding Petrel cannot undo, or data that does not
+/// decode (RFC 3516 UNKNOWN-CTE).
+#[derive(Debug)]
+pub struct UnknownCte;
+
+/// The content of a part with its Content-Transfer-Encoding undone
+/// (RFC 3516): `Ok(None)` for no such part, `Err` for an encoding we do
+/// not know. The empty part number is the whole message, as it is.
+pub fn binary_part(raw: &[u8], root: &Part, part: &[u32]) -> Result<Option<Vec<u8>>, UnknownCte> {
+    if part.is_empty() {
+        return Ok(Some(raw.to_vec()));
+    }
+    let Some(p) = root.find(part) else {
+        return Ok(None);
+    };
+    let body = raw
+        .get(p.body as usize..(p.end as usize).min(raw.len()))
+        .unwrap_or_default();
+    if p.multipart || p.message.is_some() {
+        return Ok(Some(body.to_vec()));
+    }
+    let header = raw
+        .get(p.header as usize..p.body as usize)
+        .unwrap_or_default();
+    let cte = header_value(header, "content-transfer-encoding")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match cte.as_str() {
+        "" | "7bit" | "8bit" | "binary" => Ok(Some(body.to_vec())),
+        "base64" => mail_parser::decoders::base64::base64_decode(body)
+            .map(Some)
+            .ok_or(UnknownCte),
+        "quoted-printable" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                .map(Some)
+                .ok_or(())
+        }
+        _ => Err(()),
+    }
+}
+
+/// The unfolded value of a header field, from a header section.
+fn header_value(header: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push_str(line);
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.trim().eq_ignore_ascii_case(name) {
+                value = Some(v.to_string());
+            }
+        }
+    }
+    value
+}
+
 fn literal(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
     out.extend_from_slice(data);
@@ -195,6 +266,7 @@ impl Session {
                     FetchAttr::Rfc822
                         | FetchAttr::Rfc822Text
                         | FetchAttr::Section { peek: false, .. }
+                        | FetchAttr::Binary { peek: false, .. }
                 )
             });
         if sets_seen {
@@ -248,6 +320,8 @@ impl Session {
                     | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
                     | FetchAttr::Section { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
             )
         });
         for i in picked {
@@ -259,6 +333,17 @@ impl Session {
                 Ok(x) => x,
                 Err(r) => return r,
             };
+            // RFC 3516 §4.2: an encoding we cannot undo fails the FETCH.
+            if let (Some(meta), Some(raw)) = (&meta, &raw) {
+                for a in &attrs {
+                    if let FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part } = a {
+                        if binary_part(raw, &meta.meta.root, part).is_err() {
+                            return "NO [UNKNOWN-CTE] Cannot decode the part's transfer encoding"
+                                .into();
+                        }
+                    }
+                }
+            }
             if needs_meta && meta.is_none() {
                 // Expunged by another session and not yet reported.
                 continue;
@@ -353,6 +438,46 @@ fn render(
                 _ => None,
             };
             literal(out, &data.unwrap_or_default());
+        }
+        FetchAttr::Binary { part, partial, .. } => {
+            push(out, &format!("BINARY[{}]", dotted(part)));
+            let data = match (meta, raw) {
+                (Some(meta), Some(raw)) => binary_part(raw, &meta.meta.root, part).ok().flatten(),
+                _ => None,
+            };
+            match data {
+                None => push(out, " NIL"),
+                Some(d) => {
+                    let d = match partial {
+                        Some((o, l)) => {
+                            push(out, &format!("<{o}>"));
+                            let start = (*o as usize).min(d.len());
+                            let end = start.saturating_add(*l as usize).min(d.len());
+                            d[start..end].to_vec()
+                        }
+                        None => d,
+                    };
+                    out.push(b' ');
+                    // literal8 (RFC 3516 §4.3) when the data holds NUL.
+                    if d.contains(&0) {
+                        out.push(b'~');
+                    }
+                    literal(out, &d);
+                }
+            }
+        }
+        FetchAttr::BinarySize { part } => {
+            let n = match (meta, raw) {
+                (Some(meta), Some(raw)) => binary_part(raw, &meta.meta.root, part)
+                    .ok()
+                    .flatten()
+                    .map(|d| d.len()),
+                _ => None,
+            };
+            match n {
+                Some(n) => push(out, &format!("BINARY.SIZE[{}] {n}", dotted(part))),
+                None => push(out, &format!("BINARY.SIZE[{}] NIL", dotted(part))),
+            }
         }
         FetchAttr::Section {
             section, partial, ..

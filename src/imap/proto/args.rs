@@ -100,6 +100,15 @@ pub enum FetchAttr {
     /// RFC 8474 §5.1, §5.2.
     EmailId,
     ThreadId,
+    /// RFC 3516: a part with its Content-Transfer-Encoding undone.
+    Binary {
+        part: Vec<u32>,
+        peek: bool,
+        partial: Option<(u32, u32)>,
+    },
+    BinarySize {
+        part: Vec<u32>,
+    },
     Section {
         section: Section,
         peek: bool,
@@ -168,6 +177,30 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
     if let Some(s) = simple {
         return Ok(s);
     }
+    for (prefix, kind) in [("BINARY.PEEK[", 0), ("BINARY[", 1), ("BINARY.SIZE[", 2)] {
+        let Some(r) = upper.strip_prefix(prefix) else {
+            continue;
+        };
+        let (spec, after) = r.split_once(']').ok_or("Missing `]` in section")?;
+        // section-binary: part numbers only (RFC 3516 §4.1).
+        let part = if spec.is_empty() {
+            Vec::new()
+        } else {
+            spec.split('.')
+                .map(|n| n.parse::<u32>().ok().filter(|&n| n > 0))
+                .collect::<Option<Vec<u32>>>()
+                .ok_or("BINARY sections are part numbers")?
+        };
+        return Ok(match kind {
+            2 if after.is_empty() => FetchAttr::BinarySize { part },
+            2 => return Err("BINARY.SIZE takes no partial".into()),
+            _ => FetchAttr::Binary {
+                part,
+                peek: kind == 0,
+                partial: parse_partial(after)?,
+            },
+        });
+    }
     let (peek, rest) = if let Some(r) = upper.strip_prefix("BODY.PEEK[") {
         (true, r)
     } else if let Some(r) = upper.strip_prefix("BODY[") {
@@ -181,26 +214,30 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
     // Keep the original case of header field names.
     let orig_spec = &a[a.len() - rest.len()..][..close];
     let section = parse_section(spec, orig_spec)?;
-    let partial = if after.is_empty() {
-        None
-    } else {
-        let inner = after
-            .strip_prefix('<')
-            .and_then(|s| s.strip_suffix('>'))
-            .ok_or("Bad partial specifier")?;
-        let (o, l) = inner.split_once('.').ok_or("Bad partial specifier")?;
-        let o: u32 = o.parse().map_err(|_| "Bad partial offset")?;
-        let l: u32 = l.parse().map_err(|_| "Bad partial length")?;
-        if l == 0 {
-            return Err("Partial length must be non-zero".into());
-        }
-        Some((o, l))
-    };
+    let partial = parse_partial(after)?;
     Ok(FetchAttr::Section {
         section,
         peek,
         partial,
     })
+}
+
+/// `<offset.length>` after a section, if any.
+fn parse_partial(after: &str) -> Result<Option<(u32, u32)>, String> {
+    if after.is_empty() {
+        return Ok(None);
+    }
+    let inner = after
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .ok_or("Bad partial specifier")?;
+    let (o, l) = inner.split_once('.').ok_or("Bad partial specifier")?;
+    let o: u32 = o.parse().map_err(|_| "Bad partial offset")?;
+    let l: u32 = l.parse().map_err(|_| "Bad partial length")?;
+    if l == 0 {
+        return Err("Partial length must be non-zero".into());
+    }
+    Ok(Some((o, l)))
 }
 
 fn parse_section(spec: &str, orig: &str) -> Result<Section, String> {
