@@ -142,9 +142,9 @@ pub fn binary_part(raw: &[u8], root: &Part, part: &[u32]) -> Result<Option<Vec<u
         "quoted-printable" => {
             mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
                 .map(Some)
-                .ok_or(())
+                .ok_or(UnknownCte)
         }
-        _ => Err(()),
+        _ => Err(UnknownCte),
     }
 }
 
