@@ -138,8 +138,11 @@ async fn list_select_examine_status() {
     assert!(r.last().unwrap().starts_with("e OK [READ-ONLY]"));
     let r = cmd(&mut c, "f", "STORE 1 +FLAGS (\\Seen)").await;
     assert!(r[0].starts_with("f NO [READ-ONLY]"));
+    // The open mailbox is closed first (RFC 9051 §7.1 CLOSED), then the
+    // new one is not found.
     let r = cmd(&mut c, "g", "SELECT Nope").await;
-    assert!(r[0].starts_with("g NO [NONEXISTENT]"));
+    assert_eq!(r[0], "* OK [CLOSED] Previous mailbox closed");
+    assert!(r[1].starts_with("g NO [NONEXISTENT]"), "{r:?}");
     let r = cmd(&mut c, "h", "FETCH 1 FLAGS").await;
     assert!(r[0].starts_with("h BAD"), "failed SELECT deselects: {r:?}");
     let r = cmd(&mut c, "i", "SELECT INBOX").await;
@@ -969,4 +972,43 @@ async fn binary_fetch_and_append() {
     assert_eq!(&got[..], &body[..]);
     let rest = c.imap_until("k").await;
     assert!(rest.last().unwrap().starts_with("k OK"), "{rest:?}");
+}
+
+/// ENABLE IMAP4rev2 (RFC 9051 §6.3.1, Appendix E): SEARCH answers with
+/// ESEARCH, SELECT drops RECENT and UNSEEN; a rev1 session on the same
+/// server keeps the rev1 forms.
+#[tokio::test]
+async fn enable_imap4rev2_switches_semantics() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains("IMAP4rev1 IMAP4rev2"), "{caps}");
+    assert_eq!(
+        cmd(&mut c, "b", "ENABLE IMAP4rev2").await[0],
+        "* ENABLED IMAP4rev2"
+    );
+    let sel = cmd(&mut c, "c", "SELECT INBOX").await;
+    assert!(
+        !sel.iter()
+            .any(|l| l.contains("RECENT") || l.contains("[UNSEEN")),
+        "{sel:?}"
+    );
+    assert!(sel.iter().any(|l| l == "* 2 EXISTS"), "{sel:?}");
+    assert_eq!(
+        cmd(&mut c, "d", "SEARCH ALL").await[0],
+        "* ESEARCH (TAG \"d\") ALL 1:2"
+    );
+    assert_eq!(
+        cmd(&mut c, "e", "UID SEARCH SUBJECT second").await[0],
+        "* ESEARCH (TAG \"e\") UID ALL 2"
+    );
+    assert_eq!(
+        cmd(&mut c, "f", "SEARCH SUBJECT nothing-like-this").await[0],
+        "* ESEARCH (TAG \"f\")"
+    );
+
+    let mut old = logged_in(&s).await;
+    let sel = cmd(&mut old, "a", "SELECT INBOX").await;
+    assert!(sel.iter().any(|l| l == "* 0 RECENT"), "{sel:?}");
+    assert_eq!(cmd(&mut old, "b", "SEARCH ALL").await[0], "* SEARCH 1 2");
 }

@@ -33,6 +33,9 @@ pub struct Session {
     pub(crate) condstore: bool,
     /// SEARCHRES (RFC 5182): UIDs of the last SEARCH RETURN (SAVE), `$`.
     pub(crate) saved: Vec<u32>,
+    /// ENABLE IMAP4rev2: RFC 9051 semantics (ESEARCH answers to SEARCH, no
+    /// RECENT or UNSEEN in SELECT).
+    pub(crate) rev2: bool,
 }
 
 /// Outcome of a command: the tagged status line (without the tag).
@@ -55,6 +58,7 @@ impl Session {
             logout: false,
             condstore: false,
             saved: Vec::new(),
+            rev2: false,
         }
     }
 
@@ -77,6 +81,7 @@ impl Session {
         let limit = format!("APPENDLIMIT={}", self.core.config.imap.max_literal_size);
         let mut caps = vec![
             "IMAP4rev1",
+            "IMAP4rev2",
             "LITERAL+",
             "SASL-IR",
             "UNSELECT",
@@ -266,6 +271,7 @@ impl Session {
                 self.selected = None;
                 self.account = None;
                 self.condstore = false;
+                self.rev2 = false;
                 "OK Not authenticated any more".into()
             }
             "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,

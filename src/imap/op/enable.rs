@@ -1,6 +1,6 @@
 //! ENABLE (RFC 5161): the client turns on extensions that change how the
-//! server talks to it. Petrel knows CONDSTORE (RFC 7162 §3.1); other
-//! names are ignored, as §3.1 says.
+//! server talks to it. Petrel knows CONDSTORE (RFC 7162 §3.1) and
+//! IMAP4rev2 (RFC 9051 §6.3.1); other names are ignored, as §3.1 says.
 
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
@@ -18,6 +18,10 @@ impl Session {
             if name.eq_ignore_ascii_case("CONDSTORE") && !enabled.contains(&"CONDSTORE") {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
+            }
+            if name.eq_ignore_ascii_case("IMAP4rev2") && !enabled.contains(&"IMAP4rev2") {
+                self.rev2 = true;
+                enabled.push("IMAP4rev2");
             }
         }
         let line = if enabled.is_empty() {

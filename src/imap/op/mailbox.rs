@@ -90,7 +90,10 @@ impl Session {
         }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2);
         // `$` starts empty in every mailbox (RFC 5182 §2.1).
-        self.selected = None;
+        if self.selected.take().is_some() {
+            // RFC 9051 §7.1: the previous mailbox is closed.
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
         self.saved.clear();
         let acct = self.acct_id();
         let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
@@ -106,13 +109,17 @@ impl Session {
         self.untagged(&flags);
         let exists = format!("{} EXISTS", msgs.len());
         self.untagged(&exists);
-        self.untagged("0 RECENT");
-        if let Some(first_unseen) = msgs
-            .iter()
-            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
-        {
-            let l = format!("OK [UNSEEN {}] First unseen", first_unseen + 1);
-            self.untagged(&l);
+        // IMAP4rev2 has neither \Recent nor the UNSEEN code (RFC 9051
+        // Appendix E); rev1 clients still get them.
+        if !self.rev2 {
+            self.untagged("0 RECENT");
+            if let Some(first_unseen) = msgs
+                .iter()
+                .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+            {
+                let l = format!("OK [UNSEEN {}] First unseen", first_unseen + 1);
+                self.untagged(&l);
+            }
         }
         let l = format!("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity);
         self.untagged(&l);

@@ -500,6 +500,14 @@ impl Session {
                 };
             }
         }
+        // IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default
+        // (RFC 9051 §6.4.4).
+        let ret = ret.or_else(|| {
+            self.rev2.then(|| Return {
+                all: true,
+                ..Return::default()
+            })
+        });
         let line = match ret {
             Some(ret) => esearch(tag, uid_mode, &ret, &hits, modseq.then_some(highest)),
             None => {
