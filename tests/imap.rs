@@ -1012,3 +1012,108 @@ async fn enable_imap4rev2_switches_semantics() {
     assert!(sel.iter().any(|l| l == "* 0 RECENT"), "{sel:?}");
     assert_eq!(cmd(&mut old, "b", "SEARCH ALL").await[0], "* SEARCH 1 2");
 }
+
+/// QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE once enabled,
+/// SELECT (QRESYNC ...) catching up on flags and expunges, UID FETCH
+/// (CHANGEDSINCE n VANISHED).
+#[tokio::test]
+async fn qresync_resynchronisation() {
+    let s = server_with_mail().await;
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "c@remote.test",
+        &["joe@example.org"],
+        "Subject: third\r\n\r\nthird"
+    )
+    .await
+    .starts_with("250"));
+    let mut a = logged_in(&s).await;
+    // Not enabled: the QRESYNC forms are BAD.
+    let r = cmd(&mut a, "a", "SELECT INBOX (QRESYNC (1 1))").await;
+    assert!(r.last().unwrap().starts_with("a BAD"), "{r:?}");
+    assert_eq!(
+        cmd(&mut a, "b", "ENABLE QRESYNC").await[0],
+        "* ENABLED QRESYNC"
+    );
+    let sel = cmd(&mut a, "c", "SELECT INBOX").await;
+    let field = |lines: &[String], name: &str| -> String {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("* OK [{name} ")))
+            .and_then(|l| l.split(']').next())
+            .unwrap_or_else(|| panic!("{name} in {lines:?}"))
+            .to_string()
+    };
+    let (v, h) = (field(&sel, "UIDVALIDITY"), field(&sel, "HIGHESTMODSEQ"));
+
+    // Another session flags message 1 and expunges message 2.
+    let mut b = logged_in(&s).await;
+    cmd(&mut b, "a", "SELECT INBOX").await;
+    cmd(&mut b, "b", "STORE 1 +FLAGS (\\Flagged)").await;
+    cmd(&mut b, "c", "STORE 2 +FLAGS (\\Deleted)").await;
+    cmd(&mut b, "d", "EXPUNGE").await;
+    let n = cmd(&mut a, "d", "NOOP").await;
+    assert_eq!(n[0], "* VANISHED 2", "{n:?}");
+    assert!(
+        n[1].starts_with("* 1 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        "{n:?}"
+    );
+    assert!(!n.iter().any(|l| l.contains("EXPUNGE")), "{n:?}");
+
+    // A client that was offline catches up in its SELECT.
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "ENABLE QRESYNC").await;
+    let r = cmd(
+        &mut c,
+        "b",
+        &format!("SELECT INBOX (QRESYNC ({v} {h} 1:3))"),
+    )
+    .await;
+    let i = r
+        .iter()
+        .position(|l| l == "* VANISHED (EARLIER) 2")
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        r[i + 1].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{r:?}"
+    );
+    assert!(
+        !r.iter().any(|l| l.contains("UID 3 ")),
+        "message 3 did not change: {r:?}"
+    );
+    // Another UIDVALIDITY: nothing to catch up on.
+    let r = cmd(&mut c, "c", &format!("EXAMINE INBOX (QRESYNC (1 {h}))")).await;
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("VANISHED") || l.contains("FETCH")),
+        "{r:?}"
+    );
+    cmd(&mut c, "d", "SELECT INBOX").await;
+    let r = cmd(
+        &mut c,
+        "e",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h} VANISHED)"),
+    )
+    .await;
+    assert_eq!(r[0], "* VANISHED (EARLIER) 2", "{r:?}");
+    assert!(
+        r[1].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "f", "UID FETCH 1:* (FLAGS) (VANISHED)").await;
+    assert!(r[0].starts_with("f BAD"), "{r:?}");
+    let r = cmd(
+        &mut c,
+        "g",
+        &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {h} VANISHED)"),
+    )
+    .await;
+    assert!(
+        r[0].starts_with("g BAD"),
+        "VANISHED is for UID FETCH: {r:?}"
+    );
+    // This session's own EXPUNGE answers with VANISHED too.
+    cmd(&mut c, "h", "STORE 2 +FLAGS (\\Deleted)").await;
+    let r = cmd(&mut c, "i", "EXPUNGE").await;
+    assert_eq!(r[0], "* VANISHED 3", "{r:?}");
+}

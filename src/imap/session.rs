@@ -36,6 +36,8 @@ pub struct Session {
     /// ENABLE IMAP4rev2: RFC 9051 semantics (ESEARCH answers to SEARCH, no
     /// RECENT or UNSEEN in SELECT).
     pub(crate) rev2: bool,
+    /// ENABLE QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
+    pub(crate) qresync: bool,
 }
 
 /// Outcome of a command: the tagged status line (without the tag).
@@ -59,6 +61,7 @@ impl Session {
             condstore: false,
             saved: Vec::new(),
             rev2: false,
+            qresync: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl Session {
             "SPECIAL-USE",
             "ENABLE",
             "CONDSTORE",
+            "QRESYNC",
             "QUOTA",
             "QUOTA=RES-STORAGE",
             "QUOTA=RES-MESSAGE",
@@ -272,6 +276,7 @@ impl Session {
                 self.account = None;
                 self.condstore = false;
                 self.rev2 = false;
+                self.qresync = false;
                 "OK Not authenticated any more".into()
             }
             "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,
@@ -403,6 +408,7 @@ impl Session {
             return;
         };
         let mut lines = Vec::new();
+        let mut vanished = Vec::new();
         let sel = self.selected.as_mut().expect("checked above");
         let mut complete = true;
         // Merge walk over two UID-ordered lists.
@@ -435,7 +441,11 @@ impl Session {
                     kept.push(old);
                 }
             } else if allow_expunge {
-                lines.push(format!("{} EXPUNGE", seq + 1));
+                if self.qresync {
+                    vanished.push(old.uid);
+                } else {
+                    lines.push(format!("{} EXPUNGE", seq + 1));
+                }
             } else {
                 seq += 1;
                 complete = false;
@@ -455,6 +465,12 @@ impl Session {
             // Expunges still owed: keep the old modseq so the next sync
             // looks again.
             sel.mailbox.uidnext = mb.uidnext;
+        }
+        // One VANISHED for all of them, before the FETCHes, whose numbers
+        // already count without the vanished messages.
+        if !vanished.is_empty() {
+            let l = format!("VANISHED {}", super::op::search::compress(&vanished));
+            self.untagged(&l);
         }
         for l in lines {
             self.untagged(&l);

@@ -19,6 +19,12 @@ impl Session {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
             }
+            // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+            if name.eq_ignore_ascii_case("QRESYNC") && !enabled.contains(&"QRESYNC") {
+                self.qresync = true;
+                self.condstore = true;
+                enabled.push("QRESYNC");
+            }
             if name.eq_ignore_ascii_case("IMAP4rev2") && !enabled.contains(&"IMAP4rev2") {
                 self.rev2 = true;
                 enabled.push("IMAP4rev2");

@@ -217,16 +217,33 @@ impl Session {
         // RFC 7162 §3.1.4.1: (CHANGEDSINCE n) keeps the messages changed
         // after n and adds MODSEQ.
         let mut changed_since = None;
+        let mut vanished = false;
         match args.get(2) {
             None => {}
-            Some(Token::List(m)) if m.len() == 2 => {
-                let name = m[0].as_string().unwrap_or_default();
-                match (name.eq_ignore_ascii_case("CHANGEDSINCE"), m[1].as_string()) {
-                    (true, Some(n)) => match n.parse::<u64>() {
-                        Ok(n) => changed_since = Some(n),
-                        Err(_) => return "BAD CHANGEDSINCE needs a mod-sequence".into(),
-                    },
-                    _ => return "BAD Unknown FETCH modifier".into(),
+            Some(Token::List(m)) => {
+                let mut i = 0;
+                while i < m.len() {
+                    match m[i].keyword().as_str() {
+                        "CHANGEDSINCE" => {
+                            match m
+                                .get(i + 1)
+                                .and_then(|t| t.as_string())
+                                .map(|n| n.parse::<u64>())
+                            {
+                                Some(Ok(n)) => changed_since = Some(n),
+                                _ => return "BAD CHANGEDSINCE needs a mod-sequence".into(),
+                            }
+                            i += 1;
+                        }
+                        // RFC 7162 §3.2.6: UID FETCH only, with
+                        // CHANGEDSINCE, after ENABLE QRESYNC.
+                        "VANISHED" if uid_mode && self.qresync => vanished = true,
+                        _ => return "BAD Unknown FETCH modifier".into(),
+                    }
+                    i += 1;
+                }
+                if vanished && changed_since.is_none() {
+                    return "BAD VANISHED needs CHANGEDSINCE".into();
                 }
             }
             Some(_) => return "BAD Unknown FETCH modifier".into(),
@@ -250,6 +267,19 @@ impl Session {
             .expect("selected state checked by dispatch");
         let read_only = sel.read_only;
         let mbox = sel.mailbox.id;
+        if vanished {
+            // Expunged messages of the UID set come first (§3.2.6).
+            let max = sel.mailbox.uidnext.saturating_sub(1);
+            let gone = super::mailbox::vanished_in(&set, &sel.msgs, max);
+            if !gone.is_empty() {
+                let l = format!("VANISHED (EARLIER) {}", super::search::compress(&gone));
+                self.untagged(&l);
+            }
+        }
+        let sel = self
+            .selected
+            .as_ref()
+            .expect("selected state checked by dispatch");
         let picked: Vec<usize> = match self.resolve_set(&set, uid_mode) {
             Ok(p) => p
                 .into_iter()

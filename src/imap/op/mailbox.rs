@@ -77,14 +77,33 @@ impl Session {
         };
         // SELECT parameters: (CONDSTORE) turns CONDSTORE on (RFC 7162
         // §3.1.8).
-        let known = |p: &Token| {
-            p.as_string()
-                .is_some_and(|s| s.eq_ignore_ascii_case("CONDSTORE"))
-        };
+        // (QRESYNC (uidvalidity modseq [known-uids])) resynchronises
+        // (RFC 7162 §3.2.5); it needs ENABLE QRESYNC first.
+        let mut resync: Option<Resync> = None;
         match args.get(1) {
             None => {}
-            Some(Token::List(params)) if params.iter().all(known) => {
-                self.condstore |= !params.is_empty();
+            Some(Token::List(params)) => {
+                let mut i = 0;
+                while i < params.len() {
+                    match params[i].keyword().as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" if !self.qresync => {
+                            return "BAD ENABLE QRESYNC first".into();
+                        }
+                        "QRESYNC" => {
+                            let Some(Token::List(q)) = params.get(i + 1) else {
+                                return "BAD QRESYNC needs its parameters".into();
+                            };
+                            match Resync::parse(q) {
+                                Some(r) => resync = Some(r),
+                                None => return "BAD Invalid QRESYNC parameters".into(),
+                            }
+                            i += 1;
+                        }
+                        _ => return "BAD Unknown SELECT parameters".into(),
+                    }
+                    i += 1;
+                }
             }
             Some(_) => return "BAD Unknown SELECT parameters".into(),
         }
@@ -136,11 +155,20 @@ impl Session {
             let l = format!("OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] Flags permitted");
             self.untagged(&l);
         }
+        // Changes since what the client knows; nothing when UIDVALIDITY
+        // differs (§3.2.5).
+        let resync_lines = match resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
+            Some(r) => r.lines(&msgs, mb.uidnext),
+            None => Vec::new(),
+        };
         self.selected = Some(Selected {
             mailbox: mb,
             read_only,
             msgs,
         });
+        for l in resync_lines {
+            self.untagged(&l);
+        }
         if read_only {
             "OK [READ-ONLY] EXAMINE completed".into()
         } else {
@@ -393,19 +421,115 @@ impl Session {
             Ok(g) => g,
             Err(e) => return unavailable(e),
         };
+        let qresync = self.qresync;
         let sel = self.selected.as_mut().expect("checked");
         let mut lines = Vec::new();
+        let mut vanished = Vec::new();
         for uid in gone {
             if let Some(i) = sel.msgs.iter().position(|m| m.uid == uid) {
                 sel.msgs.remove(i);
+                vanished.push(uid);
                 lines.push(format!("{} EXPUNGE", i + 1));
             }
+        }
+        if qresync {
+            // RFC 7162 §3.2.10.2: VANISHED in place of EXPUNGE.
+            vanished.sort_unstable();
+            lines = if vanished.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("VANISHED {}", super::search::compress(&vanished))]
+            };
         }
         for l in lines {
             self.untagged(&l);
         }
         "OK EXPUNGE completed".into()
     }
+}
+
+/// SELECT ... (QRESYNC (uidvalidity modseq [known-uids])).
+struct Resync {
+    uidvalidity: u32,
+    modseq: u64,
+    known: Option<SeqSet>,
+}
+
+impl Resync {
+    fn parse(q: &[Token]) -> Option<Resync> {
+        let uidvalidity = q.first()?.as_string()?.parse().ok()?;
+        let modseq = q.get(1)?.as_string()?.parse().ok()?;
+        let known = match q.get(2) {
+            Some(t) => Some(SeqSet::parse(&t.as_string()?)?),
+            None => None,
+        };
+        // A fourth parameter (sequence match data) is accepted and not
+        // needed: UIDs are checked against the mailbox itself.
+        if q.len() > 4 || modseq == 0 {
+            return None;
+        }
+        Some(Resync {
+            uidvalidity,
+            modseq,
+            known,
+        })
+    }
+
+    /// VANISHED (EARLIER) for known UIDs no longer present, then a FETCH
+    /// for each known message changed since `modseq` (§3.2.5.1). Petrel
+    /// keeps no tombstones, so every missing known UID is reported, as
+    /// §3.2.6 requires of a server without them.
+    fn lines(&self, msgs: &[crate::mail::UidEntry], uidnext: u32) -> Vec<String> {
+        let max = uidnext.saturating_sub(1);
+        let known = self
+            .known
+            .clone()
+            .unwrap_or_else(|| SeqSet(vec![(1, max.max(1))]));
+        let mut out = Vec::new();
+        let gone = vanished_in(&known, msgs, max);
+        if !gone.is_empty() {
+            out.push(format!(
+                "VANISHED (EARLIER) {}",
+                super::search::compress(&gone)
+            ));
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            if known.contains(m.uid, max) && m.modseq > self.modseq {
+                out.push(format!(
+                    "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
+                    i + 1,
+                    m.uid,
+                    m.flags.join(" "),
+                    m.modseq.max(1)
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// UIDs of `set` (below UIDNEXT) that the mailbox no longer holds.
+pub(crate) fn vanished_in(set: &SeqSet, msgs: &[crate::mail::UidEntry], max: u32) -> Vec<u32> {
+    let present: std::collections::HashSet<u32> = msgs.iter().map(|m| m.uid).collect();
+    let mut out = Vec::new();
+    for &(a, b) in &set.0 {
+        let fix = |x: u32| {
+            if x == crate::imap::proto::args::STAR {
+                max
+            } else {
+                x
+            }
+        };
+        let (a, b) = (fix(a).min(fix(b)), fix(a).max(fix(b)).min(max));
+        for uid in a.max(1)..=b {
+            if !present.contains(&uid) {
+                out.push(uid);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[derive(Default)]

@@ -242,7 +242,7 @@ fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
 }
 
 /// Numbers as a sequence set, runs folded: 1:3,5.
-fn compress(nums: &[u32]) -> String {
+pub(crate) fn compress(nums: &[u32]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < nums.len() {
