@@ -1117,3 +1117,30 @@ async fn qresync_resynchronisation() {
     let r = cmd(&mut c, "i", "EXPUNGE").await;
     assert_eq!(r[0], "* VANISHED 3", "{r:?}");
 }
+
+/// MOVE into the selected mailbox itself gives the message a new UID and
+/// expunges the old one: still one message (found by the IMAP stress
+/// test, which saw such moves double messages).
+#[tokio::test]
+async fn move_into_the_same_mailbox_keeps_one_copy() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    let r = cmd(&mut c, "b", "MOVE 1 INBOX").await;
+    assert!(r[0].starts_with("* OK [COPYUID "), "{r:?}");
+    assert!(r.iter().any(|l| l == "* 1 EXPUNGE"), "{r:?}");
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    let f = cmd(&mut c, "c", "UID FETCH 1:* (UID)").await;
+    let uids: Vec<&String> = f.iter().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(uids.len(), 2, "{f:?}");
+    assert!(
+        f.iter().any(|l| l.contains("UID 3)")),
+        "the moved message has a new UID: {f:?}"
+    );
+    assert_eq!(
+        imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+            .await
+            .len(),
+        2
+    );
+}

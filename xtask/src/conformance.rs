@@ -59,8 +59,11 @@ fn parse_test_log(log: &str) -> HashMap<String, bool> {
                     .trim_end_matches(".rs")
                     .to_string()
             };
-            if binary == "smtp_imap" {
-                binary = "stress".into();
+            // Test targets whose file name differs from the target name.
+            match binary.as_str() {
+                "smtp_imap" => binary = "stress".into(),
+                "imap_clients" => binary = "stress_imap".into(),
+                _ => {}
             }
             continue;
         }

@@ -304,6 +304,8 @@ fn ci() -> Result<(), String> {
                 "crash",
                 "--test",
                 "stress",
+                "--test",
+                "stress_imap",
             ]))
         })?;
         st.stage("conformance transcripts", || conformance::run(true))?;

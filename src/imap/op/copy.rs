@@ -54,7 +54,7 @@ impl Session {
         let (validity, pairs) = match self
             .core
             .mail
-            .copy_messages(acct, src, uids, dst.id, is_move && dst.id != src)
+            .copy_messages(acct, src, uids, dst.id, is_move)
             .await
         {
             Ok(r) => r,
@@ -68,18 +68,24 @@ impl Session {
         // RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges.
         let line = format!("OK [{code}] Moved");
         self.untagged(&line);
-        if dst.id != src {
-            let sel = self.selected.as_mut().expect("selected");
-            let mut lines = Vec::new();
-            for uid in &from {
-                if let Some(i) = sel.msgs.iter().position(|m| m.uid == *uid) {
-                    sel.msgs.remove(i);
-                    lines.push(format!("{} EXPUNGE", i + 1));
-                }
+        // Into the same mailbox too: the message gets a new UID and the old
+        // one is expunged (RFC 6851 §3.3), so it is never doubled.
+        let qresync = self.qresync;
+        let sel = self.selected.as_mut().expect("selected");
+        let mut lines = Vec::new();
+        for uid in &from {
+            if let Some(i) = sel.msgs.iter().position(|m| m.uid == *uid) {
+                sel.msgs.remove(i);
+                lines.push(format!("{} EXPUNGE", i + 1));
             }
-            for l in lines {
-                self.untagged(&l);
-            }
+        }
+        if qresync && !from.is_empty() {
+            let mut gone = from.clone();
+            gone.sort_unstable();
+            lines = vec![format!("VANISHED {}", super::search::compress(&gone))];
+        }
+        for l in lines {
+            self.untagged(&l);
         }
         format!("OK {name} completed")
     }
