@@ -75,6 +75,33 @@ fn listing(lines: &[String]) -> Vec<(u32, String)> {
     out
 }
 
+/// Lists a mailbox's (UID, Message-ID), checks that UIDs ascend and
+/// records them; returns the raw answer and the listing.
+async fn list_checked(
+    c: &mut LineClient,
+    tag: &str,
+    seen: &Mutex<Seen>,
+    mbox: &str,
+    validity: u64,
+) -> (Vec<String>, Vec<(u32, String)>) {
+    let r = cmd(
+        c,
+        tag,
+        "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+    )
+    .await;
+    let list = listing(&r);
+    let mut g = seen.lock().unwrap();
+    if list.windows(2).any(|w| w[0].0 >= w[1].0) {
+        g.violations
+            .push(format!("UIDs not ascending in {mbox}: {list:?}"));
+    }
+    for (uid, id) in &list {
+        g.record(mbox, validity, *uid, id);
+    }
+    (r, list)
+}
+
 async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
     c.send(&format!("{tag} {text}\r\n")).await;
     c.imap_until(tag).await
@@ -137,8 +164,7 @@ async fn hundred_clients_on_shared_mailboxes() {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut clients = Vec::new();
     for k in 0..CLIENTS {
-        let (seen, stop, appended, ops) =
-            (seen.clone(), stop.clone(), appended.clone(), ops.clone());
+        let (seen, appended, ops) = (seen.clone(), appended.clone(), ops.clone());
         clients.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64);
             let mut c = LineClient::connect(imap).await;
@@ -175,24 +201,7 @@ async fn hundred_clients_on_shared_mailboxes() {
                     continue;
                 };
                 let r = match op {
-                    1 | 2 => {
-                        let r = cmd(
-                            &mut c,
-                            &tag,
-                            "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
-                        )
-                        .await;
-                        let list = listing(&r);
-                        let mut g = seen.lock().unwrap();
-                        if list.windows(2).any(|w| w[0].0 >= w[1].0) {
-                            g.violations
-                                .push(format!("UIDs not ascending in {mbox}: {list:?}"));
-                        }
-                        for (uid, id) in &list {
-                            g.record(mbox, validity, *uid, id);
-                        }
-                        r
-                    }
+                    1 | 2 => list_checked(&mut c, &tag, &seen, mbox, validity).await.0,
                     3 => {
                         let flag = ["\\Seen", "\\Flagged", "$Stress"][rng.gen_range(0..3)];
                         let sign = if rng.gen_bool(0.5) { '+' } else { '-' };
@@ -292,20 +301,7 @@ async fn hundred_clients_on_shared_mailboxes() {
     for b in BOXES {
         let r = cmd(&mut c, "s", &format!("SELECT {b}")).await;
         let v = field(&r, "UIDVALIDITY").unwrap();
-        let r = cmd(
-            &mut c,
-            "f",
-            "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
-        )
-        .await;
-        let list = listing(&r);
-        let mut g = seen.lock().unwrap();
-        if list.windows(2).any(|w| w[0].0 >= w[1].0) {
-            g.violations
-                .push(format!("final: UIDs not ascending in {b}"));
-        }
-        for (uid, id) in list {
-            g.record(b, v, uid, &id);
+        for (_, id) in list_checked(&mut c, "f", &seen, b, v).await.1 {
             *count.entry(id).or_default() += 1;
         }
     }
