@@ -13,9 +13,7 @@
 //!   until Dovecot's Maildir holds every message, next to Petrel's inbound
 //!   rate (250 = in the Inbox), with the ratio.
 
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,76 +31,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 const SENDERS: usize = 50;
 const PER_SENDER: usize = 20;
 
-struct Server {
-    child: std::process::Child,
-    smtp: SocketAddr,
-    submission: SocketAddr,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn cli(&self, args: &[&str]) {
-        let st = Command::new(env!("CARGO_BIN_EXE_petrel"))
-            .args(["--url", &self.url, "--credentials", "admin:bench"])
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "petrel {args:?}");
-    }
-}
+#[allow(dead_code)]
+mod server;
+use server::Server;
 
 fn start(extra: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!("{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = []\n"),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .env("PETREL_ADMIN_PASSWORD", "bench")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut smtp, mut submission, mut http) = (None, None, None);
-    loop {
-        let mut l = String::new();
-        assert!(out.read_line(&mut l).unwrap() > 0, "server exited");
-        let parts: Vec<&str> = l.split_whitespace().collect();
-        match parts.get(2).copied() {
-            Some("smtp") if l.starts_with("petrel: listening") => {
-                smtp = Some(parts[3].parse().unwrap())
-            }
-            Some("submission") if l.starts_with("petrel: listening") => {
-                submission = Some(parts[3].parse().unwrap())
-            }
-            Some("http") if l.starts_with("petrel: listening") => http = Some(parts[3].to_string()),
-            _ => {}
-        }
-        if l.starts_with("petrel: ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    let s = Server {
-        child,
-        smtp: smtp.unwrap(),
-        submission: submission.unwrap(),
-        url: format!("http://{}", http.unwrap()),
-        _dir: dir,
-    };
-    s.cli(&["domain", "create", "bench.test"]);
+    let s = Server::start(extra, &["smtp", "submission"]);
     s.cli(&["account", "create", "sink@bench.test", "--secret", "pw"]);
     s
 }
@@ -198,7 +132,7 @@ fn inbound(c: &mut Criterion) {
                 rt.block_on(async {
                     let t = Instant::now();
                     for _ in 0..iters {
-                        run_senders(server.smtp, false, "sink@bench.test").await;
+                        run_senders(server.addr("smtp"), false, "sink@bench.test").await;
                     }
                     t.elapsed()
                 })
@@ -282,7 +216,7 @@ fn outbound(c: &mut Criterion) {
                     let t = Instant::now();
                     for _ in 0..iters {
                         let target = count.load(Ordering::Relaxed) + SENDERS * PER_SENDER;
-                        run_senders(server.submission, true, "someone@remote.test").await;
+                        run_senders(server.addr("submission"), true, "someone@remote.test").await;
                         while count.load(Ordering::Relaxed) < target {
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
@@ -307,7 +241,7 @@ fn comparison(_c: &mut Criterion) {
     let petrel = start("");
     let t = Instant::now();
     for _ in 0..ROUNDS {
-        rt.block_on(run_senders(petrel.smtp, false, "sink@bench.test"));
+        rt.block_on(run_senders(petrel.addr("smtp"), false, "sink@bench.test"));
     }
     let petrel_rate = total / t.elapsed().as_secs_f64();
     drop(petrel);

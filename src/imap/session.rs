@@ -8,14 +8,16 @@ use super::proto::args::{SeqSet, STAR};
 use super::proto::{tokenize, Event, Parsed, Receiver};
 use crate::core::{session_id, SharedCore};
 use crate::directory::Account;
-use crate::mail::{Mailbox, UidEntry};
+use crate::mail::Mailbox;
 use crate::net::{Conn, Shutdown};
 
 pub struct Selected {
     pub mailbox: Mailbox,
     pub read_only: bool,
-    /// The session's view: sequence number n is `msgs[n-1]`.
-    pub msgs: Vec<UidEntry>,
+    /// The session's view: sequence number n is `msgs[n-1]`. Shared with
+    /// other sessions while it equals the mailbox's current listing;
+    /// copied on write.
+    pub msgs: crate::mail::View,
 }
 
 pub struct Session {
@@ -404,7 +406,7 @@ impl Session {
         if mb.highest_modseq == sel.mailbox.highest_modseq && mb.uidnext == sel.mailbox.uidnext {
             return;
         }
-        let Ok(current) = self.core.mail.uids(acct, mbox_id).await else {
+        let Ok(current) = self.core.mail.view(acct, &mb).await else {
             return;
         };
         let mut lines = Vec::new();
@@ -415,7 +417,7 @@ impl Session {
         let mut kept = Vec::with_capacity(current.len());
         let mut ci = 0;
         let mut seq = 0usize;
-        for old in std::mem::take(&mut sel.msgs) {
+        for old in std::sync::Arc::unwrap_or_clone(std::mem::take(&mut sel.msgs)) {
             while ci < current.len() && current[ci].uid < old.uid {
                 ci += 1; // appended below the top: cannot happen (UIDs ascend)
             }
@@ -454,11 +456,16 @@ impl Session {
         }
         let before = kept.len();
         let last_uid = kept.last().map(|m| m.uid).unwrap_or(0);
-        kept.extend(current.into_iter().filter(|c| c.uid > last_uid));
+        kept.extend(current.iter().filter(|c| c.uid > last_uid).cloned());
         if kept.len() != before {
             lines.push(format!("{} EXISTS", kept.len()));
         }
-        sel.msgs = kept;
+        // In step with the mailbox: hold the shared listing, not a copy.
+        sel.msgs = if complete {
+            current
+        } else {
+            std::sync::Arc::new(kept)
+        };
         if complete {
             sel.mailbox = mb;
         } else {

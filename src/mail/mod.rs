@@ -240,6 +240,18 @@ pub struct MailStore {
     /// Account ids whose mail changed; IMAP IDLE (and later JMAP push)
     /// listen here.
     changes: tokio::sync::broadcast::Sender<u32>,
+    /// Mailbox listings shared by the sessions that look at the same
+    /// state, keyed by (account, mailbox) and tagged with the
+    /// (highest modseq, UIDNEXT) they were read at.
+    views: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(u32, u32), SharedView>>>,
+}
+
+/// A mailbox listing as many sessions hold it: read once, shared.
+pub type View = std::sync::Arc<Vec<UidEntry>>;
+
+struct SharedView {
+    at: (u64, u32),
+    view: View,
 }
 
 impl MailStore {
@@ -249,6 +261,7 @@ impl MailStore {
             blobs,
             hooks: Default::default(),
             changes: tokio::sync::broadcast::channel(1024).0,
+            views: Default::default(),
         }
     }
 
@@ -327,11 +340,73 @@ impl MailStore {
             .collect())
     }
 
+    /// The messages of a mailbox as a shared, read-only listing: sessions
+    /// on the same mailbox state get the same one, so a thousand idle
+    /// sessions on a large mailbox hold one copy. The mailbox record is
+    /// read before the listing, so a listing is never older than its tag.
+    pub async fn view(&self, acct: u32, mbox: &Mailbox) -> Result<View> {
+        let at = (mbox.highest_modseq, mbox.uidnext);
+        if let Some(v) = self.views.lock().expect("lock").get(&(acct, mbox.id)) {
+            if v.at == at {
+                return Ok(v.view.clone());
+            }
+        }
+        let view: View = std::sync::Arc::new(self.uids(acct, mbox.id).await?);
+        let mut views = self.views.lock().expect("lock");
+        if views.len() > 10_000 {
+            views.clear();
+        }
+        views.insert(
+            (acct, mbox.id),
+            SharedView {
+                at,
+                view: view.clone(),
+            },
+        );
+        Ok(view)
+    }
+
     pub async fn email_meta(&self, acct: u32, email: u64) -> Result<Option<EmailMeta>> {
         match self.store.get(k_email(b'E', acct, email)).await? {
             Some(v) => Ok(Some(from_json(&v)?)),
             None => Ok(None),
         }
+    }
+
+    /// Metadata of many messages with one range read instead of a read
+    /// each (FETCH over a whole mailbox).
+    pub async fn email_metas(
+        &self,
+        acct: u32,
+        emails: &[u64],
+    ) -> Result<std::collections::HashMap<u64, EmailMeta>> {
+        let (Some(&lo), Some(&hi)) = (emails.iter().min(), emails.iter().max()) else {
+            return Ok(Default::default());
+        };
+        let wanted: std::collections::HashSet<u64> = emails.iter().copied().collect();
+        let rows = self
+            .store
+            .scan(
+                k_email(b'E', acct, lo),
+                k_email(b'E', acct, hi.saturating_add(1)),
+                usize::MAX,
+            )
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(wanted.len());
+        for (k, v) in rows {
+            let Some(id) = k
+                .len()
+                .checked_sub(8)
+                .and_then(|at| k[at..].try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            if wanted.contains(&id) {
+                out.insert(id, from_json(&v)?);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn email_raw(&self, meta: &EmailMeta) -> Result<Vec<u8>> {

@@ -332,7 +332,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp]>");
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap]>");
             return ExitCode::from(2);
         }
     };
@@ -395,13 +395,14 @@ fn bench(args: &[String]) -> Result<(), String> {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if args.first().map(String::as_str) != Some("store") {
+    if args.first().map(String::as_str) == Some("smtp") || args.is_empty() {
         apt_install(BENCH_PACKAGES)?;
     }
     let which: Vec<&str> = match args.first().map(String::as_str) {
         Some("store") => vec!["store"],
         Some("smtp") => vec!["smtp_delivery"],
-        _ => vec!["store", "smtp_delivery"],
+        Some("imap") => vec!["imap"],
+        _ => vec!["store", "smtp_delivery", "imap"],
     };
     for b in which {
         run(cargo().args(["bench", "--bench", b]))?;

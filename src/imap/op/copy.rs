@@ -75,7 +75,7 @@ impl Session {
         let mut lines = Vec::new();
         for uid in &from {
             if let Some(i) = sel.msgs.iter().position(|m| m.uid == *uid) {
-                sel.msgs.remove(i);
+                std::sync::Arc::make_mut(&mut sel.msgs).remove(i);
                 lines.push(format!("{} EXPUNGE", i + 1));
             }
         }

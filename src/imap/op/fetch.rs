@@ -316,7 +316,10 @@ impl Session {
                     Ok((changed, _)) => {
                         let sel = self.selected.as_mut().expect("selected");
                         for (uid, flags, modseq) in changed {
-                            if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid == uid) {
+                            if let Some(m) = std::sync::Arc::make_mut(&mut sel.msgs)
+                                .iter_mut()
+                                .find(|m| m.uid == uid)
+                            {
                                 m.flags = flags;
                                 m.modseq = modseq;
                             }
@@ -354,12 +357,36 @@ impl Session {
                     | FetchAttr::BinarySize { .. }
             )
         });
+        // Many messages: their metadata in one read.
+        let mut metas = if needs_meta && picked.len() > 32 {
+            let sel = self.selected.as_ref().expect("selected");
+            let emails: Vec<u64> = picked.iter().map(|&i| sel.msgs[i].email).collect();
+            match self.core.mail.email_metas(acct, &emails).await {
+                Ok(m) => Some(m),
+                Err(e) => return unavailable(e),
+            }
+        } else {
+            None
+        };
         for i in picked {
             let m = self.selected.as_ref().expect("selected").msgs[i].clone();
-            let (meta, raw) = match self
-                .load_message(acct, m.email, needs_meta, needs_raw)
-                .await
-            {
+            let loaded = match metas.as_mut() {
+                Some(all) => {
+                    let meta = all.remove(&m.email);
+                    match (&meta, needs_raw) {
+                        (Some(x), true) => match self.core.mail.email_raw(x).await {
+                            Ok(raw) => Ok((meta, Some(raw))),
+                            Err(e) => Err(unavailable(e)),
+                        },
+                        _ => Ok((meta, None)),
+                    }
+                }
+                None => {
+                    self.load_message(acct, m.email, needs_meta, needs_raw)
+                        .await
+                }
+            };
+            let (meta, raw) = match loaded {
                 Ok(x) => x,
                 Err(r) => return r,
             };

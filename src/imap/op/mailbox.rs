@@ -120,7 +120,7 @@ impl Session {
             Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
             Err(e) => return unavailable(e),
         };
-        let msgs = match self.core.mail.uids(acct, mb.id).await {
+        let msgs = match self.core.mail.view(acct, &mb).await {
             Ok(m) => m,
             Err(e) => return unavailable(e),
         };
@@ -427,7 +427,7 @@ impl Session {
         let mut vanished = Vec::new();
         for uid in gone {
             if let Some(i) = sel.msgs.iter().position(|m| m.uid == uid) {
-                sel.msgs.remove(i);
+                std::sync::Arc::make_mut(&mut sel.msgs).remove(i);
                 vanished.push(uid);
                 lines.push(format!("{} EXPUNGE", i + 1));
             }

@@ -78,7 +78,10 @@ impl Session {
         };
         let sel = self.selected.as_mut().expect("selected");
         for (uid, flags, modseq) in &changed {
-            if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid == *uid) {
+            if let Some(m) = std::sync::Arc::make_mut(&mut sel.msgs)
+                .iter_mut()
+                .find(|m| m.uid == *uid)
+            {
                 m.flags = flags.clone();
                 m.modseq = *modseq;
             }

@@ -1,0 +1,170 @@
+//! IMAP figures against a real `petrel serve` (release build), over
+//! loopback, printed as plain lines (`cargo xtask bench imap`):
+//! - `UID FETCH 1:* (FLAGS UID ENVELOPE)` on a 10,000-message mailbox
+//!   (target < 200 ms), time to the tagged OK;
+//! - `SEARCH TEXT` over the same mailbox (SEARCH scans the messages: no
+//!   full-text index yet, so the 100,000-message target is not measured);
+//! - 1,000 concurrent connections, logged in and IDLE: the server's RSS
+//!   (target < 50 MB in total).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const MESSAGES: usize = 10_000;
+const IDLE_CONNECTIONS: usize = 1_000;
+
+mod server;
+use server::Server;
+
+fn start() -> Server {
+    let s = Server::start("[imap]\nauth-without-tls = true\n", &["imap"]);
+    s.cli(&["account", "create", "reader@bench.test", "--secret", "pw"]);
+    s
+}
+
+struct Client {
+    r: BufReader<tokio::io::ReadHalf<tokio::net::TcpStream>>,
+    w: tokio::io::WriteHalf<tokio::net::TcpStream>,
+}
+
+impl Client {
+    async fn login(addr: SocketAddr) -> Client {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (r, w) = tokio::io::split(s);
+        let mut c = Client {
+            r: BufReader::new(r),
+            w,
+        };
+        c.line().await;
+        c.run("l", "LOGIN reader@bench.test pw").await;
+        c
+    }
+
+    async fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).await.unwrap();
+        l
+    }
+
+    /// Sends a command and reads to its tagged reply; returns the bytes
+    /// read.
+    async fn run(&mut self, tag: &str, cmd: &str) -> usize {
+        self.w
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut n = 0;
+        loop {
+            let l = self.line().await;
+            assert!(!l.is_empty(), "connection closed");
+            n += l.len();
+            if l.starts_with(&format!("{tag} ")) {
+                assert!(l.starts_with(&format!("{tag} OK")), "{l}");
+                return n;
+            }
+        }
+    }
+}
+
+fn message(i: usize) -> String {
+    format!(
+        "From: Sender {i} <s{i}@remote.test>\r\nTo: reader@bench.test\r\nSubject: bench message {i}\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\nMessage-ID: <b{i}@remote.test>\r\n\r\n{}{}\r\n",
+        "lorem ipsum dolor sit amet ".repeat(30),
+        if i % 1000 == 7 { "needle" } else { "" }
+    )
+}
+
+/// Opens 1,000 connections that log in, select the Inbox and IDLE, and
+/// prints the server's RSS before and with them.
+async fn idle_connections(server: &Server, what: &str) {
+    let before = server.rss_kb();
+    let mut idle = Vec::new();
+    for _ in 0..IDLE_CONNECTIONS {
+        let mut c = Client::login(server.addr("imap")).await;
+        c.run("s", "SELECT INBOX").await;
+        c.w.write_all(b"i IDLE\r\n").await.unwrap();
+        let go = c.line().await;
+        assert!(go.starts_with('+'), "{go}");
+        idle.push(c);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server.rss_kb();
+    println!(
+        "imap: {IDLE_CONNECTIONS} connections logged in, selected and IDLE {what}: server RSS {:.1} MB (before {:.1} MB; {:.1} KB per connection; target < 50 MB)",
+        after as f64 / 1024.0,
+        before as f64 / 1024.0,
+        (after.saturating_sub(before)) as f64 / IDLE_CONNECTIONS as f64
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = start();
+    rt.block_on(async {
+        // First on a freshly started server with an empty Inbox.
+        idle_connections(&server, "on a fresh server, empty Inbox").await;
+        // Fill the Inbox: 4 connections, APPEND with LITERAL+.
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for k in 0..4 {
+            let addr = server.addr("imap");
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::login(addr).await;
+                for i in (k..MESSAGES).step_by(4) {
+                    let m = message(i);
+                    c.run("a", &format!("APPEND INBOX {{{}+}}\r\n{m}", m.len()))
+                        .await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        println!(
+            "imap: appended {MESSAGES} messages in {:.1} s ({:.0}/s, 4 connections)",
+            t.elapsed().as_secs_f64(),
+            MESSAGES as f64 / t.elapsed().as_secs_f64()
+        );
+
+        let mut c = Client::login(server.addr("imap")).await;
+        c.run("s", "SELECT INBOX").await;
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            bytes = c.run("f", "UID FETCH 1:* (FLAGS UID ENVELOPE)").await;
+            times.push(t.elapsed());
+        }
+        println!(
+            "imap: UID FETCH 1:* (FLAGS UID ENVELOPE), {MESSAGES} messages, {} KB: median {} ms, best {} ms (target < 200 ms)",
+            bytes / 1024,
+            median(times.clone()).as_millis(),
+            times.iter().min().unwrap().as_millis()
+        );
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            c.run("t", "SEARCH TEXT needle").await;
+            times.push(t.elapsed());
+        }
+        println!(
+            "imap: SEARCH TEXT over {MESSAGES} messages (scan, no index): median {} ms (target: < 100 ms over 100,000 with an index; not measured)",
+            median(times).as_millis()
+        );
+
+        idle_connections(&server, "on the 10,000-message Inbox").await;
+    });
+}

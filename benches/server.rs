@@ -1,0 +1,104 @@
+//! A release `petrel serve` for the benchmarks: a throwaway data
+//! directory, the listed listeners on port 0, the admin password "bench".
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+pub struct Server {
+    child: std::process::Child,
+    ports: HashMap<String, SocketAddr>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts with `extra` configuration and these listeners (plus http).
+    pub fn start(extra: &str, listeners: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = format!("{extra}\n[listeners]\nhttp = [\"127.0.0.1:0\"]\n");
+        for l in [
+            "smtp",
+            "submission",
+            "submissions",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s",
+        ] {
+            let on = if listeners.contains(&l) {
+                "\"127.0.0.1:0\""
+            } else {
+                ""
+            };
+            cfg.push_str(&format!("{l} = [{on}]\n"));
+        }
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .env("PETREL_ADMIN_PASSWORD", "bench")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ports = HashMap::new();
+        loop {
+            let mut l = String::new();
+            assert!(out.read_line(&mut l).unwrap() > 0, "server exited");
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            if l.starts_with("petrel: listening") {
+                if let (Some(name), Some(Ok(addr))) =
+                    (parts.get(2), parts.get(3).map(|a| a.parse()))
+                {
+                    ports.insert(name.to_string(), addr);
+                }
+            }
+            if l.starts_with("petrel: ready") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        let url = format!("http://{}", ports["http"]);
+        let s = Server {
+            child,
+            ports,
+            url,
+            _dir: dir,
+        };
+        s.cli(&["domain", "create", "bench.test"]);
+        s
+    }
+
+    pub fn addr(&self, listener: &str) -> SocketAddr {
+        self.ports[listener]
+    }
+
+    pub fn cli(&self, args: &[&str]) {
+        let st = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["--url", &self.url, "--credentials", "admin:bench"])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "petrel {args:?}");
+    }
+
+    /// The server's resident memory, in KB.
+    pub fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
