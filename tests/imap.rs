@@ -1144,3 +1144,42 @@ async fn move_into_the_same_mailbox_keeps_one_copy() {
         2
     );
 }
+
+/// WITHIN (RFC 5032) and PREVIEW (RFC 8970).
+#[tokio::test]
+async fn within_and_preview() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(
+        caps.contains(" WITHIN ") && caps.contains(" PREVIEW "),
+        "{caps}"
+    );
+    // An old message, by its INTERNALDATE.
+    let old = "Subject: old\r\n\r\nfrom long ago\r\n";
+    c.send(&format!(
+        "b APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" {{{}+}}\r\n{old}\r\n",
+        old.len()
+    ))
+    .await;
+    assert!(c.imap_until("b").await.last().unwrap().starts_with("b OK"));
+    cmd(&mut c, "c", "SELECT INBOX").await;
+    assert_eq!(
+        cmd(&mut c, "d", "SEARCH YOUNGER 3600").await[0],
+        "* SEARCH 1 2"
+    );
+    assert_eq!(
+        cmd(&mut c, "e", "SEARCH OLDER 86400").await[0],
+        "* SEARCH 3"
+    );
+    assert!(cmd(&mut c, "f", "SEARCH OLDER 0").await[0].starts_with("f BAD"));
+    assert!(cmd(&mut c, "g", "SEARCH YOUNGER x").await[0].starts_with("g BAD"));
+
+    // PREVIEW: the text of the first text part; (LAZY) is accepted.
+    let r = cmd(&mut c, "h", "FETCH 1:2 (PREVIEW)").await;
+    assert_eq!(r[0], "* 1 FETCH (PREVIEW \"part one\")", "{r:?}");
+    assert_eq!(r[1], "* 2 FETCH (PREVIEW \"second body\")", "{r:?}");
+    let r = cmd(&mut c, "i", "FETCH 3 (UID PREVIEW (LAZY))").await;
+    assert_eq!(r[0], "* 3 FETCH (UID 3 PREVIEW \"from long ago\")", "{r:?}");
+    assert!(cmd(&mut c, "j", "FETCH 1 (PREVIEW (EAGER))").await[0].starts_with("j BAD"));
+}

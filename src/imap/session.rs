@@ -109,6 +109,8 @@ impl Session {
             "ESEARCH",
             "SEARCHRES",
             "BINARY",
+            "WITHIN",
+            "PREVIEW",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,

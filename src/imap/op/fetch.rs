@@ -355,6 +355,7 @@ impl Session {
                     | FetchAttr::Section { .. }
                     | FetchAttr::Binary { .. }
                     | FetchAttr::BinarySize { .. }
+                    | FetchAttr::Preview
             )
         });
         // Many messages: their metadata in one read.
@@ -521,6 +522,20 @@ fn render(
                     }
                     literal(out, &d);
                 }
+            }
+        }
+        // RFC 8970: at most 200 characters of the first text part, white
+        // space folded.
+        FetchAttr::Preview => {
+            let preview = raw.and_then(|r| {
+                let msg = mail_parser::MessageParser::default().parse(r)?;
+                let text = msg.body_preview(200)?;
+                let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                Some(folded.chars().take(200).collect::<String>())
+            });
+            match preview {
+                Some(p) => push(out, &format!("PREVIEW {}", crate::mail::mime::istring(&p))),
+                None => push(out, "PREVIEW NIL"),
             }
         }
         FetchAttr::BinarySize { part } => {

@@ -23,6 +23,9 @@ pub enum Key {
     Smaller(u64),
     /// RFC 7162 §3.1.5: mod-sequence at least this.
     ModSeq(u64),
+    /// RFC 5032 WITHIN: received more (older) or less (younger) than
+    /// this many seconds ago.
+    Age(bool, u64),
     /// RFC 8474 §6.
     EmailId(u64),
     ThreadId(u64),
@@ -136,6 +139,14 @@ impl<'a> Parser<'a> {
                     first
                 };
                 Ok(Key::ModSeq(n.parse().map_err(|_| "Invalid mod-sequence")?))
+            }
+            "OLDER" | "YOUNGER" => {
+                let secs = self.string()?;
+                let n: u64 = secs.parse().map_err(|_| "Invalid interval")?;
+                if n == 0 {
+                    return Err("The interval must be positive".into());
+                }
+                Ok(Key::Age(atom == "OLDER", n))
             }
             "EMAILID" => {
                 let id = self.string()?;
@@ -315,7 +326,7 @@ fn uses_modseq(k: &Key) -> bool {
 
 fn needs_meta(k: &Key) -> bool {
     match k {
-        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) | Key::ThreadId(_) => true,
+        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) | Key::ThreadId(_) | Key::Age(..) => true,
         Key::Not(k) => needs_meta(k),
         Key::Or(a, b) => needs_meta(a) || needs_meta(b),
         Key::And(v) => v.iter().any(needs_meta),
@@ -419,6 +430,14 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
         Key::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
         Key::ModSeq(n) => c.entry.modseq.max(1) >= *n,
         Key::EmailId(n) => c.entry.email == *n,
+        Key::Age(older, secs) => c.meta.is_some_and(|m| {
+            let age = crate::core::unix_now().saturating_sub(m.received_at).max(0) as u64;
+            if *older {
+                age >= *secs
+            } else {
+                age <= *secs
+            }
+        }),
         Key::ThreadId(n) => c.meta.is_some_and(|m| m.thread == *n),
         Key::Uid(s) => s.contains(c.entry.uid, c.largest_uid),
         Key::Seq(s) => s.contains(c.seq, c.largest_seq),

@@ -109,6 +109,8 @@ pub enum FetchAttr {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8970: a short plain-text preview of the message.
+    Preview,
     Section {
         section: Section,
         peek: bool,
@@ -144,13 +146,29 @@ pub fn parse_fetch_attrs(t: &Token) -> Result<Vec<FetchAttr>, String> {
             if items.is_empty() {
                 return Err("Empty FETCH attribute list".into());
             }
-            items
-                .iter()
-                .map(|i| match i {
-                    Token::Atom(a) => parse_attr(a),
-                    _ => Err("Invalid FETCH attribute".into()),
-                })
-                .collect()
+            let mut out = Vec::new();
+            let mut prev_preview = false;
+            for i in items {
+                match i {
+                    Token::Atom(a) => {
+                        let attr = parse_attr(a)?;
+                        prev_preview = attr == FetchAttr::Preview;
+                        out.push(attr);
+                    }
+                    // PREVIEW (LAZY): Petrel always has the preview at hand.
+                    Token::List(mods)
+                        if prev_preview
+                            && mods.iter().all(|m| {
+                                m.as_string()
+                                    .is_some_and(|s| s.eq_ignore_ascii_case("LAZY"))
+                            }) =>
+                    {
+                        prev_preview = false;
+                    }
+                    _ => return Err("Invalid FETCH attribute".into()),
+                }
+            }
+            Ok(out)
         }
         _ => Err("Invalid FETCH attributes".into()),
     }
@@ -172,6 +190,7 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
         "MODSEQ" => Some(FetchAttr::ModSeq),
         "EMAILID" => Some(FetchAttr::EmailId),
         "THREADID" => Some(FetchAttr::ThreadId),
+        "PREVIEW" => Some(FetchAttr::Preview),
         _ => None,
     };
     if let Some(s) = simple {
