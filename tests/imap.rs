@@ -1183,3 +1183,85 @@ async fn within_and_preview() {
     assert_eq!(r[0], "* 3 FETCH (UID 3 PREVIEW \"from long ago\")", "{r:?}");
     assert!(cmd(&mut c, "j", "FETCH 1 (PREVIEW (EAGER))").await[0].starts_with("j BAD"));
 }
+
+/// SORT (RFC 5256) and SORT=DISPLAY (RFC 5957).
+#[tokio::test]
+async fn sort_orders() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    // Appended in this order; sizes grow with the filler.
+    for (i, (from, subject, date)) in [
+        (
+            "\"Zed\" <amy@remote.test>",
+            "Re: beta",
+            "Mon, 02 Jan 2023 10:00:00 +0000",
+        ),
+        (
+            "bob@remote.test",
+            "alpha",
+            "Sun, 01 Jan 2023 10:00:00 +0000",
+        ),
+        (
+            "\"Adam\" <cyd@remote.test>",
+            "Fwd: gamma",
+            "Tue, 03 Jan 2023 10:00:00 +0000",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = format!(
+            "From: {from}\r\nTo: joe@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n{}\r\n",
+            "x".repeat(100 * (i + 1))
+        );
+        c.send(&format!("a{i} APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()))
+            .await;
+        assert!(c
+            .imap_until(&format!("a{i}"))
+            .await
+            .last()
+            .unwrap()
+            .contains("OK"));
+    }
+    cmd(&mut c, "b", "SELECT INBOX").await;
+    let caps = cmd(&mut c, "c", "CAPABILITY").await.join(" ");
+    assert!(caps.contains(" SORT SORT=DISPLAY "), "{caps}");
+    let sort = |r: Vec<String>| r[0].clone();
+    assert_eq!(
+        sort(cmd(&mut c, "d", "SORT (SUBJECT) UTF-8 ALL").await),
+        "* SORT 2 1 3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "e", "SORT (DATE) UTF-8 ALL").await),
+        "* SORT 2 1 3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "f", "SORT (REVERSE SIZE) UTF-8 ALL").await),
+        "* SORT 3 2 1"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "g", "SORT (FROM) UTF-8 ALL").await),
+        "* SORT 1 2 3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "h", "SORT (DISPLAYFROM) UTF-8 ALL").await),
+        "* SORT 3 2 1"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "i", "SORT (ARRIVAL) UTF-8 NOT SUBJECT alpha").await),
+        "* SORT 1 3"
+    );
+    // Same arrival second: ties go by sequence number, not reversed.
+    assert_eq!(
+        sort(cmd(&mut c, "j", "UID SORT (REVERSE ARRIVAL) UTF-8 ALL").await),
+        "* SORT 1 2 3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "j2", "UID SORT (REVERSE DATE) UTF-8 ALL").await),
+        "* SORT 3 1 2"
+    );
+    assert!(cmd(&mut c, "k", "SORT (FROB) UTF-8 ALL").await[0].starts_with("k BAD"));
+    assert!(cmd(&mut c, "l", "SORT (REVERSE) UTF-8 ALL").await[0].starts_with("l BAD"));
+    assert!(cmd(&mut c, "m", "SORT (SIZE) KOI8-R ALL").await[0].starts_with("m NO [BADCHARSET"));
+}

@@ -111,6 +111,8 @@ impl Session {
             "BINARY",
             "WITHIN",
             "PREVIEW",
+            "SORT",
+            "SORT=DISPLAY",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,
@@ -292,7 +294,7 @@ impl Session {
             "LIST" | "LSUB" => self.cmd_list(&args, name == "LSUB").await,
             "STATUS" => self.cmd_status(&args).await,
             _ if !selected => match name {
-                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" => {
+                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" | "SORT" => {
                     "BAD No mailbox selected".into()
                 }
                 _ => format!("BAD Unknown command {name}"),
@@ -302,6 +304,7 @@ impl Session {
             "COPY" => self.cmd_copy(&args, false, false).await,
             "MOVE" => self.cmd_copy(&args, false, true).await,
             "SEARCH" => self.cmd_search(tag, &args, false).await,
+            "SORT" => self.cmd_sort(&args, false).await,
             "EXPUNGE" => self.cmd_expunge(None).await,
             "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
             "UID" => self.cmd_uid(tag, args).await,
@@ -337,6 +340,7 @@ impl Session {
             "COPY" => self.cmd_copy(&args, true, false).await,
             "MOVE" => self.cmd_copy(&args, true, true).await,
             "SEARCH" => self.cmd_search(tag, &args, true).await,
+            "SORT" => self.cmd_sort(&args, true).await,
             "EXPUNGE" => {
                 let Some(mut set) = args
                     .first()

@@ -10,4 +10,5 @@ pub mod mailbox;
 pub mod manage;
 pub mod quota;
 pub mod search;
+pub mod sort;
 pub mod store;

@@ -448,6 +448,37 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
 }
 
 impl Session {
+    /// Positions in the selected view of the messages `key` matches.
+    pub(crate) async fn matching(&mut self, key: &Key) -> Result<Vec<usize>, Reply> {
+        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let sel = self
+            .selected
+            .as_ref()
+            .expect("selected state checked by dispatch");
+        let msgs = sel.msgs.clone();
+        let (want_meta, want_raw) = (needs_meta(key), needs_content(key));
+        let largest_seq = msgs.len() as u32;
+        let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
+        let mut found = Vec::new();
+        for (i, entry) in msgs.iter().enumerate() {
+            let (meta, raw) = self
+                .load_message(acct, entry.email, want_meta, want_raw)
+                .await?;
+            let c = Candidate {
+                seq: i as u32 + 1,
+                largest_seq,
+                largest_uid,
+                entry,
+                meta: meta.as_ref(),
+                raw: raw.as_deref(),
+            };
+            if matches(key, &c) {
+                found.push(i);
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn cmd_search(&mut self, tag: &str, args: &[Token], uid_mode: bool) -> Reply {
         // RFC 4731: SEARCH RETURN (options) criteria asks for ESEARCH.
         let (ret, args) = match parse_return(args) {
@@ -463,39 +494,19 @@ impl Session {
             Err(e) if e.starts_with('[') => return format!("NO {e}"),
             Err(e) => return format!("BAD {e}"),
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
-        let sel = self
-            .selected
-            .as_ref()
-            .expect("selected state checked by dispatch");
-        let msgs = sel.msgs.clone();
-        let (want_meta, want_raw) = (needs_meta(&key), needs_content(&key));
-        let largest_seq = msgs.len() as u32;
-        let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
+        let found = match self.matching(&key).await {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let msgs = self.selected.as_ref().expect("selected").msgs.clone();
         let mut hits = Vec::new();
         let mut hit_uids = Vec::new();
         let mut highest = 0u64;
-        for (i, entry) in msgs.iter().enumerate() {
-            let (meta, raw) = match self
-                .load_message(acct, entry.email, want_meta, want_raw)
-                .await
-            {
-                Ok(x) => x,
-                Err(r) => return r,
-            };
-            let c = Candidate {
-                seq: i as u32 + 1,
-                largest_seq,
-                largest_uid,
-                entry,
-                meta: meta.as_ref(),
-                raw: raw.as_deref(),
-            };
-            if matches(&key, &c) {
-                hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
-                hit_uids.push(entry.uid);
-                highest = highest.max(entry.modseq.max(1));
-            }
+        for i in found {
+            let entry = &msgs[i];
+            hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
+            hit_uids.push(entry.uid);
+            highest = highest.max(entry.modseq.max(1));
         }
         let modseq = uses_modseq(&key);
         if modseq {
