@@ -1265,3 +1265,42 @@ async fn sort_orders() {
     assert!(cmd(&mut c, "l", "SORT (REVERSE) UTF-8 ALL").await[0].starts_with("l BAD"));
     assert!(cmd(&mut c, "m", "SORT (SIZE) KOI8-R ALL").await[0].starts_with("m NO [BADCHARSET"));
 }
+
+/// RFC 9051 §6.3.6: RENAME INBOX moves its messages into the new mailbox;
+/// INBOX stays, empty, and takes new mail as before.
+#[tokio::test]
+async fn renaming_inbox_moves_its_messages() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    cmd(&mut c, "a", "SELECT INBOX").await;
+    let r = cmd(&mut c, "b", "RENAME INBOX \"Old Mail\"").await;
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    // The selected INBOX learns of the expunges (with the RENAME reply).
+    let n = cmd(&mut c, "c", "NOOP").await;
+    let expunges = r
+        .iter()
+        .chain(n.iter())
+        .filter(|l| l.ends_with(" EXPUNGE"))
+        .count();
+    assert_eq!(expunges, 2, "{r:?} {n:?}");
+    let st = cmd(&mut c, "d", "STATUS \"Old Mail\" (MESSAGES)").await;
+    assert_eq!(st[0], "* STATUS \"Old Mail\" (MESSAGES 2)");
+    let st = cmd(&mut c, "e", "STATUS INBOX (MESSAGES)").await;
+    assert_eq!(st[0], "* STATUS \"INBOX\" (MESSAGES 0)");
+    // An existing name is refused; INBOX still takes mail.
+    assert!(cmd(&mut c, "f", "RENAME INBOX Sent").await[0].starts_with("f NO"));
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "x@remote.test",
+        &["joe@example.org"],
+        "Subject: new\r\n\r\nnew"
+    )
+    .await
+    .starts_with("250"));
+    assert_eq!(
+        imap_fetch_all(s.addr("imap"), "joe@example.org", "pw")
+            .await
+            .len(),
+        1
+    );
+}

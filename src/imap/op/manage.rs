@@ -57,6 +57,9 @@ impl Session {
         let (Some(from), Some(to)) = (mailbox_arg(args.first()), mailbox_arg(args.get(1))) else {
             return "BAD RENAME needs two mailbox names".into();
         };
+        if from.eq_ignore_ascii_case("INBOX") {
+            return self.rename_inbox(&to).await;
+        }
         match self.core.mail.rename_mailbox(self.acct(), &from, &to).await {
             Ok(()) => {
                 if let Some(sel) = self.selected.as_mut() {
@@ -68,6 +71,35 @@ impl Session {
             }
             Err(e) => mail_error(e, "RENAME"),
         }
+    }
+
+    /// RFC 9051 §6.3.6: renaming INBOX moves its messages into a new
+    /// mailbox of that name and leaves INBOX, empty, where it is.
+    async fn rename_inbox(&mut self, to: &str) -> Reply {
+        let acct = self.acct();
+        let mail = self.core.mail.clone();
+        let inbox = match mail.mailbox_by_name(acct, "INBOX").await {
+            Ok(Some(m)) => m,
+            Ok(None) => return "NO [NONEXISTENT] No INBOX".into(),
+            Err(e) => return super::mailbox::unavailable(e),
+        };
+        let target = match mail.create_mailbox(acct, to).await {
+            Ok(m) => m,
+            Err(e) => return mail_error(e, "RENAME"),
+        };
+        let uids = match mail.uids(acct, inbox.id).await {
+            Ok(v) => v.into_iter().map(|e| e.uid).collect::<Vec<_>>(),
+            Err(e) => return super::mailbox::unavailable(e),
+        };
+        if !uids.is_empty() {
+            if let Err(e) = mail
+                .copy_messages(acct, inbox.id, uids, target.id, true)
+                .await
+            {
+                return mail_error(e, "RENAME");
+            }
+        }
+        "OK RENAME completed (INBOX stays, now empty)".into()
     }
 
     pub(crate) async fn cmd_subscribe(&mut self, args: &[Token], on: bool) -> Reply {
