@@ -1304,3 +1304,86 @@ async fn renaming_inbox_moves_its_messages() {
         1
     );
 }
+
+/// A client side of COMPRESS=DEFLATE for the test: raw DEFLATE with sync
+/// flushes (flate2), over the plain socket.
+struct Deflated {
+    tcp: tokio::net::TcpStream,
+    comp: flate2::Compress,
+    decomp: flate2::Decompress,
+    text: String,
+}
+
+impl Deflated {
+    async fn cmd(&mut self, tag: &str, line: &str) -> Vec<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let data = format!("{tag} {line}\r\n");
+        let mut out = Vec::with_capacity(data.len() + 64);
+        self.comp
+            .compress_vec(data.as_bytes(), &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        self.tcp.write_all(&out).await.unwrap();
+        loop {
+            if let Some(end) = self
+                .text
+                .find(&format!("\r\n{tag} "))
+                .map(|i| i + 2)
+                .or_else(|| self.text.starts_with(&format!("{tag} ")).then_some(0))
+            {
+                if let Some(nl) = self.text[end..].find("\r\n") {
+                    let all: String = self.text.drain(..end + nl + 2).collect();
+                    return all.lines().map(String::from).collect();
+                }
+            }
+            let mut buf = vec![0u8; 65536];
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(10), self.tcp.read(&mut buf))
+                    .await
+                    .expect("answer in time")
+                    .unwrap();
+            assert!(n > 0, "closed; got {:?}", self.text);
+            let mut plain = Vec::with_capacity(n * 8 + 1024);
+            let mut input = &buf[..n];
+            while !input.is_empty() {
+                plain.reserve(65536);
+                let before = self.decomp.total_in();
+                self.decomp
+                    .decompress_vec(input, &mut plain, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                input = &input[(self.decomp.total_in() - before) as usize..];
+            }
+            self.text.push_str(&String::from_utf8_lossy(&plain));
+        }
+    }
+}
+
+/// COMPRESS=DEFLATE (RFC 4978): after the OK, commands and answers are
+/// compressed; a second COMPRESS is refused.
+#[tokio::test]
+async fn compress_deflate() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains("COMPRESS=DEFLATE"), "{caps}");
+    assert!(cmd(&mut c, "b", "COMPRESS GZIP").await[0].starts_with("b BAD"));
+    assert_eq!(
+        cmd(&mut c, "c", "COMPRESS DEFLATE").await[0],
+        "c OK DEFLATE active"
+    );
+    let tcp = c.r.into_inner().unsplit(c.w);
+    let mut z = Deflated {
+        tcp,
+        comp: flate2::Compress::new(flate2::Compression::default(), false),
+        decomp: flate2::Decompress::new(false),
+        text: String::new(),
+    };
+    let r = z.cmd("d", "SELECT INBOX").await;
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    assert!(r.last().unwrap().starts_with("d OK"), "{r:?}");
+    let r = z.cmd("e", "FETCH 1 (BODY.PEEK[TEXT])").await;
+    assert!(r.iter().any(|l| l.contains("part one")), "{r:?}");
+    let r = z.cmd("f", "COMPRESS DEFLATE").await;
+    assert!(r[0].starts_with("f NO [COMPRESSIONACTIVE]"), "{r:?}");
+    let r = z.cmd("g", "NOOP").await;
+    assert!(r.last().unwrap().starts_with("g OK"), "{r:?}");
+}

@@ -113,6 +113,7 @@ impl Session {
             "PREVIEW",
             "SORT",
             "SORT=DISPLAY",
+            "COMPRESS=DEFLATE",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,
@@ -276,6 +277,7 @@ impl Session {
             "UNSUBSCRIBE" => self.cmd_subscribe(&args, false).await,
             "NAMESPACE" => self.cmd_namespace(),
             "ENABLE" => self.cmd_enable(&args),
+            "COMPRESS" => return self.cmd_compress(tag, &args).await,
             // RFC 8437: back to the not-authenticated state.
             "UNAUTHENTICATE" => {
                 self.selected = None;

@@ -93,6 +93,57 @@ pub struct Conn {
     pub stream: Stream,
     buf: Vec<u8>,
     pos: usize,
+    /// COMPRESS=DEFLATE (RFC 4978) once turned on.
+    deflate: Option<Box<Deflate>>,
+}
+
+/// Raw DEFLATE (RFC 1951) both ways, each write ending with a sync flush.
+struct Deflate {
+    comp: flate2::Compress,
+    decomp: flate2::Decompress,
+    /// Compressed bytes not yet inflated (kept to bound one fill).
+    pending: Vec<u8>,
+}
+
+/// Inflated bytes one fill may add: a small compressed input must not
+/// grow the buffer without bound.
+const INFLATE_STEP: usize = 1 << 20;
+
+impl Deflate {
+    fn compress(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut input = data;
+        loop {
+            out.reserve(4096);
+            let before = self.comp.total_in();
+            self.comp
+                .compress_vec(input, &mut out, flate2::FlushCompress::Sync)
+                .map_err(io::Error::other)?;
+            input = &input[(self.comp.total_in() - before) as usize..];
+            // Done once all input is in and the flush fitted.
+            if input.is_empty() && out.len() < out.capacity() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Inflates pending input into `out`, at most about INFLATE_STEP.
+    fn inflate(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let start = out.len();
+        while !self.pending.is_empty() && out.len() - start < INFLATE_STEP {
+            out.reserve(8192);
+            let (before_in, before_out) = (self.decomp.total_in(), out.len());
+            self.decomp
+                .decompress_vec(&self.pending, out, flate2::FlushDecompress::Sync)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let used = (self.decomp.total_in() - before_in) as usize;
+            self.pending.drain(..used);
+            if used == 0 && out.len() == before_out {
+                break; // needs more input
+            }
+        }
+        Ok(out.len() - start)
+    }
 }
 
 impl Conn {
@@ -101,6 +152,7 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(4096),
             pos: 0,
+            deflate: None,
         }
     }
 
@@ -128,6 +180,20 @@ impl Conn {
         if self.pos > 0 && self.pos * 2 > self.buf.capacity() {
             self.buf.drain(..self.pos);
             self.pos = 0;
+        }
+        if let Some(d) = self.deflate.as_mut() {
+            // Inflate what is pending; read more compressed bytes until
+            // something comes out (0 means the end of the stream).
+            loop {
+                let n = d.inflate(&mut self.buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                d.pending.reserve(8192);
+                if self.stream.read_buf(&mut d.pending).await? == 0 {
+                    return Ok(0);
+                }
+            }
         }
         // Straight into the buffer's spare room: a read buffer kept in the
         // future across the await would cost every idle connection 16 KB.
@@ -184,8 +250,35 @@ impl Conn {
     }
 
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data).await?;
+        match self.deflate.as_mut() {
+            Some(d) => {
+                let out = d.compress(data)?;
+                self.stream.write_all(&out).await?;
+            }
+            None => self.stream.write_all(data).await?,
+        }
         self.stream.flush().await
+    }
+
+    /// Turns on COMPRESS=DEFLATE (RFC 4978) from the next byte on, both
+    /// ways. Bytes already buffered were sent uncompressed before the
+    /// client saw the OK, which it must wait for: they are dropped.
+    pub fn start_deflate(&mut self) -> bool {
+        if self.deflate.is_some() {
+            return false;
+        }
+        self.buf.clear();
+        self.pos = 0;
+        self.deflate = Some(Box::new(Deflate {
+            comp: flate2::Compress::new(flate2::Compression::default(), false),
+            decomp: flate2::Decompress::new(false),
+            pending: Vec::new(),
+        }));
+        true
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Replaces a plain stream with TLS. Bytes the client sent before the
@@ -294,5 +387,41 @@ mod tests {
             Line::Line(b"next".to_vec())
         );
         assert_eq!(c.read_line(100).await.unwrap(), Line::Eof);
+    }
+}
+
+#[cfg(test)]
+mod deflate_tests {
+    use super::*;
+
+    fn pair() -> Deflate {
+        Deflate {
+            comp: flate2::Compress::new(flate2::Compression::default(), false),
+            decomp: flate2::Decompress::new(false),
+            pending: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_bounded_inflate() {
+        let mut d = pair();
+        let text = b"a1 FETCH 1:* (FLAGS)\r\n".repeat(10);
+        d.pending = d.compress(&text).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(d.inflate(&mut out).unwrap(), text.len());
+        assert_eq!(out, text);
+        // 8 MiB of zeros compress to a few KB; one inflate step adds at
+        // most about INFLATE_STEP, the rest stays pending.
+        let mut bomb = pair();
+        bomb.pending = bomb.compress(&vec![0u8; 8 << 20]).unwrap();
+        assert!(bomb.pending.len() < 64 * 1024);
+        let mut out = Vec::new();
+        let n = bomb.inflate(&mut out).unwrap();
+        assert!((INFLATE_STEP..INFLATE_STEP + 128 * 1024).contains(&n), "{n}");
+        assert!(!bomb.pending.is_empty());
+        // Garbage is an error, not a panic.
+        let mut bad = pair();
+        bad.pending = vec![0xff; 64];
+        assert!(bad.inflate(&mut Vec::new()).is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod auth;
+pub mod compress;
 pub mod copy;
 pub mod enable;
 pub mod fetch;
