@@ -1387,3 +1387,80 @@ async fn compress_deflate() {
     let r = z.cmd("g", "NOOP").await;
     assert!(r.last().unwrap().starts_with("g OK"), "{r:?}");
 }
+
+/// MULTIAPPEND (RFC 3502): several messages in one APPEND, all or none;
+/// UTF8=ACCEPT (RFC 6855): ENABLE and the UTF8 (literal8) form, and
+/// UTF-8 mailbox names.
+#[tokio::test]
+async fn multiappend_and_utf8() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(
+        caps.contains(" MULTIAPPEND ") && caps.contains(" UTF8=ACCEPT "),
+        "{caps}"
+    );
+    let (m1, m2) = ("Subject: one\r\n\r\n1\r\n", "Subject: two\r\n\r\n2\r\n");
+    c.send(&format!(
+        "b APPEND INBOX (\\Seen) {{{}+}}\r\n{m1} \"01-Jan-2024 10:00:00 +0000\" {{{}+}}\r\n{m2}\r\n",
+        m1.len(),
+        m2.len()
+    ))
+    .await;
+    let r = c.imap_until("b").await;
+    assert_eq!(
+        r.last().unwrap(),
+        &format!("b OK [APPENDUID {} 3:4] APPEND completed", {
+            let st = cmd(&mut c, "x", "STATUS INBOX (UIDVALIDITY)").await;
+            st[0]
+                .split("UIDVALIDITY ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string()
+        }),
+        "{r:?}"
+    );
+    cmd(&mut c, "c", "SELECT INBOX").await;
+    let f = cmd(&mut c, "d", "FETCH 3:4 (FLAGS INTERNALDATE)").await;
+    assert!(f[0].contains("\\Seen"), "{f:?}");
+    assert!(f[1].contains("01-Jan-2024 10:00:00 +0000"), "{f:?}");
+    // One bad message: none is stored.
+    c.send(&format!(
+        "e APPEND INBOX {{{}+}}\r\n{m1} (\\Bogus\\) {{1+}}\r\nx\r\n",
+        m1.len()
+    ))
+    .await;
+    let r = c.imap_until("e").await;
+    assert!(r.last().unwrap().starts_with("e BAD"), "{r:?}");
+    assert_eq!(
+        cmd(&mut c, "f", "STATUS INBOX (MESSAGES)").await[0],
+        "* STATUS \"INBOX\" (MESSAGES 4)"
+    );
+
+    // UTF8=ACCEPT: enabled, the UTF8 form, a UTF-8 mailbox name.
+    assert_eq!(
+        cmd(&mut c, "g", "ENABLE UTF8=ACCEPT").await[0],
+        "* ENABLED UTF8=ACCEPT"
+    );
+    assert!(cmd(&mut c, "h", "CREATE \"Grüße\"")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("h OK"));
+    let m = "Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n\r\nGrüße\r\n";
+    c.send(&format!(
+        "i APPEND \"Grüße\" UTF8 (~{{{}+}}\r\n{m})\r\n",
+        m.len()
+    ))
+    .await;
+    let r = c.imap_until("i").await;
+    assert!(r.last().unwrap().starts_with("i OK [APPENDUID"), "{r:?}");
+    // Names with 8-bit characters are sent as literals (valid for rev1
+    // and rev2 clients alike).
+    let l = cmd(&mut c, "j", "LIST \"\" \"Gr*\"").await;
+    assert_eq!(l[0], "* LIST (\\HasNoChildren) \"/\" {7}", "{l:?}");
+    assert_eq!(l[1], "Grüße");
+    let st = cmd(&mut c, "k", "STATUS \"Grüße\" (MESSAGES)").await;
+    assert_eq!(st[1], "Grüße (MESSAGES 1)", "{st:?}");
+}

@@ -114,6 +114,8 @@ impl Session {
             "SORT",
             "SORT=DISPLAY",
             "COMPRESS=DEFLATE",
+            "MULTIAPPEND",
+            "UTF8=ACCEPT",
             "LIST-EXTENDED",
             "LIST-STATUS",
             &limit,

@@ -417,7 +417,10 @@ mod deflate_tests {
         assert!(bomb.pending.len() < 64 * 1024);
         let mut out = Vec::new();
         let n = bomb.inflate(&mut out).unwrap();
-        assert!((INFLATE_STEP..INFLATE_STEP + 128 * 1024).contains(&n), "{n}");
+        assert!(
+            (INFLATE_STEP..INFLATE_STEP + 128 * 1024).contains(&n),
+            "{n}"
+        );
         assert!(!bomb.pending.is_empty());
         // Garbage is an error, not a panic.
         let mut bad = pair();

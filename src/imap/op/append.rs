@@ -49,34 +49,77 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     Some(days * 86400 + h * 3600 + m * 60 + sec - sign * (zh * 3600 + zm * 60))
 }
 
+/// One message of an APPEND: flags, internal date, content.
+struct Piece {
+    flags: Vec<String>,
+    date: Option<i64>,
+    message: Vec<u8>,
+}
+
+/// `[flags] [date] literal`, repeated (MULTIAPPEND, RFC 3502); the literal
+/// may also come as `UTF8 (literal8)` (RFC 6855 §4).
+fn parse_pieces(args: &[Token]) -> Result<Vec<Piece>, Reply> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let mut flags = Vec::new();
+        let mut date = None;
+        if let Token::List(_) = &args[i] {
+            flags = parse_flags(&args[i]).map_err(|e| format!("BAD {e}"))?;
+            i += 1;
+        }
+        if let Some(Token::Quoted(q)) = args.get(i) {
+            date = Some(
+                std::str::from_utf8(q)
+                    .ok()
+                    .and_then(parse_date_time)
+                    .ok_or("BAD Invalid date-time")?,
+            );
+            i += 1;
+        }
+        let message = match (args.get(i), args.get(i + 1)) {
+            (Some(Token::Literal(l)), _) => {
+                i += 1;
+                l.clone()
+            }
+            (Some(Token::Atom(a)), Some(Token::List(inner))) if a.eq_ignore_ascii_case("UTF8") => {
+                let [Token::Literal(l)] = inner.as_slice() else {
+                    return Err("BAD UTF8 takes one literal".into());
+                };
+                i += 2;
+                l.clone()
+            }
+            _ => {
+                return Err(
+                    "BAD APPEND takes a mailbox, then optional flags and date and a literal message, once or more"
+                        .into(),
+                )
+            }
+        };
+        if message.is_empty() {
+            return Err("NO Empty message".into());
+        }
+        out.push(Piece {
+            flags,
+            date,
+            message,
+        });
+    }
+    if out.is_empty() {
+        return Err("BAD APPEND needs a message literal".into());
+    }
+    Ok(out)
+}
+
 impl Session {
     pub(crate) async fn cmd_append(&mut self, args: &[Token]) -> Reply {
         let Some(name) = mailbox_arg(args.first()) else {
             return "BAD APPEND needs a mailbox name".into();
         };
-        let mut flags = Vec::new();
-        let mut date = None;
-        let mut message = None;
-        for a in &args[1..] {
-            match a {
-                Token::List(_) if message.is_none() && date.is_none() => match parse_flags(a) {
-                    Ok(f) => flags = f,
-                    Err(e) => return format!("BAD {e}"),
-                },
-                Token::Quoted(q) if message.is_none() => match std::str::from_utf8(q).ok().and_then(parse_date_time) {
-                    Some(d) => date = Some(d),
-                    None => return "BAD Invalid date-time".into(),
-                },
-                Token::Literal(l) if message.is_none() => message = Some(l.clone()),
-                _ => return "BAD APPEND takes a mailbox, optional flags and date, and a literal message".into(),
-            }
-        }
-        let Some(message) = message else {
-            return "BAD APPEND needs a message literal".into();
+        let pieces = match parse_pieces(&args[1..]) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        if message.is_empty() {
-            return "NO Empty message".into();
-        }
         let Some(acct) = self.account.clone() else {
             return "BAD Not authenticated".into();
         };
@@ -91,33 +134,46 @@ impl Session {
             Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),
             Err(e) => return super::mailbox::unavailable(e),
         };
-        let target = IngestTarget {
-            account: acct.id,
-            folder: Folder::Id(mb.id),
-            flags,
-            quota_bytes: acct.quota_bytes,
-            quota_messages: acct.quota_messages,
-        };
-        let res = self
-            .core
-            .mail
-            .ingest(IngestRequest {
-                raw: message,
-                targets: vec![target],
-                received_at: date,
-            })
-            .await;
-        match res {
-            Ok(out) => {
-                let o = &out[0];
-                format!(
-                    "OK [APPENDUID {} {}] APPEND completed",
-                    o.uidvalidity, o.uid
-                )
+        // RFC 3502 §6.3.11: all or none. Each message is stored durably in
+        // turn; if one fails, those before it are removed again (a crash
+        // in between can leave them).
+        let mut uids = Vec::new();
+        let mut validity = 0;
+        for p in pieces {
+            let target = IngestTarget {
+                account: acct.id,
+                folder: Folder::Id(mb.id),
+                flags: p.flags,
+                quota_bytes: acct.quota_bytes,
+                quota_messages: acct.quota_messages,
+            };
+            let res = self
+                .core
+                .mail
+                .ingest(IngestRequest {
+                    raw: p.message,
+                    targets: vec![target],
+                    received_at: p.date,
+                })
+                .await;
+            match res {
+                Ok(out) => {
+                    validity = out[0].uidvalidity;
+                    uids.push(out[0].uid);
+                }
+                Err(e) => {
+                    if !uids.is_empty() {
+                        let _ = self.core.mail.remove_messages(acct.id, mb.id, uids).await;
+                    }
+                    return match e {
+                        MailError::OverQuota => "NO [OVERQUOTA] Quota exceeded".into(),
+                        e => super::mailbox::unavailable(e),
+                    };
+                }
             }
-            Err(MailError::OverQuota) => "NO [OVERQUOTA] Quota exceeded".into(),
-            Err(e) => super::mailbox::unavailable(e),
         }
+        let set = super::search::compress(&uids);
+        format!("OK [APPENDUID {validity} {set}] APPEND completed")
     }
 }
 
