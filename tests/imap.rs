@@ -1464,3 +1464,49 @@ async fn multiappend_and_utf8() {
     let st = cmd(&mut c, "k", "STATUS \"Grüße\" (MESSAGES)").await;
     assert_eq!(st[1], "Grüße (MESSAGES 1)", "{st:?}");
 }
+
+/// THREAD (RFC 5256): REFERENCES and ORDEREDSUBJECT over the wire.
+#[tokio::test]
+async fn thread_references_and_orderedsubject() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    let msgs = [
+        ("<1@t>", "", "A", 1),
+        ("<2@t>", "References: <1@t>\r\n", "Re: A", 2),
+        ("<3@t>", "In-Reply-To: <1@t>\r\n", "Re: A", 3),
+        ("<4@t>", "References: <1@t> <2@t>\r\n", "Re: A", 4),
+        ("<5@t>", "", "B", 5),
+    ];
+    for (i, (id, refs, subject, day)) in msgs.iter().enumerate() {
+        let m = format!(
+            "Message-ID: {id}\r\n{refs}Subject: {subject}\r\nDate: 0{day} Jan 2024 10:00:00 +0000\r\n\r\nx\r\n"
+        );
+        c.send(&format!("a{i} APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()))
+            .await;
+        assert!(c
+            .imap_until(&format!("a{i}"))
+            .await
+            .last()
+            .unwrap()
+            .contains("OK"));
+    }
+    cmd(&mut c, "b", "SELECT INBOX").await;
+    assert_eq!(
+        cmd(&mut c, "c", "THREAD REFERENCES UTF-8 ALL").await[0],
+        "* THREAD (1 (2 4)(3))(5)"
+    );
+    assert_eq!(
+        cmd(&mut c, "d", "THREAD ORDEREDSUBJECT UTF-8 ALL").await[0],
+        "* THREAD (1 (2)(3)(4))(5)"
+    );
+    assert_eq!(
+        cmd(&mut c, "e", "UID THREAD REFERENCES UTF-8 SUBJECT B").await[0],
+        "* THREAD (5)"
+    );
+    assert_eq!(
+        cmd(&mut c, "f", "THREAD REFERENCES UTF-8 SUBJECT nothing").await[0],
+        "* THREAD"
+    );
+    assert!(cmd(&mut c, "g", "THREAD FROB UTF-8 ALL").await[0].starts_with("g BAD"));
+}

@@ -113,6 +113,8 @@ impl Session {
             "PREVIEW",
             "SORT",
             "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             "COMPRESS=DEFLATE",
             "MULTIAPPEND",
             "UTF8=ACCEPT",
@@ -298,9 +300,8 @@ impl Session {
             "LIST" | "LSUB" => self.cmd_list(&args, name == "LSUB").await,
             "STATUS" => self.cmd_status(&args).await,
             _ if !selected => match name {
-                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" | "SORT" => {
-                    "BAD No mailbox selected".into()
-                }
+                "FETCH" | "STORE" | "EXPUNGE" | "CLOSE" | "UNSELECT" | "UID" | "SORT"
+                | "THREAD" => "BAD No mailbox selected".into(),
                 _ => format!("BAD Unknown command {name}"),
             },
             "FETCH" => self.cmd_fetch(&args, false).await,
@@ -309,6 +310,7 @@ impl Session {
             "MOVE" => self.cmd_copy(&args, false, true).await,
             "SEARCH" => self.cmd_search(tag, &args, false).await,
             "SORT" => self.cmd_sort(&args, false).await,
+            "THREAD" => self.cmd_thread(&args, false).await,
             "EXPUNGE" => self.cmd_expunge(None).await,
             "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
             "UID" => self.cmd_uid(tag, args).await,
@@ -345,6 +347,7 @@ impl Session {
             "MOVE" => self.cmd_copy(&args, true, true).await,
             "SEARCH" => self.cmd_search(tag, &args, true).await,
             "SORT" => self.cmd_sort(&args, true).await,
+            "THREAD" => self.cmd_thread(&args, true).await,
             "EXPUNGE" => {
                 let Some(mut set) = args
                     .first()

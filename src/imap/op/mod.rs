@@ -13,3 +13,4 @@ pub mod quota;
 pub mod search;
 pub mod sort;
 pub mod store;
+pub mod thread;
