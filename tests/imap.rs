@@ -38,6 +38,14 @@ async fn logged_in(s: &TestServer) -> LineClient {
     c
 }
 
+/// APPENDs `m` to INBOX with LITERAL+ and checks the OK.
+async fn append(c: &mut LineClient, tag: &str, m: &str) {
+    c.send(&format!("{tag} APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()))
+        .await;
+    let r = c.imap_until(tag).await;
+    assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
+}
+
 /// The first response line of a command.
 async fn q(c: &mut LineClient, tag: &str, text: &str) -> String {
     cmd(c, tag, text).await.remove(0)
@@ -1215,14 +1223,7 @@ async fn sort_orders() {
             "From: {from}\r\nTo: joe@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n{}\r\n",
             "x".repeat(100 * (i + 1))
         );
-        c.send(&format!("a{i} APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()))
-            .await;
-        assert!(c
-            .imap_until(&format!("a{i}"))
-            .await
-            .last()
-            .unwrap()
-            .contains("OK"));
+        append(&mut c, &format!("a{i}"), &m).await;
     }
     cmd(&mut c, "b", "SELECT INBOX").await;
     let caps = cmd(&mut c, "c", "CAPABILITY").await.join(" ");
@@ -1482,14 +1483,7 @@ async fn thread_references_and_orderedsubject() {
         let m = format!(
             "Message-ID: {id}\r\n{refs}Subject: {subject}\r\nDate: 0{day} Jan 2024 10:00:00 +0000\r\n\r\nx\r\n"
         );
-        c.send(&format!("a{i} APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()))
-            .await;
-        assert!(c
-            .imap_until(&format!("a{i}"))
-            .await
-            .last()
-            .unwrap()
-            .contains("OK"));
+        append(&mut c, &format!("a{i}"), &m).await;
     }
     cmd(&mut c, "b", "SELECT INBOX").await;
     assert_eq!(

@@ -14,3 +14,12 @@ pub mod search;
 pub mod sort;
 pub mod store;
 pub mod thread;
+
+/// The tagged OK of a command that also has a UID form.
+pub(crate) fn completed(name: &str, uid: bool) -> crate::imap::session::Reply {
+    if uid {
+        format!("OK UID {name} completed")
+    } else {
+        format!("OK {name} completed")
+    }
+}

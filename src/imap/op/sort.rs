@@ -162,11 +162,7 @@ impl Session {
             line.push_str(&format!(" {n}"));
         }
         self.untagged(&line);
-        if uid_mode {
-            "OK UID SORT completed".into()
-        } else {
-            "OK SORT completed".into()
-        }
+        super::completed("SORT", uid_mode)
     }
 }
 

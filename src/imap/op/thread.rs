@@ -366,11 +366,7 @@ impl Session {
             format!("THREAD {threads}")
         };
         self.untagged(&line);
-        if uid_mode {
-            "OK UID THREAD completed".into()
-        } else {
-            "OK THREAD completed".into()
-        }
+        super::completed("THREAD", uid_mode)
     }
 }
 
