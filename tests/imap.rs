@@ -1504,3 +1504,99 @@ async fn thread_references_and_orderedsubject() {
     );
     assert!(cmd(&mut c, "g", "THREAD FROB UTF-8 ALL").await[0].starts_with("g BAD"));
 }
+
+/// METADATA (RFC 5464): mailbox and server entries, NIL removes, DEPTH,
+/// MAXSIZE with LONGENTRIES, limits, and entries leave with their mailbox.
+#[tokio::test]
+async fn metadata_entries() {
+    let s = server_with_mail().await;
+    let mut c = logged_in(&s).await;
+    assert!(cmd(&mut c, "a", "CAPABILITY")
+        .await
+        .join(" ")
+        .contains(" METADATA "));
+    let r = cmd(&mut c, "b", "SETMETADATA INBOX (/private/comment \"My comment\" /shared/vendor/x/a \"1\" /shared/vendor/x/b/c \"22\")").await;
+    assert!(r[0].starts_with("b OK"), "{r:?}");
+    let r = cmd(&mut c, "c", "GETMETADATA INBOX /private/comment").await;
+    assert_eq!(
+        r[0],
+        "* METADATA \"INBOX\" (/private/comment \"My comment\")"
+    );
+    let r = cmd(
+        &mut c,
+        "d",
+        "GETMETADATA (DEPTH 1) INBOX (/shared/vendor/x)",
+    )
+    .await;
+    assert_eq!(
+        r[0], "* METADATA \"INBOX\" (/shared/vendor/x/a \"1\")",
+        "{r:?}"
+    );
+    let r = cmd(
+        &mut c,
+        "e",
+        "GETMETADATA (DEPTH infinity MAXSIZE 1) INBOX (/shared/vendor/x)",
+    )
+    .await;
+    assert_eq!(
+        r[0], "* METADATA \"INBOX\" (/shared/vendor/x/a \"1\")",
+        "{r:?}"
+    );
+    assert_eq!(r[1], "e OK [METADATA LONGENTRIES 2] GETMETADATA completed");
+    // Server entries; NIL removes.
+    assert!(cmd(
+        &mut c,
+        "f",
+        "SETMETADATA \"\" (/private/vendor/petrel/x \"s\")"
+    )
+    .await[0]
+        .starts_with("f OK"));
+    assert_eq!(
+        cmd(&mut c, "g", "GETMETADATA \"\" /private/vendor/petrel/x").await[0],
+        "* METADATA \"\" (/private/vendor/petrel/x \"s\")"
+    );
+    cmd(&mut c, "h", "SETMETADATA INBOX (/private/comment NIL)").await;
+    assert_eq!(
+        cmd(&mut c, "i", "GETMETADATA INBOX /private/comment").await[0],
+        "i OK GETMETADATA completed"
+    );
+    // Errors.
+    assert!(cmd(&mut c, "j", "SETMETADATA INBOX (/comment \"x\")").await[0].starts_with("j BAD"));
+    assert!(
+        cmd(&mut c, "k", "GETMETADATA Nope /private/comment").await[0]
+            .starts_with("k NO [NONEXISTENT]")
+    );
+    let big = "v".repeat(70 * 1024);
+    c.send(&format!(
+        "l SETMETADATA INBOX (/private/big {{{}+}}\r\n{big})\r\n",
+        big.len()
+    ))
+    .await;
+    let r = c.imap_until("l").await;
+    assert!(
+        r.last().unwrap().starts_with("l NO [METADATA MAXSIZE"),
+        "{r:?}"
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("/private/n{i} \"x\"")).collect();
+    let r = cmd(
+        &mut c,
+        "m",
+        &format!("SETMETADATA INBOX ({})", many.join(" ")),
+    )
+    .await;
+    assert!(r[0].starts_with("m NO [METADATA TOOMANY]"), "{r:?}");
+    // A deleted mailbox takes its entries along.
+    cmd(&mut c, "n", "CREATE Notes").await;
+    cmd(
+        &mut c,
+        "o",
+        "SETMETADATA Notes (/private/comment \"gone soon\")",
+    )
+    .await;
+    cmd(&mut c, "p", "DELETE Notes").await;
+    cmd(&mut c, "q", "CREATE Notes").await;
+    assert_eq!(
+        cmd(&mut c, "r", "GETMETADATA Notes /private/comment").await[0],
+        "r OK GETMETADATA completed"
+    );
+}

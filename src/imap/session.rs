@@ -117,6 +117,7 @@ impl Session {
             "THREAD=REFERENCES",
             "COMPRESS=DEFLATE",
             "MULTIAPPEND",
+            "METADATA",
             "UTF8=ACCEPT",
             "LIST-EXTENDED",
             "LIST-STATUS",
@@ -292,6 +293,8 @@ impl Session {
                 "OK Not authenticated any more".into()
             }
             "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,
+            "GETMETADATA" => self.cmd_getmetadata(&args).await,
+            "SETMETADATA" => self.cmd_setmetadata(&args).await,
             "GETQUOTA" => self.cmd_getquota(&args).await,
             "SETQUOTA" => self.cmd_setquota(),
             "APPEND" => self.cmd_append(&args).await,

@@ -179,6 +179,10 @@ impl MailStore {
                     }
                 }
                 txn.delete(k_mbox(acct, mb.id));
+                // Its annotations go with it (RFC 5464 §3.2).
+                for (k, _) in txn.scan_prefix(&super::k_annotation(acct, mb.id, ""))? {
+                    txn.delete(k);
+                }
                 let change = Change {
                     created: vec![],
                     updated: vec![],

@@ -122,6 +122,14 @@ pub(crate) fn k_mbox(acct: u32, mbox: u32) -> Vec<u8> {
     k
 }
 
+/// An annotation entry of a mailbox (0: the account's).
+pub(crate) fn k_annotation(acct: u32, mbox: u32, entry: &str) -> Vec<u8> {
+    let mut k = k_acct(b'N', acct);
+    k.extend_from_slice(&mbox.to_be_bytes());
+    k.extend_from_slice(entry.as_bytes());
+    k
+}
+
 pub(crate) fn k_email(prefix: u8, acct: u32, email: u64) -> Vec<u8> {
     let mut k = k_acct(prefix, acct);
     k.extend_from_slice(&email.to_be_bytes());
@@ -371,6 +379,55 @@ impl MailStore {
             Some(v) => Ok(Some(from_json(&v)?)),
             None => Ok(None),
         }
+    }
+
+    /// Annotations (IMAP METADATA, RFC 5464) of a mailbox, or of the
+    /// account with `mbox = 0`: (entry, value) in name order.
+    pub async fn annotations(&self, acct: u32, mbox: u32) -> Result<Vec<(String, String)>> {
+        let rows = self.store.scan_prefix(k_annotation(acct, mbox, "")).await?;
+        let skip = k_annotation(acct, mbox, "").len();
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(&k[skip..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// Sets (or with `None` removes) annotations, all or none; refused
+    /// past `max_entries` per mailbox (RFC 5464 §4.3 TOOMANY).
+    pub async fn set_annotations(
+        &self,
+        acct: u32,
+        mbox: u32,
+        entries: Vec<(String, Option<String>)>,
+        max_entries: usize,
+    ) -> Result<()> {
+        self.store
+            .transact(move |txn| {
+                if mbox != 0 && txn.get(&k_mbox(acct, mbox))?.is_none() {
+                    return Err(StoreError::Aborted("no such mailbox".into()));
+                }
+                for (name, value) in entries {
+                    let k = k_annotation(acct, mbox, &name);
+                    match value {
+                        Some(v) => txn.put(k, v.into_bytes()),
+                        None => txn.delete(k),
+                    }
+                }
+                if txn.scan_prefix(&k_annotation(acct, mbox, ""))?.len() > max_entries {
+                    return Err(StoreError::Aborted("too many annotations".into()));
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Aborted(m) => MailError::Invalid(m),
+                other => MailError::Store(other),
+            })
     }
 
     /// Metadata of many messages with one range read instead of a read

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod idle;
 pub mod mailbox;
 pub mod manage;
+pub mod metadata;
 pub mod quota;
 pub mod search;
 pub mod sort;
