@@ -417,9 +417,12 @@ impl<'a> Tokenizer<'a> {
                 if !self.eat(b'\n') {
                     return Err("Literal size must end the line".into());
                 }
+                // checked: a size near usize::MAX must not wrap (found by
+                // fuzzing: "{018446744073709551615}").
+                let end = self.i.checked_add(n).ok_or("Literal size too large")?;
                 let data = self
                     .b
-                    .get(self.i..self.i + n)
+                    .get(self.i..end)
                     .ok_or("Literal shorter than announced")?;
                 self.i += n;
                 Ok(Token::Literal(data.to_vec()))
