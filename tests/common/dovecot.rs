@@ -1,6 +1,7 @@
-//! A private Dovecot (Debian's dovecot-core and dovecot-lmtpd) taking mail
-//! by LMTP on a loopback port into Maildirs under a temporary directory;
-//! for the Postfix+Dovecot comparison in `cargo xtask bench smtp`.
+//! A private Dovecot (Debian's dovecot-core, dovecot-lmtpd and
+//! dovecot-imapd) taking mail by LMTP on a loopback port into Maildirs
+//! under a temporary directory, and serving them by IMAP (any password);
+//! for the comparisons in `cargo xtask bench smtp` and `bench imap`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -11,10 +12,15 @@ pub struct Dovecot {
     child: Child,
     dir: tempfile::TempDir,
     pub lmtp_port: u16,
+    pub imap_port: u16,
 }
 
 pub fn installed() -> bool {
     Path::new("/usr/sbin/dovecot").exists() && Path::new("/usr/lib/dovecot/lmtp").exists()
+}
+
+pub fn imap_installed() -> bool {
+    installed() && Path::new("/usr/lib/dovecot/imap").exists()
 }
 
 impl Dovecot {
@@ -31,12 +37,17 @@ impl Dovecot {
             .unwrap();
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = free.local_addr().unwrap().port();
+        let free_imap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let imap_port = free_imap.local_addr().unwrap().port();
         drop(free);
+        drop(free_imap);
+        let imap = imap_installed();
         let conf = format!(
             "base_dir = {root}/run\n\
              state_dir = {root}/state\n\
              log_path = {root}/dovecot.log\n\
-             protocols = lmtp\n\
+             protocols = lmtp{protocols}\n\
+             disable_plaintext_auth = no\n\
              listen = 127.0.0.1\n\
              ssl = no\n\
              mail_location = maildir:{root}/mail/%n\n\
@@ -47,7 +58,15 @@ impl Dovecot {
              default_login_user = dovenull\n\
              userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={root}/mail/%n\n}}\n\
              passdb {{\n  driver = static\n  args = nopassword=y\n}}\n\
-             service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n"
+             service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n{imap_service}",
+            protocols = if imap { " imap" } else { "" },
+            imap_service = if imap {
+                format!(
+                    "service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\nservice imap {{\n  process_limit = 2048\n}}\n"
+                )
+            } else {
+                String::new()
+            },
         );
         let path = dir.path().join("dovecot.conf");
         std::fs::write(&path, conf).unwrap();
@@ -67,6 +86,7 @@ impl Dovecot {
             child,
             dir,
             lmtp_port: port,
+            imap_port,
         }
     }
 

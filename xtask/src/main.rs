@@ -118,11 +118,12 @@ pub fn setup() -> Result<(), String> {
     setup_python()
 }
 
-/// Only for `cargo xtask bench smtp`: Dovecot, for the Postfix+Dovecot
-/// comparison (Postfix comes with the test peers).
+/// Only for `cargo xtask bench smtp|imap`: Dovecot, for the comparisons
+/// (Postfix comes with the test peers).
 const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("dovecot-core", "/usr/sbin/dovecot"),
     ("dovecot-lmtpd", "/usr/lib/dovecot/lmtp"),
+    ("dovecot-imapd", "/usr/lib/dovecot/imap"),
 ];
 
 fn setup_debian() -> Result<(), String> {
@@ -395,7 +396,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if args.first().map(String::as_str) == Some("smtp") || args.is_empty() {
+    if args.first().map(String::as_str) != Some("store") {
         apt_install(BENCH_PACKAGES)?;
     }
     let which: Vec<&str> = match args.first().map(String::as_str) {
