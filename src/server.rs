@@ -119,7 +119,26 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         &Config::resolve(&data_dir, &cfg.blob.path),
         cfg.blob.inline_max,
     )?;
-    let mail = MailStore::new(store.clone(), blobs);
+    let mut mail = MailStore::new(store.clone(), blobs);
+    let fts_dir = Config::resolve(&data_dir, &cfg.search.path);
+    if cfg.search.index {
+        match crate::mail::fts::FtsIndex::open(&fts_dir, 32 << 20) {
+            Ok(ix) => mail = mail.with_fts(Arc::new(ix)),
+            Err(e) => tracing::error!(
+                "{e}: SEARCH reads every message; remove {} to rebuild the index",
+                fts_dir.display()
+            ),
+        }
+    } else if fts_dir.exists() {
+        // Mail stored while the index is off is not in it: enabling it
+        // again must start from an empty index, which is then filled.
+        std::fs::remove_dir_all(&fts_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot remove the disabled index {}: {e}",
+                fts_dir.display()
+            )
+        })?;
+    }
     let core: SharedCore = Arc::new(Core::new(cfg.clone(), store, mail, Some(acceptor))?);
 
     // First start: the administrator account.
@@ -187,6 +206,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Some(path)
     };
     crate::queue::deliver::spawn(core.clone(), controller.handle());
+    core.mail.spawn_indexer(controller.handle());
 
     println!(
         "Petrel {} is running. Data directory: {}{}",

@@ -1600,3 +1600,128 @@ async fn metadata_entries() {
         "r OK GETMETADATA completed"
     );
 }
+
+/// Messages for the full-text tests: RFC 2047 subjects, base64 and
+/// quoted-printable bodies, an attachment, a nested message.
+fn fts_messages() -> Vec<String> {
+    let mut v = vec![
+        "From: Alice <alice@remote.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n\r\nplain body about rockets\r\n".to_string(),
+        "From: Bob <bob@remote.test>\r\nSubject: encoded\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IGhheXN0YWNrIG5lZWRsZQ==\r\n".to_string(),
+        "From: Carol <carol@remote.test>\r\nSubject: qp\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nma=C3=B1ana the NEEDLE=\r\nWORK continues\r\n".to_string(),
+        "From: Dan <dan@remote.test>\r\nSubject: files\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"rockets.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n".to_string(),
+        "From: Eve <eve@remote.test>\r\nSubject: fwd\r\nContent-Type: message/rfc822\r\n\r\nFrom: inner@remote.test\r\nSubject: inner haystack\r\n\r\nforwarded needlework\r\n".to_string(),
+    ];
+    for i in 0..20 {
+        v.push(format!(
+            "From: list{i}@remote.test\r\nSubject: digest {i}\r\n\r\nitem {} of the digest\r\n",
+            i * 7
+        ));
+    }
+    v
+}
+
+const FTS_QUERIES: &[&str] = &[
+    "SEARCH TEXT needle",
+    "SEARCH BODY needlework",
+    "SEARCH BODY \"haystack needle\"",
+    "SEARCH SUBJECT grüße",
+    "SEARCH CHARSET UTF-8 SUBJECT KÖLN",
+    "SEARCH TEXT rockets",
+    "SEARCH BODY rockets",
+    "SEARCH FROM carol",
+    "SEARCH HEADER Content-Transfer-Encoding base64",
+    "SEARCH OR BODY mañana NOT TEXT digest",
+    "SEARCH TEXT \"of the\" NOT BODY \"item 7 \"",
+    "SEARCH BODY 14",
+    "SEARCH TEXT zzzz",
+];
+
+/// Whether tantivy's meta.json lists a committed segment.
+fn index_has_segments(meta: &std::path::Path) -> bool {
+    std::fs::read(meta)
+        .ok()
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        .and_then(|v| v["segments"].as_array().map(|a| !a.is_empty()))
+        .unwrap_or(false)
+}
+
+async fn fts_answers(s: &TestServer) -> Vec<String> {
+    let mut c = logged_in(s).await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let mut out = Vec::new();
+    for (i, query) in FTS_QUERIES.iter().enumerate() {
+        let r = cmd(&mut c, &format!("q{i}"), query).await;
+        assert!(r.last().unwrap().contains("OK"), "{query}: {r:?}");
+        out.push(r[0].clone());
+    }
+    out
+}
+
+/// The full-text index answers SEARCH exactly as reading every message
+/// does (a second server with `search.index = false`), right after
+/// delivery (while messages wait for the indexer), once indexed, after
+/// SIGKILL, with the index turned off (its directory is removed) and on
+/// again (rebuilt from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_index_agrees_with_reading() {
+    let extra = "[imap]\nauth-without-tls = true\n";
+    let indexed = TestServer::start_with(extra);
+    let scanned = TestServer::start_with(&format!("{extra}[search]\nindex = false\n"));
+    for s in [&indexed, &scanned] {
+        s.account("joe@example.org");
+        let mut c = logged_in(s).await;
+        for (i, m) in fts_messages().iter().enumerate() {
+            append(&mut c, &format!("a{i}"), m).await;
+        }
+    }
+    let expected = fts_answers(&scanned).await;
+    assert_eq!(expected[0], "* SEARCH 2 3 5");
+    // Quoted-printable soft line break: "NEEDLE=\r\nWORK" is "NEEDLEWORK".
+    assert_eq!(expected[1], "* SEARCH 3 5");
+    assert_eq!(expected[2], "* SEARCH 2");
+    assert_eq!(expected[3], "* SEARCH 1");
+    assert_eq!(expected[4], "* SEARCH 1");
+    assert_eq!(
+        expected[5], "* SEARCH 1 4",
+        "the attachment's file name is a MIME header"
+    );
+    assert_eq!(expected[6], "* SEARCH 1");
+    // HEADER looks at the message header, not at MIME part headers.
+    assert_eq!(expected[8], "* SEARCH 2");
+    assert_eq!(expected[12], "* SEARCH");
+    // Straight after the APPENDs, and again once the indexer is done.
+    assert_eq!(fts_answers(&indexed).await, expected);
+    let meta = indexed.dir.path().join("fts/meta.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !index_has_segments(&meta) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(fts_answers(&indexed).await, expected);
+    // SIGKILL, then off: the index directory goes.
+    let dir = indexed.kill_keep_dir();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        test_config(&format!("{extra}[search]\nindex = false\n")),
+    )
+    .unwrap();
+    let off = TestServer::start_in(dir);
+    assert!(!off.dir.path().join("fts").exists());
+    assert_eq!(fts_answers(&off).await, expected);
+    // On again: rebuilt from the store.
+    let dir = off.kill_keep_dir();
+    std::fs::write(dir.path().join("config.toml"), test_config(extra)).unwrap();
+    let on = TestServer::start_in(dir);
+    assert_eq!(fts_answers(&on).await, expected);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !index_has_segments(&on.dir.path().join("fts/meta.json")) {
+        assert!(std::time::Instant::now() < deadline, "index not rebuilt");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(fts_answers(&on).await, expected);
+}

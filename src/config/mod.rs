@@ -17,6 +17,7 @@ pub struct Config {
     pub tls: Tls,
     pub store: StoreConfig,
     pub blob: BlobConfig,
+    pub search: SearchConfig,
     pub smtp: SmtpConfig,
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
@@ -77,6 +78,15 @@ pub struct StoreConfig {
 pub struct BlobConfig {
     pub path: PathBuf,
     pub inline_max: usize,
+}
+
+/// The full-text index behind IMAP SEARCH text keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SearchConfig {
+    /// Keep the index; without it SEARCH reads every message.
+    pub index: bool,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -309,6 +319,7 @@ impl Default for Config {
             tls: Tls::default(),
             store: StoreConfig::default(),
             blob: BlobConfig::default(),
+            search: SearchConfig::default(),
             smtp: SmtpConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
@@ -366,6 +377,15 @@ impl Default for BlobConfig {
         BlobConfig {
             path: "blobs".into(),
             inline_max: 65536,
+        }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            index: true,
+            path: "fts".into(),
         }
     }
 }

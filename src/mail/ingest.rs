@@ -234,6 +234,7 @@ impl MailStore {
                         meta: meta.clone(),
                     };
                     txn.put(k_email(b'E', acct, email), to_json(&em));
+                    txn.put(k_email(b'J', acct, email), super::FTS_ADD.to_vec());
                     let es = EmailState {
                         keywords: t.flags.clone(),
                         mailboxes: vec![(mb.id, uid)],

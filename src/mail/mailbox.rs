@@ -106,6 +106,7 @@ pub(crate) fn remove_membership(
         }
         txn.delete(ekey);
         txn.delete(fkey);
+        txn.put(k_email(b'J', acct, email), super::FTS_REMOVE.to_vec());
         Ok(true)
     } else {
         txn.put(fkey, to_json(&es));
@@ -338,6 +339,7 @@ impl MailStore {
                         st.used_bytes += meta.size;
                         st.messages += 1;
                         txn.put(k_email(b'E', acct, copy), meta_v);
+                        txn.put(k_email(b'J', acct, copy), super::FTS_ADD.to_vec());
                         let nes = EmailState {
                             keywords: es.keywords.clone(),
                             mailboxes: vec![(dst, new_uid)],

@@ -11,11 +11,13 @@
 //! | `U` acct mbox uid           | [`UidEntry`]: email id, modseq, flags   |
 //! | `C` acct state              | [`Change`] record of the change log     |
 //! | `T` acct sha(message-id)    | thread id                               |
+//! | `J` acct email              | pending full-text index change ([`fts`])|
 //!
 //! The account's change counter (`AccountState::state`) is both the JMAP
 //! state and the IMAP MODSEQ source, so /changes and CONDSTORE/QRESYNC are
 //! served from the same record.
 
+pub mod fts;
 pub mod ingest;
 pub mod mailbox;
 pub mod mime;
@@ -136,6 +138,11 @@ pub(crate) fn k_email(prefix: u8, acct: u32, email: u64) -> Vec<u8> {
     k
 }
 
+/// Values of `J` records: what the indexer must do.
+pub(crate) const FTS_ADD: &[u8] = b"i";
+pub(crate) const FTS_REMOVE: &[u8] = b"d";
+pub(crate) const FTS_DROP_ACCOUNT: &[u8] = b"a";
+
 pub(crate) fn k_uid(acct: u32, mbox: u32, uid: u32) -> Vec<u8> {
     let mut k = k_acct(b'U', acct);
     k.extend_from_slice(&mbox.to_be_bytes());
@@ -252,6 +259,9 @@ pub struct MailStore {
     /// state, keyed by (account, mailbox) and tagged with the
     /// (highest modseq, UIDNEXT) they were read at.
     views: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(u32, u32), SharedView>>>,
+    /// The full-text index, when enabled, and the indexer's wake-up.
+    pub(crate) fts: Option<std::sync::Arc<fts::FtsIndex>>,
+    pub(crate) fts_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A mailbox listing as many sessions hold it: read once, shared.
@@ -270,7 +280,16 @@ impl MailStore {
             hooks: Default::default(),
             changes: tokio::sync::broadcast::channel(1024).0,
             views: Default::default(),
+            fts: None,
+            fts_wake: Default::default(),
         }
+    }
+
+    /// Serves SEARCH's text keys from `index` (see [`fts`]); the indexer
+    /// task must run ([`MailStore::spawn_indexer`]).
+    pub fn with_fts(mut self, index: std::sync::Arc<fts::FtsIndex>) -> Self {
+        self.fts = Some(index);
+        self
     }
 
     /// Change notifications: the id of every account whose mail changed.
@@ -280,6 +299,7 @@ impl MailStore {
 
     pub(crate) fn notify(&self, acct: u32) {
         let _ = self.changes.send(acct);
+        self.fts_wake.notify_one();
     }
 
     pub fn with_hooks(mut self, hooks: Vec<std::sync::Arc<dyn IngestHook>>) -> Self {
@@ -464,6 +484,27 @@ impl MailStore {
             }
         }
         Ok(out)
+    }
+
+    /// The message's content, or `None` when the message was destroyed
+    /// between reading its metadata and its blob (another session
+    /// expunged it). A blob missing under a live message is an error.
+    pub async fn email_raw_live(
+        &self,
+        acct: u32,
+        email: u64,
+        meta: &EmailMeta,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some(raw) = self.blobs.get(&self.store, &meta.blob).await? {
+            return Ok(Some(raw));
+        }
+        match self.email_meta(acct, email).await? {
+            None => Ok(None),
+            Some(_) => Err(MailError::NotFound(format!(
+                "blob {} is missing",
+                meta.blob
+            ))),
+        }
     }
 
     pub async fn email_raw(&self, meta: &EmailMeta) -> Result<Vec<u8>> {
@@ -662,7 +703,7 @@ impl MailStore {
             metas.push(m.blob);
         }
         let mut keys = Vec::new();
-        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T'] {
+        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T', b'N', b'J'] {
             keys.extend(
                 self.store
                     .scan_prefix(k_acct(p, acct))
@@ -680,9 +721,11 @@ impl MailStore {
                 for b in metas {
                     blobs.release(txn, &b)?;
                 }
+                txn.put(k_email(b'J', acct, u64::MAX), FTS_DROP_ACCOUNT.to_vec());
                 Ok(())
             })
             .await?;
+        self.fts_wake.notify_one();
         Ok(())
     }
 }

@@ -196,7 +196,19 @@ impl Session {
             .await
             .map_err(unavailable)?;
         let content = match (&m, raw) {
-            (Some(m), true) => Some(self.core.mail.email_raw(m).await.map_err(unavailable)?),
+            (Some(m), true) => {
+                let c = self
+                    .core
+                    .mail
+                    .email_raw_live(acct, email, m)
+                    .await
+                    .map_err(unavailable)?;
+                if c.is_none() {
+                    // Expunged meanwhile: as if the metadata had gone too.
+                    return Ok((None, None));
+                }
+                c
+            }
             _ => None,
         };
         Ok((m, content))
@@ -375,10 +387,13 @@ impl Session {
                 Some(all) => {
                     let meta = all.remove(&m.email);
                     match (&meta, needs_raw) {
-                        (Some(x), true) => match self.core.mail.email_raw(x).await {
-                            Ok(raw) => Ok((meta, Some(raw))),
-                            Err(e) => Err(unavailable(e)),
-                        },
+                        (Some(x), true) => {
+                            match self.core.mail.email_raw_live(acct, m.email, x).await {
+                                Ok(Some(raw)) => Ok((meta, Some(raw))),
+                                Ok(None) => Ok((None, None)),
+                                Err(e) => Err(unavailable(e)),
+                            }
+                        }
                         _ => Ok((meta, None)),
                     }
                 }

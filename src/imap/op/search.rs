@@ -1,14 +1,21 @@
-//! SEARCH and UID SEARCH (RFC 9051 §6.4.4), answered by scanning the
-//! mailbox. Text keys decode the message (MIME, RFC 2047 words, charsets)
-//! and compare case-insensitively. A full-text index comes later.
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4). Text keys decode the message
+//! (MIME, RFC 2047 words, charsets) and compare case-insensitively as
+//! substrings. With the full-text index ([`crate::mail::fts`]) they are
+//! answered from it: BODY and TEXT exactly, header keys as a narrowing
+//! that the messages it leaves are checked against; messages the index
+//! does not know yet are read. Without it, every message is read.
 
-use mail_parser::{MessageParser, PartType};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use mail_parser::MessageParser;
 
 use super::append::parse_date_time;
 use crate::imap::proto::args::{normalize_flag, SeqSet};
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
-use crate::mail::{EmailMeta, UidEntry};
+use crate::mail::fts::{decoded_header, fold, search_text, Scope, SearchText, MIN_NEEDLE};
+use crate::mail::{EmailMeta, MailStore, UidEntry};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key {
@@ -34,6 +41,15 @@ pub enum Key {
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
+    /// A text key looked up in the index: `hits` are the messages it
+    /// found. With `exact` they are the answer; otherwise the others
+    /// cannot match and these are checked against `key`. Messages the
+    /// index does not know are always checked.
+    Indexed {
+        hits: Arc<HashSet<u64>>,
+        exact: bool,
+        key: Box<Key>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -213,6 +229,110 @@ fn needs_content(k: &Key) -> bool {
     }
 }
 
+/// Whether deciding `k` for this message means reading it.
+fn content_needed(k: &Key, email: u64, unsure: bool) -> bool {
+    match k {
+        Key::Header(..) | Key::Body(_) | Key::Text(_) => true,
+        Key::Indexed { hits, exact, .. } => unsure || (!exact && hits.contains(&email)),
+        Key::Not(k) => content_needed(k, email, unsure),
+        Key::Or(a, b) => content_needed(a, email, unsure) || content_needed(b, email, unsure),
+        Key::And(v) => v.iter().any(|k| content_needed(k, email, unsure)),
+        _ => false,
+    }
+}
+
+/// The folded needle a text key would look up, if long enough.
+fn lookup(k: &Key) -> Option<(Scope, String)> {
+    let (scope, n) = match k {
+        Key::Text(n) => (Scope::Both, n),
+        Key::Body(n) => (Scope::Body, n),
+        Key::Header(_, n) => (Scope::Headers, n),
+        _ => return None,
+    };
+    let n = fold(n);
+    (n.chars().count() >= MIN_NEEDLE).then_some((scope, n))
+}
+
+fn collect_lookups(k: &Key, out: &mut Vec<(Scope, String)>) {
+    match k {
+        Key::Not(k) => collect_lookups(k, out),
+        Key::Or(a, b) => {
+            collect_lookups(a, out);
+            collect_lookups(b, out);
+        }
+        Key::And(v) => v.iter().for_each(|k| collect_lookups(k, out)),
+        k => out.extend(lookup(k)),
+    }
+}
+
+/// Replaces the text keys with their index answers, in the order
+/// [`collect_lookups`] listed them.
+fn rewrite(k: Key, answers: &mut impl Iterator<Item = HashSet<u64>>) -> Key {
+    match k {
+        Key::Not(k) => Key::Not(Box::new(rewrite(*k, answers))),
+        Key::Or(a, b) => Key::Or(
+            Box::new(rewrite(*a, answers)),
+            Box::new(rewrite(*b, answers)),
+        ),
+        Key::And(v) => Key::And(v.into_iter().map(|k| rewrite(k, answers)).collect()),
+        k if lookup(&k).is_some() => match answers.next() {
+            Some(hits) => Key::Indexed {
+                hits: Arc::new(hits),
+                exact: !matches!(k, Key::Header(..)),
+                key: Box::new(k),
+            },
+            None => k,
+        },
+        k => k,
+    }
+}
+
+/// `key` with its text keys answered by the account's index, and the
+/// messages the index cannot vouch for. Without an index, or if it
+/// fails, `key` as it is.
+pub(crate) async fn with_index(mail: &MailStore, acct: u32, key: &Key) -> (Key, HashSet<u64>) {
+    let Some(index) = mail.fts.clone() else {
+        return (key.clone(), HashSet::new());
+    };
+    let mut needles = Vec::new();
+    collect_lookups(key, &mut needles);
+    if needles.is_empty() {
+        return (key.clone(), HashSet::new());
+    }
+    // Pending records first: the indexer commits the index before it
+    // removes them, so every message is in one or the other.
+    let pending = match mail.fts_pending(acct).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("search index: {e}; reading the messages instead");
+            return (key.clone(), HashSet::new());
+        }
+    };
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(needles.len());
+        for (scope, n) in &needles {
+            out.push(index.search(acct, *scope, n)?.unwrap_or_default());
+        }
+        Ok::<_, crate::mail::fts::FtsError>((out, index.partial(acct)?))
+    })
+    .await;
+    match answers {
+        Ok(Ok((answers, partial))) => {
+            let mut unsure = pending;
+            unsure.extend(partial);
+            (rewrite(key.clone(), &mut answers.into_iter()), unsure)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("{e}; reading the messages instead");
+            (key.clone(), HashSet::new())
+        }
+        Err(e) => {
+            tracing::warn!("search index: {e}; reading the messages instead");
+            (key.clone(), HashSet::new())
+        }
+    }
+}
+
 /// What SEARCH RETURN asks for (RFC 4731 §3.1).
 #[derive(Debug, Default, PartialEq)]
 pub struct Return {
@@ -342,62 +462,36 @@ pub struct Candidate<'a> {
     pub entry: &'a UidEntry,
     pub meta: Option<&'a EmailMeta>,
     pub raw: Option<&'a [u8]>,
+    /// Not (fully) in the index: indexed keys are checked on the content.
+    pub unsure: bool,
+    pub text: std::cell::OnceCell<SearchText>,
 }
 
-fn contains(hay: &str, needle: &str) -> bool {
-    hay.to_lowercase().contains(&needle.to_lowercase())
+impl Candidate<'_> {
+    fn text(&self) -> Option<&SearchText> {
+        let raw = self.raw?;
+        Some(self.text.get_or_init(|| search_text(raw)))
+    }
 }
 
 fn header_matches(raw: &[u8], name: &str, needle: &str) -> bool {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return false;
     };
+    let needle = fold(needle);
     // RFC 9051: HEADER with an empty string matches any message that has
     // the field.
-    let mut found = false;
     for h in msg.headers() {
         if h.name.as_str().eq_ignore_ascii_case(name) {
-            found = true;
             let raw_value = raw
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .unwrap_or_default();
-            let decoded = match &h.value {
-                mail_parser::HeaderValue::Text(t) => t.to_string(),
-                mail_parser::HeaderValue::Address(a) => a
-                    .iter()
-                    .map(|x| {
-                        format!(
-                            "{} <{}>",
-                            x.name.as_deref().unwrap_or(""),
-                            x.address.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                _ => String::new(),
-            };
             if needle.is_empty()
-                || contains(&decoded, needle)
-                || contains(&String::from_utf8_lossy(raw_value), needle)
+                || fold(&decoded_header(&h.value)).contains(&needle)
+                || fold(&String::from_utf8_lossy(raw_value)).contains(&needle)
             {
                 return true;
             }
-        }
-    }
-    found && needle.is_empty()
-}
-
-fn body_matches(raw: &[u8], needle: &str) -> bool {
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        return contains(&String::from_utf8_lossy(raw), needle);
-    };
-    for part in &msg.parts {
-        let text = match &part.body {
-            PartType::Text(t) | PartType::Html(t) => t.to_string(),
-            _ => continue,
-        };
-        if contains(&text, needle) {
-            return true;
         }
     }
     false
@@ -408,10 +502,18 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
         Key::All => true,
         Key::Flag(f, set) => c.entry.flags.iter().any(|x| x.eq_ignore_ascii_case(f)) == *set,
         Key::Header(name, needle) => c.raw.is_some_and(|r| header_matches(r, name, needle)),
-        Key::Body(n) => c.raw.is_some_and(|r| body_matches(r, n)),
-        Key::Text(n) => c
-            .raw
-            .is_some_and(|r| body_matches(r, n) || contains(&String::from_utf8_lossy(r), n)),
+        Key::Body(n) => c.text().is_some_and(|t| t.body.contains(&fold(n))),
+        Key::Text(n) => c.text().is_some_and(|t| {
+            let n = fold(n);
+            t.headers.contains(&n) || t.body.contains(&n)
+        }),
+        Key::Indexed { hits, exact, key } => {
+            if c.unsure {
+                matches(key, c)
+            } else {
+                hits.contains(&c.entry.email) && (*exact || matches(key, c))
+            }
+        }
         Key::Date(cmp, day, sent) => {
             let Some(m) = c.meta else { return false };
             let ts = if *sent {
@@ -451,19 +553,26 @@ impl Session {
     /// Positions in the selected view of the messages `key` matches.
     pub(crate) async fn matching(&mut self, key: &Key) -> Result<Vec<usize>, Reply> {
         let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let (key, unsure) = with_index(&self.core.mail, acct, key).await;
         let sel = self
             .selected
             .as_ref()
             .expect("selected state checked by dispatch");
         let msgs = sel.msgs.clone();
-        let (want_meta, want_raw) = (needs_meta(key), needs_content(key));
+        let want_meta = needs_meta(&key);
         let largest_seq = msgs.len() as u32;
         let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
         for (i, entry) in msgs.iter().enumerate() {
+            let is_unsure = unsure.contains(&entry.email);
+            let want_raw = content_needed(&key, entry.email, is_unsure);
             let (meta, raw) = self
-                .load_message(acct, entry.email, want_meta, want_raw)
+                .load_message(acct, entry.email, want_meta || want_raw, want_raw)
                 .await?;
+            if (want_meta || want_raw) && meta.is_none() {
+                // Expunged by another session meanwhile.
+                continue;
+            }
             let c = Candidate {
                 seq: i as u32 + 1,
                 largest_seq,
@@ -471,8 +580,10 @@ impl Session {
                 entry,
                 meta: meta.as_ref(),
                 raw: raw.as_deref(),
+                unsure: is_unsure,
+                text: Default::default(),
             };
-            if matches(key, &c) {
+            if matches(&key, &c) {
                 found.push(i);
             }
         }
@@ -617,7 +728,191 @@ mod tests {
         assert!(header_matches(raw, "subject", "quarterly"));
         assert!(header_matches(raw, "x-tag", ""));
         assert!(!header_matches(raw, "x-other", ""));
-        assert!(body_matches(raw, "numbers are up"));
-        assert!(!body_matches(raw, "quarterly"));
+        let c = |k: Key| {
+            let entry = UidEntry {
+                uid: 1,
+                email: 1,
+                modseq: 1,
+                flags: vec![],
+            };
+            let c = Candidate {
+                seq: 1,
+                largest_seq: 1,
+                largest_uid: 1,
+                entry: &entry,
+                meta: None,
+                raw: Some(raw),
+                unsure: false,
+                text: Default::default(),
+            };
+            matches(&k, &c)
+        };
+        assert!(c(Key::Body("numbers are up".into())));
+        assert!(!c(Key::Body("quarterly".into())));
+        assert!(c(Key::Text("quarterly".into())));
+        assert!(c(Key::Text("JÖRG".into())));
+    }
+
+    mod index_vs_scan {
+        use super::super::*;
+        use crate::mail::fts::{FtsIndex, FtsOp};
+        use proptest::prelude::*;
+
+        const WORDS: &[&str] = &[
+            "needle",
+            "Needles",
+            "eedl",
+            "haystack",
+            "ΣΑΣ",
+            "σας",
+            "grüße",
+            "GRÜSSE",
+            "a",
+            "hello",
+            "HeLLo",
+            "x",
+            "ab",
+            "İstanbul",
+            "mañana",
+        ];
+
+        fn words() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(WORDS), 0..6).prop_map(|w| w.join(" "))
+        }
+
+        fn b64(s: &str) -> String {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        }
+
+        /// A message in one of a few shapes: plain, RFC 2047 subject,
+        /// base64 body, multipart with an attachment, nested message.
+        fn message() -> impl Strategy<Value = Vec<u8>> {
+            (words(), words(), words(), 0..5u8).prop_map(|(subject, body, tag, shape)| {
+                let subj = if shape == 1 {
+                    format!("=?utf-8?b?{}?=", b64(&subject))
+                } else {
+                    subject.replace(['İ', 'ñ', 'ü', 'ß', 'Σ', 'Α', 'σ', 'α', 'ς'], "?")
+                };
+                let head = format!(
+                    "From: {tag} <joe@example.org>\r\nSubject: {subj}\r\nX-Tag: {tag}\r\nMIME-Version: 1.0\r\n"
+                );
+                let s = match shape {
+                    2 => format!(
+                        "{head}Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                        b64(&body)
+                    ),
+                    3 => format!(
+                        "{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{tag}.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+                        b64(&subject)
+                    ),
+                    4 => format!(
+                        "{head}Content-Type: message/rfc822\r\n\r\nSubject: inner {subject}\r\n\r\n{body}\r\n"
+                    ),
+                    _ => format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"),
+                };
+                s.into_bytes()
+            })
+        }
+
+        /// A needle: part of a word list, in any case.
+        fn needle() -> impl Strategy<Value = String> {
+            (words(), 0..4usize, 0..8usize, any::<bool>()).prop_map(|(w, skip, len, upper)| {
+                let n: String = w.chars().skip(skip).take(len.max(1)).collect();
+                if upper {
+                    n.to_uppercase()
+                } else {
+                    n
+                }
+            })
+        }
+
+        fn key() -> impl Strategy<Value = Key> {
+            let leaf = prop_oneof![
+                needle().prop_map(Key::Text),
+                needle().prop_map(Key::Body),
+                (
+                    prop::sample::select(vec!["subject", "from", "x-tag", "to"]),
+                    needle()
+                )
+                    .prop_map(|(h, n)| Key::Header(h.into(), n)),
+            ];
+            leaf.prop_recursive(2, 6, 2, |inner| {
+                prop_oneof![
+                    inner.clone().prop_map(|k| Key::Not(Box::new(k))),
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Key::Or(Box::new(a), Box::new(b))),
+                    prop::collection::vec(inner, 1..3).prop_map(Key::And),
+                ]
+            })
+        }
+
+        fn eval(k: &Key, raws: &[Vec<u8>], unsure: &HashSet<u64>, lazy: bool) -> Vec<u64> {
+            let mut out = Vec::new();
+            for (i, raw) in raws.iter().enumerate() {
+                let email = i as u64 + 1;
+                let entry = UidEntry {
+                    uid: email as u32,
+                    email,
+                    modseq: 1,
+                    flags: vec![],
+                };
+                let is_unsure = unsure.contains(&email);
+                // As the session does: read the message only if needed.
+                let load = !lazy || content_needed(k, email, is_unsure);
+                let c = Candidate {
+                    seq: email as u32,
+                    largest_seq: raws.len() as u32,
+                    largest_uid: raws.len() as u32,
+                    entry: &entry,
+                    meta: None,
+                    raw: load.then_some(raw.as_slice()),
+                    unsure: is_unsure,
+                    text: Default::default(),
+                };
+                if matches(k, &c) {
+                    out.push(email);
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+            #[test]
+            fn index_answers_match_the_scan(
+                raws in prop::collection::vec(message(), 1..12),
+                keys in prop::collection::vec(key(), 1..8),
+                not_indexed in prop::collection::vec(any::<bool>(), 12),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let ix = FtsIndex::open(dir.path(), 15_000_000).unwrap();
+                // Some messages are left out of the index, as if the
+                // indexer had not reached them yet.
+                let mut unsure = HashSet::new();
+                let mut ops = Vec::new();
+                for (i, raw) in raws.iter().enumerate() {
+                    let email = i as u64 + 1;
+                    if not_indexed[i] && i % 3 == 0 {
+                        unsure.insert(email);
+                    } else {
+                        ops.push(FtsOp::Add { acct: 7, email, text: search_text(raw) });
+                    }
+                }
+                ix.apply(ops).unwrap();
+                for k in keys {
+                    let scan = eval(&k, &raws, &HashSet::new(), false);
+                    let mut needles = Vec::new();
+                    collect_lookups(&k, &mut needles);
+                    let answers: Vec<HashSet<u64>> = needles
+                        .iter()
+                        .map(|(scope, n)| ix.search(7, *scope, n).unwrap().unwrap())
+                        .collect();
+                    let indexed = rewrite(k.clone(), &mut answers.into_iter());
+                    let via_index = eval(&indexed, &raws, &unsure, true);
+                    prop_assert_eq!(&via_index, &scan, "key {:?} raws {:?}", k, raws.iter().map(|r| String::from_utf8_lossy(r).to_string()).collect::<Vec<_>>());
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,639 @@
+//! Full-text index for SEARCH's text keys (RFC 9051 §6.4.4: BODY, TEXT,
+//! FROM/TO/CC/BCC/SUBJECT, HEADER).
+//!
+//! IMAP text keys are case-insensitive *substring* matches, not word
+//! matches, so words are the wrong unit. The index holds every
+//! three-character window (trigram) of a message's lowercased search text
+//! with its position, and a needle of three or more characters becomes a
+//! phrase of its consecutive trigrams: a document matches exactly when
+//! the needle occurs in it. [`search_text`] makes that text, and the scan
+//! that SEARCH falls back to compares against the very same text, so the
+//! index and the scan agree (a proptest holds them to it).
+//!
+//! Writes are asynchronous but durable: ingest records `J acct email` in
+//! the same transaction as the message, a background task indexes what
+//! those records name, commits the index and only then removes them.
+//! SEARCH treats messages still listed there as unknown to the index and
+//! checks them by reading them, so a result never depends on the lag.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use mail_parser::{HeaderValue, Message, MessageParser, PartType};
+use tantivy::collector::DocSetCollector;
+use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
+};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// What the text keys look at, lowercased.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SearchText {
+    /// Header blocks (of the message and of every MIME part, raw) and the
+    /// message's decoded header values.
+    pub headers: String,
+    /// Decoded text of the text/* parts; the raw bytes if the message does
+    /// not parse.
+    pub body: String,
+}
+
+/// Case folding used on both sides of every text comparison.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// A header's value as SEARCH compares it: RFC 2047 words decoded,
+/// addresses as `name <address>`. Values without a text form are empty;
+/// their raw form is compared too.
+pub fn decoded_header(v: &HeaderValue<'_>) -> String {
+    match v {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(", "),
+        HeaderValue::Address(a) => a
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} <{}>",
+                    x.name.as_deref().unwrap_or(""),
+                    x.address.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize) {
+    let raw = msg.raw_message();
+    for part in &msg.parts {
+        let block = raw
+            .get(part.offset_header as usize..part.offset_body as usize)
+            .unwrap_or_default();
+        headers.push_str(&String::from_utf8_lossy(block));
+        headers.push('\n');
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                body.push_str(t);
+                body.push('\n');
+            }
+            PartType::Message(inner) if depth < 8 => walk(inner, headers, body, depth + 1),
+            _ => {}
+        }
+    }
+}
+
+/// The text SEARCH's text keys are matched against.
+pub fn search_text(raw: &[u8]) -> SearchText {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return SearchText {
+            headers: String::new(),
+            body: fold(&String::from_utf8_lossy(raw)),
+        };
+    };
+    let mut headers = String::new();
+    let mut body = String::new();
+    walk(&msg, &mut headers, &mut body, 0);
+    for h in msg.headers() {
+        headers.push_str(&decoded_header(&h.value));
+        headers.push('\n');
+    }
+    SearchText {
+        headers: fold(&headers),
+        body: fold(&body),
+    }
+}
+
+/// Needles shorter than this are not looked up in the index.
+pub const MIN_NEEDLE: usize = 3;
+
+/// Every three-character window with its position.
+#[derive(Clone, Default)]
+struct Trigrams;
+
+struct TrigramStream<'a> {
+    text: &'a str,
+    /// Byte offsets of the next windows' starts.
+    starts: Vec<usize>,
+    next: usize,
+    token: Token,
+}
+
+impl Tokenizer for Trigrams {
+    type TokenStream<'a> = TrigramStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> TrigramStream<'a> {
+        let mut starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        starts.push(text.len());
+        TrigramStream {
+            text,
+            starts,
+            next: 0,
+            token: Token::default(),
+        }
+    }
+}
+
+impl TokenStream for TrigramStream<'_> {
+    fn advance(&mut self) -> bool {
+        let i = self.next;
+        if i + MIN_NEEDLE >= self.starts.len() {
+            return false;
+        }
+        let (from, to) = (self.starts[i], self.starts[i + MIN_NEEDLE]);
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position = i;
+        self.token.text.clear();
+        self.token.text.push_str(&self.text[from..to]);
+        self.next += 1;
+        true
+    }
+    fn token(&self) -> &Token {
+        &self.token
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+fn trigrams(needle: &str) -> Vec<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    chars
+        .windows(MIN_NEEDLE)
+        .map(|w| w.iter().collect())
+        .collect()
+}
+
+/// Which text a needle is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Headers,
+    Body,
+    /// Headers or body.
+    Both,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("search index: {0}")]
+pub struct FtsError(String);
+
+impl From<tantivy::TantivyError> for FtsError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        FtsError(e.to_string())
+    }
+}
+
+/// One change for the index.
+#[derive(Debug)]
+pub enum FtsOp {
+    Add {
+        acct: u32,
+        email: u64,
+        text: SearchText,
+    },
+    Remove {
+        acct: u32,
+        email: u64,
+    },
+    RemoveAccount(u32),
+}
+
+pub struct FtsIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    id: Field,
+    acct: Field,
+    partial: Field,
+    headers: Field,
+    body: Field,
+    /// Whether the index was created by this open (so it must be filled
+    /// from the store).
+    pub created: bool,
+}
+
+const TOKENIZER: &str = "petrel_trigram";
+
+/// Bytes of a message's headers or body text that are indexed; the rest
+/// of a larger message is found by reading it.
+pub const MAX_FIELD: usize = 4 << 20;
+
+fn truncate(s: &str, max: usize) -> (&str, bool) {
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&s[..end], true)
+}
+
+fn doc_id(acct: u32, email: u64) -> String {
+    format!("{acct}:{email}")
+}
+
+impl FtsIndex {
+    /// Opens (or creates) the index in `dir`. `writer_bytes` is the
+    /// indexing memory budget.
+    pub fn open(dir: &Path, writer_bytes: usize) -> Result<FtsIndex, FtsError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FtsError(format!("cannot create {}: {e}", dir.display())))?;
+        let mut schema = Schema::builder();
+        let id = schema.add_text_field("id", STRING);
+        let acct = schema.add_u64_field("acct", INDEXED);
+        let partial = schema.add_u64_field("partial", INDEXED);
+        schema.add_u64_field("email", FAST);
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let headers = schema.add_text_field("headers", text.clone());
+        let body = schema.add_text_field("body", text);
+        let schema = schema.build();
+        let mmap = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| FtsError(format!("cannot open {}: {e}", dir.display())))?;
+        let created = !Index::exists(&mmap).map_err(|e| FtsError(e.to_string()))?;
+        let index = Index::open_or_create(mmap, schema)?;
+        index.tokenizers().register(TOKENIZER, Trigrams);
+        let writer = index.writer_with_num_threads(1, writer_bytes.max(15_000_000))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(FtsIndex {
+            reader,
+            writer: Mutex::new(writer),
+            id,
+            acct,
+            partial,
+            headers,
+            body,
+            created,
+        })
+    }
+
+    /// Applies `ops`, commits (durably) and makes them visible to
+    /// searches. Blocking.
+    pub fn apply(&self, ops: Vec<FtsOp>) -> Result<(), FtsError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let email_field = w.index().schema().get_field("email")?;
+        for op in ops {
+            match op {
+                FtsOp::Add { acct, email, text } => {
+                    // Idempotent: a crash after the commit and before the
+                    // queue records are removed indexes the message again.
+                    w.delete_term(Term::from_field_text(self.id, &doc_id(acct, email)));
+                    let mut doc = TantivyDocument::default();
+                    doc.add_text(self.id, doc_id(acct, email));
+                    doc.add_u64(self.acct, acct as u64);
+                    doc.add_u64(email_field, email);
+                    let (headers, cut_h) = truncate(&text.headers, MAX_FIELD);
+                    let (body, cut_b) = truncate(&text.body, MAX_FIELD);
+                    if cut_h || cut_b {
+                        // Only partly indexed: SEARCH reads it (`unsure`).
+                        doc.add_u64(self.partial, 1);
+                    }
+                    doc.add_text(self.headers, headers);
+                    doc.add_text(self.body, body);
+                    w.add_document(doc)?;
+                }
+                FtsOp::Remove { acct, email } => {
+                    w.delete_term(Term::from_field_text(self.id, &doc_id(acct, email)));
+                }
+                FtsOp::RemoveAccount(acct) => {
+                    w.delete_term(Term::from_field_u64(self.acct, acct as u64));
+                }
+            }
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn text_query(&self, field: Field, needle: &str) -> Box<dyn Query> {
+        let terms: Vec<Term> = trigrams(needle)
+            .iter()
+            .map(|t| Term::from_field_text(field, t))
+            .collect();
+        if terms.len() == 1 {
+            Box::new(TermQuery::new(
+                terms[0].clone(),
+                IndexRecordOption::WithFreqs,
+            ))
+        } else {
+            Box::new(PhraseQuery::new(terms))
+        }
+    }
+
+    /// The account's indexed messages whose `scope` text contains
+    /// `needle` (already folded), or `None` for needles too short to look
+    /// up. Blocking.
+    pub fn search(
+        &self,
+        acct: u32,
+        scope: Scope,
+        needle: &str,
+    ) -> Result<Option<HashSet<u64>>, FtsError> {
+        if needle.chars().count() < MIN_NEEDLE {
+            return Ok(None);
+        }
+        let text: Box<dyn Query> = match scope {
+            Scope::Headers => self.text_query(self.headers, needle),
+            Scope::Body => self.text_query(self.body, needle),
+            Scope::Both => Box::new(BooleanQuery::new(vec![
+                (Occur::Should, self.text_query(self.headers, needle)),
+                (Occur::Should, self.text_query(self.body, needle)),
+            ])),
+        };
+        self.collect(acct, text).map(Some)
+    }
+
+    /// The account's messages that are only partly indexed. Blocking.
+    pub fn partial(&self, acct: u32) -> Result<HashSet<u64>, FtsError> {
+        let q = Box::new(TermQuery::new(
+            Term::from_field_u64(self.partial, 1),
+            IndexRecordOption::Basic,
+        ));
+        self.collect(acct, q)
+    }
+
+    fn collect(&self, acct: u32, text: Box<dyn Query>) -> Result<HashSet<u64>, FtsError> {
+        let q = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(self.acct, acct as u64),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+            (Occur::Must, text),
+        ]);
+        let searcher = self.reader.searcher();
+        let hits = searcher.search(&q, &DocSetCollector)?;
+        let mut out = HashSet::with_capacity(hits.len());
+        let mut columns = Vec::new();
+        for seg in searcher.segment_readers() {
+            columns.push(seg.fast_fields().u64("email")?);
+        }
+        for addr in hits {
+            if let Some(email) = columns
+                .get(addr.segment_ord as usize)
+                .and_then(|c| c.first(addr.doc_id))
+            {
+                out.insert(email);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Records handled per indexing batch, and the most message bytes read
+/// for one.
+const BATCH: usize = 512;
+const BATCH_BYTES: usize = 32 << 20;
+
+impl super::MailStore {
+    /// Starts the task that applies `J` records to the index (or, with
+    /// the index off, drops them).
+    pub fn spawn_indexer(&self, mut shutdown: crate::net::Shutdown) {
+        let mail = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mail.fill_new_index().await {
+                tracing::error!("search index: cannot queue the existing messages: {e}");
+            }
+            loop {
+                match mail.index_batch().await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("search index: {e}; trying again shortly"),
+                }
+                tokio::select! {
+                    _ = mail.fts_wake.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                    _ = shutdown.wait() => return,
+                }
+            }
+        });
+    }
+
+    /// A newly created index is filled with the messages already stored
+    /// (the index was off, or its directory was removed).
+    async fn fill_new_index(&self) -> super::Result<()> {
+        if !self.fts.as_ref().is_some_and(|f| f.created) {
+            return Ok(());
+        }
+        let mut from = vec![b'E'];
+        loop {
+            let batch = self.store.scan(from.clone(), vec![b'F'], 10_000).await?;
+            let Some((last, _)) = batch.last() else {
+                return Ok(());
+            };
+            from = last.clone();
+            from.push(0);
+            let keys: Vec<Vec<u8>> = batch
+                .into_iter()
+                .map(|(mut k, _)| {
+                    k[0] = b'J';
+                    k
+                })
+                .collect();
+            self.store
+                .transact(move |txn| {
+                    for k in keys {
+                        if txn.get(&k)?.is_none() {
+                            txn.put(k, super::FTS_ADD.to_vec());
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+    }
+
+    /// Emails of the account not yet in the index.
+    pub(crate) async fn fts_pending(&self, acct: u32) -> super::Result<HashSet<u64>> {
+        Ok(self
+            .store
+            .scan_prefix(super::k_acct(b'J', acct))
+            .await?
+            .into_iter()
+            .filter(|(_, v)| v == super::FTS_ADD)
+            .filter_map(|(k, _)| Some(u64::from_be_bytes(k.get(5..13)?.try_into().ok()?)))
+            .collect())
+    }
+
+    /// Applies one batch of `J` records; returns how many it handled.
+    pub async fn index_batch(&self) -> Result<usize, String> {
+        let recs = self
+            .store
+            .scan(vec![b'J'], vec![b'K'], BATCH)
+            .await
+            .map_err(|e| e.to_string())?;
+        if recs.is_empty() {
+            return Ok(0);
+        }
+        let mut done = Vec::with_capacity(recs.len());
+        let mut ops = Vec::new();
+        let mut raws = Vec::new();
+        let mut bytes = 0;
+        for (k, v) in recs {
+            let (Some(acct), Some(email)) = (
+                k.get(1..5)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes),
+                k.get(5..13)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                done.push((k, v));
+                continue;
+            };
+            if self.fts.is_some() {
+                match v.as_slice() {
+                    super::FTS_ADD => {
+                        let meta = self
+                            .email_meta(acct, email)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if let Some(meta) = meta {
+                            if let Some(raw) = self
+                                .blobs
+                                .get(&self.store, &meta.blob)
+                                .await
+                                .map_err(|e| e.to_string())?
+                            {
+                                bytes += raw.len();
+                                raws.push((acct, email, raw));
+                            }
+                        }
+                    }
+                    super::FTS_REMOVE => ops.push(FtsOp::Remove { acct, email }),
+                    _ => ops.push(FtsOp::RemoveAccount(acct)),
+                }
+            }
+            done.push((k, v));
+            if bytes > BATCH_BYTES {
+                break;
+            }
+        }
+        if let Some(index) = self.fts.clone() {
+            tokio::task::spawn_blocking(move || {
+                for (acct, email, raw) in raws {
+                    ops.push(FtsOp::Add {
+                        acct,
+                        email,
+                        text: search_text(&raw),
+                    });
+                }
+                index.apply(ops)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        }
+        let n = done.len();
+        // Records rewritten meanwhile stay for the next batch.
+        self.store
+            .transact(move |txn| {
+                for (k, v) in done {
+                    if txn.get(&k)?.as_deref() == Some(v.as_slice()) {
+                        txn.delete(k);
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(subject: &str, body: &str) -> Vec<u8> {
+        format!("From: Joe <joe@example.org>\r\nSubject: {subject}\r\n\r\n{body}\r\n").into_bytes()
+    }
+
+    #[test]
+    fn trigram_positions_are_consecutive() {
+        let mut t = Trigrams;
+        let mut s = t.token_stream("héllo");
+        let mut got = Vec::new();
+        while s.advance() {
+            got.push((s.token().text.clone(), s.token().position));
+        }
+        assert_eq!(
+            got,
+            vec![("hél".into(), 0), ("éll".into(), 1), ("llo".into(), 2)]
+        );
+        let mut s = t.token_stream("ab");
+        assert!(!s.advance());
+    }
+
+    #[test]
+    fn search_text_decodes_words_and_parts() {
+        let raw = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--x--\r\n";
+        let t = search_text(raw);
+        assert!(t.headers.contains("grüße"), "{t:?}");
+        assert!(t.headers.contains("content-transfer-encoding: base64"));
+        assert!(t.body.contains("hello world"), "{t:?}");
+        assert!(!t.body.contains("agvsbg8"));
+    }
+
+    #[test]
+    fn index_finds_substrings_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = FtsIndex::open(dir.path(), 20_000_000).unwrap();
+        assert!(ix.created);
+        let docs = [
+            (1, 1, msg("Quarterly report", "the needle is here")),
+            (1, 2, msg("Hello", "needs a leaf")),
+            (2, 3, msg("Other account", "the needle again")),
+        ];
+        let ops = docs
+            .iter()
+            .map(|(a, e, raw)| FtsOp::Add {
+                acct: *a,
+                email: *e,
+                text: search_text(raw),
+            })
+            .collect();
+        ix.apply(ops).unwrap();
+        let s = |acct, scope, n: &str| {
+            let mut v: Vec<u64> = ix
+                .search(acct, scope, n)
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(s(1, Scope::Body, "needle"), vec![1]);
+        assert_eq!(s(1, Scope::Body, "nee"), vec![1, 2]);
+        // "ne" + "ed" + "le" all occur in 2 but not "needle" itself.
+        assert_eq!(s(1, Scope::Both, "eedl"), vec![1]);
+        assert_eq!(s(1, Scope::Headers, "quarterly"), vec![1]);
+        assert_eq!(s(1, Scope::Body, "quarterly"), Vec::<u64>::new());
+        assert_eq!(s(2, Scope::Both, "needle"), vec![3]);
+        assert!(ix.search(1, Scope::Body, "ne").unwrap().is_none());
+        ix.apply(vec![FtsOp::Remove { acct: 1, email: 1 }]).unwrap();
+        assert_eq!(s(1, Scope::Body, "needle"), Vec::<u64>::new());
+        ix.apply(vec![FtsOp::RemoveAccount(2)]).unwrap();
+        assert_eq!(s(2, Scope::Both, "needle"), Vec::<u64>::new());
+        drop(ix);
+        let again = FtsIndex::open(dir.path(), 20_000_000).unwrap();
+        assert!(!again.created);
+        assert_eq!(
+            again.search(1, Scope::Body, "leaf").unwrap().unwrap(),
+            HashSet::from([2])
+        );
+    }
+}
