@@ -10,7 +10,7 @@ pub struct Server {
     child: std::process::Child,
     ports: HashMap<String, SocketAddr>,
     url: String,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -72,7 +72,7 @@ impl Server {
             child,
             ports,
             url,
-            _dir: dir,
+            dir,
         };
         s.cli(&["domain", "create", "bench.test"]);
         s
@@ -90,6 +90,29 @@ impl Server {
             .status()
             .unwrap();
         assert!(st.success(), "petrel {args:?}");
+    }
+
+    /// What a `petrel` admin command prints.
+    #[allow(dead_code)]
+    pub fn cli_output(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["--url", &self.url, "--credentials", "admin:bench"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "petrel {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the full-text indexer has nothing left to do.
+    #[allow(dead_code)]
+    pub fn wait_indexed(&self) {
+        while !self
+            .cli_output(&["search", "status"])
+            .contains("waiting: 0")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// The server's resident memory, in KB.

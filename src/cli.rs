@@ -71,6 +71,17 @@ pub enum Command {
         #[command(subcommand)]
         action: DkimCmd,
     },
+    /// The full-text search index.
+    Search {
+        #[command(subcommand)]
+        action: SearchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SearchCmd {
+    /// Whether the index is on and how many changes wait for it.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -533,6 +544,20 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("Message {id} removed from the queue");
             }
         },
+        Command::Search {
+            action: SearchCmd::Status,
+        } => {
+            let st = api.call("GET", "/api/search", None)?;
+            println!(
+                "index: {}\nwaiting: {}",
+                if st["index"].as_bool() == Some(true) {
+                    "on"
+                } else {
+                    "off"
+                },
+                st["waiting"].as_u64().unwrap_or(0)
+            );
+        }
         Command::Dkim { action } => {
             match action {
                 DkimCmd::Create {

@@ -1636,13 +1636,18 @@ const FTS_QUERIES: &[&str] = &[
     "SEARCH TEXT zzzz",
 ];
 
-/// Whether tantivy's meta.json lists a committed segment.
-fn index_has_segments(meta: &std::path::Path) -> bool {
-    std::fs::read(meta)
-        .ok()
-        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
-        .and_then(|v| v["segments"].as_array().map(|a| !a.is_empty()))
-        .unwrap_or(false)
+/// Waits until `petrel search status` reports nothing waiting.
+async fn wait_indexed(s: &TestServer) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = s.cli_ok(&["search", "status"]);
+        assert!(out.contains("index: on"), "{out}");
+        if out.contains("waiting: 0") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "indexer stuck: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn fts_answers(s: &TestServer) -> Vec<String> {
@@ -1691,16 +1696,8 @@ async fn full_text_index_agrees_with_reading() {
     assert_eq!(expected[12], "* SEARCH");
     // Straight after the APPENDs, and again once the indexer is done.
     assert_eq!(fts_answers(&indexed).await, expected);
-    let meta = indexed.dir.path().join("fts/meta.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !index_has_segments(&meta) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "index never committed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_indexed(&indexed).await;
+    assert!(indexed.dir.path().join("fts/meta.json").exists());
     assert_eq!(fts_answers(&indexed).await, expected);
     // SIGKILL, then off: the index directory goes.
     let dir = indexed.kill_keep_dir();
@@ -1711,17 +1708,47 @@ async fn full_text_index_agrees_with_reading() {
     .unwrap();
     let off = TestServer::start_in(dir);
     assert!(!off.dir.path().join("fts").exists());
+    assert!(off.cli_ok(&["search", "status"]).contains("index: off"));
     assert_eq!(fts_answers(&off).await, expected);
     // On again: rebuilt from the store.
     let dir = off.kill_keep_dir();
     std::fs::write(dir.path().join("config.toml"), test_config(extra)).unwrap();
     let on = TestServer::start_in(dir);
     assert_eq!(fts_answers(&on).await, expected);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !index_has_segments(&on.dir.path().join("fts/meta.json")) {
-        assert!(std::time::Instant::now() < deadline, "index not rebuilt");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_indexed(&on).await;
     assert_eq!(fts_answers(&on).await, expected);
+}
+
+/// RFC 7888: LITERAL+ by default; `imap.literal-plus = false` offers
+/// LITERAL- instead, and a larger non-synchronizing literal is read and
+/// its command refused with BAD [TOOBIG] while the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literal_minus_by_configuration() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\nliteral-plus = false\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join("\n");
+    assert!(
+        caps.contains("LITERAL-") && !caps.contains("LITERAL+"),
+        "{caps}"
+    );
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(5000));
+    c.send(&format!("b APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()))
+        .await;
+    let r = c.imap_until("b").await;
+    assert!(r.last().unwrap().starts_with("b BAD [TOOBIG]"), "{r:?}");
+    assert!(q(&mut c, "c", "NOOP").await.starts_with("c OK"));
+    // Small non-synchronizing literals are still fine.
+    append(&mut c, "d", "Subject: small\r\n\r\nhi").await;
+    let st = q(&mut c, "e", "STATUS INBOX (MESSAGES)").await;
+    assert_eq!(st, "* STATUS \"INBOX\" (MESSAGES 1)");
+    // And the default is LITERAL+ alone.
+    let plain = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    plain.account("joe@example.org");
+    let mut c = logged_in(&plain).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join("\n");
+    assert!(
+        caps.contains("LITERAL+") && !caps.contains("LITERAL-"),
+        "{caps}"
+    );
 }

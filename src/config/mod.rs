@@ -126,6 +126,9 @@ pub struct ImapConfig {
     pub max_literal_size: usize,
     pub timeout_idle: u64,
     pub auth_without_tls: bool,
+    /// Advertise LITERAL+ (non-synchronising literals of any size up to
+    /// `max_literal_size`); `false`: LITERAL- (at most 4096 bytes).
+    pub literal_plus: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -417,6 +420,7 @@ impl Default for ImapConfig {
             max_literal_size: 50 * 1024 * 1024,
             timeout_idle: 1800,
             auth_without_tls: false,
+            literal_plus: true,
         }
     }
 }

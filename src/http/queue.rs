@@ -1,4 +1,4 @@
-//! Queue and DKIM endpoints of the management API.
+//! Queue, DKIM and search-index endpoints of the management API.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,10 +22,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/queue", get(list))
         .route("/api/queue/{id}", get(show).delete(cancel))
         .route("/api/queue/{id}/retry", post(retry))
+        .route("/api/search", get(search_status))
         .route(
             "/api/dkim/{domain}",
             get(show_dkim).post(create_dkim).delete(delete_dkim),
         )
+}
+
+/// Whether the full-text index is on and how many changes wait for it.
+async fn search_status(State(st): State<AppState>, _a: Admin) -> ApiResult<Json<Value>> {
+    let waiting = st.core.mail.fts_waiting().await?;
+    Ok(Json(
+        json!({ "index": st.core.mail.fts.is_some(), "waiting": waiting }),
+    ))
 }
 
 fn not_found(id: u64) -> ApiError {

@@ -48,7 +48,10 @@ pub type Reply = String;
 impl Session {
     pub fn new(core: SharedCore, conn: Conn, peer: SocketAddr, shutdown: Shutdown) -> Self {
         let cfg = &core.config.imap;
-        let rx = Receiver::new(cfg.max_line_length, cfg.max_literal_size);
+        let mut rx = Receiver::new(cfg.max_line_length, cfg.max_literal_size);
+        if !cfg.literal_plus {
+            rx = rx.literal_minus();
+        }
         Session {
             core,
             conn,
@@ -87,7 +90,12 @@ impl Session {
         let mut caps = vec![
             "IMAP4rev1",
             "IMAP4rev2",
-            "LITERAL+",
+            // RFC 7888 §5: one or the other, never both.
+            if self.core.config.imap.literal_plus {
+                "LITERAL+"
+            } else {
+                "LITERAL-"
+            },
             "SASL-IR",
             "UNSELECT",
             "IDLE",

@@ -467,6 +467,15 @@ impl super::MailStore {
             .collect())
     }
 
+    /// How many index changes wait for the indexer.
+    pub async fn fts_waiting(&self) -> Result<usize, crate::store::StoreError> {
+        Ok(self
+            .store
+            .scan(vec![b'J'], vec![b'K'], usize::MAX)
+            .await?
+            .len())
+    }
+
     /// Applies one batch of `J` records; returns how many it handled.
     pub async fn index_batch(&self) -> Result<usize, String> {
         let recs = self

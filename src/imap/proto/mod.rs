@@ -35,9 +35,18 @@ pub struct Receiver {
     line_start: usize,
     max_line: usize,
     max_literal: usize,
+    /// Largest non-synchronising literal (RFC 7888: unlimited with
+    /// LITERAL+, 4096 with LITERAL-).
+    max_non_sync: usize,
+    /// The current command carried a non-synchronising literal over
+    /// `max_non_sync`: its bytes are read and the command refused.
+    refuse: bool,
     /// Skipping the rest of an overlong line.
     discarding: bool,
 }
+
+/// RFC 7888 §5: the LITERAL- limit.
+pub const LITERAL_MINUS_MAX: usize = 4096;
 
 impl Receiver {
     pub fn new(max_line: usize, max_literal: usize) -> Self {
@@ -48,8 +57,16 @@ impl Receiver {
             line_start: 0,
             max_line,
             max_literal,
+            max_non_sync: usize::MAX,
+            refuse: false,
             discarding: false,
         }
+    }
+
+    /// LITERAL- instead of LITERAL+ (RFC 7888 §5).
+    pub fn literal_minus(mut self) -> Self {
+        self.max_non_sync = LITERAL_MINUS_MAX;
+        self
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -83,6 +100,7 @@ impl Receiver {
         self.pos = 0;
         self.literal_left = 0;
         self.line_start = 0;
+        self.refuse = false;
     }
 
     fn tag(&self) -> Option<String> {
@@ -169,6 +187,11 @@ impl Receiver {
                             response: "NO [TOOBIG] Literal too large".into(),
                         });
                     }
+                    if !sync && n > self.max_non_sync {
+                        // Its bytes are on their way: read them with the
+                        // rest of the command, then refuse it (§4).
+                        self.refuse = true;
+                    }
                     self.pos = nl + 1;
                     self.literal_left = n;
                     self.line_start = self.pos;
@@ -177,6 +200,17 @@ impl Receiver {
                     }
                 }
                 None => {
+                    if self.refuse {
+                        let tag = self.tag();
+                        self.buf.drain(..=nl);
+                        self.reset_scan();
+                        return Some(Event::Reject {
+                            tag,
+                            response: format!(
+                                "BAD [TOOBIG] Non-synchronizing literals over {LITERAL_MINUS_MAX} bytes are not accepted (LITERAL-)"
+                            ),
+                        });
+                    }
                     let cmd: Vec<u8> = self.buf.drain(..=nl).collect();
                     self.reset_scan();
                     return Some(Event::Command(cmd));
@@ -473,6 +507,30 @@ mod tests {
             p.args,
             vec![Token::Literal(b"joe".to_vec()), Token::Atom("pw".into())]
         );
+    }
+
+    #[test]
+    fn literal_minus_refuses_large_non_sync_literals() {
+        let mut r = Receiver::new(1000, 10_000).literal_minus();
+        let big = "x".repeat(LITERAL_MINUS_MAX + 1);
+        r.feed(format!("a APPEND INBOX {{{}+}}\r\n{big}\r\nb NOOP\r\n", big.len()).as_bytes());
+        match r.next_event() {
+            Some(Event::Reject { tag, response }) => {
+                assert_eq!(tag.as_deref(), Some("a"));
+                assert!(response.starts_with("BAD [TOOBIG]"), "{response}");
+            }
+            e => panic!("{e:?}"),
+        }
+        // The literal's bytes were consumed; the next command is intact.
+        assert_eq!(r.next_event(), Some(Event::Command(b"b NOOP\r\n".to_vec())));
+        // At the limit, and synchronising literals of any size, are fine.
+        let ok = "y".repeat(LITERAL_MINUS_MAX);
+        r.feed(format!("c APPEND INBOX {{{}+}}\r\n{ok}\r\n", ok.len()).as_bytes());
+        assert!(matches!(r.next_event(), Some(Event::Command(_))));
+        r.feed(format!("d APPEND INBOX {{{}}}\r\n", big.len()).as_bytes());
+        assert_eq!(r.next_event(), Some(Event::Continue));
+        r.feed(format!("{big}\r\n").as_bytes());
+        assert!(matches!(r.next_event(), Some(Event::Command(_))));
     }
 
     #[test]
