@@ -1265,6 +1265,27 @@ async fn sort_orders() {
     assert!(cmd(&mut c, "k", "SORT (FROB) UTF-8 ALL").await[0].starts_with("k BAD"));
     assert!(cmd(&mut c, "l", "SORT (REVERSE) UTF-8 ALL").await[0].starts_with("l BAD"));
     assert!(cmd(&mut c, "m", "SORT (SIZE) KOI8-R ALL").await[0].starts_with("m NO [BADCHARSET"));
+    // ESORT (RFC 5267 §3.2): ESEARCH answers; MIN and MAX are the first
+    // and last in sort order, ALL keeps the order.
+    assert!(caps.contains(" ESORT "), "{caps}");
+    assert_eq!(
+        sort(cmd(&mut c, "n", "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL").await),
+        "* ESEARCH (TAG \"n\") MIN 2 MAX 3 COUNT 3 ALL 2,1,3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "o", "UID SORT RETURN () (REVERSE SIZE) UTF-8 ALL").await),
+        "* ESEARCH (TAG \"o\") UID ALL 3,2,1"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "p", "SORT RETURN (ALL) (SIZE) UTF-8 ALL").await),
+        "* ESEARCH (TAG \"p\") ALL 1:3"
+    );
+    assert_eq!(
+        sort(cmd(&mut c, "q", "SORT RETURN (COUNT MIN) (DATE) UTF-8 SUBJECT nothing").await),
+        "* ESEARCH (TAG \"q\") COUNT 0"
+    );
+    assert!(cmd(&mut c, "r", "SORT RETURN (SAVE) (DATE) UTF-8 ALL").await[0].starts_with("r BAD"));
+    assert!(cmd(&mut c, "s", "SORT RETURN (FROB) (DATE) UTF-8 ALL").await[0].starts_with("s BAD"));
 }
 
 /// RFC 9051 §6.3.6: RENAME INBOX moves its messages into the new mailbox;

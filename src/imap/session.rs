@@ -121,6 +121,7 @@ impl Session {
             "PREVIEW",
             "SORT",
             "SORT=DISPLAY",
+            "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "COMPRESS=DEFLATE",
@@ -320,7 +321,7 @@ impl Session {
             "COPY" => self.cmd_copy(&args, false, false).await,
             "MOVE" => self.cmd_copy(&args, false, true).await,
             "SEARCH" => self.cmd_search(tag, &args, false).await,
-            "SORT" => self.cmd_sort(&args, false).await,
+            "SORT" => self.cmd_sort(tag, &args, false).await,
             "THREAD" => self.cmd_thread(&args, false).await,
             "EXPUNGE" => self.cmd_expunge(None).await,
             "CLOSE" | "UNSELECT" => self.cmd_close(name == "CLOSE").await,
@@ -357,7 +358,7 @@ impl Session {
             "COPY" => self.cmd_copy(&args, true, false).await,
             "MOVE" => self.cmd_copy(&args, true, true).await,
             "SEARCH" => self.cmd_search(tag, &args, true).await,
-            "SORT" => self.cmd_sort(&args, true).await,
+            "SORT" => self.cmd_sort(tag, &args, true).await,
             "THREAD" => self.cmd_thread(&args, true).await,
             "EXPUNGE" => {
                 let Some(mut set) = args

@@ -336,16 +336,16 @@ pub(crate) async fn with_index(mail: &MailStore, acct: u32, key: &Key) -> (Key, 
 /// What SEARCH RETURN asks for (RFC 4731 §3.1).
 #[derive(Debug, Default, PartialEq)]
 pub struct Return {
-    min: bool,
-    max: bool,
-    all: bool,
-    count: bool,
+    pub(crate) min: bool,
+    pub(crate) max: bool,
+    pub(crate) all: bool,
+    pub(crate) count: bool,
     /// SEARCHRES (RFC 5182): keep the result as `$`.
-    save: bool,
+    pub(crate) save: bool,
 }
 
 /// Splits `RETURN (...)` off the front of SEARCH arguments.
-fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
+pub(crate) fn parse_return(args: &[Token]) -> Result<(Option<Return>, &[Token]), String> {
     let is_return =
         matches!(args.first(), Some(Token::Atom(a)) if a.eq_ignore_ascii_case("RETURN"));
     if !is_return {
@@ -395,7 +395,7 @@ pub(crate) fn compress(nums: &[u32]) -> String {
 
 /// The ESEARCH response (RFC 4731 §3.2); MIN, MAX and ALL only when
 /// something matched.
-fn esearch(tag: &str, uid: bool, r: &Return, hits: &[u32], modseq: Option<u64>) -> String {
+pub(crate) fn esearch(tag: &str, uid: bool, r: &Return, hits: &[u32], modseq: Option<u64>) -> String {
     let mut line = format!("ESEARCH (TAG \"{tag}\")");
     if uid {
         line.push_str(" UID");

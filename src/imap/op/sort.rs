@@ -1,10 +1,11 @@
 //! SORT and UID SORT (RFC 5256 §3) with the DISPLAYFROM and DISPLAYTO
-//! keys of SORT=DISPLAY (RFC 5957). Messages are found as SEARCH finds
-//! them and ordered by the criteria, ties by sequence number.
+//! keys of SORT=DISPLAY (RFC 5957) and ESORT's RETURN options (RFC 5267
+//! §3.2). Messages are found as SEARCH finds them and ordered by the
+//! criteria, ties by sequence number.
 
 use std::cmp::Ordering;
 
-use super::search::parse_search;
+use super::search::{esearch, parse_return, parse_search};
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
 use crate::mail::ingest::base_subject;
@@ -86,7 +87,15 @@ fn first_address(addr: Option<&mail_parser::Address<'_>>) -> (String, String) {
 }
 
 impl Session {
-    pub(crate) async fn cmd_sort(&mut self, args: &[Token], uid_mode: bool) -> Reply {
+    pub(crate) async fn cmd_sort(&mut self, tag: &str, args: &[Token], uid_mode: bool) -> Reply {
+        // ESORT: SORT RETURN (options) (criteria) charset search.
+        let (ret, args) = match parse_return(args) {
+            Ok(x) => x,
+            Err(e) => return format!("BAD {e}"),
+        };
+        if ret.as_ref().is_some_and(|r| r.save) {
+            return "BAD SAVE is a SEARCH result option".into();
+        }
         let criteria = match parse_criteria(args.first()) {
             Ok(c) => c,
             Err(e) => return format!("BAD {e}"),
@@ -156,11 +165,22 @@ impl Session {
             }
             ia.cmp(ib)
         });
-        let mut line = String::from("SORT");
-        for (i, _) in rows {
-            let n = if uid_mode { msgs[i].uid } else { i as u32 + 1 };
-            line.push_str(&format!(" {n}"));
-        }
+        let sorted: Vec<u32> = rows
+            .iter()
+            .map(|&(i, _)| if uid_mode { msgs[i].uid } else { i as u32 + 1 })
+            .collect();
+        let line = match ret {
+            // RFC 5267 §3.2: MIN and MAX are the first and last in sort
+            // order; ALL keeps the order (only ascending runs fold).
+            Some(r) => esearch(tag, uid_mode, &r, &sorted, None),
+            None => {
+                let mut line = String::from("SORT");
+                for n in sorted {
+                    line.push_str(&format!(" {n}"));
+                }
+                line
+            }
+        };
         self.untagged(&line);
         super::completed("SORT", uid_mode)
     }
