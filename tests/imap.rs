@@ -1269,7 +1269,14 @@ async fn sort_orders() {
     // and last in sort order, ALL keeps the order.
     assert!(caps.contains(" ESORT "), "{caps}");
     assert_eq!(
-        sort(cmd(&mut c, "n", "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL").await),
+        sort(
+            cmd(
+                &mut c,
+                "n",
+                "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL"
+            )
+            .await
+        ),
         "* ESEARCH (TAG \"n\") MIN 2 MAX 3 COUNT 3 ALL 2,1,3"
     );
     assert_eq!(
@@ -1281,7 +1288,14 @@ async fn sort_orders() {
         "* ESEARCH (TAG \"p\") ALL 1:3"
     );
     assert_eq!(
-        sort(cmd(&mut c, "q", "SORT RETURN (COUNT MIN) (DATE) UTF-8 SUBJECT nothing").await),
+        sort(
+            cmd(
+                &mut c,
+                "q",
+                "SORT RETURN (COUNT MIN) (DATE) UTF-8 SUBJECT nothing"
+            )
+            .await
+        ),
         "* ESEARCH (TAG \"q\") COUNT 0"
     );
     assert!(cmd(&mut c, "r", "SORT RETURN (SAVE) (DATE) UTF-8 ALL").await[0].starts_with("r BAD"));
@@ -1772,4 +1786,75 @@ async fn literal_minus_by_configuration() {
         caps.contains("LITERAL+") && !caps.contains("LITERAL-"),
         "{caps}"
     );
+}
+
+/// SAVEDATE (RFC 8514): the save date is when the message entered the
+/// mailbox (not its internal date), is kept across flag changes, is new
+/// for a copy, and the SAVED* search keys use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_dates() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains(" SAVEDATE"), "{caps}");
+    // An old internal date; the save date is today.
+    c.send("b APPEND INBOX \"01-Jan-2001 10:00:00 +0000\" {14+}\r\nSubject: old\r\n\r\n\r\n")
+        .await;
+    assert!(c.imap_until("b").await.last().unwrap().starts_with("b OK"));
+    cmd(&mut c, "c", "SELECT INBOX").await;
+    let today = {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let r = cmd(&mut c, "d", "FETCH 1 (INTERNALDATE SAVEDATE)").await;
+        assert!(
+            r[0].contains("INTERNALDATE \"01-Jan-2001 10:00:00 +0000\""),
+            "{r:?}"
+        );
+        let saved = r[0]
+            .split("SAVEDATE \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        // Same day as now (the test does not straddle midnight by more
+        // than a few seconds).
+        let day = saved.split(' ').next().unwrap().to_string();
+        assert!(secs > 0 && !day.ends_with("2001"), "{saved}");
+        day
+    };
+    let hit = cmd(&mut c, "e", &format!("SEARCH SAVEDON {today}")).await;
+    assert_eq!(hit[0], "* SEARCH 1");
+    assert_eq!(
+        cmd(&mut c, "f", &format!("SEARCH SAVEDBEFORE {today}")).await[0],
+        "* SEARCH"
+    );
+    assert_eq!(
+        cmd(&mut c, "g", "SEARCH SAVEDSINCE 1-Jan-2001").await[0],
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        cmd(&mut c, "h", "SEARCH SAVEDATESUPPORTED").await[0],
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        cmd(&mut c, "i", "SEARCH ON 1-Jan-2001").await[0],
+        "* SEARCH 1"
+    );
+    // A flag change keeps it; a copy gets its own.
+    let before = cmd(&mut c, "j", "FETCH 1 SAVEDATE").await[0].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    cmd(&mut c, "k", "STORE 1 +FLAGS (\\Seen)").await;
+    let after = cmd(&mut c, "l", "FETCH 1 SAVEDATE").await[0].clone();
+    assert_eq!(before, after);
+    cmd(&mut c, "m", "COPY 1 Archive").await;
+    cmd(&mut c, "n", "SELECT Archive").await;
+    let copied = cmd(&mut c, "o", "FETCH 1 SAVEDATE").await[0].clone();
+    assert!(copied.contains("SAVEDATE \""), "{copied}");
+    assert_ne!(copied, before, "a copy is saved later");
+    assert!(cmd(&mut c, "p", "SEARCH SAVEDON yesterday").await[0].starts_with("p BAD"));
 }

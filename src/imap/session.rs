@@ -112,6 +112,7 @@ impl Session {
             "QUOTA=RES-STORAGE",
             "QUOTA=RES-MESSAGE",
             "OBJECTID",
+            "SAVEDATE",
             "STATUS=SIZE",
             "UNAUTHENTICATE",
             "ESEARCH",

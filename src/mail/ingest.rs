@@ -243,7 +243,7 @@ impl MailStore {
                     txn.put(k_email(b'F', acct, email), to_json(&es));
                     txn.put(
                         k_uid(acct, mb.id, uid),
-                        encode_uid_entry(email, modseq, &t.flags),
+                        encode_uid_entry(email, modseq, &t.flags, Some(now())),
                     );
                     txn.put(k_mbox(acct, mb.id), to_json(&mb));
                     txn.put(k_acct(b'K', acct), to_json(&st));

@@ -348,7 +348,7 @@ impl MailStore {
                         txn.put(k_email(b'F', acct, copy), to_json(&nes));
                         txn.put(
                             k_uid(acct, dst, new_uid),
-                            encode_uid_entry(copy, modseq, &nes.keywords),
+                            encode_uid_entry(copy, modseq, &nes.keywords, Some(now())),
                         );
                         created.push(copy);
                     } else {
@@ -360,7 +360,7 @@ impl MailStore {
                         es.modseq = modseq;
                         txn.put(
                             k_uid(acct, dst, new_uid),
-                            encode_uid_entry(email, modseq, &es.keywords),
+                            encode_uid_entry(email, modseq, &es.keywords, Some(now())),
                         );
                         txn.put(fkey, to_json(&es));
                         updated.push(email);

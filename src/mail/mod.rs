@@ -87,6 +87,9 @@ pub struct UidEntry {
     pub email: u64,
     pub modseq: u64,
     pub flags: Vec<String>,
+    /// When the message was saved in this mailbox (RFC 8514); `None` for
+    /// entries written before save dates were kept.
+    pub saved: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,11 +163,22 @@ pub(crate) fn from_json<T: for<'a> Deserialize<'a>>(
     serde_json::from_slice(v).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
 }
 
-pub(crate) fn encode_uid_entry(email: u64, modseq: u64, flags: &[String]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(16 + flags.len() * 8);
+/// email, modseq, flags separated by spaces, then NUL and the save date
+/// (flags never contain NUL; older entries end after the flags).
+pub(crate) fn encode_uid_entry(
+    email: u64,
+    modseq: u64,
+    flags: &[String],
+    saved: Option<i64>,
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(25 + flags.len() * 8);
     v.extend_from_slice(&email.to_be_bytes());
     v.extend_from_slice(&modseq.to_be_bytes());
     v.extend_from_slice(flags.join(" ").as_bytes());
+    if let Some(t) = saved {
+        v.push(0);
+        v.extend_from_slice(&t.to_be_bytes());
+    }
     v
 }
 
@@ -172,7 +186,15 @@ fn decode_uid_entry(key: &[u8], v: &[u8]) -> Option<UidEntry> {
     let uid = u32::from_be_bytes(key.get(key.len() - 4..)?.try_into().ok()?);
     let email = u64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
     let modseq = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
-    let flags = std::str::from_utf8(v.get(16..)?)
+    let rest = v.get(16..)?;
+    let (flags, saved) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (
+            &rest[..i],
+            Some(i64::from_be_bytes(rest.get(i + 1..i + 9)?.try_into().ok()?)),
+        ),
+        None => (rest, None),
+    };
+    let flags = std::str::from_utf8(flags)
         .ok()?
         .split(' ')
         .filter(|s| !s.is_empty())
@@ -183,6 +205,7 @@ fn decode_uid_entry(key: &[u8], v: &[u8]) -> Option<UidEntry> {
         email,
         modseq,
         flags,
+        saved,
     })
 }
 
@@ -588,7 +611,13 @@ impl MailStore {
                     es.keywords = new.clone();
                     es.modseq = modseq;
                     for &(mb, u) in &es.mailboxes {
-                        txn.put(k_uid(acct, mb, u), encode_uid_entry(email, modseq, &new));
+                        // The save date stays what it was.
+                        let ukey = k_uid(acct, mb, u);
+                        let saved = txn
+                            .get(&ukey)?
+                            .and_then(|v| decode_uid_entry(&ukey, &v))
+                            .and_then(|e| e.saved);
+                        txn.put(ukey, encode_uid_entry(email, modseq, &new, saved));
                         if !touched_mailboxes.contains(&mb) {
                             touched_mailboxes.push(mb);
                         }

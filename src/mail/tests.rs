@@ -206,3 +206,23 @@ async fn expunge_releases_blobs_and_quota() {
         "the blob went with its last reference"
     );
 }
+
+#[test]
+fn uid_entries_with_and_without_save_dates() {
+    let key = super::k_uid(1, 2, 7);
+    let flags = vec!["\\Seen".to_string(), "$Work".to_string()];
+    let new = super::encode_uid_entry(9, 4, &flags, Some(1_700_000_000));
+    let e = super::decode_uid_entry(&key, &new).unwrap();
+    assert_eq!((e.uid, e.email, e.modseq), (7, 9, 4));
+    assert_eq!(e.flags, flags);
+    assert_eq!(e.saved, Some(1_700_000_000));
+    // Entries written before save dates were kept.
+    let old = super::encode_uid_entry(9, 4, &flags, None);
+    let e = super::decode_uid_entry(&key, &old).unwrap();
+    assert_eq!(e.flags, flags);
+    assert_eq!(e.saved, None);
+    // No flags, a save date.
+    let e = super::decode_uid_entry(&key, &super::encode_uid_entry(1, 1, &[], Some(-5))).unwrap();
+    assert!(e.flags.is_empty());
+    assert_eq!(e.saved, Some(-5));
+}

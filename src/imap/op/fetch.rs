@@ -464,6 +464,12 @@ fn render(
             None => push(out, "THREADID NIL"),
         },
         FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
+        // RFC 8514 §4.1; entries older than save dates carry the internal
+        // date.
+        FetchAttr::SaveDate => match m.saved.or(meta.map(|x| x.received_at)) {
+            Some(t) => push(out, &format!("SAVEDATE \"{}\"", internal_date(t))),
+            None => push(out, "SAVEDATE NIL"),
+        },
         FetchAttr::InternalDate => push(
             out,
             &format!(

@@ -26,6 +26,8 @@ pub enum Key {
     Text(String),
     /// Internal date: before / on / since a day (seconds at 00:00 UTC).
     Date(DateCmp, i64, bool),
+    /// RFC 8514 §4.2: the day the message was saved in the mailbox.
+    SaveDate(DateCmp, i64),
     Larger(u64),
     Smaller(u64),
     /// RFC 7162 §3.1.5: mod-sequence at least this.
@@ -135,6 +137,11 @@ impl<'a> Parser<'a> {
             "SENTBEFORE" => Ok(Key::Date(DateCmp::Before, self.date()?, true)),
             "SENTON" => Ok(Key::Date(DateCmp::On, self.date()?, true)),
             "SENTSINCE" => Ok(Key::Date(DateCmp::Since, self.date()?, true)),
+            "SAVEDBEFORE" => Ok(Key::SaveDate(DateCmp::Before, self.date()?)),
+            "SAVEDON" => Ok(Key::SaveDate(DateCmp::On, self.date()?)),
+            "SAVEDSINCE" => Ok(Key::SaveDate(DateCmp::Since, self.date()?)),
+            // Every mailbox here keeps save dates.
+            "SAVEDATESUPPORTED" => Ok(Key::All),
             "LARGER" => Ok(Key::Larger(
                 self.string()?.parse().map_err(|_| "Invalid size")?,
             )),
@@ -395,7 +402,13 @@ pub(crate) fn compress(nums: &[u32]) -> String {
 
 /// The ESEARCH response (RFC 4731 §3.2); MIN, MAX and ALL only when
 /// something matched.
-pub(crate) fn esearch(tag: &str, uid: bool, r: &Return, hits: &[u32], modseq: Option<u64>) -> String {
+pub(crate) fn esearch(
+    tag: &str,
+    uid: bool,
+    r: &Return,
+    hits: &[u32],
+    modseq: Option<u64>,
+) -> String {
     let mut line = format!("ESEARCH (TAG \"{tag}\")");
     if uid {
         line.push_str(" UID");
@@ -446,7 +459,12 @@ fn uses_modseq(k: &Key) -> bool {
 
 fn needs_meta(k: &Key) -> bool {
     match k {
-        Key::Date(..) | Key::Larger(_) | Key::Smaller(_) | Key::ThreadId(_) | Key::Age(..) => true,
+        Key::Date(..)
+        | Key::SaveDate(..)
+        | Key::Larger(_)
+        | Key::Smaller(_)
+        | Key::ThreadId(_)
+        | Key::Age(..) => true,
         Key::Not(k) => needs_meta(k),
         Key::Or(a, b) => needs_meta(a) || needs_meta(b),
         Key::And(v) => v.iter().any(needs_meta),
@@ -520,6 +538,17 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
                 m.meta.sent_at.unwrap_or(m.received_at)
             } else {
                 m.received_at
+            };
+            let d = ts.div_euclid(86400) * 86400;
+            match cmp {
+                DateCmp::Before => d < *day,
+                DateCmp::On => d == *day,
+                DateCmp::Since => d >= *day,
+            }
+        }
+        Key::SaveDate(cmp, day) => {
+            let Some(ts) = c.entry.saved.or(c.meta.map(|m| m.received_at)) else {
+                return false;
             };
             let d = ts.div_euclid(86400) * 86400;
             match cmp {
@@ -734,6 +763,7 @@ mod tests {
                 email: 1,
                 modseq: 1,
                 flags: vec![],
+                saved: None,
             };
             let c = Candidate {
                 seq: 1,
@@ -856,6 +886,7 @@ mod tests {
                     email,
                     modseq: 1,
                     flags: vec![],
+                    saved: None,
                 };
                 let is_unsure = unsure.contains(&email);
                 // As the session does: read the message only if needed.

@@ -100,6 +100,8 @@ pub enum FetchAttr {
     /// RFC 8474 §5.1, §5.2.
     EmailId,
     ThreadId,
+    /// RFC 8514 §4.1.
+    SaveDate,
     /// RFC 3516: a part with its Content-Transfer-Encoding undone.
     Binary {
         part: Vec<u32>,
@@ -189,6 +191,7 @@ fn parse_attr(a: &str) -> Result<FetchAttr, String> {
         "RFC822.TEXT" => Some(FetchAttr::Rfc822Text),
         "MODSEQ" => Some(FetchAttr::ModSeq),
         "EMAILID" => Some(FetchAttr::EmailId),
+        "SAVEDATE" => Some(FetchAttr::SaveDate),
         "THREADID" => Some(FetchAttr::ThreadId),
         "PREVIEW" => Some(FetchAttr::Preview),
         _ => None,
