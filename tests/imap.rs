@@ -1858,3 +1858,58 @@ async fn save_dates() {
     assert_ne!(copied, before, "a copy is saved later");
     assert!(cmd(&mut c, "p", "SEARCH SAVEDON yesterday").await[0].starts_with("p BAD"));
 }
+
+/// Mailbox names: modified UTF-7 (RFC 3501 §5.1.3) for IMAP4rev1
+/// sessions, UTF-8 once UTF8=ACCEPT (RFC 6855) or IMAP4rev2 is enabled;
+/// both name the same mailbox, and a name that is not valid modified
+/// UTF-7 gets BAD while the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_names_in_modified_utf7() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut old = logged_in(&s).await;
+    assert!(q(&mut old, "a", "CREATE \"Entw&APw-rfe/&U,BTFw-\"")
+        .await
+        .starts_with("a OK"));
+    assert!(q(&mut old, "b", "CREATE \"Tom &- Jerry\"")
+        .await
+        .starts_with("b OK"));
+    let l = cmd(&mut old, "c", "LIST \"\" \"Entw&APw-rfe*\"").await;
+    assert!(
+        l.contains(&"* LIST (\\HasChildren) \"/\" \"Entw&APw-rfe\"".to_string()),
+        "{l:?}"
+    );
+    assert!(
+        l.contains(&"* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe/&U,BTFw-\"".to_string()),
+        "{l:?}"
+    );
+    let st = q(&mut old, "d", "STATUS \"Tom &- Jerry\" (MESSAGES)").await;
+    assert_eq!(st, "* STATUS \"Tom &- Jerry\" (MESSAGES 0)");
+    assert!(q(&mut old, "e", "SELECT \"Entw&APw-rfe\"")
+        .await
+        .starts_with("* "));
+    assert!(q(&mut old, "f", "CREATE \"&Jjo\"")
+        .await
+        .starts_with("f BAD"));
+    assert!(q(&mut old, "g", "CREATE \"&AGE-\"")
+        .await
+        .starts_with("g BAD"));
+    assert!(q(&mut old, "h", "NOOP").await.starts_with("h OK"));
+    // The same mailboxes in UTF-8.
+    let mut new = logged_in(&s).await;
+    assert_eq!(
+        q(&mut new, "a", "ENABLE UTF8=ACCEPT").await,
+        "* ENABLED UTF8=ACCEPT"
+    );
+    let l = cmd(&mut new, "b", "LIST \"\" *").await.join("\n");
+    assert!(
+        l.contains("\"Entwürfe/台北\"") || l.contains("Entwürfe/台北"),
+        "{l}"
+    );
+    assert!(l.contains("\"Tom & Jerry\""), "{l}");
+    assert!(!l.contains("&APw-"), "{l}");
+    // "&" is an ordinary character in UTF-8 names.
+    assert!(q(&mut new, "c", "CREATE \"R&D\"").await.starts_with("c OK"));
+    let l = cmd(&mut old, "i", "LIST \"\" R*").await;
+    assert_eq!(l[0], "* LIST (\\HasNoChildren) \"/\" \"R&-D\"");
+}

@@ -38,6 +38,9 @@ pub struct Session {
     /// ENABLE IMAP4rev2: RFC 9051 semantics (ESEARCH answers to SEARCH, no
     /// RECENT or UNSEEN in SELECT).
     pub(crate) rev2: bool,
+    /// Mailbox names in UTF-8 (IMAP4rev2 or UTF8=ACCEPT enabled);
+    /// otherwise modified UTF-7 (RFC 3501 §5.1.3) both ways.
+    pub(crate) utf8_names: bool,
     /// ENABLE QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
     pub(crate) qresync: bool,
 }
@@ -66,6 +69,7 @@ impl Session {
             condstore: false,
             saved: Vec::new(),
             rev2: false,
+            utf8_names: false,
             qresync: false,
         }
     }

@@ -1,7 +1,6 @@
 //! APPEND (RFC 9051 §6.3.12) through the ingest pipeline, with APPENDUID
 //! (RFC 4315).
 
-use super::mailbox::mailbox_arg;
 use crate::imap::proto::args::parse_flags;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
@@ -113,7 +112,7 @@ fn parse_pieces(args: &[Token]) -> Result<Vec<Piece>, Reply> {
 
 impl Session {
     pub(crate) async fn cmd_append(&mut self, args: &[Token]) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD APPEND needs a mailbox name".into();
         };
         let pieces = match parse_pieces(&args[1..]) {

@@ -1,7 +1,7 @@
 //! COPY, MOVE and their UID forms (RFC 9051 §6.4.7-6.4.8, RFC 6851), with
 //! COPYUID (RFC 4315).
 
-use super::mailbox::{mailbox_arg, unavailable};
+use super::mailbox::unavailable;
 use crate::imap::proto::args::SeqSet;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
@@ -23,7 +23,7 @@ impl Session {
         let name = if is_move { "MOVE" } else { "COPY" };
         let (Some(set), Some(dest)) = (
             args.first().and_then(|t| t.as_string()),
-            mailbox_arg(args.get(1)),
+            self.mailbox_arg(args.get(1)),
         ) else {
             return format!("BAD {name} needs a sequence set and a mailbox");
         };

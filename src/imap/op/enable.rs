@@ -25,13 +25,17 @@ impl Session {
                 self.condstore = true;
                 enabled.push("QRESYNC");
             }
-            // RFC 6855: mailbox names and strings are UTF-8 in Petrel
-            // anyway; APPEND takes the UTF8 (literal8) form either way.
+            // RFC 6855 §3: from now on mailbox names are UTF-8, not
+            // modified UTF-7; APPEND takes the UTF8 (literal8) form either
+            // way.
             if name.eq_ignore_ascii_case("UTF8=ACCEPT") && !enabled.contains(&"UTF8=ACCEPT") {
+                self.utf8_names = true;
                 enabled.push("UTF8=ACCEPT");
             }
             if name.eq_ignore_ascii_case("IMAP4rev2") && !enabled.contains(&"IMAP4rev2") {
                 self.rev2 = true;
+                // RFC 9051 §5.1: names are UTF-8.
+                self.utf8_names = true;
                 enabled.push("IMAP4rev2");
             }
         }

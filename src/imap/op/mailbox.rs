@@ -10,13 +10,40 @@ use crate::mail::Mailbox;
 
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
-/// Mailbox name as the client wrote it; INBOX is case-insensitive.
-pub fn mailbox_arg(t: Option<&Token>) -> Option<String> {
-    let s = t?.as_string()?;
+/// A mailbox name as stored: INBOX is case-insensitive, a trailing
+/// separator goes.
+fn normalize_name(s: String) -> String {
     if s.eq_ignore_ascii_case("INBOX") {
-        Some("INBOX".into())
+        "INBOX".into()
     } else {
-        Some(s.trim_end_matches('/').to_string())
+        s.trim_end_matches('/').to_string()
+    }
+}
+
+impl Session {
+    /// A name from the client in UTF-8: decoded from modified UTF-7 unless
+    /// the session uses UTF-8 names. `None`: missing or not valid.
+    pub(crate) fn name_from_client(&self, s: String) -> Option<String> {
+        if self.utf8_names {
+            Some(s)
+        } else {
+            crate::imap::proto::utf7::decode(&s)
+        }
+    }
+
+    /// A mailbox name argument, decoded and normalised.
+    pub(crate) fn mailbox_arg(&self, t: Option<&Token>) -> Option<String> {
+        let s = t?.as_string()?;
+        self.name_from_client(s).map(normalize_name)
+    }
+
+    /// A stored name as this session writes it, quoted or as a literal.
+    pub(crate) fn wire_name(&self, name: &str) -> String {
+        if self.utf8_names {
+            istring(name)
+        } else {
+            istring(&crate::imap::proto::utf7::encode(name))
+        }
     }
 }
 
@@ -72,7 +99,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_select(&mut self, args: &[Token], read_only: bool) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD SELECT needs a mailbox name".into();
         };
         // SELECT parameters: (CONDSTORE) turns CONDSTORE on (RFC 7162
@@ -201,7 +228,11 @@ impl Session {
             }
             args = &args[1..];
         }
-        let Some(reference) = args.first().and_then(|t| t.as_string()) else {
+        let Some(reference) = args
+            .first()
+            .and_then(|t| t.as_string())
+            .and_then(|r| self.name_from_client(r))
+        else {
             return bad("needs a reference and a mailbox pattern");
         };
         let patterns: Vec<String> = match args.get(1) {
@@ -214,6 +245,13 @@ impl Session {
                 None => return bad("needs a mailbox pattern"),
             },
             None => return bad("needs a reference and a mailbox pattern"),
+        };
+        let Some(patterns) = patterns
+            .into_iter()
+            .map(|p| self.name_from_client(p))
+            .collect::<Option<Vec<String>>>()
+        else {
+            return bad("a pattern is not valid modified UTF-7");
         };
         let mut ret = ListOptions::default();
         let mut status_items: Option<Vec<Token>> = None;
@@ -282,7 +320,13 @@ impl Session {
                 };
                 extra.push(format!("(\"CHILDINFO\" (\"{info}\"))"));
             }
-            let mut line = list_line(cmd, mb, &boxes, select.subscribed || ret.subscribed);
+            let mut line = list_line(
+                cmd,
+                mb,
+                &self.wire_name(&mb.name),
+                &boxes,
+                select.subscribed || ret.subscribed,
+            );
             for e in extra {
                 line.push(' ');
                 line.push_str(&e);
@@ -299,7 +343,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_status(&mut self, args: &[Token]) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD STATUS needs a mailbox name".into();
         };
         let Some(Token::List(items)) = args.get(1) else {
@@ -375,7 +419,11 @@ impl Session {
             };
             out.push(format!("{item} {v}"));
         }
-        Ok(format!("STATUS {} ({})", istring(&mb.name), out.join(" ")))
+        Ok(format!(
+            "STATUS {} ({})",
+            self.wire_name(&mb.name),
+            out.join(" ")
+        ))
     }
 
     pub(crate) async fn cmd_close(&mut self, expunge: bool) -> Reply {
@@ -539,7 +587,7 @@ struct ListOptions {
     recursive: bool,
 }
 
-fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox], subscribed: bool) -> String {
+fn list_line(cmd: &str, mb: &Mailbox, name: &str, all: &[Mailbox], subscribed: bool) -> String {
     let prefix = format!("{}/", mb.name);
     let has_children = all.iter().any(|m| m.name.starts_with(&prefix));
     let mut attrs = vec![if has_children {
@@ -553,7 +601,7 @@ fn list_line(cmd: &str, mb: &Mailbox, all: &[Mailbox], subscribed: bool) -> Stri
     if subscribed && mb.subscribed && cmd == "LIST" {
         attrs.push("\\Subscribed");
     }
-    format!("{cmd} ({}) \"/\" {}", attrs.join(" "), istring(&mb.name))
+    format!("{cmd} ({}) \"/\" {}", attrs.join(" "), name)
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> Reply {

@@ -1,7 +1,6 @@
 //! CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE (RFC 9051 §6.3.4-6.3.8),
 //! NAMESPACE (§6.3.10, RFC 2342) and ID (RFC 2971).
 
-use super::mailbox::mailbox_arg;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
 use crate::mail::MailError;
@@ -22,7 +21,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_create(&mut self, args: &[Token]) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD CREATE needs a mailbox name".into();
         };
         if name == "INBOX" {
@@ -36,7 +35,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_delete(&mut self, args: &[Token]) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD DELETE needs a mailbox name".into();
         };
         if self
@@ -54,7 +53,10 @@ impl Session {
     }
 
     pub(crate) async fn cmd_rename(&mut self, args: &[Token]) -> Reply {
-        let (Some(from), Some(to)) = (mailbox_arg(args.first()), mailbox_arg(args.get(1))) else {
+        let (Some(from), Some(to)) = (
+            self.mailbox_arg(args.first()),
+            self.mailbox_arg(args.get(1)),
+        ) else {
             return "BAD RENAME needs two mailbox names".into();
         };
         if from.eq_ignore_ascii_case("INBOX") {
@@ -103,7 +105,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_subscribe(&mut self, args: &[Token], on: bool) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD A mailbox name is needed".into();
         };
         match self.core.mail.set_subscribed(self.acct(), &name, on).await {

@@ -2,7 +2,7 @@
 //! the server (mailbox ""). Entries are kept per account; /shared entries
 //! are the account's too, as no mailbox is shared between accounts yet.
 
-use super::mailbox::{mailbox_arg, unavailable};
+use super::mailbox::unavailable;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
 use crate::mail::mime::istring;
@@ -59,7 +59,7 @@ impl Session {
             }
             args = &args[1..];
         }
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD GETMETADATA needs a mailbox and entries".into();
         };
         let entries: Vec<String> = match args.get(1) {
@@ -108,7 +108,7 @@ impl Session {
             out.push(format!("{k} {}", istring(v)));
         }
         if !out.is_empty() {
-            let line = format!("METADATA {} ({})", istring(&name), out.join(" "));
+            let line = format!("METADATA {} ({})", self.wire_name(&name), out.join(" "));
             self.untagged(&line);
         }
         if longest_skipped > 0 {
@@ -119,7 +119,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_setmetadata(&mut self, args: &[Token]) -> Reply {
-        let (Some(name), Some(Token::List(items))) = (mailbox_arg(args.first()), args.get(1))
+        let (Some(name), Some(Token::List(items))) = (self.mailbox_arg(args.first()), args.get(1))
         else {
             return "BAD SETMETADATA needs a mailbox and (entry value ...)".into();
         };

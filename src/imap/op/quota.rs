@@ -2,7 +2,7 @@
 //! mailbox, with the STORAGE (in units of 1024 octets) and MESSAGE limits
 //! the administrator set on the account. Limits are not set over IMAP.
 
-use super::mailbox::{mailbox_arg, unavailable};
+use super::mailbox::unavailable;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
 
@@ -42,7 +42,7 @@ impl Session {
     }
 
     pub(crate) async fn cmd_getquotaroot(&mut self, args: &[Token]) -> Reply {
-        let Some(name) = mailbox_arg(args.first()) else {
+        let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD GETQUOTAROOT needs a mailbox name".into();
         };
         let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
@@ -55,7 +55,7 @@ impl Session {
             Ok(q) => q,
             Err(r) => return r,
         };
-        let quoted = crate::mail::mime::istring(&name);
+        let quoted = self.wire_name(&name);
         match quota {
             Some(q) => {
                 self.untagged(&format!("QUOTAROOT {quoted} \"\""));

@@ -6,6 +6,7 @@
 //! for a literal. [`tokenize`] splits a complete command into tokens.
 
 pub mod args;
+pub mod utf7;
 
 /// What the receiver has for the session.
 #[derive(Debug, PartialEq, Eq)]
