@@ -352,7 +352,7 @@ async fn create_rename_delete_subscribe() {
     assert!(cmd(&mut c, "k", "DELETE Nope").await[0].starts_with("k NO [NONEXISTENT]"));
     assert!(cmd(&mut c, "l", "DELETE INBOX").await[0].starts_with("l NO"));
     let r = cmd(&mut c, "m", "NAMESPACE").await;
-    assert_eq!(r[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+    assert_eq!(r[0], "* NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL");
     let r = cmd(&mut c, "n", "ID NIL").await;
     assert!(r[0].starts_with("* ID (\"name\" \"Petrel\""));
 }
@@ -1912,4 +1912,214 @@ async fn mailbox_names_in_modified_utf7() {
     assert!(q(&mut new, "c", "CREATE \"R&D\"").await.starts_with("c OK"));
     let l = cmd(&mut old, "i", "LIST \"\" R*").await;
     assert_eq!(l[0], "* LIST (\\HasNoChildren) \"/\" \"R&-D\"");
+}
+
+async fn login_as(s: &TestServer, user: &str) -> LineClient {
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    c.send(&format!("L LOGIN {user} pw\r\n")).await;
+    assert!(c.imap_until("L").await.last().unwrap().starts_with("L OK"));
+    c
+}
+
+/// ACL (RFC 4314) with mailboxes shared between accounts: the owner
+/// grants rights, the grantee finds the mailbox under "Shared/<owner>/"
+/// and may do exactly what the rights allow; others see nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_shared_mailboxes() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    for a in ["joe@example.org", "ann@example.org", "carl@example.org"] {
+        s.account(a);
+    }
+    let shared = "\"Shared/joe@example.org/Projects\"";
+    let mut joe = login_as(&s, "joe@example.org").await;
+    let caps = cmd(&mut joe, "a", "CAPABILITY").await.join(" ");
+    assert!(
+        caps.contains(" ACL ") && caps.contains(" RIGHTS=texk "),
+        "{caps}"
+    );
+    assert!(q(&mut joe, "b", "CREATE Projects")
+        .await
+        .starts_with("b OK"));
+    append_to(&mut joe, "c", "Projects", "Subject: plan\r\n\r\nthe plan").await;
+    assert!(q(&mut joe, "d", "SETACL Projects ann@example.org lr")
+        .await
+        .starts_with("d OK"));
+    assert_eq!(
+        q(&mut joe, "e", "GETACL Projects").await,
+        "* ACL \"Projects\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lr\""
+    );
+    assert_eq!(
+        q(&mut joe, "f", "MYRIGHTS Projects").await,
+        "* MYRIGHTS \"Projects\" \"lrswipkxtea\""
+    );
+    assert_eq!(
+        q(&mut joe, "g", "LISTRIGHTS Projects ann@example.org").await,
+        "* LISTRIGHTS \"Projects\" \"ann@example.org\" \"\" l r s w i p k x t e a"
+    );
+    // Bad requests.
+    assert!(q(&mut joe, "h", "SETACL Projects ann@example.org lrz")
+        .await
+        .starts_with("h BAD"));
+    assert!(q(&mut joe, "i", "SETACL Projects joe@example.org l")
+        .await
+        .starts_with("i NO"));
+    assert!(q(&mut joe, "j", "SETACL Projects nobody@example.org l")
+        .await
+        .starts_with("j NO"));
+    assert!(q(&mut joe, "k", "SETACL Projects -ann@example.org l")
+        .await
+        .starts_with("k NO [CANNOT]"));
+    assert!(q(&mut joe, "l", "GETACL Nope")
+        .await
+        .starts_with("l NO [NONEXISTENT]"));
+
+    // Ann reads, and only reads.
+    let mut ann = login_as(&s, "ann@example.org").await;
+    assert_eq!(
+        q(&mut ann, "a", "NAMESPACE").await,
+        "* NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL"
+    );
+    let l = cmd(&mut ann, "b", "LIST \"\" \"Shared*\"").await;
+    assert_eq!(
+        l[..3],
+        [
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"Shared\"".to_string(),
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"Shared/joe@example.org\"".to_string(),
+            format!("* LIST (\\HasNoChildren) \"/\" {shared}"),
+        ],
+        "{l:?}"
+    );
+    let st = q(&mut ann, "c", &format!("STATUS {shared} (MESSAGES)")).await;
+    assert_eq!(st, format!("* STATUS {shared} (MESSAGES 1)"));
+    assert_eq!(
+        q(&mut ann, "d", &format!("MYRIGHTS {shared}")).await,
+        format!("* MYRIGHTS {shared} \"lr\"")
+    );
+    let r = cmd(&mut ann, "e", &format!("SELECT {shared}")).await;
+    assert!(r.last().unwrap().starts_with("e OK [READ-ONLY]"), "{r:?}");
+    let r = cmd(&mut ann, "f", "FETCH 1 (BODY[TEXT])").await.join("\n");
+    assert!(r.contains("the plan"), "{r}");
+    // Without `s`, reading does not mark it seen.
+    let r = cmd(&mut ann, "g", "FETCH 1 FLAGS").await;
+    assert!(!r[0].contains("\\Seen"), "{r:?}");
+    assert!(q(&mut ann, "h", "STORE 1 +FLAGS (\\Flagged)")
+        .await
+        .starts_with("h NO"));
+    let r = cmd(&mut ann, "i", &format!("APPEND {shared} {{5+}}\r\nhello")).await;
+    assert!(r.last().unwrap().starts_with("i NO [NOPERM]"), "{r:?}");
+    assert!(q(&mut ann, "j", &format!("GETACL {shared}"))
+        .await
+        .starts_with("j NO [NOPERM]"));
+    assert!(q(&mut ann, "k", &format!("DELETE {shared}"))
+        .await
+        .starts_with("k NO [NOPERM]"));
+    assert!(q(&mut ann, "l", "CREATE \"Shared/x\"")
+        .await
+        .starts_with("l NO [NOPERM]"));
+    // A copy into her own Inbox is hers.
+    let r = cmd(&mut ann, "m", "COPY 1 INBOX").await;
+    assert!(r.last().unwrap().starts_with("m OK [COPYUID"), "{r:?}");
+    assert_eq!(
+        q(&mut ann, "n", "STATUS INBOX (MESSAGES)").await,
+        "* STATUS \"INBOX\" (MESSAGES 1)"
+    );
+
+    // Carl sees nothing.
+    let mut carl = login_as(&s, "carl@example.org").await;
+    let l = cmd(&mut carl, "a", "LIST \"\" *").await.join("\n");
+    assert!(!l.contains("Shared"), "{l}");
+    assert!(q(&mut carl, "b", &format!("SELECT {shared}"))
+        .await
+        .starts_with("b NO [NONEXISTENT]"));
+
+    // More rights: Ann writes flags and adds messages (to Joe's quota),
+    // but may not delete without `t`.
+    assert!(q(&mut joe, "m", "SETACL Projects ann@example.org +iws")
+        .await
+        .starts_with("m OK"));
+    let r = cmd(&mut ann, "o", &format!("SELECT {shared}")).await;
+    assert!(r.last().unwrap().starts_with("o OK [READ-WRITE]"), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.contains("PERMANENTFLAGS (\\Answered \\Flagged \\Seen \\Draft \\*)")),
+        "{r:?}"
+    );
+    let r = cmd(&mut ann, "p", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(r.last().unwrap().starts_with("p OK"), "{r:?}");
+    assert!(q(&mut ann, "q", "STORE 1 +FLAGS (\\Deleted)")
+        .await
+        .starts_with("q NO [NOPERM]"));
+    assert!(q(&mut ann, "r", "EXPUNGE")
+        .await
+        .starts_with("r NO [NOPERM]"));
+    // IDLE in the shared mailbox hears the owner's delivery.
+    ann.send("s IDLE\r\n").await;
+    assert!(ann.line().await.starts_with('+'));
+    append_to(&mut joe, "n", "Projects", "Subject: second\r\n\r\nmore").await;
+    let l = tokio::time::timeout(std::time::Duration::from_secs(5), ann.line())
+        .await
+        .unwrap();
+    assert_eq!(l, "* 2 EXISTS");
+    ann.send("DONE\r\n").await;
+    ann.imap_until("s").await;
+    append_to(
+        &mut ann,
+        "t",
+        "Shared/joe@example.org/Projects",
+        "Subject: from ann\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(
+        q(&mut joe, "o", "STATUS Projects (MESSAGES)").await,
+        "* STATUS \"Projects\" (MESSAGES 3)"
+    );
+    let r = cmd(&mut joe, "p", "SELECT Projects").await;
+    assert!(r.last().unwrap().starts_with("p OK"));
+    let r = cmd(&mut joe, "q", "FETCH 1 FLAGS").await;
+    assert!(r[0].contains("\\Flagged"), "{r:?}");
+    // A subscription to a shared mailbox is Ann's own.
+    assert!(q(&mut ann, "u", &format!("SUBSCRIBE {shared}"))
+        .await
+        .starts_with("u OK"));
+    let l = cmd(&mut ann, "v", "LSUB \"\" *").await.join("\n");
+    assert!(l.contains(&format!("\"/\" {shared}")), "{l}");
+    let l = cmd(&mut joe, "r", "LSUB \"\" *").await.join("\n");
+    assert!(!l.contains("Shared"), "{l}");
+
+    // "anyone" reaches Carl; taking Ann's grant away hides it from her.
+    assert!(q(&mut joe, "s", "SETACL Projects anyone lr")
+        .await
+        .starts_with("s OK"));
+    assert!(q(&mut carl, "c", &format!("EXAMINE {shared}"))
+        .await
+        .starts_with("* "));
+    assert!(q(&mut joe, "t", "DELETEACL Projects ann@example.org")
+        .await
+        .starts_with("t OK"));
+    assert_eq!(
+        q(&mut ann, "w", &format!("MYRIGHTS {shared}")).await,
+        format!("* MYRIGHTS {shared} \"lr\"")
+    );
+    assert!(q(&mut joe, "u", "DELETEACL Projects anyone")
+        .await
+        .starts_with("u OK"));
+    assert!(q(&mut ann, "x", &format!("STATUS {shared} (MESSAGES)"))
+        .await
+        .starts_with("x NO [NONEXISTENT]"));
+    assert_eq!(
+        q(&mut joe, "v", "GETACL Projects").await,
+        "* ACL \"Projects\" \"joe@example.org\" lrswipkxtea"
+    );
+}
+
+/// APPENDs `m` to `mailbox` with LITERAL+ and checks the OK.
+async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
+    c.send(&format!(
+        "{tag} APPEND \"{mailbox}\" {{{}+}}\r\n{m}\r\n",
+        m.len()
+    ))
+    .await;
+    let r = c.imap_until(tag).await;
+    assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
 }

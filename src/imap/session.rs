@@ -12,6 +12,10 @@ use crate::mail::Mailbox;
 use crate::net::{Conn, Shutdown};
 
 pub struct Selected {
+    /// The account whose mailbox this is (another one's when shared).
+    pub owner: u32,
+    /// What this user may do in it (RFC 4314).
+    pub rights: crate::mail::acl::Rights,
     pub mailbox: Mailbox,
     pub read_only: bool,
     /// The session's view: sequence number n is `msgs[n-1]`. Shared with
@@ -80,6 +84,15 @@ impl Session {
         self.out.extend_from_slice(b"\r\n");
     }
 
+    /// The account owning the selected mailbox; the user's own when none
+    /// is selected.
+    pub(crate) fn sel_owner(&self) -> u32 {
+        match &self.selected {
+            Some(s) => s.owner,
+            None => self.account.as_ref().map(|a| a.id).unwrap_or(0),
+        }
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
         self.conn.write_out(&mut self.out).await
     }
@@ -106,6 +119,8 @@ impl Session {
             "UIDPLUS",
             "MOVE",
             "NAMESPACE",
+            "ACL",
+            "RIGHTS=texk",
             "ID",
             "CHILDREN",
             "SPECIAL-USE",
@@ -304,9 +319,15 @@ impl Session {
                 self.condstore = false;
                 self.rev2 = false;
                 self.qresync = false;
+                self.utf8_names = false;
                 "OK Not authenticated any more".into()
             }
             "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,
+            "MYRIGHTS" => self.cmd_myrights(&args).await,
+            "GETACL" => self.cmd_getacl(&args).await,
+            "LISTRIGHTS" => self.cmd_listrights(&args).await,
+            "SETACL" => self.cmd_setacl(&args, false).await,
+            "DELETEACL" => self.cmd_setacl(&args, true).await,
             "GETMETADATA" => self.cmd_getmetadata(&args).await,
             "SETMETADATA" => self.cmd_setmetadata(&args).await,
             "GETQUOTA" => self.cmd_getquota(&args).await,
@@ -423,12 +444,13 @@ impl Session {
     /// sessions and deliveries changed. Expunges are reported only when
     /// `allow_expunge`.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
-        let Some(acct) = self.account.as_ref().map(|a| a.id) else {
+        if self.account.is_none() {
             return;
-        };
+        }
         let Some(sel) = self.selected.as_ref() else {
             return;
         };
+        let acct = sel.owner;
         let mbox_id = sel.mailbox.id;
         let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else {
             return;

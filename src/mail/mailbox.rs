@@ -54,6 +54,7 @@ fn new_mailbox(txn: &mut Txn<'_>, acct: u32, st: &mut super::AccountState, name:
         uidnext: 1,
         highest_modseq: st.state,
         subscribed: true,
+        acl: Vec::new(),
     };
     txn.put(k_mbox(acct, mb.id), to_json(&mb));
     mb
@@ -180,6 +181,7 @@ impl MailStore {
                     }
                 }
                 txn.delete(k_mbox(acct, mb.id));
+                super::acl::clear_grants(txn, acct, mb)?;
                 // Its annotations go with it (RFC 5464 §3.2).
                 for (k, _) in txn.scan_prefix(&super::k_annotation(acct, mb.id, ""))? {
                     txn.delete(k);

@@ -12,11 +12,14 @@
 //! | `C` acct state              | [`Change`] record of the change log     |
 //! | `T` acct sha(message-id)    | thread id                               |
 //! | `J` acct email              | pending full-text index change ([`fts`])|
+//! | `S` grantee owner mbox      | rights granted ([`acl`]; 0 = anyone)     |
+//! | `Z` acct name               | subscription to a shared mailbox name   |
 //!
 //! The account's change counter (`AccountState::state`) is both the JMAP
 //! state and the IMAP MODSEQ source, so /changes and CONDSTORE/QRESYNC are
 //! served from the same record.
 
+pub mod acl;
 pub mod fts;
 pub mod ingest;
 pub mod mailbox;
@@ -61,6 +64,9 @@ pub struct Mailbox {
     pub uidnext: u32,
     pub highest_modseq: u64,
     pub subscribed: bool,
+    /// Who else may do what here (RFC 4314).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<acl::Grant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +244,7 @@ pub(crate) fn account_state(
             uidnext: 1,
             highest_modseq: 0,
             subscribed: true,
+            acl: Vec::new(),
         };
         txn.put(k_mbox(acct, mb.id), to_json(&mb));
     }
@@ -726,13 +733,15 @@ impl MailStore {
 
     /// Deletes every record of an account and drops its blob references.
     pub async fn delete_account(&self, acct: u32) -> Result<()> {
+        self.drop_grants_to(acct).await?;
+        let own = self.mailboxes(acct).await?;
         let mut metas = Vec::new();
         for (_, v) in self.store.scan_prefix(k_acct(b'E', acct)).await? {
             let m: EmailMeta = from_json(&v)?;
             metas.push(m.blob);
         }
         let mut keys = Vec::new();
-        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T', b'N', b'J'] {
+        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T', b'N', b'J', b'Z'] {
             keys.extend(
                 self.store
                     .scan_prefix(k_acct(p, acct))
@@ -751,6 +760,9 @@ impl MailStore {
                     blobs.release(txn, &b)?;
                 }
                 txn.put(k_email(b'J', acct, u64::MAX), FTS_DROP_ACCOUNT.to_vec());
+                for mb in &own {
+                    acl::clear_grants(txn, acct, mb)?;
+                }
                 Ok(())
             })
             .await?;

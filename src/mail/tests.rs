@@ -226,3 +226,52 @@ fn uid_entries_with_and_without_save_dates() {
     assert!(e.flags.is_empty());
     assert_eq!(e.saved, Some(-5));
 }
+
+#[tokio::test]
+async fn grants_are_mirrored_and_cleaned_up() {
+    use super::acl::{Rights, ANYONE};
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    for a in [1, 2, 3] {
+        m.init_account(a).await.unwrap();
+    }
+    let p = m.create_mailbox(1, "Projects").await.unwrap();
+    let q = m.create_mailbox(1, "Other").await.unwrap();
+    m.set_grant(1, p.id, 2, Rights::parse("lr")).await.unwrap();
+    m.set_grant(1, q.id, ANYONE, Rights::parse("l"))
+        .await
+        .unwrap();
+    let mb = m.mailbox(1, p.id).await.unwrap().unwrap();
+    assert_eq!(mb.rights_of(1, 2).as_str(), "lr");
+    assert_eq!(mb.rights_of(1, 1).as_str(), "lrswipkxtea");
+    assert_eq!(mb.rights_of(1, 3).as_str(), "");
+    let seen: Vec<(u32, u32, String)> = m
+        .shared_with(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.owner, s.mailbox, s.rights.as_str().to_string()))
+        .collect();
+    assert_eq!(seen, vec![(1, p.id, "lr".into()), (1, q.id, "l".into())]);
+    // Its owner does not see its own mailboxes as shared.
+    assert!(m.shared_with(1).await.unwrap().is_empty());
+    // Empty rights remove the grant.
+    m.set_grant(1, p.id, 2, Rights::parse("")).await.unwrap();
+    assert_eq!(m.shared_with(2).await.unwrap().len(), 1);
+    m.set_grant(1, p.id, 3, Rights::parse("lrs")).await.unwrap();
+    // Deleting the mailbox deletes its grants' mirrors.
+    m.delete_mailbox(1, "Projects").await.unwrap();
+    assert_eq!(
+        m.shared_with(3).await.unwrap().len(),
+        1,
+        "only the anyone grant"
+    );
+    // Deleting a grantee removes what was granted to it.
+    m.set_grant(1, q.id, 3, Rights::parse("lr")).await.unwrap();
+    m.delete_account(3).await.unwrap();
+    let q = m.mailbox(1, q.id).await.unwrap().unwrap();
+    assert!(q.acl.iter().all(|g| g.who != 3), "{:?}", q.acl);
+    // Deleting the owner removes its grants' mirrors.
+    m.delete_account(1).await.unwrap();
+    assert!(m.shared_with(2).await.unwrap().is_empty());
+}

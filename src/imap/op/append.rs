@@ -119,20 +119,23 @@ impl Session {
             Ok(p) => p,
             Err(r) => return r,
         };
-        let Some(acct) = self.account.clone() else {
-            return "BAD Not authenticated".into();
+        let target = match self.resolve(&name).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),
+            Err(r) => return r,
         };
-        // The limits as they are now, not as they were at login.
-        let acct = match self.core.directory.account_by_id(acct.id).await {
+        // RFC 4314 §4: APPEND needs `i`.
+        if !target.rights.has('i') {
+            return "NO [NOPERM] You may not add messages to this mailbox".into();
+        }
+        // The owner's limits as they are now, not as they were at login.
+        let acct = match self.core.directory.account_by_id(target.owner).await {
             Ok(Some(a)) => a,
             Ok(None) => return "NO [UNAVAILABLE] The account is gone".into(),
             Err(e) => return super::mailbox::unavailable(e),
         };
-        let mb = match self.core.mail.mailbox_by_name(acct.id, &name).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),
-            Err(e) => return super::mailbox::unavailable(e),
-        };
+        let mb = target.mailbox;
+        let rights = target.rights;
         // RFC 3502 §6.3.11: all or none. Each message is stored durably in
         // turn; if one fails, those before it are removed again (a crash
         // in between can leave them).
@@ -142,7 +145,12 @@ impl Session {
             let target = IngestTarget {
                 account: acct.id,
                 folder: Folder::Id(mb.id),
-                flags: p.flags,
+                // Flags this user may not set are dropped (RFC 4314 §4).
+                flags: p
+                    .flags
+                    .into_iter()
+                    .filter(|f| rights.has(super::acl::flag_right(f)))
+                    .collect(),
                 quota_bytes: acct.quota_bytes,
                 quota_messages: acct.quota_messages,
             };

@@ -5,6 +5,7 @@ use super::mailbox::unavailable;
 use crate::imap::proto::args::SeqSet;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
+use crate::mail::{Folder, IngestRequest, IngestTarget, MailError};
 
 fn uid_list(uids: &[u32]) -> String {
     uids.iter()
@@ -14,6 +15,77 @@ fn uid_list(uids: &[u32]) -> String {
 }
 
 impl Session {
+    /// Copies messages of the selected mailbox into a mailbox of another
+    /// account, through that account's ingest (its quota, its index).
+    /// All or none: on a failure the copies made are removed again.
+    async fn copy_across(
+        &self,
+        src_owner: u32,
+        uids: &[u32],
+        target: &super::acl::Target,
+    ) -> Result<(u32, Vec<(u32, u32)>), Reply> {
+        let owner = match self.core.directory.account_by_id(target.owner).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err("NO [NONEXISTENT] The mailbox's owner is gone".into()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let sel = self.selected.as_ref().expect("selected");
+        let mut pairs = Vec::new();
+        let mut validity = target.mailbox.uidvalidity;
+        for &uid in uids {
+            let Some(entry) = sel.msgs.iter().find(|m| m.uid == uid) else {
+                continue;
+            };
+            let (meta, raw) = self
+                .load_message(src_owner, entry.email, true, true)
+                .await?;
+            let (Some(meta), Some(raw)) = (meta, raw) else {
+                continue; // expunged meanwhile
+            };
+            let res = self
+                .core
+                .mail
+                .ingest(IngestRequest {
+                    raw,
+                    targets: vec![IngestTarget {
+                        account: target.owner,
+                        folder: Folder::Id(target.mailbox.id),
+                        flags: entry
+                            .flags
+                            .iter()
+                            .filter(|f| target.rights.has(super::acl::flag_right(f)))
+                            .cloned()
+                            .collect(),
+                        quota_bytes: owner.quota_bytes,
+                        quota_messages: owner.quota_messages,
+                    }],
+                    received_at: Some(meta.received_at),
+                })
+                .await;
+            match res {
+                Ok(out) => {
+                    validity = out[0].uidvalidity;
+                    pairs.push((uid, out[0].uid));
+                }
+                Err(e) => {
+                    let made: Vec<u32> = pairs.iter().map(|p: &(u32, u32)| p.1).collect();
+                    if !made.is_empty() {
+                        let _ = self
+                            .core
+                            .mail
+                            .remove_messages(target.owner, target.mailbox.id, made)
+                            .await;
+                    }
+                    return Err(match e {
+                        MailError::OverQuota => "NO [OVERQUOTA] The owner's quota is full".into(),
+                        e => unavailable(e),
+                    });
+                }
+            }
+        }
+        Ok((validity, pairs))
+    }
+
     pub(crate) async fn cmd_copy(
         &mut self,
         args: &[Token],
@@ -30,7 +102,7 @@ impl Session {
         let Some(set) = SeqSet::parse(&set) else {
             return "BAD Invalid sequence set".into();
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let sel = self
             .selected
             .as_ref()
@@ -38,27 +110,49 @@ impl Session {
         if is_move && sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
         }
+        // RFC 4314 §4 (and RFC 6851 §3.2): moving out needs `t` and `e`.
+        if is_move && !(sel.rights.has('t') && sel.rights.has('e')) {
+            return "NO [NOPERM] You may not move messages out of this mailbox".into();
+        }
         let uids: Vec<u32> = match self.resolve_set(&set, uid_mode) {
             Ok(p) => p.into_iter().map(|i| sel.msgs[i].uid).collect(),
             Err(r) => return r,
         };
         let src = sel.mailbox.id;
-        let dst = match self.core.mail.mailbox_by_name(acct, &dest).await {
-            Ok(Some(m)) => m,
+        let target = match self.resolve(&dest).await {
+            Ok(Some(t)) => t,
             Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),
-            Err(e) => return unavailable(e),
+            Err(r) => return r,
         };
+        if !target.rights.has('i') {
+            return "NO [NOPERM] You may not add messages to that mailbox".into();
+        }
         if uids.is_empty() {
             return format!("OK {name} completed (nothing to do)");
         }
-        let (validity, pairs) = match self
-            .core
-            .mail
-            .copy_messages(acct, src, uids, dst.id, is_move)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return unavailable(e),
+        let (validity, pairs) = if target.owner == acct {
+            match self
+                .core
+                .mail
+                .copy_messages(acct, src, uids, target.mailbox.id, is_move)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return unavailable(e),
+            }
+        } else {
+            // Into another account's mailbox: a new message there.
+            let r = match self.copy_across(acct, &uids, &target).await {
+                Ok(r) => r,
+                Err(r) => return r,
+            };
+            if is_move {
+                let from: Vec<u32> = r.1.iter().map(|p| p.0).collect();
+                if let Err(e) = self.core.mail.remove_messages(acct, src, from).await {
+                    return unavailable(e);
+                }
+            }
+            r
         };
         let (from, to): (Vec<u32>, Vec<u32>) = pairs.iter().copied().unzip();
         let code = format!("COPYUID {validity} {} {}", uid_list(&from), uid_list(&to));

@@ -272,7 +272,7 @@ impl Session {
         if uid_mode && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
         }
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let sel = self
             .selected
             .as_ref()
@@ -300,8 +300,10 @@ impl Session {
             Err(r) => return r,
         };
 
-        // Reading a body without PEEK sets \Seen (RFC 9051 §6.4.5).
+        // Reading a body without PEEK sets \Seen (RFC 9051 §6.4.5), for
+        // users with the `s` right (RFC 4314 §4).
         let sets_seen = !read_only
+            && sel.rights.has('s')
             && attrs.iter().any(|a| {
                 matches!(
                     a,

@@ -8,7 +8,10 @@ use crate::imap::session::{Reply, Session};
 
 impl Session {
     pub(crate) async fn cmd_idle(&mut self) -> Option<Reply> {
-        let acct = self.account.as_ref().map(|a| a.id)?;
+        self.account.as_ref()?;
+        // Changes of the selected mailbox's owner (another account's when
+        // it is shared).
+        let acct = self.sel_owner();
         let mut changes = self.core.mail.subscribe();
         let mut shutdown = self.shutdown.clone();
         if !self.send_now(b"+ idling\r\n").await {

@@ -93,6 +93,14 @@ fn role_attr(role: Option<&str>) -> Option<&'static str> {
     })
 }
 
+/// One line of the shared part of a LIST.
+struct SharedEntry {
+    name: String,
+    subscribed: bool,
+    /// `None` for a level above shared mailboxes (\Noselect).
+    target: Option<super::acl::Target>,
+}
+
 impl Session {
     fn acct_id(&self) -> u32 {
         self.account.as_ref().map(|a| a.id).unwrap_or(0)
@@ -141,12 +149,20 @@ impl Session {
             self.untagged("OK [CLOSED] Previous mailbox closed");
         }
         self.saved.clear();
-        let acct = self.acct_id();
-        let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
-            Ok(Some(mb)) => mb,
+        let target = match self.resolve(&name).await {
+            Ok(Some(t)) => t,
             Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
-            Err(e) => return unavailable(e),
+            Err(r) => return r,
         };
+        // RFC 4314 §4: reading needs `r`; without any right to change
+        // anything the mailbox opens read-only.
+        if !target.rights.has('r') {
+            return "NO [NOPERM] You may not read this mailbox".into();
+        }
+        let rights = target.rights;
+        let read_only = read_only || !"swte".chars().any(|c| rights.has(c));
+        let acct = target.owner;
+        let mb = target.mailbox;
         let msgs = match self.core.mail.view(acct, &mb).await {
             Ok(m) => m,
             Err(e) => return unavailable(e),
@@ -179,7 +195,22 @@ impl Session {
         if read_only {
             self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
         } else {
-            let l = format!("OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] Flags permitted");
+            // Only the flags this user may change (RFC 4314 §4).
+            let mut perm = Vec::new();
+            for f in SYSTEM_FLAGS.split(' ') {
+                let right = match f {
+                    "\\Seen" => 's',
+                    "\\Deleted" => 't',
+                    _ => 'w',
+                };
+                if rights.has(right) {
+                    perm.push(f);
+                }
+            }
+            if rights.has('w') {
+                perm.push("\\*");
+            }
+            let l = format!("OK [PERMANENTFLAGS ({})] Flags permitted", perm.join(" "));
             self.untagged(&l);
         }
         // Changes since what the client knows; nothing when UIDVALIDITY
@@ -189,6 +220,8 @@ impl Session {
             None => Vec::new(),
         };
         self.selected = Some(Selected {
+            owner: acct,
+            rights,
             mailbox: mb,
             read_only,
             msgs,
@@ -333,13 +366,116 @@ impl Session {
             }
             self.untagged(&line);
             if let Some(items) = &status_items {
-                match self.status_line(mb, items).await {
+                match self.status_line(acct, mb, &mb.name, items).await {
                     Ok(l) => self.untagged(&l),
                     Err(r) => return r,
                 }
             }
         }
+        // Mailboxes others share with this user (RFC 4314 §4: those it
+        // has `l` on), under "Shared/<owner>/", with the levels above
+        // them as \Noselect; none has a special use.
+        if !select.special_use {
+            let shared = match self.shared_listing().await {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            for e in &shared {
+                if !matching(&e.name) || (select.subscribed && !e.subscribed) {
+                    continue;
+                }
+                let prefix = format!("{}/", e.name);
+                let children = shared.iter().any(|o| o.name.starts_with(&prefix));
+                let mut attrs = vec![if children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                }];
+                if e.target.is_none() {
+                    attrs.insert(0, "\\Noselect");
+                }
+                if e.subscribed && (select.subscribed || ret.subscribed) && cmd == "LIST" {
+                    attrs.push("\\Subscribed");
+                }
+                let line = format!(
+                    "{cmd} ({}) \"/\" {}",
+                    attrs.join(" "),
+                    self.wire_name(&e.name)
+                );
+                self.untagged(&line);
+                if let (Some(items), Some(t)) = (&status_items, &e.target) {
+                    if t.rights.has('r') {
+                        match self.status_line(t.owner, &t.mailbox, &e.name, items).await {
+                            Ok(l) => self.untagged(&l),
+                            Err(r) => return r,
+                        }
+                    }
+                }
+            }
+        }
         format!("OK {cmd} completed")
+    }
+
+    /// What LIST shows of the mailboxes shared with this user: each one
+    /// it may see, and the levels above them.
+    async fn shared_listing(&self) -> Result<Vec<SharedEntry>, Reply> {
+        let me = self.me();
+        let grants = self.core.mail.shared_with(me).await.map_err(unavailable)?;
+        let subscribed = self
+            .core
+            .mail
+            .shared_subscriptions(me)
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<SharedEntry> = Vec::new();
+        for g in grants {
+            let Some(mb) = self
+                .core
+                .mail
+                .mailbox(g.owner, g.mailbox)
+                .await
+                .map_err(unavailable)?
+            else {
+                continue;
+            };
+            let rights = mb.rights_of(g.owner, me);
+            if !rights.has('l') {
+                continue;
+            }
+            let name = self.name_for(g.owner, &mb).await;
+            // The levels above: "Shared", "Shared/<owner>", parents.
+            let mut at = 0;
+            while let Some(i) = name[at..].find('/') {
+                let parent = &name[..at + i];
+                if !out.iter().any(|e| e.name == parent) {
+                    out.push(SharedEntry {
+                        name: parent.to_string(),
+                        subscribed: subscribed.contains(parent),
+                        target: None,
+                    });
+                }
+                at += i + 1;
+            }
+            out.retain(|e| e.name != name);
+            out.push(SharedEntry {
+                subscribed: subscribed.contains(&name),
+                name,
+                target: Some(super::acl::Target {
+                    owner: g.owner,
+                    mailbox: mb,
+                    rights,
+                }),
+            });
+        }
+        // A real mailbox that is also a level above another stays real.
+        let real: Vec<String> = out
+            .iter()
+            .filter(|e| e.target.is_some())
+            .map(|e| e.name.clone())
+            .collect();
+        out.retain(|e| e.target.is_some() || !real.contains(&e.name));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     pub(crate) async fn cmd_status(&mut self, args: &[Token]) -> Reply {
@@ -349,13 +485,18 @@ impl Session {
         let Some(Token::List(items)) = args.get(1) else {
             return "BAD STATUS needs a list of status items".into();
         };
-        let acct = self.acct_id();
-        let mb = match self.core.mail.mailbox_by_name(acct, &name).await {
-            Ok(Some(mb)) => mb,
+        let target = match self.resolve(&name).await {
+            Ok(Some(t)) => t,
             Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
-            Err(e) => return unavailable(e),
+            Err(r) => return r,
         };
-        let line = match self.status_line(&mb, items).await {
+        if !target.rights.has('r') {
+            return "NO [NOPERM] You may not read this mailbox".into();
+        }
+        let line = match self
+            .status_line(target.owner, &target.mailbox, &name, items)
+            .await
+        {
             Ok(l) => l,
             Err(r) => return r,
         };
@@ -365,8 +506,13 @@ impl Session {
 
     /// A STATUS response for `mb` with the requested items (also sent by
     /// LIST RETURN (STATUS ...), RFC 5819).
-    async fn status_line(&mut self, mb: &Mailbox, items: &[Token]) -> Result<String, Reply> {
-        let acct = self.acct_id();
+    async fn status_line(
+        &mut self,
+        acct: u32,
+        mb: &Mailbox,
+        name: &str,
+        items: &[Token],
+    ) -> Result<String, Reply> {
         let msgs = self
             .core
             .mail
@@ -421,7 +567,7 @@ impl Session {
         }
         Ok(format!(
             "STATUS {} ({})",
-            self.wire_name(&mb.name),
+            self.wire_name(name),
             out.join(" ")
         ))
     }
@@ -431,12 +577,13 @@ impl Session {
             return "BAD No mailbox selected".into();
         };
         self.saved.clear();
-        if expunge && !sel.read_only {
-            // CLOSE expunges silently (RFC 9051 §6.4.1).
+        // CLOSE expunges silently (RFC 9051 §6.4.1), and only with the `e`
+        // right (RFC 4314 §4).
+        if expunge && !sel.read_only && sel.rights.has('e') {
             if let Err(e) = self
                 .core
                 .mail
-                .expunge(self.acct_id(), sel.mailbox.id, None)
+                .expunge(sel.owner, sel.mailbox.id, None)
                 .await
             {
                 return unavailable(e);
@@ -450,12 +597,15 @@ impl Session {
     }
 
     pub(crate) async fn cmd_expunge(&mut self, uids: Option<SeqSet>) -> Reply {
-        let acct = self.acct_id();
         let Some(sel) = self.selected.as_ref() else {
             return "BAD No mailbox selected".into();
         };
+        let acct = sel.owner;
         if sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
+        }
+        if !sel.rights.has('e') {
+            return "NO [NOPERM] You may not expunge here".into();
         }
         let only = uids.map(|set| {
             let max = sel.msgs.last().map(|m| m.uid).unwrap_or(0);

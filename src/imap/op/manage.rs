@@ -27,6 +27,9 @@ impl Session {
         if name == "INBOX" {
             return "NO [ALREADYEXISTS] INBOX always exists".into();
         }
+        if super::acl::is_shared_name(&name) {
+            return "NO [NOPERM] Mailboxes cannot be created in the shared namespace".into();
+        }
         match self.core.mail.create_mailbox(self.acct(), &name).await {
             // RFC 8474 §4.1: the new mailbox's id.
             Ok(mb) => format!("OK [MAILBOXID (M{})] CREATE completed", mb.id),
@@ -38,6 +41,9 @@ impl Session {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD DELETE needs a mailbox name".into();
         };
+        if super::acl::is_shared_name(&name) {
+            return "NO [NOPERM] Only the owner deletes a shared mailbox".into();
+        }
         if self
             .selected
             .as_ref()
@@ -59,6 +65,9 @@ impl Session {
         ) else {
             return "BAD RENAME needs two mailbox names".into();
         };
+        if super::acl::is_shared_name(&from) || super::acl::is_shared_name(&to) {
+            return "NO [NOPERM] Only the owner renames a shared mailbox".into();
+        }
         if from.eq_ignore_ascii_case("INBOX") {
             return self.rename_inbox(&to).await;
         }
@@ -108,6 +117,19 @@ impl Session {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD A mailbox name is needed".into();
         };
+        if super::acl::is_shared_name(&name) {
+            // The subscription is this user's, not the owner's.
+            return match self
+                .core
+                .mail
+                .set_shared_subscription(self.acct(), &name, on)
+                .await
+            {
+                Ok(()) if on => "OK SUBSCRIBE completed".into(),
+                Ok(()) => "OK UNSUBSCRIBE completed".into(),
+                Err(e) => super::mailbox::unavailable(e),
+            };
+        }
         match self.core.mail.set_subscribed(self.acct(), &name, on).await {
             Ok(()) if on => "OK SUBSCRIBE completed".into(),
             Ok(()) => "OK UNSUBSCRIBE completed".into(),
@@ -116,7 +138,9 @@ impl Session {
     }
 
     pub(crate) fn cmd_namespace(&mut self) -> Reply {
-        self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+        // RFC 2342: personal, other users' ("Shared/<owner>/..."), none
+        // shared by the server itself.
+        self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL");
         "OK NAMESPACE completed".into()
     }
 

@@ -1,5 +1,6 @@
 //! IMAP command execution, one file per command group.
 
+pub mod acl;
 pub mod append;
 pub mod auth;
 pub mod compress;

@@ -581,7 +581,7 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
 impl Session {
     /// Positions in the selected view of the messages `key` matches.
     pub(crate) async fn matching(&mut self, key: &Key) -> Result<Vec<usize>, Reply> {
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let (key, unsure) = with_index(&self.core.mail, acct, key).await;
         let sel = self
             .selected

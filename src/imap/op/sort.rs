@@ -112,7 +112,7 @@ impl Session {
             Ok(f) => f,
             Err(r) => return r,
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let msgs = self.selected.as_ref().expect("selected").msgs.clone();
         let needs_headers = criteria
             .iter()

@@ -54,13 +54,22 @@ impl Session {
             Ok(f) => f,
             Err(e) => return format!("BAD {e}"),
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let sel = self
             .selected
             .as_ref()
             .expect("selected state checked by dispatch");
         if sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
+        }
+        // RFC 4314 §4: \Seen needs `s`, \Deleted `t`, other flags `w`;
+        // replacing all flags needs every one of them.
+        let needed: Vec<char> = match op {
+            FlagOp::Set => vec!['s', 't', 'w'],
+            _ => flags.iter().map(|f| super::acl::flag_right(f)).collect(),
+        };
+        if let Some(r) = needed.iter().find(|&&r| !sel.rights.has(r)) {
+            return format!("NO [NOPERM] You lack the {r} right for these flags");
         }
         let uids: Vec<u32> = match self.resolve_set(&set, uid_mode) {
             Ok(p) => p.into_iter().map(|i| sel.msgs[i].uid).collect(),

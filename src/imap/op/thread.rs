@@ -316,7 +316,7 @@ impl Session {
             Ok(f) => f,
             Err(r) => return r,
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let acct = self.sel_owner();
         let view = self.selected.as_ref().expect("selected").msgs.clone();
         let mut msgs = Vec::with_capacity(found.len());
         for i in found {

@@ -1,0 +1,280 @@
+//! ACL (RFC 4314): SETACL, DELETEACL, GETACL, LISTRIGHTS and MYRIGHTS,
+//! and the "Shared/" namespace (RFC 2342) where the mailboxes other
+//! accounts shared appear as `Shared/<owner address>/<mailbox>`.
+//!
+//! Identifiers are account addresses and "anyone". The owner holds every
+//! right, fixed; negative rights are not supported. Names under
+//! "Shared/" are resolved to the owner's mailbox with the rights granted
+//! to this account (its own grant and anyone's); a mailbox without the
+//! `l` or `r` right is reported as not existing.
+
+use super::mailbox::unavailable;
+use crate::imap::proto::Token;
+use crate::imap::session::{Reply, Session};
+use crate::mail::acl::{Rights, ALL_RIGHTS, ANYONE};
+use crate::mail::Mailbox;
+
+/// The other users' namespace prefix (without its separator).
+pub const SHARED: &str = "Shared";
+
+/// A mailbox as one session reaches it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub owner: u32,
+    pub mailbox: Mailbox,
+    pub rights: Rights,
+}
+
+/// The right that setting or clearing a flag needs (RFC 4314 §4).
+pub fn flag_right(flag: &str) -> char {
+    match flag {
+        "\\Seen" => 's',
+        "\\Deleted" => 't',
+        _ => 'w',
+    }
+}
+
+/// Whether a name is in the other users' namespace.
+pub fn is_shared_name(name: &str) -> bool {
+    name == SHARED
+        || name
+            .strip_prefix(SHARED)
+            .is_some_and(|r| r.starts_with('/'))
+}
+
+impl Session {
+    pub(crate) fn me(&self) -> u32 {
+        self.account.as_ref().map(|a| a.id).unwrap_or(0)
+    }
+
+    /// The mailbox a name means for this user: its own, or one shared
+    /// with it (`Shared/<owner>/<name>`). `Ok(None)`: no such mailbox, or
+    /// one it may not see.
+    pub(crate) async fn resolve(&self, name: &str) -> Result<Option<Target>, Reply> {
+        let me = self.me();
+        let Some(rest) = name.strip_prefix(SHARED).and_then(|r| r.strip_prefix('/')) else {
+            return match self.core.mail.mailbox_by_name(me, name).await {
+                Ok(Some(mailbox)) => Ok(Some(Target {
+                    owner: me,
+                    mailbox,
+                    rights: Rights::all(),
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(unavailable(e)),
+            };
+        };
+        let Some((owner_addr, mbox)) = rest.split_once('/') else {
+            return Ok(None);
+        };
+        let owner = match self.core.directory.get_account(owner_addr).await {
+            Ok(Some(a)) if a.id != me => a,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mbox = if mbox.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            mbox
+        };
+        let mailbox = match self.core.mail.mailbox_by_name(owner.id, mbox).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let rights = mailbox.rights_of(owner.id, me);
+        if !(rights.has('l') || rights.has('r')) {
+            return Ok(None);
+        }
+        Ok(Some(Target {
+            owner: owner.id,
+            mailbox,
+            rights,
+        }))
+    }
+
+    /// How this user names a mailbox of `owner`.
+    pub(crate) async fn name_for(&self, owner: u32, mb: &Mailbox) -> String {
+        if owner == self.me() {
+            return mb.name.clone();
+        }
+        match self.core.directory.account_by_id(owner).await {
+            Ok(Some(a)) => format!("{SHARED}/{}/{}", a.address, mb.name),
+            _ => format!("{SHARED}/{owner}/{}", mb.name),
+        }
+    }
+
+    async fn identifier_id(&self, ident: &str) -> Result<u32, Reply> {
+        if ident.eq_ignore_ascii_case("anyone") {
+            return Ok(ANYONE);
+        }
+        match self.core.directory.get_account(ident).await {
+            Ok(Some(a)) => Ok(a.id),
+            Ok(None) => Err(format!("NO [NONEXISTENT] No such user {ident}")),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn identifier_name(&self, who: u32) -> String {
+        if who == ANYONE {
+            return "anyone".into();
+        }
+        match self.core.directory.account_by_id(who).await {
+            Ok(Some(a)) => a.address,
+            _ => format!("#{who}"),
+        }
+    }
+
+    /// The mailbox argument resolved, with `right` required.
+    async fn acl_target(&self, t: Option<&Token>, right: char) -> Result<Target, Reply> {
+        let Some(name) = self.mailbox_arg(t) else {
+            return Err("BAD A mailbox name is needed".into());
+        };
+        let Some(target) = self.resolve(&name).await? else {
+            return Err("NO [NONEXISTENT] No such mailbox".into());
+        };
+        if !target.rights.has(right) {
+            return Err(format!("NO [NOPERM] You lack the {right} right here"));
+        }
+        Ok(target)
+    }
+
+    /// MYRIGHTS (RFC 4314 §3.5).
+    pub(crate) async fn cmd_myrights(&mut self, args: &[Token]) -> Reply {
+        let target = match self.acl_target(args.first(), 'l').await {
+            Ok(t) => t,
+            Err(r) if r.starts_with("NO [NOPERM]") => {
+                // `r` alone also makes a mailbox visible (§4).
+                match self.acl_target(args.first(), 'r').await {
+                    Ok(t) => t,
+                    Err(r) => return r,
+                }
+            }
+            Err(r) => return r,
+        };
+        let name = self.name_for(target.owner, &target.mailbox).await;
+        let line = format!(
+            "MYRIGHTS {} {}",
+            self.wire_name(&name),
+            crate::mail::mime::istring(target.rights.as_str())
+        );
+        self.untagged(&line);
+        "OK MYRIGHTS completed".into()
+    }
+
+    /// GETACL (§3.3): needs `a`.
+    pub(crate) async fn cmd_getacl(&mut self, args: &[Token]) -> Reply {
+        let target = match self.acl_target(args.first(), 'a').await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let name = self.name_for(target.owner, &target.mailbox).await;
+        let owner = self.identifier_name(target.owner).await;
+        let mut line = format!(
+            "ACL {} {} {ALL_RIGHTS}",
+            self.wire_name(&name),
+            crate::mail::mime::istring(&owner)
+        );
+        for g in &target.mailbox.acl {
+            let who = self.identifier_name(g.who).await;
+            line.push_str(&format!(
+                " {} {}",
+                crate::mail::mime::istring(&who),
+                crate::mail::mime::istring(&g.rights)
+            ));
+        }
+        self.untagged(&line);
+        "OK GETACL completed".into()
+    }
+
+    /// LISTRIGHTS (§3.4): needs `a`. The owner's rights are all required;
+    /// anyone else may be given each right on its own.
+    pub(crate) async fn cmd_listrights(&mut self, args: &[Token]) -> Reply {
+        let target = match self.acl_target(args.first(), 'a').await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let Some(ident) = args.get(1).and_then(|t| t.as_string()) else {
+            return "BAD LISTRIGHTS needs an identifier".into();
+        };
+        let who = match self.identifier_id(&ident).await {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        let name = self.name_for(target.owner, &target.mailbox).await;
+        let rights = if who == target.owner {
+            ALL_RIGHTS.to_string()
+        } else {
+            let mut v = vec!["\"\"".to_string()];
+            v.extend(ALL_RIGHTS.chars().map(String::from));
+            v.join(" ")
+        };
+        let line = format!(
+            "LISTRIGHTS {} {} {rights}",
+            self.wire_name(&name),
+            crate::mail::mime::istring(&ident)
+        );
+        self.untagged(&line);
+        "OK LISTRIGHTS completed".into()
+    }
+
+    /// SETACL (§3.1) and DELETEACL (§3.2): need `a`.
+    pub(crate) async fn cmd_setacl(&mut self, args: &[Token], delete: bool) -> Reply {
+        let cmd = if delete { "DELETEACL" } else { "SETACL" };
+        let target = match self.acl_target(args.first(), 'a').await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let Some(ident) = args.get(1).and_then(|t| t.as_string()) else {
+            return format!("BAD {cmd} needs an identifier");
+        };
+        if ident.starts_with('-') {
+            return "NO [CANNOT] Negative rights are not supported".into();
+        }
+        let who = match self.identifier_id(&ident).await {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        if who == target.owner {
+            return "NO [CANNOT] The owner's rights cannot be changed".into();
+        }
+        let new = if delete {
+            if args.len() != 2 {
+                return "BAD DELETEACL takes a mailbox and an identifier".into();
+            }
+            None
+        } else {
+            let Some(spec) = args.get(2).and_then(|t| t.as_string()) else {
+                return "BAD SETACL needs rights".into();
+            };
+            let current = target
+                .mailbox
+                .acl
+                .iter()
+                .find(|g| g.who == who)
+                .and_then(|g| Rights::parse(&g.rights))
+                .unwrap_or_default();
+            let (op, letters) = match spec.chars().next() {
+                Some('+') => (Some('+'), &spec[1..]),
+                Some('-') => (Some('-'), &spec[1..]),
+                _ => (None, spec.as_str()),
+            };
+            let Some(given) = Rights::parse(letters) else {
+                return "BAD Unknown rights".into();
+            };
+            Some(match op {
+                Some('+') => current.union(&given),
+                Some('-') => current.minus(&given),
+                _ => given,
+            })
+        };
+        match self
+            .core
+            .mail
+            .set_grant(target.owner, target.mailbox.id, who, new)
+            .await
+        {
+            Ok(_) => format!("OK {cmd} completed"),
+            Err(e) => unavailable(e),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Access control lists on mailboxes (RFC 4314), so that an account can
+//! share mailboxes with others.
+//!
+//! A mailbox record holds its grants (account id, or 0 for "anyone", and
+//! the rights). Each grant is mirrored under `S` grantee owner mailbox,
+//! written in the same transaction, so an account finds what is shared
+//! with it with one scan. The owner always holds every right.
+
+use serde::{Deserialize, Serialize};
+
+use super::{from_json, k_acct, k_mbox, to_json, MailStore, Mailbox, Result};
+use crate::store::StoreError;
+
+/// The rights RFC 4314 §2.1 defines, in their canonical order.
+pub const ALL_RIGHTS: &str = "lrswipkxtea";
+
+/// Grantee id meaning every authenticated user ("anyone").
+pub const ANYONE: u32 = 0;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub who: u32,
+    pub rights: String,
+}
+
+/// A set of rights, kept as the canonical string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rights(String);
+
+impl Rights {
+    pub fn all() -> Rights {
+        Rights(ALL_RIGHTS.into())
+    }
+
+    pub fn none() -> Rights {
+        Rights::default()
+    }
+
+    /// Parses a rights string; the obsolete "c" and "d" (RFC 2086) stand
+    /// for "kx" and "et" (§2.1.1). Unknown letters are an error.
+    pub fn parse(s: &str) -> Option<Rights> {
+        let mut have = String::new();
+        for c in s.chars() {
+            match c {
+                'c' => have.push_str("kx"),
+                'd' => have.push_str("et"),
+                c if ALL_RIGHTS.contains(c) => have.push(c),
+                _ => return None,
+            }
+        }
+        Some(Rights(
+            ALL_RIGHTS.chars().filter(|c| have.contains(*c)).collect(),
+        ))
+    }
+
+    pub fn has(&self, c: char) -> bool {
+        self.0.contains(c)
+    }
+
+    pub fn union(&self, other: &Rights) -> Rights {
+        Rights(
+            ALL_RIGHTS
+                .chars()
+                .filter(|&c| self.has(c) || other.has(c))
+                .collect(),
+        )
+    }
+
+    pub fn minus(&self, other: &Rights) -> Rights {
+        Rights(self.0.chars().filter(|&c| !other.has(c)).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn k_share(grantee: u32, owner: u32, mbox: u32) -> Vec<u8> {
+    let mut k = k_acct(b'S', grantee);
+    k.extend_from_slice(&owner.to_be_bytes());
+    k.extend_from_slice(&mbox.to_be_bytes());
+    k
+}
+
+/// A mailbox someone shared with an account.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub owner: u32,
+    pub mailbox: u32,
+    pub rights: Rights,
+}
+
+impl Mailbox {
+    /// What `who` may do here (its own grant and "anyone"'s).
+    pub fn rights_of(&self, owner: u32, who: u32) -> Rights {
+        if who == owner {
+            return Rights::all();
+        }
+        self.acl
+            .iter()
+            .filter(|g| g.who == who || g.who == ANYONE)
+            .filter_map(|g| Rights::parse(&g.rights))
+            .fold(Rights::none(), |a, r| a.union(&r))
+    }
+}
+
+/// Drops a mailbox's grants and their mirrors (the mailbox is going).
+pub(crate) fn clear_grants(
+    txn: &mut crate::store::Txn<'_>,
+    owner: u32,
+    mb: &Mailbox,
+) -> std::result::Result<(), StoreError> {
+    for g in &mb.acl {
+        txn.delete(k_share(g.who, owner, mb.id));
+    }
+    Ok(())
+}
+
+impl MailStore {
+    /// Sets (or with `None` removes) what `who` may do in the owner's
+    /// mailbox. Returns the mailbox as it is now.
+    pub async fn set_grant(
+        &self,
+        owner: u32,
+        mbox: u32,
+        who: u32,
+        rights: Option<Rights>,
+    ) -> Result<Mailbox> {
+        let mb = self
+            .store
+            .transact(move |txn| {
+                let key = k_mbox(owner, mbox);
+                let v = txn
+                    .get(&key)?
+                    .ok_or_else(|| StoreError::Aborted("no such mailbox".into()))?;
+                let mut mb: Mailbox = from_json(&v)?;
+                mb.acl.retain(|g| g.who != who);
+                match rights.filter(|r| !r.is_empty()) {
+                    Some(r) => {
+                        mb.acl.push(Grant {
+                            who,
+                            rights: r.as_str().to_string(),
+                        });
+                        mb.acl.sort_by_key(|g| g.who);
+                        txn.put(k_share(who, owner, mbox), r.as_str().as_bytes().to_vec());
+                    }
+                    None => txn.delete(k_share(who, owner, mbox)),
+                }
+                txn.put(key, to_json(&mb));
+                Ok(mb)
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Aborted(m) => super::MailError::NotFound(m),
+                e => e.into(),
+            })?;
+        self.notify(owner);
+        Ok(mb)
+    }
+
+    /// The mailboxes shared with `who` (directly or with anyone), its own
+    /// excepted.
+    pub async fn shared_with(&self, who: u32) -> Result<Vec<Shared>> {
+        let mut out: Vec<Shared> = Vec::new();
+        for grantee in [who, ANYONE] {
+            for (k, v) in self.store.scan_prefix(k_acct(b'S', grantee)).await? {
+                let (Some(owner), Some(mailbox)) = (
+                    k.get(5..9)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes),
+                    k.get(9..13)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes),
+                ) else {
+                    continue;
+                };
+                if owner == who {
+                    continue;
+                }
+                let rights =
+                    Rights::parse(std::str::from_utf8(&v).unwrap_or("")).unwrap_or_default();
+                match out
+                    .iter_mut()
+                    .find(|s| s.owner == owner && s.mailbox == mailbox)
+                {
+                    Some(s) => s.rights = s.rights.union(&rights),
+                    None => out.push(Shared {
+                        owner,
+                        mailbox,
+                        rights,
+                    }),
+                }
+            }
+        }
+        out.sort_by_key(|s| (s.owner, s.mailbox));
+        Ok(out)
+    }
+
+    /// Names under "Shared/" the account subscribed to (RFC 9051 §6.3.7:
+    /// subscriptions are the user's, whoever owns the mailbox).
+    pub async fn shared_subscriptions(
+        &self,
+        who: u32,
+    ) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .store
+            .scan_prefix(k_acct(b'Z', who))
+            .await?
+            .into_iter()
+            .filter_map(|(k, _)| String::from_utf8(k.get(5..)?.to_vec()).ok())
+            .collect())
+    }
+
+    pub async fn set_shared_subscription(&self, who: u32, name: &str, on: bool) -> Result<()> {
+        let mut key = k_acct(b'Z', who);
+        key.extend_from_slice(name.as_bytes());
+        self.store
+            .transact(move |txn| {
+                if on {
+                    txn.put(key, Vec::new());
+                } else {
+                    txn.delete(key);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the grants made to an account that is being deleted.
+    pub(crate) async fn drop_grants_to(&self, who: u32) -> Result<()> {
+        for s in self.shared_with(who).await? {
+            // Only direct grants; "anyone" grants stay.
+            let key = k_share(who, s.owner, s.mailbox);
+            if self.store.get(key).await?.is_some() {
+                self.set_grant(s.owner, s.mailbox, who, None).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rights;
+
+    #[test]
+    fn rights_strings() {
+        assert_eq!(Rights::parse("rl").unwrap().as_str(), "lr");
+        assert_eq!(Rights::parse("lrc").unwrap().as_str(), "lrkx");
+        assert_eq!(Rights::parse("d").unwrap().as_str(), "te");
+        assert!(Rights::parse("lrz").is_none());
+        let a = Rights::parse("lrs").unwrap();
+        assert_eq!(a.union(&Rights::parse("wl").unwrap()).as_str(), "lrsw");
+        assert_eq!(a.minus(&Rights::parse("s").unwrap()).as_str(), "lr");
+        assert!(Rights::all().has('a') && !Rights::none().has('l'));
+    }
+}
