@@ -115,6 +115,18 @@ impl Server {
         }
     }
 
+    /// The server's proportional set size (PSS), in KB: the measure the
+    /// Dovecot comparison sums over its processes.
+    #[allow(dead_code)]
+    pub fn pss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The server's resident memory, in KB.
     pub fn rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

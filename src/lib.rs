@@ -52,7 +52,22 @@ pub mod fuzz_entry {
                             if let Token::Atom(s) = a {
                                 let _ = args::SeqSet::parse(s);
                             }
+                            // Mailbox names from rev1 clients.
+                            if let Some(s) = a.as_string() {
+                                if let Some(d) = crate::imap::proto::utf7::decode(&s) {
+                                    assert_eq!(
+                                        crate::imap::proto::utf7::decode(
+                                            &crate::imap::proto::utf7::encode(&d)
+                                        )
+                                        .as_deref(),
+                                        Some(d.as_str())
+                                    );
+                                }
+                            }
                         }
+                        // The argument parsers of SEARCH and NOTIFY.
+                        let _ = crate::imap::op::search::parse_search(&p.args);
+                        let _ = crate::imap::op::notify::parse(&p.args);
                     }
                 }
                 Event::Fatal(_) => break,

@@ -2123,3 +2123,217 @@ async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
     let r = c.imap_until(tag).await;
     assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
 }
+
+/// Reads lines until one satisfies `pred` (5 s at most); returns them.
+async fn lines_until(c: &mut LineClient, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let l = tokio::time::timeout(std::time::Duration::from_secs(5), c.line())
+            .await
+            .unwrap_or_else(|_| panic!("no matching line; got {got:?}"));
+        let done = pred(&l);
+        got.push(l);
+        if done {
+            return got;
+        }
+    }
+}
+
+/// NOTIFY (RFC 5465): events for the selected mailbox (EXISTS and the
+/// asked FETCH), STATUS for other mailboxes, LIST for created, renamed
+/// and deleted mailboxes and subscriptions, between commands and during
+/// IDLE; the rules on event combinations; NOTIFY NONE stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_events() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut a = logged_in(&s).await;
+    let mut b = logged_in(&s).await;
+    let caps = cmd(&mut a, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains(" NOTIFY "), "{caps}");
+    // The rules.
+    assert!(q(&mut a, "b", "NOTIFY SET (personal (MessageNew))")
+        .await
+        .starts_with("b BAD"));
+    assert!(q(&mut a, "c", "NOTIFY SET (selected (MailboxName))")
+        .await
+        .starts_with("c BAD"));
+    assert_eq!(
+        q(&mut a, "d", "NOTIFY SET (personal (AnnotationChange))").await,
+        "d NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] Unsupported event"
+    );
+    cmd(&mut a, "e", "SELECT INBOX").await;
+    let r = cmd(
+        &mut a,
+        "f",
+        "NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (Subject)]) MessageExpunge)) (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("f OK"), "{r:?}");
+    // STATUS for every personal mailbox but the selected one.
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* STATUS \"Archive\" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY ")),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.iter().filter(|l| l.starts_with("* STATUS")).count(),
+        5,
+        "{r:?}"
+    );
+    assert!(
+        !r.iter().any(|l| l.starts_with("* STATUS \"INBOX\"")),
+        "{r:?}"
+    );
+
+    // A delivery to the selected Inbox: EXISTS, then the asked FETCH.
+    assert!(smtp_send(
+        s.addr("smtp"),
+        "x@remote.test",
+        &["joe@example.org"],
+        "Subject: ping\r\n\r\nbody"
+    )
+    .await
+    .starts_with("250"));
+    let got = lines_until(&mut a, |l| l == ")").await.join("\n");
+    assert!(
+        got.starts_with("* 1 EXISTS\n* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {"),
+        "{got}"
+    );
+    assert!(got.contains("Subject: ping"), "{got}");
+
+    // Another mailbox: a STATUS.
+    append_to(&mut b, "a", "Archive", "Subject: filed\r\n\r\nx").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
+    assert!(
+        got.last()
+            .unwrap()
+            .starts_with("* STATUS \"Archive\" (MESSAGES 1 UIDNEXT 2"),
+        "{got:?}"
+    );
+    // Expunged there: MESSAGES goes down though UIDNEXT stays.
+    cmd(&mut b, "b", "SELECT Archive").await;
+    cmd(&mut b, "c", "STORE 1 +FLAGS (\\Deleted)").await;
+    cmd(&mut b, "d", "EXPUNGE").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
+    assert!(
+        got.last()
+            .unwrap()
+            .starts_with("* STATUS \"Archive\" (MESSAGES 0 UIDNEXT 2"),
+        "{got:?}"
+    );
+
+    // Mailbox names and subscriptions.
+    cmd(&mut b, "e", "CREATE Plans").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Plans\""
+    );
+    cmd(&mut b, "f", "RENAME Plans Ideas").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Ideas\" (\"OLDNAME\" (\"Plans\"))"
+    );
+    cmd(&mut b, "g", "UNSUBSCRIBE Ideas").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST (\\HasNoChildren) \"/\" \"Ideas\""
+    );
+    cmd(&mut b, "h", "DELETE Ideas").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST (\\NonExistent) \"/\" \"Ideas\""
+    );
+
+    // During IDLE, the same events.
+    a.send("i IDLE\r\n").await;
+    assert!(a.line().await.starts_with('+'));
+    append_to(&mut b, "i", "Drafts", "Subject: d\r\n\r\nx").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
+    assert!(
+        got.last()
+            .unwrap()
+            .starts_with("* STATUS \"Drafts\" (MESSAGES 1 UIDNEXT 2"),
+        "{got:?}"
+    );
+    a.send("DONE\r\n").await;
+    a.imap_until("i").await;
+
+    // FlagChange: FETCH in the selected mailbox; elsewhere STATUS with
+    // HIGHESTMODSEQ (CONDSTORE enabled).
+    cmd(&mut a, "k", "ENABLE CONDSTORE").await;
+    let r = cmd(
+        &mut a,
+        "l",
+        "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange))",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+    cmd(&mut b, "k", "SELECT INBOX").await;
+    cmd(&mut b, "l", "STORE 1 +FLAGS (\\Flagged)").await;
+    let got = lines_until(&mut a, |l| l.contains("FETCH")).await;
+    assert!(
+        got.last()
+            .unwrap()
+            .starts_with("* 1 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        "{got:?}"
+    );
+    cmd(&mut b, "m", "SELECT Drafts").await;
+    cmd(&mut b, "n", "STORE 1 +FLAGS (\\Seen)").await;
+    let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
+    let st = got.last().unwrap();
+    assert!(
+        st.starts_with("* STATUS \"Drafts\" (UIDVALIDITY ") && st.contains(" HIGHESTMODSEQ "),
+        "{got:?}"
+    );
+
+    // NOTIFY NONE: quiet again.
+    assert!(q(&mut a, "j", "NOTIFY NONE").await.starts_with("j OK"));
+    append_to(&mut b, "j", "Drafts", "Subject: e\r\n\r\nx").await;
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(700), a.line()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+}
+
+/// NOTIFY with ACL (RFC 5465 §5.4): granting `l` on a mailbox is its
+/// creation for the grantee, revoking it its deletion; new mail in a
+/// shared mailbox the grantee watches arrives as STATUS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_follows_grants() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    let mut joe = login_as(&s, "joe@example.org").await;
+    let mut ann = login_as(&s, "ann@example.org").await;
+    cmd(&mut joe, "a", "CREATE Team").await;
+    let r = cmd(
+        &mut ann,
+        "a",
+        "NOTIFY SET (subscribed (MailboxName)) (personal (MailboxName)) (mailboxes \"Shared/joe@example.org/Team\" (MessageNew MessageExpunge MailboxName))",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    cmd(&mut joe, "b", "SETACL Team ann@example.org lr").await;
+    let got = lines_until(&mut ann, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST () \"/\" \"Shared/joe@example.org/Team\""
+    );
+    append_to(&mut joe, "c", "Team", "Subject: t\r\n\r\nx").await;
+    let got = lines_until(&mut ann, |l| l.starts_with("* STATUS")).await;
+    assert!(
+        got.last()
+            .unwrap()
+            .starts_with("* STATUS \"Shared/joe@example.org/Team\" (MESSAGES 1 UIDNEXT 2"),
+        "{got:?}"
+    );
+    cmd(&mut joe, "d", "DELETEACL Team ann@example.org").await;
+    let got = lines_until(&mut ann, |l| l.starts_with("* LIST")).await;
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST (\\NonExistent) \"/\" \"Shared/joe@example.org/Team\""
+    );
+}

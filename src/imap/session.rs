@@ -42,6 +42,11 @@ pub struct Session {
     /// ENABLE IMAP4rev2: RFC 9051 semantics (ESEARCH answers to SEARCH, no
     /// RECENT or UNSEEN in SELECT).
     pub(crate) rev2: bool,
+    /// NOTIFY (RFC 5465) settings, the change feed and what was last
+    /// reported.
+    pub(crate) notify: Option<super::op::notify::NotifySpec>,
+    pub(crate) notify_rx: Option<tokio::sync::broadcast::Receiver<u32>>,
+    pub(crate) notify_seen: std::collections::HashMap<(u32, u32), super::op::notify::Seen>,
     /// Mailbox names in UTF-8 (IMAP4rev2 or UTF8=ACCEPT enabled);
     /// otherwise modified UTF-7 (RFC 3501 §5.1.3) both ways.
     pub(crate) utf8_names: bool,
@@ -74,6 +79,9 @@ impl Session {
             saved: Vec::new(),
             rev2: false,
             utf8_names: false,
+            notify: None,
+            notify_rx: None,
+            notify_seen: Default::default(),
             qresync: false,
         }
     }
@@ -121,6 +129,7 @@ impl Session {
             "NAMESPACE",
             "ACL",
             "RIGHTS=texk",
+            "NOTIFY",
             "ID",
             "CHILDREN",
             "SPECIAL-USE",
@@ -205,6 +214,16 @@ impl Session {
             let read = tokio::select! {
                 r = tokio::time::timeout(idle, self.conn.fill()) => r,
                 _ = self.shutdown.wait() => continue,
+                // NOTIFY (RFC 5465): events between commands.
+                changed = next_changes(&mut self.notify_rx) => {
+                    if changed.iter().any(|&a| a == u32::MAX || self.notify_relevant(a)) {
+                        self.notify_changes(true).await;
+                        if self.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -310,6 +329,7 @@ impl Session {
             "SUBSCRIBE" => self.cmd_subscribe(&args, true).await,
             "UNSUBSCRIBE" => self.cmd_subscribe(&args, false).await,
             "NAMESPACE" => self.cmd_namespace(),
+            "NOTIFY" => self.cmd_notify(&args).await,
             "ENABLE" => self.cmd_enable(&args),
             "COMPRESS" => return self.cmd_compress(tag, &args).await,
             // RFC 8437: back to the not-authenticated state.
@@ -320,6 +340,9 @@ impl Session {
                 self.rev2 = false;
                 self.qresync = false;
                 self.utf8_names = false;
+                self.notify = None;
+                self.notify_rx = None;
+                self.notify_seen.clear();
                 "OK Not authenticated any more".into()
             }
             "GETQUOTAROOT" => self.cmd_getquotaroot(&args).await,
@@ -533,6 +556,27 @@ impl Session {
         }
         for l in lines {
             self.untagged(&l);
+        }
+    }
+}
+
+/// The account ids of the next batch of change notifications (u32::MAX
+/// when some were missed); never resolves without a feed.
+async fn next_changes(rx: &mut Option<tokio::sync::broadcast::Receiver<u32>>) -> Vec<u32> {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let Some(rx) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    let mut out = match rx.recv().await {
+        Ok(a) => vec![a],
+        Err(RecvError::Lagged(_)) => vec![u32::MAX],
+        Err(RecvError::Closed) => return std::future::pending().await,
+    };
+    loop {
+        match rx.try_recv() {
+            Ok(a) => out.push(a),
+            Err(TryRecvError::Lagged(_)) => out.push(u32::MAX),
+            Err(_) => return out,
         }
     }
 }

@@ -159,6 +159,9 @@ impl MailStore {
                 e => e.into(),
             })?;
         self.notify(owner);
+        // The grantee's NOTIFY sessions see a mailbox appear or go
+        // (RFC 5465 §5.4); 0 ("anyone") wakes every one of them.
+        self.notify(who);
         Ok(mb)
     }
 
@@ -228,6 +231,7 @@ impl MailStore {
                 Ok(())
             })
             .await?;
+        self.notify(who);
         Ok(())
     }
 

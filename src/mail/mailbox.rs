@@ -280,6 +280,8 @@ impl MailStore {
             })
             .await
             .map_err(map_err)?;
+        // NOTIFY's SubscriptionChange listens here too.
+        self.notify(acct);
         Ok(())
     }
 

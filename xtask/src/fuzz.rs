@@ -33,7 +33,10 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
     -Cllvm-args=-sanitizer-coverage-pc-table \
     -Cllvm-args=-sanitizer-coverage-trace-compares \
-    --cfg fuzzing -Cdebug-assertions -Coverflow-checks";
+    --cfg fuzzing";
+// Debug assertions and overflow checks come from fuzz/Cargo.toml's
+// release profile, so that one dependency can be exempted (mail-parser,
+// see there).
 
 /// The host triple: passing it as `--target` keeps RUSTFLAGS (and so the
 /// instrumentation) off build scripts and proc macros, as cargo-fuzz does.

@@ -31,13 +31,18 @@ impl Session {
                 }
                 msg = changes.recv() => {
                     let ours = match msg {
-                        Ok(a) => a == acct,
+                        Ok(a) => a == acct || (self.notify.is_some() && self.notify_relevant(a)),
                         // Missed notifications: look anyway.
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                         Err(_) => return None,
                     };
                     if ours {
-                        self.sync(true).await;
+                        // RFC 5465 §4: IDLE reports what NOTIFY asked for.
+                        if self.notify.is_some() {
+                            self.notify_changes(true).await;
+                        } else {
+                            self.sync(true).await;
+                        }
                         if !self.send_now(b"").await {
                             return None;
                         }

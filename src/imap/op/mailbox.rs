@@ -506,7 +506,7 @@ impl Session {
 
     /// A STATUS response for `mb` with the requested items (also sent by
     /// LIST RETURN (STATUS ...), RFC 5819).
-    async fn status_line(
+    pub(crate) async fn status_line(
         &mut self,
         acct: u32,
         mb: &Mailbox,
@@ -737,7 +737,13 @@ struct ListOptions {
     recursive: bool,
 }
 
-fn list_line(cmd: &str, mb: &Mailbox, name: &str, all: &[Mailbox], subscribed: bool) -> String {
+pub(crate) fn list_line(
+    cmd: &str,
+    mb: &Mailbox,
+    name: &str,
+    all: &[Mailbox],
+    subscribed: bool,
+) -> String {
     let prefix = format!("{}/", mb.name);
     let has_children = all.iter().any(|m| m.name.starts_with(&prefix));
     let mut attrs = vec![if has_children {

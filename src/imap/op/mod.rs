@@ -11,6 +11,7 @@ pub mod idle;
 pub mod mailbox;
 pub mod manage;
 pub mod metadata;
+pub mod notify;
 pub mod quota;
 pub mod search;
 pub mod sort;
