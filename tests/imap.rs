@@ -2337,3 +2337,45 @@ async fn notify_follows_grants() {
         "* LIST (\\NonExistent) \"/\" \"Shared/joe@example.org/Team\""
     );
 }
+
+/// CREATE-SPECIAL-USE (RFC 6154 §3): CREATE with (USE (...)) gives the
+/// new mailbox its special use, shown by LIST; a use another mailbox has,
+/// two uses, or an unknown one get NO [USEATTR].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_special_use() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    let caps = cmd(&mut c, "a", "CAPABILITY").await.join(" ");
+    assert!(caps.contains(" CREATE-SPECIAL-USE "), "{caps}");
+    let r = q(&mut c, "b", "CREATE Important (USE (\\Flagged))").await;
+    assert!(r.starts_with("b OK [MAILBOXID"), "{r}");
+    let l = cmd(&mut c, "c", "LIST \"\" Important").await;
+    assert_eq!(
+        l[0],
+        "* LIST (\\HasNoChildren \\Flagged) \"/\" \"Important\""
+    );
+    let l = cmd(&mut c, "d", "LIST (SPECIAL-USE) \"\" *")
+        .await
+        .join("\n");
+    assert!(l.contains("\"Important\""), "{l}");
+    assert!(q(&mut c, "e", "CREATE Papers (USE (\\Drafts))")
+        .await
+        .starts_with("e NO [USEATTR]"));
+    assert!(q(&mut c, "f", "CREATE Both (USE (\\All \\Junk))")
+        .await
+        .starts_with("f NO [USEATTR]"));
+    assert!(q(&mut c, "g", "CREATE Odd (USE (\\Nonsense))")
+        .await
+        .starts_with("g NO [USEATTR]"));
+    assert!(q(&mut c, "h", "CREATE Odd (FROB)")
+        .await
+        .starts_with("h BAD"));
+    // Nothing was created by the refused ones.
+    let l = cmd(&mut c, "i", "LIST \"\" *").await.join("\n");
+    assert!(
+        !l.contains("Papers") && !l.contains("Both") && !l.contains("Odd"),
+        "{l}"
+    );
+    assert!(q(&mut c, "j", "CREATE Plain ()").await.starts_with("j BAD"));
+}

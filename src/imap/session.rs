@@ -133,6 +133,7 @@ impl Session {
             "ID",
             "CHILDREN",
             "SPECIAL-USE",
+            "CREATE-SPECIAL-USE",
             "ENABLE",
             "CONDSTORE",
             "QRESYNC",

@@ -117,6 +117,18 @@ pub(crate) fn remove_membership(
 
 impl MailStore {
     pub async fn create_mailbox(&self, acct: u32, name: &str) -> Result<Mailbox> {
+        self.create_mailbox_with_role(acct, name, None).await
+    }
+
+    /// Creates a mailbox with a special use (RFC 6154 §3: CREATE-SPECIAL-USE;
+    /// JMAP's role). A role belongs to one mailbox of the account: taken,
+    /// it fails with "role in use".
+    pub async fn create_mailbox_with_role(
+        &self,
+        acct: u32,
+        name: &str,
+        role: Option<String>,
+    ) -> Result<Mailbox> {
         if !valid_name(name) || name.eq_ignore_ascii_case("INBOX") {
             return Err(MailError::Invalid("invalid mailbox name".into()));
         }
@@ -129,7 +141,18 @@ impl MailStore {
                 if existing.iter().any(|m| m.name == name) {
                     return Err(abort("mailbox exists already"));
                 }
+                if let Some(r) = &role {
+                    if existing.iter().any(|m| m.role.as_ref() == Some(r)) {
+                        return Err(abort("role in use by another mailbox"));
+                    }
+                }
                 let created = create_with_parents(txn, acct, &mut st, &existing, &name);
+                if let (Some(r), Some(&id)) = (&role, created.last()) {
+                    let key = k_mbox(acct, id);
+                    let mut mb: Mailbox = from_json(&txn.get(&key)?.expect("just written"))?;
+                    mb.role = Some(r.clone());
+                    txn.put(key, to_json(&mb));
+                }
                 let change = Change {
                     created: vec![],
                     updated: vec![],

@@ -89,6 +89,8 @@ fn role_attr(role: Option<&str>) -> Option<&'static str> {
         "junk" => "\\Junk",
         "trash" => "\\Trash",
         "archive" => "\\Archive",
+        "flagged" => "\\Flagged",
+        "all" => "\\All",
         _ => return None,
     })
 }

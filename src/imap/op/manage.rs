@@ -30,7 +30,48 @@ impl Session {
         if super::acl::is_shared_name(&name) {
             return "NO [NOPERM] Mailboxes cannot be created in the shared namespace".into();
         }
-        match self.core.mail.create_mailbox(self.acct(), &name).await {
+        // RFC 6154 §3 (CREATE-SPECIAL-USE): CREATE name (USE (\\Drafts)).
+        let role = match args.get(1) {
+            None => None,
+            Some(Token::List(p))
+                if p.len() == 2 && p[0].keyword() == "USE" && matches!(p[1], Token::List(_)) =>
+            {
+                let Token::List(uses) = &p[1] else {
+                    unreachable!()
+                };
+                let roles: Option<Vec<&str>> = uses
+                    .iter()
+                    .map(|u| match u.as_string()?.to_ascii_lowercase().as_str() {
+                        "\\drafts" => Some("drafts"),
+                        "\\sent" => Some("sent"),
+                        "\\junk" => Some("junk"),
+                        "\\trash" => Some("trash"),
+                        "\\archive" => Some("archive"),
+                        "\\flagged" => Some("flagged"),
+                        "\\all" => Some("all"),
+                        _ => None,
+                    })
+                    .collect();
+                match roles.as_deref() {
+                    Some([]) => None,
+                    Some([r]) => Some(r.to_string()),
+                    Some(_) => {
+                        return "NO [USEATTR] One special use per mailbox".into();
+                    }
+                    None => return "NO [USEATTR] Unknown special-use attribute".into(),
+                }
+            }
+            Some(_) => return "BAD CREATE takes (USE (attributes)) after the name".into(),
+        };
+        match self
+            .core
+            .mail
+            .create_mailbox_with_role(self.acct(), &name, role)
+            .await
+        {
+            Err(MailError::Invalid(m)) if m.contains("role in use") => {
+                format!("NO [USEATTR] {m}")
+            }
             // RFC 8474 §4.1: the new mailbox's id.
             Ok(mb) => format!("OK [MAILBOXID (M{})] CREATE completed", mb.id),
             Err(e) => mail_error(e, "CREATE"),
