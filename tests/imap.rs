@@ -2379,3 +2379,80 @@ async fn create_special_use() {
     );
     assert!(q(&mut c, "j", "CREATE Plain ()").await.starts_with("j BAD"));
 }
+
+/// Python's imaplib as a real client: STARTTLS, LOGIN, NAMESPACE, CREATE
+/// with a non-ASCII name (imaplib sends what it is given, so the script
+/// encodes modified UTF-7 itself, as rev1 clients do), SETACL/GETACL/
+/// MYRIGHTS, APPEND, SEARCH (from the full-text index) and FETCH; a
+/// second imaplib session reads the shared mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_acl_and_search() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    let script = r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+def login(user):
+    m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+    m.starttls(ctx)
+    m.login(user, "pw")
+    return m
+joe = login("joe@example.org")
+print("namespace", joe.namespace()[1][0].decode())
+name = "Entw&APw-rfe"
+print("create", joe.create(name)[0])
+print("setacl", joe.setacl(name, "ann@example.org", "lrs")[0])
+print("getacl", joe.getacl(name)[1][0].decode())
+print("append", joe.append(name, None, None, b"Subject: plan\r\n\r\nthe secret needle plan\r\n")[0])
+joe.select(name)
+print("search", joe.search(None, "BODY", "needle")[1][0].decode())
+joe.logout()
+ann = login("ann@example.org")
+shared = '"Shared/joe@example.org/' + name + '"'
+print("myrights", ann.myrights(shared)[1][0].decode())
+typ, data = ann.select(shared)
+print("select", typ, data[0].decode())
+print("fetch", b"needle" in ann.fetch("1", "(BODY[TEXT])")[1][0][1])
+print("list", [l.decode() for l in ann.list('""', "Shared/*")[1]])
+ann.logout()
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(s.addr("imap").port().to_string())
+        .arg(s.data_dir().join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("namespace ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL"),
+        "{text}"
+    );
+    assert!(text.contains("create OK"), "{text}");
+    assert!(text.contains("setacl OK"), "{text}");
+    assert!(
+        text.contains(
+            "getacl \"Entw&APw-rfe\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lrs\""
+        ),
+        "{text}"
+    );
+    assert!(text.contains("append OK"), "{text}");
+    assert!(text.contains("search 1"), "{text}");
+    assert!(
+        text.contains("myrights \"Shared/joe@example.org/Entw&APw-rfe\" \"lrs\""),
+        "{text}"
+    );
+    assert!(text.contains("select OK 1"), "{text}");
+    assert!(text.contains("fetch True"), "{text}");
+    assert!(
+        text.contains("(\\\\HasNoChildren) \"/\" \"Shared/joe@example.org/Entw&APw-rfe\""),
+        "{text}"
+    );
+}
