@@ -202,8 +202,12 @@ pub enum FtsOp {
 }
 
 pub struct FtsIndex {
+    index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// Made when there is work and dropped when the queue is empty, so
+    /// an idle server does not hold its memory budget and threads.
+    writer: Mutex<Option<IndexWriter>>,
+    writer_bytes: usize,
     id: Field,
     acct: Field,
     partial: Field,
@@ -259,14 +263,15 @@ impl FtsIndex {
         let created = !Index::exists(&mmap).map_err(|e| FtsError(e.to_string()))?;
         let index = Index::open_or_create(mmap, schema)?;
         index.tokenizers().register(TOKENIZER, Trigrams);
-        let writer = index.writer_with_num_threads(1, writer_bytes.max(15_000_000))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(FtsIndex {
+            index,
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(None),
+            writer_bytes: writer_bytes.max(15_000_000),
             id,
             acct,
             partial,
@@ -279,8 +284,12 @@ impl FtsIndex {
     /// Applies `ops`, commits (durably) and makes them visible to
     /// searches. Blocking.
     pub fn apply(&self, ops: Vec<FtsOp>) -> Result<(), FtsError> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let email_field = w.index().schema().get_field("email")?;
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.index.writer_with_num_threads(1, self.writer_bytes)?);
+        }
+        let w = guard.as_mut().expect("made above");
+        let email_field = self.index.schema().get_field("email")?;
         for op in ops {
             match op {
                 FtsOp::Add { acct, email, text } => {
@@ -310,8 +319,18 @@ impl FtsIndex {
             }
         }
         w.commit()?;
-        drop(w);
+        drop(guard);
         self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Lets go of the writer (after its merges), freeing its memory until
+    /// the next change. Blocking.
+    pub fn release_writer(&self) -> Result<(), FtsError> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = w {
+            w.wait_merging_threads()?;
+        }
         Ok(())
     }
 
@@ -406,11 +425,24 @@ impl super::MailStore {
             if let Err(e) = mail.fill_new_index().await {
                 tracing::error!("search index: cannot queue the existing messages: {e}");
             }
+            let mut busy = false;
             loop {
                 match mail.index_batch().await {
-                    Ok(n) if n > 0 => continue,
+                    Ok(n) if n > 0 => {
+                        busy = true;
+                        continue;
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!("search index: {e}; trying again shortly"),
+                }
+                if std::mem::take(&mut busy) {
+                    if let Some(ix) = mail.fts.clone() {
+                        match tokio::task::spawn_blocking(move || ix.release_writer()).await {
+                            Ok(Err(e)) => tracing::warn!("search index: {e}"),
+                            Err(e) => tracing::warn!("search index: {e}"),
+                            Ok(Ok(())) => {}
+                        }
+                    }
                 }
                 tokio::select! {
                     _ = mail.fts_wake.notified() => {}
