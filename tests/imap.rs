@@ -2113,6 +2113,149 @@ async fn acl_shared_mailboxes() {
     );
 }
 
+/// RFC 4314 §4: CREATE needs `k` on the nearest existing parent and the
+/// new mailbox inherits the parent's access list; DELETE needs `x`;
+/// RENAME needs `x` on the mailbox and `k` on the new parent.
+#[tokio::test]
+async fn acl_create_delete_rename_in_shared() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    for a in ["joe@example.org", "ann@example.org", "carl@example.org"] {
+        s.account(a);
+    }
+    let base = "Shared/joe@example.org";
+    let mut joe = login_as(&s, "joe@example.org").await;
+    let mut ann = login_as(&s, "ann@example.org").await;
+    for (t, c) in [
+        ("a", "CREATE Team"),
+        ("b", "CREATE Other"),
+        ("c", "SETACL Team ann@example.org lr"),
+        ("d", "SETACL Team carl@example.org lr"),
+        ("e", "SETACL Other ann@example.org lrx"),
+    ] {
+        let r = q(&mut joe, t, c).await;
+        assert!(r.starts_with(&format!("{t} OK")), "{c}: {r}");
+    }
+    // Without `k`, no children; no mailboxes at Joe's top level ever.
+    assert!(q(&mut ann, "a", &format!("CREATE \"{base}/Team/Plans\""))
+        .await
+        .starts_with("a NO [NOPERM]"));
+    assert!(q(&mut ann, "b", &format!("CREATE \"{base}/Mine\""))
+        .await
+        .starts_with("b NO [NOPERM]"));
+    assert!(q(&mut joe, "f", "SETACL Team ann@example.org lrk")
+        .await
+        .starts_with("f OK"));
+    // With `k` on Team: a child two levels down; both new levels are
+    // Joe's and take Team's access list.
+    let r = q(&mut ann, "c", &format!("CREATE \"{base}/Team/2027/Plans\"")).await;
+    assert!(r.starts_with("c OK"), "{r}");
+    assert!(
+        q(&mut ann, "d", &format!("CREATE \"{base}/Team/2027/Plans\""))
+            .await
+            .starts_with("d NO [ALREADYEXISTS]")
+    );
+    assert!(q(
+        &mut ann,
+        "e",
+        &format!("CREATE \"{base}/Team/x\" (USE (\\Drafts))")
+    )
+    .await
+    .starts_with("e NO [NOPERM]"));
+    let l = cmd(&mut joe, "g", "LIST \"\" \"Team*\"").await.join("\n");
+    assert!(
+        l.contains("\"Team/2027\"") && l.contains("\"Team/2027/Plans\""),
+        "{l}"
+    );
+    assert_eq!(
+        q(&mut joe, "h", "GETACL Team/2027/Plans").await,
+        "* ACL \"Team/2027/Plans\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lrk\" \"carl@example.org\" \"lr\""
+    );
+    // Carl, who holds a grant on Team, sees the new mailboxes too.
+    let mut carl = login_as(&s, "carl@example.org").await;
+    let l = cmd(&mut carl, "a", "LIST \"\" \"Shared/*\"")
+        .await
+        .join("\n");
+    assert!(l.contains(&format!("\"{base}/Team/2027/Plans\"")), "{l}");
+    // Joe's own CREATE below a shared mailbox inherits as well.
+    assert!(q(&mut joe, "i", "CREATE Team/Notes")
+        .await
+        .starts_with("i OK"));
+    let r = q(&mut ann, "f", &format!("MYRIGHTS \"{base}/Team/Notes\"")).await;
+    assert_eq!(r, format!("* MYRIGHTS \"{base}/Team/Notes\" \"lrk\""));
+
+    // DELETE needs `x`: Ann has it on Other, not on Team/Notes.
+    assert!(q(&mut ann, "g", &format!("DELETE \"{base}/Team/Notes\""))
+        .await
+        .starts_with("g NO [NOPERM]"));
+    append_to(&mut joe, "j", "Other", "Subject: old\r\n\r\nold").await;
+    let r = q(&mut ann, "h", &format!("DELETE \"{base}/Other\"")).await;
+    assert!(r.starts_with("h OK"), "{r}");
+    assert!(q(&mut joe, "k", "STATUS Other (MESSAGES)")
+        .await
+        .starts_with("k NO [NONEXISTENT]"));
+    assert!(q(&mut ann, "i", &format!("DELETE \"{base}/Other\""))
+        .await
+        .starts_with("i NO [NONEXISTENT]"));
+    // The grants went with it: Joe's new mailbox of that name is not shared.
+    assert!(q(&mut joe, "l", "CREATE Other").await.starts_with("l OK"));
+    assert!(q(
+        &mut ann,
+        "j",
+        &format!("STATUS \"{base}/Other\" (MESSAGES)")
+    )
+    .await
+    .starts_with("j NO [NONEXISTENT]"));
+
+    // RENAME: `x` on the mailbox and `k` on the new parent.
+    let from = format!("\"{base}/Team/2027/Plans\"");
+    assert!(q(
+        &mut ann,
+        "k",
+        &format!("RENAME {from} \"{base}/Team/Ideas\"")
+    )
+    .await
+    .starts_with("k NO [NOPERM]"));
+    assert!(
+        q(&mut joe, "m", "SETACL Team/2027/Plans ann@example.org +x")
+            .await
+            .starts_with("m OK")
+    );
+    // Out of Joe's account, or to his top level: refused.
+    assert!(q(&mut ann, "l", &format!("RENAME {from} Mine"))
+        .await
+        .starts_with("l NO [CANNOT]"));
+    assert!(q(&mut ann, "m", &format!("RENAME {from} \"{base}/Ideas\""))
+        .await
+        .starts_with("m NO [NOPERM]"));
+    let r = q(
+        &mut ann,
+        "n",
+        &format!("RENAME {from} \"{base}/Team/Ideas\""),
+    )
+    .await;
+    assert!(r.starts_with("n OK"), "{r}");
+    let l = cmd(&mut joe, "n", "LIST \"\" \"Team*\"").await.join("\n");
+    assert!(
+        l.contains("\"Team/Ideas\"") && !l.contains("Team/2027/Plans"),
+        "{l}"
+    );
+    // The renamed mailbox kept its own list (§4: RENAME SHOULD NOT change it).
+    assert_eq!(
+        q(&mut ann, "o", &format!("MYRIGHTS \"{base}/Team/Ideas\"")).await,
+        format!("* MYRIGHTS \"{base}/Team/Ideas\" \"lrkx\"")
+    );
+    // Joe's INBOX is never removed by anyone else.
+    assert!(q(&mut joe, "o", "SETACL INBOX ann@example.org lrx")
+        .await
+        .starts_with("o OK"));
+    assert!(q(&mut ann, "p", &format!("DELETE \"{base}/INBOX\""))
+        .await
+        .starts_with("p NO"));
+    assert!(q(&mut joe, "p", "STATUS INBOX (MESSAGES)")
+        .await
+        .starts_with("* STATUS"));
+}
+
 /// APPENDs `m` to `mailbox` with LITERAL+ and checks the OK.
 async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
     c.send(&format!(

@@ -108,6 +108,14 @@ impl Mailbox {
     }
 }
 
+/// Writes the mirrors of a mailbox's grants (a new mailbox that took its
+/// parent's access list).
+pub(crate) fn write_grants(txn: &mut crate::store::Txn<'_>, owner: u32, mb: &Mailbox) {
+    for g in &mb.acl {
+        txn.put(k_share(g.who, owner, mb.id), g.rights.as_bytes().to_vec());
+    }
+}
+
 /// Drops a mailbox's grants and their mirrors (the mailbox is going).
 pub(crate) fn clear_grants(
     txn: &mut crate::store::Txn<'_>,

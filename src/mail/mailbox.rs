@@ -60,23 +60,51 @@ fn new_mailbox(txn: &mut Txn<'_>, acct: u32, st: &mut super::AccountState, name:
     mb
 }
 
-/// Creates `name` and any missing parents inside a transaction.
+/// Creates `name` and any missing parents inside a transaction. Each new
+/// mailbox takes the access list of its parent (RFC 4314 §4: CREATE
+/// "SHOULD inherit the ACL from the parent mailbox"), so a child of a
+/// shared mailbox is shared with the same accounts.
 fn create_with_parents(
     txn: &mut Txn<'_>,
     acct: u32,
     st: &mut super::AccountState,
     existing: &[Mailbox],
     name: &str,
-) -> Vec<u32> {
-    let mut created = Vec::new();
+) -> Vec<Mailbox> {
+    let mut created: Vec<Mailbox> = Vec::new();
     let parts: Vec<&str> = name.split('/').collect();
     for i in 1..=parts.len() {
         let path = parts[..i].join("/");
-        if !existing.iter().any(|m| m.name == path) {
-            created.push(new_mailbox(txn, acct, st, &path).id);
+        if existing.iter().any(|m| m.name == path) {
+            continue;
         }
+        let mut mb = new_mailbox(txn, acct, st, &path);
+        let parent = parts[..i - 1].join("/");
+        let inherited = existing
+            .iter()
+            .chain(created.iter())
+            .find(|m| i > 1 && m.name == parent)
+            .map(|m| m.acl.clone())
+            .unwrap_or_default();
+        if !inherited.is_empty() {
+            mb.acl = inherited;
+            super::acl::write_grants(txn, acct, &mb);
+            txn.put(k_mbox(acct, mb.id), to_json(&mb));
+        }
+        created.push(mb);
     }
     created
+}
+
+/// Everyone a mailbox is shared with (their sessions watch it).
+fn grantees(boxes: &[Mailbox]) -> Vec<u32> {
+    let mut who: Vec<u32> = boxes
+        .iter()
+        .flat_map(|m| m.acl.iter().map(|g| g.who))
+        .collect();
+    who.sort_unstable();
+    who.dedup();
+    who
 }
 
 /// Removes one message from one mailbox; deletes the email with its last
@@ -146,31 +174,30 @@ impl MailStore {
                         return Err(abort("role in use by another mailbox"));
                     }
                 }
-                let created = create_with_parents(txn, acct, &mut st, &existing, &name);
-                if let (Some(r), Some(&id)) = (&role, created.last()) {
-                    let key = k_mbox(acct, id);
-                    let mut mb: Mailbox = from_json(&txn.get(&key)?.expect("just written"))?;
+                let mut created = create_with_parents(txn, acct, &mut st, &existing, &name);
+                let mut mb = created.pop().expect("at least the mailbox itself");
+                if let Some(r) = &role {
                     mb.role = Some(r.clone());
-                    txn.put(key, to_json(&mb));
+                    txn.put(k_mbox(acct, mb.id), to_json(&mb));
                 }
+                created.push(mb.clone());
                 let change = Change {
                     created: vec![],
                     updated: vec![],
                     destroyed: vec![],
-                    mailboxes: created,
+                    mailboxes: created.iter().map(|m| m.id).collect(),
                 };
                 log_change(txn, acct, &mut st, &change);
                 txn.put(k_acct(b'K', acct), to_json(&st));
-                let last = *change
-                    .mailboxes
-                    .last()
-                    .expect("at least the mailbox itself");
-                from_json::<Mailbox>(&txn.get(&k_mbox(acct, last))?.expect("just written"))
+                Ok((mb, grantees(&created)))
             })
             .await
             .map_err(map_err)?;
         self.notify(acct);
-        Ok(mb)
+        for who in mb.1 {
+            self.notify(who);
+        }
+        Ok(mb.0)
     }
 
     /// Deletes a mailbox and the messages only it holds. INBOX and
@@ -178,7 +205,8 @@ impl MailStore {
     pub async fn delete_mailbox(&self, acct: u32, name: &str) -> Result<()> {
         let name = name.to_string();
         let blobs = self.blobs.clone();
-        self.store
+        let watchers = self
+            .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
                 let boxes = all_mailboxes(txn, acct)?;
@@ -217,11 +245,14 @@ impl MailStore {
                 };
                 log_change(txn, acct, &mut st, &change);
                 txn.put(k_acct(b'K', acct), to_json(&st));
-                Ok(())
+                Ok(grantees(std::slice::from_ref(mb)))
             })
             .await
             .map_err(map_err)?;
         self.notify(acct);
+        for who in watchers {
+            self.notify(who);
+        }
         Ok(())
     }
 
@@ -231,7 +262,8 @@ impl MailStore {
             return Err(MailError::Invalid("invalid mailbox name".into()));
         }
         let (from, to) = (from.to_string(), to.to_string());
-        self.store
+        let watchers = self
+            .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
                 let boxes = all_mailboxes(txn, acct)?;
@@ -250,6 +282,7 @@ impl MailStore {
                 }
                 let prefix = format!("{from}/");
                 let mut changed = Vec::new();
+                let mut moved = Vec::new();
                 for m in &boxes {
                     let new_name = if m.name == from {
                         to.clone()
@@ -262,11 +295,15 @@ impl MailStore {
                     m.name = new_name;
                     changed.push(m.id);
                     txn.put(k_mbox(acct, m.id), to_json(&m));
+                    moved.push(m);
                 }
-                // Parents of the new name that do not exist yet.
+                // Parents of the new name that do not exist yet (RFC 4314
+                // §4: the renamed mailboxes keep their own access lists).
                 if let Some((parent, _)) = to.rsplit_once('/') {
                     let remaining: Vec<Mailbox> = all_mailboxes(txn, acct)?;
-                    changed.extend(create_with_parents(txn, acct, &mut st, &remaining, parent));
+                    let made = create_with_parents(txn, acct, &mut st, &remaining, parent);
+                    changed.extend(made.iter().map(|m| m.id));
+                    moved.extend(made);
                 }
                 let change = Change {
                     created: vec![],
@@ -276,11 +313,14 @@ impl MailStore {
                 };
                 log_change(txn, acct, &mut st, &change);
                 txn.put(k_acct(b'K', acct), to_json(&st));
-                Ok(())
+                Ok(grantees(&moved))
             })
             .await
             .map_err(map_err)?;
         self.notify(acct);
+        for who in watchers {
+            self.notify(who);
+        }
         Ok(())
     }
 

@@ -92,6 +92,46 @@ impl Session {
         }))
     }
 
+    /// A name under "Shared/" split into the owning account and the
+    /// owner's own name for it. `Ok(None)`: not another account's name.
+    pub(crate) async fn shared_owner(&self, name: &str) -> Result<Option<(u32, String)>, Reply> {
+        let Some((owner_addr, path)) = name
+            .strip_prefix(SHARED)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.split_once('/'))
+        else {
+            return Ok(None);
+        };
+        let owner = match self.core.directory.get_account(owner_addr).await {
+            Ok(Some(a)) if a.id != self.me() => a.id,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        // The owner's INBOX, whatever the case it is written in.
+        let path = match path.split_once('/') {
+            Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+            None if path.eq_ignore_ascii_case("INBOX") => "INBOX".to_string(),
+            _ => path.to_string(),
+        };
+        Ok(Some((owner, path)))
+    }
+
+    /// Whether this user may create `path` among `owner`'s mailboxes:
+    /// RFC 4314 §4 asks for the `k` right on the nearest existing parent.
+    /// An account's top level has no parent, so only the owner creates
+    /// there.
+    pub(crate) async fn may_create_in(&self, owner: u32, path: &str) -> Result<bool, Reply> {
+        let mut p = path;
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            match self.core.mail.mailbox_by_name(owner, parent).await {
+                Ok(Some(mb)) => return Ok(mb.rights_of(owner, self.me()).has('k')),
+                Ok(None) => p = parent,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(false)
+    }
+
     /// How this user names a mailbox of `owner`.
     pub(crate) async fn name_for(&self, owner: u32, mb: &Mailbox) -> String {
         if owner == self.me() {

@@ -24,11 +24,26 @@ impl Session {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD CREATE needs a mailbox name".into();
         };
-        if name == "INBOX" {
+        // Another account's mailbox: `k` on its nearest parent (RFC 4314 §4).
+        let (owner, name) = if super::acl::is_shared_name(&name) {
+            match self.shared_owner(&name).await {
+                Err(r) => return r,
+                Ok(None) => {
+                    return "NO [NOPERM] Mailboxes cannot be created at this level".into();
+                }
+                Ok(Some((owner, path))) => match self.may_create_in(owner, &path).await {
+                    Err(r) => return r,
+                    Ok(false) => {
+                        return "NO [NOPERM] Creating here needs the k right on the parent".into();
+                    }
+                    Ok(true) => (owner, path),
+                },
+            }
+        } else {
+            (self.acct(), name)
+        };
+        if name.eq_ignore_ascii_case("INBOX") {
             return "NO [ALREADYEXISTS] INBOX always exists".into();
-        }
-        if super::acl::is_shared_name(&name) {
-            return "NO [NOPERM] Mailboxes cannot be created in the shared namespace".into();
         }
         // RFC 6154 §3 (CREATE-SPECIAL-USE): CREATE name (USE (\\Drafts)).
         let role = match args.get(1) {
@@ -63,10 +78,13 @@ impl Session {
             }
             Some(_) => return "BAD CREATE takes (USE (attributes)) after the name".into(),
         };
+        if role.is_some() && owner != self.acct() {
+            return "NO [NOPERM] Only the owner gives a mailbox a special use".into();
+        }
         match self
             .core
             .mail
-            .create_mailbox_with_role(self.acct(), &name, role)
+            .create_mailbox_with_role(owner, &name, role)
             .await
         {
             Err(MailError::Invalid(m)) if m.contains("role in use") => {
@@ -82,18 +100,28 @@ impl Session {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD DELETE needs a mailbox name".into();
         };
-        if super::acl::is_shared_name(&name) {
-            return "NO [NOPERM] Only the owner deletes a shared mailbox".into();
-        }
+        // Another account's mailbox: `x` on it (RFC 4314 §4).
+        let (owner, name) = if super::acl::is_shared_name(&name) {
+            match self.resolve(&name).await {
+                Err(r) => return r,
+                Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
+                Ok(Some(t)) if !t.rights.has('x') => {
+                    return "NO [NOPERM] Deleting this mailbox needs the x right".into();
+                }
+                Ok(Some(t)) => (t.owner, t.mailbox.name),
+            }
+        } else {
+            (self.acct(), name)
+        };
         if self
             .selected
             .as_ref()
-            .is_some_and(|s| s.mailbox.name == name)
+            .is_some_and(|s| s.owner == owner && s.mailbox.name == name)
         {
             // Deleting the selected mailbox: deselect first.
             self.selected = None;
         }
-        match self.core.mail.delete_mailbox(self.acct(), &name).await {
+        match self.core.mail.delete_mailbox(owner, &name).await {
             Ok(()) => "OK DELETE completed".into(),
             Err(e) => mail_error(e, "DELETE"),
         }
@@ -106,16 +134,47 @@ impl Session {
         ) else {
             return "BAD RENAME needs two mailbox names".into();
         };
-        if super::acl::is_shared_name(&from) || super::acl::is_shared_name(&to) {
-            return "NO [NOPERM] Only the owner renames a shared mailbox".into();
-        }
-        if from.eq_ignore_ascii_case("INBOX") {
-            return self.rename_inbox(&to).await;
-        }
-        match self.core.mail.rename_mailbox(self.acct(), &from, &to).await {
+        let (owner, from, to) = match (
+            super::acl::is_shared_name(&from),
+            super::acl::is_shared_name(&to),
+        ) {
+            (false, false) => {
+                if from.eq_ignore_ascii_case("INBOX") {
+                    return self.rename_inbox(&to).await;
+                }
+                (self.acct(), from, to)
+            }
+            // Within another account: `x` on the mailbox, `k` on the new
+            // name's parent (RFC 4314 §4).
+            (true, true) => {
+                let src = match self.resolve(&from).await {
+                    Err(r) => return r,
+                    Ok(None) => return "NO [NONEXISTENT] No such mailbox".into(),
+                    Ok(Some(t)) => t,
+                };
+                if !src.rights.has('x') {
+                    return "NO [NOPERM] Renaming this mailbox needs the x right".into();
+                }
+                let to = match self.shared_owner(&to).await {
+                    Err(r) => return r,
+                    Ok(Some((o, path))) if o == src.owner => path,
+                    Ok(_) => return "NO [CANNOT] A mailbox stays in its owner's account".into(),
+                };
+                match self.may_create_in(src.owner, &to).await {
+                    Err(r) => return r,
+                    Ok(false) => {
+                        return "NO [NOPERM] The new name needs the k right on its parent".into();
+                    }
+                    Ok(true) => {}
+                }
+                (src.owner, src.mailbox.name, to)
+            }
+            _ => return "NO [CANNOT] A mailbox stays in its owner's account".into(),
+        };
+        match self.core.mail.rename_mailbox(owner, &from, &to).await {
             Ok(()) => {
                 if let Some(sel) = self.selected.as_mut() {
-                    if sel.mailbox.name == from {
+                    if sel.owner == owner && sel.mailbox.name == from {
                         sel.mailbox.name = to;
                     }
                 }
