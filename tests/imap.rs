@@ -2256,6 +2256,59 @@ async fn acl_create_delete_rename_in_shared() {
         .starts_with("* STATUS"));
 }
 
+/// RFC 9208 with RFC 4314: a shared mailbox is in its owner's quota root,
+/// `Shared/<owner>`, which users who see the owner's mailboxes can read.
+#[tokio::test]
+async fn quota_of_shared_mailboxes() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    for a in ["joe@example.org", "ann@example.org", "carl@example.org"] {
+        s.account(a);
+    }
+    s.cli_ok(&["account", "update", "joe@example.org", "--quota", "8192"]);
+    let mut joe = login_as(&s, "joe@example.org").await;
+    assert!(q(&mut joe, "a", "CREATE Projects")
+        .await
+        .starts_with("a OK"));
+    let m = format!("Subject: plan\r\n\r\n{}", "p".repeat(1500));
+    append_to(&mut joe, "b", "Projects", &m).await;
+    assert!(q(&mut joe, "c", "SETACL Projects ann@example.org lri")
+        .await
+        .starts_with("c OK"));
+    // Joe's own view of his root: "" with the same figures.
+    let own = q(&mut joe, "d", "GETQUOTA \"\"").await;
+    assert!(own.starts_with("* QUOTA \"\" (STORAGE 2 8)"), "{own}");
+
+    let mut ann = login_as(&s, "ann@example.org").await;
+    let name = "\"Shared/joe@example.org/Projects\"";
+    let root = "\"Shared/joe@example.org\"";
+    let r = cmd(&mut ann, "a", &format!("GETQUOTAROOT {name}")).await;
+    assert_eq!(r[0], format!("* QUOTAROOT {name} {root}"), "{r:?}");
+    let want = own.replace("\"\"", root);
+    assert_eq!(r[1], want, "{r:?}");
+    assert_eq!(q(&mut ann, "b", &format!("GETQUOTA {root}")).await, want);
+    // Her own root is untouched by what she can see of Joe's.
+    let r = cmd(&mut ann, "c", "GETQUOTAROOT INBOX").await;
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\"", "{r:?}");
+    // An APPEND there is measured against Joe's quota.
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(7000));
+    ann.send(&format!("d APPEND {name} {{{}+}}\r\n{big}\r\n", big.len()))
+        .await;
+    let r = ann.imap_until("d").await;
+    assert!(r.last().unwrap().starts_with("d NO [OVERQUOTA]"), "{r:?}");
+
+    // Carl sees none of Joe's mailboxes, so neither the root.
+    let mut carl = login_as(&s, "carl@example.org").await;
+    assert!(q(&mut carl, "a", &format!("GETQUOTA {root}"))
+        .await
+        .starts_with("a NO [NONEXISTENT]"));
+    assert!(q(&mut carl, "b", &format!("GETQUOTAROOT {name}"))
+        .await
+        .starts_with("b NO [NONEXISTENT]"));
+    assert!(q(&mut ann, "e", "GETQUOTA \"Shared/ann@example.org\"")
+        .await
+        .starts_with("e NO [NONEXISTENT]"));
+}
+
 /// APPENDs `m` to `mailbox` with LITERAL+ and checks the OK.
 async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
     c.send(&format!(
