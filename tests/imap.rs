@@ -2309,6 +2309,84 @@ async fn quota_of_shared_mailboxes() {
         .starts_with("e NO [NONEXISTENT]"));
 }
 
+/// RFC 5464 §3.3 with RFC 4314: on a shared mailbox /shared entries are
+/// common to everyone with access, /private ones each user's own; access
+/// needs `l` and one of `r s w i p`; they go with the mailbox.
+#[tokio::test]
+async fn metadata_on_shared_mailboxes() {
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    for a in ["joe@example.org", "ann@example.org", "carl@example.org"] {
+        s.account(a);
+    }
+    let name = "\"Shared/joe@example.org/Projects\"";
+    let mut joe = login_as(&s, "joe@example.org").await;
+    for (t, c) in [
+        ("a", "CREATE Projects"),
+        ("b", "SETACL Projects ann@example.org lr"),
+        ("c", "SETACL Projects carl@example.org l"),
+        (
+            "d",
+            "SETMETADATA Projects (/shared/comment \"team plans\" /private/comment \"joe's\")",
+        ),
+    ] {
+        let r = q(&mut joe, t, c).await;
+        assert!(r.starts_with(&format!("{t} OK")), "{c}: {r}");
+    }
+    let mut ann = login_as(&s, "ann@example.org").await;
+    let get = |tag: &str| format!("{tag} GETMETADATA {name} (/shared/comment /private/comment)");
+    ann.send(&format!("{}\r\n", get("a"))).await;
+    let r = ann.imap_until("a").await;
+    assert_eq!(
+        r[0],
+        format!("* METADATA {name} (/shared/comment \"team plans\")"),
+        "{r:?}"
+    );
+    // Her private comment is hers; a shared one she changes is everyone's.
+    let r = q(
+        &mut ann,
+        "b",
+        &format!("SETMETADATA {name} (/private/comment \"ann's\" /shared/comment \"new plans\")"),
+    )
+    .await;
+    assert!(r.starts_with("b OK"), "{r}");
+    ann.send(&format!("{}\r\n", get("c"))).await;
+    let r = ann.imap_until("c").await;
+    assert_eq!(
+        r[0],
+        format!("* METADATA {name} (/private/comment \"ann's\" /shared/comment \"new plans\")"),
+        "{r:?}"
+    );
+    let r = cmd(
+        &mut joe,
+        "e",
+        "GETMETADATA Projects (/shared/comment /private/comment)",
+    )
+    .await;
+    assert_eq!(
+        r[0], "* METADATA \"Projects\" (/private/comment \"joe's\" /shared/comment \"new plans\")",
+        "{r:?}"
+    );
+    // Carl has `l` alone: no annotations for him.
+    let mut carl = login_as(&s, "carl@example.org").await;
+    carl.send(&format!("{}\r\n", get("a"))).await;
+    let r = carl.imap_until("a").await;
+    assert!(r[0].starts_with("a NO [NOPERM]"), "{r:?}");
+    // Deleted with the mailbox: a new Projects, shared again, has none.
+    assert!(q(&mut joe, "f", "DELETE Projects")
+        .await
+        .starts_with("f OK"));
+    assert!(q(&mut joe, "g", "CREATE Projects")
+        .await
+        .starts_with("g OK"));
+    assert!(q(&mut joe, "h", "SETACL Projects ann@example.org lr")
+        .await
+        .starts_with("h OK"));
+    ann.send(&format!("{}\r\n", get("d"))).await;
+    let r = ann.imap_until("d").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("d OK"), "{r:?}");
+}
+
 /// APPENDs `m` to `mailbox` with LITERAL+ and checks the OK.
 async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
     c.send(&format!(

@@ -237,6 +237,9 @@ impl MailStore {
                 for (k, _) in txn.scan_prefix(&super::k_annotation(acct, mb.id, ""))? {
                     txn.delete(k);
                 }
+                for k in super::private_annotations_on(txn, acct, Some(mb.id))? {
+                    txn.delete(k);
+                }
                 let change = Change {
                     created: vec![],
                     updated: vec![],

@@ -141,6 +141,50 @@ pub(crate) fn k_annotation(acct: u32, mbox: u32, entry: &str) -> Vec<u8> {
     k
 }
 
+/// Another account's /private annotation entries on a mailbox shared
+/// with it (RFC 5464 §3.3): `P` reader owner mailbox entry. The owner's
+/// own /private entries and everyone's /shared ones are under `N`.
+fn k_private_annotation(reader: u32, owner: u32, mbox: u32, entry: &str) -> Vec<u8> {
+    let mut k = k_acct(b'P', reader);
+    k.extend_from_slice(&owner.to_be_bytes());
+    k.extend_from_slice(&mbox.to_be_bytes());
+    k.extend_from_slice(entry.as_bytes());
+    k
+}
+
+/// Where an entry `reader` sets on `owner`'s mailbox is kept.
+fn annotation_key(reader: u32, owner: u32, mbox: u32, entry: &str) -> Vec<u8> {
+    if reader == owner || !is_private_entry(entry) {
+        k_annotation(owner, mbox, entry)
+    } else {
+        k_private_annotation(reader, owner, mbox, entry)
+    }
+}
+
+fn is_private_entry(entry: &str) -> bool {
+    entry
+        .get(..9)
+        .is_some_and(|p| p.eq_ignore_ascii_case("/private/"))
+}
+
+/// The `P` keys of any reader on `owner`'s mailboxes (all of them, or
+/// one), found with a scan over every such key.
+pub(crate) fn private_annotations_on(
+    txn: &mut Txn<'_>,
+    owner: u32,
+    mbox: Option<u32>,
+) -> std::result::Result<Vec<Vec<u8>>, StoreError> {
+    Ok(txn
+        .scan_prefix(b"P")?
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.get(5..9) == Some(&owner.to_be_bytes()[..])
+                && mbox.is_none_or(|m| k.get(9..13) == Some(&m.to_be_bytes()[..]))
+        })
+        .collect())
+}
+
 pub(crate) fn k_email(prefix: u8, acct: u32, email: u64) -> Vec<u8> {
     let mut k = k_acct(prefix, acct);
     k.extend_from_slice(&email.to_be_bytes());
@@ -432,44 +476,69 @@ impl MailStore {
     }
 
     /// Annotations (IMAP METADATA, RFC 5464) of a mailbox, or of the
-    /// account with `mbox = 0`: (entry, value) in name order.
-    pub async fn annotations(&self, acct: u32, mbox: u32) -> Result<Vec<(String, String)>> {
-        let rows = self.store.scan_prefix(k_annotation(acct, mbox, "")).await?;
-        let skip = k_annotation(acct, mbox, "").len();
-        Ok(rows
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    String::from_utf8_lossy(&k[skip..]).into_owned(),
-                    String::from_utf8_lossy(&v).into_owned(),
-                )
-            })
-            .collect())
+    /// account with `mbox = 0`, as `reader` sees them: the /shared
+    /// entries and the reader's own /private ones; (entry, value) in name
+    /// order.
+    pub async fn annotations(
+        &self,
+        reader: u32,
+        owner: u32,
+        mbox: u32,
+    ) -> Result<Vec<(String, String)>> {
+        let text = |rows: Vec<(Vec<u8>, Vec<u8>)>, skip: usize| {
+            rows.into_iter()
+                .map(move |(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k[skip..]).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let prefix = k_annotation(owner, mbox, "");
+        let skip = prefix.len();
+        let mut out = text(self.store.scan_prefix(prefix).await?, skip);
+        if reader != owner {
+            out.retain(|(k, _)| !is_private_entry(k));
+            let prefix = k_private_annotation(reader, owner, mbox, "");
+            let skip = prefix.len();
+            out.extend(text(self.store.scan_prefix(prefix).await?, skip));
+            out.sort();
+        }
+        Ok(out)
     }
 
-    /// Sets (or with `None` removes) annotations, all or none; refused
-    /// past `max_entries` per mailbox (RFC 5464 §4.3 TOOMANY).
+    /// Sets (or with `None` removes) annotations `reader` writes on
+    /// `owner`'s mailbox, all or none; refused past `max_entries` per
+    /// mailbox and place (RFC 5464 §4.3 TOOMANY).
     pub async fn set_annotations(
         &self,
-        acct: u32,
+        reader: u32,
+        owner: u32,
         mbox: u32,
         entries: Vec<(String, Option<String>)>,
         max_entries: usize,
     ) -> Result<()> {
         self.store
             .transact(move |txn| {
-                if mbox != 0 && txn.get(&k_mbox(acct, mbox))?.is_none() {
+                if mbox != 0 && txn.get(&k_mbox(owner, mbox))?.is_none() {
                     return Err(StoreError::Aborted("no such mailbox".into()));
                 }
                 for (name, value) in entries {
-                    let k = k_annotation(acct, mbox, &name);
+                    let k = annotation_key(reader, owner, mbox, &name);
                     match value {
                         Some(v) => txn.put(k, v.into_bytes()),
                         None => txn.delete(k),
                     }
                 }
-                if txn.scan_prefix(&k_annotation(acct, mbox, ""))?.len() > max_entries {
-                    return Err(StoreError::Aborted("too many annotations".into()));
+                let mut places = vec![k_annotation(owner, mbox, "")];
+                if reader != owner {
+                    places.push(k_private_annotation(reader, owner, mbox, ""));
+                }
+                for p in places {
+                    if txn.scan_prefix(&p)?.len() > max_entries {
+                        return Err(StoreError::Aborted("too many annotations".into()));
+                    }
                 }
                 Ok(())
             })
@@ -741,7 +810,9 @@ impl MailStore {
             metas.push(m.blob);
         }
         let mut keys = Vec::new();
-        for p in [b'K', b'M', b'E', b'F', b'U', b'C', b'T', b'N', b'J', b'Z'] {
+        for p in [
+            b'K', b'M', b'E', b'F', b'U', b'C', b'T', b'N', b'J', b'Z', b'P',
+        ] {
             keys.extend(
                 self.store
                     .scan_prefix(k_acct(p, acct))
@@ -762,6 +833,10 @@ impl MailStore {
                 txn.put(k_email(b'J', acct, u64::MAX), FTS_DROP_ACCOUNT.to_vec());
                 for mb in &own {
                     acl::clear_grants(txn, acct, mb)?;
+                }
+                // Others' private annotations on its mailboxes.
+                for k in private_annotations_on(txn, acct, None)? {
+                    txn.delete(k);
                 }
                 Ok(())
             })

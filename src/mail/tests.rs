@@ -275,3 +275,61 @@ async fn grants_are_mirrored_and_cleaned_up() {
     m.delete_account(1).await.unwrap();
     assert!(m.shared_with(2).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn private_annotations_follow_their_mailbox() {
+    use super::acl::{Rights, ANYONE};
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    for a in [1, 2, 3] {
+        m.init_account(a).await.unwrap();
+    }
+    let a = m.create_mailbox(1, "A").await.unwrap();
+    let b = m.create_mailbox(1, "B").await.unwrap();
+    for mb in [a.id, b.id] {
+        m.set_grant(1, mb, ANYONE, Rights::parse("lr"))
+            .await
+            .unwrap();
+    }
+    let set = |who: u32, mb: u32, entry: &str, v: &str| {
+        let m = &m;
+        let e = vec![(entry.to_string(), Some(v.to_string()))];
+        async move { m.set_annotations(who, 1, mb, e, 10).await.unwrap() }
+    };
+    set(1, a.id, "/private/c", "one").await;
+    set(2, a.id, "/private/c", "two").await;
+    set(2, a.id, "/shared/c", "common").await;
+    set(2, b.id, "/private/c", "two-b").await;
+    set(3, b.id, "/private/c", "three-b").await;
+    let pairs = |v: Vec<(String, String)>| {
+        v.into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pairs(m.annotations(2, 1, a.id).await.unwrap()),
+        ["/private/c=two", "/shared/c=common"]
+    );
+    assert_eq!(
+        pairs(m.annotations(1, 1, a.id).await.unwrap()),
+        ["/private/c=one", "/shared/c=common"]
+    );
+    assert_eq!(
+        pairs(m.annotations(3, 1, a.id).await.unwrap()),
+        ["/shared/c=common"]
+    );
+    let readers = |m: &super::MailStore| {
+        let store = m.store.clone();
+        async move { store.scan_prefix(b"P".to_vec()).await.unwrap().len() }
+    };
+    assert_eq!(readers(&m).await, 3);
+    // The mailbox goes: so do the readers' entries on it.
+    m.delete_mailbox(1, "A").await.unwrap();
+    assert_eq!(readers(&m).await, 2);
+    // A reader goes: its entries too.
+    m.delete_account(3).await.unwrap();
+    assert_eq!(readers(&m).await, 1);
+    // The owner goes: the rest.
+    m.delete_account(1).await.unwrap();
+    assert_eq!(readers(&m).await, 0);
+}

@@ -1,6 +1,8 @@
 //! METADATA (RFC 5464): GETMETADATA and SETMETADATA on mailboxes and on
-//! the server (mailbox ""). Entries are kept per account; /shared entries
-//! are the account's too, as no mailbox is shared between accounts yet.
+//! the server (mailbox ""). Server entries are kept per account. On a
+//! mailbox another account shares (RFC 4314), §3.3 asks for `l` and one
+//! of `r s w i p`; its /shared entries are the ones its owner and every
+//! other user with access see, /private ones are each user's own.
 
 use super::mailbox::unavailable;
 use crate::imap::proto::Token;
@@ -24,16 +26,18 @@ fn valid_entry(e: &str) -> bool {
 }
 
 impl Session {
-    /// The mailbox id an annotation command names: 0 for "" (the server).
-    async fn annotated(&self, name: &str) -> Result<u32, Reply> {
+    /// The (owner, mailbox id) an annotation command names: the user's
+    /// own account and 0 for "" (the server).
+    async fn annotated(&self, name: &str) -> Result<(u32, u32), Reply> {
         if name.is_empty() {
-            return Ok(0);
+            return Ok((self.me(), 0));
         }
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
-        match self.core.mail.mailbox_by_name(acct, name).await {
-            Ok(Some(m)) => Ok(m.id),
-            Ok(None) => Err("NO [NONEXISTENT] No such mailbox".into()),
-            Err(e) => Err(unavailable(e)),
+        match self.resolve(name).await? {
+            Some(t) if t.rights.has('l') && "rswip".chars().any(|c| t.rights.has(c)) => {
+                Ok((t.owner, t.mailbox.id))
+            }
+            Some(_) => Err("NO [NOPERM] Annotations here need l and one of r s w i p".into()),
+            None => Err("NO [NONEXISTENT] No such mailbox".into()),
         }
     }
 
@@ -76,12 +80,11 @@ impl Session {
         if entries.is_empty() || !entries.iter().all(|e| valid_entry(e)) {
             return "BAD Invalid entry name".into();
         }
-        let mbox = match self.annotated(&name).await {
+        let (owner, mbox) = match self.annotated(&name).await {
             Ok(m) => m,
             Err(r) => return r,
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
-        let stored = match self.core.mail.annotations(acct, mbox).await {
+        let stored = match self.core.mail.annotations(self.me(), owner, mbox).await {
             Ok(s) => s,
             Err(e) => return unavailable(e),
         };
@@ -143,15 +146,14 @@ impl Session {
             };
             entries.push((entry, value));
         }
-        let mbox = match self.annotated(&name).await {
+        let (owner, mbox) = match self.annotated(&name).await {
             Ok(m) => m,
             Err(r) => return r,
         };
-        let acct = self.account.as_ref().map(|a| a.id).unwrap_or(0);
         match self
             .core
             .mail
-            .set_annotations(acct, mbox, entries, MAX_ENTRIES)
+            .set_annotations(self.me(), owner, mbox, entries, MAX_ENTRIES)
             .await
         {
             Ok(()) => "OK SETMETADATA completed".into(),
