@@ -30,17 +30,6 @@ async fn multi<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     (status, lines)
 }
 
-async fn deliver(s: &TestServer, subject: &str, body: &str) {
-    let r = smtp_send(
-        s.addr("smtp"),
-        "ann@remote.test",
-        &["joe@example.org"],
-        &format!("From: ann@remote.test\r\nSubject: {subject}\r\n\r\n{body}"),
-    )
-    .await;
-    assert!(r.starts_with("250"), "{r}");
-}
-
 #[tokio::test]
 async fn stls_login_retrieve_delete_and_update() {
     let s = TestServer::start_with(OPEN);

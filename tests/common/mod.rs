@@ -354,6 +354,19 @@ pub async fn smtp_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) ->
     r
 }
 
+/// Delivers a message from ann@remote.test to joe@example.org over SMTP
+/// and checks the 250.
+pub async fn deliver(s: &TestServer, subject: &str, body: &str) {
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &["joe@example.org"],
+        &format!("From: ann@remote.test\r\nSubject: {subject}\r\n\r\n{body}"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
 /// IMAP over plain TCP (the server must allow it: `[imap]
 /// auth-without-tls = true`): logs in and returns the raw bytes of every
 /// message in INBOX.

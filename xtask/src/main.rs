@@ -71,7 +71,8 @@ pub fn run_capture(cmd: &mut Command) -> Result<String, (String, String)> {
 /// libclang for its bindings (bindgen), and SQLite headers; and the real
 /// peers the tests talk to: dnsmasq (the DNS server for MX/SPF/DKIM/DMARC
 /// records), Knot DNS (a DNSSEC-signing server for DANE, with kdig),
-/// swaks (an SMTP client), isync (mbsync, an IMAP sync client), Postfix (a relay in both directions; its own
+/// swaks (an SMTP client), isync (mbsync, an IMAP sync client), offlineimap3
+/// (another), fetchmail (a POP3 collector), Postfix (a relay in both directions; its own
 /// service is not started, tests run private instances).
 const PACKAGES: &[(&str, &str)] = &[
     ("librocksdb-dev", "/usr/lib/x86_64-linux-gnu/librocksdb.so"),
@@ -82,6 +83,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("knot-dnsutils", "/usr/bin/kdig"),
     ("swaks", "/usr/bin/swaks"),
     ("isync", "/usr/bin/mbsync"),
+    ("offlineimap3", "/usr/bin/offlineimap"),
+    ("fetchmail", "/usr/bin/fetchmail"),
     ("postfix", "/usr/sbin/postfix"),
 ];
 
@@ -299,6 +302,8 @@ fn ci() -> Result<(), String> {
                 "pop3",
                 "--test",
                 "mbsync",
+                "--test",
+                "sync_clients",
                 "--test",
                 "imap",
                 "--test",
