@@ -2692,19 +2692,7 @@ print("fetch", b"needle" in ann.fetch("1", "(BODY[TEXT])")[1][0][1])
 print("list", [l.decode() for l in ann.list('""', "Shared/*")[1]])
 ann.logout()
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.addr("imap").port().to_string())
-        .arg(s.data_dir().join("tls/cert.pem"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = run_python(script, &s, "imap");
     assert!(
         text.contains("namespace ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL"),
         "{text}"

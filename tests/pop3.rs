@@ -243,19 +243,7 @@ print("retr", b"body 1" in b"\n".join(p.retr(1)[1]))
 p.dele(1)
 print("quit", p.quit().decode())
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.addr("pop3").port().to_string())
-        .arg(s.data_dir().join("tls/cert.pem"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = run_python(script, &s, "pop3");
     assert!(text.contains("stat 3 "), "{text}");
     assert!(text.contains("uidl 3"), "{text}");
     assert!(text.contains("top True"), "{text}");

@@ -161,7 +161,7 @@ impl MailStore {
             return Err(MailError::Invalid("invalid mailbox name".into()));
         }
         let name = name.to_string();
-        let mb = self
+        let (mb, watchers) = self
             .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
@@ -194,10 +194,10 @@ impl MailStore {
             .await
             .map_err(map_err)?;
         self.notify(acct);
-        for who in mb.1 {
+        for who in watchers {
             self.notify(who);
         }
-        Ok(mb.0)
+        Ok(mb)
     }
 
     /// Deletes a mailbox and the messages only it holds. INBOX and

@@ -354,6 +354,25 @@ pub async fn smtp_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) ->
     r
 }
 
+/// Runs a Python script with the server's `proto` port and certificate
+/// path as its arguments; checks it succeeded and returns what it printed.
+pub fn run_python(script: &str, s: &TestServer, proto: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(s.addr(proto).port().to_string())
+        .arg(s.data_dir().join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Delivers a message from ann@remote.test to joe@example.org over SMTP
 /// and checks the 250.
 pub async fn deliver(s: &TestServer, subject: &str, body: &str) {

@@ -52,7 +52,7 @@ impl Session {
     /// one it may not see.
     pub(crate) async fn resolve(&self, name: &str) -> Result<Option<Target>, Reply> {
         let me = self.me();
-        let Some(rest) = name.strip_prefix(SHARED).and_then(|r| r.strip_prefix('/')) else {
+        if !is_shared_name(name) {
             return match self.core.mail.mailbox_by_name(me, name).await {
                 Ok(Some(mailbox)) => Ok(Some(Target {
                     owner: me,
@@ -62,31 +62,21 @@ impl Session {
                 Ok(None) => Ok(None),
                 Err(e) => Err(unavailable(e)),
             };
-        };
-        let Some((owner_addr, mbox)) = rest.split_once('/') else {
+        }
+        let Some((owner, mbox)) = self.shared_owner(name).await? else {
             return Ok(None);
         };
-        let owner = match self.core.directory.get_account(owner_addr).await {
-            Ok(Some(a)) if a.id != me => a,
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
-        };
-        let mbox = if mbox.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            mbox
-        };
-        let mailbox = match self.core.mail.mailbox_by_name(owner.id, mbox).await {
+        let mailbox = match self.core.mail.mailbox_by_name(owner, &mbox).await {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(None),
             Err(e) => return Err(unavailable(e)),
         };
-        let rights = mailbox.rights_of(owner.id, me);
+        let rights = mailbox.rights_of(owner, me);
         if !(rights.has('l') || rights.has('r')) {
             return Ok(None);
         }
         Ok(Some(Target {
-            owner: owner.id,
+            owner,
             mailbox,
             rights,
         }))
@@ -102,10 +92,8 @@ impl Session {
         else {
             return Ok(None);
         };
-        let owner = match self.core.directory.get_account(owner_addr).await {
-            Ok(Some(a)) if a.id != self.me() => a.id,
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
+        let Some(owner) = self.other_account(owner_addr).await? else {
+            return Ok(None);
         };
         // The owner's INBOX, whatever the case it is written in.
         let path = match path.split_once('/') {
@@ -114,6 +102,16 @@ impl Session {
             _ => path.to_string(),
         };
         Ok(Some((owner, path)))
+    }
+
+    /// The id of the account at `addr`, if it is another one than this
+    /// user's.
+    pub(crate) async fn other_account(&self, addr: &str) -> Result<Option<u32>, Reply> {
+        match self.core.directory.get_account(addr).await {
+            Ok(Some(a)) if a.id != self.me() => Ok(Some(a.id)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// Whether this user may create `path` among `owner`'s mailboxes:

@@ -120,10 +120,8 @@ impl Session {
         else {
             return Ok(None);
         };
-        let owner = match self.core.directory.get_account(addr).await {
-            Ok(Some(a)) if a.id != self.me() => a.id,
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
+        let Some(owner) = self.other_account(addr).await? else {
+            return Ok(None);
         };
         let shared = self
             .core
