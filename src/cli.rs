@@ -165,6 +165,13 @@ pub enum AccountCmd {
         name: Option<String>,
         #[arg(long)]
         quota: Option<u64>,
+        /// Refuse logins and end the account's open sessions (mail is
+        /// still accepted and kept).
+        #[arg(long, conflicts_with = "enabled")]
+        disabled: bool,
+        /// Allow logins again.
+        #[arg(long)]
+        enabled: bool,
     },
     AddAlias {
         address: String,
@@ -429,8 +436,15 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 secret,
                 name,
                 quota,
+                disabled,
+                enabled,
             } => {
-                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota });
+                let enabled = match (disabled, enabled) {
+                    (true, _) => Some(false),
+                    (_, true) => Some(true),
+                    _ => None,
+                };
+                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "enabled": enabled });
                 api.call(
                     "PATCH",
                     &format!("/api/accounts/{}", enc(address)),

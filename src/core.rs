@@ -1,12 +1,10 @@
 //! The shared state every session works with.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::directory::ratelimit::AuthLimiter;
 use crate::directory::Directory;
 use crate::mail::{IngestRequest, IngestTarget, MailError, MailStore};
 use crate::queue::route::Resolver;
@@ -18,7 +16,6 @@ pub struct Core {
     pub store: Store,
     pub mail: MailStore,
     pub directory: Directory,
-    pub limiter: AuthLimiter,
     pub tls: Option<TlsAcceptor>,
     pub queue: Queue,
     pub resolver: Resolver,
@@ -35,13 +32,8 @@ impl Core {
         mail: MailStore,
         tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
-        let limiter = AuthLimiter::new(
-            config.auth.max_failures_per_ip,
-            config.auth.max_failures_per_account,
-            Duration::from_secs(config.auth.failure_window),
-        );
         Ok(Core {
-            directory: Directory::new(store.clone(), config.auth.cache_ttl),
+            directory: Directory::new(store.clone(), &config.auth),
             queue: Queue::new(
                 store.clone(),
                 mail.blobs.clone(),
@@ -62,7 +54,6 @@ impl Core {
             config,
             store,
             mail,
-            limiter,
             tls,
         })
     }

@@ -2097,10 +2097,14 @@ async fn acl_shared_mailboxes() {
     assert!(q(&mut joe, "t", "DELETEACL Projects ann@example.org")
         .await
         .starts_with("t OK"));
-    assert_eq!(
-        q(&mut ann, "w", &format!("MYRIGHTS {shared}")).await,
-        format!("* MYRIGHTS {shared} \"lr\"")
-    );
+    // Ann still has the mailbox selected: her narrower rights are
+    // announced before the answer (RFC 4314 §4).
+    let r = cmd(&mut ann, "w", &format!("MYRIGHTS {shared}")).await;
+    assert_eq!(r[0], "* OK [PERMANENTFLAGS ()] Read-only mailbox", "{r:?}");
+    assert_eq!(r[1], format!("* MYRIGHTS {shared} \"lr\""));
+    // (Losing `r` with the mailbox selected ends the session: see
+    // tests/security.rs.)
+    assert!(q(&mut ann, "y", "UNSELECT").await.starts_with("y OK"));
     assert!(q(&mut joe, "u", "DELETEACL Projects anyone")
         .await
         .starts_with("u OK"));

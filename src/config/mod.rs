@@ -155,9 +155,21 @@ impl Default for Pop3Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AuthConfig {
+    /// Failures from one client network in the window before it is
+    /// throttled for accounts it never logged in to (0: off).
     pub max_failures_per_ip: u32,
+    /// Failures of one account in the window before attempts from unknown
+    /// networks are slowed down (0: off).
     pub max_failures_per_account: u32,
+    /// Failures of one account from one network before that pair is
+    /// throttled for the window (0: off).
+    pub max_failures_per_account_ip: u32,
     pub failure_window: u64,
+    /// The longest delay between attempts on an account under attack.
+    pub max_delay: u64,
+    /// Seconds a network that logged in to an account stays exempt from
+    /// the address and account throttles (0: never remembered).
+    pub remember_address: u64,
     /// Seconds a verified password is remembered (0: never).
     pub cache_ttl: u64,
 }
@@ -430,7 +442,10 @@ impl Default for AuthConfig {
         AuthConfig {
             max_failures_per_ip: 20,
             max_failures_per_account: 10,
+            max_failures_per_account_ip: 5,
             failure_window: 300,
+            max_delay: 60,
+            remember_address: 2_592_000,
             cache_ttl: 300,
         }
     }

@@ -180,6 +180,15 @@ pub fn normalize_domain(d: &str) -> Result<String> {
     }
 }
 
+/// What the throttle counts an attempt against: the account (whichever
+/// of its addresses was typed), or the login as typed when there is none.
+fn throttle_key(acct: Option<&Account>, login: &str) -> String {
+    match acct {
+        Some(a) => a.address.clone(),
+        None => login.trim().to_lowercase(),
+    }
+}
+
 fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
@@ -188,6 +197,81 @@ fn domain_of(addr: &str) -> &str {
 pub struct Directory {
     store: Store,
     verified: std::sync::Arc<password::VerifyCache>,
+    /// The login throttle (README: Security).
+    pub guard: std::sync::Arc<ratelimit::LoginGuard>,
+    /// Accounts disabled or deleted while sessions may hold them.
+    pub revoked: std::sync::Arc<Revocations>,
+}
+
+/// The outcome of a password check.
+#[derive(Debug)]
+pub enum Login {
+    Ok(Account),
+    /// A wrong password, an unknown login or a disabled account: one
+    /// answer for all three.
+    Failed,
+    /// Refused by the throttle before the password was looked at.
+    Throttled,
+}
+
+/// Accounts that were disabled or deleted, so that sessions logged in to
+/// them end (within a second: sessions wait on [`Revocations::watch`]).
+pub struct Revocations {
+    ids: std::sync::Mutex<std::collections::HashSet<u32>>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Revocations {
+    fn new() -> Self {
+        Revocations {
+            ids: Default::default(),
+            generation: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn set(&self, id: u32, revoked: bool) {
+        let changed = {
+            let mut ids = self.ids.lock().expect("revocations lock");
+            if revoked {
+                ids.insert(id)
+            } else {
+                ids.remove(&id)
+            }
+        };
+        if changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// True when the account may no longer be used.
+    pub fn is_revoked(&self, id: u32) -> bool {
+        self.ids.lock().expect("revocations lock").contains(&id)
+    }
+
+    /// Changes whenever an account is revoked (or enabled again).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+/// Resolves when the logged-in account `me` is revoked; never otherwise
+/// (nor without one). Sessions wait on it beside their reads.
+pub async fn until_revoked(
+    dir: &Directory,
+    watch: &mut tokio::sync::watch::Receiver<u64>,
+    me: Option<u32>,
+) {
+    let Some(id) = me else {
+        return std::future::pending().await;
+    };
+    loop {
+        if dir.revoked.is_revoked(id) {
+            return;
+        }
+        if watch.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -272,10 +356,12 @@ async fn dir_txn<R: Send + 'static>(
 impl Directory {
     /// `verify_cache_ttl`: seconds a verified password is remembered
     /// (`auth.cache-ttl`; 0 = every login runs argon2id).
-    pub fn new(store: Store, verify_cache_ttl: u64) -> Self {
+    pub fn new(store: Store, auth: &crate::config::AuthConfig) -> Self {
         Directory {
             store,
-            verified: std::sync::Arc::new(password::VerifyCache::new(verify_cache_ttl)),
+            verified: std::sync::Arc::new(password::VerifyCache::new(auth.cache_ttl)),
+            guard: std::sync::Arc::new(ratelimit::LoginGuard::new(auth)),
+            revoked: std::sync::Arc::new(Revocations::new()),
         }
     }
 
@@ -459,6 +545,7 @@ impl Directory {
             Ok(a)
         })
         .await
+        .inspect(|a| self.revoked.set(a.id, !a.enabled))
     }
 
     /// Removes the account and its addresses; returns its id so the caller
@@ -475,6 +562,7 @@ impl Directory {
             Ok(a)
         })
         .await
+        .inspect(|a| self.revoked.set(a.id, true))
     }
 
     pub async fn get_account(&self, address: &str) -> Result<Option<Account>> {
@@ -506,19 +594,49 @@ impl Directory {
             .collect()
     }
 
-    /// Checks a login; `None` for an unknown login, a wrong password or a
-    /// disabled account.
-    pub async fn authenticate(&self, login: &str, secret: &str) -> Result<Option<Account>> {
-        let Some(acct) = self.get_account(login).await? else {
-            // Spend the same time as a real check so that timing does not
-            // tell which logins exist.
-            password::verify_dummy(secret).await;
-            return Ok(None);
+    /// Checks a login from `ip` under the throttle. The throttle decides
+    /// before the password is looked at; an unknown login and a disabled
+    /// account cost a real argon2id run (on a dummy hash) and get the
+    /// answer a wrong password gets, so neither answer nor timing tells
+    /// them apart.
+    pub async fn login(&self, ip: std::net::IpAddr, login: &str, secret: &str) -> Result<Login> {
+        let acct = self.get_account(login).await?;
+        let key = throttle_key(acct.as_ref(), login);
+        if self.guard.gate(ip, &key) == ratelimit::Gate::Throttled {
+            tracing::info!(%ip, login = ?key, "login throttled");
+            return Ok(Login::Throttled);
+        }
+        let ok = match &acct {
+            Some(a) if a.enabled => self.verified.verify(&a.secret_hash, secret).await,
+            _ => {
+                password::verify_dummy(secret).await;
+                false
+            }
         };
-        if self.verified.verify(&acct.secret_hash, secret).await && acct.enabled {
-            Ok(Some(acct))
+        self.record_login(ip, &key, ok);
+        Ok(match acct {
+            Some(a) if ok => Login::Ok(a),
+            _ => Login::Failed,
+        })
+    }
+
+    /// The throttle's verdict for a mechanism that checks the password
+    /// itself (SCRAM), with the key [`Directory::record_login`] takes.
+    pub fn login_gate(
+        &self,
+        ip: std::net::IpAddr,
+        acct: Option<&Account>,
+        login: &str,
+    ) -> (ratelimit::Gate, String) {
+        let key = throttle_key(acct, login);
+        (self.guard.gate(ip, &key), key)
+    }
+
+    pub fn record_login(&self, ip: std::net::IpAddr, key: &str, ok: bool) {
+        if ok {
+            self.guard.succeeded(ip, key);
         } else {
-            Ok(None)
+            self.guard.failed(ip, key);
         }
     }
 

@@ -1,94 +1,344 @@
-//! Failed-login limits per client IP and per account, in a fixed window.
+//! The login throttle: what decides, before a password is looked at,
+//! whether an attempt is checked at all.
+//!
+//! The decision never depends on the password being tried, so a throttled
+//! attempt gets the same answer whether the password is right or wrong
+//! (no oracle), and it costs no argon2id run. The policy:
+//!
+//! 1. An (account, client network) pair with `max-failures-per-account-ip`
+//!    failures in the window is throttled for the rest of the window.
+//! 2. A client network with `max-failures-per-ip` failures in the window
+//!    is throttled for every account, except those it has logged in to
+//!    before (below).
+//! 3. An account with `max-failures-per-account` failures in the window,
+//!    counted over all networks, is not locked: further attempts from
+//!    networks it never logged in from are admitted one at a time, each
+//!    after a delay that doubles with every further failure (2, 4, 8 … s,
+//!    at most `max-delay`).
+//! 4. A network that logged in to an account successfully is remembered
+//!    for `remember-address` seconds (as an HMAC of account and network
+//!    under a key made at start, in memory) and is exempt from 2 and 3:
+//!    guessing from elsewhere cannot lock the real user out.
+//!
+//! A client network is the address itself for IPv4 and the /64 for IPv6
+//! (one host usually holds a whole /64).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct AuthLimiter {
-    per_ip: u32,
-    per_account: u32,
-    window: Duration,
-    ips: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    accounts: Mutex<HashMap<String, (Instant, u32)>>,
+use crate::config::AuthConfig;
+
+/// Whether an attempt may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Refused without looking at the password: a temporary answer.
+    Throttled,
 }
 
-impl AuthLimiter {
-    pub fn new(per_ip: u32, per_account: u32, window: Duration) -> Self {
-        AuthLimiter {
-            per_ip,
-            per_account,
-            window,
-            ips: Mutex::new(HashMap::new()),
-            accounts: Mutex::new(HashMap::new()),
+#[derive(Clone, Copy)]
+struct Count {
+    first: Instant,
+    last: Instant,
+    n: u32,
+}
+
+/// Entries kept per table at most; past it expired ones are dropped, and
+/// if that is not enough, the oldest half.
+const TABLE_MAX: usize = 100_000;
+
+pub struct LoginGuard {
+    per_ip: u32,
+    per_account: u32,
+    per_pair: u32,
+    window: Duration,
+    max_delay: Duration,
+    remember: Duration,
+    key: [u8; 32],
+    ips: Mutex<HashMap<IpAddr, Count>>,
+    accounts: Mutex<HashMap<String, Count>>,
+    pairs: Mutex<HashMap<[u8; 32], Count>>,
+    known: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+/// The network a client address stands for.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
+    }
+}
+
+impl LoginGuard {
+    pub fn new(cfg: &AuthConfig) -> Self {
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        LoginGuard {
+            per_ip: cfg.max_failures_per_ip,
+            per_account: cfg.max_failures_per_account,
+            per_pair: cfg.max_failures_per_account_ip,
+            window: Duration::from_secs(cfg.failure_window),
+            max_delay: Duration::from_secs(cfg.max_delay),
+            remember: Duration::from_secs(cfg.remember_address),
+            key,
+            ips: Default::default(),
+            accounts: Default::default(),
+            pairs: Default::default(),
+            known: Default::default(),
         }
     }
 
-    /// True when this IP or this login has failed too often recently.
-    pub fn is_blocked(&self, ip: IpAddr, login: &str) -> bool {
-        let now = Instant::now();
-        let check = |entry: Option<&(Instant, u32)>, max: u32| {
-            entry.is_some_and(|(start, n)| now.duration_since(*start) < self.window && *n >= max)
-        };
-        let ip_blocked = check(self.ips.lock().expect("limiter lock").get(&ip), self.per_ip);
-        let login = login.to_lowercase();
-        ip_blocked
-            || check(
-                self.accounts.lock().expect("limiter lock").get(&login),
-                self.per_account,
-            )
+    /// The keyed hash of (login, network): what the pair table and the
+    /// remembered addresses hold instead of addresses.
+    fn pair_key(&self, ip: IpAddr, login: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(login.to_lowercase().as_bytes());
+        mac.update(&[0]);
+        mac.update(network(ip).to_string().as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
-    pub fn record_failure(&self, ip: IpAddr, login: &str) {
-        let now = Instant::now();
-        let bump = |e: &mut (Instant, u32)| {
-            if now.duration_since(e.0) >= self.window {
-                *e = (now, 0);
-            }
-            e.1 += 1;
-        };
-        {
-            let mut ips = self.ips.lock().expect("limiter lock");
-            if ips.len() > 100_000 {
-                ips.retain(|_, e| now.duration_since(e.0) < self.window);
-            }
-            bump(ips.entry(ip).or_insert((now, 0)));
-        }
-        let mut accts = self.accounts.lock().expect("limiter lock");
-        if accts.len() > 100_000 {
-            accts.retain(|_, e| now.duration_since(e.0) < self.window);
-        }
-        bump(accts.entry(login.to_lowercase()).or_insert((now, 0)));
+    fn live(&self, c: Option<&Count>, now: Instant) -> Option<Count> {
+        c.copied()
+            .filter(|c| now.duration_since(c.last) < self.window)
     }
+
+    /// True when this network logged in to this account successfully
+    /// within `remember-address`.
+    pub fn is_known(&self, ip: IpAddr, login: &str) -> bool {
+        if self.remember.is_zero() {
+            return false;
+        }
+        let k = self.pair_key(ip, login);
+        let now = Instant::now();
+        self.known
+            .lock()
+            .expect("guard lock")
+            .get(&k)
+            .is_some_and(|at| now.duration_since(*at) < self.remember)
+    }
+
+    /// Decides whether an attempt to log in to `login` from `ip` is
+    /// checked. Call before the password is verified; the answer does not
+    /// depend on it.
+    pub fn gate(&self, ip: IpAddr, login: &str) -> Gate {
+        let now = Instant::now();
+        let pair = self.pair_key(ip, login);
+        if self.per_pair > 0 {
+            let pairs = self.pairs.lock().expect("guard lock");
+            if self
+                .live(pairs.get(&pair), now)
+                .is_some_and(|c| c.n >= self.per_pair)
+            {
+                return Gate::Throttled;
+            }
+        }
+        if self.is_known(ip, login) {
+            return Gate::Open;
+        }
+        if self.per_ip > 0 {
+            let ips = self.ips.lock().expect("guard lock");
+            if self
+                .live(ips.get(&network(ip)), now)
+                .is_some_and(|c| c.n >= self.per_ip)
+            {
+                return Gate::Throttled;
+            }
+        }
+        if self.per_account > 0 {
+            let accounts = self.accounts.lock().expect("guard lock");
+            if let Some(c) = self.live(accounts.get(&login.to_lowercase()), now) {
+                if c.n >= self.per_account && now < c.last + self.delay(c.n) {
+                    return Gate::Throttled;
+                }
+            }
+        }
+        Gate::Open
+    }
+
+    /// How long after the last failure the account admits another attempt
+    /// from an unknown network, with `n` failures counted.
+    fn delay(&self, n: u32) -> Duration {
+        let steps = n.saturating_sub(self.per_account).min(20);
+        Duration::from_secs(2u64 << steps).min(self.max_delay)
+    }
+
+    /// Records a failed attempt (a wrong password, an unknown login or a
+    /// disabled account).
+    pub fn failed(&self, ip: IpAddr, login: &str) {
+        let now = Instant::now();
+        bump(
+            &mut self.pairs.lock().expect("guard lock"),
+            self.pair_key(ip, login),
+            now,
+            self.window,
+        );
+        bump(
+            &mut self.ips.lock().expect("guard lock"),
+            network(ip),
+            now,
+            self.window,
+        );
+        bump(
+            &mut self.accounts.lock().expect("guard lock"),
+            login.to_lowercase(),
+            now,
+            self.window,
+        );
+        tracing::info!(%ip, login = ?login, "login failed");
+    }
+
+    /// Records a successful login: the network is remembered for the
+    /// account and its pair count starts again.
+    pub fn succeeded(&self, ip: IpAddr, login: &str) {
+        let k = self.pair_key(ip, login);
+        self.pairs.lock().expect("guard lock").remove(&k);
+        if self.remember.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut known = self.known.lock().expect("guard lock");
+        if known.len() >= TABLE_MAX {
+            let keep = self.remember;
+            known.retain(|_, at| now.duration_since(*at) < keep);
+            if known.len() >= TABLE_MAX {
+                let mut ages: Vec<Instant> = known.values().copied().collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                known.retain(|_, at| *at >= cut);
+            }
+        }
+        known.insert(k, now);
+    }
+}
+
+fn bump<K: std::hash::Hash + Eq>(
+    table: &mut HashMap<K, Count>,
+    key: K,
+    now: Instant,
+    window: Duration,
+) {
+    if table.len() >= TABLE_MAX {
+        table.retain(|_, c| now.duration_since(c.last) < window);
+        if table.len() >= TABLE_MAX {
+            let mut firsts: Vec<Instant> = table.values().map(|c| c.first).collect();
+            firsts.sort();
+            let cut = firsts[firsts.len() / 2];
+            table.retain(|_, c| c.first >= cut);
+        }
+    }
+    let c = table.entry(key).or_insert(Count {
+        first: now,
+        last: now,
+        n: 0,
+    });
+    if now.duration_since(c.last) >= window {
+        *c = Count {
+            first: now,
+            last: now,
+            n: 0,
+        };
+    }
+    c.n += 1;
+    c.last = now;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn blocks_after_limit_per_ip_and_account() {
-        let l = AuthLimiter::new(3, 2, Duration::from_secs(60));
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(!l.is_blocked(ip, "a@x"));
-        l.record_failure(ip, "a@x");
-        l.record_failure(ip, "a@x");
-        // The account is at its limit from any address.
-        assert!(l.is_blocked(other, "a@x"));
-        assert!(!l.is_blocked(other, "b@x"));
-        l.record_failure(ip, "b@x");
-        // The IP is at its limit for any account.
-        assert!(l.is_blocked(ip, "c@x"));
+    fn guard(per_ip: u32, per_account: u32, per_pair: u32) -> LoginGuard {
+        LoginGuard::new(&AuthConfig {
+            max_failures_per_ip: per_ip,
+            max_failures_per_account: per_account,
+            max_failures_per_account_ip: per_pair,
+            failure_window: 60,
+            max_delay: 60,
+            remember_address: 3600,
+            cache_ttl: 0,
+        })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn window_expires() {
-        let l = AuthLimiter::new(1, 1, Duration::from_millis(20));
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        l.record_failure(ip, "a@x");
-        assert!(l.is_blocked(ip, "a@x"));
+    fn a_pair_is_throttled_after_its_limit() {
+        let g = guard(100, 100, 3);
+        for _ in 0..3 {
+            assert_eq!(g.gate(ip("192.0.2.1"), "a@x"), Gate::Open);
+            g.failed(ip("192.0.2.1"), "a@x");
+        }
+        assert_eq!(g.gate(ip("192.0.2.1"), "A@x"), Gate::Throttled);
+        // Another account from the same address, the same account from
+        // elsewhere: not affected.
+        assert_eq!(g.gate(ip("192.0.2.1"), "b@x"), Gate::Open);
+        assert_eq!(g.gate(ip("192.0.2.2"), "a@x"), Gate::Open);
+    }
+
+    #[test]
+    fn an_address_is_throttled_except_for_accounts_it_logged_in_to() {
+        let g = guard(3, 100, 100);
+        g.succeeded(ip("192.0.2.1"), "mine@x");
+        for n in 0..3 {
+            g.failed(ip("192.0.2.1"), &format!("u{n}@x"));
+        }
+        assert_eq!(g.gate(ip("192.0.2.1"), "other@x"), Gate::Throttled);
+        assert_eq!(g.gate(ip("192.0.2.1"), "mine@x"), Gate::Open);
+        assert_eq!(g.gate(ip("192.0.2.9"), "other@x"), Gate::Open);
+    }
+
+    #[test]
+    fn an_account_under_attack_slows_unknown_addresses_only() {
+        let g = guard(1000, 3, 1000);
+        g.succeeded(ip("2001:db8::1"), "v@x");
+        for n in 0..3 {
+            g.failed(ip(&format!("198.51.100.{n}")), "v@x");
+        }
+        // From a new address: wait first.
+        assert_eq!(g.gate(ip("203.0.113.7"), "v@x"), Gate::Throttled);
+        // The victim's own network (the same /64) goes on.
+        assert_eq!(g.gate(ip("2001:db8::2"), "v@x"), Gate::Open);
+        assert_eq!(g.delay(3), Duration::from_secs(2));
+        assert_eq!(g.delay(4), Duration::from_secs(4));
+        assert_eq!(g.delay(40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn ipv4_mapped_and_v6_networks() {
+        assert_eq!(network(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(network(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+    }
+
+    #[test]
+    fn the_window_expires() {
+        let mut g = guard(1, 1, 1);
+        g.window = Duration::from_millis(20);
+        g.failed(ip("192.0.2.1"), "a@x");
+        assert_eq!(g.gate(ip("192.0.2.1"), "a@x"), Gate::Throttled);
         std::thread::sleep(Duration::from_millis(30));
-        assert!(!l.is_blocked(ip, "a@x"));
+        assert_eq!(g.gate(ip("192.0.2.1"), "a@x"), Gate::Open);
+    }
+
+    #[test]
+    fn a_success_clears_the_pair() {
+        let g = guard(100, 100, 2);
+        g.failed(ip("192.0.2.1"), "a@x");
+        g.succeeded(ip("192.0.2.1"), "a@x");
+        g.failed(ip("192.0.2.1"), "a@x");
+        assert_eq!(g.gate(ip("192.0.2.1"), "a@x"), Gate::Open);
     }
 }

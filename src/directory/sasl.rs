@@ -5,8 +5,11 @@
 
 use base64::Engine;
 
+use std::net::IpAddr;
+
+use super::ratelimit::Gate;
 use super::scram::{ScramError, ScramSecret, ScramServer};
-use super::{Account, Directory};
+use super::{Account, Directory, Login};
 
 /// Mechanisms offered, in order of preference for the EHLO/CAPABILITY list.
 pub const MECHANISMS: &[&str] = &["SCRAM-SHA-256", "PLAIN", "LOGIN"];
@@ -30,8 +33,12 @@ pub trait SaslIo {
 #[derive(Debug)]
 pub enum SaslOutcome {
     Success(Account),
-    /// Wrong credentials; the login tried, when known, for rate limiting.
-    Failed(Option<String>),
+    /// Wrong credentials (the throttle has counted them).
+    Failed,
+    /// The login throttle refused the attempt before any password was
+    /// checked: answer with a temporary error that does not depend on the
+    /// password.
+    Throttled,
     Cancelled,
     /// The client broke the mechanism's syntax.
     Malformed(&'static str),
@@ -41,23 +48,33 @@ pub enum SaslOutcome {
     Closed,
 }
 
-/// Runs one authentication exchange. `initial` is the initial response
-/// (SASL-IR / SMTP AUTH argument) already decoded; `Some(vec![])` is the
-/// empty initial response ("=").
+/// Checks a user name and password from `ip` (LOGIN, USER/PASS, HTTP
+/// Basic and the PLAIN and LOGIN mechanisms).
+pub async fn check_password(dir: &Directory, ip: IpAddr, user: &str, pass: &str) -> SaslOutcome {
+    match dir.login(ip, user, pass).await {
+        Ok(Login::Ok(a)) => SaslOutcome::Success(a),
+        Ok(Login::Failed) => SaslOutcome::Failed,
+        Ok(Login::Throttled) => SaslOutcome::Throttled,
+        Err(e) => {
+            tracing::warn!("login: directory unavailable: {e}");
+            SaslOutcome::Unavailable
+        }
+    }
+}
+
+/// Runs one authentication exchange for a client at `ip`. `initial` is
+/// the initial response (SASL-IR / SMTP AUTH argument) already decoded;
+/// `Some(vec![])` is the empty initial response ("=").
 pub async fn authenticate<I: SaslIo>(
     dir: &Directory,
+    ip: IpAddr,
     io: &mut I,
     mechanism: &str,
     initial: Option<Vec<u8>>,
 ) -> SaslOutcome {
     let mech = mechanism.to_ascii_uppercase();
-    let check = |user: String, pass: String| async move {
-        match dir.authenticate(&user, &pass).await {
-            Ok(Some(a)) => SaslOutcome::Success(a),
-            Ok(None) => SaslOutcome::Failed(Some(user)),
-            Err(_) => SaslOutcome::Unavailable,
-        }
-    };
+    let check =
+        |user: String, pass: String| async move { check_password(dir, ip, &user, &pass).await };
     match mech.as_str() {
         "PLAIN" => match first(io, initial).await {
             None => SaslOutcome::Closed,
@@ -93,7 +110,7 @@ pub async fn authenticate<I: SaslIo>(
         }
         "SCRAM-SHA-256" => {
             let r = first(io, initial).await;
-            scram(dir, io, r).await
+            scram(dir, ip, io, r).await
         }
         _ => SaslOutcome::Unsupported,
     }
@@ -108,7 +125,12 @@ async fn first<I: SaslIo>(io: &mut I, initial: Option<Vec<u8>>) -> Option<Respon
     }
 }
 
-async fn scram<I: SaslIo>(dir: &Directory, io: &mut I, first: Option<Response>) -> SaslOutcome {
+async fn scram<I: SaslIo>(
+    dir: &Directory,
+    ip: IpAddr,
+    io: &mut I,
+    first: Option<Response>,
+) -> SaslOutcome {
     let client_first = match first {
         None => return SaslOutcome::Closed,
         Some(Response::Cancel) => return SaslOutcome::Cancelled,
@@ -117,16 +139,23 @@ async fn scram<I: SaslIo>(dir: &Directory, io: &mut I, first: Option<Response>) 
     };
     let (mut srv, user) = match ScramServer::client_first(&client_first) {
         Ok(x) => x,
-        Err(ScramError::Failed) => return SaslOutcome::Failed(None),
+        Err(ScramError::Failed) => return SaslOutcome::Failed,
         Err(ScramError::ChannelBinding) => {
             return SaslOutcome::Malformed("channel binding is not supported")
         }
         Err(ScramError::Malformed(why)) => return SaslOutcome::Malformed(why),
     };
     let account = match dir.get_account(&user).await {
-        Ok(a) => a.filter(|a| a.enabled),
+        Ok(a) => a,
         Err(_) => return SaslOutcome::Unavailable,
     };
+    // The throttle decides on the login alone, before the proof.
+    let (gate, key) = dir.login_gate(ip, account.as_ref(), &user);
+    if gate == Gate::Throttled {
+        tracing::info!(%ip, login = ?key, "login throttled");
+        return SaslOutcome::Throttled;
+    }
+    let account = account.filter(|a| a.enabled);
     let secret = account
         .as_ref()
         .and_then(|a| a.scram_sha256.as_deref())
@@ -146,13 +175,22 @@ async fn scram<I: SaslIo>(dir: &Directory, io: &mut I, first: Option<Response>) 
                 None => SaslOutcome::Closed,
                 Some(Response::Cancel) => SaslOutcome::Cancelled,
                 Some(_) => match account {
-                    Some(a) => SaslOutcome::Success(a),
-                    None => SaslOutcome::Failed(Some(user)),
+                    Some(a) => {
+                        dir.record_login(ip, &key, true);
+                        SaslOutcome::Success(a)
+                    }
+                    None => {
+                        dir.record_login(ip, &key, false);
+                        SaslOutcome::Failed
+                    }
                 },
             }
         }
         Err(ScramError::Malformed(why)) => SaslOutcome::Malformed(why),
-        Err(_) => SaslOutcome::Failed(Some(user)),
+        Err(_) => {
+            dir.record_login(ip, &key, false);
+            SaslOutcome::Failed
+        }
     }
 }
 

@@ -95,6 +95,17 @@ pub struct ScramServer {
     nonce: String,
     server_first: String,
     secret: Option<ScramSecret>,
+    user: String,
+}
+
+/// The salt offered for a login with no SCRAM secret: fixed per login for
+/// the life of the process (an HMAC under a key made at start), so asking
+/// twice does not tell a missing account from a real one, whose salt never
+/// changes either.
+fn decoy_salt(user: &str) -> Vec<u8> {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    hmac(key, user.to_lowercase().as_bytes())[..16].to_vec()
 }
 
 /// Decodes a SCRAM `saslname` (RFC 5802 §5.1: "=2C" is ",", "=3D" is "=").
@@ -175,18 +186,19 @@ impl ScramServer {
                 nonce: format!("{cnonce}{snonce}"),
                 server_first: String::new(),
                 secret: None,
+                user: user.clone(),
             },
             user,
         ))
     }
 
     /// server-first-message. With no secret (unknown user, or an account
-    /// without SCRAM credentials) a random salt is offered and the exchange
+    /// without SCRAM credentials) a decoy salt is offered and the exchange
     /// fails at the end, so the reply does not reveal which users exist.
     pub fn server_first(&mut self, secret: Option<ScramSecret>) -> String {
         let (salt, iterations) = match &secret {
             Some(s) => (s.salt.clone(), s.iterations),
-            None => (rand::random::<[u8; 16]>().to_vec(), ITERATIONS),
+            None => (decoy_salt(&self.user), ITERATIONS),
         };
         self.secret = secret;
         self.server_first = format!("r={},s={},i={iterations}", self.nonce, b64_encode(&salt));

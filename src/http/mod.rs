@@ -13,7 +13,7 @@ use serde_json::json;
 mod queue;
 
 use crate::core::{Core, SharedCore};
-use crate::directory::{Account, AccountPatch, DirError, NewAccount, Role};
+use crate::directory::{Account, AccountPatch, DirError, Login, NewAccount, Role};
 
 pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
@@ -64,22 +64,17 @@ async fn require_admin(
     let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (user, pass) = decoded.split_once(':').ok_or_else(unauthorized)?;
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    if core.limiter.is_blocked(ip, user) {
-        return Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins, try again later".into(),
-        ));
-    }
-    match core.directory.authenticate(user, pass).await? {
-        Some(a) if a.role == Role::Admin => Ok(a),
-        Some(_) => Err(ApiError(
+    match core.directory.login(ip, user, pass).await? {
+        Login::Ok(a) if a.role == Role::Admin => Ok(a),
+        Login::Ok(_) => Err(ApiError(
             StatusCode::FORBIDDEN,
             "this account is not an administrator".into(),
         )),
-        None => {
-            core.limiter.record_failure(ip, user);
-            Err(unauthorized())
-        }
+        Login::Failed => Err(unauthorized()),
+        Login::Throttled => Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins, try again later".into(),
+        )),
     }
 }
 

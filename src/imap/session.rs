@@ -18,6 +18,10 @@ pub struct Selected {
     pub rights: crate::mail::acl::Rights,
     pub mailbox: Mailbox,
     pub read_only: bool,
+    /// Opened with EXAMINE: read-only whatever the rights.
+    pub examine: bool,
+    /// The mail store's ACL version `rights` were read at.
+    pub acl_version: u64,
     /// The session's view: sequence number n is `msgs[n-1]`. Shared with
     /// other sessions while it equals the mailbox's current listing;
     /// copied on write.
@@ -34,7 +38,7 @@ pub struct Session {
     pub(crate) out: Vec<u8>,
     pub(crate) id: String,
     pub(crate) shutdown: Shutdown,
-    logout: bool,
+    pub(crate) logout: bool,
     /// CONDSTORE is in use (RFC 7162 §3.1): FETCH responses carry MODSEQ.
     pub(crate) condstore: bool,
     /// SEARCHRES (RFC 5182): UIDs of the last SEARCH RETURN (SAVE), `$`.
@@ -52,6 +56,8 @@ pub struct Session {
     pub(crate) utf8_names: bool,
     /// ENABLE QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
     pub(crate) qresync: bool,
+    /// Moves when an account is disabled or deleted.
+    pub(crate) revocations: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Outcome of a command: the tagged status line (without the tag).
@@ -60,6 +66,7 @@ pub type Reply = String;
 impl Session {
     pub fn new(core: SharedCore, conn: Conn, peer: SocketAddr, shutdown: Shutdown) -> Self {
         let cfg = &core.config.imap;
+        let revocations = core.directory.revoked.watch();
         let mut rx = Receiver::new(cfg.max_line_length, cfg.max_literal_size);
         if !cfg.literal_plus {
             rx = rx.literal_minus();
@@ -83,6 +90,7 @@ impl Session {
             notify_rx: None,
             notify_seen: Default::default(),
             qresync: false,
+            revocations,
         }
     }
 
@@ -212,9 +220,16 @@ impl Session {
                 let _ = self.flush().await;
                 return;
             }
+            let me = self.account.as_ref().map(|a| a.id);
             let read = tokio::select! {
                 r = tokio::time::timeout(idle, self.conn.fill()) => r,
                 _ = self.shutdown.wait() => continue,
+                // An account disabled or deleted ends its sessions.
+                _ = crate::directory::until_revoked(&self.core.directory, &mut self.revocations, me) => {
+                    self.untagged(REVOKED_BYE);
+                    let _ = self.flush().await;
+                    return;
+                }
                 // NOTIFY (RFC 5465): events between commands.
                 changed = next_changes(&mut self.notify_rx) => {
                     if changed.iter().any(|&a| a == u32::MAX || self.notify_relevant(a)) {
@@ -268,6 +283,67 @@ impl Session {
         self.flush().await.is_ok()
     }
 
+    /// Before a command of a logged-in session: the account must still be
+    /// there and enabled, and the rights on a mailbox selected in another
+    /// account must still include `r` (RFC 4314 §4). False when the
+    /// session ends (a BYE has been written).
+    async fn still_allowed(&mut self) -> bool {
+        let Some(acct) = self.account.as_ref() else {
+            return true;
+        };
+        if self.core.directory.revoked.is_revoked(acct.id) {
+            self.untagged(REVOKED_BYE);
+            return false;
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return true;
+        };
+        if sel.owner == acct.id || sel.acl_version == self.core.mail.acl_version() {
+            return true;
+        }
+        let version = self.core.mail.acl_version();
+        match self.core.mail.mailbox(sel.owner, sel.mailbox.id).await {
+            Ok(mb) => self.recheck_rights(mb.as_ref(), version),
+            // The store could not say: keep the rights held, the command
+            // will meet the same error.
+            Err(_) => true,
+        }
+    }
+
+    /// Takes the rights on the selected shared mailbox from `mb` as it is
+    /// now (`None`: it is gone). Losing `r` ends the session with BYE
+    /// (RFC 4314 §4); other changes update what commands may do and are
+    /// announced with PERMANENTFLAGS. False when the session ends.
+    pub(crate) fn recheck_rights(&mut self, mb: Option<&Mailbox>, version: u64) -> bool {
+        let me = self.account.as_ref().map(|a| a.id).unwrap_or(0);
+        let Some(sel) = self.selected.as_mut() else {
+            return true;
+        };
+        let rights = match mb {
+            Some(mb) => mb.rights_of(sel.owner, me),
+            None => crate::mail::acl::Rights::none(),
+        };
+        sel.acl_version = version;
+        if !rights.has('r') {
+            tracing::info!(session = %self.id, "access to the selected mailbox revoked");
+            self.selected = None;
+            self.untagged("BYE [NOPERM] Your access to the selected mailbox was revoked");
+            self.logout = true;
+            return false;
+        }
+        if rights != sel.rights {
+            let read_only = sel.examine || !"swte".chars().any(|c| rights.has(c));
+            let was = super::op::mailbox::permanent_flags(&sel.rights, sel.read_only);
+            let now = super::op::mailbox::permanent_flags(&rights, read_only);
+            sel.rights = rights;
+            sel.read_only = read_only;
+            if was != now {
+                self.untagged(&now);
+            }
+        }
+        true
+    }
+
     /// Runs one command; false closes the connection.
     async fn command(&mut self, cmd: &[u8]) -> bool {
         let p = match tokenize(cmd) {
@@ -280,6 +356,9 @@ impl Session {
             }
         };
         let Parsed { tag, name, args } = p;
+        if !self.still_allowed().await {
+            return false;
+        }
         let reply = self.dispatch(&tag, &name, args).await;
         match reply {
             Some(r) if r == super::op::auth::SENT => true,
@@ -476,7 +555,22 @@ impl Session {
         };
         let acct = sel.owner;
         let mbox_id = sel.mailbox.id;
-        let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else {
+        let version = self.core.mail.acl_version();
+        let mb = match self.core.mail.mailbox(acct, mbox_id).await {
+            Ok(mb) => mb,
+            Err(_) => return,
+        };
+        let me = self.account.as_ref().map(|a| a.id);
+        if Some(acct) != me
+            && sel.acl_version != version
+            && !self.recheck_rights(mb.as_ref(), version)
+        {
+            return;
+        }
+        let Some(mb) = mb else {
+            return;
+        };
+        let Some(sel) = self.selected.as_ref() else {
             return;
         };
         if mb.highest_modseq == sel.mailbox.highest_modseq && mb.uidnext == sel.mailbox.uidnext {
@@ -560,6 +654,8 @@ impl Session {
         }
     }
 }
+
+pub(crate) const REVOKED_BYE: &str = "BYE This account was disabled or removed";
 
 /// The account ids of the next batch of change notifications (u32::MAX
 /// when some were missed); never resolves without a feed.

@@ -166,6 +166,7 @@ impl MailStore {
                 StoreError::Aborted(m) => super::MailError::NotFound(m),
                 e => e.into(),
             })?;
+        self.acl_changed();
         self.notify(owner);
         // The grantee's NOTIFY sessions see a mailbox appear or go
         // (RFC 5465 §5.4); 0 ("anyone") wakes every one of them.

@@ -252,6 +252,7 @@ impl MailStore {
             })
             .await
             .map_err(map_err)?;
+        self.acl_changed();
         self.notify(acct);
         for who in watchers {
             self.notify(who);

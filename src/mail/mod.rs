@@ -336,6 +336,10 @@ pub struct MailStore {
     /// The full-text index, when enabled, and the indexer's wake-up.
     pub(crate) fts: Option<std::sync::Arc<fts::FtsIndex>>,
     pub(crate) fts_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Counts changes that may have taken access away (grants changed or
+    /// removed, shared mailboxes or accounts deleted), so that sessions
+    /// holding rights re-check them only when it moved.
+    acl_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A mailbox listing as many sessions hold it: read once, shared.
@@ -356,7 +360,19 @@ impl MailStore {
             views: Default::default(),
             fts: None,
             fts_wake: Default::default(),
+            acl_version: Default::default(),
         }
+    }
+
+    /// See the field: what sessions compare to the version they read
+    /// their rights at.
+    pub fn acl_version(&self) -> u64 {
+        self.acl_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn acl_changed(&self) {
+        self.acl_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Serves SEARCH's text keys from `index` (see [`fts`]); the indexer
@@ -841,6 +857,7 @@ impl MailStore {
                 Ok(())
             })
             .await?;
+        self.acl_changed();
         self.fts_wake.notify_one();
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::proto::{multiline, parse, Command, ParseError};
 use crate::core::{session_id, SharedCore};
 use crate::directory::sasl::{
-    authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome,
+    authenticate, b64_encode, check_password, decode_response, Response, SaslIo, SaslOutcome,
 };
 use crate::directory::Account;
 use crate::net::{Conn, Line, Shutdown};
@@ -69,6 +69,8 @@ pub struct Session {
     user: Option<String>,
     drop: Option<Maildrop>,
     out: Vec<u8>,
+    /// Moves when an account is disabled or deleted.
+    revocations: tokio::sync::watch::Receiver<u64>,
 }
 
 enum Flow {
@@ -76,9 +78,12 @@ enum Flow {
     Close,
 }
 
+const REVOKED: &str = "[SYS/PERM] This account was disabled or removed";
+
 impl Session {
     pub fn new(core: SharedCore, conn: Conn, peer: SocketAddr, shutdown: Shutdown) -> Self {
         Session {
+            revocations: core.directory.revoked.watch(),
             core,
             conn,
             peer,
@@ -141,6 +146,7 @@ impl Session {
         let idle = Duration::from_secs(cfg.timeout_idle);
         loop {
             // Commands already buffered are answered together (PIPELINING).
+            let me = self.drop.as_ref().map(|d| d.acct);
             let line = tokio::select! {
                 l = self.conn.read_line_timeout(cfg.max_line_length, idle) => l,
                 _ = self.shutdown.wait() => {
@@ -148,7 +154,19 @@ impl Session {
                     let _ = self.flush().await;
                     return;
                 }
+                // A disabled or deleted account ends the session, without
+                // UPDATE.
+                _ = crate::directory::until_revoked(&self.core.directory, &mut self.revocations, me) => {
+                    self.err(REVOKED);
+                    let _ = self.flush().await;
+                    return;
+                }
             };
+            if me.is_some_and(|id| self.core.directory.revoked.is_revoked(id)) {
+                self.err(REVOKED);
+                let _ = self.flush().await;
+                return;
+            }
             let flow = match line {
                 Ok(Line::Line(l)) => self.command(&l).await,
                 Ok(Line::TooLong) => {
@@ -252,24 +270,28 @@ impl Session {
     }
 
     async fn login_password(&mut self, user: &str, secret: &str) -> Flow {
-        let ip = self.peer.ip();
-        if self.core.limiter.is_blocked(ip, user) {
-            self.err("[AUTH] Too many failed logins, try again later");
-            return Flow::Continue;
-        }
-        match self.core.directory.authenticate(user, secret).await {
-            Ok(Some(acct)) => self.enter_transaction(acct).await,
-            Ok(None) => {
-                self.core.limiter.record_failure(ip, user);
-                self.err("[AUTH] Authentication failed");
-                Flow::Continue
+        let outcome = check_password(&self.core.directory, self.peer.ip(), user, secret).await;
+        self.auth_outcome(outcome).await
+    }
+
+    /// The answer to a finished USER/PASS or AUTH. A throttled attempt gets
+    /// one answer whatever the password was.
+    async fn auth_outcome(&mut self, outcome: SaslOutcome) -> Flow {
+        match outcome {
+            SaslOutcome::Success(acct) => return self.enter_transaction(acct).await,
+            SaslOutcome::Failed => self.err("[AUTH] Authentication failed"),
+            SaslOutcome::Throttled => {
+                self.err("[SYS/TEMP] Too many failed logins, try again later")
             }
-            Err(e) => {
-                tracing::warn!(session = %self.id, "POP3 login: directory error: {e}");
-                self.err("[SYS/TEMP] Authentication is unavailable, try again later");
-                Flow::Continue
+            SaslOutcome::Cancelled => self.err("Authentication cancelled"),
+            SaslOutcome::Malformed(why) => self.err(why),
+            SaslOutcome::Unsupported => self.err("Unsupported mechanism"),
+            SaslOutcome::Unavailable => {
+                self.err("[SYS/TEMP] Authentication is unavailable, try again later")
             }
+            SaslOutcome::Closed => return Flow::Close,
         }
+        Flow::Continue
     }
 
     async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Flow {
@@ -285,10 +307,6 @@ impl Session {
             return Flow::Continue;
         }
         let ip = self.peer.ip();
-        if self.core.limiter.is_blocked(ip, "") {
-            self.err("[AUTH] Too many failed logins, try again later");
-            return Flow::Continue;
-        }
         let initial = match initial.as_deref() {
             None => None,
             Some(ir) => match decode_response(ir.as_bytes()) {
@@ -307,39 +325,15 @@ impl Session {
             return Flow::Close;
         }
         let core = self.core.clone();
-        match authenticate(&core.directory, &mut Pop3Sasl(self), &mechanism, initial).await {
-            SaslOutcome::Success(acct) => {
-                if self.core.limiter.is_blocked(ip, &acct.address) {
-                    self.err("[AUTH] Too many failed logins, try again later");
-                    return Flow::Continue;
-                }
-                self.enter_transaction(acct).await
-            }
-            SaslOutcome::Failed(login) => {
-                self.core
-                    .limiter
-                    .record_failure(ip, login.as_deref().unwrap_or(""));
-                self.err("[AUTH] Authentication failed");
-                Flow::Continue
-            }
-            SaslOutcome::Cancelled => {
-                self.err("Authentication cancelled");
-                Flow::Continue
-            }
-            SaslOutcome::Malformed(why) => {
-                self.err(why);
-                Flow::Continue
-            }
-            SaslOutcome::Unsupported => {
-                self.err("Unsupported mechanism");
-                Flow::Continue
-            }
-            SaslOutcome::Unavailable => {
-                self.err("[SYS/TEMP] Authentication is unavailable, try again later");
-                Flow::Continue
-            }
-            SaslOutcome::Closed => Flow::Close,
-        }
+        let outcome = authenticate(
+            &core.directory,
+            ip,
+            &mut Pop3Sasl(self),
+            &mechanism,
+            initial,
+        )
+        .await;
+        self.auth_outcome(outcome).await
     }
 
     /// Locks the maildrop and takes the snapshot (RFC 1939 §4).

@@ -88,7 +88,11 @@ pub struct Session {
     messages: usize,
     id: String,
     shutdown: Shutdown,
+    /// Moves when an account is disabled or deleted.
+    revocations: tokio::sync::watch::Receiver<u64>,
 }
+
+const REVOKED: &str = "421 4.7.0 This account was disabled or removed, closing connection";
 
 enum Flow {
     Continue,
@@ -109,6 +113,7 @@ impl Session {
         mode: Mode,
     ) -> Self {
         Session {
+            revocations: core.directory.revoked.watch(),
             core,
             conn,
             peer,
@@ -149,13 +154,23 @@ impl Session {
                     .await;
                 return;
             }
+            let me = self.account.as_ref().map(|a| a.id);
             let line = tokio::select! {
                 r = self.conn.read_line_timeout(cfg.max_line_length, Duration::from_secs(cfg.timeout_command)) => r,
                 _ = self.shutdown.wait() => {
                     let _ = self.reply("421 4.3.2 Server shutting down, try again later").await;
                     return;
                 }
+                // A disabled or deleted account ends its sessions.
+                _ = crate::directory::until_revoked(&self.core.directory, &mut self.revocations, me) => {
+                    let _ = self.reply(REVOKED).await;
+                    return;
+                }
             };
+            if me.is_some_and(|id| self.core.directory.revoked.is_revoked(id)) {
+                let _ = self.reply(REVOKED).await;
+                return;
+            }
             let line = match line {
                 Ok(Line::Line(l)) => l,
                 Ok(Line::TooLong) => {
@@ -376,11 +391,6 @@ impl Session {
                 .await;
         }
         let ip = self.peer.ip();
-        if self.core.limiter.is_blocked(ip, "") {
-            return self
-                .error("454 4.7.0 Too many failed logins, try again later")
-                .await;
-        }
         let initial = match initial {
             None => None,
             Some(ir) => match decode_response(ir.as_bytes()) {
@@ -390,22 +400,21 @@ impl Session {
             },
         };
         let core = self.core.clone();
-        let outcome = authenticate(&core.directory, &mut SmtpSasl(self), mechanism, initial).await;
+        let outcome =
+            authenticate(&core.directory, ip, &mut SmtpSasl(self), mechanism, initial).await;
         match outcome {
             SaslOutcome::Success(acct) => {
-                if self.core.limiter.is_blocked(ip, &acct.address) {
-                    return self
-                        .error("454 4.7.0 Too many failed logins, try again later")
-                        .await;
-                }
                 tracing::info!(session = %self.id, login = %acct.address, "SMTP AUTH");
                 self.account = Some(acct);
                 self.reply("235 2.7.0 Authentication successful").await?;
             }
-            SaslOutcome::Failed(login) => {
-                self.core
-                    .limiter
-                    .record_failure(ip, login.as_deref().unwrap_or(""));
+            // One answer whatever the password was (README: Security).
+            SaslOutcome::Throttled => {
+                return self
+                    .error("454 4.7.0 Too many failed logins, try again later")
+                    .await;
+            }
+            SaslOutcome::Failed => {
                 return self
                     .error("535 5.7.8 Authentication credentials invalid")
                     .await;

@@ -245,6 +245,19 @@ impl LineClient<tokio::net::TcpStream> {
         }
     }
 
+    /// Connects from another loopback address (127.0.0.2 …), so the server
+    /// sees a second client address on one machine.
+    pub async fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> LineClient {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::new(local, 0)).expect("bind");
+        let s = sock.connect(addr).await.expect("connect");
+        let (r, w) = tokio::io::split(s);
+        LineClient {
+            r: tokio::io::BufReader::new(r),
+            w,
+        }
+    }
+
     /// Implicit TLS to `addr`, trusting `server`'s certificate.
     pub async fn connect_tls(server: &TestServer, addr: SocketAddr) -> LineClient<TlsStream> {
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");

@@ -307,6 +307,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "imap",
                 "--test",
+                "security",
+                "--test",
                 "crash",
                 "--test",
                 "stress",

@@ -2,7 +2,7 @@
 //! RFC 4959 SASL-IR).
 
 use crate::directory::sasl::{
-    authenticate, b64_encode, decode_response, Response, SaslIo, SaslOutcome,
+    authenticate, b64_encode, check_password, decode_response, Response, SaslIo, SaslOutcome,
 };
 use crate::directory::Account;
 use crate::imap::proto::Token;
@@ -49,20 +49,27 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, pass: &str) -> Reply {
-        let ip = self.peer.ip();
-        if self.core.limiter.is_blocked(ip, user) {
-            return "NO [UNAVAILABLE] Too many failed logins, try again later".into();
-        }
-        match self.core.directory.authenticate(user, pass).await {
-            Ok(Some(acct)) => self.logged_in(acct).await,
-            Ok(None) => {
-                self.core.limiter.record_failure(ip, user);
-                "NO [AUTHENTICATIONFAILED] Invalid credentials".into()
+        let outcome = check_password(&self.core.directory, self.peer.ip(), user, pass).await;
+        self.auth_outcome(outcome).await
+    }
+
+    /// The tagged answer to a finished LOGIN or AUTHENTICATE. A throttled
+    /// attempt gets one answer whatever the password was.
+    async fn auth_outcome(&mut self, outcome: SaslOutcome) -> Reply {
+        match outcome {
+            SaslOutcome::Success(acct) => self.logged_in(acct).await,
+            SaslOutcome::Failed => "NO [AUTHENTICATIONFAILED] Invalid credentials".into(),
+            SaslOutcome::Throttled => {
+                "NO [UNAVAILABLE] Too many failed logins, try again later".into()
             }
-            Err(e) => {
-                tracing::error!(session = %self.id, "directory error: {e}");
+            SaslOutcome::Cancelled => "BAD Authentication cancelled".into(),
+            SaslOutcome::Malformed(why) => format!("BAD {why}"),
+            SaslOutcome::Unsupported => "NO Unsupported authentication mechanism".into(),
+            SaslOutcome::Unavailable => {
                 "NO [UNAVAILABLE] Directory unavailable, try again later".into()
             }
+            // Callers handle a closed connection before.
+            SaslOutcome::Closed => "BAD Connection closed".into(),
         }
     }
 
@@ -92,28 +99,10 @@ impl Session {
         };
         let ip = self.peer.ip();
         let core = self.core.clone();
-        let outcome = authenticate(&core.directory, &mut ImapSasl(self), &mech, initial).await;
-        Some(match outcome {
-            SaslOutcome::Success(acct) => {
-                if self.core.limiter.is_blocked(ip, &acct.address) {
-                    return Some("NO [UNAVAILABLE] Too many failed logins, try again later".into());
-                }
-                self.logged_in(acct).await
-            }
-            SaslOutcome::Failed(login) => {
-                self.core
-                    .limiter
-                    .record_failure(ip, login.as_deref().unwrap_or(""));
-                "NO [AUTHENTICATIONFAILED] Invalid credentials".into()
-            }
-            SaslOutcome::Cancelled => "BAD Authentication cancelled".into(),
-            SaslOutcome::Malformed(why) => format!("BAD {why}"),
-            SaslOutcome::Unsupported => "NO Unsupported authentication mechanism".into(),
-            SaslOutcome::Unavailable => {
-                "NO [UNAVAILABLE] Directory unavailable, try again later".into()
-            }
-            SaslOutcome::Closed => return None,
-        })
+        match authenticate(&core.directory, ip, &mut ImapSasl(self), &mech, initial).await {
+            SaslOutcome::Closed => None,
+            outcome => Some(self.auth_outcome(outcome).await),
+        }
     }
 }
 

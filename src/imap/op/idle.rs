@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::imap::session::{Reply, Session};
+use crate::imap::session::{Reply, Session, REVOKED_BYE};
 
 impl Session {
     pub(crate) async fn cmd_idle(&mut self) -> Option<Reply> {
@@ -19,6 +19,9 @@ impl Session {
         }
         let limit = Duration::from_secs(self.core.config.imap.timeout_idle);
         let deadline = tokio::time::Instant::now() + limit;
+        let me = self.account.as_ref().map(|a| a.id);
+        let core = self.core.clone();
+        let mut revocations = self.revocations.clone();
         loop {
             tokio::select! {
                 line = self.read_client_line() => {
@@ -43,10 +46,16 @@ impl Session {
                         } else {
                             self.sync(true).await;
                         }
-                        if !self.send_now(b"").await {
+                        // Access to the mailbox taken away: BYE was written.
+                        if !self.send_now(b"").await || self.logout {
                             return None;
                         }
                     }
+                }
+                _ = crate::directory::until_revoked(&core.directory, &mut revocations, me) => {
+                    self.untagged(REVOKED_BYE);
+                    let _ = self.send_now(b"").await;
+                    return None;
                 }
                 _ = shutdown.wait() => {
                     self.untagged("BYE Server shutting down");

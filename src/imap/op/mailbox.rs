@@ -108,7 +108,7 @@ impl Session {
         self.account.as_ref().map(|a| a.id).unwrap_or(0)
     }
 
-    pub(crate) async fn cmd_select(&mut self, args: &[Token], read_only: bool) -> Reply {
+    pub(crate) async fn cmd_select(&mut self, args: &[Token], examine: bool) -> Reply {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD SELECT needs a mailbox name".into();
         };
@@ -162,7 +162,8 @@ impl Session {
             return "NO [NOPERM] You may not read this mailbox".into();
         }
         let rights = target.rights;
-        let read_only = read_only || !"swte".chars().any(|c| rights.has(c));
+        let acl_version = self.core.mail.acl_version();
+        let read_only = examine || !"swte".chars().any(|c| rights.has(c));
         let acct = target.owner;
         let mb = target.mailbox;
         let msgs = match self.core.mail.view(acct, &mb).await {
@@ -194,27 +195,8 @@ impl Session {
         // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
         let l = format!("OK [HIGHESTMODSEQ {}] Highest", mb.highest_modseq.max(1));
         self.untagged(&l);
-        if read_only {
-            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-        } else {
-            // Only the flags this user may change (RFC 4314 §4).
-            let mut perm = Vec::new();
-            for f in SYSTEM_FLAGS.split(' ') {
-                let right = match f {
-                    "\\Seen" => 's',
-                    "\\Deleted" => 't',
-                    _ => 'w',
-                };
-                if rights.has(right) {
-                    perm.push(f);
-                }
-            }
-            if rights.has('w') {
-                perm.push("\\*");
-            }
-            let l = format!("OK [PERMANENTFLAGS ({})] Flags permitted", perm.join(" "));
-            self.untagged(&l);
-        }
+        let l = permanent_flags(&rights, read_only);
+        self.untagged(&l);
         // Changes since what the client knows; nothing when UIDVALIDITY
         // differs (§3.2.5).
         let resync_lines = match resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
@@ -226,15 +208,18 @@ impl Session {
             rights,
             mailbox: mb,
             read_only,
+            examine,
+            acl_version,
             msgs,
         });
         for l in resync_lines {
             self.untagged(&l);
         }
+        let name = if examine { "EXAMINE" } else { "SELECT" };
         if read_only {
-            "OK [READ-ONLY] EXAMINE completed".into()
+            format!("OK [READ-ONLY] {name} completed")
         } else {
-            "OK [READ-WRITE] SELECT completed".into()
+            format!("OK [READ-WRITE] {name} completed")
         }
     }
 
@@ -786,4 +771,27 @@ mod tests {
         p.push(b'!');
         assert!(!matches(&p, &[b'a'; 300]));
     }
+}
+
+/// The PERMANENTFLAGS response: only the flags this user may change
+/// (RFC 4314 §4), none when the mailbox is read-only.
+pub(crate) fn permanent_flags(rights: &crate::mail::acl::Rights, read_only: bool) -> String {
+    if read_only {
+        return "OK [PERMANENTFLAGS ()] Read-only mailbox".into();
+    }
+    let mut perm = Vec::new();
+    for f in SYSTEM_FLAGS.split(' ') {
+        let right = match f {
+            "\\Seen" => 's',
+            "\\Deleted" => 't',
+            _ => 'w',
+        };
+        if rights.has(right) {
+            perm.push(f);
+        }
+    }
+    if rights.has('w') {
+        perm.push("\\*");
+    }
+    format!("OK [PERMANENTFLAGS ({})] Flags permitted", perm.join(" "))
 }
