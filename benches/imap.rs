@@ -27,7 +27,10 @@ use server::Server;
 mod dovecot;
 
 fn start() -> Server {
-    let s = Server::start("[imap]\nauth-without-tls = true\n", &["imap"]);
+    let s = Server::start(
+        "[imap]\nauth-without-tls = true\nlimit-exempt = [\"127.0.0.0/8\"]\n",
+        &["imap"],
+    );
     s.cli(&["account", "create", "reader@bench.test", "--secret", "pw"]);
     s
 }

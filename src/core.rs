@@ -21,6 +21,23 @@ pub struct Core {
     pub resolver: Resolver,
     /// Connection limits per client address on the SMTP listeners.
     pub smtp_conns: std::sync::Arc<crate::net::limit::ConnLimiter>,
+    /// The same on the IMAP and POP3 listeners.
+    pub imap_conns: std::sync::Arc<crate::net::limit::ConnLimiter>,
+    pub pop3_conns: std::sync::Arc<crate::net::limit::ConnLimiter>,
+    /// Bytes of clients' data held in memory (`limits.memory-in-flight`).
+    pub budget: crate::net::budget::MemoryBudget,
+}
+
+fn conn_limiter(
+    max_open: u32,
+    per_minute: u32,
+    exempt: &[String],
+) -> std::sync::Arc<crate::net::limit::ConnLimiter> {
+    crate::net::limit::ConnLimiter::new(
+        max_open,
+        per_minute,
+        exempt.iter().filter_map(|c| c.parse().ok()).collect(),
+    )
 }
 
 pub type SharedCore = Arc<Core>;
@@ -41,15 +58,24 @@ impl Core {
                 crate::queue::backoff(&config.queue.retry, 1),
             ),
             resolver: Resolver::new(&config.resolver)?,
-            smtp_conns: crate::net::limit::ConnLimiter::new(
+            smtp_conns: conn_limiter(
                 config.smtp.max_connections_per_ip,
                 config.smtp.max_connection_rate_per_ip,
-                config
-                    .smtp
-                    .limit_exempt
-                    .iter()
-                    .filter_map(|c| c.parse().ok())
-                    .collect(),
+                &config.smtp.limit_exempt,
+            ),
+            imap_conns: conn_limiter(
+                config.imap.max_connections_per_ip,
+                config.imap.max_connection_rate_per_ip,
+                &config.imap.limit_exempt,
+            ),
+            pop3_conns: conn_limiter(
+                config.pop3.max_connections_per_ip,
+                config.pop3.max_connection_rate_per_ip,
+                &config.pop3.limit_exempt,
+            ),
+            budget: crate::net::budget::MemoryBudget::new(
+                config.limits.memory_in_flight,
+                config.limits.memory_wait,
             ),
             config,
             store,

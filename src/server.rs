@@ -403,22 +403,37 @@ async fn handle_connection(
     } else {
         Stream::Plain(tcp)
     };
+    // Connection limits per client address (README: Security).
+    let (limiter, refusal): (_, &[u8]) = match proto {
+        Proto::Smtp | Proto::Submission | Proto::Submissions | Proto::Lmtp => (
+            Some(&core.smtp_conns),
+            b"421 4.7.0 Too many connections from your address, try again later\r\n",
+        ),
+        Proto::Imap | Proto::Imaps => (
+            Some(&core.imap_conns),
+            b"* BYE [UNAVAILABLE] Too many connections from your address, try again later\r\n",
+        ),
+        Proto::Pop3 | Proto::Pop3s => (
+            Some(&core.pop3_conns),
+            b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+        ),
+        _ => (None, b""),
+    };
+    let _guard = match limiter.map(|l| l.admit(peer.ip())) {
+        Some(Err(why)) => {
+            use tokio::io::AsyncWriteExt;
+            tracing::info!(%peer, ?why, protocol = proto.name(), "connection refused");
+            let mut stream = stream;
+            let _ = stream.write_all(refusal).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Some(Ok(g)) => Some(g),
+        None => None,
+    };
     match proto {
         Proto::Smtp | Proto::Submission | Proto::Submissions | Proto::Lmtp => {
             use crate::smtp::session::{Mode, Session};
-            let _guard = match core.smtp_conns.admit(peer.ip()) {
-                Ok(g) => g,
-                Err(why) => {
-                    use tokio::io::AsyncWriteExt;
-                    tracing::info!(%peer, ?why, "SMTP connection refused");
-                    let mut stream = stream;
-                    let _ = stream
-                        .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
-                        .await;
-                    let _ = stream.shutdown().await;
-                    return;
-                }
-            };
             let mode = match proto {
                 Proto::Smtp => Mode::Mta,
                 Proto::Lmtp => Mode::Lmtp,

@@ -17,7 +17,7 @@ const READERS: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_delivery_and_reading() {
-    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n# Many clients from one address: the per-address limits do not apply.\nlimit-exempt = [\"127.0.0.0/8\"]\n");
     s.account("joe@example.org");
     let smtp = s.addr("smtp");
     let imap = s.addr("imap");

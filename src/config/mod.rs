@@ -29,6 +29,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -129,6 +130,14 @@ pub struct ImapConfig {
     /// Advertise LITERAL+ (non-synchronising literals of any size up to
     /// `max_literal_size`); `false`: LITERAL- (at most 4096 bytes).
     pub literal_plus: bool,
+    /// Bytes of literals one command may carry before login.
+    pub max_literal_size_unauthenticated: usize,
+    /// Open IMAP connections from one address (0: no limit).
+    pub max_connections_per_ip: u32,
+    /// New IMAP connections from one address per minute (0: no limit).
+    pub max_connection_rate_per_ip: u32,
+    /// Address blocks the two limits above do not apply to.
+    pub limit_exempt: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -140,6 +149,12 @@ pub struct Pop3Config {
     /// 600).
     pub timeout_idle: u64,
     pub auth_without_tls: bool,
+    /// Open POP3 connections from one address (0: no limit).
+    pub max_connections_per_ip: u32,
+    /// New POP3 connections from one address per minute (0: no limit).
+    pub max_connection_rate_per_ip: u32,
+    /// Address blocks the two limits above do not apply to.
+    pub limit_exempt: Vec<String>,
 }
 
 impl Default for Pop3Config {
@@ -148,6 +163,9 @@ impl Default for Pop3Config {
             max_line_length: 8192,
             timeout_idle: 600,
             auth_without_tls: false,
+            max_connections_per_ip: 20,
+            max_connection_rate_per_ip: 600,
+            limit_exempt: Vec::new(),
         }
     }
 }
@@ -320,6 +338,30 @@ pub struct ShutdownConfig {
     pub grace_period: u64,
 }
 
+/// Memory held for clients' data across all sessions (README: Security).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Bytes of message data all sessions may hold in memory at once
+    /// (SMTP messages being received or processed, IMAP literals).
+    pub memory_in_flight: usize,
+    /// Seconds a message waits for room before a temporary error.
+    pub memory_wait: u64,
+    /// Bytes of a message kept in memory while it arrives; the rest is
+    /// spooled to a temporary file until the message is complete.
+    pub spool_above: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            memory_in_flight: 64 * 1024 * 1024,
+            memory_wait: 30,
+            spool_above: 256 * 1024,
+        }
+    }
+}
+
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
     list.iter()
         .map(|a| a.parse().expect("valid address"))
@@ -346,6 +388,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -433,6 +476,10 @@ impl Default for ImapConfig {
             timeout_idle: 1800,
             auth_without_tls: false,
             literal_plus: true,
+            max_literal_size_unauthenticated: 8192,
+            max_connections_per_ip: 100,
+            max_connection_rate_per_ip: 600,
+            limit_exempt: Vec::new(),
         }
     }
 }

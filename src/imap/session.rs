@@ -58,7 +58,12 @@ pub struct Session {
     pub(crate) qresync: bool,
     /// Moves when an account is disabled or deleted.
     pub(crate) revocations: tokio::sync::watch::Receiver<u64>,
+    /// The memory budget's charge for what the receiver holds.
+    held: crate::net::budget::Charge,
 }
+
+/// Input a session may hold without charging the memory budget.
+const UNCHARGED_INPUT: usize = 64 * 1024;
 
 /// Outcome of a command: the tagged status line (without the tag).
 pub type Reply = String;
@@ -71,6 +76,8 @@ impl Session {
         if !cfg.literal_plus {
             rx = rx.literal_minus();
         }
+        // Before login, little (README: Security).
+        rx.set_command_literal_limit(cfg.max_literal_size_unauthenticated);
         Session {
             core,
             conn,
@@ -91,6 +98,7 @@ impl Session {
             notify_seen: Default::default(),
             qresync: false,
             revocations,
+            held: Default::default(),
         }
     }
 
@@ -215,6 +223,9 @@ impl Session {
                     return;
                 }
             }
+            if self.rx.pending() <= UNCHARGED_INPUT {
+                self.held = Default::default();
+            }
             if self.shutdown.is_shutting_down() {
                 self.untagged("BYE Server shutting down");
                 let _ = self.flush().await;
@@ -252,9 +263,29 @@ impl Session {
                     let data = self.conn.buffered().to_vec();
                     self.conn.consume(data.len());
                     self.rx.feed(&data);
+                    if !self.charge_input().await {
+                        self.untagged(
+                            "BYE [UNAVAILABLE] The server is short of memory, try again later",
+                        );
+                        let _ = self.flush().await;
+                        return;
+                    }
                 }
             }
         }
+    }
+
+    /// Covers what the receiver holds (a large literal arriving) with the
+    /// memory budget, waiting for room up to `limits.memory-wait`; false
+    /// when there was none. Nothing is read meanwhile, so the client waits.
+    async fn charge_input(&mut self) -> bool {
+        let n = self.rx.pending();
+        if n <= UNCHARGED_INPUT {
+            self.held = Default::default();
+            return true;
+        }
+        let core = self.core.clone();
+        core.budget.grow_wait(&mut self.held, n).await
     }
 
     /// Reads one more line from the client (AUTHENTICATE responses).
@@ -416,6 +447,9 @@ impl Session {
             "UNAUTHENTICATE" => {
                 self.selected = None;
                 self.account = None;
+                self.rx.set_command_literal_limit(
+                    self.core.config.imap.max_literal_size_unauthenticated,
+                );
                 self.condstore = false;
                 self.rev2 = false;
                 self.qresync = false;

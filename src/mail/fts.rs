@@ -38,6 +38,9 @@ pub struct SearchText {
     /// Decoded text of the text/* parts; the raw bytes if the message does
     /// not parse.
     pub body: String,
+    /// Made from only the start of the message: the index holds it as
+    /// partly indexed.
+    pub partial: bool,
 }
 
 /// Case folding used on both sides of every text comparison.
@@ -67,20 +70,27 @@ pub fn decoded_header(v: &HeaderValue<'_>) -> String {
     }
 }
 
-fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize) {
+/// Appends `text` and a newline to `out` while `out` is shorter than
+/// `cap` (past it the text is not needed: see [`index_text`]).
+fn push_capped(out: &mut String, text: &str, cap: usize) {
+    if out.len() >= cap {
+        return;
+    }
+    let (t, _) = truncate(text, cap - out.len());
+    out.push_str(t);
+    out.push('\n');
+}
+
+fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize, cap: usize) {
     let raw = msg.raw_message();
     for part in &msg.parts {
         let block = raw
             .get(part.offset_header as usize..part.offset_body as usize)
             .unwrap_or_default();
-        headers.push_str(&String::from_utf8_lossy(block));
-        headers.push('\n');
+        push_capped(headers, &String::from_utf8_lossy(block), cap);
         match &part.body {
-            PartType::Text(t) | PartType::Html(t) => {
-                body.push_str(t);
-                body.push('\n');
-            }
-            PartType::Message(inner) if depth < 8 => walk(inner, headers, body, depth + 1),
+            PartType::Text(t) | PartType::Html(t) => push_capped(body, t, cap),
+            PartType::Message(inner) if depth < 8 => walk(inner, headers, body, depth + 1, cap),
             _ => {}
         }
     }
@@ -88,22 +98,43 @@ fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize
 
 /// The text SEARCH's text keys are matched against.
 pub fn search_text(raw: &[u8]) -> SearchText {
+    text_upto(raw, usize::MAX)
+}
+
+/// The text the index keeps of a message: at most a little more than
+/// [`MAX_FIELD`] bytes of each field (so a longer one is still seen to be
+/// partial), without building the whole text of a large message first.
+pub fn index_text(raw: &[u8]) -> SearchText {
+    text_upto(raw, MAX_FIELD + 4)
+}
+
+fn text_upto(raw: &[u8], cap: usize) -> SearchText {
     let Some(msg) = MessageParser::default().parse(raw) else {
+        let (head, _) = truncate_bytes(raw, cap);
         return SearchText {
             headers: String::new(),
-            body: fold(&String::from_utf8_lossy(raw)),
+            body: fold(&String::from_utf8_lossy(head)),
+            partial: false,
         };
     };
     let mut headers = String::new();
     let mut body = String::new();
-    walk(&msg, &mut headers, &mut body, 0);
+    walk(&msg, &mut headers, &mut body, 0, cap);
     for h in msg.headers() {
-        headers.push_str(&decoded_header(&h.value));
-        headers.push('\n');
+        push_capped(&mut headers, &decoded_header(&h.value), cap);
     }
     SearchText {
         headers: fold(&headers),
         body: fold(&body),
+        partial: false,
+    }
+}
+
+fn truncate_bytes(b: &[u8], max: usize) -> (&[u8], bool) {
+    if b.len() <= max {
+        (b, false)
+    } else {
+        (&b[..max], true)
     }
 }
 
@@ -117,7 +148,8 @@ struct Trigrams;
 struct TrigramStream<'a> {
     text: &'a str,
     /// Byte offsets of the next windows' starts.
-    starts: Vec<usize>,
+    /// Byte offset of the next window.
+    from: usize,
     next: usize,
     token: Token,
 }
@@ -125,11 +157,9 @@ struct TrigramStream<'a> {
 impl Tokenizer for Trigrams {
     type TokenStream<'a> = TrigramStream<'a>;
     fn token_stream<'a>(&'a mut self, text: &'a str) -> TrigramStream<'a> {
-        let mut starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-        starts.push(text.len());
         TrigramStream {
             text,
-            starts,
+            from: 0,
             next: 0,
             token: Token::default(),
         }
@@ -138,16 +168,19 @@ impl Tokenizer for Trigrams {
 
 impl TokenStream for TrigramStream<'_> {
     fn advance(&mut self) -> bool {
-        let i = self.next;
-        if i + MIN_NEEDLE >= self.starts.len() {
+        // The window of MIN_NEEDLE characters starting at byte `from`
+        // (walked as it goes: a large text costs no table of offsets).
+        let rest = &self.text[self.from..];
+        let mut ends = rest.char_indices().map(|(i, c)| i + c.len_utf8());
+        let Some(to) = ends.nth(MIN_NEEDLE - 1) else {
             return false;
-        }
-        let (from, to) = (self.starts[i], self.starts[i + MIN_NEEDLE]);
-        self.token.offset_from = from;
-        self.token.offset_to = to;
-        self.token.position = i;
+        };
+        self.token.offset_from = self.from;
+        self.token.offset_to = self.from + to;
+        self.token.position = self.next;
         self.token.text.clear();
-        self.token.text.push_str(&self.text[from..to]);
+        self.token.text.push_str(&rest[..to]);
+        self.from += rest.chars().next().map_or(1, char::len_utf8);
         self.next += 1;
         true
     }
@@ -222,7 +255,7 @@ const TOKENIZER: &str = "petrel_trigram";
 
 /// Bytes of a message's headers or body text that are indexed; the rest
 /// of a larger message is found by reading it.
-pub const MAX_FIELD: usize = 4 << 20;
+pub const MAX_FIELD: usize = 512 << 10;
 
 fn truncate(s: &str, max: usize) -> (&str, bool) {
     if s.len() <= max {
@@ -302,7 +335,7 @@ impl FtsIndex {
                     doc.add_u64(email_field, email);
                     let (headers, cut_h) = truncate(&text.headers, MAX_FIELD);
                     let (body, cut_b) = truncate(&text.body, MAX_FIELD);
-                    if cut_h || cut_b {
+                    if cut_h || cut_b || text.partial {
                         // Only partly indexed: SEARCH reads it (`unsure`).
                         doc.add_u64(self.partial, 1);
                     }
@@ -414,7 +447,9 @@ impl FtsIndex {
 /// Records handled per indexing batch, and the most message bytes read
 /// for one.
 const BATCH: usize = 512;
-const BATCH_BYTES: usize = 32 << 20;
+const BATCH_BYTES: usize = 8 << 20;
+/// Bytes of a message the indexer reads at most.
+const INDEX_READ_MAX: usize = 2 * MAX_FIELD;
 
 impl super::MailStore {
     /// Starts the task that applies `J` records to the index (or, with
@@ -542,14 +577,19 @@ impl super::MailStore {
                             .await
                             .map_err(|e| e.to_string())?;
                         if let Some(meta) = meta {
+                            // Of a large message only the start is read:
+                            // the index keeps MAX_FIELD bytes of text at
+                            // most, and SEARCH reads the message itself
+                            // for what lies beyond (it is marked partial).
+                            let whole = meta.size as usize <= INDEX_READ_MAX;
                             if let Some(raw) = self
                                 .blobs
-                                .get(&self.store, &meta.blob)
+                                .get_range(&self.store, &meta.blob, 0, INDEX_READ_MAX)
                                 .await
                                 .map_err(|e| e.to_string())?
                             {
                                 bytes += raw.len();
-                                raws.push((acct, email, raw));
+                                raws.push((acct, email, raw, whole));
                             }
                         }
                     }
@@ -564,12 +604,10 @@ impl super::MailStore {
         }
         if let Some(index) = self.fts.clone() {
             tokio::task::spawn_blocking(move || {
-                for (acct, email, raw) in raws {
-                    ops.push(FtsOp::Add {
-                        acct,
-                        email,
-                        text: search_text(&raw),
-                    });
+                for (acct, email, raw, whole) in raws {
+                    let mut text = index_text(&raw);
+                    text.partial |= !whole;
+                    ops.push(FtsOp::Add { acct, email, text });
                 }
                 index.apply(ops)
             })

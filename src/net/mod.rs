@@ -2,6 +2,7 @@
 //! STARTTLS), line framing with a length limit, TLS set-up, and the shutdown
 //! signal that sessions watch.
 
+pub mod budget;
 pub mod limit;
 pub mod proxy;
 pub mod tls;

@@ -47,6 +47,17 @@ impl DataReceiver {
         self.body
     }
 
+    /// Bytes of the message held now (not yet taken).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Takes the message bytes received so far (to spool them); the rest
+    /// follows in the body.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
+
     fn push(&mut self, b: u8) {
         self.total += 1;
         if self.total <= self.max {
@@ -234,9 +245,20 @@ impl ChunkReceiver {
         let n = (self.remaining.min(input.len() as u64)) as usize;
         self.remaining -= n as u64;
         self.total += n as u64;
-        let room = self.max.saturating_sub(self.body.len());
+        let kept_before = (self.total - n as u64).min(self.max as u64) as usize;
+        let room = self.max.saturating_sub(kept_before);
         self.body.extend_from_slice(&input[..n.min(room)]);
         n
+    }
+
+    /// Bytes of the message held now (not yet taken).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Takes the message bytes received so far (to spool them).
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
     }
 
     pub fn chunk_done(&self) -> bool {

@@ -4,4 +4,5 @@ pub mod client;
 pub mod data;
 pub mod proto;
 pub mod session;
+pub mod spool;
 pub mod verify;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::data::{has_bare_newline, ChunkReceiver, DataOutcome, DataReceiver};
 use super::proto::{parse_command, Command, Params};
+use super::spool::{Spool, SpoolError};
 use super::verify::Verdict;
 use crate::config::BareNewlines;
 use crate::core::{rfc5322_date, session_id, unix_now, SharedCore};
@@ -71,8 +72,8 @@ struct Envelope {
     requiretls: bool,
     smtputf8: bool,
     binary: bool,
-    /// BDAT chunks received so far (RFC 3030).
-    chunks: Option<ChunkReceiver>,
+    /// BDAT chunks received so far (RFC 3030), and where they wait.
+    chunks: Option<(ChunkReceiver, Spool)>,
 }
 
 pub struct Session {
@@ -547,10 +548,16 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let is_postmaster = lookup
-            .split('@')
-            .next()
-            .is_some_and(|l| l.eq_ignore_ascii_case("postmaster"));
+        // RFC 5321 §4.5.1: postmaster of our own domains and of this host;
+        // postmaster of any other domain is someone else's (relaying).
+        let is_postmaster = match lookup.rsplit_once('@') {
+            Some((local, domain)) => {
+                local.eq_ignore_ascii_case("postmaster")
+                    && (matches!(resolved, Recipient::Unknown)
+                        || domain.eq_ignore_ascii_case(&self.core.config.hostname))
+            }
+            None => false,
+        };
         let (accounts, forward) = match resolved {
             // LMTP delivers to mailboxes only; forwarding is the MTA's job.
             Recipient::Local { accounts, .. } if self.mode == Mode::Lmtp && accounts.is_empty() => {
@@ -616,14 +623,27 @@ impl Session {
         self.reply("354 Start mail input; end with <CRLF>.<CRLF>")
             .await?;
         let cfg = self.core.config.smtp.clone();
+        let core = self.core.clone();
         let mut rx = DataReceiver::new(cfg.max_message_size);
+        let mut spool = Spool::default();
+        let mut spool_failed = None;
         // Bytes pipelined after DATA are already buffered.
         let mut pending = self.conn.buffered().to_vec();
         let n = pending.len();
         self.conn.consume(n);
         loop {
             if !pending.is_empty() {
-                if let DataOutcome::Done { consumed } = rx.feed(&pending) {
+                let outcome = rx.feed(&pending);
+                if spool_failed.is_none() {
+                    if let Err(e) = spool.absorb(&core, &mut rx).await {
+                        spool_failed = Some(e);
+                    }
+                }
+                if spool_failed.is_some() {
+                    // Read on to the end, holding nothing.
+                    rx.take_body();
+                }
+                if let DataOutcome::Done { consumed } = outcome {
                     // Whatever followed the terminator is the next command:
                     // put it back (it was taken from the buffer above).
                     let rest = pending[consumed..].to_vec();
@@ -652,7 +672,17 @@ impl Session {
             self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
-        let body = rx.into_message();
+        if let Some(e) = spool_failed {
+            tracing::error!(session = %self.id, "cannot spool message data: {e}");
+            self.env = Envelope::default();
+            return self
+                .reply("451 4.3.0 Cannot store the message now, try again later")
+                .await
+                .map(|_| Flow::Continue);
+        }
+        let Some((body, _charge)) = self.complete(spool, rx.into_message()).await? else {
+            return Ok(Flow::Continue);
+        };
         if self.core.config.smtp.bare_newlines == BareNewlines::Reject && has_bare_newline(&body) {
             self.env = Envelope::default();
             return self
@@ -664,16 +694,44 @@ impl Session {
         self.finish_message(body).await
     }
 
+    /// The whole message in memory under the memory budget, or a
+    /// temporary refusal (already answered: `None`).
+    async fn complete(
+        &mut self,
+        spool: Spool,
+        rest: Vec<u8>,
+    ) -> std::io::Result<Option<(Vec<u8>, crate::net::budget::Charge)>> {
+        let core = self.core.clone();
+        match spool.finish(&core, rest).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.env = Envelope::default();
+                let reply = match e {
+                    SpoolError::Busy => "452 4.3.1 Insufficient system resources, try again later",
+                    SpoolError::Io(e) => {
+                        tracing::error!(session = %self.id, "cannot read spooled message: {e}");
+                        "451 4.3.0 Cannot store the message now, try again later"
+                    }
+                };
+                tracing::warn!(session = %self.id, "message refused for now: {reply}");
+                self.reply(reply).await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// BDAT (RFC 3030 §2): read exactly `size` octets, whatever the state,
     /// so the session stays in step; then answer.
     async fn bdat(&mut self, size: u64, last: bool) -> std::io::Result<Flow> {
         let cfg = self.core.config.smtp.clone();
+        let core = self.core.clone();
         let ok_state = self.env.from.is_some() && !self.env.rcpts.is_empty();
-        let mut rx = match self.env.chunks.take() {
-            Some(rx) => rx,
-            None => ChunkReceiver::new(cfg.max_message_size),
+        let (mut rx, mut spool) = match self.env.chunks.take() {
+            Some(c) => c,
+            None => (ChunkReceiver::new(cfg.max_message_size), Spool::default()),
         };
         rx.start_chunk(size);
+        let mut spool_failed = None;
         while !rx.chunk_done() {
             if self.conn.buffered().is_empty() {
                 let read =
@@ -691,6 +749,14 @@ impl Session {
             }
             let used = rx.feed(self.conn.buffered());
             self.conn.consume(used);
+            if spool_failed.is_none() {
+                if let Err(e) = spool.absorb(&core, &mut rx).await {
+                    spool_failed = Some(e);
+                }
+            }
+            if spool_failed.is_some() {
+                rx.take_body();
+            }
         }
         if !ok_state {
             self.env.chunks = None;
@@ -705,13 +771,23 @@ impl Session {
             self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
+        if let Some(e) = spool_failed {
+            tracing::error!(session = %self.id, "cannot spool message data: {e}");
+            self.env = Envelope::default();
+            self.reply("451 4.3.0 Cannot store the message now, try again later")
+                .await?;
+            return Ok(Flow::Continue);
+        }
         if !last {
-            self.env.chunks = Some(rx);
+            self.env.chunks = Some((rx, spool));
             let t = format!("250 2.0.0 {size} octets received");
             self.reply(&t).await?;
             return Ok(Flow::Continue);
         }
-        self.finish_message(rx.into_message()).await
+        let Some((body, _charge)) = self.complete(spool, rx.into_message()).await? else {
+            return Ok(Flow::Continue);
+        };
+        self.finish_message(body).await
     }
 
     /// The message is complete: checks, headers, then local delivery or
@@ -733,7 +809,7 @@ impl Session {
         let mut arc_set = None;
         if self.mode == Mode::Mta {
             // RFC 8601 §5: results claiming to be ours come from elsewhere.
-            body = strip_own_auth_results(&body, &self.core.config.hostname);
+            body = strip_own_auth_results(body, &self.core.config.hostname);
             let helo = self.helo.clone().unwrap_or_default();
             let from = env.from.clone().unwrap_or_default();
             // Mail forwarded to other domains is ARC-sealed with the
@@ -999,7 +1075,7 @@ impl Session {
         } else {
             format!("Return-Path: <{from}>\r\n")
         };
-        let mut out = format!(
+        let out = format!(
             "{return_path}{auth_results}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
             self.peer.ip(),
             self.core.config.hostname,
@@ -1007,8 +1083,10 @@ impl Session {
             rfc5322_date(unix_now())
         )
         .into_bytes();
-        out.extend_from_slice(&body);
-        out
+        // In front of the message in place: a large one is not copied.
+        let mut body = body;
+        body.splice(0..0, out);
+        body
     }
 }
 
@@ -1078,13 +1156,14 @@ fn field_is(line: &[u8], name: &[u8]) -> bool {
 
 /// Removes Authentication-Results fields whose authserv-id is `hostname`
 /// (with their continuation lines).
-pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
+pub fn strip_own_auth_results(mut msg: Vec<u8>, hostname: &str) -> Vec<u8> {
     const NAME: &[u8] = b"authentication-results:";
-    let mut out = Vec::with_capacity(msg.len());
+    // Byte ranges of the fields to drop, found first; the message is then
+    // shortened in place (no copy of a large message).
+    let mut drop: Vec<(usize, usize)> = Vec::new();
     let mut dropping = false;
-    let mut used = 0;
-    for (line, continuation) in header_lines(msg) {
-        used += line.len();
+    let mut at = 0;
+    for (line, continuation) in header_lines(&msg) {
         if !continuation {
             dropping = field_is(line, NAME) && {
                 let value = String::from_utf8_lossy(&line[NAME.len()..]);
@@ -1096,12 +1175,18 @@ pub fn strip_own_auth_results(msg: &[u8], hostname: &str) -> Vec<u8> {
                 id.eq_ignore_ascii_case(hostname)
             };
         }
-        if !dropping {
-            out.extend_from_slice(line);
+        if dropping {
+            match drop.last_mut() {
+                Some((_, end)) if *end == at => *end += line.len(),
+                _ => drop.push((at, at + line.len())),
+            }
         }
+        at += line.len();
     }
-    out.extend_from_slice(&msg[used..]);
-    out
+    for (start, end) in drop.into_iter().rev() {
+        msg.drain(start..end);
+    }
+    msg
 }
 
 /// Offset after the leading Return-Path/Received fields (with their
@@ -1147,7 +1232,7 @@ mod tests {
     #[test]
     fn own_auth_results_are_removed() {
         let m = b"Authentication-Results: mx.test;\r\n\tspf=pass\r\nAuthentication-Results: other.test; dkim=pass\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; body\r\n";
-        let out = super::strip_own_auth_results(m, "mx.test");
+        let out = super::strip_own_auth_results(m.to_vec(), "mx.test");
         assert_eq!(
             out,
             b"Authentication-Results: other.test; dkim=pass\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; body\r\n"

@@ -53,6 +53,11 @@ impl BlobStore {
         })
     }
 
+    /// Where arriving messages too large for memory wait (unnamed files).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(&id[0..2]).join(&id[2..4]).join(id)
     }

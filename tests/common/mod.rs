@@ -28,8 +28,12 @@ pub struct TestServer {
     pub stdout: Vec<String>,
 }
 
+/// The server binary: this build's, or `PETREL_TEST_BIN` (for example
+/// target/release/petrel, to measure the shipped build).
 pub fn petrel_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_petrel"))
+    std::env::var_os("PETREL_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_petrel")))
 }
 
 /// Config for tests: every listener on port 0 (the OS picks), plus extra TOML.

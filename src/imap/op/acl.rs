@@ -34,12 +34,26 @@ pub fn flag_right(flag: &str) -> char {
     }
 }
 
+/// What follows the "Shared" prefix, which is matched without regard to
+/// case (so "shared/..." is no look-alike of another user's mailbox).
+pub fn strip_shared(name: &str) -> Option<&str> {
+    name.get(..SHARED.len())
+        .filter(|p| p.eq_ignore_ascii_case(SHARED))
+        .map(|_| &name[SHARED.len()..])
+}
+
 /// Whether a name is in the other users' namespace.
 pub fn is_shared_name(name: &str) -> bool {
-    name == SHARED
-        || name
-            .strip_prefix(SHARED)
-            .is_some_and(|r| r.starts_with('/'))
+    strip_shared(name).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}
+
+/// A name in the other users' namespace with its prefix as NAMESPACE
+/// spells it.
+pub fn canonical_shared(name: &str) -> String {
+    match strip_shared(name) {
+        Some(rest) => format!("{SHARED}{rest}"),
+        None => name.to_string(),
+    }
 }
 
 impl Session {
@@ -85,8 +99,7 @@ impl Session {
     /// A name under "Shared/" split into the owning account and the
     /// owner's own name for it. `Ok(None)`: not another account's name.
     pub(crate) async fn shared_owner(&self, name: &str) -> Result<Option<(u32, String)>, Reply> {
-        let Some((owner_addr, path)) = name
-            .strip_prefix(SHARED)
+        let Some((owner_addr, path)) = strip_shared(name)
             .and_then(|r| r.strip_prefix('/'))
             .and_then(|r| r.split_once('/'))
         else {

@@ -80,6 +80,7 @@ impl Session {
         }
         tracing::info!(session = %self.id, login = %acct.address, "IMAP login");
         self.account = Some(acct);
+        self.rx.set_command_literal_limit(usize::MAX);
         format!("OK [CAPABILITY {}] Logged in", self.capabilities())
     }
 

@@ -752,27 +752,6 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> Reply {
     "NO [UNAVAILABLE] Mail store unavailable, try again later".into()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn wildcards() {
-        assert!(matches(b"*", b"a/b/c"));
-        assert!(matches(b"%", b"INBOX"));
-        assert!(!matches(b"%", b"a/b"));
-        assert!(matches(b"a/%", b"a/b"));
-        assert!(matches(b"*b", b"a/b"));
-        assert!(!matches(b"x*", b"a"));
-        assert!(super::list_matches("inbox", "INBOX"));
-        assert!(!super::list_matches("sent", "Sent"));
-        // A pathological pattern gives up within its step budget.
-        let mut p = vec![b'*'; 40];
-        p.push(b'!');
-        assert!(!matches(&p, &[b'a'; 300]));
-    }
-}
-
 /// The PERMANENTFLAGS response: only the flags this user may change
 /// (RFC 4314 §4), none when the mailbox is read-only.
 pub(crate) fn permanent_flags(rights: &crate::mail::acl::Rights, read_only: bool) -> String {
@@ -794,4 +773,25 @@ pub(crate) fn permanent_flags(rights: &crate::mail::acl::Rights, read_only: bool
         perm.push("\\*");
     }
     format!("OK [PERMANENTFLAGS ({})] Flags permitted", perm.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"INBOX"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(matches(b"*b", b"a/b"));
+        assert!(!matches(b"x*", b"a"));
+        assert!(super::list_matches("inbox", "INBOX"));
+        assert!(!super::list_matches("sent", "Sent"));
+        // A pathological pattern gives up within its step budget.
+        let mut p = vec![b'*'; 40];
+        p.push(b'!');
+        assert!(!matches(&p, &[b'a'; 300]));
+    }
 }

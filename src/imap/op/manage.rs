@@ -222,7 +222,7 @@ impl Session {
             return match self
                 .core
                 .mail
-                .set_shared_subscription(self.acct(), &name, on)
+                .set_shared_subscription(self.acct(), &super::acl::canonical_shared(&name), on)
                 .await
             {
                 Ok(()) if on => "OK SUBSCRIBE completed".into(),

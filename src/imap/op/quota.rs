@@ -114,10 +114,7 @@ impl Session {
     /// The owner behind a `Shared/<address>` root, if this user can see
     /// one of that owner's mailboxes (`l` or `r`).
     async fn shared_root_owner(&self, root: &str) -> Result<Option<u32>, Reply> {
-        let Some(addr) = root
-            .strip_prefix(super::acl::SHARED)
-            .and_then(|r| r.strip_prefix('/'))
-        else {
+        let Some(addr) = super::acl::strip_shared(root).and_then(|r| r.strip_prefix('/')) else {
             return Ok(None);
         };
         let Some(owner) = self.other_account(addr).await? else {

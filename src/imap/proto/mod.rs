@@ -44,6 +44,12 @@ pub struct Receiver {
     refuse: bool,
     /// Skipping the rest of an overlong line.
     discarding: bool,
+    /// Literal bytes one command may carry in all (before login, a small
+    /// limit: nobody may make the server hold much before it knows who
+    /// they are).
+    max_command_literals: usize,
+    /// Literal bytes of the current command so far.
+    command_literals: usize,
 }
 
 /// RFC 7888 §5: the LITERAL- limit.
@@ -61,7 +67,15 @@ impl Receiver {
             max_non_sync: usize::MAX,
             refuse: false,
             discarding: false,
+            max_command_literals: usize::MAX,
+            command_literals: 0,
         }
+    }
+
+    /// Limits the literal bytes of one command (`usize::MAX`: only the
+    /// per-literal limit applies).
+    pub fn set_command_literal_limit(&mut self, n: usize) {
+        self.max_command_literals = n;
     }
 
     /// LITERAL- instead of LITERAL+ (RFC 7888 §5).
@@ -102,6 +116,7 @@ impl Receiver {
         self.literal_left = 0;
         self.line_start = 0;
         self.refuse = false;
+        self.command_literals = 0;
     }
 
     fn tag(&self) -> Option<String> {
@@ -174,7 +189,11 @@ impl Receiver {
             }
             match literal_announcement(&self.buf[self.line_start..line_end]) {
                 Some((n, sync)) => {
-                    if n > self.max_literal {
+                    let limit = self.max_literal.min(
+                        self.max_command_literals
+                            .saturating_sub(self.command_literals),
+                    );
+                    if n > limit {
                         let tag = self.tag();
                         if !sync {
                             // The bytes come anyway; we will not read them.
@@ -193,6 +212,7 @@ impl Receiver {
                         // rest of the command, then refuse it (§4).
                         self.refuse = true;
                     }
+                    self.command_literals += n;
                     self.pos = nl + 1;
                     self.literal_left = n;
                     self.line_start = self.pos;
@@ -544,6 +564,34 @@ mod tests {
                 b"a LOGIN {3+}\r\njoe {2+}\r\npw\r\n".to_vec()
             )]
         );
+    }
+
+    #[test]
+    fn literals_of_one_command_are_limited_together() {
+        let mut r = Receiver::new(1000, 1_000_000);
+        r.set_command_literal_limit(10);
+        r.feed(b"a LOGIN {6+}\r\nuser@x {5}\r\n");
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::Reject {
+                tag: Some("a".into()),
+                response: "NO [TOOBIG] Literal too large".into()
+            }]
+        );
+        r.feed(b"b LOGIN {4+}\r\nuser {4}\r\n");
+        assert_eq!(drain(&mut r), vec![Event::Continue]);
+        r.feed(b"pass\r\n");
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::Command(
+                b"b LOGIN {4+}\r\nuser {4}\r\npass\r\n".to_vec()
+            )]
+        );
+        // The count starts again with each command.
+        r.feed(b"c LOGIN {4+}\r\nuser {4+}\r\npass\r\n");
+        assert_eq!(drain(&mut r).len(), 1);
+        r.feed(b"d LOGIN {11+}\r\n");
+        assert!(matches!(drain(&mut r)[0], Event::Fatal(_)));
     }
 
     #[test]
