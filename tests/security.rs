@@ -699,3 +699,53 @@ async fn connections_per_address_are_limited() {
         }
     }
 }
+
+/// Item 6: RFC 5321 §4.5.1 asks for "postmaster" and postmaster of our
+/// domains; postmaster of any other domain is relaying, refused to
+/// clients that have not logged in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_our_postmaster_is_accepted() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.smtp_reply().await;
+    for cmd in ["EHLO client.test", "MAIL FROM:<a@example.net>"] {
+        c.send(&format!("{cmd}\r\n")).await;
+        assert!(c.smtp_reply().await.starts_with("250"));
+    }
+    for (to, want) in [
+        ("postmaster@example.net", "554 5.7.1"),
+        ("PostMaster@elsewhere.test", "554 5.7.1"),
+        ("postmaster@example.org", "250"),
+        ("postmaster@mx.test", "250"),
+        ("postmaster", "250"),
+    ] {
+        c.send(&format!("RCPT TO:<{to}>\r\n")).await;
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with(want), "{to}: {r}");
+    }
+}
+
+/// Item 6: the other users' namespace is reserved whatever the case of
+/// its prefix (no "shared/..." look-alike of another user's mailbox), and
+/// a mailbox SELECTed read-only says so as SELECT (RFC 9051 §6.3.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_prefix_any_case_and_read_only_select() {
+    let (_s, _joe, mut bob) = shared_public("lr").await;
+    for name in ["shared/joe@example.org/Public", "SHARED/x", "sHaReD"] {
+        let r = run(&mut bob, "c", &format!("CREATE \"{name}\"")).await;
+        assert!(r.last().unwrap().starts_with("c NO"), "{name}: {r:?}");
+    }
+    let r = run(&mut bob, "l", "LIST \"\" *").await;
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("\"shared") || l.contains("\"SHARED")),
+        "{r:?}"
+    );
+    // Any case reaches the real shared mailbox.
+    let r = run(&mut bob, "s", "SELECT \"shared/joe@example.org/Public\"").await;
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    assert_eq!(r.last().unwrap(), "s OK [READ-ONLY] SELECT completed");
+    let r = run(&mut bob, "e", &format!("EXAMINE \"{SHARED}\"")).await;
+    assert_eq!(r.last().unwrap(), "e OK [READ-ONLY] EXAMINE completed");
+}

@@ -406,13 +406,14 @@ async fn lmtp_over_a_unix_socket() {
     assert!(String::from_utf8_lossy(&got[0]).contains("via socket"));
 }
 
-/// RFC 4954 §4: no AUTH inside a mail transaction (503); a login locked
-/// out after repeated failures is a temporary refusal (454 4.7.0), even
-/// with the right password, and the session goes on.
+/// RFC 4954 §4: no AUTH inside a mail transaction (503); a login
+/// throttled after repeated failures from its address is a temporary
+/// refusal (454 4.7.0), even with the right password, and the session
+/// goes on.
 #[tokio::test]
 async fn auth_in_a_transaction_and_after_repeated_failures() {
     let s = TestServer::start_with(
-        "[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account = 3\n",
+        "[imap]\nauth-without-tls = true\n[auth]\nmax-failures-per-account-ip = 3\n",
     );
     s.account("joe@example.org");
     let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
