@@ -492,15 +492,27 @@ impl Session {
             _ => format!("BAD Unknown command {name}"),
         };
         // Report other sessions' changes before the tagged reply where
-        // RFC 9051 §7.5.2 allows (not after FETCH/STORE by sequence number).
+        // RFC 9051 §7.5.1 allows: no EXPUNGE while answering FETCH, STORE
+        // or SEARCH by sequence number (nor SORT and THREAD, whose answers
+        // are sequence numbers too); their UID forms may carry them.
         if self.selected.is_some()
             && !matches!(
                 name,
-                "FETCH" | "STORE" | "NOOP" | "CHECK" | "SELECT" | "EXAMINE"
+                "FETCH"
+                    | "STORE"
+                    | "SEARCH"
+                    | "SORT"
+                    | "THREAD"
+                    | "NOOP"
+                    | "CHECK"
+                    | "SELECT"
+                    | "EXAMINE"
             )
         {
             self.sync(true).await;
-        } else if self.selected.is_some() && matches!(name, "FETCH" | "STORE") {
+        } else if self.selected.is_some()
+            && matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT" | "THREAD")
+        {
             self.sync(false).await;
         }
         Some(r)
@@ -562,7 +574,7 @@ impl Session {
         } else {
             sel.msgs.len() as u32
         };
-        if !uid_mode && set.0.iter().any(|&(_, b)| b != STAR && b > largest) {
+        if !uid_mode && set.0.iter().any(|&(_, b)| b != STAR && b > largest as u64) {
             return Err("BAD Message sequence number out of range".into());
         }
         Ok(sel

@@ -309,6 +309,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "security",
                 "--test",
+                "imap_rfc",
+                "--test",
                 "crash",
                 "--test",
                 "stress",

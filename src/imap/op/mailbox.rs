@@ -669,7 +669,7 @@ impl Resync {
         let known = self
             .known
             .clone()
-            .unwrap_or_else(|| SeqSet(vec![(1, max.max(1))]));
+            .unwrap_or_else(|| SeqSet(vec![(1, max.max(1) as u64)]));
         let mut out = Vec::new();
         let gone = vanished_in(&known, msgs, max);
         if !gone.is_empty() {
@@ -698,11 +698,11 @@ pub(crate) fn vanished_in(set: &SeqSet, msgs: &[crate::mail::UidEntry], max: u32
     let present: std::collections::HashSet<u32> = msgs.iter().map(|m| m.uid).collect();
     let mut out = Vec::new();
     for &(a, b) in &set.0 {
-        let fix = |x: u32| {
+        let fix = |x: u64| {
             if x == crate::imap::proto::args::STAR {
                 max
             } else {
-                x
+                x.min(u32::MAX as u64) as u32
             }
         };
         let (a, b) = (fix(a).min(fix(b)), fix(a).max(fix(b)).min(max));

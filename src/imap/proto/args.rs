@@ -5,11 +5,13 @@ use super::Token;
 
 /// A sequence set; `u32::MAX` stands for `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeqSet(pub Vec<(u32, u32)>);
+pub struct SeqSet(pub Vec<(u64, u64)>);
 
-pub const STAR: u32 = u32::MAX;
+/// `*`, the largest number in use. Numbers go up to 4294967295 (RFC 9051
+/// §9 nz-number), which is a number, not `*`: STAR lies above them all.
+pub const STAR: u64 = u64::MAX;
 /// The `$` of SEARCHRES (RFC 5182): the saved search result.
-const SAVED: u32 = 0;
+const SAVED: u64 = 0;
 
 impl SeqSet {
     /// `$`, the saved result of the last SEARCH RETURN (SAVE).
@@ -19,7 +21,7 @@ impl SeqSet {
 
     /// These UIDs, as a set.
     pub fn of(uids: &[u32]) -> SeqSet {
-        SeqSet(uids.iter().map(|&u| (u, u)).collect())
+        SeqSet(uids.iter().map(|&u| (u as u64, u as u64)).collect())
     }
 
     pub fn parse(s: &str) -> Option<SeqSet> {
@@ -29,11 +31,11 @@ impl SeqSet {
         if s.is_empty() || s.len() > 100_000 {
             return None;
         }
-        let num = |p: &str| -> Option<u32> {
+        let num = |p: &str| -> Option<u64> {
             if p == "*" {
                 Some(STAR)
             } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-                p.parse().ok().filter(|&n: &u32| n > 0)
+                p.parse::<u32>().ok().filter(|&n| n > 0).map(u64::from)
             } else {
                 None
             }
@@ -54,8 +56,9 @@ impl SeqSet {
 
     /// True if `n` is in the set, with `*` meaning `largest`.
     pub fn contains(&self, n: u32, largest: u32) -> bool {
+        let n = n as u64;
         self.0.iter().any(|&(a, b)| {
-            let fix = |x: u32| if x == STAR { largest } else { x };
+            let fix = |x: u64| if x == STAR { largest as u64 } else { x };
             let (a, b) = (fix(a), fix(b));
             let (a, b) = (a.min(b), a.max(b));
             n >= a && n <= b
@@ -362,6 +365,10 @@ mod tests {
         assert!(s.contains(2, 10) && s.contains(5, 10) && s.contains(10, 10));
         assert!(!s.contains(4, 10) && !s.contains(6, 10));
         assert!(SeqSet::parse("*:4").unwrap().contains(5, 5));
+        // 4294967295 is a number, not `*` (RFC 9051 §9).
+        let top = SeqSet::parse("11:4294967295").unwrap();
+        assert!(!top.contains(10, 10) && top.contains(u32::MAX, 10));
+        assert!(SeqSet::parse("4294967296").is_none());
         for bad in ["", "0", "1:", "a", "1,,2", "-1", "1:0"] {
             assert!(SeqSet::parse(bad).is_none(), "{bad}");
         }

@@ -445,14 +445,14 @@ impl<'a> Tokenizer<'a> {
                     }
                 }
             }
-            Some(b'{') | Some(b'~') => {
-                // `~{n}` is a literal8 (RFC 3516); a `~` must be followed by
-                // `{` (found by fuzzing: "~}").
+            Some(b'{') | Some(b'~')
+                if self.peek() == Some(b'{') || self.b.get(self.i + 1) == Some(&b'{') =>
+            {
+                // `~{n}` is a literal8 (RFC 3516); any other `~` is an
+                // ordinary atom character (RFC 9051 §9 ATOM-CHAR), as in
+                // `SELECT ~foo`.
                 if self.peek() == Some(b'~') {
                     self.i += 1;
-                    if self.peek() != Some(b'{') {
-                        return Err("Bad literal8".into());
-                    }
                 }
                 let start = self.i + 1;
                 let close = self.b[start..]
@@ -613,8 +613,20 @@ mod tests {
 
     #[test]
     fn tilde_without_brace() {
-        assert!(tokenize(b"y SILE ( ~} x)\r\n").is_err());
-        assert!(tokenize(b"y X ~{3}\r\nabc\r\n").is_ok());
+        // `~` and `}` are atom characters (RFC 9051 §9); only `~{` starts
+        // a literal8 (found by fuzzing: "~}" once sliced out of bounds).
+        let p = tokenize(b"y SILE ( ~} x)\r\n").unwrap();
+        assert_eq!(
+            p.args,
+            vec![Token::List(vec![
+                Token::Atom("~}".into()),
+                Token::Atom("x".into())
+            ])]
+        );
+        let p = tokenize(b"a SELECT ~foo\r\n").unwrap();
+        assert_eq!(p.args, vec![Token::Atom("~foo".into())]);
+        let p = tokenize(b"y X ~{3}\r\nabc\r\n").unwrap();
+        assert_eq!(p.args, vec![Token::Literal(b"abc".to_vec())]);
     }
 
     #[test]
