@@ -113,3 +113,78 @@ async fn no_expunge_while_answering_fetch_store_search() {
         cmd(&mut a, "n", "NOOP").await;
     }
 }
+
+/// RFC 9051 §7.5.2 (RFC 3501 §7.4.2) ENVELOPE: "[RFC-2822] group syntax
+/// is indicated by a special form of address structure in which the host
+/// name field is NIL. If the mailbox name field is also NIL, this is an
+/// end of group marker ... If the mailbox name field is non-NIL, this is
+/// a start of group marker, and the mailbox name field holds the group
+/// name phrase."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_group_syntax() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    append(
+        &mut c,
+        "INBOX",
+        "From: a@example.org\r\nTo: Friends: Ann <ann@example.org>, bob@example.org;, carl@example.org\r\nCc: undisclosed-recipients:;\r\nSubject: g\r\n\r\nbody",
+    )
+    .await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let r = cmd(&mut c, "f", "FETCH 1 ENVELOPE").await;
+    let to = "((NIL NIL \"Friends\" NIL)(\"Ann\" NIL \"ann\" \"example.org\")(NIL NIL \"bob\" \"example.org\")(NIL NIL NIL NIL)(NIL NIL \"carl\" \"example.org\"))";
+    let cc = "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
+    assert!(r[0].contains(&format!(" {to} {cc} NIL ")), "{r:?}");
+}
+
+/// RFC 7162 §3.1: "A first CONDSTORE enabling command executed in the
+/// session with a mailbox selected MUST cause the server to return
+/// HIGHESTMODSEQ for the mailbox"; RFC 4731 §3.2: with a single MIN or
+/// MAX the MODSEQ result is that message's, with MIN and MAX alone the
+/// higher of the two, otherwise the highest of all returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn condstore_enabling_and_esearch_modseq() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    for n in 0..3 {
+        append(&mut c, "INBOX", &format!("Subject: {n}\r\n\r\nbody")).await;
+    }
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    // Message 2 is changed last, so it has the highest mod-sequence.
+    cmd(&mut c, "t", "STORE 1 +FLAGS (\\Draft)").await;
+    cmd(&mut c, "t", "STORE 3 +FLAGS (\\Draft)").await;
+    cmd(&mut c, "t", "STORE 2 +FLAGS (\\Draft)").await;
+    let r = cmd(&mut c, "f", "FETCH 1 (MODSEQ)").await;
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    let highest: u64 = r[0]["* OK [HIGHESTMODSEQ ".len()..]
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Not again.
+    let r = cmd(&mut c, "g", "FETCH 1 (MODSEQ)").await;
+    assert!(r[0].starts_with("* 1 FETCH"), "{r:?}");
+    let modseq = |l: &str| -> u64 {
+        l.rsplit("MODSEQ ")
+            .next()
+            .unwrap()
+            .trim_matches(['(', ')', ' '])
+            .parse()
+            .unwrap()
+    };
+    let r = cmd(&mut c, "m", "FETCH 1:3 (MODSEQ)").await;
+    let each: Vec<u64> = r[..3].iter().map(|l| modseq(l)).collect();
+    assert_eq!(each.iter().max(), Some(&highest));
+    assert_eq!(highest, each[1], "{r:?}");
+    for (ret, want) in [
+        ("MIN", each[0]),
+        ("MAX", each[2]),
+        ("MIN MAX", each[0].max(each[2])),
+        ("MIN COUNT", highest),
+        ("ALL", highest),
+    ] {
+        let r = cmd(&mut c, "e", &format!("SEARCH RETURN ({ret}) MODSEQ 1")).await;
+        assert_eq!(modseq(&r[0]), want, "RETURN ({ret}): {r:?}");
+    }
+}

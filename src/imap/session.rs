@@ -117,6 +117,23 @@ impl Session {
         }
     }
 
+    /// Turns CONDSTORE on (RFC 7162 §3.1). The first enabling command with
+    /// a mailbox selected reports its HIGHESTMODSEQ ("MUST cause the
+    /// server to return HIGHESTMODSEQ for the mailbox").
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = &self.selected {
+            let l = format!(
+                "OK [HIGHESTMODSEQ {}] Highest",
+                sel.mailbox.highest_modseq.max(1)
+            );
+            self.untagged(&l);
+        }
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
         self.conn.write_out(&mut self.out).await
     }

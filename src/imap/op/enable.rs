@@ -16,13 +16,13 @@ impl Session {
                 return "BAD ENABLE takes capability names".into();
             };
             if name.eq_ignore_ascii_case("CONDSTORE") && !enabled.contains(&"CONDSTORE") {
-                self.condstore = true;
+                self.enable_condstore();
                 enabled.push("CONDSTORE");
             }
             // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
             if name.eq_ignore_ascii_case("QRESYNC") && !enabled.contains(&"QRESYNC") {
                 self.qresync = true;
-                self.condstore = true;
+                self.enable_condstore();
                 enabled.push("QRESYNC");
             }
             // RFC 6855 §3: from now on mailbox names are UTF-8, not

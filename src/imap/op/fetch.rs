@@ -267,7 +267,7 @@ impl Session {
             attrs.push(FetchAttr::ModSeq);
         }
         if attrs.contains(&FetchAttr::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         if uid_mode && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);

@@ -541,7 +541,7 @@ impl Session {
                 "RECENT" => 0,
                 "APPENDLIMIT" => self.core.config.imap.max_literal_size as u64,
                 "HIGHESTMODSEQ" => {
-                    self.condstore = true;
+                    self.enable_condstore();
                     mb.highest_modseq.max(1)
                 }
                 "DELETED" => msgs

@@ -401,13 +401,14 @@ pub(crate) fn compress(nums: &[u32]) -> String {
 }
 
 /// The ESEARCH response (RFC 4731 §3.2); MIN, MAX and ALL only when
-/// something matched.
+/// something matched. `modseqs` (for a search with MODSEQ, RFC 7162
+/// §3.1.10) holds the mod-sequence of each hit.
 pub(crate) fn esearch(
     tag: &str,
     uid: bool,
     r: &Return,
     hits: &[u32],
-    modseq: Option<u64>,
+    modseqs: Option<&[u64]>,
 ) -> String {
     let mut line = format!("ESEARCH (TAG \"{tag}\")");
     if uid {
@@ -427,8 +428,18 @@ pub(crate) fn esearch(
     if r.all && !hits.is_empty() {
         line.push_str(&format!(" ALL {}", compress(hits)));
     }
-    if let (Some(m), false) = (modseq, hits.is_empty()) {
-        line.push_str(&format!(" MODSEQ {m}"));
+    if let (Some(m), false) = (modseqs, hits.is_empty()) {
+        // RFC 4731 §3.2: a single MIN or MAX reports the mod-sequence of
+        // that message; MIN and MAX alone, the higher of the two;
+        // otherwise the highest of all returned.
+        let (first, last) = (m[0], m[m.len() - 1]);
+        let value = match (r.min, r.max, r.all || r.count) {
+            (true, false, false) => first,
+            (false, true, false) => last,
+            (true, true, false) => first.max(last),
+            _ => m.iter().copied().max().unwrap_or(0),
+        };
+        line.push_str(&format!(" MODSEQ {value}"));
     }
     line
 }
@@ -641,16 +652,17 @@ impl Session {
         let msgs = self.selected.as_ref().expect("selected").msgs.clone();
         let mut hits = Vec::new();
         let mut hit_uids = Vec::new();
-        let mut highest = 0u64;
+        let mut hit_modseqs = Vec::new();
         for i in found {
             let entry = &msgs[i];
             hits.push(if uid_mode { entry.uid } else { i as u32 + 1 });
             hit_uids.push(entry.uid);
-            highest = highest.max(entry.modseq.max(1));
+            hit_modseqs.push(entry.modseq.max(1));
         }
+        let highest = hit_modseqs.iter().copied().max().unwrap_or(0);
         let modseq = uses_modseq(&key);
         if modseq {
-            self.condstore = true;
+            self.enable_condstore();
         }
         if let Some(r) = ret.as_ref().filter(|r| r.save) {
             // With MIN or MAX, only those are kept (RFC 5182 §2.4).
@@ -679,7 +691,13 @@ impl Session {
             })
         });
         let line = match ret {
-            Some(ret) => esearch(tag, uid_mode, &ret, &hits, modseq.then_some(highest)),
+            Some(ret) => esearch(
+                tag,
+                uid_mode,
+                &ret,
+                &hits,
+                modseq.then_some(&hit_modseqs[..]),
+            ),
             None => {
                 let mut line = String::from("SEARCH");
                 for h in &hits {

@@ -29,7 +29,7 @@ impl Session {
                 (true, Some(n), 2) => unchanged_since = Some(n),
                 _ => return "BAD Unknown STORE modifier".into(),
             }
-            self.condstore = true;
+            self.enable_condstore();
             args.remove(1);
         }
         if args.len() < 3 {
