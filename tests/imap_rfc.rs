@@ -188,3 +188,38 @@ async fn condstore_enabling_and_esearch_modseq() {
         assert_eq!(modseq(&r[0]), want, "RETURN ({ret}): {r:?}");
     }
 }
+
+/// RFC 3501 §6.4.4 / RFC 9051 §6.4.4: SENTBEFORE, SENTON and SENTSINCE
+/// compare the Date header "disregarding time and timezone": the date as
+/// written, in its own zone, not converted to the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_dates_are_compared_as_written() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    // 23:30 on 1 January in New York is 2 January in UTC; 00:30 on 2
+    // January in Helsinki is still 1 January in UTC.
+    append(
+        &mut c,
+        "INBOX",
+        "Date: Mon, 01 Jan 2024 23:30:00 -0500\r\nSubject: ny\r\n\r\nx",
+    )
+    .await;
+    append(
+        &mut c,
+        "INBOX",
+        "Date: Tue, 02 Jan 2024 00:30:00 +0200\r\nSubject: hel\r\n\r\nx",
+    )
+    .await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    for (key, want) in [
+        ("SENTON 1-Jan-2024", "* SEARCH 1"),
+        ("SENTON 2-Jan-2024", "* SEARCH 2"),
+        ("SENTBEFORE 2-Jan-2024", "* SEARCH 1"),
+        ("SENTSINCE 2-Jan-2024", "* SEARCH 2"),
+        ("SENTSINCE 1-Jan-2024", "* SEARCH 1 2"),
+        ("SENTBEFORE 1-Jan-2024", "* SEARCH"),
+    ] {
+        let r = cmd(&mut c, "q", &format!("SEARCH {key}")).await;
+        assert_eq!(r[0], want, "{key}");
+    }
+}

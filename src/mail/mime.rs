@@ -64,6 +64,11 @@ pub struct Meta {
     pub subject: String,
     /// The Date header as seconds since the epoch, if it parsed.
     pub sent_at: Option<i64>,
+    /// The Date header's zone, seconds east of UTC: SENTON and friends
+    /// compare the date as written (RFC 3501 §6.4.4). Messages stored
+    /// before it was kept read as UTC.
+    #[serde(default)]
+    pub sent_zone: i32,
 }
 
 /// Parses a message; unparseable input still yields a single opaque part so
@@ -86,6 +91,14 @@ pub fn analyze(raw: &[u8]) -> Meta {
                 references,
                 subject: msg.subject().unwrap_or("").to_string(),
                 sent_at: msg.date().map(|d| d.to_timestamp()),
+                sent_zone: msg.date().map_or(0, |d| {
+                    let off = d.tz_hour as i32 * 3600 + d.tz_minute as i32 * 60;
+                    if d.tz_before_gmt {
+                        -off
+                    } else {
+                        off
+                    }
+                }),
             }
         }
         _ => {
@@ -99,6 +112,7 @@ pub fn analyze(raw: &[u8]) -> Meta {
                 references: vec![],
                 subject: String::new(),
                 sent_at: None,
+                sent_zone: 0,
             }
         }
     }

@@ -545,10 +545,11 @@ pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
         }
         Key::Date(cmp, day, sent) => {
             let Some(m) = c.meta else { return false };
-            let ts = if *sent {
-                m.meta.sent_at.unwrap_or(m.received_at)
-            } else {
-                m.received_at
+            // RFC 3501 §6.4.4: the Date header's date "disregarding time
+            // and timezone", i.e. as written in its own zone.
+            let ts = match (*sent, m.meta.sent_at) {
+                (true, Some(t)) => t + m.meta.sent_zone as i64,
+                _ => m.received_at,
             };
             let d = ts.div_euclid(86400) * 86400;
             match cmp {
