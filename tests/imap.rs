@@ -216,7 +216,12 @@ async fn store_expunge_close() {
     let mut c = logged_in(&s).await;
     cmd(&mut c, "a", "SELECT INBOX").await;
     let r = cmd(&mut c, "b", "STORE 1:2 +FLAGS (\\Flagged $Work)").await;
-    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged $Work))");
+    // A new keyword is announced first (RFC 3501 §7.2.6).
+    assert_eq!(
+        r[0],
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"
+    );
+    assert_eq!(r[2], "* 1 FETCH (FLAGS (\\Flagged $Work))");
     let r = cmd(&mut c, "c", "UID STORE 1 -FLAGS.SILENT (\\Flagged)").await;
     assert_eq!(r.len(), 1);
     let r = cmd(&mut c, "d", "STORE 2 FLAGS (\\Deleted)").await;
@@ -769,8 +774,11 @@ async fn esearch_returns() {
     .await;
     assert_eq!(r[0], "* ESEARCH (TAG \"d\") COUNT 0");
     let r = cmd(&mut c, "e", "SEARCH RETURN (COUNT) MODSEQ 1").await;
+    // The first CONDSTORE-enabling command reports HIGHESTMODSEQ (RFC
+    // 7162 §3.1).
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
     assert!(
-        r[0].starts_with("* ESEARCH (TAG \"e\") COUNT 2 MODSEQ "),
+        r[1].starts_with("* ESEARCH (TAG \"e\") COUNT 2 MODSEQ "),
         "{r:?}"
     );
     // Plain SEARCH is unchanged; a bad option is BAD.

@@ -223,3 +223,53 @@ async fn sent_dates_are_compared_as_written() {
         assert_eq!(r[0], want, "{key}");
     }
 }
+
+/// RFC 3501 §7.2.6 / RFC 9051 §7.3.5: FLAGS names the flags applicable
+/// in the mailbox; a keyword that first appears (STORE by this or another
+/// session, APPEND) is announced with FLAGS and PERMANENTFLAGS before any
+/// FETCH shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_keywords_are_announced_before_use() {
+    let s = server().await;
+    let mut a = login(&s).await;
+    a.send("A APPEND INBOX (Old) {8+}\r\nSubject:\r\n").await;
+    assert!(ok(&a.imap_until("A").await));
+    let r = cmd(&mut a, "s", "SELECT INBOX").await;
+    assert!(
+        r.iter()
+            .any(|l| l == "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Old)"),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|l| l == "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Old \\*)] Flags permitted"), "{r:?}");
+    // Its own STORE: FLAGS, PERMANENTFLAGS, then the FETCH.
+    let r = cmd(&mut a, "t", "STORE 1 +FLAGS (Mine)").await;
+    assert_eq!(
+        r[0], "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Old Mine)",
+        "{r:?}"
+    );
+    assert!(r[1].starts_with("* OK [PERMANENTFLAGS ("), "{r:?}");
+    assert!(
+        r[2].starts_with("* 1 FETCH (FLAGS (") && r[2].contains("Mine"),
+        "{r:?}"
+    );
+    // Another session's keyword, then an APPEND with a new one.
+    let mut b = login(&s).await;
+    cmd(&mut b, "s", "SELECT INBOX").await;
+    cmd(&mut b, "t", "STORE 1 +FLAGS (Theirs)").await;
+    b.send("B APPEND INBOX (Fresh) {8+}\r\nSubject:\r\n").await;
+    assert!(ok(&b.imap_until("B").await));
+    let r = cmd(&mut a, "n", "NOOP").await;
+    let flags = r
+        .iter()
+        .position(|l| l.starts_with("* FLAGS ("))
+        .expect("FLAGS");
+    assert!(
+        r[flags].contains("Theirs") && r[flags].contains("Fresh"),
+        "{r:?}"
+    );
+    let fetch = r.iter().position(|l| l.contains("FETCH")).expect("FETCH");
+    assert!(flags < fetch, "{r:?}");
+    // Nothing new: no FLAGS again.
+    let r = cmd(&mut a, "f", "FETCH 1:* FLAGS").await;
+    assert!(!r.iter().any(|l| l.starts_with("* FLAGS")), "{r:?}");
+}

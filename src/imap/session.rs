@@ -22,6 +22,9 @@ pub struct Selected {
     pub examine: bool,
     /// The mail store's ACL version `rights` were read at.
     pub acl_version: u64,
+    /// Keywords announced in FLAGS (RFC 3501 §7.2.6): a FETCH never shows
+    /// one the client was not told of first.
+    pub keywords: Vec<String>,
     /// The session's view: sequence number n is `msgs[n-1]`. Shared with
     /// other sessions while it equals the mailbox's current listing;
     /// copied on write.
@@ -132,6 +135,34 @@ impl Session {
             );
             self.untagged(&l);
         }
+    }
+
+    /// Announces the keywords among `flags` that the client has not been
+    /// told of, with FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6, RFC 9051
+    /// §7.3.5), before any response that shows them.
+    pub(crate) fn announce_keywords(&mut self, new: Vec<String>) {
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        if new.is_empty() {
+            return;
+        }
+        sel.keywords.extend(new);
+        let flags = super::op::mailbox::flags_response(&sel.keywords);
+        let perm = super::op::mailbox::permanent_flags(&sel.rights, sel.read_only, &sel.keywords);
+        self.untagged(&flags);
+        self.untagged(&perm);
+    }
+
+    /// Keywords of the selected messages at `positions` not announced yet.
+    pub(crate) fn unannounced(&self, positions: &[usize]) -> Vec<String> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Vec::new();
+        };
+        super::op::mailbox::new_keywords(
+            &sel.keywords,
+            positions.iter().flat_map(|&i| sel.msgs[i].flags.iter()),
+        )
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -381,8 +412,9 @@ impl Session {
         }
         if rights != sel.rights {
             let read_only = sel.examine || !"swte".chars().any(|c| rights.has(c));
-            let was = super::op::mailbox::permanent_flags(&sel.rights, sel.read_only);
-            let now = super::op::mailbox::permanent_flags(&rights, read_only);
+            let was =
+                super::op::mailbox::permanent_flags(&sel.rights, sel.read_only, &sel.keywords);
+            let now = super::op::mailbox::permanent_flags(&rights, read_only, &sel.keywords);
             sel.rights = rights;
             sel.read_only = read_only;
             if was != now {
@@ -706,6 +738,12 @@ impl Session {
             // looks again.
             sel.mailbox.uidnext = mb.uidnext;
         }
+        // Keywords new to the client come first (RFC 3501 §7.2.6).
+        let new = super::op::mailbox::new_keywords(
+            &sel.keywords,
+            sel.msgs.iter().flat_map(|m| m.flags.iter()),
+        );
+        self.announce_keywords(new);
         // One VANISHED for all of them, before the FETCHes, whose numbers
         // already count without the vanished messages.
         if !vanished.is_empty() {

@@ -347,6 +347,10 @@ impl Session {
             }
         }
 
+        if attrs.contains(&FetchAttr::Flags) {
+            let new = self.unannounced(&picked);
+            self.announce_keywords(new);
+        }
         // With CONDSTORE on, flags travel with their mod-sequence.
         if self.condstore
             && attrs.contains(&FetchAttr::Flags)

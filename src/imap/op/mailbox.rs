@@ -170,8 +170,9 @@ impl Session {
             Ok(m) => m,
             Err(e) => return unavailable(e),
         };
-        let flags = format!("FLAGS ({SYSTEM_FLAGS})");
-        self.untagged(&flags);
+        // RFC 3501 §7.2.6: FLAGS names every flag in use here.
+        let keywords = new_keywords(&[], msgs.iter().flat_map(|m| m.flags.iter()));
+        self.untagged(&flags_response(&keywords));
         let exists = format!("{} EXISTS", msgs.len());
         self.untagged(&exists);
         // IMAP4rev2 has neither \Recent nor the UNSEEN code (RFC 9051
@@ -195,7 +196,7 @@ impl Session {
         // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
         let l = format!("OK [HIGHESTMODSEQ {}] Highest", mb.highest_modseq.max(1));
         self.untagged(&l);
-        let l = permanent_flags(&rights, read_only);
+        let l = permanent_flags(&rights, read_only, &keywords);
         self.untagged(&l);
         // Changes since what the client knows; nothing when UIDVALIDITY
         // differs (§3.2.5).
@@ -210,6 +211,7 @@ impl Session {
             read_only,
             examine,
             acl_version,
+            keywords,
             msgs,
         });
         for l in resync_lines {
@@ -753,12 +755,17 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> Reply {
 }
 
 /// The PERMANENTFLAGS response: only the flags this user may change
-/// (RFC 4314 §4), none when the mailbox is read-only.
-pub(crate) fn permanent_flags(rights: &crate::mail::acl::Rights, read_only: bool) -> String {
+/// (RFC 4314 §4), with the keywords in use and `\*` when new ones may be
+/// made; none when the mailbox is read-only.
+pub(crate) fn permanent_flags(
+    rights: &crate::mail::acl::Rights,
+    read_only: bool,
+    keywords: &[String],
+) -> String {
     if read_only {
         return "OK [PERMANENTFLAGS ()] Read-only mailbox".into();
     }
-    let mut perm = Vec::new();
+    let mut perm: Vec<&str> = Vec::new();
     for f in SYSTEM_FLAGS.split(' ') {
         let right = match f {
             "\\Seen" => 's',
@@ -770,9 +777,38 @@ pub(crate) fn permanent_flags(rights: &crate::mail::acl::Rights, read_only: bool
         }
     }
     if rights.has('w') {
+        perm.extend(keywords.iter().map(String::as_str));
         perm.push("\\*");
     }
     format!("OK [PERMANENTFLAGS ({})] Flags permitted", perm.join(" "))
+}
+
+/// The FLAGS response: the system flags and the keywords in use.
+pub(crate) fn flags_response(keywords: &[String]) -> String {
+    let mut l = format!("FLAGS ({SYSTEM_FLAGS}");
+    for k in keywords {
+        l.push(' ');
+        l.push_str(k);
+    }
+    l.push(')');
+    l
+}
+
+/// Flags of `flags` that are neither system flags nor in `known`
+/// (compared without regard to case), each once.
+pub(crate) fn new_keywords<'a>(
+    known: &[String],
+    flags: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in flags {
+        let system = SYSTEM_FLAGS.split(' ').any(|s| s.eq_ignore_ascii_case(f));
+        let seen = |k: &String| k.eq_ignore_ascii_case(f);
+        if !system && !known.iter().any(seen) && !out.iter().any(seen) {
+            out.push(f.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -95,6 +95,16 @@ impl Session {
                 m.modseq = *modseq;
             }
         }
+        let positions: Vec<usize> = sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| changed.iter().any(|c| c.0 == m.uid))
+            .map(|(i, _)| i)
+            .collect();
+        let new = self.unannounced(&positions);
+        self.announce_keywords(new);
+        let sel = self.selected.as_ref().expect("selected");
         // The messages the STORE changed get a FETCH (with .SILENT only
         // under CONDSTORE, for their new MODSEQ: RFC 7162 §3.1.3); the
         // others addressed get one too unless .SILENT.
