@@ -273,3 +273,123 @@ async fn new_keywords_are_announced_before_use() {
     let r = cmd(&mut a, "f", "FETCH 1:* FLAGS").await;
     assert!(!r.iter().any(|l| l.starts_with("* FLAGS")), "{r:?}");
 }
+
+/// The literal of a FETCH BODY[...] answer line (`{n}` and the bytes).
+async fn fetch_section(c: &mut LineClient, section: &str) -> String {
+    c.send(&format!("b FETCH 1 BODY.PEEK[{section}]\r\n")).await;
+    let mut out = String::new();
+    let head = c.line().await;
+    if let Some(n) = head.strip_suffix('}').and_then(|h| h.rsplit('{').next()) {
+        let n: usize = n.parse().unwrap();
+        let mut buf = vec![0u8; n];
+        tokio::io::AsyncReadExt::read_exact(&mut c.r, &mut buf)
+            .await
+            .unwrap();
+        out = String::from_utf8(buf).unwrap();
+        c.imap_until("b").await;
+    } else {
+        let rest = c.imap_until("b").await;
+        assert!(
+            head.ends_with("\"\")") || head.ends_with("NIL)"),
+            "{section}: {head} {rest:?}"
+        );
+    }
+    out
+}
+
+/// RFC 3501 §6.4.5 / RFC 9051 §6.4.5: part numbers below a MESSAGE/RFC822
+/// part address the parts of the enclosed message; `n.HEADER`, `n.TEXT`
+/// and `n.HEADER.FIELDS` its header and text, `n.MIME` the part's own
+/// MIME header; the same two levels deep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sections_inside_enclosed_messages() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    let deepest = "Subject: deepest\r\n\r\ndeep body";
+    let inner = format!("From: c@example.org\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--i\r\nContent-Type: message/rfc822\r\n\r\n{deepest}\r\n--i--");
+    let outer = format!("From: a@example.org\r\nSubject: outer\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nhello\r\n--o\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--o--\r\n");
+    append(&mut c, "INBOX", &outer).await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let inner_header = "From: c@example.org\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n";
+    for (section, want) in [
+        ("1", "hello".to_string()),
+        ("2", inner.clone()),
+        ("2.MIME", "Content-Type: message/rfc822\r\n\r\n".into()),
+        ("2.HEADER", inner_header.into()),
+        ("2.HEADER.FIELDS (SUBJECT)", "Subject: inner\r\n\r\n".into()),
+        (
+            "2.HEADER.FIELDS.NOT (SUBJECT CONTENT-TYPE)",
+            "From: c@example.org\r\n\r\n".into(),
+        ),
+        ("2.TEXT", inner[inner_header.len()..].into()),
+        ("2.1", "inner text".into()),
+        ("2.2", deepest.into()),
+        ("2.2.HEADER", "Subject: deepest\r\n\r\n".into()),
+        ("2.2.TEXT", "deep body".into()),
+        ("2.2.1", "deep body".into()),
+    ] {
+        assert_eq!(
+            fetch_section(&mut c, section).await,
+            want,
+            "BODY[{section}]"
+        );
+    }
+}
+
+/// The same when the message itself is MESSAGE/RFC822: its part 1 is the
+/// enclosed message, `1.HEADER`/`1.TEXT` address that message, `1.1` its
+/// only part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sections_of_a_message_that_is_an_enclosed_message() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    let inner = "Subject: inner\r\nContent-Type: text/plain\r\n\r\ninner body\r\n";
+    let outer = format!(
+        "From: a@example.org\r\nSubject: fwd\r\nContent-Type: message/rfc822\r\n\r\n{inner}"
+    );
+    append(&mut c, "INBOX", &outer).await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    for (section, want) in [
+        ("1", inner),
+        (
+            "1.HEADER",
+            "Subject: inner\r\nContent-Type: text/plain\r\n\r\n",
+        ),
+        ("1.TEXT", "inner body\r\n"),
+        ("1.1", "inner body\r\n"),
+        ("TEXT", inner),
+    ] {
+        assert_eq!(
+            fetch_section(&mut c, section).await,
+            want,
+            "BODY[{section}]"
+        );
+    }
+}
+
+/// RFC 3516 §4.2: BINARY[1] of an empty part is an empty string, as
+/// BODY[1] is; not NIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_of_an_empty_part_is_empty() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    append(
+        &mut c,
+        "INBOX",
+        "Subject: e\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--x--\r\n",
+    )
+    .await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let r = cmd(
+        &mut c,
+        "f",
+        "FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] BINARY.SIZE[1])",
+    )
+    .await;
+    let all = r.join("\n");
+    let empty = |item: &str| {
+        all.contains(&format!("{item} \"\"")) || all.contains(&format!("{item} {{0}}"))
+    };
+    assert!(empty("BODY[1]") && empty("BINARY[1]"), "{r:?}");
+    assert!(all.contains("BINARY.SIZE[1] 0"), "{r:?}");
+}

@@ -25,7 +25,11 @@ pub struct Part {
 }
 
 impl Part {
-    /// Resolves an IMAP section part number ("1.2.3") to a part (RFC 9051 §6.4.5).
+    /// Resolves an IMAP section part number ("1.2.3") to a part (RFC 9051
+    /// §6.4.5): the children of a multipart; part 1 of anything else is
+    /// the part itself (a MESSAGE/RFC822 part included, whose body is the
+    /// enclosed message); numbers below a MESSAGE/RFC822 part address the
+    /// enclosed message's parts the same way.
     pub fn find(&self, path: &[u32]) -> Option<&Part> {
         let Some((&first, rest)) = path.split_first() else {
             return Some(self);
@@ -33,10 +37,6 @@ impl Part {
         let idx = first.checked_sub(1)? as usize;
         let next = if self.multipart {
             self.children.get(idx)?
-        } else if let Some(m) = &self.message {
-            // Part numbers below a message/rfc822 part address the enclosed
-            // message's parts.
-            return m.find(path);
         } else if idx == 0 {
             self
         } else {
@@ -46,8 +46,10 @@ impl Part {
             Some(next)
         } else if let Some(m) = &next.message {
             m.find(rest)
-        } else {
+        } else if next.multipart {
             next.find(rest)
+        } else {
+            None
         }
     }
 }
