@@ -272,10 +272,10 @@ async fn smtp_to_imap_with_client_libraries() {
     let env = fetched[0].envelope().unwrap();
     assert_eq!(env.subject.as_deref(), Some(&b"Hello Joe"[..]));
     assert_eq!(fetched[0].size, Some(body.len() as u32));
-    assert!(
-        fetched[0].flags().next().is_none(),
-        "PEEK does not set \\Seen"
-    );
+    // PEEK does not set \Seen; the new message is \Recent in this
+    // IMAP4rev1 session (RFC 3501 §2.3.2).
+    let flags: Vec<_> = fetched[0].flags().collect();
+    assert_eq!(flags, vec![async_imap::types::Flag::Recent], "{flags:?}");
 
     // Implicit TLS, a second session; flag changes and expunge.
     let mut other = imaps_login(&s, "joe@example.org", "pw").await;

@@ -171,7 +171,7 @@ async fn fetch_items_and_sections() {
     )
     .await;
     assert!(
-        r[0].starts_with("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE "),
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE "),
         "{r:?}"
     );
     assert!(
@@ -194,10 +194,13 @@ async fn fetch_items_and_sections() {
     let r = cmd(&mut c, "e", "UID FETCH 2 (BODY[TEXT])").await;
     assert_eq!(r[0], "* 2 FETCH (UID 2 BODY[TEXT] {13}");
     assert_eq!(r[1], "second body");
-    assert_eq!(r[2], " FLAGS (\\Seen))", "non-PEEK fetch sets \\Seen");
+    assert_eq!(
+        r[2], " FLAGS (\\Seen \\Recent))",
+        "non-PEEK fetch sets \\Seen"
+    );
     let r = cmd(&mut c, "f", "FETCH 1:* FLAGS").await;
-    assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
-    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Seen))");
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Recent))");
+    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Seen \\Recent))");
     let r = cmd(&mut c, "g", "FETCH 1 BODY.PEEK[3]").await;
     assert_eq!(r[0], "* 1 FETCH (BODY[3] NIL)");
     let r = cmd(&mut c, "h", "FETCH 5 FLAGS").await;
@@ -221,17 +224,17 @@ async fn store_expunge_close() {
         r[0],
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"
     );
-    assert_eq!(r[2], "* 1 FETCH (FLAGS (\\Flagged $Work))");
+    assert_eq!(r[2], "* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))");
     let r = cmd(&mut c, "c", "UID STORE 1 -FLAGS.SILENT (\\Flagged)").await;
     assert_eq!(r.len(), 1);
     let r = cmd(&mut c, "d", "STORE 2 FLAGS (\\Deleted)").await;
-    assert_eq!(r[0], "* 2 FETCH (FLAGS (\\Deleted))");
+    assert_eq!(r[0], "* 2 FETCH (FLAGS (\\Deleted \\Recent))");
     let r = cmd(&mut c, "e", "STORE 1 +FLAGS (\\Recent)").await;
     assert!(r[0].starts_with("e BAD"));
     let r = cmd(&mut c, "f", "EXPUNGE").await;
     assert_eq!(r[0], "* 2 EXPUNGE");
     let r = cmd(&mut c, "g", "FETCH 1:* (UID FLAGS)").await;
-    assert_eq!(r[0], "* 1 FETCH (UID 1 FLAGS ($Work))");
+    assert_eq!(r[0], "* 1 FETCH (UID 1 FLAGS ($Work \\Recent))");
     cmd(&mut c, "h", "STORE 1 +FLAGS (\\Deleted)").await;
     let r = cmd(&mut c, "i", "CLOSE").await;
     assert!(r[0].starts_with("i OK"));
@@ -260,7 +263,7 @@ async fn sessions_see_each_others_changes() {
     .starts_with("250"));
     let r = cmd(&mut a, "a2", "NOOP").await;
     assert!(
-        r.contains(&"* 1 FETCH (FLAGS (\\Answered))".to_string()),
+        r.contains(&"* 1 FETCH (FLAGS (\\Answered \\Recent))".to_string()),
         "{r:?}"
     );
     assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
@@ -333,7 +336,9 @@ async fn append_with_flags_date_and_appenduid() {
     assert!(r[0].starts_with("c NO [TRYCREATE]"));
     cmd(&mut c, "d", "SELECT Drafts").await;
     let r = cmd(&mut c, "e", "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)").await;
-    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Draft \\Seen) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE 25)");
+    // The appended message is \\Recent in the first session to select
+    // its mailbox (RFC 3501 §2.3.2).
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Draft \\Seen \\Recent) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE 25)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,8 +403,9 @@ async fn copy_and_move_with_copyuid() {
         r[0], "* 3 EXISTS",
         "the copy shows up in the selected mailbox"
     );
+    assert_eq!(r[1], "* 1 RECENT", "and is this session's \\Recent one");
     assert!(
-        r[1].starts_with("j OK [COPYUID ") && r[1].contains(" 1 3] "),
+        r[2].starts_with("j OK [COPYUID ") && r[2].contains(" 1 3] "),
         "{r:?}"
     );
     cmd(&mut c, "l", "STORE 3 +FLAGS (\\Seen)").await;
@@ -439,6 +445,7 @@ async fn idle_reports_new_mail_within_a_second() {
         "{:?}",
         sent.elapsed()
     );
+    assert_eq!(c.line().await, "* 3 RECENT");
     c.send("DONE\r\n").await;
     assert_eq!(c.line().await, "b OK IDLE terminated");
 }
@@ -537,7 +544,7 @@ async fn condstore_mod_sequences() {
     .await;
     assert_eq!(f.len(), 2, "{f:?}");
     assert!(
-        f[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        f[0].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ("),
         "{f:?}"
     );
 
@@ -550,7 +557,7 @@ async fn condstore_mod_sequences() {
     )
     .await;
     assert!(
-        st[0].starts_with("* 1 FETCH (FLAGS (\\Seen) MODSEQ ("),
+        st[0].starts_with("* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ ("),
         "{st:?}"
     );
     assert!(
@@ -878,7 +885,10 @@ async fn searchres_saved_results() {
     let r = cmd(&mut c, "e", "SEARCH NOT $").await;
     assert_eq!(r[0], "* SEARCH 1");
     let st = cmd(&mut c, "f", "STORE $ +FLAGS (\\Flagged)").await;
-    assert!(st[0].starts_with("* 2 FETCH (FLAGS (\\Flagged)"), "{st:?}");
+    assert!(
+        st[0].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent)"),
+        "{st:?}"
+    );
     cmd(&mut c, "g", "CREATE Saved").await;
     let r = cmd(&mut c, "h", "UID COPY $ Saved").await;
     assert!(r[0].starts_with("h OK [COPYUID "), "{r:?}");
@@ -1025,7 +1035,8 @@ async fn enable_imap4rev2_switches_semantics() {
 
     let mut old = logged_in(&s).await;
     let sel = cmd(&mut old, "a", "SELECT INBOX").await;
-    assert!(sel.iter().any(|l| l == "* 0 RECENT"), "{sel:?}");
+    // IMAP4rev2 sessions take no \\Recent: both are this one's.
+    assert!(sel.iter().any(|l| l == "* 2 RECENT"), "{sel:?}");
     assert_eq!(cmd(&mut old, "b", "SEARCH ALL").await[0], "* SEARCH 1 2");
 }
 
@@ -1071,7 +1082,7 @@ async fn qresync_resynchronisation() {
     let n = cmd(&mut a, "d", "NOOP").await;
     assert_eq!(n[0], "* VANISHED 2", "{n:?}");
     assert!(
-        n[1].starts_with("* 1 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        n[1].starts_with("* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ("),
         "{n:?}"
     );
     assert!(!n.iter().any(|l| l.contains("EXPUNGE")), "{n:?}");
@@ -2483,7 +2494,7 @@ async fn notify_events() {
     .starts_with("250"));
     let got = lines_until(&mut a, |l| l == ")").await.join("\n");
     assert!(
-        got.starts_with("* 1 EXISTS\n* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {"),
+        got.starts_with("* 1 EXISTS\n* 1 RECENT\n* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {"),
         "{got}"
     );
     assert!(got.contains("Subject: ping"), "{got}");
@@ -2565,7 +2576,7 @@ async fn notify_events() {
     assert!(
         got.last()
             .unwrap()
-            .starts_with("* 1 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+            .starts_with("* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ("),
         "{got:?}"
     );
     cmd(&mut b, "m", "SELECT Drafts").await;

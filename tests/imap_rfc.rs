@@ -393,3 +393,77 @@ async fn binary_of_an_empty_part_is_empty() {
     assert!(empty("BODY[1]") && empty("BINARY[1]"), "{r:?}");
     assert!(all.contains("BINARY.SIZE[1] 0"), "{r:?}");
 }
+
+async fn deliver_to_joe(s: &TestServer, subject: &str) {
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@remote.test",
+        &["joe@example.org"],
+        &format!("Subject: {subject}\r\n\r\nbody"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
+fn has(r: &[String], line: &str) -> bool {
+    r.iter().any(|l| l == line)
+}
+
+/// RFC 3501 §2.3.2: a message is \Recent in exactly one session, the
+/// first to be notified of it (SELECT, or a new message seen while
+/// selected); EXAMINE shows it without taking it (§6.3.2); `n RECENT`
+/// after SELECT/EXAMINE and when new messages arrive (§7.3.2); STATUS
+/// RECENT (§6.3.10); SEARCH RECENT, NEW (RECENT UNSEEN) and OLD (NOT
+/// RECENT) (§6.4.4). IMAP4rev2 sessions have no \Recent and take none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_is_in_exactly_one_session() {
+    let s = server().await;
+    deliver_to_joe(&s, "one").await;
+    deliver_to_joe(&s, "two").await;
+    let mut rev2 = login(&s).await;
+    cmd(&mut rev2, "e", "ENABLE IMAP4rev2").await;
+    let r = cmd(&mut rev2, "s", "SELECT INBOX").await;
+    assert!(!r.iter().any(|l| l.ends_with("RECENT")), "{r:?}");
+    let mut c = login(&s).await;
+    let r = cmd(&mut c, "x", "EXAMINE INBOX").await;
+    assert!(has(&r, "* 2 RECENT"), "EXAMINE shows, does not take: {r:?}");
+    let mut a = login(&s).await;
+    let r = cmd(&mut a, "s", "SELECT INBOX").await;
+    assert!(has(&r, "* 2 RECENT"), "{r:?}");
+    let r = cmd(&mut a, "f", "FETCH 1:* FLAGS").await;
+    assert!(has(&r, "* 1 FETCH (FLAGS (\\Recent))"), "{r:?}");
+    for (key, want) in [
+        ("RECENT", "* SEARCH 1 2"),
+        ("NEW", "* SEARCH 1 2"),
+        ("OLD", "* SEARCH"),
+    ] {
+        assert_eq!(
+            cmd(&mut a, "q", &format!("SEARCH {key}")).await[0],
+            want,
+            "{key}"
+        );
+    }
+    let mut b = login(&s).await;
+    let r = cmd(&mut b, "s", "SELECT INBOX").await;
+    assert!(has(&r, "* 0 RECENT"), "taken by the first SELECT: {r:?}");
+    let r = cmd(&mut b, "f", "FETCH 1 FLAGS").await;
+    assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
+    assert_eq!(cmd(&mut b, "q", "SEARCH OLD").await[0], "* SEARCH 1 2");
+    let r = cmd(&mut c, "t", "STATUS INBOX (RECENT)").await;
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 0)");
+    // A new message: the first session to hear of it has it.
+    deliver_to_joe(&s, "three").await;
+    let r = cmd(&mut c, "t", "STATUS INBOX (RECENT)").await;
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 1)");
+    let r = cmd(&mut a, "n", "NOOP").await;
+    assert!(has(&r, "* 3 EXISTS") && has(&r, "* 3 RECENT"), "{r:?}");
+    let r = cmd(&mut b, "n", "NOOP").await;
+    assert!(has(&r, "* 3 EXISTS") && has(&r, "* 0 RECENT"), "{r:?}");
+    // SEEN makes it OLD? No: NEW is RECENT and UNSEEN, OLD is NOT RECENT.
+    cmd(&mut a, "t", "STORE 1 +FLAGS (\\Seen)").await;
+    assert_eq!(cmd(&mut a, "q", "SEARCH NEW").await[0], "* SEARCH 2 3");
+    assert_eq!(cmd(&mut a, "q", "SEARCH OLD").await[0], "* SEARCH");
+    // STORE answers show \Recent too.
+    let r = cmd(&mut a, "t", "STORE 2 +FLAGS (\\Flagged)").await;
+    assert_eq!(r[0], "* 2 FETCH (FLAGS (\\Flagged \\Recent))");
+}

@@ -25,6 +25,8 @@ pub struct Selected {
     /// Keywords announced in FLAGS (RFC 3501 §7.2.6): a FETCH never shows
     /// one the client was not told of first.
     pub keywords: Vec<String>,
+    /// UIDs that are \Recent in this session (IMAP4rev1 only).
+    pub recent: std::collections::HashSet<u32>,
     /// The session's view: sequence number n is `msgs[n-1]`. Shared with
     /// other sessions while it equals the mailbox's current listing;
     /// copied on write.
@@ -700,7 +702,7 @@ impl Session {
                         };
                         lines.push(format!(
                             "{seq} FETCH (FLAGS ({}){modseq})",
-                            cur.flags.join(" ")
+                            flag_list(&cur.flags, sel.recent.contains(&cur.uid))
                         ));
                     }
                     kept.push(cur);
@@ -724,6 +726,20 @@ impl Session {
         kept.extend(current.iter().filter(|c| c.uid > last_uid).cloned());
         if kept.len() != before {
             lines.push(format!("{} EXISTS", kept.len()));
+            // New messages are this session's \Recent ones if no other
+            // session took them first (RFC 3501 §2.3.2, §7.3.2).
+            if !self.rev2 {
+                let new = kept[before..].iter().map(|m| m.uid);
+                if sel.examine {
+                    let from = self.core.mail.recent_from(acct, mbox_id, mb.uidnext);
+                    sel.recent.extend(new.filter(|&u| u >= from));
+                } else {
+                    let claimed = self.core.mail.claim_recent(acct, mbox_id, mb.uidnext);
+                    sel.recent.extend(new.filter(|u| claimed.contains(u)));
+                }
+                let n = kept.iter().filter(|m| sel.recent.contains(&m.uid)).count();
+                lines.push(format!("{n} RECENT"));
+            }
         }
         // In step with the mailbox: hold the shared listing, not a copy.
         sel.msgs = if complete {
@@ -754,6 +770,19 @@ impl Session {
             self.untagged(&l);
         }
     }
+}
+
+/// A message's flags as FETCH shows them, `\Recent` included when it is
+/// recent in this session.
+pub(crate) fn flag_list(flags: &[String], recent: bool) -> String {
+    let mut l = flags.join(" ");
+    if recent {
+        if !l.is_empty() {
+            l.push(' ');
+        }
+        l.push_str("\\Recent");
+    }
+    l
 }
 
 pub(crate) const REVOKED_BYE: &str = "BYE This account was disabled or removed";

@@ -262,6 +262,7 @@ impl MailStore {
         match res {
             Ok(v) => {
                 for o in &v {
+                    self.note_arrival(o.account, o.mailbox, o.uid);
                     self.notify(o.account);
                 }
                 Ok(v)

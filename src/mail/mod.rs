@@ -24,6 +24,7 @@ pub mod fts;
 pub mod ingest;
 pub mod mailbox;
 pub mod mime;
+pub mod recent;
 
 #[cfg(all(test, feature = "rocksdb"))]
 mod tests;
@@ -340,6 +341,8 @@ pub struct MailStore {
     /// removed, shared mailboxes or accounts deleted), so that sessions
     /// holding rights re-check them only when it moved.
     acl_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// \Recent marks (see [`recent`]).
+    recent: std::sync::Arc<recent::RecentMarks>,
 }
 
 /// A mailbox listing as many sessions hold it: read once, shared.
@@ -361,6 +364,7 @@ impl MailStore {
             fts: None,
             fts_wake: Default::default(),
             acl_version: Default::default(),
+            recent: Default::default(),
         }
     }
 

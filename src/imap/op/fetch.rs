@@ -428,11 +428,15 @@ impl Session {
                 continue;
             }
             let mut out = format!("* {} FETCH (", i + 1).into_bytes();
+            let recent = self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.recent.contains(&m.uid));
             for (n, a) in attrs.iter().enumerate() {
                 if n > 0 {
                     out.push(b' ');
                 }
-                render(&mut out, a, &m, meta.as_ref(), raw.as_deref());
+                render(&mut out, a, &m, recent, meta.as_ref(), raw.as_deref());
             }
             out.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&out);
@@ -456,6 +460,7 @@ fn render(
     out: &mut Vec<u8>,
     a: &FetchAttr,
     m: &crate::mail::UidEntry,
+    recent: bool,
     meta: Option<&EmailMeta>,
     raw: Option<&[u8]>,
 ) {
@@ -469,7 +474,13 @@ fn render(
             Some(meta) => push(out, &format!("THREADID (T{})", meta.thread)),
             None => push(out, "THREADID NIL"),
         },
-        FetchAttr::Flags => push(out, &format!("FLAGS ({})", m.flags.join(" "))),
+        FetchAttr::Flags => push(
+            out,
+            &format!(
+                "FLAGS ({})",
+                crate::imap::session::flag_list(&m.flags, recent)
+            ),
+        ),
         // RFC 8514 §4.1; entries older than save dates carry the internal
         // date.
         FetchAttr::SaveDate => match m.saved.or(meta.map(|x| x.received_at)) {

@@ -175,10 +175,25 @@ impl Session {
         self.untagged(&flags_response(&keywords));
         let exists = format!("{} EXISTS", msgs.len());
         self.untagged(&exists);
+        // \Recent (RFC 3501 §2.3.2): SELECT claims what no session has
+        // seen yet; EXAMINE shows it without taking it (§6.3.2).
         // IMAP4rev2 has neither \Recent nor the UNSEEN code (RFC 9051
         // Appendix E); rev1 clients still get them.
+        let recent: std::collections::HashSet<u32> = if self.rev2 {
+            Default::default()
+        } else if examine {
+            let from = self.core.mail.recent_from(acct, mb.id, mb.uidnext);
+            msgs.iter().map(|m| m.uid).filter(|&u| u >= from).collect()
+        } else {
+            let claimed = self.core.mail.claim_recent(acct, mb.id, mb.uidnext);
+            msgs.iter()
+                .map(|m| m.uid)
+                .filter(|u| claimed.contains(u))
+                .collect()
+        };
         if !self.rev2 {
-            self.untagged("0 RECENT");
+            let l = format!("{} RECENT", recent.len());
+            self.untagged(&l);
             if let Some(first_unseen) = msgs
                 .iter()
                 .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
@@ -212,6 +227,7 @@ impl Session {
             examine,
             acl_version,
             keywords,
+            recent,
             msgs,
         });
         for l in resync_lines {
@@ -540,7 +556,11 @@ impl Session {
                     .iter()
                     .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
                     .count() as u64,
-                "RECENT" => 0,
+                // Messages no session has claimed (RFC 3501 §6.3.10).
+                "RECENT" => {
+                    let from = self.core.mail.recent_from(acct, mb.id, mb.uidnext);
+                    msgs.iter().filter(|m| m.uid >= from).count() as u64
+                }
                 "APPENDLIMIT" => self.core.config.imap.max_literal_size as u64,
                 "HIGHESTMODSEQ" => {
                     self.enable_condstore();

@@ -20,6 +20,8 @@ use crate::mail::{EmailMeta, MailStore, UidEntry};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key {
     All,
+    /// \Recent in this session (RFC 3501 §2.3.2).
+    Recent,
     Flag(String, bool),
     Header(String, String),
     Body(String),
@@ -109,14 +111,20 @@ impl<'a> Parser<'a> {
             "DELETED" => flag("\\Deleted", true),
             "DRAFT" => flag("\\Draft", true),
             "FLAGGED" => flag("\\Flagged", true),
-            "SEEN" | "OLD" => flag("\\Seen", true),
+            "SEEN" => flag("\\Seen", true),
+            // RFC 3501 §6.4.4: OLD is NOT RECENT, NEW is RECENT UNSEEN.
+            "OLD" => Ok(Key::Not(Box::new(Key::Recent))),
+            "NEW" => Ok(Key::And(vec![
+                Key::Recent,
+                Key::Flag("\\Seen".into(), false),
+            ])),
             "UNANSWERED" => flag("\\Answered", false),
             "UNDELETED" => flag("\\Deleted", false),
             "UNDRAFT" => flag("\\Draft", false),
             "UNFLAGGED" => flag("\\Flagged", false),
-            "UNSEEN" | "NEW" => flag("\\Seen", false),
-            // No message is \Recent in this server (RFC 9051 drops it).
-            "RECENT" => Ok(Key::Not(Box::new(Key::All))),
+            "UNSEEN" => flag("\\Seen", false),
+            // \Recent in this session (IMAP4rev1; never under IMAP4rev2).
+            "RECENT" => Ok(Key::Recent),
             "KEYWORD" | "UNKEYWORD" => {
                 let k = self.string()?;
                 let k = normalize_flag(&k).ok_or("Invalid keyword")?;
@@ -493,6 +501,8 @@ pub struct Candidate<'a> {
     pub raw: Option<&'a [u8]>,
     /// Not (fully) in the index: indexed keys are checked on the content.
     pub unsure: bool,
+    /// \Recent in the searching session.
+    pub recent: bool,
     pub text: std::cell::OnceCell<SearchText>,
 }
 
@@ -529,6 +539,7 @@ fn header_matches(raw: &[u8], name: &str, needle: &str) -> bool {
 pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
     match k {
         Key::All => true,
+        Key::Recent => c.recent,
         Key::Flag(f, set) => c.entry.flags.iter().any(|x| x.eq_ignore_ascii_case(f)) == *set,
         Key::Header(name, needle) => c.raw.is_some_and(|r| header_matches(r, name, needle)),
         Key::Body(n) => c.text().is_some_and(|t| t.body.contains(&fold(n))),
@@ -622,6 +633,10 @@ impl Session {
                 meta: meta.as_ref(),
                 raw: raw.as_deref(),
                 unsure: is_unsure,
+                recent: self
+                    .selected
+                    .as_ref()
+                    .is_some_and(|s| s.recent.contains(&entry.uid)),
                 text: Default::default(),
             };
             if matches(&key, &c) {
@@ -792,6 +807,7 @@ mod tests {
                 meta: None,
                 raw: Some(raw),
                 unsure: false,
+                recent: false,
                 text: Default::default(),
             };
             matches(&k, &c)
@@ -918,6 +934,7 @@ mod tests {
                     meta: None,
                     raw: load.then_some(raw.as_slice()),
                     unsure: is_unsure,
+                    recent: false,
                     text: Default::default(),
                 };
                 if matches(k, &c) {

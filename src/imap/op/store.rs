@@ -131,7 +131,10 @@ impl Session {
             let flags_part = if silent {
                 String::new()
             } else {
-                format!("FLAGS ({})", m.flags.join(" "))
+                format!(
+                    "FLAGS ({})",
+                    crate::imap::session::flag_list(&m.flags, sel.recent.contains(&m.uid))
+                )
             };
             let modseq_part = match (condstore, silent) {
                 (false, _) => String::new(),
