@@ -8,7 +8,13 @@
 //! - a session's HIGHESTMODSEQ for a mailbox never goes down;
 //! - every delivered or appended message is in exactly one mailbox at the
 //!   end (MOVE keeps one copy), except the "del-" messages clients may
-//!   delete, which are in at most one.
+//!   delete, which are in at most one;
+//! - every sequence number the server sends (EXPUNGE, FETCH, SEARCH) is
+//!   valid in the client's view at that moment: at most the count of
+//!   messages it was told of (EXISTS, less the EXPUNGEs since);
+//! - EXISTS never shrinks the view without EXPUNGE;
+//! - a keyword is announced in FLAGS before a FETCH shows it;
+//! - a message is \Recent in at most one session.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -28,7 +34,91 @@ const BOXES: [&str; 3] = ["INBOX", "Shared1", "Shared2"];
 struct Seen {
     /// (mailbox, uidvalidity, uid) -> Message-ID.
     uids: HashMap<(String, u64, u32), String>,
+    /// (mailbox, uidvalidity, uid) -> the client that saw it \Recent.
+    recent: HashMap<(String, u64, u32), usize>,
     violations: Vec<String>,
+}
+
+/// What one client was told about its selected mailbox.
+#[derive(Default)]
+struct ClientView {
+    exists: u32,
+    keywords: Vec<String>,
+}
+
+const SYSTEM: [&str; 6] = [
+    "\\Answered",
+    "\\Flagged",
+    "\\Deleted",
+    "\\Seen",
+    "\\Draft",
+    "\\Recent",
+];
+
+/// The flags of a `FLAGS (...)` list in `line`.
+fn flags_in(line: &str) -> Vec<String> {
+    line.split("FLAGS (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .map(|f| f.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+impl ClientView {
+    /// Follows the untagged responses of one answer, reporting numbers
+    /// outside the view and keywords used before FLAGS announced them.
+    /// `uid_search`: SEARCH answers hold UIDs, not sequence numbers.
+    fn follow(&mut self, lines: &[String], uid_search: bool, what: &str) -> Vec<String> {
+        let mut bad = Vec::new();
+        for l in lines {
+            let Some(rest) = l.strip_prefix("* ") else {
+                continue;
+            };
+            let mut words = rest.split(' ');
+            let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            if first == "FLAGS" {
+                self.keywords = flags_in(rest);
+            } else if first == "SEARCH" && !uid_search {
+                for n in rest[6..]
+                    .split_whitespace()
+                    .filter_map(|n| n.parse::<u32>().ok())
+                {
+                    if n == 0 || n > self.exists {
+                        bad.push(format!("{what}: SEARCH names {n} of {}", self.exists));
+                    }
+                }
+            } else if let Ok(n) = first.parse::<u32>() {
+                match second {
+                    "EXISTS" => {
+                        if n < self.exists {
+                            bad.push(format!("{what}: EXISTS {n} after {}", self.exists));
+                        }
+                        self.exists = n;
+                    }
+                    "EXPUNGE" => {
+                        if n == 0 || n > self.exists {
+                            bad.push(format!("{what}: {n} EXPUNGE of {}", self.exists));
+                        }
+                        self.exists = self.exists.saturating_sub(1);
+                    }
+                    "FETCH" => {
+                        if n == 0 || n > self.exists {
+                            bad.push(format!("{what}: {n} FETCH of {}", self.exists));
+                        }
+                        for f in flags_in(rest) {
+                            let known = SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(&f))
+                                || self.keywords.iter().any(|k| k.eq_ignore_ascii_case(&f));
+                            if !known {
+                                bad.push(format!("{what}: {f} in FETCH before FLAGS"));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        bad
+    }
 }
 
 impl Seen {
@@ -54,11 +144,13 @@ fn field(lines: &[String], name: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// (uid, Message-ID) of every message in a `UID FETCH 1:* (UID
-/// BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])` answer, in answer order.
-fn listing(lines: &[String]) -> Vec<(u32, String)> {
+/// (uid, Message-ID, \Recent) of every message in a `UID FETCH 1:*
+/// (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])` answer, in answer
+/// order.
+fn listing(lines: &[String]) -> Vec<(u32, String, bool)> {
     let mut out = Vec::new();
     let mut uid = None;
+    let mut recent = false;
     for l in lines {
         if l.starts_with("* ") && l.contains(" FETCH (") {
             uid = l
@@ -66,9 +158,10 @@ fn listing(lines: &[String]) -> Vec<(u32, String)> {
                 .nth(1)
                 .and_then(|r| r.split([' ', ')']).next())
                 .and_then(|n| n.parse::<u32>().ok());
+            recent = flags_in(l).iter().any(|f| f == "\\Recent");
         } else if let Some(id) = l.strip_prefix("Message-ID: ") {
             if let Some(u) = uid.take() {
-                out.push((u, id.trim().to_string()));
+                out.push((u, id.trim().to_string(), recent));
             }
         }
     }
@@ -83,11 +176,12 @@ async fn list_checked(
     seen: &Mutex<Seen>,
     mbox: &str,
     validity: u64,
-) -> (Vec<String>, Vec<(u32, String)>) {
+    client: usize,
+) -> (Vec<String>, Vec<(u32, String, bool)>) {
     let r = cmd(
         c,
         tag,
-        "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+        "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
     )
     .await;
     let list = listing(&r);
@@ -96,8 +190,17 @@ async fn list_checked(
         g.violations
             .push(format!("UIDs not ascending in {mbox}: {list:?}"));
     }
-    for (uid, id) in &list {
+    for (uid, id, recent) in &list {
         g.record(mbox, validity, *uid, id);
+        if *recent {
+            let key = (mbox.to_string(), validity, *uid);
+            let owner = *g.recent.entry(key).or_insert(client);
+            if owner != client {
+                g.violations.push(format!(
+                    "UID {uid} of {mbox} \\Recent in clients {owner} and {client}"
+                ));
+            }
+        }
     }
     (r, list)
 }
@@ -173,6 +276,7 @@ async fn hundred_clients_on_shared_mailboxes() {
             cmd(&mut c, "e", "ENABLE CONDSTORE").await;
             let mut highest: HashMap<&str, u64> = HashMap::new();
             let mut current: Option<(&str, u64)> = None;
+            let mut view = ClientView::default();
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
@@ -182,6 +286,9 @@ async fn hundred_clients_on_shared_mailboxes() {
                     // SELECT: HIGHESTMODSEQ never goes down for a session.
                     let b = BOXES[rng.gen_range(0..BOXES.len())];
                     let r = cmd(&mut c, &tag, &format!("SELECT {b}")).await;
+                    view = ClientView::default();
+                    let bad = view.follow(&r, false, &format!("SELECT {b}"));
+                    seen.lock().unwrap().violations.extend(bad);
                     let (Some(v), Some(h)) = (field(&r, "UIDVALIDITY"), field(&r, "HIGHESTMODSEQ"))
                     else {
                         seen.lock()
@@ -201,7 +308,7 @@ async fn hundred_clients_on_shared_mailboxes() {
                     continue;
                 };
                 let r = match op {
-                    1 | 2 => list_checked(&mut c, &tag, &seen, mbox, validity).await.0,
+                    1 | 2 => list_checked(&mut c, &tag, &seen, mbox, validity, k).await.0,
                     3 => {
                         let flag = ["\\Seen", "\\Flagged", "$Stress"][rng.gen_range(0..3)];
                         let sign = if rng.gen_bool(0.5) { '+' } else { '-' };
@@ -243,14 +350,19 @@ async fn hundred_clients_on_shared_mailboxes() {
                         if uids.is_empty() {
                             found
                         } else {
+                            // Every answer of the three, for the view.
                             let set = uids.join(",");
-                            cmd(
-                                &mut c,
-                                &format!("{tag}s"),
-                                &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
-                            )
-                            .await;
-                            cmd(&mut c, &tag, &format!("UID EXPUNGE {set}")).await
+                            let mut all = found;
+                            all.extend(
+                                cmd(
+                                    &mut c,
+                                    &format!("{tag}s"),
+                                    &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+                                )
+                                .await,
+                            );
+                            all.extend(cmd(&mut c, &tag, &format!("UID EXPUNGE {set}")).await);
+                            all
                         }
                     }
                     6 => {
@@ -270,6 +382,8 @@ async fn hundred_clients_on_shared_mailboxes() {
                     _ => cmd(&mut c, &tag, "NOOP").await,
                 };
                 ops.fetch_add(1, Ordering::Relaxed);
+                let bad = view.follow(&r, op == 5, &format!("op {op} in {mbox}"));
+                seen.lock().unwrap().violations.extend(bad);
                 let last = r.last().cloned().unwrap_or_default();
                 // Tagged NO is allowed (e.g. MOVE of a message gone), and so
                 // is BAD for MOVE 1 in a mailbox that became empty; any
@@ -284,7 +398,9 @@ async fn hundred_clients_on_shared_mailboxes() {
                         .push(format!("{last} after op {op}"));
                 }
             }
-            cmd(&mut c, "z", "LOGOUT").await;
+            let r = cmd(&mut c, "z", "LOGOUT").await;
+            let bad = view.follow(&r, false, "LOGOUT");
+            seen.lock().unwrap().violations.extend(bad);
         }));
     }
     for c in clients {
@@ -301,7 +417,7 @@ async fn hundred_clients_on_shared_mailboxes() {
     for b in BOXES {
         let r = cmd(&mut c, "s", &format!("SELECT {b}")).await;
         let v = field(&r, "UIDVALIDITY").unwrap();
-        for (_, id) in list_checked(&mut c, "f", &seen, b, v).await.1 {
+        for (_, id, _) in list_checked(&mut c, "f", &seen, b, v, usize::MAX).await.1 {
             *count.entry(id).or_default() += 1;
         }
     }
