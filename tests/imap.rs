@@ -1242,7 +1242,15 @@ async fn sort_orders() {
             "From: {from}\r\nTo: joe@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n{}\r\n",
             "x".repeat(100 * (i + 1))
         );
-        append(&mut c, &format!("a{i}"), &m).await;
+        // One internal date for all three: ARRIVAL ties (RFC 5256 §3).
+        let tag = format!("a{i}");
+        c.send(&format!(
+            "{tag} APPEND INBOX \"01-Jan-2024 00:00:00 +0000\" {{{}+}}\r\n{m}\r\n",
+            m.len()
+        ))
+        .await;
+        let r = c.imap_until(&tag).await;
+        assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
     }
     cmd(&mut c, "b", "SELECT INBOX").await;
     let caps = cmd(&mut c, "c", "CAPABILITY").await.join(" ");

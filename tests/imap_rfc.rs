@@ -467,3 +467,62 @@ async fn recent_is_in_exactly_one_session() {
     let r = cmd(&mut a, "t", "STORE 2 +FLAGS (\\Flagged)").await;
     assert_eq!(r[0], "* 2 FETCH (FLAGS (\\Flagged \\Recent))");
 }
+
+/// RFC 9051 §6.3.7: a subscription outlives its mailbox; RFC 5258 §3.1,
+/// §3.4: LIST (SUBSCRIBED) returns it with \NonExistent; §3.5 (table):
+/// with RECURSIVEMATCH, CHILDINFO for every listed mailbox with a
+/// subscribed descendant, whether or not it is subscribed itself; RFC
+/// 3501 §6.3.9: LSUB returns a parent whose children alone are
+/// subscribed as \Noselect when `%` stops at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_lsub_and_recursivematch() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    for m in ["x", "x/y", "p", "p/q", "gone"] {
+        assert!(ok(&cmd(&mut c, "c", &format!("CREATE {m}")).await));
+    }
+    for m in ["x/y", "p", "p/q", "gone"] {
+        assert!(ok(&cmd(&mut c, "s", &format!("SUBSCRIBE {m}")).await));
+    }
+    // New mailboxes start subscribed here: x is not.
+    assert!(ok(&cmd(&mut c, "s", "UNSUBSCRIBE x").await));
+    assert!(ok(&cmd(&mut c, "d", "DELETE gone").await));
+    let r = cmd(&mut c, "l", "LIST (SUBSCRIBED) \"\" *").await;
+    assert!(
+        has(&r, "* LIST (\\NonExistent \\Subscribed) \"/\" \"gone\""),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.ends_with(" \"x\"")), "{r:?}");
+    let r = cmd(&mut c, "l", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
+    assert!(
+        has(
+            &r,
+            "* LIST (\\HasChildren) \"/\" \"x\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        has(
+            &r,
+            "* LIST (\\HasChildren \\Subscribed) \"/\" \"p\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        has(&r, "* LIST (\\NonExistent \\Subscribed) \"/\" \"gone\""),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "u", "LSUB \"\" %").await;
+    assert!(has(&r, "* LSUB (\\Noselect) \"/\" \"x\""), "{r:?}");
+    assert!(has(&r, "* LSUB (\\HasChildren) \"/\" \"p\""), "{r:?}");
+    assert!(has(&r, "* LSUB (\\Noselect) \"/\" \"gone\""), "{r:?}");
+    let r = cmd(&mut c, "u", "LSUB \"\" x/%").await;
+    assert!(has(&r, "* LSUB (\\HasNoChildren) \"/\" \"x/y\""), "{r:?}");
+    // Re-created, the mailbox has its subscription back.
+    assert!(ok(&cmd(&mut c, "c", "CREATE gone").await));
+    let r = cmd(&mut c, "l", "LIST \"\" gone RETURN (SUBSCRIBED)").await;
+    assert_eq!(r[0], "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"gone\"");
+    assert!(ok(&cmd(&mut c, "n", "UNSUBSCRIBE gone").await));
+    let r = cmd(&mut c, "l", "LIST (SUBSCRIBED) \"\" gone").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+}

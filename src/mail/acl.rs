@@ -79,6 +79,13 @@ impl Rights {
     }
 }
 
+/// A subscription by name, kept apart from any mailbox.
+pub(crate) fn k_name_subscription(who: u32, name: &str) -> Vec<u8> {
+    let mut key = k_acct(b'Z', who);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
 fn k_share(grantee: u32, owner: u32, mbox: u32) -> Vec<u8> {
     let mut k = k_acct(b'S', grantee);
     k.extend_from_slice(&owner.to_be_bytes());
@@ -227,9 +234,10 @@ impl MailStore {
             .collect())
     }
 
+    /// Subscribes `who` to a name that is not one of its own mailboxes (a
+    /// shared mailbox, or a name whose mailbox is gone or not made yet).
     pub async fn set_shared_subscription(&self, who: u32, name: &str, on: bool) -> Result<()> {
-        let mut key = k_acct(b'Z', who);
-        key.extend_from_slice(name.as_bytes());
+        let key = k_name_subscription(who, name);
         self.store
             .transact(move |txn| {
                 if on {

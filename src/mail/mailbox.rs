@@ -178,6 +178,15 @@ impl MailStore {
                 let mut mb = created.pop().expect("at least the mailbox itself");
                 if let Some(r) = &role {
                     mb.role = Some(r.clone());
+                }
+                // A name subscribed before its mailbox existed (or after
+                // it was deleted) is the new mailbox's subscription.
+                let sub = super::acl::k_name_subscription(acct, &name);
+                if txn.get(&sub)?.is_some() {
+                    txn.delete(sub);
+                    mb.subscribed = true;
+                }
+                if role.is_some() || mb.subscribed {
                     txn.put(k_mbox(acct, mb.id), to_json(&mb));
                 }
                 created.push(mb.clone());
@@ -232,6 +241,11 @@ impl MailStore {
                     }
                 }
                 txn.delete(k_mbox(acct, mb.id));
+                // RFC 9051 §6.3.7: a subscription outlives its mailbox (the
+                // server "MUST NOT unilaterally remove" the name).
+                if mb.subscribed {
+                    txn.put(super::acl::k_name_subscription(acct, &mb.name), Vec::new());
+                }
                 super::acl::clear_grants(txn, acct, mb)?;
                 // Its annotations go with it (RFC 5464 §3.2).
                 for (k, _) in txn.scan_prefix(&super::k_annotation(acct, mb.id, ""))? {
@@ -329,9 +343,14 @@ impl MailStore {
     }
 
     pub async fn set_subscribed(&self, acct: u32, name: &str, subscribed: bool) -> Result<()> {
+        // The name's own subscription record goes in every case; a name
+        // with no mailbox keeps its subscription there (RFC 9051 §6.3.7).
         let Some(mut mb) = self.mailbox_by_name(acct, name).await? else {
-            return Err(MailError::NotFound("no such mailbox".into()));
+            return self.set_shared_subscription(acct, name, subscribed).await;
         };
+        if !subscribed {
+            self.set_shared_subscription(acct, name, false).await?;
+        }
         mb.subscribed = subscribed;
         let id = mb.id;
         self.store

@@ -336,27 +336,50 @@ impl Session {
             (!select.subscribed || mb.subscribed)
                 && (!select.special_use || role_attr(mb.role.as_deref()).is_some())
         };
+        // Subscribed names with no mailbox of their own: a subscription
+        // outlives its mailbox (RFC 9051 §6.3.7).
+        let orphans: Vec<String> = if select.subscribed || ret.subscribed {
+            let mut names: Vec<String> = match self.core.mail.shared_subscriptions(acct).await {
+                Ok(n) => n
+                    .into_iter()
+                    .filter(|n| {
+                        !super::acl::is_shared_name(n) && !boxes.iter().any(|b| &b.name == n)
+                    })
+                    .collect(),
+                Err(e) => return unavailable(e),
+            };
+            names.sort();
+            names
+        } else {
+            Vec::new()
+        };
+        // RFC 5258 §3.5: with RECURSIVEMATCH, a mailbox with a descendant
+        // that meets the selection criteria carries CHILDINFO, whether it
+        // meets them itself or not (the table in §3.5).
+        let info = if select.subscribed {
+            "SUBSCRIBED"
+        } else {
+            "SPECIAL-USE"
+        };
+        let childinfo = format!("(\"CHILDINFO\" (\"{info}\"))");
+        let has_selected_child = |name: &str| {
+            let prefix = format!("{name}/");
+            boxes
+                .iter()
+                .any(|c| c.name.starts_with(&prefix) && selected(c))
+                || (select.subscribed && orphans.iter().any(|o| o.starts_with(&prefix)))
+        };
         for mb in &boxes {
             if !matching(&mb.name) {
                 continue;
             }
             let mut extra = Vec::new();
-            if !selected(mb) {
-                // RFC 5258 §3.5: with RECURSIVEMATCH, a parent whose
-                // descendants are selected is listed with CHILDINFO.
-                let prefix = format!("{}/", mb.name);
-                let child = boxes
-                    .iter()
-                    .any(|c| c.name.starts_with(&prefix) && selected(c));
-                if !(select.recursive && child) {
-                    continue;
-                }
-                let info = if select.subscribed {
-                    "SUBSCRIBED"
-                } else {
-                    "SPECIAL-USE"
-                };
-                extra.push(format!("(\"CHILDINFO\" (\"{info}\"))"));
+            let child = select.recursive && has_selected_child(&mb.name);
+            if !selected(mb) && !child {
+                continue;
+            }
+            if child {
+                extra.push(childinfo.clone());
             }
             let mut line = list_line(
                 cmd,
@@ -375,6 +398,59 @@ impl Session {
                     Ok(l) => self.untagged(&l),
                     Err(r) => return r,
                 }
+            }
+        }
+        if select.subscribed {
+            // Subscribed names without a mailbox: \NonExistent (RFC 5258
+            // §3.4); LSUB shows them as not selectable.
+            for name in orphans.iter().filter(|n| matching(n)) {
+                let wire = self.wire_name(name);
+                let line = if lsub {
+                    format!("LSUB (\\Noselect) \"/\" {wire}")
+                } else {
+                    format!("LIST (\\NonExistent \\Subscribed) \"/\" {wire}")
+                };
+                self.untagged(&line);
+            }
+            // Names above subscribed ones that are not listed otherwise:
+            // LSUB returns such a parent as \Noselect when `%` stops at
+            // it (RFC 3501 §6.3.9); LIST with RECURSIVEMATCH as
+            // \NonExistent with CHILDINFO when it does not exist
+            // (RFC 5258 §3.5).
+            let subscribed: Vec<&str> = boxes
+                .iter()
+                .filter(|b| b.subscribed)
+                .map(|b| b.name.as_str())
+                .chain(orphans.iter().map(String::as_str))
+                .collect();
+            let mut parents: Vec<String> = Vec::new();
+            // Only for names the pattern stops above (`%`): a listed
+            // descendant needs no stand-in.
+            for name in subscribed.iter().filter(|n| !matching(n)) {
+                let mut at = 0;
+                while let Some(i) = name[at..].find('/') {
+                    let parent = &name[..at + i];
+                    at += i + 1;
+                    let exists = boxes.iter().find(|b| b.name == parent);
+                    let listed = subscribed.contains(&parent)
+                        || (lsub && exists.is_some_and(|b| b.subscribed))
+                        || (!lsub && exists.is_some());
+                    if listed || !matching(parent) || parents.iter().any(|p| p == parent) {
+                        continue;
+                    }
+                    if lsub || select.recursive {
+                        parents.push(parent.to_string());
+                    }
+                }
+            }
+            for p in parents {
+                let wire = self.wire_name(&p);
+                let line = if lsub {
+                    format!("LSUB (\\Noselect) \"/\" {wire}")
+                } else {
+                    format!("LIST (\\NonExistent) \"/\" {wire} {childinfo}")
+                };
+                self.untagged(&line);
             }
         }
         // Mailboxes others share with this user (RFC 4314 §4: those it
