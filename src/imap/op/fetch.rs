@@ -440,8 +440,10 @@ impl Session {
             }
             out.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&out);
-            if self.out.len() > 1 << 20 {
-                // Keep memory flat on large fetches.
+            // Long answers go out as they are made (64 KiB at a time), so
+            // a client hears from the server while a big listing is still
+            // being read, and memory stays flat.
+            if self.out.len() > 64 << 10 {
                 let data = std::mem::take(&mut self.out);
                 if self.conn.write(&data).await.is_err() {
                     return "NO Connection error".into();
