@@ -526,3 +526,51 @@ async fn subscriptions_lsub_and_recursivematch() {
     let r = cmd(&mut c, "l", "LIST (SUBSCRIBED) \"\" gone").await;
     assert_eq!(r.len(), 1, "{r:?}");
 }
+
+/// RFC 5256 §2.1 base subjects (all leaders, blobs, "(fwd)" trailers,
+/// "[fwd: ...]", repeated) with ties in mailbox order (§3); the CC key is
+/// the first Cc address's addr-mailbox (§3); RFC 5957 §3-4: DISPLAYTO of
+/// a group is its start marker's mailbox (the group name), of a message
+/// without To the empty string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_keys_follow_the_rfc() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    for (subject, cc, to) in [
+        (
+            "[list] Re: Fwd: delta",
+            "Zed <a@x.org>",
+            "Xavier <x@example.org>",
+        ),
+        ("Re[2]: alpha (fwd)", "b@x.org", "Friends: y@example.org;"),
+        ("[Fwd: Re: charlie]", "", ""),
+        ("bravo", "c@x.org", "undisclosed-recipients:;"),
+        ("RE:   [blob] alpha", "", "\"\" <m@example.org>"),
+    ] {
+        let mut h = format!("From: a@example.org\r\nSubject: {subject}\r\n");
+        if !cc.is_empty() {
+            h.push_str(&format!("Cc: {cc}\r\n"));
+        }
+        if !to.is_empty() {
+            h.push_str(&format!("To: {to}\r\n"));
+        }
+        append(&mut c, "INBOX", &format!("{h}\r\nbody")).await;
+    }
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let sort = |r: Vec<String>| r[0].clone();
+    assert_eq!(
+        sort(cmd(&mut c, "a", "SORT (SUBJECT) UTF-8 ALL").await),
+        "* SORT 2 5 4 3 1"
+    );
+    // No Cc sorts first (""); then a, b, c: Zed's address is a@.
+    assert_eq!(
+        sort(cmd(&mut c, "b", "SORT (CC) UTF-8 ALL").await),
+        "* SORT 3 5 1 2 4"
+    );
+    // "" (none), "Friends", "m@example.org", "undisclosed-recipients",
+    // "Xavier".
+    assert_eq!(
+        sort(cmd(&mut c, "d", "SORT (DISPLAYTO) UTF-8 ALL").await),
+        "* SORT 3 2 5 4 1"
+    );
+}

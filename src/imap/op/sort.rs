@@ -8,7 +8,6 @@ use std::cmp::Ordering;
 use super::search::{esearch, parse_return, parse_search};
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
-use crate::mail::ingest::base_subject;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Key {
@@ -38,7 +37,7 @@ struct Row {
 }
 
 /// RFC 5256 §2.1 ordering "i;ascii-casemap": compare upper-cased.
-fn casemap(s: &str) -> String {
+pub(crate) fn casemap(s: &str) -> String {
     s.to_ascii_uppercase()
 }
 
@@ -76,14 +75,47 @@ fn parse_criteria(t: Option<&Token>) -> Result<Vec<(Key, bool)>, String> {
 
 /// The first address of a header: (mailbox local part, display name or
 /// address), upper-cased (RFC 5256 §2.2, RFC 5957 §2).
+/// The sort values of the first IMAP address structure of a header (as
+/// FETCH ENVELOPE gives it, RFC 9051 §7.5.2): its addr-mailbox (FROM, TO,
+/// CC: RFC 5256 §3) and its display value (DISPLAYFROM, DISPLAYTO: RFC
+/// 5957 §3). A group comes first as its start marker, whose addr-mailbox
+/// is the group's name; an empty or missing header sorts as "".
 fn first_address(addr: Option<&mail_parser::Address<'_>>) -> (String, String) {
-    let Some(a) = addr.and_then(|a| a.first()) else {
-        return (String::new(), String::new());
+    use mail_parser::Address;
+    let (name, mailbox, host) = match addr {
+        Some(Address::List(list)) => match list.first() {
+            Some(a) => split_addr(a.name.as_deref(), a.address.as_deref()),
+            None => return Default::default(),
+        },
+        Some(Address::Group(groups)) => match groups.first() {
+            Some(g) => match (&g.name, g.addresses.first()) {
+                (Some(n), _) => (None, Some(n.to_string()), None),
+                (None, Some(a)) => split_addr(a.name.as_deref(), a.address.as_deref()),
+                (None, None) => return Default::default(),
+            },
+            None => return Default::default(),
+        },
+        None => return Default::default(),
     };
-    let address = a.address().unwrap_or("");
-    let mailbox = address.split('@').next().unwrap_or("");
-    let display = a.name().filter(|n| !n.trim().is_empty()).unwrap_or(address);
-    (casemap(mailbox), casemap(display))
+    let display = match (name.filter(|n| !n.trim().is_empty()), &mailbox, &host) {
+        (Some(n), _, _) => n,
+        (None, Some(m), Some(h)) => format!("{m}@{h}"),
+        (None, Some(m), None) => m.clone(),
+        _ => String::new(),
+    };
+    (casemap(&mailbox.unwrap_or_default()), casemap(&display))
+}
+
+/// (addr-name, addr-mailbox, addr-host) of an address.
+fn split_addr(
+    name: Option<&str>,
+    address: Option<&str>,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let (mailbox, host) = match address.and_then(|a| a.rsplit_once('@')) {
+        Some((l, h)) => (Some(l.to_string()), Some(h.to_string())),
+        None => (address.map(String::from), None),
+    };
+    (name.map(String::from), mailbox, host)
 }
 
 impl Session {
@@ -132,7 +164,7 @@ impl Session {
                 // §2.2: without a usable Date, the internal date.
                 date: meta.meta.sent_at.unwrap_or(meta.received_at),
                 size: meta.size,
-                subject: casemap(&base_subject(&meta.meta.subject)),
+                subject: casemap(&base_subject_5256(&meta.meta.subject).0),
                 ..Row::default()
             };
             if let Some(msg) = raw
@@ -203,5 +235,129 @@ mod tests {
             ("BOB".into(), "BOB@REMOTE.TEST".into())
         );
         assert_eq!(first_address(msg.cc()), (String::new(), String::new()));
+    }
+}
+
+/// The base subject of RFC 5256 §2.1, and whether extracting it removed
+/// a reply or forward marker ("Re:", "Fw:", "Fwd:", "(fwd)", "[fwd: ...]",
+/// which THREAD takes as the message being a reply, §2.1 and §3). The
+/// subject comes decoded (RFC 2047 words are UTF-8 already); the result
+/// is compared after case mapping.
+pub(crate) fn base_subject_5256(subject: &str) -> (String, bool) {
+    // (1) Tabs and folding to spaces, runs of spaces to one.
+    let mut s: String = subject
+        .split(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut reply = false;
+    loop {
+        // (2) Trailers: "(fwd)" and white space, repeatedly.
+        loop {
+            let t = s.trim_end();
+            let lower = t.to_ascii_lowercase();
+            if lower.ends_with("(fwd)") {
+                s = t[..t.len() - 5].to_string();
+                reply = true;
+            } else if t.len() != s.len() {
+                s = t.to_string();
+            } else {
+                break;
+            }
+        }
+        // (3)-(5) Leaders and blobs, until nothing more goes.
+        loop {
+            let before = s.len();
+            if let Some(rest) = strip_leader(&s) {
+                s = rest.to_string();
+                reply = true;
+            }
+            let t = s.trim_start();
+            if t.len() != s.len() {
+                s = t.to_string();
+            }
+            // (4) A leading blob, if something is left after it.
+            if let Some(rest) = strip_blob(&s) {
+                if !rest.trim().is_empty() {
+                    s = rest.to_string();
+                }
+            }
+            if s.len() == before {
+                break;
+            }
+        }
+        // (6) "[fwd: ...]" around the whole: unwrap and start again.
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("[fwd:") && s.ends_with(']') {
+            s = s[5..s.len() - 1].to_string();
+            reply = true;
+            continue;
+        }
+        break;
+    }
+    (s, reply)
+}
+
+/// subj-blob = "[" *BLOBCHAR "]" *WSP: the rest after one, if `s` starts
+/// with one.
+fn strip_blob(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(|c| c == ']' || c == '[')?;
+    if rest.as_bytes()[end] != b']' {
+        return None;
+    }
+    Some(rest[end + 1..].trim_start())
+}
+
+/// subj-leader = (*subj-blob subj-refwd) / WSP, where subj-refwd = ("re" /
+/// ("fw" ["d"])) *WSP [subj-blob] ":". The rest after one, if `s` starts
+/// with one.
+fn strip_leader(s: &str) -> Option<&str> {
+    let mut rest = s;
+    while let Some(r) = strip_blob(rest) {
+        rest = r;
+    }
+    let lower = rest.to_ascii_lowercase();
+    let n = if lower.starts_with("fwd") {
+        3
+    } else if lower.starts_with("fw") || lower.starts_with("re") {
+        2
+    } else {
+        return None;
+    };
+    let mut after = rest[n..].trim_start();
+    if let Some(r) = strip_blob(after) {
+        after = r;
+    }
+    after.strip_prefix(':')
+}
+
+#[cfg(test)]
+mod base_subject_tests {
+    use super::base_subject_5256 as base;
+
+    #[test]
+    fn rfc5256_base_subjects() {
+        for (subject, want, reply) in [
+            ("Hello", "Hello", false),
+            ("Re: Hello", "Hello", true),
+            ("RE: re: Fwd: FW: Hello", "Hello", true),
+            ("Re[2]: Hello", "Hello", true),
+            ("[list] Re: Hello", "Hello", true),
+            ("Re: [list] Hello", "Hello", true),
+            ("[list] [other] Hello", "Hello", false),
+            ("Hello (fwd)", "Hello", true),
+            ("Hello (fwd) (FWD)  ", "Hello", true),
+            ("[Fwd: Re: Hello]", "Hello", true),
+            ("[Fwd: [Fwd: Hello]]", "Hello", true),
+            ("[list]", "[list]", false),
+            ("Re: [list]", "[list]", true),
+            ("  Hello\t  world ", "Hello world", false),
+            ("Reply to this", "Reply to this", false),
+            ("Fwdx", "Fwdx", false),
+            ("", "", false),
+        ] {
+            assert_eq!(base(subject), (want.to_string(), reply), "{subject:?}");
+        }
     }
 }

@@ -4,7 +4,6 @@
 use super::search::parse_search;
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
-use crate::mail::ingest::base_subject;
 
 /// What threading needs of a message.
 pub struct Msg {
@@ -344,8 +343,9 @@ impl Session {
                     refs = ids(h.in_reply_to()).into_iter().take(1).collect();
                 }
             }
-            let subject = base_subject(&meta.meta.subject);
-            let reply = meta.meta.subject.trim().to_lowercase() != subject;
+            // RFC 5256 §2.1, compared after case mapping.
+            let (subject, reply) = super::sort::base_subject_5256(&meta.meta.subject);
+            let subject = super::sort::casemap(&subject);
             msgs.push(Msg {
                 n: if uid_mode { view[i].uid } else { i as u32 + 1 },
                 id: meta.meta.message_id.clone(),
@@ -375,14 +375,14 @@ mod tests {
     use super::*;
 
     fn m(n: u32, id: &str, refs: &[&str], subject: &str) -> Msg {
-        let base = base_subject(subject);
+        let (base, reply) = crate::imap::op::sort::base_subject_5256(subject);
         Msg {
             n,
             id: Some(id.into()),
             refs: refs.iter().map(|r| r.to_string()).collect(),
             date: n as i64,
-            reply: subject.to_lowercase() != base,
-            subject: base,
+            reply,
+            subject: crate::imap::op::sort::casemap(&base),
         }
     }
 
