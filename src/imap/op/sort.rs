@@ -246,7 +246,7 @@ mod tests {
 pub(crate) fn base_subject_5256(subject: &str) -> (String, bool) {
     // (1) Tabs and folding to spaces, runs of spaces to one.
     let mut s: String = subject
-        .split(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+        .split([' ', '\t', '\r', '\n'])
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
@@ -302,7 +302,7 @@ pub(crate) fn base_subject_5256(subject: &str) -> (String, bool) {
 /// with one.
 fn strip_blob(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('[')?;
-    let end = rest.find(|c| c == ']' || c == '[')?;
+    let end = rest.find([']', '['])?;
     if rest.as_bytes()[end] != b']' {
         return None;
     }
