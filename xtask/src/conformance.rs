@@ -164,6 +164,7 @@ pub fn run(from_ci: bool) -> Result<(), String> {
         );
     }
     println!("(MUST column: MUST/SHALL requirements covered and passing / all of them)");
+    sentence_figures(&specs);
     if !unknown.is_empty() {
         println!("\nRequirements naming tests that did not run or do not exist:");
         for u in &unknown {
@@ -177,6 +178,55 @@ pub fn run(from_ci: bool) -> Result<(), String> {
     } else {
         Err("some covered requirements are not passing".into())
     }
+}
+
+/// The RFC's own normative sentences against each matrix's `covers` and
+/// `[not_applicable]` (../shared/tools/rfc-requirements, where present):
+/// MUST and SHOULD sentences claimed / all of them.
+fn sentence_figures(specs: &[Spec]) {
+    let tool = root().join("../shared/tools/rfc-requirements");
+    if !tool.exists() {
+        println!("(sentence-level figures need ../shared/tools/rfc-requirements; not present)");
+        return;
+    }
+    println!(
+        "\n{:<10} {:>20} {:>20}",
+        "RFC", "MUST sentences", "SHOULD sentences"
+    );
+    for spec in specs {
+        let path = root().join(format!("spec/rfc{}.toml", spec.rfc));
+        let Ok(out) = std::process::Command::new(&tool)
+            .arg(spec.rfc.to_string())
+            .arg("--spec")
+            .arg(&path)
+            .args(["--missing", "0"])
+            .output()
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "RFC 9051 MUST: 247 sentences, 3 covered, 1 not applicable, 243 missing"
+        let figure = |level: &str| -> String {
+            text.lines()
+                .find(|l| l.starts_with(&format!("RFC {} {level}:", spec.rfc)))
+                .and_then(|l| {
+                    let n: Vec<u32> = l
+                        .split(|c: char| !c.is_ascii_digit())
+                        .filter_map(|w| w.parse().ok())
+                        .collect();
+                    // [rfc, total, covered, n/a, missing]
+                    (n.len() >= 5).then(|| format!("{}/{} ({} missing)", n[2] + n[3], n[1], n[4]))
+                })
+                .unwrap_or_else(|| "?".into())
+        };
+        println!(
+            "{:<10} {:>20} {:>20}",
+            format!("RFC {}", spec.rfc),
+            figure("MUST"),
+            figure("SHOULD")
+        );
+    }
+    println!("(claimed by a test in `covers`, or not applicable with a reason / all; RFC texts in ../shared/rfc)");
 }
 
 #[cfg(test)]
