@@ -394,17 +394,6 @@ async fn binary_of_an_empty_part_is_empty() {
     assert!(all.contains("BINARY.SIZE[1] 0"), "{r:?}");
 }
 
-async fn deliver_to_joe(s: &TestServer, subject: &str) {
-    let r = smtp_send(
-        s.addr("smtp"),
-        "a@remote.test",
-        &["joe@example.org"],
-        &format!("Subject: {subject}\r\n\r\nbody"),
-    )
-    .await;
-    assert!(r.starts_with("250"), "{r}");
-}
-
 fn has(r: &[String], line: &str) -> bool {
     r.iter().any(|l| l == line)
 }
@@ -418,8 +407,8 @@ fn has(r: &[String], line: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_is_in_exactly_one_session() {
     let s = server().await;
-    deliver_to_joe(&s, "one").await;
-    deliver_to_joe(&s, "two").await;
+    deliver(&s, "one", "body").await;
+    deliver(&s, "two", "body").await;
     let mut rev2 = login(&s).await;
     cmd(&mut rev2, "e", "ENABLE IMAP4rev2").await;
     let r = cmd(&mut rev2, "s", "SELECT INBOX").await;
@@ -452,7 +441,7 @@ async fn recent_is_in_exactly_one_session() {
     let r = cmd(&mut c, "t", "STATUS INBOX (RECENT)").await;
     assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 0)");
     // A new message: the first session to hear of it has it.
-    deliver_to_joe(&s, "three").await;
+    deliver(&s, "three", "body").await;
     let r = cmd(&mut c, "t", "STATUS INBOX (RECENT)").await;
     assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 1)");
     let r = cmd(&mut a, "n", "NOOP").await;
