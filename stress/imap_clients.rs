@@ -205,9 +205,47 @@ async fn list_checked(
     (r, list)
 }
 
+/// The slowest wait for a line, per command (name), for the report.
+static SLOWEST: Mutex<Vec<(Duration, String)>> = Mutex::new(Vec::new());
+
+/// Sends a command and reads to its tagged answer. A wait of more than
+/// 20 s for a line is a violation (reported with the command); up to 300
+/// s is waited, so that the run can tell which command was slow.
 async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
     c.send(&format!("{tag} {text}\r\n")).await;
-    c.imap_until(tag).await
+    let mut out = Vec::new();
+    let mut longest = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let mut l = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(300), c.r.read_line(&mut l))
+            .await
+            .unwrap_or_else(|_| panic!("no line in 300 s after {text}"))
+            .unwrap();
+        assert!(n > 0, "connection closed after {text}: {out:?}");
+        longest = longest.max(t.elapsed());
+        let l = l.trim_end_matches(['\r', '\n']).to_string();
+        let done = l.starts_with(&format!("{tag} "));
+        out.push(l);
+        if done {
+            break;
+        }
+    }
+    let name: String = text
+        .split(['\r', '{'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(60)
+        .collect();
+    let mut slow = SLOWEST.lock().unwrap();
+    slow.push((longest, name));
+    if slow.len() > 4096 {
+        slow.sort_by(|a, b| b.0.cmp(&a.0));
+        slow.truncate(64);
+    }
+    out
 }
 
 fn message(id: &str) -> String {
@@ -432,6 +470,18 @@ async fn hundred_clients_on_shared_mailboxes() {
         };
         if !ok {
             g.violations.push(format!("{id} is in {n} mailboxes"));
+        }
+    }
+    let mut slow = SLOWEST.lock().unwrap().clone();
+    slow.sort_by(|a, b| b.0.cmp(&a.0));
+    for (d, name) in slow.iter().take(8) {
+        println!(
+            "stress: slowest line wait {:.1} s in {name}",
+            d.as_secs_f64()
+        );
+        if *d > Duration::from_secs(20) {
+            g.violations
+                .push(format!("{:.1} s without a line in {name}", d.as_secs_f64()));
         }
     }
     println!(

@@ -749,3 +749,79 @@ async fn shared_prefix_any_case_and_read_only_select() {
     let r = run(&mut bob, "e", &format!("EXAMINE \"{SHARED}\"")).await;
     assert_eq!(r.last().unwrap(), "e OK [READ-ONLY] EXAMINE completed");
 }
+
+/// Item 5, the keys themselves: while one IMAP session holds the whole
+/// budget (`limits.memory-in-flight`, 1 MB here) with a large literal
+/// still arriving, a second session's large literal waits
+/// `limits.memory-wait` (1 s) and then ends with BYE [UNAVAILABLE]; an
+/// SMTP message that needs room gets 452 4.3.1 and the SMTP session goes
+/// on; once the first session is gone there is room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_budget_and_wait_are_enforced() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[limits]\nmemory-in-flight = 1000000\nmemory-wait = 1\nspool-above = 65536\n[mail-auth]\nspf = \"off\"\ndkim = \"off\"\narc = \"off\"\ndmarc = \"off\"\niprev = \"off\"\n",
+    );
+    s.account("joe@example.org");
+    let chunk = vec![b'x'; 1 << 16];
+    // A: 1.5 MB of a 3 MB literal, then it stops sending.
+    let mut a = imap_login(&s, "joe@example.org").await;
+    a.send("a APPEND INBOX {3000000+}\r\n").await;
+    for _ in 0..24 {
+        a.w.write_all(&chunk).await.unwrap();
+    }
+    a.w.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // B: its literal finds no room.
+    let mut b = imap_login(&s, "joe@example.org").await;
+    b.send("b APPEND INBOX {3000000+}\r\n").await;
+    for _ in 0..4 {
+        if b.w.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = b.w.flush().await;
+    let t = Instant::now();
+    let l = b.line().await;
+    assert!(l.starts_with("* BYE [UNAVAILABLE]"), "{l}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // SMTP: a 2 MB message has to wait for room, then 452; the session
+    // goes on.
+    let mut m = LineClient::connect(s.addr("smtp")).await;
+    m.smtp_reply().await;
+    for c in [
+        "EHLO t",
+        "MAIL FROM:<x@example.net>",
+        "RCPT TO:<joe@example.org>",
+        "DATA",
+    ] {
+        m.send(&format!("{c}\r\n")).await;
+        m.smtp_reply().await;
+    }
+    let line = format!("{}\r\n", "y".repeat(998));
+    for _ in 0..2000 {
+        m.send(&line).await;
+    }
+    m.send(".\r\n").await;
+    let r = m.smtp_reply().await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    m.send("NOOP\r\n").await;
+    assert!(m.smtp_reply().await.starts_with("250"));
+    // A leaves: room again.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for c in [
+        "MAIL FROM:<x@example.net>",
+        "RCPT TO:<joe@example.org>",
+        "DATA",
+    ] {
+        m.send(&format!("{c}\r\n")).await;
+        m.smtp_reply().await;
+    }
+    for _ in 0..2000 {
+        m.send(&line).await;
+    }
+    m.send(".\r\n").await;
+    let r = m.smtp_reply().await;
+    assert!(r.starts_with("250"), "{r}");
+}

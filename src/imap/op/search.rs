@@ -536,6 +536,51 @@ fn header_matches(raw: &[u8], name: &str, needle: &str) -> bool {
     false
 }
 
+/// Decides `k` without the message's content where that is possible
+/// (`c.raw` is None): flags, dates, sizes, the index's answers, and a
+/// SUBJECT found in the stored, decoded subject. `None`: the message must
+/// be read.
+pub fn decide(k: &Key, c: &Candidate<'_>) -> Option<bool> {
+    match k {
+        Key::Header(name, needle) if name == "subject" => {
+            let m = c.meta?;
+            fold(&m.meta.subject)
+                .contains(&fold(needle))
+                .then_some(true)
+        }
+        Key::Header(..) | Key::Body(_) | Key::Text(_) => None,
+        Key::Indexed { hits, exact, key } => {
+            if c.unsure {
+                decide(key, c)
+            } else if !hits.contains(&c.entry.email) {
+                Some(false)
+            } else if *exact {
+                Some(true)
+            } else {
+                decide(key, c)
+            }
+        }
+        Key::Not(k) => decide(k, c).map(|b| !b),
+        Key::Or(a, b) => match (decide(a, c), decide(b, c)) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Key::And(v) => {
+            let mut all = Some(true);
+            for k in v {
+                match decide(k, c) {
+                    Some(false) => return Some(false),
+                    Some(true) => {}
+                    None => all = None,
+                }
+            }
+            all
+        }
+        _ => Some(matches(k, c)),
+    }
+}
+
 pub fn matches(k: &Key, c: &Candidate<'_>) -> bool {
     match k {
         Key::All => true,
@@ -617,14 +662,52 @@ impl Session {
         let mut found = Vec::new();
         for (i, entry) in msgs.iter().enumerate() {
             let is_unsure = unsure.contains(&entry.email);
+            let recent = self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.recent.contains(&entry.uid));
             let want_raw = content_needed(&key, entry.email, is_unsure);
-            let (meta, raw) = self
-                .load_message(acct, entry.email, want_meta || want_raw, want_raw)
+            let (meta, _) = self
+                .load_message(acct, entry.email, want_meta || want_raw, false)
                 .await?;
             if (want_meta || want_raw) && meta.is_none() {
                 // Expunged by another session meanwhile.
                 continue;
             }
+            if want_raw {
+                // Flags, dates, the index and the stored subject decide
+                // many messages without reading them.
+                let c = Candidate {
+                    seq: i as u32 + 1,
+                    largest_seq,
+                    largest_uid,
+                    entry,
+                    meta: meta.as_ref(),
+                    raw: None,
+                    unsure: is_unsure,
+                    recent,
+                    text: Default::default(),
+                };
+                match decide(&key, &c) {
+                    Some(true) => {
+                        found.push(i);
+                        continue;
+                    }
+                    Some(false) => continue,
+                    None => {}
+                }
+            }
+            let raw = match (&meta, want_raw) {
+                (Some(m), true) => {
+                    match self.core.mail.email_raw_live(acct, entry.email, m).await {
+                        Ok(Some(r)) => Some(r),
+                        // Expunged meanwhile.
+                        Ok(None) => continue,
+                        Err(e) => return Err(super::mailbox::unavailable(e)),
+                    }
+                }
+                _ => None,
+            };
             let c = Candidate {
                 seq: i as u32 + 1,
                 largest_seq,
@@ -633,10 +716,7 @@ impl Session {
                 meta: meta.as_ref(),
                 raw: raw.as_deref(),
                 unsure: is_unsure,
-                recent: self
-                    .selected
-                    .as_ref()
-                    .is_some_and(|s| s.recent.contains(&entry.uid)),
+                recent,
                 text: Default::default(),
             };
             if matches(&key, &c) {
@@ -924,20 +1004,40 @@ mod tests {
                     saved: None,
                 };
                 let is_unsure = unsure.contains(&email);
-                // As the session does: read the message only if needed.
+                let em = crate::mail::EmailMeta {
+                    blob: String::new(),
+                    size: raw.len() as u64,
+                    received_at: 0,
+                    thread: 0,
+                    meta: crate::mail::mime::analyze(raw),
+                };
+                // As the session does: decide without the message where
+                // possible, read it only if needed.
                 let load = !lazy || content_needed(k, email, is_unsure);
                 let c = Candidate {
                     seq: email as u32,
                     largest_seq: raws.len() as u32,
                     largest_uid: raws.len() as u32,
                     entry: &entry,
-                    meta: None,
-                    raw: load.then_some(raw.as_slice()),
+                    meta: Some(&em),
+                    raw: None,
                     unsure: is_unsure,
                     recent: false,
                     text: Default::default(),
                 };
-                if matches(k, &c) {
+                let early = if lazy && load { decide(k, &c) } else { None };
+                let hit = match early {
+                    Some(b) => b,
+                    None => matches(
+                        k,
+                        &Candidate {
+                            raw: load.then_some(raw.as_slice()),
+                            text: Default::default(),
+                            ..c
+                        },
+                    ),
+                };
+                if hit {
                     out.push(email);
                 }
             }
