@@ -242,7 +242,7 @@ async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
     let mut slow = SLOWEST.lock().unwrap();
     slow.push((longest, name));
     if slow.len() > 4096 {
-        slow.sort_by(|a, b| b.0.cmp(&a.0));
+        slow.sort_by_key(|e| std::cmp::Reverse(e.0));
         slow.truncate(64);
     }
     out
@@ -473,7 +473,7 @@ async fn hundred_clients_on_shared_mailboxes() {
         }
     }
     let mut slow = SLOWEST.lock().unwrap().clone();
-    slow.sort_by(|a, b| b.0.cmp(&a.0));
+    slow.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (d, name) in slow.iter().take(8) {
         println!(
             "stress: slowest line wait {:.1} s in {name}",
