@@ -660,6 +660,16 @@ impl Session {
         let largest_seq = msgs.len() as u32;
         let largest_uid = msgs.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
+        // Many messages: their metadata in one read (as FETCH does).
+        let mut metas = if (want_meta || needs_content(&key)) && msgs.len() > 32 {
+            let emails: Vec<u64> = msgs.iter().map(|m| m.email).collect();
+            match self.core.mail.email_metas(acct, &emails).await {
+                Ok(m) => Some(m),
+                Err(e) => return Err(super::mailbox::unavailable(e)),
+            }
+        } else {
+            None
+        };
         for (i, entry) in msgs.iter().enumerate() {
             let is_unsure = unsure.contains(&entry.email);
             let recent = self
@@ -667,9 +677,14 @@ impl Session {
                 .as_ref()
                 .is_some_and(|s| s.recent.contains(&entry.uid));
             let want_raw = content_needed(&key, entry.email, is_unsure);
-            let (meta, _) = self
-                .load_message(acct, entry.email, want_meta || want_raw, false)
-                .await?;
+            let meta = match metas.as_mut() {
+                Some(all) => all.remove(&entry.email),
+                None => {
+                    self.load_message(acct, entry.email, want_meta || want_raw, false)
+                        .await?
+                        .0
+                }
+            };
             if (want_meta || want_raw) && meta.is_none() {
                 // Expunged by another session meanwhile.
                 continue;
