@@ -563,3 +563,25 @@ async fn sort_keys_follow_the_rfc() {
         "* SORT 3 2 5 4 1"
     );
 }
+
+/// RFC 4731 §4: result option names are accepted in any case; §3.1: with
+/// no match, no MIN, MAX or ALL, but COUNT and still an ESEARCH answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esearch_options_in_any_case() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    append(&mut c, "INBOX", "Subject: one\r\n\r\nx").await;
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let r = cmd(&mut c, "a", "search return (min Max cOuNt all) all").await;
+    assert_eq!(
+        r[0], "* ESEARCH (TAG \"a\") MIN 1 MAX 1 COUNT 1 ALL 1",
+        "{r:?}"
+    );
+    let r = cmd(
+        &mut c,
+        "b",
+        "uid search return (min max all count) subject nothing",
+    )
+    .await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"b\") UID COUNT 0", "{r:?}");
+}
