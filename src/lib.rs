@@ -172,6 +172,9 @@ pub mod fuzz_entry {
         let _ = crate::smtp::session::has_header(data, "date");
         let stripped = crate::smtp::session::strip_own_auth_results(data.to_vec(), "mx.test");
         assert!(stripped.len() <= data.len());
+        // RFC 5256 base subjects of whatever a Subject holds.
+        let (base, _) = crate::imap::op::sort::base_subject_5256(&String::from_utf8_lossy(data));
+        assert!(base.len() <= String::from_utf8_lossy(data).len());
         let _ = mail_auth::AuthenticatedMessage::parse(data);
         let m = crate::mail::mime::analyze(data);
         for p in 1..4 {
