@@ -342,6 +342,13 @@ async fn guesses_from_elsewhere_do_not_lock_the_user_out() {
                 is_success(proto, r.last().unwrap()),
                 "{proto:?} after {n} guesses: {r:?}"
             );
+            if proto == Proto::Pop3 {
+                // Leave the maildrop (RFC 1939 §6) so that the next round's
+                // POP3 login does not find it locked ([IN-USE]).
+                v.c.send("QUIT\r\n").await;
+                assert!(v.reply().await.starts_with("+OK"));
+                assert_eq!(v.c.line_opt().await, None);
+            }
         }
     }
     assert!(
