@@ -1974,15 +1974,15 @@ async fn acl_shared_mailboxes() {
         .starts_with("d OK"));
     assert_eq!(
         q(&mut joe, "e", "GETACL Projects").await,
-        "* ACL \"Projects\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lr\""
+        "* ACL \"Projects\" \"joe@example.org\" lrswipkxteacd \"ann@example.org\" \"lr\""
     );
     assert_eq!(
         q(&mut joe, "f", "MYRIGHTS Projects").await,
-        "* MYRIGHTS \"Projects\" \"lrswipkxtea\""
+        "* MYRIGHTS \"Projects\" \"lrswipkxteacd\""
     );
     assert_eq!(
         q(&mut joe, "g", "LISTRIGHTS Projects ann@example.org").await,
-        "* LISTRIGHTS \"Projects\" \"ann@example.org\" \"\" l r s w i p k x t e a"
+        "* LISTRIGHTS \"Projects\" \"ann@example.org\" \"\" l r s w i p k x t e a c d"
     );
     // Bad requests.
     assert!(q(&mut joe, "h", "SETACL Projects ann@example.org lrz")
@@ -2140,7 +2140,7 @@ async fn acl_shared_mailboxes() {
         .starts_with("x NO [NONEXISTENT]"));
     assert_eq!(
         q(&mut joe, "v", "GETACL Projects").await,
-        "* ACL \"Projects\" \"joe@example.org\" lrswipkxtea"
+        "* ACL \"Projects\" \"joe@example.org\" lrswipkxteacd"
     );
 }
 
@@ -2199,7 +2199,7 @@ async fn acl_create_delete_rename_in_shared() {
     );
     assert_eq!(
         q(&mut joe, "h", "GETACL Team/2027/Plans").await,
-        "* ACL \"Team/2027/Plans\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lrk\" \"carl@example.org\" \"lr\""
+        "* ACL \"Team/2027/Plans\" \"joe@example.org\" lrswipkxteacd \"ann@example.org\" \"lrkc\" \"carl@example.org\" \"lr\""
     );
     // Carl, who holds a grant on Team, sees the new mailboxes too.
     let mut carl = login_as(&s, "carl@example.org").await;
@@ -2212,7 +2212,7 @@ async fn acl_create_delete_rename_in_shared() {
         .await
         .starts_with("i OK"));
     let r = q(&mut ann, "f", &format!("MYRIGHTS \"{base}/Team/Notes\"")).await;
-    assert_eq!(r, format!("* MYRIGHTS \"{base}/Team/Notes\" \"lrk\""));
+    assert_eq!(r, format!("* MYRIGHTS \"{base}/Team/Notes\" \"lrkc\""));
 
     // DELETE needs `x`: Ann has it on Other, not on Team/Notes.
     assert!(q(&mut ann, "g", &format!("DELETE \"{base}/Team/Notes\""))
@@ -2273,7 +2273,7 @@ async fn acl_create_delete_rename_in_shared() {
     // The renamed mailbox kept its own list (§4: RENAME SHOULD NOT change it).
     assert_eq!(
         q(&mut ann, "o", &format!("MYRIGHTS \"{base}/Team/Ideas\"")).await,
-        format!("* MYRIGHTS \"{base}/Team/Ideas\" \"lrkx\"")
+        format!("* MYRIGHTS \"{base}/Team/Ideas\" \"lrkxc\"")
     );
     // Joe's INBOX is never removed by anyone else.
     assert!(q(&mut joe, "o", "SETACL INBOX ann@example.org lrx")
@@ -2732,7 +2732,7 @@ ann.logout()
     assert!(text.contains("setacl OK"), "{text}");
     assert!(
         text.contains(
-            "getacl \"Entw&APw-rfe\" \"joe@example.org\" lrswipkxtea \"ann@example.org\" \"lrs\""
+            "getacl \"Entw&APw-rfe\" \"joe@example.org\" lrswipkxteacd \"ann@example.org\" \"lrs\""
         ),
         "{text}"
     );

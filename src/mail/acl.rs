@@ -79,6 +79,20 @@ impl Rights {
     }
 }
 
+/// A rights string as MYRIGHTS, ACL and LISTRIGHTS answers give it: with
+/// the virtual "c" when one of k x is there and "d" when one of e t is
+/// (RFC 4314 §2.1.1).
+pub fn with_virtual(rights: &str) -> String {
+    let mut out = rights.to_string();
+    if rights.contains(['k', 'x']) {
+        out.push('c');
+    }
+    if rights.contains(['e', 't']) {
+        out.push('d');
+    }
+    out
+}
+
 /// A subscription by name, kept apart from any mailbox.
 pub(crate) fn k_name_subscription(who: u32, name: &str) -> Vec<u8> {
     let mut key = k_acct(b'Z', who);
@@ -279,5 +293,9 @@ mod tests {
         assert_eq!(a.union(&Rights::parse("wl").unwrap()).as_str(), "lrsw");
         assert_eq!(a.minus(&Rights::parse("s").unwrap()).as_str(), "lr");
         assert!(Rights::all().has('a') && !Rights::none().has('l'));
+        assert_eq!(super::with_virtual("lrswipkxtea"), "lrswipkxteacd");
+        assert_eq!(super::with_virtual("lrk"), "lrkc");
+        assert_eq!(super::with_virtual("lrt"), "lrtd");
+        assert_eq!(super::with_virtual("lrs"), "lrs");
     }
 }

@@ -206,7 +206,7 @@ impl Session {
         let line = format!(
             "MYRIGHTS {} {}",
             self.wire_name(&name),
-            crate::mail::mime::istring(target.rights.as_str())
+            crate::mail::mime::istring(&crate::mail::acl::with_virtual(target.rights.as_str()))
         );
         self.untagged(&line);
         "OK MYRIGHTS completed".into()
@@ -220,17 +220,19 @@ impl Session {
         };
         let name = self.name_for(target.owner, &target.mailbox).await;
         let owner = self.identifier_name(target.owner).await;
+        // RFC 4314 §2.1.1: with the virtual c and d rights.
         let mut line = format!(
-            "ACL {} {} {ALL_RIGHTS}",
+            "ACL {} {} {}",
             self.wire_name(&name),
-            crate::mail::mime::istring(&owner)
+            crate::mail::mime::istring(&owner),
+            crate::mail::acl::with_virtual(ALL_RIGHTS)
         );
         for g in &target.mailbox.acl {
             let who = self.identifier_name(g.who).await;
             line.push_str(&format!(
                 " {} {}",
                 crate::mail::mime::istring(&who),
-                crate::mail::mime::istring(&g.rights)
+                crate::mail::mime::istring(&crate::mail::acl::with_virtual(&g.rights))
             ));
         }
         self.untagged(&line);
@@ -252,11 +254,17 @@ impl Session {
             Err(r) => return r,
         };
         let name = self.name_for(target.owner, &target.mailbox).await;
+        // RFC 4314 §2.1.1: c and d are listed too, since their members
+        // can be granted.
         let rights = if who == target.owner {
-            ALL_RIGHTS.to_string()
+            crate::mail::acl::with_virtual(ALL_RIGHTS)
         } else {
             let mut v = vec!["\"\"".to_string()];
-            v.extend(ALL_RIGHTS.chars().map(String::from));
+            v.extend(
+                crate::mail::acl::with_virtual(ALL_RIGHTS)
+                    .chars()
+                    .map(String::from),
+            );
             v.join(" ")
         };
         let line = format!(
