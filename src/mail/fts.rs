@@ -110,7 +110,7 @@ pub fn index_text(raw: &[u8]) -> SearchText {
 
 fn text_upto(raw: &[u8], cap: usize) -> SearchText {
     let Some(msg) = MessageParser::default().parse(raw) else {
-        let (head, _) = truncate_bytes(raw, cap);
+        let head = &raw[..raw.len().min(cap)];
         return SearchText {
             headers: String::new(),
             body: fold(&String::from_utf8_lossy(head)),
@@ -127,14 +127,6 @@ fn text_upto(raw: &[u8], cap: usize) -> SearchText {
         headers: fold(&headers),
         body: fold(&body),
         partial: false,
-    }
-}
-
-fn truncate_bytes(b: &[u8], max: usize) -> (&[u8], bool) {
-    if b.len() <= max {
-        (b, false)
-    } else {
-        (&b[..max], true)
     }
 }
 

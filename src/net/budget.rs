@@ -23,6 +23,13 @@ impl Charge {
     pub fn bytes(&self) -> usize {
         self.0.as_ref().map_or(0, |p| p.num_permits())
     }
+
+    fn add(&mut self, more: OwnedSemaphorePermit) {
+        match self.0.as_mut() {
+            Some(held) => held.merge(more),
+            None => self.0 = Some(more),
+        }
+    }
 }
 
 impl MemoryBudget {
@@ -72,10 +79,7 @@ impl MemoryBudget {
             .try_acquire_many_owned((want - have) as u32)
         {
             Ok(p) => {
-                match charge.0.as_mut() {
-                    Some(held) => held.merge(p),
-                    None => charge.0 = Some(p),
-                }
+                charge.add(p);
                 true
             }
             Err(_) => false,
@@ -91,10 +95,7 @@ impl MemoryBudget {
         let more = self.clamp(bytes) as usize - charge.bytes();
         match self.take(more).await {
             Some(Charge(Some(p))) => {
-                match charge.0.as_mut() {
-                    Some(held) => held.merge(p),
-                    None => charge.0 = Some(p),
-                }
+                charge.add(p);
                 true
             }
             Some(Charge(None)) => true,

@@ -40,6 +40,9 @@ pub struct Spool {
     spooled: usize,
     /// Covers the bytes the receiver holds in memory.
     charge: Charge,
+    /// Writing the file failed: the rest of the message is read and
+    /// dropped, and the message refused for now.
+    failed: Option<std::io::Error>,
 }
 
 /// Why a complete message could not be had in memory.
@@ -53,8 +56,19 @@ pub enum SpoolError {
 impl Spool {
     /// Called after each piece of input: keeps what the receiver holds
     /// under `limits.spool-above` and covered by the memory budget, moving
-    /// it to the file otherwise.
-    pub async fn absorb(&mut self, core: &Core, rx: &mut impl Held) -> std::io::Result<()> {
+    /// it to the file otherwise. After a write error it drops what
+    /// arrives (see [`Spool::failure`]).
+    pub async fn absorb(&mut self, core: &Core, rx: &mut impl Held) {
+        if self.failed.is_some() {
+            rx.take_body();
+            return;
+        }
+        if let Err(e) = self.spill(core, rx).await {
+            self.failed = Some(e);
+        }
+    }
+
+    async fn spill(&mut self, core: &Core, rx: &mut impl Held) -> std::io::Result<()> {
         let len = rx.body_len();
         if len <= core.config.limits.spool_above && core.budget.grow(&mut self.charge, len) {
             return Ok(());
@@ -68,6 +82,11 @@ impl Spool {
         f.write_all(&data).await?;
         self.spooled += data.len();
         Ok(())
+    }
+
+    /// The write error that made the spool drop the message, if any.
+    pub fn failure(&self) -> Option<&std::io::Error> {
+        self.failed.as_ref()
     }
 
     /// The whole message in memory, with a charge that covers it.

@@ -689,20 +689,20 @@ impl Session {
                 // Expunged by another session meanwhile.
                 continue;
             }
+            let c = Candidate {
+                seq: i as u32 + 1,
+                largest_seq,
+                largest_uid,
+                entry,
+                meta: meta.as_ref(),
+                raw: None,
+                unsure: is_unsure,
+                recent,
+                text: Default::default(),
+            };
             if want_raw {
                 // Flags, dates, the index and the stored subject decide
                 // many messages without reading them.
-                let c = Candidate {
-                    seq: i as u32 + 1,
-                    largest_seq,
-                    largest_uid,
-                    entry,
-                    meta: meta.as_ref(),
-                    raw: None,
-                    unsure: is_unsure,
-                    recent,
-                    text: Default::default(),
-                };
                 match decide(&key, &c) {
                     Some(true) => {
                         found.push(i);
@@ -724,15 +724,8 @@ impl Session {
                 _ => None,
             };
             let c = Candidate {
-                seq: i as u32 + 1,
-                largest_seq,
-                largest_uid,
-                entry,
-                meta: meta.as_ref(),
                 raw: raw.as_deref(),
-                unsure: is_unsure,
-                recent,
-                text: Default::default(),
+                ..c
             };
             if matches(&key, &c) {
                 found.push(i);

@@ -17,7 +17,6 @@ impl Session {
         let core = self.core.clone();
         let mut rx = DataReceiver::new(cfg.max_message_size);
         let mut spool = Spool::default();
-        let mut spool_failed = None;
         // Bytes pipelined after DATA are already buffered.
         let mut pending = self.conn.buffered().to_vec();
         let n = pending.len();
@@ -25,15 +24,7 @@ impl Session {
         loop {
             if !pending.is_empty() {
                 let outcome = rx.feed(&pending);
-                if spool_failed.is_none() {
-                    if let Err(e) = spool.absorb(&core, &mut rx).await {
-                        spool_failed = Some(e);
-                    }
-                }
-                if spool_failed.is_some() {
-                    // Read on to the end, holding nothing.
-                    rx.take_body();
-                }
+                spool.absorb(&core, &mut rx).await;
                 if let DataOutcome::Done { consumed } = outcome {
                     // Whatever followed the terminator is the next command:
                     // put it back (it was taken from the buffer above).
@@ -63,13 +54,8 @@ impl Session {
             self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
-        if let Some(e) = spool_failed {
-            tracing::error!(session = %self.id, "cannot spool message data: {e}");
-            self.env = Envelope::default();
-            return self
-                .reply("451 4.3.0 Cannot store the message now, try again later")
-                .await
-                .map(|_| Flow::Continue);
+        if let Some(e) = spool.failure() {
+            return self.spool_failed(e).await;
         }
         let Some((body, _charge)) = self.complete(spool, rx.into_message()).await? else {
             return Ok(Flow::Continue);
@@ -122,7 +108,6 @@ impl Session {
             None => (ChunkReceiver::new(cfg.max_message_size), Spool::default()),
         };
         rx.start_chunk(size);
-        let mut spool_failed = None;
         while !rx.chunk_done() {
             if self.conn.buffered().is_empty() {
                 let read =
@@ -140,14 +125,7 @@ impl Session {
             }
             let used = rx.feed(self.conn.buffered());
             self.conn.consume(used);
-            if spool_failed.is_none() {
-                if let Err(e) = spool.absorb(&core, &mut rx).await {
-                    spool_failed = Some(e);
-                }
-            }
-            if spool_failed.is_some() {
-                rx.take_body();
-            }
+            spool.absorb(&core, &mut rx).await;
         }
         if !ok_state {
             self.env.chunks = None;
@@ -162,12 +140,8 @@ impl Session {
             self.env = Envelope::default();
             return self.error("552 5.3.4 Message too big").await;
         }
-        if let Some(e) = spool_failed {
-            tracing::error!(session = %self.id, "cannot spool message data: {e}");
-            self.env = Envelope::default();
-            self.reply("451 4.3.0 Cannot store the message now, try again later")
-                .await?;
-            return Ok(Flow::Continue);
+        if let Some(e) = spool.failure() {
+            return self.spool_failed(e).await;
         }
         if !last {
             self.env.chunks = Some((rx, spool));
@@ -179,5 +153,15 @@ impl Session {
             return Ok(Flow::Continue);
         };
         self.finish_message(body).await
+    }
+
+    /// The message could not be spooled: refused for now, the
+    /// transaction is over, the session goes on.
+    async fn spool_failed(&mut self, e: &std::io::Error) -> std::io::Result<Flow> {
+        tracing::error!(session = %self.id, "cannot spool message data: {e}");
+        self.env = Envelope::default();
+        self.reply("451 4.3.0 Cannot store the message now, try again later")
+            .await?;
+        Ok(Flow::Continue)
     }
 }
