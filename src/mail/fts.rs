@@ -38,6 +38,9 @@ pub struct SearchText {
     /// Decoded text of the text/* parts; the raw bytes if the message does
     /// not parse.
     pub body: String,
+    /// The message's Subject fields, each decoded and as written: what
+    /// SEARCH SUBJECT compares, so the index answers it exactly.
+    pub subject: String,
     /// Made from only the start of the message: the index holds it as
     /// partly indexed.
     pub partial: bool,
@@ -112,20 +115,29 @@ fn text_upto(raw: &[u8], cap: usize) -> SearchText {
     let Some(msg) = MessageParser::default().parse(raw) else {
         let head = &raw[..raw.len().min(cap)];
         return SearchText {
-            headers: String::new(),
             body: fold(&String::from_utf8_lossy(head)),
-            partial: false,
+            ..Default::default()
         };
     };
     let mut headers = String::new();
     let mut body = String::new();
     walk(&msg, &mut headers, &mut body, 0, cap);
+    let mut subject = String::new();
     for h in msg.headers() {
-        push_capped(&mut headers, &decoded_header(&h.value), cap);
+        let decoded = decoded_header(&h.value);
+        if h.name.as_str().eq_ignore_ascii_case("subject") {
+            let written = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            push_capped(&mut subject, &decoded, cap);
+            push_capped(&mut subject, &String::from_utf8_lossy(written), cap);
+        }
+        push_capped(&mut headers, &decoded, cap);
     }
     SearchText {
         headers: fold(&headers),
         body: fold(&body),
+        subject: fold(&subject),
         partial: false,
     }
 }
@@ -197,6 +209,8 @@ fn trigrams(needle: &str) -> Vec<String> {
 pub enum Scope {
     Headers,
     Body,
+    /// The Subject fields (see [`SearchText::subject`]).
+    Subject,
     /// Headers or body.
     Both,
 }
@@ -238,9 +252,20 @@ pub struct FtsIndex {
     partial: Field,
     headers: Field,
     body: Field,
-    /// Whether the index was created by this open (so it must be filled
-    /// from the store).
+    subject: Field,
+    /// Whether the index was created by this open or its filling did not
+    /// finish (so it must be filled from the store).
     pub created: bool,
+    /// False until every stored message is in the index or queued for it:
+    /// SEARCH does not use it before.
+    ready: std::sync::atomic::AtomicBool,
+    marker: std::path::PathBuf,
+}
+
+/// Tantivy removes only the files it made, so this one may live beside
+/// the index's own.
+fn fill_marker(dir: &Path) -> std::path::PathBuf {
+    dir.join("petrel-filling")
 }
 
 const TOKENIZER: &str = "petrel_trigram";
@@ -281,11 +306,31 @@ impl FtsIndex {
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         let headers = schema.add_text_field("headers", text.clone());
-        let body = schema.add_text_field("body", text);
+        let body = schema.add_text_field("body", text.clone());
+        let subject = schema.add_text_field("subject", text);
         let schema = schema.build();
-        let mmap = tantivy::directory::MmapDirectory::open(dir)
+        let mut mmap = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| FtsError(format!("cannot open {}: {e}", dir.display())))?;
-        let created = !Index::exists(&mmap).map_err(|e| FtsError(e.to_string()))?;
+        // Present from the index's creation until the stored messages are
+        // all queued for it, so a crash in between starts that over.
+        let marker = fill_marker(dir);
+        let mut created = !Index::exists(&mmap).map_err(|e| FtsError(e.to_string()))?;
+        if !created && Index::open(mmap.clone())?.schema() != schema {
+            // Made by an older version: rebuilt from the store (SEARCH
+            // reads the messages meanwhile, see `fill_new_index`).
+            tracing::info!("search index: new layout, rebuilding {}", dir.display());
+            std::fs::remove_dir_all(dir)
+                .and_then(|_| std::fs::create_dir_all(dir))
+                .map_err(|e| FtsError(format!("cannot rebuild {}: {e}", dir.display())))?;
+            mmap = tantivy::directory::MmapDirectory::open(dir)
+                .map_err(|e| FtsError(format!("cannot open {}: {e}", dir.display())))?;
+            created = true;
+        }
+        if created {
+            std::fs::write(&marker, b"")
+                .map_err(|e| FtsError(format!("cannot write {}: {e}", marker.display())))?;
+        }
+        let created = created || marker.exists();
         let index = Index::open_or_create(mmap, schema)?;
         index.tokenizers().register(TOKENIZER, Trigrams);
         let reader = index
@@ -302,8 +347,32 @@ impl FtsIndex {
             partial,
             headers,
             body,
+            subject,
             created,
+            ready: std::sync::atomic::AtomicBool::new(!created),
+            marker,
         })
+    }
+
+    /// Whether SEARCH may use the index (see `ready`).
+    pub fn ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every stored message is in the index or queued for it.
+    fn filled(&self) -> Result<(), FtsError> {
+        match std::fs::remove_file(&self.marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(FtsError(format!(
+                    "cannot remove {}: {e}",
+                    self.marker.display()
+                )))
+            }
+        }
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Applies `ops`, commits (durably) and makes them visible to
@@ -327,12 +396,14 @@ impl FtsIndex {
                     doc.add_u64(email_field, email);
                     let (headers, cut_h) = truncate(&text.headers, MAX_FIELD);
                     let (body, cut_b) = truncate(&text.body, MAX_FIELD);
-                    if cut_h || cut_b || text.partial {
+                    let (subject, cut_s) = truncate(&text.subject, MAX_FIELD);
+                    if cut_h || cut_b || cut_s || text.partial {
                         // Only partly indexed: SEARCH reads it (`unsure`).
                         doc.add_u64(self.partial, 1);
                     }
                     doc.add_text(self.headers, headers);
                     doc.add_text(self.body, body);
+                    doc.add_text(self.subject, subject);
                     w.add_document(doc)?;
                 }
                 FtsOp::Remove { acct, email } => {
@@ -389,6 +460,7 @@ impl FtsIndex {
         let text: Box<dyn Query> = match scope {
             Scope::Headers => self.text_query(self.headers, needle),
             Scope::Body => self.text_query(self.body, needle),
+            Scope::Subject => self.text_query(self.subject, needle),
             Scope::Both => Box::new(BooleanQuery::new(vec![
                 (Occur::Should, self.text_query(self.headers, needle)),
                 (Occur::Should, self.text_query(self.body, needle)),
@@ -483,13 +555,17 @@ impl super::MailStore {
     /// A newly created index is filled with the messages already stored
     /// (the index was off, or its directory was removed).
     async fn fill_new_index(&self) -> super::Result<()> {
-        if !self.fts.as_ref().is_some_and(|f| f.created) {
+        let Some(fts) = self.fts.as_ref().filter(|f| f.created) else {
             return Ok(());
-        }
+        };
         let mut from = vec![b'E'];
         loop {
             let batch = self.store.scan(from.clone(), vec![b'F'], 10_000).await?;
             let Some((last, _)) = batch.last() else {
+                if let Err(e) = fts.filled() {
+                    tracing::error!("{e}");
+                }
+                tracing::info!("search index: every stored message is queued for indexing");
                 return Ok(());
             };
             from = last.clone();
@@ -692,6 +768,9 @@ mod tests {
         // "ne" + "ed" + "le" all occur in 2 but not "needle" itself.
         assert_eq!(s(1, Scope::Both, "eedl"), vec![1]);
         assert_eq!(s(1, Scope::Headers, "quarterly"), vec![1]);
+        assert_eq!(s(1, Scope::Subject, "quarterly"), vec![1]);
+        assert_eq!(s(1, Scope::Subject, "joe"), Vec::<u64>::new());
+        assert_eq!(s(1, Scope::Headers, "joe"), vec![1, 2]);
         assert_eq!(s(1, Scope::Body, "quarterly"), Vec::<u64>::new());
         assert_eq!(s(2, Scope::Both, "needle"), vec![3]);
         assert!(ix.search(1, Scope::Body, "ne").unwrap().is_none());
@@ -699,12 +778,42 @@ mod tests {
         assert_eq!(s(1, Scope::Body, "needle"), Vec::<u64>::new());
         ix.apply(vec![FtsOp::RemoveAccount(2)]).unwrap();
         assert_eq!(s(2, Scope::Both, "needle"), Vec::<u64>::new());
+        // Not filled yet: opened again, it is to be filled again.
+        assert!(!ix.ready());
         drop(ix);
         let again = FtsIndex::open(dir.path(), 20_000_000).unwrap();
-        assert!(!again.created);
+        assert!(again.created && !again.ready());
+        again.filled().unwrap();
+        assert!(again.ready());
+        drop(again);
+        let again = FtsIndex::open(dir.path(), 20_000_000).unwrap();
+        assert!(!again.created && again.ready());
         assert_eq!(
             again.search(1, Scope::Body, "leaf").unwrap().unwrap(),
             HashSet::from([2])
+        );
+    }
+
+    #[test]
+    fn index_of_an_older_layout_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut schema = Schema::builder();
+            schema.add_text_field("id", STRING);
+            schema.add_text_field("headers", tantivy::schema::TEXT);
+            Index::create_in_dir(dir.path(), schema.build()).unwrap();
+        }
+        let ix = FtsIndex::open(dir.path(), 20_000_000).unwrap();
+        assert!(ix.created && !ix.ready(), "refilled from the store");
+        ix.apply(vec![FtsOp::Add {
+            acct: 1,
+            email: 7,
+            text: search_text(&msg("Minutes", "text")),
+        }])
+        .unwrap();
+        assert_eq!(
+            ix.search(1, Scope::Subject, "minute").unwrap().unwrap(),
+            HashSet::from([7])
         );
     }
 }

@@ -261,6 +261,7 @@ fn lookup(k: &Key) -> Option<(Scope, String)> {
     let (scope, n) = match k {
         Key::Text(n) => (Scope::Both, n),
         Key::Body(n) => (Scope::Body, n),
+        Key::Header(name, n) if name == "subject" => (Scope::Subject, n),
         Key::Header(_, n) => (Scope::Headers, n),
         _ => return None,
     };
@@ -293,7 +294,7 @@ fn rewrite(k: Key, answers: &mut impl Iterator<Item = HashSet<u64>>) -> Key {
         k if lookup(&k).is_some() => match answers.next() {
             Some(hits) => Key::Indexed {
                 hits: Arc::new(hits),
-                exact: !matches!(k, Key::Header(..)),
+                exact: index_exact(&k),
                 key: Box::new(k),
             },
             None => k,
@@ -302,11 +303,22 @@ fn rewrite(k: Key, answers: &mut impl Iterator<Item = HashSet<u64>>) -> Key {
     }
 }
 
+/// Whether the index's answer for `k` is the matcher's: the body and
+/// whole-text keys, and SUBJECT (its own field, one line per value, so a
+/// needle without a line break cannot span two). Other HEADER keys are
+/// looked up in all header text, so their hits are checked.
+fn index_exact(k: &Key) -> bool {
+    match k {
+        Key::Header(name, n) => name == "subject" && !n.contains('\n'),
+        _ => true,
+    }
+}
+
 /// `key` with its text keys answered by the account's index, and the
 /// messages the index cannot vouch for. Without an index, or if it
 /// fails, `key` as it is.
 pub(crate) async fn with_index(mail: &MailStore, acct: u32, key: &Key) -> (Key, HashSet<u64>) {
-    let Some(index) = mail.fts.clone() else {
+    let Some(index) = mail.fts.clone().filter(|f| f.ready()) else {
         return (key.clone(), HashSet::new());
     };
     let mut needles = Vec::new();
