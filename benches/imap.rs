@@ -8,7 +8,10 @@
 //! - 1,000 concurrent connections, logged in and IDLE: the server's RSS
 //!   (target < 50 MB in total);
 //! - where Dovecot is installed (dovecot-imapd), the same APPEND, FETCH
-//!   and SEARCH workload against a private Dovecot, and the ratios.
+//!   and SEARCH workload against a private Dovecot, and the ratios;
+//! - a mixed load of 10 and 50 clients ([`mixed`]) against both servers
+//!   (`PETREL_BENCH_IMAP=mixed` runs only that; `PETREL_BENCH_MIXED_SECS`
+//!   sets each run's length, 20 s by default).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -25,6 +28,67 @@ use server::Server;
 #[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+
+#[path = "imap_mixed/mod.rs"]
+mod mixed;
+
+const MIXED_CLIENTS: [usize; 2] = [10, 50];
+
+/// The mixed load against a fresh Petrel and, where installed, a fresh
+/// Dovecot, each size in turn; then the ratios.
+fn mixed_load(rt: &tokio::runtime::Runtime) {
+    let secs: u64 = std::env::var("PETREL_BENCH_MIXED_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let mut petrel = Vec::new();
+    {
+        let server = start();
+        for k in 0..MIXED_CLIENTS.iter().sum::<usize>() {
+            server.cli(&["account", "create", &mixed::user(k), "--secret", "pw"]);
+        }
+        for n in MIXED_CLIENTS {
+            // Each size on accounts of its own, so both start alike.
+            let m = rt.block_on(mixed::run_offset(
+                server.addr("imap"),
+                n,
+                secs,
+                petrel.len() * MIXED_CLIENTS[0],
+            ));
+            mixed::print("petrel", n, &m);
+            petrel.push(m);
+        }
+    }
+    if !dovecot::imap_installed() {
+        println!(
+            "imap mixed: Dovecot comparison skipped (apt-get install dovecot-core dovecot-imapd)"
+        );
+        return;
+    }
+    let dove = dovecot::Dovecot::start();
+    let addr: SocketAddr = ([127, 0, 0, 1], dove.imap_port).into();
+    for (i, n) in MIXED_CLIENTS.into_iter().enumerate() {
+        let d = rt.block_on(mixed::run_offset(addr, n, secs, i * MIXED_CLIENTS[0]));
+        mixed::print("dovecot", n, &d);
+        let p = &petrel[i];
+        let p99: Vec<String> = p
+            .per_command
+            .iter()
+            .filter_map(|(k, (_, lat))| {
+                let (_, dl) = d.per_command.get(k)?;
+                Some(format!(
+                    "{k} {:.2}",
+                    lat.as_secs_f64() / dl.as_secs_f64().max(1e-9)
+                ))
+            })
+            .collect();
+        println!(
+            "imap mixed comparison {n} clients (petrel / dovecot): operations/s {:.2} (target >= 3); p99 latency {}",
+            p.ops_per_sec / d.ops_per_sec,
+            p99.join(", ")
+        );
+    }
+}
 
 fn start() -> Server {
     let s = Server::start(
@@ -266,6 +330,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if std::env::var("PETREL_BENCH_IMAP").as_deref() == Ok("mixed") {
+        mixed_load(&rt);
+        return;
+    }
     let server = start();
     let petrel = rt.block_on(async {
         // First on a freshly started server with an empty Inbox.
@@ -309,4 +377,6 @@ fn main() {
         petrel.search.as_secs_f64() / d.search.as_secs_f64(),
         petrel_idle.1 as f64 / dove_idle.1.max(1) as f64
     );
+    drop(dove);
+    mixed_load(&rt);
 }

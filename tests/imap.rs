@@ -969,7 +969,7 @@ async fn binary_fetch_and_append() {
     let r = cmd(&mut c, "i", "FETCH 1 (BINARY[1])").await;
     assert!(r.iter().any(|l| l.contains("\\Seen")), "{r:?}");
 
-    // APPEND with a literal8 holding NUL: stored as sent.
+    // APPEND with a literal8 holding NUL.
     let body = b"Subject: raw\r\nContent-Transfer-Encoding: binary\r\n\r\nnul\x00here\r\n";
     c.send(&format!("j APPEND INBOX ~{{{}}}\r\n", body.len()))
         .await;
@@ -986,16 +986,20 @@ async fn binary_fetch_and_append() {
         .unwrap()
         .trim_end_matches(']')
         .to_string();
-    c.send(&format!("k UID FETCH {uid} (BINARY.PEEK[])\r\n"))
+    // Stored with the binary body in base64 (RFC 3516 §6); BINARY gives
+    // back the bytes appended.
+    c.send(&format!("k UID FETCH {uid} (BINARY.PEEK[1])\r\n"))
         .await;
     let head = c.line().await;
+    let content = &body[body.len() - 10..];
+    assert_eq!(content, b"nul\x00here\r\n");
     assert!(
-        head.ends_with(&format!("BINARY[] ~{{{}}}", body.len())),
+        head.ends_with(&format!("BINARY[1] ~{{{}}}", content.len())),
         "{head}"
     );
-    let mut got = vec![0u8; body.len()];
+    let mut got = vec![0u8; content.len()];
     c.r.read_exact(&mut got).await.unwrap();
-    assert_eq!(&got[..], &body[..]);
+    assert_eq!(&got[..], content);
     let rest = c.imap_until("k").await;
     assert!(rest.last().unwrap().starts_with("k OK"), "{rest:?}");
 }

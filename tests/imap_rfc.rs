@@ -585,3 +585,381 @@ async fn esearch_options_in_any_case() {
     .await;
     assert_eq!(r[0], "* ESEARCH (TAG \"b\") UID COUNT 0", "{r:?}");
 }
+
+/// Reads the rest of a FETCH whose first line announced a literal or
+/// literal8 of `n` bytes: the bytes, then the lines to the tagged reply.
+async fn literal_then(c: &mut LineClient, n: usize, tag: &str) -> (Vec<u8>, Vec<String>) {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![0u8; n];
+    c.r.read_exact(&mut got).await.unwrap();
+    (got, c.imap_until(tag).await)
+}
+
+/// RFC 3516 §4.3, §5, §6: BINARY.SIZE of an encoding the server cannot
+/// undo fails with UNKNOWN-CTE (4.3#4) and BINARY.SIZE is the size of
+/// what BINARY sends (4.3#3); decoded text parts travel with CRLF line
+/// ends (6#1); encoded words in headers are not converted (5#1); a part
+/// appended in binary is described by BODYSTRUCTURE and sent by BODY in a
+/// transfer encoding IMAP4rev1 clients read (6#2, 6#3), while BINARY
+/// gives back the very bytes appended (4.4#1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_content_rules() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let s = server().await;
+    let mut c = login(&s).await;
+    let lf_text = b"line one\nline two\n";
+    let m = format!(
+        "Subject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b\r\nContent-Type: application/x-odd\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n--b--\r\n",
+        b64(lf_text)
+    );
+    append(&mut c, "INBOX", &m).await;
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "a", "FETCH 1 (BINARY.SIZE[2])").await;
+    assert!(r.last().unwrap().starts_with("a NO [UNKNOWN-CTE]"), "{r:?}");
+    let r = cmd(&mut c, "b", "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+    assert_eq!(r[0], "* 1 FETCH (BINARY.SIZE[1] 20 BINARY[1] {20}", "{r:?}");
+    assert_eq!(r[1..3], ["line one", "line two"], "{r:?}");
+    c.send("c FETCH 1 (BINARY.PEEK[])\r\n").await;
+    let head = c.line().await;
+    let n: usize = head
+        .rsplit_once('{')
+        .and_then(|(_, n)| n.trim_end_matches('}').parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    let (whole, rest) = literal_then(&mut c, n, "c").await;
+    assert!(ok(&rest), "{rest:?}");
+    assert!(
+        whole.starts_with(b"Subject: =?utf-8?q?caf=C3=A9?=\r\n"),
+        "{}",
+        String::from_utf8_lossy(&whole)
+    );
+
+    // A binary part, appended with a literal8.
+    let bytes = b"\x00\x01\x02abc\r\n";
+    let mut msg = b"Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    msg.extend_from_slice(bytes);
+    c.send(&format!("d APPEND INBOX ~{{{}}}\r\n", msg.len()))
+        .await;
+    assert!(c.line().await.starts_with('+'));
+    c.send_bytes(&msg).await;
+    c.send("\r\n").await;
+    assert!(ok(&c.imap_until("d").await));
+    let r = cmd(&mut c, "e", "FETCH 2 (BODYSTRUCTURE BODY.PEEK[1])").await;
+    let encoded = b64(bytes);
+    assert_eq!(
+        r[0].to_uppercase(),
+        format!(
+            "* 2 FETCH (BODYSTRUCTURE (\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"BASE64\" {} NIL NIL NIL NIL) BODY[1] {{{}}}",
+            encoded.len(),
+            encoded.len()
+        ),
+        "{r:?}"
+    );
+    assert_eq!(r[1], format!("{encoded})"), "{r:?}");
+    // No NUL anywhere in BODY[]: it is the message BODYSTRUCTURE describes.
+    c.send("f FETCH 2 (BODY.PEEK[])\r\n").await;
+    let head = c.line().await;
+    let n: usize = head
+        .rsplit_once('{')
+        .and_then(|(_, n)| n.trim_end_matches('}').parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    let (whole, rest) = literal_then(&mut c, n, "f").await;
+    assert!(ok(&rest), "{rest:?}");
+    assert!(!whole.contains(&0), "{}", String::from_utf8_lossy(&whole));
+    // BINARY undoes the encoding: the bytes appended.
+    c.send("g FETCH 2 (BINARY.PEEK[1])\r\n").await;
+    let head = c.line().await;
+    assert!(
+        head.ends_with(&format!("BINARY[1] ~{{{}}}", bytes.len())),
+        "{head}"
+    );
+    let (got, rest) = literal_then(&mut c, bytes.len(), "g").await;
+    assert_eq!(got, bytes);
+    assert!(ok(&rest), "{rest:?}");
+}
+
+/// The LIST lines of an answer, as (attributes, name) with the extended
+/// data after the name kept in the name.
+fn lists(r: &[String]) -> Vec<(String, String)> {
+    r.iter()
+        .filter_map(|l| l.strip_prefix("* LIST ("))
+        .filter_map(|l| {
+            let (attrs, rest) = l.split_once(") ")?;
+            let name = rest.split_once(' ')?.1;
+            Some((attrs.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// RFC 5258 §3, §3.1, §3.2, §4, §8 sentence by sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_extended_sentences() {
+    let s = server().await;
+    s.account("bob@example.org");
+    let mut c = login(&s).await;
+    for m in ["Work", "Work/Reports", "Play", "Old"] {
+        assert!(ok(&cmd(&mut c, "a", &format!("CREATE {m}")).await));
+    }
+    for m in ["Work", "Play", "Old"] {
+        cmd(&mut c, "b", &format!("UNSUBSCRIBE {m}")).await;
+    }
+    assert!(ok(&cmd(&mut c, "b", "SUBSCRIBE Old").await));
+    assert!(ok(&cmd(&mut c, "b", "DELETE Old").await));
+
+    // 3#1: a name matched by two patterns is listed once.
+    let r = cmd(&mut c, "c", "LIST \"\" (Work Wor% W%)").await;
+    assert_eq!(lists(&r).len(), 1, "{r:?}");
+    // 3#2, 3#3: in an extended LIST the empty pattern is not the
+    // delimiter request; it matches nothing and the other patterns count.
+    let r = cmd(&mut c, "d", "LIST \"\" (\"\" Play)").await;
+    assert_eq!(
+        lists(&r),
+        vec![("\\HasNoChildren".into(), "\"Play\"".into())],
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "d2", "LIST (SUBSCRIBED) \"\" \"\"").await;
+    assert!(lists(&r).is_empty() && ok(&r), "{r:?}");
+    // 3#4: a pattern the server does not accept (a name it cannot hold)
+    // is ignored, the others answered.
+    let r = cmd(&mut c, "e", "LIST \"\" (\"Play\" \"&Jjo!\")").await;
+    assert!(ok(&r) && lists(&r).len() == 1, "{r:?}");
+    // 3#5: several selection options: only names that satisfy them all.
+    let r = cmd(&mut c, "f", "LIST (SUBSCRIBED SPECIAL-USE) \"\" *").await;
+    let got = lists(&r);
+    assert!(
+        got.iter().all(|(a, _)| a.contains("\\Subscribed")
+            && a.split(' ')
+                .any(|f| ["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"].contains(&f))),
+        "{r:?}"
+    );
+    assert!(!got.iter().any(|(_, n)| n == "\"Work/Reports\""), "{r:?}");
+    // 3#6: return options add no names.
+    let plain = lists(&cmd(&mut c, "g", "LIST \"\" *").await).len();
+    let with = lists(
+        &cmd(
+            &mut c,
+            "g",
+            "LIST \"\" * RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)",
+        )
+        .await,
+    )
+    .len();
+    assert_eq!(plain, with);
+    // 3#8: an option we do not know is BAD; 3#9: a repeated one counts once.
+    assert!(cmd(&mut c, "h", "LIST (FROB) \"\" *").await[0].starts_with("h BAD"));
+    assert!(cmd(&mut c, "h", "LIST \"\" * RETURN (FROB)").await[0].starts_with("h BAD"));
+    let once = cmd(&mut c, "i", "LIST (SUBSCRIBED) \"\" * RETURN (CHILDREN)").await;
+    let twice = cmd(
+        &mut c,
+        "i",
+        "LIST (SUBSCRIBED SUBSCRIBED) \"\" * RETURN (CHILDREN CHILDREN)",
+    )
+    .await;
+    assert_eq!(once, twice);
+    // 3#12: no extended data items (CHILDINFO) for a plain LIST, even
+    // where a child is subscribed.
+    let r = cmd(&mut c, "j", "LIST \"\" W%").await;
+    assert!(!r.iter().any(|l| l.contains("CHILDINFO")), "{r:?}");
+    // 3.1#1, 3.1#3: LIST (SUBSCRIBED) lists exactly the subscribed names
+    // that match, each with \Subscribed, a deleted one with \NonExistent
+    // (3.5#2: not \Noselect).
+    let r = cmd(&mut c, "k", "LIST (SUBSCRIBED) \"\" *").await;
+    let got = lists(&r);
+    let names: Vec<&str> = got.iter().map(|(_, n)| n.as_str()).collect();
+    assert!(
+        names.contains(&"\"Work/Reports\"") && names.contains(&"\"Old\""),
+        "{r:?}"
+    );
+    assert!(
+        !names.contains(&"\"Work\"") && !names.contains(&"\"Play\""),
+        "{r:?}"
+    );
+    assert!(got.iter().all(|(a, _)| a.contains("\\Subscribed")), "{r:?}");
+    let old = &got.iter().find(|(_, n)| n == "\"Old\"").unwrap().0;
+    assert!(
+        old.contains("\\NonExistent") && !old.contains("\\Noselect"),
+        "{r:?}"
+    );
+    // 3.1#4: no mailbox is remote, so REMOTE adds none and marks none.
+    let r = cmd(&mut c, "l", "LIST (REMOTE) \"\" *").await;
+    assert!(ok(&r) && !r.iter().any(|l| l.contains("\\Remote")), "{r:?}");
+    assert_eq!(lists(&r).len(), plain, "{r:?}");
+    // 3.1#5, 3.1#6: RECURSIVEMATCH alone, or with only REMOTE, is BAD.
+    assert!(cmd(&mut c, "m", "LIST (RECURSIVEMATCH) \"\" *").await[0].starts_with("m BAD"));
+    assert!(cmd(&mut c, "m", "LIST (REMOTE RECURSIVEMATCH) \"\" *").await[0].starts_with("m BAD"));
+    // 3.2#1, 3.2#2, 3.2#3: RETURN (SUBSCRIBED) marks exactly the
+    // subscribed names and computes every other attribute as LIST does.
+    let r = cmd(&mut c, "n", "LIST \"\" * RETURN (SUBSCRIBED)").await;
+    for (a, n) in lists(&r) {
+        let subscribed = n == "\"Work/Reports\""
+            || n == "\"INBOX\""
+            || n.starts_with("\"Sent")
+            || n.starts_with("\"Drafts")
+            || n.starts_with("\"Trash")
+            || n.starts_with("\"Junk")
+            || n.starts_with("\"Archive");
+        assert_eq!(a.contains("\\Subscribed"), subscribed, "{n}: {a}");
+        if n == "\"Work\"" {
+            assert!(a.contains("\\HasChildren"), "{a}");
+        }
+    }
+    // 4#1, 4#2: RETURN (CHILDREN) gives \HasChildren or \HasNoChildren
+    // on every line.
+    let r = cmd(&mut c, "o", "LIST \"\" * RETURN (CHILDREN)").await;
+    for (a, n) in lists(&r) {
+        let has = a.contains("\\HasChildren");
+        assert!(has != a.contains("\\HasNoChildren"), "{n}: {a}");
+        assert_eq!(has, n == "\"Work\"", "{n}: {a}");
+    }
+    // 4#3, 4#4, 8#1: children the user may not see do not make
+    // \HasChildren.
+    let mut b = LineClient::connect(s.addr("imap")).await;
+    b.line().await;
+    assert!(ok(&cmd(&mut b, "L", "LOGIN bob@example.org pw").await));
+    assert!(ok(&cmd(&mut b, "a", "CREATE Proj/Secret").await));
+    assert!(ok(&cmd(&mut b, "b", "SETACL Proj joe@example.org lr").await));
+    let r = cmd(
+        &mut c,
+        "p",
+        "LIST \"\" \"Shared/bob@example.org/*\" RETURN (CHILDREN)",
+    )
+    .await;
+    let got = lists(&r);
+    let proj = got
+        .iter()
+        .find(|(_, n)| n.ends_with("/Proj\""))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(proj.0.contains("\\HasNoChildren"), "{r:?}");
+    assert!(!got.iter().any(|(_, n)| n.contains("Secret")), "{r:?}");
+}
+
+/// The flags of message `n` of `mailbox` as its owner `c` sees them.
+async fn flags_of(c: &mut LineClient, mailbox: &str, n: u32) -> String {
+    assert!(ok(&cmd(c, "x1", &format!("EXAMINE {mailbox}")).await));
+    let r = cmd(c, "x2", &format!("FETCH {n} FLAGS")).await;
+    // \Recent is not what these tests look at.
+    r[0].replace(" \\Recent", "").replace("\\Recent", "")
+}
+
+/// RFC 4314 §3, §4, §5.1.1, §7 sentence by sentence: identifiers go
+/// through SASLprep (3#1, 3#2); COPY and APPEND set only the flags the
+/// user may set and never fail for the others (4#8, 4#9); CLOSE without
+/// `e` closes without expunging (4#10); FETCH without `s` does not set
+/// \Seen (4#11); STORE changes the flags it may and fails only if none
+/// (4#13); an ACL change applies to the commands after it, pipelined or
+/// not (5.1.1#5); command names and "anyone" in any case (7#1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_rights_on_flags_and_identifiers() {
+    let s = server().await;
+    s.account("bob@example.org");
+    let mut bob = LineClient::connect(s.addr("imap")).await;
+    bob.line().await;
+    assert!(ok(&cmd(&mut bob, "L", "LOGIN bob@example.org pw").await));
+    assert!(ok(&cmd(&mut bob, "a", "CREATE Team").await));
+    // 3#2: empty, or failing SASLprep (a control character), is BAD.
+    assert!(cmd(&mut bob, "b", "SETACL Team \"\" lr").await[0].starts_with("b BAD"));
+    bob.send("c SETACL Team {4}\r\n").await;
+    assert!(bob.line().await.starts_with('+'));
+    bob.send_bytes(b"\x07bob").await;
+    bob.send(" lr\r\n").await;
+    assert!(bob.imap_until("c").await[0].starts_with("c BAD"));
+    assert!(cmd(&mut bob, "d", "LISTRIGHTS Team \"\"").await[0].starts_with("d BAD"));
+    // 3#1: SASLprep maps a soft hyphen to nothing: this names joe.
+    let id = "jo\u{00AD}e@example.org";
+    assert!(ok(&cmd(
+        &mut bob,
+        "e",
+        &format!("SETACL Team {{{}+}}\r\n{id} lri", id.len())
+    )
+    .await));
+    let r = cmd(&mut bob, "f", "GETACL Team").await;
+    assert!(r[0].contains("\"joe@example.org\" \"lri\""), "{r:?}");
+
+    let team = "\"Shared/bob@example.org/Team\"";
+    let mut joe = login(&s).await;
+    // 4#8, 4#9: with i but none of s, t, w, APPEND and COPY succeed and
+    // set no flag.
+    let m = "Subject: one\r\n\r\nbody\r\n";
+    joe.send(&format!(
+        "A APPEND {team} (\\Seen \\Flagged $Label) {{{}+}}\r\n{m}\r\n",
+        m.len()
+    ))
+    .await;
+    assert!(ok(&joe.imap_until("A").await));
+    append(&mut joe, "INBOX", m).await;
+    assert!(ok(&cmd(&mut joe, "g", "SELECT INBOX").await));
+    assert!(ok(
+        &cmd(&mut joe, "h", "STORE 1 +FLAGS (\\Seen \\Deleted)").await
+    ));
+    assert!(ok(&cmd(&mut joe, "i", &format!("COPY 1 {team}")).await));
+    assert_eq!(flags_of(&mut bob, "Team", 1).await, "* 1 FETCH (FLAGS ())");
+    assert_eq!(
+        flags_of(&mut bob, "Team", 2).await,
+        "* 1 FETCH (FLAGS ())".replace("* 1", "* 2")
+    );
+    // With s as well: \Seen is kept, the others dropped.
+    assert!(ok(
+        &cmd(&mut bob, "j", "SETACL Team joe@example.org lris").await
+    ));
+    assert!(ok(&cmd(&mut joe, "k", &format!("COPY 1 {team}")).await));
+    assert_eq!(
+        flags_of(&mut bob, "Team", 3).await,
+        "* 3 FETCH (FLAGS (\\Seen))"
+    );
+
+    // 4#11: FETCH of a body without s sets no \Seen.
+    assert!(ok(
+        &cmd(&mut bob, "l", "SETACL Team joe@example.org lri").await
+    ));
+    assert!(ok(&cmd(&mut joe, "m", &format!("SELECT {team}")).await));
+    let r = cmd(&mut joe, "n", "FETCH 1 (BODY[TEXT])").await;
+    assert!(ok(&r) && !r.iter().any(|l| l.contains("\\Seen")), "{r:?}");
+    assert_eq!(flags_of(&mut bob, "Team", 1).await, "* 1 FETCH (FLAGS ())");
+
+    // 5.1.1#5: SETACL pipelined with the STORE it allows.
+    joe.send("o1 NOOP\r\n").await;
+    joe.imap_until("o1").await;
+    bob.send("o SETACL Team joe@example.org lris\r\np GETACL Team\r\n")
+        .await;
+    let r = bob.imap_until("p").await;
+    assert!(r.iter().any(|l| l.contains("\"lrsi\"")), "{r:?}");
+    // 4#13: +FLAGS with \Seen (allowed) and \Flagged (not): \Seen set.
+    let r = cmd(&mut joe, "q", "STORE 1 +FLAGS (\\Seen \\Flagged)").await;
+    assert!(ok(&r), "{r:?}");
+    assert_eq!(
+        flags_of(&mut bob, "Team", 1).await,
+        "* 1 FETCH (FLAGS (\\Seen))"
+    );
+    // Only flags it may not change: NO.
+    let r = cmd(&mut joe, "r", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(r.last().unwrap().starts_with("r NO [NOPERM]"), "{r:?}");
+    // FLAGS (\Flagged): \Seen (which it may change) goes, \Flagged
+    // (which it may not) is not set.
+    assert!(ok(&cmd(&mut joe, "s", "STORE 1 FLAGS (\\Flagged)").await));
+    assert_eq!(flags_of(&mut bob, "Team", 1).await, "* 1 FETCH (FLAGS ())");
+
+    // 4#10: CLOSE without e: closed, OK, nothing expunged.
+    assert!(ok(
+        &cmd(&mut bob, "t", "SETACL Team joe@example.org lrist").await
+    ));
+    assert!(ok(&cmd(&mut joe, "u", &format!("SELECT {team}")).await));
+    assert!(ok(&cmd(&mut joe, "v", "STORE 1 +FLAGS (\\Deleted)").await));
+    let r = cmd(&mut joe, "w", "CLOSE").await;
+    assert!(ok(&r), "{r:?}");
+    assert!(
+        cmd(&mut joe, "w2", "FETCH 1 FLAGS").await[0].starts_with("w2 BAD"),
+        "closed"
+    );
+    let r = cmd(&mut bob, "y", "STATUS Team (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS \"Team\" (MESSAGES 3)", "{r:?}");
+
+    // 7#1: commands and "anyone" in any case.
+    assert!(ok(&cmd(&mut bob, "z", "setacl Team AnYoNe lr").await));
+    let r = cmd(&mut bob, "z2", "getacl Team").await;
+    assert!(r[0].contains("\"anyone\" \"lr\""), "{r:?}");
+    let r = cmd(&mut bob, "z3", "myrights Team").await;
+    assert!(r[0].starts_with("* MYRIGHTS \"Team\""), "{r:?}");
+    assert!(ok(&cmd(&mut bob, "z4", "deleteacl Team ANYONE").await));
+    let r = cmd(&mut bob, "z5", "listrights Team ANYONE").await;
+    assert!(ok(&r), "{r:?}");
+}

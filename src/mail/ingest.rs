@@ -175,14 +175,25 @@ fn find_mailbox(
 impl MailStore {
     /// Stores a message for every target atomically; see the module docs.
     pub async fn ingest(&self, req: IngestRequest) -> Result<Vec<IngestOutcome>> {
-        let raw = Arc::new(req.raw);
-        let meta = {
-            let raw = raw.clone();
-            tokio::task::spawn_blocking(move || mime::analyze(&raw))
-                .await
-                .map_err(|e| MailError::Invalid(e.to_string()))?
-        };
-        let mut targets = req.targets;
+        let IngestRequest {
+            raw,
+            targets,
+            received_at,
+        } = req;
+        let (raw, meta) = tokio::task::spawn_blocking(move || {
+            let meta = mime::analyze(&raw);
+            // RFC 3516 §6: binary parts are kept in base64.
+            match super::binary::encode_binary_parts(&raw, &meta.root) {
+                Some(encoded) => {
+                    let meta = mime::analyze(&encoded);
+                    (Arc::new(encoded), meta)
+                }
+                None => (Arc::new(raw), meta),
+            }
+        })
+        .await
+        .map_err(|e| MailError::Invalid(e.to_string()))?;
+        let mut targets = targets;
         for t in targets.iter_mut() {
             for h in self.hooks() {
                 h.on_ingest(&raw, &meta, t)
@@ -190,7 +201,7 @@ impl MailStore {
             }
         }
         let blob_id = self.blobs.prepare(raw.clone()).await?;
-        let received_at = req.received_at.unwrap_or_else(now);
+        let received_at = received_at.unwrap_or_else(now);
         let size = raw.len() as u64;
         let blobs = self.blobs.clone();
         let over_quota = Arc::new(std::sync::atomic::AtomicBool::new(false));

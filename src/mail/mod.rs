@@ -20,6 +20,7 @@
 //! served from the same record.
 
 pub mod acl;
+pub mod binary;
 pub mod fts;
 pub mod ingest;
 pub mod mailbox;

@@ -342,7 +342,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap]>");
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap|imap-mixed]>");
             return ExitCode::from(2);
         }
     };
@@ -412,6 +412,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         Some("store") => vec!["store"],
         Some("smtp") => vec!["smtp_delivery"],
         Some("imap") => vec!["imap"],
+        Some("imap-mixed") => {
+            std::env::set_var("PETREL_BENCH_IMAP", "mixed");
+            vec!["imap"]
+        }
         _ => vec!["store", "smtp_delivery", "imap"],
     };
     for b in which {

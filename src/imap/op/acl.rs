@@ -155,6 +155,8 @@ impl Session {
     }
 
     async fn identifier_id(&self, ident: &str) -> Result<u32, Reply> {
+        let ident = prepared(ident)?;
+        let ident = ident.as_str();
         if ident.eq_ignore_ascii_case("anyone") {
             return Ok(ANYONE);
         }
@@ -335,5 +337,14 @@ impl Session {
             Ok(_) => format!("OK {cmd} completed"),
             Err(e) => unavailable(e),
         }
+    }
+}
+
+/// An identifier of SETACL, DELETEACL or LISTRIGHTS after SASLprep (RFC
+/// 4314 §3, RFC 4013); one that fails it or comes out empty is BAD.
+fn prepared(ident: &str) -> Result<String, Reply> {
+    match stringprep::saslprep(ident) {
+        Ok(p) if !p.is_empty() => Ok(p.into_owned()),
+        _ => Err("BAD The identifier is not valid (RFC 4314 §3: SASLprep)".into()),
     }
 }

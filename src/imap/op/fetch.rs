@@ -134,18 +134,40 @@ pub fn binary_part(raw: &[u8], root: &Part, part: &[u32]) -> Result<Option<Vec<u
     let cte = header_value(header, "content-transfer-encoding")
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    match cte.as_str() {
-        "" | "7bit" | "8bit" | "binary" => Ok(Some(body.to_vec())),
-        "base64" => mail_parser::decoders::base64::base64_decode(body)
-            .map(Some)
-            .ok_or(UnknownCte),
+    let data = match cte.as_str() {
+        "" | "7bit" | "8bit" | "binary" => body.to_vec(),
+        "base64" => mail_parser::decoders::base64::base64_decode(body).ok_or(UnknownCte)?,
         "quoted-printable" => {
             mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                .map(Some)
-                .ok_or(UnknownCte)
+                .ok_or(UnknownCte)?
         }
-        _ => Err(UnknownCte),
+        _ => return Err(UnknownCte),
+    };
+    // RFC 3516 §6: text goes out with CRLF line ends, however it was
+    // encoded (a base64 text part may hold bare LFs).
+    let text = header_value(header, "content-type")
+        .is_none_or(|t| t.trim_start().to_ascii_lowercase().starts_with("text/"));
+    Ok(Some(if text { crlf(data) } else { data }))
+}
+
+/// `data` with every bare LF made CRLF.
+fn crlf(data: Vec<u8>) -> Vec<u8> {
+    let bare = data
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' && (i == 0 || data[i - 1] != b'\r'))
+        .count();
+    if bare == 0 {
+        return data;
     }
+    let mut out = Vec::with_capacity(data.len() + bare);
+    for (i, &c) in data.iter().enumerate() {
+        if c == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The unfolded value of a header field, from a header section.

@@ -247,6 +247,7 @@ impl Session {
     pub(crate) async fn cmd_list(&mut self, args: &[Token], lsub: bool) -> Reply {
         let cmd = if lsub { "LSUB" } else { "LIST" };
         let bad = |why: &str| format!("BAD {cmd}: {why}");
+        let arg_count = args.len();
         let mut args = args;
         // LIST (selection options) reference patterns [RETURN (options)]
         let mut select = ListOptions::default();
@@ -284,13 +285,21 @@ impl Session {
             },
             None => return bad("needs a reference and a mailbox pattern"),
         };
-        let Some(patterns) = patterns
+        // RFC 5258 §3: an extended LIST (selection options, a list of
+        // patterns or return options) ignores patterns it cannot take,
+        // and its empty pattern asks for no delimiter.
+        let extended = !lsub
+            && (matches!(args.get(1), Some(Token::List(_)))
+                || args.len() > 2
+                || args.len() < arg_count);
+        let n = patterns.len();
+        let patterns: Vec<String> = patterns
             .into_iter()
-            .map(|p| self.name_from_client(p))
-            .collect::<Option<Vec<String>>>()
-        else {
+            .filter_map(|p| self.name_from_client(p))
+            .collect();
+        if patterns.len() < n && !extended {
             return bad("a pattern is not valid modified UTF-7");
-        };
+        }
         let mut ret = ListOptions::default();
         let mut status_items: Option<Vec<Token>> = None;
         match &args[2..] {
@@ -320,7 +329,7 @@ impl Session {
         if lsub {
             select.subscribed = true;
         }
-        if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
+        if patterns.len() == 1 && patterns[0].is_empty() && !lsub && !extended {
             // RFC 9051 §6.3.9: the hierarchy delimiter and root.
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return "OK LIST completed".into();
@@ -400,7 +409,9 @@ impl Session {
                 }
             }
         }
-        if select.subscribed {
+        // RFC 5258 §3: every selection option holds; a name without a
+        // mailbox has no special use.
+        if select.subscribed && !select.special_use {
             // Subscribed names without a mailbox: \NonExistent (RFC 5258
             // §3.4); LSUB shows them as not selectable.
             for name in orphans.iter().filter(|n| matching(n)) {

@@ -62,21 +62,46 @@ impl Session {
         if sel.read_only {
             return "NO [READ-ONLY] Mailbox is read-only".into();
         }
-        // RFC 4314 §4: \Seen needs `s`, \Deleted `t`, other flags `w`;
-        // replacing all flags needs every one of them.
-        let needed: Vec<char> = match op {
-            FlagOp::Set => vec!['s', 't', 'w'],
-            _ => flags.iter().map(|f| super::acl::flag_right(f)).collect(),
-        };
-        if let Some(r) = needed.iter().find(|&&r| !sel.rights.has(r)) {
-            return format!("NO [NOPERM] You lack the {r} right for these flags");
-        }
         let uids: Vec<u32> = match self.resolve_set(&set, uid_mode) {
             Ok(p) => p.into_iter().map(|i| sel.msgs[i].uid).collect(),
             Err(r) => return r,
         };
+        // RFC 4314 §4: \Seen needs `s`, \Deleted `t`, other flags `w`.
+        // A STORE goes ahead with the flags the user may change and fails
+        // only if that is none of those named (§4: "SHOULD NOT fail").
+        let rights = sel.rights.clone();
+        let may = |f: &String| rights.has(super::acl::flag_right(f));
+        let mut also_remove = Vec::new();
+        let (op, flags) = if ['s', 't', 'w'].iter().all(|&r| rights.has(r)) {
+            (op, flags)
+        } else {
+            let kept: Vec<String> = flags.iter().filter(|f| may(f)).cloned().collect();
+            match op {
+                FlagOp::Set => {
+                    // Flags the user may not change stay as they are; the
+                    // others become those named.
+                    if unchanged_since.is_some() || !['s', 't', 'w'].iter().any(|&r| rights.has(r))
+                    {
+                        return "NO [NOPERM] You lack the rights to replace these flags".into();
+                    }
+                    for m in sel.msgs.iter().filter(|m| uids.contains(&m.uid)) {
+                        for f in m.flags.iter().filter(|f| may(f) && !flags.contains(f)) {
+                            if !also_remove.contains(f) {
+                                also_remove.push(f.clone());
+                            }
+                        }
+                    }
+                    (FlagOp::Add, kept)
+                }
+                _ if kept.is_empty() && !flags.is_empty() => {
+                    let r = super::acl::flag_right(&flags[0]);
+                    return format!("NO [NOPERM] You lack the {r} right for these flags");
+                }
+                _ => (op, kept),
+            }
+        };
         let mbox = sel.mailbox.id;
-        let (changed, modified) = match self
+        let (mut changed, mut modified) = match self
             .core
             .mail
             .store_flags(acct, mbox, uids.clone(), op, flags, unchanged_since)
@@ -85,6 +110,21 @@ impl Session {
             Ok(c) => c,
             Err(e) => return unavailable(e),
         };
+        if !also_remove.is_empty() {
+            match self
+                .core
+                .mail
+                .store_flags(acct, mbox, uids.clone(), FlagOp::Remove, also_remove, None)
+                .await
+            {
+                Ok((more, more_modified)) => {
+                    changed.retain(|c| !more.iter().any(|m| m.0 == c.0));
+                    changed.extend(more);
+                    modified.extend(more_modified);
+                }
+                Err(e) => return unavailable(e),
+            }
+        }
         let sel = self.selected.as_mut().expect("selected");
         for (uid, flags, modseq) in &changed {
             if let Some(m) = std::sync::Arc::make_mut(&mut sel.msgs)
