@@ -963,3 +963,67 @@ async fn acl_rights_on_flags_and_identifiers() {
     let r = cmd(&mut bob, "z5", "listrights Team ANYONE").await;
     assert!(ok(&r), "{r:?}");
 }
+
+/// RFC 5256 §1, §7 (strings collate by i;unicode-casemap), §2.2 (sent
+/// dates with an invalid zone or time), §3 (msg-ids compared whatever
+/// their quoting; US-ASCII and UTF-8 charsets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_and_thread_collation_dates_and_ids() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    assert!(ok(&cmd(&mut c, "a", "CREATE Sorted").await));
+    for subject in ["Zebra", "=?utf-8?q?=C3=A9lan?=", "apple"] {
+        append(
+            &mut c,
+            "Sorted",
+            &format!("Subject: {subject}\r\n\r\nx\r\n"),
+        )
+        .await;
+    }
+    assert!(ok(&cmd(&mut c, "b", "SELECT Sorted").await));
+    // 1#1, 7#1: "élan" sorts among the E's, not after "Zebra".
+    for charset in ["UTF-8", "US-ASCII"] {
+        let r = cmd(&mut c, "c", &format!("SORT (SUBJECT) {charset} ALL")).await;
+        assert_eq!(r[0], "* SORT 3 2 1", "{charset}: {r:?}");
+    }
+
+    assert!(ok(&cmd(&mut c, "d", "CREATE Dated").await));
+    for date in [
+        "Mon, 2 Jan 2023 10:30:00 +0000",
+        // An invalid zone: read as UTC (2.2#1), so 10:00 UTC.
+        "Mon, 2 Jan 2023 10:00:00 +9999",
+        "Mon, 2 Jan 2023 09:30:00 +0000",
+        // An invalid time: 00:00:00 that day (2.2#2).
+        "Mon, 2 Jan 2023 99:99:99 +0000",
+        // No valid date: the earliest date of all (2.2#3).
+        "Tue, 31 Feb 2023 10:00:00 +0000",
+    ] {
+        append(
+            &mut c,
+            "Dated",
+            &format!("Date: {date}\r\nSubject: d\r\n\r\nx\r\n"),
+        )
+        .await;
+    }
+    assert!(ok(&cmd(&mut c, "e", "SELECT Dated").await));
+    let r = cmd(&mut c, "f", "SORT (DATE) UTF-8 ALL").await;
+    assert_eq!(r[0], "* SORT 5 4 3 2 1", "{r:?}");
+
+    // 3#4, 3#5: <"01KF8JCEOCBS0045PS"@xxx.yyy.com> is <01KF8JCEOCBS0045PS@xxx.yyy.com>.
+    assert!(ok(&cmd(&mut c, "g", "CREATE Threads").await));
+    append(
+        &mut c,
+        "Threads",
+        "Message-ID: <\"01KF8JCEOCBS0045PS\"@xxx.yyy.com>\r\nSubject: first\r\nDate: Mon, 2 Jan 2023 09:00:00 +0000\r\n\r\nx\r\n",
+    )
+    .await;
+    append(
+        &mut c,
+        "Threads",
+        "Message-ID: <reply@xxx.yyy.com>\r\nIn-Reply-To: <01KF8JCEOCBS0045PS@xxx.yyy.com>\r\nSubject: other\r\nDate: Mon, 2 Jan 2023 10:00:00 +0000\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(ok(&cmd(&mut c, "h", "SELECT Threads").await));
+    let r = cmd(&mut c, "i", "THREAD REFERENCES UTF-8 ALL").await;
+    assert_eq!(r[0], "* THREAD (1 2)", "{r:?}");
+}

@@ -92,10 +92,12 @@ pub fn analyze(raw: &[u8]) -> Meta {
                 message_id: msg.message_id().map(|s| s.to_string()),
                 references,
                 subject: msg.subject().unwrap_or("").to_string(),
-                sent_at: msg.date().map(|d| d.to_timestamp()),
+                sent_at: msg.date().map(|d| sent_time(d, msg.header_raw("Date"))),
                 sent_zone: msg.date().map_or(0, |d| {
                     let off = d.tz_hour as i32 * 3600 + d.tz_minute as i32 * 60;
-                    if d.tz_before_gmt {
+                    if !written_valid(msg.header_raw("Date")).1 {
+                        0
+                    } else if d.tz_before_gmt {
                         -off
                     } else {
                         off
@@ -117,6 +119,72 @@ pub fn analyze(raw: &[u8]) -> Meta {
                 sent_zone: 0,
             }
         }
+    }
+}
+
+/// Whether the time and the zone of a Date field, as written, are valid
+/// (the parser makes something of "99:99" and "+9999" that RFC 5256 §2.2
+/// would not): a time within the day, a numeric zone within ±14 hours
+/// with minutes below 60, or a zone name.
+fn written_valid(value: Option<&str>) -> (bool, bool) {
+    let Some(v) = value else {
+        return (true, true);
+    };
+    // Comments such as "(CET)" end many Date fields.
+    let v = v.split('(').next().unwrap_or(v);
+    let words: Vec<&str> = v.split_whitespace().collect();
+    let num = |s: &str| s.parse::<u32>().ok();
+    let time_ok = words.iter().find(|w| w.contains(':')).is_none_or(|t| {
+        let f: Vec<Option<u32>> = t.split(':').map(num).collect();
+        match f.as_slice() {
+            [Some(h), Some(m)] => *h < 24 && *m < 60,
+            [Some(h), Some(m), Some(s)] => *h < 24 && *m < 60 && *s <= 60,
+            _ => false,
+        }
+    });
+    let zone_ok = match words.last() {
+        Some(z) if z.starts_with(['+', '-']) => {
+            let digits = &z[1..];
+            digits.len() == 4
+                && num(&digits[..2]).is_some_and(|h| h <= 14)
+                && num(&digits[2..]).is_some_and(|m| m < 60)
+        }
+        Some(z) => z.chars().all(|c| c.is_ascii_alphabetic()),
+        None => false,
+    };
+    (time_ok, zone_ok)
+}
+
+/// The sent date of a Date header as RFC 5256 §2.2 reads it: in UTC; an
+/// invalid zone is taken as UTC, an invalid time as 00:00:00, and an
+/// invalid date as 00:00:00 on the earliest date (1 January of year 1).
+fn sent_time(d: &mail_parser::DateTime, written: Option<&str>) -> i64 {
+    let date_ok = (1..=12).contains(&d.month)
+        && d.day >= 1
+        && d.day <= days_in_month(d.year, d.month)
+        && d.year >= 1;
+    if !date_ok {
+        return -62_135_596_800;
+    }
+    let (time_ok, zone_ok) = written_valid(written);
+    let mut fixed = *d;
+    if !time_ok || d.hour > 23 || d.minute > 59 || d.second > 60 {
+        (fixed.hour, fixed.minute, fixed.second) = (0, 0, 0);
+    }
+    if !zone_ok {
+        (fixed.tz_hour, fixed.tz_minute) = (0, 0);
+    }
+    fixed.to_timestamp()
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 

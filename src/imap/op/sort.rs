@@ -36,9 +36,49 @@ struct Row {
     display_to: String,
 }
 
-/// RFC 5256 §2.1 ordering "i;ascii-casemap": compare upper-cased.
+/// The key SORT and THREAD compare strings by: "i;unicode-casemap" (RFC
+/// 5256 §1, §7; RFC 5051 §2): each character's simple titlecase mapping,
+/// then its decomposition (canonical and compatibility), the pieces
+/// titlecased again. Hangul syllables are left whole, as UnicodeData's
+/// decomposition field does not list them.
 pub(crate) fn casemap(s: &str) -> String {
-    s.to_ascii_uppercase()
+    use unicode_normalization::char::decompose_compatible;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let t = titlecase(c);
+        if ('\u{AC00}'..='\u{D7A3}').contains(&t) {
+            out.push(t);
+        } else {
+            decompose_compatible(t, |d| out.push(titlecase(d)));
+        }
+    }
+    out
+}
+
+/// The simple (one-character) titlecase mapping of `c`: its uppercase
+/// where that is one character, except for the characters whose titlecase
+/// differs from their uppercase (the Latin digraphs and the Greek letters
+/// with ypogegrammeni).
+fn titlecase(c: char) -> char {
+    match c {
+        '\u{01C4}'..='\u{01C6}' => '\u{01C5}',
+        '\u{01C7}'..='\u{01C9}' => '\u{01C8}',
+        '\u{01CA}'..='\u{01CC}' => '\u{01CB}',
+        '\u{01F1}'..='\u{01F3}' => '\u{01F2}',
+        '\u{1F80}'..='\u{1F87}' | '\u{1F90}'..='\u{1F97}' | '\u{1FA0}'..='\u{1FA7}' => {
+            char::from_u32(c as u32 + 8).unwrap_or(c)
+        }
+        '\u{1FB3}' => '\u{1FBC}',
+        '\u{1FC3}' => '\u{1FCC}',
+        '\u{1FF3}' => '\u{1FFC}',
+        _ => {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        }
+    }
 }
 
 fn parse_criteria(t: Option<&Token>) -> Result<Vec<(Key, bool)>, String> {
@@ -334,6 +374,22 @@ fn strip_leader(s: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod base_subject_tests {
+    #[test]
+    fn unicode_casemap_of_rfc5051() {
+        use super::casemap;
+        // Titlecase, so the three forms of a digraph are one.
+        assert_eq!(casemap("\u{01C6}"), casemap("\u{01C4}"));
+        assert_eq!(casemap("\u{01C5}"), casemap("\u{01C4}"));
+        // Decomposed: composed and combining forms compare equal, and a
+        // ligature as its letters.
+        assert_eq!(casemap("\u{e9}cole"), casemap("E\u{301}COLE"));
+        assert_eq!(casemap("\u{FB01}le"), "FILE");
+        // Simple mappings only: sharp s is not SS.
+        assert_ne!(casemap("stra\u{df}e"), casemap("STRASSE"));
+        // So "\u{e9}lan" sorts among the E's.
+        assert!(casemap("apple") < casemap("\u{e9}lan") && casemap("\u{e9}lan") < casemap("zebra"));
+    }
+
     use super::base_subject_5256 as base;
 
     #[test]

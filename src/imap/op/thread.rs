@@ -153,6 +153,23 @@ impl Tree<'_> {
 }
 
 /// THREAD=REFERENCES (§2.2).
+/// A msg-id in one form whatever its quoting (RFC 5256 §3: `<"a"@b>` and
+/// `<a@b>` are the same Message ID): without angle brackets, quotes and
+/// quoting backslashes.
+pub fn normalize_id(id: &str) -> String {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let mut out = String::with_capacity(id.len());
+    let mut chars = id.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {}
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn references(msgs: &[Msg]) -> String {
     let mut t = Tree {
         msgs,
@@ -348,8 +365,8 @@ impl Session {
             let subject = super::sort::casemap(&subject);
             msgs.push(Msg {
                 n: if uid_mode { view[i].uid } else { i as u32 + 1 },
-                id: meta.meta.message_id.clone(),
-                refs,
+                id: meta.meta.message_id.as_deref().map(normalize_id),
+                refs: refs.iter().map(|r| normalize_id(r)).collect(),
                 date: meta.meta.sent_at.unwrap_or(meta.received_at),
                 subject,
                 reply,
