@@ -1027,3 +1027,267 @@ async fn sort_and_thread_collation_dates_and_ids() {
     let r = cmd(&mut c, "i", "THREAD REFERENCES UTF-8 ALL").await;
     assert_eq!(r[0], "* THREAD (1 2)", "{r:?}");
 }
+
+/// A `NAME value` number from lines like `* OK [HIGHESTMODSEQ 7]` or
+/// `MODSEQ (7)`.
+fn number_after(lines: &[String], name: &str) -> Option<u64> {
+    lines.iter().find_map(|l| {
+        let rest = l.split(name).nth(1)?;
+        rest.trim_start_matches([' ', '('])
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+async fn highest(c: &mut LineClient, mailbox: &str) -> u64 {
+    let r = cmd(c, "hs", &format!("STATUS {mailbox} (HIGHESTMODSEQ)")).await;
+    number_after(&r, "HIGHESTMODSEQ").unwrap_or_else(|| panic!("{r:?}"))
+}
+
+/// RFC 7162 §3.1 and §3.2, sentence by sentence (what
+/// `imap::condstore_mod_sequences` and `imap::qresync_resynchronisation`
+/// leave out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn condstore_and_qresync_sentences() {
+    let s = server().await;
+    let mut c = login(&s).await;
+    for i in 0..4 {
+        append(&mut c, "INBOX", &format!("Subject: m{i}\r\n\r\nx\r\n")).await;
+    }
+    // 3.2.3#2, 7#1: ENABLE QRESYNC CONDSTORE, in lower case.
+    let r = cmd(&mut c, "a", "enable qresync condstore").await;
+    assert!(
+        r[0].starts_with("* ENABLED") && r[0].contains("QRESYNC") && r[0].contains("CONDSTORE"),
+        "{r:?}"
+    );
+    // 3.1.2#1, 3.1.2#2, 3.1.2.1#1: EXAMINE too carries HIGHESTMODSEQ.
+    let r = cmd(&mut c, "b", "EXAMINE INBOX").await;
+    assert!(number_after(&r, "[HIGHESTMODSEQ").is_some(), "{r:?}");
+    // 7#3: no flag-extension flags in FLAGS.
+    let flags = r.iter().find(|l| l.starts_with("* FLAGS")).unwrap();
+    for f in flags.split(['(', ')', ' ']).filter(|f| f.starts_with('\\')) {
+        assert!(
+            ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"].contains(&f),
+            "{flags}"
+        );
+    }
+    let r = cmd(&mut c, "c", "SELECT INBOX").await;
+    // 3.2.11#1: the EXAMINE'd mailbox was closed by this SELECT.
+    assert!(r.iter().any(|l| l.starts_with("* OK [CLOSED]")), "{r:?}");
+    let h0 = number_after(&r, "[HIGHESTMODSEQ").unwrap();
+
+    // 3.1#2, 3.1#3, 3.1.3#2, 3.2.4#1: each STORE a higher mod-sequence,
+    // a FETCH with UID and MODSEQ even with .SILENT.
+    let r1 = cmd(&mut c, "d", "STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(
+        r1[0].starts_with("* 1 FETCH (") && r1[0].contains("UID 1") && r1[0].contains("MODSEQ ("),
+        "{r1:?}"
+    );
+    let m1 = number_after(&r1, "MODSEQ").unwrap();
+    let r2 = cmd(&mut c, "e", "STORE 2 +FLAGS (\\Flagged)").await;
+    let m2 = number_after(&r2, "MODSEQ").unwrap();
+    assert!(m1 > h0 && m2 > m1, "{r1:?} {r2:?}");
+    assert!(r2[0].contains("UID 2"), "{r2:?}");
+    // 3.1#5, 3.1.11#1: setting a flag already set changes nothing.
+    let r = cmd(&mut c, "f", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert_eq!(number_after(&r, "MODSEQ"), Some(m1), "{r:?}");
+    // 3.1.3#6: \Draft was never set, yet UNCHANGEDSINCE compares the
+    // message's mod-sequence and the STORE goes ahead.
+    let r = cmd(
+        &mut c,
+        "g",
+        &format!("STORE 1 (UNCHANGEDSINCE {m1}) -FLAGS (\\Draft)"),
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("g OK") && !r.last().unwrap().contains("MODIFIED"),
+        "{r:?}"
+    );
+    // 3.1.3#12: a message named twice does not fail the second time.
+    let r = cmd(
+        &mut c,
+        "h",
+        &format!("STORE 3,3 (UNCHANGEDSINCE {m2}) +FLAGS (\\Answered)"),
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("h OK") && !r.last().unwrap().contains("MODIFIED"),
+        "{r:?}"
+    );
+    // 3.1.3#10: a message that failed UNCHANGEDSINCE gets a FETCH telling
+    // what it is now.
+    let r = cmd(
+        &mut c,
+        "i",
+        &format!("STORE 2 (UNCHANGEDSINCE {h0}) FLAGS (\\Seen)"),
+    )
+    .await;
+    assert!(r.last().unwrap().contains("[MODIFIED 2]"), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 2 FETCH (") && l.contains("MODSEQ")),
+        "{r:?}"
+    );
+    // 3.1.8#1: SELECT (CONDSTORE); 3.1.4.2#1, 3.1#6: another session's
+    // change arrives with UID and MODSEQ.
+    let mut o = login(&s).await;
+    assert!(number_after(
+        &cmd(&mut o, "a", "SELECT INBOX (CONDSTORE)").await,
+        "[HIGHESTMODSEQ"
+    )
+    .is_some());
+    assert!(ok(&cmd(&mut o, "b", "STORE 4 +FLAGS (\\Seen)").await));
+    let r = cmd(&mut c, "j", "NOOP").await;
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 4 FETCH (") && l.contains("UID 4") && l.contains("MODSEQ")),
+        "{r:?}"
+    );
+    // 3.1.9#1: SORT with MODSEQ ends with the highest mod-sequence;
+    // 3.1.10#2: so does ESORT's ESEARCH.
+    let r = cmd(&mut c, "k", &format!("SORT (ARRIVAL) UTF-8 MODSEQ {m1}")).await;
+    assert!(
+        r[0].starts_with("* SORT ") && r[0].contains("(MODSEQ "),
+        "{r:?}"
+    );
+    let r = cmd(
+        &mut c,
+        "l",
+        &format!("SORT RETURN (ALL) (ARRIVAL) UTF-8 MODSEQ {m1}"),
+    )
+    .await;
+    assert!(
+        r[0].starts_with("* ESEARCH (TAG \"l\")") && r[0].contains(" MODSEQ "),
+        "{r:?}"
+    );
+
+    // 3.1.3#8: another session sets \Seen on message 1; this session's
+    // +FLAGS UNCHANGEDSINCE of another flag is not refused for that.
+    let m_now = number_after(&cmd(&mut c, "q0", "FETCH 1 MODSEQ").await, "MODSEQ").unwrap();
+    assert!(ok(&cmd(&mut o, "q1", "STORE 1 +FLAGS (\\Seen)").await));
+    let r = cmd(
+        &mut c,
+        "q2",
+        &format!("STORE 1 (UNCHANGEDSINCE {m_now}) +FLAGS ($Processed)"),
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("q2 OK") && !r.last().unwrap().contains("MODIFIED"),
+        "{r:?}"
+    );
+    // 3.2#4: while an expunge is held back (answering FETCH), the tagged
+    // OK carries a HIGHESTMODSEQ below it.
+    let known = highest(&mut o, "INBOX").await;
+    assert!(ok(
+        &cmd(&mut o, "q3", "STORE 2 +FLAGS.SILENT (\\Deleted)").await
+    ));
+    assert!(ok(&cmd(&mut o, "q4", "EXPUNGE").await));
+    let r = cmd(&mut c, "q5", "FETCH 1 (FLAGS)").await;
+    assert!(!r.iter().any(|l| l.contains("VANISHED")), "{r:?}");
+    let said = number_after(&r, "[HIGHESTMODSEQ").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(said <= known, "{said} > {known}: {r:?}");
+    let r = cmd(&mut c, "q6", "NOOP").await;
+    assert!(r.iter().any(|l| l == "* VANISHED 2"), "{r:?}");
+    // 3.2#1, 3.2.7#1, 3.2.7#3: EXPUNGE raises the mailbox's mod-sequence
+    // and, with QRESYNC, the tagged OK says it.
+    let before = highest(&mut o, "INBOX").await;
+    assert!(ok(&cmd(
+        &mut c,
+        "m",
+        "UID STORE 4 +FLAGS.SILENT (\\Deleted)"
+    )
+    .await));
+    let r = cmd(&mut c, "n", "EXPUNGE").await;
+    let after = highest(&mut o, "INBOX").await;
+    assert!(after > before + 1, "{before} -> {after}");
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with(&format!("n OK [HIGHESTMODSEQ {after}]")),
+        "{r:?}"
+    );
+    // 3.2.9#1, 3.2.9#3: UID EXPUNGE alike.
+    assert!(ok(&cmd(
+        &mut c,
+        "o",
+        "UID STORE 3 +FLAGS.SILENT (\\Deleted)"
+    )
+    .await));
+    let r = cmd(&mut c, "p", "UID EXPUNGE 3").await;
+    let after2 = highest(&mut o, "INBOX").await;
+    assert!(after2 > after + 1, "{after} -> {after2}");
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with(&format!("p OK [HIGHESTMODSEQ {after2}]")),
+        "{r:?}"
+    );
+    // 3.2.10.2#3, #4: a message this session never heard of is not in a
+    // VANISHED; 3.2.10.2#5: none while answering FETCH, STORE or SEARCH.
+    assert!(ok(&cmd(&mut c, "q", "NOOP").await));
+    append(&mut o, "INBOX", "Subject: keep\r\n\r\nx\r\n").await;
+    assert!(ok(&cmd(&mut c, "q7", "NOOP").await));
+    append(&mut o, "INBOX", "Subject: brief\r\n\r\nx\r\n").await;
+    assert!(ok(&cmd(
+        &mut o,
+        "r",
+        "UID STORE 6 +FLAGS.SILENT (\\Deleted)"
+    )
+    .await));
+    assert!(ok(&cmd(&mut o, "s", "EXPUNGE").await));
+    assert!(ok(&cmd(
+        &mut o,
+        "s2",
+        "UID STORE 1 +FLAGS.SILENT (\\Deleted)"
+    )
+    .await));
+    assert!(ok(&cmd(&mut o, "s3", "EXPUNGE").await));
+    for (t, command) in [
+        ("t1", "FETCH 1 FLAGS"),
+        ("t2", "STORE 1 +FLAGS (\\Seen)"),
+        ("t3", "SEARCH ALL"),
+        ("t4", "UID SEARCH 1:*"),
+    ] {
+        let r = cmd(&mut c, t, command).await;
+        assert!(
+            !r.iter().any(|l| l.contains("VANISHED")),
+            "{command}: {r:?}"
+        );
+    }
+    let r = cmd(&mut c, "u", "NOOP").await;
+    let v: Vec<&String> = r.iter().filter(|l| l.starts_with("* VANISHED")).collect();
+    assert_eq!(v, vec!["* VANISHED 1"], "only UID 1, which it knew: {r:?}");
+    // 3.2#1, 3.2.8#1, 3.2.8#3: CLOSE raises it too but its OK does not
+    // carry HIGHESTMODSEQ.
+    assert!(ok(
+        &cmd(&mut c, "w", "STORE 1 +FLAGS.SILENT (\\Deleted)").await
+    ));
+    let before = highest(&mut o, "INBOX").await;
+    let r = cmd(&mut c, "x", "CLOSE").await;
+    assert!(
+        ok(&r) && !r.last().unwrap().contains("HIGHESTMODSEQ"),
+        "{r:?}"
+    );
+    assert!(highest(&mut o, "INBOX").await > before);
+    // 3.2#2: SETMETADATA on a mailbox raises its mod-sequence.
+    let before = highest(&mut o, "INBOX").await;
+    assert!(ok(&cmd(
+        &mut c,
+        "y",
+        "SETMETADATA INBOX (/private/comment \"hi\")"
+    )
+    .await));
+    assert!(highest(&mut o, "INBOX").await > before);
+    // 3.2.6#2: VANISHED needs ENABLE QRESYNC.
+    let mut n = login(&s).await;
+    assert!(ok(&cmd(&mut n, "a", "SELECT INBOX").await));
+    let r = cmd(
+        &mut n,
+        "b",
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("b BAD"), "{r:?}");
+}

@@ -56,6 +56,11 @@ pub struct Session {
     pub(crate) notify: Option<super::op::notify::NotifySpec>,
     pub(crate) notify_rx: Option<tokio::sync::broadcast::Receiver<u32>>,
     pub(crate) notify_seen: std::collections::HashMap<(u32, u32), super::op::notify::Seen>,
+    /// The server annotations last reported (NOTIFY ServerMetadataChange).
+    pub(crate) notify_server_meta: Vec<(String, String)>,
+    /// The last sync held back expunges (a FETCH, STORE or SEARCH was
+    /// being answered): RFC 7162 §3.2 #4.
+    pub(crate) expunges_owed: bool,
     /// Mailbox names in UTF-8 (IMAP4rev2 or UTF8=ACCEPT enabled);
     /// otherwise modified UTF-7 (RFC 3501 §5.1.3) both ways.
     pub(crate) utf8_names: bool,
@@ -101,6 +106,8 @@ impl Session {
             notify: None,
             notify_rx: None,
             notify_seen: Default::default(),
+            notify_server_meta: Vec::new(),
+            expunges_owed: false,
             qresync: false,
             revocations,
             held: Default::default(),
@@ -249,8 +256,11 @@ impl Session {
         if self.flush().await.is_err() {
             return;
         }
-        let idle = Duration::from_secs(self.core.config.imap.timeout_idle);
         loop {
+            let idle = Duration::from_secs(idle_limit(
+                self.core.config.imap.timeout_idle,
+                self.account.is_some(),
+            ));
             while let Some(ev) = self.rx.next_event() {
                 let keep = match ev {
                     Event::Command(cmd) => self.command(&cmd).await,
@@ -347,7 +357,10 @@ impl Session {
             if self.rx.pending() > self.core.config.imap.max_line_length {
                 return None;
             }
-            let idle = Duration::from_secs(self.core.config.imap.timeout_idle);
+            let idle = Duration::from_secs(idle_limit(
+                self.core.config.imap.timeout_idle,
+                self.account.is_some(),
+            ));
             match tokio::time::timeout(idle, self.conn.fill()).await {
                 Ok(Ok(n)) if n > 0 => {
                     let data = self.conn.buffered().to_vec();
@@ -461,7 +474,35 @@ impl Session {
     ) -> Option<Reply> {
         let authed = self.account.is_some();
         let selected = self.selected.is_some();
-        let r = match name {
+        // UID SEARCH, SORT and THREAD may name messages by number:
+        // answered without expunges too (RFC 7162 §3.2.10.2 #6).
+        let numbered_answer = matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT" | "THREAD")
+            || (name == "UID"
+                && args
+                    .first()
+                    .is_some_and(|t| matches!(t.keyword().as_str(), "SEARCH" | "SORT" | "THREAD")));
+        // RFC 9051 §2.2.2: a command that takes no arguments but got some
+        // is a syntax error.
+        if !args.is_empty()
+            && matches!(
+                name,
+                "NOOP"
+                    | "CHECK"
+                    | "CAPABILITY"
+                    | "LOGOUT"
+                    | "CLOSE"
+                    | "UNSELECT"
+                    | "EXPUNGE"
+                    | "IDLE"
+                    | "STARTTLS"
+                    | "NAMESPACE"
+                    | "UNAUTHENTICATE"
+            )
+        {
+            return Some(format!("BAD {name} takes no arguments"));
+        }
+        let own = self.own_changes(name, &args);
+        let mut r = match name {
             "CAPABILITY" => {
                 let c = format!("CAPABILITY {}", self.capabilities());
                 self.untagged(&c);
@@ -547,24 +588,32 @@ impl Session {
         // or SEARCH by sequence number (nor SORT and THREAD, whose answers
         // are sequence numbers too); their UID forms may carry them.
         if self.selected.is_some()
-            && !matches!(
-                name,
-                "FETCH"
-                    | "STORE"
-                    | "SEARCH"
-                    | "SORT"
-                    | "THREAD"
-                    | "NOOP"
-                    | "CHECK"
-                    | "SELECT"
-                    | "EXAMINE"
-            )
+            && !numbered_answer
+            && !matches!(name, "NOOP" | "CHECK" | "SELECT" | "EXAMINE")
         {
             self.sync(true).await;
-        } else if self.selected.is_some()
-            && matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT" | "THREAD")
-        {
+        } else if self.selected.is_some() && numbered_answer {
             self.sync(false).await;
+            // RFC 7162 §3.2 #4: FETCH responses may have carried
+            // mod-sequences above expunges not yet reported; the
+            // HIGHESTMODSEQ of the last complete view keeps the client
+            // from skipping them.
+            if self.expunges_owed
+                && self.condstore
+                && r.starts_with("OK ")
+                && !r.starts_with("OK [")
+            {
+                if let Some(sel) = &self.selected {
+                    r = format!(
+                        "OK [HIGHESTMODSEQ {}] {}",
+                        sel.mailbox.highest_modseq.max(1),
+                        &r[3..]
+                    );
+                }
+            }
+        }
+        if let (Some((names, server)), true) = (own, r.starts_with("OK")) {
+            self.notify_absorb(&names, server).await;
         }
         Some(r)
     }
@@ -644,6 +693,7 @@ impl Session {
     /// sessions and deliveries changed. Expunges are reported only when
     /// `allow_expunge`.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
+        self.expunges_owed = false;
         if self.account.is_none() {
             return;
         }
@@ -694,14 +744,21 @@ impl Session {
                 seq += 1;
                 if cur.modseq != old.modseq {
                     if cur.flags != old.flags {
-                        // RFC 7162 §3.1.4.1: with CONDSTORE, with MODSEQ.
+                        // RFC 7162 §3.1.4.1, §3.2.4: with CONDSTORE, with
+                        // UID and MODSEQ; RFC 5465 §5.1: with NOTIFY, UID.
                         let modseq = if self.condstore {
                             format!(" MODSEQ ({})", cur.modseq)
                         } else {
                             String::new()
                         };
+                        // RFC 9051 §7.5.2: IMAP4rev2 too.
+                        let uid = if self.condstore || self.notify.is_some() || self.rev2 {
+                            format!("UID {} ", cur.uid)
+                        } else {
+                            String::new()
+                        };
                         lines.push(format!(
-                            "{seq} FETCH (FLAGS ({}){modseq})",
+                            "{seq} FETCH ({uid}FLAGS ({}){modseq})",
                             flag_list(&cur.flags, sel.recent.contains(&cur.uid))
                         ));
                     }
@@ -769,6 +826,17 @@ impl Session {
         for l in lines {
             self.untagged(&l);
         }
+        self.expunges_owed = !complete;
+    }
+}
+
+/// Seconds of silence before autologout: `imap.timeout-idle`, but never
+/// less than 30 minutes once logged in (RFC 9051 §5.4).
+pub(crate) fn idle_limit(configured: u64, authenticated: bool) -> u64 {
+    if authenticated {
+        configured.max(1800)
+    } else {
+        configured
     }
 }
 
@@ -805,5 +873,16 @@ async fn next_changes(rx: &mut Option<tokio::sync::broadcast::Receiver<u32>>) ->
             Err(TryRecvError::Lagged(_)) => out.push(u32::MAX),
             Err(_) => return out,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn autologout_after_login_is_at_least_thirty_minutes() {
+        use super::idle_limit;
+        assert_eq!(idle_limit(1, false), 1);
+        assert_eq!(idle_limit(1, true), 1800);
+        assert_eq!(idle_limit(3600, true), 3600);
     }
 }

@@ -561,13 +561,37 @@ impl MailStore {
                         return Err(StoreError::Aborted("too many annotations".into()));
                     }
                 }
+                // RFC 7162 §3.2: a changed mailbox annotation raises the
+                // mailbox's mod-sequence.
+                if mbox != 0 {
+                    let mut st = account_state(txn, owner)?;
+                    let change = Change {
+                        created: vec![],
+                        updated: vec![],
+                        destroyed: vec![],
+                        mailboxes: vec![mbox],
+                    };
+                    let modseq = log_change(txn, owner, &mut st, &change);
+                    if let Some(v) = txn.get(&k_mbox(owner, mbox))? {
+                        let mut m: Mailbox = from_json(&v)?;
+                        m.highest_modseq = modseq;
+                        txn.put(k_mbox(owner, mbox), to_json(&m));
+                    }
+                    txn.put(k_acct(b'K', owner), to_json(&st));
+                }
                 Ok(())
             })
             .await
             .map_err(|e| match e {
                 StoreError::Aborted(m) => MailError::Invalid(m),
                 other => MailError::Store(other),
-            })
+            })?;
+        // Sessions watching annotations (NOTIFY) look again.
+        self.notify(owner);
+        if reader != owner {
+            self.notify(reader);
+        }
+        Ok(())
     }
 
     /// Metadata of many messages with one range read instead of a read

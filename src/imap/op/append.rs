@@ -179,6 +179,11 @@ impl Session {
                 }
             }
         }
+        // RFC 9051 §6.3.12: no APPENDUID for a mailbox the user may add
+        // to but not read.
+        if !rights.has('r') {
+            return "OK APPEND completed".into();
+        }
         let set = super::search::compress(&uids);
         format!("OK [APPENDUID {validity} {set}] APPEND completed")
     }

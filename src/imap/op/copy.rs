@@ -156,12 +156,21 @@ impl Session {
         };
         let (from, to): (Vec<u32>, Vec<u32>) = pairs.iter().copied().unzip();
         let code = format!("COPYUID {validity} {} {}", uid_list(&from), uid_list(&to));
+        // RFC 9051 §6.4.7: no COPYUID for a mailbox the user may add to but
+        // not read.
+        let readable = target.rights.has('r');
         if !is_move {
-            return format!("OK [{code}] {name} completed");
+            return if readable {
+                format!("OK [{code}] {name} completed")
+            } else {
+                format!("OK {name} completed")
+            };
         }
         // RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges.
-        let line = format!("OK [{code}] Moved");
-        self.untagged(&line);
+        if readable {
+            let line = format!("OK [{code}] Moved");
+            self.untagged(&line);
+        }
         // Into the same mailbox too: the message gets a new UID and the old
         // one is expunged (RFC 6851 §3.3), so it is never doubled.
         let qresync = self.qresync;

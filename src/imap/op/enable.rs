@@ -10,17 +10,25 @@ impl Session {
         if args.is_empty() {
             return "BAD ENABLE needs capability names".into();
         }
+        // RFC 9051 §6.3.1: ENABLED lists what this command enabled, not
+        // what an earlier one did.
+        let (had_condstore, had_qresync, had_utf8, had_rev2) =
+            (self.condstore, self.qresync, self.utf8_names, self.rev2);
         let mut enabled = Vec::new();
         for a in args {
             let Some(name) = a.as_string() else {
                 return "BAD ENABLE takes capability names".into();
             };
-            if name.eq_ignore_ascii_case("CONDSTORE") && !enabled.contains(&"CONDSTORE") {
+            if name.eq_ignore_ascii_case("CONDSTORE")
+                && !had_condstore
+                && !enabled.contains(&"CONDSTORE")
+            {
                 self.enable_condstore();
                 enabled.push("CONDSTORE");
             }
             // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-            if name.eq_ignore_ascii_case("QRESYNC") && !enabled.contains(&"QRESYNC") {
+            if name.eq_ignore_ascii_case("QRESYNC") && !had_qresync && !enabled.contains(&"QRESYNC")
+            {
                 self.qresync = true;
                 self.enable_condstore();
                 enabled.push("QRESYNC");
@@ -28,11 +36,17 @@ impl Session {
             // RFC 6855 §3: from now on mailbox names are UTF-8, not
             // modified UTF-7; APPEND takes the UTF8 (literal8) form either
             // way.
-            if name.eq_ignore_ascii_case("UTF8=ACCEPT") && !enabled.contains(&"UTF8=ACCEPT") {
+            if name.eq_ignore_ascii_case("UTF8=ACCEPT")
+                && !had_utf8
+                && !enabled.contains(&"UTF8=ACCEPT")
+            {
                 self.utf8_names = true;
                 enabled.push("UTF8=ACCEPT");
             }
-            if name.eq_ignore_ascii_case("IMAP4rev2") && !enabled.contains(&"IMAP4rev2") {
+            if name.eq_ignore_ascii_case("IMAP4rev2")
+                && !had_rev2
+                && !enabled.contains(&"IMAP4rev2")
+            {
                 self.rev2 = true;
                 // RFC 9051 §5.1: names are UTF-8.
                 self.utf8_names = true;

@@ -367,6 +367,11 @@ impl Session {
             if !attrs.contains(&FetchAttr::Flags) {
                 attrs.push(FetchAttr::Flags);
             }
+            // RFC 7162 §3.2.4: a FETCH that sets \Seen carries UID (and
+            // MODSEQ, below) under CONDSTORE.
+            if self.condstore && !attrs.contains(&FetchAttr::Uid) {
+                attrs.insert(0, FetchAttr::Uid);
+            }
         }
 
         if attrs.contains(&FetchAttr::Flags) {

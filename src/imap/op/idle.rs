@@ -17,7 +17,10 @@ impl Session {
         if !self.send_now(b"+ idling\r\n").await {
             return None;
         }
-        let limit = Duration::from_secs(self.core.config.imap.timeout_idle);
+        let limit = Duration::from_secs(crate::imap::session::idle_limit(
+            self.core.config.imap.timeout_idle,
+            true,
+        ));
         let deadline = tokio::time::Instant::now() + limit;
         let me = self.account.as_ref().map(|a| a.id);
         let core = self.core.clone();

@@ -175,6 +175,14 @@ impl Session {
         self.untagged(&flags_response(&keywords));
         let exists = format!("{} EXISTS", msgs.len());
         self.untagged(&exists);
+        // RFC 9051 §6.3.2: IMAP4rev2 sessions get the mailbox's LIST line,
+        // attributes computed as LIST computes them.
+        if self.rev2 {
+            if let Some(arg) = args.first() {
+                let list_args = [Token::Quoted(Vec::new()), arg.clone()];
+                let _ = Box::pin(self.cmd_list(&list_args, false)).await;
+            }
+        }
         // \Recent (RFC 3501 §2.3.2): SELECT claims what no session has
         // seen yet; EXAMINE shows it without taking it (§6.3.2).
         // IMAP4rev2 has neither \Recent nor the UNSEEN code (RFC 9051
@@ -717,6 +725,7 @@ impl Session {
         };
         let qresync = self.qresync;
         let sel = self.selected.as_mut().expect("checked");
+        let mbox_id = sel.mailbox.id;
         let mut lines = Vec::new();
         let mut vanished = Vec::new();
         for uid in gone {
@@ -737,6 +746,13 @@ impl Session {
         }
         for l in lines {
             self.untagged(&l);
+        }
+        // RFC 7162 §3.2.7, §3.2.9: with QRESYNC, the mailbox's new
+        // mod-sequence once something was expunged.
+        if qresync && !vanished.is_empty() {
+            if let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await {
+                return format!("OK [HIGHESTMODSEQ {}] EXPUNGE completed", mb.highest_modseq);
+            }
         }
         "OK EXPUNGE completed".into()
     }

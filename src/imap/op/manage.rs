@@ -15,6 +15,20 @@ fn mail_error(e: MailError, what: &str) -> Reply {
     }
 }
 
+/// Whether a new mailbox name is Net-Unicode (RFC 5198 §2, required of
+/// new names by RFC 9051 §5.1, §6.3.4): in Normalization Form C, without
+/// control characters or the line and paragraph separators. Names that
+/// are not are refused rather than converted.
+fn net_unicode(name: &str) -> bool {
+    unicode_normalization::is_nfc(name)
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+const NOT_NET_UNICODE: &str =
+    "NO [CANNOT] Mailbox names must be Net-Unicode (NFC, no control characters)";
+
 impl Session {
     fn acct(&self) -> u32 {
         self.account.as_ref().map(|a| a.id).unwrap_or(0)
@@ -24,6 +38,9 @@ impl Session {
         let Some(name) = self.mailbox_arg(args.first()) else {
             return "BAD CREATE needs a mailbox name".into();
         };
+        if !net_unicode(&name) {
+            return NOT_NET_UNICODE.into();
+        }
         // Another account's mailbox: `k` on its nearest parent (RFC 4314 §4).
         let (owner, name) = if super::acl::is_shared_name(&name) {
             match self.shared_owner(&name).await {
@@ -134,6 +151,9 @@ impl Session {
         ) else {
             return "BAD RENAME needs two mailbox names".into();
         };
+        if !net_unicode(&to) {
+            return NOT_NET_UNICODE.into();
+        }
         let (owner, from, to) = match (
             super::acl::is_shared_name(&from),
             super::acl::is_shared_name(&to),

@@ -3,14 +3,15 @@
 //! happen, between commands and during IDLE.
 //!
 //! Supported events: MessageNew (with FETCH attributes for the selected
-//! mailbox), MessageExpunge, FlagChange, MailboxName and
-//! SubscriptionChange; AnnotationChange, MailboxMetadataChange and
-//! ServerMetadataChange are refused with BADEVENT. Mailboxes other than
+//! mailbox), MessageExpunge, FlagChange, MailboxName, SubscriptionChange,
+//! MailboxMetadataChange and ServerMetadataChange (required with METADATA,
+//! §5.6, §5.7); AnnotationChange (message annotations, RFC 5257, which
+//! Petrel does not have) is refused with BADEVENT. Mailboxes other than
 //! the selected one are watched through their (UIDNEXT, UIDVALIDITY,
-//! HIGHESTMODSEQ) and message count; a change is reported as a STATUS
-//! response. Changes the session made itself are reported too (§5 says
-//! SHOULD NOT; telling them apart from another session's change made at
-//! the same moment is not possible here, and losing one is worse).
+//! HIGHESTMODSEQ), message count and annotations; a change is reported as
+//! a STATUS (or METADATA) response. Message events need the `r` right.
+//! What the session's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE, APPEND,
+//! COPY, MOVE and SETMETADATA changed is taken in without a report (§5).
 
 use std::collections::HashMap;
 
@@ -20,7 +21,7 @@ use crate::imap::session::{Reply, Session};
 use crate::mail::Mailbox;
 
 /// Events the server can report (the BADEVENT list).
-const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange";
+const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -38,6 +39,8 @@ pub struct Events {
     pub flags: bool,
     pub names: bool,
     pub subscriptions: bool,
+    pub mailbox_meta: bool,
+    pub server_meta: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +68,10 @@ pub struct Seen {
     pub modseq: u64,
     /// Messages in it, counted for mailboxes with message events.
     pub messages: Option<usize>,
+    /// The user may read it (`r`): message events need that.
+    pub readable: bool,
+    /// Its annotations, kept for mailboxes with MailboxMetadataChange.
+    pub annotations: Option<Vec<(String, String)>>,
 }
 
 fn mailbox_names(t: &Token) -> Option<Vec<String>> {
@@ -169,6 +176,8 @@ fn parse_events(evs: &[Token]) -> Result<(Events, Option<Token>), Reply> {
             "FLAGCHANGE" => e.flags = true,
             "MAILBOXNAME" => e.names = true,
             "SUBSCRIPTIONCHANGE" => e.subscriptions = true,
+            "MAILBOXMETADATACHANGE" => e.mailbox_meta = true,
+            "SERVERMETADATACHANGE" => e.server_meta = true,
             _ => return Err(format!("NO [BADEVENT ({SUPPORTED})] Unsupported event")),
         }
         i += 1;
@@ -181,6 +190,25 @@ fn parse_events(evs: &[Token]) -> Result<(Events, Option<Token>), Reply> {
     }
     e.messages = new;
     Ok((e, fetch))
+}
+
+/// Entry names set, changed or removed between two annotation lists
+/// (RFC 5465 §5.6: removed ones always included).
+fn changed_entries(before: &[(String, String)], now: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (k, v) in now {
+        if !before.iter().any(|(bk, bv)| bk == k && bv == v) {
+            out.push(k.clone());
+        }
+    }
+    for (k, _) in before {
+        if !now.iter().any(|(nk, _)| nk == k) {
+            out.push(k.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn in_filter(f: &Filter, name: &str, subscribed: bool) -> bool {
@@ -207,9 +235,28 @@ impl NotifySpec {
                 out.flags |= e.flags;
                 out.names |= e.names;
                 out.subscriptions |= e.subscriptions;
+                out.mailbox_meta |= e.mailbox_meta;
             }
         }
         out
+    }
+
+    /// The events for a watched mailbox: message events only where the
+    /// user may read (RFC 5465 §3.1, RFC 4314).
+    fn events_of(&self, seen: &Seen) -> Events {
+        let mut e = self.events_for(&seen.name, seen.subscribed);
+        if !seen.readable {
+            e.messages = false;
+            e.flags = false;
+            e.mailbox_meta = false;
+        }
+        e
+    }
+
+    /// Whether server annotations are watched.
+    fn server_meta(&self) -> bool {
+        self.groups.iter().any(|(_, e)| e.server_meta)
+            || self.selected.as_ref().is_some_and(|s| s.events.server_meta)
     }
 }
 
@@ -253,10 +300,36 @@ impl Session {
         let spec_now = self.notify.clone().expect("set above");
         self.fill_counts(&spec_now, &mut current, &HashMap::new())
             .await;
+        self.notify_server_meta = if spec_now.server_meta() {
+            let me = self.me();
+            match self.core.mail.annotations(me, me, 0).await {
+                Ok(a) => a,
+                Err(e) => return unavailable(e),
+            }
+        } else {
+            Vec::new()
+        };
+        // §3.1: a named mailbox the user may list but not read.
+        for (f, e) in &spec_now.groups {
+            let (Filter::Mailboxes(names) | Filter::Subtree(names)) = f else {
+                continue;
+            };
+            if !(e.messages || e.flags || e.mailbox_meta) {
+                continue;
+            }
+            for n in names {
+                if let Ok(Some(t)) = self.resolve(n).await {
+                    if t.rights.has('l') && !t.rights.has('r') {
+                        let line = format!("LIST (\\NoAccess) \"/\" {}", self.wire_name(n));
+                        self.untagged(&line);
+                    }
+                }
+            }
+        }
         if status {
             let spec = self.notify.clone().expect("set above");
             for (key, seen) in &current {
-                let ev = spec.events_for(&seen.name, seen.subscribed);
+                let ev = spec.events_of(seen);
                 if !ev.messages && !ev.flags || self.is_selected(*key) {
                     continue;
                 }
@@ -290,6 +363,8 @@ impl Session {
                     modseq: mb.highest_modseq,
                     name: mb.name,
                     messages: None,
+                    readable: true,
+                    annotations: None,
                 },
             );
         }
@@ -320,6 +395,8 @@ impl Session {
                         modseq: mb.highest_modseq,
                         name,
                         messages: None,
+                        readable: g.rights.has('r'),
+                        annotations: None,
                     },
                 );
             }
@@ -335,8 +412,25 @@ impl Session {
         current: &mut HashMap<(u32, u32), Seen>,
         old: &HashMap<(u32, u32), Seen>,
     ) {
+        let me = self.me();
         for (&(owner, mbox), now) in current.iter_mut() {
-            if !spec.events_for(&now.name, now.subscribed).messages {
+            let ev = spec.events_of(now);
+            let selected_meta = self.is_selected((owner, mbox))
+                && spec
+                    .selected
+                    .as_ref()
+                    .is_some_and(|s| s.events.mailbox_meta);
+            if ev.mailbox_meta || selected_meta {
+                // SETMETADATA raises the mod-sequence: unchanged, the
+                // annotations are what they were.
+                now.annotations = match old.get(&(owner, mbox)) {
+                    Some(was) if was.annotations.is_some() && was.modseq == now.modseq => {
+                        was.annotations.clone()
+                    }
+                    _ => self.core.mail.annotations(me, owner, mbox).await.ok(),
+                };
+            }
+            if !ev.messages {
                 continue;
             }
             if let Some(was) = old.get(&(owner, mbox)) {
@@ -420,8 +514,33 @@ impl Session {
             .mailboxes(self.me())
             .await
             .unwrap_or_default();
+        let me = self.me();
+        if spec.server_meta() {
+            if let Ok(now) = self.core.mail.annotations(me, me, 0).await {
+                let changed = changed_entries(&self.notify_server_meta, &now);
+                if !changed.is_empty() {
+                    self.untagged(&format!("METADATA \"\" {}", changed.join(" ")));
+                }
+                self.notify_server_meta = now;
+            }
+        }
         for (key, now) in &current {
-            let ev = spec.events_for(&now.name, now.subscribed);
+            let ev = spec.events_of(now);
+            // §5.6: the annotations of a watched mailbox, the selected one
+            // included when its group asks.
+            if let (Some(was), Some(ann)) = (old.get(key), &now.annotations) {
+                if let Some(before) = &was.annotations {
+                    let changed = changed_entries(before, ann);
+                    if !changed.is_empty() {
+                        let line = format!(
+                            "METADATA {} {}",
+                            self.wire_name(&now.name),
+                            changed.join(" ")
+                        );
+                        self.untagged(&line);
+                    }
+                }
+            }
             match old.get(key) {
                 None => {
                     if ev.names {
@@ -468,6 +587,64 @@ impl Session {
             }
         }
         self.notify_seen = current;
+    }
+
+    /// The mailboxes (and whether the server annotations) a command
+    /// changes when it succeeds, as the session's own doing.
+    pub(crate) fn own_changes(&self, name: &str, args: &[Token]) -> Option<(Vec<String>, bool)> {
+        self.notify.as_ref()?;
+        let arg = |i: usize| args.get(i).and_then(|t| t.as_string());
+        let (raw, server): (Vec<String>, bool) = match name {
+            "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" | "APPEND" => {
+                (arg(0).into_iter().collect(), false)
+            }
+            "SETMETADATA" => match arg(0) {
+                Some(n) if n.is_empty() => (Vec::new(), true),
+                n => (n.into_iter().collect(), false),
+            },
+            "RENAME" => ([arg(0), arg(1)].into_iter().flatten().collect(), false),
+            "COPY" | "MOVE" => (arg(1).into_iter().collect(), false),
+            "UID"
+                if matches!(
+                    args.first().map(|t| t.keyword()).as_deref(),
+                    Some("COPY" | "MOVE")
+                ) =>
+            {
+                (arg(2).into_iter().collect(), false)
+            }
+            _ => return None,
+        };
+        let names = raw
+            .into_iter()
+            .filter_map(|n| self.name_from_client(n))
+            .collect();
+        Some((names, server))
+    }
+
+    /// Takes in what this session's own command changed, so it is not
+    /// reported back (§5: the server SHOULD NOT notify the client of its
+    /// own changes, §5.2: nor FETCH what it appended or copied).
+    pub(crate) async fn notify_absorb(&mut self, names: &[String], server: bool) {
+        let Some(spec) = self.notify.clone() else {
+            return;
+        };
+        if server && spec.server_meta() {
+            let me = self.me();
+            if let Ok(a) = self.core.mail.annotations(me, me, 0).await {
+                self.notify_server_meta = a;
+            }
+        }
+        if names.is_empty() {
+            return;
+        }
+        let Ok(mut current) = self.watched().await else {
+            return;
+        };
+        current.retain(|_, s| names.contains(&s.name));
+        self.fill_counts(&spec, &mut current, &HashMap::new()).await;
+        self.notify_seen
+            .retain(|k, s| !names.contains(&s.name) && !current.contains_key(k));
+        self.notify_seen.extend(current);
     }
 
     /// Whether a change of this account can matter to the NOTIFY

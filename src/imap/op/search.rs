@@ -478,7 +478,7 @@ fn with_saved(k: Key, saved: &[u32]) -> Key {
     }
 }
 
-fn uses_modseq(k: &Key) -> bool {
+pub(crate) fn uses_modseq(k: &Key) -> bool {
     match k {
         Key::ModSeq(_) => true,
         Key::Not(k) => uses_modseq(k),

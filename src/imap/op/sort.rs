@@ -241,14 +241,21 @@ impl Session {
             .iter()
             .map(|&(i, _)| if uid_mode { msgs[i].uid } else { i as u32 + 1 })
             .collect();
+        // RFC 7162 §3.1.9, §3.1.10: with a MODSEQ criterion, the highest
+        // mod-sequence of what was found.
+        let modseqs: Option<Vec<u64>> = super::search::uses_modseq(&key)
+            .then(|| rows.iter().map(|&(i, _)| msgs[i].modseq.max(1)).collect());
         let line = match ret {
             // RFC 5267 §3.2: MIN and MAX are the first and last in sort
             // order; ALL keeps the order (only ascending runs fold).
-            Some(r) => esearch(tag, uid_mode, &r, &sorted, None),
+            Some(r) => esearch(tag, uid_mode, &r, &sorted, modseqs.as_deref()),
             None => {
                 let mut line = String::from("SORT");
-                for n in sorted {
+                for n in &sorted {
                     line.push_str(&format!(" {n}"));
+                }
+                if let Some(top) = modseqs.as_ref().and_then(|m| m.iter().max()) {
+                    line.push_str(&format!(" (MODSEQ {top})"));
                 }
                 line
             }

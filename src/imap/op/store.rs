@@ -101,24 +101,51 @@ impl Session {
             }
         };
         let mbox = sel.mailbox.id;
-        let (mut changed, mut modified) = match self
-            .core
-            .mail
-            .store_flags(acct, mbox, uids.clone(), op, flags, unchanged_since)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return unavailable(e),
-        };
+        // RFC 7162 §3.1.12: +FLAGS/-FLAGS UNCHANGEDSINCE does not fail a
+        // message whose mod-sequence moved while the flags it names are
+        // as this client last saw them (another flag changed).
+        let mut main_uids = uids.clone();
+        let mut spared = Vec::new();
+        // UNCHANGEDSINCE 0 always fails: a system flag always exists
+        // (§3.1.3).
+        if let (Some(u @ 1..), FlagOp::Add | FlagOp::Remove) = (unchanged_since, op) {
+            let now = match self.core.mail.uids(acct, mbox).await {
+                Ok(n) => n,
+                Err(e) => return unavailable(e),
+            };
+            let now: std::collections::HashMap<u32, &crate::mail::UidEntry> =
+                now.iter().map(|e| (e.uid, e)).collect();
+            let has = |l: &[String], f: &str| l.iter().any(|x| x.eq_ignore_ascii_case(f));
+            for m in sel.msgs.iter().filter(|m| uids.contains(&m.uid)) {
+                if let Some(db) = now.get(&m.uid) {
+                    if db.modseq > u && flags.iter().all(|f| has(&db.flags, f) == has(&m.flags, f))
+                    {
+                        spared.push(m.uid);
+                    }
+                }
+            }
+            main_uids.retain(|u| !spared.contains(u));
+        }
+        let mut steps = vec![(main_uids, op, flags.clone(), unchanged_since)];
+        if !spared.is_empty() {
+            steps.push((spared, op, flags, None));
+        }
         if !also_remove.is_empty() {
+            steps.push((uids.clone(), FlagOp::Remove, also_remove, None));
+        }
+        let (mut changed, mut modified) = (Vec::new(), Vec::new());
+        for (set, op, flags, since) in steps {
+            if set.is_empty() {
+                continue;
+            }
             match self
                 .core
                 .mail
-                .store_flags(acct, mbox, uids.clone(), FlagOp::Remove, also_remove, None)
+                .store_flags(acct, mbox, set, op, flags, since)
                 .await
             {
                 Ok((more, more_modified)) => {
-                    changed.retain(|c| !more.iter().any(|m| m.0 == c.0));
+                    changed.retain(|c: &(u32, Vec<String>, u64)| !more.iter().any(|m| m.0 == c.0));
                     changed.extend(more);
                     modified.extend(more_modified);
                 }
@@ -154,6 +181,15 @@ impl Session {
         for (i, m) in sel.msgs.iter().enumerate() {
             if modified.contains(&m.uid) {
                 modified_ids.push(if uid_mode { m.uid } else { i as u32 + 1 });
+                // RFC 7162 §3.1.3 (RECOMMENDED): what the message is now,
+                // so the client need not ask.
+                lines.push(format!(
+                    "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
+                    i + 1,
+                    m.uid,
+                    crate::imap::session::flag_list(&m.flags, sel.recent.contains(&m.uid)),
+                    m.modseq.max(1)
+                ));
                 continue;
             }
             if !uids.contains(&m.uid) {
@@ -163,7 +199,8 @@ impl Session {
             if silent && !(condstore && was_changed) {
                 continue;
             }
-            let uid_part = if uid_mode {
+            // RFC 7162 §3.2.4: with CONDSTORE, every FETCH carries UID.
+            let uid_part = if uid_mode || condstore {
                 format!("UID {} ", m.uid)
             } else {
                 String::new()
