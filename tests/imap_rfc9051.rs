@@ -79,7 +79,11 @@ async fn states_syntax_and_logout() {
         1,
         "{r:?}"
     );
-    assert!(r[0].contains(" IMAP4rev2"), "{r:?}");
+    // RFC 3501 §6.1.1, §7.2.1: IMAP4rev1 is listed too.
+    assert!(
+        r[0].contains(" IMAP4rev2") && r[0].contains(" IMAP4rev1"),
+        "{r:?}"
+    );
     // 4.3.1#2: UTF-8 in a quoted string.
     append(
         &mut c,
@@ -240,10 +244,22 @@ async fn uids_and_mailbox_lifecycle() {
 /// EXAMINE, STATUS, APPEND, COPY and MOVE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_status_append_copy_move() {
+    select_flow(true).await;
+}
+
+/// The same in an IMAP4rev1 session (RFC 3501 §6.3.1, §6.3.11, §6.4.7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_status_append_copy_move_rev1() {
+    select_flow(false).await;
+}
+
+async fn select_flow(rev2: bool) {
     let s = server().await;
     s.account("ann@example.org");
     let mut c = login(&s).await;
-    assert!(ok(&cmd(&mut c, "a", "ENABLE IMAP4rev2").await));
+    if rev2 {
+        assert!(ok(&cmd(&mut c, "a", "ENABLE IMAP4rev2").await));
+    }
     // 6.3.12#3, #4, 2.3.3#2: flags and date as given.
     let r = append_with(
         &mut c,
@@ -258,18 +274,22 @@ async fn select_status_append_copy_move() {
     for want in [
         "* FLAGS (",
         "* 1 EXISTS",
-        "* LIST (",
         "* OK [PERMANENTFLAGS (",
         "* OK [UIDNEXT ",
         "* OK [UIDVALIDITY ",
     ] {
         assert!(r.iter().any(|l| l.starts_with(want)), "{want}: {r:?}");
     }
-    assert!(
-        r.iter()
-            .any(|l| l.starts_with("* LIST (") && l.ends_with("\"INBOX\"")),
-        "{r:?}"
-    );
+    // The LIST line is IMAP4rev2's; IMAP4rev1 has RECENT instead.
+    if rev2 {
+        assert!(
+            r.iter()
+                .any(|l| l.starts_with("* LIST (") && l.ends_with("\"INBOX\"")),
+            "{r:?}"
+        );
+    } else {
+        assert!(r.iter().any(|l| l == "* 1 RECENT"), "{r:?}");
+    }
     assert!(r.last().unwrap().starts_with("b OK [READ-WRITE]"), "{r:?}");
     let f = cmd(&mut c, "c", "FETCH 1 (FLAGS INTERNALDATE)").await;
     assert!(
@@ -297,7 +317,7 @@ async fn select_status_append_copy_move() {
     assert!(
         r.iter().any(|l| l.starts_with("* 3 FETCH (")
             && l.contains("\\Answered")
-            && l.contains("UID 3")),
+            && (l.contains("UID 3") || !rev2)),
         "{r:?}"
     );
     // 6.4.6#1: .SILENT: no FETCH for the message stored.
