@@ -508,6 +508,11 @@ impl FtsIndex {
     }
 }
 
+/// How long the indexer lets new messages gather before indexing them,
+/// and how long it keeps its writer (and the writer's memory) when idle.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1000);
+const WRITER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Records handled per indexing batch, and the most message bytes read
 /// for one.
 const BATCH: usize = 512;
@@ -534,7 +539,22 @@ impl super::MailStore {
                     Ok(_) => {}
                     Err(e) => tracing::warn!("search index: {e}; trying again shortly"),
                 }
-                if std::mem::take(&mut busy) {
+                let woken = tokio::select! {
+                    _ = mail.fts_wake.notified() => true,
+                    _ = tokio::time::sleep(WRITER_IDLE) => false,
+                    _ = shutdown.wait() => return,
+                };
+                if woken {
+                    // Messages arriving one by one are indexed together:
+                    // one commit (and its fsync) for what came meanwhile.
+                    // SEARCH reads what is still queued, so this costs
+                    // no result.
+                    tokio::select! {
+                        _ = tokio::time::sleep(COALESCE) => {}
+                        _ = shutdown.wait() => return,
+                    }
+                } else if std::mem::take(&mut busy) {
+                    // Idle for a while: let go of the writer's memory.
                     if let Some(ix) = mail.fts.clone() {
                         match tokio::task::spawn_blocking(move || ix.release_writer()).await {
                             Ok(Err(e)) => tracing::warn!("search index: {e}"),
@@ -542,11 +562,6 @@ impl super::MailStore {
                             Ok(Ok(())) => {}
                         }
                     }
-                }
-                tokio::select! {
-                    _ = mail.fts_wake.notified() => {}
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
-                    _ = shutdown.wait() => return,
                 }
             }
         });

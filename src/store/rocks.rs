@@ -30,9 +30,14 @@ impl KvBackend for RocksBackend {
 
     fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
+        // The bound lets RocksDB stop at `to` instead of stepping over
+        // the deleted keys that follow the range (queues and UID indexes
+        // leave many).
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
         for item in self
             .db
-            .iterator(IteratorMode::From(from, Direction::Forward))
+            .iterator_opt(IteratorMode::From(from, Direction::Forward), ro)
         {
             let (k, v) = item.map_err(StoreError::backend)?;
             if k.as_ref() >= to || out.len() >= limit {
@@ -58,6 +63,12 @@ impl KvBackend for RocksBackend {
 
     fn name(&self) -> &'static str {
         "rocksdb"
+    }
+
+    /// RocksDB reads never wait for writers (memtable or block cache,
+    /// at worst one block read).
+    fn inline_get(&self) -> bool {
+        true
     }
 
     fn close(&self) {

@@ -747,12 +747,25 @@ impl Session {
         for l in lines {
             self.untagged(&l);
         }
+        if vanished.is_empty() {
+            return "OK EXPUNGE completed".into();
+        }
+        let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await else {
+            return "OK EXPUNGE completed".into();
+        };
+        let highest = mb.highest_modseq;
+        // One change, right after the view's: nothing else happened, the
+        // view is the mailbox as it is (see cmd_store).
+        if let Some(sel) = self.selected.as_mut() {
+            if highest == sel.mailbox.highest_modseq.max(1) + 1 && mb.uidnext == sel.mailbox.uidnext
+            {
+                sel.mailbox = mb;
+            }
+        }
         // RFC 7162 §3.2.7, §3.2.9: with QRESYNC, the mailbox's new
         // mod-sequence once something was expunged.
-        if qresync && !vanished.is_empty() {
-            if let Ok(Some(mb)) = self.core.mail.mailbox(acct, mbox_id).await {
-                return format!("OK [HIGHESTMODSEQ {}] EXPUNGE completed", mb.highest_modseq);
-            }
+        if qresync {
+            return format!("OK [HIGHESTMODSEQ {highest}] EXPUNGE completed");
         }
         "OK EXPUNGE completed".into()
     }

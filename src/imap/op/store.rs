@@ -162,6 +162,15 @@ impl Session {
                 m.modseq = *modseq;
             }
         }
+        // Mod-sequences count every change of the account, one at a time:
+        // if this STORE's is the one right after the view's, nothing else
+        // happened in between, and the view is the mailbox as it is now
+        // (the next sync need not read it again).
+        if let Some(&(_, _, m)) = changed.first() {
+            if changed.iter().all(|c| c.2 == m) && m == sel.mailbox.highest_modseq.max(1) + 1 {
+                sel.mailbox.highest_modseq = m;
+            }
+        }
         let positions: Vec<usize> = sel
             .msgs
             .iter()
