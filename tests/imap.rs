@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::imap::{lines_until, login_as};
 use common::*;
 
 async fn server_with_mail() -> TestServer {
@@ -1947,14 +1948,6 @@ async fn mailbox_names_in_modified_utf7() {
     assert_eq!(l[0], "* LIST (\\HasNoChildren) \"/\" \"R&-D\"");
 }
 
-async fn login_as(s: &TestServer, user: &str) -> LineClient {
-    let mut c = LineClient::connect(s.addr("imap")).await;
-    c.line().await;
-    c.send(&format!("L LOGIN {user} pw\r\n")).await;
-    assert!(c.imap_until("L").await.last().unwrap().starts_with("L OK"));
-    c
-}
-
 /// ACL (RFC 4314) with mailboxes shared between accounts: the owner
 /// grants rights, the grantee finds the mailbox under "Shared/<owner>/"
 /// and may do exactly what the rights allow; others see nothing.
@@ -2433,21 +2426,6 @@ async fn append_to(c: &mut LineClient, tag: &str, mailbox: &str, m: &str) {
     .await;
     let r = c.imap_until(tag).await;
     assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
-}
-
-/// Reads lines until one satisfies `pred` (5 s at most); returns them.
-async fn lines_until(c: &mut LineClient, pred: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut got = Vec::new();
-    loop {
-        let l = tokio::time::timeout(std::time::Duration::from_secs(5), c.line())
-            .await
-            .unwrap_or_else(|_| panic!("no matching line; got {got:?}"));
-        let done = pred(&l);
-        got.push(l);
-        if done {
-            return got;
-        }
-    }
 }
 
 /// NOTIFY (RFC 5465): events for the selected mailbox (EXISTS and the

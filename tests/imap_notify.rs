@@ -3,54 +3,12 @@
 
 mod common;
 
+use common::imap::{append, cmd, lines_until, login_as, ok, quiet};
 use common::*;
 
-async fn login_as(s: &TestServer, user: &str) -> LineClient {
-    let mut c = LineClient::connect(s.addr("imap")).await;
-    c.line().await;
-    c.send(&format!("L LOGIN {user} pw\r\n")).await;
-    assert!(c.imap_until("L").await.last().unwrap().starts_with("L OK"));
-    c
-}
-
-async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
-    c.send(&format!("{tag} {text}\r\n")).await;
-    c.imap_until(tag).await
-}
-
-fn ok(r: &[String]) -> bool {
-    r.last().is_some_and(|l| l.split(' ').nth(1) == Some("OK"))
-}
-
-async fn append(c: &mut LineClient, mailbox: &str, m: &str) {
-    c.send(&format!(
-        "A APPEND \"{mailbox}\" {{{}+}}\r\n{m}\r\n",
-        m.len()
-    ))
-    .await;
-    let r = c.imap_until("A").await;
+async fn append_ok(c: &mut LineClient, mailbox: &str, m: &str) {
+    let r = append(c, &format!("\"{mailbox}\""), m).await;
     assert!(ok(&r), "{r:?}");
-}
-
-/// Reads lines until one satisfies `pred` (5 s at most).
-async fn lines_until(c: &mut LineClient, pred: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut got = Vec::new();
-    loop {
-        let l = tokio::time::timeout(std::time::Duration::from_secs(5), c.line())
-            .await
-            .unwrap_or_else(|_| panic!("no matching line; got {got:?}"));
-        let done = pred(&l);
-        got.push(l);
-        if done {
-            return got;
-        }
-    }
-}
-
-/// Nothing arrives within 700 ms.
-async fn quiet(c: &mut LineClient) {
-    let r = tokio::time::timeout(std::time::Duration::from_millis(700), c.line()).await;
-    assert!(r.is_err(), "{r:?}");
 }
 
 /// §3.1, §5, §6, §8: the NOTIFY SET rules.
@@ -149,7 +107,7 @@ async fn notify_set_rules() {
     // 3.1#1: NOTIFY SET reports what happened in the selected mailbox.
     assert!(ok(&cmd(&mut joe, "i", "SELECT INBOX").await));
     let mut other = login_as(&s, "joe@example.org").await;
-    append(&mut other, "INBOX", "Subject: while\r\n\r\nx\r\n").await;
+    append_ok(&mut other, "INBOX", "Subject: while\r\n\r\nx\r\n").await;
     let r = cmd(
         &mut joe,
         "j",
@@ -166,7 +124,7 @@ async fn notify_events_as_they_happen() {
     s.account("joe@example.org");
     let mut a = login_as(&s, "joe@example.org").await;
     let mut b = login_as(&s, "joe@example.org").await;
-    append(&mut b, "INBOX", "Subject: one\r\n\r\nx\r\n").await;
+    append_ok(&mut b, "INBOX", "Subject: one\r\n\r\nx\r\n").await;
     assert!(ok(&cmd(&mut a, "a", "SELECT INBOX").await));
     // 6.3#1: "inboxes" is "personal" here; 5.6, 5.7: metadata events.
     let r = cmd(
@@ -184,7 +142,7 @@ async fn notify_events_as_they_happen() {
     let f = got.last().unwrap();
     assert!(f.contains("UID 1") && f.contains("FLAGS ("), "{got:?}");
     // "inboxes": a new message in Archive (a personal mailbox).
-    append(&mut b, "Archive", "Subject: filed\r\n\r\nx\r\n").await;
+    append_ok(&mut b, "Archive", "Subject: filed\r\n\r\nx\r\n").await;
     let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
     assert!(
         got.last()
@@ -193,48 +151,31 @@ async fn notify_events_as_they_happen() {
         "{got:?}"
     );
     // 5.6#1, 5.6#2, 5.6#3: a mailbox annotation set, then removed: a
-    // METADATA response naming the entry each time.
-    assert!(ok(&cmd(
-        &mut b,
-        "e",
-        "SETMETADATA Archive (/private/comment \"kept\")"
-    )
-    .await));
-    let got = lines_until(&mut a, |l| l.starts_with("* METADATA")).await;
-    assert_eq!(
-        got.last().unwrap(),
-        "* METADATA \"Archive\" /private/comment",
-        "{got:?}"
-    );
-    assert!(ok(&cmd(
-        &mut b,
-        "f",
-        "SETMETADATA Archive (/private/comment NIL)"
-    )
-    .await));
-    let got = lines_until(&mut a, |l| l.starts_with("* METADATA")).await;
-    assert_eq!(
-        got.last().unwrap(),
-        "* METADATA \"Archive\" /private/comment",
-        "{got:?}"
-    );
-    // 5.7#1-5.7#3: server annotations likewise, named by "".
-    assert!(ok(&cmd(
-        &mut b,
-        "g",
-        "SETMETADATA \"\" (/private/vendor/x \"1\")"
-    )
-    .await));
-    let got = lines_until(&mut a, |l| l.starts_with("* METADATA")).await;
-    assert_eq!(
-        got.last().unwrap(),
-        "* METADATA \"\" /private/vendor/x",
-        "{got:?}"
-    );
+    // METADATA response naming the entry each time; 5.7#1-5.7#3: server
+    // annotations likewise, named by "".
+    for (set, said) in [
+        (
+            "Archive (/private/comment \"kept\")",
+            "\"Archive\" /private/comment",
+        ),
+        (
+            "Archive (/private/comment NIL)",
+            "\"Archive\" /private/comment",
+        ),
+        ("\"\" (/private/vendor/x \"1\")", "\"\" /private/vendor/x"),
+    ] {
+        assert!(ok(&cmd(&mut b, "e", &format!("SETMETADATA {set}")).await));
+        let got = lines_until(&mut a, |l| l.starts_with("* METADATA")).await;
+        assert_eq!(
+            got.last().unwrap(),
+            &format!("* METADATA {said}"),
+            "{got:?}"
+        );
+    }
     // 5.2#1, 5#1: this session's own APPEND to the selected mailbox: an
     // EXISTS but no FETCH of the new message; its own SETMETADATA: no
     // METADATA.
-    append(&mut a, "INBOX", "Subject: mine\r\n\r\nx\r\n").await;
+    append_ok(&mut a, "INBOX", "Subject: mine\r\n\r\nx\r\n").await;
     assert!(ok(&cmd(
         &mut a,
         "h",
@@ -278,7 +219,7 @@ async fn notify_names_and_subscriptions() {
     assert!(ok(&cmd(&mut b, "d", "CREATE Theirs").await));
     let got = lines_until(&mut a, |l| l.starts_with("* LIST")).await;
     assert!(got.last().unwrap().ends_with("\"Theirs\""), "{got:?}");
-    append(&mut b, "Theirs", "Subject: t\r\n\r\nx\r\n").await;
+    append_ok(&mut b, "Theirs", "Subject: t\r\n\r\nx\r\n").await;
     let got = lines_until(&mut a, |l| l.starts_with("* STATUS")).await;
     assert!(
         got.last()
@@ -289,6 +230,6 @@ async fn notify_names_and_subscriptions() {
     // Unsubscribed: no longer watched for messages.
     assert!(ok(&cmd(&mut b, "e", "UNSUBSCRIBE Theirs").await));
     lines_until(&mut a, |l| l.starts_with("* LIST")).await;
-    append(&mut b, "Theirs", "Subject: u\r\n\r\nx\r\n").await;
+    append_ok(&mut b, "Theirs", "Subject: u\r\n\r\nx\r\n").await;
     quiet(&mut a).await;
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::imap::{cmd, login_as, ok};
 use common::*;
 
 async fn server() -> TestServer {
@@ -13,27 +14,12 @@ async fn server() -> TestServer {
 }
 
 async fn login(s: &TestServer) -> LineClient {
-    let mut c = LineClient::connect(s.addr("imap")).await;
-    c.line().await;
-    c.send("L LOGIN joe@example.org pw\r\n").await;
-    assert!(c.imap_until("L").await.last().unwrap().starts_with("L OK"));
-    c
-}
-
-async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
-    c.send(&format!("{tag} {text}\r\n")).await;
-    c.imap_until(tag).await
-}
-
-fn ok(r: &[String]) -> bool {
-    r.last().is_some_and(|l| l.split(' ').nth(1) == Some("OK"))
+    login_as(s, "joe@example.org").await
 }
 
 /// APPENDs `m` to `mailbox` with LITERAL+.
 async fn append(c: &mut LineClient, mailbox: &str, m: &str) {
-    c.send(&format!("A APPEND {mailbox} {{{}+}}\r\n{m}\r\n", m.len()))
-        .await;
-    let r = c.imap_until("A").await;
+    let r = common::imap::append(c, mailbox, m).await;
     assert!(ok(&r), "{r:?}");
 }
 

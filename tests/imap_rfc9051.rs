@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::imap::{append, cmd, ok};
 use common::*;
 
 async fn server() -> TestServer {
@@ -25,23 +26,8 @@ async fn login(s: &TestServer) -> LineClient {
     c
 }
 
-async fn cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
-    c.send(&format!("{tag} {text}\r\n")).await;
-    c.imap_until(tag).await
-}
-
-fn ok(r: &[String]) -> bool {
-    r.last().is_some_and(|l| l.split(' ').nth(1) == Some("OK"))
-}
-
 fn status_of(r: &[String]) -> &str {
     r.last().and_then(|l| l.split(' ').nth(1)).unwrap_or("")
-}
-
-async fn append(c: &mut LineClient, mailbox: &str, m: &str) -> Vec<String> {
-    c.send(&format!("A APPEND {mailbox} {{{}+}}\r\n{m}\r\n", m.len()))
-        .await;
-    c.imap_until("A").await
 }
 
 /// §2.2, §3, §4.3, §6.1: tags, syntax, states, literals, LOGOUT.

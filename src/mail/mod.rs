@@ -315,6 +315,25 @@ pub(crate) fn log_change(
     st.state
 }
 
+/// Logs `change` as one change of `mbox`: the mailbox's HIGHESTMODSEQ
+/// becomes its mod-sequence; the account state is written back.
+pub(crate) fn log_mailbox_change(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    st: &mut AccountState,
+    change: &Change,
+    mbox: u32,
+) -> std::result::Result<u64, StoreError> {
+    let modseq = log_change(txn, acct, st, change);
+    if let Some(v) = txn.get(&k_mbox(acct, mbox))? {
+        let mut m: Mailbox = from_json(&v)?;
+        m.highest_modseq = modseq;
+        txn.put(k_mbox(acct, mbox), to_json(&m));
+    }
+    txn.put(k_acct(b'K', acct), to_json(&*st));
+    Ok(modseq)
+}
+
 /// How a STORE changes flags (RFC 9051 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -571,13 +590,7 @@ impl MailStore {
                         destroyed: vec![],
                         mailboxes: vec![mbox],
                     };
-                    let modseq = log_change(txn, owner, &mut st, &change);
-                    if let Some(v) = txn.get(&k_mbox(owner, mbox))? {
-                        let mut m: Mailbox = from_json(&v)?;
-                        m.highest_modseq = modseq;
-                        txn.put(k_mbox(owner, mbox), to_json(&m));
-                    }
-                    txn.put(k_acct(b'K', owner), to_json(&st));
+                    log_mailbox_change(txn, owner, &mut st, &change, mbox)?;
                 }
                 Ok(())
             })
@@ -829,13 +842,7 @@ impl MailStore {
                     destroyed,
                     mailboxes: vec![mbox],
                 };
-                let modseq = log_change(txn, acct, &mut st, &change);
-                if let Some(v) = txn.get(&k_mbox(acct, mbox))? {
-                    let mut m: Mailbox = from_json(&v)?;
-                    m.highest_modseq = modseq;
-                    txn.put(k_mbox(acct, mbox), to_json(&m));
-                }
-                txn.put(k_acct(b'K', acct), to_json(&st));
+                log_mailbox_change(txn, acct, &mut st, &change, mbox)?;
                 Ok(gone)
             })
             .await?;
