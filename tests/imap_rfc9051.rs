@@ -55,6 +55,11 @@ async fn states_syntax_and_logout() {
     ] {
         assert_eq!(status_of(&cmd(&mut c, "b", bad).await), "BAD", "{bad}");
     }
+    // 9#3: keywords in any case; 9#14: every case of INBOX is INBOX.
+    assert!(ok(&cmd(&mut c, "n", "noop").await));
+    let r = cmd(&mut c, "n2", "examine iNbOx").await;
+    assert!(ok(&r), "{r:?}");
+    assert!(ok(&cmd(&mut c, "n3", "unselect").await));
     // 3.2#1: message commands need a selected mailbox.
     assert_eq!(status_of(&cmd(&mut c, "c", "FETCH 1 FLAGS").await), "BAD");
     // 6.1.1#1, 6.1.1#2: one CAPABILITY response naming IMAP4rev2 before
@@ -80,6 +85,12 @@ async fn states_syntax_and_logout() {
     assert!(ok(&cmd(&mut c, "e", "SELECT INBOX").await));
     let r = cmd(&mut c, "f", "SEARCH CHARSET UTF-8 SUBJECT \"café\"").await;
     assert_eq!(r[0], "* SEARCH 1", "{r:?}");
+    // RFC 3501 §6.4.4: US-ASCII, and NO [BADCHARSET] for a charset not
+    // known (an IMAP4rev1 session).
+    let r = cmd(&mut c, "f2", "SEARCH CHARSET US-ASCII SUBJECT CAF").await;
+    assert_eq!(r[0], "* SEARCH 1", "{r:?}");
+    let r = cmd(&mut c, "f3", "SEARCH CHARSET X-KLINGON ALL").await;
+    assert!(r.last().unwrap().starts_with("f3 NO [BADCHARSET"), "{r:?}");
     // 4.3#2: literals the server sends are synchronizing ({n}, never {n+}).
     let r = cmd(&mut c, "g", "FETCH 1 BODY.PEEK[]").await;
     assert!(r[0].ends_with('}') && !r[0].ends_with("+}"), "{r:?}");
@@ -170,7 +181,16 @@ async fn uids_and_mailbox_lifecycle() {
     assert_eq!(uids(&cmd(&mut d, "b", "FETCH 1:* (UID)").await), after);
     assert!(ok(&cmd(&mut d, "c", "CLOSE").await));
 
-    // 6.3.4#5, #6: CREATE makes the superior names.
+    // 6.3.4#4: a trailing separator (a declaration some servers want)
+    // is ignored.
+    assert!(ok(&cmd(&mut c, "m0", "CREATE trail/").await));
+    let r = cmd(&mut c, "m1", "LIST \"\" trail*").await;
+    assert!(
+        r.iter().any(|l| l.ends_with("\"trail\"")) && !r.iter().any(|l| l.ends_with("\"trail/\"")),
+        "{r:?}"
+    );
+    // 6.3.4#5, #6, 5.1.1#1: CREATE makes the superior names; "/" is the
+    // one separator.
     assert!(ok(&cmd(&mut c, "m", "CREATE foo/bar/zap").await));
     let r = cmd(&mut c, "n", "LIST \"\" foo*").await;
     for n in ["\"foo\"", "\"foo/bar\"", "\"foo/bar/zap\""] {
@@ -249,11 +269,18 @@ async fn select_flow(rev2: bool) {
     // 6.3.12#3, #4, 2.3.3#2: flags and date as given.
     let r = append_with(
         &mut c,
-        "INBOX (\\Flagged $Mine) \"02-Jan-2023 10:00:00 +0000\"",
+        "INBOX (\\Flagged $Mine $Forwarded $Junk) \"02-Jan-2023 10:00:00 +0000\"",
         "Subject: a\r\n\r\nx\r\n",
     )
     .await;
     assert!(ok(&r), "{r:?}");
+    // 7.1#4, #5: one message appended: APPENDUID names one UID, not a
+    // range.
+    let code = r.last().unwrap();
+    assert!(
+        code.contains("[APPENDUID ") && !code.contains(':'),
+        "{code}"
+    );
     // 6.3.2#1-#4, #7: FLAGS, EXISTS, LIST, PERMANENTFLAGS, UIDNEXT,
     // UIDVALIDITY, then OK [READ-WRITE].
     let r = cmd(&mut c, "b", "SELECT INBOX").await;
@@ -358,6 +385,16 @@ async fn select_flow(rev2: bool) {
             && g[0].contains("\"02-Jan-2023 10:00:00 +0000\""),
         "{g:?}"
     );
+    // 2.3.2#1: the registered keywords are kept by APPEND and COPY and
+    // found by SEARCH.
+    assert!(
+        g[0].contains("$Forwarded") && g[0].contains("$Junk"),
+        "{g:?}"
+    );
+    // RFC 3501 §6.4.7: in an IMAP4rev1 session the copy is \Recent.
+    assert!(rev2 || g[0].contains("\\Recent"), "{g:?}");
+    let r = cmd(&mut c, "q2", "SEARCH KEYWORD $Forwarded").await;
+    assert!(r[0].ends_with(" 1"), "{r:?}");
     // 6.3.3#1, #2, 6.3.2#6: EXAMINE answered READ-ONLY; the mailbox
     // selected before was CLOSED.
     let r = cmd(&mut c, "r", "EXAMINE INBOX").await;
@@ -568,4 +605,55 @@ async fn authenticate_rules() {
         &format!("AUTHENTICATE PLAIN {}", b64("\0joe@example.org\0pw"))
     )
     .await));
+}
+
+/// §6.1.1, §6.2.1, §11.2: STARTTLS on the cleartext port and not on the
+/// implicit TLS one; a command sent in the same write after STARTTLS is
+/// not run; once TLS is on, STARTTLS is no longer advertised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_rules() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    // 6.1.1#3, 11.2#3, 11.2#4: the cleartext port offers STARTTLS and
+    // LOGINDISABLED (LOGIN needs TLS by default).
+    let mut c = connect(&s).await;
+    let r = cmd(&mut c, "a", "CAPABILITY").await;
+    assert!(
+        r[0].contains(" STARTTLS") && r[0].contains(" LOGINDISABLED"),
+        "{r:?}"
+    );
+    // 6.2.1#3: "c NOOP" rides in the STARTTLS packet: discarded.
+    c.send("b STARTTLS\r\nc NOOP\r\n").await;
+    assert!(c.line().await.starts_with("b OK"));
+    let mut t = c.upgrade(&s).await;
+    t.send("d CAPABILITY\r\n").await;
+    let r = t.imap_until("d").await;
+    assert!(!r.iter().any(|l| l.starts_with("c ")), "{r:?}");
+    // 6.2.1#5: no STARTTLS (nor LOGINDISABLED) over TLS.
+    assert!(
+        !r[0].contains("STARTTLS") && !r[0].contains("LOGINDISABLED"),
+        "{r:?}"
+    );
+    t.send("e LOGIN joe@example.org pw\r\n").await;
+    assert!(t.imap_until("e").await.last().unwrap().starts_with("e OK"));
+    // 6.2.1#1, 11.2#2: the implicit TLS port works, and STARTTLS there is
+    // BAD.
+    let mut i = LineClient::connect_tls(&s, s.addr("imaps")).await;
+    assert!(i.line().await.starts_with("* OK"));
+    i.send("f STARTTLS\r\n").await;
+    assert!(i.imap_until("f").await.last().unwrap().starts_with("f BAD"));
+}
+
+/// RFC 3501 §5.4: any command restarts the autologout timer (here the
+/// one before login, set to 2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_command_restarts_the_autologout_timer() {
+    let s = TestServer::start_with("[imap]\ntimeout-idle = 2\n");
+    let mut c = connect(&s).await;
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        assert!(ok(&cmd(&mut c, "n", "NOOP").await));
+    }
+    // Silent longer than the timer: logged out.
+    assert!(c.line().await.starts_with("* BYE"));
 }

@@ -481,6 +481,11 @@ impl MailStore {
             })
             .await
             .map_err(map_err)?;
+        // Copies are new arrivals in the destination (RFC 3501 §6.4.7:
+        // \Recent in the copy).
+        if let Some(&(_, first)) = out.1.iter().min_by_key(|p| p.1) {
+            self.note_arrival(acct, dst, first);
+        }
         self.notify(acct);
         Ok(out)
     }
