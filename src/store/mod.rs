@@ -59,12 +59,6 @@ pub trait KvBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Flushes and stops background work before the process exits.
     fn close(&self) {}
-    /// Whether a point read is short enough to run on an async worker
-    /// (no waiting on other threads or the disk's write path): saves the
-    /// hand-off to a blocking thread that dominates small reads.
-    fn inline_get(&self) -> bool {
-        false
-    }
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -158,9 +152,6 @@ impl Store {
     }
 
     pub async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        if self.backend.inline_get() {
-            return self.backend.get(&key);
-        }
         let b = self.backend.clone();
         tokio::task::spawn_blocking(move || b.get(&key))
             .await

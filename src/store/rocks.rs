@@ -65,12 +65,6 @@ impl KvBackend for RocksBackend {
         "rocksdb"
     }
 
-    /// RocksDB reads never wait for writers (memtable or block cache,
-    /// at worst one block read).
-    fn inline_get(&self) -> bool {
-        true
-    }
-
     fn close(&self) {
         // Memtables to disk, then wait for RocksDB's background threads:
         // exiting while they run can abort in its static destructors.
