@@ -33,6 +33,18 @@ pub struct Selected {
     pub msgs: crate::mail::View,
 }
 
+impl Selected {
+    /// Whether a change with mod-sequence `m` (this session's own, already
+    /// applied to `msgs`) is the account's first since the view was last
+    /// brought up to date. Mod-sequences count every change of the
+    /// account one at a time, so then nothing else happened in between
+    /// and the view is the mailbox as it is: the next sync need not read
+    /// it again.
+    pub(crate) fn is_next_change(&self, m: u64) -> bool {
+        m == self.mailbox.highest_modseq.max(1) + 1
+    }
+}
+
 pub struct Session {
     pub(crate) core: SharedCore,
     pub(crate) conn: Conn,

@@ -84,6 +84,7 @@ pub fn analyze(raw: &[u8]) -> Meta {
             for v in [msg.in_reply_to(), msg.references()] {
                 collect_ids(v, &mut references);
             }
+            let (sent_at, sent_zone) = sent_date(&msg);
             Meta {
                 envelope: envelope(&msg),
                 body: structure(&msg, 0, false, 0),
@@ -92,17 +93,8 @@ pub fn analyze(raw: &[u8]) -> Meta {
                 message_id: msg.message_id().map(|s| s.to_string()),
                 references,
                 subject: msg.subject().unwrap_or("").to_string(),
-                sent_at: msg.date().map(|d| sent_time(d, msg.header_raw("Date"))),
-                sent_zone: msg.date().map_or(0, |d| {
-                    let off = d.tz_hour as i32 * 3600 + d.tz_minute as i32 * 60;
-                    if !written_valid(msg.header_raw("Date")).1 {
-                        0
-                    } else if d.tz_before_gmt {
-                        -off
-                    } else {
-                        off
-                    }
-                }),
+                sent_at,
+                sent_zone,
             }
         }
         _ => {
@@ -155,10 +147,26 @@ fn written_valid(value: Option<&str>) -> (bool, bool) {
     (time_ok, zone_ok)
 }
 
+/// The Date header as seconds since the epoch and its zone in seconds east
+/// of UTC (0 for an invalid zone), the header read once.
+fn sent_date(msg: &Message<'_>) -> (Option<i64>, i32) {
+    let Some(d) = msg.date() else {
+        return (None, 0);
+    };
+    let (time_ok, zone_ok) = written_valid(msg.header_raw("Date"));
+    let off = d.tz_hour as i32 * 3600 + d.tz_minute as i32 * 60;
+    let zone = match (zone_ok, d.tz_before_gmt) {
+        (false, _) => 0,
+        (true, true) => -off,
+        (true, false) => off,
+    };
+    (Some(sent_time(d, time_ok, zone_ok)), zone)
+}
+
 /// The sent date of a Date header as RFC 5256 §2.2 reads it: in UTC; an
 /// invalid zone is taken as UTC, an invalid time as 00:00:00, and an
 /// invalid date as 00:00:00 on the earliest date (1 January of year 1).
-fn sent_time(d: &mail_parser::DateTime, written: Option<&str>) -> i64 {
+fn sent_time(d: &mail_parser::DateTime, time_ok: bool, zone_ok: bool) -> i64 {
     let date_ok = (1..=12).contains(&d.month)
         && d.day >= 1
         && d.day <= days_in_month(d.year, d.month)
@@ -166,7 +174,6 @@ fn sent_time(d: &mail_parser::DateTime, written: Option<&str>) -> i64 {
     if !date_ok {
         return -62_135_596_800;
     }
-    let (time_ok, zone_ok) = written_valid(written);
     let mut fixed = *d;
     if !time_ok || d.hour > 23 || d.minute > 59 || d.second > 60 {
         (fixed.hour, fixed.minute, fixed.second) = (0, 0, 0);

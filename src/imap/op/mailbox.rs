@@ -754,11 +754,10 @@ impl Session {
             return "OK EXPUNGE completed".into();
         };
         let highest = mb.highest_modseq;
-        // One change, right after the view's: nothing else happened, the
-        // view is the mailbox as it is (see cmd_store).
+        // The expunge's one change, right after the view's: the view is
+        // current.
         if let Some(sel) = self.selected.as_mut() {
-            if highest == sel.mailbox.highest_modseq.max(1) + 1 && mb.uidnext == sel.mailbox.uidnext
-            {
+            if sel.is_next_change(highest) && mb.uidnext == sel.mailbox.uidnext {
                 sel.mailbox = mb;
             }
         }

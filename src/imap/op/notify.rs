@@ -298,7 +298,7 @@ impl Session {
             Err(r) => return r,
         };
         let spec_now = self.notify.clone().expect("set above");
-        self.fill_counts(&spec_now, &mut current, &HashMap::new())
+        self.fill_state(&spec_now, &mut current, &HashMap::new())
             .await;
         self.notify_server_meta = if spec_now.server_meta() {
             let me = self.me();
@@ -404,9 +404,10 @@ impl Session {
         Ok(out)
     }
 
-    /// Message counts for the mailboxes with message events: kept from
-    /// `old` where nothing changed, counted otherwise.
-    async fn fill_counts(
+    /// Message counts for the mailboxes with message events, and the
+    /// annotations of those with MailboxMetadataChange: kept from `old`
+    /// where nothing changed, read otherwise.
+    async fn fill_state(
         &self,
         spec: &NotifySpec,
         current: &mut HashMap<(u32, u32), Seen>,
@@ -507,7 +508,7 @@ impl Session {
             return;
         };
         let old = std::mem::take(&mut self.notify_seen);
-        self.fill_counts(&spec, &mut current, &old).await;
+        self.fill_state(&spec, &mut current, &old).await;
         let all_own = self
             .core
             .mail
@@ -641,7 +642,7 @@ impl Session {
             return;
         };
         current.retain(|_, s| names.contains(&s.name));
-        self.fill_counts(&spec, &mut current, &HashMap::new()).await;
+        self.fill_state(&spec, &mut current, &HashMap::new()).await;
         self.notify_seen
             .retain(|k, s| !names.contains(&s.name) && !current.contains_key(k));
         self.notify_seen.extend(current);

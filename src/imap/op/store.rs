@@ -1,5 +1,7 @@
 //! STORE and UID STORE (RFC 9051 §6.4.6).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::imap::proto::args::{parse_flags, SeqSet};
 use crate::imap::proto::Token;
 use crate::imap::session::{Reply, Session};
@@ -84,7 +86,8 @@ impl Session {
                     {
                         return "NO [NOPERM] You lack the rights to replace these flags".into();
                     }
-                    for m in sel.msgs.iter().filter(|m| uids.contains(&m.uid)) {
+                    let wanted: HashSet<u32> = uids.iter().copied().collect();
+                    for m in sel.msgs.iter().filter(|m| wanted.contains(&m.uid)) {
                         for f in m.flags.iter().filter(|f| may(f) && !flags.contains(f)) {
                             if !also_remove.contains(f) {
                                 also_remove.push(f.clone());
@@ -101,53 +104,58 @@ impl Session {
             }
         };
         let mbox = sel.mailbox.id;
+        let (mut changed, mut modified) = match self
+            .core
+            .mail
+            .store_flags(acct, mbox, uids.clone(), op, flags.clone(), unchanged_since)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return unavailable(e),
+        };
         // RFC 7162 §3.1.12: +FLAGS/-FLAGS UNCHANGEDSINCE does not fail a
         // message whose mod-sequence moved while the flags it names are
-        // as this client last saw them (another flag changed).
-        let mut main_uids = uids.clone();
+        // as this client last saw them (another flag changed); those are
+        // stored without the condition. UNCHANGEDSINCE 0 always fails: a
+        // system flag always exists (§3.1.3).
         let mut spared = Vec::new();
-        // UNCHANGEDSINCE 0 always fails: a system flag always exists
-        // (§3.1.3).
-        if let (Some(u @ 1..), FlagOp::Add | FlagOp::Remove) = (unchanged_since, op) {
+        if let (Some(1..), FlagOp::Add | FlagOp::Remove, false) =
+            (unchanged_since, op, modified.is_empty())
+        {
             let now = match self.core.mail.uids(acct, mbox).await {
                 Ok(n) => n,
                 Err(e) => return unavailable(e),
             };
-            let now: std::collections::HashMap<u32, &crate::mail::UidEntry> =
-                now.iter().map(|e| (e.uid, e)).collect();
+            let sel = self.selected.as_ref().expect("selected");
+            let seen: HashMap<u32, &[String]> =
+                sel.msgs.iter().map(|m| (m.uid, &m.flags[..])).collect();
             let has = |l: &[String], f: &str| l.iter().any(|x| x.eq_ignore_ascii_case(f));
-            for m in sel.msgs.iter().filter(|m| uids.contains(&m.uid)) {
-                if let Some(db) = now.get(&m.uid) {
-                    if db.modseq > u && flags.iter().all(|f| has(&db.flags, f) == has(&m.flags, f))
-                    {
-                        spared.push(m.uid);
+            for db in now.iter().filter(|e| modified.contains(&e.uid)) {
+                if let Some(cached) = seen.get(&db.uid) {
+                    if flags.iter().all(|f| has(&db.flags, f) == has(cached, f)) {
+                        spared.push(db.uid);
                     }
                 }
             }
-            main_uids.retain(|u| !spared.contains(u));
+            modified.retain(|u| !spared.contains(u));
         }
-        let mut steps = vec![(main_uids, op, flags.clone(), unchanged_since)];
+        let mut more_steps = Vec::new();
         if !spared.is_empty() {
-            steps.push((spared, op, flags, None));
+            more_steps.push((spared, op, flags));
         }
         if !also_remove.is_empty() {
-            steps.push((uids.clone(), FlagOp::Remove, also_remove, None));
+            more_steps.push((uids.clone(), FlagOp::Remove, also_remove));
         }
-        let (mut changed, mut modified) = (Vec::new(), Vec::new());
-        for (set, op, flags, since) in steps {
-            if set.is_empty() {
-                continue;
-            }
+        for (set, op, flags) in more_steps {
             match self
                 .core
                 .mail
-                .store_flags(acct, mbox, set, op, flags, since)
+                .store_flags(acct, mbox, set, op, flags, None)
                 .await
             {
-                Ok((more, more_modified)) => {
-                    changed.retain(|c: &(u32, Vec<String>, u64)| !more.iter().any(|m| m.0 == c.0));
+                Ok((more, _)) => {
+                    changed.retain(|c| !more.iter().any(|m| m.0 == c.0));
                     changed.extend(more);
-                    modified.extend(more_modified);
                 }
                 Err(e) => return unavailable(e),
             }
@@ -162,20 +170,19 @@ impl Session {
                 m.modseq = *modseq;
             }
         }
-        // Mod-sequences count every change of the account, one at a time:
-        // if this STORE's is the one right after the view's, nothing else
-        // happened in between, and the view is the mailbox as it is now
-        // (the next sync need not read it again).
+        // One change of this STORE's, right after the view's: the view is
+        // current.
         if let Some(&(_, _, m)) = changed.first() {
-            if changed.iter().all(|c| c.2 == m) && m == sel.mailbox.highest_modseq.max(1) + 1 {
+            if changed.iter().all(|c| c.2 == m) && sel.is_next_change(m) {
                 sel.mailbox.highest_modseq = m;
             }
         }
+        let changed_uids: HashSet<u32> = changed.iter().map(|c| c.0).collect();
         let positions: Vec<usize> = sel
             .msgs
             .iter()
             .enumerate()
-            .filter(|(_, m)| changed.iter().any(|c| c.0 == m.uid))
+            .filter(|(_, m)| changed_uids.contains(&m.uid))
             .map(|(i, _)| i)
             .collect();
         let new = self.unannounced(&positions);
@@ -187,6 +194,8 @@ impl Session {
         let condstore = self.condstore;
         let mut lines = Vec::new();
         let mut modified_ids = Vec::new();
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let modified: HashSet<u32> = modified.into_iter().collect();
         for (i, m) in sel.msgs.iter().enumerate() {
             if modified.contains(&m.uid) {
                 modified_ids.push(if uid_mode { m.uid } else { i as u32 + 1 });
@@ -201,10 +210,10 @@ impl Session {
                 ));
                 continue;
             }
-            if !uids.contains(&m.uid) {
+            if !wanted.contains(&m.uid) {
                 continue;
             }
-            let was_changed = changed.iter().any(|c| c.0 == m.uid);
+            let was_changed = changed_uids.contains(&m.uid);
             if silent && !(condstore && was_changed) {
                 continue;
             }
