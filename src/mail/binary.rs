@@ -8,11 +8,18 @@
 //! those clients read. Petrel re-encodes them in base64 when it stores
 //! the message; §4.4 allows this as long as nothing is lost, and FETCH
 //! BINARY gives the original bytes back.
+//!
+//! A NUL byte in a part labelled otherwise (7bit, 8bit or no encoding, as
+//! broken senders deliver over SMTP) would reach IMAP clients in a
+//! literal, where RFC 9051 §9 forbids it: such a part is re-encoded in
+//! base64 too. In a base64 part NUL bytes are dropped (no base64 has
+//! them; lenient decoders skip them), in a quoted-printable one they
+//! become `=00`, which decodes to the same NUL.
 
 use super::mime::Part;
 
-/// The message with every leaf part in the binary transfer encoding
-/// re-encoded in base64, or `None` if it has none.
+/// The message with every leaf part in the binary transfer encoding (or
+/// holding NUL bytes) re-encoded, or `None` if it has none.
 pub fn encode_binary_parts(raw: &[u8], root: &Part) -> Option<Vec<u8>> {
     let mut edits = Vec::new();
     collect(raw, root, &mut edits, 0);
@@ -24,20 +31,24 @@ pub fn encode_binary_parts(raw: &[u8], root: &Part) -> Option<Vec<u8>> {
     let mut at = 0;
     for e in edits {
         out.extend_from_slice(&raw[at..e.field.0]);
-        out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+        out.extend_from_slice(e.field_text);
         out.extend_from_slice(&raw[e.field.1..e.body.0]);
-        out.extend_from_slice(&base64_lines(&raw[e.body.0..e.body.1]));
+        out.extend_from_slice(&e.new_body);
         at = e.body.1;
     }
     out.extend_from_slice(&raw[at..]);
     Some(out)
 }
 
-/// One part to re-encode: its Content-Transfer-Encoding field (with
-/// continuation lines and line end) and its body, as byte ranges.
+const BASE64_FIELD: &[u8] = b"Content-Transfer-Encoding: base64\r\n";
+
+/// One part to rewrite: the header bytes `field` replaced by `field_text`
+/// (an empty range inserts it), and its body replaced by `new_body`.
 struct Edit {
     field: (usize, usize),
+    field_text: &'static [u8],
     body: (usize, usize),
+    new_body: Vec<u8>,
 }
 
 fn collect(raw: &[u8], p: &Part, out: &mut Vec<Edit>, depth: usize) {
@@ -58,12 +69,49 @@ fn collect(raw: &[u8], p: &Part, out: &mut Vec<Edit>, depth: usize) {
     if h > b || b > e || e > raw.len() {
         return;
     }
-    if let Some((field, value)) = cte_field(&raw[h..b]) {
-        if value.eq_ignore_ascii_case("binary") {
-            out.push(Edit {
-                field: (h + field.0, h + field.1),
-                body: (b, e),
-            });
+    let body = &raw[b..e];
+    let cte = cte_field(&raw[h..b]);
+    let value = cte.as_ref().map(|c| c.1.to_ascii_lowercase());
+    let base64 = |field: (usize, usize)| Edit {
+        field,
+        field_text: BASE64_FIELD,
+        body: (b, e),
+        new_body: base64_lines(body),
+    };
+    match (cte, value.as_deref()) {
+        (Some((f, _)), Some("binary")) => out.push(base64((h + f.0, h + f.1))),
+        _ if !body.contains(&0) => {}
+        (_, Some("base64")) => out.push(Edit {
+            field: (b, b),
+            field_text: b"",
+            body: (b, e),
+            new_body: body.iter().copied().filter(|&c| c != 0).collect(),
+        }),
+        (_, Some("quoted-printable")) => out.push(Edit {
+            field: (b, b),
+            field_text: b"",
+            body: (b, e),
+            new_body: body.iter().fold(Vec::new(), |mut v, &c| {
+                if c == 0 {
+                    v.extend_from_slice(b"=00");
+                } else {
+                    v.push(c);
+                }
+                v
+            }),
+        }),
+        (Some((f, _)), _) => out.push(base64((h + f.0, h + f.1))),
+        (None, _) => {
+            // No field: add one at the end of the header, before the
+            // empty line.
+            let at = if raw[h..b].ends_with(b"\r\n\r\n") {
+                b - 2
+            } else if raw[h..b].ends_with(b"\n\n") {
+                b - 1
+            } else {
+                return; // a header without an empty line: no body to fix
+            };
+            out.push(base64((at, at)));
         }
     }
 }
@@ -157,5 +205,24 @@ mod tests {
             out,
             b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\nAAENCmVuZA0K".to_vec()
         );
+    }
+
+    #[test]
+    fn nul_bytes_leave_every_part_without_changing_its_content() {
+        let raw: &[u8] = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\na\x00b\r\n--b\r\nContent-Type: text/plain\r\n\r\nc\x00d\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\x00bG8=\r\n--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ne\x00f\r\n--b\r\nContent-Type: text/plain\r\n\r\nclean\r\n--b--\r\n";
+        let out = encode_binary_parts(raw, &analyze(raw).root).expect("four parts to fix");
+        assert!(!out.contains(&0), "{}", String::from_utf8_lossy(&out));
+        let (before, after) = (decoded_parts(raw), decoded_parts(&out));
+        for k in [0, 1, 3, 4] {
+            assert_eq!(after[k], before[k], "part {k}");
+        }
+        // Base64 without the NUL: what lenient decoders read before.
+        assert_eq!(after[2], b"hello");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("Content-Transfer-Encoding: base64").count(), 3);
+        assert!(text.contains("e=00f") && text.contains("aGVsbG8=") && text.contains("clean"));
+        // A message without NUL or binary parts is left alone.
+        let clean = b"Subject: x\r\n\r\nhello\r\n";
+        assert!(encode_binary_parts(clean, &analyze(clean).root).is_none());
     }
 }

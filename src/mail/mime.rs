@@ -441,7 +441,9 @@ fn structure(msg: &Message<'_>, idx: usize, ext: bool, depth: usize) -> String {
     );
     if ctype == "text" {
         out.push_str(&format!(" {}", count_lines(body_bytes)));
-    } else if ctype == "message" && csub.as_deref() == Some("rfc822") {
+    } else if ctype == "message" && matches!(csub.as_deref(), Some("rfc822" | "global")) {
+        // RFC 9051 §9: body-type-msg is MESSAGE/RFC822 or MESSAGE/GLOBAL;
+        // neither may be sent as a body-type-basic.
         match &p.body {
             PartType::Message(inner) if !inner.parts.is_empty() && depth < 20 => {
                 out.push_str(&format!(
@@ -458,8 +460,20 @@ fn structure(msg: &Message<'_>, idx: usize, ext: bool, depth: usize) -> String {
         }
     }
     if ext {
+        // body-fld-md5: the Content-MD5 value as written (RFC 1864).
+        let md5 = p
+            .headers()
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case("Content-MD5"))
+            .and_then(|h| {
+                msg.raw_message
+                    .get(h.offset_start as usize..h.offset_end as usize)
+            })
+            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+            .filter(|v| !v.is_empty());
         out.push_str(&format!(
-            " NIL {} {} {}",
+            " {} {} {} {}",
+            nstring(md5.as_deref()),
             disposition(),
             language(),
             location()

@@ -491,7 +491,9 @@ impl Session {
                 } else {
                     "\\HasNoChildren"
                 }];
-                if e.target.is_none() {
+                // RFC 9051 §7.3.1, §6.3.9.2: without `r` SELECT fails, so
+                // the name is \Noselect (and gets no STATUS below).
+                if e.target.as_ref().is_none_or(|t| !t.rights.has('r')) {
                     attrs.insert(0, "\\Noselect");
                 }
                 if e.subscribed && (select.subscribed || ret.subscribed) && cmd == "LIST" {

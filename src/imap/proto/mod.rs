@@ -438,6 +438,8 @@ impl<'a> Tokenizer<'a> {
                         Some(b'\r') | Some(b'\n') | None => {
                             return Err("Unterminated quoted string".into())
                         }
+                        // RFC 9051 §9: NUL is no QUOTED-CHAR.
+                        Some(0) => return Err("NUL in a quoted string".into()),
                         Some(c) => {
                             out.push(c);
                             self.i += 1;
@@ -451,7 +453,8 @@ impl<'a> Tokenizer<'a> {
                 // `~{n}` is a literal8 (RFC 3516); any other `~` is an
                 // ordinary atom character (RFC 9051 §9 ATOM-CHAR), as in
                 // `SELECT ~foo`.
-                if self.peek() == Some(b'~') {
+                let literal8 = self.peek() == Some(b'~');
+                if literal8 {
                     self.i += 1;
                 }
                 let start = self.i + 1;
@@ -479,6 +482,11 @@ impl<'a> Tokenizer<'a> {
                     .b
                     .get(self.i..end)
                     .ok_or("Literal shorter than announced")?;
+                // RFC 9051 §9: a literal holds CHAR8 (no NUL); binary data
+                // comes in a literal8 (RFC 3516 §4.2).
+                if !literal8 && data.contains(&0) {
+                    return Err("NUL in a literal: send binary data in a literal8 (~{n})".into());
+                }
                 self.i += n;
                 Ok(Token::Literal(data.to_vec()))
             }
@@ -609,6 +617,15 @@ mod tests {
         assert_eq!(drain(&mut r), vec![Event::Command(b"b NOOP\r\n".to_vec())]);
         r.feed(b"c APPEND INBOX {99999+}\r\n");
         assert!(matches!(drain(&mut r)[0], Event::Fatal(_)));
+    }
+
+    #[test]
+    fn nul_only_in_literal8() {
+        // RFC 9051 §9: NUL is neither a QUOTED-CHAR nor a CHAR8.
+        assert!(tokenize(b"a LOGIN \"j\x00e\" pw\r\n").is_err());
+        assert!(tokenize(b"a APPEND INBOX {3}\r\na\x00b\r\n").is_err());
+        let p = tokenize(b"a APPEND INBOX ~{3}\r\na\x00b\r\n").unwrap();
+        assert_eq!(p.args[1], Token::Literal(b"a\x00b".to_vec()));
     }
 
     #[test]
