@@ -503,3 +503,382 @@ async fn eight_bit_kept_and_nul_never_sent() {
     assert!(r[0].ends_with("BINARY[1] ~{7}"), "{r:?}");
     assert_eq!(r[1], "x\0y", "{r:?}");
 }
+
+/// The IMAP capabilities registered with IANA that Petrel might offer
+/// (the registry "IMAP Capabilities"; `=` ends a registered prefix).
+const REGISTERED_CAPABILITIES: &[&str] = &[
+    "ACL", "APPENDLIMIT=", "AUTH=", "BINARY", "CATENATE", "CHILDREN", "COMPRESS=DEFLATE",
+    "CONDSTORE", "CONTEXT=SEARCH", "CONTEXT=SORT", "CREATE-SPECIAL-USE", "ENABLE", "ESEARCH",
+    "ESORT", "ID", "IDLE", "IMAP4rev1", "IMAP4rev2", "LIST-EXTENDED", "LIST-MYRIGHTS",
+    "LIST-STATUS", "LITERAL+", "LITERAL-", "LOGIN-REFERRALS", "LOGINDISABLED", "METADATA",
+    "METADATA-SERVER", "MOVE", "MULTIAPPEND", "MULTISEARCH", "NAMESPACE", "NOTIFY", "OBJECTID",
+    "PARTIAL", "PREVIEW", "QRESYNC", "QUOTA", "QUOTA=RES-", "QUOTASET", "REPLACE", "RIGHTS=",
+    "SASL-IR", "SAVEDATE", "SEARCHRES", "SORT", "SORT=DISPLAY", "SPECIAL-USE", "STARTTLS",
+    "STATUS=SIZE", "THREAD=", "UIDONLY", "UIDPLUS", "UNAUTHENTICATE", "UNSELECT", "URLAUTH",
+    "UTF8=ACCEPT", "UTF8=ONLY", "WITHIN",
+];
+
+/// The response codes registered with IANA (registry "IMAP Response
+/// Codes").
+const REGISTERED_CODES: &[&str] = &[
+    "ALERT", "ALREADYEXISTS", "APPENDUID", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED",
+    "BADCHARSET", "BADCOMPARATOR", "BADEVENT", "CANNOT", "CAPABILITY", "CLIENTBUG", "CLOSED",
+    "COMPRESSIONACTIVE", "CONTACTADMIN", "COPYUID", "CORRUPTION", "EXPIRED", "EXPUNGEISSUED",
+    "HASCHILDREN", "HIGHESTMODSEQ", "INPROGRESS", "INUSE", "LIMIT", "MAILBOXID", "METADATA",
+    "MODIFIED", "NOMODSEQ", "NONEXISTENT", "NOPERM", "NOTIFICATIONOVERFLOW", "NOTSAVED",
+    "OVERQUOTA", "PARSE", "PERMANENTFLAGS", "PRIVACYREQUIRED", "READ-ONLY", "READ-WRITE",
+    "SERVERBUG", "TOOBIG", "TRYCREATE", "UIDNEXT", "UIDNOTSTICKY", "UIDREQUIRED",
+    "UIDVALIDITY", "UNAVAILABLE", "UNKNOWN-CTE", "UNSEEN", "USEATTR",
+];
+
+/// The untagged responses of RFC 9051 §7 (and of RFC 3501 for
+/// IMAP4rev1 sessions: LSUB, SEARCH, RECENT).
+const BASE_UNTAGGED: &[&str] = &[
+    "OK", "NO", "BAD", "BYE", "PREAUTH", "CAPABILITY", "ENABLED", "LIST", "NAMESPACE", "STATUS",
+    "ESEARCH", "FLAGS", "EXISTS", "EXPUNGE", "FETCH",
+];
+const REV1_UNTAGGED: &[&str] = &["LSUB", "SEARCH", "RECENT"];
+
+/// The kind of an untagged response: `* 3 EXISTS` is EXISTS.
+fn untagged_kind(l: &str) -> Option<String> {
+    let rest = l.strip_prefix("* ")?;
+    let mut words = rest.split(' ');
+    let first = words.next()?;
+    let kind = if first.bytes().all(|b| b.is_ascii_digit()) {
+        words.next()?
+    } else {
+        first
+    };
+    Some(kind.to_ascii_uppercase())
+}
+
+/// Response codes in a line (`[CODE ...]` after OK/NO/BAD/BYE).
+fn response_code(l: &str) -> Option<String> {
+    let mut words = l.splitn(3, ' ');
+    words.next()?;
+    let status = words.next()?;
+    if !["OK", "NO", "BAD", "BYE", "PREAUTH"].contains(&status) {
+        return None;
+    }
+    let rest = words.next()?.strip_prefix('[')?;
+    Some(
+        rest.split([' ', ']'])
+            .next()?
+            .to_ascii_uppercase(),
+    )
+}
+
+/// A session of base commands, as `rev2` or IMAP4rev1 client, with
+/// another session changing the mailbox meanwhile; all it received.
+async fn base_session(s: &TestServer, rev2: bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut c = common::LineClient::connect(s.addr("imap")).await;
+    seen.push(c.line().await);
+    seen.extend(cmd(&mut c, "a", "CAPABILITY").await);
+    seen.extend(cmd(&mut c, "b", "LOGIN joe@example.org wrong").await);
+    seen.extend(cmd(&mut c, "c", "LOGIN joe@example.org pw").await);
+    if rev2 {
+        seen.extend(cmd(&mut c, "d", "ENABLE IMAP4rev2").await);
+    }
+    let mut other = login_as(s, "joe@example.org").await;
+    for q in [
+        "NAMESPACE",
+        "CREATE Box",
+        "CREATE Box",
+        "LIST \"\" *",
+        "STATUS Box (MESSAGES UIDNEXT UNSEEN)",
+        "SELECT Nowhere",
+        "SELECT INBOX",
+        "FETCH 1:* (FLAGS UID ENVELOPE BODYSTRUCTURE INTERNALDATE RFC822.SIZE)",
+        "STORE 1 +FLAGS (\\Seen $Mine)",
+        "SEARCH UNSEEN",
+        "SEARCH CHARSET X-UNKNOWN ALL",
+        "UID SEARCH ALL",
+        "COPY 1 Box",
+        "COPY 1 Nowhere",
+        "APPEND Nowhere {3+}\r\nx\r\n",
+        "FETCH 9 FLAGS",
+        "NOOP",
+        "STORE 2 +FLAGS (\\Deleted)",
+        "EXPUNGE",
+        "CLOSE",
+        "EXAMINE INBOX",
+        "UNSELECT",
+        "DELETE Box",
+        "XFROB",
+    ] {
+        // Another session changes the mailbox: new mail and flags.
+        append(&mut other, "INBOX", "Subject: more\r\n\r\nx\r\n").await;
+        cmd(&mut other, "o", "SELECT INBOX").await;
+        cmd(&mut other, "p", "STORE 1 +FLAGS (\\Answered)").await;
+        seen.extend(cmd(&mut c, "q", q).await);
+    }
+    if !rev2 {
+        seen.extend(cmd(&mut c, "r", "LSUB \"\" *").await);
+    }
+    seen.extend(cmd(&mut c, "z", "LOGOUT").await);
+    seen
+}
+
+/// §6.5 (RFC 3501 §6.5.1), §7.1, §7.2.2 (RFC 3501 §7.2.1): a client that
+/// asks for nothing beyond the base protocol gets only its responses;
+/// every response code and capability is a registered one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_specified_responses_codes_and_capabilities() {
+    let s = server().await;
+    for rev2 in [false, true] {
+        let seen = base_session(&s, rev2).await;
+        let allowed: Vec<&str> = if rev2 {
+            BASE_UNTAGGED.to_vec()
+        } else {
+            [BASE_UNTAGGED, REV1_UNTAGGED].concat()
+        };
+        let kinds: std::collections::BTreeSet<String> =
+            seen.iter().filter_map(|l| untagged_kind(l)).collect();
+        for k in &kinds {
+            // 6.5#2 (3501 6.5.1#3): no untagged response the client did
+            // not ask for.
+            assert!(allowed.contains(&k.as_str()), "rev2={rev2}: * {k} in {seen:#?}");
+        }
+        // The session did meet the responses it was meant to.
+        for k in ["EXISTS", "EXPUNGE", "FETCH", "FLAGS", "LIST", "STATUS", "NAMESPACE"] {
+            assert!(kinds.contains(k), "rev2={rev2}: no {k}");
+        }
+        assert_eq!(kinds.contains("ESEARCH"), rev2);
+        assert_eq!(kinds.contains("RECENT"), !rev2);
+        // No extension data in the FETCH responses of a base client:
+        // no MODSEQ (CONDSTORE was never enabled). The HIGHESTMODSEQ
+        // code of SELECT is due anyway (RFC 7162 §3.1.2.1).
+        let modseq: Vec<&String> = seen
+            .iter()
+            .filter(|l| l.contains("FETCH") && l.contains("MODSEQ"))
+            .collect();
+        assert!(modseq.is_empty(), "rev2={rev2}: {modseq:?}");
+        // 7.1#2 (3501): response codes are registered ones; 6.5.1#1:
+        // the experimental-looking command is simply BAD.
+        let codes: std::collections::BTreeSet<String> =
+            seen.iter().filter_map(|l| response_code(l)).collect();
+        for code in &codes {
+            assert!(REGISTERED_CODES.contains(&code.as_str()), "[{code}] in {seen:#?}");
+        }
+        for code in ["AUTHENTICATIONFAILED", "ALREADYEXISTS", "NONEXISTENT", "BADCHARSET", "TRYCREATE", "UIDVALIDITY"] {
+            assert!(codes.contains(code), "no [{code}]: {codes:?}");
+        }
+        let bad = seen.iter().find(|l| l.starts_with("q BAD") || l.starts_with("q NO"));
+        assert!(bad.is_some());
+        assert!(seen.iter().any(|l| l.starts_with("q BAD") && !l.contains("[")));
+        // 7.2.2#7, 3501 7.2.1#5, #6, 7.5#10: every capability offered,
+        // before and after login, is registered (or begins with X).
+        let cap_lines: Vec<&String> = seen
+            .iter()
+            .filter(|l| l.starts_with("* CAPABILITY ") || l.contains("[CAPABILITY "))
+            .collect();
+        assert!(cap_lines.len() >= 2, "{seen:?}");
+        for l in cap_lines {
+            let list = l
+                .split("CAPABILITY ")
+                .nth(1)
+                .unwrap()
+                .split(']')
+                .next()
+                .unwrap();
+            for cap in list.split(' ') {
+                let known = REGISTERED_CAPABILITIES.iter().any(|r| {
+                    if r.ends_with('=') || r.ends_with('-') {
+                        cap.to_ascii_uppercase().starts_with(&r.to_ascii_uppercase())
+                    } else {
+                        cap.eq_ignore_ascii_case(r)
+                    }
+                });
+                assert!(known || cap.starts_with('X'), "{cap} in {l}");
+            }
+        }
+    }
+}
+
+/// §9 msg-att-static, RFC 3501 §2.3.3, §6.4.4, §6.4.4.1, §6.4.7 and
+/// RFC 3501 §6.4.8: what stays, what a delivered message's date is, what
+/// SEARCH compares, what a saved result follows, what a failed COPY
+/// leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_data_search_and_failed_copy() {
+    let s = server().await;
+    s.account("ann@example.org");
+    // 3501 2.3.3#1: a message delivered by SMTP is dated by its
+    // delivery, not by its Date header.
+    let before = std::time::SystemTime::now();
+    let r = smtp_send(
+        s.addr("smtp"),
+        "a@example.net",
+        &["joe@example.org"],
+        "Date: Mon, 1 Jan 2001 00:00:00 +0000\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nYSB6ZWJyYSBpbiB0aGUgdGV4dA==\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let mut c = login_as(&s, "joe@example.org").await;
+    let qp = "Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nan ele=\r\nphant here=3D\r\n";
+    for m in [qp, "Subject: third\r\n\r\nplain\r\n", "Subject: fourth\r\n\r\nplain\r\n"] {
+        assert!(ok(&append(&mut c, "INBOX", m).await));
+    }
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "d", "FETCH 1 INTERNALDATE").await;
+    let date = r[0].split('"').nth(1).unwrap().to_string();
+    let parsed = mail_parser::DateTime::parse_rfc822(&date.replacen('-', " ", 2))
+        .unwrap_or_else(|| panic!("{date}"));
+    let since = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (parsed.to_timestamp() - since).abs() < 120,
+        "{date}: not the delivery time"
+    );
+
+    // 6.4.4#9 (3501 6.4.4#2): encoded words and transfer encodings are
+    // decoded before comparing.
+    for (q, want) in [
+        ("SEARCH CHARSET UTF-8 SUBJECT {5+}\r\ncafé", "* SEARCH 1"),
+        ("SEARCH BODY zebra", "* SEARCH 1"),
+        ("SEARCH BODY elephant", "* SEARCH 2"),
+        ("SEARCH TEXT \"here=\"", "* SEARCH 2"),
+        ("SEARCH BODY YSB6ZWJy", "* SEARCH"),
+    ] {
+        let r = cmd(&mut c, "q", q).await;
+        assert_eq!(r[0], want, "{q}: {r:?}");
+    }
+
+    // 9#16 (3501 7.5#15): the static items never change, whatever
+    // happens to flags, in this session or another.
+    let items = "FETCH 1:4 (ENVELOPE INTERNALDATE RFC822.SIZE BODY BODYSTRUCTURE BODY.PEEK[1] BINARY.SIZE[1] UID)";
+    let first = cmd(&mut c, "f", items).await;
+    assert!(ok(&cmd(&mut c, "g", "STORE 1:4 +FLAGS (\\Flagged $Label)").await));
+    let mut other = login_as(&s, "joe@example.org").await;
+    assert!(ok(&cmd(&mut other, "e", "EXAMINE INBOX").await));
+    assert_eq!(first, cmd(&mut other, "f", items).await);
+
+    // 6.4.4.1#2: a saved result follows expunges (RFC 5182 §2.1).
+    assert!(ok(&cmd(&mut c, "h", "SEARCH RETURN (SAVE) 3:4").await));
+    let uids_before = cmd(&mut c, "i", "FETCH $ (UID)").await;
+    assert!(ok(&cmd(&mut c, "j", "STORE 1 +FLAGS (\\Deleted)").await));
+    assert!(ok(&cmd(&mut c, "k", "EXPUNGE").await));
+    let uids_after = cmd(&mut c, "l", "FETCH $ (UID)").await;
+    let uid_of = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .filter(|l| l.starts_with("* ") && l.contains("FETCH"))
+            .map(|l| l.split("UID ").nth(1).unwrap().trim_end_matches(')').to_string())
+            .collect()
+    };
+    assert_eq!(uid_of(&uids_before), uid_of(&uids_after));
+    assert!(uids_after[0].starts_with("* 2 FETCH"), "{uids_after:?}");
+
+    // 3501 6.4.8#1: responses to UID commands carry UID unasked.
+    let r = cmd(&mut c, "m", "UID STORE 1:* +FLAGS (\\Seen)").await;
+    let fetches: Vec<&String> = r.iter().filter(|l| l.contains(" FETCH ")).collect();
+    assert_eq!(fetches.len(), 3, "{r:?}");
+    assert!(fetches.iter().all(|l| l.contains("UID ")), "{r:?}");
+
+    // 6.4.7#5 (3501 6.4.7#5): a COPY that fails half-way leaves the
+    // destination as it was. Ann's quota holds one of these messages, and
+    // her mailbox takes Joe's copies (RFC 4314 `i`).
+    let mut ann = login_as(&s, "ann@example.org").await;
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Drop").await));
+    assert!(ok(&cmd(&mut ann, "a", "SETACL Drop joe@example.org lri").await));
+    // Messages 2 and 3 are 25 and 26 bytes: the first fits in 40, the
+    // second does not.
+    let r = cmd(&mut c, "o", "FETCH 2:3 RFC822.SIZE").await;
+    assert!(r[0].ends_with("RFC822.SIZE 25)") && r[1].ends_with("RFC822.SIZE 26)"), "{r:?}");
+    s.cli_ok(&["account", "update", "ann@example.org", "--quota", "40"]);
+    let r = cmd(&mut c, "n", "COPY 2:3 \"Shared/ann@example.org/Drop\"").await;
+    assert!(r.last().unwrap().starts_with("n NO [OVERQUOTA]"), "{r:?}");
+    let r = cmd(&mut ann, "t", "STATUS Drop (MESSAGES)").await;
+    assert!(r[0].ends_with("(MESSAGES 0)"), "{r:?}");
+}
+
+/// What `openssl s_client` reports of a connection to `addr` with `args`:
+/// (handshake done, its stderr summary, the IMAP lines it read).
+fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-brief", "-ign_eof", "-connect", &addr.to_string()])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    // Sent once the handshake is done; the server then closes.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"z LOGOUT\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    (err.contains("CONNECTION ESTABLISHED"), err, lines)
+}
+
+/// §11.1 (RFC 3501 §11.1): TLS 1.2 with TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+/// (and the AES-256 one), TLS 1.3 by preference, nothing older; STARTTLS
+/// whose negotiation fails is not taken for a secured session. Checked
+/// with OpenSSL's client against an RSA certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_versions_and_cipher_suites() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=mx.test", "-addext", "subjectAltName=DNS:mx.test"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let s = TestServer::start_with(&format!(
+        "[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let imaps = s.addr("imaps");
+    // 11.1#2, #4: TLS 1.2 with the mandatory suite.
+    let (done, err, lines) = s_client(imaps, &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]);
+    assert!(done, "{err}");
+    assert!(err.contains("Protocol version: TLSv1.2"), "{err}");
+    assert!(err.contains("Ciphersuite: ECDHE-RSA-AES128-GCM-SHA256"), "{err}");
+    assert!(lines.contains("* OK") && lines.contains("* BYE"), "{lines}");
+    // 11.1#5: the ECDHE AES-256 suite of RFC 7525 (rustls has no DHE).
+    let (done, err, _) = s_client(imaps, &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"]);
+    assert!(done && err.contains("ECDHE-RSA-AES256-GCM-SHA384"), "{err}");
+    // 11.1#3: TLS 1.3, and chosen when the client offers it.
+    let (done, err, _) = s_client(imaps, &[]);
+    assert!(done && err.contains("Protocol version: TLSv1.3"), "{err}");
+    // 11.1#1 (RFC 8314 §4.1): nothing older than TLS 1.2, even if the
+    // client offers it.
+    let (done, err, _) = s_client(imaps, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]);
+    assert!(!done, "{err}");
+    // STARTTLS on the cleartext port, the same.
+    let (done, err, lines) = s_client(s.addr("imap"), &["-starttls", "imap", "-tls1_2"]);
+    assert!(done && err.contains("TLSv1.2"), "{err}");
+    assert!(lines.contains("* BYE"), "{lines}");
+
+    // 11.1#7: when the negotiation after STARTTLS fails (here the client
+    // goes on in cleartext), the server does not take what follows as a
+    // command of a secured session.
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    let r = cmd(&mut c, "a", "STARTTLS").await;
+    assert!(ok(&r), "{r:?}");
+    c.send("b CAPABILITY\r\nc LOGIN joe@example.org pw\r\n").await;
+    let mut rest = Vec::new();
+    while let Some(l) = c.line_opt().await {
+        rest.push(l);
+    }
+    assert!(
+        !rest.iter().any(|l| l.starts_with("b ") || l.starts_with("c ")),
+        "{rest:?}"
+    );
+}
