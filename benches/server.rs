@@ -41,6 +41,8 @@ impl Server {
             };
             cfg.push_str(&format!("{l} = [{on}]\n"));
         }
+        // The bench accounts' passwords are short ("pw").
+        cfg.push_str("[passwords]\nmin-score = 0\n");
         std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
             .args(["serve", "--data-dir"])

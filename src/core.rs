@@ -50,7 +50,7 @@ impl Core {
         tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
         Ok(Core {
-            directory: Directory::new(store.clone(), &config.auth),
+            directory: Directory::new(store.clone(), &config.auth, &config.passwords),
             queue: Queue::new(
                 store.clone(),
                 mail.blobs.clone(),

@@ -161,7 +161,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 role: Some(Role::Admin),
                 ..Default::default()
             })
-            .await?;
+            .await
+            .map_err(|e| anyhow::anyhow!("PETREL_ADMIN_PASSWORD: {e}"))?;
         admin_password = Some((pw, generated));
     }
 

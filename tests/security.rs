@@ -845,3 +845,109 @@ async fn memory_budget_and_wait_are_enforced() {
     let r = m.smtp_reply().await;
     assert!(r.starts_with("250"), "{r}");
 }
+
+/// RFC 9051 §6.2.2 (SHOULD offer mechanisms without plaintext
+/// passwords): every way of logging in, SCRAM-SHA-256 included, works
+/// with the right password and fails with a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_logs_in_with_the_right_password_only() {
+    let s = TestServer::start_with(OPEN);
+    let from = ip("127.0.0.1");
+    for way in WAYS {
+        let user = account_for(way);
+        s.account(&user);
+        let mut c = Client::open(&s, way.0, from).await;
+        let r = c.login(way.1, &user, "pw").await;
+        assert!(is_success(way.0, r.last().unwrap()), "{way:?}: {r:?}");
+        let mut c = Client::open(&s, way.0, from).await;
+        let r = c.login(way.1, &user, "not-pw").await;
+        assert!(!is_success(way.0, r.last().unwrap()), "{way:?}: {r:?}");
+    }
+}
+
+/// RFC 9051 §11.7: a new password must have some strength
+/// (`passwords.min-score`) and may not be a well-known one; an account
+/// that has a well-known password from before is blocked at login, for
+/// every protocol and mechanism, with a request to change it, until it
+/// gets a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_and_well_known_passwords() {
+    let policy = "[passwords]\nmin-score = 3\nblock-well-known = true\n";
+    let s = TestServer::start_with(&format!("{OPEN}{policy}"));
+    let _ = s.cli(&["domain", "create", "example.org"]);
+    let create = |addr: &str, pw: &str| {
+        let out = s.cli(&["account", "create", addr, "--secret", pw]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (made, err) = create("a@example.org", "summer2024");
+    assert!(
+        !made && err.contains("too weak") && err.contains("passwords.min-score"),
+        "{err}"
+    );
+    let (made, err) = create("a@example.org", "letmein");
+    assert!(!made && err.contains("well-known"), "{err}");
+    let (made, err) = create("a@example.org", "plum vortex tangerine sleeps");
+    assert!(made, "{err}");
+    let out = s.cli(&[
+        "account",
+        "update",
+        "a@example.org",
+        "--secret",
+        "password1",
+    ]);
+    assert!(!out.status.success());
+    drop(s);
+
+    // An account whose well-known password dates from a laxer policy.
+    let s = TestServer::start_with(&format!(
+        "{OPEN}[passwords]\nmin-score = 0\nblock-well-known = false\n"
+    ));
+    let from = ip("127.0.0.1");
+    for way in WAYS {
+        let user = account_for(way);
+        let _ = s.cli(&["domain", "create", "example.org"]);
+        s.cli_ok(&["account", "create", &user, "--secret", "letmein"]);
+        let mut c = Client::open(&s, way.0, from).await;
+        let r = c.login(way.1, &user, "letmein").await;
+        assert!(is_success(way.0, r.last().unwrap()), "{way:?}: {r:?}");
+    }
+    let dir = s.kill_keep_dir();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        test_config(&format!("{OPEN}{policy}")),
+    )
+    .unwrap();
+    let s = TestServer::start_in(dir);
+    for way in WAYS {
+        let user = account_for(way);
+        let mut c = Client::open(&s, way.0, from).await;
+        let r = c.login(way.1, &user, "letmein").await;
+        let last = r.last().unwrap();
+        assert!(!is_success(way.0, last), "{way:?}: {r:?}");
+        assert!(last.contains("well-known"), "{way:?}: {r:?}");
+        if way.0 == Proto::Imap {
+            assert!(last.contains("NO [EXPIRED]"), "{r:?}");
+        }
+        // A wrong password gets the usual answer, not this one.
+        let mut c = Client::open(&s, way.0, from).await;
+        let r = c.login(way.1, &user, "wrong").await;
+        assert!(!r.last().unwrap().contains("well-known"), "{way:?}: {r:?}");
+    }
+    // A new password lifts the block.
+    let user = account_for(&WAYS[6]);
+    s.cli_ok(&[
+        "account",
+        "update",
+        &user,
+        "--secret",
+        "plum vortex tangerine sleeps",
+    ]);
+    let mut c = Client::open(&s, Proto::Imap, from).await;
+    let r = c
+        .login(Some("SCRAM-SHA-256"), &user, "plum vortex tangerine sleeps")
+        .await;
+    assert!(is_success(Proto::Imap, r.last().unwrap()), "{r:?}");
+}

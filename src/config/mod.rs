@@ -22,6 +22,7 @@ pub struct Config {
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
     pub auth: AuthConfig,
+    pub passwords: PasswordsConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
     pub mail_auth: MailAuthConfig,
@@ -190,6 +191,27 @@ pub struct AuthConfig {
     pub remember_address: u64,
     /// Seconds a verified password is remembered (0: never).
     pub cache_ttl: u64,
+}
+
+/// `[passwords]`: what a new password must be (see
+/// [`crate::directory::strength`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PasswordsConfig {
+    /// The zxcvbn strength (0-4) a new password needs; 0 accepts any.
+    pub min_score: u8,
+    /// Refuse passwords from the list of well-known ones, when set and at
+    /// login.
+    pub block_well_known: bool,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        PasswordsConfig {
+            min_score: 3,
+            block_well_known: true,
+        }
+    }
 }
 
 /// How a connection to a remote server is secured.
@@ -381,6 +403,7 @@ impl Default for Config {
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
             auth: AuthConfig::default(),
+            passwords: PasswordsConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
             mail_auth: MailAuthConfig::default(),
@@ -638,6 +661,12 @@ impl Config {
             if v == 0 {
                 return Err((key, "must be greater than zero".into()));
             }
+        }
+        if self.passwords.min_score > 4 {
+            return Err((
+                "passwords.min-score",
+                "must be 0 to 4 (zxcvbn's scale)".into(),
+            ));
         }
         if !["off", "none", "testing", "enforce"].contains(&self.mta_sts.mode.as_str()) {
             return Err((

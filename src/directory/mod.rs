@@ -6,6 +6,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod sasl;
 pub mod scram;
+pub mod strength;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,11 @@ pub struct Account {
     /// was set before SCRAM existed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scram_sha256: Option<String>,
+    /// The password is one of the well-known ones
+    /// ([`strength::well_known`]), found when it was set: logins, SCRAM
+    /// included, are refused while `passwords.block-well-known` is on.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub password_well_known: bool,
     #[serde(default)]
     pub aliases: Vec<String>,
     /// Bytes; 0 means unlimited.
@@ -201,6 +207,7 @@ pub struct Directory {
     pub guard: std::sync::Arc<ratelimit::LoginGuard>,
     /// Accounts disabled or deleted while sessions may hold them.
     pub revoked: std::sync::Arc<Revocations>,
+    passwords: crate::config::PasswordsConfig,
 }
 
 /// The outcome of a password check.
@@ -212,6 +219,9 @@ pub enum Login {
     Failed,
     /// Refused by the throttle before the password was looked at.
     Throttled,
+    /// The password is right but well-known (RFC 9051 §11.7): the
+    /// account is blocked until it gets a new one.
+    Blocked(Account),
 }
 
 /// Accounts that were disabled or deleted, so that sessions logged in to
@@ -356,13 +366,26 @@ async fn dir_txn<R: Send + 'static>(
 impl Directory {
     /// `verify_cache_ttl`: seconds a verified password is remembered
     /// (`auth.cache-ttl`; 0 = every login runs argon2id).
-    pub fn new(store: Store, auth: &crate::config::AuthConfig) -> Self {
+    pub fn new(
+        store: Store,
+        auth: &crate::config::AuthConfig,
+        passwords: &crate::config::PasswordsConfig,
+    ) -> Self {
         Directory {
             store,
             verified: std::sync::Arc::new(password::VerifyCache::new(auth.cache_ttl)),
             guard: std::sync::Arc::new(ratelimit::LoginGuard::new(auth)),
             revoked: std::sync::Arc::new(Revocations::new()),
+            passwords: passwords.clone(),
         }
+    }
+
+    /// Whether a login that proved `secret` (None: a mechanism that never
+    /// shows it, SCRAM) to `a` is refused because the password is a
+    /// well-known one.
+    pub fn well_known_blocked(&self, a: &Account, secret: Option<&str>) -> bool {
+        self.passwords.block_well_known
+            && (a.password_well_known || secret.is_some_and(strength::well_known))
     }
 
     // ---- domains ----
@@ -459,6 +482,9 @@ impl Directory {
         if new.secret.is_empty() {
             return Err(DirError::Invalid("a password (secret) is required".into()));
         }
+        strength::check_new(&new.secret, &address, &new.name, &self.passwords)
+            .map_err(DirError::Invalid)?;
+        let well_known = strength::well_known(&new.secret);
         let (secret_hash, scram) = password::hash_with_scram(&new.secret).await?;
         let mut acct = Account {
             id: 0,
@@ -466,6 +492,7 @@ impl Directory {
             name: new.name,
             secret_hash,
             scram_sha256: Some(scram),
+            password_well_known: well_known,
             aliases,
             quota_bytes: new.quota_bytes,
             quota_messages: new.quota_messages,
@@ -493,7 +520,13 @@ impl Directory {
             Some(s) if s.is_empty() => {
                 return Err(DirError::Invalid("the password must not be empty".into()))
             }
-            Some(s) => Some(password::hash_with_scram(s).await?),
+            Some(s) => {
+                let name = patch.name.clone().unwrap_or_default();
+                strength::check_new(s, &address, &name, &self.passwords)
+                    .map_err(DirError::Invalid)?;
+                let (h, scram) = password::hash_with_scram(s).await?;
+                Some((h, scram, strength::well_known(s)))
+            }
             None => None,
         };
         let add = patch
@@ -508,9 +541,10 @@ impl Directory {
             .collect::<Result<Vec<_>>>()?;
         dir_txn(&self.store, move |txn| {
             let mut a = account_in_txn(txn, &address)?;
-            if let Some((h, scram)) = new_hash {
+            if let Some((h, scram, well_known)) = new_hash {
                 a.secret_hash = h;
                 a.scram_sha256 = Some(scram);
+                a.password_well_known = well_known;
             }
             if let Some(n) = patch.name {
                 a.name = n;
@@ -615,6 +649,15 @@ impl Directory {
         };
         self.record_login(ip, &key, ok);
         Ok(match acct {
+            Some(a) if ok && self.well_known_blocked(&a, Some(secret)) => {
+                tracing::warn!(
+                    %ip,
+                    login = %a.address,
+                    "login refused: the password is a well-known one; set a new one with `petrel account update {} --secret ...` (passwords.block-well-known)",
+                    a.address
+                );
+                Login::Blocked(a)
+            }
             Some(a) if ok => Login::Ok(a),
             _ => Login::Failed,
         })

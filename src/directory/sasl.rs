@@ -45,6 +45,9 @@ pub enum SaslOutcome {
     Unsupported,
     /// The directory could not be read: a temporary failure.
     Unavailable,
+    /// Right credentials, but the password is a well-known one (RFC 9051
+    /// §11.7): refused, with a request to have it changed.
+    Blocked,
     Closed,
 }
 
@@ -55,6 +58,7 @@ pub async fn check_password(dir: &Directory, ip: IpAddr, user: &str, pass: &str)
         Ok(Login::Ok(a)) => SaslOutcome::Success(a),
         Ok(Login::Failed) => SaslOutcome::Failed,
         Ok(Login::Throttled) => SaslOutcome::Throttled,
+        Ok(Login::Blocked(_)) => SaslOutcome::Blocked,
         Err(e) => {
             tracing::warn!("login: directory unavailable: {e}");
             SaslOutcome::Unavailable
@@ -177,6 +181,10 @@ async fn scram<I: SaslIo>(
                 Some(_) => match account {
                     Some(a) => {
                         dir.record_login(ip, &key, true);
+                        if dir.well_known_blocked(&a, None) {
+                            tracing::warn!(%ip, login = %a.address, "login refused: the password is a well-known one (passwords.block-well-known)");
+                            return SaslOutcome::Blocked;
+                        }
                         SaslOutcome::Success(a)
                     }
                     None => {

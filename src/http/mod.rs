@@ -71,6 +71,10 @@ async fn require_admin(
             "this account is not an administrator".into(),
         )),
         Login::Failed => Err(unauthorized()),
+        Login::Blocked(_) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this password is a well-known one and is blocked: set a new one".into(),
+        )),
         Login::Throttled => Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins, try again later".into(),

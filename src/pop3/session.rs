@@ -280,6 +280,9 @@ impl Session {
         match outcome {
             SaslOutcome::Success(acct) => return self.enter_transaction(acct).await,
             SaslOutcome::Failed => self.err("[AUTH] Authentication failed"),
+            SaslOutcome::Blocked => {
+                self.err("[AUTH] This password is a well-known one and is blocked: have it changed")
+            }
             SaslOutcome::Throttled => {
                 self.err("[SYS/TEMP] Too many failed logins, try again later")
             }

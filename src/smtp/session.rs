@@ -421,6 +421,11 @@ impl Session {
                     .error("535 5.7.8 Authentication credentials invalid")
                     .await;
             }
+            SaslOutcome::Blocked => {
+                return self
+                    .error("535 5.7.8 This password is a well-known one and is blocked: have it changed")
+                    .await;
+            }
             SaslOutcome::Cancelled => {
                 return self.error("501 5.0.0 Authentication cancelled").await
             }

@@ -37,12 +37,23 @@ pub fn petrel_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_petrel")))
 }
 
-/// Config for tests: every listener on port 0 (the OS picks), plus extra TOML.
+/// Config for tests: every listener on port 0 (the OS picks), plus extra
+/// TOML. Test accounts have the password "pw", so unless `extra` has its
+/// own `[passwords]`, any strength is accepted (well-known passwords are
+/// still refused).
 pub fn test_config(extra: &str) -> String {
+    let passwords = if extra.contains("[passwords]") {
+        ""
+    } else {
+        WEAK_PASSWORDS_OK
+    };
     format!(
-        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n"
+        "hostname = \"mx.test\"\n{extra}\n[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n{passwords}"
     )
 }
+
+/// `[passwords]` for servers whose tests use short passwords like "pw".
+pub const WEAK_PASSWORDS_OK: &str = "[passwords]\nmin-score = 0\n";
 
 impl TestServer {
     pub fn start() -> TestServer {

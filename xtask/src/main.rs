@@ -313,6 +313,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "imap_rfc9051",
                 "--test",
+                "imap_wire",
+                "--test",
                 "imap_notify",
                 "--test",
                 "crash",

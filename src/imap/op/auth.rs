@@ -59,6 +59,11 @@ impl Session {
         match outcome {
             SaslOutcome::Success(acct) => self.logged_in(acct).await,
             SaslOutcome::Failed => "NO [AUTHENTICATIONFAILED] Invalid credentials".into(),
+            // RFC 5530 §3: EXPIRED, "the user should get a new passphrase".
+            SaslOutcome::Blocked => {
+                "NO [EXPIRED] This password is a well-known one and is blocked: have it changed"
+                    .into()
+            }
             SaslOutcome::Throttled => {
                 "NO [UNAVAILABLE] Too many failed logins, try again later".into()
             }
