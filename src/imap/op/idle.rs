@@ -30,6 +30,13 @@ impl Session {
                 line = self.read_client_line() => {
                     let line = line?;
                     return if line.eq_ignore_ascii_case(b"DONE") {
+                        // RFC 2177 §3: what is still due (a change whose
+                        // wake-up raced with DONE) goes before the answer.
+                        if self.notify.is_some() {
+                            self.notify_changes(true).await;
+                        } else {
+                            self.sync(true).await;
+                        }
                         Some("OK IDLE terminated".into())
                     } else {
                         Some("BAD Expected DONE".into())
