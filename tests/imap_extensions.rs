@@ -159,3 +159,190 @@ async fn uidplus_appendlimit_size_savedate_list_status() {
     let r = cmd(&mut c, "d", "FETCH 5 SAVEDATE").await;
     assert_ne!(r[0].split("SAVEDATE ").nth(1).unwrap(), before, "{r:?}");
 }
+
+/// RFC 3502 (MULTIAPPEND, §6.3.11 as it restates APPEND) and RFC 5161
+/// (ENABLE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiappend_and_enable() {
+    use tokio::io::AsyncReadExt;
+    let s = server().await;
+    let mut c = login_as(&s, "joe@example.org").await;
+    let mut watcher = login_as(&s, "joe@example.org").await;
+    assert!(ok(&cmd(&mut watcher, "s", "SELECT INBOX").await));
+    // 6.3.11#4, #5, #2: flags and date of each message set, 8-bit data
+    // kept; #10, #11: the selected mailbox hears of them (EXISTS).
+    let eight: &[u8] = b"Subject: 8\r\n\r\ncaf\xc3\xa9\r\n";
+    let mut wire = b"a APPEND INBOX (\\Flagged) \"02-Feb-2002 02:02:02 +0000\" {12+}\r\nSubject: 1\r\n () {".to_vec();
+    wire.extend_from_slice(format!("{}+}}\r\n", eight.len()).as_bytes());
+    wire.extend_from_slice(eight);
+    wire.extend_from_slice(b"\r\n");
+    c.send_bytes(&wire).await;
+    let r = c.imap_until("a").await;
+    assert!(ok(&r), "{r:?}");
+    let r = cmd(&mut watcher, "n", "NOOP").await;
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    let r = cmd(&mut watcher, "f", "FETCH 1:2 (FLAGS INTERNALDATE)").await;
+    assert!(r[0].contains("\\Flagged") && r[0].contains("02-Feb-2002 02:02:02 +0000"), "{r:?}");
+    assert!(!r[1].contains("\\Flagged") && !r[1].contains("2002"), "{r:?}");
+    watcher.send("g FETCH 2 BODY.PEEK[]\r\n").await;
+    let mut raw = Vec::new();
+    while !raw.ends_with(b"g OK FETCH completed\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = watcher.r.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        raw.extend_from_slice(&buf[..n]);
+    }
+    assert!(raw.windows(eight.len()).any(|w| w == eight));
+    // 6.3.11#6, #7: a zero-length message is NO, and the messages before
+    // it in the same APPEND are not kept.
+    let r = cmd(&mut c, "b", "APPEND INBOX {12+}\r\nSubject: 3\r\n {0+}\r\n").await;
+    assert!(r.last().unwrap().starts_with("b NO"), "{r:?}");
+    let r = cmd(&mut c, "t", "STATUS INBOX (MESSAGES)").await;
+    assert!(r[0].ends_with("(MESSAGES 2)"), "{r:?}");
+    // 6.3.11#8, #9: a mailbox that does not exist: NO [TRYCREATE], and it
+    // is not created.
+    let r = cmd(&mut c, "d", "APPEND Nowhere {12+}\r\nSubject: 4\r\n {12+}\r\nSubject: 5\r\n").await;
+    assert!(r.last().unwrap().starts_with("d NO [TRYCREATE]"), "{r:?}");
+    let r = cmd(&mut c, "l", "LIST \"\" Nowhere").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+
+    // RFC 5161 3.1#1, #2: an unknown extension and one that is not
+    // enabled by ENABLE are ignored: OK with an empty ENABLED; 4#1: in
+    // any case.
+    let caps = cmd(&mut c, "c", "CAPABILITY").await;
+    let r = cmd(&mut c, "e", "enable X-UNKNOWN IDLE").await;
+    assert_eq!(r, ["* ENABLED", "e OK ENABLE completed"], "{r:?}");
+    // 3.1#3, #4: CONDSTORE is enabled and says so; it lasts for the
+    // connection (MODSEQ in FETCH without asking).
+    let r = cmd(&mut c, "e", "ENABLE condstore").await;
+    assert_eq!(r[0], "* ENABLED CONDSTORE", "{r:?}");
+    // 3.1#7: a second ENABLE lists only what it enabled.
+    let r = cmd(&mut c, "e", "ENABLE CONDSTORE QRESYNC").await;
+    assert_eq!(r[0], "* ENABLED QRESYNC", "{r:?}");
+    // 3.1#8: CAPABILITY is unchanged.
+    assert_eq!(cmd(&mut c, "c", "CAPABILITY").await, caps);
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "h", "STORE 1 +FLAGS (\\Seen)").await;
+    assert!(r[0].contains("MODSEQ ("), "{r:?}");
+}
+
+/// RFC 6851 (MOVE) with UIDPLUS and QRESYNC, RFC 4959 (SASL-IR), RFC
+/// 8437 (UNAUTHENTICATE) and RFC 3348 (CHILDREN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_sasl_ir_unauthenticate_children() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let s = server().await;
+    s.account("ann@example.org");
+    let mut c = login_as(&s, "joe@example.org").await;
+    assert!(ok(&cmd(&mut c, "c", "CREATE Box").await));
+    for k in 0..4 {
+        append(&mut c, "INBOX", &format!("Subject: m{k}\r\n\r\nbody\r\n")).await;
+    }
+    assert!(ok(&cmd(&mut c, "e", "ENABLE QRESYNC").await));
+    let r = cmd(&mut c, "s", "SELECT INBOX").await;
+    let validity = number_after(&r, "UIDVALIDITY").unwrap();
+    let before = number_after(&r, "HIGHESTMODSEQ").unwrap();
+    let st = cmd(&mut c, "t", "STATUS Box (HIGHESTMODSEQ)").await;
+    let box_before = number_after(&st, "HIGHESTMODSEQ").unwrap();
+    // 3.3#1: MOVE gives COPYUID and the expunge, never a STORE's FETCH or
+    // \Deleted; 4.3#1: UID MOVE sends COPYUID; 5#1: "move" in any case;
+    // 4.4#1: with QRESYNC, VANISHED rather than EXPUNGE; 4.4#2, #4: the
+    // new HIGHESTMODSEQ in an OK.
+    let r = cmd(&mut c, "m", "uid move 1 Box").await;
+    assert!(r.iter().any(|l| l.starts_with("* OK [COPYUID ")), "{r:?}");
+    assert!(r.iter().any(|l| l == "* VANISHED 1"), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains(" EXPUNGE") || l.contains("FETCH") || l.contains("\\Deleted")), "{r:?}");
+    let after = r
+        .iter()
+        .filter(|l| l.contains("HIGHESTMODSEQ"))
+        .find_map(|l| number_after(std::slice::from_ref(l), "HIGHESTMODSEQ"))
+        .unwrap_or_else(|| panic!("no HIGHESTMODSEQ: {r:?}"));
+    assert!(after > before, "{after} <= {before}");
+    // 4.4#3: the moved UID is remembered as expunged at that modseq.
+    assert!(ok(&cmd(&mut c, "u", "UNSELECT").await));
+    let r = cmd(
+        &mut c,
+        "q",
+        &format!("SELECT INBOX (QRESYNC ({validity} {before}))"),
+    )
+    .await;
+    assert!(r.iter().any(|l| l == "* VANISHED (EARLIER) 1"), "{r:?}");
+    // 4.4#5: in the target the moved message has a mod-sequence above
+    // what was there.
+    assert!(ok(&cmd(&mut c, "s", "SELECT Box").await));
+    let r = cmd(&mut c, "f", "FETCH 1 (MODSEQ)").await;
+    let moved = r[0].split("MODSEQ (").nth(1).unwrap().trim_end_matches("))").parse::<u64>().unwrap();
+    assert!(moved > box_before, "{moved} <= {box_before}: {r:?}");
+
+    // 3.3#2, #3, #4: a MOVE that cannot complete (the target's owner has
+    // no room) leaves every message where it was, none in both places.
+    let mut ann = login_as(&s, "ann@example.org").await;
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Drop").await));
+    assert!(ok(&cmd(&mut ann, "a", "SETACL Drop joe@example.org lri").await));
+    s.cli_ok(&["account", "update", "ann@example.org", "--quota", "40"]);
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "m", "MOVE 1:3 \"Shared/ann@example.org/Drop\"").await;
+    assert!(r.last().unwrap().starts_with("m NO [OVERQUOTA]"), "{r:?}");
+    let r = cmd(&mut c, "t", "STATUS INBOX (MESSAGES)").await;
+    assert!(r[0].ends_with("(MESSAGES 3)"), "{r:?}");
+    let r = cmd(&mut ann, "t", "STATUS Drop (MESSAGES)").await;
+    assert!(r[0].ends_with("(MESSAGES 0)"), "{r:?}");
+
+    // RFC 3348 3#1: CHILDREN advertised; 3#2, #3, 6#1, 6#2: a shared
+    // parent whose children are not shared with the user has no children
+    // for her.
+    let caps = cmd(&mut c, "c", "CAPABILITY").await;
+    assert!(caps[0].contains(" CHILDREN"), "{caps:?}");
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Drop/Private").await));
+    // (A new child takes its parent's access list: take Joe off it.)
+    assert!(ok(&cmd(&mut ann, "a", "DELETEACL Drop/Private joe@example.org").await));
+    let r = cmd(&mut c, "l", "LIST \"\" \"Shared/ann@example.org/*\"").await;
+    let drop = r.iter().find(|l| l.ends_with("/Drop\"")).unwrap_or_else(|| panic!("{r:?}"));
+    assert!(drop.contains("\\HasNoChildren"), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("Private")), "{r:?}");
+    assert!(ok(&cmd(&mut ann, "a", "SETACL Drop/Private joe@example.org lr").await));
+    let r = cmd(&mut c, "l", "LIST \"\" \"Shared/ann@example.org/*\"").await;
+    let drop = r.iter().find(|l| l.ends_with("/Drop\"")).unwrap();
+    assert!(drop.contains("\\HasChildren"), "{r:?}");
+
+    // RFC 8437 4.1#1, #3: after UNAUTHENTICATE, what ENABLE turned on is
+    // off (no MODSEQ unasked); 4.1#2: the next user's rights are her own.
+    assert!(ok(&cmd(&mut c, "e", "ENABLE CONDSTORE").await));
+    assert!(ok(&cmd(&mut c, "x", "UNAUTHENTICATE").await));
+    let r = cmd(&mut c, "L", "LOGIN ann@example.org pw").await;
+    assert!(ok(&r), "{r:?}");
+    assert!(ok(&cmd(&mut c, "s", "SELECT Drop").await));
+    let r = cmd(&mut c, "r", "MYRIGHTS Drop").await;
+    assert!(r[0].contains("lrswipkxtea") || r[0].contains("lrswipkxte"), "{r:?}");
+    append(&mut c, "Drop", "Subject: d\r\n\r\n\r\n").await;
+    let r = cmd(&mut c, "h", "STORE 1 +FLAGS (\\Seen)").await;
+    assert!(!r[0].contains("MODSEQ"), "{r:?}");
+    // 8#1: it can be turned off.
+    let off = TestServer::start_with("[imap]\nauth-without-tls = true\nunauthenticate = false\n");
+    off.account("joe@example.org");
+    let mut o = login_as(&off, "joe@example.org").await;
+    let caps = cmd(&mut o, "c", "CAPABILITY").await;
+    assert!(!caps[0].contains("UNAUTHENTICATE"), "{caps:?}");
+    let r = cmd(&mut o, "x", "UNAUTHENTICATE").await;
+    assert!(r[0].starts_with("x BAD"), "{r:?}");
+
+    // RFC 4959 3#4: an initial response that is not base64 is BAD, as a
+    // bad continuation would be; 3#6, 4#1, 6#1: without an initial
+    // response the exchange is the RFC 3501 one; 6#2, 6#3: a large
+    // initial response (a 6,000-character password) is read whole.
+    let mut a = LineClient::connect(s.addr("imap")).await;
+    a.line().await;
+    let r = cmd(&mut a, "a", "AUTHENTICATE PLAIN !!!notbase64").await;
+    assert!(r.last().unwrap().starts_with("a BAD"), "{r:?}");
+    a.send("b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(a.line().await, "+ ");
+    a.send(&format!("{}\r\n", b64("\0joe@example.org\0pw"))).await;
+    let r = a.imap_until("b").await;
+    assert!(ok(&r), "{r:?}");
+    let mut a = LineClient::connect(s.addr("imap")).await;
+    a.line().await;
+    let long = format!("\0joe@example.org\0{}", "p".repeat(6000));
+    let r = cmd(&mut a, "c", &format!("AUTHENTICATE PLAIN {}", b64(&long))).await;
+    assert!(r.last().unwrap().starts_with("c NO [AUTHENTICATIONFAILED]"), "{r:?}");
+}

@@ -131,6 +131,8 @@ pub struct ImapConfig {
     /// Advertise LITERAL+ (non-synchronising literals of any size up to
     /// `max_literal_size`); `false`: LITERAL- (at most 4096 bytes).
     pub literal_plus: bool,
+    /// Offer UNAUTHENTICATE (RFC 8437; §8 asks for a way to turn it off).
+    pub unauthenticate: bool,
     /// Bytes of literals one command may carry before login.
     pub max_literal_size_unauthenticated: usize,
     /// Open IMAP connections from one address (0: no limit).
@@ -499,6 +501,7 @@ impl Default for ImapConfig {
             timeout_idle: 1800,
             auth_without_tls: false,
             literal_plus: true,
+            unauthenticate: true,
             max_literal_size_unauthenticated: 8192,
             max_connections_per_ip: 100,
             max_connection_rate_per_ip: 600,

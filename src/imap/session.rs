@@ -228,7 +228,6 @@ impl Session {
             "OBJECTID",
             "SAVEDATE",
             "STATUS=SIZE",
-            "UNAUTHENTICATE",
             "ESEARCH",
             "SEARCHRES",
             "BINARY",
@@ -247,6 +246,10 @@ impl Session {
             "LIST-STATUS",
             &limit,
         ];
+        // RFC 8437 §8: offered unless `imap.unauthenticate = false`.
+        if self.core.config.imap.unauthenticate {
+            caps.push("UNAUTHENTICATE");
+        }
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
             caps.push("STARTTLS");
         }
@@ -548,6 +551,9 @@ impl Session {
             "ENABLE" => self.cmd_enable(&args),
             "COMPRESS" => return self.cmd_compress(tag, &args).await,
             // RFC 8437: back to the not-authenticated state.
+            "UNAUTHENTICATE" if !self.core.config.imap.unauthenticate => {
+                "BAD UNAUTHENTICATE is turned off (imap.unauthenticate)".into()
+            }
             "UNAUTHENTICATE" => {
                 self.selected = None;
                 self.account = None;

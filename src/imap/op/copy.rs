@@ -190,6 +190,12 @@ impl Session {
         for l in lines {
             self.untagged(&l);
         }
+        // RFC 6851 §4.4: under QRESYNC, the source's new mod-sequence.
+        if qresync && !from.is_empty() {
+            if let Ok(Some(mb)) = self.core.mail.mailbox(acct, src).await {
+                return format!("OK [HIGHESTMODSEQ {}] {name} completed", mb.highest_modseq);
+            }
+        }
         format!("OK {name} completed")
     }
 }
