@@ -1380,15 +1380,15 @@ async fn renaming_inbox_moves_its_messages() {
 }
 
 /// A client side of COMPRESS=DEFLATE for the test: raw DEFLATE with sync
-/// flushes (flate2), over the plain socket.
-struct Deflated {
-    tcp: tokio::net::TcpStream,
+/// flushes (flate2), over the plain socket or TLS.
+struct Deflated<S = tokio::net::TcpStream> {
+    tcp: S,
     comp: flate2::Compress,
     decomp: flate2::Decompress,
     text: String,
 }
 
-impl Deflated {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Deflated<S> {
     async fn cmd(&mut self, tag: &str, line: &str) -> Vec<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let data = format!("{tag} {line}\r\n");
@@ -1432,7 +1432,9 @@ impl Deflated {
 }
 
 /// COMPRESS=DEFLATE (RFC 4978): after the OK, commands and answers are
-/// compressed; a second COMPRESS is refused.
+/// compressed (3#5); a refused COMPRESS leaves the session plain (3#6); a
+/// second COMPRESS is NO [COMPRESSIONACTIVE] (3#4); the name in any case
+/// (5#1); under TLS the data is compressed, then encrypted (3#7, 3#8).
 #[tokio::test]
 async fn compress_deflate() {
     let s = server_with_mail().await;
@@ -1441,7 +1443,7 @@ async fn compress_deflate() {
     assert!(caps.contains("COMPRESS=DEFLATE"), "{caps}");
     assert!(cmd(&mut c, "b", "COMPRESS GZIP").await[0].starts_with("b BAD"));
     assert_eq!(
-        cmd(&mut c, "c", "COMPRESS DEFLATE").await[0],
+        cmd(&mut c, "c", "compress deflate").await[0],
         "c OK DEFLATE active"
     );
     let tcp = c.r.into_inner().unsplit(c.w);
@@ -1460,6 +1462,22 @@ async fn compress_deflate() {
     assert!(r[0].starts_with("f NO [COMPRESSIONACTIVE]"), "{r:?}");
     let r = z.cmd("g", "NOOP").await;
     assert!(r.last().unwrap().starts_with("g OK"), "{r:?}");
+
+    // Over implicit TLS: DEFLATE inside the TLS records.
+    let mut t = LineClient::connect_tls(&s, s.addr("imaps")).await;
+    t.line().await;
+    t.send("a LOGIN joe@example.org pw\r\nb COMPRESS DEFLATE\r\n")
+        .await;
+    let r = t.imap_until("b").await;
+    assert_eq!(r.last().unwrap(), "b OK DEFLATE active", "{r:?}");
+    let mut z = Deflated {
+        tcp: t.r.into_inner().unsplit(t.w),
+        comp: flate2::Compress::new(flate2::Compression::default(), false),
+        decomp: flate2::Decompress::new(false),
+        text: String::new(),
+    };
+    let r = z.cmd("d", "SELECT INBOX").await;
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
 }
 
 /// MULTIAPPEND (RFC 3502): several messages in one APPEND, all or none;

@@ -19,7 +19,10 @@ async fn server() -> TestServer {
 fn number_after(r: &[String], key: &str) -> Option<u64> {
     r.iter().find_map(|l| {
         let rest = l.split(&format!("{key} ")).nth(1)?;
-        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     })
 }
 
@@ -40,7 +43,12 @@ async fn idle_unselect_within_searchres_display() {
         ("=?utf-8?q?=C3=89mile?= <emile@example.org>", "e"),
         ("adam@example.org", "a"),
     ] {
-        append(&mut c, "INBOX", &format!("From: {from}\r\nSubject: {subj}\r\n\r\nx\r\n")).await;
+        append(
+            &mut c,
+            "INBOX",
+            &format!("From: {from}\r\nSubject: {subj}\r\n\r\nx\r\n"),
+        )
+        .await;
     }
     // RFC 3691 4#1: UNSELECT in any case.
     assert!(ok(&cmd(&mut c, "s", "select INBOX").await));
@@ -62,7 +70,12 @@ async fn idle_unselect_within_searchres_display() {
     // any untagged responses still due.
     c.send("i IDLE\r\n").await;
     assert!(c.line().await.starts_with('+'));
-    append(&mut login_as(&s, "joe@example.org").await, "INBOX", "Subject: n\r\n\r\nx\r\n").await;
+    append(
+        &mut login_as(&s, "joe@example.org").await,
+        "INBOX",
+        "Subject: n\r\n\r\nx\r\n",
+    )
+    .await;
     let t = std::time::Instant::now();
     c.send("DONE\r\n").await;
     let r = c.imap_until("i").await;
@@ -81,8 +94,10 @@ async fn uidplus_appendlimit_size_savedate_list_status() {
     let mut c = login_as(&s, "joe@example.org").await;
     assert!(ok(&cmd(&mut c, "c", "CREATE Box").await));
     // RFC 4315 1#1, 3#1: APPENDUID; 3#3: one message, one UID (no set).
-    c.send("a APPEND INBOX (\\Seen) \"01-Jan-2001 00:00:00 +0000\" {14+}\r\nSubject: a\r\n\r\n\r\n")
-        .await;
+    c.send(
+        "a APPEND INBOX (\\Seen) \"01-Jan-2001 00:00:00 +0000\" {14+}\r\nSubject: a\r\n\r\n\r\n",
+    )
+    .await;
     let r = c.imap_until("a").await;
     let line = r.last().unwrap();
     let code = line.split('[').nth(1).unwrap().split(']').next().unwrap();
@@ -90,7 +105,12 @@ async fn uidplus_appendlimit_size_savedate_list_status() {
     assert_eq!(parts[0], "APPENDUID", "{line}");
     assert!(parts[2].bytes().all(|b| b.is_ascii_digit()), "{line}");
     for k in 0..3 {
-        append(&mut c, "INBOX", &format!("Subject: m{k}\r\n\r\nbody {k}\r\n")).await;
+        append(
+            &mut c,
+            "INBOX",
+            &format!("Subject: m{k}\r\n\r\nbody {k}\r\n"),
+        )
+        .await;
     }
     assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
     // 3#4: COPYUID of one message names single UIDs, never "n:n".
@@ -123,18 +143,27 @@ async fn uidplus_appendlimit_size_savedate_list_status() {
     let st = cmd(&mut c, "l", "status INBOX (appendlimit)").await;
     assert_eq!(number_after(&st, "APPENDLIMIT"), Some(2000), "{st:?}");
     let big = "x".repeat(2100);
-    c.send(&format!("b APPEND INBOX {{{}}}\r\n", big.len())).await;
+    c.send(&format!("b APPEND INBOX {{{}}}\r\n", big.len()))
+        .await;
     let r = c.line().await;
     assert!(r.starts_with("b NO [TOOBIG]"), "{r}");
 
     // RFC 5819 2#1: each LIST line is followed by its STATUS.
-    let r = cmd(&mut c, "r", "LIST \"\" \"*\" RETURN (STATUS (MESSAGES APPENDLIMIT))").await;
-    let lists: Vec<usize> = (0..r.len()).filter(|&i| r[i].starts_with("* LIST")).collect();
+    let r = cmd(
+        &mut c,
+        "r",
+        "LIST \"\" \"*\" RETURN (STATUS (MESSAGES APPENDLIMIT))",
+    )
+    .await;
+    let lists: Vec<usize> = (0..r.len())
+        .filter(|&i| r[i].starts_with("* LIST"))
+        .collect();
     assert!(lists.len() >= 2, "{r:?}");
     for i in lists {
         let name = r[i].rsplit(' ').next().unwrap();
         assert!(
-            r[i + 1].starts_with(&format!("* STATUS {name} (")) && r[i + 1].contains("APPENDLIMIT 2000"),
+            r[i + 1].starts_with(&format!("* STATUS {name} ("))
+                && r[i + 1].contains("APPENDLIMIT 2000"),
             "{r:?}"
         );
     }
@@ -145,9 +174,7 @@ async fn uidplus_appendlimit_size_savedate_list_status() {
     // own.
     let r = cmd(&mut c, "d", "FETCH 1 (INTERNALDATE SAVEDATE)").await;
     assert!(r[0].contains("INTERNALDATE \"01-Jan-2001"), "{r:?}");
-    let year = |l: &str| {
-        l.split("SAVEDATE \"").nth(1).unwrap()[7..11].to_string()
-    };
+    let year = |l: &str| l.split("SAVEDATE \"").nth(1).unwrap()[7..11].to_string();
     assert_ne!(year(&r[0]), "2001", "{r:?}");
     let before = r[0].split("SAVEDATE ").nth(1).unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -172,7 +199,9 @@ async fn multiappend_and_enable() {
     // 6.3.11#4, #5, #2: flags and date of each message set, 8-bit data
     // kept; #10, #11: the selected mailbox hears of them (EXISTS).
     let eight: &[u8] = b"Subject: 8\r\n\r\ncaf\xc3\xa9\r\n";
-    let mut wire = b"a APPEND INBOX (\\Flagged) \"02-Feb-2002 02:02:02 +0000\" {12+}\r\nSubject: 1\r\n () {".to_vec();
+    let mut wire =
+        b"a APPEND INBOX (\\Flagged) \"02-Feb-2002 02:02:02 +0000\" {12+}\r\nSubject: 1\r\n () {"
+            .to_vec();
     wire.extend_from_slice(format!("{}+}}\r\n", eight.len()).as_bytes());
     wire.extend_from_slice(eight);
     wire.extend_from_slice(b"\r\n");
@@ -182,8 +211,14 @@ async fn multiappend_and_enable() {
     let r = cmd(&mut watcher, "n", "NOOP").await;
     assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
     let r = cmd(&mut watcher, "f", "FETCH 1:2 (FLAGS INTERNALDATE)").await;
-    assert!(r[0].contains("\\Flagged") && r[0].contains("02-Feb-2002 02:02:02 +0000"), "{r:?}");
-    assert!(!r[1].contains("\\Flagged") && !r[1].contains("2002"), "{r:?}");
+    assert!(
+        r[0].contains("\\Flagged") && r[0].contains("02-Feb-2002 02:02:02 +0000"),
+        "{r:?}"
+    );
+    assert!(
+        !r[1].contains("\\Flagged") && !r[1].contains("2002"),
+        "{r:?}"
+    );
     watcher.send("g FETCH 2 BODY.PEEK[]\r\n").await;
     let mut raw = Vec::new();
     while !raw.ends_with(b"g OK FETCH completed\r\n") {
@@ -201,7 +236,12 @@ async fn multiappend_and_enable() {
     assert!(r[0].ends_with("(MESSAGES 2)"), "{r:?}");
     // 6.3.11#8, #9: a mailbox that does not exist: NO [TRYCREATE], and it
     // is not created.
-    let r = cmd(&mut c, "d", "APPEND Nowhere {12+}\r\nSubject: 4\r\n {12+}\r\nSubject: 5\r\n").await;
+    let r = cmd(
+        &mut c,
+        "d",
+        "APPEND Nowhere {12+}\r\nSubject: 4\r\n {12+}\r\nSubject: 5\r\n",
+    )
+    .await;
     assert!(r.last().unwrap().starts_with("d NO [TRYCREATE]"), "{r:?}");
     let r = cmd(&mut c, "l", "LIST \"\" Nowhere").await;
     assert_eq!(r.len(), 1, "{r:?}");
@@ -252,7 +292,11 @@ async fn move_sasl_ir_unauthenticate_children() {
     let r = cmd(&mut c, "m", "uid move 1 Box").await;
     assert!(r.iter().any(|l| l.starts_with("* OK [COPYUID ")), "{r:?}");
     assert!(r.iter().any(|l| l == "* VANISHED 1"), "{r:?}");
-    assert!(!r.iter().any(|l| l.contains(" EXPUNGE") || l.contains("FETCH") || l.contains("\\Deleted")), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains(" EXPUNGE") || l.contains("FETCH") || l.contains("\\Deleted")),
+        "{r:?}"
+    );
     let after = r
         .iter()
         .filter(|l| l.contains("HIGHESTMODSEQ"))
@@ -272,14 +316,22 @@ async fn move_sasl_ir_unauthenticate_children() {
     // what was there.
     assert!(ok(&cmd(&mut c, "s", "SELECT Box").await));
     let r = cmd(&mut c, "f", "FETCH 1 (MODSEQ)").await;
-    let moved = r[0].split("MODSEQ (").nth(1).unwrap().trim_end_matches("))").parse::<u64>().unwrap();
+    let moved = r[0]
+        .split("MODSEQ (")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("))")
+        .parse::<u64>()
+        .unwrap();
     assert!(moved > box_before, "{moved} <= {box_before}: {r:?}");
 
     // 3.3#2, #3, #4: a MOVE that cannot complete (the target's owner has
     // no room) leaves every message where it was, none in both places.
     let mut ann = login_as(&s, "ann@example.org").await;
     assert!(ok(&cmd(&mut ann, "c", "CREATE Drop").await));
-    assert!(ok(&cmd(&mut ann, "a", "SETACL Drop joe@example.org lri").await));
+    assert!(ok(
+        &cmd(&mut ann, "a", "SETACL Drop joe@example.org lri").await
+    ));
     s.cli_ok(&["account", "update", "ann@example.org", "--quota", "40"]);
     assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
     let r = cmd(&mut c, "m", "MOVE 1:3 \"Shared/ann@example.org/Drop\"").await;
@@ -296,12 +348,25 @@ async fn move_sasl_ir_unauthenticate_children() {
     assert!(caps[0].contains(" CHILDREN"), "{caps:?}");
     assert!(ok(&cmd(&mut ann, "c", "CREATE Drop/Private").await));
     // (A new child takes its parent's access list: take Joe off it.)
-    assert!(ok(&cmd(&mut ann, "a", "DELETEACL Drop/Private joe@example.org").await));
+    assert!(ok(&cmd(
+        &mut ann,
+        "a",
+        "DELETEACL Drop/Private joe@example.org"
+    )
+    .await));
     let r = cmd(&mut c, "l", "LIST \"\" \"Shared/ann@example.org/*\"").await;
-    let drop = r.iter().find(|l| l.ends_with("/Drop\"")).unwrap_or_else(|| panic!("{r:?}"));
+    let drop = r
+        .iter()
+        .find(|l| l.ends_with("/Drop\""))
+        .unwrap_or_else(|| panic!("{r:?}"));
     assert!(drop.contains("\\HasNoChildren"), "{r:?}");
     assert!(!r.iter().any(|l| l.contains("Private")), "{r:?}");
-    assert!(ok(&cmd(&mut ann, "a", "SETACL Drop/Private joe@example.org lr").await));
+    assert!(ok(&cmd(
+        &mut ann,
+        "a",
+        "SETACL Drop/Private joe@example.org lr"
+    )
+    .await));
     let r = cmd(&mut c, "l", "LIST \"\" \"Shared/ann@example.org/*\"").await;
     let drop = r.iter().find(|l| l.ends_with("/Drop\"")).unwrap();
     assert!(drop.contains("\\HasChildren"), "{r:?}");
@@ -314,7 +379,10 @@ async fn move_sasl_ir_unauthenticate_children() {
     assert!(ok(&r), "{r:?}");
     assert!(ok(&cmd(&mut c, "s", "SELECT Drop").await));
     let r = cmd(&mut c, "r", "MYRIGHTS Drop").await;
-    assert!(r[0].contains("lrswipkxtea") || r[0].contains("lrswipkxte"), "{r:?}");
+    assert!(
+        r[0].contains("lrswipkxtea") || r[0].contains("lrswipkxte"),
+        "{r:?}"
+    );
     append(&mut c, "Drop", "Subject: d\r\n\r\n\r\n").await;
     let r = cmd(&mut c, "h", "STORE 1 +FLAGS (\\Seen)").await;
     assert!(!r[0].contains("MODSEQ"), "{r:?}");
@@ -337,12 +405,246 @@ async fn move_sasl_ir_unauthenticate_children() {
     assert!(r.last().unwrap().starts_with("a BAD"), "{r:?}");
     a.send("b AUTHENTICATE PLAIN\r\n").await;
     assert_eq!(a.line().await, "+ ");
-    a.send(&format!("{}\r\n", b64("\0joe@example.org\0pw"))).await;
+    a.send(&format!("{}\r\n", b64("\0joe@example.org\0pw")))
+        .await;
     let r = a.imap_until("b").await;
     assert!(ok(&r), "{r:?}");
     let mut a = LineClient::connect(s.addr("imap")).await;
     a.line().await;
     let long = format!("\0joe@example.org\0{}", "p".repeat(6000));
     let r = cmd(&mut a, "c", &format!("AUTHENTICATE PLAIN {}", b64(&long))).await;
-    assert!(r.last().unwrap().starts_with("c NO [AUTHENTICATIONFAILED]"), "{r:?}");
+    assert!(
+        r.last().unwrap().starts_with("c NO [AUTHENTICATIONFAILED]"),
+        "{r:?}"
+    );
+}
+
+/// RFC 2342 (NAMESPACE), RFC 6855 (UTF8=ACCEPT), RFC 2971 (ID) and RFC
+/// 6154 (SPECIAL-USE, CREATE-SPECIAL-USE, /private/specialuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_utf8_id_special_use() {
+    let s = server().await;
+    s.account("ann@example.org");
+    s.account("bob@example.org");
+    let mut ann = login_as(&s, "ann@example.org").await;
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Open").await));
+    assert!(ok(
+        &cmd(&mut ann, "a", "SETACL Open joe@example.org lr").await
+    ));
+    let mut bob = login_as(&s, "bob@example.org").await;
+    assert!(ok(&cmd(&mut bob, "c", "CREATE Closed").await));
+    let mut c = login_as(&s, "joe@example.org").await;
+    let caps = cmd(&mut c, "c", "CAPABILITY").await;
+    // RFC 2342 4#1; RFC 6154 2#1, 3#4; RFC 2971: the capabilities.
+    for cap in [
+        " NAMESPACE",
+        " SPECIAL-USE",
+        " CREATE-SPECIAL-USE",
+        " ID",
+        " UTF8=ACCEPT",
+    ] {
+        assert!(caps[0].contains(cap), "{cap}: {caps:?}");
+    }
+    // RFC 2342 2#1, 2#2, 2#4, 5#1, 6#1: one personal namespace ("", where
+    // INBOX is), one other users' namespace, no shared one, no extension
+    // data, ASCII prefixes.
+    let r = cmd(&mut c, "n", "NAMESPACE").await;
+    assert_eq!(
+        r[0], "* NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL",
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "l", "LIST \"\" INBOX").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    // 2#3, 5#4, 5#5, 7#1: under the other users' prefix come the users
+    // who shared something with Joe, by login name, and no others.
+    let r = cmd(&mut c, "l", "LIST \"Shared/\" \"%\"").await;
+    assert!(
+        r.iter().any(|l| l.ends_with("\"Shared/ann@example.org\"")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("bob@")), "{r:?}");
+    let r = cmd(&mut c, "x", "SELECT \"Shared/bob@example.org/Closed\"").await;
+    assert!(r.last().unwrap().starts_with("x NO"), "{r:?}");
+
+    // RFC 2971 3.2#1: a tagged answer; 3.3#1, #2, #3, #5: short fields
+    // and values, at most 30 pairs, each field once; 3#8: true
+    // information (the version is the build's); 3#1, #2, #4, #6: what a
+    // client says of itself changes nothing.
+    let before = cmd(&mut c, "c", "CAPABILITY").await;
+    let r = cmd(
+        &mut c,
+        "i",
+        "ID (\"name\" \"Outlook\" \"version\" \"16.0\")",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("i OK"), "{r:?}");
+    let id = r[0].strip_prefix("* ID (").unwrap().trim_end_matches(')');
+    let parts: Vec<&str> = id.split('"').filter(|p| !p.trim().is_empty()).collect();
+    assert!(parts.len() % 2 == 0 && parts.len() <= 60, "{r:?}");
+    let fields: Vec<&str> = parts.iter().step_by(2).copied().collect();
+    let mut unique = fields.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), fields.len(), "{r:?}");
+    assert!(fields.iter().all(|f| f.len() <= 30), "{r:?}");
+    assert!(
+        parts.iter().skip(1).step_by(2).all(|v| v.len() <= 1024),
+        "{r:?}"
+    );
+    assert!(
+        id.contains(&format!("\"version\" \"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{r:?}"
+    );
+    assert_eq!(cmd(&mut c, "c", "CAPABILITY").await, before);
+
+    // RFC 6855 3#3: no UTF-8 in quoted strings before ENABLE: a mailbox
+    // named in UTF-8 is listed in modified UTF-7; a UTF-8 subject comes
+    // in a literal.
+    assert!(ok(&cmd(&mut ann, "e", "ENABLE UTF8=ACCEPT").await));
+    assert!(ok(&cmd(&mut ann, "c", "CREATE \"Café\"").await));
+    assert!(ok(&cmd(
+        &mut ann,
+        "a",
+        "SETACL \"Café\" joe@example.org lr"
+    )
+    .await));
+    let r = cmd(&mut c, "l", "LIST \"\" \"Shared/ann@example.org/*\"").await;
+    assert!(r.iter().any(|l| l.ends_with("/Caf&AOk-\"")), "{r:?}");
+    assert!(!r.iter().any(|l| !l.is_ascii()), "{r:?}");
+    // 4#2: without ENABLE, a message with 8-bit header fields is NO.
+    let utf8_msg = "Subject: caf\u{e9}\r\n\r\nx\r\n";
+    let r = cmd(
+        &mut c,
+        "a",
+        &format!("APPEND INBOX {{{}+}}\r\n{utf8_msg}", utf8_msg.len()),
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("a NO"), "{r:?}");
+    // After ENABLE it is taken, and other clients see it without UTF-8
+    // quoted strings.
+    let mut u = login_as(&s, "joe@example.org").await;
+    assert!(ok(&cmd(&mut u, "e", "ENABLE UTF8=ACCEPT").await));
+    let r = cmd(
+        &mut u,
+        "a",
+        &format!("APPEND INBOX {{{}+}}\r\n{utf8_msg}", utf8_msg.len()),
+    )
+    .await;
+    assert!(ok(&r), "{r:?}");
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "f", "FETCH 1 ENVELOPE").await;
+    assert!(!r[0].is_ascii() || r.len() > 2, "{r:?}");
+    assert!(
+        r.iter().all(|l| l.is_ascii() || !l.starts_with('*')),
+        "{r:?}"
+    );
+    // 3#4: UTF-8 mailbox names after ENABLE; 3#5: Net-Unicode only (no
+    // U+2028, no C1 controls); 3#2: bytes that are not UTF-8 are BAD.
+    assert!(ok(&cmd(&mut u, "c", "CREATE \"Zürich\"").await));
+    for bad in ["CREATE \"a\u{2028}b\"", "CREATE \"a\u{85}b\""] {
+        let r = cmd(&mut u, "b", bad).await;
+        assert!(!ok(&r), "{bad}: {r:?}");
+    }
+    u.send_bytes(b"b CREATE \"a\xff\xfeb\"\r\n").await;
+    let r = u.imap_until("b").await;
+    assert!(r.last().unwrap().starts_with("b BAD"), "{r:?}");
+    // 3#7: SEARCH with a charset after ENABLE UTF8=ACCEPT is BAD.
+    assert!(ok(&cmd(&mut u, "s", "SELECT INBOX").await));
+    let r = cmd(&mut u, "q", "SEARCH CHARSET UTF-8 ALL").await;
+    assert!(r.last().unwrap().starts_with("q BAD"), "{r:?}");
+
+    // RFC 6154 2#2: LIST (SPECIAL-USE) lists only mailboxes with a
+    // special use; 2#3: RETURN (SPECIAL-USE) shows them; 6#1: only
+    // attributes of the RFCs.
+    let r = cmd(&mut c, "l", "LIST (SPECIAL-USE) \"\" \"*\"").await;
+    let lines: Vec<&String> = r.iter().filter(|l| l.starts_with("* LIST")).collect();
+    assert!(!lines.is_empty());
+    const KNOWN: &[&str] = &[
+        "\\HasChildren",
+        "\\HasNoChildren",
+        "\\Noselect",
+        "\\NonExistent",
+        "\\Subscribed",
+        "\\Remote",
+        "\\Marked",
+        "\\Unmarked",
+        "\\Noinferiors",
+        "\\All",
+        "\\Archive",
+        "\\Drafts",
+        "\\Flagged",
+        "\\Junk",
+        "\\Sent",
+        "\\Trash",
+    ];
+    for l in &lines {
+        let attrs = l.split('(').nth(1).unwrap().split(')').next().unwrap();
+        assert!(
+            [
+                "\\All",
+                "\\Archive",
+                "\\Drafts",
+                "\\Flagged",
+                "\\Junk",
+                "\\Sent",
+                "\\Trash"
+            ]
+            .iter()
+            .any(|a| attrs.contains(a)),
+            "{l}"
+        );
+        assert!(attrs.split(' ').all(|a| KNOWN.contains(&a)), "{l}");
+    }
+    let r = cmd(&mut c, "l", "LIST \"\" \"Sent\" RETURN (SPECIAL-USE)").await;
+    assert!(r[0].contains("\\Sent"), "{r:?}");
+    // 3#1, 3#2: CREATE with a special use Petrel does not know: NO
+    // [USEATTR], and nothing is created.
+    let r = cmd(&mut c, "c", "CREATE Odd (USE (\\Important))").await;
+    assert!(r.last().unwrap().starts_with("c NO [USEATTR]"), "{r:?}");
+    let r = cmd(&mut c, "l", "LIST \"\" Odd").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    // 4#1: the special use is the /private/specialuse entry; 4#2, 4#3:
+    // setting it is checked as CREATE checks it.
+    let r = cmd(&mut c, "g", "GETMETADATA Sent /private/specialuse").await;
+    assert_eq!(
+        r[0], "* METADATA \"Sent\" (/private/specialuse \"\\\\Sent\")",
+        "{r:?}"
+    );
+    assert!(ok(&cmd(&mut c, "c", "CREATE Old").await));
+    let r = cmd(
+        &mut c,
+        "m",
+        "SETMETADATA Old (/private/specialuse \"\\\\Important\")",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("m NO [USEATTR]"), "{r:?}");
+    let r = cmd(
+        &mut c,
+        "m",
+        "SETMETADATA Old (/private/specialuse \"\\\\Sent\")",
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("m NO [USEATTR]"),
+        "in use by Sent: {r:?}"
+    );
+    assert!(ok(&cmd(
+        &mut c,
+        "m",
+        "SETMETADATA Sent (/private/specialuse NIL)"
+    )
+    .await));
+    assert!(ok(&cmd(
+        &mut c,
+        "m",
+        "SETMETADATA Old (/private/specialuse \"\\\\Sent\")"
+    )
+    .await));
+    let r = cmd(&mut c, "l", "LIST (SPECIAL-USE) \"\" \"*\"").await;
+    assert!(
+        r.iter()
+            .any(|l| l.contains("\\Sent") && l.ends_with("\"Old\"")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.ends_with("\"Sent\"")), "{r:?}");
 }

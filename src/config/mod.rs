@@ -133,6 +133,9 @@ pub struct ImapConfig {
     pub literal_plus: bool,
     /// Offer UNAUTHENTICATE (RFC 8437; §8 asks for a way to turn it off).
     pub unauthenticate: bool,
+    /// Take APPENDs with 8-bit header fields from clients that did not
+    /// enable UTF8=ACCEPT (RFC 6855 §4 says refuse them).
+    pub accept_8bit_headers: bool,
     /// Bytes of literals one command may carry before login.
     pub max_literal_size_unauthenticated: usize,
     /// Open IMAP connections from one address (0: no limit).
@@ -502,6 +505,7 @@ impl Default for ImapConfig {
             auth_without_tls: false,
             literal_plus: true,
             unauthenticate: true,
+            accept_8bit_headers: false,
             max_literal_size_unauthenticated: 8192,
             max_connections_per_ip: 100,
             max_connection_rate_per_ip: 600,

@@ -76,6 +76,8 @@ pub struct Session {
     /// Mailbox names in UTF-8 (IMAP4rev2 or UTF8=ACCEPT enabled);
     /// otherwise modified UTF-7 (RFC 3501 §5.1.3) both ways.
     pub(crate) utf8_names: bool,
+    /// ENABLE UTF8=ACCEPT itself: SEARCH takes no CHARSET (RFC 6855 §3).
+    pub(crate) utf8_accept: bool,
     /// ENABLE QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
     pub(crate) qresync: bool,
     /// Moves when an account is disabled or deleted.
@@ -115,6 +117,7 @@ impl Session {
             saved: Vec::new(),
             rev2: false,
             utf8_names: false,
+            utf8_accept: false,
             notify: None,
             notify_rx: None,
             notify_seen: Default::default(),
@@ -564,6 +567,7 @@ impl Session {
                 self.rev2 = false;
                 self.qresync = false;
                 self.utf8_names = false;
+                self.utf8_accept = false;
                 self.notify = None;
                 self.notify_rx = None;
                 self.notify_seen.clear();

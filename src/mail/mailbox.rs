@@ -342,6 +342,47 @@ impl MailStore {
         Ok(())
     }
 
+    /// Gives mailbox `id` the special use `role`, or none (RFC 6154 §4,
+    /// through the /private/specialuse annotation). A role belongs to one
+    /// mailbox of the account: taken, it fails with "role in use".
+    pub async fn set_mailbox_role(&self, acct: u32, id: u32, role: Option<String>) -> Result<()> {
+        let watchers = self
+            .store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let existing = all_mailboxes(txn, acct)?;
+                let Some(mut mb) = existing.iter().find(|m| m.id == id).cloned() else {
+                    return Err(abort("no such mailbox"));
+                };
+                if let Some(r) = &role {
+                    if existing
+                        .iter()
+                        .any(|m| m.id != id && m.role.as_ref() == Some(r))
+                    {
+                        return Err(abort("role in use by another mailbox"));
+                    }
+                }
+                mb.role = role.clone();
+                txn.put(k_mbox(acct, id), to_json(&mb));
+                let change = Change {
+                    created: vec![],
+                    updated: vec![],
+                    destroyed: vec![],
+                    mailboxes: vec![id],
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(grantees(std::slice::from_ref(&mb)))
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
+        for who in watchers {
+            self.notify(who);
+        }
+        Ok(())
+    }
+
     pub async fn set_subscribed(&self, acct: u32, name: &str, subscribed: bool) -> Result<()> {
         // The name's own subscription record goes in every case; a name
         // with no mailbox keeps its subscription there (RFC 9051 §6.3.7).

@@ -110,6 +110,16 @@ fn parse_pieces(args: &[Token]) -> Result<Vec<Piece>, Reply> {
     Ok(out)
 }
 
+/// Whether the header section of `m` holds a byte above 127.
+fn has_8bit_header(m: &[u8]) -> bool {
+    let end = m
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| m.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(m.len());
+    m[..end].iter().any(|&b| b >= 0x80)
+}
+
 impl Session {
     pub(crate) async fn cmd_append(&mut self, args: &[Token]) -> Reply {
         let Some(name) = self.mailbox_arg(args.first()) else {
@@ -119,6 +129,14 @@ impl Session {
             Ok(p) => p,
             Err(r) => return r,
         };
+        // RFC 6855 §4: 8-bit header fields only from a client that said it
+        // takes UTF-8 (ENABLE UTF8=ACCEPT or IMAP4rev2).
+        if !self.utf8_names
+            && !self.core.config.imap.accept_8bit_headers
+            && pieces.iter().any(|p| has_8bit_header(&p.message))
+        {
+            return "NO [CANNOT] The message has 8-bit header fields: ENABLE UTF8=ACCEPT first (RFC 6855)".into();
+        }
         let target = match self.resolve(&name).await {
             Ok(Some(t)) => t,
             Ok(None) => return "NO [TRYCREATE] No such mailbox".into(),

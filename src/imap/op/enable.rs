@@ -36,6 +36,9 @@ impl Session {
             // RFC 6855 §3: from now on mailbox names are UTF-8, not
             // modified UTF-7; APPEND takes the UTF8 (literal8) form either
             // way.
+            if name.eq_ignore_ascii_case("UTF8=ACCEPT") {
+                self.utf8_accept = true;
+            }
             if name.eq_ignore_ascii_case("UTF8=ACCEPT")
                 && !had_utf8
                 && !enabled.contains(&"UTF8=ACCEPT")

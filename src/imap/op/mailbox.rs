@@ -82,7 +82,22 @@ fn list_matches(pattern: &str, name: &str) -> bool {
     matches(pattern.as_bytes(), name.as_bytes())
 }
 
-fn role_attr(role: Option<&str>) -> Option<&'static str> {
+/// The role (JMAP's name, stored with the mailbox) of a special-use
+/// attribute (RFC 6154 §2), in any case.
+pub(crate) fn attr_role(attr: &str) -> Option<&'static str> {
+    Some(match attr.to_ascii_lowercase().as_str() {
+        "\\drafts" => "drafts",
+        "\\sent" => "sent",
+        "\\junk" => "junk",
+        "\\trash" => "trash",
+        "\\archive" => "archive",
+        "\\flagged" => "flagged",
+        "\\all" => "all",
+        _ => return None,
+    })
+}
+
+pub(crate) fn role_attr(role: Option<&str>) -> Option<&'static str> {
     Some(match role? {
         "drafts" => "\\Drafts",
         "sent" => "\\Sent",

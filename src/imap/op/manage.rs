@@ -73,16 +73,7 @@ impl Session {
                 };
                 let roles: Option<Vec<&str>> = uses
                     .iter()
-                    .map(|u| match u.as_string()?.to_ascii_lowercase().as_str() {
-                        "\\drafts" => Some("drafts"),
-                        "\\sent" => Some("sent"),
-                        "\\junk" => Some("junk"),
-                        "\\trash" => Some("trash"),
-                        "\\archive" => Some("archive"),
-                        "\\flagged" => Some("flagged"),
-                        "\\all" => Some("all"),
-                        _ => None,
-                    })
+                    .map(|u| super::mailbox::attr_role(&u.as_string()?))
                     .collect();
                 match roles.as_deref() {
                     Some([]) => None,

@@ -14,6 +14,9 @@ use crate::mail::MailError;
 const MAX_VALUE: usize = 64 * 1024;
 const MAX_ENTRIES: usize = 100;
 
+/// The entry that carries a mailbox's special use (RFC 6154 §4).
+const SPECIAL_USE: &str = "/private/specialuse";
+
 /// An entry name: /private/... or /shared/..., no wildcards, no "//",
 /// no trailing "/" (§3.2).
 fn valid_entry(e: &str) -> bool {
@@ -84,10 +87,24 @@ impl Session {
             Ok(m) => m,
             Err(r) => return r,
         };
-        let stored = match self.core.mail.annotations(self.me(), owner, mbox).await {
-            Ok(s) => s,
-            Err(e) => return unavailable(e),
-        };
+        let mut stored: Vec<(String, String)> =
+            match self.core.mail.annotations(self.me(), owner, mbox).await {
+                Ok(s) => s.into_iter().collect(),
+                Err(e) => return unavailable(e),
+            };
+        // RFC 6154 §4: the mailbox's special use, as its owner sees it.
+        if mbox != 0 && owner == self.me() {
+            match self.core.mail.mailbox(owner, mbox).await {
+                Ok(Some(mb)) => {
+                    if let Some(attr) = super::mailbox::role_attr(mb.role.as_deref()) {
+                        stored.push((SPECIAL_USE.into(), attr.into()));
+                        stored.sort();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return unavailable(e),
+            }
+        }
         let mut out = Vec::new();
         let mut longest_skipped = 0;
         for (k, v) in &stored {
@@ -150,6 +167,37 @@ impl Session {
             Ok(m) => m,
             Err(r) => return r,
         };
+        // RFC 6154 §4: /private/specialuse sets the special use, checked as
+        // CREATE (USE) checks it; it is not kept as an annotation.
+        if let Some(i) = entries
+            .iter()
+            .position(|(e, _)| e.eq_ignore_ascii_case(SPECIAL_USE))
+        {
+            let (_, value) = entries.remove(i);
+            if mbox == 0 || owner != self.me() {
+                return "NO [NOPERM] Only the owner gives a mailbox a special use".into();
+            }
+            let role = match value.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) => match super::mailbox::attr_role(v) {
+                    Some(r) => Some(r.to_string()),
+                    None if v.contains(' ') => {
+                        return "NO [USEATTR] One special use per mailbox".into()
+                    }
+                    None => return "NO [USEATTR] Unknown special-use attribute".into(),
+                },
+            };
+            match self.core.mail.set_mailbox_role(owner, mbox, role).await {
+                Ok(()) => {}
+                Err(MailError::Invalid(m)) if m.contains("role in use") => {
+                    return format!("NO [USEATTR] {m}")
+                }
+                Err(e) => return unavailable(e),
+            }
+            if entries.is_empty() {
+                return "OK SETMETADATA completed".into();
+            }
+        }
         match self
             .core
             .mail

@@ -756,6 +756,12 @@ impl Session {
         if ret.as_ref().is_some_and(|r| r.save) {
             self.saved.clear();
         }
+        // RFC 6855 §3: after ENABLE UTF8=ACCEPT, a CHARSET conflicts.
+        if self.utf8_accept
+            && matches!(args.first(), Some(Token::Atom(a)) if a.eq_ignore_ascii_case("CHARSET"))
+        {
+            return "BAD No CHARSET in SEARCH after ENABLE UTF8=ACCEPT (RFC 6855 §3)".into();
+        }
         let key = match parse_search(args) {
             Ok(k) => with_saved(k, &self.saved),
             Err(e) if e.starts_with('[') => return format!("NO {e}"),
