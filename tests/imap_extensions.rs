@@ -480,7 +480,7 @@ async fn namespace_utf8_id_special_use() {
     assert!(r.last().unwrap().starts_with("i OK"), "{r:?}");
     let id = r[0].strip_prefix("* ID (").unwrap().trim_end_matches(')');
     let parts: Vec<&str> = id.split('"').filter(|p| !p.trim().is_empty()).collect();
-    assert!(parts.len() % 2 == 0 && parts.len() <= 60, "{r:?}");
+    assert!(parts.len().is_multiple_of(2) && parts.len() <= 60, "{r:?}");
     let fields: Vec<&str> = parts.iter().step_by(2).copied().collect();
     let mut unique = fields.clone();
     unique.sort();
@@ -647,4 +647,109 @@ async fn namespace_utf8_id_special_use() {
         "{r:?}"
     );
     assert!(!r.iter().any(|l| l.ends_with("\"Sent\"")), "{r:?}");
+}
+
+/// RFC 8970 (PREVIEW), RFC 5267 §3 (ESORT ranges) and RFC 7677 (SCRAM
+/// iteration count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_esort_scram() {
+    use base64::Engine;
+    let s = TestServer::start_logging("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    let mut c = login_as(&s, "joe@example.org").await;
+    let long = "word ".repeat(100);
+    for m in [
+        // base64 text: the preview is decoded (3.3#2).
+        format!(
+            "Subject: b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64::engine::general_purpose::STANDARD.encode("Grüße aus Zürich")
+        ),
+        // HTML only: no markup in the preview (3.3#3).
+        "Subject: h\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hello <b>bold</b> world</p></body></html>\r\n".into(),
+        // Long text: at most 200 characters (3.3#4, #5).
+        format!("Subject: l\r\n\r\n{long}\r\n"),
+        // No text at all: an empty string, never NIL (3.2#3, #5).
+        "Subject: n\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n".into(),
+    ] {
+        assert!(ok(&append(&mut c, "INBOX", &m).await));
+    }
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let r = cmd(&mut c, "p", "FETCH 1:4 (PREVIEW)").await;
+    assert!(
+        r[0].contains("Grüße aus Zürich") || r[1] == "Grüße aus Zürich)",
+        "{r:?}"
+    );
+    let all = r.join("\n");
+    assert!(
+        all.contains("Hello bold world") && !all.contains('<'),
+        "{r:?}"
+    );
+    let long_line = r.iter().position(|l| l.starts_with("* 3 FETCH")).unwrap();
+    let text = if r[long_line].ends_with('}') {
+        r[long_line + 1].trim_end_matches(')').to_string()
+    } else {
+        r[long_line]
+            .split("PREVIEW \"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("\")")
+            .to_string()
+    };
+    assert!(
+        !text.is_empty() && text.chars().count() <= 200,
+        "{}",
+        text.len()
+    );
+    assert!(r.iter().any(|l| l == "* 4 FETCH (PREVIEW \"\")"), "{r:?}");
+    // 3.2#1: the same string each time; 4.1#2: LAZY is understood (and,
+    // previews being cheap here, answered with the preview, 4.1#1).
+    assert_eq!(cmd(&mut c, "p", "FETCH 1:4 (PREVIEW)").await, r);
+    let lazy = cmd(&mut c, "p", "FETCH 1:4 (PREVIEW (LAZY))").await;
+    assert_eq!(lazy, r);
+    // 8#1: who fetched previews is in the log.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = s.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("FETCH PREVIEW") && l.contains("joe@example.org")),
+        "{log}"
+    );
+
+    // RFC 5267 3.2#1, #2: ESORT's ranges run from the lower number up,
+    // whatever the sort order.
+    let r = cmd(&mut c, "o", "SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 ALL").await;
+    let set = r[0].rsplit(' ').next().unwrap();
+    for range in set.split(',') {
+        if let Some((a, b)) = range.split_once(':') {
+            assert!(
+                a.parse::<u32>().unwrap() < b.parse::<u32>().unwrap(),
+                "{r:?}"
+            );
+        }
+    }
+    assert!(r[0].starts_with("* ESEARCH (TAG \"o\") ALL "), "{r:?}");
+
+    // RFC 7677 3#1, 4#2: the iteration count offered is at least 4096.
+    let mut a = LineClient::connect(s.addr("imap")).await;
+    a.line().await;
+    let first = "n,,n=joe@example.org,r=abcdefghijklmnop";
+    a.send(&format!(
+        "a AUTHENTICATE SCRAM-SHA-256 {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(first)
+    ))
+    .await;
+    let challenge = a.line().await;
+    let server_first = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(challenge.trim_start_matches("+ "))
+            .unwrap(),
+    )
+    .unwrap();
+    let iterations: u32 = server_first
+        .split(',')
+        .find_map(|p| p.strip_prefix("i="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(iterations >= 4096, "{server_first}");
 }

@@ -78,14 +78,35 @@ impl TestServer {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> TestServer {
-        let mut child = Command::new(petrel_bin())
+        Self::spawn(dir, Stdio::inherit(), None)
+    }
+
+    /// A server whose log (`PETREL_LOG=info`) goes to `log.txt` in its
+    /// data directory, for tests of log lines ([`TestServer::log`]).
+    pub fn start_logging(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("config.toml"), test_config(extra)).unwrap();
+        let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
+        Self::spawn(dir, Stdio::from(log), Some("info"))
+    }
+
+    /// What the server has logged so far (see [`TestServer::start_logging`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log.txt")).unwrap_or_default()
+    }
+
+    fn spawn(dir: tempfile::TempDir, stderr: Stdio, log: Option<&str>) -> TestServer {
+        let mut command = Command::new(petrel_bin());
+        command
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .env("PETREL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start petrel");
+            .stderr(stderr);
+        if let Some(filter) = log {
+            command.env("PETREL_LOG", filter);
+        }
+        let mut child = command.spawn().expect("start petrel");
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         let mut ports = HashMap::new();

@@ -248,6 +248,11 @@ impl Session {
             Ok(a) => a,
             Err(e) => return format!("BAD {e}"),
         };
+        // RFC 8970 §8: who asks for previews is logged, to trace abuse.
+        if attrs.contains(&FetchAttr::Preview) {
+            let login = self.account.as_ref().map(|a| a.address.as_str());
+            tracing::info!(session = %self.id, login, "FETCH PREVIEW");
+        }
         // RFC 7162 §3.1.4.1: (CHANGEDSINCE n) keeps the messages changed
         // after n and adds MODSEQ.
         let mut changed_since = None;
@@ -592,7 +597,8 @@ fn render(
             }
         }
         // RFC 8970: at most 200 characters of the first text part, white
-        // space folded.
+        // space folded; "" when there is none (§3.2: never NIL unless
+        // LAZY).
         FetchAttr::Preview => {
             let preview = raw.and_then(|r| {
                 let msg = mail_parser::MessageParser::default().parse(r)?;
@@ -602,7 +608,7 @@ fn render(
             });
             match preview {
                 Some(p) => push(out, &format!("PREVIEW {}", crate::mail::mime::istring(&p))),
-                None => push(out, "PREVIEW NIL"),
+                None => push(out, "PREVIEW \"\""),
             }
         }
         FetchAttr::BinarySize { part } => {
