@@ -145,6 +145,9 @@ pub enum AccountCmd {
         /// Quota in bytes (0 = unlimited).
         #[arg(long)]
         quota: Option<u64>,
+        /// Quota in messages (0 = unlimited).
+        #[arg(long)]
+        quota_messages: Option<u64>,
         /// Make the account an administrator.
         #[arg(long)]
         admin: bool,
@@ -165,6 +168,9 @@ pub enum AccountCmd {
         name: Option<String>,
         #[arg(long)]
         quota: Option<u64>,
+        /// Quota in messages (0 = unlimited).
+        #[arg(long)]
+        quota_messages: Option<u64>,
         /// Refuse logins and end the account's open sessions (mail is
         /// still accepted and kept).
         #[arg(long, conflicts_with = "enabled")]
@@ -406,6 +412,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 name,
                 aliases,
                 quota,
+                quota_messages,
                 admin,
             } => {
                 let body = json!({
@@ -414,6 +421,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                     "name": name.clone().unwrap_or_default(),
                     "aliases": aliases,
                     "quota_bytes": quota.unwrap_or(0),
+                    "quota_messages": quota_messages.unwrap_or(0),
                     "role": if *admin { "admin" } else { "user" },
                 });
                 let a = api.call("POST", "/api/accounts", Some(body))?;
@@ -436,6 +444,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 secret,
                 name,
                 quota,
+                quota_messages,
                 disabled,
                 enabled,
             } => {
@@ -444,7 +453,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                     (_, true) => Some(true),
                     _ => None,
                 };
-                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "enabled": enabled });
+                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "quota_messages": quota_messages, "enabled": enabled });
                 api.call(
                     "PATCH",
                     &format!("/api/accounts/{}", enc(address)),

@@ -753,3 +753,308 @@ async fn preview_esort_scram() {
         .unwrap();
     assert!(iterations >= 4096, "{server_first}");
 }
+
+/// RFC 8474 (OBJECTID) and RFC 9208 (QUOTA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_ids_and_quota() {
+    let s = server().await;
+    s.cli_ok(&["account", "update", "joe@example.org", "--quota", "100000"]);
+    let mut c = login_as(&s, "joe@example.org").await;
+    let caps = cmd(&mut c, "c", "CAPABILITY").await;
+    // RFC 8474 3#1; RFC 9208 1#2, 3.1.1#2, 3.1.2#5, 5#1, 5#2, 5.1#3,
+    // 5.2#3: the resources handled are advertised; 1#3: no QUOTASET, as
+    // SETQUOTA is refused (quotas are the administrator's).
+    for cap in [
+        " OBJECTID",
+        " QUOTA ",
+        " QUOTA=RES-STORAGE",
+        " QUOTA=RES-MESSAGE",
+    ] {
+        assert!(caps[0].contains(cap), "{cap}: {caps:?}");
+    }
+    assert!(!caps[0].contains("QUOTASET"), "{caps:?}");
+    let r = cmd(&mut c, "q", "SETQUOTA \"\" (STORAGE 10)").await;
+    assert!(r.last().unwrap().starts_with("q NO"), "{r:?}");
+
+    // RFC 8474 4.1#1: CREATE's OK has MAILBOXID.
+    let id_in = |l: &str, code: &str| -> String {
+        l.split(&format!("{code} ("))
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let r = cmd(&mut c, "c", "CREATE Box").await;
+    let created = id_in(r.last().unwrap(), "MAILBOXID");
+    // 4.2#1: SELECT and EXAMINE say it; 4.3#1: so does STATUS; 4#1: the
+    // same each time; 7#1: in any case.
+    let r = cmd(&mut c, "s", "SELECT Box").await;
+    let l = r.iter().find(|l| l.contains("[MAILBOXID (")).unwrap();
+    assert_eq!(id_in(l, "MAILBOXID"), created);
+    let r = cmd(&mut c, "s", "EXAMINE Box").await;
+    assert!(
+        r.iter()
+            .any(|l| l.contains(&format!("[MAILBOXID ({created})]"))),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "t", "status Box (mailboxid)").await;
+    assert_eq!(id_in(&r[0], "MAILBOXID"), created);
+    // 4#2: never two mailboxes with one id.
+    let r = cmd(&mut c, "l", "LIST \"\" \"*\" RETURN (STATUS (MAILBOXID))").await;
+    let mut ids: Vec<String> = r
+        .iter()
+        .filter(|l| l.starts_with("* STATUS"))
+        .map(|l| id_in(l, "MAILBOXID"))
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert!(n >= 2 && ids.len() == n, "{r:?}");
+    // 4#4: RENAME keeps it; 4#3: a new mailbox of an old name gets a new one.
+    assert!(ok(&cmd(&mut c, "r", "RENAME Box Box2").await));
+    let r = cmd(&mut c, "t", "STATUS Box2 (MAILBOXID)").await;
+    assert_eq!(id_in(&r[0], "MAILBOXID"), created);
+    assert!(ok(&cmd(&mut c, "r", "RENAME Box2 Box").await));
+    assert!(ok(&cmd(&mut c, "d", "DELETE Box").await));
+    let r = cmd(&mut c, "c", "CREATE Box").await;
+    assert_ne!(id_in(r.last().unwrap(), "MAILBOXID"), created);
+
+    // Messages: a thread of two, and one alone.
+    for m in [
+        "Message-ID: <a@x>\r\nSubject: first\r\n\r\nx\r\n",
+        "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nReferences: <a@x>\r\nSubject: Re: first\r\n\r\ny\r\n",
+        "Message-ID: <c@x>\r\nSubject: other\r\n\r\nz\r\n",
+    ] {
+        assert!(ok(&append(&mut c, "INBOX", m).await));
+    }
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let ids = |r: &[String]| -> Vec<(String, String)> {
+        r.iter()
+            .filter(|l| l.contains("EMAILID"))
+            .map(|l| (id_in(l, "EMAILID"), id_in(l, "THREADID")))
+            .collect()
+    };
+    let first = ids(&cmd(&mut c, "f", "fetch 1:3 (emailid threadid)").await);
+    assert_eq!(first.len(), 3);
+    // 5.2#2: related messages share a thread; 5.2#5: email and thread
+    // ids never share a value.
+    assert_eq!(first[0].1, first[1].1);
+    assert_ne!(first[0].1, first[2].1);
+    for (e, _) in &first {
+        assert!(first.iter().all(|(_, t)| t != e), "{first:?}");
+    }
+    // 5.1#2, 5.2#1: a copy and a moved message keep EMAILID and THREADID
+    // (COPYUID pairs them); 5.1#1, 5.2#3: they never change, even when a
+    // later message joins two threads.
+    let r = cmd(&mut c, "k", "COPY 1 Box").await;
+    assert!(r.last().unwrap().contains("[COPYUID "), "{r:?}");
+    assert!(ok(&cmd(&mut c, "m", "MOVE 3 Box").await));
+    assert!(ok(&append(
+        &mut c,
+        "INBOX",
+        "Message-ID: <d@x>\r\nReferences: <a@x> <c@x>\r\nSubject: both\r\n\r\nw\r\n"
+    )
+    .await));
+    let again = ids(&cmd(&mut c, "f", "FETCH 1:2 (EMAILID THREADID)").await);
+    assert_eq!(again, first[..2]);
+    assert!(ok(&cmd(&mut c, "s", "SELECT Box").await));
+    let in_box = ids(&cmd(&mut c, "f", "FETCH 1:2 (EMAILID THREADID)").await);
+    assert_eq!(in_box, [first[0].clone(), first[2].clone()]);
+
+    // RFC 9208 4.1.2#1: GETQUOTAROOT gives QUOTAROOT and QUOTA; 4.1.1#1:
+    // GETQUOTA gives QUOTA; 3.1.2#2, #4: usage and limit are integers;
+    // 5.2#1: MESSAGE is exact; 3.2#2: the account's limit is shown; 7#1:
+    // in any case.
+    let r = cmd(&mut c, "g", "getquotaroot INBOX").await;
+    assert!(r[0].starts_with("* QUOTAROOT \"INBOX\" "), "{r:?}");
+    let root = r[0].rsplit(' ').next().unwrap().to_string();
+    let quota = r
+        .iter()
+        .find(|l| l.starts_with("* QUOTA "))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        number_after(std::slice::from_ref(&quota), "MESSAGE"),
+        None,
+        "no message limit set: {quota}"
+    );
+    let storage: Vec<u64> = quota
+        .split("STORAGE ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(storage[1], 100000 / 1024, "{quota}");
+    let r = cmd(&mut c, "g", &format!("GETQUOTA {root}")).await;
+    assert_eq!(r[0], quota, "{r:?}");
+    s.cli_ok(&[
+        "account",
+        "update",
+        "joe@example.org",
+        "--quota-messages",
+        "4",
+    ]);
+    let r = cmd(&mut c, "g", "GETQUOTAROOT INBOX").await;
+    let all = r.join(" ");
+    // Four messages stored (the copy in Box is the same message).
+    assert!(all.contains("MESSAGE 4 4"), "{r:?}");
+    // 4.3.1#1: an APPEND over the limit is NO [OVERQUOTA]; 4.3.1#2: never
+    // an untagged OVERQUOTA.
+    let r = append(&mut c, "INBOX", "Subject: one too many\r\n\r\nx\r\n").await;
+    assert!(r.last().unwrap().starts_with("A NO [OVERQUOTA]"), "{r:?}");
+    assert!(
+        !r.iter().any(|l| l.starts_with("* NO [OVERQUOTA]")),
+        "{r:?}"
+    );
+    // 5.1#2, 5.2#2, 7#2-#4: STATUS DELETED and DELETED-STORAGE; 4.1.4#1:
+    // exact: a message also kept in another mailbox frees nothing.
+    assert!(ok(&cmd(&mut c, "s", "SELECT INBOX").await));
+    let sizes = cmd(&mut c, "z", "FETCH 1:2 RFC822.SIZE").await;
+    let size2 = number_after(std::slice::from_ref(&sizes[1]), "RFC822.SIZE").unwrap();
+    assert!(ok(
+        &cmd(&mut c, "e", "STORE 1:2 +FLAGS.SILENT (\\Deleted)").await
+    ));
+    let r = cmd(&mut c, "t", "status INBOX (deleted deleted-storage)").await;
+    assert!(r[0].contains("DELETED 2 "), "{r:?}");
+    assert_eq!(
+        number_after(&r, "DELETED-STORAGE"),
+        Some(size2),
+        "message 1 is also in Box: {r:?}"
+    );
+}
+
+/// RFC 5464 (METADATA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_sentences() {
+    // (No small literal limit here: one value is over 64 KiB.)
+    let s = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    let mut ann = login_as(&s, "ann@example.org").await;
+    let mut c = login_as(&s, "joe@example.org").await;
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Team").await));
+    assert!(ok(&cmd(&mut ann, "c", "CREATE Hidden").await));
+    assert!(ok(
+        &cmd(&mut ann, "a", "SETACL Team joe@example.org lr").await
+    ));
+    // 3.3#3: shared annotations: what Ann writes under /shared Joe reads;
+    // 7#3: her /private ones stay hers.
+    assert!(ok(&cmd(
+        &mut ann,
+        "m",
+        "SETMETADATA Team (/shared/comment \"team box\" /private/comment \"mine\")"
+    )
+    .await));
+    let r = cmd(
+        &mut c,
+        "g",
+        "GETMETADATA \"Shared/ann@example.org/Team\" (/shared/comment /private/comment)",
+    )
+    .await;
+    assert_eq!(
+        r[0], "* METADATA \"Shared/ann@example.org/Team\" (/shared/comment \"team box\")",
+        "{r:?}"
+    );
+    // 3.3#1: a mailbox Joe has no rights on: NO.
+    let r = cmd(
+        &mut c,
+        "g",
+        "GETMETADATA \"Shared/ann@example.org/Hidden\" /shared/comment",
+    )
+    .await;
+    assert!(r.last().unwrap().starts_with("g NO"), "{r:?}");
+    // 3.2#1, 3.2#3, 5#2, 6#1: entry names: no "//", no trailing "/", no
+    // "*" or "%", ASCII only, under /shared or /private: else BAD.
+    for bad in [
+        "/shared//x",
+        "/shared/x/",
+        "/shared/a*",
+        "/private/b%",
+        "/shared/caf\u{e9}",
+        "/other/x",
+    ] {
+        let r = cmd(&mut c, "b", &format!("SETMETADATA INBOX ({bad} \"v\")")).await;
+        assert!(r.last().unwrap().starts_with("b BAD"), "{bad}: {r:?}");
+    }
+    // 4.1#5: ten entries of 1024 bytes are taken; 4.3#1: SETMETADATA
+    // answers with no METADATA response; 5#1: names in any case.
+    let v = "v".repeat(1024);
+    let items: Vec<String> = (0..10).map(|i| format!("/private/e{i} \"{v}\"")).collect();
+    let r = cmd(
+        &mut c,
+        "m",
+        &format!("setmetadata INBOX ({})", items.join(" ")),
+    )
+    .await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(ok(&r), "{r:?}");
+    // 4.2.1#1: MAXSIZE leaves out longer values and says LONGENTRIES.
+    let r = cmd(
+        &mut c,
+        "g",
+        "getmetadata (maxsize 100) INBOX (/private/e0 /private/e1)",
+    )
+    .await;
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with("g OK [METADATA LONGENTRIES 1024]"),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.starts_with("* METADATA")), "{r:?}");
+    // 4.3#3, 7#1: a value over the limit: NO [METADATA MAXSIZE n]; 4.3#6:
+    // the other entries of that command are not set.
+    let big = "x".repeat(64 * 1024 + 1);
+    let r = cmd(
+        &mut c,
+        "m",
+        &format!(
+            "SETMETADATA INBOX (/private/ok \"1\" /private/big {{{}+}}\r\n{big})",
+            big.len()
+        ),
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("m NO [METADATA MAXSIZE "),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "g", "GETMETADATA INBOX /private/ok").await;
+    assert!(!r.iter().any(|l| l.starts_with("* METADATA")), "{r:?}");
+    // 4.3#4, 7#1: too many entries: NO [METADATA TOOMANY], nothing set.
+    let many: Vec<String> = (0..100).map(|i| format!("/private/n{i} \"x\"")).collect();
+    let r = cmd(
+        &mut c,
+        "m",
+        &format!("SETMETADATA INBOX ({})", many.join(" ")),
+    )
+    .await;
+    assert!(
+        r.last().unwrap().starts_with("m NO [METADATA TOOMANY]"),
+        "{r:?}"
+    );
+    let r = cmd(&mut c, "g", "GETMETADATA INBOX /private/n0").await;
+    assert!(!r.iter().any(|l| l.starts_with("* METADATA")), "{r:?}");
+    // 4.1#1: annotations follow RENAME; 4.1#2: a deleted mailbox's go
+    // with it.
+    assert!(ok(&cmd(&mut c, "c", "CREATE Notes").await));
+    assert!(ok(&cmd(
+        &mut c,
+        "m",
+        "SETMETADATA Notes (/shared/comment \"n\")"
+    )
+    .await));
+    assert!(ok(&cmd(&mut c, "r", "RENAME Notes Notes2").await));
+    let r = cmd(&mut c, "g", "GETMETADATA Notes2 /shared/comment").await;
+    assert_eq!(
+        r[0], "* METADATA \"Notes2\" (/shared/comment \"n\")",
+        "{r:?}"
+    );
+    assert!(ok(&cmd(&mut c, "d", "DELETE Notes2").await));
+    assert!(ok(&cmd(&mut c, "c", "CREATE Notes2").await));
+    let r = cmd(&mut c, "g", "GETMETADATA Notes2 /shared/comment").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+}

@@ -231,6 +231,7 @@ impl Session {
             "OBJECTID",
             "SAVEDATE",
             "STATUS=SIZE",
+            "UNAUTHENTICATE",
             "ESEARCH",
             "SEARCHRES",
             "BINARY",
@@ -250,8 +251,8 @@ impl Session {
             &limit,
         ];
         // RFC 8437 §8: offered unless `imap.unauthenticate = false`.
-        if self.core.config.imap.unauthenticate {
-            caps.push("UNAUTHENTICATE");
+        if !self.core.config.imap.unauthenticate {
+            caps.retain(|c| *c != "UNAUTHENTICATE");
         }
         if !self.conn.stream.is_tls() && self.core.tls.is_some() && self.account.is_none() {
             caps.push("STARTTLS");

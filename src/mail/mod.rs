@@ -508,6 +508,14 @@ impl MailStore {
         Ok(view)
     }
 
+    /// The message's keywords and the mailboxes that hold it.
+    pub async fn email_state(&self, acct: u32, email: u64) -> Result<Option<EmailState>> {
+        match self.store.get(k_email(b'F', acct, email)).await? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn email_meta(&self, acct: u32, email: u64) -> Result<Option<EmailMeta>> {
         match self.store.get(k_email(b'E', acct, email)).await? {
             Some(v) => Ok(Some(from_json(&v)?)),

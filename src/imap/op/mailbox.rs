@@ -682,6 +682,30 @@ impl Session {
                     .iter()
                     .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
                     .count() as u64,
+                // RFC 9208 §4.1.4: the octets an EXPUNGE would free: the
+                // \Deleted messages no other mailbox also holds.
+                "DELETED-STORAGE" => {
+                    let mut total = 0;
+                    for m in msgs
+                        .iter()
+                        .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    {
+                        let mail = &self.core.mail;
+                        let only_here = mail
+                            .email_state(acct, m.email)
+                            .await
+                            .map_err(unavailable)?
+                            .is_none_or(|st| st.mailboxes.iter().all(|(b, _)| *b == mb.id));
+                        if only_here {
+                            if let Some(meta) =
+                                mail.email_meta(acct, m.email).await.map_err(unavailable)?
+                            {
+                                total += meta.size;
+                            }
+                        }
+                    }
+                    total
+                }
                 _ => return Err(format!("BAD Unknown status item {item}")),
             };
             out.push(format!("{item} {v}"));

@@ -133,7 +133,7 @@ impl Session {
     }
 
     pub(crate) fn cmd_setquota(&mut self) -> Reply {
-        "NO [NOPERM] Quotas are set by the administrator (petrel account update --quota-bytes)"
+        "NO [NOPERM] Quotas are set by the administrator (petrel account update --quota, --quota-messages)"
             .into()
     }
 }
