@@ -231,9 +231,11 @@ pub fn references(msgs: &[Msg]) -> String {
                 table.insert(subject, r);
             }
             Some(&old) => {
+                // §3 step 5.B.iv: only a message that is not a dummy is
+                // replaced: by a dummy, or as a reply by an original.
                 let old_dummy = t.nodes[old].msg.is_none();
                 let old_reply = t.subject(old).map(|s| s.1).unwrap_or(false);
-                if (t.nodes[r].msg.is_none() && !old_dummy) || (old_reply && !reply) {
+                if !old_dummy && (t.nodes[r].msg.is_none() || (old_reply && !reply)) {
                     table.insert(subject, r);
                 }
             }
