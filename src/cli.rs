@@ -136,8 +136,13 @@ pub enum DomainCmd {
 pub enum AccountCmd {
     Create {
         address: String,
-        #[arg(long)]
-        secret: String,
+        /// The password (it shows in the shell's history and `ps`:
+        /// prefer --secret-stdin).
+        #[arg(long, required_unless_present = "secret_stdin")]
+        secret: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "secret")]
+        secret_stdin: bool,
         #[arg(long)]
         name: Option<String>,
         #[arg(long = "alias")]
@@ -162,8 +167,12 @@ pub enum AccountCmd {
     /// Change password, name or quota.
     Update {
         address: String,
+        /// A new password (prefer --secret-stdin).
         #[arg(long)]
         secret: Option<String>,
+        /// Read the new password from the first line of standard input.
+        #[arg(long, conflicts_with = "secret")]
+        secret_stdin: bool,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
@@ -214,6 +223,23 @@ struct Api {
     base: String,
     auth: String,
     agent: ureq::Agent,
+}
+
+/// The password given with --secret, or the first line of standard input
+/// with --secret-stdin (without its line end).
+fn secret_from(given: Option<&str>, stdin: bool) -> anyhow::Result<String> {
+    if !stdin {
+        return given
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("give the password with --secret or --secret-stdin"));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        anyhow::bail!("--secret-stdin: standard input held no password (one line expected)");
+    }
+    Ok(secret)
 }
 
 fn enc(s: &str) -> String {
@@ -409,12 +435,14 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
             AccountCmd::Create {
                 address,
                 secret,
+                secret_stdin,
                 name,
                 aliases,
                 quota,
                 quota_messages,
                 admin,
             } => {
+                let secret = secret_from(secret.as_deref(), *secret_stdin)?;
                 let body = json!({
                     "address": address,
                     "secret": secret,
@@ -442,6 +470,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
             AccountCmd::Update {
                 address,
                 secret,
+                secret_stdin,
                 name,
                 quota,
                 quota_messages,
@@ -452,6 +481,10 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                     (true, _) => Some(false),
                     (_, true) => Some(true),
                     _ => None,
+                };
+                let secret = match (secret, secret_stdin) {
+                    (None, false) => None,
+                    (s, stdin) => Some(secret_from(s.as_deref(), *stdin)?),
                 };
                 let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "quota_messages": quota_messages, "enabled": enabled });
                 api.call(

@@ -229,6 +229,69 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&nocreds.stderr).contains("PETREL_CREDENTIALS"));
+    // A 401 says which scheme to use (RFC 9110 §11.6.1).
+    let raw = {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(s.addr("http")).unwrap();
+        t.write_all(b"GET /api/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        t.read_to_string(&mut out).unwrap();
+        out.to_ascii_lowercase()
+    };
+    assert!(raw.starts_with("http/1.1 401"), "{raw}");
+    assert!(
+        raw.contains("www-authenticate: basic realm=\"petrel\""),
+        "{raw}"
+    );
+    // A mail account needs an address; a bare name is for administrators.
+    let bare = s.cli(&[
+        "account",
+        "create",
+        "notanaddress",
+        "--secret",
+        "plum vortex tangerine",
+    ]);
+    assert!(!bare.status.success());
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("is not an address (local@domain)"),
+        "{bare:?}"
+    );
+    // The password from standard input, not the command line.
+    let stdin = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(petrel_bin())
+            .arg("--url")
+            .arg(s.api())
+            .args(args)
+            .env("PETREL_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let made = stdin(
+        &["account", "create", "in@example.org", "--secret-stdin"],
+        "from stdin 42\n",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let empty = stdin(
+        &["account", "update", "in@example.org", "--secret-stdin"],
+        "\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("no password"),
+        "{empty:?}"
+    );
+    s.cli_ok(&["account", "delete", "in@example.org"]);
 
     s.cli_ok(&["group", "delete", "team@example.org"]);
     s.cli_ok(&["account", "delete", "joe@example.org"]);

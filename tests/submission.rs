@@ -118,6 +118,42 @@ async fn implicit_tls_login_sender_rules_and_added_headers() {
     assert!(text.contains("\r\nMessage-ID: <"), "{text}");
     assert!(!text.contains("Return-Path"), "{text}");
     assert!(text.ends_with("hello\r\n"), "{text}");
+    // RFC 6409 §8.1 (smtp.check-from-header): the From: header must be
+    // the user's too, every address of it.
+    for from in ["Ann <ann@example.org>", "joe@example.org, ann@example.org"] {
+        c.send("MAIL FROM:<joe@example.org>\r\nRCPT TO:<ann@example.org>\r\nDATA\r\n")
+            .await;
+        for _ in 0..3 {
+            c.smtp_reply().await;
+        }
+        c.send(&format!(
+            "From: {from}\r\nSubject: forged\r\n\r\nx\r\n.\r\n"
+        ))
+        .await;
+        let r = c.smtp_reply().await;
+        assert!(
+            r.starts_with("550 5.7.1") && r.contains("<ann@example.org> is not yours"),
+            "{from}: {r}"
+        );
+    }
+    // Off, the header is not checked.
+    let lax = TestServer::start_with("[smtp]\ncheck-from-header = false\n");
+    lax.account("joe@example.org");
+    let mut c = LineClient::connect_tls(&lax, lax.addr("submissions")).await;
+    c.smtp_reply().await;
+    ehlo(&mut c).await;
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("235"));
+    c.send("MAIL FROM:<joe@example.org>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..3 {
+        c.smtp_reply().await;
+    }
+    c.send("From: boss@example.com\r\nSubject: on behalf\r\n\r\nx\r\n.\r\n")
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("250"), "{r}");
 }
 
 /// A client-side SCRAM-SHA-256 (RFC 5802 §3), written from the RFC for

@@ -112,6 +112,9 @@ pub struct SmtpConfig {
     /// "reject" refuses a message with a bare CR or LF (RFC 5321 §2.3.8);
     /// "accept" stores it as sent.
     pub bare_newlines: BareNewlines,
+    /// Authenticated senders: every From: header address must be the
+    /// user's own (RFC 6409 §8.1).
+    pub check_from_header: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -492,6 +495,7 @@ impl Default for SmtpConfig {
             max_connection_rate_per_ip: 600,
             limit_exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
             bare_newlines: BareNewlines::Reject,
+            check_from_header: true,
         }
     }
 }

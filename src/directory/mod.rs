@@ -474,6 +474,12 @@ impl Directory {
 
     pub async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let address = normalize_login(&new.address)?;
+        // A bare login name (`admin`) has no mailbox: administrators only.
+        if !address.contains('@') && new.role != Some(Role::Admin) {
+            return Err(DirError::Invalid(format!(
+                "`{address}` is not an address (local@domain): a mail account needs one; only an administrator (--admin) may have a bare login name"
+            )));
+        }
         let aliases = new
             .aliases
             .iter()

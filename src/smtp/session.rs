@@ -637,6 +637,19 @@ impl Session {
                 .error("554 5.4.6 Mail loop detected (too many Received headers)")
                 .await;
         }
+        // RFC 6409 §8.1: the author an authenticated user claims must be
+        // the user (its address or an alias), not only the envelope.
+        if let (Some(acct), true) = (&self.account, cfg.check_from_header) {
+            if let Some(other) = foreign_author(&body, acct) {
+                tracing::info!(session = %self.id, login = %acct.address, from = %other, "refused: From header not the user's");
+                return self
+                    .error(&format!(
+                        "550 5.7.1 The From: header address <{other}> is not yours: send as {} or one of your aliases",
+                        acct.address
+                    ))
+                    .await;
+            }
+        }
         let mut folder = "inbox";
         let mut auth_results = String::new();
         let mut body = body;
@@ -1051,6 +1064,23 @@ pub fn count_received(msg: &[u8]) -> usize {
         .split(|&b| b == b'\n')
         .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
         .count()
+}
+
+/// The first From: header address of `body` that is not `acct`'s own
+/// address or alias, if any.
+fn foreign_author(body: &[u8], acct: &crate::directory::Account) -> Option<String> {
+    let msg = mail_parser::MessageParser::default().parse_headers(body)?;
+    let from = msg.from()?;
+    let foreign = from
+        .iter()
+        .filter_map(|a| a.address())
+        .find(|a| {
+            !std::iter::once(&acct.address)
+                .chain(acct.aliases.iter())
+                .any(|own| own.eq_ignore_ascii_case(a))
+        })
+        .map(str::to_string);
+    foreign
 }
 
 #[cfg(test)]
