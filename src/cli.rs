@@ -363,13 +363,37 @@ fn print_records(v: &Value) {
     );
     for r in v["records"].as_array().into_iter().flatten() {
         println!("; {}", r["purpose"].as_str().unwrap_or(""));
+        let kind = r["type"].as_str().unwrap_or("");
         println!(
-            "{}\tIN\t{}\t\"{}\"\n",
+            "{}\tIN\t{kind}\t{}\n",
             r["name"].as_str().unwrap_or(""),
-            r["type"].as_str().unwrap_or(""),
-            r["value"].as_str().unwrap_or("")
+            zone_rdata(kind, r["value"].as_str().unwrap_or(""))
         );
     }
+}
+
+/// A record's data as a zone file writes it: TXT as quoted strings of at
+/// most 255 bytes each (RFC 1035 §3.3.14; a long DKIM key is split, RFC
+/// 6376 §3.6.2.2), other types as they are.
+fn zone_rdata(kind: &str, value: &str) -> String {
+    if kind != "TXT" {
+        return value.to_string();
+    }
+    let mut parts = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() || parts.is_empty() {
+        let mut end = rest.len().min(255);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        parts.push(format!(
+            "\"{}\"",
+            chunk.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+        rest = tail;
+    }
+    parts.join(" ")
 }
 
 fn print_queue_entry(e: &Value) {
@@ -641,4 +665,22 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
         Command::Serve { .. } | Command::Init { .. } => unreachable!("handled by main"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn txt_records_are_split_into_strings_of_255_bytes() {
+        let key = format!("v=DKIM1; k=rsa; p={}", "A".repeat(400));
+        let line = super::zone_rdata("TXT", &key);
+        let parts: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        assert_eq!(parts.len(), 2, "{line}");
+        assert!(parts.iter().all(|p| p.len() <= 255));
+        assert_eq!(parts.concat(), key);
+        assert_eq!(super::zone_rdata("TXT", "a\"b"), "\"a\\\"b\"");
+        assert_eq!(
+            super::zone_rdata("MX", "10 mx.example.org."),
+            "10 mx.example.org."
+        );
+    }
 }

@@ -132,7 +132,7 @@ impl DkimKey {
                 name: format!("_mta-sts.{d}."),
                 kind: "TXT".into(),
                 value: format!("v=STSv1; id={}", self.created),
-                purpose: "MTA-STS policy id (RFC 8461); serve the policy at https://mta-sts.{d}/.well-known/mta-sts.txt".into(),
+                purpose: format!("MTA-STS policy id (RFC 8461); serve the policy at https://mta-sts.{d}/.well-known/mta-sts.txt"),
             },
         ]
     }

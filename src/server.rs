@@ -108,6 +108,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let (default_cfg, fresh) = prepare_data_dir(&data_dir)?;
     let cfg_path = opts.config.unwrap_or(default_cfg);
     let cfg = Config::load(&cfg_path)?;
+    // Other servers find this one (MX records, HELO, certificates) by its
+    // name: a bare name like `localhost` only works on this machine.
+    if !cfg.hostname.contains('.') {
+        let warning = format!(
+            "hostname `{}` is not a fully qualified domain name: other mail servers cannot reach this one by it (MX records, certificates); set `hostname` in {}",
+            cfg.hostname,
+            cfg_path.display()
+        );
+        tracing::warn!("{warning}");
+        println!("petrel: warning: {warning}");
+    }
 
     let cert = Config::resolve(&data_dir, &cfg.tls.certificate);
     let key = Config::resolve(&data_dir, &cfg.tls.private_key);

@@ -111,6 +111,11 @@ fn first_start_creates_data_dir_and_prints_next_steps() {
         "every default is written out"
     );
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
+    // The default hostname, localhost, is no name other servers can use.
+    assert!(
+        out.contains("hostname `localhost` is not a fully qualified domain name"),
+        "{out}"
+    );
     if out.contains("petrel: ready") {
         assert!(
             out.contains("petrel: listening smtp 127.0.0.1:2525"),

@@ -410,3 +410,58 @@ async fn groups_forward_to_other_domains_arc_sealed() {
         "fail"
     );
 }
+
+/// `petrel dkim create` prints zone-file lines a real DNS server loads
+/// (Knot): a 2048-bit RSA key's TXT record in strings of at most 255
+/// bytes (RFC 1035 §3.3.14, RFC 6376 §3.6.2.2), MX data unquoted, no
+/// unfilled placeholders; served, the key reads back whole.
+#[test]
+fn printed_dns_records_load_into_a_real_zone() {
+    let s = TestServer::start();
+    s.cli_ok(&["domain", "create", "mail.test"]);
+    let out = s.cli_ok(&[
+        "dkim",
+        "create",
+        "mail.test",
+        "--selector",
+        "s1",
+        "--algorithm",
+        "rsa",
+    ]);
+    assert!(!out.contains("{d}"), "{out}");
+    let records: String = out
+        .lines()
+        .filter(|l| l.contains("\tIN\t"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        records.contains("mail.test.\tIN\tMX\t10 mx.test."),
+        "{records}"
+    );
+    let line = records
+        .lines()
+        .find(|l| l.starts_with("s1._domainkey"))
+        .unwrap();
+    let parts: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    assert!(
+        parts.len() > 1 && parts.iter().all(|p| p.len() <= 255),
+        "{line}"
+    );
+    let knot = common::knot::Knot::start(&records);
+    let dig = |kind: &str, name: &str| {
+        let out = Command::new("kdig")
+            .arg(format!("@{}", knot.addr.ip()))
+            .args(["-p", &knot.addr.port().to_string(), "+short", kind, name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let txt = dig("TXT", "s1._domainkey.mail.test.");
+    let joined: String = txt.split('"').skip(1).step_by(2).collect();
+    assert!(
+        joined.starts_with("v=DKIM1; k=rsa; p=MII") && joined.len() > 255,
+        "{txt}"
+    );
+    assert_eq!(dig("MX", "mail.test."), "10 mx.test.");
+    assert!(dig("TXT", "_mta-sts.mail.test.").starts_with("\"v=STSv1; id="));
+}
