@@ -46,6 +46,11 @@ pub enum Command {
         #[arg(long, default_value = "petrel-data")]
         data_dir: PathBuf,
     },
+    /// Offline administration of a stopped server's data directory.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCmd,
+    },
     /// Manage domains.
     Domain {
         #[command(subcommand)]
@@ -133,6 +138,23 @@ pub enum DomainCmd {
 }
 
 #[derive(Subcommand)]
+pub enum AdminCmd {
+    /// Give the `admin` account a new password (or create it), with the
+    /// server stopped: the way back in when the first password is lost.
+    ResetPassword {
+        #[arg(long, default_value = "petrel-data")]
+        data_dir: PathBuf,
+        /// The configuration file, if not DATA_DIR/config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Read the new password from standard input (else one is made
+        /// and printed).
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum AccountCmd {
     Create {
         address: String,
@@ -180,6 +202,9 @@ pub enum AccountCmd {
         /// Quota in messages (0 = unlimited).
         #[arg(long)]
         quota_messages: Option<u64>,
+        /// admin or user.
+        #[arg(long, value_parser = ["admin", "user"])]
+        role: Option<String>,
         /// Refuse logins and end the account's open sessions (mail is
         /// still accepted and kept).
         #[arg(long, conflicts_with = "enabled")]
@@ -330,6 +355,7 @@ impl Api {
 }
 
 fn print_accounts(v: &Value) {
+    println!("ADDRESS\tROLE\tSTATE\tNAME\tALIASES");
     for a in v.as_array().into_iter().flatten() {
         let aliases = a["aliases"]
             .as_array()
@@ -341,15 +367,15 @@ fn print_accounts(v: &Value) {
             })
             .unwrap_or_default();
         println!(
-            "{}\t{}\t{}{}",
+            "{}\t{}\t{}\t{}\t{aliases}",
             a["address"].as_str().unwrap_or(""),
             a["role"].as_str().unwrap_or(""),
-            a["name"].as_str().unwrap_or(""),
-            if aliases.is_empty() {
-                String::new()
+            if a["enabled"].as_bool() == Some(false) {
+                "DISABLED"
             } else {
-                format!("\taliases: {aliases}")
-            }
+                "enabled"
+            },
+            a["name"].as_str().unwrap_or(""),
         );
     }
 }
@@ -498,6 +524,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 name,
                 quota,
                 quota_messages,
+                role,
                 disabled,
                 enabled,
             } => {
@@ -510,7 +537,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                     (None, false) => None,
                     (s, stdin) => Some(secret_from(s.as_deref(), *stdin)?),
                 };
-                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "quota_messages": quota_messages, "enabled": enabled });
+                let body = json!({ "secret": secret, "name": name, "quota_bytes": quota, "quota_messages": quota_messages, "role": role, "enabled": enabled });
                 api.call(
                     "PATCH",
                     &format!("/api/accounts/{}", enc(address)),
@@ -662,7 +689,9 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve { .. } | Command::Init { .. } => unreachable!("handled by main"),
+        Command::Serve { .. } | Command::Init { .. } | Command::Admin { .. } => {
+            unreachable!("handled by main")
+        }
     }
     Ok(())
 }

@@ -17,6 +17,47 @@ fn tune_malloc() {
     }
 }
 
+/// `petrel admin reset-password` (offline).
+fn reset_password(
+    data_dir: &std::path::Path,
+    config: Option<&std::path::Path>,
+    secret_stdin: bool,
+) -> anyhow::Result<()> {
+    let secret = if secret_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let s = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(
+            !s.is_empty(),
+            "--secret-stdin: standard input held no password"
+        );
+        Some(s)
+    } else {
+        None
+    };
+    let given = secret.is_some();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pw = rt.block_on(petrel::server::reset_admin_password(
+        data_dir, config, secret,
+    ))?;
+    if given {
+        println!("The administrator account `admin` has the password from standard input.");
+    } else {
+        println!("The administrator account `admin` has a new password: {pw}");
+    }
+    println!(
+        "Start the server again: petrel serve --data-dir {}",
+        data_dir.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // As after serve: leave without RocksDB's static destructors.
+    // SAFETY: _exit ends the process at once; the store is closed.
+    unsafe { libc::_exit(0) };
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -59,6 +100,14 @@ fn main() {
                 data_dir.display()
             );
         }),
+        Command::Admin {
+            action:
+                petrel::cli::AdminCmd::ResetPassword {
+                    data_dir,
+                    config,
+                    secret_stdin,
+                },
+        } => reset_password(data_dir, config.as_deref(), *secret_stdin),
         _ => run_admin(&cli),
     };
     if let Err(e) = result {

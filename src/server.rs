@@ -88,6 +88,57 @@ pub fn open_store(cfg: &Config, data_dir: &Path) -> anyhow::Result<Store> {
     Ok(Store::new(backend))
 }
 
+/// `petrel admin reset-password`: on a stopped server's data directory,
+/// gives `admin` the password `secret` (or a new one, returned) and
+/// enables it; creates the account if it is gone.
+pub async fn reset_admin_password(
+    data_dir: &Path,
+    config: Option<&Path>,
+    secret: Option<String>,
+) -> anyhow::Result<String> {
+    let cfg_path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join("config.toml"));
+    if !cfg_path.exists() {
+        anyhow::bail!(
+            "no configuration at {}: give the data directory with --data-dir (or the file with --config)",
+            cfg_path.display()
+        );
+    }
+    let cfg = Config::load(&cfg_path)?;
+    let store = open_store(&cfg, data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot open the store ({e}); if the server is running, stop it first: this command works on a stopped server")
+    })?;
+    let dir = crate::directory::Directory::new(store.clone(), &cfg.auth, &cfg.passwords);
+    let pw = secret.unwrap_or_else(generate_password);
+    let res = match dir.get_account("admin").await? {
+        Some(_) => dir
+            .update_account(
+                "admin",
+                crate::directory::AccountPatch {
+                    secret: Some(pw.clone()),
+                    enabled: Some(true),
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+        None => dir
+            .create_account(NewAccount {
+                address: "admin".into(),
+                secret: pw.clone(),
+                role: Some(Role::Admin),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+    };
+    store.close();
+    res?;
+    Ok(pw)
+}
+
 fn generate_password() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";

@@ -462,3 +462,85 @@ async fn quota_is_enforced_at_delivery() {
     let shown = s.cli_ok(&["account", "show", "joe@example.org"]);
     assert!(shown.contains("\"messages\": 1"), "{shown}");
 }
+
+/// The way back in when the administrator's password is lost: `petrel
+/// admin reset-password` on the stopped server's data directory (it
+/// refuses while the server runs); the account list marks disabled
+/// accounts under a header; `account update --role`.
+#[test]
+fn admin_password_reset_offline_and_account_list() {
+    let s = TestServer::start();
+    s.account("joe@example.org");
+    s.cli_ok(&["account", "update", "joe@example.org", "--disabled"]);
+    let list = s.cli_ok(&["account", "list"]);
+    assert!(list.starts_with("ADDRESS\tROLE\tSTATE"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("joe@example.org\tuser\tDISABLED")),
+        "{list}"
+    );
+    s.cli_ok(&[
+        "account",
+        "update",
+        "joe@example.org",
+        "--enabled",
+        "--role",
+        "admin",
+    ]);
+    assert!(s
+        .cli_ok(&["account", "list"])
+        .contains("joe@example.org\tadmin\tenabled"));
+    let reset = |dir: &std::path::Path, input: Option<&str>| {
+        use std::io::Write;
+        let mut c = std::process::Command::new(petrel_bin());
+        c.args(["admin", "reset-password", "--data-dir"]).arg(dir);
+        if input.is_some() {
+            c.arg("--secret-stdin");
+        }
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(i) = input {
+            child.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    // While the server runs, the store is in use: refused, saying why.
+    let busy = reset(s.data_dir(), None);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("stop it first"),
+        "{busy:?}"
+    );
+    let dir = s.kill_keep_dir();
+    let out = reset(dir.path(), None);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pw = text
+        .split("has a new password: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    let out = reset(dir.path(), Some("a new admin passphrase here\n"));
+    assert!(out.status.success(), "{out:?}");
+    let s = TestServer::start_in(dir);
+    let api = |creds: &str| {
+        std::process::Command::new(petrel_bin())
+            .args(["--url", &s.api(), "domain", "list"])
+            .env("PETREL_CREDENTIALS", creds)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(api("admin:a new admin passphrase here"));
+    assert!(
+        !api(&format!("admin:{pw}")),
+        "the first reset's password was replaced"
+    );
+    assert!(!api(&format!("admin:{ADMIN_PASSWORD}")));
+}
