@@ -289,6 +289,16 @@ impl Api {
         if !creds.contains(':') {
             anyhow::bail!("credentials must be USER:PASSWORD");
         }
+        let parsed = url.parse::<ureq::http::Uri>().ok();
+        match parsed.as_ref().and_then(|u| u.scheme_str()) {
+            Some("http") if parsed.as_ref().is_some_and(|u| u.host().is_some()) => {}
+            Some("https") => anyhow::bail!(
+                "this petrel build talks plain HTTP to the management API: give --url http://HOST:PORT (the `http` listener; use a local one or an SSH tunnel for a remote server)"
+            ),
+            _ => anyhow::bail!(
+                "`{url}` is not the address of the management API: give --url http://HOST:PORT, the server's `http` listener (http://127.0.0.1:8080 by default)"
+            ),
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -329,10 +339,21 @@ impl Api {
             _ => anyhow::bail!("internal: bad request method"),
         };
         let mut res = res.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the Petrel server at {}: {e}. Is it running? (--url)",
-                self.base
-            )
+            let base = &self.base;
+            match e {
+                ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                    anyhow::anyhow!(
+                        "nothing answers at {base}: is the server running, and is --url its `http` listener? (petrel serve prints `listening http ...`)"
+                    )
+                }
+                ureq::Error::Timeout(_) => anyhow::anyhow!("{base} did not answer in time"),
+                ureq::Error::Protocol(_) | ureq::Error::Http(_) | ureq::Error::TlsRequired => {
+                    anyhow::anyhow!(
+                        "{base} does not answer in HTTP: --url must name the server's `http` listener, not its SMTP, IMAP or POP3 port"
+                    )
+                }
+                e => anyhow::anyhow!("cannot talk to the Petrel server at {base}: {e}"),
+            }
         })?;
         let status = res.status();
         let text = res.body_mut().read_to_string().unwrap_or_default();

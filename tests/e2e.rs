@@ -234,6 +234,22 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&nocreds.stderr).contains("PETREL_CREDENTIALS"));
+    // A wrong --url gets a sentence about --url, not a library's words.
+    let imap_url = format!("http://{}", s.addr("imap"));
+    for (url, says) in [
+        ("127.0.0.1:8080", "is not the address of the management API"),
+        ("https://127.0.0.1:8080", "plain HTTP"),
+        ("http://127.0.0.1:1", "nothing answers at"),
+        (imap_url.as_str(), "does not answer in HTTP"),
+    ] {
+        let out = std::process::Command::new(petrel_bin())
+            .args(["--url", url, "domain", "list"])
+            .env("PETREL_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{url}: {err}");
+    }
     // A 401 says which scheme to use (RFC 9110 §11.6.1).
     let raw = {
         use std::io::{Read, Write};
