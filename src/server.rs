@@ -88,6 +88,22 @@ pub fn open_store(cfg: &Config, data_dir: &Path) -> anyhow::Result<Store> {
     Ok(Store::new(backend))
 }
 
+/// Writes `text` to a new file readable and writable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
 /// `petrel admin reset-password`: on a stopped server's data directory,
 /// gives `admin` the password `secret` (or a new one, returned) and
 /// enables it; creates the account if it is gone.
@@ -225,6 +241,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             })
             .await
             .map_err(|e| anyhow::anyhow!("PETREL_ADMIN_PASSWORD: {e}"))?;
+        // A made-up password is also kept in a file only the owner reads,
+        // so a first start that fails later (a port in use) loses nothing.
+        if generated {
+            write_private(&data_dir.join("admin-password"), &format!("{pw}\n"))?;
+        }
         admin_password = Some((pw, generated));
     }
 
@@ -308,7 +329,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             .map(|(_, a)| format!("http://{a}"))
             .unwrap_or_else(|| "http://127.0.0.1:8080".into());
         if *generated {
-            println!("\nCreated the administrator account `admin` with the password:\n\n    {pw}\n\nIt is shown only this once.");
+            println!("\nCreated the administrator account `admin` with the password:\n\n    {pw}\n\nIt is also in {}, readable only by you: delete that file once you have noted it. Lost? `petrel admin reset-password` on the stopped server.", data_dir.join("admin-password").display());
         } else {
             println!("\nCreated the administrator account `admin` with the password from PETREL_ADMIN_PASSWORD.");
         }

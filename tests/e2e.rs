@@ -111,6 +111,18 @@ fn first_start_creates_data_dir_and_prints_next_steps() {
         "every default is written out"
     );
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
+    // The made-up admin password is kept where only the owner reads it,
+    // even when the start failed after (a port in use).
+    let pw_file = data.join("admin-password");
+    let meta = std::fs::metadata(&pw_file).expect("admin-password written");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let kept = std::fs::read_to_string(&pw_file).unwrap();
+    if out.contains("petrel: ready") {
+        assert!(out.contains(&format!("\n    {}", kept.trim())), "{out}");
+    }
     // The default hostname, localhost, is no name other servers can use.
     assert!(
         out.contains("hostname `localhost` is not a fully qualified domain name"),
