@@ -59,6 +59,10 @@ fn reset_password(
 }
 
 fn main() {
+    // The password-strength child (see directory::strength::rate_isolated).
+    if std::env::args().nth(1).as_deref() == Some(petrel::directory::strength::CHILD_ARG) {
+        std::process::exit(petrel::directory::strength::child_main());
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Serve { data_dir, config } => {

@@ -52,6 +52,10 @@ pub struct Account {
     /// included, are refused while `passwords.block-well-known` is on.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub password_well_known: bool,
+    /// The password was rated when it was set (this version on); older
+    /// accounts are rated at their next plaintext login.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub password_rated: bool,
     #[serde(default)]
     pub aliases: Vec<String>,
     /// Bytes; 0 means unlimited.
@@ -382,10 +386,28 @@ impl Directory {
 
     /// Whether a login that proved `secret` (None: a mechanism that never
     /// shows it, SCRAM) to `a` is refused because the password is a
-    /// well-known one.
-    pub fn well_known_blocked(&self, a: &Account, secret: Option<&str>) -> bool {
-        self.passwords.block_well_known
-            && (a.password_well_known || secret.is_some_and(strength::well_known))
+    /// well-known one: as rated when it was set, or, for a password set
+    /// before passwords were rated, rated now.
+    pub async fn well_known_blocked(&self, a: &Account, secret: Option<&str>) -> bool {
+        if !self.passwords.block_well_known {
+            return false;
+        }
+        if a.password_well_known {
+            return true;
+        }
+        match secret {
+            Some(s) if !a.password_rated => {
+                let lax = crate::config::PasswordsConfig {
+                    min_score: 0,
+                    block_well_known: false,
+                };
+                matches!(
+                    strength::rate_isolated(s, &a.address, "", &lax).await,
+                    Ok(true)
+                )
+            }
+            _ => false,
+        }
     }
 
     // ---- domains ----
@@ -488,9 +510,9 @@ impl Directory {
         if new.secret.is_empty() {
             return Err(DirError::Invalid("a password (secret) is required".into()));
         }
-        strength::check_new(&new.secret, &address, &new.name, &self.passwords)
+        let well_known = strength::rate_isolated(&new.secret, &address, &new.name, &self.passwords)
+            .await
             .map_err(DirError::Invalid)?;
-        let well_known = strength::well_known(&new.secret);
         let (secret_hash, scram) = password::hash_with_scram(&new.secret).await?;
         let mut acct = Account {
             id: 0,
@@ -499,6 +521,7 @@ impl Directory {
             secret_hash,
             scram_sha256: Some(scram),
             password_well_known: well_known,
+            password_rated: true,
             aliases,
             quota_bytes: new.quota_bytes,
             quota_messages: new.quota_messages,
@@ -528,10 +551,11 @@ impl Directory {
             }
             Some(s) => {
                 let name = patch.name.clone().unwrap_or_default();
-                strength::check_new(s, &address, &name, &self.passwords)
+                let well_known = strength::rate_isolated(s, &address, &name, &self.passwords)
+                    .await
                     .map_err(DirError::Invalid)?;
                 let (h, scram) = password::hash_with_scram(s).await?;
-                Some((h, scram, strength::well_known(s)))
+                Some((h, scram, well_known))
             }
             None => None,
         };
@@ -551,6 +575,7 @@ impl Directory {
                 a.secret_hash = h;
                 a.scram_sha256 = Some(scram);
                 a.password_well_known = well_known;
+                a.password_rated = true;
             }
             if let Some(n) = patch.name {
                 a.name = n;
@@ -655,7 +680,7 @@ impl Directory {
         };
         self.record_login(ip, &key, ok);
         Ok(match acct {
-            Some(a) if ok && self.well_known_blocked(&a, Some(secret)) => {
+            Some(a) if ok && self.well_known_blocked(&a, Some(secret)).await => {
                 tracing::warn!(
                     %ip,
                     login = %a.address,

@@ -181,7 +181,7 @@ async fn scram<I: SaslIo>(
                 Some(_) => match account {
                     Some(a) => {
                         dir.record_login(ip, &key, true);
-                        if dir.well_known_blocked(&a, None) {
+                        if dir.well_known_blocked(&a, None).await {
                             tracing::warn!(%ip, login = %a.address, "login refused: the password is a well-known one (passwords.block-well-known)");
                             return SaslOutcome::Blocked;
                         }

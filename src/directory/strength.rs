@@ -71,6 +71,104 @@ pub fn check_new(
     ))
 }
 
+/// The verdict on a new password: `Ok(well_known)` or why it is refused.
+pub type Verdict = Result<bool, String>;
+
+/// [`check_new`] and [`well_known`] in a short-lived child process (this
+/// binary, `__password-strength`): zxcvbn's dictionaries take about 7 MB
+/// that would otherwise stay in the server for good. The password goes
+/// through a pipe, never the command line. Where the child cannot run
+/// (a test binary), the check runs here.
+pub async fn rate_isolated(
+    password: &str,
+    address: &str,
+    name: &str,
+    policy: &crate::config::PasswordsConfig,
+) -> Verdict {
+    match rate_in_child(password, address, name, policy).await {
+        Some(v) => v,
+        None => rate(password, address, name, policy),
+    }
+}
+
+/// What the child computes.
+pub fn rate(
+    password: &str,
+    address: &str,
+    name: &str,
+    policy: &crate::config::PasswordsConfig,
+) -> Verdict {
+    check_new(password, address, name, policy)?;
+    Ok(well_known(password))
+}
+
+/// The child's side: reads password, address, name, min-score and
+/// block-well-known, one per line, from standard input; writes `ok 0`,
+/// `ok 1` (well-known) or `err <why>`.
+pub fn child_main() -> i32 {
+    use std::io::BufRead;
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    let [password, address, name, min, block] = lines.as_slice() else {
+        println!("err bad input");
+        return 2;
+    };
+    let policy = crate::config::PasswordsConfig {
+        min_score: min.parse().unwrap_or(3),
+        block_well_known: block == "1",
+    };
+    match rate(password, address, name, &policy) {
+        Ok(w) => println!("ok {}", u8::from(w)),
+        Err(e) => println!("err {e}"),
+    }
+    0
+}
+
+async fn rate_in_child(
+    password: &str,
+    address: &str,
+    name: &str,
+    policy: &crate::config::PasswordsConfig,
+) -> Option<Verdict> {
+    use tokio::io::AsyncWriteExt;
+    if [password, address, name]
+        .iter()
+        .any(|s| s.contains(['\n', '\r']))
+    {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg(CHILD_ARG)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let input = format!(
+        "{password}\n{address}\n{name}\n{}\n{}\n",
+        policy.min_score,
+        u8::from(policy.block_well_known)
+    );
+    let mut stdin = child.stdin.take()?;
+    stdin.write_all(input.as_bytes()).await.ok()?;
+    drop(stdin);
+    let out = child.wait_with_output().await.ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let line = text.lines().next()?;
+    if let Some(w) = line.strip_prefix("ok ") {
+        return Some(Ok(w == "1"));
+    }
+    line.strip_prefix("err ").map(|e| Err(e.to_string()))
+}
+
+/// The first argument that makes this binary the rating child.
+pub const CHILD_ARG: &str = "__password-strength";
+
 #[cfg(test)]
 mod tests {
     use super::*;
