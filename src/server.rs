@@ -140,19 +140,21 @@ pub async fn reset_admin_password(
             )
             .await
             .map(|_| ()),
-        None => dir
-            .create_account(NewAccount {
-                address: "admin".into(),
-                secret: pw.clone(),
-                role: Some(Role::Admin),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ()),
+        None => dir.create_account(admin_account(&pw)).await.map(|_| ()),
     };
     store.close();
     res?;
     Ok(pw)
+}
+
+/// The administrator account `admin` with password `secret`.
+fn admin_account(secret: &str) -> NewAccount {
+    NewAccount {
+        address: "admin".into(),
+        secret: secret.to_string(),
+        role: Some(Role::Admin),
+        ..Default::default()
+    }
 }
 
 fn generate_password() -> String {
@@ -233,12 +235,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             _ => (generate_password(), true),
         };
         core.directory
-            .create_account(NewAccount {
-                address: "admin".into(),
-                secret: pw.clone(),
-                role: Some(Role::Admin),
-                ..Default::default()
-            })
+            .create_account(admin_account(&pw))
             .await
             .map_err(|e| anyhow::anyhow!("PETREL_ADMIN_PASSWORD: {e}"))?;
         // A made-up password is also kept in a file only the owner reads,
