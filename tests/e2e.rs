@@ -572,3 +572,32 @@ fn admin_password_reset_offline_and_account_list() {
     );
     assert!(!api(&format!("admin:{ADMIN_PASSWORD}")));
 }
+
+/// `/healthz` and `/readyz` answer without credentials: the process is
+/// up, and the store takes a synced write.
+#[test]
+fn health_and_readiness_need_no_credentials() {
+    let s = TestServer::start();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(s.addr("http")).unwrap();
+        t.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        t.read_to_string(&mut out).unwrap();
+        out
+    };
+    let h = get("/healthz");
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert!(h.contains("{\"status\":\"ok\"}"), "{h}");
+    let r = get("/readyz");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        r.contains("\"status\":\"ready\"") && r.contains("\"store\":\"ok\""),
+        "{r}"
+    );
+    // The API itself still wants credentials.
+    assert!(get("/api/domains").starts_with("HTTP/1.1 401"));
+}

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+mod health;
 mod queue;
 
 use crate::core::{Core, SharedCore};
@@ -178,6 +179,7 @@ pub fn router(core: SharedCore) -> Router {
             delete(remove_member),
         )
         .merge(queue::routes())
+        .merge(health::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)
