@@ -263,15 +263,7 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
         assert!(!out.status.success() && err.contains(says), "{url}: {err}");
     }
     // A 401 says which scheme to use (RFC 9110 §11.6.1).
-    let raw = {
-        use std::io::{Read, Write};
-        let mut t = std::net::TcpStream::connect(s.addr("http")).unwrap();
-        t.write_all(b"GET /api/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        t.read_to_string(&mut out).unwrap();
-        out.to_ascii_lowercase()
-    };
+    let raw = http_get(s.addr("http"), "/api/domains").to_ascii_lowercase();
     assert!(raw.starts_with("http/1.1 401"), "{raw}");
     assert!(
         raw.contains("www-authenticate: basic realm=\"petrel\""),
@@ -578,17 +570,7 @@ fn admin_password_reset_offline_and_account_list() {
 #[test]
 fn health_and_readiness_need_no_credentials() {
     let s = TestServer::start();
-    let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut t = std::net::TcpStream::connect(s.addr("http")).unwrap();
-        t.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-        let mut out = String::new();
-        t.read_to_string(&mut out).unwrap();
-        out
-    };
+    let get = |path: &str| http_get(s.addr("http"), path);
     let h = get("/healthz");
     assert!(h.starts_with("HTTP/1.1 200"), "{h}");
     assert!(h.contains("{\"status\":\"ok\"}"), "{h}");

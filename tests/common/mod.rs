@@ -378,6 +378,18 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> LineClient<S> {
     }
 }
 
+/// A plain HTTP/1.1 GET without credentials; the whole response, head
+/// and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut t = std::net::TcpStream::connect(addr).expect("connect");
+    t.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    t.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Sends one message over SMTP with the raw client; returns the DATA reply.
 pub async fn smtp_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> String {
     let mut c = LineClient::connect(addr).await;
