@@ -40,35 +40,7 @@ pub fn check_new(
     name: &str,
     policy: &crate::config::PasswordsConfig,
 ) -> Result<(), String> {
-    if policy.block_well_known && well_known(password) {
-        return Err(
-            "this password is on the list of well-known passwords that attackers try first; choose another"
-                .into(),
-        );
-    }
-    if policy.min_score == 0 {
-        return Ok(());
-    }
-    // The account's own words count as guessable.
-    let mut inputs: Vec<&str> = address
-        .split(['@', '.'])
-        .filter(|s| !s.is_empty())
-        .collect();
-    inputs.extend(name.split_whitespace());
-    let e = zxcvbn::zxcvbn(password, &inputs);
-    let score = u8::from(e.score());
-    if score >= policy.min_score {
-        return Ok(());
-    }
-    let hint = e
-        .feedback()
-        .and_then(|f| f.warning())
-        .map(|w| format!(" ({w})"))
-        .unwrap_or_default();
-    Err(format!(
-        "the password is too weak: strength {score} of 4, at least {} required (passwords.min-score){hint}; a passphrase of four or more unrelated words is strong",
-        policy.min_score
-    ))
+    rate(password, address, name, policy).map(|_| ())
 }
 
 /// The verdict on a new password: `Ok(well_known)` or why it is refused.
@@ -91,15 +63,44 @@ pub async fn rate_isolated(
     }
 }
 
-/// What the child computes.
+/// What the child computes: whether `password` is well-known, or why it
+/// is refused (the rules of the module docs).
 pub fn rate(
     password: &str,
     address: &str,
     name: &str,
     policy: &crate::config::PasswordsConfig,
 ) -> Verdict {
-    check_new(password, address, name, policy)?;
-    Ok(well_known(password))
+    let known = well_known(password);
+    if policy.block_well_known && known {
+        return Err(
+            "this password is on the list of well-known passwords that attackers try first; choose another"
+                .into(),
+        );
+    }
+    if policy.min_score == 0 {
+        return Ok(known);
+    }
+    // The account's own words count as guessable.
+    let mut inputs: Vec<&str> = address
+        .split(['@', '.'])
+        .filter(|s| !s.is_empty())
+        .collect();
+    inputs.extend(name.split_whitespace());
+    let e = zxcvbn::zxcvbn(password, &inputs);
+    let score = u8::from(e.score());
+    if score >= policy.min_score {
+        return Ok(known);
+    }
+    let hint = e
+        .feedback()
+        .and_then(|f| f.warning())
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    Err(format!(
+        "the password is too weak: strength {score} of 4, at least {} required (passwords.min-score){hint}; a passphrase of four or more unrelated words is strong",
+        policy.min_score
+    ))
 }
 
 /// The child's side: reads password, address, name, min-score and

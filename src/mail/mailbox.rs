@@ -44,6 +44,24 @@ fn map_err(e: StoreError) -> MailError {
     }
 }
 
+/// Logs a change of the mailboxes `ids` alone (no message changed) and
+/// writes the account state back.
+fn log_mailboxes_changed(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    st: &mut super::AccountState,
+    ids: Vec<u32>,
+) {
+    let change = Change {
+        created: vec![],
+        updated: vec![],
+        destroyed: vec![],
+        mailboxes: ids,
+    };
+    log_change(txn, acct, st, &change);
+    txn.put(k_acct(b'K', acct), to_json(&*st));
+}
+
 fn new_mailbox(txn: &mut Txn<'_>, acct: u32, st: &mut super::AccountState, name: &str) -> Mailbox {
     st.next_mailbox += 1;
     let mb = Mailbox {
@@ -190,14 +208,7 @@ impl MailStore {
                     txn.put(k_mbox(acct, mb.id), to_json(&mb));
                 }
                 created.push(mb.clone());
-                let change = Change {
-                    created: vec![],
-                    updated: vec![],
-                    destroyed: vec![],
-                    mailboxes: created.iter().map(|m| m.id).collect(),
-                };
-                log_change(txn, acct, &mut st, &change);
-                txn.put(k_acct(b'K', acct), to_json(&st));
+                log_mailboxes_changed(txn, acct, &mut st, created.iter().map(|m| m.id).collect());
                 Ok((mb, grantees(&created)))
             })
             .await
@@ -323,14 +334,7 @@ impl MailStore {
                     changed.extend(made.iter().map(|m| m.id));
                     moved.extend(made);
                 }
-                let change = Change {
-                    created: vec![],
-                    updated: vec![],
-                    destroyed: vec![],
-                    mailboxes: changed,
-                };
-                log_change(txn, acct, &mut st, &change);
-                txn.put(k_acct(b'K', acct), to_json(&st));
+                log_mailboxes_changed(txn, acct, &mut st, changed);
                 Ok(grantees(&moved))
             })
             .await
@@ -364,14 +368,7 @@ impl MailStore {
                 }
                 mb.role = role.clone();
                 txn.put(k_mbox(acct, id), to_json(&mb));
-                let change = Change {
-                    created: vec![],
-                    updated: vec![],
-                    destroyed: vec![],
-                    mailboxes: vec![id],
-                };
-                log_change(txn, acct, &mut st, &change);
-                txn.put(k_acct(b'K', acct), to_json(&st));
+                log_mailboxes_changed(txn, acct, &mut st, vec![id]);
                 Ok(grantees(std::slice::from_ref(&mb)))
             })
             .await
