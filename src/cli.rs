@@ -81,6 +81,26 @@ pub enum Command {
         #[command(subcommand)]
         action: SearchCmd,
     },
+    /// Version, uptime, listeners, queue and index of the running server.
+    Status,
+    /// Failed-login lockouts: list and clear them.
+    Security {
+        #[command(subcommand)]
+        action: SecurityCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SecurityCmd {
+    /// The login throttles in force: which account or network, how many
+    /// failures, until when.
+    Lockouts,
+    /// Forget the failed logins of an address (IP; its /64 for IPv6) or
+    /// of a login name, lifting its lockout.
+    Unlock {
+        /// An IP address or a login (account address).
+        target: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -443,6 +463,53 @@ fn zone_rdata(kind: &str, value: &str) -> String {
     parts.join(" ")
 }
 
+fn print_status(v: &Value) {
+    let secs = v["uptime"].as_u64().unwrap_or(0);
+    println!(
+        "Petrel {} on {}, up {}d {}h {}m {}s, store {}",
+        v["version"].as_str().unwrap_or("?"),
+        v["hostname"].as_str().unwrap_or("?"),
+        secs / 86400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+        v["store"].as_str().unwrap_or("?"),
+    );
+    println!("Listeners:");
+    for l in v["listeners"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {}",
+            l["protocol"].as_str().unwrap_or(""),
+            l["address"].as_str().unwrap_or("")
+        );
+    }
+    let q = &v["queue"];
+    print!("Queue: {} message(s)", q["messages"]);
+    if let Some(age) = q["oldest_age"].as_i64() {
+        print!(", oldest {age} s");
+    }
+    match q["worker_idle"].as_i64() {
+        Some(s) if s <= 90 => println!(", worker running"),
+        Some(s) => println!(", WORKER STALLED ({s} s without a round)"),
+        None => println!(", worker not started"),
+    }
+    match v["index"]["waiting"].as_u64() {
+        Some(n) if v["index"]["enabled"] == true => {
+            println!("Search index: on, {n} change(s) waiting")
+        }
+        _ => println!("Search index: off"),
+    }
+    println!("Lockouts: {}", v["lockouts"]);
+    println!(
+        "Metrics: {}",
+        if v["metrics"] == true {
+            "/metrics on the http listeners"
+        } else {
+            "off"
+        }
+    );
+}
+
 fn print_queue_entry(e: &Value) {
     let pending = e["recipients"]
         .as_array()
@@ -672,6 +739,44 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 println!("Message {id} removed from the queue");
             }
         },
+        Command::Status => print_status(&api.call("GET", "/api/status", None)?),
+        Command::Security {
+            action: SecurityCmd::Lockouts,
+        } => {
+            let list = api.call("GET", "/api/security/lockouts", None)?;
+            let rows = list.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("No lockouts in force.");
+            }
+            for (i, l) in rows.iter().enumerate() {
+                if i == 0 {
+                    println!("KIND\tLOGIN\tNETWORK\tFAILURES\tUNTIL");
+                }
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    l["kind"].as_str().unwrap_or(""),
+                    l["login"].as_str().unwrap_or("-"),
+                    l["network"].as_str().unwrap_or("-"),
+                    l["failures"],
+                    crate::core::rfc5322_date(l["until"].as_i64().unwrap_or(0)),
+                );
+            }
+        }
+        Command::Security {
+            action: SecurityCmd::Unlock { target },
+        } => {
+            let r = api.call(
+                "POST",
+                "/api/security/unlock",
+                Some(json!({ "target": target })),
+            )?;
+            match r["cleared"].as_u64().unwrap_or(0) {
+                0 => println!("Nothing was counted against {target}: no lockout to lift."),
+                n => println!(
+                    "Lifted the lockout of {target} ({n} record(s) of failed logins cleared)."
+                ),
+            }
+        }
         Command::Search {
             action: SearchCmd::Status,
         } => {

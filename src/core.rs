@@ -26,6 +26,10 @@ pub struct Core {
     pub pop3_conns: std::sync::Arc<crate::net::limit::ConnLimiter>,
     /// Bytes of clients' data held in memory (`limits.memory-in-flight`).
     pub budget: crate::net::budget::MemoryBudget,
+    /// When the server started (uptime in `petrel status` and /metrics).
+    pub started: std::time::Instant,
+    /// The listeners bound, set once they all are (`/readyz`, status).
+    pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
 }
 
 fn conn_limiter(
@@ -77,6 +81,8 @@ impl Core {
                 config.limits.memory_in_flight,
                 config.limits.memory_wait,
             ),
+            started: std::time::Instant::now(),
+            listeners: std::sync::OnceLock::new(),
             config,
             store,
             mail,

@@ -10,6 +10,7 @@ pub mod http;
 pub mod imap;
 pub mod mail;
 pub mod net;
+pub mod observe;
 pub mod pop3;
 pub mod queue;
 pub mod server;

@@ -67,13 +67,7 @@ fn main() {
     let result = match &cli.command {
         Command::Serve { data_dir, config } => {
             tune_malloc();
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("PETREL_LOG")
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            // The log is set up by serve once the configuration is read.
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

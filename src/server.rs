@@ -177,6 +177,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let (default_cfg, fresh) = prepare_data_dir(&data_dir)?;
     let cfg_path = opts.config.unwrap_or(default_cfg);
     let cfg = Config::load(&cfg_path)?;
+    let log_file = crate::observe::log::init(&cfg.log, &data_dir)?;
+    if cfg.metrics.enable {
+        crate::observe::metrics::install();
+    }
     // Other servers find this one (MX records, HELO, certificates) by its
     // name: a bare name like `localhost` only works on this machine.
     if !cfg.hostname.contains('.') {
@@ -272,6 +276,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
     }
 
+    let _ = core
+        .listeners
+        .set(bound.iter().map(|(p, a)| (p.name(), *a)).collect());
     let lmtp_socket = if cfg.listeners.lmtp_socket.as_os_str().is_empty() {
         None
     } else {
@@ -287,6 +294,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Some(path)
     };
     crate::queue::deliver::spawn(core.clone(), controller.handle());
+    spawn_upkeep(log_file, controller.handle());
     core.mail.spawn_indexer(controller.handle());
 
     println!(
@@ -363,6 +371,39 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     core.store.close();
     println!("petrel: stopped");
     Ok(())
+}
+
+/// SIGHUP reopens the log file; histograms are drained into their
+/// buckets every few seconds (the exporter keeps raw samples until then).
+fn spawn_upkeep(log_file: Option<Arc<crate::observe::log::LogFile>>, mut shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("SIGHUP handler: {e}; the log file is not reopened on SIGHUP");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match &log_file {
+                    Some(f) => match f.reopen() {
+                        Ok(()) => tracing::info!(file = %f.path().display(), "log file reopened (SIGHUP)"),
+                        Err(e) => tracing::error!(file = %f.path().display(), "SIGHUP: cannot reopen the log file, still writing to the old one: {e}"),
+                    },
+                    None => tracing::info!("SIGHUP: no log file to reopen (log.file is not set)"),
+                },
+                _ = tick.tick() => {
+                    if let Some(h) = crate::observe::metrics::handle() {
+                        h.run_upkeep();
+                    }
+                }
+                _ = shutdown.wait() => return,
+            }
+        }
+    });
 }
 
 fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdown: Shutdown) {
@@ -504,6 +545,8 @@ async fn handle_connection(
         Some(Err(why)) => {
             use tokio::io::AsyncWriteExt;
             tracing::info!(%peer, ?why, protocol = proto.name(), "connection refused");
+            metrics::counter!("petrel_connections_refused_total", "protocol" => proto.name())
+                .increment(1);
             let mut stream = stream;
             let _ = stream.write_all(refusal).await;
             let _ = stream.shutdown().await;

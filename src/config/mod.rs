@@ -31,6 +31,8 @@ pub struct Config {
     pub resolver: ResolverConfig,
     pub shutdown: ShutdownConfig,
     pub limits: LimitsConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -368,6 +370,57 @@ pub struct ShutdownConfig {
     pub grace_period: u64,
 }
 
+/// `[log]`: what the server logs and where (README: Logs and metrics).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogConfig {
+    /// A tracing filter: a level (`info`) or per-module directives
+    /// (`warn,petrel::smtp=debug`). `PETREL_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+    /// A file to append to; empty means standard error. Reopened on SIGHUP
+    /// (after logrotate moved it).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event: time, level, fields, message.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+            file: PathBuf::new(),
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint `/metrics` on the HTTP listeners.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsConfig {
+    pub enable: bool,
+    /// Address blocks that may scrape without credentials; from anywhere
+    /// else `/metrics` asks for an administrator's HTTP Basic credentials.
+    pub allowed_networks: Vec<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enable: true,
+            allowed_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
+}
+
 /// Memory held for clients' data across all sessions (README: Security).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -420,6 +473,8 @@ impl Default for Config {
             resolver: ResolverConfig::default(),
             shutdown: ShutdownConfig::default(),
             limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -710,6 +765,17 @@ impl Config {
                 "proxy.trusted-networks",
                 "list the proxies' addresses when proxy.listeners is set".into(),
             ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            return Err((
+                "log.level",
+                format!("not a level or filter ({e}): use error, warn, info, debug or trace"),
+            ));
+        }
+        for c in &self.metrics.allowed_networks {
+            if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
+                return Err(("metrics.allowed-networks", e));
+            }
         }
         for c in &self.smtp.limit_exempt {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {

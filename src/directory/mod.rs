@@ -669,6 +669,7 @@ impl Directory {
         let key = throttle_key(acct.as_ref(), login);
         if self.guard.gate(ip, &key) == ratelimit::Gate::Throttled {
             tracing::info!(%ip, login = ?key, "login throttled");
+            metrics::counter!("petrel_logins_total", "result" => "throttled").increment(1);
             return Ok(Login::Throttled);
         }
         let ok = match &acct {

@@ -45,6 +45,18 @@ struct Count {
     n: u32,
 }
 
+/// A throttle in force (`petrel security lockouts`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lockout {
+    /// "account+network", "network" or "account" (policy 1, 2, 3 above).
+    pub kind: &'static str,
+    pub login: Option<String>,
+    pub network: Option<IpAddr>,
+    pub failures: u32,
+    /// Unix time it lifts, unless more failures come.
+    pub until: i64,
+}
+
 /// Entries kept per table at most; past it expired ones are dropped, and
 /// if that is not enough, the oldest half.
 const TABLE_MAX: usize = 100_000;
@@ -59,7 +71,8 @@ pub struct LoginGuard {
     key: [u8; 32],
     ips: Mutex<HashMap<IpAddr, Count>>,
     accounts: Mutex<HashMap<String, Count>>,
-    pairs: Mutex<HashMap<[u8; 32], Count>>,
+    /// (login in lower case, network).
+    pairs: Mutex<HashMap<(String, IpAddr), Count>>,
     known: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
@@ -98,8 +111,8 @@ impl LoginGuard {
         }
     }
 
-    /// The keyed hash of (login, network): what the pair table and the
-    /// remembered addresses hold instead of addresses.
+    /// The keyed hash of (login, network): what the remembered addresses
+    /// hold instead of addresses.
     fn pair_key(&self, ip: IpAddr, login: &str) -> [u8; 32] {
         use hmac::Mac;
         let mut mac =
@@ -135,7 +148,7 @@ impl LoginGuard {
     /// depend on it.
     pub fn gate(&self, ip: IpAddr, login: &str) -> Gate {
         let now = Instant::now();
-        let pair = self.pair_key(ip, login);
+        let pair = (login.to_lowercase(), network(ip));
         if self.per_pair > 0 {
             let pairs = self.pairs.lock().expect("guard lock");
             if self
@@ -179,32 +192,129 @@ impl LoginGuard {
     /// disabled account).
     pub fn failed(&self, ip: IpAddr, login: &str) {
         let now = Instant::now();
-        bump(
+        let lower = login.to_lowercase();
+        let net = network(ip);
+        let pair = bump(
             &mut self.pairs.lock().expect("guard lock"),
-            self.pair_key(ip, login),
+            (lower.clone(), net),
             now,
             self.window,
         );
-        bump(
+        let by_ip = bump(
             &mut self.ips.lock().expect("guard lock"),
-            network(ip),
+            net,
             now,
             self.window,
         );
-        bump(
+        let by_account = bump(
             &mut self.accounts.lock().expect("guard lock"),
-            login.to_lowercase(),
+            lower,
             now,
             self.window,
         );
+        metrics::counter!("petrel_logins_total", "result" => "failed").increment(1);
         tracing::info!(%ip, login = ?login, "login failed");
+        // The moment each throttle starts is logged once.
+        let secs = self.window.as_secs();
+        if self.per_pair > 0 && pair == self.per_pair {
+            tracing::warn!(%ip, login = ?login, failures = pair, "lockout: {login} from {net} refused for {secs} s; clear it with `petrel security unlock {net}`");
+        }
+        if self.per_ip > 0 && by_ip == self.per_ip {
+            tracing::warn!(%ip, failures = by_ip, "lockout: every login from {net} refused for {secs} s except to accounts it used before; clear it with `petrel security unlock {net}`");
+        }
+        if self.per_account > 0 && by_account == self.per_account {
+            tracing::warn!(login = ?login, failures = by_account, "lockout: logins to {login} from unknown networks slowed down; clear it with `petrel security unlock {login}`");
+        }
+    }
+
+    /// The throttles in force now, for `petrel security lockouts`.
+    pub fn lockouts(&self) -> Vec<Lockout> {
+        let now = Instant::now();
+        let unix = crate::core::unix_now();
+        let at = |t: Instant| unix + t.saturating_duration_since(now).as_secs() as i64;
+        let mut out = Vec::new();
+        if self.per_pair > 0 {
+            for ((login, net), c) in self.pairs.lock().expect("guard lock").iter() {
+                if let Some(c) = self.live(Some(c), now).filter(|c| c.n >= self.per_pair) {
+                    out.push(Lockout {
+                        kind: "account+network",
+                        login: Some(login.clone()),
+                        network: Some(*net),
+                        failures: c.n,
+                        until: at(c.last + self.window),
+                    });
+                }
+            }
+        }
+        if self.per_ip > 0 {
+            for (net, c) in self.ips.lock().expect("guard lock").iter() {
+                if let Some(c) = self.live(Some(c), now).filter(|c| c.n >= self.per_ip) {
+                    out.push(Lockout {
+                        kind: "network",
+                        login: None,
+                        network: Some(*net),
+                        failures: c.n,
+                        until: at(c.last + self.window),
+                    });
+                }
+            }
+        }
+        if self.per_account > 0 {
+            for (login, c) in self.accounts.lock().expect("guard lock").iter() {
+                if let Some(c) = self.live(Some(c), now).filter(|c| c.n >= self.per_account) {
+                    out.push(Lockout {
+                        kind: "account",
+                        login: Some(login.clone()),
+                        network: None,
+                        failures: c.n,
+                        until: at(c.last + self.delay(c.n)),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.kind, &a.login, a.network).cmp(&(b.kind, &b.login, b.network)));
+        out
+    }
+
+    /// Forgets the failures counted against `target`: an IP address (its
+    /// network) or a login. Returns how many records were cleared.
+    pub fn unlock(&self, target: &str) -> usize {
+        let mut cleared = 0;
+        if let Ok(ip) = target.parse::<IpAddr>() {
+            let net = network(ip);
+            cleared += self.ips.lock().expect("guard lock").remove(&net).is_some() as usize;
+            let mut pairs = self.pairs.lock().expect("guard lock");
+            let before = pairs.len();
+            pairs.retain(|(_, n), _| *n != net);
+            cleared += before - pairs.len();
+        } else {
+            let login = target.to_lowercase();
+            cleared += self
+                .accounts
+                .lock()
+                .expect("guard lock")
+                .remove(&login)
+                .is_some() as usize;
+            let mut pairs = self.pairs.lock().expect("guard lock");
+            let before = pairs.len();
+            pairs.retain(|(l, _), _| *l != login);
+            cleared += before - pairs.len();
+        }
+        if cleared > 0 {
+            tracing::info!(target, cleared, "lockout cleared by an administrator");
+        }
+        cleared
     }
 
     /// Records a successful login: the network is remembered for the
     /// account and its pair count starts again.
     pub fn succeeded(&self, ip: IpAddr, login: &str) {
+        metrics::counter!("petrel_logins_total", "result" => "ok").increment(1);
+        self.pairs
+            .lock()
+            .expect("guard lock")
+            .remove(&(login.to_lowercase(), network(ip)));
         let k = self.pair_key(ip, login);
-        self.pairs.lock().expect("guard lock").remove(&k);
         if self.remember.is_zero() {
             return;
         }
@@ -224,12 +334,13 @@ impl LoginGuard {
     }
 }
 
+/// Counts a failure; returns the count now in the window.
 fn bump<K: std::hash::Hash + Eq>(
     table: &mut HashMap<K, Count>,
     key: K,
     now: Instant,
     window: Duration,
-) {
+) -> u32 {
     if table.len() >= TABLE_MAX {
         table.retain(|_, c| now.duration_since(c.last) < window);
         if table.len() >= TABLE_MAX {
@@ -253,6 +364,7 @@ fn bump<K: std::hash::Hash + Eq>(
     }
     c.n += 1;
     c.last = now;
+    c.n
 }
 
 #[cfg(test)]

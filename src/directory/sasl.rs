@@ -157,6 +157,7 @@ async fn scram<I: SaslIo>(
     let (gate, key) = dir.login_gate(ip, account.as_ref(), &user);
     if gate == Gate::Throttled {
         tracing::info!(%ip, login = ?key, "login throttled");
+        metrics::counter!("petrel_logins_total", "result" => "throttled").increment(1);
         return SaslOutcome::Throttled;
     }
     let account = account.filter(|a| a.enabled);

@@ -12,6 +12,8 @@ use serde_json::json;
 
 mod health;
 mod queue;
+mod security;
+mod status;
 
 use crate::core::{Core, SharedCore};
 use crate::directory::{Account, AccountPatch, DirError, Login, NewAccount, Role};
@@ -97,7 +99,7 @@ pub(crate) struct AppState {
 }
 
 /// An authenticated administrator; handlers that take one are protected.
-pub(crate) struct Admin(#[allow(dead_code)] Account);
+pub(crate) struct Admin(pub(crate) Account);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -180,6 +182,8 @@ pub fn router(core: SharedCore) -> Router {
         )
         .merge(queue::routes())
         .merge(health::routes())
+        .merge(status::routes())
+        .merge(security::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)

@@ -31,7 +31,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// Whether the full-text index is on and how many changes wait for it.
 async fn search_status(State(st): State<AppState>, _a: Admin) -> ApiResult<Json<Value>> {
-    let waiting = st.core.mail.fts_waiting().await?;
+    let waiting = st.core.mail.fts_waiting(usize::MAX).await?;
     Ok(Json(
         json!({ "index": st.core.mail.fts.is_some(), "waiting": waiting }),
     ))

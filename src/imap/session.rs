@@ -270,6 +270,7 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        metrics::counter!("petrel_imap_sessions_total").increment(1);
         let greeting = format!("OK [CAPABILITY {}] Petrel IMAP ready", self.capabilities());
         self.untagged(&greeting);
         if self.flush().await.is_err() {
@@ -473,6 +474,7 @@ impl Session {
         if !self.still_allowed().await {
             return false;
         }
+        metrics::counter!("petrel_imap_commands_total", "command" => crate::observe::metrics::imap_command(&name)).increment(1);
         let reply = self.dispatch(&tag, &name, args).await;
         match reply {
             Some(r) if r == super::op::auth::SENT => true,

@@ -617,13 +617,9 @@ impl super::MailStore {
             .collect())
     }
 
-    /// How many index changes wait for the indexer.
-    pub async fn fts_waiting(&self) -> Result<usize, crate::store::StoreError> {
-        Ok(self
-            .store
-            .scan(vec![b'J'], vec![b'K'], usize::MAX)
-            .await?
-            .len())
+    /// How many index changes wait for the indexer, counted up to `limit`.
+    pub async fn fts_waiting(&self, limit: usize) -> Result<usize, crate::store::StoreError> {
+        Ok(self.store.scan(vec![b'J'], vec![b'K'], limit).await?.len())
     }
 
     /// Applies one batch of `J` records; returns how many it handled.

@@ -26,6 +26,28 @@ pub enum Command {
     Rset,
 }
 
+impl Command {
+    /// The command's keyword (a metric label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Capa => "CAPA",
+            Command::Stls => "STLS",
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Auth { .. } => "AUTH",
+            Command::Quit => "QUIT",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Uidl(_) => "UIDL",
+            Command::Retr(_) => "RETR",
+            Command::Dele(_) => "DELE",
+            Command::Top(..) => "TOP",
+            Command::Noop => "NOOP",
+            Command::Rset => "RSET",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// Not a command we know.

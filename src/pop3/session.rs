@@ -138,6 +138,7 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        metrics::counter!("petrel_pop3_sessions_total").increment(1);
         self.ok("Petrel POP3 ready");
         if self.flush().await.is_err() {
             return;
@@ -202,6 +203,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        metrics::counter!("petrel_pop3_commands_total", "command" => cmd.name()).increment(1);
         match (&cmd, self.drop.is_some()) {
             (Command::Capa, _) => {
                 let caps = self.capabilities();

@@ -77,6 +77,7 @@ async fn run(core: SharedCore, mut shutdown: Shutdown) {
         if shutdown.is_shutting_down() {
             return;
         }
+        core.queue.beat();
         let now = unix_now();
         let (ids, next) = match core.queue.due(now, 1024).await {
             Ok(x) => x,
@@ -574,6 +575,35 @@ async fn smtp_transaction(
 
 /// Applies the outcomes, schedules or removes the entry and queues DSNs,
 /// in one transaction.
+/// One log line and one count per recipient this attempt settled or
+/// deferred.
+fn log_attempt(before: &QueueEntry, after: &QueueEntry, outcomes: &HashMap<String, Outcome>) {
+    for (b, a) in before.recipients.iter().zip(after.recipients.iter()) {
+        if b.status != RcptStatus::Pending {
+            continue;
+        }
+        let (result, host, reply) = match (&a.status, outcomes.get(&a.address)) {
+            (RcptStatus::Delivered { reply, host }, _) => {
+                ("delivered", host.as_str(), reply.as_str())
+            }
+            (RcptStatus::Failed { reply, host }, _) => ("bounced", host.as_str(), reply.as_str()),
+            (_, Some(Outcome::Temp { reply })) => ("deferred", "", reply.as_str()),
+            _ => ("deferred", "", a.last_error.as_deref().unwrap_or("")),
+        };
+        metrics::counter!("petrel_delivery_attempts_total", "result" => result).increment(1);
+        tracing::info!(
+            queue_id = before.id,
+            from = before.from.as_str(),
+            to = a.address.as_str(),
+            attempt = before.attempts,
+            result,
+            host,
+            reply,
+            "delivery"
+        );
+    }
+}
+
 async fn finish(
     core: &SharedCore,
     entry: QueueEntry,
@@ -614,6 +644,7 @@ async fn finish(
             };
         }
     }
+    log_attempt(&entry, &next, &outcomes);
     // Which recipients to report, and how.
     let mut report: Vec<(QueueRcpt, Action)> = Vec::new();
     let relayed_with_dsn = |addr: &str| {

@@ -174,6 +174,8 @@ pub struct Queue {
     fresh_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<u64>>>>,
     /// Idle outbound SMTP sessions by destination, for reuse.
     pub(crate) pool: Arc<std::sync::Mutex<SessionPool>>,
+    /// When the worker last went round its loop (unix seconds; 0: never).
+    heartbeat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 type SessionPool =
@@ -198,7 +200,35 @@ impl Queue {
             fresh_tx,
             fresh_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
             pool: Default::default(),
+            heartbeat: Default::default(),
         }
+    }
+
+    /// The worker is alive: it goes round at least every 30 s.
+    pub(crate) fn beat(&self) {
+        self.heartbeat.store(
+            crate::core::unix_now(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Seconds since the worker last went round, None if it never did.
+    pub fn worker_idle(&self) -> Option<i64> {
+        match self.heartbeat.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => Some(crate::core::unix_now() - t),
+        }
+    }
+
+    /// How many messages are queued, and when the oldest was queued.
+    /// Entry ids grow with time, so the first entry is the oldest.
+    pub async fn stats(&self) -> Result<(usize, Option<i64>)> {
+        let rows = self.store.scan_prefix(b"Qm".to_vec()).await?;
+        let oldest = match rows.first() {
+            Some((_, v)) => Some(parse_entry(v)?.created),
+            None => None,
+        };
+        Ok((rows.len(), oldest))
     }
 
     /// Hands a committed new entry to the worker.

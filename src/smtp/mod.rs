@@ -5,4 +5,5 @@ pub mod data;
 pub mod proto;
 pub mod session;
 pub mod spool;
+mod txlog;
 pub mod verify;

@@ -92,6 +92,10 @@ pub struct Session {
     shutdown: Shutdown,
     /// Moves when an account is disabled or deleted.
     revocations: tokio::sync::watch::Receiver<u64>,
+    /// The last reply's first line (the transaction log reads it).
+    last_reply: String,
+    /// The Authentication-Results header of the message being finished.
+    auth_results: String,
 }
 
 const REVOKED: &str = "421 4.7.0 This account was disabled or removed, closing connection";
@@ -128,10 +132,18 @@ impl Session {
             messages: 0,
             id: session_id(),
             shutdown,
+            last_reply: String::new(),
+            auth_results: String::new(),
         }
     }
 
     async fn reply(&mut self, text: &str) -> std::io::Result<()> {
+        self.last_reply.clear();
+        self.last_reply
+            .push_str(text.split("\r\n").next().unwrap_or(text));
+        if matches!(text.as_bytes().first(), Some(b'4' | b'5')) {
+            metrics::counter!("petrel_smtp_rejections_total", "status" => crate::observe::metrics::smtp_status(text)).increment(1);
+        }
         let mut out = String::with_capacity(text.len() + 2);
         out.push_str(text);
         out.push_str("\r\n");
@@ -139,6 +151,7 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        metrics::counter!("petrel_smtp_sessions_total", "listener" => super::txlog::listener(self.mode)).increment(1);
         let kind = if self.mode == Mode::Lmtp {
             "LMTP"
         } else {
@@ -628,6 +641,28 @@ impl Session {
     /// The message is complete: checks, headers, then local delivery or
     /// the queue. Replies 250 only once it is durable.
     async fn finish_message(&mut self, body: Vec<u8>) -> std::io::Result<Flow> {
+        let size = body.len();
+        let from = self.env.from.clone().unwrap_or_default();
+        let rcpts: Vec<String> = self.env.rcpts.iter().map(|r| r.address.clone()).collect();
+        self.auth_results.clear();
+        self.last_reply.clear();
+        let flow = self.finish_checked(body).await;
+        super::txlog::record(&super::txlog::Transaction {
+            session: &self.id,
+            mode: self.mode,
+            peer: self.peer,
+            helo: self.helo.as_deref().unwrap_or(""),
+            login: self.account.as_ref().map(|a| a.address.as_str()),
+            from: &from,
+            rcpts: &rcpts,
+            size,
+            reply: &self.last_reply,
+            auth_results: &self.auth_results,
+        });
+        flow
+    }
+
+    async fn finish_checked(&mut self, body: Vec<u8>) -> std::io::Result<Flow> {
         let env = std::mem::take(&mut self.env);
         let cfg = self.core.config.smtp.clone();
         self.messages += 1;
@@ -689,6 +724,7 @@ impl Session {
                 }
             }
             auth_results = checked.header;
+            self.auth_results.clone_from(&auth_results);
         }
         let mut msg = self.add_trace_headers(&env, &auth_results, body);
         if self.mode == Mode::Submission {
@@ -769,7 +805,6 @@ impl Session {
         };
         match res {
             Ok(queued) => {
-                tracing::info!(session = %self.id, from = ?env.from, recipients = env.rcpts.len(), ?queued, "accepted");
                 let t = match queued {
                     Some(id) => format!("250 2.0.0 Message queued as {id}"),
                     None => format!("250 2.0.0 Message accepted for delivery ({})", self.id),

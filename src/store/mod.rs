@@ -187,6 +187,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Txn<'_>) -> Result<R> + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel::<Result<R>>();
         let job: Job = Box::new(move |txn: &mut Txn<'_>| {
             let out = f(txn);
@@ -208,7 +209,10 @@ impl Store {
                     .map_err(|_| StoreError::Closed)?;
             }
         }
-        rx.await.map_err(|_| StoreError::Closed)?
+        let out = rx.await.map_err(|_| StoreError::Closed)?;
+        metrics::histogram!("petrel_store_transaction_seconds")
+            .record(started.elapsed().as_secs_f64());
+        out
     }
 }
 
@@ -248,7 +252,10 @@ fn committer(backend: Arc<dyn KvBackend>, rx: std_mpsc::Receiver<Job>) {
         let res = if ops.is_empty() {
             Ok(())
         } else {
-            backend.write(&ops)
+            let t = std::time::Instant::now();
+            let r = backend.write(&ops);
+            metrics::histogram!("petrel_store_commit_seconds").record(t.elapsed().as_secs_f64());
+            r
         };
         let msg = res.as_ref().err().map(|e| e.to_string());
         // Clean-up runs before callers hear back, so that what they read

@@ -90,6 +90,15 @@ impl TestServer {
         Self::spawn(dir, Stdio::from(log), Some("info"))
     }
 
+    /// A server whose log is set by `extra`'s `[log]` table alone
+    /// (PETREL_LOG unset); its standard error goes to `log.txt`.
+    pub fn start_configured_log(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("config.toml"), test_config(extra)).unwrap();
+        let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
+        Self::spawn(dir, Stdio::from(log), Some(""))
+    }
+
     /// What the server has logged so far (see [`TestServer::start_logging`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log.txt")).unwrap_or_default()
@@ -103,8 +112,17 @@ impl TestServer {
             .env("PETREL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(stderr);
-        if let Some(filter) = log {
-            command.env("PETREL_LOG", filter);
+        // Servers log `info` by default: tests keep their stderr to
+        // warnings unless they read the log. "" leaves the level to the
+        // configuration (`log.level`).
+        match log {
+            Some("") => {}
+            Some(filter) => {
+                command.env("PETREL_LOG", filter);
+            }
+            None => {
+                command.env("PETREL_LOG", "warn");
+            }
         }
         let mut child = command.spawn().expect("start petrel");
         let stdout = child.stdout.take().unwrap();

@@ -86,6 +86,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("offlineimap3", "/usr/bin/offlineimap"),
     ("fetchmail", "/usr/bin/fetchmail"),
     ("postfix", "/usr/sbin/postfix"),
+    // promtool checks /metrics; the server scrapes it in tests/observe.rs.
+    ("prometheus", "/usr/bin/promtool"),
 ];
 
 /// Python modules of the independent DKIM verifier/signer (dkimpy).
@@ -320,6 +322,8 @@ fn ci() -> Result<(), String> {
                 "imap_thread",
                 "--test",
                 "imap_notify",
+                "--test",
+                "observe",
                 "--test",
                 "crash",
                 "--test",
