@@ -24,7 +24,14 @@ impl Server {
     /// Starts with `extra` configuration and these listeners (plus http).
     pub fn start(extra: &str, listeners: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = format!("{extra}\n[listeners]\nhttp = [\"127.0.0.1:0\"]\n");
+        // The log goes to a file, as an operator's would (journald or a
+        // file), not to the terminal the benchmark reports to.
+        let log = if extra.contains("[log]") {
+            ""
+        } else {
+            "[log]\nfile = \"petrel.log\"\n"
+        };
+        let mut cfg = format!("{extra}\n{log}[listeners]\nhttp = [\"127.0.0.1:0\"]\n");
         for l in [
             "smtp",
             "submission",

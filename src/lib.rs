@@ -167,6 +167,13 @@ pub mod fuzz_entry {
         assert!(out.ends_with(b".\r\n"));
     }
 
+    /// Outlook Autodiscover request bodies (untrusted XML over HTTP).
+    pub fn autodiscover(data: &[u8]) {
+        if let Some(a) = crate::http::autodiscover_request(data) {
+            assert!(a.contains('@'));
+        }
+    }
+
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).
     pub fn message(data: &[u8]) {
         let _ = crate::smtp::session::count_received(data);

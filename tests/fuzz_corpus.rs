@@ -62,6 +62,11 @@ fn spf_record_seeds() {
 }
 
 #[test]
+fn autodiscover_seeds() {
+    replay("autodiscover", petrel::fuzz_entry::autodiscover);
+}
+
+#[test]
 fn pop3_command_seeds() {
     replay("pop3_command", petrel::fuzz_entry::pop3_command);
 }

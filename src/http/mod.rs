@@ -10,10 +10,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+mod autoconfig;
 mod health;
 mod queue;
 mod security;
 mod status;
+
+pub use autoconfig::{autodiscover_request, Endpoints};
 
 use crate::core::{Core, SharedCore};
 use crate::directory::{Account, AccountPatch, DirError, Login, NewAccount, Role};
@@ -182,6 +185,7 @@ pub fn router(core: SharedCore) -> Router {
         )
         .merge(queue::routes())
         .merge(health::routes())
+        .merge(autoconfig::routes())
         .merge(status::routes())
         .merge(security::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))

@@ -26,6 +26,7 @@ pub const TARGETS: &[&str] = &[
     "imap_command",
     "pop3_command",
     "message",
+    "autodiscover",
 ];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

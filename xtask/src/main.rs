@@ -325,6 +325,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "observe",
                 "--test",
+                "autoconfig",
+                "--test",
                 "crash",
                 "--test",
                 "stress",
