@@ -83,11 +83,26 @@ pub enum Command {
     },
     /// Version, uptime, listeners, queue and index of the running server.
     Status,
+    /// The DNS records a domain needs, and whether they are published.
+    Dns {
+        #[command(subcommand)]
+        action: DnsCmd,
+    },
     /// Failed-login lockouts: list and clear them.
     Security {
         #[command(subcommand)]
         action: SecurityCmd,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DnsCmd {
+    /// Print every record to publish for DOMAIN (zone-file lines).
+    Records { domain: String },
+    /// Look up each record through the server's resolver and say OK,
+    /// WRONG or MISSING, with the record to publish. Exits 1 when any
+    /// is wrong or missing.
+    Check { domain: String },
 }
 
 #[derive(Subcommand)]
@@ -429,14 +444,51 @@ fn print_records(v: &Value) {
         v["algorithm"].as_str().unwrap_or("")
     );
     for r in v["records"].as_array().into_iter().flatten() {
-        println!("; {}", r["purpose"].as_str().unwrap_or(""));
-        let kind = r["type"].as_str().unwrap_or("");
-        println!(
-            "{}\tIN\t{kind}\t{}\n",
-            r["name"].as_str().unwrap_or(""),
-            zone_rdata(kind, r["value"].as_str().unwrap_or(""))
-        );
+        print_record(r);
     }
+}
+
+/// One record as a commented zone-file line.
+fn print_record(r: &Value) {
+    println!("; {}", r["purpose"].as_str().unwrap_or(""));
+    let kind = r["type"].as_str().unwrap_or("");
+    println!(
+        "{}\tIN\t{kind}\t{}\n",
+        r["name"].as_str().unwrap_or(""),
+        zone_rdata(kind, r["value"].as_str().unwrap_or(""))
+    );
+}
+
+/// `petrel dns check` output; returns how many are wrong or missing.
+fn print_check(v: &Value) -> usize {
+    let mut problems = 0;
+    for f in v["findings"].as_array().into_iter().flatten() {
+        let status = f["status"].as_str().unwrap_or("?");
+        if matches!(status, "wrong" | "missing") {
+            problems += 1;
+        }
+        println!(
+            "{:<8}{:<16}{}",
+            status.to_uppercase(),
+            f["check"].as_str().unwrap_or(""),
+            f["name"].as_str().unwrap_or("")
+        );
+        if let Some(found) = f["found"].as_str().filter(|s| !s.is_empty()) {
+            println!("        found: {found}");
+        }
+        if let Some(d) = f["detail"].as_str().filter(|s| !s.is_empty()) {
+            println!("        {d}");
+        }
+        for r in f["publish"].as_array().into_iter().flatten() {
+            let kind = r["type"].as_str().unwrap_or("");
+            println!(
+                "        publish: {}\tIN\t{kind}\t{}",
+                r["name"].as_str().unwrap_or(""),
+                zone_rdata(kind, r["value"].as_str().unwrap_or(""))
+            );
+        }
+    }
+    problems
 }
 
 /// A record's data as a zone file writes it: TXT as quoted strings of at
@@ -740,6 +792,23 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
             }
         },
         Command::Status => print_status(&api.call("GET", "/api/status", None)?),
+        Command::Dns {
+            action: DnsCmd::Records { domain },
+        } => {
+            let v = api.call("GET", &format!("/api/dns/records/{}", enc(domain)), None)?;
+            for r in v["records"].as_array().into_iter().flatten() {
+                print_record(r);
+            }
+        }
+        Command::Dns {
+            action: DnsCmd::Check { domain },
+        } => {
+            let v = api.call("GET", &format!("/api/dns/check/{}", enc(domain)), None)?;
+            let problems = print_check(&v);
+            if problems > 0 {
+                anyhow::bail!("{problems} record(s) of {domain} wrong or missing: publish the records shown above");
+            }
+        }
         Command::Security {
             action: SecurityCmd::Lockouts,
         } => {

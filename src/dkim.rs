@@ -47,14 +47,7 @@ pub struct DkimKey {
 }
 
 /// The DNS records an operator publishes for a domain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DnsRecord {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub value: String,
-    pub purpose: String,
-}
+pub use crate::dns::advice::DnsRecord;
 
 fn k_key(domain: &str) -> Vec<u8> {
     let mut k = b"Xk".to_vec();
@@ -98,43 +91,6 @@ impl DkimKey {
             Algorithm::Ed25519 => "ed25519",
         };
         format!("v=DKIM1; k={k}; p={}", self.public_key)
-    }
-
-    /// The DKIM record and the SPF, DMARC and MTA-STS records we suggest.
-    pub fn records(&self, hostname: &str) -> Vec<DnsRecord> {
-        let d = &self.domain;
-        vec![
-            DnsRecord {
-                name: format!("{}._domainkey.{d}.", self.selector),
-                kind: "TXT".into(),
-                value: self.txt(),
-                purpose: "DKIM public key (RFC 6376)".into(),
-            },
-            DnsRecord {
-                name: format!("{d}."),
-                kind: "MX".into(),
-                value: format!("10 {hostname}."),
-                purpose: "where mail for the domain is delivered".into(),
-            },
-            DnsRecord {
-                name: format!("{d}."),
-                kind: "TXT".into(),
-                value: "v=spf1 mx -all".into(),
-                purpose: "SPF: only the domain's MX hosts send its mail (RFC 7208)".into(),
-            },
-            DnsRecord {
-                name: format!("_dmarc.{d}."),
-                kind: "TXT".into(),
-                value: format!("v=DMARC1; p=quarantine; rua=mailto:postmaster@{d}"),
-                purpose: "DMARC policy (RFC 7489)".into(),
-            },
-            DnsRecord {
-                name: format!("_mta-sts.{d}."),
-                kind: "TXT".into(),
-                value: format!("v=STSv1; id={}", self.created),
-                purpose: format!("MTA-STS policy id (RFC 8461); serve the policy at https://mta-sts.{d}/.well-known/mta-sts.txt"),
-            },
-        ]
     }
 
     /// Signs `raw`; returns the DKIM-Signature header field (with CRLF) to

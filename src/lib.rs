@@ -6,6 +6,7 @@ pub mod config;
 pub mod core;
 pub mod directory;
 pub mod dkim;
+pub mod dns;
 pub mod http;
 pub mod imap;
 pub mod mail;

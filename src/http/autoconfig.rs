@@ -23,7 +23,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::core::Core;
+use crate::core::{Core, Endpoints};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -35,41 +35,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/autodiscover/autodiscover.xml", post(autodiscover))
         .route("/Autodiscover/Autodiscover.xml", post(autodiscover))
         .route("/mobileconfig", get(mobileconfig))
-}
-
-/// Where clients connect: the host name and the port of each service
-/// that has a listener (None when it has none).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Endpoints {
-    pub host: String,
-    pub imaps: Option<u16>,
-    pub imap: Option<u16>,
-    pub pop3s: Option<u16>,
-    pub pop3: Option<u16>,
-    pub submissions: Option<u16>,
-    pub submission: Option<u16>,
-}
-
-impl Endpoints {
-    /// From the bound listeners of a running server.
-    pub fn of(core: &Core) -> Endpoints {
-        let bound = core.listeners.get().map(Vec::as_slice).unwrap_or(&[]);
-        let port = |name: &str| {
-            bound
-                .iter()
-                .find(|(p, _)| *p == name)
-                .map(|(_, a)| a.port())
-        };
-        Endpoints {
-            host: core.config.hostname.clone(),
-            imaps: port("imaps"),
-            imap: port("imap"),
-            pop3s: port("pop3s"),
-            pop3: port("pop3"),
-            submissions: port("submissions"),
-            submission: port("submission"),
-        }
-    }
 }
 
 /// Text for an XML element or attribute.

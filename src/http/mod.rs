@@ -11,12 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 mod autoconfig;
+mod dns;
 mod health;
 mod queue;
 mod security;
 mod status;
 
-pub use autoconfig::{autodiscover_request, Endpoints};
+pub use autoconfig::autodiscover_request;
 
 use crate::core::{Core, SharedCore};
 use crate::directory::{Account, AccountPatch, DirError, Login, NewAccount, Role};
@@ -186,6 +187,7 @@ pub fn router(core: SharedCore) -> Router {
         .merge(queue::routes())
         .merge(health::routes())
         .merge(autoconfig::routes())
+        .merge(dns::routes())
         .merge(status::routes())
         .merge(security::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))

@@ -87,13 +87,18 @@ struct NewKey {
     replace: bool,
 }
 
-fn dkim_json(key: &DkimKey, hostname: &str) -> Value {
+fn dkim_json(key: &DkimKey, core: &crate::core::Core) -> Value {
     json!({
         "domain": key.domain,
         "selector": key.selector,
         "algorithm": key.algorithm,
         "created": key.created,
-        "records": key.records(hostname),
+        "records": crate::dns::advice::records(
+            &key.domain,
+            &crate::core::Endpoints::of(core),
+            Some(key),
+            key.created,
+        ),
     })
 }
 
@@ -139,10 +144,7 @@ async fn create_dkim(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     crate::dkim::put(&st.core.store, key.clone()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(dkim_json(&key, &st.core.config.hostname)),
-    ))
+    Ok((StatusCode::CREATED, Json(dkim_json(&key, &st.core))))
 }
 
 async fn show_dkim(
@@ -153,7 +155,7 @@ async fn show_dkim(
     let key = crate::dkim::get(&st.core.store, &domain)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no DKIM key for {domain}")))?;
-    Ok(Json(dkim_json(&key, &st.core.config.hostname)))
+    Ok(Json(dkim_json(&key, &st.core)))
 }
 
 async fn delete_dkim(

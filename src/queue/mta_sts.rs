@@ -201,7 +201,7 @@ pub fn verified_tls(core: &Core) -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// GET https://mta-sts.DOMAIN/.well-known/mta-sts.txt (§3.3): a valid
 /// certificate, status 200, no redirects, text/plain.
-async fn fetch(core: &Core, domain: &str) -> Result<Policy, String> {
+pub(crate) async fn fetch(core: &Core, domain: &str) -> Result<Policy, String> {
     let host = format!("mta-sts.{domain}");
     let port = core.config.queue.mta_sts_port;
     let ips = match core.resolver.ips(&host).await {

@@ -13,6 +13,12 @@ pub enum Rec {
     A(&'static str, &'static str),
     /// name, value (split into 255-byte strings as DNS needs)
     Txt(String, String),
+    /// name, target, port (priority 0, weight 1)
+    Srv(String, String, u16),
+    /// reverse name (x.x.x.x.in-addr.arpa), host
+    Ptr(String, String),
+    /// alias, target (a name this server answers for)
+    Cname(String, String),
 }
 
 pub struct Dns {
@@ -67,6 +73,9 @@ impl Dns {
                         .collect();
                     conf.push_str(&format!("txt-record={n},{}\n", chunks.join(",")));
                 }
+                Rec::Srv(n, t, p) => conf.push_str(&format!("srv-host={n},{t},{p},0,1\n")),
+                Rec::Ptr(n, t) => conf.push_str(&format!("ptr-record={n},{t}\n")),
+                Rec::Cname(a, t) => conf.push_str(&format!("cname={a},{t}\n")),
             }
         }
         let conf_path = dir.path().join("dnsmasq.conf");

@@ -327,6 +327,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "autoconfig",
                 "--test",
+                "dns_check",
+                "--test",
                 "crash",
                 "--test",
                 "stress",
