@@ -214,7 +214,12 @@ mod tests {
         let raw = b"From: joe@example.org\r\n\r\nbody\r\n";
         let h = key.sign(raw, &["From".into()]).unwrap();
         assert!(h.contains("a=rsa-sha256"), "{h}");
-        let recs = key.records("mail.example.org");
+        let e = crate::core::Endpoints {
+            host: "mail.example.org".into(),
+            ..Default::default()
+        };
+        let recs = crate::dns::advice::records("example.org", &e, Some(&key), 1);
         assert_eq!(recs[0].name, "s2._domainkey.example.org.");
+        assert_eq!(recs[0].value, key.txt());
     }
 }

@@ -382,7 +382,7 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
                 Ok(all) => {
                     let keys: Vec<String> = all.iter().filter_map(|r| tag_value(r, "p")).collect();
                     let text = all.join(" | ");
-                    if keys.iter().any(|p| *p == k.public_key) {
+                    if keys.contains(&k.public_key) {
                         finding("DKIM", &name, Status::Ok, text, format!("selector {} holds the signing key", k.selector))
                     } else if all.is_empty() {
                         finding("DKIM", &name, Status::Missing, text, "no key published: receivers cannot verify the signatures".into())
