@@ -9,6 +9,7 @@ pub mod dkim;
 pub mod dns;
 pub mod http;
 pub mod imap;
+pub mod init;
 pub mod mail;
 pub mod net;
 pub mod observe;

@@ -91,11 +91,14 @@ fn main() {
             }
             res
         }
-        Command::Init { hostname, data_dir } => petrel::server::init(data_dir, hostname).map(|p| {
+        Command::Init { hostname, data_dir } => petrel::init::init(data_dir, hostname).map(|w| {
             println!(
-                "Wrote {}. Start the server with: petrel serve --data-dir {}",
-                p.display(),
-                data_dir.display()
+                "Wrote {} and {}.\n\nStart the server by hand with:\n\n    petrel serve --data-dir {}\n\nor under systemd, as its own user:\n\n    sudo useradd --system --home-dir {dir} --shell /usr/sbin/nologin petrel\n    sudo chown -R petrel:petrel {dir}\n    sudo cp {} /etc/systemd/system/petrel.service\n    sudo systemctl daemon-reload && sudo systemctl enable --now petrel\n\nThen `petrel dns records DOMAIN` prints what to publish in DNS (README: Running in production).",
+                w.config.display(),
+                w.unit.display(),
+                data_dir.display(),
+                w.unit.display(),
+                dir = w.unit.parent().map(|p| p.display().to_string()).unwrap_or_default(),
             );
         }),
         Command::Admin {

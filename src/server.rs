@@ -26,6 +26,7 @@ pub enum Proto {
     Pop3s,
     Http,
     Https,
+    HttpRedirect,
 }
 
 impl Proto {
@@ -41,6 +42,7 @@ impl Proto {
             Proto::Pop3s => "pop3s",
             Proto::Http => "http",
             Proto::Https => "https",
+            Proto::HttpRedirect => "http-redirect",
         }
     }
 }
@@ -264,6 +266,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         (Proto::Pop3s, &l.pop3s),
         (Proto::Http, &l.http),
         (Proto::Https, &l.https),
+        (Proto::HttpRedirect, &l.http_redirect),
     ];
     for (proto, addrs) in groups {
         for addr in addrs.iter() {
@@ -320,6 +323,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             Proto::Pop3s => "POP3 over TLS",
             Proto::Http => "management API at /api",
             Proto::Https => "management API at /api, TLS",
+            Proto::HttpRedirect => "plain HTTP, redirects to https",
         };
         // Stable, machine-readable line (tests and scripts read it).
         println!("petrel: listening {} {addr} ({note})", proto.name());
@@ -407,8 +411,12 @@ fn spawn_upkeep(log_file: Option<Arc<crate::observe::log::LogFile>>, mut shutdow
 }
 
 fn spawn_listener(proto: Proto, listener: TcpListener, core: SharedCore, shutdown: Shutdown) {
-    if matches!(proto, Proto::Http) {
-        let router = crate::http::router(core);
+    if matches!(proto, Proto::Http | Proto::HttpRedirect) {
+        let router = if proto == Proto::Http {
+            crate::http::router(core)
+        } else {
+            crate::http::redirect_router(core)
+        };
         let mut sd = shutdown.clone();
         tokio::spawn(async move {
             let _guard = shutdown;
@@ -586,83 +594,6 @@ async fn handle_connection(
                 .serve_connection(io, svc)
                 .await;
         }
-        Proto::Http => {}
-    }
-}
-
-/// `petrel init`: a production configuration on the standard ports.
-pub fn init(data_dir: &Path, hostname: &str) -> anyhow::Result<PathBuf> {
-    let cfg_path = data_dir.join("config.toml");
-    if cfg_path.exists() {
-        anyhow::bail!(
-            "{} exists already; remove it first to start over",
-            cfg_path.display()
-        );
-    }
-    std::fs::create_dir_all(data_dir)?;
-    let text = production_config(hostname);
-    // Check what we write before writing it.
-    Config::parse(&text, &cfg_path)?;
-    std::fs::write(&cfg_path, text)?;
-    Ok(cfg_path)
-}
-
-pub fn production_config(hostname: &str) -> String {
-    let tpl = crate::config::DEFAULT_TEMPLATE;
-    let mut out = String::new();
-    for line in tpl.lines() {
-        let replaced = match line.split_once(" = ").map(|(k, _)| k.trim()) {
-            Some("hostname") if !line.starts_with(' ') => format!("hostname = \"{hostname}\""),
-            Some("smtp") if line.starts_with("smtp =") => {
-                "smtp = [\"[::]:25\"]                # SMTP (MTA, RFC 5321)".into()
-            }
-            Some("submission") => {
-                "submission = [\"[::]:587\"]         # message submission with STARTTLS (RFC 6409)".into()
-            }
-            Some("submissions") => {
-                "submissions = [\"[::]:465\"]        # message submission over implicit TLS (RFC 8314)".into()
-            }
-            Some("imap") if line.starts_with("imap =") => {
-                "imap = [\"[::]:143\"]               # IMAP with STARTTLS".into()
-            }
-            Some("imaps") => "imaps = [\"[::]:993\"]              # IMAP over implicit TLS".into(),
-            Some("pop3") if line.starts_with("pop3 =") => {
-                "pop3 = [\"[::]:110\"]               # POP3 with STLS".into()
-            }
-            Some("pop3s") => "pop3s = [\"[::]:995\"]              # POP3 over implicit TLS".into(),
-            Some("http") => {
-                "http = [\"[::]:80\"]                # management API (/api), plain HTTP".into()
-            }
-            Some("https") => "https = [\"[::]:443\"]              # the same over TLS".into(),
-            _ => line.to_string(),
-        };
-        out.push_str(&replaced);
-        out.push('\n');
-    }
-    out.replace(
-        "# Petrel configuration.",
-        "# Petrel production configuration: standard ports on every interface\n# (\"[::]\" also accepts IPv4 on Linux). Replace tls/*.pem with a certificate\n# for the host name from your CA.\n#\n# Petrel configuration.",
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn production_config_uses_standard_ports() {
-        let text = production_config("mail.example.org");
-        let cfg = Config::parse(&text, Path::new("x")).unwrap();
-        assert_eq!(cfg.hostname, "mail.example.org");
-        assert_eq!(cfg.listeners.smtp[0].port(), 25);
-        assert_eq!(cfg.listeners.imap[0].port(), 143);
-        assert_eq!(cfg.listeners.submission[0].port(), 587);
-        assert_eq!(cfg.listeners.submissions[0].port(), 465);
-        assert_eq!(cfg.listeners.imaps[0].port(), 993);
-        assert_eq!(cfg.listeners.pop3[0].port(), 110);
-        assert_eq!(cfg.listeners.pop3s[0].port(), 995);
-        assert_eq!(cfg.listeners.http[0].port(), 80);
-        assert_eq!(cfg.listeners.https[0].port(), 443);
-        assert!(cfg.listeners.smtp[0].ip().is_unspecified());
+        Proto::Http | Proto::HttpRedirect => {}
     }
 }

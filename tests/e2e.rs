@@ -180,6 +180,42 @@ fn init_writes_production_config() {
     let cfg = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
     assert!(cfg.contains("hostname = \"mail.example.org\""));
     assert!(cfg.contains("[::]:25") && cfg.contains("[::]:993") && cfg.contains("[::]:443"));
+    // The management API is not on plain HTTP on every interface: port 80
+    // only redirects, plain HTTP stays on loopback for the CLI.
+    assert!(cfg.contains("http = [\"127.0.0.1:8080\"]"), "{cfg}");
+    assert!(cfg.contains("http-redirect = [\"[::]:80\"]"), "{cfg}");
+    // The systemd unit: hardened, and systemd itself finds nothing wrong.
+    let unit_path = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .join("petrel.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    for line in [
+        "ProtectSystem=strict",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=true",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(unit.contains(line), "{line} missing:\n{unit}");
+    }
+    assert!(unit.contains(&format!(
+        "ExecStart={} serve --data-dir {}",
+        std::fs::canonicalize(petrel_bin()).unwrap().display(),
+        unit_path.parent().unwrap().display()
+    )));
+    let verify = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_path)
+        .output();
+    match verify {
+        Ok(v) => assert!(
+            v.status.success() && !String::from_utf8_lossy(&v.stderr).contains("petrel.service:"),
+            "systemd-analyze: {}",
+            String::from_utf8_lossy(&v.stderr)
+        ),
+        Err(e) => panic!("systemd-analyze (Debian's systemd) is needed: {e}"),
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("systemctl enable --now petrel"), "{stdout}");
     // A second init refuses to overwrite.
     let again = std::process::Command::new(petrel_bin())
         .args(["init", "--hostname", "x.org", "--data-dir"])
@@ -187,6 +223,34 @@ fn init_writes_production_config() {
         .output()
         .unwrap();
     assert!(!again.status.success());
+}
+
+/// The `http-redirect` listener (port 80 in production) sends every
+/// request to https, keeping path and query, and answers nothing itself
+/// but ACME challenges (none pending).
+#[test]
+fn http_redirect_listener_sends_to_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config("").replace(
+        "http = [\"127.0.0.1:0\"]",
+        "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]\nhttp-redirect = [\"127.0.0.1:0\"]",
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let s = TestServer::start_in(dir);
+    let r = http_get(s.addr("http-redirect"), "/api/domains?x=1");
+    assert!(r.starts_with("HTTP/1.1 308"), "{r}");
+    let location = format!(
+        "location: https://x:{}/api/domains?x=1",
+        s.addr("https").port()
+    );
+    assert!(
+        r.to_ascii_lowercase().contains(&location),
+        "{location}: {r}"
+    );
+    // Nothing of the API answers in the clear there.
+    assert!(!r.contains("\"error\""), "{r}");
+    let r = http_get(s.addr("http-redirect"), "/.well-known/acme-challenge/abc");
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
 }
 
 #[test]

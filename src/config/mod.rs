@@ -50,6 +50,9 @@ pub struct Listeners {
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
+    /// Plain HTTP that only redirects to https (and will answer ACME
+    /// HTTP-01 challenges): port 80 of a production server.
+    pub http_redirect: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -493,6 +496,7 @@ impl Default for Listeners {
             pop3s: addrs(&["127.0.0.1:2995"]),
             http: addrs(&["127.0.0.1:8080"]),
             https: vec![],
+            http_redirect: vec![],
         }
     }
 }

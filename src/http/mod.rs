@@ -14,10 +14,12 @@ mod autoconfig;
 mod dns;
 mod health;
 mod queue;
+mod redirect;
 mod security;
 mod status;
 
 pub use autoconfig::autodiscover_request;
+pub use redirect::redirect_router;
 
 use crate::core::{Core, SharedCore};
 use crate::directory::{Account, AccountPatch, DirError, Login, NewAccount, Role};
