@@ -10,20 +10,10 @@ use serde_json::{json, Value};
 #[command(name = "petrel", version, about = "Petrel mail server")]
 pub struct Cli {
     /// Management API of a running server.
-    #[arg(
-        long,
-        global = true,
-        env = "PETREL_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "PETREL_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// USER:PASS of an administrator account.
-    #[arg(
-        long,
-        global = true,
-        env = "PETREL_CREDENTIALS",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PETREL_CREDENTIALS", hide_env_values = true)]
     pub credentials: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -33,6 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (creates the data directory on first start).
     Serve {
+        /// The data directory: configuration, store, blobs, index, TLS files.
         #[arg(long, default_value = "petrel-data")]
         data_dir: PathBuf,
         /// Use this configuration file instead of DATA_DIR/config.toml.
@@ -41,8 +32,10 @@ pub enum Command {
     },
     /// Write a production configuration (standard ports, all interfaces).
     Init {
+        /// The server's fully qualified name (MX target, certificate, HELO).
         #[arg(long)]
         hostname: String,
+        /// Where to write config.toml and petrel.service.
         #[arg(long, default_value = "petrel-data")]
         data_dir: PathBuf,
     },
@@ -158,12 +151,11 @@ pub enum DkimCmd {
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    Create {
-        name: String,
-    },
-    Delete {
-        name: String,
-    },
+    /// Host a domain: mail for its addresses is accepted here.
+    Create { name: String },
+    /// Stop hosting a domain (its accounts must be gone first).
+    Delete { name: String },
+    /// The hosted domains and their catch-all addresses.
     List,
     /// Send mail for unknown addresses of DOMAIN to ADDRESS (omit to turn off).
     CatchAll {
@@ -191,6 +183,7 @@ pub enum AdminCmd {
 
 #[derive(Subcommand)]
 pub enum AccountCmd {
+    /// Create a mail account (or, with --admin, an administrator).
     Create {
         address: String,
         /// The password (it shows in the shell's history and `ps`:
@@ -214,14 +207,13 @@ pub enum AccountCmd {
         #[arg(long)]
         admin: bool,
     },
-    Delete {
-        address: String,
-    },
-    Show {
-        address: String,
-    },
+    /// Delete an account and all of its mail.
+    Delete { address: String },
+    /// One account as JSON: quota, usage, aliases, role.
+    Show { address: String },
+    /// Every account: address, role, state, name, aliases.
     List,
-    /// Change password, name or quota.
+    /// Change password, name, quota, role, or enable/disable.
     Update {
         address: String,
         /// A new password (prefer --secret-stdin).
@@ -248,34 +240,27 @@ pub enum AccountCmd {
         #[arg(long)]
         enabled: bool,
     },
-    AddAlias {
-        address: String,
-        alias: String,
-    },
-    RemoveAlias {
-        address: String,
-        alias: String,
-    },
+    /// Deliver mail for ALIAS to the account too.
+    AddAlias { address: String, alias: String },
+    /// Remove an alias of the account.
+    RemoveAlias { address: String, alias: String },
 }
 
 #[derive(Subcommand)]
 pub enum GroupCmd {
+    /// Create a group address; mail to it goes to every member.
     Create {
         address: String,
         #[arg(long)]
         name: Option<String>,
     },
-    Delete {
-        address: String,
-    },
-    AddMember {
-        group: String,
-        address: String,
-    },
-    RemoveMember {
-        group: String,
-        address: String,
-    },
+    /// Delete a group (its members' accounts stay).
+    Delete { address: String },
+    /// Add an address (local or not) to a group.
+    AddMember { group: String, address: String },
+    /// Remove an address from a group.
+    RemoveMember { group: String, address: String },
+    /// Every group with its members.
     List,
 }
 

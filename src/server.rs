@@ -168,7 +168,53 @@ fn generate_password() -> String {
         .collect()
 }
 
+/// What a start created, so that a start which fails before it is ready
+/// leaves nothing half-made behind (a store without its administrator's
+/// password, a directory a retry takes for a used one).
+#[derive(Default)]
+struct Undo {
+    created: Vec<PathBuf>,
+    ready: bool,
+}
+
+impl Undo {
+    /// Remembers `path` if it does not exist yet (it is about to be made).
+    fn note(&mut self, path: &Path) {
+        if !path.exists() {
+            self.created.push(path.to_path_buf());
+        }
+    }
+
+    /// Removes what was made, newest first.
+    fn remove(&self) {
+        for p in self.created.iter().rev() {
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            match r {
+                Ok(()) => eprintln!(
+                    "petrel: removed {} (made by this failed start)",
+                    p.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => eprintln!("petrel: could not remove {}: {e}", p.display()),
+            }
+        }
+    }
+}
+
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let mut undo = Undo::default();
+    let res = serve_undoable(opts, &mut undo).await;
+    if res.is_err() && !undo.ready {
+        undo.remove();
+    }
+    res
+}
+
+async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<()> {
     let started = Instant::now();
     // Handlers first: a signal that arrives once "ready" is printed must
     // take the graceful path.
@@ -176,6 +222,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let data_dir = opts.data_dir;
+    undo.note(&data_dir);
+    undo.note(&data_dir.join("config.toml"));
     let (default_cfg, fresh) = prepare_data_dir(&data_dir)?;
     let cfg_path = opts.config.unwrap_or(default_cfg);
     let cfg = Config::load(&cfg_path)?;
@@ -197,9 +245,18 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     let cert = Config::resolve(&data_dir, &cfg.tls.certificate);
     let key = Config::resolve(&data_dir, &cfg.tls.private_key);
+    for p in [&cert, &key] {
+        if let Some(dir) = p.parent() {
+            undo.note(dir);
+        }
+        undo.note(p);
+    }
     tls::ensure_self_signed(&cert, &key, &cfg.hostname)?;
     let acceptor = tls::acceptor(&cert, &key)?;
 
+    undo.note(&Config::resolve(&data_dir, &cfg.store.path));
+    undo.note(&Config::resolve(&data_dir, &cfg.blob.path));
+    undo.note(&Config::resolve(&data_dir, &cfg.search.path));
     let store = open_store(&cfg, &data_dir)?;
     let blobs = BlobStore::new(
         &Config::resolve(&data_dir, &cfg.blob.path),
@@ -247,6 +304,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         // A made-up password is also kept in a file only the owner reads,
         // so a first start that fails later (a port in use) loses nothing.
         if generated {
+            undo.note(&data_dir.join("admin-password"));
             write_private(&data_dir.join("admin-password"), &format!("{pw}\n"))?;
         }
         admin_password = Some((pw, generated));
@@ -356,6 +414,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "\nNext steps, in another terminal (with `cargo run --release --` in place of `petrel` from a checkout):\n\n    export PETREL_CREDENTIALS='admin:{shown}'\n    petrel --url {http} domain create example.org\n    petrel --url {http} account create joe@example.org --secret 'choose-a-password'\n    swaks --server {smtp} --to joe@example.org --from you@example.net\n\nthen read the message with any IMAP client as joe@example.org."
         );
     }
+    undo.ready = true;
     println!("petrel: ready in {} ms", started.elapsed().as_millis());
 
     tokio::select! {

@@ -105,14 +105,20 @@ fn first_start_creates_data_dir_and_prints_next_steps() {
     }
     let _ = child.kill();
     let status = child.wait().unwrap();
+    if !out.contains("petrel: ready") {
+        // A default port is busy on this machine: the failed first start
+        // left nothing behind (tested on its own below).
+        assert!(!status.success());
+        assert!(!data.exists(), "a failed first start left {data:?}");
+        return;
+    }
     let cfg = std::fs::read_to_string(data.join("config.toml")).unwrap();
     assert!(
         cfg.contains("max-message-size = 52428800"),
         "every default is written out"
     );
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
-    // The made-up admin password is kept where only the owner reads it,
-    // even when the start failed after (a port in use).
+    // The made-up admin password is kept where only the owner reads it.
     let pw_file = data.join("admin-password");
     let meta = std::fs::metadata(&pw_file).expect("admin-password written");
     assert_eq!(
@@ -166,6 +172,72 @@ fn config_error_names_file_line_and_key() {
     assert!(err.contains("config.toml"), "{err}");
     assert!(err.contains("line 3"), "{err}");
     assert!(err.contains("max-recipients"), "{err}");
+}
+
+/// A first start that fails once the store exists (a port in use) takes
+/// back what it made: the next start is a first start again and prints
+/// the administrator's password. The operator's own config stays.
+#[test]
+fn failed_first_start_leaves_nothing_half_made() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        test_config("").replace(
+            "smtp = [\"127.0.0.1:0\"]",
+            &format!("smtp = [\"{}\"]", busy.local_addr().unwrap()),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(petrel_bin())
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("PETREL_ADMIN_PASSWORD")
+            .env("PETREL_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains("for smtp"),
+        "{err}"
+    );
+    for made in ["store", "blobs", "fts", "tls", "admin-password"] {
+        assert!(!dir.path().join(made).exists(), "{made} left behind: {err}");
+    }
+    assert!(cfg.exists(), "the operator's configuration is kept");
+    // Port free again: a real first start, with a password to show.
+    drop(busy);
+    std::fs::write(&cfg, test_config("")).unwrap();
+    let mut child = std::process::Command::new(petrel_bin())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("PETREL_ADMIN_PASSWORD")
+        .env("PETREL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap())) {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("petrel: ready") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let pw = std::fs::read_to_string(dir.path().join("admin-password")).unwrap();
+    assert!(
+        out.contains("Created the administrator account `admin`"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\n    {}", pw.trim())), "{out}");
 }
 
 #[test]
@@ -223,6 +295,57 @@ fn init_writes_production_config() {
         .output()
         .unwrap();
     assert!(!again.status.success());
+}
+
+/// `serve --help` lists what serve uses, and every command of every group
+/// says what it does.
+#[test]
+fn help_text_everywhere() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(petrel_bin())
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve"]);
+    assert!(
+        serve.contains("--data-dir") && serve.contains("--config"),
+        "{serve}"
+    );
+    assert!(
+        !serve.contains("--url") && !serve.contains("--credentials"),
+        "serve does not use the API options:\n{serve}"
+    );
+    for group in [
+        vec![],
+        vec!["admin"],
+        vec!["domain"],
+        vec!["account"],
+        vec!["group"],
+        vec!["queue"],
+        vec!["dkim"],
+        vec!["search"],
+        vec!["security"],
+        vec!["dns"],
+    ] {
+        let text = help(&group);
+        let commands = text
+            .split("Commands:")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").next())
+            .unwrap_or_else(|| panic!("{group:?}: no commands in\n{text}"));
+        for line in commands.lines().filter(|l| !l.trim().is_empty()) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert!(
+                words.len() >= 2,
+                "{group:?}: `{}` has no help text",
+                line.trim()
+            );
+        }
+    }
 }
 
 /// The `http-redirect` listener (port 80 in production) sends every
