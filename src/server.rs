@@ -252,7 +252,17 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         undo.note(p);
     }
     tls::ensure_self_signed(&cert, &key, &cfg.hostname)?;
-    let acceptor = tls::acceptor(&cert, &key)?;
+    let sni: Vec<tls::SniCert<'_>> = cfg
+        .tls
+        .sni
+        .iter()
+        .map(|e| tls::SniCert {
+            names: &e.names,
+            certificate: Config::resolve(&data_dir, &e.certificate),
+            private_key: Config::resolve(&data_dir, &e.private_key),
+        })
+        .collect();
+    let acceptor = tls::acceptor(&cert, &key, &sni)?;
 
     undo.note(&Config::resolve(&data_dir, &cfg.store.path));
     undo.note(&Config::resolve(&data_dir, &cfg.blob.path));

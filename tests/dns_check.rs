@@ -257,6 +257,20 @@ fn records_and_unknown_domains() {
             "_submissions._tcp.mail.test.\tIN\tSRV\t0 1 {} mx.test.",
             s.addr("submissions").port()
         ),
+        // RFC 6186 §3.4: IMAP and POP3 both offered, IMAP preferred (lower
+        // priority values), implicit TLS before STARTTLS.
+        &format!(
+            "_imap._tcp.mail.test.\tIN\tSRV\t5 1 {} mx.test.",
+            s.addr("imap").port()
+        ),
+        &format!(
+            "_pop3s._tcp.mail.test.\tIN\tSRV\t10 1 {} mx.test.",
+            s.addr("pop3s").port()
+        ),
+        &format!(
+            "_pop3._tcp.mail.test.\tIN\tSRV\t20 1 {} mx.test.",
+            s.addr("pop3").port()
+        ),
     ] {
         assert!(out.contains(line), "{line:?} missing in\n{out}");
     }

@@ -770,3 +770,106 @@ fn health_and_readiness_need_no_credentials() {
     // The API itself still wants credentials.
     assert!(get("/api/domains").starts_with("HTTP/1.1 401"));
 }
+
+/// `[[tls.sni]]`: a client asking for a hosted domain's name gets that
+/// domain's certificate (RFC 6186 §5: several domains on one address need
+/// SNI), anyone else the default; a name the certificate does not cover
+/// stops the start with a sentence saying so.
+#[tokio::test]
+async fn certificates_are_chosen_by_sni() {
+    let dir = tempfile::tempdir().unwrap();
+    let (main_dir, other_dir) = (dir.path().join("main"), dir.path().join("other"));
+    std::fs::create_dir_all(&main_dir).unwrap();
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let main = common::pki::issue(&main_dir, &["mx.test"]);
+    let other = common::pki::issue(&other_dir, &["example.org", "mta-sts.example.org"]);
+    let sni = |names: &str| {
+        format!(
+            "[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n[[tls.sni]]\nnames = [{names}]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+            main.chain.display(),
+            main.key.display(),
+            other.chain.display(),
+            other.key.display()
+        )
+    };
+    let s = TestServer::start_with(&sni("\"example.org\", \"MTA-STS.example.org\""));
+    let handshake = |ca: std::path::PathBuf, name: &'static str| {
+        let addr = s.addr("imaps");
+        async move {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(&ca).unwrap())
+                .unwrap();
+            let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                .connect(ServerName::try_from(name).unwrap(), tcp)
+                .await
+                .unwrap_or_else(|e| panic!("TLS for {name}: {e}"));
+            tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        }
+    };
+    assert_eq!(
+        handshake(other.ca.clone(), "example.org").await,
+        other.cert_der
+    );
+    assert_eq!(
+        handshake(other.ca.clone(), "mta-sts.example.org").await,
+        other.cert_der
+    );
+    assert_eq!(handshake(main.ca.clone(), "mx.test").await, main.cert_der);
+    drop(s);
+
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("config.toml"),
+        test_config(&sni("\"nothere.org\"")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(petrel_bin())
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls.sni") && err.contains("nothere.org"),
+        "{err}"
+    );
+}
+
+/// RFC 6186 §6 (and RFC 8314): no SSL 2.0. An SSLv2-style ClientHello on
+/// the implicit-TLS port gets no ServerHello, only an alert or the end of
+/// the connection.
+#[tokio::test]
+async fn ssl2_hello_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start();
+    let mut tcp = TcpStream::connect(s.addr("imaps")).await.unwrap();
+    // SSLv2 record: 2-byte length with the high bit, CLIENT-HELLO (1),
+    // version 0.2, cipher-specs length 3, session-id 0, challenge 16.
+    let mut hello = vec![
+        0x80, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0x00, 0x00, 0x10,
+    ];
+    hello.extend_from_slice(&[0x01, 0x00, 0x80]);
+    hello.extend_from_slice(&[0x42; 16]);
+    hello[1] = (hello.len() - 2) as u8;
+    tcp.write_all(&hello).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("the server answers or closes")
+        .unwrap_or(0);
+    assert!(
+        n == 0 || buf[0] == 0x15,
+        "expected an alert or EOF, got {:02x?}",
+        &buf[..n]
+    );
+}

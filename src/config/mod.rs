@@ -63,6 +63,18 @@ pub struct Tls {
     /// PEM file of extra trust anchors for checked outbound TLS (MTA-STS),
     /// next to the system's roots ("" for none).
     pub extra_ca: PathBuf,
+    /// Certificates chosen by the name a client asks for (SNI).
+    pub sni: Vec<SniCertificate>,
+}
+
+/// `[[tls.sni]]`: a certificate for some names (hosted domains, their
+/// mta-sts./autoconfig. names), presented when a client asks for one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SniCertificate {
+    pub names: Vec<String>,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -507,6 +519,7 @@ impl Default for Tls {
             certificate: "tls/cert.pem".into(),
             private_key: "tls/key.pem".into(),
             extra_ca: PathBuf::new(),
+            sni: Vec::new(),
         }
     }
 }

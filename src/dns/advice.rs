@@ -29,19 +29,21 @@ fn rec(name: String, kind: &str, value: String, purpose: impl Into<String>) -> D
 /// The SPF record we suggest: the domain's MX hosts send its mail.
 pub const SPF: &str = "v=spf1 mx -all";
 
-/// The SRV services of RFC 6186 (and RFC 8314 for submissions), with the
-/// listener that serves each.
-pub fn srv_services(e: &Endpoints) -> Vec<(&'static str, u16)> {
+/// The SRV services of RFC 6186 (and RFC 8314 for submissions) with the
+/// priority we advise and the listener's port. Implicit TLS comes before
+/// STARTTLS (RFC 8314 §3), and IMAP before POP3: RFC 6186 §3.4 asks for
+/// both sets, the preferred one with the lower priority values.
+pub fn srv_services(e: &Endpoints) -> Vec<(&'static str, u16, u16)> {
     [
-        ("_submissions._tcp", e.submissions),
-        ("_submission._tcp", e.submission),
-        ("_imaps._tcp", e.imaps),
-        ("_imap._tcp", e.imap),
-        ("_pop3s._tcp", e.pop3s),
-        ("_pop3._tcp", e.pop3),
+        ("_submissions._tcp", 0, e.submissions),
+        ("_submission._tcp", 5, e.submission),
+        ("_imaps._tcp", 0, e.imaps),
+        ("_imap._tcp", 5, e.imap),
+        ("_pop3s._tcp", 10, e.pop3s),
+        ("_pop3._tcp", 20, e.pop3),
     ]
     .into_iter()
-    .filter_map(|(s, p)| p.map(|p| (s, p)))
+    .filter_map(|(s, prio, p)| p.map(|p| (s, prio, p)))
     .collect()
 }
 
@@ -101,11 +103,11 @@ pub fn records(
         format!("v=TLSRPTv1; rua=mailto:postmaster@{d}"),
         "where other servers report TLS failures (RFC 8460)",
     ));
-    for (service, port) in srv_services(e) {
+    for (service, priority, port) in srv_services(e) {
         out.push(rec(
             format!("{service}.{d}."),
             "SRV",
-            format!("0 1 {port} {host}."),
+            format!("{priority} 1 {port} {host}."),
             "mail client service discovery (RFC 6186, RFC 8314)",
         ));
     }
@@ -136,8 +138,9 @@ mod tests {
         let srv: Vec<_> = r.iter().filter(|r| r.kind == "SRV").collect();
         assert_eq!(srv.len(), 2);
         assert_eq!(srv[0].name, "_submission._tcp.example.org.");
-        assert_eq!(srv[0].value, "0 1 587 mail.example.org.");
+        assert_eq!(srv[0].value, "5 1 587 mail.example.org.");
         assert_eq!(srv[1].name, "_imaps._tcp.example.org.");
+        assert_eq!(srv[1].value, "0 1 993 mail.example.org.");
         assert!(r
             .iter()
             .all(|r| r.kind != "TXT" || !r.name.contains("_domainkey")));

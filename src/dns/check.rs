@@ -449,7 +449,7 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
     );
 
     // RFC 6186 SRV records, one per client service with a listener.
-    for (service, port) in advice::srv_services(&e) {
+    for (service, _, port) in advice::srv_services(&e) {
         let name = format!("{service}.{domain}");
         let mut f = match lookup(dns, &name, RecordType::SRV).await {
             Err(err) => finding("SRV", &name, Status::Error, String::new(), err),
