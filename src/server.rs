@@ -211,6 +211,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     if res.is_err() && !undo.ready {
         undo.remove();
     }
+    // The log's writer thread writes out what it holds.
+    crate::observe::log::flush();
     res
 }
 

@@ -707,8 +707,7 @@ async fn preview_esort_scram() {
     let lazy = cmd(&mut c, "p", "FETCH 1:4 (PREVIEW (LAZY))").await;
     assert_eq!(lazy, r);
     // 8#1: who fetched previews is in the log.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let log = s.log();
+    let log = s.log_until("FETCH PREVIEW");
     assert!(
         log.lines()
             .any(|l| l.contains("FETCH PREVIEW") && l.contains("joe@example.org")),

@@ -437,7 +437,9 @@ async fn lockouts_are_listed_logged_and_lifted() {
         row.contains("joe@example.org") && row.contains("127.0.0.1"),
         "{row}"
     );
-    assert!(s.log().contains("lockout: joe@example.org from 127.0.0.1"));
+    assert!(s
+        .log_until("lockout: joe@example.org")
+        .contains("lockout: joe@example.org from 127.0.0.1"));
     let status = s.cli_ok(&["status"]);
     assert!(status.contains("Lockouts: 1"), "{status}");
     assert!(

@@ -58,6 +58,40 @@ fn finding(
     }
 }
 
+/// OK when what was found is `good`, missing when nothing was found,
+/// wrong otherwise; `why` says what missing and wrong mean here.
+fn verdict(
+    check: &'static str,
+    name: &str,
+    found: String,
+    any: bool,
+    good: bool,
+    why: (&str, String),
+) -> Finding {
+    let (status, detail) = match (good, any) {
+        (true, _) => (Status::Ok, String::new()),
+        (false, false) => (Status::Missing, why.0.to_string()),
+        (false, true) => (Status::Wrong, why.1),
+    };
+    finding(check, name, status, found, detail)
+}
+
+/// Adds the records to publish to a finding that is not OK.
+fn advise(mut f: Finding, records: impl IntoIterator<Item = DnsRecord>) -> Finding {
+    if f.status != Status::Ok {
+        f.publish.extend(records);
+    }
+    f
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn same_host(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
@@ -163,7 +197,7 @@ async fn one_tagged(
     tag: &str,
     advice: Option<&DnsRecord>,
 ) -> Finding {
-    let mut f = match txt(dns, name).await {
+    let f = match txt(dns, name).await {
         Err(e) => finding(check, name, Status::Error, String::new(), e),
         Ok(all) => {
             let found = tagged(&all, tag);
@@ -172,29 +206,23 @@ async fn one_tagged(
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(" | ");
-            match found.len() {
-                0 => finding(
-                    check,
-                    name,
-                    Status::Missing,
-                    text,
-                    format!("no TXT record starting with {tag}"),
+            verdict(
+                check,
+                name,
+                text,
+                !found.is_empty(),
+                found.len() == 1,
+                (
+                    &format!("no TXT record starting with {tag}"),
+                    format!(
+                        "{} records start with {tag}: readers take none of them; keep one",
+                        found.len()
+                    ),
                 ),
-                1 => finding(check, name, Status::Ok, text, String::new()),
-                n => finding(
-                    check,
-                    name,
-                    Status::Wrong,
-                    text,
-                    format!("{n} records start with {tag}: readers take none of them; keep one"),
-                ),
-            }
+            )
         }
     };
-    if f.status != Status::Ok {
-        f.publish.extend(advice.cloned());
-    }
-    f
+    advise(f, advice.cloned())
 }
 
 /// Every check for `domain`, in the order of the advice.
@@ -265,7 +293,13 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
             ));
             continue;
         }
-        let mut f = match lookup(dns, &name, RecordType::PTR).await {
+        let ptr = DnsRecord {
+            name: format!("{name}."),
+            kind: "PTR".into(),
+            value: format!("{host}."),
+            purpose: "reverse DNS (set by whoever holds the address)".into(),
+        };
+        let f = match lookup(dns, &name, RecordType::PTR).await {
             Err(err) => finding("PTR", &name, Status::Error, String::new(), err),
             Ok(rs) => {
                 let names: Vec<String> = rs
@@ -275,63 +309,50 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
                         _ => None,
                     })
                     .collect();
-                let text = names.join(", ");
-                if names.iter().any(|n| same_host(n, &host)) {
-                    finding("PTR", &name, Status::Ok, text, String::new())
-                } else if names.is_empty() {
-                    finding("PTR", &name, Status::Missing, text, format!("{ip} has no name: ask the address's provider for a PTR record naming {host}"))
-                } else {
-                    finding("PTR", &name, Status::Wrong, text, format!("{ip} is not named {host}: ask the address's provider to change its PTR record"))
-                }
+                let good = names.iter().any(|n| same_host(n, &host));
+                verdict("PTR", &name, join(&names), !names.is_empty(), good, (
+                    &format!("{ip} has no name: ask the address's provider for a PTR record naming {host}"),
+                    format!("{ip} is not named {host}: ask the address's provider to change its PTR record"),
+                ))
             }
         };
-        if f.status != Status::Ok {
-            f.publish.push(DnsRecord {
-                name: format!("{name}."),
-                kind: "PTR".into(),
-                value: format!("{host}."),
-                purpose: "reverse DNS (set by whoever holds the address)".into(),
-            });
-        }
-        out.push(f);
+        out.push(advise(f, [ptr]));
     }
 
     // MX: mail for the domain comes here.
-    let mut f = match resolver.mx(domain).await {
+    let f = match resolver.mx(domain).await {
         Lookup::Found(mx) => {
-            let text = mx
-                .iter()
-                .map(|(p, h)| format!("{p} {h}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            if mx.iter().any(|(_, h)| same_host(h, &host)) {
-                finding("MX", domain, Status::Ok, text, String::new())
-            } else {
-                finding(
-                    "MX",
-                    domain,
-                    Status::Wrong,
-                    text,
+            let text: Vec<String> = mx.iter().map(|(p, h)| format!("{p} {h}")).collect();
+            let good = mx.iter().any(|(_, h)| same_host(h, &host));
+            verdict(
+                "MX",
+                domain,
+                join(&text),
+                true,
+                good,
+                (
+                    "",
                     format!("no MX names {host}: mail for {domain} goes elsewhere"),
-                )
-            }
+                ),
+            )
         }
-        Lookup::NotFound => finding(
+        Lookup::NotFound => verdict(
             "MX",
             domain,
-            Status::Missing,
             String::new(),
-            format!("no MX record: senders try {domain}'s own address"),
+            false,
+            false,
+            (
+                &format!("no MX record: senders try {domain}'s own address"),
+                String::new(),
+            ),
         ),
         Lookup::TempFail(err) => finding("MX", domain, Status::Error, String::new(), err),
     };
-    if f.status != Status::Ok {
-        f.publish.extend(advice_for(domain, "MX"));
-    }
-    out.push(f);
+    out.push(advise(f, advice_for(domain, "MX")));
 
     // SPF: one record, and mail from this server's addresses passes it.
-    let mut f = match txt(dns, domain).await {
+    let f = match txt(dns, domain).await {
         Err(err) => finding("SPF", domain, Status::Error, String::new(), err),
         Ok(all) => {
             let spf = tagged(&all, "v=spf1");
@@ -351,7 +372,7 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
                         }
                     }
                     if failing.is_empty() && !host_ips.is_empty() {
-                        finding("SPF", domain, Status::Ok, text, format!("mail from {} passes", host_ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")))
+                        finding("SPF", domain, Status::Ok, text, format!("mail from {} passes", join(&host_ips)))
                     } else if host_ips.is_empty() {
                         finding("SPF", domain, Status::Error, text, format!("{host} has no address to check the record with"))
                     } else {
@@ -362,39 +383,30 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
             }
         }
     };
-    if f.status != Status::Ok {
-        f.publish.push(DnsRecord {
-            name: format!("{domain}."),
-            kind: "TXT".into(),
-            value: advice::SPF.into(),
-            purpose: "SPF: only the domain's MX hosts send its mail (RFC 7208)".into(),
-        });
-    }
-    out.push(f);
+    let spf = DnsRecord {
+        name: format!("{domain}."),
+        kind: "TXT".into(),
+        value: advice::SPF.into(),
+        purpose: "SPF: only the domain's MX hosts send its mail (RFC 7208)".into(),
+    };
+    out.push(advise(f, [spf]));
 
     // DKIM: the public key of the key we sign with.
     match &key {
         None => out.push(finding("DKIM", &format!("_domainkey.{domain}"), Status::Missing, String::new(), format!("no signing key for {domain}: `petrel dkim create {domain}` makes one and prints its record"))),
         Some(k) => {
             let name = format!("{}._domainkey.{domain}", k.selector);
-            let mut f = match txt(dns, &name).await {
+            let f = match txt(dns, &name).await {
                 Err(err) => finding("DKIM", &name, Status::Error, String::new(), err),
                 Ok(all) => {
                     let keys: Vec<String> = all.iter().filter_map(|r| tag_value(r, "p")).collect();
-                    let text = all.join(" | ");
-                    if keys.contains(&k.public_key) {
-                        finding("DKIM", &name, Status::Ok, text, format!("selector {} holds the signing key", k.selector))
-                    } else if all.is_empty() {
-                        finding("DKIM", &name, Status::Missing, text, "no key published: receivers cannot verify the signatures".into())
-                    } else {
-                        finding("DKIM", &name, Status::Wrong, text, "another key is published: every signature fails".into())
-                    }
+                    verdict("DKIM", &name, all.join(" | "), !all.is_empty(), keys.contains(&k.public_key), (
+                        "no key published: receivers cannot verify the signatures",
+                        "another key is published: every signature fails".into(),
+                    ))
                 }
             };
-            if f.status != Status::Ok {
-                f.publish.extend(advice_for(&name, "TXT"));
-            }
-            out.push(f);
+            out.push(advise(f, advice_for(&name, "TXT")));
         }
     }
 
@@ -424,16 +436,12 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
             .await,
         );
         let url = format!("https://mta-sts.{domain}/.well-known/mta-sts.txt");
-        let mut f = match crate::queue::mta_sts::fetch(core, domain).await {
+        let f = match crate::queue::mta_sts::fetch(core, domain).await {
             Ok(p) if p.allows_mx(&host) => finding("MTA-STS policy", &url, Status::Ok, format!("mode {:?}", p.mode).to_lowercase(), String::new()),
             Ok(p) => finding("MTA-STS policy", &url, Status::Wrong, p.mx.join(", "), format!("the policy does not allow {host} as MX")),
             Err(err) => finding("MTA-STS policy", &url, Status::Missing, String::new(), format!("{err}: point mta-sts.{domain} at this server, with a certificate for that name")),
         };
-        if f.status != Status::Ok {
-            f.publish
-                .extend(advice_for(&format!("mta-sts.{domain}"), "CNAME"));
-        }
-        out.push(f);
+        out.push(advise(f, advice_for(&format!("mta-sts.{domain}"), "CNAME")));
     }
 
     let tlsrpt = format!("_smtp._tls.{domain}");
@@ -451,7 +459,7 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
     // RFC 6186 SRV records, one per client service with a listener.
     for (service, _, port) in advice::srv_services(&e) {
         let name = format!("{service}.{domain}");
-        let mut f = match lookup(dns, &name, RecordType::SRV).await {
+        let f = match lookup(dns, &name, RecordType::SRV).await {
             Err(err) => finding("SRV", &name, Status::Error, String::new(), err),
             Ok(rs) => {
                 let srv: Vec<(u16, String)> = rs
@@ -464,74 +472,45 @@ pub async fn check(core: &Core, domain: &str) -> anyhow::Result<Vec<Finding>> {
                         _ => None,
                     })
                     .collect();
-                let text = srv
-                    .iter()
-                    .map(|(p, t)| format!("{t}:{p}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if srv.iter().any(|(p, t)| *p == port && same_host(t, &host)) {
-                    finding("SRV", &name, Status::Ok, text, String::new())
-                } else if srv.is_empty() {
-                    finding(
-                        "SRV",
-                        &name,
-                        Status::Missing,
-                        text,
-                        "clients cannot discover this service".into(),
-                    )
-                } else {
-                    finding(
-                        "SRV",
-                        &name,
-                        Status::Wrong,
-                        text,
+                let text: Vec<String> = srv.iter().map(|(p, t)| format!("{t}:{p}")).collect();
+                let good = srv.iter().any(|(p, t)| *p == port && same_host(t, &host));
+                verdict(
+                    "SRV",
+                    &name,
+                    join(&text),
+                    !srv.is_empty(),
+                    good,
+                    (
+                        "clients cannot discover this service",
                         format!("expected {host}:{port}"),
-                    )
-                }
+                    ),
+                )
             }
         };
-        if f.status != Status::Ok {
-            f.publish.extend(advice_for(&name, "SRV"));
-        }
-        out.push(f);
+        out.push(advise(f, advice_for(&name, "SRV")));
     }
 
     // Client set-up names lead to this server.
     for label in ["autoconfig", "autodiscover"] {
         let name = format!("{label}.{domain}");
-        let mut f = match addresses(dns, &name).await {
+        let f = match addresses(dns, &name).await {
             Err(err) => finding("client set-up", &name, Status::Error, String::new(), err),
             Ok(ips) => {
-                let text = ips
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if ips.iter().any(|i| host_ips.contains(i)) {
-                    finding("client set-up", &name, Status::Ok, text, String::new())
-                } else if ips.is_empty() {
-                    finding(
-                        "client set-up",
-                        &name,
-                        Status::Missing,
-                        text,
-                        "clients cannot find their settings by this name".into(),
-                    )
-                } else {
-                    finding(
-                        "client set-up",
-                        &name,
-                        Status::Wrong,
-                        text,
+                let good = ips.iter().any(|i| host_ips.contains(i));
+                verdict(
+                    "client set-up",
+                    &name,
+                    join(&ips),
+                    !ips.is_empty(),
+                    good,
+                    (
+                        "clients cannot find their settings by this name",
                         format!("does not lead to {host}"),
-                    )
-                }
+                    ),
+                )
             }
         };
-        if f.status != Status::Ok {
-            f.publish.extend(advice_for(&name, "CNAME"));
-        }
-        out.push(f);
+        out.push(advise(f, advice_for(&name, "CNAME")));
     }
     Ok(out)
 }

@@ -75,14 +75,28 @@ impl Write for FileWriter {
     }
 }
 
-#[derive(Clone)]
-struct FileMaker(Arc<LogFile>);
+/// The writer thread's guard: dropping it writes out what is queued.
+static GUARD: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = Mutex::new(None);
 
-impl<'a> MakeWriter<'a> for FileMaker {
-    type Writer = FileWriter;
-    fn make_writer(&'a self) -> FileWriter {
-        FileWriter(self.0.clone())
+/// Hands formatted lines to a writer thread (never dropping any: a full
+/// queue makes the logging thread wait), so sessions do not wait on the
+/// disk or a pipe.
+fn off_thread<W: Write + Send + 'static>(w: W) -> tracing_appender::non_blocking::NonBlocking {
+    let (nb, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("petrel-log")
+        .finish(w);
+    let mut g = GUARD.lock().unwrap_or_else(|e| e.into_inner());
+    // A second init (tests) keeps the first writer; this one is unused.
+    if g.is_none() {
+        *g = Some(guard);
     }
+    nb
+}
+
+/// Writes out every queued line; call before the process ends.
+pub fn flush() {
+    drop(GUARD.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
 /// The filter: `PETREL_LOG` when set, else `log.level`.
@@ -122,12 +136,20 @@ pub fn init(cfg: &LogConfig, data_dir: &Path) -> anyhow::Result<Option<Arc<LogFi
         // journal stamps each line itself (JOURNAL_STREAM is set there).
         let colour = std::io::stderr().is_terminal();
         let time = std::env::var_os("JOURNAL_STREAM").is_none();
-        (layer(cfg.format, std::io::stderr, colour, time), None)
+        (
+            layer(cfg.format, off_thread(std::io::stderr()), colour, time),
+            None,
+        )
     } else {
         let path = crate::config::Config::resolve(data_dir, &cfg.file);
         let file = LogFile::open(&path)?;
         (
-            layer(cfg.format, FileMaker(file.clone()), false, true),
+            layer(
+                cfg.format,
+                off_thread(FileWriter(file.clone())),
+                false,
+                true,
+            ),
             Some(file),
         )
     };

@@ -90,6 +90,19 @@ impl TestServer {
         Self::spawn(dir, Stdio::from(log), Some("info"))
     }
 
+    /// The log once it holds `needle` (lines are written by a thread of
+    /// their own, a moment after the event), or after 10 s as it is.
+    pub fn log_until(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A server whose log is set by `extra`'s `[log]` table alone
     /// (PETREL_LOG unset); its standard error goes to `log.txt`.
     pub fn start_configured_log(extra: &str) -> TestServer {
