@@ -99,8 +99,11 @@ async fn implicit_tls_login_sender_rules_and_added_headers() {
     // RFC 6409 §6.1: only the user's own addresses as sender.
     c.send("MAIL FROM:<ann@example.org>\r\n").await;
     assert!(c.smtp_reply().await.starts_with("550 5.7.1"));
+    // RFC 6409 §3.2: the null path is no reason to refuse.
     c.send("MAIL FROM:<>\r\n").await;
-    assert!(c.smtp_reply().await.starts_with("550 5.7.1"));
+    assert!(c.smtp_reply().await.starts_with("250"));
+    c.send("RSET\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
     c.send("MAIL FROM:<sales@example.org>\r\n").await;
     assert!(c.smtp_reply().await.starts_with("250"));
     c.send("RCPT TO:<ann@example.org>\r\n").await;
@@ -154,6 +157,86 @@ async fn implicit_tls_login_sender_rules_and_added_headers() {
         .await;
     let r = c.smtp_reply().await;
     assert!(r.starts_with("250"), "{r}");
+}
+
+/// RFC 6409 §4.2, §5.1, §8.3: envelope and header domains fully
+/// qualified (a single label refused, not expanded), header addresses that
+/// are addresses, an invalid Message-ID replaced; errors with enhanced
+/// codes (§7) and a line in the log (§5.2).
+#[tokio::test]
+async fn rfc6409_qualified_domains_and_message_ids() {
+    let s = TestServer::start_logging("[imap]\nauth-without-tls = true\n");
+    s.account("joe@example.org");
+    s.account("ann@example.org");
+    let mut c = LineClient::connect_tls(&s, s.addr("submissions")).await;
+    c.smtp_reply().await;
+    let caps = ehlo(&mut c).await;
+    // §7: AUTH must be offered, PIPELINING and ENHANCEDSTATUSCODES
+    // should; ETRN and ATRN must not.
+    for cap in ["AUTH", "PIPELINING", "ENHANCEDSTATUSCODES"] {
+        assert!(caps.iter().any(|l| l.contains(cap)), "{cap}: {caps:?}");
+    }
+    assert!(
+        !caps
+            .iter()
+            .any(|l| l.contains("ETRN") || l.contains("ATRN")),
+        "{caps:?}"
+    );
+    c.send(&format!("AUTH PLAIN {}\r\n", b64(b"\0joe@example.org\0pw")))
+        .await;
+    assert!(c.smtp_reply().await.starts_with("235"));
+    c.send("ETRN example.org\r\n").await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("500") || r.starts_with("502"), "ETRN: {r}");
+    c.send("MAIL FROM:<joe@example.org>\r\n").await;
+    assert!(c.smtp_reply().await.starts_with("250"));
+    for (rcpt, code) in [("bob@sales", "5.1.2"), ("bob", "5.1.3")] {
+        c.send(&format!("RCPT TO:<{rcpt}>\r\n")).await;
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with('5') && r.contains(code), "{rcpt}: {r}");
+    }
+    // Address fields of the header.
+    for (field, value) in [
+        ("To", "bob@sales"),
+        ("Cc", "just a name"),
+        ("Reply-To", "Bob <bob@localhost>"),
+    ] {
+        c.send("RSET\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<ann@example.org>\r\nDATA\r\n")
+            .await;
+        for _ in 0..4 {
+            c.smtp_reply().await;
+        }
+        c.send(&format!(
+            "From: joe@example.org\r\n{field}: {value}\r\nSubject: x\r\n\r\nx\r\n.\r\n"
+        ))
+        .await;
+        let r = c.smtp_reply().await;
+        assert!(
+            r.starts_with("554 5.6.0") && r.contains(&format!("{field}: header")),
+            "{field}: {value}: {r}"
+        );
+    }
+    // A Message-ID that is no msg-id is replaced.
+    c.send("RSET\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<ann@example.org>\r\nDATA\r\n")
+        .await;
+    for _ in 0..4 {
+        c.smtp_reply().await;
+    }
+    c.send("From: joe@example.org\r\nTo: undisclosed-recipients:;\r\nMessage-ID: not-an-id\r\nSubject: ids\r\n\r\nx\r\n.\r\n")
+        .await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    let msgs = wait_for_mail(s.addr("imap"), "ann@example.org", 1).await;
+    let text = String::from_utf8_lossy(&msgs[0]);
+    assert!(!text.contains("not-an-id"), "{text}");
+    assert!(
+        text.contains("\r\nMessage-ID: <") && text.contains("@mx.test>"),
+        "{text}"
+    );
+    // §5.2: refusals are logged.
+    assert!(s
+        .log_until("smtp transaction rejected")
+        .contains("reply=\"554 5.6.0"));
 }
 
 /// A client-side SCRAM-SHA-256 (RFC 5802 §3), written from the RFC for

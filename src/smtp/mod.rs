@@ -5,5 +5,6 @@ pub mod data;
 pub mod proto;
 pub mod session;
 pub mod spool;
+mod submission;
 mod txlog;
 pub mod verify;

@@ -531,13 +531,21 @@ impl Session {
         }
         if let Some(acct) = &self.account {
             // RFC 6409 §6.1: the sender must be the user's own address.
-            let own = std::iter::once(&acct.address)
-                .chain(acct.aliases.iter())
-                .any(|a| a.eq_ignore_ascii_case(&from));
+            // The null path is allowed (§3.2: never a reason to refuse).
+            let own = from.is_empty()
+                || std::iter::once(&acct.address)
+                    .chain(acct.aliases.iter())
+                    .any(|a| a.eq_ignore_ascii_case(&from));
             if !own {
                 return self
                     .error("550 5.7.1 Sender address is not owned by the authenticated user")
                     .await;
+            }
+        }
+        if self.mode == Mode::Submission {
+            // RFC 6409 §4.2: envelope domains are fully qualified.
+            if let Some(why) = super::submission::envelope_problem(&from) {
+                return self.error(&why).await;
             }
         }
         env.from = Some(from);
@@ -552,6 +560,12 @@ impl Session {
         notify: Option<Notify>,
         orcpt: Option<String>,
     ) -> std::io::Result<Flow> {
+        if self.mode == Mode::Submission {
+            // RFC 6409 §4.2: envelope domains are fully qualified.
+            if let Some(why) = super::submission::envelope_problem(&to) {
+                return self.error(&why).await;
+            }
+        }
         // RFC 5321 §4.5.1: "postmaster" without a domain is always accepted.
         let lookup = if to.eq_ignore_ascii_case("postmaster") {
             format!("postmaster@{}", self.core.config.hostname)
@@ -672,10 +686,19 @@ impl Session {
                 .error("554 5.4.6 Mail loop detected (too many Received headers)")
                 .await;
         }
+        // RFC 6409 §4.2, §5.1: Petrel alters submitted messages (Date,
+        // Message-ID, DKIM), so their address fields must be addresses
+        // with fully qualified domains.
+        if self.mode == Mode::Submission {
+            if let Some(why) = super::submission::header_problem(&body) {
+                tracing::info!(session = %self.id, "refused: {why}");
+                return self.error(&why).await;
+            }
+        }
         // RFC 6409 §8.1: the author an authenticated user claims must be
         // the user (its address or an alias), not only the envelope.
         if let (Some(acct), true) = (&self.account, cfg.check_from_header) {
-            if let Some(other) = foreign_author(&body, acct) {
+            if let Some(other) = super::submission::foreign_author(&body, acct) {
                 tracing::info!(session = %self.id, login = %acct.address, from = %other, "refused: From header not the user's");
                 return self
                     .error(&format!(
@@ -885,6 +908,8 @@ impl Session {
     /// Message-ID; then the DKIM signature of the sender's domain.
     async fn complete_submission(&self, env: &Envelope, msg: Vec<u8>) -> Vec<u8> {
         let host = &self.core.config.hostname;
+        // RFC 6409 §8.3: an invalid Message-ID is replaced.
+        let msg = super::submission::drop_invalid_message_id(msg);
         let mut extra = String::new();
         if !has_header(&msg, "date") {
             extra.push_str(&format!("Date: {}\r\n", rfc5322_date(unix_now())));
@@ -995,7 +1020,7 @@ impl SaslIo for SmtpSasl<'_> {
 
 /// The header section of a message, up to and including the blank line's
 /// first CRLF.
-fn header_end(msg: &[u8]) -> usize {
+pub(super) fn header_end(msg: &[u8]) -> usize {
     msg.windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 2)
@@ -1099,23 +1124,6 @@ pub fn count_received(msg: &[u8]) -> usize {
         .split(|&b| b == b'\n')
         .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
         .count()
-}
-
-/// The first From: header address of `body` that is not `acct`'s own
-/// address or alias, if any.
-fn foreign_author(body: &[u8], acct: &crate::directory::Account) -> Option<String> {
-    let msg = mail_parser::MessageParser::default().parse_headers(body)?;
-    let from = msg.from()?;
-    let foreign = from
-        .iter()
-        .filter_map(|a| a.address())
-        .find(|a| {
-            !std::iter::once(&acct.address)
-                .chain(acct.aliases.iter())
-                .any(|own| own.eq_ignore_ascii_case(a))
-        })
-        .map(str::to_string);
-    foreign
 }
 
 #[cfg(test)]
