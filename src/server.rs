@@ -254,17 +254,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         undo.note(p);
     }
     tls::ensure_self_signed(&cert, &key, &cfg.hostname)?;
-    let sni: Vec<tls::SniCert<'_>> = cfg
-        .tls
-        .sni
-        .iter()
-        .map(|e| tls::SniCert {
-            names: &e.names,
-            certificate: Config::resolve(&data_dir, &e.certificate),
-            private_key: Config::resolve(&data_dir, &e.private_key),
-        })
-        .collect();
-    let acceptor = tls::acceptor(&cert, &key, &sni)?;
+    let (acceptor, certificates) = tls::acceptor(&cert, &key, &sni_certs(&cfg, &data_dir))?;
 
     undo.note(&Config::resolve(&data_dir, &cfg.store.path));
     undo.note(&Config::resolve(&data_dir, &cfg.blob.path));
@@ -367,7 +357,15 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         Some(path)
     };
     crate::queue::deliver::spawn(core.clone(), controller.handle());
-    spawn_upkeep(log_file, controller.handle());
+    spawn_upkeep(
+        log_file,
+        Reload {
+            certificates,
+            cfg: cfg.clone(),
+            data_dir: data_dir.clone(),
+        },
+        controller.handle(),
+    );
     core.mail.spawn_indexer(controller.handle());
 
     println!(
@@ -448,9 +446,52 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
     Ok(())
 }
 
-/// SIGHUP reopens the log file; histograms are drained into their
-/// buckets every few seconds (the exporter keeps raw samples until then).
-fn spawn_upkeep(log_file: Option<Arc<crate::observe::log::LogFile>>, mut shutdown: Shutdown) {
+/// The `tls.sni` entries of `cfg`, their paths resolved.
+fn sni_certs<'a>(cfg: &'a Config, data_dir: &Path) -> Vec<tls::SniCert<'a>> {
+    cfg.tls
+        .sni
+        .iter()
+        .map(|e| tls::SniCert {
+            names: &e.names,
+            certificate: Config::resolve(data_dir, &e.certificate),
+            private_key: Config::resolve(data_dir, &e.private_key),
+        })
+        .collect()
+}
+
+/// What SIGHUP reads again: the certificate files.
+struct Reload {
+    certificates: Arc<tls::Certificates>,
+    cfg: Config,
+    data_dir: PathBuf,
+}
+
+impl Reload {
+    fn certificates(&self) {
+        let cert = Config::resolve(&self.data_dir, &self.cfg.tls.certificate);
+        let key = Config::resolve(&self.data_dir, &self.cfg.tls.private_key);
+        match self
+            .certificates
+            .reload(&cert, &key, &sni_certs(&self.cfg, &self.data_dir))
+        {
+            Ok(()) => {
+                tracing::info!(certificate = %cert.display(), "TLS certificates reloaded (SIGHUP)")
+            }
+            Err(e) => tracing::error!(
+                "SIGHUP: TLS certificates not reloaded, the old ones stay in use: {e}"
+            ),
+        }
+    }
+}
+
+/// SIGHUP reopens the log file and reloads the TLS certificates;
+/// histograms are drained into their buckets every few seconds (the
+/// exporter keeps raw samples until then).
+fn spawn_upkeep(
+    log_file: Option<Arc<crate::observe::log::LogFile>>,
+    reload: Reload,
+    mut shutdown: Shutdown,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -463,13 +504,16 @@ fn spawn_upkeep(log_file: Option<Arc<crate::observe::log::LogFile>>, mut shutdow
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
-                _ = hup.recv() => match &log_file {
-                    Some(f) => match f.reopen() {
-                        Ok(()) => tracing::info!(file = %f.path().display(), "log file reopened (SIGHUP)"),
-                        Err(e) => tracing::error!(file = %f.path().display(), "SIGHUP: cannot reopen the log file, still writing to the old one: {e}"),
-                    },
-                    None => tracing::info!("SIGHUP: no log file to reopen (log.file is not set)"),
-                },
+                _ = hup.recv() => {
+                    match &log_file {
+                        Some(f) => match f.reopen() {
+                            Ok(()) => tracing::info!(file = %f.path().display(), "log file reopened (SIGHUP)"),
+                            Err(e) => tracing::error!(file = %f.path().display(), "SIGHUP: cannot reopen the log file, still writing to the old one: {e}"),
+                        },
+                        None => tracing::info!("SIGHUP: no log file to reopen (log.file is not set)"),
+                    }
+                    reload.certificates();
+                }
                 _ = tick.tick() => {
                     if let Some(h) = crate::observe::metrics::handle() {
                         h.run_upkeep();

@@ -873,3 +873,73 @@ async fn ssl2_hello_is_refused() {
         &buf[..n]
     );
 }
+
+/// SIGHUP reads the certificate files again: new handshakes on every
+/// listener get the new certificate, without a restart; a broken file
+/// leaves the old one in use and says so in the log.
+#[tokio::test]
+async fn sighup_reloads_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, next) = (dir.path().join("live"), dir.path().join("next"));
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::create_dir_all(&next).unwrap();
+    let first = common::pki::issue(&live, &["mx.test"]);
+    let second = common::pki::issue(&next, &["mx.test"]);
+    let s = TestServer::start_logging(&format!(
+        "[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+        first.chain.display(),
+        first.key.display()
+    ));
+    let presented = |ca: std::path::PathBuf, listener: &'static str| {
+        let addr = s.addr(listener);
+        async move {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(&ca).unwrap())
+                .unwrap();
+            let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                .connect(ServerName::try_from("mx.test").unwrap(), tcp)
+                .await
+                .unwrap_or_else(|e| panic!("TLS on {listener}: {e}"));
+            tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        }
+    };
+    assert_eq!(presented(first.ca.clone(), "imaps").await, first.cert_der);
+    // Renewed files in place (as a certificate tool writes them), then
+    // SIGHUP.
+    std::fs::copy(&second.chain, &first.chain).unwrap();
+    std::fs::copy(&second.key, &first.key).unwrap();
+    let hup = |pid: u32| {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    hup(s.child.id());
+    assert!(s
+        .log_until("TLS certificates reloaded")
+        .contains("TLS certificates reloaded"));
+    for listener in ["imaps", "submissions", "pop3s"] {
+        assert_eq!(
+            presented(second.ca.clone(), listener).await,
+            second.cert_der,
+            "{listener}"
+        );
+    }
+    // A broken key: the certificate in use stays.
+    std::fs::write(&first.key, "not a key").unwrap();
+    hup(s.child.id());
+    assert!(s
+        .log_until("TLS certificates not reloaded")
+        .contains("the old ones stay in use"));
+    assert_eq!(presented(second.ca.clone(), "imaps").await, second.cert_der);
+}

@@ -72,21 +72,45 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> anyhow::Result<Ar
     Ok(Arc::new(ck))
 }
 
-/// Picks the certificate by the name the client asks for (SNI, RFC 6066):
-/// one of `tls.sni`, else the default one.
+/// The certificates in use: per name (SNI, RFC 6066), and the default.
 #[derive(Debug)]
-struct BySni {
+struct Certs {
     names: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
 }
 
-impl ResolvesServerCert for BySni {
+/// Picks the certificate by the name the client asks for; the set can be
+/// replaced while the server runs ([`Certificates::reload`]): handshakes
+/// after that get the new one, on every listener.
+#[derive(Debug)]
+pub struct Certificates {
+    current: std::sync::RwLock<Arc<Certs>>,
+}
+
+impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let by_name = hello.server_name().and_then(|n| {
-            self.names
+            certs
+                .names
                 .get(&n.trim_end_matches('.').to_ascii_lowercase())
         });
-        Some(by_name.unwrap_or(&self.default).clone())
+        Some(by_name.unwrap_or(&certs.default).clone())
+    }
+}
+
+impl Certificates {
+    /// Reads the files again and puts them in use; on any error the
+    /// certificates in use stay and the error is returned.
+    pub fn reload(&self, cert: &Path, key: &Path, sni: &[SniCert<'_>]) -> anyhow::Result<()> {
+        let provider = rustls::crypto::ring::default_provider();
+        let certs = read_all(cert, key, sni, &provider)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(certs);
+        Ok(())
     }
 }
 
@@ -97,14 +121,18 @@ pub struct SniCert<'a> {
     pub private_key: std::path::PathBuf,
 }
 
-/// The server's TLS: the default certificate, and per-name ones chosen by
-/// SNI. Each name must be one its certificate is valid for.
-pub fn acceptor(cert: &Path, key: &Path, sni: &[SniCert<'_>]) -> anyhow::Result<TlsAcceptor> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let default = load(cert, key, &provider)?;
+/// Reads the default certificate and the `tls.sni` ones, checking each
+/// name against its certificate.
+fn read_all(
+    cert: &Path,
+    key: &Path,
+    sni: &[SniCert<'_>],
+    provider: &CryptoProvider,
+) -> anyhow::Result<Certs> {
+    let default = load(cert, key, provider)?;
     let mut names = HashMap::new();
     for entry in sni {
-        let ck = load(&entry.certificate, &entry.private_key, &provider)?;
+        let ck = load(&entry.certificate, &entry.private_key, provider)?;
         let ee = webpki::EndEntityCert::try_from(&ck.cert[0]).map_err(|e| {
             anyhow::anyhow!("bad certificate {}: {e:?}", entry.certificate.display())
         })?;
@@ -122,9 +150,24 @@ pub fn acceptor(cert: &Path, key: &Path, sni: &[SniCert<'_>]) -> anyhow::Result<
             names.insert(lower, ck.clone());
         }
     }
+    Ok(Certs { names, default })
+}
+
+/// The server's TLS: the default certificate, and per-name ones chosen by
+/// SNI. Each name must be one its certificate is valid for. The returned
+/// [`Certificates`] replaces them all later without a restart.
+pub fn acceptor(
+    cert: &Path,
+    key: &Path,
+    sni: &[SniCert<'_>],
+) -> anyhow::Result<(TlsAcceptor, Arc<Certificates>)> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = Arc::new(Certificates {
+        current: std::sync::RwLock::new(Arc::new(read_all(cert, key, sni, &provider)?)),
+    });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { names, default }));
-    Ok(TlsAcceptor::from(Arc::new(config)))
+        .with_cert_resolver(certs.clone());
+    Ok((TlsAcceptor::from(Arc::new(config)), certs))
 }
