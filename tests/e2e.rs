@@ -771,6 +771,28 @@ fn health_and_readiness_need_no_credentials() {
     assert!(get("/api/domains").starts_with("HTTP/1.1 401"));
 }
 
+/// The certificate the server presents on `addr` to a client asking for
+/// `name` and trusting only the CA in `ca` (the handshake must succeed).
+async fn presented_cert(addr: std::net::SocketAddr, ca: &std::path::Path, name: &str) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
+        .await
+        .unwrap_or_else(|e| panic!("TLS for {name} on {addr}: {e}"));
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
 /// `[[tls.sni]]`: a client asking for a hosted domain's name gets that
 /// domain's certificate (RFC 6186 §5: several domains on one address need
 /// SNI), anyone else the default; a name the certificate does not cover
@@ -793,37 +815,18 @@ async fn certificates_are_chosen_by_sni() {
         )
     };
     let s = TestServer::start_with(&sni("\"example.org\", \"MTA-STS.example.org\""));
-    let handshake = |ca: std::path::PathBuf, name: &'static str| {
-        let addr = s.addr("imaps");
-        async move {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_file(&ca).unwrap())
-                .unwrap();
-            let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-                .connect(ServerName::try_from(name).unwrap(), tcp)
-                .await
-                .unwrap_or_else(|e| panic!("TLS for {name}: {e}"));
-            tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-        }
-    };
     assert_eq!(
-        handshake(other.ca.clone(), "example.org").await,
+        presented_cert(s.addr("imaps"), &other.ca, "example.org").await,
         other.cert_der
     );
     assert_eq!(
-        handshake(other.ca.clone(), "mta-sts.example.org").await,
+        presented_cert(s.addr("imaps"), &other.ca, "mta-sts.example.org").await,
         other.cert_der
     );
-    assert_eq!(handshake(main.ca.clone(), "mx.test").await, main.cert_der);
+    assert_eq!(
+        presented_cert(s.addr("imaps"), &main.ca, "mx.test").await,
+        main.cert_der
+    );
     drop(s);
 
     let data = tempfile::tempdir().unwrap();
@@ -890,29 +893,10 @@ async fn sighup_reloads_certificates() {
         first.chain.display(),
         first.key.display()
     ));
-    let presented = |ca: std::path::PathBuf, listener: &'static str| {
-        let addr = s.addr(listener);
-        async move {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_file(&ca).unwrap())
-                .unwrap();
-            let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-                .connect(ServerName::try_from("mx.test").unwrap(), tcp)
-                .await
-                .unwrap_or_else(|e| panic!("TLS on {listener}: {e}"));
-            tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-        }
-    };
-    assert_eq!(presented(first.ca.clone(), "imaps").await, first.cert_der);
+    assert_eq!(
+        presented_cert(s.addr("imaps"), &first.ca, "mx.test").await,
+        first.cert_der
+    );
     // Renewed files in place (as a certificate tool writes them), then
     // SIGHUP.
     std::fs::copy(&second.chain, &first.chain).unwrap();
@@ -930,7 +914,7 @@ async fn sighup_reloads_certificates() {
         .contains("TLS certificates reloaded"));
     for listener in ["imaps", "submissions", "pop3s"] {
         assert_eq!(
-            presented(second.ca.clone(), listener).await,
+            presented_cert(s.addr(listener), &second.ca, "mx.test").await,
             second.cert_der,
             "{listener}"
         );
@@ -941,5 +925,8 @@ async fn sighup_reloads_certificates() {
     assert!(s
         .log_until("TLS certificates not reloaded")
         .contains("the old ones stay in use"));
-    assert_eq!(presented(second.ca.clone(), "imaps").await, second.cert_der);
+    assert_eq!(
+        presented_cert(s.addr("imaps"), &second.ca, "mx.test").await,
+        second.cert_der
+    );
 }
