@@ -88,6 +88,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("postfix", "/usr/sbin/postfix"),
     // promtool checks /metrics; the server scrapes it in tests/observe.rs.
     ("prometheus", "/usr/bin/promtool"),
+    // systemd-analyze verifies the unit `petrel init` writes.
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
 
 /// Python modules of the independent DKIM verifier/signer (dkimpy).
