@@ -21,6 +21,21 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// CPU seconds the server process has used (user + system, all
+    /// threads), from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name in parentheses; utime and stime
+        // are the 14th and 15th of the line, in clock ticks (100 per s).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    }
+
     /// Starts with `extra` configuration and these listeners (plus http).
     pub fn start(extra: &str, listeners: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();

@@ -78,6 +78,11 @@ impl Write for FileWriter {
 /// The writer thread's guard: dropping it writes out what is queued.
 static GUARD: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = Mutex::new(None);
 
+/// Bytes the writer thread gathers before a write: it writes when the
+/// queue is empty or this is full, so under load one write carries many
+/// lines.
+const BUFFER: usize = 64 * 1024;
+
 /// Hands formatted lines to a writer thread (never dropping any: a full
 /// queue makes the logging thread wait), so sessions do not wait on the
 /// disk or a pipe.
@@ -137,7 +142,12 @@ pub fn init(cfg: &LogConfig, data_dir: &Path) -> anyhow::Result<Option<Arc<LogFi
         let colour = std::io::stderr().is_terminal();
         let time = std::env::var_os("JOURNAL_STREAM").is_none();
         (
-            layer(cfg.format, off_thread(std::io::stderr()), colour, time),
+            layer(
+                cfg.format,
+                off_thread(std::io::BufWriter::with_capacity(BUFFER, std::io::stderr())),
+                colour,
+                time,
+            ),
             None,
         )
     } else {
@@ -146,7 +156,10 @@ pub fn init(cfg: &LogConfig, data_dir: &Path) -> anyhow::Result<Option<Arc<LogFi
         (
             layer(
                 cfg.format,
-                off_thread(FileWriter(file.clone())),
+                off_thread(std::io::BufWriter::with_capacity(
+                    BUFFER,
+                    FileWriter(file.clone()),
+                )),
                 false,
                 true,
             ),
