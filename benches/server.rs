@@ -21,6 +21,8 @@ impl Drop for Server {
 }
 
 impl Server {
+    // Used by some benches only.
+    #[allow(dead_code)]
     /// CPU seconds the server process has used (user + system, all
     /// threads), from /proc.
     pub fn cpu_seconds(&self) -> f64 {
