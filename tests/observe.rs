@@ -346,24 +346,14 @@ async fn text_log_lines_for_transactions_logins_and_deliveries() {
     .await;
     assert!(r.starts_with("250"), "{r}");
     // An author that is not the user: refused at the end of DATA.
-    let mut c = LineClient::connect(s.addr("submission")).await;
-    c.smtp_reply().await;
-    c.send("EHLO c.test\r\n").await;
-    c.smtp_reply().await;
-    c.send(&format!(
-        "AUTH PLAIN {}\r\n",
-        base64_encode("\0joe@example.org\0pw")
-    ))
+    let r = submit(
+        &s,
+        "joe@example.org",
+        &["joe@example.org"],
+        "From: boss@elsewhere.test\r\nSubject: x\r\n\r\nx",
+    )
     .await;
-    assert!(c.smtp_reply().await.starts_with("235"));
-    c.send("MAIL FROM:<joe@example.org>\r\nRCPT TO:<joe@example.org>\r\nDATA\r\n")
-        .await;
-    for _ in 0..3 {
-        c.smtp_reply().await;
-    }
-    c.send("From: boss@elsewhere.test\r\nSubject: x\r\n\r\nx\r\n.\r\n")
-        .await;
-    assert!(c.smtp_reply().await.starts_with("550 5.7.1"));
+    assert!(r.starts_with("550 5.7.1"), "{r}");
     wait_until("the delivery attempt and refusal lines", || {
         let log = s.log();
         log.contains("petrel::queue::deliver: delivery ") && log.contains("transaction rejected")
