@@ -28,6 +28,8 @@ pub struct Core {
     pub budget: crate::net::budget::MemoryBudget,
     /// When the server started (uptime in `petrel status` and /metrics).
     pub started: std::time::Instant,
+    /// Open ACME HTTP-01 challenges (answered on the plain listeners).
+    pub acme: crate::acme::Challenges,
     /// The listeners bound, set once they all are (`/readyz`, status).
     pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
 }
@@ -118,6 +120,7 @@ impl Core {
             ),
             started: std::time::Instant::now(),
             listeners: std::sync::OnceLock::new(),
+            acme: Default::default(),
             config,
             store,
             mail,

@@ -1,6 +1,7 @@
 //! Petrel: a mail server in one binary. See README.md for the architecture.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -357,6 +357,14 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         Some(path)
     };
     crate::queue::deliver::spawn(core.clone(), controller.handle());
+    crate::acme::spawn(
+        core.clone(),
+        crate::acme::Files {
+            certificates: certificates.clone(),
+            data_dir: data_dir.clone(),
+        },
+        controller.handle(),
+    );
     spawn_upkeep(
         log_file,
         Reload {
@@ -447,7 +455,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
 }
 
 /// The `tls.sni` entries of `cfg`, their paths resolved.
-fn sni_certs<'a>(cfg: &'a Config, data_dir: &Path) -> Vec<tls::SniCert<'a>> {
+pub(crate) fn sni_certs<'a>(cfg: &'a Config, data_dir: &Path) -> Vec<tls::SniCert<'a>> {
     cfg.tls
         .sni
         .iter()

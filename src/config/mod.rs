@@ -65,6 +65,39 @@ pub struct Tls {
     pub extra_ca: PathBuf,
     /// Certificates chosen by the name a client asks for (SNI).
     pub sni: Vec<SniCertificate>,
+    pub acme: AcmeConfig,
+}
+
+/// `[tls.acme]`: the default certificate ordered and renewed from an ACME
+/// server (RFC 8555) with HTTP-01 challenges on the http-redirect or http
+/// listener (port 80).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AcmeConfig {
+    /// The directory URL ("" = off), e.g.
+    /// https://acme-v02.api.letsencrypt.org/directory
+    pub directory: String,
+    /// Contact URIs for the account (mailto:...).
+    pub contact: Vec<String>,
+    /// Names on the certificate; [] means `hostname`.
+    pub domains: Vec<String>,
+    /// PEM trust anchors for the ACME server's own HTTPS ("" = the
+    /// system's roots); for private or test ACME servers.
+    pub ca_file: PathBuf,
+    /// Renew when the certificate has fewer days than this left.
+    pub renew_before_days: u64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            directory: String::new(),
+            contact: Vec::new(),
+            domains: Vec::new(),
+            ca_file: PathBuf::new(),
+            renew_before_days: 30,
+        }
+    }
 }
 
 /// `[[tls.sni]]`: a certificate for some names (hosted domains, their
@@ -520,6 +553,7 @@ impl Default for Tls {
             private_key: "tls/key.pem".into(),
             extra_ca: PathBuf::new(),
             sni: Vec::new(),
+            acme: AcmeConfig::default(),
         }
     }
 }

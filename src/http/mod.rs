@@ -193,6 +193,10 @@ pub fn router(core: SharedCore) -> Router {
         .merge(status::routes())
         .merge(security::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            get(redirect::acme_challenge),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(st)
 }

@@ -18,9 +18,22 @@ pub fn redirect_router(core: SharedCore) -> Router {
         .with_state(AppState { core })
 }
 
-async fn acme_challenge() -> Response {
-    // ACME is not built yet: no challenge is ever pending.
-    ApiError(StatusCode::NOT_FOUND, "no ACME challenge is pending".into()).into_response()
+/// RFC 8555 §8.3: the key authorization of an open HTTP-01 challenge.
+pub(super) async fn acme_challenge(
+    State(st): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    match st.core.acme.answer(&token) {
+        Some(ka) => {
+            tracing::info!(%token, "ACME: http-01 challenge answered");
+            ([(header::CONTENT_TYPE, "application/octet-stream")], ka).into_response()
+        }
+        None => ApiError(
+            StatusCode::NOT_FOUND,
+            "no ACME challenge is pending for this token".into(),
+        )
+        .into_response(),
+    }
 }
 
 /// A host name as a client may give it in `Host`, without its port; None

@@ -112,6 +112,13 @@ impl TestServer {
         Self::spawn(dir, Stdio::from(log), Some(""))
     }
 
+    /// As [`TestServer::start_logging`] for a data directory prepared by
+    /// the caller (its own config.toml), logging into `log` (which should
+    /// be `log.txt` in it).
+    pub fn start_in_logging(dir: tempfile::TempDir, log: std::fs::File) -> TestServer {
+        Self::spawn(dir, Stdio::from(log), Some("info"))
+    }
+
     /// What the server has logged so far (see [`TestServer::start_logging`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log.txt")).unwrap_or_default()

@@ -90,6 +90,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "/usr/bin/promtool"),
     // systemd-analyze verifies the unit `petrel init` writes.
     ("systemd", "/usr/bin/systemd-analyze"),
+    // Let's Encrypt's test ACME server (tests/acme.rs), and curl for its
+    // management interface.
+    ("pebble", "/usr/bin/pebble"),
+    ("curl", "/usr/bin/curl"),
 ];
 
 /// Python modules of the independent DKIM verifier/signer (dkimpy).
@@ -330,6 +334,8 @@ fn ci() -> Result<(), String> {
                 "autoconfig",
                 "--test",
                 "dns_check",
+                "--test",
+                "acme",
                 "--test",
                 "crash",
                 "--test",

@@ -1,0 +1,280 @@
+//! Automatic certificates (ACME, RFC 8555) with `instant-acme`: the
+//! default certificate (`tls.certificate`) is ordered for `tls.acme.domains`
+//! (or `hostname`) and renewed `renew-before-days` before it expires,
+//! answering HTTP-01 challenges (RFC 8555 §8.3) on the plain HTTP
+//! listeners. The new files replace the old ones in place and go into
+//! every listener at once ([`crate::net::tls::Certificates::reload`]); a
+//! failure keeps the certificate in use and is retried with backoff.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
+};
+
+use crate::config::Config;
+use crate::core::SharedCore;
+use crate::net::tls::Certificates;
+use crate::net::Shutdown;
+
+/// HTTP-01 tokens and their key authorizations, while an order waits.
+#[derive(Default)]
+pub struct Challenges(Mutex<HashMap<String, String>>);
+
+impl Challenges {
+    /// The key authorization for `token`, if a challenge for it is open.
+    pub fn answer(&self, token: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()
+    }
+
+    fn set(&self, token: String, key_authorization: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, key_authorization);
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Where the default certificate lives and how to reload it.
+pub struct Files {
+    pub certificates: Arc<Certificates>,
+    pub data_dir: PathBuf,
+}
+
+/// Unix time the certificate at `path` stops being valid, if it reads.
+fn not_after(path: &Path) -> Option<u64> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let leaf = certs.first()?;
+    let ee = webpki::EndEntityCert::try_from(leaf).ok()?;
+    // Asked about a moment far in the future, webpki says when it expired.
+    let anchor = webpki::anchor_from_trusted_cert(certs.last()?)
+        .ok()?
+        .to_owned();
+    let far =
+        rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(u32::MAX as u64 * 4));
+    let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+    match ee.verify_for_usage(
+        algs.all,
+        &[anchor],
+        &certs[1..],
+        far,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    ) {
+        Err(webpki::Error::CertExpired { not_after, .. }) => Some(not_after.as_secs()),
+        _ => None,
+    }
+}
+
+/// Whether the certificate at `cert` was issued for every name, and
+/// stays valid beyond `before` seconds from now.
+fn is_current(cert: &Path, names: &[String], before: u64) -> bool {
+    let Some(end) = not_after(cert) else {
+        return false;
+    };
+    let covers = || -> Option<bool> {
+        use rustls::pki_types::pem::PemObject;
+        let leaf = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .ok()?
+            .next()?
+            .ok()?;
+        let ee = webpki::EndEntityCert::try_from(&leaf).ok()?;
+        Some(names.iter().all(|n| {
+            rustls::pki_types::ServerName::try_from(n.as_str())
+                .is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
+        }))
+    };
+    end > crate::core::unix_now() as u64 + before && covers().unwrap_or(false)
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, synced.
+fn replace(path: &Path, data: &str, private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("acme-new");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(&tmp)?;
+    f.write_all(data.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The account: from `DATA/acme/account.json`, else created and saved.
+async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
+    let acme = &cfg.tls.acme;
+    let builder = || -> anyhow::Result<_> {
+        Ok(if acme.ca_file.as_os_str().is_empty() {
+            Account::builder()?
+        } else {
+            Account::builder_with_root(Config::resolve(data_dir, &acme.ca_file))?
+        })
+    };
+    let dir = data_dir.join("acme");
+    std::fs::create_dir_all(&dir)?;
+    let saved = dir.join("account.json");
+    if let Ok(text) = std::fs::read_to_string(&saved) {
+        let creds: AccountCredentials = serde_json::from_str(&text)?;
+        return Ok(builder()?.from_credentials(creds).await?);
+    }
+    let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
+    let (account, creds) = builder()?
+        .create(
+            &NewAccount {
+                contact: &contact,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            acme.directory.clone(),
+            None,
+        )
+        .await?;
+    replace(&saved, &serde_json::to_string(&creds)?, true)?;
+    tracing::info!(directory = %acme.directory, "ACME: account created");
+    Ok(account)
+}
+
+/// One order: challenges answered, the certificate chain and its key.
+async fn order(
+    cfg: &Config,
+    data_dir: &Path,
+    names: &[String],
+    challenges: &Challenges,
+) -> anyhow::Result<(String, String)> {
+    let account = account(cfg, data_dir).await?;
+    let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+    let mut auths = order.authorizations();
+    while let Some(a) = auths.next().await {
+        let mut a = a?;
+        if a.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let mut ch = a
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| anyhow::anyhow!("the ACME server offers no http-01 challenge"))?;
+        challenges.set(
+            ch.token.clone(),
+            ch.key_authorization().as_str().to_string(),
+        );
+        ch.set_ready().await?;
+    }
+    let retry = RetryPolicy::default();
+    let status = order.poll_ready(&retry).await?;
+    if status != OrderStatus::Ready {
+        anyhow::bail!("the order is {status:?}: the ACME server could not check the names (is port 80 reachable for them?)");
+    }
+    let key = order.finalize().await?;
+    let chain = order.poll_certificate(&retry).await?;
+    Ok((chain, key))
+}
+
+/// Orders a certificate when the one in place is missing, for other
+/// names, or near its end; then checks again twice a day.
+pub fn spawn(core: SharedCore, files: Files, mut shutdown: Shutdown) {
+    let cfg = core.config.clone();
+    if cfg.tls.acme.directory.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let names = if cfg.tls.acme.domains.is_empty() {
+            vec![cfg.hostname.clone()]
+        } else {
+            cfg.tls.acme.domains.clone()
+        };
+        let cert = Config::resolve(&files.data_dir, &cfg.tls.certificate);
+        let key = Config::resolve(&files.data_dir, &cfg.tls.private_key);
+        let before = cfg.tls.acme.renew_before_days * 86400;
+        let mut backoff = Duration::from_secs(60);
+        loop {
+            let wait = if is_current(&cert, &names, before) {
+                backoff = Duration::from_secs(60);
+                Duration::from_secs(12 * 3600)
+            } else {
+                tracing::info!(names = %names.join(","), "ACME: ordering a certificate");
+                let got = order(&cfg, &files.data_dir, &names, &core.acme).await;
+                core.acme.clear();
+                let installed = got.and_then(|(chain, pk)| {
+                    replace(&key, &pk, true)?;
+                    replace(&cert, &chain, false)?;
+                    files.certificates.reload(
+                        &cert,
+                        &key,
+                        &crate::server::sni_certs(&cfg, &files.data_dir),
+                    )
+                });
+                match installed {
+                    Ok(()) => {
+                        tracing::info!(names = %names.join(","), "ACME: certificate installed");
+                        metrics::counter!("petrel_acme_orders_total", "result" => "ok")
+                            .increment(1);
+                        backoff = Duration::from_secs(60);
+                        Duration::from_secs(12 * 3600)
+                    }
+                    Err(e) => {
+                        tracing::error!(names = %names.join(","), retry_in = backoff.as_secs(), "ACME: no certificate: {e}; the one in use stays");
+                        metrics::counter!("petrel_acme_orders_total", "result" => "failed")
+                            .increment(1);
+                        let w = backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(6 * 3600));
+                        w
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_and_names_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["mx.example.org".to_string()]).unwrap();
+        let end = crate::core::unix_now() + 10 * 86400;
+        leaf.not_after = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(end as u64);
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let path = dir.path().join("cert.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        assert_eq!(not_after(&path), Some(end as u64));
+        let names = vec!["mx.example.org".to_string()];
+        assert!(is_current(&path, &names, 5 * 86400));
+        assert!(
+            !is_current(&path, &names, 30 * 86400),
+            "within renew-before"
+        );
+        assert!(!is_current(&path, &["other.example.org".to_string()], 0));
+        assert!(!is_current(&dir.path().join("missing.pem"), &names, 0));
+    }
+}
