@@ -8,13 +8,11 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dns::{free_port, Dns, Rec};
 use common::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 struct Pebble(std::process::Child);
 
@@ -28,21 +26,8 @@ impl Drop for Pebble {
 /// The certificate chain a TLS listener presents for `mx.test`, trusting
 /// only `root` (PEM); Err when the handshake fails.
 async fn handshake(addr: std::net::SocketAddr, root: &str) -> Result<Vec<Vec<u8>>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(root.as_bytes()) {
-        roots
-            .add(c.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    let tls = connector_trusting(root.as_bytes())
         .connect(ServerName::try_from("mx.test").unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;

@@ -774,19 +774,8 @@ fn health_and_readiness_need_no_credentials() {
 /// The certificate the server presents on `addr` to a client asking for
 /// `name` and trusting only the CA in `ca` (the handshake must succeed).
 async fn presented_cert(addr: std::net::SocketAddr, ca: &std::path::Path, name: &str) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    let tls = connector_trusting(&std::fs::read(ca).unwrap())
         .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
         .await
         .unwrap_or_else(|e| panic!("TLS for {name} on {addr}: {e}"));

@@ -363,7 +363,6 @@ async fn line_length_limit_is_configurable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_resets_the_session() {
-    use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let s = TestServer::start();
     let mut c = greeted(&s).await;
@@ -373,21 +372,7 @@ async fn starttls_resets_the_session() {
     c.send("STARTTLS\r\n").await;
     assert!(c.smtp_reply().await.starts_with("220 2.0.0"));
     let tcp = c.r.into_inner().unsplit(c.w);
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for cert in
-        rustls::pki_types::CertificateDer::pem_file_iter(s.data_dir().join("tls/cert.pem")).unwrap()
-    {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    let tls = tls_connector(&s)
         .connect(
             rustls::pki_types::ServerName::try_from("mx.test").unwrap(),
             tcp,

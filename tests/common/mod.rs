@@ -291,14 +291,11 @@ pub struct LineClient<S = tokio::net::TcpStream> {
 
 pub type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
-/// A TLS connector that trusts exactly the server's own certificate.
-pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
+/// A TLS connector that trusts exactly the certificates in the PEM text.
+pub fn connector_trusting(pem: &[u8]) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for c in
-        rustls::pki_types::CertificateDer::pem_file_iter(server.data_dir().join("tls/cert.pem"))
-            .unwrap()
-    {
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -308,6 +305,11 @@ pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
         .with_root_certificates(roots)
         .with_no_client_auth();
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+}
+
+/// A TLS connector that trusts exactly the server's own certificate.
+pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
+    connector_trusting(&std::fs::read(server.data_dir().join("tls/cert.pem")).unwrap())
 }
 
 impl LineClient<tokio::net::TcpStream> {
