@@ -649,7 +649,28 @@ async fn handle_connection(
         let Some(acceptor) = core.tls.clone() else {
             return;
         };
-        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await {
+        // The ClientHello first: an ACME TLS-ALPN-01 validation (RFC 8737)
+        // gets its challenge certificate and nothing else.
+        let handshake = async {
+            let start =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+                    .await?;
+            let hello = start.client_hello();
+            let acme = hello
+                .alpn()
+                .is_some_and(|mut p| p.any(|p| p == crate::acme::ACME_TLS_ALPN))
+                .then(|| core.acme.alpn_config(hello.server_name()))
+                .flatten();
+            match acme {
+                Some(config) => {
+                    let _ = start.into_stream(config).await;
+                    tracing::info!(%peer, "ACME: tls-alpn-01 challenge answered");
+                    Err(std::io::Error::other("validation handshake"))
+                }
+                None => start.into_stream(acceptor.config().clone()).await,
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(30), handshake).await {
             Ok(Ok(s)) => Stream::Tls(Box::new(s)),
             _ => return,
         }

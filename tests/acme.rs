@@ -42,20 +42,37 @@ async fn handshake(addr: std::net::SocketAddr, root: &str) -> Result<Vec<Vec<u8>
 }
 
 #[tokio::test]
-async fn certificate_from_pebble_goes_into_every_listener() {
+async fn http_01_certificate_goes_into_every_listener() {
+    obtain("http-01").await;
+}
+
+/// TLS-ALPN-01 (RFC 8737): the validation comes to the https listener
+/// (Pebble's tlsPort) asking for `acme-tls/1`; there is no plain HTTP
+/// listener at all.
+#[tokio::test]
+async fn tls_alpn_01_certificate_goes_into_every_listener() {
+    obtain("tls-alpn-01").await;
+}
+
+async fn obtain(challenge: &str) {
     let pdir = tempfile::tempdir().unwrap();
     // Pebble's own HTTPS (the ACME API and its management interface).
     let ppki = common::pki::issue(pdir.path(), &["localhost"]);
-    let (acme, mgmt, http, dns_port) = (free_port(), free_port(), free_port(), free_port());
+    let (acme, mgmt, http, tls, dns_port) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let _dns = Dns::start_at(&[Rec::A("mx.test", "127.0.0.1")], dns_port);
     let cfg = pdir.path().join("pebble.json");
     std::fs::write(
         &cfg,
         format!(
-            r#"{{"pebble": {{"listenAddress": "127.0.0.1:{acme}", "managementListenAddress": "127.0.0.1:{mgmt}", "certificate": "{}", "privateKey": "{}", "httpPort": {http}, "tlsPort": {}, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#,
+            r#"{{"pebble": {{"listenAddress": "127.0.0.1:{acme}", "managementListenAddress": "127.0.0.1:{mgmt}", "certificate": "{}", "privateKey": "{}", "httpPort": {http}, "tlsPort": {tls}, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#,
             ppki.chain.display(),
             ppki.key.display(),
-            free_port()
         ),
     )
     .unwrap();
@@ -67,7 +84,7 @@ async fn certificate_from_pebble_goes_into_every_listener() {
             .arg(format!("127.0.0.1:{dns_port}"))
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(pdir.path().join("pebble.log")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("pebble (cargo xtask setup installs Debian's pebble)"),
@@ -80,13 +97,20 @@ async fn certificate_from_pebble_goes_into_every_listener() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(&format!(
-        "[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\nca-file = \"{}\"\n",
+        "[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\nca-file = \"{}\"\nchallenge = \"{challenge}\"\n",
         ppki.ca.display()
-    ))
-    .replace(
-        "http = [\"127.0.0.1:0\"]",
-        &format!("http = [\"127.0.0.1:0\"]\nhttp-redirect = [\"127.0.0.1:{http}\"]"),
-    );
+    ));
+    let config = if challenge == "http-01" {
+        config.replace(
+            "http = [\"127.0.0.1:0\"]",
+            &format!("http = [\"127.0.0.1:0\"]\nhttp-redirect = [\"127.0.0.1:{http}\"]"),
+        )
+    } else {
+        config.replace(
+            "http = [\"127.0.0.1:0\"]",
+            &format!("http = []\nhttps = [\"127.0.0.1:{tls}\"]"),
+        )
+    };
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
     let s = TestServer::start_in_logging(dir, log);
@@ -98,11 +122,14 @@ async fn certificate_from_pebble_goes_into_every_listener() {
         }
         assert!(
             Instant::now() < deadline && !log.contains("ACME: no certificate"),
-            "no certificate from Pebble:\n{log}"
+            "no certificate from Pebble:\n{log}\nPebble:\n{}",
+            std::fs::read_to_string(pdir.path().join("pebble.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(s.log().contains("ACME: http-01 challenge answered"));
+    assert!(s
+        .log()
+        .contains(&format!("ACME: {challenge} challenge answered")));
 
     // Pebble's root, from its management interface.
     let root = Command::new("curl")

@@ -21,29 +21,91 @@ use crate::core::SharedCore;
 use crate::net::tls::Certificates;
 use crate::net::Shutdown;
 
-/// HTTP-01 tokens and their key authorizations, while an order waits.
+/// One certificate for every handshake (the validation certificate).
+#[derive(Debug)]
+struct Fixed(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Fixed {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737 §6.2).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// Open challenges while an order waits: HTTP-01 tokens and their key
+/// authorizations, TLS-ALPN-01 validation configurations by name.
 #[derive(Default)]
-pub struct Challenges(Mutex<HashMap<String, String>>);
+pub struct Challenges {
+    http: Mutex<HashMap<String, String>>,
+    alpn: Mutex<HashMap<String, Arc<rustls::ServerConfig>>>,
+}
 
 impl Challenges {
     /// The key authorization for `token`, if a challenge for it is open.
     pub fn answer(&self, token: &str) -> Option<String> {
-        self.0
+        self.http
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(token)
             .cloned()
     }
 
+    /// The TLS configuration for a validation handshake naming `name`
+    /// (RFC 8737 §3: the acmeIdentifier certificate, `acme-tls/1` only).
+    pub fn alpn_config(&self, name: Option<&str>) -> Option<Arc<rustls::ServerConfig>> {
+        let name = name?.trim_end_matches('.').to_ascii_lowercase();
+        self.alpn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned()
+    }
+
     fn set(&self, token: String, key_authorization: String) {
-        self.0
+        self.http
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token, key_authorization);
     }
 
+    fn set_alpn(&self, name: &str, digest: &[u8]) -> anyhow::Result<()> {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
+        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Not with_single_cert: it parses the certificate with webpki,
+        // which refuses the critical acmeIdentifier extension.
+        let signing =
+            provider
+                .key_provider
+                .load_private_key(rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    key.serialize_der().into(),
+                ))?;
+        let ck = Arc::new(rustls::sign::CertifiedKey::new(
+            vec![cert.der().clone()],
+            signing,
+        ));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(ck)));
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        self.alpn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_ascii_lowercase(), Arc::new(config));
+        Ok(())
+    }
+
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.http.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.alpn.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -170,13 +232,25 @@ async fn order(
         if a.status == AuthorizationStatus::Valid {
             continue;
         }
-        let mut ch = a
-            .challenge(ChallengeType::Http01)
-            .ok_or_else(|| anyhow::anyhow!("the ACME server offers no http-01 challenge"))?;
-        challenges.set(
-            ch.token.clone(),
-            ch.key_authorization().as_str().to_string(),
-        );
+        let alpn = cfg.tls.acme.challenge == "tls-alpn-01";
+        let kind = if alpn {
+            ChallengeType::TlsAlpn01
+        } else {
+            ChallengeType::Http01
+        };
+        let mut ch = a.challenge(kind).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the ACME server offers no {} challenge",
+                cfg.tls.acme.challenge
+            )
+        })?;
+        let ka = ch.key_authorization();
+        if alpn {
+            let name = ch.identifier().to_string();
+            challenges.set_alpn(&name, ka.digest().as_ref())?;
+        } else {
+            challenges.set(ch.token.clone(), ka.as_str().to_string());
+        }
         ch.set_ready().await?;
     }
     let retry = RetryPolicy::default();

@@ -86,6 +86,8 @@ pub struct AcmeConfig {
     pub ca_file: PathBuf,
     /// Renew when the certificate has fewer days than this left.
     pub renew_before_days: u64,
+    /// "http-01" (port 80) or "tls-alpn-01" (port 443, RFC 8737).
+    pub challenge: String,
 }
 
 impl Default for AcmeConfig {
@@ -96,6 +98,7 @@ impl Default for AcmeConfig {
             domains: Vec::new(),
             ca_file: PathBuf::new(),
             renew_before_days: 30,
+            challenge: "http-01".into(),
         }
     }
 }
@@ -821,6 +824,12 @@ impl Config {
             return Err((
                 "log.level",
                 format!("not a level or filter ({e}): use error, warn, info, debug or trace"),
+            ));
+        }
+        if !["http-01", "tls-alpn-01"].contains(&self.tls.acme.challenge.as_str()) {
+            return Err((
+                "tls.acme.challenge",
+                "must be http-01 or tls-alpn-01".into(),
             ));
         }
         for c in &self.metrics.allowed_networks {
