@@ -79,6 +79,27 @@ pub fn thunderbird_xml(domain: &str, e: &Endpoints) -> String {
     x
 }
 
+/// The one incoming service a single-choice format names: (IMAP rather
+/// than POP3, port, implicit TLS), implicit TLS first (RFC 8314).
+fn incoming(e: &Endpoints) -> Option<(bool, u16, bool)> {
+    match (e.imaps, e.imap, e.pop3s, e.pop3) {
+        (Some(p), ..) => Some((true, p, true)),
+        (None, Some(p), ..) => Some((true, p, false)),
+        (None, None, Some(p), _) => Some((false, p, true)),
+        (None, None, None, Some(p)) => Some((false, p, false)),
+        _ => None,
+    }
+}
+
+/// The submission service: (port, implicit TLS), 465 before 587.
+fn outgoing(e: &Endpoints) -> Option<(u16, bool)> {
+    match (e.submissions, e.submission) {
+        (Some(p), _) => Some((p, true)),
+        (None, Some(p)) => Some((p, false)),
+        _ => None,
+    }
+}
+
 /// Outlook's POX Autodiscover answer ("outlook" response schema 2006a).
 pub fn autodiscover_xml(email: &str, e: &Endpoints) -> String {
     let host = esc(&e.host);
@@ -93,17 +114,11 @@ pub fn autodiscover_xml(email: &str, e: &Endpoints) -> String {
             "      <Protocol>\n        <Type>{kind}</Type>\n        <Server>{host}</Server>\n        <Port>{port}</Port>\n        <LoginName>{login}</LoginName>\n        <DomainRequired>off</DomainRequired>\n        <SPA>off</SPA>\n        <SSL>{ssl}</SSL>\n        <Encryption>{encryption}</Encryption>\n        <AuthRequired>on</AuthRequired>\n      </Protocol>\n"
         )
     };
-    match (e.imaps, e.imap, e.pop3s, e.pop3) {
-        (Some(p), ..) => x.push_str(&proto("IMAP", p, true)),
-        (None, Some(p), ..) => x.push_str(&proto("IMAP", p, false)),
-        (None, None, Some(p), _) => x.push_str(&proto("POP3", p, true)),
-        (None, None, None, Some(p)) => x.push_str(&proto("POP3", p, false)),
-        _ => {}
+    if let Some((imap, port, tls)) = incoming(e) {
+        x.push_str(&proto(if imap { "IMAP" } else { "POP3" }, port, tls));
     }
-    match (e.submissions, e.submission) {
-        (Some(p), _) => x.push_str(&proto("SMTP", p, true)),
-        (None, Some(p)) => x.push_str(&proto("SMTP", p, false)),
-        _ => {}
+    if let Some((port, tls)) = outgoing(e) {
+        x.push_str(&proto("SMTP", port, tls));
     }
     x.push_str("    </Account>\n  </Response>\n</Autodiscover>\n");
     x
@@ -133,18 +148,13 @@ fn stable_uuid(parts: &[&str]) -> String {
 /// An Apple configuration profile (property list) with one mail account.
 /// Unsigned: devices show it as "not verified".
 pub fn mobileconfig_plist(email: &str, e: &Endpoints) -> String {
-    let (in_kind, in_port, in_ssl) = match (e.imaps, e.imap, e.pop3s, e.pop3) {
-        (Some(p), ..) => ("EmailTypeIMAP", p, true),
-        (None, Some(p), ..) => ("EmailTypeIMAP", p, false),
-        (None, None, Some(p), _) => ("EmailTypePOP", p, true),
-        (None, None, None, Some(p)) => ("EmailTypePOP", p, false),
-        _ => ("EmailTypeIMAP", 993, true),
+    let (imap, in_port, in_ssl) = incoming(e).unwrap_or((true, 993, true));
+    let in_kind = if imap {
+        "EmailTypeIMAP"
+    } else {
+        "EmailTypePOP"
     };
-    let (out_port, out_ssl) = match (e.submissions, e.submission) {
-        (Some(p), _) => (p, true),
-        (None, Some(p)) => (p, false),
-        _ => (465, true),
-    };
+    let (out_port, out_ssl) = outgoing(e).unwrap_or((465, true));
     let b = |v: bool| if v { "<true/>" } else { "<false/>" };
     let host = esc(&e.host);
     let addr = esc(email);

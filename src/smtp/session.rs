@@ -656,19 +656,18 @@ impl Session {
     /// the queue. Replies 250 only once it is durable.
     async fn finish_message(&mut self, body: Vec<u8>) -> std::io::Result<Flow> {
         let size = body.len();
-        let from = self.env.from.clone().unwrap_or_default();
-        let rcpts: Vec<String> = self.env.rcpts.iter().map(|r| r.address.clone()).collect();
+        let env = std::mem::take(&mut self.env);
         self.auth_results.clear();
         self.last_reply.clear();
-        let flow = self.finish_checked(body).await;
+        let flow = self.finish_checked(&env, body).await;
         super::txlog::record(&super::txlog::Transaction {
             session: &self.id,
             mode: self.mode,
             peer: self.peer,
             helo: self.helo.as_deref().unwrap_or(""),
             login: self.account.as_ref().map(|a| a.address.as_str()),
-            from: &from,
-            rcpts: &rcpts,
+            from: env.from.as_deref().unwrap_or(""),
+            rcpts: env.rcpts.iter().map(|r| r.address.as_str()).collect(),
             size,
             reply: &self.last_reply,
             auth_results: &self.auth_results,
@@ -676,8 +675,7 @@ impl Session {
         flow
     }
 
-    async fn finish_checked(&mut self, body: Vec<u8>) -> std::io::Result<Flow> {
-        let env = std::mem::take(&mut self.env);
+    async fn finish_checked(&mut self, env: &Envelope, body: Vec<u8>) -> std::io::Result<Flow> {
         let cfg = self.core.config.smtp.clone();
         self.messages += 1;
         let hops = count_received(&body);
@@ -749,12 +747,12 @@ impl Session {
             auth_results = checked.header;
             self.auth_results.clone_from(&auth_results);
         }
-        let mut msg = self.add_trace_headers(&env, &auth_results, body);
+        let mut msg = self.add_trace_headers(env, &auth_results, body);
         if self.mode == Mode::Submission {
-            msg = self.complete_submission(&env, msg).await;
+            msg = self.complete_submission(env, msg).await;
         }
         if self.mode == Mode::Lmtp {
-            return self.lmtp_deliver(&env, msg).await;
+            return self.lmtp_deliver(env, msg).await;
         }
         // The forwarded copy is queued first: a failure after it means a
         // retry by the client and one duplicate for the forward targets.
@@ -763,7 +761,7 @@ impl Session {
             let mut copy = arc_set.unwrap_or_default().into_bytes();
             copy.extend_from_slice(&msg);
             let recipients = forward.iter().map(|a| QueueRcpt::new(a)).collect();
-            match self.enqueue_copy(&env, recipients, copy).await {
+            match self.enqueue_copy(env, recipients, copy).await {
                 Ok(id) => forwarded = Some(id),
                 Err(e) => {
                     tracing::error!(session = %self.id, "forwarding failed: {e}");
@@ -778,7 +776,7 @@ impl Session {
             .iter()
             .any(|r| r.accounts.is_empty() && r.forward.is_empty());
         let res = if relayed {
-            self.enqueue(&env, msg).await
+            self.enqueue(env, msg).await
         } else if env.rcpts.iter().all(|r| r.accounts.is_empty()) {
             Ok(forwarded)
         } else {

@@ -23,7 +23,7 @@ pub(super) struct Transaction<'a> {
     pub helo: &'a str,
     pub login: Option<&'a str>,
     pub from: &'a str,
-    pub rcpts: &'a [String],
+    pub rcpts: Vec<&'a str>,
     pub size: usize,
     /// The reply to the end of data (the last one for LMTP).
     pub reply: &'a str,
@@ -43,7 +43,7 @@ pub(super) fn record(t: &Transaction<'_>) {
     if result == "accepted" {
         metrics::histogram!("petrel_smtp_message_size_bytes").record(t.size as f64);
     }
-    let auth = summary(t.auth_results);
+    // Field values are only computed when the line is logged.
     tracing::info!(
         session = t.session,
         listener,
@@ -54,7 +54,7 @@ pub(super) fn record(t: &Transaction<'_>) {
         to = t.rcpts.join(",").as_str(),
         size = t.size,
         reply = t.reply,
-        auth = auth.as_str(),
+        auth = summary(t.auth_results).as_str(),
         "smtp transaction {result}"
     );
 }
