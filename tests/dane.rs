@@ -29,6 +29,7 @@ async fn tlsa_records_authenticate_mx_hosts() {
             "mx.ta.test",
             "mx.wrong.test",
             "mx.plain.test",
+            "mta-sts.wrong.test",
         ],
     );
     // TLSA 3 1 1: SHA-256 of the server's SubjectPublicKeyInfo; TLSA
@@ -39,7 +40,17 @@ async fn tlsa_records_authenticate_mx_hosts() {
         .subject_public_key_info();
     let ee = hex(&sha2::Sha256::digest(spki.as_ref()));
     let ta = hex(&sha2::Sha256::digest(&pki.ca_der));
-    let b = TestServer::start_with_cert(OPEN, &pki);
+    // B also publishes an MTA-STS policy that wrong.test uses: MX
+    // mx.wrong.test, whose certificate passes MTA-STS's checks.
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_cfg = test_config(&format!(
+        "{OPEN}[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n[mta-sts]\nmode = \"enforce\"\nmx = [\"mx.wrong.test\"]\n",
+        pki.chain.display(),
+        pki.key.display()
+    ))
+    .replace("http = [\"127.0.0.1:0\"]", "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]");
+    std::fs::write(b_dir.path().join("config.toml"), b_cfg).unwrap();
+    let b = TestServer::start_in(b_dir);
     for d in ["secure", "ta", "wrong", "plain", "tabad", "pkix"] {
         b.account(&format!("bob@{d}.test"));
     }
@@ -49,13 +60,16 @@ async fn tlsa_records_authenticate_mx_hosts() {
          ta MX 10 mx.ta\nmx.ta A 127.0.0.1\n_25._tcp.mx.ta TLSA 2 0 1 {ta}\n\
          tabad MX 10 mx.tabad\nmx.tabad A 127.0.0.1\n_25._tcp.mx.tabad TLSA 2 0 1 {ta}\n\
          wrong MX 10 mx.wrong\nmx.wrong A 127.0.0.1\n_25._tcp.mx.wrong TLSA 3 1 1 {zeros}\n\
+         _mta-sts.wrong TXT \"v=STSv1; id=1\"\nmta-sts.wrong A 127.0.0.1\n\
          plain MX 10 mx.plain\nmx.plain A 127.0.0.1\n\
          pkix MX 10 mx.pkix\nmx.pkix A 127.0.0.1\n_25._tcp.mx.pkix TLSA 1 1 1 {zeros}\n",
     ));
-    let a = TestServer::start_with(&format!(
-        "{OPEN}{}[queue]\nmx-port = {}\nretry = [1]\n",
+    let a = TestServer::start_logging(&format!(
+        "{OPEN}{}[tls]\nextra-ca = \"{}\"\n[queue]\nmx-port = {}\nmta-sts-port = {}\nretry = [1]\n",
         knot.resolver_toml(),
-        b.addr("smtp").port()
+        pki.ca.display(),
+        b.addr("smtp").port(),
+        b.addr("https").port()
     ));
     a.account("joe@example.org");
 
@@ -103,6 +117,13 @@ async fn tlsa_records_authenticate_mx_hosts() {
         assert!(Instant::now() < deadline, "{errs}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // RFC 8461 §2: wrong.test's MTA-STS policy was fetched and its MX
+    // passes MTA-STS's checks, yet the failing DANE check holds the mail.
+    let log = a.log_until("MTA-STS policy fetched");
+    assert!(
+        log.contains("MTA-STS policy fetched") && log.contains("wrong.test"),
+        "{log}"
+    );
     for d in ["wrong", "tabad"] {
         let n = imap_fetch_all(b.addr("imap"), &format!("bob@{d}.test"), "pw")
             .await

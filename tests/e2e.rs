@@ -816,6 +816,17 @@ async fn certificates_are_chosen_by_sni() {
         presented_cert(s.addr("imaps"), &main.ca, "mx.test").await,
         main.cert_der
     );
+    // RFC 8461 §7.1: a client that sends no SNI at all still gets a
+    // handshake, with the default certificate.
+    let shown = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {} -noservername </dev/null 2>/dev/null | openssl x509 -outform DER",
+            s.addr("imaps")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(shown.stdout, main.cert_der, "no SNI: the default certificate");
     drop(s);
 
     let data = tempfile::tempdir().unwrap();

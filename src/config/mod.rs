@@ -794,6 +794,13 @@ impl Config {
                 "must be off, none, testing or enforce".into(),
             ));
         }
+        // RFC 8461 §3.2: policy mx patterns are A-labels.
+        if let Some(m) = self.mta_sts.mx.iter().find(|m| !m.is_ascii()) {
+            return Err((
+                "mta-sts.mx",
+                format!("`{m}` is not ASCII: write internationalised names as A-labels (xn--…)"),
+            ));
+        }
         if self.mta_sts.max_age > 31_557_600 {
             return Err((
                 "mta-sts.max-age",
@@ -1008,5 +1015,14 @@ mod tests {
         let e =
             Config::parse("[listeners]\nsmtp = [\"nowhere\"]\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn mta_sts_mx_must_be_a_labels() {
+        let e = Config::parse("[mta-sts]\nmx = [\"mx.bücher.example\"]\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("mta-sts.mx"));
+        Config::parse("[mta-sts]\nmx = [\"mx.xn--bcher-kva.example\"]\n", Path::new("c.toml"))
+            .unwrap();
     }
 }

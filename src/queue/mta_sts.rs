@@ -52,8 +52,9 @@ impl Policy {
                 .ok_or_else(|| format!("policy line without ':': {line}"))?;
             let v = v.trim();
             match k.trim() {
-                "version" => version = Some(v.to_string()),
-                "mode" => {
+                // §3.2: of a field other than "mx" only the first counts.
+                "version" if version.is_none() => version = Some(v.to_string()),
+                "mode" if mode.is_none() => {
                     mode = Some(match v {
                         "enforce" => Mode::Enforce,
                         "testing" => Mode::Testing,
@@ -62,7 +63,7 @@ impl Policy {
                     })
                 }
                 "mx" => mx.push(v.to_ascii_lowercase()),
-                "max_age" => {
+                "max_age" if max_age.is_none() => {
                     max_age = Some(
                         v.parse::<u64>()
                             .ok()
@@ -106,18 +107,53 @@ impl Policy {
     }
 }
 
-/// The `id` of a `v=STSv1; id=…` record, if the record is valid (§3.1).
+/// The `id` of one `_mta-sts` TXT record, if the record is valid (§3.1):
+/// US-ASCII, `v=STSv1` first, then `key=value` fields separated by `;`
+/// (unknown keys ignored, of a repeated `id` the first counts), and an id
+/// of 1 to 32 letters and digits.
 pub fn txt_id(txt: &str) -> Option<String> {
-    let mut fields = txt.split(';').map(str::trim);
+    if !txt.is_ascii() {
+        return None;
+    }
+    let mut fields = txt.split(';').map(|f| f.trim_matches([' ', '\t']));
     if fields.next()? != "v=STSv1" {
         return None;
     }
-    fields
-        .find_map(|f| f.strip_prefix("id="))
-        .filter(|id| {
-            !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+    let mut id = None;
+    let mut fields = fields.peekable();
+    while let Some(field) = fields.next() {
+        if field.is_empty() && fields.peek().is_none() {
+            break; // a trailing delimiter
+        }
+        let (key, value) = field.split_once('=')?;
+        let key_ok = key.len() <= 32
+            && key.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        let value_ok =
+            !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b'=');
+        if !key_ok || !value_ok {
+            return None;
+        }
+        if key == "id" && id.is_none() {
+            id = Some(value);
+        }
+    }
+    id.filter(|id| id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(String::from)
+}
+
+/// The policy id published for a domain, from all TXT records at
+/// `_mta-sts.DOMAIN` (§3.1): records not beginning with `v=STSv1` are set
+/// aside; anything but exactly one remaining valid record means no policy.
+pub fn record_id(records: &[Vec<u8>]) -> Option<String> {
+    let mut sts = records.iter().filter(|r| r.starts_with(b"v=STSv1"));
+    let only = sts.next()?;
+    if sts.next().is_some() {
+        return None;
+    }
+    txt_id(std::str::from_utf8(only).ok()?)
 }
 
 fn k_policy(domain: &str) -> Vec<u8> {
@@ -126,51 +162,92 @@ fn k_policy(domain: &str) -> Vec<u8> {
     k
 }
 
-/// The policy in force for `domain`, if any: from the cache while its TXT
-/// id is unchanged and it is fresh, else fetched. A failed fetch keeps a
-/// cached policy that has not expired (§5.1).
+/// The last failed fetch for a domain: under which TXT id, and when.
+fn k_failure(domain: &str) -> Vec<u8> {
+    let mut k = b"Xf".to_vec();
+    k.extend_from_slice(domain.as_bytes());
+    k
+}
+
+/// After a failed fetch, the same policy id is not fetched again for this
+/// long (§3.3: "five minutes or longer per version ID").
+const RETRY_FAILED_FETCH: i64 = 300;
+
+/// A cached policy is fetched again once this old even when its id has not
+/// changed (§3.3, §10.2: refresh before expiry, suggested daily), or after
+/// half its max_age when that is shorter.
+fn refresh_due(p: &Policy, now: i64) -> bool {
+    let every = (p.max_age as i64 / 2).clamp(1, 86_400);
+    now >= p.fetched + every
+}
+
+/// The policy in force for `domain`, if any (§3.3, §5.1):
+/// - the cached one while its TXT id is unchanged and a refresh is not due;
+/// - else fetched again; a fetch that fails keeps a cached policy that has
+///   not expired, logs a warning (unless the cached mode is "none") and is
+///   not retried for the same id within five minutes;
+/// - with no usable TXT record, the cached policy while it is fresh.
 pub async fn policy_for(core: &Core, domain: &str) -> Option<Policy> {
     let now = unix_now();
     let cached: Option<Policy> = match core.store.get(k_policy(domain)).await {
         Ok(Some(v)) => serde_json::from_slice(&v).ok(),
         _ => None,
-    };
-    let txt = core
+    }
+    .filter(|p: &Policy| p.is_fresh(now));
+    // §3.4: the policy domain is the recipient domain itself, never a
+    // parent zone.
+    let id = core
         .resolver
-        .auth
-        .txt_raw_lookup(format!("_mta-sts.{domain}."))
+        .txt_records(&format!("_mta-sts.{domain}."))
         .await
-        .ok()
-        .and_then(|raw| txt_id(&String::from_utf8_lossy(&raw)));
-    let Some(id) = txt else {
-        // No record (or no answer): a cached policy still applies.
-        return cached.filter(|p| p.is_fresh(now));
+        .and_then(|records| record_id(&records));
+    let Some(id) = id else {
+        return cached;
     };
     if let Some(p) = &cached {
-        if p.id == id && p.is_fresh(now) {
+        if p.id == id && !refresh_due(p, now) {
             return cached;
         }
     }
-    match fetch(core, domain).await {
+    let failed: Option<(String, i64)> = match core.store.get(k_failure(domain)).await {
+        Ok(Some(v)) => serde_json::from_slice(&v).ok(),
+        _ => None,
+    };
+    if failed.is_some_and(|(fid, at)| fid == id && now < at + RETRY_FAILED_FETCH) {
+        return cached;
+    }
+    let (policy, key, value, clear) = match fetch(core, domain).await {
         Ok(mut p) => {
+            tracing::info!(%domain, %id, mode = ?p.mode, "MTA-STS policy fetched");
             p.id = id;
             p.fetched = now;
             let v = serde_json::to_vec(&p).expect("serialises");
-            let k = k_policy(domain);
-            let _ = core
-                .store
-                .transact(move |txn| {
-                    txn.put(k, v);
-                    Ok(())
-                })
-                .await;
-            Some(p)
+            (Some(p), k_policy(domain), v, Some(k_failure(domain)))
         }
         Err(e) => {
-            tracing::warn!(%domain, "MTA-STS policy fetch failed: {e}");
-            cached.filter(|p| p.is_fresh(now))
+            if cached.as_ref().is_none_or(|p| p.mode != Mode::None) {
+                let then = if cached.is_some() {
+                    "using the cached policy"
+                } else {
+                    "delivering as if the domain had no policy"
+                };
+                tracing::warn!(%domain, "MTA-STS policy fetch failed: {e}; {then}");
+            }
+            let v = serde_json::to_vec(&(id, now)).expect("serialises");
+            (cached, k_failure(domain), v, None)
         }
-    }
+    };
+    let _ = core
+        .store
+        .transact(move |txn| {
+            txn.put(key, value);
+            if let Some(k) = clear {
+                txn.delete(k);
+            }
+            Ok(())
+        })
+        .await;
+    policy
 }
 
 /// A TLS client configuration that checks certificates against the
@@ -303,5 +380,42 @@ mod tests {
         assert_eq!(txt_id("v=spf1 -all"), None);
         assert_eq!(txt_id("v=STSv1; id="), None);
         assert_eq!(txt_id("v=STSv1; id=a-b"), None);
+        // §3.1: v=STSv1 first; US-ASCII only; §3.2: unknown fields are
+        // ignored, of a repeated field the first counts.
+        assert_eq!(txt_id("id=1; v=STSv1"), None);
+        assert_eq!(txt_id("v=STSv1; id=1; note=é"), None);
+        assert_eq!(txt_id("v=STSv1; id=1; ext-key=any!value;"), Some("1".into()));
+        assert_eq!(txt_id("v=STSv1;\tid=7 ; id=8"), Some("7".into()));
+        assert_eq!(txt_id("v=STSv1; id=1; garbage"), None);
+        assert_eq!(txt_id("v=STSv10; id=1"), None);
+    }
+
+    #[test]
+    fn one_record_or_none() {
+        let r = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(record_id(&r(&["v=spf1 -all", "v=STSv1; id=5"])), Some("5".into()));
+        assert_eq!(record_id(&r(&["v=STSv1; id=5", "v=STSv1; id=6"])), None);
+        assert_eq!(record_id(&r(&["v=STSv1; id=5", "v=STSv1 broken"])), None);
+        assert_eq!(record_id(&r(&[])), None);
+    }
+
+    #[test]
+    fn first_of_a_repeated_policy_field_counts() {
+        let p = Policy::parse(
+            "version: STSv1\nmode: testing\nmode: enforce\nmx: a.example\nmx: b.example\nmax_age: 60\nmax_age: 99\nfuture: x\n",
+        )
+        .unwrap();
+        assert_eq!(p.mode, Mode::Testing);
+        assert_eq!(p.max_age, 60);
+        assert!(p.allows_mx("a.example") && p.allows_mx("b.example"));
+    }
+
+    #[test]
+    fn refresh_is_due_daily_or_at_half_max_age() {
+        let p = |max_age| Policy { mode: Mode::Enforce, mx: vec![], max_age, id: "1".into(), fetched: 1000 };
+        assert!(!refresh_due(&p(604_800), 1000 + 86_399));
+        assert!(refresh_due(&p(604_800), 1000 + 86_400));
+        assert!(!refresh_due(&p(4), 1001));
+        assert!(refresh_due(&p(4), 1002));
     }
 }

@@ -128,6 +128,23 @@ impl Resolver {
         }
     }
 
+    /// Every TXT record at `name`, each record's strings joined without
+    /// spaces (RFC 8461 §3.1, RFC 7208 §3.3); CNAMEs are followed. None
+    /// when there is no answer (not found or a failure alike).
+    pub async fn txt_records(&self, name: &str) -> Option<Vec<Vec<u8>>> {
+        use mail_auth::hickory_resolver::proto::rr::RData;
+        let lookup = self.auth.0.txt_lookup(name).await.ok()?;
+        let records: Vec<Vec<u8>> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect()),
+                _ => None,
+            })
+            .collect();
+        Some(records)
+    }
+
     /// A then AAAA addresses of a host name (or the literal itself).
     pub async fn ips(&self, host: &str) -> Lookup<Vec<IpAddr>> {
         if let Ok(ip) = host
@@ -244,18 +261,57 @@ async fn hop_for(
     }])
 }
 
+/// RFC 8461 §3.4: mail sent through a configured relay or route follows
+/// the MTA-STS policy of the relay host's own name, not the recipient's.
+async fn smart_host_policy(
+    core: &crate::core::Core,
+    mut hops: Vec<Hop>,
+) -> Result<Vec<Hop>, RouteError> {
+    if !core.config.queue.mta_sts {
+        return Ok(hops);
+    }
+    for hop in &mut hops {
+        // An address or a bare name (localhost) has no policy domain.
+        if hop.name.parse::<IpAddr>().is_ok() || !hop.name.contains('.') {
+            continue;
+        }
+        let Some(p) = super::mta_sts::policy_for(core, &hop.name).await else {
+            continue;
+        };
+        match p.mode {
+            super::mta_sts::Mode::Enforce => {
+                if !p.allows_mx(&hop.name) {
+                    return Err(RouteError::temp(format!(
+                        "451 4.7.5 Relay host {} does not match its MTA-STS policy",
+                        hop.name
+                    )));
+                }
+                hop.verify = true;
+                hop.tls = TlsMode::Required;
+            }
+            super::mta_sts::Mode::Testing if !p.allows_mx(&hop.name) => {
+                tracing::warn!(host = %hop.name, "MTA-STS (testing): relay host outside its policy");
+            }
+            _ => {}
+        }
+    }
+    Ok(hops)
+}
+
 /// The servers to try for `domain`, best first.
 pub async fn route(core: &crate::core::Core, domain: &str) -> Result<Vec<Hop>, RouteError> {
     let cfg: &Config = &core.config;
     let resolver = &core.resolver;
     let q = &cfg.queue;
     if let Some(target) = q.routes.get(domain) {
-        return hop_for(resolver, target, q.tls, None).await;
+        let hops = hop_for(resolver, target, q.tls, None).await?;
+        return smart_host_policy(core, hops).await;
     }
     if !q.relay.is_empty() {
         let auth =
             (!q.relay_user.is_empty()).then(|| (q.relay_user.clone(), q.relay_secret.clone()));
-        return hop_for(resolver, &q.relay, q.relay_tls, auth).await;
+        let hops = hop_for(resolver, &q.relay, q.relay_tls, auth).await?;
+        return smart_host_policy(core, hops).await;
     }
     let mut names: Vec<String> = match resolver.mx(domain).await {
         Lookup::Found(list) => {

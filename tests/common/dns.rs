@@ -19,6 +19,8 @@ pub enum Rec {
     Ptr(String, String),
     /// alias, target (a name this server answers for)
     Cname(String, String),
+    /// name, the strings of one TXT record as given
+    TxtParts(String, Vec<String>),
 }
 
 pub struct Dns {
@@ -76,6 +78,10 @@ impl Dns {
                 Rec::Srv(n, t, p) => conf.push_str(&format!("srv-host={n},{t},{p},0,1\n")),
                 Rec::Ptr(n, t) => conf.push_str(&format!("ptr-record={n},{t}\n")),
                 Rec::Cname(a, t) => conf.push_str(&format!("cname={a},{t}\n")),
+                Rec::TxtParts(n, parts) => {
+                    let quoted: Vec<String> = parts.iter().map(|p| format!("\"{p}\"")).collect();
+                    conf.push_str(&format!("txt-record={n},{}\n", quoted.join(",")));
+                }
             }
         }
         let conf_path = dir.path().join("dnsmasq.conf");
