@@ -54,7 +54,19 @@ async fn tls_alpn_01_certificate_goes_into_every_listener() {
     obtain("tls-alpn-01").await;
 }
 
-async fn obtain(challenge: &str) {
+/// Pebble on private ports, resolving through a dnsmasq serving `mx.test`.
+struct PebbleRun {
+    _pebble: Pebble,
+    _dns: Dns,
+    pdir: tempfile::TempDir,
+    ppki: common::pki::TestPki,
+    acme: u16,
+    mgmt: u16,
+    http: u16,
+    tls: u16,
+}
+
+fn start_pebble() -> PebbleRun {
     let pdir = tempfile::tempdir().unwrap();
     // Pebble's own HTTPS (the ACME API and its management interface).
     let ppki = common::pki::issue(pdir.path(), &["localhost"]);
@@ -65,7 +77,7 @@ async fn obtain(challenge: &str) {
         free_port(),
         free_port(),
     );
-    let _dns = Dns::start_at(&[Rec::A("mx.test", "127.0.0.1")], dns_port);
+    let dns = Dns::start_at(&[Rec::A("mx.test", "127.0.0.1")], dns_port);
     let cfg = pdir.path().join("pebble.json");
     std::fs::write(
         &cfg,
@@ -76,14 +88,17 @@ async fn obtain(challenge: &str) {
         ),
     )
     .unwrap();
-    let _pebble = Pebble(
+    let pebble = Pebble(
         Command::new("pebble")
             .arg("-config")
             .arg(&cfg)
             .arg("-dnsserver")
             .arg(format!("127.0.0.1:{dns_port}"))
             .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Pebble's default: 5 % of good nonces are refused as badNonce,
+            // which the client must retry with the nonce of the refusal
+            // (RFC 8555 §6.5).
+            .env("PEBBLE_WFE_NONCEREJECT", "5")
             .stdout(std::fs::File::create(pdir.path().join("pebble.log")).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -94,13 +109,25 @@ async fn obtain(challenge: &str) {
         assert!(Instant::now() < deadline, "pebble did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    PebbleRun {
+        _pebble: pebble,
+        _dns: dns,
+        pdir,
+        ppki,
+        acme,
+        mgmt,
+        http,
+        tls,
+    }
+}
 
-    let dir = tempfile::tempdir().unwrap();
+fn acme_config(p: &PebbleRun, challenge: &str, agree: bool) -> String {
+    let (acme, http, tls) = (p.acme, p.http, p.tls);
     let config = test_config(&format!(
-        "[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\nca-file = \"{}\"\nchallenge = \"{challenge}\"\n",
-        ppki.ca.display()
+        "[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\nca-file = \"{}\"\nchallenge = \"{challenge}\"\nagree-to-terms = {agree}\n",
+        p.ppki.ca.display()
     ));
-    let config = if challenge == "http-01" {
+    if challenge == "http-01" {
         config.replace(
             "http = [\"127.0.0.1:0\"]",
             &format!("http = [\"127.0.0.1:0\"]\nhttp-redirect = [\"127.0.0.1:{http}\"]"),
@@ -110,10 +137,20 @@ async fn obtain(challenge: &str) {
             "http = [\"127.0.0.1:0\"]",
             &format!("http = []\nhttps = [\"127.0.0.1:{tls}\"]"),
         )
-    };
+    }
+}
+
+fn start_petrel(config: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
-    let s = TestServer::start_in_logging(dir, log);
+    TestServer::start_in_logging(dir, log)
+}
+
+async fn obtain(challenge: &str) {
+    let p = start_pebble();
+    let (pdir, ppki, mgmt) = (&p.pdir, &p.ppki, p.mgmt);
+    let s = start_petrel(&acme_config(&p, challenge, true));
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let log = s.log();
@@ -130,6 +167,19 @@ async fn obtain(challenge: &str) {
     assert!(s
         .log()
         .contains(&format!("ACME: {challenge} challenge answered")));
+    if challenge == "http-01" {
+        // RFC 8555 §8.3: only the open challenges' tokens are answered;
+        // anything else (and every token once the order is done) is 404.
+        let status = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!(
+                "http://127.0.0.1:{}/.well-known/acme-challenge/..%2F..%2Fetc%2Fpasswd",
+                p.http
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
+    }
 
     // Pebble's root, from its management interface.
     let root = Command::new("curl")
@@ -167,4 +217,81 @@ async fn obtain(challenge: &str) {
     std::thread::sleep(Duration::from_secs(2));
     assert!(!s.log().contains("ACME: ordering"), "{}", s.log());
     handshake(s.addr("imaps"), &root).await.unwrap();
+}
+
+/// RFC 8555 §7.3: Pebble's directory lists terms of service; without
+/// `tls.acme.agree-to-terms` no account is made and the log says which
+/// terms to read and which key accepts them.
+#[tokio::test]
+async fn terms_of_service_are_not_agreed_to_by_default() {
+    let p = start_pebble();
+    let s = start_petrel(&acme_config(&p, "http-01", false));
+    let log = s.log_until("agree-to-terms");
+    assert!(
+        log.contains("ACME: no certificate")
+            && log.contains("terms of service are at")
+            && log.contains("tls.acme.agree-to-terms = true"),
+        "{log}"
+    );
+    assert!(!s.data_dir().join("acme/account.json").exists());
+}
+
+/// RFC 8555 §6.1: every request carries a User-Agent naming the ACME
+/// software and the HTTP client with their versions, and an
+/// Accept-Language. A TLS listener standing in for the CA records the
+/// first request (the directory) and answers 503.
+#[tokio::test]
+async fn requests_name_their_software_and_language() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["localhost"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tls
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = tls.shutdown().await;
+            let _ = tx.send(String::from_utf8_lossy(&req).into_owned()).await;
+        }
+    });
+    let s = start_petrel(&test_config(&format!(
+        "[tls.acme]\ndirectory = \"https://localhost:{port}/dir\"\nca-file = \"{}\"\n",
+        pki.ca.display()
+    )));
+    let req = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("no ACME request")
+        .unwrap();
+    let head = req.to_ascii_lowercase();
+    let agent = head
+        .lines()
+        .find_map(|l| l.strip_prefix("user-agent:"))
+        .unwrap_or_else(|| panic!("no User-Agent:\n{req}"))
+        .trim()
+        .to_string();
+    assert!(
+        agent.starts_with(&format!("petrel/{}", env!("CARGO_PKG_VERSION")))
+            && agent.contains("instant-acme/")
+            && agent.contains("hyper/"),
+        "{agent}"
+    );
+    assert!(head.contains("\r\naccept-language: "), "{req}");
+    assert!(head.starts_with("get /dir http/1.1\r\n"), "{req}");
+    let log = s.log_until("ACME: no certificate");
+    assert!(log.contains("answered 503"), "{log}");
 }

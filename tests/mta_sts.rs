@@ -151,23 +151,9 @@ fn ok_plain(body: &str) -> String {
 }
 
 async fn policy_host(pki: &common::pki::TestPki, policy: &str) -> PolicyHost {
-    use rustls::pki_types::pem::PemObject;
     use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&pki.chain)
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.key).unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = PolicyHost {
         addr: listener.local_addr().unwrap(),

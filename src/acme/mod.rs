@@ -16,6 +16,8 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 
+pub mod client;
+
 use crate::config::Config;
 use crate::core::SharedCore;
 use crate::net::tls::Certificates;
@@ -183,28 +185,47 @@ fn replace(path: &Path, data: &str, private: bool) -> std::io::Result<()> {
 }
 
 /// The account: from `DATA/acme/account.json`, else created and saved.
+/// A new account is created only once the CA's terms of service, if it has
+/// any, are agreed to in the configuration (RFC 8555 §7.3).
 async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
     let acme = &cfg.tls.acme;
-    let builder = || -> anyhow::Result<_> {
-        Ok(if acme.ca_file.as_os_str().is_empty() {
-            Account::builder()?
-        } else {
-            Account::builder_with_root(Config::resolve(data_dir, &acme.ca_file))?
-        })
+    let http = || {
+        client::AcmeHttp::new(&Config::resolve(data_dir, &acme.ca_file)).map_err(anyhow::Error::msg)
     };
     let dir = data_dir.join("acme");
     std::fs::create_dir_all(&dir)?;
     let saved = dir.join("account.json");
     if let Ok(text) = std::fs::read_to_string(&saved) {
         let creds: AccountCredentials = serde_json::from_str(&text)?;
-        return Ok(builder()?.from_credentials(creds).await?);
+        return Ok(Account::builder_with_http(Box::new(http()?))
+            .from_credentials(creds)
+            .await?);
+    }
+    let (status, body) = http()?.get(&acme.directory).await?;
+    if status != 200 {
+        anyhow::bail!("the ACME directory {} answered {status}", acme.directory);
+    }
+    let directory: serde_json::Value = serde_json::from_slice(&body)?;
+    let meta = &directory["meta"];
+    if meta["externalAccountRequired"] == serde_json::Value::Bool(true) {
+        anyhow::bail!(
+            "the CA at {} requires external account binding (RFC 8555 §7.3.4), which Petrel does not support yet; use a CA that does not (Let's Encrypt, for one)",
+            acme.directory
+        );
+    }
+    if let Some(terms) = meta["termsOfService"].as_str() {
+        if !acme.agree_to_terms {
+            anyhow::bail!(
+                "the CA's terms of service are at {terms}: read them, and if you accept them set tls.acme.agree-to-terms = true"
+            );
+        }
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
-    let (account, creds) = builder()?
+    let (account, creds) = Account::builder_with_http(Box::new(http()?))
         .create(
             &NewAccount {
                 contact: &contact,
-                terms_of_service_agreed: true,
+                terms_of_service_agreed: acme.agree_to_terms,
                 only_return_existing: false,
             },
             acme.directory.clone(),
@@ -214,6 +235,24 @@ async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
     replace(&saved, &serde_json::to_string(&creds)?, true)?;
     tracing::info!(directory = %acme.directory, "ACME: account created");
     Ok(account)
+}
+
+/// RFC 8555 §11.4: the chain a CA returns holds certificates and nothing
+/// else, the end-entity certificate first (§9.1).
+fn check_chain(pem: &str) -> anyhow::Result<()> {
+    let mut blocks = 0;
+    for line in pem.lines() {
+        if let Some(label) = line.trim_end().strip_prefix("-----BEGIN ") {
+            if label != "CERTIFICATE-----" {
+                anyhow::bail!("the CA's certificate chain holds a `{}` block; refused", line.trim_end());
+            }
+            blocks += 1;
+        }
+    }
+    if blocks == 0 {
+        anyhow::bail!("the CA returned no certificate");
+    }
+    Ok(())
 }
 
 /// One order: challenges answered, the certificate chain and its key.
@@ -260,6 +299,7 @@ async fn order(
     }
     let key = order.finalize().await?;
     let chain = order.poll_certificate(&retry).await?;
+    check_chain(&chain)?;
     Ok((chain, key))
 }
 
@@ -350,5 +390,15 @@ mod tests {
         );
         assert!(!is_current(&path, &["other.example.org".to_string()], 0));
         assert!(!is_current(&dir.path().join("missing.pem"), &names, 0));
+    }
+
+    #[test]
+    fn chains_hold_certificates_only() {
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        check_chain(&format!("{cert}{cert}")).unwrap();
+        assert!(check_chain("").is_err());
+        let with_key = format!("{cert}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+        assert!(check_chain(&with_key).is_err());
+        assert!(check_chain(&format!("{cert}-----BEGIN CERTIFICATEX-----\n")).is_err());
     }
 }

@@ -88,6 +88,9 @@ pub struct AcmeConfig {
     pub renew_before_days: u64,
     /// "http-01" (port 80) or "tls-alpn-01" (port 443, RFC 8737).
     pub challenge: String,
+    /// The operator has read and accepts the CA's terms of service
+    /// (RFC 8555 §7.3: never agreed to automatically).
+    pub agree_to_terms: bool,
 }
 
 impl Default for AcmeConfig {
@@ -99,6 +102,7 @@ impl Default for AcmeConfig {
             ca_file: PathBuf::new(),
             renew_before_days: 30,
             challenge: "http-01".into(),
+            agree_to_terms: false,
         }
     }
 }
@@ -839,6 +843,25 @@ impl Config {
                 "must be http-01 or tls-alpn-01".into(),
             ));
         }
+        let acme = &self.tls.acme;
+        if !acme.directory.is_empty() && !acme.directory.starts_with("https://") {
+            return Err((
+                "tls.acme.directory",
+                "must be an https:// URL (RFC 8555 §6.1)".into(),
+            ));
+        }
+        // RFC 8555 §7.3: mailto URLs with one address and no header fields.
+        if let Some(c) = acme.contact.iter().find(|c| {
+            let Some(addr) = c.strip_prefix("mailto:") else {
+                return true;
+            };
+            addr.contains(['?', ',']) || addr.matches('@').count() != 1
+        }) {
+            return Err((
+                "tls.acme.contact",
+                format!("`{c}`: write each contact as mailto:someone@example.org (one address, no ?fields)"),
+            ));
+        }
         for c in &self.metrics.allowed_networks {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
                 return Err(("metrics.allowed-networks", e));
@@ -1024,5 +1047,19 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("mta-sts.mx"));
         Config::parse("[mta-sts]\nmx = [\"mx.xn--bcher-kva.example\"]\n", Path::new("c.toml"))
             .unwrap();
+    }
+
+    #[test]
+    fn acme_contacts_and_directory_are_checked() {
+        let bad = |extra: &str| {
+            Config::parse(&format!("[tls.acme]\n{extra}\n"), Path::new("c.toml"))
+                .unwrap_err()
+                .key
+        };
+        for c in ["postmaster@example.org", "mailto:a@example.org?subject=x", "mailto:a@example.org,b@example.org", "mailto:nobody"] {
+            assert_eq!(bad(&format!("contact = [\"{c}\"]")).as_deref(), Some("tls.acme.contact"), "{c}");
+        }
+        assert_eq!(bad("directory = \"http://ca.example/dir\"").as_deref(), Some("tls.acme.directory"));
+        Config::parse("[tls.acme]\ncontact = [\"mailto:postmaster@example.org\"]\ndirectory = \"https://ca.example/dir\"\n", Path::new("c.toml")).unwrap();
     }
 }

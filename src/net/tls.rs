@@ -171,3 +171,31 @@ pub fn acceptor(
         .with_cert_resolver(certs.clone());
     Ok((TlsAcceptor::from(Arc::new(config)), certs))
 }
+
+/// A TLS client configuration that checks certificates against the
+/// system's roots plus the PEM trust anchors in `extra_ca` (none when the
+/// path is empty); `key` names the setting in errors.
+pub fn checked_client(
+    extra_ca: &Path,
+    key: &str,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut extra = Vec::new();
+    if !extra_ca.as_os_str().is_empty() {
+        for c in CertificateDer::pem_file_iter(extra_ca)
+            .map_err(|e| format!("{key} {}: {e}", extra_ca.display()))?
+        {
+            extra.push(c.map_err(|e| format!("{key} {}: {e}", extra_ca.display()))?);
+        }
+    }
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(|e| e.to_string())?;
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}

@@ -253,27 +253,7 @@ pub async fn policy_for(core: &Core, domain: &str) -> Option<Policy> {
 /// A TLS client configuration that checks certificates against the
 /// system's roots plus `tls.extra-ca`.
 pub fn verified_tls(core: &Core) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut extra = Vec::new();
-    let path = &core.config.tls.extra_ca;
-    if !path.as_os_str().is_empty() {
-        use rustls::pki_types::pem::PemObject;
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("tls.extra-ca {}: {e}", path.display()))?
-        {
-            extra.push(c.map_err(|e| format!("tls.extra-ca {}: {e}", path.display()))?);
-        }
-    }
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-            .map_err(|e| e.to_string())?;
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    crate::net::tls::checked_client(&core.config.tls.extra_ca, "tls.extra-ca")
 }
 
 /// GET https://mta-sts.DOMAIN/.well-known/mta-sts.txt (§3.3): a valid

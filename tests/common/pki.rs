@@ -44,3 +44,24 @@ pub fn issue(dir: &Path, names: &[&str]) -> TestPki {
     std::fs::write(&out.ca, ca.pem()).unwrap();
     out
 }
+
+impl TestPki {
+    /// A rustls server configuration presenting this certificate chain.
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&self.chain)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        std::sync::Arc::new(cfg)
+    }
+}
