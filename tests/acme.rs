@@ -26,9 +26,17 @@ impl Drop for Pebble {
 /// The certificate chain a TLS listener presents for `mx.test`, trusting
 /// only `root` (PEM); Err when the handshake fails.
 async fn handshake(addr: std::net::SocketAddr, root: &str) -> Result<Vec<Vec<u8>>, String> {
+    handshake_as(addr, root, "mx.test").await
+}
+
+async fn handshake_as(
+    addr: std::net::SocketAddr,
+    root: &str,
+    name: &str,
+) -> Result<Vec<Vec<u8>>, String> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = connector_trusting(root.as_bytes())
-        .connect(ServerName::try_from("mx.test").unwrap(), tcp)
+        .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
     Ok(tls
@@ -57,7 +65,7 @@ async fn tls_alpn_01_certificate_goes_into_every_listener() {
 /// Pebble on private ports, resolving through a dnsmasq serving `mx.test`.
 struct PebbleRun {
     _pebble: Pebble,
-    _dns: Dns,
+    dns: Dns,
     pdir: tempfile::TempDir,
     ppki: common::pki::TestPki,
     acme: u16,
@@ -77,7 +85,15 @@ fn start_pebble() -> PebbleRun {
         free_port(),
         free_port(),
     );
-    let dns = Dns::start_at(&[Rec::A("mx.test", "127.0.0.1")], dns_port);
+    let dns = Dns::start_at(
+        &[
+            Rec::A("mx.test", "127.0.0.1"),
+            Rec::A("mail.mx.test", "127.0.0.1"),
+            Rec::A("mta-sts.hosted.test", "127.0.0.1"),
+            Rec::A("autoconfig.hosted.test", "127.0.0.1"),
+        ],
+        dns_port,
+    );
     let cfg = pdir.path().join("pebble.json");
     std::fs::write(
         &cfg,
@@ -111,7 +127,7 @@ fn start_pebble() -> PebbleRun {
     }
     PebbleRun {
         _pebble: pebble,
-        _dns: dns,
+        dns,
         pdir,
         ppki,
         acme,
@@ -124,7 +140,8 @@ fn start_pebble() -> PebbleRun {
 fn acme_config(p: &PebbleRun, challenge: &str, agree: bool) -> String {
     let (acme, http, tls) = (p.acme, p.http, p.tls);
     let config = test_config(&format!(
-        "[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\nca-file = \"{}\"\nchallenge = \"{challenge}\"\nagree-to-terms = {agree}\n",
+        "{}[tls.acme]\ndirectory = \"https://localhost:{acme}/dir\"\ncontact = [\"mailto:postmaster@mx.test\"]\ndomains = [\"mx.test\", \"mail.mx.test\"]\nca-file = \"{}\"\nchallenge = \"{challenge}\"\nagree-to-terms = {agree}\n",
+        p.dns.resolver_toml(),
         p.ppki.ca.display()
     ));
     if challenge == "http-01" {
@@ -149,21 +166,8 @@ fn start_petrel(config: &str) -> TestServer {
 
 async fn obtain(challenge: &str) {
     let p = start_pebble();
-    let (pdir, ppki, mgmt) = (&p.pdir, &p.ppki, p.mgmt);
     let s = start_petrel(&acme_config(&p, challenge, true));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let log = s.log();
-        if log.contains("ACME: certificate installed") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && !log.contains("ACME: no certificate"),
-            "no certificate from Pebble:\n{log}\nPebble:\n{}",
-            std::fs::read_to_string(pdir.path().join("pebble.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_installed(&s, &p, 1);
     assert!(s
         .log()
         .contains(&format!("ACME: {challenge} challenge answered")));
@@ -181,15 +185,7 @@ async fn obtain(challenge: &str) {
         assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
     }
 
-    // Pebble's root, from its management interface.
-    let root = Command::new("curl")
-        .args(["-sf", "--cacert"])
-        .arg(&ppki.ca)
-        .arg(format!("https://localhost:{mgmt}/roots/0"))
-        .output()
-        .unwrap();
-    assert!(root.status.success(), "cannot fetch Pebble's root");
-    let root = String::from_utf8(root.stdout).unwrap();
+    let root = pebble_root(&p);
     for listener in ["imaps", "submissions", "pop3s"] {
         let chain = handshake(s.addr(listener), &root)
             .await
@@ -236,6 +232,9 @@ async fn terms_of_service_are_not_agreed_to_by_default() {
     assert!(!s.data_dir().join("acme/account.json").exists());
 }
 
+const PROBLEM: &str =
+    r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"down for maintenance"}"#;
+
 /// RFC 8555 §6.1: every request carries a User-Agent naming the ACME
 /// software and the HTTP client with their versions, and an
 /// Accept-Language. A TLS listener standing in for the CA records the
@@ -263,7 +262,7 @@ async fn requests_name_their_software_and_language() {
                 }
             }
             let _ = tls
-                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PROBLEM}", PROBLEM.len()).as_bytes())
                 .await;
             let _ = tls.shutdown().await;
             let _ = tx.send(String::from_utf8_lossy(&req).into_owned()).await;
@@ -292,6 +291,71 @@ async fn requests_name_their_software_and_language() {
     );
     assert!(head.contains("\r\naccept-language: "), "{req}");
     assert!(head.starts_with("get /dir http/1.1\r\n"), "{req}");
+    // §6.5.1: the client never sends a Replay-Nonce field.
+    assert!(!head.contains("replay-nonce"), "{req}");
+    // §6.7: the problem's detail is shown.
     let log = s.log_until("ACME: no certificate");
-    assert!(log.contains("answered 503"), "{log}");
+    assert!(
+        log.contains(
+            "answered 503: down for maintenance (urn:ietf:params:acme:error:serverInternal)"
+        ),
+        "{log}"
+    );
+}
+
+/// Pebble's root, from its management interface.
+fn pebble_root(p: &PebbleRun) -> String {
+    let root = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(&p.ppki.ca)
+        .arg(format!("https://localhost:{}/roots/0", p.mgmt))
+        .output()
+        .unwrap();
+    assert!(root.status.success(), "cannot fetch Pebble's root");
+    String::from_utf8(root.stdout).unwrap()
+}
+
+/// Waits for the n-th `ACME: certificate installed` line.
+fn wait_installed(s: &TestServer, p: &PebbleRun, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let log = s.log();
+        if log.matches("ACME: certificate installed").count() >= n {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline && !log.contains("ACME: no certificate"),
+            "no certificate from Pebble:\n{log}\nPebble:\n{}",
+            std::fs::read_to_string(p.pdir.path().join("pebble.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// With `tls.acme.domains` unset the certificate names the host and, for
+/// each hosted domain, the mta-sts./autoconfig./autodiscover. names that
+/// resolve; adding a domain brings its names onto a new certificate
+/// without waiting for the hourly check.
+#[tokio::test]
+async fn default_names_follow_hosted_domains() {
+    let p = start_pebble();
+    let config =
+        acme_config(&p, "http-01", true).replace("domains = [\"mx.test\", \"mail.mx.test\"]\n", "");
+    let s = start_petrel(&config);
+    wait_installed(&s, &p, 1);
+    let root = pebble_root(&p);
+    assert!(handshake_as(s.addr("imaps"), &root, "mta-sts.hosted.test")
+        .await
+        .is_err());
+    s.cli_ok(&["domain", "create", "hosted.test"]);
+    let log = wait_installed(&s, &p, 2);
+    assert!(
+        log.contains("autodiscover.hosted.test has no address in DNS yet"),
+        "{log}"
+    );
+    for name in ["mx.test", "mta-sts.hosted.test", "autoconfig.hosted.test"] {
+        handshake_as(s.addr("imaps"), &root, name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }

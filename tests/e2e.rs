@@ -826,7 +826,10 @@ async fn certificates_are_chosen_by_sni() {
         ))
         .output()
         .unwrap();
-    assert_eq!(shown.stdout, main.cert_der, "no SNI: the default certificate");
+    assert_eq!(
+        shown.stdout, main.cert_der,
+        "no SNI: the default certificate"
+    );
     drop(s);
 
     let data = tempfile::tempdir().unwrap();

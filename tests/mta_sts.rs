@@ -139,7 +139,12 @@ impl PolicyHost {
 
     fn fetches_of(&self, domain: &str) -> usize {
         let host = format!("mta-sts.{domain}");
-        self.per_host.lock().unwrap().get(&host).copied().unwrap_or(0)
+        self.per_host
+            .lock()
+            .unwrap()
+            .get(&host)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -364,7 +369,10 @@ async fn records_and_answers_that_do_and_do_not_make_a_policy() {
         ),
         // §3.1: CNAMEs are followed; §3.2: unknown fields ignored.
         Rec::Cname("_mta-sts.cname.test".into(), "_mta-sts.target.test".into()),
-        Rec::Txt("_mta-sts.target.test".into(), "v=STSv1; id=1; ext=yes".into()),
+        Rec::Txt(
+            "_mta-sts.target.test".into(),
+            "v=STSv1; id=1; ext=yes".into(),
+        ),
         // §3.1: more than one v=STSv1 record means no policy.
         txt("two.test", "v=STSv1; id=1"),
         txt("two.test", "v=STSv1; id=2"),
@@ -405,7 +413,11 @@ async fn records_and_answers_that_do_and_do_not_make_a_policy() {
         assert!(got.is_empty(), "{d} got mail despite its policy");
     }
     assert_eq!(host.fetches_of("parent.test"), 0, "parent zone asked");
-    assert_eq!(host.fetches_of("cname.test"), 1, "the policy host of the alias");
+    assert_eq!(
+        host.fetches_of("cname.test"),
+        1,
+        "the policy host of the alias"
+    );
     // §3.3: a failed fetch is logged and not repeated for the same id
     // within five minutes.
     let log = a.log_until("mta-sts.missing.test");
@@ -460,7 +472,10 @@ async fn cached_policies_outlive_failed_fetches_and_are_refreshed() {
         assert!(Instant::now() < deadline, "no refresh");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(first.elapsed() >= Duration::from_secs(8), "refreshed too early");
+    assert!(
+        first.elapsed() >= Duration::from_secs(8),
+        "refreshed too early"
+    );
     let log = a.log_until("using the cached policy");
     assert!(log.contains("using the cached policy"), "{log}");
     // The cached policy still holds the message; no new fetch for now.
@@ -544,7 +559,10 @@ async fn relay_hosts_are_their_own_policy_domain() {
     ));
     a.account("joe@example.org");
     // RFC 8461 §10.2: the policy Petrel publishes by default lasts a week.
-    let own = http_get(&format!("http://{}/.well-known/mta-sts.txt", a.addr("http")));
+    let own = http_get(&format!(
+        "http://{}/.well-known/mta-sts.txt",
+        a.addr("http")
+    ));
     assert!(own.contains("max_age: 604800"), "{own}");
     submit_to(&a, "someone@far.test").await;
     wait_held(

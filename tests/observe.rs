@@ -470,3 +470,51 @@ fn readiness_reports_each_check() {
         assert!(r.contains(part), "{part}: {r}");
     }
 }
+
+/// `/readyz` says 503 while the store cannot take a write, naming why, and
+/// 200 again once it can, with no restart: another process holds SQLite's
+/// write lock for 8 s (`BEGIN EXCLUSIVE` from Python's sqlite3).
+#[test]
+fn readiness_fails_while_the_store_is_locked_and_recovers() {
+    let s = TestServer::start_with("[store]\ntype = \"sqlite\"\n");
+    let db = s.data_dir().join("store/petrel.sqlite3");
+    assert!(db.exists(), "{}", db.display());
+    let mut locker = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(8)\n\
+             c.execute('ROLLBACK')\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let r = http_get(s.addr("http"), "/readyz");
+    assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+    assert!(
+        r.contains("a store write took over 5 s") && r.contains("\"status\":\"not ready\""),
+        "{r}"
+    );
+    assert!(locker.wait().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = http_get(s.addr("http"), "/readyz");
+        if r.starts_with("HTTP/1.1 200") {
+            assert!(r.contains("\"store\":\"ok\""), "{r}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -65,7 +65,10 @@ async fn send(
         .trim_matches(['[', ']'])
         .to_string();
     let port = uri.port_u16().unwrap_or(443);
-    let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     *req.uri_mut() = path.parse().map_err(|e| Error::Other(Box::new(e)))?;
     let headers = req.headers_mut();
@@ -88,11 +91,39 @@ async fn send(
             .await
             .map_err(|e| Error::Other(Box::new(e)))?;
     tokio::spawn(conn);
-    let rsp = sender
+    let mut rsp = sender
         .send_request(req)
         .await
         .map_err(|e| Error::Other(Box::new(e)))?;
+    // §6.5.1: an invalid Replay-Nonce is ignored (dropped here, so the
+    // library asks newNonce for a fresh one instead of sending it back).
+    let invalid = rsp
+        .headers()
+        .get("replay-nonce")
+        .is_some_and(|v| !valid_nonce(v.as_bytes()));
+    if invalid {
+        tracing::warn!(%authority, "ACME: ignoring an invalid Replay-Nonce");
+        rsp.headers_mut().remove("replay-nonce");
+    }
     Ok(BytesResponse::from(rsp))
+}
+
+/// A nonce is base64url without padding (RFC 8555 §6.5.1, RFC 7515 §2).
+fn valid_nonce(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// The `detail` (and `type`) of an RFC 7807 problem document, for the log
+/// (§6.7: clients show the detail of every error).
+pub fn problem_detail(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let detail = v["detail"].as_str()?;
+    Some(match v["type"].as_str() {
+        Some(t) => format!("{detail} ({t})"),
+        None => detail.to_string(),
+    })
 }
 
 impl HttpClient for AcmeHttp {
@@ -101,5 +132,30 @@ impl HttpClient for AcmeHttp {
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, Error>> + Send>> {
         Box::pin(send(self.tls.clone(), req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_base64url_without_padding() {
+        assert!(valid_nonce(b"oFvnlFP1wIhRlYS2jTaXbA"));
+        assert!(valid_nonce(b"a-b_c"));
+        assert!(!valid_nonce(b"abc="));
+        assert!(!valid_nonce(b"ab+/"));
+        assert!(!valid_nonce(b""));
+        assert!(!valid_nonce(b"a b"));
+    }
+
+    #[test]
+    fn problem_details_are_read() {
+        let p = br#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"down"}"#;
+        assert_eq!(
+            problem_detail(p).as_deref(),
+            Some("down (urn:ietf:params:acme:error:serverInternal)")
+        );
+        assert_eq!(problem_detail(b"<html>"), None);
     }
 }

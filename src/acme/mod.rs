@@ -1,8 +1,9 @@
 //! Automatic certificates (ACME, RFC 8555) with `instant-acme`: the
 //! default certificate (`tls.certificate`) is ordered for `tls.acme.domains`
-//! (or `hostname`) and renewed `renew-before-days` before it expires,
-//! answering HTTP-01 challenges (RFC 8555 §8.3) on the plain HTTP
-//! listeners. The new files replace the old ones in place and go into
+//! (or `hostname` plus the `mta-sts.`, `autoconfig.` and `autodiscover.`
+//! names of hosted domains that resolve) and renewed `renew-before-days`
+//! before it expires, answering HTTP-01 (RFC 8555 §8.3) or TLS-ALPN-01
+//! (RFC 8737) challenges. The new files replace the old ones in place and go into
 //! every listener at once ([`crate::net::tls::Certificates::reload`]); a
 //! failure keeps the certificate in use and is retried with backoff.
 
@@ -45,9 +46,16 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 pub struct Challenges {
     http: Mutex<HashMap<String, String>>,
     alpn: Mutex<HashMap<String, Arc<rustls::ServerConfig>>>,
+    recheck: tokio::sync::Notify,
 }
 
 impl Challenges {
+    /// Asks the ACME task to check the certificate's names now (a domain
+    /// was added), instead of at the next hourly check.
+    pub fn recheck(&self) {
+        self.recheck.notify_one();
+    }
+
     /// The key authorization for `token`, if a challenge for it is open.
     pub fn answer(&self, token: &str) -> Option<String> {
         self.http
@@ -181,7 +189,41 @@ fn replace(path: &Path, data: &str, private: bool) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(data.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename itself is durable once the directory is synced.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The names the certificate should carry: `tls.acme.domains` when set;
+/// else the host name plus, for every hosted domain, the `mta-sts.`,
+/// `autoconfig.` and `autodiscover.` names that exist in DNS (a name
+/// without an address would fail the whole order; it is logged and taken
+/// in at a later check once it resolves).
+async fn wanted_names(core: &crate::core::Core) -> Vec<String> {
+    let cfg = &core.config;
+    if !cfg.tls.acme.domains.is_empty() {
+        return cfg.tls.acme.domains.clone();
+    }
+    let mut names = vec![cfg.hostname.to_ascii_lowercase()];
+    let domains = core.directory.list_domains().await.unwrap_or_default();
+    for d in domains {
+        for prefix in ["mta-sts", "autoconfig", "autodiscover"] {
+            let name = format!("{prefix}.{}", d.name.to_ascii_lowercase());
+            if names.contains(&name) {
+                continue;
+            }
+            match core.resolver.ips(&name).await {
+                crate::queue::route::Lookup::Found(_) => names.push(name),
+                _ => {
+                    tracing::info!(%name, "ACME: {name} has no address in DNS yet; left off the certificate until it has")
+                }
+            }
+        }
+    }
+    names
 }
 
 /// The account: from `DATA/acme/account.json`, else created and saved.
@@ -203,7 +245,13 @@ async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
     }
     let (status, body) = http()?.get(&acme.directory).await?;
     if status != 200 {
-        anyhow::bail!("the ACME directory {} answered {status}", acme.directory);
+        let detail = client::problem_detail(&body)
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "the ACME directory {} answered {status}{detail}",
+            acme.directory
+        );
     }
     let directory: serde_json::Value = serde_json::from_slice(&body)?;
     let meta = &directory["meta"];
@@ -244,7 +292,10 @@ fn check_chain(pem: &str) -> anyhow::Result<()> {
     for line in pem.lines() {
         if let Some(label) = line.trim_end().strip_prefix("-----BEGIN ") {
             if label != "CERTIFICATE-----" {
-                anyhow::bail!("the CA's certificate chain holds a `{}` block; refused", line.trim_end());
+                anyhow::bail!(
+                    "the CA's certificate chain holds a `{}` block; refused",
+                    line.trim_end()
+                );
             }
             blocks += 1;
         }
@@ -303,27 +354,27 @@ async fn order(
     Ok((chain, key))
 }
 
-/// Orders a certificate when the one in place is missing, for other
-/// names, or near its end; then checks again twice a day.
+/// How often the certificate is checked against its end and the names
+/// wanted (a domain added since gets its names on the next check).
+const CHECK_EVERY: Duration = Duration::from_secs(3600);
+
+/// Orders a certificate when the one in place is missing, lacks a wanted
+/// name, or is near its end; then checks again every hour.
 pub fn spawn(core: SharedCore, files: Files, mut shutdown: Shutdown) {
     let cfg = core.config.clone();
     if cfg.tls.acme.directory.is_empty() {
         return;
     }
     tokio::spawn(async move {
-        let names = if cfg.tls.acme.domains.is_empty() {
-            vec![cfg.hostname.clone()]
-        } else {
-            cfg.tls.acme.domains.clone()
-        };
         let cert = Config::resolve(&files.data_dir, &cfg.tls.certificate);
         let key = Config::resolve(&files.data_dir, &cfg.tls.private_key);
         let before = cfg.tls.acme.renew_before_days * 86400;
         let mut backoff = Duration::from_secs(60);
         loop {
+            let names = wanted_names(&core).await;
             let wait = if is_current(&cert, &names, before) {
                 backoff = Duration::from_secs(60);
-                Duration::from_secs(12 * 3600)
+                CHECK_EVERY
             } else {
                 tracing::info!(names = %names.join(","), "ACME: ordering a certificate");
                 let got = order(&cfg, &files.data_dir, &names, &core.acme).await;
@@ -343,7 +394,7 @@ pub fn spawn(core: SharedCore, files: Files, mut shutdown: Shutdown) {
                         metrics::counter!("petrel_acme_orders_total", "result" => "ok")
                             .increment(1);
                         backoff = Duration::from_secs(60);
-                        Duration::from_secs(12 * 3600)
+                        CHECK_EVERY
                     }
                     Err(e) => {
                         tracing::error!(names = %names.join(","), retry_in = backoff.as_secs(), "ACME: no certificate: {e}; the one in use stays");
@@ -357,6 +408,7 @@ pub fn spawn(core: SharedCore, files: Files, mut shutdown: Shutdown) {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = core.acme.recheck.notified() => {}
                 _ = shutdown.wait() => return,
             }
         }
@@ -397,7 +449,8 @@ mod tests {
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         check_chain(&format!("{cert}{cert}")).unwrap();
         assert!(check_chain("").is_err());
-        let with_key = format!("{cert}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+        let with_key =
+            format!("{cert}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
         assert!(check_chain(&with_key).is_err());
         assert!(check_chain(&format!("{cert}-----BEGIN CERTIFICATEX-----\n")).is_err());
     }

@@ -1042,11 +1042,17 @@ mod tests {
 
     #[test]
     fn mta_sts_mx_must_be_a_labels() {
-        let e = Config::parse("[mta-sts]\nmx = [\"mx.bücher.example\"]\n", Path::new("c.toml"))
-            .unwrap_err();
+        let e = Config::parse(
+            "[mta-sts]\nmx = [\"mx.bücher.example\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("mta-sts.mx"));
-        Config::parse("[mta-sts]\nmx = [\"mx.xn--bcher-kva.example\"]\n", Path::new("c.toml"))
-            .unwrap();
+        Config::parse(
+            "[mta-sts]\nmx = [\"mx.xn--bcher-kva.example\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1056,10 +1062,22 @@ mod tests {
                 .unwrap_err()
                 .key
         };
-        for c in ["postmaster@example.org", "mailto:a@example.org?subject=x", "mailto:a@example.org,b@example.org", "mailto:nobody"] {
-            assert_eq!(bad(&format!("contact = [\"{c}\"]")).as_deref(), Some("tls.acme.contact"), "{c}");
+        for c in [
+            "postmaster@example.org",
+            "mailto:a@example.org?subject=x",
+            "mailto:a@example.org,b@example.org",
+            "mailto:nobody",
+        ] {
+            assert_eq!(
+                bad(&format!("contact = [\"{c}\"]")).as_deref(),
+                Some("tls.acme.contact"),
+                "{c}"
+            );
         }
-        assert_eq!(bad("directory = \"http://ca.example/dir\"").as_deref(), Some("tls.acme.directory"));
+        assert_eq!(
+            bad("directory = \"http://ca.example/dir\"").as_deref(),
+            Some("tls.acme.directory")
+        );
         Config::parse("[tls.acme]\ncontact = [\"mailto:postmaster@example.org\"]\ndirectory = \"https://ca.example/dir\"\n", Path::new("c.toml")).unwrap();
     }
 }

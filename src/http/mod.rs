@@ -233,6 +233,9 @@ async fn create_domain(
     Json(d): Json<NewDomain>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let d = st.core.directory.create_domain(&d.name).await?;
+    // Its mta-sts./autoconfig./autodiscover. names may belong on the
+    // ACME certificate now.
+    st.core.acme.recheck();
     Ok((StatusCode::CREATED, Json(json!(d))))
 }
 

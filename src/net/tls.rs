@@ -175,10 +175,7 @@ pub fn acceptor(
 /// A TLS client configuration that checks certificates against the
 /// system's roots plus the PEM trust anchors in `extra_ca` (none when the
 /// path is empty); `key` names the setting in errors.
-pub fn checked_client(
-    extra_ca: &Path,
-    key: &str,
-) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn checked_client(extra_ca: &Path, key: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut extra = Vec::new();
     if !extra_ca.as_os_str().is_empty() {

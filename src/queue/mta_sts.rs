@@ -131,8 +131,10 @@ pub fn txt_id(txt: &str) -> Option<String> {
             && key
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        let value_ok =
-            !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b'=');
+        let value_ok = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b'=');
         if !key_ok || !value_ok {
             return None;
         }
@@ -364,7 +366,10 @@ mod tests {
         // ignored, of a repeated field the first counts.
         assert_eq!(txt_id("id=1; v=STSv1"), None);
         assert_eq!(txt_id("v=STSv1; id=1; note=é"), None);
-        assert_eq!(txt_id("v=STSv1; id=1; ext-key=any!value;"), Some("1".into()));
+        assert_eq!(
+            txt_id("v=STSv1; id=1; ext-key=any!value;"),
+            Some("1".into())
+        );
         assert_eq!(txt_id("v=STSv1;\tid=7 ; id=8"), Some("7".into()));
         assert_eq!(txt_id("v=STSv1; id=1; garbage"), None);
         assert_eq!(txt_id("v=STSv10; id=1"), None);
@@ -373,7 +378,10 @@ mod tests {
     #[test]
     fn one_record_or_none() {
         let r = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert_eq!(record_id(&r(&["v=spf1 -all", "v=STSv1; id=5"])), Some("5".into()));
+        assert_eq!(
+            record_id(&r(&["v=spf1 -all", "v=STSv1; id=5"])),
+            Some("5".into())
+        );
         assert_eq!(record_id(&r(&["v=STSv1; id=5", "v=STSv1; id=6"])), None);
         assert_eq!(record_id(&r(&["v=STSv1; id=5", "v=STSv1 broken"])), None);
         assert_eq!(record_id(&r(&[])), None);
@@ -392,7 +400,13 @@ mod tests {
 
     #[test]
     fn refresh_is_due_daily_or_at_half_max_age() {
-        let p = |max_age| Policy { mode: Mode::Enforce, mx: vec![], max_age, id: "1".into(), fetched: 1000 };
+        let p = |max_age| Policy {
+            mode: Mode::Enforce,
+            mx: vec![],
+            max_age,
+            id: "1".into(),
+            fetched: 1000,
+        };
         assert!(!refresh_due(&p(604_800), 1000 + 86_399));
         assert!(refresh_due(&p(604_800), 1000 + 86_400));
         assert!(!refresh_due(&p(4), 1001));

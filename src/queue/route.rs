@@ -138,7 +138,12 @@ impl Resolver {
             .answers()
             .iter()
             .filter_map(|r| match &r.data {
-                RData::TXT(txt) => Some(txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect()),
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .flat_map(|s| s.iter().copied())
+                        .collect(),
+                ),
                 _ => None,
             })
             .collect();
