@@ -172,6 +172,9 @@ pub struct SmtpConfig {
     /// Authenticated senders: every From: header address must be the
     /// user's own (RFC 6409 §8.1).
     pub check_from_header: bool,
+    /// Clients in these address blocks must STARTTLS before MAIL
+    /// (RFC 3207 §6: TLS required for selected hosts).
+    pub require_tls_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -609,6 +612,7 @@ impl Default for SmtpConfig {
             limit_exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
             bare_newlines: BareNewlines::Reject,
             check_from_header: true,
+            require_tls_from: Vec::new(),
         }
     }
 }
@@ -870,6 +874,11 @@ impl Config {
         for c in &self.smtp.limit_exempt {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
                 return Err(("smtp.limit-exempt", e));
+            }
+        }
+        for c in &self.smtp.require_tls_from {
+            if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
+                return Err(("smtp.require-tls-from", e));
             }
         }
         if self.queue.concurrency == 0 {

@@ -459,6 +459,18 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// Whether the client's address is in `smtp.require-tls-from`.
+    fn tls_required(&self) -> bool {
+        let ip = self.peer.ip();
+        self.core
+            .config
+            .smtp
+            .require_tls_from
+            .iter()
+            .filter_map(|c| c.parse::<crate::net::limit::Cidr>().ok())
+            .any(|c| c.contains(ip))
+    }
+
     async fn mail(&mut self, from: String, params: Params) -> std::io::Result<Flow> {
         if self.helo.is_none() {
             return self.error("503 5.5.1 Send EHLO or HELO first").await;
@@ -473,6 +485,12 @@ impl Session {
         }
         if self.mode == Mode::Submission && self.account.is_none() {
             return self.error("530 5.7.0 Authentication required").await;
+        }
+        // RFC 3207 §4, §6: hosts configured to need TLS get 530 5.7.0.
+        if !self.conn.stream.is_tls() && self.tls_required() {
+            return self
+                .error("530 5.7.0 Must issue a STARTTLS command first")
+                .await;
         }
         let mut env = Envelope::default();
         for (k, v) in &params {
