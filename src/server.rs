@@ -671,7 +671,11 @@ async fn handle_connection(
             }
         };
         match tokio::time::timeout(Duration::from_secs(30), handshake).await {
-            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+            Ok(Ok(s)) => {
+                let stream = Stream::Tls(Box::new(s));
+                stream.log_tls(peer, proto.name());
+                stream
+            }
             _ => return,
         }
     } else {

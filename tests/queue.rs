@@ -418,3 +418,62 @@ async fn one_session_carries_consecutive_messages() {
         .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
+
+/// RFC 8314 §3.3: the smarthost login (`queue.relay-user`) goes only over
+/// TLS whose certificate checks out (system roots plus `tls.extra-ca`):
+/// with the CA trusted the mail goes; without it, or to a relay without
+/// STARTTLS, it stays queued and no AUTH is ever sent in the clear.
+#[tokio::test]
+async fn relay_logins_need_checked_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let b = TestServer::start_with_cert(OPEN, &pki);
+    b.account("joe@a.test");
+    b.account("bob@remote.test");
+    let relay = |target: String, trust: bool| {
+        let ca = if trust {
+            format!("[tls]\nextra-ca = \"{}\"\n", pki.ca.display())
+        } else {
+            String::new()
+        };
+        let a = TestServer::start_with(&format!(
+            "{OPEN}{ca}[queue]\nrelay = \"{target}\"\nrelay-user = \"joe@a.test\"\nrelay-secret = \"pw\"\nretry = [1]\n"
+        ));
+        a.account("joe@a.test");
+        a
+    };
+    let body = "From: joe@a.test\r\nSubject: relayed\r\n\r\nx";
+    let sub = format!("127.0.0.1:{}", b.addr("submission").port());
+
+    let a = relay(sub.clone(), true);
+    let r = submit(&a, "joe@a.test", &["bob@remote.test"], body).await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(b.addr("imap"), "bob@remote.test", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("with ESMTPSA"));
+
+    let untrusting = relay(sub, false);
+    submit(&untrusting, "joe@a.test", &["bob@remote.test"], body).await;
+    let (plain_port, seen) = smtp_without_starttls().await;
+    let plain = relay(format!("127.0.0.1:{plain_port}"), true);
+    submit(&plain, "joe@a.test", &["bob@remote.test"], body).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (e1, e2) = (untrusting.queued_errors(), plain.queued_errors());
+        if e1.contains("certificate") && e2.contains("does not offer STARTTLS") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{e1}\n---\n{e2}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        seen.lock().unwrap().iter().all(|c| !c.starts_with("AUTH")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(
+        imap_fetch_all(b.addr("imap"), "bob@remote.test", "pw")
+            .await
+            .len(),
+        1
+    );
+}

@@ -270,6 +270,11 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        self.serve().await;
+        self.conn.close().await;
+    }
+
+    async fn serve(&mut self) {
         metrics::counter!("petrel_imap_sessions_total").increment(1);
         let greeting = format!("OK [CAPABILITY {}] Petrel IMAP ready", self.capabilities());
         self.untagged(&greeting);

@@ -30,6 +30,34 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// The TLS version and the cipher suite's registered name, e.g.
+    /// `("TLSv1.3", "TLS_AES_256_GCM_SHA384")`, for Received clauses and
+    /// logs (RFC 8314 §4.3, §4).
+    pub fn tls_info(&self) -> Option<(String, String)> {
+        let Stream::Tls(s) = self else {
+            return None;
+        };
+        let c = s.get_ref().1;
+        let version = c
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .map(|v| v.replace('_', "."))
+            .unwrap_or_else(|| "TLS".into());
+        let suite = c
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .map(|s| s.replacen("TLS13_", "TLS_", 1))
+            .unwrap_or_else(|| "unknown".into());
+        Some((version, suite))
+    }
+
+    /// Logs a finished handshake: who, on which listener, with what.
+    pub fn log_tls(&self, peer: std::net::SocketAddr, listener: &str) {
+        if let Some((version, suite)) = self.tls_info() {
+            tracing::info!(client = %peer.ip(), listener, %version, %suite, "TLS handshake");
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -282,6 +310,13 @@ impl Conn {
         self.deflate.is_some()
     }
 
+    /// Ends the connection: over TLS a close_notify alert goes out before
+    /// TCP closes (RFC 8314 §3.4), so the client can tell a clean end from
+    /// a cut one. Bounded, so a client that stopped reading cannot hold it.
+    pub async fn close(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+    }
+
     /// Replaces a plain stream with TLS. Bytes the client sent before the
     /// handshake are discarded (RFC 3207 §4.2: no command injection).
     pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
@@ -289,8 +324,12 @@ impl Conn {
         self.pos = 0;
         match std::mem::replace(&mut self.stream, Stream::Gone) {
             Stream::Plain(tcp) => {
+                let peer = tcp.peer_addr();
                 let tls = acceptor.accept(tcp).await?;
                 self.stream = Stream::Tls(Box::new(tls));
+                if let Ok(peer) = peer {
+                    self.stream.log_tls(peer, "starttls");
+                }
                 Ok(())
             }
             other => {

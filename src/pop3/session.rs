@@ -138,6 +138,11 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        self.serve().await;
+        self.conn.close().await;
+    }
+
+    async fn serve(&mut self) {
         metrics::counter!("petrel_pop3_sessions_total").increment(1);
         self.ok("Petrel POP3 ready");
         if self.flush().await.is_err() {

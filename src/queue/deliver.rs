@@ -315,7 +315,16 @@ async fn open_session(
     requiretls: bool,
 ) -> Result<SmtpClient, String> {
     let cfg = &core.config.queue;
-    let implicit = (hop.tls == TlsMode::Implicit).then_some(hop.name.as_str());
+    // DANE (RFC 7672 §2.2) authenticates by TLSA records; MTA-STS,
+    // REQUIRETLS and relays we log in to by the certificate's name and chain.
+    let checked = match &hop.dane {
+        Dane::Tlsa(records) => Some(super::dane::client_config(records.clone())),
+        _ if verify => {
+            Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
+        }
+        _ => None,
+    };
+    let implicit = (hop.tls == TlsMode::Implicit).then(|| (hop.name.as_str(), checked.clone()));
     let (mut c, greeting) = SmtpClient::connect(
         addr,
         Duration::from_secs(cfg.connect_timeout),
@@ -334,16 +343,7 @@ async fn open_session(
         return Err(format!("EHLO: {}", hello.text()));
     }
     let want_tls = matches!(hop.tls, TlsMode::Opportunistic | TlsMode::Required);
-    // DANE (RFC 7672 §2.2) authenticates by TLSA records; MTA-STS and
-    // REQUIRETLS by the certificate's name and chain.
-    let checked = match &hop.dane {
-        Dane::Tlsa(records) => Some(super::dane::client_config(records.clone())),
-        _ if verify => {
-            Some(super::mta_sts::verified_tls(core).map_err(|e| format!("TLS set-up: {e}"))?)
-        }
-        _ => None,
-    };
-    if checked.is_some() && !c.offers("STARTTLS") {
+    if checked.is_some() && !c.is_tls() && !c.offers("STARTTLS") {
         return Err(
             "TLS is required (DANE, MTA-STS or REQUIRETLS) but the server does not offer STARTTLS"
                 .into(),
@@ -370,6 +370,14 @@ async fn open_session(
         return Err("TLS is required but the server does not offer it".into());
     }
     if let Some((user, secret)) = &hop.auth {
+        // RFC 8314 §3.3: credentials go only over TLS with a checked
+        // certificate (the route asks for both).
+        if !c.is_tls() {
+            return Err(format!(
+                "the relay login for {} is sent only over TLS, and the server offers none",
+                hop.name
+            ));
+        }
         let r = c.auth_plain(user, secret).await.map_err(io)?;
         if !r.is_positive() {
             return Err(format!("AUTH: {}", r.text()));

@@ -253,6 +253,14 @@ async fn hop_for(
             "451 4.4.3 Relay host {host} has no address"
         )));
     }
+    // RFC 8314 §3.3: a relay we log in to is reached over TLS with a
+    // checked certificate (system roots plus tls.extra-ca), never in clear.
+    let login = auth.is_some();
+    let tls = match tls {
+        TlsMode::Implicit => TlsMode::Implicit,
+        _ if login => TlsMode::Required,
+        other => other,
+    };
     Ok(vec![Hop {
         name: host,
         addrs: addrs
@@ -261,7 +269,7 @@ async fn hop_for(
             .collect(),
         tls,
         auth,
-        verify: false,
+        verify: login,
         dane: super::dane::Dane::None,
     }])
 }

@@ -44,7 +44,7 @@ impl SmtpClient {
         addr: SocketAddr,
         connect_timeout: Duration,
         timeout: Duration,
-        implicit_tls: Option<&str>,
+        implicit_tls: Option<(&str, Option<Arc<rustls::ClientConfig>>)>,
     ) -> io::Result<(SmtpClient, Reply)> {
         let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
@@ -56,8 +56,11 @@ impl SmtpClient {
             timeout,
             ehlo: None,
         };
-        if let Some(name) = implicit_tls {
-            c.handshake(name).await?;
+        // Implicit TLS (RFC 8314): checked under `config` when given,
+        // otherwise opportunistic.
+        if let Some((name, config)) = implicit_tls {
+            let config = config.unwrap_or_else(opportunistic_config);
+            c.handshake_with(name, config).await?;
         }
         let greeting = c.read_reply().await?;
         Ok((c, greeting))
@@ -153,11 +156,6 @@ impl SmtpClient {
             .await?;
         self.ehlo = None;
         Ok(r)
-    }
-
-    async fn handshake(&mut self, server_name: &str) -> io::Result<()> {
-        self.handshake_with(server_name, opportunistic_config())
-            .await
     }
 
     async fn handshake_with(

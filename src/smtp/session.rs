@@ -151,6 +151,11 @@ impl Session {
     }
 
     pub async fn run(mut self) {
+        self.serve().await;
+        self.conn.close().await;
+    }
+
+    async fn serve(&mut self) {
         metrics::counter!("petrel_smtp_sessions_total", "listener" => super::txlog::listener(self.mode)).increment(1);
         let kind = if self.mode == Mode::Lmtp {
             "LMTP"
@@ -689,6 +694,7 @@ impl Session {
             size,
             reply: &self.last_reply,
             auth_results: &self.auth_results,
+            stream: &self.conn.stream,
         });
         flow
     }
@@ -999,8 +1005,13 @@ impl Session {
         } else {
             format!("Return-Path: <{from}>\r\n")
         };
+        // RFC 8314 §4.3: the cipher suite of a TLS session.
+        let tls_clause = match self.conn.stream.tls_info() {
+            Some((_, suite)) => format!("\r\n\ttls {suite}"),
+            None => String::new(),
+        };
         let out = format!(
-            "{return_path}{auth_results}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause};\r\n\t{}\r\n",
+            "{return_path}{auth_results}Received: from {helo} ([{}])\r\n\tby {} (Petrel) with {proto} id {}{for_clause}{tls_clause};\r\n\t{}\r\n",
             self.peer.ip(),
             self.core.config.hostname,
             self.id,

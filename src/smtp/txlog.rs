@@ -29,6 +29,8 @@ pub(super) struct Transaction<'a> {
     pub reply: &'a str,
     /// The Authentication-Results header added, if any.
     pub auth_results: &'a str,
+    /// The connection, for its TLS version and cipher suite (RFC 8314 §4).
+    pub stream: &'a crate::net::Stream,
 }
 
 pub(super) fn record(t: &Transaction<'_>) {
@@ -55,6 +57,12 @@ pub(super) fn record(t: &Transaction<'_>) {
         size = t.size,
         reply = t.reply,
         auth = summary(t.auth_results).as_str(),
+        tls = t
+            .stream
+            .tls_info()
+            .map(|(v, s)| format!("{v} {s}"))
+            .unwrap_or_else(|| "none".into())
+            .as_str(),
         "smtp transaction {result}"
     );
 }

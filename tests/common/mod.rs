@@ -579,3 +579,38 @@ pub async fn submit(s: &TestServer, user: &str, to: &[&str], body: &str) -> Stri
     c.send("QUIT\r\n").await;
     r
 }
+
+/// A server that speaks just enough SMTP to greet and refuse, and offers
+/// no STARTTLS (a peer without TLS, for the client side's rules): its port
+/// and every command it was sent, uppercased verb first.
+pub async fn smtp_without_starttls() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = tcp.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let _ = w.write_all(b"220 plain.test ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    log.lock().unwrap().push(line.to_ascii_uppercase());
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-plain.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n",
+                        "MAIL" | "AUTH" => b"451 4.3.0 not today\r\n",
+                        "QUIT" => b"221 2.0.0 bye\r\n",
+                        _ => b"502 5.5.1 no\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() || verb == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}

@@ -336,6 +336,7 @@ fn ci() -> Result<(), String> {
                 "dns_check",
                 "--test",
                 "acme",
+                "tls",
                 "--test",
                 "crash",
                 "--test",
