@@ -90,7 +90,9 @@ impl DkimKey {
             Algorithm::Rsa => "rsa",
             Algorithm::Ed25519 => "ed25519",
         };
-        format!("v=DKIM1; k={k}; p={}", self.public_key)
+        // t=s (§3.6.1, recommended): Petrel's signatures never use an i=
+        // in a subdomain.
+        format!("v=DKIM1; k={k}; p={}; t=s", self.public_key)
     }
 
     /// Signs `raw`; returns the DKIM-Signature header field (with CRLF) to
@@ -110,18 +112,26 @@ impl DkimKey {
         })
     }
 
-    /// A DKIM-Signature header (with CRLF) for `raw`, covering `headers`.
-    pub fn sign(&self, raw: &[u8], headers: &[String]) -> anyhow::Result<String> {
+    /// A DKIM-Signature header (with CRLF) for `raw`, covering `headers`,
+    /// valid for `expire_after` seconds (0: no `x=`).
+    pub fn sign(
+        &self,
+        raw: &[u8],
+        headers: &[String],
+        expire_after: u64,
+    ) -> anyhow::Result<String> {
         let sig = match self.load()? {
             Key::Rsa(key) => DkimSigner::from_key(key)
                 .domain(self.domain.clone())
                 .selector(self.selector.clone())
                 .headers(headers.iter().cloned())
+                .expiration(expire_after)
                 .sign(raw),
             Key::Ed25519(key) => DkimSigner::from_key(key)
                 .domain(self.domain.clone())
                 .selector(self.selector.clone())
                 .headers(headers.iter().cloned())
+                .expiration(expire_after)
                 .sign(raw),
         }
         .map_err(|e| anyhow::anyhow!("DKIM signing failed: {e}"))?;
@@ -202,7 +212,9 @@ mod tests {
         let key = DkimKey::generate("example.org", "s1", Algorithm::Ed25519).unwrap();
         assert!(key.txt().starts_with("v=DKIM1; k=ed25519; p="));
         let raw = b"From: joe@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
-        let h = key.sign(raw, &["From".into(), "Subject".into()]).unwrap();
+        let h = key
+            .sign(raw, &["From".into(), "Subject".into()], 0)
+            .unwrap();
         assert!(h.starts_with("DKIM-Signature:"), "{h}");
         assert!(h.contains("d=example.org") && h.contains("s=s1"), "{h}");
         assert!(h.contains("a=ed25519-sha256"), "{h}");
@@ -212,7 +224,7 @@ mod tests {
     fn rsa_key_round_trip() {
         let key = DkimKey::generate("example.org", "s2", Algorithm::Rsa).unwrap();
         let raw = b"From: joe@example.org\r\n\r\nbody\r\n";
-        let h = key.sign(raw, &["From".into()]).unwrap();
+        let h = key.sign(raw, &["From".into()], 0).unwrap();
         assert!(h.contains("a=rsa-sha256"), "{h}");
         let e = crate::core::Endpoints {
             host: "mail.example.org".into(),

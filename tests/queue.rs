@@ -226,12 +226,12 @@ async fn dkim_signatures_verify_with_dkimpy() {
     );
     // A second create without --replace is refused.
     assert!(!a.cli(&["dkim", "create", "example.org"]).status.success());
-    let dns = Dns::start(&[Rec::Txt("s1._domainkey.example.org".into(), txt)]);
+    let dns = Dns::start(&[Rec::Txt("s1._domainkey.example.org".into(), txt.clone())]);
     let r = submit(
         &a,
         "joe@example.org",
         &["bob@remote.test"],
-        "From: Joe <joe@example.org>\r\nTo: bob@remote.test\r\nSubject: signed\r\n\r\nA body.\r\n.leading dot\r\n",
+        "DKIM-Signature: v=1; a=rsa-sha256; d=old.test; s=x; h=from; bh=AAAA; b=AAAA\r\nFrom: Joe <joe@example.org>\r\nTo: bob@remote.test\r\nSubject: signed\r\n\r\nA body.\r\n.leading dot\r\n",
     )
     .await;
     assert!(r.starts_with("250"), "{r}");
@@ -242,6 +242,31 @@ async fn dkim_signatures_verify_with_dkimpy() {
         text.contains("DKIM-Signature:") && text.contains("d=example.org"),
         "{text}"
     );
+    // RFC 6376 §4.2, §5.6: an existing signature stays, ours goes above it.
+    let ours = text.find("d=example.org").unwrap();
+    let old = text
+        .find("d=old.test")
+        .expect("the earlier signature is kept");
+    assert!(ours < old, "{text}");
+    // §3.5: t= and x= (dkim.expire-after, a week by default); §5.4: From
+    // signed, the signature itself not in h=.
+    let first = text.find("DKIM-Signature:").unwrap() + "DKIM-Signature:".len();
+    let end = first + text[first..].find("DKIM-Signature:").unwrap();
+    let sig: String = text[first..end].split_whitespace().collect();
+    let tag = |name: &str| {
+        sig.split(';')
+            .find_map(|t| t.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {sig}"))
+            .to_string()
+    };
+    let (t, x): (u64, u64) = (tag("t").parse().unwrap(), tag("x").parse().unwrap());
+    assert_eq!(x - t, 604_800, "{sig}");
+    let h = tag("h").to_ascii_lowercase();
+    assert!(
+        h.split(':').any(|f| f == "from") && !h.contains("dkim-signature"),
+        "{h}"
+    );
+    assert!(txt.ends_with("t=s"), "{txt}");
     assert!(
         common::dkimpy::verify(&dns, msg),
         "dkimpy accepts the signature"

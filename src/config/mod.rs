@@ -338,6 +338,9 @@ pub struct DkimConfig {
     /// ARC-seal mail that groups forward to other domains (RFC 8617), with
     /// the group domain's key.
     pub arc_seal: bool,
+    /// Seconds a signature stays valid (its `x=` tag, RFC 6376 §3.5);
+    /// 0 leaves `x=` out.
+    pub expire_after: u64,
 }
 
 /// The MTA-STS policy Petrel serves at /.well-known/mta-sts.txt.
@@ -693,6 +696,7 @@ impl Default for DkimConfig {
             .map(|s| s.to_string())
             .collect(),
             arc_seal: true,
+            expire_after: 7 * 86400,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod data;
+mod dkim_rules;
 pub mod proto;
 pub mod session;
 pub mod spool;

@@ -962,7 +962,7 @@ impl Session {
             .map(|(_, d)| d.to_ascii_lowercase());
         if let (true, Some(domain)) = (dkim.sign, domain) {
             match crate::dkim::get(&self.core.store, &domain).await {
-                Ok(Some(key)) => match key.sign(&msg, &dkim.headers) {
+                Ok(Some(key)) => match key.sign(&msg, &dkim.headers, dkim.expire_after) {
                     Ok(h) => {
                         let mut signed = h.into_bytes();
                         signed.extend_from_slice(&msg);

@@ -164,14 +164,18 @@ pub async fn check_with(
     };
     let header_from = msg.from().to_string();
 
-    let dkim = if cfg.dkim != CheckMode::Off || cfg.dmarc != CheckMode::Off {
-        auth.verify_dkim(&msg).await
+    let judged = if cfg.dkim != CheckMode::Off || cfg.dmarc != CheckMode::Off {
+        super::dkim_rules::judge(auth, &msg, auth.verify_dkim(&msg).await).await
     } else {
-        Vec::new()
+        super::dkim_rules::Judged {
+            reported: Vec::new(),
+            decisive: Vec::new(),
+        }
     };
     if cfg.dkim != CheckMode::Off {
-        results = results.with_dkim_results(&dkim, &header_from);
+        results = results.with_dkim_results(&judged.reported, &header_from);
     }
+    let dkim = judged.decisive;
 
     let arc = if cfg.arc != CheckMode::Off || seal.is_some() {
         Some(auth.verify_arc(&msg).await)
