@@ -84,6 +84,12 @@ impl DkimKey {
         })
     }
 
+    /// The domain as it goes into `d=`: internationalised names as
+    /// A-labels (RFC 6376 §3.5).
+    pub fn signing_domain(&self) -> String {
+        idna::domain_to_ascii(&self.domain).unwrap_or_else(|_| self.domain.clone())
+    }
+
     /// The TXT record value of the key (RFC 6376 §3.6.1).
     pub fn txt(&self) -> String {
         let k = match self.algorithm {
@@ -120,15 +126,16 @@ impl DkimKey {
         headers: &[String],
         expire_after: u64,
     ) -> anyhow::Result<String> {
+        let domain = self.signing_domain();
         let sig = match self.load()? {
             Key::Rsa(key) => DkimSigner::from_key(key)
-                .domain(self.domain.clone())
+                .domain(domain)
                 .selector(self.selector.clone())
                 .headers(headers.iter().cloned())
                 .expiration(expire_after)
                 .sign(raw),
             Key::Ed25519(key) => DkimSigner::from_key(key)
-                .domain(self.domain.clone())
+                .domain(domain)
                 .selector(self.selector.clone())
                 .headers(headers.iter().cloned())
                 .expiration(expire_after)
@@ -226,6 +233,15 @@ mod tests {
         let raw = b"From: joe@example.org\r\n\r\nbody\r\n";
         let h = key.sign(raw, &["From".into()], 0).unwrap();
         assert!(h.contains("a=rsa-sha256"), "{h}");
+        // RFC 6376 §3.3.1, §3.3.3: 2048 bits, public exponent 65537.
+        {
+            use rsa::pkcs8::DecodePublicKey;
+            use rsa::traits::PublicKeyParts;
+            let spki = b64_decode(&key.public_key).unwrap();
+            let public = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+            assert_eq!(public.size() * 8, 2048);
+            assert_eq!(public.e(), &rsa::BigUint::from(65537u32));
+        }
         let e = crate::core::Endpoints {
             host: "mail.example.org".into(),
             ..Default::default()
@@ -233,5 +249,13 @@ mod tests {
         let recs = crate::dns::advice::records("example.org", &e, Some(&key), 1);
         assert_eq!(recs[0].name, "s2._domainkey.example.org.");
         assert_eq!(recs[0].value, key.txt());
+    }
+
+    #[test]
+    fn internationalised_domains_sign_as_a_labels() {
+        let key = DkimKey::generate("bücher.example", "s1", Algorithm::Ed25519).unwrap();
+        let raw = "From: a@bücher.example\r\nSubject: x\r\n\r\nbody\r\n".as_bytes();
+        let h = key.sign(raw, &["From".into()], 0).unwrap();
+        assert!(h.contains("d=xn--bcher-kva.example"), "{h}");
     }
 }

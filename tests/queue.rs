@@ -224,6 +224,18 @@ async fn dkim_signatures_verify_with_dkimpy() {
         out.contains("v=spf1") && out.contains("_dmarc.example.org."),
         "{out}"
     );
+    // §3.5: selectors are ASCII (A-labels); others are refused.
+    assert!(!a
+        .cli(&[
+            "dkim",
+            "create",
+            "example.org",
+            "--selector",
+            "sélecteur",
+            "--replace"
+        ])
+        .status
+        .success());
     // A second create without --replace is refused.
     assert!(!a.cli(&["dkim", "create", "example.org"]).status.success());
     let dns = Dns::start(&[Rec::Txt("s1._domainkey.example.org".into(), txt.clone())]);
@@ -231,7 +243,7 @@ async fn dkim_signatures_verify_with_dkimpy() {
         &a,
         "joe@example.org",
         &["bob@remote.test"],
-        "DKIM-Signature: v=1; a=rsa-sha256; d=old.test; s=x; h=from; bh=AAAA; b=AAAA\r\nFrom: Joe <joe@example.org>\r\nTo: bob@remote.test\r\nSubject: signed\r\n\r\nA body.\r\n.leading dot\r\n",
+        "DKIM-Signature: v=1; a=rsa-sha256; d=old.test; s=x; h=from; bh=AAAA; b=AAAA\r\nFrom: Joe <joe@example.org>\r\nTo: bob@remote.test\r\nReferences: <a@x.test>\r\nReferences: <b@x.test>\r\nSubject: signed\r\n\r\nA body.\r\n.leading dot\r\n",
     )
     .await;
     assert!(r.starts_with("250"), "{r}");
@@ -266,6 +278,10 @@ async fn dkim_signatures_verify_with_dkimpy() {
         h.split(':').any(|f| f == "from") && !h.contains("dkim-signature"),
         "{h}"
     );
+    // §5.4: nothing that relays add or change (Received, Return-Path).
+    assert!(!h.contains("received") && !h.contains("return-path"), "{h}");
+    // §5.4.2: both References fields are signed.
+    assert_eq!(h.matches("references").count(), 2, "{h}");
     assert!(txt.ends_with("t=s"), "{txt}");
     assert!(
         common::dkimpy::verify(&dns, msg),
