@@ -15,6 +15,10 @@ pub struct Cli {
     /// USER:PASS of an administrator account.
     #[arg(long, env = "PETREL_CREDENTIALS", hide_env_values = true)]
     pub credentials: Option<String>,
+    /// PEM certificates to trust for an https:// --url (a private CA, or
+    /// the server's self-signed certificate); default: the system's roots.
+    #[arg(long, env = "PETREL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -300,7 +304,11 @@ fn enc(s: &str) -> String {
 }
 
 impl Api {
-    fn new(url: &str, credentials: Option<&str>) -> anyhow::Result<Api> {
+    fn new(
+        url: &str,
+        credentials: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Api> {
         let creds = credentials.ok_or_else(|| {
             anyhow::anyhow!(
                 "no credentials: pass --credentials admin:PASSWORD or set PETREL_CREDENTIALS"
@@ -311,16 +319,34 @@ impl Api {
         }
         let parsed = url.parse::<ureq::http::Uri>().ok();
         match parsed.as_ref().and_then(|u| u.scheme_str()) {
-            Some("http") if parsed.as_ref().is_some_and(|u| u.host().is_some()) => {}
-            Some("https") => anyhow::bail!(
-                "this petrel build talks plain HTTP to the management API: give --url http://HOST:PORT (the `http` listener; use a local one or an SSH tunnel for a remote server)"
-            ),
+            Some("http" | "https") if parsed.as_ref().is_some_and(|u| u.host().is_some()) => {}
             _ => anyhow::bail!(
-                "`{url}` is not the address of the management API: give --url http://HOST:PORT, the server's `http` listener (http://127.0.0.1:8080 by default)"
+                "`{url}` is not the address of the management API: give --url http://HOST:PORT (the server's `http` listener, http://127.0.0.1:8080 by default) or https://HOST:PORT (its `https` listener)"
             ),
         }
+        // https: the server's certificate is checked against the system's
+        // roots, or only against --ca-file when given.
+        use ureq::tls::{RootCerts, TlsConfig};
+        let roots = match ca_file {
+            None => RootCerts::PlatformVerifier,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", path.display()))?;
+                let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    anyhow::bail!("--ca-file {}: no PEM certificate in it", path.display());
+                }
+                RootCerts::Specific(std::sync::Arc::new(certs))
+            }
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
         Ok(Api {
@@ -361,9 +387,12 @@ impl Api {
         let mut res = res.map_err(|e| {
             let base = &self.base;
             match e {
+                ureq::Error::Io(ref io) if io.get_ref().is_some() => anyhow::anyhow!(
+                    "cannot talk to {base}: {io}; for a self-signed or private certificate pass --ca-file with its CA (or the server's tls/cert.pem)"
+                ),
                 ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
                     anyhow::anyhow!(
-                        "nothing answers at {base}: is the server running, and is --url its `http` listener? (petrel serve prints `listening http ...`)"
+                        "nothing answers at {base}: is the server running, and is --url its `http` (or `https`) listener? (petrel serve prints `listening http ...`)"
                     )
                 }
                 ureq::Error::Timeout(_) => anyhow::anyhow!("{base} did not answer in time"),
@@ -372,6 +401,9 @@ impl Api {
                         "{base} does not answer in HTTP: --url must name the server's `http` listener, not its SMTP, IMAP or POP3 port"
                     )
                 }
+                ureq::Error::Rustls(e) => anyhow::anyhow!(
+                    "TLS with {base} failed: {e}; for a self-signed or private certificate pass --ca-file with its CA (or the server's tls/cert.pem)"
+                ),
                 e => anyhow::anyhow!("cannot talk to the Petrel server at {base}: {e}"),
             }
         })?;
@@ -570,7 +602,7 @@ fn print_queue_entry(e: &Value) {
 
 /// Runs an administration command; returns the process exit code.
 pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
-    let api = Api::new(&cli.url, cli.credentials.as_deref())?;
+    let api = Api::new(&cli.url, cli.credentials.as_deref(), cli.ca_file.as_deref())?;
     match &cli.command {
         Command::Domain { action } => match action {
             DomainCmd::Create { name } => {

@@ -933,3 +933,51 @@ async fn sighup_reloads_certificates() {
         second.cert_der
     );
 }
+
+/// The CLI administers a server over its https listener (the production
+/// layout `petrel init` writes): the certificate is checked against
+/// `--ca-file` (or the system's roots), and a certificate it cannot check
+/// stops it with a sentence naming `--ca-file`.
+#[test]
+fn cli_speaks_https_with_a_checked_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&format!(
+        "[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+        pki.chain.display(),
+        pki.key.display()
+    ))
+    .replace(
+        "http = [\"127.0.0.1:0\"]",
+        "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]",
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let s = TestServer::start_in(dir);
+    let url = format!("https://127.0.0.1:{}", s.addr("https").port());
+    let run = |ca: Option<&std::path::Path>, args: &[&str]| {
+        let mut c = std::process::Command::new(petrel_bin());
+        c.arg("--url").arg(&url);
+        if let Some(ca) = ca {
+            c.arg("--ca-file").arg(ca);
+        }
+        c.args(args)
+            .env("PETREL_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
+            .env_remove("PETREL_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let made = run(Some(&pki.ca), &["domain", "create", "over-https.test"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(s.cli_ok(&["domain", "list"]).contains("over-https.test"));
+    let refused = run(None, &["domain", "list"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--ca-file"),
+        "{err}"
+    );
+}
