@@ -30,6 +30,8 @@ pub struct Core {
     pub started: std::time::Instant,
     /// Open ACME HTTP-01 challenges (answered on the plain listeners).
     pub acme: crate::acme::Challenges,
+    /// JMAP's checked credentials and requests in flight.
+    pub jmap: crate::jmap::JmapState,
     /// The listeners bound, set once they all are (`/readyz`, status).
     pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
 }
@@ -121,6 +123,7 @@ impl Core {
             started: std::time::Instant::now(),
             listeners: std::sync::OnceLock::new(),
             acme: Default::default(),
+            jmap: Default::default(),
             config,
             store,
             mail,

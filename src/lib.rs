@@ -11,6 +11,7 @@ pub mod dns;
 pub mod http;
 pub mod imap;
 pub mod init;
+pub mod jmap;
 pub mod mail;
 pub mod net;
 pub mod observe;
@@ -171,6 +172,28 @@ pub mod fuzz_entry {
     }
 
     /// Outlook Autodiscover request bodies (untrusted XML over HTTP).
+    /// JMAP request parsing and result references (RFC 8620 §3.3, §3.7):
+    /// the parsed calls are resolved against a response that echoes the
+    /// first call's arguments.
+    pub fn jmap_request(data: &[u8]) {
+        use crate::jmap::request::{parse, pointer, resolve_references, Limits};
+        let limits = Limits {
+            max_size_request: 100_000,
+            max_calls_in_request: 64,
+            max_objects_in_get: 500,
+            max_concurrent_requests: 4,
+        };
+        if let Ok(req) = parse(data, &limits) {
+            let mut responses = Vec::new();
+            for call in req.calls {
+                let echo = serde_json::Value::Object(call.args.clone());
+                let _ = pointer(&echo, &call.call_id);
+                let _ = resolve_references(call.args, &responses);
+                responses.push((call.name, echo, call.call_id));
+            }
+        }
+    }
+
     pub fn autodiscover(data: &[u8]) {
         if let Some(a) = crate::http::autodiscover_request(data) {
             assert!(a.contains('@'));

@@ -734,8 +734,9 @@ async fn handle_connection(
                 .await
         }
         Proto::Https => {
-            let router =
-                crate::http::router(core).layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let router = crate::http::router(core)
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(crate::jmap::OverTls));
             let svc = hyper_util::service::TowerToHyperService::new(router);
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()

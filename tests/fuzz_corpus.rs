@@ -62,6 +62,11 @@ fn spf_record_seeds() {
 }
 
 #[test]
+fn jmap_request_seeds() {
+    replay("jmap_request", petrel::fuzz_entry::jmap_request);
+}
+
+#[test]
 fn autodiscover_seeds() {
     replay("autodiscover", petrel::fuzz_entry::autodiscover);
 }

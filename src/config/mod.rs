@@ -25,6 +25,7 @@ pub struct Config {
     pub passwords: PasswordsConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
+    pub jmap: JmapConfig,
     pub mail_auth: MailAuthConfig,
     pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
@@ -431,6 +432,38 @@ pub struct ShutdownConfig {
     pub grace_period: u64,
 }
 
+/// `[jmap]`: the JMAP API on the HTTP listeners (RFC 8620, 8621).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JmapConfig {
+    pub enable: bool,
+    /// Allow Basic authentication on the plain `http` listener.
+    pub auth_without_tls: bool,
+    pub max_size_request: usize,
+    pub max_calls_in_request: usize,
+    pub max_objects_in_get: usize,
+    pub max_objects_in_set: usize,
+    pub max_concurrent_requests: usize,
+    pub max_size_upload: usize,
+    pub max_concurrent_upload: usize,
+}
+
+impl Default for JmapConfig {
+    fn default() -> Self {
+        JmapConfig {
+            enable: true,
+            auth_without_tls: false,
+            max_size_request: 10_000_000,
+            max_calls_in_request: 32,
+            max_objects_in_get: 500,
+            max_objects_in_set: 500,
+            max_concurrent_requests: 4,
+            max_size_upload: 50_000_000,
+            max_concurrent_upload: 4,
+        }
+    }
+}
+
 /// `[log]`: what the server logs and where (README: Logs and metrics).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -528,6 +561,7 @@ impl Default for Config {
             passwords: PasswordsConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
+            jmap: JmapConfig::default(),
             mail_auth: MailAuthConfig::default(),
             mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),
@@ -883,6 +917,20 @@ impl Config {
         for c in &self.smtp.require_tls_from {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
                 return Err(("smtp.require-tls-from", e));
+            }
+        }
+        let j = &self.jmap;
+        for (key, v) in [
+            ("jmap.max-size-request", j.max_size_request),
+            ("jmap.max-calls-in-request", j.max_calls_in_request),
+            ("jmap.max-objects-in-get", j.max_objects_in_get),
+            ("jmap.max-objects-in-set", j.max_objects_in_set),
+            ("jmap.max-concurrent-requests", j.max_concurrent_requests),
+            ("jmap.max-size-upload", j.max_size_upload),
+            ("jmap.max-concurrent-upload", j.max_concurrent_upload),
+        ] {
+            if v == 0 {
+                return Err((key, "must be greater than zero".into()));
             }
         }
         if self.queue.concurrency == 0 {

@@ -192,6 +192,7 @@ pub fn router(core: SharedCore) -> Router {
         .merge(dns::routes())
         .merge(status::routes())
         .merge(security::routes())
+        .merge(crate::jmap::routes())
         .route("/.well-known/mta-sts.txt", get(mta_sts_policy))
         .route(
             "/.well-known/acme-challenge/{token}",

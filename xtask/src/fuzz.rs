@@ -27,6 +27,7 @@ pub const TARGETS: &[&str] = &[
     "pop3_command",
     "message",
     "autodiscover",
+    "jmap_request",
 ];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

@@ -101,6 +101,7 @@ const PY_MODULES: &[(&str, &str)] = &[
     ("dkimpy", "dkim"),
     ("dnspython", "dns.resolver"),
     ("authres", "authres"),
+    ("jmapc", "jmapc"),
 ];
 
 fn setup_python() -> Result<(), String> {
@@ -340,6 +341,8 @@ fn ci() -> Result<(), String> {
                 "tls",
                 "--test",
                 "dkim_verify",
+                "--test",
+                "jmap",
                 "--test",
                 "crash",
                 "--test",

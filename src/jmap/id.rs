@@ -1,0 +1,44 @@
+//! JMAP ids (RFC 8620 §1.2: 1-255 characters of the URL-safe base64
+//! alphabet) for the mail store's numeric ids: a letter naming the kind,
+//! then the number in decimal. Ids never change and are never reused,
+//! like the store's. Mailbox, Email and Thread ids are the ones IMAP
+//! shows as MAILBOXID, EMAILID and THREADID (RFC 8474; RFC 8621 §1.6).
+
+fn parse(prefix: char, s: &str) -> Option<u64> {
+    let digits = s.strip_prefix(prefix)?;
+    if digits.is_empty() || digits.starts_with('0') && digits.len() > 1 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub fn account(id: u32) -> String {
+    format!("a{id}")
+}
+
+pub fn parse_account(s: &str) -> Option<u32> {
+    parse('a', s).and_then(|n| u32::try_from(n).ok())
+}
+
+pub fn mailbox(id: u32) -> String {
+    format!("M{id}")
+}
+
+pub fn parse_mailbox(s: &str) -> Option<u32> {
+    parse('M', s).and_then(|n| u32::try_from(n).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_strictness() {
+        assert_eq!(parse_mailbox(&mailbox(7)), Some(7));
+        assert_eq!(parse_account(&account(0)), Some(0));
+        assert_eq!(mailbox(7), "M7");
+        for bad in ["M", "M07", "m7", "M-1", "M4294967296", "a1"] {
+            assert_eq!(parse_mailbox(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Method calls (RFC 8620 §3.2), one file per object type. Each call
+//! gets the authenticated account and the capabilities the request uses.
+
+mod echo;
+mod mailbox;
+
+use serde_json::{Map, Value};
+
+use super::request::{MethodError, CORE, MAIL};
+use crate::core::Core;
+use crate::directory::Account;
+
+pub struct Context<'a> {
+    pub core: &'a Core,
+    pub account: &'a Account,
+    pub using: &'a [String],
+}
+
+impl Context<'_> {
+    /// The `accountId` argument, which must be the user's own account
+    /// (§3.6.2 accountNotFound).
+    pub fn account_id(&self, args: &Map<String, Value>) -> Result<u32, MethodError> {
+        let id = args
+            .get("accountId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| MethodError::invalid_arguments("accountId is required"))?;
+        match super::id::parse_account(id) {
+            Some(n) if n == self.account.id => Ok(n),
+            _ => Err(MethodError::new("accountNotFound")),
+        }
+    }
+}
+
+/// Runs one call: the name of the response and its arguments.
+pub async fn call(
+    cx: &Context<'_>,
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<(String, Value), MethodError> {
+    let needs = |cap: &str| cx.using.iter().any(|u| u == cap);
+    match name {
+        // §3.6.2: a method whose capability the request does not use is
+        // not known to it.
+        "Core/echo" if needs(CORE) => Ok((name.into(), echo::echo(args))),
+        "Mailbox/get" if needs(MAIL) => Ok((name.into(), mailbox::get(cx, args).await?)),
+        _ => Err(MethodError::with(
+            "unknownMethod",
+            format!("`{name}` is not a method this server offers for the capabilities in `using`"),
+        )),
+    }
+}

@@ -1,0 +1,394 @@
+//! JMAP (RFC 8620 core, RFC 8621 mail) against a running Petrel over
+//! HTTPS: the session resource, the API endpoint's request-level and
+//! method-level errors, result references, limits, Mailbox/get on the
+//! same store IMAP and SMTP use, and a real client (Python `jmapc`).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Jmap {
+    s: TestServer,
+    ca: std::path::PathBuf,
+    _pki: tempfile::TempDir,
+}
+
+fn server(extra: &str) -> Jmap {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&format!(
+        "[imap]\nauth-without-tls = true\n[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n{extra}",
+        pki.chain.display(),
+        pki.key.display()
+    ))
+    .replace(
+        "http = [\"127.0.0.1:0\"]",
+        "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]",
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let s = TestServer::start_in(dir);
+    s.account("joe@example.org");
+    Jmap {
+        ca: pki.ca.clone(),
+        s,
+        _pki: tmp,
+    }
+}
+
+impl Jmap {
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.s.addr("https").port())
+    }
+
+    /// curl: (status, headers, body).
+    fn curl(&self, args: &[&str], body: Option<&str>) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-D", "-", "--cacert"])
+            .arg(&self.ca)
+            .args(args);
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (mut head, mut body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        // With -L every response's header block is printed: keep the last.
+        while body.starts_with("HTTP/") {
+            (head, body) = body.split_once("\r\n\r\n").unwrap_or((body, ""));
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn api_raw(&self, body: &str) -> (u16, Value) {
+        let url = format!("{}/jmap/api", self.base());
+        let (status, _, body) = self.curl(&["-u", "joe@example.org:pw", &url], Some(body));
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn api(&self, using: &[&str], calls: Value) -> Vec<Value> {
+        let req = json!({ "using": using, "methodCalls": calls }).to_string();
+        let (status, v) = self.api_raw(&req);
+        assert_eq!(status, 200, "{v}");
+        v["methodResponses"].as_array().unwrap().clone()
+    }
+
+    fn account_id(&self) -> String {
+        let url = format!("{}/jmap/session", self.base());
+        let (_, _, body) = self.curl(&["-u", "joe@example.org:pw", &url], None);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+const CORE: &str = "urn:ietf:params:jmap:core";
+const MAIL: &str = "urn:ietf:params:jmap:mail";
+
+/// RFC 8620 §2: /.well-known/jmap redirects to the session resource, which
+/// needs credentials over TLS and lists the capabilities with their
+/// limits, the account and absolute URLs.
+#[test]
+fn session_resource() {
+    let j = server("");
+    let (status, head, _) = j.curl(&[&format!("{}/.well-known/jmap", j.base())], None);
+    assert_eq!(status, 308, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: /jmap/session"),
+        "{head}"
+    );
+    let (status, head, _) = j.curl(&[&format!("{}/jmap/session", j.base())], None);
+    assert_eq!(status, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{head}"
+    );
+    let (status, _, body) = j.curl(
+        &[
+            "-L",
+            "-u",
+            "joe@example.org:pw",
+            &format!("{}/.well-known/jmap", j.base()),
+        ],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let (_, head, _) = j.curl(
+        &[
+            "-u",
+            "joe@example.org:pw",
+            &format!("{}/jmap/session", j.base()),
+        ],
+        None,
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-cache, no-store"),
+        "{head}"
+    );
+    let core = &v["capabilities"][CORE];
+    for limit in [
+        "maxSizeUpload",
+        "maxConcurrentUpload",
+        "maxSizeRequest",
+        "maxConcurrentRequests",
+        "maxCallsInRequest",
+        "maxObjectsInGet",
+        "maxObjectsInSet",
+    ] {
+        assert!(core[limit].as_u64().is_some_and(|n| n > 0), "{limit}: {v}");
+    }
+    assert!(v["capabilities"][MAIL].is_object());
+    let account = v["primaryAccounts"][MAIL].as_str().unwrap();
+    assert_eq!(v["accounts"][account]["name"], "joe@example.org");
+    assert_eq!(v["accounts"][account]["isPersonal"], true);
+    assert!(v["accounts"][account]["accountCapabilities"][MAIL].is_object());
+    assert!(v["accounts"][account]["accountCapabilities"]
+        .get(CORE)
+        .is_none());
+    assert_eq!(v["username"], "joe@example.org");
+    assert_eq!(v["apiUrl"], format!("{}/jmap/api", j.base()));
+    for key in ["downloadUrl", "uploadUrl", "eventSourceUrl", "state"] {
+        assert!(v[key].is_string(), "{key}: {v}");
+    }
+    // Plain HTTP refuses credentials unless jmap.auth-without-tls.
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            "joe@example.org:pw",
+        ])
+        .arg(format!("http://{}/jmap/session", j.s.addr("http")))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "403");
+}
+
+/// RFC 8620 §3.6.1: request-level errors are problem documents with the
+/// exact type; §3.6.2 method errors come back as `error` responses and
+/// the request goes on.
+#[test]
+fn request_and_method_errors() {
+    let j = server("[jmap]\nmax-calls-in-request = 5\nmax-objects-in-get = 2\n");
+    let problem = |body: &str| {
+        let (status, v) = j.api_raw(body);
+        assert_eq!(status, 400, "{v}");
+        v
+    };
+    assert_eq!(
+        problem("{nope")["type"],
+        "urn:ietf:params:jmap:error:notJSON"
+    );
+    assert_eq!(
+        problem(r#"{"using":[]}"#)["type"],
+        "urn:ietf:params:jmap:error:notRequest"
+    );
+    assert_eq!(
+        problem(r#"{"using":["urn:example:nothing"],"methodCalls":[]}"#)["type"],
+        "urn:ietf:params:jmap:error:unknownCapability"
+    );
+    let six = json!({"using": [CORE], "methodCalls": [
+        ["Core/echo", {}, "1"], ["Core/echo", {}, "2"], ["Core/echo", {}, "3"],
+        ["Core/echo", {}, "4"], ["Core/echo", {}, "5"], ["Core/echo", {}, "6"]
+    ]});
+    let v = problem(&six.to_string());
+    assert_eq!(v["type"], "urn:ietf:params:jmap:error:limit");
+    assert_eq!(v["limit"], "maxCallsInRequest");
+
+    let account = j.account_id();
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Nope/get", {}, "a"],
+            ["Mailbox/get", {"accountId": "a999999"}, "b"],
+            ["Mailbox/get", {"accountId": account, "ids": ["M1", "M2", "M3"]}, "c"],
+            ["Mailbox/get", {"accountId": account, "properties": ["bogus"]}, "d"],
+            ["Core/echo", {"#x": {"resultOf": "zz", "name": "Core/echo", "path": "/x"}}, "e"]
+        ]),
+    );
+    let kinds: Vec<&str> = r
+        .iter()
+        .map(|c| c[1]["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknownMethod",
+            "accountNotFound",
+            "requestTooLarge",
+            "invalidArguments",
+            "invalidResultReference"
+        ]
+    );
+    assert!(r.iter().all(|c| c[0] == "error"));
+    let ids: Vec<&str> = r.iter().map(|c| c[2].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+    // A method of a capability the request does not use is unknown.
+    let r = j.api(
+        &[CORE],
+        json!([["Mailbox/get", {"accountId": account}, "m"]]),
+    );
+    assert_eq!(r[0][1]["type"], "unknownMethod");
+}
+
+/// RFC 8620 §4 (Core/echo) and §3.7 (result references, `*` included).
+#[test]
+fn echo_and_result_references() {
+    let j = server("");
+    let r = j.api(
+        &[CORE],
+        json!([
+            ["Core/echo", {"hello": true, "list": [{"id": "x1"}, {"id": "x2"}]}, "c1"],
+            ["Core/echo", {"#ids": {"resultOf": "c1", "name": "Core/echo", "path": "/list/*/id"}}, "c2"]
+        ]),
+    );
+    assert_eq!(
+        r[0],
+        json!(["Core/echo", {"hello": true, "list": [{"id": "x1"}, {"id": "x2"}]}, "c1"])
+    );
+    assert_eq!(r[1], json!(["Core/echo", {"ids": ["x1", "x2"]}, "c2"]));
+    // §3.4: createdIds given in the request come back in the response.
+    let req = json!({"using": [CORE], "methodCalls": [["Core/echo", {}, "c"]], "createdIds": {"k1": "m5"}, "unknownProperty": 1});
+    let (status, v) = j.api_raw(&req.to_string());
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["createdIds"], json!({"k1": "m5"}));
+    assert!(v["sessionState"].is_string(), "{v}");
+}
+
+/// RFC 8621 §2: Mailbox/get on the store IMAP and SMTP use: the default
+/// mailboxes with their roles and rights, counts that follow deliveries
+/// and IMAP flag changes, `properties`, `notFound`, a state that moves.
+#[tokio::test]
+async fn mailboxes_follow_smtp_and_imap() {
+    let j = server("");
+    let account = j.account_id();
+    let get = |args: Value| {
+        let mut a = args;
+        a["accountId"] = json!(account);
+        let r = j.api(&[CORE, MAIL], json!([["Mailbox/get", a, "0"]]));
+        assert_eq!(r[0][0], "Mailbox/get", "{:?}", r[0]);
+        r[0][1].clone()
+    };
+    let all = get(json!({}));
+    let list = all["list"].as_array().unwrap();
+    let mut roles: Vec<&str> = list.iter().filter_map(|m| m["role"].as_str()).collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        ["archive", "drafts", "inbox", "junk", "sent", "trash"]
+    );
+    let inbox = list.iter().find(|m| m["role"] == "inbox").unwrap();
+    assert_eq!(inbox["name"], "INBOX");
+    assert_eq!(inbox["parentId"], Value::Null);
+    assert_eq!(inbox["myRights"]["mayReadItems"], true);
+    assert_eq!(inbox["totalEmails"], 0);
+    let inbox_id = inbox["id"].as_str().unwrap().to_string();
+    let state0 = all["state"].as_str().unwrap().to_string();
+
+    for n in 0..2 {
+        let r = smtp_send(
+            j.s.addr("smtp"),
+            "ann@remote.test",
+            &["joe@example.org"],
+            &format!("From: ann@remote.test\r\nSubject: n{n}\r\n\r\nhi\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    // IMAP marks one message seen.
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send(
+        "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\nd LOGOUT\r\n",
+    )
+    .await;
+    while let Some(l) = c.line_opt().await {
+        if l.starts_with("d OK") {
+            break;
+        }
+    }
+    let one = get(
+        json!({"ids": [inbox_id, "M999", inbox_id, "M999"], "properties": ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]}),
+    );
+    let m = &one["list"][0];
+    assert_eq!(m["id"], json!(inbox_id), "id is always returned");
+    assert_eq!(
+        (
+            m["totalEmails"].clone(),
+            m["unreadEmails"].clone(),
+            m["totalThreads"].clone(),
+            m["unreadThreads"].clone()
+        ),
+        (json!(2), json!(1), json!(2), json!(1))
+    );
+    assert!(m.get("name").is_none(), "only the asked properties: {m}");
+    assert_eq!(one["notFound"], json!(["M999"]));
+    assert_eq!(
+        one["list"].as_array().unwrap().len(),
+        1,
+        "asked twice, listed once"
+    );
+    // RFC 8621 §1.6: the id IMAP shows as MAILBOXID.
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send("a LOGIN joe@example.org pw\r\nb STATUS INBOX (MAILBOXID)\r\n")
+        .await;
+    let mut status = String::new();
+    while let Some(l) = c.line_opt().await {
+        status.push_str(&l);
+        if l.starts_with("b ") {
+            break;
+        }
+    }
+    assert!(
+        status.contains(&format!("MAILBOXID ({inbox_id})")),
+        "{status}"
+    );
+    assert_ne!(one["state"], json!(state0), "deliveries move the state");
+}
+
+/// A real client: Python's jmapc reads the session through
+/// /.well-known/jmap and lists the mailboxes with Mailbox/get.
+#[test]
+fn jmapc_lists_mailboxes() {
+    let j = server("");
+    let port = j.s.addr("https").port();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "from jmapc import Client\n\
+             from jmapc.methods import MailboxGet\n\
+             c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
+             r = c.request(MailboxGet(ids=None))\n\
+             for m in r.data:\n    print(m.role, m.name, m.total_emails)\n"
+        ))
+        .env("REQUESTS_CA_BUNDLE", &j.ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("inbox INBOX 0"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+}
