@@ -387,6 +387,13 @@ impl Api {
         let mut res = res.map_err(|e| {
             let base = &self.base;
             match e {
+                ureq::Error::Io(ref io)
+                    if io.to_string().contains("corrupt message") =>
+                {
+                    anyhow::anyhow!(
+                        "{base} does not speak TLS: https:// needs the server's `https` listener (http:// is for the `http` one)"
+                    )
+                }
                 ureq::Error::Io(ref io) if io.get_ref().is_some() => anyhow::anyhow!(
                     "cannot talk to {base}: {io}; for a self-signed or private certificate pass --ca-file with its CA (or the server's tls/cert.pem)"
                 ),

@@ -241,7 +241,7 @@ const PROBLEM: &str =
 /// first request (the directory) and answers 503.
 #[tokio::test]
 async fn requests_name_their_software_and_language() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let tmp = tempfile::tempdir().unwrap();
     let pki = common::pki::issue(tmp.path(), &["localhost"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
@@ -253,14 +253,7 @@ async fn requests_name_their_software_and_language() {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
                 continue;
             };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tls.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
+            let req = read_http_head(&mut tls).await;
             let _ = tls
                 .write_all(format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PROBLEM}", PROBLEM.len()).as_bytes())
                 .await;

@@ -10,37 +10,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::dns::{Dns, Rec};
 use common::*;
 
 const OPEN: &str = "[imap]\nauth-without-tls = true\n";
-
-/// An RSA key of `bits`: (private PEM file, public SPKI base64).
-fn rsa_key(dir: &Path, bits: u32) -> (PathBuf, String) {
-    let key = dir.join(format!("key{bits}.pem"));
-    let ok = Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&key)
-        .arg(bits.to_string())
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok, "openssl genrsa {bits}");
-    let out = Command::new("openssl")
-        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    use base64::Engine;
-    (
-        key,
-        base64::engine::general_purpose::STANDARD.encode(out.stdout),
-    )
-}
 
 /// Signs with dkimpy's header generator, bypassing its own checks: the
 /// tags are exactly `fields` (`{bh}` is replaced by the body hash), in
@@ -119,30 +95,13 @@ fn message(case: &str) -> String {
     format!("From: ann@d.test\r\nTo: joe@example.org\r\nSubject: case {case}\r\n\r\nHello from case {case}.\r\n")
 }
 
-/// The Authentication-Results header Petrel added.
-fn auth_results(msg: &[u8]) -> String {
-    let text = String::from_utf8_lossy(msg);
-    let start = text
-        .find("Authentication-Results: mx.test")
-        .expect("our header");
-    let rest = &text[start..];
-    let mut end = 0;
-    for (i, line) in rest.split_inclusive("\r\n").enumerate() {
-        if i > 0 && !line.starts_with([' ', '\t']) {
-            break;
-        }
-        end += line.len();
-    }
-    rest[..end].to_string()
-}
-
 #[tokio::test]
 async fn signatures_and_keys_sentence_by_sentence() {
     let tmp = tempfile::tempdir().unwrap();
-    let (k2048, p2048) = rsa_key(tmp.path(), 2048);
-    let (k1024, p1024) = rsa_key(tmp.path(), 1024);
-    let (k4096, p4096) = rsa_key(tmp.path(), 4096);
-    let (k512, p512) = rsa_key(tmp.path(), 512);
+    let (k2048, p2048) = common::dkimpy::rsa_key(tmp.path(), 2048);
+    let (k1024, p1024) = common::dkimpy::rsa_key(tmp.path(), 1024);
+    let (k4096, p4096) = common::dkimpy::rsa_key(tmp.path(), 4096);
+    let (k512, p512) = common::dkimpy::rsa_key(tmp.path(), 512);
     let key = |sel: &str, record: String| Rec::Txt(format!("{sel}._domainkey.d.test"), record);
     let half = p2048.len() / 2;
     let dns = Dns::start(&[

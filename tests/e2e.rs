@@ -435,9 +435,10 @@ fn cli_manages_domains_accounts_aliases_and_groups() {
     assert!(String::from_utf8_lossy(&nocreds.stderr).contains("PETREL_CREDENTIALS"));
     // A wrong --url gets a sentence about --url, not a library's words.
     let imap_url = format!("http://{}", s.addr("imap"));
+    let tls_to_plain = format!("https://{}", s.addr("http"));
     for (url, says) in [
         ("127.0.0.1:8080", "is not the address of the management API"),
-        ("https://127.0.0.1:8080", "plain HTTP"),
+        (tls_to_plain.as_str(), "does not speak TLS"),
         ("http://127.0.0.1:1", "nothing answers at"),
         (imap_url.as_str(), "does not answer in HTTP"),
     ] {
@@ -942,18 +943,7 @@ async fn sighup_reloads_certificates() {
 fn cli_speaks_https_with_a_checked_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&format!(
-        "[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
-        pki.chain.display(),
-        pki.key.display()
-    ))
-    .replace(
-        "http = [\"127.0.0.1:0\"]",
-        "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]",
-    );
-    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
-    let s = TestServer::start_in(dir);
+    let s = TestServer::start_https(&pki, "");
     let url = format!("https://127.0.0.1:{}", s.addr("https").port());
     let run = |ca: Option<&std::path::Path>, args: &[&str]| {
         let mut c = std::process::Command::new(petrel_bin());

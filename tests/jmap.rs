@@ -19,18 +19,7 @@ struct Jmap {
 fn server(extra: &str) -> Jmap {
     let tmp = tempfile::tempdir().unwrap();
     let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&format!(
-        "[imap]\nauth-without-tls = true\n[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n{extra}",
-        pki.chain.display(),
-        pki.key.display()
-    ))
-    .replace(
-        "http = [\"127.0.0.1:0\"]",
-        "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]",
-    );
-    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
-    let s = TestServer::start_in(dir);
+    let s = TestServer::start_https(&pki, &format!("[imap]\nauth-without-tls = true\n{extra}"));
     s.account("joe@example.org");
     Jmap {
         ca: pki.ca.clone(),

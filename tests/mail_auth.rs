@@ -11,28 +11,8 @@ use common::*;
 
 const OPEN: &str = "[imap]\nauth-without-tls = true\n";
 
-/// An RSA key pair from openssl: (private PEM, public SPKI base64).
 fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let key = dir.join("key.pem");
-    let ok = Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&key)
-        .arg("2048")
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok, "openssl genrsa");
-    let out = Command::new("openssl")
-        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    use base64::Engine;
-    (
-        key,
-        base64::engine::general_purpose::STANDARD.encode(out.stdout),
-    )
+    common::dkimpy::rsa_key(dir, 2048)
 }
 
 /// Runs a Python script that reads a message on stdin and writes the
@@ -68,22 +48,6 @@ sig = dkim.sign(msg, b"s1", sys.argv[2].encode(), key, include_headers=[b"from",
 sys.stdout.buffer.write(sig + msg)
 "#;
     python_filter(script, &[key.as_os_str(), domain.as_ref()], msg)
-}
-
-fn auth_results(msg: &[u8]) -> String {
-    let text = String::from_utf8_lossy(msg);
-    let start = text
-        .find("Authentication-Results: mx.test")
-        .expect("our header");
-    let rest = &text[start..];
-    let mut end = 0;
-    for (i, line) in rest.split_inclusive("\r\n").enumerate() {
-        if i > 0 && !line.starts_with([' ', '\t']) {
-            break;
-        }
-        end += line.len();
-    }
-    rest[..end].to_string()
 }
 
 #[tokio::test]

@@ -157,7 +157,7 @@ fn ok_plain(body: &str) -> String {
 
 async fn policy_host(pki: &common::pki::TestPki, policy: &str) -> PolicyHost {
     use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = PolicyHost {
@@ -174,14 +174,7 @@ async fn policy_host(pki: &common::pki::TestPki, policy: &str) -> PolicyHost {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
                 continue;
             };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tls.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
+            let req = read_http_head(&mut tls).await;
             if !req.starts_with(b"GET /.well-known/mta-sts.txt ") {
                 continue;
             }

@@ -404,7 +404,6 @@ async fn starttls_resets_the_session() {
 /// must not require it, §4).
 #[tokio::test]
 async fn selected_hosts_must_use_tls() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let s = TestServer::start_with("[smtp]\nrequire-tls-from = [\"127.0.0.0/8\"]\n");
     s.account("joe@example.org");
     let mut c = greeted(&s).await;
@@ -418,29 +417,12 @@ async fn selected_hosts_must_use_tls() {
     );
     c.send("STARTTLS\r\n").await;
     assert!(c.smtp_reply().await.starts_with("220 2.0.0"));
-    let tcp = c.r.into_inner().unsplit(c.w);
-    let tls = tls_connector(&s)
-        .connect(
-            rustls::pki_types::ServerName::try_from("mx.test").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    let (r, mut w) = tokio::io::split(tls);
-    let mut r = tokio::io::BufReader::new(r);
-    w.write_all(b"EHLO x.test\r\n").await.unwrap();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).await.unwrap();
-        if line.as_bytes()[3] == b' ' {
-            break;
-        }
-    }
-    w.write_all(b"MAIL FROM:<a@b.test>\r\n").await.unwrap();
-    line.clear();
-    r.read_line(&mut line).await.unwrap();
-    assert!(line.starts_with("250"), "{line}");
+    let mut c = c.upgrade(&s).await;
+    c.send("EHLO x.test\r\n").await;
+    c.smtp_reply().await;
+    c.send("MAIL FROM:<a@b.test>\r\n").await;
+    let r = c.smtp_reply().await;
+    assert!(r.starts_with("250"), "{r}");
 
     // Another address block: plain mail is accepted as always.
     let open = TestServer::start_with("[smtp]\nrequire-tls-from = [\"192.0.2.0/24\"]\n");

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// `openssl s_client` against `addr` with one protocol version forced
 /// (security level 0, so that the client offers even the old ones): its
@@ -77,22 +77,11 @@ async fn sessions_end_with_a_close_alert() {
         ("pop3s", "QUIT\r\n"),
         ("submissions", "QUIT\r\n"),
     ] {
-        let tcp = tokio::net::TcpStream::connect(s.addr(listener))
-            .await
-            .unwrap();
-        let tls = tls_connector(&s)
-            .connect(
-                rustls::pki_types::ServerName::try_from("mx.test").unwrap(),
-                tcp,
-            )
-            .await
-            .unwrap();
-        let mut r = tokio::io::BufReader::new(tls);
-        let mut line = String::new();
-        r.read_line(&mut line).await.unwrap();
-        r.get_mut().write_all(bye.as_bytes()).await.unwrap();
+        let mut c = LineClient::connect_tls(&s, s.addr(listener)).await;
+        c.line().await;
+        c.send(bye).await;
         let mut rest = Vec::new();
-        let end = r.read_to_end(&mut rest).await;
+        let end = c.r.read_to_end(&mut rest).await;
         assert!(
             end.is_ok(),
             "{listener}: {end:?} after {:?}",

@@ -52,3 +52,29 @@ pub fn arc_verify(dns: &Dns, msg: &[u8]) -> String {
     )
     .unwrap_or_default()
 }
+
+/// An RSA key of `bits` from openssl, in `dir`: (private PEM file, public
+/// SPKI in base64, as a DKIM key record's p=).
+pub fn rsa_key(dir: &std::path::Path, bits: u32) -> (std::path::PathBuf, String) {
+    use std::process::Command;
+    let key = dir.join(format!("key{bits}.pem"));
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg(bits.to_string())
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl genrsa {bits}");
+    let out = Command::new("openssl")
+        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    use base64::Engine;
+    (
+        key,
+        base64::engine::general_purpose::STANDARD.encode(out.stdout),
+    )
+}

@@ -68,6 +68,23 @@ impl TestServer {
         Self::start_in(dir)
     }
 
+    /// A server with an `https` listener too, presenting the certificate
+    /// chain of `pki`, plus `extra`.
+    pub fn start_https(pki: &pki::TestPki, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = test_config(&format!(
+            "{extra}\n[tls]\ncertificate = \"{}\"\nprivate-key = \"{}\"\n",
+            pki.chain.display(),
+            pki.key.display()
+        ))
+        .replace(
+            "http = [\"127.0.0.1:0\"]",
+            "http = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]",
+        );
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        Self::start_in(dir)
+    }
+
     /// A server presenting the certificate chain of `pki`, plus `extra`.
     pub fn start_with_cert(extra: &str, pki: &pki::TestPki) -> TestServer {
         Self::start_with(&format!(
@@ -613,4 +630,37 @@ pub async fn smtp_without_starttls() -> (u16, std::sync::Arc<std::sync::Mutex<Ve
         }
     });
     (port, seen)
+}
+
+/// The Authentication-Results header Petrel added (`mx.test`), unfolded
+/// lines kept.
+pub fn auth_results(msg: &[u8]) -> String {
+    let text = String::from_utf8_lossy(msg);
+    let start = text
+        .find("Authentication-Results: mx.test")
+        .expect("our header");
+    let rest = &text[start..];
+    let mut end = 0;
+    for (i, line) in rest.split_inclusive("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        end += line.len();
+    }
+    rest[..end].to_string()
+}
+
+/// Reads an HTTP request head (up to the blank line) from `s`, or what
+/// came before the stream ended.
+pub async fn read_http_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    req
 }
