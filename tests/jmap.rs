@@ -355,10 +355,21 @@ async fn mailboxes_follow_smtp_and_imap() {
 }
 
 /// A real client: Python's jmapc reads the session through
-/// /.well-known/jmap and lists the mailboxes with Mailbox/get.
-#[test]
-fn jmapc_lists_mailboxes() {
+/// /.well-known/jmap, lists the mailboxes with Mailbox/get, and reads the
+/// newest message of the inbox with Email/query and Email/get chained by a
+/// result reference.
+#[tokio::test]
+async fn jmapc_lists_mailboxes_and_reads_mail() {
     let j = server("");
+    let r = smtp_send(
+        j.s.addr("smtp"),
+        "ann@remote.test",
+        &["joe@example.org"],
+        "From: Ann <ann@remote.test>\r\nSubject: hello jmapc\r\n\r\nhi\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 1).await;
     let port = j.s.addr("https").port();
     let out = Command::new("python3")
         .arg("-c")
@@ -367,7 +378,12 @@ fn jmapc_lists_mailboxes() {
              from jmapc.methods import MailboxGet\n\
              c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
              r = c.request(MailboxGet(ids=None))\n\
-             for m in r.data:\n    print(m.role, m.name, m.total_emails)\n"
+             for m in r.data:\n    print(m.role, m.name, m.total_emails)\n\
+             inbox = [m.id for m in r.data if m.role == 'inbox'][0]\n\
+             from jmapc import EmailQueryFilterCondition, Comparator, Ref\n\
+             from jmapc.methods import EmailQuery, EmailGet\n\
+             res = c.request([EmailQuery(filter=EmailQueryFilterCondition(in_mailbox=inbox), sort=[Comparator(property='receivedAt', is_ascending=False)], limit=5), EmailGet(ids=Ref('/ids'), properties=['subject', 'from', 'receivedAt'])])\n\
+             for e in res[1].response.data:\n    print('email', e.subject, e.mail_from[0].email)\n"
         ))
         .env("REQUESTS_CA_BUNDLE", &j.ca)
         .output()
@@ -378,6 +394,114 @@ fn jmapc_lists_mailboxes() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("inbox INBOX 0"), "{stdout}");
-    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+    assert!(stdout.contains("inbox INBOX 1"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| !l.starts_with("email ")).count(),
+        6,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("email hello jmapc ann@remote.test"),
+        "{stdout}"
+    );
+}
+
+/// RFC 8621 §4.4, §4.2: Email/query by mailbox, newest first, with a
+/// limit and the total, feeding Email/get by result reference; keywords
+/// from IMAP flags; what is not built yet says so (unsupportedFilter,
+/// unsupportedSort).
+#[tokio::test]
+async fn emails_query_and_get() {
+    let j = server("");
+    let account = j.account_id();
+    for n in 0..3 {
+        let r = smtp_send(
+            j.s.addr("smtp"),
+            "ann@remote.test",
+            &["joe@example.org"],
+            &format!("From: Ann Example <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: number {n}\r\nMessage-ID: <n{n}@remote.test>\r\nDate: Fri, 27 Nov 2026 10:0{n}:00 +0000\r\n\r\nBody of number {n}.\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 3 +FLAGS (\\Flagged)\r\nd LOGOUT\r\n")
+        .await;
+    while let Some(l) = c.line_opt().await {
+        if l.starts_with("d OK") {
+            break;
+        }
+    }
+    let boxes = j.api(
+        &[CORE, MAIL],
+        json!([["Mailbox/get", {"accountId": account, "properties": ["role"]}, "0"]]),
+    );
+    let inbox = boxes[0][1]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "inbox")
+        .unwrap()["id"]
+        .clone();
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account, "filter": {"inMailbox": inbox},
+                "sort": [{"property": "receivedAt", "isAscending": false}], "limit": 2, "calculateTotal": true}, "q"],
+            ["Email/get", {"accountId": account,
+                "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "properties": ["subject", "from", "keywords", "mailboxIds", "threadId", "receivedAt", "sentAt", "messageId", "preview", "size"]}, "g"],
+            ["Email/get", {"accountId": account, "ids": ["E999999"]}, "nf"],
+            ["Email/query", {"accountId": account, "filter": {"text": "x"}}, "f"],
+            ["Email/query", {"accountId": account, "sort": [{"property": "subject"}]}, "s"]
+        ]),
+    );
+    let q = &r[0][1];
+    assert_eq!(q["total"], 3, "{q}");
+    assert_eq!(q["ids"].as_array().unwrap().len(), 2);
+    assert_eq!(q["position"], 0);
+    let list = r[1][1]["list"].as_array().unwrap();
+    let subjects: Vec<&str> = list
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["number 2", "number 1"], "newest first");
+    let newest = &list[0];
+    assert_eq!(
+        newest["from"],
+        json!([{"name": "Ann Example", "email": "ann@remote.test"}])
+    );
+    assert_eq!(newest["keywords"], json!({"$flagged": true}));
+    assert_eq!(
+        newest["mailboxIds"],
+        json!({ inbox.as_str().unwrap(): true })
+    );
+    assert!(newest["threadId"].as_str().unwrap().starts_with('T'));
+    assert_eq!(newest["sentAt"], "2026-11-27T10:02:00Z");
+    assert!(newest["receivedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(newest["messageId"], json!(["n2@remote.test"]));
+    assert!(newest["preview"]
+        .as_str()
+        .unwrap()
+        .contains("Body of number 2"));
+    assert!(newest["size"].as_u64().unwrap() > 0);
+    assert_eq!(r[2][1]["notFound"], json!(["E999999"]));
+    assert_eq!(r[3][1]["type"], "unsupportedFilter");
+    assert_eq!(r[4][1]["type"], "unsupportedSort");
+    // The same email id IMAP shows as EMAILID (RFC 8474).
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc FETCH 3 (EMAILID)\r\n")
+        .await;
+    let mut fetched = String::new();
+    while let Some(l) = c.line_opt().await {
+        fetched.push_str(&l);
+        if l.starts_with("c ") {
+            break;
+        }
+    }
+    let id = newest["id"].as_str().unwrap();
+    assert!(fetched.contains(&format!("EMAILID ({id})")), "{fetched}");
 }

@@ -377,7 +377,21 @@ pub fn spawn(core: SharedCore, files: Files, mut shutdown: Shutdown) {
                 CHECK_EVERY
             } else {
                 tracing::info!(names = %names.join(","), "ACME: ordering a certificate");
-                let got = order(&cfg, &files.data_dir, &names, &core.acme).await;
+                let mut got = order(&cfg, &files.data_dir, &names, &core.acme).await;
+                // RFC 8555 §6.5: a nonce refused as badNonce is retried by
+                // instant-acme with the refusal's nonce; should a refusal
+                // still end the order, it starts again at once (a few times)
+                // rather than after the backoff.
+                for _ in 0..3 {
+                    match &got {
+                        Err(e) if e.to_string().contains("badNonce") => {
+                            tracing::info!("ACME: nonce refused (badNonce); ordering again");
+                            core.acme.clear();
+                            got = order(&cfg, &files.data_dir, &names, &core.acme).await;
+                        }
+                        _ => break,
+                    }
+                }
                 core.acme.clear();
                 let installed = got.and_then(|(chain, pk)| {
                     replace(&key, &pk, true)?;

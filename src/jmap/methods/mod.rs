@@ -2,6 +2,7 @@
 //! gets the authenticated account and the capabilities the request uses.
 
 mod echo;
+mod email;
 mod mailbox;
 
 use serde_json::{Map, Value};
@@ -43,6 +44,8 @@ pub async fn call(
         // not known to it.
         "Core/echo" if needs(CORE) => Ok((name.into(), echo::echo(args))),
         "Mailbox/get" if needs(MAIL) => Ok((name.into(), mailbox::get(cx, args).await?)),
+        "Email/query" if needs(MAIL) => Ok((name.into(), email::query(cx, args).await?)),
+        "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",
             format!("`{name}` is not a method this server offers for the capabilities in `using`"),

@@ -1,0 +1,296 @@
+//! Email/query and Email/get (RFC 8621 §4.4, §4.2), the first part: a
+//! query by mailbox sorted by receivedAt, and the metadata and header
+//! properties of Email/get. Body parts, header:Name forms and the other
+//! filters and sorts are not built yet (README: Status).
+
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value};
+
+use super::mailbox::{ids, properties};
+use super::Context;
+use crate::jmap::id;
+use crate::jmap::request::MethodError;
+
+fn store_error(e: impl std::fmt::Display) -> MethodError {
+    MethodError::with("serverFail", e.to_string())
+}
+
+/// IMAP system flags as JMAP keywords (RFC 8621 §4.1.1); `\Recent` and
+/// `\Deleted` have none. Keywords are reported in lower case.
+pub fn keyword(flag: &str) -> Option<String> {
+    match flag.to_ascii_lowercase().as_str() {
+        "\\seen" => Some("$seen".into()),
+        "\\flagged" => Some("$flagged".into()),
+        "\\answered" => Some("$answered".into()),
+        "\\draft" => Some("$draft".into()),
+        "\\recent" | "\\deleted" => None,
+        other if other.starts_with('\\') => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Email/query: `filter` with `inMailbox` only (or none), `sort` by
+/// `receivedAt` only, `position`, `limit`, `calculateTotal`.
+pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let mail = &cx.core.mail;
+    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let mailbox = match args.get("filter") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(f)) => {
+            if let Some(k) = f.keys().find(|k| *k != "inMailbox") {
+                return Err(MethodError::with(
+                    "unsupportedFilter",
+                    format!("the filter `{k}` is not supported yet (only inMailbox)"),
+                ));
+            }
+            match f.get("inMailbox").and_then(Value::as_str) {
+                Some(m) => Some(id::parse_mailbox(m).ok_or_else(|| {
+                    MethodError::invalid_arguments(format!("`{m}` is not a Mailbox id"))
+                })?),
+                None => None,
+            }
+        }
+        Some(_) => return Err(MethodError::invalid_arguments("filter must be an object")),
+    };
+    let mut ascending = false;
+    if let Some(sort) = args.get("sort").filter(|v| !v.is_null()) {
+        let list = sort
+            .as_array()
+            .ok_or_else(|| MethodError::invalid_arguments("sort must be an array"))?;
+        for c in list {
+            match c.get("property").and_then(Value::as_str) {
+                Some("receivedAt") => {
+                    ascending = c
+                        .get("isAscending")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true)
+                }
+                other => {
+                    return Err(MethodError::with(
+                        "unsupportedSort",
+                        format!("sorting by {other:?} is not supported yet (only receivedAt)"),
+                    ))
+                }
+            }
+        }
+    }
+    let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
+    let limit = match args.get("limit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| MethodError::invalid_arguments("limit must be an UnsignedInt"))?
+                as usize,
+        ),
+    };
+    // The messages, each once, with their arrival time.
+    let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    let mut emails = Vec::new();
+    let mut seen = HashSet::new();
+    for m in boxes.iter().filter(|m| mailbox.is_none_or(|id| id == m.id)) {
+        for e in mail.view(acct, m).await.map_err(store_error)?.iter() {
+            if seen.insert(e.email) {
+                emails.push(e.email);
+            }
+        }
+    }
+    let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
+    let mut rows: Vec<(i64, u64)> = emails
+        .iter()
+        .map(|e| (metas.get(e).map_or(0, |m| m.received_at), *e))
+        .collect();
+    // Ties by id, so the order is stable (RFC 8620 §5.5).
+    rows.sort_unstable();
+    if !ascending {
+        rows.reverse();
+    }
+    let total = rows.len();
+    // §5.5: a negative position counts from the end.
+    let start = if position < 0 {
+        total.saturating_sub(position.unsigned_abs() as usize)
+    } else {
+        (position as usize).min(total)
+    };
+    let end = limit.map_or(total, |l| (start + l).min(total));
+    let ids: Vec<String> = rows[start..end]
+        .iter()
+        .map(|(_, e)| format!("E{e}"))
+        .collect();
+    let mut out = json!({
+        "accountId": id::account(acct),
+        "queryState": state.to_string(),
+        "canCalculateChanges": false,
+        "position": start,
+        "ids": ids,
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = json!(total);
+    }
+    if let Some(l) = limit {
+        out["limit"] = json!(l);
+    }
+    Ok(out)
+}
+
+const PROPERTIES: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "references",
+    "subject",
+    "sentAt",
+    "from",
+    "to",
+    "cc",
+    "replyTo",
+    "preview",
+];
+
+/// `YYYY-MM-DDThh:mm:ssZ` (RFC 8620 §1.4 UTCDate), by mail-parser.
+fn utc(secs: i64) -> Value {
+    json!(mail_parser::DateTime::from_timestamp(secs).to_rfc3339())
+}
+
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> Value {
+    match a {
+        None => Value::Null,
+        Some(a) => Value::Array(
+            a.iter()
+                .map(|x| json!({ "name": x.name(), "email": x.address() }))
+                .collect(),
+        ),
+    }
+}
+
+/// Email/get with metadata, header convenience properties and preview.
+pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let props = match args.get("properties") {
+        None | Some(Value::Null) => PROPERTIES.iter().map(|p| p.to_string()).collect(),
+        _ => properties(&args, PROPERTIES)?,
+    };
+    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?.ok_or_else(|| {
+        MethodError::with(
+            "requestTooLarge",
+            "Email/get needs ids (there are too many to list all)",
+        )
+    })?;
+    let mail = &cx.core.mail;
+    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let needs_raw = props
+        .iter()
+        .any(|p| matches!(p.as_str(), "from" | "to" | "cc" | "replyTo" | "preview"));
+    let mut list = Vec::new();
+    let mut not_found = Vec::new();
+    let mut seen = HashSet::new();
+    for i in wanted {
+        if !seen.insert(i.clone()) {
+            continue;
+        }
+        let email = i
+            .strip_prefix('E')
+            .filter(|d| !d.starts_with('0') || d.len() == 1)
+            .and_then(|d| d.parse::<u64>().ok());
+        let found = match email {
+            Some(e) => match (
+                mail.email_meta(acct, e).await.map_err(store_error)?,
+                mail.email_state(acct, e).await.map_err(store_error)?,
+            ) {
+                (Some(meta), Some(st)) if !st.mailboxes.is_empty() => Some((e, meta, st)),
+                _ => None,
+            },
+            None => None,
+        };
+        let Some((e, meta, st)) = found else {
+            not_found.push(i);
+            continue;
+        };
+        let raw = if needs_raw {
+            Some(mail.email_raw(&meta).await.map_err(store_error)?)
+        } else {
+            None
+        };
+        let parsed = raw
+            .as_deref()
+            .and_then(|r| mail_parser::MessageParser::default().parse(r));
+        let mut obj = Map::new();
+        for p in &props {
+            let v = match p.as_str() {
+                "id" => json!(format!("E{e}")),
+                "blobId" => json!(format!("B{}", meta.blob)),
+                "threadId" => json!(format!("T{}", meta.thread)),
+                "mailboxIds" => Value::Object(
+                    st.mailboxes
+                        .iter()
+                        .map(|(m, _)| (id::mailbox(*m), json!(true)))
+                        .collect(),
+                ),
+                "keywords" => Value::Object(
+                    st.keywords
+                        .iter()
+                        .filter_map(|k| keyword(k))
+                        .map(|k| (k, json!(true)))
+                        .collect(),
+                ),
+                "size" => json!(meta.size),
+                "receivedAt" => utc(meta.received_at),
+                "messageId" => match &meta.meta.message_id {
+                    Some(m) => json!([m]),
+                    None => Value::Null,
+                },
+                "references" => {
+                    if meta.meta.references.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(meta.meta.references)
+                    }
+                }
+                "subject" => json!(meta.meta.subject),
+                "sentAt" => meta.meta.sent_at.map_or(Value::Null, utc),
+                "from" => addresses(parsed.as_ref().and_then(|m| m.from())),
+                "to" => addresses(parsed.as_ref().and_then(|m| m.to())),
+                "cc" => addresses(parsed.as_ref().and_then(|m| m.cc())),
+                "replyTo" => addresses(parsed.as_ref().and_then(|m| m.reply_to())),
+                "preview" => json!(parsed
+                    .as_ref()
+                    .and_then(|m| m.body_preview(256))
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()),
+                _ => continue,
+            };
+            obj.insert(p.clone(), v);
+        }
+        list.push(Value::Object(obj));
+    }
+    Ok(json!({
+        "accountId": id::account(acct),
+        "state": state.to_string(),
+        "list": list,
+        "notFound": not_found,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), json!("1970-01-01T00:00:00Z"));
+        assert_eq!(utc(1_796_000_000), json!("2026-11-30T00:53:20Z"));
+    }
+
+    #[test]
+    fn flags_become_keywords() {
+        assert_eq!(keyword("\\Seen").as_deref(), Some("$seen"));
+        assert_eq!(keyword("\\Deleted"), None);
+        assert_eq!(keyword("$Junk").as_deref(), Some("$junk"));
+    }
+}
