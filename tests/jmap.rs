@@ -505,3 +505,113 @@ async fn emails_query_and_get() {
     let id = newest["id"].as_str().unwrap();
     assert!(fetched.contains(&format!("EMAILID ({id})")), "{fetched}");
 }
+
+/// RFC 8620 §5.2 with RFC 8621 §4.3: Email/changes from the change log
+/// IMAP shares: deliveries are created, an IMAP STORE is an update, an
+/// EXPUNGE a destruction; created-then-updated stays created; maxChanges
+/// gives intermediate states that lead to the current one.
+#[tokio::test]
+async fn email_changes_follow_smtp_and_imap() {
+    let j = server("");
+    let account = j.account_id();
+    let changes = |since: &str, max: Option<u64>| {
+        let mut args = json!({"accountId": account, "sinceState": since});
+        if let Some(m) = max {
+            args["maxChanges"] = json!(m);
+        }
+        j.api(&[CORE, MAIL], json!([["Email/changes", args, "c"]]))[0].clone()
+    };
+    let state = |r: &Value| r[1]["newState"].as_str().unwrap().to_string();
+    let ids = |r: &Value, list: &str| -> Vec<String> {
+        r[1][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let start = j.api(
+        &[CORE, MAIL],
+        json!([["Email/get", {"accountId": account, "ids": []}, "g"]]),
+    )[0][1]["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in 0..3 {
+        let r = smtp_send(
+            j.s.addr("smtp"),
+            "ann@remote.test",
+            &["joe@example.org"],
+            &format!("Subject: c{n}\r\n\r\nx\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    let imap = |cmds: &'static str| {
+        let addr = j.s.addr("imap");
+        async move {
+            let mut c = LineClient::connect(addr).await;
+            c.line().await;
+            c.send(&format!(
+                "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\n{cmds}z LOGOUT\r\n"
+            ))
+            .await;
+            while let Some(l) = c.line_opt().await {
+                if l.starts_with("z OK") {
+                    break;
+                }
+            }
+        }
+    };
+    imap("c STORE 1 +FLAGS (\\Seen)\r\n").await;
+    // Created and then updated within the range: created only (§5.2).
+    let all = changes(&start, None);
+    assert_eq!(all[0], "Email/changes", "{all}");
+    assert_eq!(ids(&all, "created").len(), 3, "{all}");
+    assert!(
+        ids(&all, "updated").is_empty() && ids(&all, "destroyed").is_empty(),
+        "{all}"
+    );
+    assert_eq!(all[1]["hasMoreChanges"], false);
+    let after = state(&all);
+
+    // maxChanges = 1: one id at a time through intermediate states.
+    let mut since = start.clone();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let r = changes(&since, Some(1));
+        let total =
+            ids(&r, "created").len() + ids(&r, "updated").len() + ids(&r, "destroyed").len();
+        assert!(total <= 1, "{r}");
+        seen.extend(ids(&r, "created"));
+        since = state(&r);
+        if r[1]["hasMoreChanges"] == false {
+            break;
+        }
+    }
+    assert_eq!(since, after);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // An IMAP STORE is an update; an EXPUNGE a destruction.
+    imap("c STORE 2 +FLAGS (\\Flagged)\r\n").await;
+    let r = changes(&after, None);
+    assert_eq!(ids(&r, "updated").len(), 1, "{r}");
+    let flagged = state(&r);
+    imap("c STORE 3 +FLAGS (\\Deleted)\r\nd EXPUNGE\r\n").await;
+    let r = changes(&flagged, None);
+    assert_eq!(ids(&r, "destroyed").len(), 1, "{r}");
+    assert!(ids(&r, "created").is_empty(), "{r}");
+
+    // Nothing new: the same state back; a bad state cannot be used.
+    let now = state(&r);
+    let r = changes(&now, None);
+    assert_eq!(state(&r), now);
+    assert!(ids(&r, "updated").is_empty());
+    assert_eq!(
+        changes("99999999", None)[1]["type"],
+        "cannotCalculateChanges"
+    );
+    assert_eq!(changes("x", None)[1]["type"], "cannotCalculateChanges");
+    assert_eq!(changes(&now, Some(0))[1]["type"], "invalidArguments");
+}

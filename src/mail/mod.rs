@@ -508,6 +508,28 @@ impl MailStore {
         Ok(view)
     }
 
+    /// Up to `limit` change records after state `since`, oldest first,
+    /// with the state each one made (JMAP /changes, RFC 8620 §5.2).
+    pub async fn changes_since(
+        &self,
+        acct: u32,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Change)>> {
+        let mut from = k_acct(b'C', acct);
+        from.extend_from_slice(&since.saturating_add(1).to_be_bytes());
+        let mut to = k_acct(b'C', acct);
+        to.extend_from_slice(&[0xff; 9]);
+        let rows = self.store.scan(from, to, limit).await?;
+        rows.iter()
+            .map(|(k, v)| {
+                let mut state = [0u8; 8];
+                state.copy_from_slice(&k[k.len() - 8..]);
+                Ok((u64::from_be_bytes(state), from_json(v)?))
+            })
+            .collect()
+    }
+
     /// The message's keywords and the mailboxes that hold it.
     pub async fn email_state(&self, acct: u32, email: u64) -> Result<Option<EmailState>> {
         match self.store.get(k_email(b'F', acct, email)).await? {

@@ -1,6 +1,7 @@
 //! Method calls (RFC 8620 §3.2), one file per object type. Each call
 //! gets the authenticated account and the capabilities the request uses.
 
+mod changes;
 mod echo;
 mod email;
 mod mailbox;
@@ -46,6 +47,7 @@ pub async fn call(
         "Mailbox/get" if needs(MAIL) => Ok((name.into(), mailbox::get(cx, args).await?)),
         "Email/query" if needs(MAIL) => Ok((name.into(), email::query(cx, args).await?)),
         "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
+        "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",
             format!("`{name}` is not a method this server offers for the capabilities in `using`"),

@@ -1,0 +1,140 @@
+//! Email/changes (RFC 8620 §5.2, RFC 8621 §4.3) from the store's change
+//! log, the same log IMAP's MODSEQs come from: what a delivery, an IMAP
+//! STORE or EXPUNGE, or a JMAP call did shows up here.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::Context;
+use crate::jmap::id;
+use crate::jmap::request::MethodError;
+
+fn store_error(e: impl std::fmt::Display) -> MethodError {
+    MethodError::with("serverFail", e.to_string())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Created,
+    Updated,
+    Destroyed,
+    /// Created and destroyed within the range: left out (§5.2).
+    Gone,
+}
+
+/// The `sinceState` and `maxChanges` arguments.
+fn since_and_max(args: &Map<String, Value>) -> Result<(String, Option<usize>), MethodError> {
+    let since = args
+        .get("sinceState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MethodError::invalid_arguments("sinceState is required"))?
+        .to_string();
+    let max = match args.get("maxChanges") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Some(n as usize),
+            // §5.2: a positive integer, else invalidArguments.
+            _ => {
+                return Err(MethodError::invalid_arguments(
+                    "maxChanges must be a positive integer",
+                ))
+            }
+        },
+    };
+    Ok((since, max))
+}
+
+pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let (since_text, max) = since_and_max(&args)?;
+    let mail = &cx.core.mail;
+    let current = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let cannot = || MethodError::with("cannotCalculateChanges", "unknown or future state");
+    let since: u64 = since_text.parse().map_err(|_| cannot())?;
+    if since > current {
+        return Err(cannot());
+    }
+    let mut kinds: HashMap<u64, Kind> = HashMap::new();
+    let mut order: Vec<u64> = Vec::new();
+    let mut reached = since;
+    let mut more = false;
+    let mut from = since;
+    'records: loop {
+        let batch = mail
+            .changes_since(acct, from, 1000)
+            .await
+            .map_err(store_error)?;
+        if batch.is_empty() {
+            break;
+        }
+        for (state, change) in &batch {
+            if *state > current {
+                break 'records;
+            }
+            // §5.2: never more than maxChanges ids; stop at the record that
+            // would pass it (an intermediate state), or refuse when even
+            // the first record is too big to split.
+            // Without maxChanges nothing needs undoing: work in place.
+            let (mut next, mut next_order) = if max.is_some() {
+                (kinds.clone(), order.clone())
+            } else {
+                (std::mem::take(&mut kinds), std::mem::take(&mut order))
+            };
+            for (ids, kind) in [
+                (&change.created, Kind::Created),
+                (&change.updated, Kind::Updated),
+                (&change.destroyed, Kind::Destroyed),
+            ] {
+                for e in ids {
+                    let merged = match (next.get(e).copied(), kind) {
+                        (None, k) => {
+                            next_order.push(*e);
+                            k
+                        }
+                        (Some(Kind::Created), Kind::Destroyed) => Kind::Gone,
+                        (Some(Kind::Created), _) => Kind::Created,
+                        (Some(Kind::Gone), _) => Kind::Gone,
+                        (Some(_), Kind::Destroyed) => Kind::Destroyed,
+                        (Some(prev), _) => prev,
+                    };
+                    next.insert(*e, merged);
+                }
+            }
+            let count = next.values().filter(|k| **k != Kind::Gone).count();
+            if max.is_some_and(|m| count > m) {
+                if reached == since {
+                    return Err(MethodError::with(
+                        "cannotCalculateChanges",
+                        "one change holds more than maxChanges records; ask with a larger maxChanges",
+                    ));
+                }
+                more = true;
+                break 'records;
+            }
+            kinds = next;
+            order = next_order;
+            reached = *state;
+        }
+        from = batch.last().map_or(from, |(s, _)| *s);
+    }
+    if !more {
+        reached = current;
+    }
+    let list = |want: Kind| -> Vec<String> {
+        order
+            .iter()
+            .filter(|e| kinds.get(e) == Some(&want))
+            .map(|e| format!("E{e}"))
+            .collect()
+    };
+    Ok(json!({
+        "accountId": id::account(acct),
+        "oldState": since_text,
+        "newState": reached.to_string(),
+        "hasMoreChanges": more,
+        "created": list(Kind::Created),
+        "updated": list(Kind::Updated),
+        "destroyed": list(Kind::Destroyed),
+    }))
+}
