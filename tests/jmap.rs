@@ -615,3 +615,105 @@ async fn email_changes_follow_smtp_and_imap() {
     assert_eq!(changes("x", None)[1]["type"], "cannotCalculateChanges");
     assert_eq!(changes(&now, Some(0))[1]["type"], "invalidArguments");
 }
+
+/// One store, two views: an Email/set keyword change reaches an IMAP
+/// session in IDLE as FETCH FLAGS with a higher MODSEQ, a destroy as
+/// EXPUNGE; ifInState guards the call; what is not built yet (creating,
+/// moving) gets a SetError naming it.
+#[tokio::test]
+async fn email_set_keywords_show_in_imap_idle() {
+    let j = server("");
+    let account = j.account_id();
+    for n in 0..2 {
+        let r = smtp_send(
+            j.s.addr("smtp"),
+            "ann@remote.test",
+            &["joe@example.org"],
+            &format!("Subject: s{n}\r\n\r\nx\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    let q = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"]]));
+    let ids: Vec<String> = q[0][1]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let state = q[0][1]["queryState"].as_str().unwrap().to_string();
+
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send("a LOGIN joe@example.org pw\r\nb ENABLE CONDSTORE\r\nc SELECT INBOX\r\n")
+        .await;
+    let mut modseq_before = 0u64;
+    while let Some(l) = c.line_opt().await {
+        if let Some(rest) = l.split("HIGHESTMODSEQ ").nth(1) {
+            modseq_before = rest
+                .trim_end_matches(|ch: char| !ch.is_ascii_digit())
+                .parse()
+                .unwrap_or(0);
+        }
+        if l.starts_with("c OK") {
+            break;
+        }
+    }
+    c.send("d IDLE\r\n").await;
+    assert!(c.line().await.starts_with('+'));
+
+    // A stale ifInState changes nothing.
+    let r = j.api(&[CORE, MAIL], json!([["Email/set", {"accountId": account, "ifInState": "1", "update": {ids[0].clone(): {"keywords/$flagged": true}}}, "s"]]));
+    assert_eq!(r[0][1]["type"], "stateMismatch", "{r:?}");
+    let r = j.api(&[CORE, MAIL], json!([["Email/set", {"accountId": account, "ifInState": state,
+        "update": {ids[0].clone(): {"keywords/$flagged": true}, ids[1].clone(): {"mailboxIds/M9": true}},
+        "create": {"k1": {"subject": "new"}}}, "s"]]));
+    let set = &r[0][1];
+    assert_eq!(set["updated"], json!({ ids[0].clone(): null }), "{set}");
+    assert_eq!(set["notUpdated"][&ids[1]]["type"], "invalidProperties");
+    assert_eq!(set["notCreated"]["k1"]["type"], "forbidden");
+    assert_ne!(set["newState"], set["oldState"]);
+
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains("\\Flagged") {
+        assert!(std::time::Instant::now() < deadline, "{seen}");
+        let l = tokio::time::timeout(std::time::Duration::from_secs(10), c.line())
+            .await
+            .unwrap();
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let modseq_after: u64 = seen
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no MODSEQ in {seen}"));
+    assert!(modseq_after > modseq_before, "{seen}");
+
+    // Destroy: the IDLE session hears EXPUNGE.
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/set", {"accountId": account, "destroy": [ids[1].clone(), "E999999"]}, "d"]]),
+    );
+    assert_eq!(r[0][1]["destroyed"], json!([ids[1].clone()]));
+    assert_eq!(r[0][1]["notDestroyed"]["E999999"]["type"], "notFound");
+    let mut more = String::new();
+    while !more.contains("EXPUNGE") {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "{more}"
+        );
+        let l = tokio::time::timeout(std::time::Duration::from_secs(10), c.line())
+            .await
+            .unwrap();
+        more.push_str(&l);
+        more.push('\n');
+    }
+    c.send("DONE\r\n").await;
+    let g = j.api(&[CORE, MAIL], json!([["Email/get", {"accountId": account, "ids": [ids[0].clone(), ids[1].clone()], "properties": ["keywords"]}, "g"]]));
+    assert_eq!(g[0][1]["list"][0]["keywords"], json!({"$flagged": true}));
+    assert_eq!(g[0][1]["notFound"], json!([ids[1].clone()]));
+}

@@ -4,6 +4,7 @@
 mod changes;
 mod echo;
 mod email;
+mod email_set;
 mod mailbox;
 
 use serde_json::{Map, Value};
@@ -48,6 +49,7 @@ pub async fn call(
         "Email/query" if needs(MAIL) => Ok((name.into(), email::query(cx, args).await?)),
         "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
+        "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",
             format!("`{name}` is not a method this server offers for the capabilities in `using`"),
