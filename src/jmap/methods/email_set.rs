@@ -48,6 +48,12 @@ fn parse_email_id(s: &str) -> Option<u64> {
 /// The keywords after applying `patch` to `current` (JMAP names), or the
 /// SetError for a patch Petrel does not take yet.
 fn patched(current: &[String], patch: &Map<String, Value>) -> Result<Vec<String>, Value> {
+    // RFC 8620 §5.3: no patch path may be the prefix of another.
+    if patch.contains_key("keywords") && patch.keys().any(|k| k.starts_with("keywords/")) {
+        return Err(
+            json!({"type": "invalidPatch", "description": "keywords and keywords/… together"}),
+        );
+    }
     let mut keywords: Vec<String> = current
         .iter()
         .filter_map(|f| super::email::keyword(f))
@@ -233,5 +239,7 @@ mod tests {
         assert!(patched(&cur, &p(json!({"keywords/a(b": true}))).is_err());
         assert!(patched(&cur, &p(json!({"mailboxIds/M1": true}))).is_err());
         assert!(patched(&cur, &p(json!({"keywords": {"x": false}}))).is_err());
+        let both = patched(&cur, &p(json!({"keywords": {}, "keywords/$seen": true}))).unwrap_err();
+        assert_eq!(both["type"], "invalidPatch");
     }
 }
