@@ -717,3 +717,109 @@ async fn email_set_keywords_show_in_imap_idle() {
     assert_eq!(g[0][1]["list"][0]["keywords"], json!({"$flagged": true}));
     assert_eq!(g[0][1]["notFound"], json!([ids[1].clone()]));
 }
+
+/// RFC 8620 §7.3, §7.1 and RFC 8621 §1.5: the event source pushes a
+/// StateChange when mail arrives over SMTP (EmailDelivery included, the
+/// event id the new state), only for the asked types, ends after it with
+/// closeafter=state, and sends ping events with their interval.
+#[tokio::test]
+async fn event_source_pushes_state_changes() {
+    let j = server("");
+    let account = j.account_id();
+    let listen = |query: &str, max_secs: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "-N", "--max-time", max_secs, "--cacert"])
+            .arg(&j.ca)
+            .args(["-u", "joe@example.org:pw"])
+            .arg(format!("{}/jmap/eventsource?{query}", j.base()))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Delivery: closeafter=state ends the response after one event.
+    let curl = listen("types=*&closeafter=state&ping=0", "20");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = smtp_send(
+        j.s.addr("smtp"),
+        "ann@remote.test",
+        &["joe@example.org"],
+        "Subject: push\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl ended with {:?}: {text}",
+        out.status
+    );
+    assert!(text.contains("event: state"), "{text}");
+    assert!(!text.contains("event: ping"), "ping=0: no pings: {text}");
+    let data: Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(data["@type"], "StateChange");
+    let changed = &data["changed"][&account];
+    for t in ["Email", "Mailbox", "Thread", "EmailDelivery"] {
+        assert!(changed[t].is_string(), "{t}: {data}");
+    }
+    let id = text.lines().find_map(|l| l.strip_prefix("id: ")).unwrap();
+    assert_eq!(id, changed["Email"].as_str().unwrap());
+
+    // Only the asked types: an IMAP flag change is no delivery.
+    let curl = listen("types=Mailbox,EmailDelivery&closeafter=state&ping=0", "20");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut c = LineClient::connect(j.s.addr("imap")).await;
+    c.line().await;
+    c.send(
+        "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\nd LOGOUT\r\n",
+    )
+    .await;
+    while let Some(l) = c.line_opt().await {
+        if l.starts_with("d OK") {
+            break;
+        }
+    }
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let data: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or("null"),
+    )
+    .unwrap();
+    let changed = data["changed"][&account]
+        .as_object()
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(changed.keys().collect::<Vec<_>>(), ["Mailbox"], "{text}");
+
+    // Pings: every interval, with the interval in their data.
+    let curl = listen("types=*&closeafter=no&ping=1", "3");
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("event: ping"), "{text}");
+    assert!(text.contains("data: {\"interval\":1}"), "{text}");
+    assert!(!text.contains("id:"), "pings set no event id: {text}");
+
+    // Reconnecting with Last-Event-ID: what changed since comes at once.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-N", "--max-time", "5", "--cacert"])
+        .arg(&j.ca)
+        .args([
+            "-u",
+            "joe@example.org:pw",
+            "-H",
+            &format!("Last-Event-ID: {id}"),
+        ])
+        .arg(format!(
+            "{}/jmap/eventsource?types=*&closeafter=state&ping=0",
+            j.base()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("event: state"),
+        "{text}"
+    );
+}

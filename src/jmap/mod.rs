@@ -10,6 +10,7 @@
 
 pub mod id;
 pub mod methods;
+mod push;
 pub mod request;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/.well-known/jmap", get(well_known))
         .route("/jmap/session", get(session))
         .route("/jmap/api", post(api))
+        .route("/jmap/eventsource", get(push::event_source))
 }
 
 fn limits(core: &crate::core::Core) -> Limits {
@@ -89,7 +91,7 @@ async fn well_known() -> Response {
 
 /// An authenticated mail account (HTTP Basic; over TLS unless
 /// `jmap.auth-without-tls`).
-pub struct JmapUser(pub Account);
+pub(crate) struct JmapUser(pub Account);
 
 fn unauthorized(why: &str) -> Response {
     (
