@@ -823,3 +823,94 @@ async fn event_source_pushes_state_changes() {
         "{text}"
     );
 }
+
+/// RFC 8621 §2.2: Mailbox/changes from the same log: an IMAP CREATE is a
+/// creation, RENAME an update of more than counts (updatedProperties
+/// null), a delivery an update of counts only, DELETE a destruction; the
+/// messages a deleted mailbox shared with another are Email updates.
+#[tokio::test]
+async fn mailbox_changes_follow_imap() {
+    let j = server("");
+    let account = j.account_id();
+    let call = |method: &str, args: Value| {
+        let mut a = args;
+        a["accountId"] = json!(account);
+        j.api(&[CORE, MAIL], json!([[method, a, "c"]]))[0][1].clone()
+    };
+    let imap = |cmds: String| {
+        let addr = j.s.addr("imap");
+        async move {
+            let mut c = LineClient::connect(addr).await;
+            c.line().await;
+            c.send(&format!("a LOGIN joe@example.org pw\r\n{cmds}z LOGOUT\r\n"))
+                .await;
+            let mut all = String::new();
+            while let Some(l) = c.line_opt().await {
+                all.push_str(&l);
+                all.push('\n');
+                if l.starts_with("z OK") {
+                    break;
+                }
+            }
+            all
+        }
+    };
+    let s0 = call("Mailbox/get", json!({"ids": []}))["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = imap("b CREATE Projects\r\n".into()).await;
+    let made = out
+        .split("MAILBOXID (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let r = call("Mailbox/changes", json!({"sinceState": s0}));
+    assert_eq!(r["created"], json!([made]), "{r}");
+    let s1 = r["newState"].as_str().unwrap().to_string();
+
+    imap("b RENAME Projects Work\r\n".into()).await;
+    let r = call("Mailbox/changes", json!({"sinceState": s1}));
+    assert_eq!(r["updated"], json!([made]), "{r}");
+    assert_eq!(r["updatedProperties"], Value::Null, "{r}");
+    let s2 = r["newState"].as_str().unwrap().to_string();
+
+    let sent = smtp_send(
+        j.s.addr("smtp"),
+        "ann@remote.test",
+        &["joe@example.org"],
+        "Subject: m\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 1).await;
+    let r = call("Mailbox/changes", json!({"sinceState": s2}));
+    assert_eq!(r["updated"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        r["updatedProperties"],
+        json!([
+            "totalEmails",
+            "unreadEmails",
+            "totalThreads",
+            "unreadThreads"
+        ])
+    );
+    let s3 = r["newState"].as_str().unwrap().to_string();
+
+    imap("b SELECT INBOX\r\nc COPY 1 Work\r\n".into()).await;
+    let s4 = call("Mailbox/get", json!({"ids": []}))["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    imap("d DELETE Work\r\n".into()).await;
+    let r = call("Mailbox/changes", json!({"sinceState": s3}));
+    assert_eq!(r["destroyed"], json!([made]), "{r}");
+    let e = call("Email/changes", json!({"sinceState": s4}));
+    assert_eq!(
+        e["updated"].as_array().unwrap().len(),
+        1,
+        "the copy's message lost a mailbox: {e}"
+    );
+    assert!(e["destroyed"].as_array().unwrap().is_empty(), "{e}");
+}

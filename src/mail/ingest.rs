@@ -231,6 +231,7 @@ impl MailStore {
                         updated: vec![],
                         destroyed: vec![],
                         mailboxes: vec![mb.id],
+                        ..Default::default()
                     };
                     let modseq = log_change(txn, acct, &mut st, &change);
                     mb.highest_modseq = modseq;

@@ -57,6 +57,7 @@ fn log_mailboxes_changed(
         updated: vec![],
         destroyed: vec![],
         mailboxes: ids,
+        ..Default::default()
     };
     log_change(txn, acct, st, &change);
     txn.put(k_acct(b'K', acct), to_json(&*st));
@@ -208,7 +209,14 @@ impl MailStore {
                     txn.put(k_mbox(acct, mb.id), to_json(&mb));
                 }
                 created.push(mb.clone());
-                log_mailboxes_changed(txn, acct, &mut st, created.iter().map(|m| m.id).collect());
+                let ids: Vec<u32> = created.iter().map(|m| m.id).collect();
+                let change = Change {
+                    mailboxes: ids.clone(),
+                    mailboxes_created: ids,
+                    ..Default::default()
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
                 Ok((mb, grantees(&created)))
             })
             .await
@@ -244,11 +252,16 @@ impl MailStore {
                 let mut uprefix = k_acct(b'U', acct);
                 uprefix.extend_from_slice(&mb.id.to_be_bytes());
                 let mut destroyed = Vec::new();
+                // Messages that are in other mailboxes too lose one
+                // membership: an update (JMAP mailboxIds).
+                let mut updated = Vec::new();
                 for (k, v) in txn.scan_prefix(&uprefix)? {
                     let uid = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4 bytes"));
                     let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
                     if remove_membership(txn, &blobs, acct, &mut st, mb.id, uid, email)? {
                         destroyed.push(email);
+                    } else {
+                        updated.push(email);
                     }
                 }
                 txn.delete(k_mbox(acct, mb.id));
@@ -266,10 +279,11 @@ impl MailStore {
                     txn.delete(k);
                 }
                 let change = Change {
-                    created: vec![],
-                    updated: vec![],
+                    updated,
                     destroyed,
                     mailboxes: vec![mb.id],
+                    mailboxes_destroyed: vec![mb.id],
+                    ..Default::default()
                 };
                 log_change(txn, acct, &mut st, &change);
                 txn.put(k_acct(b'K', acct), to_json(&st));
@@ -446,6 +460,7 @@ impl MailStore {
                     updated: vec![],
                     destroyed: vec![],
                     mailboxes: vec![src, dst],
+                    ..Default::default()
                 };
                 let modseq = log_change(txn, acct, &mut st, &change_placeholder);
                 for (uid, email) in entries {
@@ -500,6 +515,7 @@ impl MailStore {
                     updated,
                     destroyed: vec![],
                     mailboxes: vec![src, dst],
+                    ..Default::default()
                 };
                 let mut ck = k_acct(b'C', acct);
                 ck.extend_from_slice(&st.state.to_be_bytes());

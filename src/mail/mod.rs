@@ -100,12 +100,18 @@ pub struct UidEntry {
     pub saved: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub created: Vec<u64>,
     pub updated: Vec<u64>,
     pub destroyed: Vec<u64>,
+    /// Mailboxes touched: their messages, counts or attributes changed.
     pub mailboxes: Vec<u32>,
+    /// Mailboxes created and deleted by this change (JMAP Mailbox/changes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes_created: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes_destroyed: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -619,6 +625,7 @@ impl MailStore {
                         updated: vec![],
                         destroyed: vec![],
                         mailboxes: vec![mbox],
+                        ..Default::default()
                     };
                     log_mailbox_change(txn, owner, &mut st, &change, mbox)?;
                 }
@@ -768,6 +775,7 @@ impl MailStore {
                     updated: emails.iter().map(|e| e.0).collect(),
                     destroyed: vec![],
                     mailboxes: vec![],
+                    ..Default::default()
                 };
                 let modseq = log_change(txn, acct, &mut st, &change);
                 for (email, fkey, new, uid) in emails {
@@ -871,6 +879,7 @@ impl MailStore {
                     updated,
                     destroyed,
                     mailboxes: vec![mbox],
+                    ..Default::default()
                 };
                 log_mailbox_change(txn, acct, &mut st, &change, mbox)?;
                 Ok(gone)

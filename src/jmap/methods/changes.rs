@@ -1,6 +1,7 @@
-//! Email/changes (RFC 8620 §5.2, RFC 8621 §4.3) from the store's change
-//! log, the same log IMAP's MODSEQs come from: what a delivery, an IMAP
-//! STORE or EXPUNGE, or a JMAP call did shows up here.
+//! Email/changes and Mailbox/changes (RFC 8620 §5.2, RFC 8621 §4.3,
+//! §2.2) from the store's change log, the same log IMAP's MODSEQs come
+//! from: what a delivery, an IMAP STORE, EXPUNGE, CREATE or DELETE, or a
+//! JMAP call did shows up here.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::Context;
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
+use crate::mail::Change;
 
 fn store_error(e: impl std::fmt::Display) -> MethodError {
     MethodError::with("serverFail", e.to_string())
@@ -45,7 +47,48 @@ fn since_and_max(args: &Map<String, Value>) -> Result<(String, Option<usize>), M
     Ok((since, max))
 }
 
+/// What one change record means for one type: (created, updated,
+/// destroyed) ids, and whether an update was more than counts.
+type Extract = fn(&Change) -> ([Vec<u64>; 3], bool);
+
+fn email_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
+    (
+        [c.created.clone(), c.updated.clone(), c.destroyed.clone()],
+        true,
+    )
+}
+
+/// A mailbox is created or destroyed as the log says; one touched by a
+/// change of messages only changed its counts, one touched otherwise
+/// (rename, subscription) changed more.
+fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
+    let made: Vec<u64> = c.mailboxes_created.iter().map(|&m| m as u64).collect();
+    let gone: Vec<u64> = c.mailboxes_destroyed.iter().map(|&m| m as u64).collect();
+    let touched: Vec<u64> = c
+        .mailboxes
+        .iter()
+        .map(|&m| m as u64)
+        .filter(|m| !made.contains(m) && !gone.contains(m))
+        .collect();
+    let messages = !(c.created.is_empty() && c.updated.is_empty() && c.destroyed.is_empty());
+    let more_than_counts = !touched.is_empty() && !messages;
+    ([made, touched, gone], more_than_counts)
+}
+
 pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    changes(cx, args, email_ids, "E").await
+}
+
+pub async fn mailbox(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    changes(cx, args, mailbox_ids, "M").await
+}
+
+async fn changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+    extract: Extract,
+    prefix: &str,
+) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
     let (since_text, max) = since_and_max(&args)?;
     let mail = &cx.core.mail;
@@ -59,6 +102,7 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     let mut order: Vec<u64> = Vec::new();
     let mut reached = since;
     let mut more = false;
+    let mut beyond_counts = false;
     let mut from = since;
     'records: loop {
         let batch = mail
@@ -81,10 +125,15 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             } else {
                 (std::mem::take(&mut kinds), std::mem::take(&mut order))
             };
+            let ([made, touched, gone], not_counts) = extract(change);
+            if touched.is_empty() && made.is_empty() && gone.is_empty() {
+                reached = *state;
+                continue;
+            }
             for (ids, kind) in [
-                (&change.created, Kind::Created),
-                (&change.updated, Kind::Updated),
-                (&change.destroyed, Kind::Destroyed),
+                (&made, Kind::Created),
+                (&touched, Kind::Updated),
+                (&gone, Kind::Destroyed),
             ] {
                 for e in ids {
                     let merged = match (next.get(e).copied(), kind) {
@@ -115,6 +164,7 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             kinds = next;
             order = next_order;
             reached = *state;
+            beyond_counts |= not_counts;
         }
         from = batch.last().map_or(from, |(s, _)| *s);
     }
@@ -125,10 +175,10 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         order
             .iter()
             .filter(|e| kinds.get(e) == Some(&want))
-            .map(|e| format!("E{e}"))
+            .map(|e| format!("{prefix}{e}"))
             .collect()
     };
-    Ok(json!({
+    let mut out = json!({
         "accountId": id::account(acct),
         "oldState": since_text,
         "newState": reached.to_string(),
@@ -136,5 +186,19 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         "created": list(Kind::Created),
         "updated": list(Kind::Updated),
         "destroyed": list(Kind::Destroyed),
-    }))
+    });
+    // RFC 8621 §2.2: when only counts changed, say which properties.
+    if prefix == "M" {
+        out["updatedProperties"] = if beyond_counts {
+            Value::Null
+        } else {
+            json!([
+                "totalEmails",
+                "unreadEmails",
+                "totalThreads",
+                "unreadThreads"
+            ])
+        };
+    }
+    Ok(out)
 }

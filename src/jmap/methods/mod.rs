@@ -49,6 +49,7 @@ pub async fn call(
         "Email/query" if needs(MAIL) => Ok((name.into(), email::query(cx, args).await?)),
         "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
+        "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",
