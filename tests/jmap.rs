@@ -914,3 +914,74 @@ async fn mailbox_changes_follow_imap() {
     );
     assert!(e["destroyed"].as_array().unwrap().is_empty(), "{e}");
 }
+
+/// RFC 8620 §6.2: a message's blob downloads with the asked type as
+/// Content-Type and the name as filename; another account cannot reach
+/// it.
+#[tokio::test]
+async fn blobs_download_for_their_owner_only() {
+    let j = server("");
+    let account = j.account_id();
+    let r = smtp_send(
+        j.s.addr("smtp"),
+        "ann@remote.test",
+        &["joe@example.org"],
+        "Subject: whole message\r\n\r\nthe body\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 1).await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account}, "q"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}, "properties": ["blobId", "size"]}, "g"]
+        ]),
+    );
+    let email = &r[1][1]["list"][0];
+    let blob = email["blobId"].as_str().unwrap();
+    let url = format!(
+        "{}/jmap/download/{account}/{blob}/m%C3%A9ssage.eml?type=message/rfc822",
+        j.base()
+    );
+    let (status, head, body) = j.curl(&["-u", "joe@example.org:pw", &url], None);
+    assert_eq!(status, 200, "{head}");
+    let h = head.to_ascii_lowercase();
+    assert!(h.contains("content-type: message/rfc822"), "{head}");
+    assert!(
+        h.contains("content-disposition: attachment; filename*=utf-8''m%c3%a9ssage.eml"),
+        "{head}"
+    );
+    assert!(
+        body.contains("Subject: whole message") && body.contains("the body"),
+        "{body}"
+    );
+    assert_eq!(body.len() as u64, email["size"].as_u64().unwrap());
+
+    j.s.account("eve@example.org");
+    let (status, _, _) = j.curl(&["-u", "eve@example.org:pw", &url], None);
+    assert_eq!(status, 404, "another account's blob");
+    let eve = j
+        .curl(
+            &[
+                "-u",
+                "eve@example.org:pw",
+                &format!("{}/jmap/session", j.base()),
+            ],
+            None,
+        )
+        .2;
+    let eve: Value = serde_json::from_str(&eve).unwrap();
+    let eve_account = eve["primaryAccounts"][MAIL].as_str().unwrap();
+    let theirs = format!(
+        "{}/jmap/download/{eve_account}/{blob}/m.eml?type=text/plain",
+        j.base()
+    );
+    let (status, _, _) = j.curl(&["-u", "eve@example.org:pw", &theirs], None);
+    assert_eq!(
+        status, 404,
+        "the blob id is looked up in the asking account"
+    );
+    let (status, _, _) = j.curl(&[&url], None);
+    assert_eq!(status, 401);
+}

@@ -8,6 +8,7 @@
 //! Mailbox/get. The rest of issue 13 (Email, Thread, changes, set,
 //! query, upload/download, push) is listed in the README as missing.
 
+pub(crate) mod download;
 pub mod id;
 pub mod methods;
 mod push;
@@ -55,6 +56,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/jmap/session", get(session))
         .route("/jmap/api", post(api))
         .route("/jmap/eventsource", get(push::event_source))
+        .route(
+            "/jmap/download/{account}/{blob}/{name}",
+            get(download::download),
+        )
 }
 
 fn limits(core: &crate::core::Core) -> Limits {

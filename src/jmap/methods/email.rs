@@ -224,7 +224,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         for p in &props {
             let v = match p.as_str() {
                 "id" => json!(format!("E{e}")),
-                "blobId" => json!(format!("B{}", meta.blob)),
+                "blobId" => json!(crate::jmap::download::blob_id(e)),
                 "threadId" => json!(format!("T{}", meta.thread)),
                 "mailboxIds" => Value::Object(
                     st.mailboxes

@@ -1,0 +1,121 @@
+//! Downloading blobs (RFC 8620 §6.2): `GET /jmap/download/{accountId}/
+//! {blobId}/{name}?type={type}`. A message's blobId names the message
+//! (`B` and its Email id), so a download can only reach the account's own
+//! mail: the Email is looked up in the requesting account. Uploads are
+//! not built yet.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::JmapUser;
+use crate::http::AppState;
+
+#[derive(Deserialize)]
+pub(super) struct TypeParam {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    let mut r = (
+        status,
+        axum::Json(json!({"type": "about:blank", "status": status.as_u16(), "detail": detail})),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+/// A message's blob id: `B` and the Email's number.
+pub fn blob_id(email: u64) -> String {
+    format!("B{email}")
+}
+
+pub(super) async fn download(
+    State(st): State<AppState>,
+    JmapUser(user): JmapUser,
+    Path((account, blob, name)): Path<(String, String, String)>,
+    Query(q): Query<TypeParam>,
+) -> Response {
+    if super::id::parse_account(&account) != Some(user.id) {
+        return problem(StatusCode::NOT_FOUND, "no such account");
+    }
+    let email = blob
+        .strip_prefix('B')
+        .filter(|d| !d.is_empty() && (!d.starts_with('0') || d.len() == 1))
+        .and_then(|d| d.parse::<u64>().ok());
+    let mail = &st.core.mail;
+    let meta = match email {
+        Some(e) => match (
+            mail.email_meta(user.id, e).await,
+            mail.email_state(user.id, e).await,
+        ) {
+            (Ok(Some(meta)), Ok(Some(state))) if !state.mailboxes.is_empty() => meta,
+            (Err(e), _) | (_, Err(e)) => {
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("the store is unavailable: {e}"),
+                )
+            }
+            _ => return problem(StatusCode::NOT_FOUND, "no such blob"),
+        },
+        None => return problem(StatusCode::NOT_FOUND, "no such blob"),
+    };
+    let raw = match mail.email_raw(&meta).await {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the blob cannot be read: {e}"),
+            )
+        }
+    };
+    // §6.2: the type asked for is the Content-Type; the name is the
+    // filename of the Content-Disposition.
+    let kind = q.kind.unwrap_or_else(|| "application/octet-stream".into());
+    let kind = HeaderValue::from_str(&kind)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let disposition = if safe.is_ascii() {
+        format!("attachment; filename=\"{safe}\"")
+    } else {
+        let encoded: String = safe
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("attachment; filename*=UTF-8''{encoded}")
+    };
+    let mut r = (StatusCode::OK, raw).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, kind);
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    // A blob never changes.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, immutable, max-age=31536000"),
+    );
+    r
+}
