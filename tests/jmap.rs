@@ -81,6 +81,24 @@ impl Jmap {
     }
 }
 
+/// Logs in to IMAP as joe, runs `cmds` (tagged lines with CRLF), logs out
+/// and returns everything the server said.
+async fn imap(addr: std::net::SocketAddr, cmds: &str) -> String {
+    let mut c = LineClient::connect(addr).await;
+    c.line().await;
+    c.send(&format!("a LOGIN joe@example.org pw\r\n{cmds}z LOGOUT\r\n"))
+        .await;
+    let mut all = String::new();
+    while let Some(l) = c.line_opt().await {
+        all.push_str(&l);
+        all.push('\n');
+        if l.starts_with("z OK") {
+            break;
+        }
+    }
+    all
+}
+
 const CORE: &str = "urn:ietf:params:jmap:core";
 const MAIL: &str = "urn:ietf:params:jmap:mail";
 
@@ -303,17 +321,11 @@ async fn mailboxes_follow_smtp_and_imap() {
     }
     wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
     // IMAP marks one message seen.
-    let mut c = LineClient::connect(j.s.addr("imap")).await;
-    c.line().await;
-    c.send(
-        "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\nd LOGOUT\r\n",
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\n",
     )
     .await;
-    while let Some(l) = c.line_opt().await {
-        if l.starts_with("d OK") {
-            break;
-        }
-    }
     let one = get(
         json!({"ids": [inbox_id, "M999", inbox_id, "M999"], "properties": ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]}),
     );
@@ -336,17 +348,7 @@ async fn mailboxes_follow_smtp_and_imap() {
         "asked twice, listed once"
     );
     // RFC 8621 §1.6: the id IMAP shows as MAILBOXID.
-    let mut c = LineClient::connect(j.s.addr("imap")).await;
-    c.line().await;
-    c.send("a LOGIN joe@example.org pw\r\nb STATUS INBOX (MAILBOXID)\r\n")
-        .await;
-    let mut status = String::new();
-    while let Some(l) = c.line_opt().await {
-        status.push_str(&l);
-        if l.starts_with("b ") {
-            break;
-        }
-    }
+    let status = imap(j.s.addr("imap"), "b STATUS INBOX (MAILBOXID)\r\n").await;
     assert!(
         status.contains(&format!("MAILBOXID ({inbox_id})")),
         "{status}"
@@ -425,15 +427,11 @@ async fn emails_query_and_get() {
         assert!(r.starts_with("250"), "{r}");
     }
     wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
-    let mut c = LineClient::connect(j.s.addr("imap")).await;
-    c.line().await;
-    c.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 3 +FLAGS (\\Flagged)\r\nd LOGOUT\r\n")
-        .await;
-    while let Some(l) = c.line_opt().await {
-        if l.starts_with("d OK") {
-            break;
-        }
-    }
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 3 +FLAGS (\\Flagged)\r\n",
+    )
+    .await;
     let boxes = j.api(
         &[CORE, MAIL],
         json!([["Mailbox/get", {"accountId": account, "properties": ["role"]}, "0"]]),
@@ -491,17 +489,11 @@ async fn emails_query_and_get() {
     assert_eq!(r[3][1]["type"], "unsupportedFilter");
     assert_eq!(r[4][1]["type"], "unsupportedSort");
     // The same email id IMAP shows as EMAILID (RFC 8474).
-    let mut c = LineClient::connect(j.s.addr("imap")).await;
-    c.line().await;
-    c.send("a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc FETCH 3 (EMAILID)\r\n")
-        .await;
-    let mut fetched = String::new();
-    while let Some(l) = c.line_opt().await {
-        fetched.push_str(&l);
-        if l.starts_with("c ") {
-            break;
-        }
-    }
+    let fetched = imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc FETCH 3 (EMAILID)\r\n",
+    )
+    .await;
     let id = newest["id"].as_str().unwrap();
     assert!(fetched.contains(&format!("EMAILID ({id})")), "{fetched}");
 }
@@ -548,22 +540,9 @@ async fn email_changes_follow_smtp_and_imap() {
         assert!(r.starts_with("250"), "{r}");
     }
     wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
-    let imap = |cmds: &'static str| {
-        let addr = j.s.addr("imap");
-        async move {
-            let mut c = LineClient::connect(addr).await;
-            c.line().await;
-            c.send(&format!(
-                "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\n{cmds}z LOGOUT\r\n"
-            ))
-            .await;
-            while let Some(l) = c.line_opt().await {
-                if l.starts_with("z OK") {
-                    break;
-                }
-            }
-        }
-    };
+    let addr = j.s.addr("imap");
+    let imap =
+        |cmds: &'static str| async move { imap(addr, &format!("b SELECT INBOX\r\n{cmds}")).await };
     imap("c STORE 1 +FLAGS (\\Seen)\r\n").await;
     // Created and then updated within the range: created only (§5.2).
     let all = changes(&start, None);
@@ -769,17 +748,11 @@ async fn event_source_pushes_state_changes() {
     // Only the asked types: an IMAP flag change is no delivery.
     let curl = listen("types=Mailbox,EmailDelivery&closeafter=state&ping=0", "20");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let mut c = LineClient::connect(j.s.addr("imap")).await;
-    c.line().await;
-    c.send(
-        "a LOGIN joe@example.org pw\r\nb SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\nd LOGOUT\r\n",
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\n",
     )
     .await;
-    while let Some(l) = c.line_opt().await {
-        if l.starts_with("d OK") {
-            break;
-        }
-    }
     let out = curl.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let data: Value = serde_json::from_str(
@@ -837,24 +810,8 @@ async fn mailbox_changes_follow_imap() {
         a["accountId"] = json!(account);
         j.api(&[CORE, MAIL], json!([[method, a, "c"]]))[0][1].clone()
     };
-    let imap = |cmds: String| {
-        let addr = j.s.addr("imap");
-        async move {
-            let mut c = LineClient::connect(addr).await;
-            c.line().await;
-            c.send(&format!("a LOGIN joe@example.org pw\r\n{cmds}z LOGOUT\r\n"))
-                .await;
-            let mut all = String::new();
-            while let Some(l) = c.line_opt().await {
-                all.push_str(&l);
-                all.push('\n');
-                if l.starts_with("z OK") {
-                    break;
-                }
-            }
-            all
-        }
-    };
+    let addr = j.s.addr("imap");
+    let imap = |cmds: String| async move { imap(addr, &cmds).await };
     let s0 = call("Mailbox/get", json!({"ids": []}))["state"]
         .as_str()
         .unwrap()
