@@ -269,12 +269,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         }
         list.push(Value::Object(obj));
     }
-    Ok(json!({
-        "accountId": id::account(acct),
-        "state": state.to_string(),
-        "list": list,
-        "notFound": not_found,
-    }))
+    Ok(super::get_response(acct, state, list, not_found))
 }
 
 #[cfg(test)]

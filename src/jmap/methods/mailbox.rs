@@ -157,12 +157,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         }
         list.push(Value::Object(obj));
     }
-    Ok(json!({
-        "accountId": id::account(acct),
-        "state": state.to_string(),
-        "list": list,
-        "notFound": not_found,
-    }))
+    Ok(super::get_response(acct, state, list, not_found))
 }
 
 /// (total emails, unread emails, total threads, unread threads) of a

@@ -57,3 +57,13 @@ pub async fn call(
         )),
     }
 }
+
+/// The response of a /get call (RFC 8620 §5.1).
+fn get_response(acct: u32, state: u64, list: Vec<Value>, not_found: Vec<String>) -> Value {
+    serde_json::json!({
+        "accountId": super::id::account(acct),
+        "state": state.to_string(),
+        "list": list,
+        "notFound": not_found,
+    })
+}
