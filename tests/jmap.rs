@@ -487,6 +487,27 @@ async fn emails_query_and_get() {
     assert!(newest["size"].as_u64().unwrap() > 0);
     assert_eq!(r[2][1]["notFound"], json!(["E999999"]));
     assert_eq!(r[3][1]["type"], "unsupportedFilter");
+    // RFC 8621 §4.4.1: keyword, size and date conditions in operator trees.
+    let count = |filter: Value| {
+        let r = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "filter": filter, "calculateTotal": true}, "q"]]));
+        r[0][1]["total"].as_u64().unwrap_or_else(|| panic!("{r:?}"))
+    };
+    assert_eq!(count(json!({"hasKeyword": "$flagged"})), 1);
+    assert_eq!(
+        count(json!({"operator": "NOT", "conditions": [{"hasKeyword": "$flagged"}]})),
+        2
+    );
+    assert_eq!(
+        count(
+            json!({"operator": "OR", "conditions": [{"hasKeyword": "$flagged"}, {"minSize": 100000}]})
+        ),
+        1
+    );
+    assert_eq!(
+        count(json!({"inMailbox": inbox, "before": "2000-01-01T00:00:00Z"})),
+        0
+    );
+    assert_eq!(count(json!({"after": "2000-01-01T00:00:00Z"})), 3);
     assert_eq!(r[4][1]["type"], "unsupportedSort");
     // The same email id IMAP shows as EMAILID (RFC 8474).
     let fetched = imap(

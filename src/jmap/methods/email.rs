@@ -1,6 +1,6 @@
 //! Email/query and Email/get (RFC 8621 §4.4, §4.2), the first part: a
-//! query by mailbox sorted by receivedAt, and the metadata and header
-//! properties of Email/get. Body parts, header:Name forms and the other
+//! query with the metadata filters of `email_filter` sorted by
+//! receivedAt, and the metadata and header properties of Email/get. Body parts, header:Name forms and the other
 //! filters and sorts are not built yet (README: Status).
 
 use std::collections::HashSet;
@@ -36,24 +36,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     let acct = cx.account_id(&args)?;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let mailbox = match args.get("filter") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(f)) => {
-            if let Some(k) = f.keys().find(|k| *k != "inMailbox") {
-                return Err(MethodError::with(
-                    "unsupportedFilter",
-                    format!("the filter `{k}` is not supported yet (only inMailbox)"),
-                ));
-            }
-            match f.get("inMailbox").and_then(Value::as_str) {
-                Some(m) => Some(id::parse_mailbox(m).ok_or_else(|| {
-                    MethodError::invalid_arguments(format!("`{m}` is not a Mailbox id"))
-                })?),
-                None => None,
-            }
-        }
-        Some(_) => return Err(MethodError::invalid_arguments("filter must be an object")),
-    };
+    let filter = super::email_filter::parse(args.get("filter"))?;
     let mut ascending = false;
     if let Some(sort) = args.get("sort").filter(|v| !v.is_null()) {
         let list = sort
@@ -85,21 +68,35 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
                 as usize,
         ),
     };
-    // The messages, each once, with their arrival time.
+    // Every message once, with its mailboxes and keywords.
     let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
-    let mut emails = Vec::new();
-    let mut seen = HashSet::new();
-    for m in boxes.iter().filter(|m| mailbox.is_none_or(|id| id == m.id)) {
+    let mut found: std::collections::HashMap<u64, (Vec<u32>, Vec<String>)> =
+        std::collections::HashMap::new();
+    for m in &boxes {
         for e in mail.view(acct, m).await.map_err(store_error)?.iter() {
-            if seen.insert(e.email) {
-                emails.push(e.email);
-            }
+            let entry = found.entry(e.email).or_insert_with(|| {
+                (
+                    Vec::new(),
+                    e.flags.iter().filter_map(|f| keyword(f)).collect(),
+                )
+            });
+            entry.0.push(m.id);
         }
     }
+    let emails: Vec<u64> = found.keys().copied().collect();
     let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
-    let mut rows: Vec<(i64, u64)> = emails
+    let mut rows: Vec<(i64, u64)> = found
         .iter()
-        .map(|e| (metas.get(e).map_or(0, |m| m.received_at), *e))
+        .filter_map(|(e, (mailboxes, keywords))| {
+            let meta = metas.get(e)?;
+            let candidate = super::email_filter::Candidate {
+                mailboxes,
+                keywords,
+                received_at: meta.received_at,
+                size: meta.size,
+            };
+            super::email_filter::matches(&filter, &candidate).then_some((meta.received_at, *e))
+        })
         .collect();
     // Ties by id, so the order is stable (RFC 8620 §5.5).
     rows.sort_unstable();

@@ -4,6 +4,7 @@
 mod changes;
 mod echo;
 mod email;
+mod email_filter;
 mod email_set;
 mod mailbox;
 
