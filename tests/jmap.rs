@@ -963,3 +963,56 @@ async fn blobs_download_for_their_owner_only() {
     let (status, _, _) = j.curl(&[&url], None);
     assert_eq!(status, 401);
 }
+
+/// RFC 8621 §3: a reply joins its original's thread (the THREADID IMAP
+/// shows); Thread/get lists the thread's emails oldest first.
+#[tokio::test]
+async fn threads_group_replies() {
+    let j = server("");
+    let account = j.account_id();
+    for (n, extra) in [
+        (0, "Message-ID: <root@remote.test>\r\nSubject: plan\r\n".to_string()),
+        (1, "Message-ID: <other@remote.test>\r\nSubject: unrelated\r\n".to_string()),
+        (2, "Message-ID: <reply@remote.test>\r\nIn-Reply-To: <root@remote.test>\r\nReferences: <root@remote.test>\r\nSubject: Re: plan\r\n".to_string()),
+    ] {
+        let r = smtp_send(j.s.addr("smtp"), "ann@remote.test", &["joe@example.org"], &format!("{extra}\r\nmessage {n}\r\n")).await;
+        assert!(r.starts_with("250"), "{r}");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}, "properties": ["threadId", "subject"]}, "g"],
+            ["Thread/get", {"accountId": account, "#ids": {"resultOf": "g", "name": "Email/get", "path": "/list/*/threadId"}}, "t"]
+        ]),
+    );
+    let emails = r[1][1]["list"].as_array().unwrap();
+    let ids: Vec<&str> = r[0][1]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(emails[0]["threadId"], emails[2]["threadId"], "{emails:?}");
+    assert_ne!(emails[0]["threadId"], emails[1]["threadId"]);
+    let threads = r[2][1]["list"].as_array().unwrap();
+    assert_eq!(
+        threads.len(),
+        2,
+        "the same thread asked twice is listed once: {threads:?}"
+    );
+    let root = threads
+        .iter()
+        .find(|t| t["id"] == emails[0]["threadId"])
+        .unwrap();
+    assert_eq!(root["emailIds"], json!([ids[0], ids[2]]));
+    let fetched = imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc FETCH 1 (THREADID)\r\n",
+    )
+    .await;
+    let tid = emails[0]["threadId"].as_str().unwrap();
+    assert!(fetched.contains(&format!("THREADID ({tid})")), "{fetched}");
+}

@@ -7,6 +7,7 @@ mod email;
 mod email_filter;
 mod email_set;
 mod mailbox;
+mod thread;
 
 use serde_json::{Map, Value};
 
@@ -52,6 +53,7 @@ pub async fn call(
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
+        "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",
             format!("`{name}` is not a method this server offers for the capabilities in `using`"),
