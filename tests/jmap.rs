@@ -1016,3 +1016,54 @@ async fn threads_group_replies() {
     let tid = emails[0]["threadId"].as_str().unwrap();
     assert!(fetched.contains(&format!("THREADID ({tid})")), "{fetched}");
 }
+
+/// RFC 8621 §4.1.1: a message IMAP flagged \Deleted is not visible
+/// through JMAP: not queried, counted, fetched or changed.
+#[tokio::test]
+async fn imap_deleted_messages_are_invisible() {
+    let j = server("");
+    let account = j.account_id();
+    for n in 0..2 {
+        let r = smtp_send(
+            j.s.addr("smtp"),
+            "ann@remote.test",
+            &["joe@example.org"],
+            &format!("Subject: d{n}\r\n\r\nx\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    let q = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"]]));
+    let first = q[0][1]["ids"][0].as_str().unwrap().to_string();
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Deleted)\r\n",
+    )
+    .await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account, "calculateTotal": true}, "q"],
+            ["Email/get", {"accountId": account, "ids": [first.clone()], "properties": ["subject"]}, "g"],
+            ["Mailbox/get", {"accountId": account, "properties": ["role", "totalEmails"]}, "m"],
+            ["Email/set", {"accountId": account, "update": {first.clone(): {"keywords/$seen": true}}}, "s"]
+        ]),
+    );
+    assert_eq!(r[0][1]["total"], 1, "{r:?}");
+    assert!(!r[0][1]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == &json!(first)));
+    assert_eq!(r[1][1]["notFound"], json!([first.clone()]));
+    let inbox = r[2][1]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "inbox")
+        .unwrap()
+        .clone();
+    assert_eq!(inbox["totalEmails"], 1);
+    assert_eq!(r[3][1]["notUpdated"][&first]["type"], "notFound");
+}

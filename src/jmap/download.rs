@@ -56,7 +56,11 @@ pub(super) async fn download(
             mail.email_meta(user.id, e).await,
             mail.email_state(user.id, e).await,
         ) {
-            (Ok(Some(meta)), Ok(Some(state))) if !state.mailboxes.is_empty() => meta,
+            (Ok(Some(meta)), Ok(Some(state)))
+                if !state.mailboxes.is_empty() && !super::methods::deleted(&state.keywords) =>
+            {
+                meta
+            }
             (Err(e), _) | (_, Err(e)) => {
                 return problem(
                     StatusCode::SERVICE_UNAVAILABLE,

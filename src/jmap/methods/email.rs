@@ -74,6 +74,9 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         std::collections::HashMap::new();
     for m in &boxes {
         for e in mail.view(acct, m).await.map_err(store_error)?.iter() {
+            if super::deleted(&e.flags) {
+                continue;
+            }
             let entry = found.entry(e.email).or_insert_with(|| {
                 (
                     Vec::new(),
@@ -200,7 +203,11 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 mail.email_meta(acct, e).await.map_err(store_error)?,
                 mail.email_state(acct, e).await.map_err(store_error)?,
             ) {
-                (Some(meta), Some(st)) if !st.mailboxes.is_empty() => Some((e, meta, st)),
+                (Some(meta), Some(st))
+                    if !st.mailboxes.is_empty() && !super::deleted(&st.keywords) =>
+                {
+                    Some((e, meta, st))
+                }
                 _ => None,
             },
             None => None,

@@ -167,6 +167,8 @@ mod tests {
             size: 500,
         };
         let f = |v: Value| parse(Some(&v)).unwrap();
+        // RFC 8621 §4.4.1: a condition with no properties is true.
+        assert!(matches(&f(json!({})), &m));
         assert!(matches(
             &f(json!({"inMailbox": "M2", "hasKeyword": "$Seen"})),
             &m

@@ -147,7 +147,8 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
         };
-        let Some(state) = state.filter(|s| !s.mailboxes.is_empty()) else {
+        let Some(state) = state.filter(|s| !s.mailboxes.is_empty() && !super::deleted(&s.keywords))
+        else {
             not_updated.insert(eid.clone(), set_error("notFound", "no such Email"));
             continue;
         };
@@ -184,7 +185,8 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
         };
-        let Some(state) = state.filter(|s| !s.mailboxes.is_empty()) else {
+        let Some(state) = state.filter(|s| !s.mailboxes.is_empty() && !super::deleted(&s.keywords))
+        else {
             not_destroyed.insert(eid, set_error("notFound", "no such Email"));
             continue;
         };

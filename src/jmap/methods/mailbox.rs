@@ -168,7 +168,8 @@ async fn counts_of(
     acct: u32,
     m: &Mailbox,
 ) -> Result<(usize, usize, usize, usize), MethodError> {
-    let entries = cx.core.mail.view(acct, m).await.map_err(store_error)?;
+    let view = cx.core.mail.view(acct, m).await.map_err(store_error)?;
+    let entries: Vec<_> = view.iter().filter(|e| !super::deleted(&e.flags)).collect();
     let emails: Vec<u64> = entries.iter().map(|e| e.email).collect();
     let metas = cx
         .core

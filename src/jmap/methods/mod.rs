@@ -70,3 +70,9 @@ fn get_response(acct: u32, state: u64, list: Vec<Value>, not_found: Vec<String>)
         "notFound": not_found,
     })
 }
+
+/// RFC 8621 §4.1.1: a message flagged `\Deleted` (by IMAP) is not
+/// visible through JMAP: not listed, counted or fetched.
+pub(crate) fn deleted(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+}

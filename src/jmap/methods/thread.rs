@@ -32,7 +32,9 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut emails = HashSet::new();
     for m in mail.mailboxes(acct).await.map_err(store_error)? {
         for e in mail.view(acct, &m).await.map_err(store_error)?.iter() {
-            emails.insert(e.email);
+            if !super::deleted(&e.flags) {
+                emails.insert(e.email);
+            }
         }
     }
     let emails: Vec<u64> = emails.into_iter().collect();
