@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::dns::{Dns, Rec};
 use common::*;
@@ -50,25 +49,8 @@ inc = tuple(x.encode().lower() for x in spec["h"])
 res = d.gen_header(fields, inc, cp, b"DKIM-Signature", key)
 sys.stdout.buffer.write(b"DKIM-Signature: " + res + msg)
 "#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(key)
-        .arg(spec.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(msg.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "dkimpy signing failed");
-    String::from_utf8(out.stdout).unwrap()
+    let spec = spec.to_string();
+    common::dkimpy::python_filter(script, &[key.as_os_str(), spec.as_ref()], msg)
 }
 
 /// The usual tags for selector `s` of d.test.

@@ -99,6 +99,24 @@ async fn imap(addr: std::net::SocketAddr, cmds: &str) -> String {
     all
 }
 
+impl Jmap {
+    /// Delivers `bodies` to joe over SMTP, one message each, and waits
+    /// until all are in his inbox.
+    async fn deliver(&self, bodies: &[String]) {
+        for body in bodies {
+            let r = smtp_send(
+                self.s.addr("smtp"),
+                "ann@remote.test",
+                &["joe@example.org"],
+                body,
+            )
+            .await;
+            assert!(r.starts_with("250"), "{r}");
+        }
+        wait_for_mail(self.s.addr("imap"), "joe@example.org", bodies.len()).await;
+    }
+}
+
 const CORE: &str = "urn:ietf:params:jmap:core";
 const MAIL: &str = "urn:ietf:params:jmap:mail";
 
@@ -309,17 +327,12 @@ async fn mailboxes_follow_smtp_and_imap() {
     let inbox_id = inbox["id"].as_str().unwrap().to_string();
     let state0 = all["state"].as_str().unwrap().to_string();
 
-    for n in 0..2 {
-        let r = smtp_send(
-            j.s.addr("smtp"),
-            "ann@remote.test",
-            &["joe@example.org"],
-            &format!("From: ann@remote.test\r\nSubject: n{n}\r\n\r\nhi\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    j.deliver(
+        &(0..2)
+            .map(|n| format!("From: ann@remote.test\r\nSubject: n{n}\r\n\r\nhi\r\n"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     // IMAP marks one message seen.
     imap(
         j.s.addr("imap"),
@@ -416,17 +429,7 @@ async fn jmapc_lists_mailboxes_and_reads_mail() {
 async fn emails_query_and_get() {
     let j = server("");
     let account = j.account_id();
-    for n in 0..3 {
-        let r = smtp_send(
-            j.s.addr("smtp"),
-            "ann@remote.test",
-            &["joe@example.org"],
-            &format!("From: Ann Example <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: number {n}\r\nMessage-ID: <n{n}@remote.test>\r\nDate: Fri, 27 Nov 2026 10:0{n}:00 +0000\r\n\r\nBody of number {n}.\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    j.deliver(&(0..3).map(|n| format!("From: Ann Example <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: number {n}\r\nMessage-ID: <n{n}@remote.test>\r\nDate: Fri, 27 Nov 2026 10:0{n}:00 +0000\r\n\r\nBody of number {n}.\r\n")).collect::<Vec<_>>()).await;
     imap(
         j.s.addr("imap"),
         "b SELECT INBOX\r\nc STORE 3 +FLAGS (\\Flagged)\r\n",
@@ -550,17 +553,12 @@ async fn email_changes_follow_smtp_and_imap() {
         .as_str()
         .unwrap()
         .to_string();
-    for n in 0..3 {
-        let r = smtp_send(
-            j.s.addr("smtp"),
-            "ann@remote.test",
-            &["joe@example.org"],
-            &format!("Subject: c{n}\r\n\r\nx\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    j.deliver(
+        &(0..3)
+            .map(|n| format!("Subject: c{n}\r\n\r\nx\r\n"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let addr = j.s.addr("imap");
     let imap =
         |cmds: &'static str| async move { imap(addr, &format!("b SELECT INBOX\r\n{cmds}")).await };
@@ -624,17 +622,12 @@ async fn email_changes_follow_smtp_and_imap() {
 async fn email_set_keywords_show_in_imap_idle() {
     let j = server("");
     let account = j.account_id();
-    for n in 0..2 {
-        let r = smtp_send(
-            j.s.addr("smtp"),
-            "ann@remote.test",
-            &["joe@example.org"],
-            &format!("Subject: s{n}\r\n\r\nx\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    j.deliver(
+        &(0..2)
+            .map(|n| format!("Subject: s{n}\r\n\r\nx\r\n"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let q = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"]]));
     let ids: Vec<String> = q[0][1]["ids"]
         .as_array()
@@ -1023,17 +1016,12 @@ async fn threads_group_replies() {
 async fn imap_deleted_messages_are_invisible() {
     let j = server("");
     let account = j.account_id();
-    for n in 0..2 {
-        let r = smtp_send(
-            j.s.addr("smtp"),
-            "ann@remote.test",
-            &["joe@example.org"],
-            &format!("Subject: d{n}\r\n\r\nx\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("250"), "{r}");
-    }
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 2).await;
+    j.deliver(
+        &(0..2)
+            .map(|n| format!("Subject: d{n}\r\n\r\nx\r\n"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let q = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"]]));
     let first = q[0][1]["ids"][0].as_str().unwrap().to_string();
     imap(

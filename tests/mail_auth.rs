@@ -15,27 +15,8 @@ fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     common::dkimpy::rsa_key(dir, 2048)
 }
 
-/// Runs a Python script that reads a message on stdin and writes the
-/// message with the headers it adds.
 fn python_filter(script: &str, args: &[&std::ffi::OsStr], msg: &str) -> String {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(msg.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python (dkimpy) failed");
-    String::from_utf8(out.stdout).unwrap()
+    common::dkimpy::python_filter(script, args, msg)
 }
 
 /// Signs `msg` with dkimpy (selector s1, domain `domain`).

@@ -78,3 +78,26 @@ pub fn rsa_key(dir: &std::path::Path, bits: u32) -> (std::path::PathBuf, String)
         base64::engine::general_purpose::STANDARD.encode(out.stdout),
     )
 }
+
+/// Runs a Python script that reads a message on stdin and writes the
+/// message with the headers it adds (dkimpy signing, ARC sealing).
+pub fn python_filter(script: &str, args: &[&std::ffi::OsStr], msg: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(msg.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python (dkimpy) failed");
+    String::from_utf8(out.stdout).unwrap()
+}
