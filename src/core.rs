@@ -32,6 +32,9 @@ pub struct Core {
     pub acme: crate::acme::Challenges,
     /// JMAP's checked credentials and requests in flight.
     pub jmap: crate::jmap::JmapState,
+    /// The client TLS configuration that checks certificates (system
+    /// roots plus tls.extra-ca), built at first use.
+    pub checked_tls: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>>,
     /// The listeners bound, set once they all are (`/readyz`, status).
     pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
 }
@@ -124,6 +127,7 @@ impl Core {
             listeners: std::sync::OnceLock::new(),
             acme: Default::default(),
             jmap: Default::default(),
+            checked_tls: Default::default(),
             config,
             store,
             mail,

@@ -243,7 +243,8 @@ async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
             .from_credentials(creds)
             .await?);
     }
-    let (status, body) = http()?.get(&acme.directory).await?;
+    let client = http()?;
+    let (status, body) = client.get(&acme.directory).await?;
     if status != 200 {
         let detail = client::problem_detail(&body)
             .map(|d| format!(": {d}"))
@@ -269,7 +270,7 @@ async fn account(cfg: &Config, data_dir: &Path) -> anyhow::Result<Account> {
         }
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
-    let (account, creds) = Account::builder_with_http(Box::new(http()?))
+    let (account, creds) = Account::builder_with_http(Box::new(client))
         .create(
             &NewAccount {
                 contact: &contact,

@@ -32,11 +32,6 @@ fn problem(status: StatusCode, detail: &str) -> Response {
     r
 }
 
-/// A message's blob id: `B` and the Email's number.
-pub fn blob_id(email: u64) -> String {
-    format!("B{email}")
-}
-
 pub(super) async fn download(
     State(st): State<AppState>,
     JmapUser(user): JmapUser,
@@ -46,21 +41,14 @@ pub(super) async fn download(
     if super::id::parse_account(&account) != Some(user.id) {
         return problem(StatusCode::NOT_FOUND, "no such account");
     }
-    let email = blob
-        .strip_prefix('B')
-        .filter(|d| !d.is_empty() && (!d.starts_with('0') || d.len() == 1))
-        .and_then(|d| d.parse::<u64>().ok());
+    let email = super::id::parse_blob(&blob);
     let mail = &st.core.mail;
     let meta = match email {
         Some(e) => match (
             mail.email_meta(user.id, e).await,
             mail.email_state(user.id, e).await,
         ) {
-            (Ok(Some(meta)), Ok(Some(state)))
-                if !state.mailboxes.is_empty() && !super::methods::deleted(&state.keywords) =>
-            {
-                meta
-            }
+            (Ok(Some(meta)), Ok(Some(state))) if super::methods::visible(&state) => meta,
             (Err(e), _) | (_, Err(e)) => {
                 return problem(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -28,6 +28,32 @@ pub fn parse_mailbox(s: &str) -> Option<u32> {
     parse('M', s).and_then(|n| u32::try_from(n).ok())
 }
 
+pub fn email(id: u64) -> String {
+    format!("E{id}")
+}
+
+pub fn parse_email(s: &str) -> Option<u64> {
+    parse('E', s)
+}
+
+pub fn thread(id: u64) -> String {
+    format!("T{id}")
+}
+
+pub fn parse_thread(s: &str) -> Option<u64> {
+    parse('T', s)
+}
+
+/// A message's blob: `B` and its Email id, so that a blob id leads only
+/// to the asking account's own mail.
+pub fn blob(email: u64) -> String {
+    format!("B{email}")
+}
+
+pub fn parse_blob(s: &str) -> Option<u64> {
+    parse('B', s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +63,9 @@ mod tests {
         assert_eq!(parse_mailbox(&mailbox(7)), Some(7));
         assert_eq!(parse_account(&account(0)), Some(0));
         assert_eq!(mailbox(7), "M7");
+        assert_eq!(parse_email(&email(9)), Some(9));
+        assert_eq!(parse_thread(&thread(3)), Some(3));
+        assert_eq!(parse_blob(&blob(4)), Some(4));
         for bad in ["M", "M07", "m7", "M-1", "M4294967296", "a1"] {
             assert_eq!(parse_mailbox(bad), None, "{bad}");
         }

@@ -254,8 +254,15 @@ pub async fn policy_for(core: &Core, domain: &str) -> Option<Policy> {
 
 /// A TLS client configuration that checks certificates against the
 /// system's roots plus `tls.extra-ca`.
+/// Built once (reading the system's roots is not free) and shared by
+/// every checked connection: policy fetches, MTA-STS and REQUIRETLS hops,
+/// relay logins.
 pub fn verified_tls(core: &Core) -> Result<Arc<rustls::ClientConfig>, String> {
-    crate::net::tls::checked_client(&core.config.tls.extra_ca, "tls.extra-ca")
+    if let Some(cfg) = core.checked_tls.get() {
+        return Ok(cfg.clone());
+    }
+    let cfg = crate::net::tls::checked_client(&core.config.tls.extra_ca, "tls.extra-ca")?;
+    Ok(core.checked_tls.get_or_init(|| cfg).clone())
 }
 
 /// GET https://mta-sts.DOMAIN/.well-known/mta-sts.txt (§3.3): a valid

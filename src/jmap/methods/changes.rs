@@ -7,14 +7,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::Context;
+use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::Change;
-
-fn store_error(e: impl std::fmt::Display) -> MethodError {
-    MethodError::with("serverFail", e.to_string())
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -76,18 +72,19 @@ fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
 }
 
 pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    changes(cx, args, email_ids, "E").await
+    changes(cx, args, email_ids, id::email, false).await
 }
 
 pub async fn mailbox(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    changes(cx, args, mailbox_ids, "M").await
+    changes(cx, args, mailbox_ids, |m| id::mailbox(m as u32), true).await
 }
 
 async fn changes(
     cx: &Context<'_>,
     args: Map<String, Value>,
     extract: Extract,
-    prefix: &str,
+    name: fn(u64) -> String,
+    mailboxes: bool,
 ) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
     let (since_text, max) = since_and_max(&args)?;
@@ -175,7 +172,7 @@ async fn changes(
         order
             .iter()
             .filter(|e| kinds.get(e) == Some(&want))
-            .map(|e| format!("{prefix}{e}"))
+            .map(|e| name(*e))
             .collect()
     };
     let mut out = json!({
@@ -188,7 +185,7 @@ async fn changes(
         "destroyed": list(Kind::Destroyed),
     });
     // RFC 8621 §2.2: when only counts changed, say which properties.
-    if prefix == "M" {
+    if mailboxes {
         out["updatedProperties"] = if beyond_counts {
             Value::Null
         } else {

@@ -8,13 +8,9 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use super::mailbox::{ids, properties};
-use super::Context;
+use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
-
-fn store_error(e: impl std::fmt::Display) -> MethodError {
-    MethodError::with("serverFail", e.to_string())
-}
 
 /// IMAP system flags as JMAP keywords (RFC 8621 §4.1.1); `\Recent` and
 /// `\Deleted` have none. Keywords are reported in lower case.
@@ -68,24 +64,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
                 as usize,
         ),
     };
-    // Every message once, with its mailboxes and keywords.
-    let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
-    let mut found: std::collections::HashMap<u64, (Vec<u32>, Vec<String>)> =
-        std::collections::HashMap::new();
-    for m in &boxes {
-        for e in mail.view(acct, m).await.map_err(store_error)?.iter() {
-            if super::deleted(&e.flags) {
-                continue;
-            }
-            let entry = found.entry(e.email).or_insert_with(|| {
-                (
-                    Vec::new(),
-                    e.flags.iter().filter_map(|f| keyword(f)).collect(),
-                )
-            });
-            entry.0.push(m.id);
-        }
-    }
+    let found = super::visible_messages(cx, acct).await?;
     let emails: Vec<u64> = found.keys().copied().collect();
     let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
     let mut rows: Vec<(i64, u64)> = found
@@ -116,7 +95,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     let end = limit.map_or(total, |l| (start + l).min(total));
     let ids: Vec<String> = rows[start..end]
         .iter()
-        .map(|(_, e)| format!("E{e}"))
+        .map(|(_, e)| id::email(*e))
         .collect();
     let mut out = json!({
         "accountId": id::account(acct),
@@ -194,20 +173,12 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         if !seen.insert(i.clone()) {
             continue;
         }
-        let email = i
-            .strip_prefix('E')
-            .filter(|d| !d.starts_with('0') || d.len() == 1)
-            .and_then(|d| d.parse::<u64>().ok());
-        let found = match email {
+        let found = match id::parse_email(&i) {
             Some(e) => match (
                 mail.email_meta(acct, e).await.map_err(store_error)?,
                 mail.email_state(acct, e).await.map_err(store_error)?,
             ) {
-                (Some(meta), Some(st))
-                    if !st.mailboxes.is_empty() && !super::deleted(&st.keywords) =>
-                {
-                    Some((e, meta, st))
-                }
+                (Some(meta), Some(st)) if super::visible(&st) => Some((e, meta, st)),
                 _ => None,
             },
             None => None,
@@ -227,9 +198,9 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         let mut obj = Map::new();
         for p in &props {
             let v = match p.as_str() {
-                "id" => json!(format!("E{e}")),
-                "blobId" => json!(crate::jmap::download::blob_id(e)),
-                "threadId" => json!(format!("T{}", meta.thread)),
+                "id" => json!(id::email(e)),
+                "blobId" => json!(id::blob(e)),
+                "threadId" => json!(id::thread(meta.thread)),
                 "mailboxIds" => Value::Object(
                     st.mailboxes
                         .iter()

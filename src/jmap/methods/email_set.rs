@@ -6,14 +6,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::Context;
+use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::FlagOp;
-
-fn store_error(e: impl std::fmt::Display) -> MethodError {
-    MethodError::with("serverFail", e.to_string())
-}
 
 fn set_error(kind: &str, description: impl Into<String>) -> Value {
     json!({ "type": kind, "description": description.into() })
@@ -35,14 +31,6 @@ fn flag(keyword: &str) -> String {
         "$draft" => "\\Draft".into(),
         other => other.to_string(),
     }
-}
-
-fn parse_email_id(s: &str) -> Option<u64> {
-    let d = s.strip_prefix('E')?;
-    if d.is_empty() || (d.starts_with('0') && d.len() > 1) {
-        return None;
-    }
-    d.parse().ok()
 }
 
 /// The keywords after applying `patch` to `current` (JMAP names), or the
@@ -143,12 +131,11 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut updated = Map::new();
     let mut not_updated = Map::new();
     for (eid, patch) in &update {
-        let state = match parse_email_id(eid) {
+        let state = match id::parse_email(eid) {
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
         };
-        let Some(state) = state.filter(|s| !s.mailboxes.is_empty() && !super::deleted(&s.keywords))
-        else {
+        let Some(state) = state.filter(super::visible) else {
             not_updated.insert(eid.clone(), set_error("notFound", "no such Email"));
             continue;
         };
@@ -181,12 +168,11 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
     for eid in destroy {
-        let state = match parse_email_id(&eid) {
+        let state = match id::parse_email(&eid) {
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
         };
-        let Some(state) = state.filter(|s| !s.mailboxes.is_empty() && !super::deleted(&s.keywords))
-        else {
+        let Some(state) = state.filter(super::visible) else {
             not_destroyed.insert(eid, set_error("notFound", "no such Email"));
             continue;
         };

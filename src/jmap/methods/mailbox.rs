@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::Context;
+use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::Mailbox;
@@ -22,10 +22,6 @@ const PROPERTIES: &[&str] = &[
     "myRights",
     "isSubscribed",
 ];
-
-fn store_error(e: impl std::fmt::Display) -> MethodError {
-    MethodError::with("serverFail", e.to_string())
-}
 
 /// The requested property names: all when `properties` is null; an
 /// unknown one is `invalidArguments`; `id` is always returned.

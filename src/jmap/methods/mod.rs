@@ -76,3 +76,43 @@ fn get_response(acct: u32, state: u64, list: Vec<Value>, not_found: Vec<String>)
 pub(crate) fn deleted(flags: &[String]) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
 }
+
+/// A store failure as the method error clients retry on.
+fn store_error(e: impl std::fmt::Display) -> MethodError {
+    MethodError::with("serverFail", e.to_string())
+}
+
+/// Whether a message exists for JMAP: in some mailbox and not flagged
+/// `\\Deleted`.
+pub(crate) fn visible(state: &crate::mail::EmailState) -> bool {
+    !state.mailboxes.is_empty() && !deleted(&state.keywords)
+}
+
+/// Every message of the account visible to JMAP, once, with the
+/// mailboxes holding it and its keywords (JMAP names).
+async fn visible_messages(
+    cx: &Context<'_>,
+    acct: u32,
+) -> Result<std::collections::HashMap<u64, (Vec<u32>, Vec<String>)>, MethodError> {
+    let mail = &cx.core.mail;
+    let mut found: std::collections::HashMap<u64, (Vec<u32>, Vec<String>)> =
+        std::collections::HashMap::new();
+    for m in mail.mailboxes(acct).await.map_err(store_error)? {
+        for e in mail.view(acct, &m).await.map_err(store_error)?.iter() {
+            if deleted(&e.flags) {
+                continue;
+            }
+            found
+                .entry(e.email)
+                .or_insert_with(|| {
+                    (
+                        Vec::new(),
+                        e.flags.iter().filter_map(|f| email::keyword(f)).collect(),
+                    )
+                })
+                .0
+                .push(m.id);
+        }
+    }
+    Ok(found)
+}

@@ -8,20 +8,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use super::mailbox::ids;
-use super::Context;
+use super::{store_error, Context};
+use crate::jmap::id;
 use crate::jmap::request::MethodError;
-
-fn store_error(e: impl std::fmt::Display) -> MethodError {
-    MethodError::with("serverFail", e.to_string())
-}
-
-fn parse_thread(s: &str) -> Option<u64> {
-    let d = s.strip_prefix('T')?;
-    if d.is_empty() || (d.starts_with('0') && d.len() > 1) {
-        return None;
-    }
-    d.parse().ok()
-}
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
@@ -29,15 +18,10 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         .ok_or_else(|| MethodError::with("requestTooLarge", "Thread/get needs ids"))?;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let mut emails = HashSet::new();
-    for m in mail.mailboxes(acct).await.map_err(store_error)? {
-        for e in mail.view(acct, &m).await.map_err(store_error)?.iter() {
-            if !super::deleted(&e.flags) {
-                emails.insert(e.email);
-            }
-        }
-    }
-    let emails: Vec<u64> = emails.into_iter().collect();
+    let emails: Vec<u64> = super::visible_messages(cx, acct)
+        .await?
+        .into_keys()
+        .collect();
     let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
     let mut threads: HashMap<u64, Vec<(i64, u64)>> = HashMap::new();
     for (e, meta) in &metas {
@@ -53,10 +37,10 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         if !seen.insert(t.clone()) {
             continue;
         }
-        match parse_thread(&t).and_then(|n| threads.get_mut(&n)) {
+        match id::parse_thread(&t).and_then(|n| threads.get_mut(&n)) {
             Some(members) => {
                 members.sort_unstable();
-                let ids: Vec<String> = members.iter().map(|(_, e)| format!("E{e}")).collect();
+                let ids: Vec<String> = members.iter().map(|(_, e)| id::email(*e)).collect();
                 list.push(json!({ "id": t, "emailIds": ids }));
             }
             None => not_found.push(t),
