@@ -1727,20 +1727,6 @@ const FTS_QUERIES: &[&str] = &[
     "SEARCH TEXT zzzz",
 ];
 
-/// Waits until `petrel search status` reports nothing waiting.
-async fn wait_indexed(s: &TestServer) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let out = s.cli_ok(&["search", "status"]);
-        assert!(out.contains("index: on"), "{out}");
-        if out.contains("waiting: 0") {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "indexer stuck: {out}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 async fn fts_answers(s: &TestServer) -> Vec<String> {
     let mut c = logged_in(s).await;
     cmd(&mut c, "s", "SELECT INBOX").await;
@@ -1787,7 +1773,7 @@ async fn full_text_index_agrees_with_reading() {
     assert_eq!(expected[12], "* SEARCH");
     // Straight after the APPENDs, and again once the indexer is done.
     assert_eq!(fts_answers(&indexed).await, expected);
-    wait_indexed(&indexed).await;
+    indexed.wait_indexed().await;
     assert!(indexed.dir.path().join("fts/meta.json").exists());
     assert_eq!(fts_answers(&indexed).await, expected);
     // SIGKILL, then off: the index directory goes.
@@ -1806,7 +1792,7 @@ async fn full_text_index_agrees_with_reading() {
     std::fs::write(dir.path().join("config.toml"), test_config(extra)).unwrap();
     let on = TestServer::start_in(dir);
     assert_eq!(fts_answers(&on).await, expected);
-    wait_indexed(&on).await;
+    on.wait_indexed().await;
     assert_eq!(fts_answers(&on).await, expected);
 }
 

@@ -455,8 +455,8 @@ async fn emails_query_and_get() {
                 "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
                 "properties": ["subject", "from", "keywords", "mailboxIds", "threadId", "receivedAt", "sentAt", "messageId", "preview", "size"]}, "g"],
             ["Email/get", {"accountId": account, "ids": ["E999999"]}, "nf"],
-            ["Email/query", {"accountId": account, "filter": {"text": "x"}}, "f"],
-            ["Email/query", {"accountId": account, "sort": [{"property": "subject"}]}, "s"]
+            ["Email/query", {"accountId": account, "filter": {"textual": "x"}}, "f"],
+            ["Email/query", {"accountId": account, "sort": [{"property": "color"}]}, "s"]
         ]),
     );
     let q = &r[0][1];
@@ -1054,4 +1054,161 @@ async fn imap_deleted_messages_are_invisible() {
         .clone();
     assert_eq!(inbox["totalEmails"], 1);
     assert_eq!(r[3][1]["notUpdated"][&first]["type"], "notFound");
+}
+
+/// RFC 8621 §4.4.1-§4.4.3 and RFC 8620 §5.5: the text conditions answer
+/// the same straight after delivery (messages waiting for the indexer
+/// are read) and once indexed; sorts with their collations,
+/// collapseThreads, anchors; queryChanges says it cannot.
+#[tokio::test]
+async fn email_query_text_filters_and_sorts() {
+    let j = server("");
+    let account = j.account_id();
+    let msgs = [
+        // E1: the invoice, in its subject only.
+        "From: Zed Zimmer <zed@remote.test>\r\nTo: joe@example.org\r\nSubject: Invoice 10\r\nMessage-ID: <i10@remote.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nX-Priority: 1\r\n\r\nPlease pay soon.\r\n",
+        // E2: a reply to it, in the same thread.
+        "From: Ann Able <ann@remote.test>\r\nTo: ops@example.org, joe@example.org\r\nSubject: Re: Invoice 10\r\nMessage-ID: <r10@remote.test>\r\nIn-Reply-To: <i10@remote.test>\r\nDate: Fri, 27 Nov 2026 11:00:00 +0000\r\n\r\nPaid. The pineapple invoice too.\r\n",
+        // E3: no invoice anywhere; a larger body.
+        "From: Bob Baker <bob@remote.test>\r\nTo: joe@example.org\r\nSubject: 9 lunch ideas\r\nMessage-ID: <l9@remote.test>\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\nX-Priority: 3\r\n\r\nSoup, salad, bread and a very long list of other things to eat: rice, beans, noodles, dumplings, curry, stew, tacos, pasta and pie.\r\n",
+    ]
+    .map(String::from);
+    j.deliver(&msgs).await;
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 3 +FLAGS (\\Flagged)\r\n",
+    )
+    .await;
+    let query = |args: Value| {
+        let mut a = args;
+        a["accountId"] = json!(account);
+        let r = j.api(&[CORE, MAIL], json!([["Email/query", a, "q"]]));
+        r[0][1].clone()
+    };
+    let ids = |args: Value| -> Vec<String> {
+        let q = query(args);
+        q["ids"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{q}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Ids by subject, to name the expected results.
+    let all = ids(json!({"sort": [{"property": "receivedAt", "isAscending": true}]}));
+    assert_eq!(all.len(), 3);
+    let (inv, re, lunch) = (all[0].as_str(), all[1].as_str(), all[2].as_str());
+    let filters = [
+        (json!({"text": "pineapple"}), vec![re]),
+        (json!({"text": "invoice"}), vec![inv, re]),
+        (json!({"body": "invoice"}), vec![re]),
+        (json!({"subject": "INVOICE"}), vec![inv, re]),
+        (json!({"from": "zimmer"}), vec![inv]),
+        (json!({"from": "ann@remote"}), vec![re]),
+        (json!({"to": "ops@"}), vec![re]),
+        (json!({"cc": "joe"}), vec![]),
+        (json!({"header": ["X-Priority"]}), vec![inv, lunch]),
+        (json!({"header": ["x-priority", "3"]}), vec![lunch]),
+        // Two characters: below the index's reach, read from the messages.
+        (json!({"body": "ay"}), vec![inv]),
+        (
+            json!({"operator": "NOT", "conditions": [{"from": "zed"}, {"text": "soup"}]}),
+            vec![re],
+        ),
+        (json!({"text": "invoice", "hasKeyword": "$flagged"}), vec![]),
+    ];
+    let run = || {
+        filters
+            .iter()
+            .map(|(f, _)| {
+                let mut got = ids(
+                    json!({"filter": f, "sort": [{"property": "receivedAt", "isAscending": true}]}),
+                );
+                got.sort();
+                got
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = run();
+    for ((f, want), got) in filters.iter().zip(&before) {
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, &want, "{f}");
+    }
+    j.s.wait_indexed().await;
+    assert_eq!(run(), before, "the index answers as reading does");
+
+    let sorted = |sort: Value| ids(json!({ "sort": sort }));
+    // Base subjects (RFC 5256): "Re: Invoice 10" sorts as "Invoice 10";
+    // ties by id.
+    assert_eq!(sorted(json!([{"property": "subject"}])), [lunch, inv, re]);
+    assert_eq!(
+        sorted(json!([{"property": "subject", "collation": "i;ascii-numeric"}])),
+        [lunch, inv, re],
+        "numbers first, then the rest"
+    );
+    assert_eq!(sorted(json!([{"property": "from"}])), [re, lunch, inv]);
+    assert_eq!(
+        sorted(json!([{"property": "to", "isAscending": false}, {"property": "sentAt"}])),
+        [re, lunch, inv]
+    );
+    assert_eq!(sorted(json!([{"property": "sentAt"}])), [lunch, inv, re]);
+    assert_eq!(
+        sorted(json!([{"property": "size", "isAscending": false}]))[0],
+        lunch
+    );
+    assert_eq!(
+        sorted(
+            json!([{"property": "hasKeyword", "keyword": "$flagged", "isAscending": false}, {"property": "sentAt"}])
+        ),
+        [lunch, inv, re]
+    );
+    // Flag the reply: its thread has the keyword on some, not all.
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 2 +FLAGS (\\Seen)\r\n",
+    )
+    .await;
+    assert_eq!(
+        sorted(
+            json!([{"property": "someInThreadHaveKeyword", "keyword": "$seen", "isAscending": false}, {"property": "sentAt"}])
+        ),
+        [inv, re, lunch]
+    );
+    assert_eq!(
+        sorted(
+            json!([{"property": "allInThreadHaveKeyword", "keyword": "$seen", "isAscending": false}, {"property": "sentAt"}])
+        ),
+        [lunch, inv, re]
+    );
+    // §4.4.3: one Email per Thread, the first in sort order.
+    let q = query(
+        json!({"collapseThreads": true, "calculateTotal": true, "sort": [{"property": "sentAt", "isAscending": false}]}),
+    );
+    assert_eq!(q["total"], 2, "{q}");
+    assert_eq!(q["ids"], json!([re, lunch]));
+    // RFC 8620 §5.5: anchors and negative positions.
+    let asc = json!([{"property": "sentAt"}]);
+    let q = query(json!({"sort": asc, "anchor": inv, "anchorOffset": -1, "limit": 2}));
+    assert_eq!(
+        (q["position"].clone(), q["ids"].clone()),
+        (json!(0), json!([lunch, inv]))
+    );
+    let q = query(json!({"sort": asc, "anchor": inv, "anchorOffset": 5}));
+    assert_eq!(
+        (q["position"].clone(), q["ids"].clone()),
+        (json!(3), json!([]))
+    );
+    let q = query(json!({"sort": asc, "position": -1}));
+    assert_eq!(q["ids"], json!([re]));
+    assert_eq!(
+        query(json!({"anchor": "E999999"}))["type"],
+        "anchorNotFound"
+    );
+    assert_eq!(query(json!({"limit": -1}))["type"], "invalidArguments");
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/queryChanges", {"accountId": account, "sinceQueryState": "1"}, "c"]]),
+    );
+    assert_eq!(r[0][1]["type"], "cannotCalculateChanges");
 }

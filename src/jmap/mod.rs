@@ -268,7 +268,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                         "maxMailboxDepth": null,
                         "maxSizeMailboxName": 255,
                         "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
-                        "emailQuerySortOptions": ["receivedAt"],
+                        "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
                         "mayCreateTopLevelMailbox": true
                     }
                 }

@@ -99,6 +99,32 @@ fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize
     }
 }
 
+/// Whether a header field `name` of the message contains `needle`
+/// (case-insensitively), decoded or as written; an empty needle matches
+/// any message with the field. SEARCH HEADER and JMAP's header filters.
+pub fn header_contains(raw: &[u8], name: &str, needle: &str) -> bool {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return false;
+    };
+    let needle = fold(needle);
+    // RFC 9051: HEADER with an empty string matches any message that has
+    // the field.
+    for h in msg.headers() {
+        if h.name.as_str().eq_ignore_ascii_case(name) {
+            let raw_value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            if needle.is_empty()
+                || fold(&decoded_header(&h.value)).contains(&needle)
+                || fold(&String::from_utf8_lossy(raw_value)).contains(&needle)
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The text SEARCH's text keys are matched against.
 pub fn search_text(raw: &[u8]) -> SearchText {
     text_upto(raw, usize::MAX)
@@ -205,7 +231,7 @@ fn trigrams(needle: &str) -> Vec<String> {
 }
 
 /// Which text a needle is looked up in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Headers,
     Body,

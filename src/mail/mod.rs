@@ -21,6 +21,7 @@
 
 pub mod acl;
 pub mod binary;
+pub mod collate;
 pub mod fts;
 pub mod ingest;
 pub mod mailbox;

@@ -226,6 +226,20 @@ impl TestServer {
             .expect("run petrel cli")
     }
 
+    /// Waits until `petrel search status` reports nothing waiting.
+    pub async fn wait_indexed(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let out = self.cli_ok(&["search", "status"]);
+            assert!(out.contains("index: on"), "{out}");
+            if out.contains("waiting: 0") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "indexer stuck: {out}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(

@@ -1,7 +1,4 @@
-//! Email/query and Email/get (RFC 8621 §4.4, §4.2), the first part: a
-//! query with the metadata filters of `email_filter` sorted by
-//! receivedAt, and the metadata and header properties of Email/get. Body parts, header:Name forms and the other
-//! filters and sorts are not built yet (README: Status).
+//! Email/get (RFC 8621 §4.2): the metadata and header properties.
 
 use std::collections::HashSet;
 
@@ -24,93 +21,6 @@ pub fn keyword(flag: &str) -> Option<String> {
         other if other.starts_with('\\') => None,
         other => Some(other.to_string()),
     }
-}
-
-/// Email/query: `filter` with `inMailbox` only (or none), `sort` by
-/// `receivedAt` only, `position`, `limit`, `calculateTotal`.
-pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
-    let mail = &cx.core.mail;
-    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let filter = super::email_filter::parse(args.get("filter"))?;
-    let mut ascending = false;
-    if let Some(sort) = args.get("sort").filter(|v| !v.is_null()) {
-        let list = sort
-            .as_array()
-            .ok_or_else(|| MethodError::invalid_arguments("sort must be an array"))?;
-        for c in list {
-            match c.get("property").and_then(Value::as_str) {
-                Some("receivedAt") => {
-                    ascending = c
-                        .get("isAscending")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true)
-                }
-                other => {
-                    return Err(MethodError::with(
-                        "unsupportedSort",
-                        format!("sorting by {other:?} is not supported yet (only receivedAt)"),
-                    ))
-                }
-            }
-        }
-    }
-    let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
-    let limit = match args.get("limit") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| MethodError::invalid_arguments("limit must be an UnsignedInt"))?
-                as usize,
-        ),
-    };
-    let found = super::visible_messages(cx, acct).await?;
-    let emails: Vec<u64> = found.keys().copied().collect();
-    let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
-    let mut rows: Vec<(i64, u64)> = found
-        .iter()
-        .filter_map(|(e, (mailboxes, keywords))| {
-            let meta = metas.get(e)?;
-            let candidate = super::email_filter::Candidate {
-                mailboxes,
-                keywords,
-                received_at: meta.received_at,
-                size: meta.size,
-            };
-            super::email_filter::matches(&filter, &candidate).then_some((meta.received_at, *e))
-        })
-        .collect();
-    // Ties by id, so the order is stable (RFC 8620 §5.5).
-    rows.sort_unstable();
-    if !ascending {
-        rows.reverse();
-    }
-    let total = rows.len();
-    // §5.5: a negative position counts from the end.
-    let start = if position < 0 {
-        total.saturating_sub(position.unsigned_abs() as usize)
-    } else {
-        (position as usize).min(total)
-    };
-    let end = limit.map_or(total, |l| (start + l).min(total));
-    let ids: Vec<String> = rows[start..end]
-        .iter()
-        .map(|(_, e)| id::email(*e))
-        .collect();
-    let mut out = json!({
-        "accountId": id::account(acct),
-        "queryState": state.to_string(),
-        "canCalculateChanges": false,
-        "position": start,
-        "ids": ids,
-    });
-    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
-        out["total"] = json!(total);
-    }
-    if let Some(l) = limit {
-        out["limit"] = json!(l);
-    }
-    Ok(out)
 }
 
 const PROPERTIES: &[&str] = &[

@@ -1,12 +1,14 @@
-//! Email/query filters (RFC 8621 §4.4.1) that the store's metadata can
-//! answer: mailboxes, dates, sizes and keywords, in AND/OR/NOT operator
-//! trees. Text filters (text, from, to, cc, bcc, subject, body, header)
-//! are not built yet and answer `unsupportedFilter`.
+//! Email/query filters (RFC 8621 §4.4.1) in AND/OR/NOT operator trees:
+//! mailboxes, dates, sizes and keywords from the store's metadata, and
+//! the text conditions (text, from, to, cc, bcc, subject, body, header),
+//! which the full-text index answers where it can and the message's
+//! content where it cannot (see `email_text`).
 
 use serde_json::{Map, Value};
 
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
+use crate::mail::fts::fold;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -27,6 +29,30 @@ pub struct Cond {
     max_size: Option<u64>,
     has_keyword: Option<String>,
     not_keyword: Option<String>,
+    /// Text conditions, all of which must hold.
+    pub text: Vec<TextCond>,
+}
+
+/// Where a text condition looks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `text`: every header and the text of the body parts.
+    Any,
+    Body,
+    Subject,
+    /// `from`, `to`, `cc`, `bcc` and `header`: one header field, by its
+    /// lower-case name.
+    Header(String),
+}
+
+/// A case-insensitive substring condition (RFC 8621 §4.4.1 lets the
+/// server choose how text matches; Petrel matches substrings, as IMAP
+/// SEARCH does, with the same index).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TextCond {
+    pub field: Field,
+    /// Folded; empty for `header` with only a name (the field exists).
+    pub needle: String,
 }
 
 /// One message as the filters see it.
@@ -120,10 +146,45 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
                     c.not_keyword = Some(kw)
                 }
             }
+            "text" | "from" | "to" | "cc" | "bcc" | "subject" | "body" => {
+                let needle = v
+                    .as_str()
+                    .ok_or_else(|| bad(format!("{k} must be a String")))?;
+                let field = match k.as_str() {
+                    "text" => Field::Any,
+                    "body" => Field::Body,
+                    "subject" => Field::Subject,
+                    name => Field::Header(name.to_string()),
+                };
+                c.text.push(TextCond {
+                    field,
+                    needle: fold(needle),
+                });
+            }
+            "header" => {
+                // §4.4.1: [name] or [name, value].
+                let list: Vec<&str> = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let ok = v.as_array().map(Vec::len) == Some(list.len());
+                let (name, needle) = match list[..] {
+                    [name] if ok => (name, ""),
+                    [name, value] if ok => (name, value),
+                    _ => return Err(bad("header must be [name] or [name, value] (Strings)")),
+                };
+                if name.is_empty() || name.contains(|c: char| c == ':' || c.is_whitespace()) {
+                    return Err(bad(format!("`{name}` is not a header field name")));
+                }
+                c.text.push(TextCond {
+                    field: Field::Header(name.to_ascii_lowercase()),
+                    needle: fold(needle),
+                });
+            }
             other => {
                 return Err(MethodError::with(
                     "unsupportedFilter",
-                    format!("the filter `{other}` is not supported yet"),
+                    format!("`{other}` is not an Email/query filter property (RFC 8621 §4.4.1)"),
                 ))
             }
         }
@@ -131,14 +192,31 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
     Ok(Filter::Cond(c))
 }
 
-pub fn matches(f: &Filter, m: &Candidate<'_>) -> bool {
+/// Every text condition of the tree, to look up in the index first.
+pub fn text_conds<'f>(f: &'f Filter, out: &mut Vec<&'f TextCond>) {
     match f {
-        Filter::All => true,
-        Filter::And(list) => list.iter().all(|x| matches(x, m)),
-        Filter::Or(list) => list.iter().any(|x| matches(x, m)),
-        Filter::Not(list) => !list.iter().any(|x| matches(x, m)),
+        Filter::All => {}
+        Filter::Cond(c) => out.extend(c.text.iter()),
+        Filter::And(l) | Filter::Or(l) | Filter::Not(l) => {
+            l.iter().for_each(|x| text_conds(x, out))
+        }
+    }
+}
+
+/// Whether `m` matches `f`; `None` when that depends on a text condition
+/// `text` cannot decide (it answers `None`).
+pub fn eval(
+    f: &Filter,
+    m: &Candidate<'_>,
+    text: &mut dyn FnMut(&TextCond) -> Option<bool>,
+) -> Option<bool> {
+    match f {
+        Filter::All => Some(true),
+        Filter::And(list) => all(list.iter().map(|x| eval(x, m, text))),
+        Filter::Or(list) => any(list.iter().map(|x| eval(x, m, text))),
+        Filter::Not(list) => any(list.iter().map(|x| eval(x, m, text))).map(|b| !b),
         Filter::Cond(c) => {
-            c.in_mailbox.is_none_or(|b| m.mailboxes.contains(&b))
+            let meta = c.in_mailbox.is_none_or(|b| m.mailboxes.contains(&b))
                 && (c.in_mailbox_other_than.is_empty()
                     || m.mailboxes.iter().any(|b| !c.in_mailbox_other_than.contains(b)))
                 // RFC 8621 §4.4.1: before is <, after is >=.
@@ -147,15 +225,49 @@ pub fn matches(f: &Filter, m: &Candidate<'_>) -> bool {
                 && c.min_size.is_none_or(|s| m.size >= s)
                 && c.max_size.is_none_or(|s| m.size < s)
                 && c.has_keyword.as_ref().is_none_or(|k| m.keywords.contains(k))
-                && c.not_keyword.as_ref().is_none_or(|k| !m.keywords.contains(k))
+                && c.not_keyword.as_ref().is_none_or(|k| !m.keywords.contains(k));
+            if !meta {
+                return Some(false);
+            }
+            all(c.text.iter().map(|t| text(t)))
         }
     }
+}
+
+/// Three-valued AND: false wins, then unknown.
+fn all(it: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut out = Some(true);
+    for v in it {
+        match v {
+            Some(false) => return Some(false),
+            None => out = None,
+            Some(true) => {}
+        }
+    }
+    out
+}
+
+/// Three-valued OR: true wins, then unknown.
+fn any(it: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut out = Some(false);
+    for v in it {
+        match v {
+            Some(true) => return Some(true),
+            None => out = None,
+            Some(false) => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn matches(f: &Filter, m: &Candidate<'_>) -> bool {
+        eval(f, m, &mut |_| None).expect("decided without text")
+    }
 
     #[test]
     fn trees_and_conditions() {
@@ -196,8 +308,14 @@ mod tests {
             &m
         ));
         assert_eq!(
-            parse(Some(&json!({"text": "x"}))).unwrap_err().kind,
+            parse(Some(&json!({"textual": "x"}))).unwrap_err().kind,
             "unsupportedFilter"
+        );
+        assert_eq!(
+            parse(Some(&json!({"header": ["a", "b", "c"]})))
+                .unwrap_err()
+                .kind,
+            "invalidArguments"
         );
         assert_eq!(
             parse(Some(&json!({"operator": "XOR", "conditions": []})))
@@ -211,5 +329,45 @@ mod tests {
                 .kind,
             "invalidArguments"
         );
+    }
+
+    #[test]
+    fn text_conditions_are_three_valued() {
+        let m = Candidate {
+            mailboxes: &[1],
+            keywords: &[],
+            received_at: 0,
+            size: 1,
+        };
+        let f = parse(Some(&json!({"operator": "OR", "conditions": [
+            {"from": "Alice"}, {"inMailbox": "M1", "header": ["X-Tag"]}
+        ]})))
+        .unwrap();
+        let mut seen = Vec::new();
+        text_conds(&f, &mut seen);
+        assert_eq!(
+            seen,
+            [
+                &TextCond {
+                    field: Field::Header("from".into()),
+                    needle: "alice".into()
+                },
+                &TextCond {
+                    field: Field::Header("x-tag".into()),
+                    needle: String::new()
+                },
+            ]
+        );
+        // Unknown text: unknown result, unless the rest decides.
+        assert_eq!(eval(&f, &m, &mut |_| None), None);
+        assert_eq!(eval(&f, &m, &mut |t| Some(t.needle.is_empty())), Some(true));
+        assert_eq!(eval(&f, &m, &mut |_| Some(false)), Some(false));
+        let not = parse(Some(
+            &json!({"operator": "NOT", "conditions": [{"inMailbox": "M1", "body": "x"}]}),
+        ))
+        .unwrap();
+        assert_eq!(eval(&not, &m, &mut |_| Some(true)), Some(false));
+        let other_box = parse(Some(&json!({"inMailbox": "M2", "body": "x"}))).unwrap();
+        assert_eq!(eval(&other_box, &m, &mut |_| None), Some(false));
     }
 }

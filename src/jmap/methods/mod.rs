@@ -5,7 +5,9 @@ mod changes;
 mod echo;
 mod email;
 mod email_filter;
+pub(crate) mod email_query;
 mod email_set;
+mod email_text;
 mod mailbox;
 mod thread;
 
@@ -48,7 +50,10 @@ pub async fn call(
         // not known to it.
         "Core/echo" if needs(CORE) => Ok((name.into(), echo::echo(args))),
         "Mailbox/get" if needs(MAIL) => Ok((name.into(), mailbox::get(cx, args).await?)),
-        "Email/query" if needs(MAIL) => Ok((name.into(), email::query(cx, args).await?)),
+        "Email/query" if needs(MAIL) => Ok((name.into(), email_query::query(cx, args).await?)),
+        "Email/queryChanges" if needs(MAIL) => {
+            Ok((name.into(), email_query::query_changes(cx, args).await?))
+        }
         "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),

@@ -1,0 +1,449 @@
+//! Email/query (RFC 8621 §4.4, RFC 8620 §5.5): every filter of
+//! `email_filter`, every sort of §4.4.2 with the advertised collations,
+//! collapseThreads, position and anchor windows. Email/queryChanges
+//! answers `cannotCalculateChanges` (§5.6 allows it; queries do not keep
+//! their results), and queries say `canCalculateChanges: false`.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::email_filter::{self, Candidate, TextCond};
+use super::email_text::{check, TextIndex};
+use super::{store_error, Context};
+use crate::jmap::id;
+use crate::jmap::request::MethodError;
+use crate::mail::collate::{base_subject_5256, casemap};
+use crate::mail::fts::{search_text, SearchText};
+use crate::mail::EmailMeta;
+
+/// The sorts this server offers (the session's emailQuerySortOptions).
+pub const SORT_OPTIONS: &[&str] = &[
+    "receivedAt",
+    "size",
+    "from",
+    "to",
+    "subject",
+    "sentAt",
+    "hasKeyword",
+    "allInThreadHaveKeyword",
+    "someInThreadHaveKeyword",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    ReceivedAt,
+    Size,
+    From,
+    To,
+    Subject,
+    SentAt,
+    HasKeyword(String),
+    AllInThread(String),
+    SomeInThread(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Collation {
+    UnicodeCasemap,
+    AsciiCasemap,
+    AsciiNumeric,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Comparator {
+    key: SortKey,
+    ascending: bool,
+    collation: Collation,
+}
+
+/// A value sorted on; strings are already in their collation's form.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Val {
+    Int(i64),
+    Str(String),
+}
+
+fn bad(why: impl Into<String>) -> MethodError {
+    MethodError::invalid_arguments(why)
+}
+
+fn parse_sort(v: Option<&Value>) -> Result<Vec<Comparator>, MethodError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(vec![Comparator {
+            key: SortKey::ReceivedAt,
+            ascending: false,
+            collation: Collation::UnicodeCasemap,
+        }]);
+    };
+    let list = v.as_array().ok_or_else(|| bad("sort must be an array"))?;
+    let mut out = Vec::new();
+    for c in list {
+        let c = c
+            .as_object()
+            .ok_or_else(|| bad("a Comparator must be an object"))?;
+        let property = c
+            .get("property")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("a Comparator needs a property"))?;
+        let keyword = || {
+            c.get("keyword")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| bad(format!("sorting by {property} needs a keyword")))
+        };
+        let key =
+            match property {
+                "receivedAt" => SortKey::ReceivedAt,
+                "size" => SortKey::Size,
+                "from" => SortKey::From,
+                "to" => SortKey::To,
+                "subject" => SortKey::Subject,
+                "sentAt" => SortKey::SentAt,
+                "hasKeyword" => SortKey::HasKeyword(keyword()?),
+                "allInThreadHaveKeyword" => SortKey::AllInThread(keyword()?),
+                "someInThreadHaveKeyword" => SortKey::SomeInThread(keyword()?),
+                other => return Err(MethodError::with(
+                    "unsupportedSort",
+                    format!(
+                        "`{other}` is not a sort this server offers (see emailQuerySortOptions)"
+                    ),
+                )),
+            };
+        // RFC 8620 §5.5: isAscending defaults to true.
+        let ascending = match c.get("isAscending") {
+            None => true,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| bad("isAscending must be a Boolean"))?,
+        };
+        let collation = match c.get("collation").and_then(Value::as_str) {
+            None | Some("i;unicode-casemap") => Collation::UnicodeCasemap,
+            Some("i;ascii-casemap") => Collation::AsciiCasemap,
+            Some("i;ascii-numeric") => Collation::AsciiNumeric,
+            Some(other) => {
+                return Err(MethodError::with(
+                    "unsupportedSort",
+                    format!("the collation `{other}` is not in collationAlgorithms"),
+                ))
+            }
+        };
+        out.push(Comparator {
+            key,
+            ascending,
+            collation,
+        });
+    }
+    Ok(out)
+}
+
+fn collate(s: &str, c: Collation) -> Val {
+    match c {
+        Collation::UnicodeCasemap => Val::Str(casemap(s)),
+        Collation::AsciiCasemap => Val::Str(s.to_ascii_uppercase()),
+        // RFC 4790 §9.1: a leading number compares by value; strings
+        // that do not start with a digit come after all numbers.
+        Collation::AsciiNumeric => {
+            let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+            Val::Int(if digits.is_empty() {
+                i64::MAX
+            } else {
+                digits.parse().unwrap_or(i64::MAX - 1)
+            })
+        }
+    }
+}
+
+/// The `email` of the first address of a header (§4.4.2 from/to).
+fn first_email(raw: &[u8], to: bool) -> String {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(raw) else {
+        return String::new();
+    };
+    let a = if to { m.to() } else { m.from() };
+    a.and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What a message's content gives the query, read at most once.
+struct Content {
+    raw: Vec<u8>,
+    text: std::cell::OnceCell<SearchText>,
+}
+
+impl Content {
+    fn text(&self) -> &SearchText {
+        self.text.get_or_init(|| search_text(&self.raw))
+    }
+}
+
+fn window(args: &Map<String, Value>) -> Result<(i64, Option<usize>), MethodError> {
+    let position = match args.get("position") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| bad("position must be an Int"))?,
+    };
+    let limit = match args.get("limit") {
+        None | Some(Value::Null) => None,
+        // §5.5: a negative limit is invalidArguments.
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("limit must be an UnsignedInt"))? as usize,
+        ),
+    };
+    Ok((position, limit))
+}
+
+pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let mail = &cx.core.mail;
+    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let filter = email_filter::parse(args.get("filter"))?;
+    let sort = parse_sort(args.get("sort"))?;
+    let collapse = match args.get("collapseThreads") {
+        None | Some(Value::Null) => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad("collapseThreads must be a Boolean"))?,
+    };
+    let (position, limit) = window(&args)?;
+    let anchor = match args.get("anchor") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_str().ok_or_else(|| bad("anchor must be an Id"))?),
+    };
+    let anchor_offset = args
+        .get("anchorOffset")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+
+    let found = super::visible_messages(cx, acct).await?;
+    let emails: Vec<u64> = found.keys().copied().collect();
+    let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
+    let mut conds: Vec<&TextCond> = Vec::new();
+    email_filter::text_conds(&filter, &mut conds);
+    let index = TextIndex::lookup(mail, acct, &conds).await;
+    let reads_addresses = sort
+        .iter()
+        .any(|c| matches!(c.key, SortKey::From | SortKey::To));
+
+    // Thread keyword sorts look at every visible message of the thread.
+    let mut thread_keywords: HashMap<u64, (HashSet<&str>, HashSet<&str>)> = HashMap::new();
+    let by_thread = sort
+        .iter()
+        .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
+    if by_thread {
+        let mut count: HashMap<u64, HashMap<&str, usize>> = HashMap::new();
+        let mut size: HashMap<u64, usize> = HashMap::new();
+        for (e, (_, kws)) in &found {
+            let Some(meta) = metas.get(e) else { continue };
+            *size.entry(meta.thread).or_default() += 1;
+            for k in kws {
+                *count.entry(meta.thread).or_default().entry(k).or_default() += 1;
+            }
+        }
+        for (t, n) in size {
+            let counts = count.remove(&t).unwrap_or_default();
+            let some = counts.keys().copied().collect();
+            let all = counts
+                .iter()
+                .filter(|(_, c)| **c == n)
+                .map(|(k, _)| *k)
+                .collect();
+            thread_keywords.insert(t, (all, some));
+        }
+    }
+
+    let mut rows: Vec<(Vec<Val>, u64, u64)> = Vec::new();
+    for (e, (mailboxes, keywords)) in &found {
+        let Some(meta) = metas.get(e) else { continue };
+        let candidate = Candidate {
+            mailboxes,
+            keywords,
+            received_at: meta.received_at,
+            size: meta.size,
+        };
+        let mut content: Option<Content> = None;
+        let verdict = email_filter::eval(&filter, &candidate, &mut |t| index.decide(*e, t));
+        let keep = match verdict {
+            Some(v) => v,
+            None => {
+                let c = read(mail, meta, &mut content).await?;
+                email_filter::eval(&filter, &candidate, &mut |t| {
+                    Some(check(&c.raw, c.text(), t))
+                })
+                .unwrap_or(false)
+            }
+        };
+        if !keep {
+            continue;
+        }
+        let (from, to) = if reads_addresses {
+            let c = read(mail, meta, &mut content).await?;
+            (first_email(&c.raw, false), first_email(&c.raw, true))
+        } else {
+            Default::default()
+        };
+        let has = |k: &str| keywords.iter().any(|x| x == k);
+        let key = sort
+            .iter()
+            .map(|c| match &c.key {
+                SortKey::ReceivedAt => Val::Int(meta.received_at),
+                SortKey::Size => Val::Int(meta.size as i64),
+                SortKey::SentAt => Val::Int(meta.meta.sent_at.unwrap_or(meta.received_at)),
+                SortKey::Subject => collate(&base_subject_5256(&meta.meta.subject).0, c.collation),
+                SortKey::From => collate(&from, c.collation),
+                SortKey::To => collate(&to, c.collation),
+                SortKey::HasKeyword(k) => Val::Int(has(k) as i64),
+                SortKey::AllInThread(k) => Val::Int(
+                    thread_keywords
+                        .get(&meta.thread)
+                        .is_some_and(|(all, _)| all.contains(k.as_str()))
+                        as i64,
+                ),
+                SortKey::SomeInThread(k) => Val::Int(
+                    thread_keywords
+                        .get(&meta.thread)
+                        .is_some_and(|(_, some)| some.contains(k.as_str()))
+                        as i64,
+                ),
+            })
+            .collect();
+        rows.push((key, *e, meta.thread));
+    }
+    rows.sort_by(|a, b| {
+        for (i, c) in sort.iter().enumerate() {
+            let o = a.0[i].cmp(&b.0[i]);
+            let o = if c.ascending { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        // Ties by id, so the order is stable (RFC 8620 §5.5); ids grow
+        // with arrival, so they follow the first comparator's direction
+        // (newest first stays newest first within one second).
+        match sort.first() {
+            Some(c) if !c.ascending => b.1.cmp(&a.1),
+            _ => a.1.cmp(&b.1),
+        }
+    });
+    if collapse {
+        // §4.4.3: only the first Email of each Thread in the sorted list.
+        let mut seen = HashSet::new();
+        rows.retain(|r| seen.insert(r.2));
+    }
+    let ids: Vec<u64> = rows.iter().map(|r| r.1).collect();
+    let total = ids.len();
+    let start = match anchor {
+        // §5.5: with an anchor, position is ignored; the anchor's index
+        // plus anchorOffset, clamped to the list.
+        Some(a) => {
+            let at = id::parse_email(a)
+                .and_then(|e| ids.iter().position(|x| *x == e))
+                .ok_or_else(|| MethodError::new("anchorNotFound"))?;
+            (at as i64 + anchor_offset).clamp(0, total as i64) as usize
+        }
+        // A negative position counts from the end.
+        None if position < 0 => total.saturating_sub(position.unsigned_abs() as usize),
+        None => (position as usize).min(total),
+    };
+    let end = limit.map_or(total, |l| start.saturating_add(l).min(total));
+    let mut out = json!({
+        "accountId": id::account(acct),
+        "queryState": state.to_string(),
+        "canCalculateChanges": false,
+        "position": start,
+        "ids": ids[start..end].iter().map(|e| id::email(*e)).collect::<Vec<_>>(),
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = json!(total);
+    }
+    if let Some(l) = limit {
+        out["limit"] = json!(l);
+    }
+    Ok(out)
+}
+
+async fn read<'c>(
+    mail: &crate::mail::MailStore,
+    meta: &EmailMeta,
+    content: &'c mut Option<Content>,
+) -> Result<&'c Content, MethodError> {
+    if content.is_none() {
+        let raw = mail.email_raw(meta).await.map_err(store_error)?;
+        *content = Some(Content {
+            raw,
+            text: Default::default(),
+        });
+    }
+    Ok(content.as_ref().expect("read above"))
+}
+
+/// Email/queryChanges (RFC 8620 §5.6): this server does not keep query
+/// results, so it cannot say how they changed; the client queries again.
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    cx.account_id(&args)?;
+    email_filter::parse(args.get("filter"))?;
+    parse_sort(args.get("sort"))?;
+    Err(MethodError::with(
+        "cannotCalculateChanges",
+        "query results are not kept; run Email/query again",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparators() {
+        let s = parse_sort(Some(&json!([
+            {"property": "subject", "collation": "i;ascii-casemap"},
+            {"property": "hasKeyword", "keyword": "$Flagged", "isAscending": false}
+        ])))
+        .unwrap();
+        assert_eq!(s[0].key, SortKey::Subject);
+        assert!(s[0].ascending);
+        assert_eq!(s[0].collation, Collation::AsciiCasemap);
+        assert_eq!(s[1].key, SortKey::HasKeyword("$flagged".into()));
+        assert!(!s[1].ascending);
+        let err = |v: Value| parse_sort(Some(&v)).unwrap_err().kind;
+        assert_eq!(err(json!([{"property": "color"}])), "unsupportedSort");
+        assert_eq!(
+            err(json!([{"property": "from", "collation": "i;octet"}])),
+            "unsupportedSort"
+        );
+        assert_eq!(err(json!([{"property": "hasKeyword"}])), "invalidArguments");
+        assert_eq!(err(json!({"property": "size"})), "invalidArguments");
+        // No sort: newest first.
+        assert!(!parse_sort(None).unwrap()[0].ascending);
+    }
+
+    #[test]
+    fn collations() {
+        assert_eq!(
+            collate("école", Collation::UnicodeCasemap),
+            collate("ÉCOLE", Collation::UnicodeCasemap)
+        );
+        assert!(
+            collate("9 lives", Collation::AsciiNumeric)
+                < collate("10 ducks", Collation::AsciiNumeric)
+        );
+        assert!(collate("10", Collation::AsciiNumeric) < collate("ten", Collation::AsciiNumeric));
+        assert_eq!(
+            collate("abc", Collation::AsciiCasemap),
+            Val::Str("ABC".into())
+        );
+    }
+
+    #[test]
+    fn first_addresses() {
+        let raw = b"From: \"Zed\" <a@example.org>, b@example.org\r\nTo: c@example.net\r\n\r\nx";
+        assert_eq!(first_email(raw, false), "a@example.org");
+        assert_eq!(first_email(raw, true), "c@example.net");
+        assert_eq!(first_email(b"Subject: none\r\n\r\n", true), "");
+    }
+}
