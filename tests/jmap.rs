@@ -1212,3 +1212,158 @@ async fn email_query_text_filters_and_sorts() {
     );
     assert_eq!(r[0][1]["type"], "cannotCalculateChanges");
 }
+
+const MULTIPART: &str = "From: \"Ann Able\" <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: =?UTF-8?Q?R=C3=A9sum=C3=A9?= attached\r\nMessage-ID: <m1@remote.test>\r\nIn-Reply-To: <m0@remote.test>\r\nList-Unsubscribe: <https://remote.test/u>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=alt\r\n\r\n--alt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 at noon?\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Caf\u{e9} at <b>noon</b>?</p>\r\n--alt--\r\n--outer\r\nContent-Type: application/octet-stream; name=\"cv.bin\"\r\nContent-Disposition: attachment; filename=\"cv.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--outer--\r\n";
+
+/// RFC 8621 §4.1.2-§4.1.4, §4.2: Email/get's parsed header forms, the
+/// MIME tree, textBody/htmlBody/attachments, bodyValues decoded from
+/// their charsets and truncated, hasAttachment; a part's blob downloads
+/// decoded; jmapc reads the same body values.
+#[tokio::test]
+async fn email_get_bodies_and_header_forms() {
+    let j = server("");
+    let account = j.account_id();
+    j.deliver(&[MULTIPART.to_string()]).await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account}, "q"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "fetchTextBodyValues": true, "fetchHTMLBodyValues": true}, "g"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "properties": ["bodyStructure", "headers", "header:Subject:asText", "header:subject",
+                    "header:List-Unsubscribe:asURLs", "header:From:asGroupedAddresses", "header:X-None:all", "bodyValues"],
+                "bodyProperties": ["partId", "type", "subParts", "header:Content-Type"],
+                "fetchAllBodyValues": true, "maxBodyValueBytes": 6}, "s"],
+            ["Email/get", {"accountId": account, "ids": [], "properties": ["header:From:asText"]}, "bad"],
+            ["Email/get", {"accountId": account, "ids": [], "bodyProperties": ["colour"]}, "bad2"]
+        ]),
+    );
+    // Defaults of §4.2: the body lists and values are in.
+    let e = &r[1][1]["list"][0];
+    assert_eq!(e["subject"], "Résumé attached");
+    assert_eq!(e["inReplyTo"], json!(["m0@remote.test"]));
+    assert_eq!(e["bcc"], Value::Null);
+    assert_eq!(e["hasAttachment"], true);
+    let text = &e["textBody"][0];
+    let html = &e["htmlBody"][0];
+    assert_eq!(
+        (text["type"].as_str(), text["charset"].as_str()),
+        (Some("text/plain"), Some("iso-8859-1"))
+    );
+    assert_eq!(html["type"], "text/html");
+    let att = &e["attachments"];
+    assert_eq!(att.as_array().unwrap().len(), 1, "{att}");
+    assert_eq!(
+        (att[0]["name"].as_str(), att[0]["size"].as_u64()),
+        (Some("cv.bin"), Some(8))
+    );
+    let values = &e["bodyValues"];
+    let tid = text["partId"].as_str().unwrap();
+    assert_eq!(
+        values[tid]["value"], "Café at noon?",
+        "decoded from Latin-1: {values}"
+    );
+    assert_eq!(values[tid]["isTruncated"], false);
+    assert!(values[html["partId"].as_str().unwrap()]["value"]
+        .as_str()
+        .unwrap()
+        .contains("<b>noon</b>"));
+
+    let s = &r[2][1]["list"][0];
+    assert_eq!(s["header:Subject:asText"], "Résumé attached");
+    assert_eq!(
+        s["header:subject"],
+        " =?UTF-8?Q?R=C3=A9sum=C3=A9?= attached"
+    );
+    assert_eq!(
+        s["header:List-Unsubscribe:asURLs"],
+        json!(["https://remote.test/u"])
+    );
+    assert_eq!(
+        s["header:From:asGroupedAddresses"],
+        json!([{"name": null, "addresses": [{"name": "Ann Able", "email": "ann@remote.test"}]}])
+    );
+    assert_eq!(s["header:X-None:all"], json!([]));
+    let names: Vec<&str> = s["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    // Delivery prepends Return-Path and Received; the rest as written.
+    assert_eq!(names[0], "Return-Path", "{names:?}");
+    assert!(
+        names.ends_with(&[
+            "From",
+            "To",
+            "Subject",
+            "Message-ID",
+            "In-Reply-To",
+            "List-Unsubscribe",
+            "MIME-Version",
+            "Content-Type"
+        ]),
+        "{names:?}"
+    );
+    let tree = &s["bodyStructure"];
+    assert_eq!(tree["type"], "multipart/mixed");
+    assert_eq!(tree["partId"], Value::Null);
+    assert_eq!(tree["subParts"][0]["type"], "multipart/alternative");
+    assert_eq!(tree["subParts"][0]["subParts"][1]["type"], "text/html");
+    assert_eq!(
+        tree["subParts"][1]["header:Content-Type"],
+        " application/octet-stream; name=\"cv.bin\""
+    );
+    // All text parts, cut at 6 bytes without splitting a character or a tag.
+    let all = s["bodyValues"].as_object().unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all
+        .values()
+        .all(|v| v["isTruncated"] == true && v["value"].as_str().unwrap().len() <= 6));
+    assert_eq!(all[tid]["value"], "Café ");
+    assert_eq!(
+        r[3][1]["type"], "invalidArguments",
+        "asText on From is not allowed"
+    );
+    assert_eq!(r[4][1]["type"], "invalidArguments");
+
+    // The attachment's blob is its decoded bytes.
+    let url = format!(
+        "{}/jmap/download/{account}/{}/cv.bin?type=application/octet-stream",
+        j.base(),
+        att[0]["blobId"].as_str().unwrap()
+    );
+    let out = Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(&j.ca)
+        .args(["-u", "joe@example.org:pw", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, [0, 1, 2, 3, 4, 5, 6, 7]);
+
+    // A second client: jmapc's Email model reads the same values.
+    let port = j.s.addr("https").port();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "from jmapc import Client, Ref\n\
+             from jmapc.methods import EmailQuery, EmailGet\n\
+             c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
+             res = c.request([EmailQuery(), EmailGet(ids=Ref('/ids'), fetch_text_body_values=True)])\n\
+             e = res[1].response.data[0]\n\
+             print('text', e.body_values[e.text_body[0].part_id].value)\n\
+             print('attachment', e.attachments[0].name, e.attachments[0].size, e.has_attachment)\n"
+        ))
+        .env("REQUESTS_CA_BUNDLE", &j.ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("text Café at noon?"), "{stdout}");
+    assert!(stdout.contains("attachment cv.bin 8 True"), "{stdout}");
+}

@@ -1,8 +1,8 @@
 //! Downloading blobs (RFC 8620 §6.2): `GET /jmap/download/{accountId}/
-//! {blobId}/{name}?type={type}`. A message's blobId names the message
-//! (`B` and its Email id), so a download can only reach the account's own
-//! mail: the Email is looked up in the requesting account. Uploads are
-//! not built yet.
+//! {blobId}/{name}?type={type}`. A blobId names the message (`B` and its
+//! Email id, and for a MIME part `-` and the part's index), so a download
+//! can only reach the account's own mail: the Email is looked up in the
+//! requesting account. Uploads are not built yet.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -41,7 +41,10 @@ pub(super) async fn download(
     if super::id::parse_account(&account) != Some(user.id) {
         return problem(StatusCode::NOT_FOUND, "no such account");
     }
-    let email = super::id::parse_blob(&blob);
+    let (email, part) = match super::id::parse_blob(&blob) {
+        Some((e, p)) => (Some(e), p),
+        None => (None, None),
+    };
     let mail = &st.core.mail;
     let meta = match email {
         Some(e) => match (
@@ -60,7 +63,14 @@ pub(super) async fn download(
         None => return problem(StatusCode::NOT_FOUND, "no such blob"),
     };
     let raw = match mail.email_raw(&meta).await {
-        Ok(r) => r,
+        // A part's blob is its decoded content (RFC 8621 §4.1.4).
+        Ok(r) => match part {
+            None => r,
+            Some(p) => match super::methods::email_body::part_contents(&r, p) {
+                Some(c) => c,
+                None => return problem(StatusCode::NOT_FOUND, "no such blob"),
+            },
+        },
         Err(e) => {
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -50,8 +50,22 @@ pub fn blob(email: u64) -> String {
     format!("B{email}")
 }
 
-pub fn parse_blob(s: &str) -> Option<u64> {
-    parse('B', s)
+/// One MIME part of a message (RFC 8621 §4.1.4 blobId): the message's
+/// blob id, `-` and the part's index (its partId).
+pub fn part_blob(email: u64, part: usize) -> String {
+    format!("B{email}-{part}")
+}
+
+/// A blob id: the Email and, for a part, the part's index.
+pub fn parse_blob(s: &str) -> Option<(u64, Option<usize>)> {
+    match s.split_once('-') {
+        None => parse('B', s).map(|e| (e, None)),
+        Some((msg, part)) => {
+            let e = parse('B', msg)?;
+            let p = parse('p', &format!("p{part}"))?;
+            Some((e, Some(usize::try_from(p).ok()?)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,7 +79,11 @@ mod tests {
         assert_eq!(mailbox(7), "M7");
         assert_eq!(parse_email(&email(9)), Some(9));
         assert_eq!(parse_thread(&thread(3)), Some(3));
-        assert_eq!(parse_blob(&blob(4)), Some(4));
+        assert_eq!(parse_blob(&blob(4)), Some((4, None)));
+        assert_eq!(parse_blob(&part_blob(4, 2)), Some((4, Some(2))));
+        for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2"] {
+            assert_eq!(parse_blob(bad), None, "{bad}");
+        }
         for bad in ["M", "M07", "m7", "M-1", "M4294967296", "a1"] {
             assert_eq!(parse_mailbox(bad), None, "{bad}");
         }

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use serde_json::{json, Map, Value};
 
-use super::mailbox::{ids, properties};
+use super::email_body;
+use super::mailbox::ids;
 use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
@@ -23,7 +24,67 @@ pub fn keyword(flag: &str) -> Option<String> {
     }
 }
 
+/// Every Email property this server returns (RFC 8621 §4.1) besides the
+/// `header:` forms.
 const PROPERTIES: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+    "headers",
+    "bodyStructure",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+
+/// What Email/get returns when `properties` is null (§4.2).
+const DEFAULT_PROPERTIES: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+
+/// Properties answered from the store's metadata, without the message.
+const FROM_METADATA: &[&str] = &[
     "id",
     "blobId",
     "threadId",
@@ -35,36 +96,44 @@ const PROPERTIES: &[&str] = &[
     "references",
     "subject",
     "sentAt",
-    "from",
-    "to",
-    "cc",
-    "replyTo",
-    "preview",
 ];
 
 /// `YYYY-MM-DDThh:mm:ssZ` (RFC 8620 §1.4 UTCDate), by mail-parser.
-fn utc(secs: i64) -> Value {
+pub(crate) fn utc(secs: i64) -> Value {
     json!(mail_parser::DateTime::from_timestamp(secs).to_rfc3339())
 }
 
-fn addresses(a: Option<&mail_parser::Address<'_>>) -> Value {
-    match a {
-        None => Value::Null,
-        Some(a) => Value::Array(
-            a.iter()
-                .map(|x| json!({ "name": x.name(), "email": x.address() }))
-                .collect(),
-        ),
+/// The `properties` argument: known names and `header:` forms.
+fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, MethodError> {
+    let Some(list) = args.get("properties").filter(|v| !v.is_null()) else {
+        return Ok(DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect());
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| MethodError::invalid_arguments("properties must be null or an array"))?;
+    let mut out = vec!["id".to_string()];
+    for p in list {
+        let p = p
+            .as_str()
+            .ok_or_else(|| MethodError::invalid_arguments("properties must be strings"))?;
+        if !PROPERTIES.contains(&p) && email_body::parse_header_prop(p)?.is_none() {
+            return Err(MethodError::invalid_arguments(format!(
+                "unknown property `{p}`"
+            )));
+        }
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_string());
+        }
     }
+    Ok(out)
 }
 
-/// Email/get with metadata, header convenience properties and preview.
+/// Email/get (§4.2) with every property, header forms and body values.
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
-    let props = match args.get("properties") {
-        None | Some(Value::Null) => PROPERTIES.iter().map(|p| p.to_string()).collect(),
-        _ => properties(&args, PROPERTIES)?,
-    };
+    let props = email_properties(&args)?;
+    let body_props = email_body::body_properties(&args)?;
+    let value_opts = email_body::ValueOptions::parse(&args)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?.ok_or_else(|| {
         MethodError::with(
             "requestTooLarge",
@@ -73,9 +142,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     })?;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let needs_raw = props
-        .iter()
-        .any(|p| matches!(p.as_str(), "from" | "to" | "cc" | "replyTo" | "preview"));
+    let needs_raw = props.iter().any(|p| !FROM_METADATA.contains(&p.as_str()));
     let mut list = Vec::new();
     let mut not_found = Vec::new();
     let mut seen = HashSet::new();
@@ -105,6 +172,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         let parsed = raw
             .as_deref()
             .and_then(|r| mail_parser::MessageParser::default().parse(r));
+        let msg = parsed.as_ref();
         let mut obj = Map::new();
         for p in &props {
             let v = match p.as_str() {
@@ -130,6 +198,11 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                     Some(m) => json!([m]),
                     None => Value::Null,
                 },
+                "inReplyTo" => match msg.map(|m| m.in_reply_to()) {
+                    Some(mail_parser::HeaderValue::Text(t)) => json!([t]),
+                    Some(mail_parser::HeaderValue::TextList(l)) => json!(l),
+                    _ => Value::Null,
+                },
                 "references" => {
                     if meta.meta.references.is_empty() {
                         Value::Null
@@ -139,16 +212,57 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 }
                 "subject" => json!(meta.meta.subject),
                 "sentAt" => meta.meta.sent_at.map_or(Value::Null, utc),
-                "from" => addresses(parsed.as_ref().and_then(|m| m.from())),
-                "to" => addresses(parsed.as_ref().and_then(|m| m.to())),
-                "cc" => addresses(parsed.as_ref().and_then(|m| m.cc())),
-                "replyTo" => addresses(parsed.as_ref().and_then(|m| m.reply_to())),
-                "preview" => json!(parsed
-                    .as_ref()
+                "sender" => email_body::addresses(msg.and_then(|m| m.sender())),
+                "from" => email_body::addresses(msg.and_then(|m| m.from())),
+                "to" => email_body::addresses(msg.and_then(|m| m.to())),
+                "cc" => email_body::addresses(msg.and_then(|m| m.cc())),
+                "bcc" => email_body::addresses(msg.and_then(|m| m.bcc())),
+                "replyTo" => email_body::addresses(msg.and_then(|m| m.reply_to())),
+                "preview" => json!(msg
                     .and_then(|m| m.body_preview(256))
                     .map(|p| p.to_string())
                     .unwrap_or_default()),
-                _ => continue,
+                "hasAttachment" => json!(msg.is_some_and(email_body::has_attachment)),
+                "headers" => match msg {
+                    Some(m) => email_body::header_list(m.raw_message(), &m.parts[0].headers),
+                    None => json!([]),
+                },
+                "bodyStructure" => {
+                    msg.map_or(Value::Null, |m| email_body::body_part(m, 0, &body_props, e))
+                }
+                "textBody" | "htmlBody" | "attachments" => match msg {
+                    Some(m) => {
+                        let parts = match p.as_str() {
+                            "textBody" => &m.text_body,
+                            "htmlBody" => &m.html_body,
+                            _ => &m.attachments,
+                        };
+                        // §4.1.4: these lists never include subParts.
+                        let flat: Vec<String> = body_props
+                            .iter()
+                            .filter(|b| *b != "subParts")
+                            .cloned()
+                            .collect();
+                        Value::Array(
+                            parts
+                                .iter()
+                                .map(|i| email_body::body_part(m, *i as usize, &flat, e))
+                                .collect(),
+                        )
+                    }
+                    None => json!([]),
+                },
+                "bodyValues" => msg.map_or(json!({}), |m| email_body::body_values(m, value_opts)),
+                other => match email_body::parse_header_prop(other)? {
+                    Some(hp) => match msg {
+                        Some(m) => {
+                            email_body::header_prop(m.raw_message(), &m.parts[0].headers, &hp)
+                        }
+                        None if hp.all => json!([]),
+                        None => Value::Null,
+                    },
+                    None => continue,
+                },
             };
             obj.insert(p.clone(), v);
         }

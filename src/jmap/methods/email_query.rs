@@ -93,24 +93,25 @@ fn parse_sort(v: Option<&Value>) -> Result<Vec<Comparator>, MethodError> {
                 .map(str::to_ascii_lowercase)
                 .ok_or_else(|| bad(format!("sorting by {property} needs a keyword")))
         };
-        let key =
-            match property {
-                "receivedAt" => SortKey::ReceivedAt,
-                "size" => SortKey::Size,
-                "from" => SortKey::From,
-                "to" => SortKey::To,
-                "subject" => SortKey::Subject,
-                "sentAt" => SortKey::SentAt,
-                "hasKeyword" => SortKey::HasKeyword(keyword()?),
-                "allInThreadHaveKeyword" => SortKey::AllInThread(keyword()?),
-                "someInThreadHaveKeyword" => SortKey::SomeInThread(keyword()?),
-                other => return Err(MethodError::with(
+        let key = match property {
+            "receivedAt" => SortKey::ReceivedAt,
+            "size" => SortKey::Size,
+            "from" => SortKey::From,
+            "to" => SortKey::To,
+            "subject" => SortKey::Subject,
+            "sentAt" => SortKey::SentAt,
+            "hasKeyword" => SortKey::HasKeyword(keyword()?),
+            "allInThreadHaveKeyword" => SortKey::AllInThread(keyword()?),
+            "someInThreadHaveKeyword" => SortKey::SomeInThread(keyword()?),
+            other => {
+                return Err(MethodError::with(
                     "unsupportedSort",
                     format!(
                         "`{other}` is not a sort this server offers (see emailQuerySortOptions)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         // RFC 8620 §5.5: isAscending defaults to true.
         let ascending = match c.get("isAscending") {
             None => true,

@@ -4,6 +4,7 @@
 mod changes;
 mod echo;
 mod email;
+pub(crate) mod email_body;
 mod email_filter;
 pub(crate) mod email_query;
 mod email_set;
