@@ -229,7 +229,7 @@ pub fn eval(
             if !meta {
                 return Some(false);
             }
-            all(c.text.iter().map(|t| text(t)))
+            all(c.text.iter().map(text))
         }
     }
 }
