@@ -665,7 +665,7 @@ async fn email_set_keywords_show_in_imap_idle() {
     let set = &r[0][1];
     assert_eq!(set["updated"], json!({ ids[0].clone(): null }), "{set}");
     assert_eq!(set["notUpdated"][&ids[1]]["type"], "invalidProperties");
-    assert_eq!(set["notCreated"]["k1"]["type"], "forbidden");
+    assert_eq!(set["notCreated"]["k1"]["type"], "invalidProperties", "no mailboxIds");
     assert_ne!(set["newState"], set["oldState"]);
 
     let mut seen = String::new();
@@ -1366,4 +1366,153 @@ async fn email_get_bodies_and_header_forms() {
     );
     assert!(stdout.contains("text Café at noon?"), "{stdout}");
     assert!(stdout.contains("attachment cv.bin 8 True"), "{stdout}");
+}
+
+impl Jmap {
+    /// The account's mailbox ids by role.
+    fn roles(&self, account: &str) -> std::collections::HashMap<String, String> {
+        let r = self.api(
+            &[CORE, MAIL],
+            json!([["Mailbox/get", {"accountId": account, "properties": ["role"]}, "0"]]),
+        );
+        r[0][1]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m["role"].as_str()?.to_string(),
+                    m["id"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// POSTs `data` to the upload endpoint; the response.
+    fn upload(&self, account: &str, kind: &str, data: &[u8]) -> (u16, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("blob");
+        std::fs::write(&f, data).unwrap();
+        let url = format!("{}/jmap/upload/{account}/", self.base());
+        let (status, _, body) = self.curl(
+            &[
+                "-u",
+                "joe@example.org:pw",
+                "-H",
+                &format!("Content-Type: {kind}"),
+                "--data-binary",
+                &format!("@{}", f.display()),
+                &url,
+            ],
+            None,
+        );
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}
+
+/// RFC 8620 §6.1 uploads; RFC 8621 §4.6 Email/set creation (text, HTML
+/// and an uploaded attachment), creation references and createdIds,
+/// mailboxIds patches that IMAP sees as a move; §4.8 Email/import.
+#[tokio::test]
+async fn uploads_create_move_and_import() {
+    let j = server("[jmap]\nmax-size-upload = 1000\n");
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    let (status, up) = j.upload(&account, "application/pdf", b"%PDF-1.4 tiny");
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(
+        (up["type"].as_str(), up["size"].as_u64()),
+        (Some("application/pdf"), Some(13))
+    );
+    let (status, _) = j.upload(&account, "text/plain", &[b'x'; 1001]);
+    assert_eq!(status, 413, "over maxSizeUpload");
+    let req = json!({
+        "using": [CORE, MAIL],
+        "createdIds": {},
+        "methodCalls": [
+            ["Email/set", {"accountId": account, "create": {"d1": {
+                "mailboxIds": {roles["drafts"].as_str(): true},
+                "keywords": {"$draft": true, "$seen": true},
+                "from": [{"name": "Joe", "email": "joe@example.org"}],
+                "to": [{"name": "Ann", "email": "ann@remote.test"}],
+                "subject": "Draft with a PDF",
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+                "htmlBody": [{"partId": "h", "type": "text/html"}],
+                "bodyValues": {"t": {"value": "See the PDF."}, "h": {"value": "<p>See the <b>PDF</b>.</p>"}},
+                "attachments": [{"blobId": up["blobId"], "type": "application/pdf", "name": "tiny.pdf"}]
+            }, "bad": {"mailboxIds": {}, "subject": "x"},
+               "gone": {"mailboxIds": {roles["drafts"].as_str(): true}, "attachments": [{"blobId": "U999", "type": "a/b"}]}}}, "c"],
+            ["Email/get", {"accountId": account, "ids": ["#d1"],
+                "properties": ["subject", "keywords", "mailboxIds", "hasAttachment", "attachments", "bodyValues"],
+                "fetchTextBodyValues": true}, "g"],
+            ["Email/set", {"accountId": account, "update": {"#d1": {
+                "mailboxIds/".to_string() + &roles["drafts"]: null,
+                "mailboxIds/".to_string() + &roles["sent"]: true,
+                "keywords/$draft": null}}}, "u"]
+        ]
+    });
+    let (status, v) = j.api_raw(&req.to_string());
+    assert_eq!(status, 200, "{v}");
+    let r = v["methodResponses"].as_array().unwrap();
+    let made = &r[0][1]["created"]["d1"];
+    let email = made["id"].as_str().unwrap().to_string();
+    assert!(
+        made["blobId"].is_string()
+            && made["threadId"].is_string()
+            && made["size"].as_u64().unwrap() > 100,
+        "{made}"
+    );
+    assert_eq!(v["createdIds"]["d1"], email.as_str());
+    assert_eq!(r[0][1]["notCreated"]["bad"]["type"], "invalidProperties");
+    assert_eq!(
+        r[0][1]["notCreated"]["gone"],
+        json!({"type": "blobNotFound", "notFound": ["U999"]})
+    );
+    let got = &r[1][1]["list"][0];
+    assert_eq!(got["subject"], "Draft with a PDF");
+    assert_eq!(got["keywords"], json!({"$draft": true, "$seen": true}));
+    assert_eq!(got["hasAttachment"], true);
+    assert_eq!(got["attachments"][0]["name"], "tiny.pdf");
+    assert_eq!(got["attachments"][0]["size"], 13);
+    let text = got["bodyValues"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(text["value"], "See the PDF.");
+    assert_eq!(
+        r[2][1]["updated"],
+        json!({ email.as_str(): null }),
+        "{}",
+        r[2][1]
+    );
+    // IMAP sees the move and the keywords: in Sent, not in Drafts, \Seen without \Draft.
+    let out = imap(
+        j.s.addr("imap"),
+        "b STATUS Drafts (MESSAGES)\r\nc SELECT Sent\r\nd FETCH 1 (FLAGS EMAILID BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n",
+    )
+    .await;
+    assert!(out.contains("STATUS \"Drafts\" (MESSAGES 0)"), "{out}");
+    assert!(out.contains(&format!("EMAILID ({email})")), "{out}");
+    assert!(out.contains("FLAGS (\\Seen \\Recent)"), "{out}");
+    assert!(out.contains("Subject: Draft with a PDF"), "{out}");
+
+    // §4.8: a raw message uploaded, then imported into two mailboxes.
+    let raw = b"From: Old <old@remote.test>\r\nSubject: from the archive\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nArchived.\r\n";
+    let (_, up) = j.upload(&account, "message/rfc822", raw);
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/import", {"accountId": account, "emails": {
+            "i1": {"blobId": up["blobId"], "mailboxIds": {roles["inbox"].as_str(): true, roles["archive"].as_str(): true},
+                   "keywords": {"$flagged": true}, "receivedAt": "2024-01-01T10:00:05Z"},
+            "i2": {"blobId": "U424242", "mailboxIds": {roles["inbox"].as_str(): true}}}}, "i"],
+            ["Email/get", {"accountId": account, "ids": ["#i1"], "properties": ["receivedAt", "mailboxIds", "keywords", "subject"]}, "g"]]),
+    );
+    assert_eq!(r[0][1]["notCreated"]["i2"]["type"], "blobNotFound");
+    let got = &r[1][1]["list"][0];
+    assert_eq!(got["receivedAt"], "2024-01-01T10:00:05Z");
+    assert_eq!(got["mailboxIds"].as_object().unwrap().len(), 2);
+    assert_eq!(got["keywords"], json!({"$flagged": true}));
+    assert_eq!(got["subject"], "from the archive");
 }

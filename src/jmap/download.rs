@@ -2,7 +2,7 @@
 //! {blobId}/{name}?type={type}`. A blobId names the message (`B` and its
 //! Email id, and for a MIME part `-` and the part's index), so a download
 //! can only reach the account's own mail: the Email is looked up in the
-//! requesting account. Uploads are not built yet.
+//! requesting account (see `blob`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -19,7 +19,7 @@ pub(super) struct TypeParam {
     kind: Option<String>,
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response {
+pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
     let mut r = (
         status,
         axum::Json(json!({"type": "about:blank", "status": status.as_u16(), "detail": detail})),
@@ -41,36 +41,9 @@ pub(super) async fn download(
     if super::id::parse_account(&account) != Some(user.id) {
         return problem(StatusCode::NOT_FOUND, "no such account");
     }
-    let (email, part) = match super::id::parse_blob(&blob) {
-        Some((e, p)) => (Some(e), p),
-        None => (None, None),
-    };
-    let mail = &st.core.mail;
-    let meta = match email {
-        Some(e) => match (
-            mail.email_meta(user.id, e).await,
-            mail.email_state(user.id, e).await,
-        ) {
-            (Ok(Some(meta)), Ok(Some(state))) if super::methods::visible(&state) => meta,
-            (Err(e), _) | (_, Err(e)) => {
-                return problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("the store is unavailable: {e}"),
-                )
-            }
-            _ => return problem(StatusCode::NOT_FOUND, "no such blob"),
-        },
-        None => return problem(StatusCode::NOT_FOUND, "no such blob"),
-    };
-    let raw = match mail.email_raw(&meta).await {
-        // A part's blob is its decoded content (RFC 8621 §4.1.4).
-        Ok(r) => match part {
-            None => r,
-            Some(p) => match super::methods::email_body::part_contents(&r, p) {
-                Some(c) => c,
-                None => return problem(StatusCode::NOT_FOUND, "no such blob"),
-            },
-        },
+    let raw = match super::blob::read(&st.core.mail, user.id, &blob).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "no such blob"),
         Err(e) => {
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -56,14 +56,29 @@ pub fn part_blob(email: u64, part: usize) -> String {
     format!("B{email}-{part}")
 }
 
-/// A blob id: the Email and, for a part, the part's index.
-pub fn parse_blob(s: &str) -> Option<(u64, Option<usize>)> {
+/// An uploaded blob (RFC 8620 §6.1): `U` and the upload's number.
+pub fn upload(n: u64) -> String {
+    format!("U{n}")
+}
+
+/// What a blob id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobRef {
+    Message(u64),
+    Part(u64, usize),
+    Upload(u64),
+}
+
+pub fn parse_blob(s: &str) -> Option<BlobRef> {
+    if let Some(n) = parse('U', s) {
+        return Some(BlobRef::Upload(n));
+    }
     match s.split_once('-') {
-        None => parse('B', s).map(|e| (e, None)),
+        None => parse('B', s).map(BlobRef::Message),
         Some((msg, part)) => {
             let e = parse('B', msg)?;
             let p = parse('p', &format!("p{part}"))?;
-            Some((e, Some(usize::try_from(p).ok()?)))
+            Some(BlobRef::Part(e, usize::try_from(p).ok()?))
         }
     }
 }
@@ -79,9 +94,10 @@ mod tests {
         assert_eq!(mailbox(7), "M7");
         assert_eq!(parse_email(&email(9)), Some(9));
         assert_eq!(parse_thread(&thread(3)), Some(3));
-        assert_eq!(parse_blob(&blob(4)), Some((4, None)));
-        assert_eq!(parse_blob(&part_blob(4, 2)), Some((4, Some(2))));
-        for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2"] {
+        assert_eq!(parse_blob(&blob(4)), Some(BlobRef::Message(4)));
+        assert_eq!(parse_blob(&part_blob(4, 2)), Some(BlobRef::Part(4, 2)));
+        assert_eq!(parse_blob(&upload(3)), Some(BlobRef::Upload(3)));
+        for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2", "U", "U01"] {
             assert_eq!(parse_blob(bad), None, "{bad}");
         }
         for bad in ["M", "M07", "m7", "M-1", "M4294967296", "a1"] {

@@ -8,6 +8,7 @@
 //! Mailbox/get. The rest of issue 13 (Email, Thread, changes, set,
 //! query, upload/download, push) is listed in the README as missing.
 
+pub mod blob;
 pub(crate) mod download;
 pub mod id;
 pub mod methods;
@@ -60,6 +61,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/jmap/download/{account}/{blob}/{name}",
             get(download::download),
         )
+        .route("/jmap/upload/{account}/", post(blob::upload))
 }
 
 fn limits(core: &crate::core::Core) -> Limits {
@@ -343,6 +345,8 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
         core,
         account: &user,
         using: &req.using,
+        created: std::sync::Mutex::new(req.created_ids.clone().unwrap_or_default()),
+        implicit: Default::default(),
     };
     let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(req.calls.len());
     for call in req.calls {
@@ -351,11 +355,15 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
             Err(e) => Err(e),
         };
         match result {
-            Ok((name, value)) => responses.push((name, value, call.call_id)),
+            Ok((name, value)) => responses.push((name, value, call.call_id.clone())),
             Err(e) => {
                 tracing::debug!(method = %call.name, error = e.kind, "JMAP method error");
-                responses.push(("error".into(), e.args(), call.call_id))
+                responses.push(("error".into(), e.args(), call.call_id.clone()))
             }
+        }
+        let extra = std::mem::take(&mut *cx.implicit.lock().unwrap_or_else(|e| e.into_inner()));
+        for (name, value) in extra {
+            responses.push((name, value, call.call_id.clone()));
         }
     }
     let mut out = json!({
@@ -365,8 +373,10 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
             .collect::<Vec<_>>(),
         "sessionState": session_state(core, &user),
     });
-    if let Some(ids) = req.created_ids {
-        out["createdIds"] = Value::Object(ids);
+    // §3.3: createdIds comes back only if the request had it.
+    if req.created_ids.is_some() {
+        out["createdIds"] =
+            Value::Object(cx.created.into_inner().unwrap_or_else(|e| e.into_inner()));
     }
     // §3.8: user-visible strings (error descriptions) are English.
     ([(header::CONTENT_LANGUAGE, "en")], Json(out)).into_response()

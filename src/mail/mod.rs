@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod mailbox;
 pub mod mime;
 pub mod recent;
+pub mod records;
 
 #[cfg(all(test, feature = "rocksdb"))]
 mod tests;
@@ -923,6 +924,7 @@ impl MailStore {
                     blobs.release(txn, &b)?;
                 }
                 txn.put(k_email(b'J', acct, u64::MAX), FTS_DROP_ACCOUNT.to_vec());
+                records::delete_records_in(&blobs, txn, acct)?;
                 for mb in &own {
                     acl::clear_grants(txn, acct, mb)?;
                 }

@@ -150,7 +150,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         if !seen.insert(i.clone()) {
             continue;
         }
-        let found = match id::parse_email(&i) {
+        let found = match cx.resolve(&i).as_deref().and_then(id::parse_email) {
             Some(e) => match (
                 mail.email_meta(acct, e).await.map_err(store_error)?,
                 mail.email_state(acct, e).await.map_err(store_error)?,

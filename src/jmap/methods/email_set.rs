@@ -1,12 +1,12 @@
-//! Email/set (RFC 8621 §4.6, RFC 8620 §5.3), the first part: keyword
+//! Email/set (RFC 8621 §4.6, RFC 8620 §5.3): creation (`email_create`
+//! builds the message, `email_import` stores it), keyword and mailboxIds
 //! changes (whole or by patch) and destruction, through the same store
-//! operations as IMAP STORE and EXPUNGE, so IMAP sessions see them with a
-//! new MODSEQ. Creating Emails and changing mailboxIds are not built yet:
-//! such requests get a SetError saying so.
+//! operations as IMAP APPEND, STORE, COPY and EXPUNGE, so IMAP sessions
+//! see them with a new MODSEQ.
 
 use serde_json::{json, Map, Value};
 
-use super::{store_error, Context};
+use super::{email_create, email_import, store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::FlagOp;
@@ -16,14 +16,14 @@ fn set_error(kind: &str, description: impl Into<String>) -> Value {
 }
 
 /// RFC 8621 §4.1.1: a keyword is 1-255 of %x21-7E except ( ) { ] % * " \.
-fn valid_keyword(k: &str) -> bool {
+pub(crate) fn valid_keyword(k: &str) -> bool {
     (1..=255).contains(&k.len())
         && k.bytes()
             .all(|b| (0x21..=0x7e).contains(&b) && !b"(){]%*\"\\".contains(&b))
 }
 
 /// A JMAP keyword as the IMAP flag the store keeps.
-fn flag(keyword: &str) -> String {
+pub(crate) fn flag(keyword: &str) -> String {
     match keyword.to_ascii_lowercase().as_str() {
         "$seen" => "\\Seen".into(),
         "$flagged" => "\\Flagged".into(),
@@ -33,35 +33,46 @@ fn flag(keyword: &str) -> String {
     }
 }
 
-/// The keywords after applying `patch` to `current` (JMAP names), or the
-/// SetError for a patch Petrel does not take yet.
-fn patched(current: &[String], patch: &Map<String, Value>) -> Result<Vec<String>, Value> {
+/// The keywords (JMAP names) and mailboxes after applying `patch` to
+/// the Email's `current` flags and `mailboxes`, or the SetError.
+/// `mailbox` reads a Mailbox id (resolving creation references).
+fn patched(
+    current: &[String],
+    mailboxes: &[u32],
+    patch: &Map<String, Value>,
+    mailbox: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(Vec<String>, Vec<u32>), Value> {
     // RFC 8620 §5.3: no patch path may be the prefix of another.
-    if patch.contains_key("keywords") && patch.keys().any(|k| k.starts_with("keywords/")) {
-        return Err(
-            json!({"type": "invalidPatch", "description": "keywords and keywords/… together"}),
-        );
+    for whole in ["keywords", "mailboxIds"] {
+        let prefix = format!("{whole}/");
+        if patch.contains_key(whole) && patch.keys().any(|k| k.starts_with(&prefix)) {
+            return Err(
+                json!({"type": "invalidPatch", "description": format!("{whole} and {whole}/… together")}),
+            );
+        }
     }
     let mut keywords: Vec<String> = current
         .iter()
         .filter_map(|f| super::email::keyword(f))
         .collect();
+    let mut boxes = mailboxes.to_vec();
+    let bad = |path: &str| json!({"type": "invalidProperties", "properties": [path]});
     for (path, value) in patch {
         if path == "keywords" {
             let Some(obj) = value.as_object() else {
-                return Err(json!({"type": "invalidProperties", "properties": ["keywords"]}));
+                return Err(bad("keywords"));
             };
             keywords.clear();
             for (k, v) in obj {
                 if v != &Value::Bool(true) || !valid_keyword(k) {
-                    return Err(json!({"type": "invalidProperties", "properties": ["keywords"]}));
+                    return Err(bad("keywords"));
                 }
                 keywords.push(k.to_ascii_lowercase());
             }
         } else if let Some(k) = path.strip_prefix("keywords/") {
             let k = k.replace("~1", "/").replace("~0", "~");
             if !valid_keyword(&k) {
-                return Err(json!({"type": "invalidProperties", "properties": [path]}));
+                return Err(bad(path));
             }
             let k = k.to_ascii_lowercase();
             match value {
@@ -71,17 +82,121 @@ fn patched(current: &[String], patch: &Map<String, Value>) -> Result<Vec<String>
                     }
                 }
                 Value::Null => keywords.retain(|x| *x != k),
-                _ => return Err(json!({"type": "invalidProperties", "properties": [path]})),
+                _ => return Err(bad(path)),
+            }
+        } else if path == "mailboxIds" {
+            let Some(obj) = value.as_object() else {
+                return Err(bad(path));
+            };
+            boxes.clear();
+            for (k, v) in obj {
+                let mb = mailbox(k)
+                    .filter(|_| v == &Value::Bool(true))
+                    .ok_or_else(|| bad(path))?;
+                boxes.push(mb);
+            }
+        } else if let Some(k) = path.strip_prefix("mailboxIds/") {
+            let mb = mailbox(k).ok_or_else(|| bad(path))?;
+            match value {
+                Value::Bool(true) => {
+                    if !boxes.contains(&mb) {
+                        boxes.push(mb);
+                    }
+                }
+                Value::Null => boxes.retain(|b| *b != mb),
+                _ => return Err(bad(path)),
             }
         } else {
+            // §4.1: everything else of an Email is immutable.
             return Err(json!({
                 "type": "invalidProperties",
                 "properties": [path],
-                "description": "only keywords can be changed so far (mailboxIds and the rest are not built yet)"
+                "description": "only keywords and mailboxIds of an Email can change"
             }));
         }
     }
-    Ok(keywords)
+    if boxes.is_empty() {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+            "description": "an Email must stay in at least one Mailbox"}),
+        );
+    }
+    Ok((keywords, boxes))
+}
+
+/// Email/set creations: each built, then stored like an import.
+async fn create(
+    cx: &Context<'_>,
+    acct: u32,
+    create: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Map<String, Value>), MethodError> {
+    let mut created = Map::new();
+    let mut not_created = Map::new();
+    for (cid, obj) in create {
+        let Some(obj) = obj.as_object() else {
+            not_created.insert(
+                cid.clone(),
+                set_error("invalidProperties", "a creation must be an object"),
+            );
+            continue;
+        };
+        let prepared = async {
+            let mailboxes = email_import::mailbox_ids(cx, acct, obj.get("mailboxIds")).await?;
+            let flags = email_import::flags(obj.get("keywords"))?;
+            let received_at = match obj.get("receivedAt") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_str()
+                        .and_then(mail_parser::DateTime::parse_rfc3339)
+                        .map(|d| d.to_timestamp())
+                        .ok_or_else(
+                            || json!({"type": "invalidProperties", "properties": ["receivedAt"]}),
+                        )?,
+                ),
+            };
+            // §4.6: server-set properties cannot be given.
+            for k in [
+                "id",
+                "blobId",
+                "threadId",
+                "size",
+                "hasAttachment",
+                "preview",
+            ] {
+                if obj.contains_key(k) {
+                    return Err(json!({"type": "invalidProperties", "properties": [k],
+                        "description": format!("{k} is set by the server")}));
+                }
+            }
+            Ok((mailboxes, flags, received_at))
+        }
+        .await;
+        let (mailboxes, flags, received_at) = match prepared {
+            Ok(x) => x,
+            Err(se) => {
+                not_created.insert(cid.clone(), se);
+                continue;
+            }
+        };
+        let blobs = email_import::read_blobs(cx, acct, email_create::blob_ids(obj)).await?;
+        let raw = match email_create::build(obj, &blobs, &cx.core.config.hostname) {
+            Ok(r) => r,
+            Err(se) => {
+                not_created.insert(cid.clone(), se);
+                continue;
+            }
+        };
+        match email_import::save(cx, acct, raw, &mailboxes, flags, received_at).await? {
+            Ok(v) => {
+                cx.created(cid, v["id"].as_str().unwrap_or_default());
+                created.insert(cid.clone(), v);
+            }
+            Err(se) => {
+                not_created.insert(cid.clone(), se);
+            }
+        }
+    }
+    Ok((created, not_created))
 }
 
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
@@ -121,16 +236,12 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             format!("more than maxObjectsInSet ({max}) changes"),
         ));
     }
-    let mut not_created = Map::new();
-    for cid in create.keys() {
-        not_created.insert(
-            cid.clone(),
-            set_error("forbidden", "creating Emails is not built yet"),
-        );
-    }
+    let (created, not_created) = self::create(cx, acct, &create).await?;
     let mut updated = Map::new();
     let mut not_updated = Map::new();
-    for (eid, patch) in &update {
+    for (asked, patch) in &update {
+        // §5.3: a creation reference is answered under the id it became.
+        let eid = &cx.resolve(asked).unwrap_or_else(|| asked.clone());
         let state = match id::parse_email(eid) {
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
@@ -143,13 +254,34 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             not_updated.insert(eid.clone(), json!({"type": "invalidPatch"}));
             continue;
         };
-        let keywords = match patched(&state.keywords, patch) {
+        let current: Vec<u32> = state.mailboxes.iter().map(|(m, _)| *m).collect();
+        let mailbox = |k: &str| cx.resolve(k).as_deref().and_then(id::parse_mailbox);
+        let (keywords, boxes) = match patched(&state.keywords, &current, patch, &mailbox) {
             Ok(k) => k,
             Err(e) => {
                 not_updated.insert(eid.clone(), e);
                 continue;
             }
         };
+        let mut missing = None;
+        for mb in boxes.iter().filter(|b| !current.contains(b)) {
+            if mail
+                .mailbox(acct, *mb)
+                .await
+                .map_err(store_error)?
+                .is_none()
+            {
+                missing = Some(*mb);
+            }
+        }
+        if let Some(mb) = missing {
+            not_updated.insert(
+                eid.clone(),
+                json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+                    "description": format!("no Mailbox {}", id::mailbox(mb))}),
+            );
+            continue;
+        }
         // IMAP flags with no JMAP form (\Deleted) stay as they are.
         let mut flags: Vec<String> = keywords.iter().map(|k| flag(k)).collect();
         flags.extend(
@@ -160,14 +292,38 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 .cloned(),
         );
         let (mbox, uid) = state.mailboxes[0];
-        mail.store_flags(acct, mbox, vec![uid], FlagOp::Set, flags, None)
-            .await
-            .map_err(store_error)?;
+        let old_flags: Vec<String> = state
+            .keywords
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let mut new_flags: Vec<String> = flags.iter().map(|k| k.to_ascii_lowercase()).collect();
+        new_flags.sort();
+        let mut sorted_old = old_flags.clone();
+        sorted_old.sort();
+        if new_flags != sorted_old {
+            mail.store_flags(acct, mbox, vec![uid], FlagOp::Set, flags, None)
+                .await
+                .map_err(store_error)?;
+        }
+        // New mailboxes first (a copy of the message that stays), then
+        // the ones it leaves, so it is never in none.
+        for mb in boxes.iter().filter(|b| !current.contains(b)) {
+            mail.copy_messages(acct, mbox, vec![uid], *mb, false)
+                .await
+                .map_err(store_error)?;
+        }
+        for (m, u) in state.mailboxes.iter().filter(|(m, _)| !boxes.contains(m)) {
+            mail.remove_messages(acct, *m, vec![*u])
+                .await
+                .map_err(store_error)?;
+        }
         updated.insert(eid.clone(), Value::Null);
     }
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
-    for eid in destroy {
+    for asked in destroy {
+        let eid = cx.resolve(&asked).unwrap_or(asked);
         let state = match id::parse_email(&eid) {
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
@@ -195,7 +351,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         "accountId": id::account(acct),
         "oldState": old_state.to_string(),
         "newState": new_state.to_string(),
-        "created": Value::Null,
+        "created": or_null(created),
         "updated": or_null(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { json!(destroyed) },
         "notCreated": or_null(not_created),
@@ -212,6 +368,9 @@ mod tests {
     fn keyword_patches() {
         let cur = vec!["\\Seen".to_string(), "\\Deleted".to_string()];
         let p = |v: Value| v.as_object().unwrap().clone();
+        let mb = |k: &str| id::parse_mailbox(k);
+        let patched =
+            |c: &[String], p: &Map<String, Value>| patched(c, &[1], p, &mb).map(|(k, _)| k);
         assert_eq!(
             patched(&cur, &p(json!({"keywords/$flagged": true}))).unwrap(),
             ["$seen", "$flagged"]
@@ -225,7 +384,25 @@ mod tests {
             ["$draft"]
         );
         assert!(patched(&cur, &p(json!({"keywords/a(b": true}))).is_err());
-        assert!(patched(&cur, &p(json!({"mailboxIds/M1": true}))).is_err());
+        assert!(patched(&cur, &p(json!({"subject": "x"}))).is_err());
+        let boxes = |v: Value| super::patched(&cur, &[1, 2], &p(v), &mb).map(|(_, b)| b);
+        assert_eq!(
+            boxes(json!({"mailboxIds/M3": true, "mailboxIds/M1": null})).unwrap(),
+            [2, 3]
+        );
+        assert_eq!(boxes(json!({"mailboxIds": {"M7": true}})).unwrap(), [7]);
+        assert_eq!(
+            boxes(json!({"mailboxIds": {}})).unwrap_err()["type"],
+            "invalidProperties"
+        );
+        assert_eq!(
+            boxes(json!({"mailboxIds/X": true})).unwrap_err()["type"],
+            "invalidProperties"
+        );
+        assert_eq!(
+            boxes(json!({"mailboxIds": {}, "mailboxIds/M1": true})).unwrap_err()["type"],
+            "invalidPatch"
+        );
         assert!(patched(&cur, &p(json!({"keywords": {"x": false}}))).is_err());
         let both = patched(&cur, &p(json!({"keywords": {}, "keywords/$seen": true}))).unwrap_err();
         assert_eq!(both["type"], "invalidPatch");

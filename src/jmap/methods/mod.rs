@@ -5,7 +5,9 @@ mod changes;
 mod echo;
 mod email;
 pub(crate) mod email_body;
+mod email_create;
 mod email_filter;
+mod email_import;
 pub(crate) mod email_query;
 mod email_set;
 mod email_text;
@@ -22,9 +24,38 @@ pub struct Context<'a> {
     pub core: &'a Core,
     pub account: &'a Account,
     pub using: &'a [String],
+    /// Creation ids of this request and the ids they became (RFC 8620
+    /// §5.3), seeded from the request's createdIds.
+    pub created: std::sync::Mutex<Map<String, Value>>,
+    /// Responses a call adds after its own, with its call id (RFC 8621
+    /// §7.5: the implicit Email/set of EmailSubmission/set).
+    pub implicit: std::sync::Mutex<Vec<(String, Value)>>,
 }
 
 impl Context<'_> {
+    /// Records that creation id `cid` made object `id`.
+    pub fn created(&self, cid: &str, id: &str) {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cid.to_string(), Value::String(id.to_string()));
+    }
+
+    /// An id argument: `#cid` is the object a creation of this request
+    /// made (§5.3); `None` if there is no such creation.
+    pub fn resolve(&self, id: &str) -> Option<String> {
+        match id.strip_prefix('#') {
+            None => Some(id.to_string()),
+            Some(cid) => self
+                .created
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(cid)
+                .and_then(Value::as_str)
+                .map(String::from),
+        }
+    }
+
     /// The `accountId` argument, which must be the user's own account
     /// (§3.6.2 accountNotFound).
     pub fn account_id(&self, args: &Map<String, Value>) -> Result<u32, MethodError> {
@@ -59,6 +90,7 @@ pub async fn call(
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
+        "Email/import" if needs(MAIL) => Ok((name.into(), email_import::import(cx, args).await?)),
         "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
         _ => Err(MethodError::with(
             "unknownMethod",

@@ -1,0 +1,267 @@
+//! Small per-account objects kept beside the mail for JMAP: uploaded
+//! blobs, identities, email submissions, the vacation response. Each is
+//! a JSON record under `W{acct}{kind}{id}`; a counter per account and
+//! kind (`w{acct}{kind}`) gives new ids and moves on every change, so it
+//! is also the kind's state string (RFC 8620 §1.6). Deleting an account
+//! deletes its records and releases the blobs of its uploads.
+
+use serde::{Deserialize, Serialize};
+
+use super::{from_json, k_acct, to_json, MailStore, Result};
+use crate::core::unix_now;
+use crate::store::Txn;
+
+/// What a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Upload = b'u' as isize,
+    Identity = b'i' as isize,
+    Submission = b's' as isize,
+    Vacation = b'v' as isize,
+}
+
+fn k_rec(acct: u32, kind: Kind, id: u64) -> Vec<u8> {
+    let mut k = k_acct(b'W', acct);
+    k.push(kind as u8);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn k_kind(acct: u32, kind: Kind) -> Vec<u8> {
+    let mut k = k_acct(b'W', acct);
+    k.push(kind as u8);
+    k
+}
+
+fn k_ctr(acct: u32, kind: Kind) -> Vec<u8> {
+    let mut k = k_acct(b'w', acct);
+    k.push(kind as u8);
+    k
+}
+
+fn bump(txn: &mut Txn<'_>, acct: u32, kind: Kind) -> crate::store::Result<u64> {
+    let key = k_ctr(acct, kind);
+    let n = txn
+        .get(&key)?
+        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0)
+        + 1;
+    txn.put(key, n.to_be_bytes().to_vec());
+    Ok(n)
+}
+
+/// An uploaded blob (RFC 8620 §6.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The content's id in the blob store.
+    pub blob: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    pub created: i64,
+}
+
+impl MailStore {
+    /// The kind's state: the counter every change moves.
+    pub async fn record_state(&self, acct: u32, kind: Kind) -> Result<u64> {
+        Ok(self
+            .store
+            .get(k_ctr(acct, kind))
+            .await?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Every record of a kind, by id.
+    pub async fn records<T: for<'a> Deserialize<'a>>(
+        &self,
+        acct: u32,
+        kind: Kind,
+    ) -> Result<Vec<(u64, T)>> {
+        let prefix = k_kind(acct, kind);
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(prefix.clone()).await? {
+            let Some(id) = k[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
+                continue;
+            };
+            out.push((id, from_json(&v)?));
+        }
+        Ok(out)
+    }
+
+    pub async fn record<T: for<'a> Deserialize<'a>>(
+        &self,
+        acct: u32,
+        kind: Kind,
+        id: u64,
+    ) -> Result<Option<T>> {
+        match self.store.get(k_rec(acct, kind, id)).await? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a new record; returns its id.
+    pub async fn create_record<T: Serialize>(
+        &self,
+        acct: u32,
+        kind: Kind,
+        value: &T,
+    ) -> Result<u64> {
+        let v = to_json(value);
+        Ok(self
+            .store
+            .transact(move |txn| {
+                let id = bump(txn, acct, kind)?;
+                txn.put(k_rec(acct, kind, id), v.clone());
+                Ok(id)
+            })
+            .await?)
+    }
+
+    /// Stores a record under a fixed id (a singleton such as the
+    /// vacation response), created or replaced.
+    pub async fn put_record<T: Serialize>(
+        &self,
+        acct: u32,
+        kind: Kind,
+        id: u64,
+        value: &T,
+    ) -> Result<()> {
+        let v = to_json(value);
+        Ok(self
+            .store
+            .transact(move |txn| {
+                bump(txn, acct, kind)?;
+                txn.put(k_rec(acct, kind, id), v.clone());
+                Ok(())
+            })
+            .await?)
+    }
+
+    /// Replaces an existing record; false if there is none.
+    pub async fn update_record<T: Serialize>(
+        &self,
+        acct: u32,
+        kind: Kind,
+        id: u64,
+        value: &T,
+    ) -> Result<bool> {
+        let v = to_json(value);
+        Ok(self
+            .store
+            .transact(move |txn| {
+                let key = k_rec(acct, kind, id);
+                if txn.get(&key)?.is_none() {
+                    return Ok(false);
+                }
+                bump(txn, acct, kind)?;
+                txn.put(key, v.clone());
+                Ok(true)
+            })
+            .await?)
+    }
+
+    /// Deletes a record (not an upload: see [`MailStore::delete_upload`]);
+    /// false if there is none.
+    pub async fn delete_record(&self, acct: u32, kind: Kind, id: u64) -> Result<bool> {
+        Ok(self
+            .store
+            .transact(move |txn| {
+                let key = k_rec(acct, kind, id);
+                if txn.get(&key)?.is_none() {
+                    return Ok(false);
+                }
+                bump(txn, acct, kind)?;
+                txn.delete(key);
+                Ok(true)
+            })
+            .await?)
+    }
+
+    /// Stores an upload durably; returns its id.
+    pub async fn put_upload(&self, acct: u32, kind: &str, data: Vec<u8>) -> Result<(u64, Upload)> {
+        let data = std::sync::Arc::new(data);
+        let blob = self.blobs.prepare(data.clone()).await?;
+        let up = Upload {
+            blob,
+            kind: kind.to_string(),
+            size: data.len() as u64,
+            created: unix_now(),
+        };
+        let blobs = self.blobs.clone();
+        let rec = up.clone();
+        let id = self
+            .store
+            .transact(move |txn| {
+                let id = bump(txn, acct, Kind::Upload)?;
+                blobs.add_ref(txn, &rec.blob, &data)?;
+                txn.put(k_rec(acct, Kind::Upload, id), to_json(&rec));
+                Ok(id)
+            })
+            .await?;
+        Ok((id, up))
+    }
+
+    /// An upload and its content.
+    pub async fn upload(&self, acct: u32, id: u64) -> Result<Option<(Upload, Vec<u8>)>> {
+        let Some(up) = self.record::<Upload>(acct, Kind::Upload, id).await? else {
+            return Ok(None);
+        };
+        let data = self.blobs.get(&self.store, &up.blob).await?;
+        Ok(data.map(|d| (up, d)))
+    }
+
+    /// Deletes an upload and releases its content.
+    pub async fn delete_upload(&self, acct: u32, id: u64) -> Result<bool> {
+        let blobs = self.blobs.clone();
+        Ok(self
+            .store
+            .transact(move |txn| {
+                let key = k_rec(acct, Kind::Upload, id);
+                let Some(v) = txn.get(&key)? else {
+                    return Ok(false);
+                };
+                let up: Upload = from_json(&v)?;
+                blobs.release(txn, &up.blob)?;
+                txn.delete(key);
+                Ok(true)
+            })
+            .await?)
+    }
+
+    /// Deletes the account's uploads made before `before`; returns how
+    /// many went.
+    pub async fn expire_uploads(&self, acct: u32, before: i64) -> Result<usize> {
+        let old: Vec<u64> = self
+            .records::<Upload>(acct, Kind::Upload)
+            .await?
+            .into_iter()
+            .filter(|(_, u)| u.created < before)
+            .map(|(id, _)| id)
+            .collect();
+        for id in &old {
+            self.delete_upload(acct, *id).await?;
+        }
+        Ok(old.len())
+    }
+}
+
+/// Inside the account's deletion: every record and upload goes.
+pub(crate) fn delete_records_in(
+    blobs: &crate::store::BlobStore,
+    txn: &mut Txn<'_>,
+    acct: u32,
+) -> crate::store::Result<()> {
+    for (k, v) in txn.scan_prefix(&k_kind(acct, Kind::Upload))? {
+        let up: Upload = from_json(&v)?;
+        blobs.release(txn, &up.blob)?;
+        txn.delete(k);
+    }
+    for prefix in [k_acct(b'W', acct), k_acct(b'w', acct)] {
+        for (k, _) in txn.scan_prefix(&prefix)? {
+            txn.delete(k);
+        }
+    }
+    Ok(())
+}
