@@ -188,6 +188,41 @@ pub async fn get(store: &Store, domain: &str) -> Result<Option<DkimKey>, StoreEr
     }
 }
 
+/// `msg` signed with the key of `mail_from`'s domain, when signing is on
+/// and the domain has a key; as it is otherwise (a failure is logged,
+/// the message still goes). Submission over SMTP and JMAP both sign here.
+pub async fn sign_outgoing(
+    store: &Store,
+    cfg: &crate::config::DkimConfig,
+    mail_from: &str,
+    msg: Vec<u8>,
+) -> Vec<u8> {
+    let Some((_, domain)) = mail_from.rsplit_once('@') else {
+        return msg;
+    };
+    if !cfg.sign {
+        return msg;
+    }
+    match get(store, &domain.to_ascii_lowercase()).await {
+        Ok(Some(key)) => match key.sign(&msg, &cfg.headers, cfg.expire_after) {
+            Ok(h) => {
+                let mut signed = h.into_bytes();
+                signed.extend_from_slice(&msg);
+                signed
+            }
+            Err(e) => {
+                tracing::warn!("DKIM signing for {domain}: {e}");
+                msg
+            }
+        },
+        Ok(None) => msg,
+        Err(e) => {
+            tracing::warn!("DKIM key lookup for {domain}: {e}");
+            msg
+        }
+    }
+}
+
 pub async fn put(store: &Store, key: DkimKey) -> Result<(), StoreError> {
     let k = k_key(&key.domain);
     let v = serde_json::to_vec(&key).expect("serialises");

@@ -665,7 +665,10 @@ async fn email_set_keywords_show_in_imap_idle() {
     let set = &r[0][1];
     assert_eq!(set["updated"], json!({ ids[0].clone(): null }), "{set}");
     assert_eq!(set["notUpdated"][&ids[1]]["type"], "invalidProperties");
-    assert_eq!(set["notCreated"]["k1"]["type"], "invalidProperties", "no mailboxIds");
+    assert_eq!(
+        set["notCreated"]["k1"]["type"], "invalidProperties",
+        "no mailboxIds"
+    );
     assert_ne!(set["newState"], set["oldState"]);
 
     let mut seen = String::new();
@@ -1515,4 +1518,204 @@ async fn uploads_create_move_and_import() {
     assert_eq!(got["mailboxIds"].as_object().unwrap().len(), 2);
     assert_eq!(got["keywords"], json!({"$flagged": true}));
     assert_eq!(got["subject"], "from the archive");
+}
+
+/// RFC 8621 §6-§7: the account's own Identity; an Email created as a
+/// draft is sent by EmailSubmission through the queue to another server
+/// (Bcc delivered but removed from the message), the implicit Email/set
+/// moves it to Sent; deliveryStatus follows the queue; a held submission
+/// (FUTURERELEASE HOLDFOR) is cancelled before anyone gets it; foreign
+/// authors and envelope senders are refused. jmapc reads the identity.
+#[tokio::test]
+async fn submissions_go_through_the_queue() {
+    let remote = TestServer::start_with(
+        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
+    );
+    remote.account("bob@remote.test");
+    remote.account("carol@remote.test");
+    let j = server(&format!(
+        "[queue]\nrelay = \"{}\"\nretry = [1]\n[jmap]\nmax-delayed-send = 3600\n",
+        remote.addr("smtp")
+    ));
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    const SUB: &str = "urn:ietf:params:jmap:submission";
+    let r = j.api(
+        &[CORE, MAIL, SUB],
+        json!([["Identity/get", {"accountId": account}, "i"]]),
+    );
+    let idents = r[0][1]["list"].as_array().unwrap().clone();
+    assert_eq!(idents.len(), 1, "{r:?}");
+    assert_eq!(
+        (
+            idents[0]["email"].as_str(),
+            idents[0]["mayDelete"].as_bool()
+        ),
+        (Some("joe@example.org"), Some(false))
+    );
+    let ident = idents[0]["id"].as_str().unwrap().to_string();
+    let draft = |subject: &str, from: &str| {
+        json!({
+            "mailboxIds": {roles["drafts"].as_str(): true},
+            "keywords": {"$draft": true},
+            "from": [{"email": from}],
+            "to": [{"name": "Bob", "email": "bob@remote.test"}],
+            "bcc": [{"email": "carol@remote.test"}],
+            "subject": subject,
+            "textBody": [{"partId": "1"}],
+            "bodyValues": {"1": {"value": format!("{subject}, the body.")}}
+        })
+    };
+    let r = j.api(
+        &[CORE, MAIL, SUB],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": draft("Sent by JMAP", "joe@example.org")}}, "e"],
+            ["EmailSubmission/set", {"accountId": account,
+                "create": {"s": {"identityId": ident, "emailId": "#d"}},
+                "onSuccessUpdateEmail": {"#s": {
+                    "mailboxIds/".to_string() + &roles["drafts"]: null,
+                    "mailboxIds/".to_string() + &roles["sent"]: true,
+                    "keywords/$draft": null}}}, "s"]
+        ]),
+    );
+    let email = r[0][1]["created"]["d"]["id"].as_str().unwrap().to_string();
+    let made = &r[1][1]["created"]["s"];
+    assert!(made["id"].is_string(), "{:?}", r[1]);
+    assert_eq!(made["undoStatus"], "final");
+    // The implicit Email/set answers after the call, with its call id.
+    assert_eq!(r[2][0], "Email/set", "{r:?}");
+    assert_eq!(r[2][2], "s");
+    assert_eq!(r[2][1]["updated"], json!({ email.as_str(): null }));
+    let sub_id = made["id"].as_str().unwrap().to_string();
+
+    let bob = wait_for_mail(remote.addr("imap"), "bob@remote.test", 1).await;
+    let carol = wait_for_mail(remote.addr("imap"), "carol@remote.test", 1).await;
+    for m in [&bob[0], &carol[0]] {
+        let text = String::from_utf8_lossy(m);
+        assert!(text.contains("Subject: Sent by JMAP"), "{text}");
+        assert!(text.contains("Return-Path: <joe@example.org>"), "{text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("\nbcc:"),
+            "Bcc removed: {text}"
+        );
+    }
+    // The queue entry is done: the submission keeps its outcome.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = j.api(
+            &[CORE, MAIL, SUB],
+            json!([["EmailSubmission/get", {"accountId": account, "ids": [sub_id]}, "g"]]),
+        );
+        let s = &r[0][1]["list"][0];
+        let status = &s["deliveryStatus"];
+        if status["bob@remote.test"]["delivered"] == "unknown"
+            && status["carol@remote.test"]["delivered"] == "unknown"
+        {
+            assert!(
+                status["bob@remote.test"]["smtpReply"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("250"),
+                "{s}"
+            );
+            assert_eq!(s["undoStatus"], "final");
+            assert_eq!(s["emailId"], email.as_str());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let sent = imap(j.s.addr("imap"), "b SELECT Sent\r\nc FETCH 1 (FLAGS)\r\n").await;
+    let fetched = sent
+        .lines()
+        .find(|l| l.starts_with("* 1 FETCH"))
+        .unwrap_or_default();
+    assert!(
+        sent.contains("* 1 EXISTS") && !fetched.contains("\\Draft"),
+        "{sent}"
+    );
+
+    // A held submission can be cancelled; nobody receives it.
+    let r = j.api(
+        &[CORE, MAIL, SUB],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": draft("Never sent", "joe@example.org")}}, "e"],
+            ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": ident, "emailId": "#d",
+                "envelope": {"mailFrom": {"email": "joe@example.org", "parameters": {"HOLDFOR": "600"}},
+                             "rcptTo": [{"email": "bob@remote.test"}]}}}}, "s"],
+            ["EmailSubmission/set", {"accountId": account, "update": {"#s": {"undoStatus": "canceled"}}}, "u"],
+            ["EmailSubmission/get", {"accountId": account, "ids": ["#s"], "properties": ["undoStatus", "sendAt"]}, "g"],
+            ["EmailSubmission/set", {"accountId": account, "update": {sub_id.as_str(): {"undoStatus": "canceled"}}}, "late"],
+            ["EmailSubmission/set", {"accountId": account, "create": {"x": {"identityId": ident, "emailId": "#d",
+                "envelope": {"mailFrom": {"email": "joe@example.org", "parameters": {"HOLDFOR": "7200"}},
+                             "rcptTo": [{"email": "bob@remote.test"}]}}}}, "toolong"]
+        ]),
+    );
+    assert_eq!(
+        r[1][1]["created"]["s"]["undoStatus"], "pending",
+        "{:?}",
+        r[1]
+    );
+    let held = r[1][1]["created"]["s"]["id"].as_str().unwrap();
+    assert_eq!(r[2][1]["updated"], json!({ held: null }), "{:?}", r[2]);
+    assert_eq!(r[3][1]["list"][0]["undoStatus"], "canceled");
+    assert_eq!(r[4][1]["notUpdated"][&sub_id]["type"], "cannotUnsend");
+    assert_eq!(
+        r[5][1]["notCreated"]["x"]["type"], "invalidProperties",
+        "over maxDelayedSend"
+    );
+    assert_eq!(
+        j.s.cli_ok(&["queue", "list"])
+            .lines()
+            .filter(|l| l.contains("bob@remote.test"))
+            .count(),
+        0
+    );
+
+    // Only the account's own addresses may send.
+    j.s.account("eve@example.org");
+    let r = j.api(
+        &[CORE, MAIL, SUB],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"f": draft("Forged", "eve@example.org"), "ok": draft("Mine", "joe@example.org")}}, "e"],
+            ["EmailSubmission/set", {"accountId": account, "create": {
+                "a": {"identityId": ident, "emailId": "#f"},
+                "b": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "eve@example.org"}, "rcptTo": [{"email": "bob@remote.test"}]}},
+                "c": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "joe@example.org"}, "rcptTo": []}},
+                "d": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "joe@example.org"}, "rcptTo": [{"email": "not an address"}]}},
+                "e": {"identityId": "I999", "emailId": "#ok"}
+            }}, "s"],
+            ["Identity/set", {"accountId": account, "create": {"n": {"email": "eve@example.org", "name": "Eve"}},
+                "destroy": [ident]}, "i"]
+        ]),
+    );
+    let nc = &r[1][1]["notCreated"];
+    assert_eq!(nc["a"]["type"], "forbiddenFrom", "{nc}");
+    assert_eq!(nc["b"]["type"], "forbiddenMailFrom");
+    assert_eq!(nc["c"]["type"], "noRecipients");
+    assert_eq!(nc["d"]["type"], "invalidRecipients");
+    assert_eq!(nc["e"]["type"], "invalidProperties");
+    assert_eq!(r[2][1]["notCreated"]["n"]["type"], "forbiddenFrom");
+    assert_eq!(r[2][1]["notDestroyed"][&ident]["type"], "forbidden");
+
+    // A second client reads the identity.
+    let port = j.s.addr("https").port();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "from jmapc import Client\n\
+             from jmapc.methods import IdentityGet\n\
+             c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
+             for i in c.request(IdentityGet()).data:\n    print('identity', i.email)\n"
+        ))
+        .env("REQUESTS_CA_BUNDLE", &j.ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("identity joe@example.org"), "{stdout}");
 }

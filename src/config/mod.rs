@@ -446,6 +446,13 @@ pub struct JmapConfig {
     pub max_concurrent_requests: usize,
     pub max_size_upload: usize,
     pub max_concurrent_upload: usize,
+    /// Seconds every EmailSubmission waits in the queue before its first
+    /// attempt, during which the client can cancel it ("undo send").
+    pub submission_delay: u64,
+    /// The longest FUTURERELEASE hold (HOLDFOR/HOLDUNTIL, RFC 4865) a
+    /// submission may ask for, in seconds (the session's maxDelayedSend);
+    /// 0 turns delayed sending off.
+    pub max_delayed_send: u64,
 }
 
 impl Default for JmapConfig {
@@ -460,6 +467,8 @@ impl Default for JmapConfig {
             max_concurrent_requests: 4,
             max_size_upload: 50_000_000,
             max_concurrent_upload: 4,
+            submission_delay: 0,
+            max_delayed_send: 30 * 86400,
         }
     }
 }

@@ -44,6 +44,22 @@ pub fn parse_thread(s: &str) -> Option<u64> {
     parse('T', s)
 }
 
+pub fn identity(n: u64) -> String {
+    format!("I{n}")
+}
+
+pub fn parse_identity(s: &str) -> Option<u64> {
+    parse('I', s)
+}
+
+pub fn submission(n: u64) -> String {
+    format!("S{n}")
+}
+
+pub fn parse_submission(s: &str) -> Option<u64> {
+    parse('S', s)
+}
+
 /// A message's blob: `B` and its Email id, so that a blob id leads only
 /// to the asking account's own mail.
 pub fn blob(email: u64) -> String {

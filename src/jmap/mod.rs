@@ -253,7 +253,8 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
             "maxObjectsInSet": c.max_objects_in_set,
             "collationAlgorithms": ["i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap"]
         },
-        request::MAIL: {}
+        request::MAIL: {},
+        request::SUBMISSION: {}
     });
     let state = session_state(core, &user);
     let body = json!({
@@ -272,11 +273,20 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                         "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
                         "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
                         "mayCreateTopLevelMailbox": true
+                    },
+                    // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
+                    request::SUBMISSION: {
+                        "maxDelayedSend": c.max_delayed_send,
+                        "submissionExtensions": if c.max_delayed_send > 0 {
+                            json!({"FUTURERELEASE": [c.max_delayed_send.to_string()]})
+                        } else {
+                            json!({})
+                        }
                     }
                 }
             }
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

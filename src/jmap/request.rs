@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 /// Capability URIs Petrel knows (RFC 8620 §2, RFC 8621 §1.3).
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL];
+pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
+pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

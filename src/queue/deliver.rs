@@ -719,6 +719,7 @@ async fn finish(
                     ret_full: false,
                     requiretls: false,
                     smtputf8: false,
+                    ..Default::default()
                 })
                 .await?,
         ))

@@ -227,6 +227,7 @@ mod tests {
             smtputf8: false,
             delay_notified: false,
             recipients: vec![rcpt.clone()],
+            track: false,
         };
         let raw = b"Subject: hello\r\nFrom: joe@example.org\r\n\r\nsecret body\r\n";
         let dsn = build(

@@ -123,6 +123,10 @@ pub struct QueueEntry {
     #[serde(default)]
     pub delay_notified: bool,
     pub recipients: Vec<QueueRcpt>,
+    /// Keep the final state when the entry is done (see
+    /// [`Queue::finished`]): JMAP EmailSubmission reports it.
+    #[serde(default)]
+    pub track: bool,
 }
 
 impl QueueEntry {
@@ -133,7 +137,8 @@ impl QueueEntry {
     }
 }
 
-/// What the SMTP session hands to the queue.
+/// What the SMTP session (or JMAP submission) hands to the queue.
+#[derive(Default)]
 pub struct NewMessage {
     pub from: String,
     pub recipients: Vec<QueueRcpt>,
@@ -142,6 +147,17 @@ pub struct NewMessage {
     pub ret_full: bool,
     pub requiretls: bool,
     pub smtputf8: bool,
+    /// No attempt before this time (JMAP `sendAt`, RFC 8621 §7); until
+    /// then the entry can be cancelled without anyone receiving it.
+    pub hold_until: Option<i64>,
+    /// See [`QueueEntry::track`].
+    pub track: bool,
+}
+
+fn k_done(id: u64) -> Vec<u8> {
+    let mut k = b"Qd".to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 fn k_entry(id: u64) -> Vec<u8> {
@@ -267,8 +283,10 @@ impl Queue {
         let now = unix_now();
         // The first attempt is recorded with the message itself: the worker
         // makes it at once (see `announce`), and should the process stop
-        // before it finishes, the schedule brings the entry back later.
-        let due = now + self.first_retry;
+        // before it finishes, the schedule brings the entry back later. A
+        // held entry has no attempt yet and is due when the hold ends.
+        let held = p.msg.hold_until.filter(|t| *t > now);
+        let due = held.unwrap_or(now + self.first_retry);
         let entry = QueueEntry {
             id,
             from: p.msg.from.clone(),
@@ -276,14 +294,15 @@ impl Queue {
             size: p.raw.len() as u64,
             created: now,
             next_attempt: due,
-            attempts: 1,
-            expires: now + self.expire,
+            attempts: if held.is_some() { 0 } else { 1 },
+            expires: held.unwrap_or(now) + self.expire,
             env_id: p.msg.env_id.clone(),
             ret_full: p.msg.ret_full,
             requiretls: p.msg.requiretls,
             smtputf8: p.msg.smtputf8,
             delay_notified: false,
             recipients: p.msg.recipients.clone(),
+            track: p.msg.track,
         };
         self.blobs.add_ref(txn, &p.blob, &p.raw)?;
         txn.put(k_entry(id), serde_json::to_vec(&entry).expect("serialises"));
@@ -293,14 +312,39 @@ impl Queue {
 
     /// Queues a message durably; returns its id once it is synced.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<u64> {
+        let held = msg.hold_until.is_some_and(|t| t > unix_now());
         let p = Arc::new(self.prepare(msg).await?);
         let q = self.clone();
         let id = self
             .store
             .transact(move |txn| q.add_in_txn(txn, &p))
             .await?;
-        self.announce(id);
+        if held {
+            // The schedule brings it when the hold ends.
+            self.wake();
+        } else {
+            self.announce(id);
+        }
         Ok(id)
+    }
+
+    /// The last state of a tracked entry that is done (delivered,
+    /// bounced, expired or cancelled).
+    pub async fn finished(&self, id: u64) -> Result<Option<QueueEntry>> {
+        match self.store.get(k_done(id)).await? {
+            Some(v) => Ok(Some(parse_entry(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets the last state of a tracked entry.
+    pub async fn forget_finished(&self, id: u64) -> Result<()> {
+        self.store
+            .transact(move |txn| {
+                txn.delete(k_done(id));
+                Ok(())
+            })
+            .await
     }
 
     pub async fn get(&self, id: u64) -> Result<Option<QueueEntry>> {
@@ -380,6 +424,9 @@ impl Queue {
         } else {
             txn.delete(k_entry(id));
             self.blobs.release(txn, &e.blob)?;
+            if e.track {
+                txn.put(k_done(id), serde_json::to_vec(&e).expect("serialises"));
+            }
         }
         Ok(Some(e))
     }
@@ -413,6 +460,7 @@ impl Queue {
             smtputf8: false,
             delay_notified: false,
             recipients: rcpts.clone(),
+            track: false,
         };
         let refs: Vec<(&QueueRcpt, dsn::Action)> =
             rcpts.iter().map(|r| (r, dsn::Action::Delivered)).collect();
@@ -427,6 +475,7 @@ impl Queue {
             ret_full: false,
             requiretls: false,
             smtputf8: false,
+            ..Default::default()
         })
         .await
         .map(|_| ())
@@ -501,6 +550,7 @@ mod tests {
                     ret_full: false,
                     requiretls: false,
                     smtputf8: false,
+                    ..Default::default()
                 })
                 .await
                 .unwrap(),

@@ -903,6 +903,7 @@ impl Session {
                 ret_full: env.ret_full,
                 requiretls: env.requiretls,
                 smtputf8: env.smtputf8,
+                ..Default::default()
             })
             .await
             .map_err(MailError::from)
@@ -943,7 +944,7 @@ impl Session {
                 unix_now()
             ));
         }
-        let mut msg = if extra.is_empty() {
+        let msg = if extra.is_empty() {
             msg
         } else {
             // After our trace fields, before the user's header.
@@ -954,27 +955,8 @@ impl Session {
             m.extend_from_slice(&msg[at..]);
             m
         };
-        let dkim = &self.core.config.dkim;
-        let domain = env
-            .from
-            .as_deref()
-            .and_then(|f| f.rsplit_once('@'))
-            .map(|(_, d)| d.to_ascii_lowercase());
-        if let (true, Some(domain)) = (dkim.sign, domain) {
-            match crate::dkim::get(&self.core.store, &domain).await {
-                Ok(Some(key)) => match key.sign(&msg, &dkim.headers, dkim.expire_after) {
-                    Ok(h) => {
-                        let mut signed = h.into_bytes();
-                        signed.extend_from_slice(&msg);
-                        msg = signed;
-                    }
-                    Err(e) => tracing::warn!(session = %self.id, "DKIM: {e}"),
-                },
-                Ok(None) => {}
-                Err(e) => tracing::warn!(session = %self.id, "DKIM key lookup: {e}"),
-            }
-        }
-        msg
+        let from = env.from.as_deref().unwrap_or_default();
+        crate::dkim::sign_outgoing(&self.core.store, &self.core.config.dkim, from, msg).await
     }
 
     fn add_trace_headers(&self, env: &Envelope, auth_results: &str, body: Vec<u8>) -> Vec<u8> {

@@ -11,12 +11,14 @@ mod email_import;
 pub(crate) mod email_query;
 mod email_set;
 mod email_text;
+mod identity;
 mod mailbox;
+mod submission;
 mod thread;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, CORE, MAIL};
+use super::request::{MethodError, CORE, MAIL, SUBMISSION};
 use crate::core::Core;
 use crate::directory::Account;
 
@@ -92,6 +94,29 @@ pub async fn call(
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         "Email/import" if needs(MAIL) => Ok((name.into(), email_import::import(cx, args).await?)),
         "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
+        "Identity/get" if needs(SUBMISSION) => Ok((name.into(), identity::get(cx, args).await?)),
+        "Identity/set" if needs(SUBMISSION) => Ok((name.into(), identity::set(cx, args).await?)),
+        "EmailSubmission/get" if needs(SUBMISSION) => {
+            Ok((name.into(), submission::get(cx, args).await?))
+        }
+        "EmailSubmission/set" if needs(SUBMISSION) => {
+            Ok((name.into(), submission::set(cx, args).await?))
+        }
+        "EmailSubmission/query" if needs(SUBMISSION) => {
+            Ok((name.into(), submission::query(cx, args).await?))
+        }
+        "EmailSubmission/changes" if needs(SUBMISSION) => Ok((
+            name.into(),
+            record_changes(cx, args, crate::mail::records::Kind::Submission).await?,
+        )),
+        "EmailSubmission/queryChanges" if needs(SUBMISSION) => Err(MethodError::with(
+            "cannotCalculateChanges",
+            "query results are not kept; run EmailSubmission/query again",
+        )),
+        "Identity/changes" if needs(SUBMISSION) => Ok((
+            name.into(),
+            record_changes(cx, args, crate::mail::records::Kind::Identity).await?,
+        )),
         _ => Err(MethodError::with(
             "unknownMethod",
             format!("`{name}` is not a method this server offers for the capabilities in `using`"),
@@ -107,6 +132,114 @@ fn get_response(acct: u32, state: u64, list: Vec<Value>, not_found: Vec<String>)
         "list": list,
         "notFound": not_found,
     })
+}
+
+/// §5.3 ifInState: the call fails if the state moved.
+fn check_state(args: &Map<String, Value>, state: u64) -> Result<(), MethodError> {
+    match args.get("ifInState").and_then(Value::as_str) {
+        Some(want) if want != state.to_string() => Err(MethodError::with(
+            "stateMismatch",
+            format!("the state is {state}, not {want}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+type SetArguments = (Map<String, Value>, Map<String, Value>, Vec<String>);
+
+/// The create, update and destroy arguments of a /set call (§5.3), with
+/// maxObjectsInSet enforced.
+fn set_arguments(args: &Map<String, Value>, max: usize) -> Result<SetArguments, MethodError> {
+    let obj = |name: &str| match args.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(MethodError::invalid_arguments(format!(
+            "{name} must be an object"
+        ))),
+    };
+    let create = obj("create")?;
+    let update = obj("update")?;
+    let destroy: Vec<String> = match args.get("destroy") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(String::from))
+            .collect::<Option<_>>()
+            .ok_or_else(|| MethodError::invalid_arguments("destroy must hold ids"))?,
+        Some(_) => return Err(MethodError::invalid_arguments("destroy must be an array")),
+    };
+    if create.len() + update.len() + destroy.len() > max {
+        return Err(MethodError::with(
+            "requestTooLarge",
+            format!("more than maxObjectsInSet ({max}) changes"),
+        ));
+    }
+    Ok((create, update, destroy))
+}
+
+/// The response of a /set call (§5.3); empty maps and lists are null.
+/// `maps`: created, updated, notCreated, notUpdated, notDestroyed.
+fn set_response(
+    acct: u32,
+    old_state: u64,
+    new_state: u64,
+    maps: [Map<String, Value>; 5],
+    destroyed: Vec<String>,
+) -> Value {
+    let [created, updated, not_created, not_updated, not_destroyed] = maps.map(|m| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    });
+    serde_json::json!({
+        "accountId": super::id::account(acct),
+        "oldState": old_state.to_string(),
+        "newState": new_state.to_string(),
+        "created": created,
+        "updated": updated,
+        "destroyed": if destroyed.is_empty() { Value::Null } else { serde_json::json!(destroyed) },
+        "notCreated": not_created,
+        "notUpdated": not_updated,
+        "notDestroyed": not_destroyed,
+    })
+}
+
+/// /changes for objects kept as mail-store records (§5.2): their state
+/// is a counter without a log, so a client behind it is told to fetch
+/// again (`cannotCalculateChanges`); one in step gets no changes.
+async fn record_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+    kind: crate::mail::records::Kind,
+) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let since = args
+        .get("sinceState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MethodError::invalid_arguments("sinceState is required"))?;
+    let state = cx
+        .core
+        .mail
+        .record_state(acct, kind)
+        .await
+        .map_err(store_error)?;
+    if since != state.to_string() {
+        return Err(MethodError::with(
+            "cannotCalculateChanges",
+            "this server keeps no change log for these objects; fetch them again",
+        ));
+    }
+    Ok(serde_json::json!({
+        "accountId": super::id::account(acct),
+        "oldState": since,
+        "newState": state.to_string(),
+        "hasMoreChanges": false,
+        "created": [],
+        "updated": [],
+        "destroyed": [],
+    }))
 }
 
 /// RFC 8621 §4.1.1: a message flagged `\Deleted` (by IMAP) is not
