@@ -161,14 +161,27 @@ impl Core {
             }
             targets.push(t);
         }
-        self.mail
+        // The header section, for the vacation responses due after delivery.
+        let head = (role == "inbox").then(|| {
+            let end = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(raw.len(), |p| p + 4);
+            raw[..end].to_vec()
+        });
+        let accounts: Vec<u32> = targets.iter().map(|t| t.account).collect();
+        let stored = self
+            .mail
             .ingest(IngestRequest {
                 raw,
                 targets,
                 received_at: None,
             })
-            .await
-            .map(|v| v.len())
+            .await?;
+        if let Some(head) = head {
+            crate::vacation::after_delivery(self, &head, &accounts).await;
+        }
+        Ok(stored.len())
     }
 }
 

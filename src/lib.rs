@@ -21,6 +21,7 @@ pub mod server;
 pub mod smtp;
 pub mod spf;
 pub mod store;
+pub mod vacation;
 
 /// Entry points for the fuzz targets and the seed-corpus replay tests: each
 /// feeds untrusted bytes to one parser and must never panic.

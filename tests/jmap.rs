@@ -1719,3 +1719,98 @@ async fn submissions_go_through_the_queue() {
     );
     assert!(stdout.contains("identity joe@example.org"), "{stdout}");
 }
+
+/// RFC 8621 §8 with RFC 3834: the singleton; while it is on, a sender
+/// gets one response (to the Return-Path, null envelope sender,
+/// Auto-Submitted, In-Reply-To) per period, list and automatic mail
+/// none; turned off, nobody.
+#[tokio::test]
+async fn vacation_response_follows_rfc3834() {
+    let remote = TestServer::start_with(
+        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
+    );
+    remote.account("ann@remote.test");
+    remote.account("list@remote.test");
+    let j = server(&format!(
+        "[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        remote.addr("smtp")
+    ));
+    let account = j.account_id();
+    const VAC: &str = "urn:ietf:params:jmap:vacationresponse";
+    let r = j.api(
+        &[CORE, VAC],
+        json!([
+            ["VacationResponse/get", {"accountId": account, "ids": null}, "g"],
+            ["VacationResponse/set", {"accountId": account, "update": {"singleton": {
+                "isEnabled": true, "subject": "Out of office", "textBody": "Back on Monday."}},
+                "create": {"x": {}}, "destroy": ["singleton"]}, "s"],
+            ["VacationResponse/get", {"accountId": account, "ids": ["singleton", "other"]}, "g2"]
+        ]),
+    );
+    assert_eq!(
+        r[0][1]["list"][0],
+        json!({"id": "singleton", "isEnabled": false, "fromDate": null,
+        "toDate": null, "subject": null, "textBody": null, "htmlBody": null})
+    );
+    assert_eq!(r[1][1]["updated"], json!({"singleton": null}), "{:?}", r[1]);
+    assert_eq!(r[1][1]["notCreated"]["x"]["type"], "singleton");
+    assert_eq!(r[1][1]["notDestroyed"]["singleton"]["type"], "singleton");
+    assert_eq!(r[2][1]["list"][0]["isEnabled"], true);
+    assert_eq!(r[2][1]["notFound"], json!(["other"]));
+
+    let send = |from: &'static str, extra: &'static str, n: u32| {
+        let to = j.s.addr("smtp");
+        async move {
+            let body = format!("From: {from}\r\nTo: joe@example.org\r\nSubject: message {n}\r\nMessage-ID: <m{n}@remote.test>\r\n{extra}\r\nHello.\r\n");
+            let r = smtp_send(to, from, &["joe@example.org"], &body).await;
+            assert!(r.starts_with("250"), "{r}");
+        }
+    };
+    send("ann@remote.test", "", 1).await;
+    send("ann@remote.test", "", 2).await;
+    send("list@remote.test", "List-Id: <team.remote.test>\r\n", 3).await;
+    send("list@remote.test", "Auto-Submitted: auto-generated\r\n", 4).await;
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 4).await;
+    let got = wait_for_mail(remote.addr("imap"), "ann@remote.test", 1).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("Subject: Out of office"), "{text}");
+    assert!(text.contains("Back on Monday."), "{text}");
+    assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+    assert!(text.contains("In-Reply-To: <m1@remote.test>"), "{text}");
+    assert!(
+        text.contains("Return-Path: <>"),
+        "null envelope sender: {text}"
+    );
+    // Let the queue drain: nothing else went out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while j.s.cli_ok(&["queue", "list"]).contains("remote.test") {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), "ann@remote.test", "pw")
+            .await
+            .len(),
+        1,
+        "once per period"
+    );
+    assert!(
+        imap_fetch_all(remote.addr("imap"), "list@remote.test", "pw")
+            .await
+            .is_empty(),
+        "no response to list or automatic mail"
+    );
+
+    // Off: nobody is answered, even after the memory is cleared.
+    j.api(&[CORE, VAC], json!([["VacationResponse/set", {"accountId": account, "update": {"singleton": {"isEnabled": false}}}, "s"]]));
+    send("ann@remote.test", "", 5).await;
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!j.s.cli_ok(&["queue", "list"]).contains("ann@remote.test"));
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), "ann@remote.test", "pw")
+            .await
+            .len(),
+        1
+    );
+}

@@ -254,7 +254,8 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
             "collationAlgorithms": ["i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap"]
         },
         request::MAIL: {},
-        request::SUBMISSION: {}
+        request::SUBMISSION: {},
+        request::VACATION: {}
     });
     let state = session_state(core, &user);
     let body = json!({
@@ -274,6 +275,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                         "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
                         "mayCreateTopLevelMailbox": true
                     },
+                    request::VACATION: {},
                     // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
                     request::SUBMISSION: {
                         "maxDelayedSend": c.max_delayed_send,
@@ -286,7 +288,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                 }
             }
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION];
+pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
+pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

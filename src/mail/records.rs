@@ -18,6 +18,8 @@ pub enum Kind {
     Identity = b'i' as isize,
     Submission = b's' as isize,
     Vacation = b'v' as isize,
+    /// Senders the vacation response went to, and when.
+    VacationSent = b'r' as isize,
 }
 
 fn k_rec(acct: u32, kind: Kind, id: u64) -> Vec<u8> {
@@ -175,6 +177,20 @@ impl MailStore {
                 bump(txn, acct, kind)?;
                 txn.delete(key);
                 Ok(true)
+            })
+            .await?)
+    }
+
+    /// Deletes every record of a kind (not uploads).
+    pub async fn clear_records(&self, acct: u32, kind: Kind) -> Result<()> {
+        Ok(self
+            .store
+            .transact(move |txn| {
+                for (k, _) in txn.scan_prefix(&k_kind(acct, kind))? {
+                    txn.delete(k);
+                }
+                bump(txn, acct, kind)?;
+                Ok(())
             })
             .await?)
     }

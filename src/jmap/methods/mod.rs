@@ -15,10 +15,11 @@ mod identity;
 mod mailbox;
 mod submission;
 mod thread;
+mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, CORE, MAIL, SUBMISSION};
+use super::request::{MethodError, CORE, MAIL, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
 
@@ -113,6 +114,12 @@ pub async fn call(
             "cannotCalculateChanges",
             "query results are not kept; run EmailSubmission/query again",
         )),
+        "VacationResponse/get" if needs(VACATION) => {
+            Ok((name.into(), vacation::get(cx, args).await?))
+        }
+        "VacationResponse/set" if needs(VACATION) => {
+            Ok((name.into(), vacation::set(cx, args).await?))
+        }
         "Identity/changes" if needs(SUBMISSION) => Ok((
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Identity).await?,

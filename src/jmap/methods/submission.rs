@@ -244,24 +244,25 @@ fn release_time(params: &Map<String, Value>, max_delay: u64, undo: u64) -> Resul
     let now = unix_now();
     let mut at = now + undo as i64;
     for (k, v) in params {
-        let hold =
-            match k.to_ascii_uppercase().as_str() {
-                "HOLDFOR" => v
-                    .as_str()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .filter(|s| *s >= 0)
-                    .map(|s| now + s),
-                "HOLDUNTIL" => v
-                    .as_str()
-                    .and_then(mail_parser::DateTime::parse_rfc3339)
-                    .map(|d| d.to_timestamp()),
-                _ => return Err(invalid(
+        let hold = match k.to_ascii_uppercase().as_str() {
+            "HOLDFOR" => v
+                .as_str()
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|s| *s >= 0)
+                .map(|s| now + s),
+            "HOLDUNTIL" => v
+                .as_str()
+                .and_then(mail_parser::DateTime::parse_rfc3339)
+                .map(|d| d.to_timestamp()),
+            _ => {
+                return Err(invalid(
                     "envelope",
                     format!(
                         "the MAIL FROM parameter {k} is not supported (see submissionExtensions)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let Some(t) = hold else {
             return Err(invalid("envelope", format!("{k} has a bad value")));
         };
