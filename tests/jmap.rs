@@ -1814,3 +1814,162 @@ async fn vacation_response_follows_rfc3834() {
         1
     );
 }
+
+/// RFC 8621 §2.3, §2.5: Mailbox/set creates, renames, moves, subscribes
+/// and destroys on the IMAP tree (IMAP LIST sees it); the destroy rules;
+/// Mailbox/query. §3.2 Thread/changes and §5 SearchSnippet/get.
+#[tokio::test]
+async fn mailbox_set_thread_changes_and_snippets() {
+    let j = server("");
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Mailbox/set", {"accountId": account, "create": {
+                "p": {"name": "Projects", "isSubscribed": true},
+                "c": {"name": "Petrel", "parentId": "#p", "isSubscribed": false},
+                "bad": {"name": "a/b"},
+                "dup": {"name": "Drafts"},
+                "r": {"name": "Old", "role": "archive"}
+            }}, "c"],
+            ["Mailbox/query", {"accountId": account, "filter": {"parentId": "#p"}}, "q"],
+            ["Mailbox/query", {"accountId": account, "filter": {"hasAnyRole": true}, "sort": [{"property": "name"}]}, "roles"]
+        ]),
+    );
+    let set = &r[0][1];
+    let (p, c) = (
+        set["created"]["p"]["id"].as_str().unwrap().to_string(),
+        set["created"]["c"]["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        set["notCreated"]["bad"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(set["notCreated"]["dup"]["type"], "invalidProperties");
+    assert_eq!(
+        set["notCreated"]["r"]["type"], "invalidProperties",
+        "archive is Archive's role: {set}"
+    );
+    assert_eq!(r[1][1]["ids"], json!([c]));
+    assert!(r[2][1]["ids"].as_array().unwrap().len() >= 5, "{:?}", r[2]);
+    let list = imap(
+        j.s.addr("imap"),
+        "b LIST \"\" \"Projects*\"\r\nc LSUB \"\" \"*\"\r\n",
+    )
+    .await;
+    assert!(list.contains("\"Projects/Petrel\""), "{list}");
+    assert!(
+        list.contains("LSUB (\\HasChildren) \"/\" \"Projects\""),
+        "{list}"
+    );
+    assert!(
+        !list.contains("LSUB (\\HasNoChildren) \"/\" \"Projects/Petrel\""),
+        "not subscribed: {list}"
+    );
+
+    // Rename and move the child to the top; a parent with a child or a
+    // mailbox with mail is not destroyed.
+    j.deliver(&[
+        "Subject: hello there\r\nMessage-ID: <t1@remote.test>\r\n\r\nThe quick brown fox.\r\n"
+            .to_string(),
+    ])
+    .await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account}, "q"],
+            ["Mailbox/set", {"accountId": account, "destroy": [p.clone(), roles["inbox"].clone()]}, "d1"],
+            ["Mailbox/set", {"accountId": account, "update": {c.as_str(): {"name": "Heron", "parentId": null}}}, "u"],
+            ["Email/set", {"accountId": account, "update": {"#x": {}}}, "none"]
+        ]),
+    );
+    let email = r[0][1]["ids"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        r[1][1]["notDestroyed"][&p]["type"], "mailboxHasChild",
+        "{:?}",
+        r[1]
+    );
+    assert_eq!(
+        r[1][1]["notDestroyed"][&roles["inbox"]]["type"],
+        "forbidden"
+    );
+    assert_eq!(
+        r[2][1]["updated"],
+        json!({ c.as_str(): null }),
+        "{:?}",
+        r[2]
+    );
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/set", {"accountId": account, "update": {email.as_str(): {("mailboxIds/".to_string() + &c): true}}}, "m"],
+            ["Mailbox/set", {"accountId": account, "destroy": [c.clone()]}, "d2"],
+            ["Mailbox/get", {"accountId": account, "ids": [c.clone()], "properties": ["name", "parentId", "totalEmails"]}, "g"],
+            ["Mailbox/set", {"accountId": account, "destroy": [c.clone(), p.clone()], "onDestroyRemoveEmails": true}, "d3"],
+            ["Email/get", {"accountId": account, "ids": [email], "properties": ["mailboxIds"]}, "e"]
+        ]),
+    );
+    assert_eq!(
+        r[1][1]["notDestroyed"][&c]["type"], "mailboxHasEmail",
+        "{:?}",
+        r[1]
+    );
+    assert_eq!(
+        r[2][1]["list"][0],
+        json!({"id": c, "name": "Heron", "parentId": null, "totalEmails": 1})
+    );
+    assert_eq!(r[3][1]["destroyed"], json!([c, p]), "{:?}", r[3]);
+    assert_eq!(
+        r[4][1]["list"][0]["mailboxIds"],
+        json!({ roles["inbox"].as_str(): true }),
+        "still in the inbox"
+    );
+    let list = imap(j.s.addr("imap"), "b LIST \"\" \"*\"\r\n").await;
+    assert!(
+        !list.contains("Heron") && !list.contains("Projects"),
+        "{list}"
+    );
+
+    // Thread/changes: a reply updates the thread, a new message creates one.
+    let state = j.api(
+        &[CORE, MAIL],
+        json!([["Thread/get", {"accountId": account, "ids": []}, "t"]]),
+    )[0][1]["state"]
+        .clone();
+    j.deliver(&[
+        "Subject: Re: hello there\r\nMessage-ID: <t2@remote.test>\r\nIn-Reply-To: <t1@remote.test>\r\n\r\nA lazy dog.\r\n".to_string(),
+        "Subject: other\r\nMessage-ID: <o1@remote.test>\r\n\r\nThe quick fox again, quick!\r\n".to_string(),
+    ])
+    .await;
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Thread/changes", {"accountId": account, "sinceState": state}, "tc"],
+            ["Email/get", {"accountId": account, "ids": [email], "properties": ["threadId"]}, "e"],
+            ["Email/query", {"accountId": account, "filter": {"text": "quick"}}, "q"],
+            ["SearchSnippet/get", {"accountId": account, "filter": {"text": "quick"},
+                "#emailIds": {"resultOf": "q", "name": "Email/query", "path": "/ids"}}, "s"],
+            ["SearchSnippet/get", {"accountId": account, "filter": {"subject": "HELLO"}, "emailIds": [email, "E99999"]}, "s2"]
+        ]),
+    );
+    let tc = &r[0][1];
+    let first_thread = r[1][1]["list"][0]["threadId"].clone();
+    assert_eq!(tc["updated"], json!([first_thread]), "{tc}");
+    assert_eq!(tc["created"].as_array().unwrap().len(), 1, "{tc}");
+    let snippets = r[3][1]["list"].as_array().unwrap();
+    assert_eq!(snippets.len(), 2);
+    for s in snippets {
+        assert!(
+            s["preview"]
+                .as_str()
+                .unwrap()
+                .contains("<mark>quick</mark>"),
+            "{s}"
+        );
+        assert_eq!(s["subject"], Value::Null, "quick is not in the subjects");
+    }
+    assert_eq!(r[4][1]["list"][0]["subject"], "<mark>hello</mark> there");
+    assert_eq!(r[4][1]["list"][0]["preview"], Value::Null);
+    assert_eq!(r[4][1]["notFound"], json!(["E99999"]));
+}

@@ -13,6 +13,8 @@ mod email_set;
 mod email_text;
 mod identity;
 mod mailbox;
+mod mailbox_set;
+mod search_snippet;
 mod submission;
 mod thread;
 mod vacation;
@@ -91,10 +93,20 @@ pub async fn call(
         }
         "Email/get" if needs(MAIL) => Ok((name.into(), email::get(cx, args).await?)),
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
+        "Mailbox/set" if needs(MAIL) => Ok((name.into(), mailbox_set::set(cx, args).await?)),
+        "Mailbox/query" if needs(MAIL) => Ok((name.into(), mailbox_set::query(cx, args).await?)),
+        "Mailbox/queryChanges" if needs(MAIL) => Err(MethodError::with(
+            "cannotCalculateChanges",
+            "query results are not kept; run Mailbox/query again",
+        )),
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         "Email/import" if needs(MAIL) => Ok((name.into(), email_import::import(cx, args).await?)),
         "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
+        "SearchSnippet/get" if needs(MAIL) => {
+            Ok((name.into(), search_snippet::get(cx, args).await?))
+        }
+        "Thread/changes" if needs(MAIL) => Ok((name.into(), thread::changes(cx, args).await?)),
         "Identity/get" if needs(SUBMISSION) => Ok((name.into(), identity::get(cx, args).await?)),
         "Identity/set" if needs(SUBMISSION) => Ok((name.into(), identity::set(cx, args).await?)),
         "EmailSubmission/get" if needs(SUBMISSION) => {
@@ -247,6 +259,33 @@ async fn record_changes(
         "updated": [],
         "destroyed": [],
     }))
+}
+
+/// The response of a simple /query call (§5.5): `ids` in result order,
+/// windowed by position and limit, with the total when asked.
+fn query_response(args: &Map<String, Value>, acct: u32, state: u64, ids: Vec<String>) -> Value {
+    let total = ids.len();
+    let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
+    let start = if position < 0 {
+        total.saturating_sub(position.unsigned_abs() as usize)
+    } else {
+        (position as usize).min(total)
+    };
+    let end = args
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(total, |l| start.saturating_add(l as usize).min(total));
+    let mut out = serde_json::json!({
+        "accountId": super::id::account(acct),
+        "queryState": state.to_string(),
+        "canCalculateChanges": false,
+        "position": start,
+        "ids": ids[start..end],
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = serde_json::json!(total);
+    }
+    out
 }
 
 /// RFC 8621 §4.1.1: a message flagged `\Deleted` (by IMAP) is not

@@ -742,28 +742,12 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             rows.reverse();
         }
     }
-    let total = rows.len();
-    let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
-    let start = if position < 0 {
-        total.saturating_sub(position.unsigned_abs() as usize)
-    } else {
-        (position as usize).min(total)
-    };
-    let end = args
-        .get("limit")
-        .and_then(Value::as_u64)
-        .map_or(total, |l| start.saturating_add(l as usize).min(total));
-    let mut out = json!({
-        "accountId": id::account(acct),
-        "queryState": state.to_string(),
-        "canCalculateChanges": false,
-        "position": start,
-        "ids": rows[start..end].iter().map(|r| id::submission(r.0)).collect::<Vec<_>>(),
-    });
-    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
-        out["total"] = json!(total);
-    }
-    Ok(out)
+    Ok(super::query_response(
+        &args,
+        acct,
+        state,
+        rows.iter().map(|r| id::submission(r.0)).collect(),
+    ))
 }
 
 #[cfg(test)]

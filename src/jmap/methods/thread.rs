@@ -48,3 +48,62 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     }
     Ok(super::get_response(acct, state, list, not_found))
 }
+
+/// Thread/changes (§3.2) from Email/changes: the threads of created and
+/// changed Emails; a thread all of whose Emails are new is created. The
+/// change log does not keep the thread of a destroyed Email, so a range
+/// with destructions answers `cannotCalculateChanges` (the client
+/// fetches its threads again).
+pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let mut out = super::changes::email(cx, args).await?;
+    let list = |k: &str| -> Vec<u64> {
+        out[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().and_then(id::parse_email))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !list("destroyed").is_empty() {
+        return Err(MethodError::with(
+            "cannotCalculateChanges",
+            "Emails were destroyed since that state; fetch the threads again",
+        ));
+    }
+    let created: HashSet<u64> = list("created").into_iter().collect();
+    let touched: Vec<u64> = created.iter().copied().chain(list("updated")).collect();
+    let mail = &cx.core.mail;
+    let metas = mail
+        .email_metas(acct, &touched)
+        .await
+        .map_err(store_error)?;
+    let threads: HashSet<u64> = metas.values().map(|m| m.thread).collect();
+    let (mut made, mut changed) = (Vec::new(), Vec::new());
+    if !threads.is_empty() {
+        let all: Vec<u64> = super::visible_messages(cx, acct)
+            .await?
+            .into_keys()
+            .collect();
+        let every = mail.email_metas(acct, &all).await.map_err(store_error)?;
+        for t in threads {
+            let new = every
+                .iter()
+                .filter(|(_, m)| m.thread == t)
+                .all(|(e, _)| created.contains(e));
+            if new {
+                made.push(id::thread(t));
+            } else {
+                changed.push(id::thread(t));
+            }
+        }
+    }
+    made.sort();
+    changed.sort();
+    out["created"] = json!(made);
+    out["updated"] = json!(changed);
+    out["destroyed"] = json!([]);
+    Ok(out)
+}

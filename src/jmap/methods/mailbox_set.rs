@@ -1,0 +1,406 @@
+//! Mailbox/set and Mailbox/query (RFC 8621 §2.5, §2.3) on the IMAP
+//! mailbox tree: a Mailbox's IMAP name is its parents' names and its own
+//! joined by `/`, so creating, renaming and moving are IMAP CREATE and
+//! RENAME, and IMAP sessions see them. Roles are the special uses IMAP
+//! shows (RFC 6154). sortOrder is always 0 (no order is kept).
+
+use serde_json::{json, Map, Value};
+
+use super::{store_error, Context};
+use crate::jmap::id;
+use crate::jmap::request::MethodError;
+use crate::mail::{MailError, Mailbox};
+
+fn invalid(p: &str, why: impl Into<String>) -> Value {
+    json!({"type": "invalidProperties", "properties": [p], "description": why.into()})
+}
+
+const ROLES: &[&str] = &[
+    "all",
+    "archive",
+    "drafts",
+    "flagged",
+    "important",
+    "inbox",
+    "junk",
+    "sent",
+    "subscribed",
+    "trash",
+];
+
+/// What a create or update asks of a mailbox.
+#[derive(Default)]
+struct Wanted {
+    name: Option<String>,
+    /// `Some(None)`: top level.
+    parent: Option<Option<u32>>,
+    role: Option<Option<String>>,
+    subscribed: Option<bool>,
+}
+
+fn wanted(cx: &Context<'_>, obj: &Map<String, Value>) -> Result<Wanted, Value> {
+    let mut w = Wanted::default();
+    for (k, v) in obj {
+        match k.as_str() {
+            "name" => {
+                let n = v.as_str().ok_or_else(|| invalid(k, "a String"))?;
+                if n.is_empty() || n.contains('/') || n.chars().any(char::is_control) {
+                    return Err(invalid(k, "1 or more characters, no `/` and no controls"));
+                }
+                w.name = Some(n.to_string());
+            }
+            "parentId" => {
+                w.parent = Some(match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(
+                        cx.resolve(s)
+                            .and_then(|x| id::parse_mailbox(&x))
+                            .ok_or_else(|| invalid(k, "not a Mailbox id"))?,
+                    ),
+                    _ => return Err(invalid(k, "an Id or null")),
+                })
+            }
+            "role" => {
+                w.role = Some(match v {
+                    Value::Null => None,
+                    Value::String(r) if ROLES.contains(&r.as_str()) && r != "inbox" => {
+                        Some(r.clone())
+                    }
+                    _ => {
+                        return Err(invalid(
+                            k,
+                            "a role of the IANA registry (not inbox) or null",
+                        ))
+                    }
+                })
+            }
+            "isSubscribed" => {
+                w.subscribed = Some(v.as_bool().ok_or_else(|| invalid(k, "a Boolean"))?)
+            }
+            "sortOrder" if v == &json!(0) => {}
+            "sortOrder" => return Err(invalid(k, "this server keeps no order: 0 only")),
+            // Server-set properties given as they are: accepted as no-ops.
+            "id" | "totalEmails" | "unreadEmails" | "totalThreads" | "unreadThreads"
+            | "myRights" => return Err(invalid(k, "server-set")),
+            _ => return Err(invalid(k, "not a Mailbox property")),
+        }
+    }
+    Ok(w)
+}
+
+fn full_name(boxes: &[Mailbox], parent: Option<u32>, name: &str) -> Result<String, Value> {
+    match parent {
+        None => Ok(name.to_string()),
+        Some(p) => match boxes.iter().find(|m| m.id == p) {
+            Some(m) => Ok(format!("{}/{name}", m.name)),
+            None => Err(invalid("parentId", "no such Mailbox")),
+        },
+    }
+}
+
+fn store_set_error(e: MailError) -> Result<Value, MethodError> {
+    match e {
+        MailError::Invalid(why) => Ok(invalid("name", why)),
+        e => Err(store_error(e)),
+    }
+}
+
+pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let mail = &cx.core.mail;
+    let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    super::check_state(&args, old_state)?;
+    let (create, update, destroy) =
+        super::set_arguments(&args, cx.core.config.jmap.max_objects_in_set)?;
+    let remove_emails = args.get("onDestroyRemoveEmails").and_then(Value::as_bool) == Some(true);
+    let mut created = Map::new();
+    let mut not_created = Map::new();
+    // A child may name its parent by creation id (§5.3): parents first.
+    let mut order: Vec<(&String, &Value)> = Vec::new();
+    let mut left: Vec<(&String, &Value)> = create.iter().collect();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|(cid, obj)| {
+            let waits = obj
+                .get("parentId")
+                .and_then(Value::as_str)
+                .and_then(|p| p.strip_prefix('#'))
+                .is_some_and(|p| {
+                    p != cid.as_str()
+                        && create.contains_key(p)
+                        && !order.iter().any(|(c, _)| c.as_str() == p)
+                });
+            if !waits {
+                order.push((cid, obj));
+            }
+            waits
+        });
+        if left.len() == before {
+            // A cycle: let them fail on their unresolved parents.
+            order.append(&mut left);
+        }
+    }
+    for (cid, obj) in order {
+        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let w = match obj
+            .as_object()
+            .ok_or_else(|| invalid("create", "an object"))
+            .and_then(|o| wanted(cx, o))
+        {
+            Ok(w) => w,
+            Err(e) => {
+                not_created.insert(cid.clone(), e);
+                continue;
+            }
+        };
+        let Some(name) = &w.name else {
+            not_created.insert(cid.clone(), invalid("name", "name is required"));
+            continue;
+        };
+        let full = match full_name(&boxes, w.parent.flatten(), name) {
+            Ok(f) => f,
+            Err(e) => {
+                not_created.insert(cid.clone(), e);
+                continue;
+            }
+        };
+        let mb = match mail
+            .create_mailbox_with_role(acct, &full, w.role.flatten())
+            .await
+        {
+            Ok(mb) => mb,
+            Err(e) => {
+                not_created.insert(cid.clone(), store_set_error(e)?);
+                continue;
+            }
+        };
+        let subscribed = w.subscribed.unwrap_or(mb.subscribed);
+        if subscribed != mb.subscribed {
+            mail.set_subscribed(acct, &full, subscribed)
+                .await
+                .map_err(store_error)?;
+        }
+        cx.created(cid, &id::mailbox(mb.id));
+        created.insert(
+            cid.clone(),
+            json!({"id": id::mailbox(mb.id), "sortOrder": 0, "totalEmails": 0, "unreadEmails": 0,
+                   "totalThreads": 0, "unreadThreads": 0, "isSubscribed": subscribed}),
+        );
+    }
+    let mut updated = Map::new();
+    let mut not_updated = Map::new();
+    for (asked, patch) in &update {
+        let mid = cx.resolve(asked).unwrap_or_else(|| asked.clone());
+        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let Some(mb) = id::parse_mailbox(&mid)
+            .and_then(|n| boxes.iter().find(|m| m.id == n))
+            .cloned()
+        else {
+            not_updated.insert(mid, json!({"type": "notFound"}));
+            continue;
+        };
+        let w = match patch
+            .as_object()
+            .ok_or_else(|| json!({"type": "invalidPatch"}))
+            .and_then(|o| wanted(cx, o))
+        {
+            Ok(w) => w,
+            Err(e) => {
+                not_updated.insert(mid, e);
+                continue;
+            }
+        };
+        let (cur_parent, cur_name) = match mb.name.rsplit_once('/') {
+            Some((p, n)) => (
+                boxes.iter().find(|m| m.name == p).map(|m| m.id),
+                n.to_string(),
+            ),
+            None => (None, mb.name.clone()),
+        };
+        let parent = w.parent.unwrap_or(cur_parent);
+        let name = w.name.clone().unwrap_or(cur_name);
+        if parent == Some(mb.id) {
+            not_updated.insert(
+                mid,
+                invalid("parentId", "a Mailbox cannot be its own parent"),
+            );
+            continue;
+        }
+        let full = match full_name(&boxes, parent, &name) {
+            Ok(f) => f,
+            Err(e) => {
+                not_updated.insert(mid, e);
+                continue;
+            }
+        };
+        if full != mb.name {
+            if mb.name.eq_ignore_ascii_case("INBOX") {
+                not_updated.insert(mid, json!({"type": "forbidden", "description": "the inbox cannot be renamed or moved"}));
+                continue;
+            }
+            if let Err(e) = mail.rename_mailbox(acct, &mb.name, &full).await {
+                not_updated.insert(mid, store_set_error(e)?);
+                continue;
+            }
+        }
+        if let Some(role) = w.role {
+            if let Err(e) = mail.set_mailbox_role(acct, mb.id, role).await {
+                not_updated.insert(mid, store_set_error(e)?);
+                continue;
+            }
+        }
+        if let Some(s) = w.subscribed {
+            mail.set_subscribed(acct, &full, s)
+                .await
+                .map_err(store_error)?;
+        }
+        updated.insert(mid, Value::Null);
+    }
+    let mut destroyed = Vec::new();
+    let mut not_destroyed = Map::new();
+    for asked in destroy {
+        let mid = cx.resolve(&asked).unwrap_or(asked);
+        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let Some(mb) = id::parse_mailbox(&mid)
+            .and_then(|n| boxes.iter().find(|m| m.id == n))
+            .cloned()
+        else {
+            not_destroyed.insert(mid, json!({"type": "notFound"}));
+            continue;
+        };
+        let prefix = format!("{}/", mb.name);
+        if boxes.iter().any(|m| m.name.starts_with(&prefix)) {
+            not_destroyed.insert(mid, json!({"type": "mailboxHasChild"}));
+            continue;
+        }
+        if mb.name.eq_ignore_ascii_case("INBOX") {
+            not_destroyed.insert(
+                mid,
+                json!({"type": "forbidden", "description": "the inbox cannot be destroyed"}),
+            );
+            continue;
+        }
+        // §2.5: with Emails in it, only if onDestroyRemoveEmails.
+        let has_mail = mail
+            .view(acct, &mb)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .any(|e| !super::deleted(&e.flags));
+        if has_mail && !remove_emails {
+            not_destroyed.insert(mid, json!({"type": "mailboxHasEmail"}));
+            continue;
+        }
+        if let Err(e) = mail.delete_mailbox(acct, &mb.name).await {
+            not_destroyed.insert(mid, store_set_error(e)?);
+            continue;
+        }
+        destroyed.push(mid);
+    }
+    let new_state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    Ok(super::set_response(
+        acct,
+        old_state,
+        new_state,
+        [created, updated, not_created, not_updated, not_destroyed],
+        destroyed,
+    ))
+}
+
+/// Mailbox/query (§2.3): filters parentId, name, role, hasAnyRole,
+/// isSubscribed; sorts name, sortOrder, parentId.
+pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let mail = &cx.core.mail;
+    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    let parent_of = |m: &Mailbox| {
+        m.name
+            .rsplit_once('/')
+            .and_then(|(p, _)| boxes.iter().find(|b| b.name == p))
+            .map(|b| b.id)
+    };
+    let role_of = |m: &Mailbox| {
+        m.role
+            .as_ref()
+            .map(|r| r.trim_start_matches('\\').to_ascii_lowercase())
+    };
+    let empty = Map::new();
+    let f = match args.get("filter") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) if !m.contains_key("operator") => m,
+        Some(_) => {
+            return Err(MethodError::with(
+                "unsupportedFilter",
+                "Mailbox/query takes one FilterCondition",
+            ))
+        }
+    };
+    let mut rows: Vec<&Mailbox> = Vec::new();
+    for m in &boxes {
+        let mut ok = true;
+        for (k, v) in f {
+            ok &= match k.as_str() {
+                "parentId" => match v {
+                    Value::Null => parent_of(m).is_none(),
+                    Value::String(s) => parent_of(m).map(id::mailbox) == cx.resolve(s),
+                    _ => return Err(MethodError::invalid_arguments("parentId: an Id or null")),
+                },
+                "name" => {
+                    let needle = v.as_str().unwrap_or_default().to_lowercase();
+                    m.name
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_lowercase()
+                        .contains(&needle)
+                }
+                "role" => role_of(m).as_deref() == v.as_str(),
+                "hasAnyRole" => role_of(m).is_some() == (v == &Value::Bool(true)),
+                "isSubscribed" => m.subscribed == (v == &Value::Bool(true)),
+                other => {
+                    return Err(MethodError::with(
+                        "unsupportedFilter",
+                        format!("`{other}` is not a Mailbox filter"),
+                    ))
+                }
+            };
+        }
+        if ok {
+            rows.push(m);
+        }
+    }
+    let sort = args
+        .get("sort")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for c in sort.iter().rev() {
+        let asc = c
+            .get("isAscending")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        match c.get("property").and_then(Value::as_str) {
+            Some("name") => rows.sort_by_key(|m| {
+                crate::mail::collate::casemap(m.name.rsplit('/').next().unwrap_or_default())
+            }),
+            Some("sortOrder") => {}
+            Some("parentId") => rows.sort_by_key(|m| parent_of(m)),
+            other => {
+                return Err(MethodError::with(
+                    "unsupportedSort",
+                    format!("cannot sort Mailboxes by {other:?}"),
+                ))
+            }
+        }
+        if !asc {
+            rows.reverse();
+        }
+    }
+    Ok(super::query_response(
+        &args,
+        acct,
+        state,
+        rows.iter().map(|m| id::mailbox(m.id)).collect(),
+    ))
+}
