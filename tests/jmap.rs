@@ -1973,3 +1973,48 @@ async fn mailbox_set_thread_changes_and_snippets() {
     assert_eq!(r[4][1]["list"][0]["preview"], Value::Null);
     assert_eq!(r[4][1]["notFound"], json!(["E99999"]));
 }
+
+/// RFC 8621 §4.9: Email/parse reads an uploaded message and, through
+/// its part's blob id, the message attached to it; other blobs are not
+/// parsable or not found.
+#[tokio::test]
+async fn email_parse_reads_uploads_and_attached_messages() {
+    let j = server("");
+    let account = j.account_id();
+    let outer = "From: Ann <ann@remote.test>\r\nSubject: Fwd: the plan\r\nMessage-ID: <f1@remote.test>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: Bob <bob@remote.test>\r\nSubject: the plan\r\nDate: Mon, 2 Feb 2026 08:00:00 +0100\r\n\r\nStep one.\r\n--b--\r\n";
+    let (_, up) = j.upload(&account, "message/rfc822", outer.as_bytes());
+    let (_, pdf) = j.upload(&account, "application/pdf", b"%PDF-1.4 not mail");
+    let blob = up["blobId"].as_str().unwrap();
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/parse", {"accountId": account, "blobIds": [blob, pdf["blobId"], "U999"],
+                "fetchTextBodyValues": true}, "p"],
+        ]),
+    );
+    let p = &r[0][1];
+    let e = &p["parsed"][blob];
+    assert_eq!(e["subject"], "Fwd: the plan", "{p}");
+    assert_eq!(e["messageId"], json!(["f1@remote.test"]));
+    assert_eq!(
+        e["from"],
+        json!([{"name": "Ann", "email": "ann@remote.test"}])
+    );
+    assert_eq!(e["hasAttachment"], true);
+    assert_eq!(p["notParsable"], json!([pdf["blobId"]]));
+    assert_eq!(p["notFound"], json!(["U999"]));
+    let attached = e["attachments"][0]["blobId"].as_str().unwrap().to_string();
+    assert!(attached.starts_with(&format!("{blob}-")), "{attached}");
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/parse", {"accountId": account, "blobIds": [attached],
+            "properties": ["subject", "sentAt", "bodyValues", "textBody", "id", "size"], "fetchTextBodyValues": true}, "p"]]),
+    );
+    let inner = &r[0][1]["parsed"][&attached];
+    assert_eq!(inner["subject"], "the plan", "{inner}");
+    assert_eq!(inner["sentAt"], "2026-02-02T08:00:00+01:00");
+    assert_eq!(inner["id"], Value::Null);
+    let tid = inner["textBody"][0]["partId"].as_str().unwrap();
+    // The CRLF before the boundary belongs to the boundary (RFC 2046 §5.1.1).
+    assert_eq!(inner["bodyValues"][tid]["value"], "Step one.");
+}

@@ -1,6 +1,7 @@
 //! Blobs (RFC 8620 §6): what a blob id names, read for the asking
-//! account only — a message (`B{email}`), one of its MIME parts, decoded
-//! (`B{email}-{part}`), or an upload (`U{n}`) — and the upload endpoint,
+//! account only — a message (`B{email}`), an upload (`U{n}`), or a MIME
+//! part of either, decoded (`B{email}-{part}`, `U{n}-{part}`) — and the
+//! upload endpoint,
 //! `POST /jmap/upload/{accountId}/`. Uploads live in the mail store's
 //! records; those older than a day are deleted when the account uploads
 //! again (§6.1 keeps them at least an hour).
@@ -27,6 +28,12 @@ pub async fn read(mail: &MailStore, acct: u32, blob: &str) -> Result<Option<Vec<
     };
     let email = match r {
         BlobRef::Upload(n) => return Ok(mail.upload(acct, n).await?.map(|(_, d)| d)),
+        BlobRef::UploadPart(n, p) => {
+            return Ok(mail
+                .upload(acct, n)
+                .await?
+                .and_then(|(_, d)| super::methods::email_body::part_contents(&d, p)))
+        }
         BlobRef::Message(e) | BlobRef::Part(e, _) => e,
     };
     let (Some(meta), Some(state)) = (

@@ -67,9 +67,10 @@ pub fn blob(email: u64) -> String {
 }
 
 /// One MIME part of a message (RFC 8621 §4.1.4 blobId): the message's
-/// blob id, `-` and the part's index (its partId).
-pub fn part_blob(email: u64, part: usize) -> String {
-    format!("B{email}-{part}")
+/// blob id (an Email's or an upload's), `-` and the part's index (its
+/// partId).
+pub fn part_blob(whole: &str, part: usize) -> String {
+    format!("{whole}-{part}")
 }
 
 /// An uploaded blob (RFC 8620 §6.1): `U` and the upload's number.
@@ -83,20 +84,28 @@ pub enum BlobRef {
     Message(u64),
     Part(u64, usize),
     Upload(u64),
+    UploadPart(u64, usize),
 }
 
 pub fn parse_blob(s: &str) -> Option<BlobRef> {
-    if let Some(n) = parse('U', s) {
-        return Some(BlobRef::Upload(n));
-    }
-    match s.split_once('-') {
-        None => parse('B', s).map(BlobRef::Message),
-        Some((msg, part)) => {
-            let e = parse('B', msg)?;
-            let p = parse('p', &format!("p{part}"))?;
-            Some(BlobRef::Part(e, usize::try_from(p).ok()?))
+    let (whole, part) = match s.split_once('-') {
+        None => (s, None),
+        Some((w, p)) => {
+            let p = parse('p', &format!("p{p}"))?;
+            (w, Some(usize::try_from(p).ok()?))
         }
+    };
+    if let Some(n) = parse('U', whole) {
+        return Some(match part {
+            None => BlobRef::Upload(n),
+            Some(p) => BlobRef::UploadPart(n, p),
+        });
     }
+    let e = parse('B', whole)?;
+    Some(match part {
+        None => BlobRef::Message(e),
+        Some(p) => BlobRef::Part(e, p),
+    })
 }
 
 #[cfg(test)]
@@ -111,9 +120,16 @@ mod tests {
         assert_eq!(parse_email(&email(9)), Some(9));
         assert_eq!(parse_thread(&thread(3)), Some(3));
         assert_eq!(parse_blob(&blob(4)), Some(BlobRef::Message(4)));
-        assert_eq!(parse_blob(&part_blob(4, 2)), Some(BlobRef::Part(4, 2)));
+        assert_eq!(
+            parse_blob(&part_blob(&blob(4), 2)),
+            Some(BlobRef::Part(4, 2))
+        );
+        assert_eq!(
+            parse_blob(&part_blob(&upload(4), 0)),
+            Some(BlobRef::UploadPart(4, 0))
+        );
         assert_eq!(parse_blob(&upload(3)), Some(BlobRef::Upload(3)));
-        for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2", "U", "U01"] {
+        for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2", "U", "U01", "U1-"] {
             assert_eq!(parse_blob(bad), None, "{bad}");
         }
         for bad in ["M", "M07", "m7", "M-1", "M4294967296", "a1"] {

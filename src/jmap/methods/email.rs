@@ -132,8 +132,7 @@ fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, MethodErro
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
     let props = email_properties(&args)?;
-    let body_props = email_body::body_properties(&args)?;
-    let value_opts = email_body::ValueOptions::parse(&args)?;
+    let body = email_body::BodyArgs::parse(&args)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?.ok_or_else(|| {
         MethodError::with(
             "requestTooLarge",
@@ -198,11 +197,6 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                     Some(m) => json!([m]),
                     None => Value::Null,
                 },
-                "inReplyTo" => match msg.map(|m| m.in_reply_to()) {
-                    Some(mail_parser::HeaderValue::Text(t)) => json!([t]),
-                    Some(mail_parser::HeaderValue::TextList(l)) => json!(l),
-                    _ => Value::Null,
-                },
                 "references" => {
                     if meta.meta.references.is_empty() {
                         Value::Null
@@ -212,55 +206,8 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 }
                 "subject" => json!(meta.meta.subject),
                 "sentAt" => meta.meta.sent_at.map_or(Value::Null, utc),
-                "sender" => email_body::addresses(msg.and_then(|m| m.sender())),
-                "from" => email_body::addresses(msg.and_then(|m| m.from())),
-                "to" => email_body::addresses(msg.and_then(|m| m.to())),
-                "cc" => email_body::addresses(msg.and_then(|m| m.cc())),
-                "bcc" => email_body::addresses(msg.and_then(|m| m.bcc())),
-                "replyTo" => email_body::addresses(msg.and_then(|m| m.reply_to())),
-                "preview" => json!(msg
-                    .and_then(|m| m.body_preview(256))
-                    .map(|p| p.to_string())
-                    .unwrap_or_default()),
-                "hasAttachment" => json!(msg.is_some_and(email_body::has_attachment)),
-                "headers" => match msg {
-                    Some(m) => email_body::header_list(m.raw_message(), &m.parts[0].headers),
-                    None => json!([]),
-                },
-                "bodyStructure" => {
-                    msg.map_or(Value::Null, |m| email_body::body_part(m, 0, &body_props, e))
-                }
-                "textBody" | "htmlBody" | "attachments" => match msg {
-                    Some(m) => {
-                        let parts = match p.as_str() {
-                            "textBody" => &m.text_body,
-                            "htmlBody" => &m.html_body,
-                            _ => &m.attachments,
-                        };
-                        // §4.1.4: these lists never include subParts.
-                        let flat: Vec<String> = body_props
-                            .iter()
-                            .filter(|b| *b != "subParts")
-                            .cloned()
-                            .collect();
-                        Value::Array(
-                            parts
-                                .iter()
-                                .map(|i| email_body::body_part(m, *i as usize, &flat, e))
-                                .collect(),
-                        )
-                    }
-                    None => json!([]),
-                },
-                "bodyValues" => msg.map_or(json!({}), |m| email_body::body_values(m, value_opts)),
-                other => match email_body::parse_header_prop(other)? {
-                    Some(hp) => match msg {
-                        Some(m) => {
-                            email_body::header_prop(m.raw_message(), &m.parts[0].headers, &hp)
-                        }
-                        None if hp.all => json!([]),
-                        None => Value::Null,
-                    },
+                other => match email_body::message_property(other, msg, &id::blob(e), &body)? {
+                    Some(v) => v,
                     None => continue,
                 },
             };

@@ -321,8 +321,8 @@ pub fn media_type(part: &MessagePart<'_>) -> String {
     }
 }
 
-/// One EmailBodyPart (§4.1.4) of the Email `email`.
-pub fn body_part(msg: &Message<'_>, index: usize, props: &[String], email: u64) -> Value {
+/// One EmailBodyPart (§4.1.4) of the message whose blob is `blob`.
+pub fn body_part(msg: &Message<'_>, index: usize, props: &[String], blob: &str) -> Value {
     let Some(part) = msg.parts.get(index) else {
         return Value::Null;
     };
@@ -335,7 +335,7 @@ pub fn body_part(msg: &Message<'_>, index: usize, props: &[String], email: u64) 
             "partId" if multipart => Value::Null,
             "partId" => json!(index.to_string()),
             "blobId" if multipart => Value::Null,
-            "blobId" => json!(id::part_blob(email, index)),
+            "blobId" => json!(id::part_blob(blob, index)),
             "size" => json!(part.len()),
             "headers" => header_list(raw, &part.headers),
             "name" => json!(part.attachment_name()),
@@ -360,7 +360,7 @@ pub fn body_part(msg: &Message<'_>, index: usize, props: &[String], email: u64) 
             "subParts" => match part.sub_parts() {
                 Some(subs) => Value::Array(
                     subs.iter()
-                        .map(|s| body_part(msg, *s as usize, props, email))
+                        .map(|s| body_part(msg, *s as usize, props, blob))
                         .collect(),
                 ),
                 None => Value::Null,
@@ -481,6 +481,113 @@ pub fn has_attachment(msg: &Message<'_>) -> bool {
     })
 }
 
+/// The body arguments of Email/get and Email/parse (§4.2, §4.9).
+pub struct BodyArgs {
+    pub props: Vec<String>,
+    pub values: ValueOptions,
+}
+
+impl BodyArgs {
+    pub fn parse(args: &Map<String, Value>) -> Result<BodyArgs, MethodError> {
+        Ok(BodyArgs {
+            props: body_properties(args)?,
+            values: ValueOptions::parse(args)?,
+        })
+    }
+}
+
+fn ids(v: &HeaderValue<'_>) -> Value {
+    match v {
+        HeaderValue::Text(t) => json!([t]),
+        HeaderValue::TextList(l) => json!(l),
+        _ => Value::Null,
+    }
+}
+
+/// An Email property that comes from the message itself (§4.1.2-§4.1.4)
+/// for the message whose blob is `blob`; `None` for the others
+/// (metadata). `msg` is `None` for a message that does not parse.
+pub fn message_property(
+    p: &str,
+    msg: Option<&Message<'_>>,
+    blob: &str,
+    args: &BodyArgs,
+) -> Result<Option<Value>, MethodError> {
+    let v = match p {
+        "messageId" => msg.map_or(Value::Null, |m| {
+            ids(m.header("Message-ID").unwrap_or(&HeaderValue::Empty))
+        }),
+        "inReplyTo" => msg.map_or(Value::Null, |m| ids(m.in_reply_to())),
+        "references" => msg.map_or(Value::Null, |m| ids(m.references())),
+        "subject" => msg
+            .and_then(|m| m.subject())
+            .map_or(Value::Null, |s| json!(s)),
+        "sentAt" => msg
+            .and_then(|m| m.date())
+            .map_or(Value::Null, |d| json!(d.to_rfc3339())),
+        "sender" => addresses(msg.and_then(|m| m.sender())),
+        "from" => addresses(msg.and_then(|m| m.from())),
+        "to" => addresses(msg.and_then(|m| m.to())),
+        "cc" => addresses(msg.and_then(|m| m.cc())),
+        "bcc" => addresses(msg.and_then(|m| m.bcc())),
+        "replyTo" => addresses(msg.and_then(|m| m.reply_to())),
+        "preview" => json!(msg
+            .and_then(|m| m.body_preview(256))
+            .map(|p| p.to_string())
+            .unwrap_or_default()),
+        "hasAttachment" => json!(msg.is_some_and(has_attachment)),
+        "headers" => match msg {
+            Some(m) => header_list(m.raw_message(), &m.parts[0].headers),
+            None => json!([]),
+        },
+        "bodyStructure" => msg.map_or(Value::Null, |m| body_part(m, 0, &args.props, blob)),
+        "textBody" | "htmlBody" | "attachments" => match msg {
+            Some(m) => {
+                let parts = match p {
+                    "textBody" => &m.text_body,
+                    "htmlBody" => &m.html_body,
+                    _ => &m.attachments,
+                };
+                // §4.1.4: these lists never include subParts.
+                let flat: Vec<String> = args
+                    .props
+                    .iter()
+                    .filter(|b| *b != "subParts")
+                    .cloned()
+                    .collect();
+                Value::Array(
+                    parts
+                        .iter()
+                        .map(|i| body_part(m, *i as usize, &flat, blob))
+                        .collect(),
+                )
+            }
+            None => json!([]),
+        },
+        "bodyValues" => msg.map_or(json!({}), |m| body_values(m, args.values)),
+        other => match parse_header_prop(other)? {
+            Some(hp) => match msg {
+                Some(m) => header_prop(m.raw_message(), &m.parts[0].headers, &hp),
+                None if hp.all => json!([]),
+                None => Value::Null,
+            },
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(v))
+}
+
+/// Whether `raw` starts as an RFC 5322 message does: a header field
+/// (`name:` with a name of printable ASCII). mail-parser reads anything;
+/// Email/parse and Email/import refuse blobs that are not mail.
+pub fn looks_like_message(raw: &[u8]) -> bool {
+    let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
+    match line.iter().position(|b| *b == b':') {
+        Some(n) if n > 0 => line[..n].iter().all(|b| (33..=126).contains(b)),
+        _ => false,
+    }
+}
+
 /// The decoded content of part `index` (its blob), for downloads.
 pub fn part_contents(raw: &[u8], index: usize) -> Option<Vec<u8>> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;
@@ -572,7 +679,7 @@ mod tests {
     fn body_parts_and_values() {
         let msg = mail_parser::MessageParser::default().parse(MSG).unwrap();
         let props: Vec<String> = BODY_PROPERTIES.iter().map(|s| s.to_string()).collect();
-        let root = body_part(&msg, 0, &props, 7);
+        let root = body_part(&msg, 0, &props, "B7");
         assert_eq!(root["type"], "multipart/mixed");
         assert_eq!(root["partId"], Value::Null);
         assert_eq!(root["blobId"], Value::Null);
@@ -589,7 +696,7 @@ mod tests {
         assert_eq!(pdf["cid"], "c1@x");
         assert_eq!(pdf["size"], 5, "decoded octets");
         let pdf_index: usize = pdf["partId"].as_str().unwrap().parse().unwrap();
-        assert_eq!(pdf["blobId"], json!(id::part_blob(7, pdf_index)));
+        assert_eq!(pdf["blobId"], json!(id::part_blob("B7", pdf_index)));
         assert_eq!(part_contents(MSG, pdf_index).unwrap(), b"%PDF-");
         assert_eq!(part_contents(MSG, 0), None, "multipart has no blob");
         assert!(has_attachment(&msg));
@@ -607,6 +714,15 @@ mod tests {
             json!({"value": "Hello\nth", "isEncodingProblem": false, "isTruncated": true})
         );
         assert_eq!(values.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn messages_start_with_a_field() {
+        assert!(looks_like_message(b"From: a@b\r\n\r\nx"));
+        assert!(looks_like_message(MSG));
+        assert!(!looks_like_message(b"%PDF-1.4 not mail"));
+        assert!(!looks_like_message(b"not mail: really"));
+        assert!(!looks_like_message(b": x"));
     }
 
     #[test]

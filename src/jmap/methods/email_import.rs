@@ -221,10 +221,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
             continue;
         };
         // §4.8: the blob must be a message.
-        if mail_parser::MessageParser::default()
-            .parse_headers(&raw)
-            .is_none_or(|m| m.headers().is_empty())
-        {
+        if !super::email_body::looks_like_message(&raw) {
             not_created.insert(
                 cid.clone(),
                 json!({"type": "invalidEmail", "description": "the blob is not an RFC 5322 message"}),

@@ -8,6 +8,7 @@ pub(crate) mod email_body;
 mod email_create;
 mod email_filter;
 mod email_import;
+mod email_parse;
 pub(crate) mod email_query;
 mod email_set;
 mod email_text;
@@ -101,6 +102,7 @@ pub async fn call(
         )),
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
+        "Email/parse" if needs(MAIL) => Ok((name.into(), email_parse::parse(cx, args).await?)),
         "Email/import" if needs(MAIL) => Ok((name.into(), email_import::import(cx, args).await?)),
         "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
         "SearchSnippet/get" if needs(MAIL) => {

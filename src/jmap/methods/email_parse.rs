@@ -1,0 +1,109 @@
+//! Email/parse (RFC 8621 §4.9): a blob (an upload, a message, or a
+//! message/rfc822 part of one) read as an Email without storing it. The
+//! metadata properties have no value for a parsed message: id,
+//! mailboxIds, keywords, receivedAt and threadId are null.
+
+use serde_json::{json, Map, Value};
+
+use super::email_body::{self, BodyArgs};
+use super::{store_error, Context};
+use crate::jmap::id;
+use crate::jmap::request::MethodError;
+
+/// What Email/parse returns when `properties` is null (§4.9).
+const DEFAULT_PROPERTIES: &[&str] = &[
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+
+pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let blob_ids: Vec<String> = args
+        .get("blobIds")
+        .and_then(Value::as_array)
+        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be an array"))?
+        .iter()
+        .map(|v| v.as_str().map(String::from))
+        .collect::<Option<_>>()
+        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be strings"))?;
+    let max = cx.core.config.jmap.max_objects_in_get;
+    if blob_ids.len() > max {
+        return Err(MethodError::with(
+            "requestTooLarge",
+            format!("more than maxObjectsInGet ({max}) blobIds"),
+        ));
+    }
+    let props: Vec<String> = match args.get("properties") {
+        None | Some(Value::Null) => DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(String::from))
+            .collect::<Option<_>>()
+            .ok_or_else(|| MethodError::invalid_arguments("properties must be strings"))?,
+        Some(_) => {
+            return Err(MethodError::invalid_arguments(
+                "properties must be an array",
+            ))
+        }
+    };
+    let body = BodyArgs::parse(&args)?;
+    let mut parsed = Map::new();
+    let mut not_parsable = Vec::new();
+    let mut not_found = Vec::new();
+    for b in blob_ids {
+        let Some(raw) = crate::jmap::blob::read(&cx.core.mail, acct, &b)
+            .await
+            .map_err(store_error)?
+        else {
+            not_found.push(b);
+            continue;
+        };
+        let msg = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .filter(|m| !m.parts.is_empty() && email_body::looks_like_message(&raw));
+        let Some(msg) = msg else {
+            not_parsable.push(b);
+            continue;
+        };
+        let mut obj = Map::new();
+        for p in &props {
+            let v = match p.as_str() {
+                "id" | "mailboxIds" | "keywords" | "receivedAt" | "threadId" => Value::Null,
+                "blobId" => json!(b),
+                "size" => json!(raw.len()),
+                other => match email_body::message_property(other, Some(&msg), &b, &body)? {
+                    Some(v) => v,
+                    None => {
+                        return Err(MethodError::invalid_arguments(format!(
+                            "unknown property `{other}`"
+                        )))
+                    }
+                },
+            };
+            obj.insert(p.clone(), v);
+        }
+        parsed.insert(b, Value::Object(obj));
+    }
+    let or_null = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+    Ok(json!({
+        "accountId": id::account(acct),
+        "parsed": if parsed.is_empty() { Value::Null } else { Value::Object(parsed) },
+        "notParsable": or_null(not_parsable),
+        "notFound": or_null(not_found),
+    }))
+}
