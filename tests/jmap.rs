@@ -2018,3 +2018,61 @@ async fn email_parse_reads_uploads_and_attached_messages() {
     // The CRLF before the boundary belongs to the boundary (RFC 2046 §5.1.1).
     assert_eq!(inner["bodyValues"][tid]["value"], "Step one.");
 }
+
+/// RFC 9425: Quota/get shows the directory's limits with the store's
+/// usage (none while unlimited), /changes and /query.
+#[tokio::test]
+async fn quotas_show_limits_and_usage() {
+    let j = server("");
+    let account = j.account_id();
+    const QUOTA: &str = "urn:ietf:params:jmap:quota";
+    let r = j.api(
+        &[CORE, QUOTA],
+        json!([["Quota/get", {"accountId": account, "ids": null}, "g"]]),
+    );
+    assert_eq!(r[0][1]["list"], json!([]), "unlimited: no quota");
+    j.s.cli_ok(&[
+        "account",
+        "update",
+        "joe@example.org",
+        "--quota",
+        "100000",
+        "--quota-messages",
+        "10",
+    ]);
+    let before = j.api(
+        &[CORE, QUOTA],
+        json!([["Quota/get", {"accountId": account, "ids": null}, "g"]]),
+    )[0][1]
+        .clone();
+    j.deliver(&["Subject: counted\r\n\r\nsome bytes\r\n".to_string()])
+        .await;
+    let r = j.api(
+        &[CORE, QUOTA],
+        json!([
+            ["Quota/get", {"accountId": account, "ids": ["octets", "count", "nope"]}, "g"],
+            ["Quota/changes", {"accountId": account, "sinceState": before["state"]}, "c"],
+            ["Quota/query", {"accountId": account, "filter": {"resourceType": "count"}}, "q"]
+        ]),
+    );
+    let list = r[0][1]["list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let octets = &list[0];
+    assert_eq!(
+        (
+            octets["resourceType"].as_str(),
+            octets["hardLimit"].as_u64(),
+            octets["scope"].as_str()
+        ),
+        (Some("octets"), Some(100000), Some("account"))
+    );
+    assert!(octets["used"].as_u64().unwrap() > 10, "{octets}");
+    assert_eq!(list[1]["used"], 1);
+    assert_eq!(list[1]["types"], json!(["Mail"]));
+    assert_eq!(r[0][1]["notFound"], json!(["nope"]));
+    assert_eq!(r[1][1]["updated"], json!(["octets", "count"]), "{:?}", r[1]);
+    assert_eq!(r[2][1]["ids"], json!(["count"]));
+    // The same numbers IMAP GETQUOTAROOT shows.
+    let q = imap(j.s.addr("imap"), "b GETQUOTAROOT INBOX\r\n").await;
+    assert!(q.contains("MESSAGE 1 10"), "{q}");
+}

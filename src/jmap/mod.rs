@@ -255,7 +255,8 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         },
         request::MAIL: {},
         request::SUBMISSION: {},
-        request::VACATION: {}
+        request::VACATION: {},
+        request::QUOTA: {}
     });
     let state = session_state(core, &user);
     let body = json!({
@@ -276,6 +277,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                         "mayCreateTopLevelMailbox": true
                     },
                     request::VACATION: {},
+                    request::QUOTA: {},
                     // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
                     request::SUBMISSION: {
                         "maxDelayedSend": c.max_delayed_send,
@@ -288,7 +290,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                 }
             }
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

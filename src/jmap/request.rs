@@ -10,7 +10,8 @@ pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION];
+pub const QUOTA: &str = "urn:ietf:params:jmap:quota";
+pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

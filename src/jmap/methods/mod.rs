@@ -15,6 +15,7 @@ mod email_text;
 mod identity;
 mod mailbox;
 mod mailbox_set;
+mod quota;
 mod search_snippet;
 mod submission;
 mod thread;
@@ -22,7 +23,7 @@ mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, CORE, MAIL, SUBMISSION, VACATION};
+use super::request::{MethodError, CORE, MAIL, QUOTA, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
 
@@ -134,6 +135,13 @@ pub async fn call(
         "VacationResponse/set" if needs(VACATION) => {
             Ok((name.into(), vacation::set(cx, args).await?))
         }
+        "Quota/get" if needs(QUOTA) => Ok((name.into(), quota::get(cx, args).await?)),
+        "Quota/changes" if needs(QUOTA) => Ok((name.into(), quota::changes(cx, args).await?)),
+        "Quota/query" if needs(QUOTA) => Ok((name.into(), quota::query(cx, args).await?)),
+        "Quota/queryChanges" if needs(QUOTA) => Err(MethodError::with(
+            "cannotCalculateChanges",
+            "query results are not kept; run Quota/query again",
+        )),
         "Identity/changes" if needs(SUBMISSION) => Ok((
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Identity).await?,
