@@ -739,8 +739,10 @@ async fn handle_connection(
                 .layer(axum::Extension(crate::jmap::OverTls));
             let svc = hyper_util::service::TowerToHyperService::new(router);
             let io = hyper_util::rt::TokioIo::new(stream);
+            // Upgrades: JMAP over WebSocket (RFC 8887).
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, svc)
+                .with_upgrades()
                 .await;
         }
         Proto::Http | Proto::HttpRedirect => {}

@@ -2076,3 +2076,166 @@ async fn quotas_show_limits_and_usage() {
     let q = imap(j.s.addr("imap"), "b GETQUOTAROOT INBOX\r\n").await;
     assert!(q.contains("MESSAGE 1 10"), "{q}");
 }
+
+/// RFC 8887 with two clients: Python `websockets` over TLS (wss) and
+/// tokio-tungstenite on the plain listener (jmap.auth-without-tls):
+/// the subprotocol is required; Requests get Responses with their
+/// requestId, bad ones RequestErrors; WebSocketPushEnable brings
+/// StateChanges with a pushState for an SMTP delivery, and an old
+/// pushState brings what changed since at once.
+#[tokio::test]
+async fn websocket_requests_and_push() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let j = server("[jmap]\nauth-without-tls = true\n");
+    let account = j.account_id();
+    let session: Value = serde_json::from_str(
+        &j.curl(
+            &[
+                "-u",
+                "joe@example.org:pw",
+                &format!("{}/jmap/session", j.base()),
+            ],
+            None,
+        )
+        .2,
+    )
+    .unwrap();
+    let ws_cap = &session["capabilities"]["urn:ietf:params:jmap:websocket"];
+    assert_eq!(ws_cap["supportsPush"], true);
+    let url = ws_cap["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("wss://") && url.ends_with("/jmap/ws"),
+        "{url}"
+    );
+    let state0 = j.api(
+        &[CORE, MAIL],
+        json!([["Email/get", {"accountId": account, "ids": []}, "s"]]),
+    )[0][1]["state"]
+        .clone();
+    let auth = format!("Basic {}", base64_encode("joe@example.org:pw"));
+
+    // Rust client on the plain listener.
+    let plain = format!("ws://{}/jmap/ws", j.s.addr("http"));
+    let mut req = plain.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", auth.parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(req.clone()).await.is_err(),
+        "no jmap subprotocol"
+    );
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "jmap".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "jmap");
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"@type": "Request", "id": "R1", "using": [CORE], "methodCalls": [["Core/echo", {"hello": true}, "c"]]}))).await.unwrap();
+    let read = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Value {
+        loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(10), StreamExt::next(ws))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                return serde_json::from_str::<Value>(t.as_str()).unwrap();
+            }
+        }
+    };
+    let r = read(&mut ws).await;
+    assert_eq!(
+        (r["@type"].as_str(), r["requestId"].as_str()),
+        (Some("Response"), Some("R1")),
+        "{r}"
+    );
+    assert_eq!(r["methodResponses"][0][1], json!({"hello": true}));
+    ws.send(send(
+        json!({"@type": "Request", "id": "R2", "using": ["urn:x"], "methodCalls": []}),
+    ))
+    .await
+    .unwrap();
+    let r = read(&mut ws).await;
+    assert_eq!(
+        (r["@type"].as_str(), r["requestId"].as_str()),
+        (Some("RequestError"), Some("R2")),
+        "{r}"
+    );
+    assert_eq!(r["type"], "urn:ietf:params:jmap:error:unknownCapability");
+    ws.send(send(json!({"@type": "Bogus"}))).await.unwrap();
+    assert_eq!(
+        read(&mut ws).await["type"],
+        "urn:ietf:params:jmap:error:notRequest"
+    );
+    ws.send(send(
+        json!({"@type": "WebSocketPushEnable", "dataTypes": ["Email", "Mailbox"]}),
+    ))
+    .await
+    .unwrap();
+    j.deliver(&["Subject: pushed\r\n\r\nhi\r\n".to_string()])
+        .await;
+    let push = read(&mut ws).await;
+    assert_eq!(push["@type"], "StateChange", "{push}");
+    let changed = &push["changed"][&account];
+    assert!(
+        changed["Email"].is_string() && changed["Mailbox"].is_string(),
+        "{push}"
+    );
+    assert!(
+        changed.get("Thread").is_none(),
+        "only the asked types: {push}"
+    );
+    let push_state = push["pushState"].clone();
+
+    // Python websockets over TLS: an old pushState gets the change at
+    // once; a Request on the same socket.
+    let port = j.s.addr("https").port();
+    let script = format!(
+        "import asyncio, json, ssl, websockets\n\
+         async def main():\n\
+         \x20   ctx = ssl.create_default_context(cafile='{ca}')\n\
+         \x20   async with websockets.connect('wss://127.0.0.1:{port}/jmap/ws', ssl=ctx, subprotocols=['jmap'], additional_headers={{'Authorization': '{auth}'}}) as ws:\n\
+         \x20       await ws.send(json.dumps({{'@type': 'WebSocketPushEnable', 'dataTypes': None, 'pushState': '{old}'}}))\n\
+         \x20       print('push', await ws.recv())\n\
+         \x20       await ws.send(json.dumps({{'@type': 'Request', 'id': 'P1', 'using': ['{CORE}', '{MAIL}'], 'methodCalls': [['Email/query', {{'accountId': '{account}'}}, 'q']]}}))\n\
+         \x20       print('response', await ws.recv())\n\
+         asyncio.run(asyncio.wait_for(main(), 20))\n",
+        ca = j.ca.display(),
+        old = state0.as_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |p: &str| -> Value {
+        let l = stdout
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        serde_json::from_str(&l[p.len() + 1..]).unwrap()
+    };
+    let p = line("push");
+    assert_eq!(p["pushState"], push_state, "{p}");
+    assert!(
+        p["changed"][&account]["EmailDelivery"].is_string(),
+        "all types: {p}"
+    );
+    let r = line("response");
+    assert_eq!(r["requestId"], "P1");
+    assert_eq!(
+        r["methodResponses"][0][1]["ids"].as_array().unwrap().len(),
+        1,
+        "{r}"
+    );
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

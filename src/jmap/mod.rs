@@ -14,6 +14,7 @@ pub mod id;
 pub mod methods;
 mod push;
 pub mod request;
+mod ws;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -62,6 +63,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(download::download),
         )
         .route("/jmap/upload/{account}/", post(blob::upload))
+        .route("/jmap/ws", get(ws::upgrade))
 }
 
 fn limits(core: &crate::core::Core) -> Limits {
@@ -256,7 +258,12 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         request::MAIL: {},
         request::SUBMISSION: {},
         request::VACATION: {},
-        request::QUOTA: {}
+        request::QUOTA: {},
+        // RFC 8887 §3: the WebSocket endpoint, pushes included.
+        request::WEBSOCKET: {
+            "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
+            "supportsPush": true
+        }
     });
     let state = session_state(core, &user);
     let body = json!({
@@ -330,7 +337,21 @@ impl Drop for Slot<'_> {
 
 /// RFC 8620 §3: the API endpoint.
 async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) -> Response {
-    let core = &st.core;
+    match execute(&st.core, &user, &body).await {
+        // §3.8: user-visible strings (error descriptions) are English.
+        Ok(out) => ([(header::CONTENT_LANGUAGE, "en")], Json(out)).into_response(),
+        Err(p) => problem(p),
+    }
+}
+
+/// Runs one JMAP Request (§3.3) for `user`: the Response object, or the
+/// request-level error. The API endpoint and the WebSocket share it, and
+/// the per-account limit of concurrent requests.
+pub(crate) async fn execute(
+    core: &crate::core::Core,
+    user: &Account,
+    body: &[u8],
+) -> Result<Value, Problem> {
     let l = limits(core);
     let _slot = {
         let mut map = core
@@ -340,7 +361,7 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
             .unwrap_or_else(|e| e.into_inner());
         let n = map.entry(user.id).or_insert(0);
         if *n >= l.max_concurrent_requests {
-            return problem(Problem::limit(
+            return Err(Problem::limit(
                 "maxConcurrentRequests",
                 format!("more than {} requests at once", l.max_concurrent_requests),
             ));
@@ -351,13 +372,10 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
             account: user.id,
         }
     };
-    let req = match request::parse(&body, &l) {
-        Ok(r) => r,
-        Err(p) => return problem(p),
-    };
+    let req = request::parse(body, &l)?;
     let cx = methods::Context {
         core,
-        account: &user,
+        account: user,
         using: &req.using,
         created: std::sync::Mutex::new(req.created_ids.clone().unwrap_or_default()),
         implicit: Default::default(),
@@ -385,13 +403,12 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
             .into_iter()
             .map(|(n, v, id)| json!([n, v, id]))
             .collect::<Vec<_>>(),
-        "sessionState": session_state(core, &user),
+        "sessionState": session_state(core, user),
     });
     // §3.3: createdIds comes back only if the request had it.
     if req.created_ids.is_some() {
         out["createdIds"] =
             Value::Object(cx.created.into_inner().unwrap_or_else(|e| e.into_inner()));
     }
-    // §3.8: user-visible strings (error descriptions) are English.
-    ([(header::CONTENT_LANGUAGE, "en")], Json(out)).into_response()
+    Ok(out)
 }

@@ -20,7 +20,7 @@ use crate::core::SharedCore;
 use crate::http::AppState;
 
 /// Types a StateChange can name for a mail account.
-const TYPES: &[&str] = &["Email", "Mailbox", "Thread", "EmailDelivery"];
+pub(super) const TYPES: &[&str] = &["Email", "Mailbox", "Thread", "EmailDelivery"];
 
 /// The ping interval bounds (§7.3: a minimum of at most 30 s and a
 /// maximum of at least 300 s).
@@ -144,12 +144,30 @@ pub(super) async fn event_source(
 /// The StateChange for what happened since `s.last`, if it concerns one
 /// of the asked types; moves `s.last` on.
 async fn state_event(s: &mut Stream) -> Option<Event> {
-    let mail = &s.core.mail;
-    let current = mail.account_usage(s.acct).await.ok()?.state;
-    if current <= s.last {
+    let (state, body) = state_change(&s.core, s.acct, &mut s.last, &s.types).await?;
+    Some(
+        Event::default()
+            .event("state")
+            .id(state.to_string())
+            .data(body.to_string()),
+    )
+}
+
+/// The StateChange object (§7.1) for what changed in account `acct`
+/// since `*last` among `types`, with the state it reached; moves
+/// `*last` on. The event source and the WebSocket push both use it.
+pub(super) async fn state_change(
+    core: &crate::core::Core,
+    acct: u32,
+    last: &mut u64,
+    types: &[String],
+) -> Option<(u64, Value)> {
+    let mail = &core.mail;
+    let current = mail.account_usage(acct).await.ok()?.state;
+    if current <= *last {
         return None;
     }
-    let records = mail.changes_since(s.acct, s.last, 100_000).await.ok()?;
+    let records = mail.changes_since(acct, *last, 100_000).await.ok()?;
     let mut emails = false;
     let mut mailboxes = false;
     let mut threads = false;
@@ -166,7 +184,7 @@ async fn state_event(s: &mut Stream) -> Option<Event> {
             delivery = Some(*state);
         }
     }
-    s.last = current;
+    *last = current;
     let state = current.to_string();
     let mut changed = Map::new();
     for (t, yes) in [
@@ -174,24 +192,21 @@ async fn state_event(s: &mut Stream) -> Option<Event> {
         ("Mailbox", mailboxes),
         ("Thread", threads),
     ] {
-        if yes && s.types.iter().any(|x| x == t) {
+        if yes && types.iter().any(|x| x == t) {
             changed.insert(t.into(), json!(state));
         }
     }
-    if let Some(d) = delivery.filter(|_| s.types.iter().any(|x| x == "EmailDelivery")) {
+    if let Some(d) = delivery.filter(|_| types.iter().any(|x| x == "EmailDelivery")) {
         changed.insert("EmailDelivery".into(), json!(d.to_string()));
     }
     if changed.is_empty() {
         return None;
     }
-    let body = json!({
-        "@type": "StateChange",
-        "changed": { super::id::account(s.acct): Value::Object(changed) }
-    });
-    Some(
-        Event::default()
-            .event("state")
-            .id(state)
-            .data(body.to_string()),
-    )
+    Some((
+        current,
+        json!({
+            "@type": "StateChange",
+            "changed": { super::id::account(acct): Value::Object(changed) }
+        }),
+    ))
 }

@@ -11,7 +11,8 @@ pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 pub const QUOTA: &str = "urn:ietf:params:jmap:quota";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA];
+pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
+pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,14 @@ impl Problem {
             detail: detail.into(),
             limit: Some(limit),
         }
+    }
+
+    pub fn not_json(detail: impl Into<String>) -> Problem {
+        Problem::new("urn:ietf:params:jmap:error:notJSON", detail)
+    }
+
+    pub fn not_request(detail: impl Into<String>) -> Problem {
+        Problem::new("urn:ietf:params:jmap:error:notRequest", detail)
     }
 
     /// The RFC 7807 document.

@@ -96,12 +96,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "/usr/bin/curl"),
 ];
 
-/// Python modules of the independent DKIM verifier/signer (dkimpy).
+/// Python modules of the independent clients the tests drive: the DKIM
+/// verifier/signer (dkimpy), a JMAP client (jmapc) and a WebSocket
+/// client (websockets, for JMAP over WebSocket).
 const PY_MODULES: &[(&str, &str)] = &[
     ("dkimpy", "dkim"),
     ("dnspython", "dns.resolver"),
     ("authres", "authres"),
     ("jmapc", "jmapc"),
+    ("websockets", "websockets"),
 ];
 
 fn setup_python() -> Result<(), String> {

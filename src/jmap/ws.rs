@@ -1,0 +1,185 @@
+//! JMAP over WebSocket (RFC 8887) at `/jmap/ws`: the `jmap` subprotocol
+//! carries Requests and their Responses (with `requestId`), request-level
+//! errors as RequestError problems, and, once the client sends
+//! WebSocketPushEnable, StateChange pushes with a `pushState` (the
+//! account's state: a client that gives it back on a new connection gets
+//! what changed since at once). The credentials of the upgrade request
+//! hold for the connection.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::JmapUser;
+use crate::directory::Account;
+use crate::http::AppState;
+
+pub(super) async fn upgrade(
+    State(st): State<AppState>,
+    JmapUser(user): JmapUser,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // §4.1: the client asks for the jmap subprotocol; without it the
+    // upgrade is refused.
+    let ws = ws.protocols(["jmap"]);
+    if ws.selected_protocol().is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "ask for the WebSocket subprotocol `jmap` (RFC 8887 §4.1)",
+        )
+            .into_response();
+    }
+    let core = st.core.clone();
+    ws.max_message_size(core.config.jmap.max_size_request)
+        .on_upgrade(move |socket| serve(socket, core, user))
+}
+
+/// Push settings of one connection.
+struct Push {
+    types: Vec<String>,
+    last: u64,
+}
+
+async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Account) {
+    tracing::debug!(account = %user.address, "JMAP WebSocket opened");
+    metrics::counter!("petrel_jmap_websocket_connections_total").increment(1);
+    let mut changes = core.mail.subscribe();
+    let mut push: Option<Push> = None;
+    loop {
+        tokio::select! {
+            msg = socket.recv() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    // §4.3.1: binary frames close the connection (1003).
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = socket
+                            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                                code: 1003,
+                                reason: "JMAP messages are text frames".into(),
+                            })))
+                            .await;
+                        return;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = handle(&core, &user, text.as_str(), &mut push).await;
+                for r in reply {
+                    if socket.send(Message::Text(r.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            changed = changes.recv(), if push.is_some() => {
+                match changed {
+                    Ok(acct) if acct != user.id => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+                let p = push.as_mut().expect("push is on");
+                if let Some(v) = state_push(&core, user.id, p).await {
+                    if socket.send(Message::Text(v.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A StateChange with its pushState, if something the client follows
+/// changed.
+async fn state_push(core: &crate::core::Core, acct: u32, p: &mut Push) -> Option<Value> {
+    let (state, mut v) = super::push::state_change(core, acct, &mut p.last, &p.types).await?;
+    v["pushState"] = json!(state.to_string());
+    Some(v)
+}
+
+/// One client message: what goes back.
+async fn handle(
+    core: &crate::core::Core,
+    user: &Account,
+    text: &str,
+    push: &mut Option<Push>,
+) -> Vec<Value> {
+    let problem = |p: super::request::Problem, id: Option<&Value>| {
+        let mut v = p.body();
+        v["@type"] = json!("RequestError");
+        if let Some(id) = id {
+            v["requestId"] = id.clone();
+        }
+        v
+    };
+    let parsed: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![problem(
+                super::request::Problem::not_json(format!("not JSON: {e}")),
+                None,
+            )]
+        }
+    };
+    let id = parsed.get("id").filter(|v| v.is_string()).cloned();
+    match parsed.get("@type").and_then(Value::as_str) {
+        Some("Request") => {
+            // The Request object without the WebSocket members (§4.3.2).
+            let mut req = parsed.clone();
+            if let Some(o) = req.as_object_mut() {
+                o.remove("@type");
+                o.remove("id");
+            }
+            match super::execute(core, user, req.to_string().as_bytes()).await {
+                Ok(mut out) => {
+                    out["@type"] = json!("Response");
+                    if let Some(id) = id {
+                        out["requestId"] = id;
+                    }
+                    vec![out]
+                }
+                Err(p) => vec![problem(p, id.as_ref())],
+            }
+        }
+        Some("WebSocketPushEnable") => {
+            let types: Vec<String> = match parsed.get("dataTypes") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect(),
+                _ => super::push::TYPES.iter().map(|t| t.to_string()).collect(),
+            };
+            let current = core
+                .mail
+                .account_usage(user.id)
+                .await
+                .map(|u| u.state)
+                .unwrap_or(0);
+            // §4.3.5.2: from a pushState the client had, what changed since.
+            let since = parsed
+                .get("pushState")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|s| *s <= current);
+            let mut p = Push {
+                types,
+                last: since.unwrap_or(current),
+            };
+            let first = state_push(core, user.id, &mut p).await;
+            *push = Some(p);
+            first.into_iter().collect()
+        }
+        Some("WebSocketPushDisable") => {
+            *push = None;
+            Vec::new()
+        }
+        _ => vec![problem(
+            super::request::Problem::not_request(
+                "@type must be Request, WebSocketPushEnable or WebSocketPushDisable",
+            ),
+            id.as_ref(),
+        )],
+    }
+}
