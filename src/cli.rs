@@ -248,6 +248,26 @@ pub enum AccountCmd {
     AddAlias { address: String, alias: String },
     /// Remove an alias of the account.
     RemoveAlias { address: String, alias: String },
+    /// API tokens (JMAP `Authorization: Bearer`) of the account.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Make a token; it is printed once and cannot be shown again.
+    Create {
+        address: String,
+        /// What the token is for (a device, a script).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// The account's tokens (ids, names, creation times).
+    List { address: String },
+    /// Revoke a token: requests with it fail at once.
+    Revoke { address: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -725,6 +745,44 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 )?;
                 println!("Removed alias {alias} of {address}");
             }
+            AccountCmd::Token { action } => match action {
+                TokenCmd::Create { address, name } => {
+                    let v = api.call(
+                        "POST",
+                        &format!("/api/accounts/{}/tokens", enc(address)),
+                        Some(json!({ "name": name })),
+                    )?;
+                    println!("{}", v["token"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "Token {} for {address}: keep it now, it is not shown again (revoke: petrel account token revoke {address} {})",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["id"].as_str().unwrap_or_default()
+                    );
+                }
+                TokenCmd::List { address } => {
+                    let v = api.call(
+                        "GET",
+                        &format!("/api/accounts/{}/tokens", enc(address)),
+                        None,
+                    )?;
+                    for t in v.as_array().into_iter().flatten() {
+                        println!(
+                            "{}\t{}\t{}",
+                            t["id"].as_str().unwrap_or_default(),
+                            crate::core::rfc5322_date(t["created"].as_i64().unwrap_or(0)),
+                            t["name"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+                TokenCmd::Revoke { address, id } => {
+                    api.call(
+                        "DELETE",
+                        &format!("/api/accounts/{}/tokens/{}", enc(address), enc(id)),
+                        None,
+                    )?;
+                    println!("Revoked token {id} of {address}");
+                }
+            },
         },
         Command::Group { action } => match action {
             GroupCmd::Create { address, name } => {

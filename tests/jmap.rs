@@ -2239,3 +2239,75 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+/// Bearer tokens: `petrel account token create` prints one that JMAP
+/// takes (curl and jmapc's API-token login); a wrong one, a revoked one
+/// and one of a disabled account are refused; `list` shows it without
+/// the secret.
+#[tokio::test]
+async fn bearer_tokens_from_the_cli() {
+    let j = server("");
+    let token =
+        j.s.cli_ok(&[
+            "account",
+            "token",
+            "create",
+            "joe@example.org",
+            "--name",
+            "laptop",
+        ])
+        .trim()
+        .to_string();
+    assert!(token.starts_with("ptk_"), "{token}");
+    let session = |t: &str| {
+        let (status, _, body) = j.curl(
+            &[
+                "-H",
+                &format!("Authorization: Bearer {t}"),
+                &format!("{}/jmap/session", j.base()),
+            ],
+            None,
+        );
+        (status, body)
+    };
+    let (status, body) = session(&token);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"username\":\"joe@example.org\""), "{body}");
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(session(&forged).0, 401);
+    assert_eq!(session("ptk_1_2_nonsense").0, 401);
+    let list = j.s.cli_ok(&["account", "token", "list", "joe@example.org"]);
+    assert!(
+        list.contains("laptop") && !list.contains(&token[token.len() - 20..]),
+        "{list}"
+    );
+
+    // jmapc with the token.
+    let port = j.s.addr("https").port();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "from jmapc import Client\n\
+             from jmapc.methods import MailboxGet\n\
+             c = Client.create_with_api_token(host='127.0.0.1:{port}', api_token='{token}')\n\
+             print('boxes', len(c.request(MailboxGet(ids=None)).data))\n"
+        ))
+        .env("REQUESTS_CA_BUNDLE", &j.ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("boxes 6"), "{stdout}");
+
+    j.s.cli_ok(&["account", "update", "joe@example.org", "--disabled"]);
+    assert_eq!(session(&token).0, 401, "disabled account");
+    j.s.cli_ok(&["account", "update", "joe@example.org", "--enabled"]);
+    assert_eq!(session(&token).0, 200);
+    let id = list.split_whitespace().next().unwrap();
+    j.s.cli_ok(&["account", "token", "revoke", "joe@example.org", id]);
+    assert_eq!(session(&token).0, 401, "revoked");
+}

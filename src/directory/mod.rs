@@ -7,6 +7,7 @@ pub mod ratelimit;
 pub mod sasl;
 pub mod scram;
 pub mod strength;
+pub mod token;
 
 use serde::{Deserialize, Serialize};
 
@@ -624,6 +625,7 @@ impl Directory {
                 txn.delete(key(ADDRESS, alias.as_bytes()));
             }
             txn.delete(key(ACCOUNT, &a.id.to_be_bytes()));
+            Directory::delete_tokens_in(txn, a.id)?;
             Ok(a)
         })
         .await

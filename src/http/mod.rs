@@ -17,6 +17,7 @@ mod queue;
 mod redirect;
 mod security;
 mod status;
+mod tokens;
 
 pub use autoconfig::autodiscover_request;
 pub use redirect::redirect_router;
@@ -187,6 +188,7 @@ pub fn router(core: SharedCore) -> Router {
             delete(remove_member),
         )
         .merge(queue::routes())
+        .merge(tokens::routes())
         .merge(health::routes())
         .merge(autoconfig::routes())
         .merge(dns::routes())

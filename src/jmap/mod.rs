@@ -107,7 +107,7 @@ fn unauthorized(why: &str) -> Response {
         StatusCode::UNAUTHORIZED,
         [(
             header::WWW_AUTHENTICATE,
-            "Basic realm=\"jmap\", charset=\"UTF-8\"",
+            "Basic realm=\"jmap\", charset=\"UTF-8\", Bearer realm=\"jmap\"",
         )],
         Json(json!({ "type": "about:blank", "status": 401, "detail": why })),
     )
@@ -151,9 +151,12 @@ async fn authenticate(
         .ok_or_else(|| {
             unauthorized("authentication required: HTTP Basic with your address and password")
         })?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .ok_or_else(|| unauthorized("only HTTP Basic authentication is offered"))?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return bearer(core, token.trim(), ip).await;
+    }
+    let encoded = value.strip_prefix("Basic ").ok_or_else(|| {
+        unauthorized("use HTTP Basic (address and password) or Bearer (an API token)")
+    })?;
     let decoded = crate::directory::sasl::b64_decode(encoded)
         .and_then(|d| String::from_utf8(d).ok())
         .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
@@ -198,6 +201,41 @@ async fn authenticate(
             "this password is a well-known one and is blocked: set a new one",
         )),
         Ok(Login::Failed) => Err(unauthorized("wrong address or password")),
+        Err(e) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the directory is unavailable, try again: {e}"),
+        )
+            .into_response()),
+    }
+}
+
+/// A bearer token (`petrel account token create`): its account, or 401.
+/// Failures count against the address's login throttle like passwords.
+async fn bearer(
+    core: &crate::core::Core,
+    token: &str,
+    ip: std::net::IpAddr,
+) -> Result<Account, Response> {
+    let dir = &core.directory;
+    let (gate, key) = dir.login_gate(ip, None, "bearer-token");
+    if gate == crate::directory::ratelimit::Gate::Throttled {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins, try again later",
+        )
+            .into_response());
+    }
+    match dir.token_account(token).await {
+        Ok(Some(a)) => {
+            metrics::counter!("petrel_logins_total", "result" => "ok").increment(1);
+            Ok(a)
+        }
+        Ok(None) => {
+            dir.record_login(ip, &key, false);
+            tracing::info!(%ip, "JMAP bearer token refused");
+            metrics::counter!("petrel_logins_total", "result" => "failed").increment(1);
+            Err(unauthorized("unknown, revoked or malformed token"))
+        }
         Err(e) => Err((
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the directory is unavailable, try again: {e}"),
