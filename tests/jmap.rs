@@ -1119,6 +1119,10 @@ async fn email_query_text_filters_and_sorts() {
             vec![re],
         ),
         (json!({"text": "invoice", "hasKeyword": "$flagged"}), vec![]),
+        // §4.4.1: words apart must all be there; a quoted phrase as it is.
+        (json!({"body": "soon please"}), vec![inv]),
+        (json!({"body": "\"soon please\""}), vec![]),
+        (json!({"body": "'pay soon'"}), vec![inv]),
     ];
     let run = || {
         filters

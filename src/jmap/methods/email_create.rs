@@ -152,17 +152,12 @@ fn header_fields(
             out.push((name.to_string(), header_value(form, v, k)?));
             continue;
         }
+        // §4.6: header fields are given one by one, never as `headers`.
         if k == "headers" {
-            for h in v.as_array().ok_or_else(|| invalid(k, "must be an array"))? {
-                let (Some(name), Some(value)) = (
-                    h.get("name").and_then(Value::as_str),
-                    h.get("value").and_then(Value::as_str),
-                ) else {
-                    return Err(invalid(k, "each EmailHeader needs a name and a value"));
-                };
-                out.push((name.to_string(), header_value(Form::Raw, &json!(value), k)?));
-            }
-            continue;
+            return Err(invalid(
+                k,
+                "set each header field as a header:{name} property",
+            ));
         }
         let hp = parse_header_prop(k).map_err(|e| invalid(k, e.description.unwrap_or_default()))?;
         if let Some(hp) = hp {
@@ -178,12 +173,16 @@ fn header_fields(
             }
         }
     }
-    // §4.6: a field may be given once, in one form.
+    // §4.6: a field may be given once, in one form; the server chooses
+    // the transfer encoding.
     for (i, (name, _)) in out.iter().enumerate() {
         if out[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
             && !obj.keys().any(|k| k.ends_with(":all"))
         {
             return Err(invalid(name, format!("the {name} field is given twice")));
+        }
+        if name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
+            return Err(invalid(name, "the server chooses the transfer encoding"));
         }
         if top && name.to_ascii_lowercase().starts_with("content-") {
             return Err(invalid(
@@ -226,6 +225,12 @@ impl Build<'_> {
             }
             BodyPart::Multipart(parts)
         } else if let Some(pid) = o.get("partId").and_then(Value::as_str) {
+            // §4.6: the server encodes bodyValues as it likes.
+            for k in ["charset", "size"] {
+                if o.contains_key(k) {
+                    return Err(invalid(k, "not with a partId"));
+                }
+            }
             let v = self
                 .values
                 .get(pid)
@@ -485,6 +490,22 @@ mod tests {
             "invalidProperties"
         );
         assert_eq!(err(json!({"header:From:asText": "x"})), "invalidProperties");
+        assert_eq!(
+            err(json!({"headers": [{"name": "X", "value": "y"}]})),
+            "invalidProperties"
+        );
+        assert_eq!(
+            err(
+                json!({"textBody": [{"partId": "t", "charset": "latin1"}], "bodyValues": {"t": {"value": "x"}}})
+            ),
+            "invalidProperties"
+        );
+        assert_eq!(
+            err(
+                json!({"bodyStructure": {"partId": "t", "header:Content-Transfer-Encoding": " base64"}, "bodyValues": {"t": {"value": "x"}}})
+            ),
+            "invalidProperties"
+        );
         assert_eq!(
             err(json!({"bodyStructure": {"partId": "1"}, "textBody": []})),
             "invalidProperties"

@@ -81,6 +81,45 @@ fn mailbox(v: &Value) -> Result<u32, MethodError> {
         .ok_or_else(|| bad(format!("{v} is not a Mailbox id")))
 }
 
+/// The words and quoted phrases of a text condition (RFC 8621 §4.4.1):
+/// white space divides words; text in single or double quotes is one
+/// phrase, where a backslash escapes the next character.
+pub fn tokens(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                let mut phrase = String::new();
+                while let Some(p) = chars.next() {
+                    match p {
+                        '\\' => phrase.extend(chars.next()),
+                        q if q == c => break,
+                        p => phrase.push(p),
+                    }
+                }
+                if !phrase.is_empty() {
+                    out.push(phrase);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 pub fn parse(v: Option<&Value>) -> Result<Filter, MethodError> {
     match v {
         None | Some(Value::Null) => Ok(Filter::All),
@@ -156,10 +195,14 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
                     "subject" => Field::Subject,
                     name => Field::Header(name.to_string()),
                 };
-                c.text.push(TextCond {
-                    field,
-                    needle: fold(needle),
-                });
+                // §4.4.1: words apart must all be there, a quoted phrase
+                // as it is.
+                for needle in tokens(needle) {
+                    c.text.push(TextCond {
+                        field: field.clone(),
+                        needle: fold(&needle),
+                    });
+                }
             }
             "header" => {
                 // §4.4.1: [name] or [name, value].
@@ -329,6 +372,15 @@ mod tests {
                 .kind,
             "invalidArguments"
         );
+    }
+
+    #[test]
+    fn words_and_phrases() {
+        assert_eq!(tokens("quick  brown fox"), ["quick", "brown", "fox"]);
+        assert_eq!(tokens("say \"quick fox\" now"), ["say", "quick fox", "now"]);
+        assert_eq!(tokens("'it\\'s' x"), ["it's", "x"]);
+        assert_eq!(tokens("\"a \\\"b\\\" c\""), ["a \"b\" c"]);
+        assert!(tokens("   ").is_empty());
     }
 
     #[test]
