@@ -1678,16 +1678,19 @@ async fn submissions_go_through_the_queue() {
 
     // Only the account's own addresses may send.
     j.s.account("eve@example.org");
+    let mut two_authors = draft("Two", "joe@example.org");
+    two_authors["from"] = json!([{"email": "joe@example.org"}, {"email": "joe@example.org"}]);
     let r = j.api(
         &[CORE, MAIL, SUB],
         json!([
-            ["Email/set", {"accountId": account, "create": {"f": draft("Forged", "eve@example.org"), "ok": draft("Mine", "joe@example.org")}}, "e"],
+            ["Email/set", {"accountId": account, "create": {"f": draft("Forged", "eve@example.org"), "ok": draft("Mine", "joe@example.org"), "two": two_authors}}, "e"],
             ["EmailSubmission/set", {"accountId": account, "create": {
                 "a": {"identityId": ident, "emailId": "#f"},
                 "b": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "eve@example.org"}, "rcptTo": [{"email": "bob@remote.test"}]}},
                 "c": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "joe@example.org"}, "rcptTo": []}},
                 "d": {"identityId": ident, "emailId": "#ok", "envelope": {"mailFrom": {"email": "joe@example.org"}, "rcptTo": [{"email": "not an address"}]}},
-                "e": {"identityId": "I999", "emailId": "#ok"}
+                "e": {"identityId": "I999", "emailId": "#ok"},
+                "g": {"identityId": ident, "emailId": "#two"}
             }}, "s"],
             ["Identity/set", {"accountId": account, "create": {"n": {"email": "eve@example.org", "name": "Eve"}},
                 "destroy": [ident]}, "i"]
@@ -1699,6 +1702,10 @@ async fn submissions_go_through_the_queue() {
     assert_eq!(nc["c"]["type"], "noRecipients");
     assert_eq!(nc["d"]["type"], "invalidRecipients");
     assert_eq!(nc["e"]["type"], "invalidProperties");
+    assert_eq!(nc["g"]["type"], "invalidEmail", "two authors, no envelope");
+    assert!(nc["g"]["properties"]
+        .as_array()
+        .is_some_and(|p| p.contains(&json!("from"))));
     assert_eq!(r[2][1]["notCreated"]["n"]["type"], "forbiddenFrom");
     assert_eq!(r[2][1]["notDestroyed"][&ident]["type"], "forbidden");
 

@@ -386,6 +386,17 @@ pub fn build(
     }
     let mut msg = MessageBuilder::new();
     let fields = header_fields(obj, true)?;
+    // §4.6: the bodyStructure root does not repeat the Email's fields.
+    if let Some(root) = obj.get("bodyStructure").and_then(Value::as_object) {
+        for (name, _) in header_fields(root, false)? {
+            if fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                return Err(invalid(
+                    &name,
+                    "given on the Email and on its bodyStructure",
+                ));
+            }
+        }
+    }
     let has = |n: &str| fields.iter().any(|(f, _)| f.eq_ignore_ascii_case(n));
     // §4.1.3: sentAt defaults to the time of creation; a Message-ID is
     // made when there is none, as submission would.

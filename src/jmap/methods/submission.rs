@@ -345,7 +345,23 @@ async fn create_one(
             "description": format!("the From address {other} is not one of this account's")})));
     }
     let envelope = match obj.get("envelope") {
-        None | Some(Value::Null) => envelope_of(&msg, &ident.email, &allowed),
+        None | Some(Value::Null) => {
+            // §7: the author must be one address in one field to make
+            // the envelope from.
+            let count = |name: &str| msg.header_values(name).count();
+            let senders = msg.sender().map_or(0, |a| a.iter().count());
+            if count("From") > 1
+                || count("Sender") > 1
+                || (senders == 0 && froms.len() > 1)
+                || senders > 1
+            {
+                return Ok(Err(
+                    json!({"type": "invalidEmail", "properties": ["from", "sender"],
+                    "description": "more than one author: give an envelope"}),
+                ));
+            }
+            envelope_of(&msg, &ident.email, &allowed)
+        }
         Some(v) => v.clone(),
     };
     let Some((mail_from, params)) = envelope.get("mailFrom").and_then(address) else {
