@@ -1213,6 +1213,8 @@ async fn email_query_text_filters_and_sorts() {
         "anchorNotFound"
     );
     assert_eq!(query(json!({"limit": -1}))["type"], "invalidArguments");
+    // RFC 8620 §5.5: total only with calculateTotal.
+    assert!(query(json!({})).get("total").is_none());
     let r = j.api(
         &[CORE, MAIL],
         json!([["Email/queryChanges", {"accountId": account, "sinceQueryState": "1"}, "c"]]),
@@ -2196,6 +2198,54 @@ async fn websocket_requests_and_push() {
         "only the asked types: {push}"
     );
     let push_state = push["pushState"].clone();
+    // §4.3.5.3: after WebSocketPushDisable, no more StateChanges: the
+    // next message is the echo's Response, not the second delivery's push.
+    ws.send(send(json!({"@type": "WebSocketPushDisable"})))
+        .await
+        .unwrap();
+    j.deliver(&[
+        "Subject: not pushed\r\n\r\nhi\r\n".to_string(),
+        "Subject: pushed\r\n\r\nhi\r\n".to_string(),
+    ])
+    .await;
+    ws.send(send(json!({"@type": "Request", "id": "R3", "using": [CORE], "methodCalls": [["Core/echo", {}, "c"]]}))).await.unwrap();
+    assert_eq!(read(&mut ws).await["requestId"], "R3");
+    // §4.3: a message in two frames is one message.
+    {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let body = json!({"@type": "Request", "id": "R4", "using": [CORE], "methodCalls": [["Core/echo", {"split": 1}, "c"]]}).to_string();
+        let (a, b) = body.as_bytes().split_at(20);
+        ws.send(Message::Frame(Frame::message(
+            a.to_vec(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await
+        .unwrap();
+        ws.send(Message::Frame(Frame::message(
+            b.to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        read(&mut ws).await["methodResponses"][0][1],
+        json!({"split": 1})
+    );
+    // §4.3.1: a binary frame closes the connection with 1003.
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .unwrap();
+    match closed {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1003),
+        other => panic!("{other:?}"),
+    }
 
     // Python websockets over TLS: an old pushState gets the change at
     // once; a Request on the same socket.
@@ -2232,7 +2282,13 @@ async fn websocket_requests_and_push() {
         serde_json::from_str(&l[p.len() + 1..]).unwrap()
     };
     let p = line("push");
-    assert_eq!(p["pushState"], push_state, "{p}");
+    let now = j.api(
+        &[CORE, MAIL],
+        json!([["Email/get", {"accountId": account, "ids": []}, "s"]]),
+    )[0][1]["state"]
+        .clone();
+    assert_eq!(p["pushState"], now, "{p}");
+    assert_ne!(push_state, now);
     assert!(
         p["changed"][&account]["EmailDelivery"].is_string(),
         "all types: {p}"
@@ -2241,7 +2297,7 @@ async fn websocket_requests_and_push() {
     assert_eq!(r["requestId"], "P1");
     assert_eq!(
         r["methodResponses"][0][1]["ids"].as_array().unwrap().len(),
-        1,
+        3,
         "{r}"
     );
 }
