@@ -375,6 +375,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         controller.handle(),
     );
     core.mail.spawn_indexer(controller.handle());
+    crate::jmap::pusher::spawn(core.clone(), controller.handle());
 
     println!(
         "Petrel {} is running. Data directory: {}{}",

@@ -2378,3 +2378,176 @@ async fn bearer_tokens_from_the_cli() {
     j.s.cli_ok(&["account", "token", "revoke", "joe@example.org", id]);
     assert_eq!(session(&token).0, 401, "revoked");
 }
+
+/// A push receiver over HTTPS: every POST's head and JSON body, answered
+/// 201.
+async fn push_receiver(
+    pki: &common::pki::TestPki,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut req = read_http_head(&mut tls).await;
+            let at = req
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(req.len())
+                + 4;
+            let head = String::from_utf8_lossy(&req[..at.min(req.len())]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            while req.len() < at + len {
+                let mut buf = [0u8; 4096];
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = serde_json::from_slice(&req[at.min(req.len())..]).unwrap_or(Value::Null);
+            let _ = tls
+                .write_all(
+                    b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            let _ = tls.shutdown().await;
+            let _ = tx.send((head, body));
+        }
+    });
+    (addr, rx)
+}
+
+/// RFC 8620 §7.2: a push subscription gets its PushVerification over
+/// HTTPS, nothing else until verified; a wrong code is refused; verified,
+/// an SMTP delivery is pushed as a StateChange (JSON, TTL header); url is
+/// never returned; another credential does not see it; private addresses
+/// are refused by default.
+#[tokio::test]
+async fn push_subscriptions_verify_then_push() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let (addr, mut pushes) = push_receiver(&pki).await;
+    let j = server(&format!(
+        "[jmap]\npush-allow-private = true\npush-ca-file = \"{}\"\n",
+        pki.ca.display()
+    ));
+    let account = j.account_id();
+    let url = format!("https://127.0.0.1:{}/push/joe", addr.port());
+    let r = j.api(
+        &[CORE],
+        json!([["PushSubscription/set", {"create": {"p": {"deviceClientId": "dev-1", "url": url, "types": ["Email"]},
+            "keyed": {"deviceClientId": "dev-2", "url": url, "keys": {"p256dh": "x", "auth": "y"}},
+            "plain": {"deviceClientId": "dev-3", "url": "http://127.0.0.1/"}}}, "s"]]),
+    );
+    let made = &r[0][1]["created"]["p"];
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(made["expires"].is_string(), "{r:?}");
+    assert_eq!(r[0][1]["notCreated"]["keyed"]["type"], "invalidProperties");
+    assert_eq!(
+        r[0][1]["notCreated"]["plain"]["type"], "invalidProperties",
+        "https only"
+    );
+    let (head, v) = next_push(&mut pushes).await;
+    assert!(head.starts_with("POST /push/joe "), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/json") && lower.contains("\nttl: "),
+        "{head}"
+    );
+    assert_eq!(
+        (v["@type"].as_str(), v["pushSubscriptionId"].as_str()),
+        (Some("PushVerification"), Some(id.as_str()))
+    );
+    let code = v["verificationCode"].as_str().unwrap().to_string();
+    assert!(code.len() >= 32, "enough entropy: {code}");
+
+    // Not verified: a delivery is not pushed.
+    j.deliver(&["Subject: before\r\n\r\nx\r\n".to_string()])
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(pushes.try_recv().is_err(), "nothing before verification");
+    let r = j.api(
+        &[CORE],
+        json!([
+            ["PushSubscription/set", {"update": {id.as_str(): {"verificationCode": "wrong"}}}, "w"],
+            ["PushSubscription/set", {"update": {id.as_str(): {"verificationCode": code}}}, "v"],
+            ["PushSubscription/get", {"ids": null}, "g"],
+            ["PushSubscription/get", {"ids": null, "properties": ["url"]}, "u"]
+        ]),
+    );
+    assert_eq!(r[0][1]["notUpdated"][&id]["type"], "invalidProperties");
+    assert_eq!(
+        r[1][1]["updated"],
+        json!({ id.as_str(): null }),
+        "{:?}",
+        r[1]
+    );
+    let got = &r[2][1]["list"][0];
+    assert_eq!(got["deviceClientId"], "dev-1");
+    assert_eq!(got["verificationCode"], code.as_str());
+    assert!(
+        got.get("url").is_none() && got.get("keys").is_none(),
+        "{got}"
+    );
+    assert_eq!(r[3][1]["type"], "forbidden");
+
+    j.deliver(&["Subject: pushed\r\n\r\nx\r\n".to_string()])
+        .await;
+    let (_, change) = next_push(&mut pushes).await;
+    assert_eq!(change["@type"], "StateChange", "{change}");
+    let types = change["changed"][&account].as_object().unwrap();
+    assert_eq!(
+        types.keys().collect::<Vec<_>>(),
+        ["Email"],
+        "only the asked types: {change}"
+    );
+
+    // Another credential (a token of the same account) sees none of it.
+    let token =
+        j.s.cli_ok(&["account", "token", "create", "joe@example.org"])
+            .trim()
+            .to_string();
+    let (_, _, body) = j.curl(
+        &["-H", &format!("Authorization: Bearer {token}"), &format!("{}/jmap/api", j.base())],
+        Some(&json!({"using": [CORE], "methodCalls": [["PushSubscription/get", {"ids": null}, "g"]]}).to_string()),
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["methodResponses"][0][1]["list"], json!([]), "{v}");
+
+    // By default a private address is refused.
+    let strict = server("");
+    let r = strict.api(&[CORE], json!([["PushSubscription/set", {"create": {"p": {"deviceClientId": "d", "url": url}}}, "s"]]));
+    assert_eq!(
+        r[0][1]["notCreated"]["p"]["type"], "invalidProperties",
+        "{r:?}"
+    );
+    let r = j.api(
+        &[CORE],
+        json!([["PushSubscription/set", {"destroy": [id]}, "d"]]),
+    );
+    assert_eq!(r[0][1]["destroyed"], json!([id]));
+}
+
+async fn next_push(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) -> (String, Value) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a push")
+        .unwrap()
+}

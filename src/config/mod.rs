@@ -453,6 +453,13 @@ pub struct JmapConfig {
     /// submission may ask for, in seconds (the session's maxDelayedSend);
     /// 0 turns delayed sending off.
     pub max_delayed_send: u64,
+    /// Push subscriptions (RFC 8620 §7.2) one account may hold.
+    pub max_push_subscriptions: usize,
+    /// Allow push URLs that resolve to loopback or private addresses
+    /// (off: a client cannot make Petrel call into its own network).
+    pub push_allow_private: bool,
+    /// A PEM file of extra CAs trusted for push URLs (beside the system's).
+    pub push_ca_file: std::path::PathBuf,
 }
 
 impl Default for JmapConfig {
@@ -469,6 +476,9 @@ impl Default for JmapConfig {
             max_concurrent_upload: 4,
             submission_delay: 0,
             max_delayed_send: 30 * 86400,
+            max_push_subscriptions: 16,
+            push_allow_private: false,
+            push_ca_file: std::path::PathBuf::new(),
         }
     }
 }
@@ -937,6 +947,7 @@ impl Config {
             ("jmap.max-concurrent-requests", j.max_concurrent_requests),
             ("jmap.max-size-upload", j.max_size_upload),
             ("jmap.max-concurrent-upload", j.max_concurrent_upload),
+            ("jmap.max-push-subscriptions", j.max_push_subscriptions),
         ] {
             if v == 0 {
                 return Err((key, "must be greater than zero".into()));

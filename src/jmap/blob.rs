@@ -56,7 +56,7 @@ pub async fn read(mail: &MailStore, acct: u32, blob: &str) -> Result<Option<Vec<
 /// the blob's type.
 pub(super) async fn upload(
     State(st): State<AppState>,
-    JmapUser(user): JmapUser,
+    JmapUser(user, _): JmapUser,
     Path(account): Path<String>,
     headers: HeaderMap,
     body: Body,

@@ -34,7 +34,7 @@ pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
 
 pub(super) async fn download(
     State(st): State<AppState>,
-    JmapUser(user): JmapUser,
+    JmapUser(user, _): JmapUser,
     Path((account, blob, name)): Path<(String, String, String)>,
     Query(q): Query<TypeParam>,
 ) -> Response {

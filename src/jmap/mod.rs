@@ -13,6 +13,7 @@ pub(crate) mod download;
 pub mod id;
 pub mod methods;
 mod push;
+pub mod pusher;
 pub mod request;
 mod ws;
 
@@ -100,7 +101,10 @@ async fn well_known() -> Response {
 
 /// An authenticated mail account (HTTP Basic; over TLS unless
 /// `jmap.auth-without-tls`).
-pub(crate) struct JmapUser(pub Account);
+/// The authenticated account and which credential authenticated it:
+/// `password`, or `token:{id}` for a bearer token (push subscriptions
+/// belong to a credential, RFC 8620 §7.2.1).
+pub(crate) struct JmapUser(pub Account, pub String);
 
 fn unauthorized(why: &str) -> Response {
     (
@@ -135,7 +139,9 @@ impl FromRequestParts<AppState> for JmapUser {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        authenticate(core, &parts.headers, ip).await.map(JmapUser)
+        authenticate(core, &parts.headers, ip)
+            .await
+            .map(|(a, cred)| JmapUser(a, cred))
     }
 }
 
@@ -143,7 +149,7 @@ async fn authenticate(
     core: &crate::core::Core,
     headers: &HeaderMap,
     ip: std::net::IpAddr,
-) -> Result<Account, Response> {
+) -> Result<(Account, String), Response> {
     use sha2::Digest;
     let value = headers
         .get(header::AUTHORIZATION)
@@ -175,7 +181,7 @@ async fn authenticate(
         if until > Instant::now() {
             if let Ok(Some(a)) = core.directory.get_account(user).await {
                 if a.id == id && a.enabled && a.secret_hash == hash {
-                    return Ok(a);
+                    return Ok((a, "password".into()));
                 }
             }
         }
@@ -190,7 +196,7 @@ async fn authenticate(
                 key,
                 (a.id, a.secret_hash.clone(), Instant::now() + LOGIN_CACHE),
             );
-            Ok(a)
+            Ok((a, "password".into()))
         }
         Ok(Login::Throttled) => Err((
             StatusCode::TOO_MANY_REQUESTS,
@@ -215,7 +221,7 @@ async fn bearer(
     core: &crate::core::Core,
     token: &str,
     ip: std::net::IpAddr,
-) -> Result<Account, Response> {
+) -> Result<(Account, String), Response> {
     let dir = &core.directory;
     let (gate, key) = dir.login_gate(ip, None, "bearer-token");
     if gate == crate::directory::ratelimit::Gate::Throttled {
@@ -228,7 +234,8 @@ async fn bearer(
     match dir.token_account(token).await {
         Ok(Some(a)) => {
             metrics::counter!("petrel_logins_total", "result" => "ok").increment(1);
-            Ok(a)
+            let id = token.split('_').nth(2).unwrap_or_default();
+            Ok((a, format!("token:{id}")))
         }
         Ok(None) => {
             dir.record_login(ip, &key, false);
@@ -274,7 +281,7 @@ fn session_state(core: &crate::core::Core, user: &Account) -> String {
 /// RFC 8620 §2: the session resource.
 async fn session(State(st): State<AppState>, parts: Parts) -> Response {
     let user = match JmapUser::from_request_parts(&mut { parts.clone() }, &st).await {
-        Ok(JmapUser(a)) => a,
+        Ok(JmapUser(a, _)) => a,
         Err(r) => return r,
     };
     let core = &st.core;
@@ -374,8 +381,8 @@ impl Drop for Slot<'_> {
 }
 
 /// RFC 8620 §3: the API endpoint.
-async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) -> Response {
-    match execute(&st.core, &user, &body).await {
+async fn api(State(st): State<AppState>, JmapUser(user, cred): JmapUser, body: Bytes) -> Response {
+    match execute(&st.core, &user, &cred, &body).await {
         // §3.8: user-visible strings (error descriptions) are English.
         Ok(out) => ([(header::CONTENT_LANGUAGE, "en")], Json(out)).into_response(),
         Err(p) => problem(p),
@@ -386,10 +393,12 @@ async fn api(State(st): State<AppState>, JmapUser(user): JmapUser, body: Bytes) 
 /// request-level error. The API endpoint and the WebSocket share it, and
 /// the per-account limit of concurrent requests.
 pub(crate) async fn execute(
-    core: &crate::core::Core,
+    shared: &crate::core::SharedCore,
     user: &Account,
+    credential: &str,
     body: &[u8],
 ) -> Result<Value, Problem> {
+    let core: &crate::core::Core = shared;
     let l = limits(core);
     let _slot = {
         let mut map = core
@@ -413,7 +422,9 @@ pub(crate) async fn execute(
     let req = request::parse(body, &l)?;
     let cx = methods::Context {
         core,
+        shared,
         account: user,
+        credential,
         using: &req.using,
         created: std::sync::Mutex::new(req.created_ids.clone().unwrap_or_default()),
         implicit: Default::default(),

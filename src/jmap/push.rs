@@ -58,7 +58,7 @@ fn bad_request(why: &str) -> Response {
 
 pub(super) async fn event_source(
     State(st): State<AppState>,
-    JmapUser(user): JmapUser,
+    JmapUser(user, _): JmapUser,
     Query(p): Query<Params>,
     headers: HeaderMap,
 ) -> Response {

@@ -19,7 +19,7 @@ use crate::http::AppState;
 
 pub(super) async fn upgrade(
     State(st): State<AppState>,
-    JmapUser(user): JmapUser,
+    JmapUser(user, cred): JmapUser,
     ws: WebSocketUpgrade,
 ) -> Response {
     // §4.1: the client asks for the jmap subprotocol; without it the
@@ -34,7 +34,7 @@ pub(super) async fn upgrade(
     }
     let core = st.core.clone();
     ws.max_message_size(core.config.jmap.max_size_request)
-        .on_upgrade(move |socket| serve(socket, core, user))
+        .on_upgrade(move |socket| serve(socket, core, user, cred))
 }
 
 /// Push settings of one connection.
@@ -43,7 +43,7 @@ struct Push {
     last: u64,
 }
 
-async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Account) {
+async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Account, cred: String) {
     tracing::debug!(account = %user.address, "JMAP WebSocket opened");
     metrics::counter!("petrel_jmap_websocket_connections_total").increment(1);
     let mut changes = core.mail.subscribe();
@@ -66,7 +66,7 @@ async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Accou
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
                 };
-                let reply = handle(&core, &user, text.as_str(), &mut push).await;
+                let reply = handle(&core, &user, &cred, text.as_str(), &mut push).await;
                 for r in reply {
                     if socket.send(Message::Text(r.to_string().into())).await.is_err() {
                         return;
@@ -100,8 +100,9 @@ async fn state_push(core: &crate::core::Core, acct: u32, p: &mut Push) -> Option
 
 /// One client message: what goes back.
 async fn handle(
-    core: &crate::core::Core,
+    core: &crate::core::SharedCore,
     user: &Account,
+    cred: &str,
     text: &str,
     push: &mut Option<Push>,
 ) -> Vec<Value> {
@@ -131,7 +132,7 @@ async fn handle(
                 o.remove("@type");
                 o.remove("id");
             }
-            match super::execute(core, user, req.to_string().as_bytes()).await {
+            match super::execute(core, user, cred, req.to_string().as_bytes()).await {
                 Ok(mut out) => {
                     out["@type"] = json!("Response");
                     if let Some(id) = id {

@@ -20,6 +20,8 @@ pub enum Kind {
     Vacation = b'v' as isize,
     /// Senders the vacation response went to, and when.
     VacationSent = b'r' as isize,
+    /// JMAP push subscriptions (RFC 8620 §7.2).
+    PushSubscription = b'p' as isize,
 }
 
 fn k_rec(acct: u32, kind: Kind, id: u64) -> Vec<u8> {

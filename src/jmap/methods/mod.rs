@@ -15,6 +15,7 @@ mod email_text;
 mod identity;
 mod mailbox;
 mod mailbox_set;
+mod push_subscription;
 mod quota;
 mod search_snippet;
 mod submission;
@@ -29,7 +30,11 @@ use crate::directory::Account;
 
 pub struct Context<'a> {
     pub core: &'a Core,
+    /// The same core, for work that outlives the request.
+    pub shared: &'a crate::core::SharedCore,
     pub account: &'a Account,
+    /// The credential the request came with (see `JmapUser`).
+    pub credential: &'a str,
     pub using: &'a [String],
     /// Creation ids of this request and the ids they became (RFC 8620
     /// §5.3), seeded from the request's createdIds.
@@ -142,6 +147,13 @@ pub async fn call(
             "cannotCalculateChanges",
             "query results are not kept; run Quota/query again",
         )),
+        // RFC 8620 §7.2: with the core capability.
+        "PushSubscription/get" if needs(CORE) => {
+            Ok((name.into(), push_subscription::get(cx, args).await?))
+        }
+        "PushSubscription/set" if needs(CORE) => {
+            Ok((name.into(), push_subscription::set(cx, args).await?))
+        }
         "Identity/changes" if needs(SUBMISSION) => Ok((
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Identity).await?,
