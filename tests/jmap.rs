@@ -2462,6 +2462,12 @@ async fn push_subscriptions_verify_then_push() {
         r[0][1]["notCreated"]["plain"]["type"], "invalidProperties",
         "https only"
     );
+    // §8.6: creation is rate-limited.
+    let again = j.api(&[CORE], json!([["PushSubscription/set", {"create": {"q": {"deviceClientId": "dev-4", "url": url}}}, "s"]]));
+    assert_eq!(
+        again[0][1]["notCreated"]["q"]["type"], "forbidden",
+        "{again:?}"
+    );
     let (head, v) = next_push(&mut pushes).await;
     assert!(head.starts_with("POST /push/joe "), "{head}");
     let lower = head.to_ascii_lowercase();

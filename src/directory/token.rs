@@ -140,6 +140,11 @@ impl Directory {
         Ok(self.account_by_id(acct).await?.filter(|a| a.enabled))
     }
 
+    /// Whether token `id` of account `acct` still exists.
+    pub async fn token_exists(&self, acct: u32, id: u64) -> Result<bool> {
+        Ok(self.store.get(k_token(acct, id)).await?.is_some())
+    }
+
     /// Inside an account's deletion: its tokens go.
     pub(super) fn delete_tokens_in(
         txn: &mut crate::store::Txn<'_>,

@@ -29,6 +29,24 @@ pub struct PushSub {
     pub types: Option<Vec<String>>,
     pub verification_code: String,
     pub verified: bool,
+    #[serde(default)]
+    pub created: i64,
+}
+
+/// Whether the credential a subscription belongs to still works: the
+/// account is enabled and, for a token, the token is not revoked (§7.2:
+/// otherwise the subscription is destroyed).
+async fn credential_alive(core: &crate::core::Core, acct: u32, cred: &str) -> bool {
+    match core.directory.account_by_id(acct).await {
+        Ok(Some(a)) if a.enabled => {}
+        Ok(_) => return false,
+        Err(_) => return true,
+    }
+    match cred.strip_prefix("token:").map(str::parse::<u64>) {
+        Some(Ok(id)) => core.directory.token_exists(acct, id).await.unwrap_or(true),
+        Some(Err(_)) => false,
+        None => true,
+    }
 }
 
 /// Whether `ip` is outside the server's own networks.
@@ -154,8 +172,9 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
             };
             let now = unix_now();
             for (n, sub) in subs {
-                if sub.expires <= now {
-                    // §7.2: no requests after expiry; the record goes.
+                if sub.expires <= now || !credential_alive(&core, acct, &sub.credential).await {
+                    // §7.2: no requests after expiry or once the
+                    // credential is gone; the record (and its URL) goes.
                     let _ = core
                         .mail
                         .delete_record(acct, Kind::PushSubscription, n)

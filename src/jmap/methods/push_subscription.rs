@@ -3,7 +3,7 @@
 //! seen only through it; url and keys are never returned; a new one gets
 //! a PushVerification with a 128-bit code and is pushed to only once the
 //! client sets that code; expiry is capped at 7 days; at most
-//! `jmap.max-push-subscriptions` per account. Encrypted pushes (keys,
+//! `jmap.max-push-subscriptions` per account, one new one per 5 s. Encrypted pushes (keys,
 //! RFC 8291) are not offered: a subscription with keys is refused.
 
 use serde_json::{json, Map, Value};
@@ -120,16 +120,15 @@ fn types(v: Option<&Value>) -> Result<Option<Vec<String>>, Value> {
     }
 }
 
+/// §8.6: one new subscription per account in this many seconds.
+const CREATE_INTERVAL: i64 = 5;
+
 async fn create(
     cx: &Context<'_>,
     obj: &Map<String, Value>,
-    count: usize,
+    existing: &[PushSub],
 ) -> Result<Result<Value, Value>, MethodError> {
     let max = cx.core.config.jmap.max_push_subscriptions;
-    if count >= max {
-        return Ok(Err(json!({"type": "forbidden",
-            "description": format!("at most {max} push subscriptions (jmap.max-push-subscriptions)")})));
-    }
     let Some(device) = obj.get("deviceClientId").and_then(Value::as_str) else {
         return Ok(Err(invalid("deviceClientId", "required")));
     };
@@ -155,6 +154,17 @@ async fn create(
     if let Err(e) = checked {
         return Ok(Err(invalid("url", e)));
     }
+    if existing
+        .iter()
+        .any(|s| unix_now() - s.created < CREATE_INTERVAL)
+    {
+        return Ok(Err(json!({"type": "forbidden",
+            "description": format!("one push subscription per {CREATE_INTERVAL} s: try again shortly")})));
+    }
+    if existing.len() >= max {
+        return Ok(Err(json!({"type": "forbidden",
+            "description": format!("at most {max} push subscriptions (jmap.max-push-subscriptions)")})));
+    }
     let (expires, types) = match (expires(obj.get("expires")), types(obj.get("types"))) {
         (Ok(e), Ok(t)) => (e, t),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -171,6 +181,7 @@ async fn create(
         types,
         verification_code: code,
         verified: false,
+        created: unix_now(),
     };
     let n = cx
         .core
@@ -193,13 +204,15 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut created = Map::new();
     let mut not_created = Map::new();
     for (cid, obj) in &create_map {
-        let count = mail
+        let existing: Vec<PushSub> = mail
             .records::<PushSub>(acct, Kind::PushSubscription)
             .await
             .map_err(store_error)?
-            .len();
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
         let r = match obj.as_object() {
-            Some(o) => create(cx, o, count).await?,
+            Some(o) => create(cx, o, &existing).await?,
             None => Err(invalid("create", "an object")),
         };
         match r {
