@@ -2557,3 +2557,60 @@ async fn next_push(
         .expect("a push")
         .unwrap()
 }
+
+/// RFC 9404: Blob/upload from text, base64 and a range of another blob;
+/// Blob/get as text or base64, ranges, sizes and digests; Blob/lookup
+/// finds the Email, Thread and Mailbox of a message's blob.
+#[tokio::test]
+async fn blob_methods() {
+    let j = server("");
+    let account = j.account_id();
+    const BLOB: &str = "urn:ietf:params:jmap:blob";
+    j.deliver(&["Subject: looked up\r\n\r\nbody\r\n".to_string()])
+        .await;
+    let r = j.api(
+        &[CORE, MAIL, BLOB],
+        json!([
+            ["Email/query", {"accountId": account}, "q"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}, "properties": ["blobId", "threadId", "mailboxIds"]}, "g"],
+            ["Blob/upload", {"accountId": account, "create": {
+                "b": {"data": [{"data:asText": "Hello, "}, {"data:asBase64": "d29ybGQ="}], "type": "text/plain"},
+                "c": {"data": [{"blobId": "#b", "offset": 7, "length": 5}, {"data:asText": "!"}]},
+                "bad": {"data": [{"blobId": "#b", "offset": 100}]},
+                "gone": {"data": [{"blobId": "U9999"}]}
+            }}, "u"],
+            ["Blob/get", {"accountId": account, "ids": ["#b", "#c", "U9999"], "properties": ["data:asText", "size", "digest:sha-256"]}, "g1"],
+            ["Blob/get", {"accountId": account, "ids": ["#b"], "properties": ["data:asBase64"], "offset": 7, "length": 10}, "g2"]
+        ]),
+    );
+    let e = &r[1][1]["list"][0];
+    let up = &r[2][1];
+    assert_eq!(up["created"]["b"]["size"], 12, "{up}");
+    assert_eq!(up["notCreated"]["bad"]["type"], "invalidProperties");
+    assert_eq!(up["notCreated"]["gone"]["type"], "blobNotFound");
+    let got = r[3][1]["list"].as_array().unwrap();
+    assert_eq!(got[0]["data:asText"], "Hello, world");
+    assert_eq!(got[0]["size"], 12);
+    // sha-256("Hello, world") in base64, as Python's hashlib gives it.
+    assert_eq!(
+        got[0]["digest:sha-256"],
+        "SufDtqwL7/Zx76jPVzhhUcBuWMpTp42D82EHMWzsEl8="
+    );
+    assert_eq!(got[1]["data:asText"], "world!");
+    assert_eq!(r[3][1]["notFound"], json!(["U9999"]));
+    let part = &r[4][1]["list"][0];
+    assert_eq!(part["data:asBase64"], "d29ybGQ=", "{part}");
+    assert_eq!(part["isTruncated"], true, "7+10 goes past 12");
+
+    let r = j.api(
+        &[CORE, MAIL, BLOB],
+        json!([["Blob/lookup", {"accountId": account, "typeNames": ["Email", "Thread", "Mailbox"], "ids": [e["blobId"], "B424242"]}, "l"],
+               ["Blob/lookup", {"accountId": account, "typeNames": ["Calendar"], "ids": []}, "x"]]),
+    );
+    let m = &r[0][1]["list"][0]["matchedIds"];
+    assert_eq!(m["Email"], json!([e["id"]]));
+    assert_eq!(m["Thread"], json!([e["threadId"]]));
+    assert_eq!(m["Mailbox"].as_array().unwrap().len(), 1);
+    assert_eq!(r[0][1]["notFound"], json!(["B424242"]));
+    assert_eq!(r[1][1]["type"], "unknownDataType");
+}

@@ -304,6 +304,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         request::SUBMISSION: {},
         request::VACATION: {},
         request::QUOTA: {},
+        request::BLOB: {},
         // RFC 8887 §3: the WebSocket endpoint, pushes included.
         request::WEBSOCKET: {
             "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
@@ -330,6 +331,13 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                     },
                     request::VACATION: {},
                     request::QUOTA: {},
+                    // RFC 9404 §3.
+                    request::BLOB: {
+                        "maxSizeBlobSet": c.max_size_upload,
+                        "maxDataSources": methods::blob::MAX_DATA_SOURCES,
+                        "supportedTypeNames": ["Email", "Thread", "Mailbox"],
+                        "supportedDigestAlgorithms": ["sha", "sha-256"]
+                    },
                     // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
                     request::SUBMISSION: {
                         "maxDelayedSend": c.max_delayed_send,
@@ -342,7 +350,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                 }
             }
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

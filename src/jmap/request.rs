@@ -12,7 +12,8 @@ pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 pub const QUOTA: &str = "urn:ietf:params:jmap:quota";
 pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET];
+pub const BLOB: &str = "urn:ietf:params:jmap:blob";
+pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Method calls (RFC 8620 §3.2), one file per object type. Each call
 //! gets the authenticated account and the capabilities the request uses.
 
+pub(crate) mod blob;
 mod changes;
 mod echo;
 mod email;
@@ -24,7 +25,7 @@ mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, CORE, MAIL, QUOTA, SUBMISSION, VACATION};
+use super::request::{MethodError, BLOB, CORE, MAIL, QUOTA, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
 
@@ -147,6 +148,9 @@ pub async fn call(
             "cannotCalculateChanges",
             "query results are not kept; run Quota/query again",
         )),
+        "Blob/upload" if needs(BLOB) => Ok((name.into(), blob::upload(cx, args).await?)),
+        "Blob/get" if needs(BLOB) => Ok((name.into(), blob::get(cx, args).await?)),
+        "Blob/lookup" if needs(BLOB) => Ok((name.into(), blob::lookup(cx, args).await?)),
         // RFC 8620 §7.2: with the core capability.
         "PushSubscription/get" if needs(CORE) => {
             Ok((name.into(), push_subscription::get(cx, args).await?))
