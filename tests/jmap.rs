@@ -1526,6 +1526,22 @@ async fn uploads_create_move_and_import() {
     assert_eq!(got["subject"], "from the archive");
 }
 
+/// A second Petrel holding `users`@remote.test, and the JMAP server
+/// whose queue relays to it.
+fn relayed_to_remote(users: &[&str], extra: &str) -> (TestServer, Jmap) {
+    let remote = TestServer::start_with(
+        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
+    );
+    for u in users {
+        remote.account(&format!("{u}@remote.test"));
+    }
+    let j = server(&format!(
+        "[queue]\nrelay = \"{}\"\nretry = [1]\n{extra}",
+        remote.addr("smtp")
+    ));
+    (remote, j)
+}
+
 /// RFC 8621 §6-§7: the account's own Identity; an Email created as a
 /// draft is sent by EmailSubmission through the queue to another server
 /// (Bcc delivered but removed from the message), the implicit Email/set
@@ -1534,15 +1550,7 @@ async fn uploads_create_move_and_import() {
 /// authors and envelope senders are refused. jmapc reads the identity.
 #[tokio::test]
 async fn submissions_go_through_the_queue() {
-    let remote = TestServer::start_with(
-        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
-    );
-    remote.account("bob@remote.test");
-    remote.account("carol@remote.test");
-    let j = server(&format!(
-        "[queue]\nrelay = \"{}\"\nretry = [1]\n[jmap]\nmax-delayed-send = 3600\n",
-        remote.addr("smtp")
-    ));
+    let (remote, j) = relayed_to_remote(&["bob", "carol"], "[jmap]\nmax-delayed-send = 3600\n");
     let account = j.account_id();
     let roles = j.roles(&account);
     const SUB: &str = "urn:ietf:params:jmap:submission";
@@ -1739,15 +1747,7 @@ async fn submissions_go_through_the_queue() {
 /// none; turned off, nobody.
 #[tokio::test]
 async fn vacation_response_follows_rfc3834() {
-    let remote = TestServer::start_with(
-        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
-    );
-    remote.account("ann@remote.test");
-    remote.account("list@remote.test");
-    let j = server(&format!(
-        "[queue]\nrelay = \"{}\"\nretry = [1]\n",
-        remote.addr("smtp")
-    ));
+    let (remote, j) = relayed_to_remote(&["ann", "list"], "");
     let account = j.account_id();
     const VAC: &str = "urn:ietf:params:jmap:vacationresponse";
     let r = j.api(

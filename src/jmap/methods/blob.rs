@@ -103,17 +103,10 @@ pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
             json!({"id": id::upload(n), "type": up.kind, "size": up.size}),
         );
     }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
         "accountId": id::account(acct),
-        "created": or_null(created),
-        "notCreated": or_null(not_created),
+        "created": super::or_null(created),
+        "notCreated": super::or_null(not_created),
     }))
 }
 

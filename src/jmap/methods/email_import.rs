@@ -239,18 +239,11 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
         }
     }
     let new_state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
         "accountId": id::account(acct),
         "oldState": old_state.to_string(),
         "newState": new_state.to_string(),
-        "created": or_null(created),
-        "notCreated": or_null(not_created),
+        "created": super::or_null(created),
+        "notCreated": super::or_null(not_created),
     }))
 }

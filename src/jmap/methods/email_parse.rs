@@ -99,11 +99,10 @@ pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         }
         parsed.insert(b, Value::Object(obj));
     }
-    let or_null = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
     Ok(json!({
         "accountId": id::account(acct),
-        "parsed": if parsed.is_empty() { Value::Null } else { Value::Object(parsed) },
-        "notParsable": or_null(not_parsable),
-        "notFound": or_null(not_found),
+        "parsed": super::or_null(parsed),
+        "notParsable": super::ids_or_null(not_parsable),
+        "notFound": super::ids_or_null(not_found),
     }))
 }

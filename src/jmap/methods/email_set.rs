@@ -203,39 +203,9 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let acct = cx.account_id(&args)?;
     let mail = &cx.core.mail;
     let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    if let Some(want) = args.get("ifInState").and_then(Value::as_str) {
-        if want != old_state.to_string() {
-            return Err(MethodError::with(
-                "stateMismatch",
-                format!("the state is {old_state}, not {want}"),
-            ));
-        }
-    }
-    let obj = |name: &str| match args.get(name) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(MethodError::invalid_arguments(format!(
-            "{name} must be an object"
-        ))),
-    };
-    let create = obj("create")?;
-    let update = obj("update")?;
-    let destroy: Vec<String> = match args.get("destroy") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(String::from))
-            .collect::<Option<_>>()
-            .ok_or_else(|| MethodError::invalid_arguments("destroy must hold ids"))?,
-        Some(_) => return Err(MethodError::invalid_arguments("destroy must be an array")),
-    };
-    let max = cx.core.config.jmap.max_objects_in_set;
-    if create.len() + update.len() + destroy.len() > max {
-        return Err(MethodError::with(
-            "requestTooLarge",
-            format!("more than maxObjectsInSet ({max}) changes"),
-        ));
-    }
+    super::check_state(&args, old_state)?;
+    let (create, update, destroy) =
+        super::set_arguments(&args, cx.core.config.jmap.max_objects_in_set)?;
     let (created, not_created) = self::create(cx, acct, &create).await?;
     let mut updated = Map::new();
     let mut not_updated = Map::new();
@@ -340,24 +310,13 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         destroyed.push(eid);
     }
     let new_state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
-    Ok(json!({
-        "accountId": id::account(acct),
-        "oldState": old_state.to_string(),
-        "newState": new_state.to_string(),
-        "created": or_null(created),
-        "updated": or_null(updated),
-        "destroyed": if destroyed.is_empty() { Value::Null } else { json!(destroyed) },
-        "notCreated": or_null(not_created),
-        "notUpdated": or_null(not_updated),
-        "notDestroyed": or_null(not_destroyed),
-    }))
+    Ok(super::set_response(
+        acct,
+        old_state,
+        new_state,
+        [created, updated, not_created, not_updated, not_destroyed],
+        destroyed,
+    ))
 }
 
 #[cfg(test)]

@@ -325,17 +325,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             .as_ref()
             .map(|r| r.trim_start_matches('\\').to_ascii_lowercase())
     };
-    let empty = Map::new();
-    let f = match args.get("filter") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) if !m.contains_key("operator") => m,
-        Some(_) => {
-            return Err(MethodError::with(
-                "unsupportedFilter",
-                "Mailbox/query takes one FilterCondition",
-            ))
-        }
-    };
+    let f = &super::condition(&args, "Mailbox/query")?;
     let mut rows: Vec<&Mailbox> = Vec::new();
     for m in &boxes {
         let mut ok = true;

@@ -222,6 +222,37 @@ fn set_arguments(args: &Map<String, Value>, max: usize) -> Result<SetArguments, 
     Ok((create, update, destroy))
 }
 
+/// The filter of a /query that takes one FilterCondition (no operator
+/// trees); an empty one without a filter.
+fn condition(args: &Map<String, Value>, method: &str) -> Result<Map<String, Value>, MethodError> {
+    match args.get("filter") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) if !m.contains_key("operator") => Ok(m.clone()),
+        Some(_) => Err(MethodError::with(
+            "unsupportedFilter",
+            format!("{method} takes one FilterCondition"),
+        )),
+    }
+}
+
+/// A map in a response, null when empty (§5.3 created, notCreated, …).
+fn or_null(m: Map<String, Value>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
+/// A list of ids in a response, null when empty.
+fn ids_or_null(v: Vec<String>) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        serde_json::json!(v)
+    }
+}
+
 /// The response of a /set call (§5.3); empty maps and lists are null.
 /// `maps`: created, updated, notCreated, notUpdated, notDestroyed.
 fn set_response(
@@ -231,20 +262,14 @@ fn set_response(
     maps: [Map<String, Value>; 5],
     destroyed: Vec<String>,
 ) -> Value {
-    let [created, updated, not_created, not_updated, not_destroyed] = maps.map(|m| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    });
+    let [created, updated, not_created, not_updated, not_destroyed] = maps.map(or_null);
     serde_json::json!({
         "accountId": super::id::account(acct),
         "oldState": old_state.to_string(),
         "newState": new_state.to_string(),
         "created": created,
         "updated": updated,
-        "destroyed": if destroyed.is_empty() { Value::Null } else { serde_json::json!(destroyed) },
+        "destroyed": ids_or_null(destroyed),
         "notCreated": not_created,
         "notUpdated": not_updated,
         "notDestroyed": not_destroyed,

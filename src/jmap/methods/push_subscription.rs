@@ -291,19 +291,12 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             }
         }
     }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
-        "created": or_null(created),
-        "updated": or_null(updated),
-        "destroyed": if destroyed.is_empty() { Value::Null } else { json!(destroyed) },
-        "notCreated": or_null(not_created),
-        "notUpdated": or_null(not_updated),
-        "notDestroyed": or_null(not_destroyed),
+        "created": super::or_null(created),
+        "updated": super::or_null(updated),
+        "destroyed": super::ids_or_null(destroyed),
+        "notCreated": super::or_null(not_created),
+        "notUpdated": super::or_null(not_updated),
+        "notDestroyed": super::or_null(not_destroyed),
     }))
 }

@@ -129,10 +129,8 @@ async fn to_json(
     Ok(Value::Object(out))
 }
 
-pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
-    let props = properties(&args, PROPERTIES)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+/// The kind's state and the account's submissions.
+async fn load(cx: &Context<'_>, acct: u32) -> Result<(u64, Vec<(u64, Submission)>), MethodError> {
     let mail = &cx.core.mail;
     let state = mail
         .record_state(acct, Kind::Submission)
@@ -142,6 +140,14 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         .records::<Submission>(acct, Kind::Submission)
         .await
         .map_err(store_error)?;
+    Ok((state, all))
+}
+
+pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args)?;
+    let props = properties(&args, PROPERTIES)?;
+    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let (state, all) = load(cx, acct).await?;
     let mut list = Vec::new();
     let mut not_found = Vec::new();
     match wanted {
@@ -655,26 +661,8 @@ async fn implicit_email_set(
 /// the account's submissions.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
-    let mail = &cx.core.mail;
-    let state = mail
-        .record_state(acct, Kind::Submission)
-        .await
-        .map_err(store_error)?;
-    let all = mail
-        .records::<Submission>(acct, Kind::Submission)
-        .await
-        .map_err(store_error)?;
-    let empty = Map::new();
-    let filter = match args.get("filter") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) if !m.contains_key("operator") => m,
-        Some(_) => {
-            return Err(MethodError::with(
-                "unsupportedFilter",
-                "EmailSubmission/query takes one FilterCondition",
-            ))
-        }
-    };
+    let (state, all) = load(cx, acct).await?;
+    let filter = &super::condition(&args, "EmailSubmission/query")?;
     let list_of = |k: &str| -> Option<Vec<String>> {
         filter.get(k).and_then(Value::as_array).map(|a| {
             a.iter()
