@@ -29,6 +29,24 @@ fn server(extra: &str) -> Jmap {
 }
 
 impl Jmap {
+    /// Runs a Python script that trusts the test CA (jmapc, websockets);
+    /// its standard output, after checking it succeeded.
+    fn python(&self, script: &str) -> String {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     fn base(&self) -> String {
         format!("https://127.0.0.1:{}", self.s.addr("https").port())
     }
@@ -386,9 +404,7 @@ async fn jmapc_lists_mailboxes_and_reads_mail() {
     assert!(r.starts_with("250"), "{r}");
     wait_for_mail(j.s.addr("imap"), "joe@example.org", 1).await;
     let port = j.s.addr("https").port();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    let stdout = j.python(&format!(
             "from jmapc import Client\n\
              from jmapc.methods import MailboxGet\n\
              c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
@@ -399,16 +415,7 @@ async fn jmapc_lists_mailboxes_and_reads_mail() {
              from jmapc.methods import EmailQuery, EmailGet\n\
              res = c.request([EmailQuery(filter=EmailQueryFilterCondition(in_mailbox=inbox), sort=[Comparator(property='receivedAt', is_ascending=False)], limit=5), EmailGet(ids=Ref('/ids'), properties=['subject', 'from', 'receivedAt'])])\n\
              for e in res[1].response.data:\n    print('email', e.subject, e.mail_from[0].email)\n"
-        ))
-        .env("REQUESTS_CA_BUNDLE", &j.ca)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ));
     assert!(stdout.contains("inbox INBOX 1"), "{stdout}");
     assert_eq!(
         stdout.lines().filter(|l| !l.starts_with("email ")).count(),
@@ -1353,9 +1360,7 @@ async fn email_get_bodies_and_header_forms() {
 
     // A second client: jmapc's Email model reads the same values.
     let port = j.s.addr("https").port();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    let stdout = j.python(&format!(
             "from jmapc import Client, Ref\n\
              from jmapc.methods import EmailQuery, EmailGet\n\
              c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
@@ -1363,16 +1368,7 @@ async fn email_get_bodies_and_header_forms() {
              e = res[1].response.data[0]\n\
              print('text', e.body_values[e.text_body[0].part_id].value)\n\
              print('attachment', e.attachments[0].name, e.attachments[0].size, e.has_attachment)\n"
-        ))
-        .env("REQUESTS_CA_BUNDLE", &j.ca)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ));
     assert!(stdout.contains("text Café at noon?"), "{stdout}");
     assert!(stdout.contains("attachment cv.bin 8 True"), "{stdout}");
 }
@@ -1721,23 +1717,12 @@ async fn submissions_go_through_the_queue() {
 
     // A second client reads the identity.
     let port = j.s.addr("https").port();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    let stdout = j.python(&format!(
             "from jmapc import Client\n\
              from jmapc.methods import IdentityGet\n\
              c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
              for i in c.request(IdentityGet()).data:\n    print('identity', i.email)\n"
-        ))
-        .env("REQUESTS_CA_BUNDLE", &j.ca)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ));
     assert!(stdout.contains("identity joe@example.org"), "{stdout}");
 }
 
@@ -2263,17 +2248,7 @@ async fn websocket_requests_and_push() {
         ca = j.ca.display(),
         old = state0.as_str().unwrap(),
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = j.python(&script);
     let line = |p: &str| -> Value {
         let l = stdout
             .lines()
@@ -2351,23 +2326,12 @@ async fn bearer_tokens_from_the_cli() {
 
     // jmapc with the token.
     let port = j.s.addr("https").port();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "from jmapc import Client\n\
+    let stdout = j.python(&format!(
+        "from jmapc import Client\n\
              from jmapc.methods import MailboxGet\n\
              c = Client.create_with_api_token(host='127.0.0.1:{port}', api_token='{token}')\n\
              print('boxes', len(c.request(MailboxGet(ids=None)).data))\n"
-        ))
-        .env("REQUESTS_CA_BUNDLE", &j.ca)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     assert!(stdout.contains("boxes 6"), "{stdout}");
 
     j.s.cli_ok(&["account", "update", "joe@example.org", "--disabled"]);
