@@ -55,33 +55,14 @@ const PROPERTIES: &[&str] = &[
     "attachments",
 ];
 
-/// What Email/get returns when `properties` is null (§4.2).
-const DEFAULT_PROPERTIES: &[&str] = &[
-    "id",
-    "blobId",
-    "threadId",
-    "mailboxIds",
-    "keywords",
-    "size",
-    "receivedAt",
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
-];
+/// What Email/get returns when `properties` is null (§4.2): all but
+/// the header list and the MIME tree.
+pub(crate) fn default_properties() -> impl Iterator<Item = &'static str> {
+    PROPERTIES
+        .iter()
+        .copied()
+        .filter(|p| !matches!(*p, "headers" | "bodyStructure"))
+}
 
 /// Properties answered from the store's metadata, without the message.
 const FROM_METADATA: &[&str] = &[
@@ -106,7 +87,7 @@ pub(crate) fn utc(secs: i64) -> Value {
 /// The `properties` argument: known names and `header:` forms.
 fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, MethodError> {
     let Some(list) = args.get("properties").filter(|v| !v.is_null()) else {
-        return Ok(DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect());
+        return Ok(default_properties().map(String::from).collect());
     };
     let list = list
         .as_array()

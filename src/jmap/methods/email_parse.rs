@@ -10,25 +10,15 @@ use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 
-/// What Email/parse returns when `properties` is null (§4.9).
-const DEFAULT_PROPERTIES: &[&str] = &[
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
+/// The metadata properties a parsed message has no value for (§4.9).
+const METADATA: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
 ];
 
 pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
@@ -49,7 +39,11 @@ pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         ));
     }
     let props: Vec<String> = match args.get("properties") {
-        None | Some(Value::Null) => DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
+        // §4.9: Email/get's defaults without the metadata.
+        None | Some(Value::Null) => super::email::default_properties()
+            .filter(|p| !METADATA.contains(p))
+            .map(String::from)
+            .collect(),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(String::from))
