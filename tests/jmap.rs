@@ -1732,7 +1732,7 @@ async fn submissions_go_through_the_queue() {
 /// none; turned off, nobody.
 #[tokio::test]
 async fn vacation_response_follows_rfc3834() {
-    let (remote, j) = relayed_to_remote(&["ann", "list"], "");
+    let (remote, j) = relayed_to_remote(&["ann", "list"], "[smtp]\nauth-without-tls = true\n");
     let account = j.account_id();
     const VAC: &str = "urn:ietf:params:jmap:vacationresponse";
     let r = j.api(
@@ -1799,10 +1799,24 @@ async fn vacation_response_follows_rfc3834() {
         "no response to list or automatic mail"
     );
 
+    // A colleague on the submission port is answered too (the final
+    // delivery records the Return-Path the response goes to).
+    j.s.account("amy@example.org");
+    let r = submit(
+        &j.s,
+        "amy@example.org",
+        &["joe@example.org"],
+        "From: amy@example.org\r\nTo: joe@example.org\r\nSubject: lunch?\r\n\r\nHi\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let amy = wait_for_mail(j.s.addr("imap"), "amy@example.org", 1).await;
+    assert!(String::from_utf8_lossy(&amy[0]).contains("Subject: Out of office"));
+
     // Off: nobody is answered, even after the memory is cleared.
     j.api(&[CORE, VAC], json!([["VacationResponse/set", {"accountId": account, "update": {"singleton": {"isEnabled": false}}}, "s"]]));
     send("ann@remote.test", "", 5).await;
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 5).await;
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 6).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!j.s.cli_ok(&["queue", "list"]).contains("ann@remote.test"));
     assert_eq!(

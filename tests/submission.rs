@@ -119,7 +119,11 @@ async fn implicit_tls_login_sender_rules_and_added_headers() {
     assert!(text.contains("with ESMTPSA"), "{text}");
     assert!(text.contains("\r\nDate: "), "{text}");
     assert!(text.contains("\r\nMessage-ID: <"), "{text}");
-    assert!(!text.contains("Return-Path"), "{text}");
+    // RFC 5321 §4.4: delivered here, so the envelope sender is recorded.
+    assert!(
+        text.starts_with("Return-Path: <sales@example.org>\r\n"),
+        "{text}"
+    );
     assert!(text.ends_with("hello\r\n"), "{text}");
     // RFC 6409 §8.1 (smtp.check-from-header): the From: header must be
     // the user's too, every address of it.

@@ -824,6 +824,20 @@ impl Session {
                 })
                 .collect();
             let dsn_copy = (!success.is_empty()).then(|| msg.clone());
+            // RFC 5321 §4.4: this is the final delivery, which records
+            // the envelope sender (the MTA port added it with the trace
+            // fields; submitted mail gets it here).
+            let msg = if self.mode == Mode::Submission {
+                let mut m = format!(
+                    "Return-Path: <{}>\r\n",
+                    env.from.as_deref().unwrap_or_default()
+                )
+                .into_bytes();
+                m.extend_from_slice(&msg);
+                m
+            } else {
+                msg
+            };
             let r = self
                 .core
                 .deliver_local_to(msg, &ids, folder)
