@@ -1034,11 +1034,23 @@ async fn imap_deleted_messages_are_invisible() {
     .await;
     let q = j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": true}]}, "q"]]));
     let first = q[0][1]["ids"][0].as_str().unwrap().to_string();
+    let before = j.api(
+        &[CORE, MAIL],
+        json!([["Email/get", {"accountId": account, "ids": []}, "s"]]),
+    )[0][1]["state"]
+        .clone();
     imap(
         j.s.addr("imap"),
         "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Deleted)\r\n",
     )
     .await;
+    // Flagged \Deleted since: destroyed for JMAP, not updated.
+    let c = j.api(
+        &[CORE, MAIL],
+        json!([["Email/changes", {"accountId": account, "sinceState": before}, "c"]]),
+    );
+    assert_eq!(c[0][1]["destroyed"], json!([first.clone()]), "{c:?}");
+    assert_eq!(c[0][1]["updated"], json!([]));
     let r = j.api(
         &[CORE, MAIL],
         json!([

@@ -72,7 +72,43 @@ fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
 }
 
 pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    changes(cx, args, email_ids, id::email, false).await
+    let acct = cx.account_id(&args)?;
+    let mut out = changes(cx, args, email_ids, id::email, false).await?;
+    // RFC 8621 §4.1.1: a message IMAP flags \Deleted is not visible, so
+    // one flagged since is destroyed for JMAP, and one made and flagged
+    // within the range was never seen.
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut destroyed = ids(&out["destroyed"]);
+    for key in ["created", "updated"] {
+        let mut keep = Vec::new();
+        for i in ids(&out[key]) {
+            let state = match id::parse_email(&i) {
+                Some(e) => cx
+                    .core
+                    .mail
+                    .email_state(acct, e)
+                    .await
+                    .map_err(store_error)?,
+                None => None,
+            };
+            if state.as_ref().is_some_and(super::visible) {
+                keep.push(i);
+            } else if key == "updated" {
+                destroyed.push(i);
+            }
+        }
+        out[key] = json!(keep);
+    }
+    out["destroyed"] = json!(destroyed);
+    Ok(out)
 }
 
 pub async fn mailbox(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
