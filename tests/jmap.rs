@@ -1527,6 +1527,22 @@ async fn uploads_create_move_and_import() {
             ["Email/get", {"accountId": account, "ids": ["#i1"], "properties": ["receivedAt", "mailboxIds", "keywords", "subject"]}, "g"]]),
     );
     assert_eq!(r[0][1]["notCreated"]["i2"]["type"], "blobNotFound");
+    // RFC 8620 §5.3: a creation id used again names the latest creation.
+    let again = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/import", {"accountId": account, "emails": {"i1": {"blobId": up["blobId"], "mailboxIds": {roles["inbox"].as_str(): true}}}}, "a"],
+            ["Email/import", {"accountId": account, "emails": {"i1": {"blobId": up["blobId"], "mailboxIds": {roles["trash"].as_str(): true}}}}, "b"],
+            ["Email/get", {"accountId": account, "ids": ["#i1"], "properties": ["mailboxIds"]}, "g"]
+        ]),
+    );
+    let second = again[1][1]["created"]["i1"]["id"].clone();
+    assert_ne!(again[0][1]["created"]["i1"]["id"], second);
+    assert_eq!(again[2][1]["list"][0]["id"], second, "{again:?}");
+    assert_eq!(
+        again[2][1]["list"][0]["mailboxIds"],
+        json!({ roles["trash"].as_str(): true })
+    );
     let got = &r[1][1]["list"][0];
     assert_eq!(got["receivedAt"], "2024-01-01T10:00:05Z");
     assert_eq!(got["mailboxIds"].as_object().unwrap().len(), 2);
