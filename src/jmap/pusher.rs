@@ -102,11 +102,22 @@ pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Socke
         })
 }
 
+/// The checked TLS client configuration for push URLs, built once.
+fn tls_config(core: &crate::core::Core) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
+    }
+    let c = crate::net::tls::checked_client(&core.config.jmap.push_ca_file, "jmap.push-ca-file")?;
+    Ok(CONFIG.get_or_init(|| c).clone())
+}
+
 /// POSTs `body` (JSON) to `url`; the HTTP status.
 pub async fn post(core: &crate::core::Core, url: &str, body: &Value) -> Result<u16, String> {
     let (host, port, path) = target(url)?;
     let addr = resolve(&host, port, core.config.jmap.push_allow_private).await?;
-    let tls = crate::net::tls::checked_client(&core.config.jmap.push_ca_file, "jmap.push-ca-file")?;
+    let tls = tls_config(core)?;
     let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
     let send = async {
         let tcp = tokio::net::TcpStream::connect(addr)
@@ -171,6 +182,13 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
                 continue;
             };
             let now = unix_now();
+            // The account's state once per notification, not per subscription.
+            let current = core
+                .mail
+                .account_usage(acct)
+                .await
+                .map(|u| u.state)
+                .unwrap_or(0);
             for (n, sub) in subs {
                 if sub.expires <= now || !credential_alive(&core, acct, &sub.credential).await {
                     // §7.2: no requests after expiry or once the
@@ -192,12 +210,6 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
                     .types
                     .clone()
                     .unwrap_or_else(|| super::push::TYPES.iter().map(|t| t.to_string()).collect());
-                let current = core
-                    .mail
-                    .account_usage(acct)
-                    .await
-                    .map(|u| u.state)
-                    .unwrap_or(0);
                 let mut at = *last.entry((acct, n)).or_insert(current.saturating_sub(1));
                 let before = at;
                 let Some((_, change)) =

@@ -632,6 +632,53 @@ impl super::MailStore {
     }
 
     /// Emails of the account not yet in the index.
+    /// Looks `needles` up in the account's index: the hits of each, in
+    /// order, and the messages the index cannot vouch for (waiting for the
+    /// indexer or partly indexed). `None` without a ready index or if it
+    /// fails (logged): the caller reads the messages instead. Pending
+    /// records are read first: the indexer commits the index before it
+    /// removes them, so every message is in one or the other.
+    pub(crate) async fn fts_lookup(
+        &self,
+        acct: u32,
+        needles: Vec<(Scope, String)>,
+    ) -> Option<(Vec<HashSet<u64>>, HashSet<u64>)> {
+        let index = self.fts.clone().filter(|f| f.ready())?;
+        if needles.is_empty() {
+            return None;
+        }
+        let pending = match self.fts_pending(acct).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("search index: {e}; reading the messages instead");
+                return None;
+            }
+        };
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(needles.len());
+            for (scope, n) in &needles {
+                out.push(index.search(acct, *scope, n)?.unwrap_or_default());
+            }
+            Ok::<_, FtsError>((out, index.partial(acct)?))
+        })
+        .await;
+        match answers {
+            Ok(Ok((hits, partial))) => {
+                let mut unsure = pending;
+                unsure.extend(partial);
+                Some((hits, unsure))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("{e}; reading the messages instead");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("search index: {e}; reading the messages instead");
+                None
+            }
+        }
+    }
+
     pub(crate) async fn fts_pending(&self, acct: u32) -> super::Result<HashSet<u64>> {
         Ok(self
             .store

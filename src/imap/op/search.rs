@@ -316,45 +316,11 @@ fn index_exact(k: &Key) -> bool {
 /// messages the index cannot vouch for. Without an index, or if it
 /// fails, `key` as it is.
 pub(crate) async fn with_index(mail: &MailStore, acct: u32, key: &Key) -> (Key, HashSet<u64>) {
-    let Some(index) = mail.fts.clone().filter(|f| f.ready()) else {
-        return (key.clone(), HashSet::new());
-    };
     let mut needles = Vec::new();
     collect_lookups(key, &mut needles);
-    if needles.is_empty() {
-        return (key.clone(), HashSet::new());
-    }
-    // Pending records first: the indexer commits the index before it
-    // removes them, so every message is in one or the other.
-    let pending = match mail.fts_pending(acct).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!("search index: {e}; reading the messages instead");
-            return (key.clone(), HashSet::new());
-        }
-    };
-    let answers = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(needles.len());
-        for (scope, n) in &needles {
-            out.push(index.search(acct, *scope, n)?.unwrap_or_default());
-        }
-        Ok::<_, crate::mail::fts::FtsError>((out, index.partial(acct)?))
-    })
-    .await;
-    match answers {
-        Ok(Ok((answers, partial))) => {
-            let mut unsure = pending;
-            unsure.extend(partial);
-            (rewrite(key.clone(), &mut answers.into_iter()), unsure)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("{e}; reading the messages instead");
-            (key.clone(), HashSet::new())
-        }
-        Err(e) => {
-            tracing::warn!("search index: {e}; reading the messages instead");
-            (key.clone(), HashSet::new())
-        }
+    match mail.fts_lookup(acct, needles).await {
+        Some((answers, unsure)) => (rewrite(key.clone(), &mut answers.into_iter()), unsure),
+        None => (key.clone(), HashSet::new()),
     }
 }
 

@@ -46,45 +46,18 @@ impl TextIndex {
     /// Looks `conds` up in the account's index. Without an index, or if
     /// it fails, nothing is answered and every message is read.
     pub async fn lookup(mail: &MailStore, acct: u32, conds: &[&TextCond]) -> TextIndex {
-        let wanted: HashSet<(Scope, String)> = conds.iter().filter_map(|t| lookup(t)).collect();
-        let Some(index) = mail.fts.clone().filter(|f| f.ready()) else {
-            return TextIndex::default();
-        };
-        if wanted.is_empty() {
-            return TextIndex::default();
-        }
-        // Pending records first: the indexer commits the index before it
-        // removes them, so every message is in one or the other.
-        let pending = match mail.fts_pending(acct).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("search index: {e}; JMAP reads the messages instead");
-                return TextIndex::default();
-            }
-        };
-        let answers = tokio::task::spawn_blocking(move || {
-            let mut hits = HashMap::new();
-            for (scope, n) in wanted {
-                let found = index.search(acct, scope, &n)?.unwrap_or_default();
-                hits.insert((scope, n), found);
-            }
-            Ok::<_, crate::mail::fts::FtsError>((hits, index.partial(acct)?))
-        })
-        .await;
-        match answers {
-            Ok(Ok((hits, partial))) => {
-                let mut unsure = pending;
-                unsure.extend(partial);
-                TextIndex { hits, unsure }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!("{e}; JMAP reads the messages instead");
-                TextIndex::default()
-            }
-            Err(e) => {
-                tracing::warn!("search index: {e}; JMAP reads the messages instead");
-                TextIndex::default()
-            }
+        let wanted: Vec<(Scope, String)> = conds
+            .iter()
+            .filter_map(|t| lookup(t))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        match mail.fts_lookup(acct, wanted.clone()).await {
+            Some((hits, unsure)) => TextIndex {
+                hits: wanted.into_iter().zip(hits).collect(),
+                unsure,
+            },
+            None => TextIndex::default(),
         }
     }
 
