@@ -250,18 +250,38 @@ impl MailStore {
 
     /// Deletes the account's uploads made before `before`; returns how
     /// many went.
+    ///
+    /// Ids grow with time, so the old uploads are the first ones: the
+    /// read stops at the first young one instead of reading them all
+    /// (it runs before every upload).
     pub async fn expire_uploads(&self, acct: u32, before: i64) -> Result<usize> {
-        let old: Vec<u64> = self
-            .records::<Upload>(acct, Kind::Upload)
-            .await?
-            .into_iter()
-            .filter(|(_, u)| u.created < before)
-            .map(|(id, _)| id)
-            .collect();
-        for id in &old {
-            self.delete_upload(acct, *id).await?;
+        const BATCH: usize = 64;
+        let prefix = k_kind(acct, Kind::Upload);
+        let mut gone = 0;
+        loop {
+            let rows = self
+                .store
+                .scan(
+                    k_rec(acct, Kind::Upload, 0),
+                    k_rec(acct, Kind::Upload, u64::MAX),
+                    BATCH,
+                )
+                .await?;
+            let full = rows.len() == BATCH;
+            for (k, v) in rows {
+                let up: Upload = from_json(&v)?;
+                if up.created >= before {
+                    return Ok(gone);
+                }
+                if let Some(id) = k[prefix.len()..].try_into().ok().map(u64::from_be_bytes) {
+                    self.delete_upload(acct, id).await?;
+                    gone += 1;
+                }
+            }
+            if !full {
+                return Ok(gone);
+            }
         }
-        Ok(old.len())
     }
 }
 
