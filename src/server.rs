@@ -265,6 +265,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         cfg.blob.inline_max,
     )?;
     let mut mail = MailStore::new(store.clone(), blobs);
+    mail.set_facts_limit(cfg.jmap.facts_cache_messages);
     let fts_dir = Config::resolve(&data_dir, &cfg.search.path);
     if cfg.search.index {
         match crate::mail::fts::FtsIndex::open(&fts_dir, 32 << 20) {

@@ -460,6 +460,9 @@ pub struct JmapConfig {
     pub push_allow_private: bool,
     /// A PEM file of extra CAs trusted for push URLs (beside the system's).
     pub push_ca_file: std::path::PathBuf,
+    /// Messages whose sort facts (arrival, size, thread) Email/query and
+    /// Thread/get keep in memory, over all accounts; 0 keeps none.
+    pub facts_cache_messages: usize,
 }
 
 impl Default for JmapConfig {
@@ -479,6 +482,7 @@ impl Default for JmapConfig {
             max_push_subscriptions: 16,
             push_allow_private: false,
             push_ca_file: std::path::PathBuf::new(),
+            facts_cache_messages: 1_000_000,
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod acl;
 pub mod binary;
 pub mod collate;
+pub mod facts;
 pub mod fts;
 pub mod ingest;
 pub mod mailbox;
@@ -371,6 +372,8 @@ pub struct MailStore {
     acl_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// \Recent marks (see [`recent`]).
     recent: std::sync::Arc<recent::RecentMarks>,
+    /// Message facts read once (see [`facts`]).
+    facts: std::sync::Arc<facts::FactsCache>,
 }
 
 /// A mailbox listing as many sessions hold it: read once, shared.
@@ -393,7 +396,14 @@ impl MailStore {
             fts_wake: Default::default(),
             acl_version: Default::default(),
             recent: Default::default(),
+            facts: std::sync::Arc::new(facts::FactsCache::new(1_000_000)),
         }
+    }
+
+    /// How many messages' facts to keep in memory, over all accounts
+    /// (`jmap.facts-cache-messages`; 0 keeps none).
+    pub fn set_facts_limit(&self, messages: usize) {
+        self.facts.set_limit(messages);
     }
 
     /// See the field: what sessions compare to the version they read

@@ -333,3 +333,71 @@ async fn private_annotations_follow_their_mailbox() {
     m.delete_account(1).await.unwrap();
     assert_eq!(readers(&m).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_uploads_expire_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    // More than one read batch (64) of uploads.
+    for i in 0..70 {
+        m.put_upload(1, "text/plain", format!("upload {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let now = crate::core::unix_now();
+    // Nothing is older than a minute ago.
+    assert_eq!(m.expire_uploads(1, now - 60).await.unwrap(), 0);
+    assert!(m.upload(1, 1).await.unwrap().is_some());
+    // Another account's uploads are not touched.
+    m.put_upload(2, "text/plain", b"theirs".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(m.expire_uploads(1, now + 60).await.unwrap(), 70);
+    assert!(m.upload(1, 1).await.unwrap().is_none());
+    assert!(m.upload(1, 70).await.unwrap().is_none());
+    assert!(m.upload(2, 1).await.unwrap().is_some());
+    assert_eq!(m.expire_uploads(1, now + 60).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_facts_match_the_records_and_survive_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let out = m
+            .ingest(req(
+                msg(
+                    &format!("m{i}"),
+                    "Date: Sun, 22 Nov 2026 06:00:00 +0000\r\n",
+                ),
+                &[1],
+            ))
+            .await
+            .unwrap();
+        ids.push(out[0].email);
+    }
+    for limit in [1_000_000, 2, 0] {
+        m.set_facts_limit(limit);
+        // Twice: the second answer may come from memory.
+        for _ in 0..2 {
+            let facts = m.email_facts(1, &ids).await.unwrap();
+            let metas = m.email_metas(1, &ids).await.unwrap();
+            for (e, f) in ids.iter().zip(&facts) {
+                let meta = &metas[e];
+                let f = f.expect("a live message has facts");
+                assert_eq!(f.received_at, meta.received_at);
+                assert_eq!(f.size, meta.size);
+                assert_eq!(f.thread, meta.thread);
+                assert_eq!(f.sent_at, meta.meta.sent_at);
+                assert!(f.sent_at.is_some());
+            }
+        }
+    }
+    // Remembered facts are not held past the limit.
+    m.set_facts_limit(3);
+    m.email_facts(1, &ids).await.unwrap();
+    assert_eq!(m.facts_remembered(), 0);
+    m.email_facts(1, &ids[..3]).await.unwrap();
+    assert_eq!(m.facts_remembered(), 3);
+}

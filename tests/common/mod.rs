@@ -6,6 +6,7 @@ pub mod dkimpy;
 pub mod dns;
 pub mod dovecot;
 pub mod imap;
+pub mod jmap;
 pub mod knot;
 pub mod pki;
 pub mod postfix;

@@ -120,6 +120,23 @@ pub fn tokens(s: &str) -> Vec<String> {
     out
 }
 
+impl Filter {
+    /// The mailbox, when the filter is exactly `{"inMailbox": id}`.
+    pub fn only_mailbox(&self) -> Option<u32> {
+        match self {
+            Filter::Cond(c) => {
+                let b = c.in_mailbox?;
+                let rest = Cond {
+                    in_mailbox: None,
+                    ..c.clone()
+                };
+                (rest == Cond::default()).then_some(b)
+            }
+            _ => None,
+        }
+    }
+}
+
 pub fn parse(v: Option<&Value>) -> Result<Filter, MethodError> {
     match v {
         None | Some(Value::Null) => Ok(Filter::All),

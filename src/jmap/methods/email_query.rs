@@ -15,6 +15,7 @@ use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::collate::{base_subject_5256, casemap};
+use crate::mail::facts::EmailFacts;
 use crate::mail::fts::{search_text, SearchText};
 use crate::mail::EmailMeta;
 
@@ -218,11 +219,145 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         .and_then(Value::as_i64)
         .unwrap_or(0);
 
-    let found = super::visible_messages(cx, acct).await?;
-    let emails: Vec<u64> = found.keys().copied().collect();
-    let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
+    let (total, start, window) = match mailbox_window(
+        cx,
+        acct,
+        &filter,
+        &sort,
+        collapse || anchor.is_some(),
+        position,
+        limit,
+    )
+    .await?
+    {
+        Some(w) => w,
+        None => {
+            let ids = ordered(cx, acct, &filter, &sort, collapse).await?;
+            let total = ids.len();
+            let start = match anchor {
+                // §5.5: with an anchor, position is ignored; the anchor's
+                // index plus anchorOffset, clamped to the list.
+                Some(a) => {
+                    let at = id::parse_email(a)
+                        .and_then(|e| ids.iter().position(|x| *x == e))
+                        .ok_or_else(|| MethodError::new("anchorNotFound"))?;
+                    (at as i64 + anchor_offset).clamp(0, total as i64) as usize
+                }
+                None => start_at(position, total),
+            };
+            let end = limit.map_or(total, |l| start.saturating_add(l).min(total));
+            (total, start, ids[start..end].to_vec())
+        }
+    };
+    let mut out = json!({
+        "accountId": id::account(acct),
+        "queryState": state.to_string(),
+        "canCalculateChanges": false,
+        "position": start,
+        "ids": window.iter().map(|e| id::email(*e)).collect::<Vec<_>>(),
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = json!(total);
+    }
+    if let Some(l) = limit {
+        out["limit"] = json!(l);
+    }
+    Ok(out)
+}
+
+/// Where a window starts: a negative position counts from the end.
+fn start_at(position: i64, total: usize) -> usize {
+    if position < 0 {
+        total.saturating_sub(position.unsigned_abs() as usize)
+    } else {
+        (position as usize).min(total)
+    }
+}
+
+/// The common case of a mail list: `{"inMailbox": id}` alone, sorted by
+/// arrival, size or sent date (or not at all), without an anchor or
+/// collapsed threads. Only that mailbox's listing is read and only the
+/// asked-for window is put in order; the answer is the one [`ordered`]
+/// gives (tests/jmap.rs compares them). `None` for any other query.
+async fn mailbox_window(
+    cx: &Context<'_>,
+    acct: u32,
+    filter: &email_filter::Filter,
+    sort: &[Comparator],
+    whole_list: bool,
+    position: i64,
+    limit: Option<usize>,
+) -> Result<Option<(usize, usize, Vec<u64>)>, MethodError> {
+    let Some(mbox) = filter.only_mailbox() else {
+        return Ok(None);
+    };
+    if whole_list || sort.len() > 1 {
+        return Ok(None);
+    }
+    let key: fn(&EmailFacts) -> i64 = match sort.first().map(|c| &c.key) {
+        None => |_| 0,
+        Some(SortKey::ReceivedAt) => |f| f.received_at,
+        Some(SortKey::Size) => |f| f.size as i64,
+        Some(SortKey::SentAt) => |f| f.sent_at.unwrap_or(f.received_at),
+        Some(_) => return Ok(None),
+    };
+    let ascending = sort.first().is_none_or(|c| c.ascending);
+    let mail = &cx.core.mail;
+    let mailboxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    let Some(m) = mailboxes.iter().find(|m| m.id == mbox) else {
+        return Ok(None);
+    };
+    let view = mail.view(acct, m).await.map_err(store_error)?;
+    let emails: Vec<u64> = view
+        .iter()
+        .filter(|e| !super::deleted(&e.flags))
+        .map(|e| e.email)
+        .collect();
+    let facts = mail.email_facts(acct, &emails).await.map_err(store_error)?;
+    let mut rows: Vec<(i64, u64)> = emails
+        .iter()
+        .zip(&facts)
+        .filter_map(|(e, f)| f.as_ref().map(|f| (key(f), *e)))
+        .collect();
+    let total = rows.len();
+    let start = start_at(position, total);
+    let end = limit.map_or(total, |l| start.saturating_add(l).min(total));
+    // Ties by id in the comparator's direction, as in [`ordered`].
+    let order = |a: &(i64, u64), b: &(i64, u64)| if ascending { a.cmp(b) } else { b.cmp(a) };
+    if end > 0 && end < total {
+        rows.select_nth_unstable_by(end - 1, order);
+        rows.truncate(end);
+    }
+    rows.sort_unstable_by(order);
+    let window = rows.get(start..end).unwrap_or_default();
+    Ok(Some((total, start, window.iter().map(|r| r.1).collect())))
+}
+
+/// Every Email the filter takes, in the sort's order (collapsed to one
+/// per thread when asked).
+async fn ordered(
+    cx: &Context<'_>,
+    acct: u32,
+    filter: &email_filter::Filter,
+    sort: &[Comparator],
+    collapse: bool,
+) -> Result<Vec<u64>, MethodError> {
+    let mail = &cx.core.mail;
+    let found: Vec<(u64, (Vec<u32>, Vec<String>))> = super::visible_messages(cx, acct)
+        .await?
+        .into_iter()
+        .collect();
+    let emails: Vec<u64> = found.iter().map(|(e, _)| *e).collect();
+    // Arrival, size, thread and sent date come from memory after the
+    // first query; subjects are read only to sort on them.
+    let facts = mail.email_facts(acct, &emails).await.map_err(store_error)?;
+    let subjects: HashMap<u64, EmailMeta> = if sort.iter().any(|c| c.key == SortKey::Subject) {
+        mail.email_metas(acct, &emails).await.map_err(store_error)?
+    } else {
+        HashMap::new()
+    };
     let mut conds: Vec<&TextCond> = Vec::new();
-    email_filter::text_conds(&filter, &mut conds);
+    email_filter::text_conds(filter, &mut conds);
     let index = TextIndex::lookup(mail, acct, &conds).await;
     let reads_addresses = sort
         .iter()
@@ -236,11 +371,11 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     if by_thread {
         let mut count: HashMap<u64, HashMap<&str, usize>> = HashMap::new();
         let mut size: HashMap<u64, usize> = HashMap::new();
-        for (e, (_, kws)) in &found {
-            let Some(meta) = metas.get(e) else { continue };
-            *size.entry(meta.thread).or_default() += 1;
+        for ((_, (_, kws)), f) in found.iter().zip(&facts) {
+            let Some(f) = f else { continue };
+            *size.entry(f.thread).or_default() += 1;
             for k in kws {
-                *count.entry(meta.thread).or_default().entry(k).or_default() += 1;
+                *count.entry(f.thread).or_default().entry(k).or_default() += 1;
             }
         }
         for (t, n) in size {
@@ -256,8 +391,8 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     }
 
     let mut rows: Vec<(Vec<Val>, u64, u64)> = Vec::new();
-    for (e, (mailboxes, keywords)) in &found {
-        let Some(meta) = metas.get(e) else { continue };
+    for ((e, (mailboxes, keywords)), f) in found.iter().zip(&facts) {
+        let Some(meta) = f else { continue };
         let candidate = Candidate {
             mailboxes,
             keywords,
@@ -265,12 +400,14 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             size: meta.size,
         };
         let mut content: Option<Content> = None;
-        let verdict = email_filter::eval(&filter, &candidate, &mut |t| index.decide(*e, t));
+        let verdict = email_filter::eval(filter, &candidate, &mut |t| index.decide(*e, t));
         let keep = match verdict {
             Some(v) => v,
             None => {
-                let c = read(mail, meta, &mut content).await?;
-                email_filter::eval(&filter, &candidate, &mut |t| {
+                let Some(c) = read(mail, acct, *e, &mut content).await? else {
+                    continue;
+                };
+                email_filter::eval(filter, &candidate, &mut |t| {
                     Some(check(&c.raw, c.text(), t))
                 })
                 .unwrap_or(false)
@@ -280,7 +417,9 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             continue;
         }
         let (from, to) = if reads_addresses {
-            let c = read(mail, meta, &mut content).await?;
+            let Some(c) = read(mail, acct, *e, &mut content).await? else {
+                continue;
+            };
             (first_email(&c.raw, false), first_email(&c.raw, true))
         } else {
             Default::default()
@@ -291,8 +430,14 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             .map(|c| match &c.key {
                 SortKey::ReceivedAt => Val::Int(meta.received_at),
                 SortKey::Size => Val::Int(meta.size as i64),
-                SortKey::SentAt => Val::Int(meta.meta.sent_at.unwrap_or(meta.received_at)),
-                SortKey::Subject => collate(&base_subject_5256(&meta.meta.subject).0, c.collation),
+                SortKey::SentAt => Val::Int(meta.sent_at.unwrap_or(meta.received_at)),
+                SortKey::Subject => collate(
+                    &subjects
+                        .get(e)
+                        .map(|m| base_subject_5256(&m.meta.subject).0)
+                        .unwrap_or_default(),
+                    c.collation,
+                ),
                 SortKey::From => collate(&from, c.collation),
                 SortKey::To => collate(&to, c.collation),
                 SortKey::HasKeyword(k) => Val::Int(has(k) as i64),
@@ -312,7 +457,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             .collect();
         rows.push((key, *e, meta.thread));
     }
-    rows.sort_by(|a, b| {
+    rows.sort_unstable_by(|a, b| {
         for (i, c) in sort.iter().enumerate() {
             let o = a.0[i].cmp(&b.0[i]);
             let o = if c.ascending { o } else { o.reverse() };
@@ -333,51 +478,34 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         let mut seen = HashSet::new();
         rows.retain(|r| seen.insert(r.2));
     }
-    let ids: Vec<u64> = rows.iter().map(|r| r.1).collect();
-    let total = ids.len();
-    let start = match anchor {
-        // §5.5: with an anchor, position is ignored; the anchor's index
-        // plus anchorOffset, clamped to the list.
-        Some(a) => {
-            let at = id::parse_email(a)
-                .and_then(|e| ids.iter().position(|x| *x == e))
-                .ok_or_else(|| MethodError::new("anchorNotFound"))?;
-            (at as i64 + anchor_offset).clamp(0, total as i64) as usize
-        }
-        // A negative position counts from the end.
-        None if position < 0 => total.saturating_sub(position.unsigned_abs() as usize),
-        None => (position as usize).min(total),
-    };
-    let end = limit.map_or(total, |l| start.saturating_add(l).min(total));
-    let mut out = json!({
-        "accountId": id::account(acct),
-        "queryState": state.to_string(),
-        "canCalculateChanges": false,
-        "position": start,
-        "ids": ids[start..end].iter().map(|e| id::email(*e)).collect::<Vec<_>>(),
-    });
-    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
-        out["total"] = json!(total);
-    }
-    if let Some(l) = limit {
-        out["limit"] = json!(l);
-    }
-    Ok(out)
+    Ok(rows.iter().map(|r| r.1).collect())
 }
 
+/// The message's content, read once; `None` if it was destroyed since
+/// the query found it.
 async fn read<'c>(
     mail: &crate::mail::MailStore,
-    meta: &EmailMeta,
+    acct: u32,
+    email: u64,
     content: &'c mut Option<Content>,
-) -> Result<&'c Content, MethodError> {
+) -> Result<Option<&'c Content>, MethodError> {
     if content.is_none() {
-        let raw = mail.email_raw(meta).await.map_err(store_error)?;
+        let Some(meta) = mail.email_meta(acct, email).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let Some(raw) = mail
+            .email_raw_live(acct, email, &meta)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
         *content = Some(Content {
             raw,
             text: Default::default(),
         });
     }
-    Ok(content.as_ref().expect("read above"))
+    Ok(content.as_ref())
 }
 
 /// Email/queryChanges (RFC 8620 §5.6): this server does not keep query

@@ -22,13 +22,15 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         .await?
         .into_keys()
         .collect();
-    let metas = mail.email_metas(acct, &emails).await.map_err(store_error)?;
+    let facts = mail.email_facts(acct, &emails).await.map_err(store_error)?;
     let mut threads: HashMap<u64, Vec<(i64, u64)>> = HashMap::new();
-    for (e, meta) in &metas {
-        threads
-            .entry(meta.thread)
-            .or_default()
-            .push((meta.received_at, *e));
+    for (e, f) in emails.iter().zip(&facts) {
+        if let Some(f) = f {
+            threads
+                .entry(f.thread)
+                .or_default()
+                .push((f.received_at, *e));
+        }
     }
     let mut list = Vec::new();
     let mut not_found = Vec::new();
@@ -76,22 +78,26 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
     let created: HashSet<u64> = list("created").into_iter().collect();
     let touched: Vec<u64> = created.iter().copied().chain(list("updated")).collect();
     let mail = &cx.core.mail;
-    let metas = mail
-        .email_metas(acct, &touched)
+    let threads: HashSet<u64> = mail
+        .email_facts(acct, &touched)
         .await
-        .map_err(store_error)?;
-    let threads: HashSet<u64> = metas.values().map(|m| m.thread).collect();
+        .map_err(store_error)?
+        .into_iter()
+        .flatten()
+        .map(|f| f.thread)
+        .collect();
     let (mut made, mut changed) = (Vec::new(), Vec::new());
     if !threads.is_empty() {
         let all: Vec<u64> = super::visible_messages(cx, acct)
             .await?
             .into_keys()
             .collect();
-        let every = mail.email_metas(acct, &all).await.map_err(store_error)?;
+        let every = mail.email_facts(acct, &all).await.map_err(store_error)?;
         for t in threads {
-            let new = every
+            let new = all
                 .iter()
-                .filter(|(_, m)| m.thread == t)
+                .zip(&every)
+                .filter(|(_, f)| f.is_some_and(|f| f.thread == t))
                 .all(|(e, _)| created.contains(e));
             if new {
                 made.push(id::thread(t));

@@ -1,0 +1,179 @@
+//! A Petrel over HTTPS for the JMAP tests, with joe@example.org
+//! (password "pw"), and the clients they drive it with: curl, Python
+//! (trusting the test CA), IMAP and SMTP.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+pub struct Jmap {
+    pub s: TestServer,
+    pub ca: std::path::PathBuf,
+    _pki: tempfile::TempDir,
+}
+
+pub fn server(extra: &str) -> Jmap {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = super::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let s = TestServer::start_https(&pki, &format!("[imap]\nauth-without-tls = true\n{extra}"));
+    s.account("joe@example.org");
+    Jmap {
+        ca: pki.ca.clone(),
+        s,
+        _pki: tmp,
+    }
+}
+
+impl Jmap {
+    /// Runs a Python script that trusts the test CA (jmapc, websockets);
+    /// its standard output, after checking it succeeded.
+    pub fn python(&self, script: &str) -> String {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.s.addr("https").port())
+    }
+
+    /// curl: (status, headers, body).
+    pub fn curl(&self, args: &[&str], body: Option<&str>) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-D", "-", "--cacert"])
+            .arg(&self.ca)
+            .args(args);
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (mut head, mut body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        // With -L every response's header block is printed: keep the last.
+        while body.starts_with("HTTP/") {
+            (head, body) = body.split_once("\r\n\r\n").unwrap_or((body, ""));
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+
+    pub fn api_raw(&self, body: &str) -> (u16, Value) {
+        let url = format!("{}/jmap/api", self.base());
+        let (status, _, body) = self.curl(&["-u", "joe@example.org:pw", &url], Some(body));
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub fn api(&self, using: &[&str], calls: Value) -> Vec<Value> {
+        let req = json!({ "using": using, "methodCalls": calls }).to_string();
+        let (status, v) = self.api_raw(&req);
+        assert_eq!(status, 200, "{v}");
+        v["methodResponses"].as_array().unwrap().clone()
+    }
+
+    pub fn account_id(&self) -> String {
+        let url = format!("{}/jmap/session", self.base());
+        let (_, _, body) = self.curl(&["-u", "joe@example.org:pw", &url], None);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Logs in to IMAP as joe, runs `cmds` (tagged lines with CRLF), logs out
+/// and returns everything the server said.
+pub async fn imap(addr: std::net::SocketAddr, cmds: &str) -> String {
+    let mut c = LineClient::connect(addr).await;
+    c.line().await;
+    c.send(&format!("a LOGIN joe@example.org pw\r\n{cmds}z LOGOUT\r\n"))
+        .await;
+    let mut all = String::new();
+    while let Some(l) = c.line_opt().await {
+        all.push_str(&l);
+        all.push('\n');
+        if l.starts_with("z OK") {
+            break;
+        }
+    }
+    all
+}
+
+impl Jmap {
+    /// Delivers `bodies` to joe over SMTP, one message each, and waits
+    /// until all are in his inbox.
+    pub async fn deliver(&self, bodies: &[String]) {
+        for body in bodies {
+            let r = smtp_send(
+                self.s.addr("smtp"),
+                "ann@remote.test",
+                &["joe@example.org"],
+                body,
+            )
+            .await;
+            assert!(r.starts_with("250"), "{r}");
+        }
+        wait_for_mail(self.s.addr("imap"), "joe@example.org", bodies.len()).await;
+    }
+}
+
+pub const CORE: &str = "urn:ietf:params:jmap:core";
+pub const MAIL: &str = "urn:ietf:params:jmap:mail";
+
+impl Jmap {
+    /// The account's mailbox ids by role.
+    pub fn roles(&self, account: &str) -> std::collections::HashMap<String, String> {
+        let r = self.api(
+            &[CORE, MAIL],
+            json!([["Mailbox/get", {"accountId": account, "properties": ["role"]}, "0"]]),
+        );
+        r[0][1]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m["role"].as_str()?.to_string(),
+                    m["id"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// POSTs `data` to the upload endpoint; the response.
+    pub fn upload(&self, account: &str, kind: &str, data: &[u8]) -> (u16, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("blob");
+        std::fs::write(&f, data).unwrap();
+        let url = format!("{}/jmap/upload/{account}/", self.base());
+        let (status, _, body) = self.curl(
+            &[
+                "-u",
+                "joe@example.org:pw",
+                "-H",
+                &format!("Content-Type: {kind}"),
+                "--data-binary",
+                &format!("@{}", f.display()),
+                &url,
+            ],
+            None,
+        );
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}
