@@ -141,6 +141,14 @@ const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("dovecot-imapd", "/usr/lib/dovecot/imap"),
 ];
 
+/// Only for `cargo xtask bench jmap`: Cyrus IMAP, whose httpd (in
+/// cyrus-caldav) serves JMAP, and saslpasswd2 for its private users.
+const CYRUS_PACKAGES: &[(&str, &str)] = &[
+    ("cyrus-imapd", "/usr/lib/cyrus/bin/imapd"),
+    ("cyrus-caldav", "/usr/lib/cyrus/bin/httpd"),
+    ("sasl2-bin", "/usr/sbin/saslpasswd2"),
+];
+
 fn setup_debian() -> Result<(), String> {
     apt_install(PACKAGES)
 }
@@ -347,6 +355,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap",
                 "--test",
+                "jmap_list",
+                "--test",
                 "crash",
                 "--test",
                 "stress",
@@ -378,7 +388,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap|imap-mixed]>");
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap|imap-mixed|jmap]>");
             return ExitCode::from(2);
         }
     };
@@ -441,18 +451,25 @@ fn bench(args: &[String]) -> Result<(), String> {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if args.first().map(String::as_str) != Some("store") {
-        apt_install(BENCH_PACKAGES)?;
+    match args.first().map(String::as_str) {
+        Some("store") => {}
+        Some("jmap") => apt_install(CYRUS_PACKAGES)?,
+        Some("smtp" | "imap" | "imap-mixed") => apt_install(BENCH_PACKAGES)?,
+        _ => {
+            apt_install(BENCH_PACKAGES)?;
+            apt_install(CYRUS_PACKAGES)?;
+        }
     }
     let which: Vec<&str> = match args.first().map(String::as_str) {
         Some("store") => vec!["store"],
         Some("smtp") => vec!["smtp_delivery"],
         Some("imap") => vec!["imap"],
+        Some("jmap") => vec!["jmap"],
         Some("imap-mixed") => {
             std::env::set_var("PETREL_BENCH_IMAP", "mixed");
             vec!["imap"]
         }
-        _ => vec!["store", "smtp_delivery", "imap"],
+        _ => vec!["store", "smtp_delivery", "imap", "jmap"],
     };
     for b in which {
         run(cargo().args(["bench", "--bench", b]))?;
