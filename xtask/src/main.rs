@@ -362,6 +362,8 @@ fn ci() -> Result<(), String> {
                 "stress",
                 "--test",
                 "stress_imap",
+                "--test",
+                "stress_jmap",
             ]))
         })?;
         st.stage("conformance transcripts", || conformance::run(true))?;
