@@ -545,6 +545,103 @@ impl MailStore {
     }
 }
 
+impl MailStore {
+    /// Puts an email in exactly `boxes` (JMAP's mailboxIds replaced,
+    /// RFC 8621 §4.6) in one transaction: memberships it lacks are added
+    /// (keeping its keywords), the others removed. Done as copy then
+    /// expunge, a concurrent IMAP MOVE in between could leave the email
+    /// in two mailboxes. `Ok(false)` when the email is gone; a mailbox
+    /// that does not exist is `MailError::NotFound`.
+    pub async fn set_mailboxes(&self, acct: u32, email: u64, boxes: Vec<u32>) -> Result<bool> {
+        if boxes.is_empty() {
+            return Err(MailError::Invalid(
+                "an email is in at least one mailbox".into(),
+            ));
+        }
+        let out = self
+            .store
+            .transact(move |txn| {
+                let fkey = k_email(b'F', acct, email);
+                let Some(v) = txn.get(&fkey)? else {
+                    return Ok(None);
+                };
+                let mut es: EmailState = from_json(&v)?;
+                let mut st = account_state(txn, acct)?;
+                let adds: Vec<u32> = boxes
+                    .iter()
+                    .copied()
+                    .filter(|b| !es.mailboxes.iter().any(|(m, _)| m == b))
+                    .collect();
+                let drops: Vec<(u32, u32)> = es
+                    .mailboxes
+                    .iter()
+                    .copied()
+                    .filter(|(m, _)| !boxes.contains(m))
+                    .collect();
+                if adds.is_empty() && drops.is_empty() {
+                    return Ok(Some(Vec::new()));
+                }
+                let mut touched: Vec<u32> = adds
+                    .iter()
+                    .copied()
+                    .chain(drops.iter().map(|d| d.0))
+                    .collect();
+                touched.sort_unstable();
+                touched.dedup();
+                let modseq = log_change(
+                    txn,
+                    acct,
+                    &mut st,
+                    &Change {
+                        updated: vec![email],
+                        mailboxes: touched.clone(),
+                        ..Default::default()
+                    },
+                );
+                let mut arrivals = Vec::new();
+                for mb in touched {
+                    let mut m: Mailbox = from_json(
+                        &txn.get(&k_mbox(acct, mb))?
+                            .ok_or_else(|| abort("no such mailbox"))?,
+                    )?;
+                    if adds.contains(&mb) {
+                        let uid = m.uidnext;
+                        m.uidnext += 1;
+                        txn.put(
+                            k_uid(acct, mb, uid),
+                            encode_uid_entry(email, modseq, &es.keywords, Some(now())),
+                        );
+                        es.mailboxes.push((mb, uid));
+                        arrivals.push((mb, uid));
+                    }
+                    m.highest_modseq = modseq;
+                    txn.put(k_mbox(acct, mb), to_json(&m));
+                }
+                for (mb, uid) in &drops {
+                    txn.delete(k_uid(acct, *mb, *uid));
+                }
+                es.mailboxes.retain(|p| !drops.contains(p));
+                es.modseq = modseq;
+                txn.put(fkey, to_json(&es));
+                txn.put(k_acct(b'K', acct), to_json(&st));
+                Ok(Some(arrivals))
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Aborted(m) => MailError::NotFound(m),
+                other => MailError::Store(other),
+            })?;
+        let Some(arrivals) = out else {
+            return Ok(false);
+        };
+        for (mb, uid) in arrivals {
+            self.note_arrival(acct, mb, uid);
+        }
+        self.notify(acct);
+        Ok(true)
+    }
+}
+
 /// The content of a blob, for a reference added inside a transaction (the
 /// blob store rewrites a file blob only if it vanished).
 fn blobs_get_for_copy(

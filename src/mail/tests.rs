@@ -401,3 +401,66 @@ async fn email_facts_match_the_records_and_survive_the_cache() {
     m.email_facts(1, &ids[..3]).await.unwrap();
     assert_eq!(m.facts_remembered(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_mailboxes_replaces_memberships_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let out = m.ingest(req(msg("moving", ""), &[1])).await.unwrap();
+    let (email, inbox) = (out[0].email, out[0].mailbox);
+    m.store_flags(
+        1,
+        inbox,
+        vec![out[0].uid],
+        FlagOp::Add,
+        vec!["$Work".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    let a = m.create_mailbox(1, "A").await.unwrap().id;
+    let b = m.create_mailbox(1, "B").await.unwrap().id;
+    let before = m.account_usage(1).await.unwrap().state;
+    assert!(m.set_mailboxes(1, email, vec![a, b]).await.unwrap());
+    let st = m.email_state(1, email).await.unwrap().unwrap();
+    let mut boxes: Vec<u32> = st.mailboxes.iter().map(|(mb, _)| *mb).collect();
+    boxes.sort_unstable();
+    assert_eq!(boxes, [a, b]);
+    // One change, keywords kept in the new memberships.
+    assert_eq!(m.account_usage(1).await.unwrap().state, before + 1);
+    for mb in [a, b] {
+        let mbox = m.mailbox(1, mb).await.unwrap().unwrap();
+        let view = m.view(1, &mbox).await.unwrap();
+        assert_eq!(view.len(), 1);
+        assert_eq!(view[0].flags, ["$Work"]);
+    }
+    let inbox_box = m.mailbox(1, inbox).await.unwrap().unwrap();
+    assert!(m.view(1, &inbox_box).await.unwrap().is_empty());
+    // A mailbox that does not exist changes nothing.
+    assert!(matches!(
+        m.set_mailboxes(1, email, vec![b, 999]).await,
+        Err(MailError::NotFound(_))
+    ));
+    assert_eq!(
+        m.email_state(1, email)
+            .await
+            .unwrap()
+            .unwrap()
+            .mailboxes
+            .len(),
+        2
+    );
+    assert!(m.set_mailboxes(1, email, vec![b]).await.unwrap());
+    assert_eq!(
+        m.email_state(1, email)
+            .await
+            .unwrap()
+            .unwrap()
+            .mailboxes
+            .len(),
+        1
+    );
+    // An email that is gone.
+    assert!(!m.set_mailboxes(1, 4242, vec![a]).await.unwrap());
+    assert!(m.set_mailboxes(1, email, vec![]).await.is_err());
+}

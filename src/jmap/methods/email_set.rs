@@ -212,9 +212,10 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     for (asked, patch) in &update {
         // §5.3: a creation reference is answered under the id it became.
         let eid = &cx.resolve(asked).unwrap_or_else(|| asked.clone());
-        let state = match id::parse_email(eid) {
-            Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
-            None => None,
+        let email = id::parse_email(eid).unwrap_or(0);
+        let state = match email {
+            0 => None,
+            e => mail.email_state(acct, e).await.map_err(store_error)?,
         };
         let Some(state) = state.filter(super::visible) else {
             not_updated.insert(eid.clone(), set_error("notFound", "no such Email"));
@@ -276,17 +277,26 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 .await
                 .map_err(store_error)?;
         }
-        // New mailboxes first (a copy of the message that stays), then
-        // the ones it leaves, so it is never in none.
-        for mb in boxes.iter().filter(|b| !current.contains(b)) {
-            mail.copy_messages(acct, mbox, vec![uid], *mb, false)
-                .await
-                .map_err(store_error)?;
-        }
-        for (m, u) in state.mailboxes.iter().filter(|(m, _)| !boxes.contains(m)) {
-            mail.remove_messages(acct, *m, vec![*u])
-                .await
-                .map_err(store_error)?;
+        // The new memberships and the dropped ones in one transaction.
+        if boxes.iter().any(|b| !current.contains(b))
+            || state.mailboxes.iter().any(|(m, _)| !boxes.contains(m))
+        {
+            match mail.set_mailboxes(acct, email, boxes.clone()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    not_updated.insert(eid.clone(), set_error("notFound", "no such Email"));
+                    continue;
+                }
+                Err(crate::mail::MailError::NotFound(_)) => {
+                    not_updated.insert(
+                        eid.clone(),
+                        json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+                            "description": "a Mailbox was deleted meanwhile"}),
+                    );
+                    continue;
+                }
+                Err(err) => return Err(store_error(err)),
+            }
         }
         updated.insert(eid.clone(), Value::Null);
     }
