@@ -116,7 +116,13 @@ async fn snapshot(j: &mut Jmap) -> (Model, Value) {
 
 /// Brings `model` from `since` to now with Email/changes (and Email/get
 /// of what changed); the new state.
-async fn sync(j: &mut Jmap, model: &mut Model, since: Value, states: &mut States, bad: &mut Vec<String>) -> Value {
+async fn sync(
+    j: &mut Jmap,
+    model: &mut Model,
+    since: Value,
+    states: &mut States,
+    bad: &mut Vec<String>,
+) -> Value {
     let mut since = since;
     loop {
         let r = j
@@ -126,7 +132,10 @@ async fn sync(j: &mut Jmap, model: &mut Model, since: Value, states: &mut States
         // A batch's newState is where that batch ends (RFC 8620 §5.2):
         // past sinceState; only the last one is the current state.
         if num(&c["newState"]) < num(&since) {
-            bad.push(format!("Email/changes went back from {since} to {}", c["newState"]));
+            bad.push(format!(
+                "Email/changes went back from {since} to {}",
+                c["newState"]
+            ));
         }
         if c["hasMoreChanges"] != true {
             states.saw("Email", &c["newState"], bad);
@@ -211,7 +220,10 @@ async fn imap_census(c: &mut LineClient, mailbox: &str) -> BTreeMap<String, BTre
                         .collect()
                 })
                 .unwrap_or_default();
-        } else if let Some(id) = l.strip_prefix("Message-ID: ").or(l.strip_prefix("Message-Id: ")) {
+        } else if let Some(id) = l
+            .strip_prefix("Message-ID: ")
+            .or(l.strip_prefix("Message-Id: "))
+        {
             out.insert(id.trim().to_string(), flags.clone());
         }
     }
@@ -458,7 +470,11 @@ async fn jmap_and_imap_clients_on_one_account() {
                     || last.contains("out of range")
                     || last.contains("no such message"))
                 {
-                    shared.lock().unwrap().violations.push(format!("IMAP: {last}"));
+                    shared
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("IMAP: {last}"));
                 }
                 ops.fetch_add(1, Ordering::Relaxed);
             }
@@ -483,13 +499,17 @@ async fn jmap_and_imap_clients_on_one_account() {
         let mut states = States::default();
         sync(&mut cj, &mut model, state, &mut states, &mut bad).await;
         if model != now {
-            bad.push(format!("client {k}: /changes from its last state does not replay to /get"));
+            bad.push(format!(
+                "client {k}: /changes from its last state does not replay to /get"
+            ));
         }
         // From the state it started at, a minute ago (every eighth).
         if k % 8 == 0 {
             sync(&mut cj, &mut start, first, &mut States::default(), &mut bad).await;
             if start != now {
-                bad.push(format!("client {k}: /changes from its first state does not replay to /get"));
+                bad.push(format!(
+                    "client {k}: /changes from its first state does not replay to /get"
+                ));
             }
         }
     }
@@ -501,7 +521,12 @@ async fn jmap_and_imap_clients_on_one_account() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_string(), m["name"].as_str().unwrap().to_uppercase()))
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["name"].as_str().unwrap().to_uppercase(),
+            )
+        })
         .collect();
     let ids: Vec<String> = now.keys().cloned().collect();
     let mut jmap_view: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
@@ -528,11 +553,24 @@ async fn jmap_and_imap_clients_on_one_account() {
             .into_iter()
             .map(|(id, flags)| (id, flags.iter().map(|f| keyword_of(f)).collect()))
             .collect();
-        let jv = jmap_view.get(&b.to_uppercase()).cloned().unwrap_or_default();
+        let jv = jmap_view
+            .get(&b.to_uppercase())
+            .cloned()
+            .unwrap_or_default();
         if imap_view != jv {
-            let only_imap: Vec<_> = imap_view.iter().filter(|(k, v)| jv.get(*k) != Some(v)).take(3).collect();
-            let only_jmap: Vec<_> = jv.iter().filter(|(k, v)| imap_view.get(*k) != Some(v)).take(3).collect();
-            bad.push(format!("{b}: IMAP and JMAP differ: IMAP {only_imap:?}, JMAP {only_jmap:?}"));
+            let only_imap: Vec<_> = imap_view
+                .iter()
+                .filter(|(k, v)| jv.get(*k) != Some(v))
+                .take(3)
+                .collect();
+            let only_jmap: Vec<_> = jv
+                .iter()
+                .filter(|(k, v)| imap_view.get(*k) != Some(v))
+                .take(3)
+                .collect();
+            bad.push(format!(
+                "{b}: IMAP and JMAP differ: IMAP {only_imap:?}, JMAP {only_jmap:?}"
+            ));
         }
     }
     let g = shared.lock().unwrap();
@@ -548,8 +586,15 @@ async fn jmap_and_imap_clients_on_one_account() {
         g.kept.len(),
         now.len()
     );
-    assert!(ops.load(Ordering::Relaxed) > JMAP_CLIENTS + IMAP_CLIENTS, "the clients did work");
-    assert!(g.kept.iter().any(|k| k.starts_with("<d-")) && g.kept.iter().any(|k| k.starts_with("<i-")) && g.kept.iter().any(|k| k.starts_with("<a-")));
+    assert!(
+        ops.load(Ordering::Relaxed) > JMAP_CLIENTS + IMAP_CLIENTS,
+        "the clients did work"
+    );
+    assert!(
+        g.kept.iter().any(|k| k.starts_with("<d-"))
+            && g.kept.iter().any(|k| k.starts_with("<i-"))
+            && g.kept.iter().any(|k| k.starts_with("<a-"))
+    );
     let mut all = g.violations.clone();
     all.extend(bad);
     assert!(all.is_empty(), "{:#?}", &all[..all.len().min(20)]);

@@ -305,6 +305,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         request::VACATION: {},
         request::QUOTA: {},
         request::BLOB: {},
+        request::MDN: {},
         // RFC 8887 §3: the WebSocket endpoint, pushes included.
         request::WEBSOCKET: {
             "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
@@ -331,6 +332,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                     },
                     request::VACATION: {},
                     request::QUOTA: {},
+                    request::MDN: {},
                     // RFC 9404 §3.
                     request::BLOB: {
                         "maxSizeBlobSet": c.max_size_upload,
@@ -350,7 +352,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                 }
             }
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account, request::MDN: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

@@ -11,9 +11,13 @@ pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 pub const QUOTA: &str = "urn:ietf:params:jmap:quota";
+/// RFC 9007: read receipts (MDN/send, MDN/parse).
+pub const MDN: &str = "urn:ietf:params:jmap:mdn";
 pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
 pub const BLOB: &str = "urn:ietf:params:jmap:blob";
-pub const KNOWN_CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB];
+pub const KNOWN_CAPABILITIES: &[&str] = &[
+    CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB, MDN,
+];
 
 /// Limits advertised in the core capability and enforced (§2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

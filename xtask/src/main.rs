@@ -357,6 +357,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_list",
                 "--test",
+                "jmap_mdn",
+                "--test",
                 "crash",
                 "--test",
                 "stress",

@@ -16,6 +16,7 @@ mod email_text;
 mod identity;
 mod mailbox;
 mod mailbox_set;
+mod mdn;
 mod push_subscription;
 mod quota;
 mod search_snippet;
@@ -25,7 +26,7 @@ mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, BLOB, CORE, MAIL, QUOTA, SUBMISSION, VACATION};
+use super::request::{MethodError, BLOB, CORE, MAIL, MDN, QUOTA, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
 
@@ -148,6 +149,9 @@ pub async fn call(
             "cannotCalculateChanges",
             "query results are not kept; run Quota/query again",
         )),
+        // RFC 9007.
+        "MDN/send" if needs(MDN) => Ok((name.into(), mdn::send(cx, args).await?)),
+        "MDN/parse" if needs(MDN) => Ok((name.into(), mdn::parse(cx, args).await?)),
         "Blob/upload" if needs(BLOB) => Ok((name.into(), blob::upload(cx, args).await?)),
         "Blob/get" if needs(BLOB) => Ok((name.into(), blob::get(cx, args).await?)),
         "Blob/lookup" if needs(BLOB) => Ok((name.into(), blob::lookup(cx, args).await?)),

@@ -610,8 +610,9 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 }
 
 /// §7.5: one Email/set for onSuccessUpdateEmail and onSuccessDestroyEmail
-/// of the submissions that succeeded, answered after this call.
-async fn implicit_email_set(
+/// of the submissions that succeeded, answered after this call (MDN/send
+/// uses it too, RFC 9007 §2.1).
+pub(super) async fn implicit_email_set(
     cx: &Context<'_>,
     acct: u32,
     args: &Map<String, Value>,
