@@ -36,10 +36,12 @@ impl From<&EmailMeta> for EmailFacts {
     }
 }
 
+type ByEmail = HashMap<u64, EmailFacts>;
+
 #[derive(Default)]
 pub(crate) struct FactsCache {
-    /// Per account: its facts and when it was last asked for.
-    accounts: Mutex<HashMap<u32, (u64, HashMap<u64, EmailFacts>)>>,
+    /// Per account: when it was last asked for, and its facts.
+    accounts: Mutex<HashMap<u32, (u64, ByEmail)>>,
     clock: std::sync::atomic::AtomicU64,
     limit: std::sync::atomic::AtomicUsize,
 }
