@@ -138,39 +138,7 @@ impl Cyrus {
 
     /// Resident memory of the master and every process under it, KB.
     pub fn rss_kb(&self) -> u64 {
-        let root = self.child.id();
-        let mut parent = std::collections::HashMap::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            if let Some(pp) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-                parent.insert(pid, pp);
-            }
-        }
-        let under = |mut p: u32| loop {
-            if p == root {
-                return true;
-            }
-            match parent.get(&p) {
-                Some(&pp) if pp != 0 => p = pp,
-                _ => return false,
-            }
-        };
-        parent
-            .keys()
-            .filter(|p| under(**p))
-            .map(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/status"))
-                    .unwrap_or_default()
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
-            .sum()
+        super::dovecot::tree_memory_kb(self.child.id()).0
     }
 }
 

@@ -32,6 +32,9 @@ use server::Server;
 
 mod client;
 mod cyrus;
+#[allow(dead_code)]
+#[path = "../../tests/common/dovecot.rs"]
+mod dovecot;
 use client::Jmap;
 
 const CONNECTIONS: usize = 8;

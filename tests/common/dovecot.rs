@@ -94,59 +94,7 @@ impl Dovecot {
     /// of their RSS and of their PSS (shared pages divided among the
     /// processes that share them, the fair figure for many processes).
     pub fn memory_kb(&self) -> (u64, u64, usize) {
-        let root = self.child.id();
-        let mut parent = std::collections::HashMap::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold
-            // spaces, so split after the last ')'.
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some(after) = stat.rsplit_once(')').map(|(_, r)| r) else {
-                continue;
-            };
-            if let Some(ppid) = after
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u32>().ok())
-            {
-                parent.insert(pid, ppid);
-            }
-        }
-        let under = |mut p: u32| {
-            for _ in 0..16 {
-                if p == root {
-                    return true;
-                }
-                match parent.get(&p) {
-                    Some(&pp) if pp != 0 => p = pp,
-                    _ => return false,
-                }
-            }
-            false
-        };
-        let field = |text: &str, name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        let (mut rss, mut pss, mut n) = (0, 0, 0);
-        for &pid in parent.keys() {
-            if !under(pid) {
-                continue;
-            }
-            let Ok(roll) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
-                continue;
-            };
-            rss += field(&roll, "Rss:");
-            pss += field(&roll, "Pss:");
-            n += 1;
-        }
-        (rss, pss, n)
+        tree_memory_kb(self.child.id())
     }
 
     /// Messages in `user`'s Maildir INBOX.
@@ -170,4 +118,63 @@ impl Drop for Dovecot {
         }
         let _ = self.child.wait();
     }
+}
+
+/// Memory of process `root` and every process under it, in KB: the sum
+/// of their RSS, of their PSS (shared pages divided among the processes
+/// that share them, the fair figure for many processes), and how many
+/// processes (Dovecot here, Cyrus in `bench jmap`).
+pub fn tree_memory_kb(root: u32) -> (u64, u64, usize) {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold
+        // spaces, so split after the last ')'.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        if let Some(ppid) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    let under = |mut p: u32| {
+        for _ in 0..16 {
+            if p == root {
+                return true;
+            }
+            match parent.get(&p) {
+                Some(&pp) if pp != 0 => p = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (mut rss, mut pss, mut n) = (0, 0, 0);
+    for &pid in parent.keys() {
+        if !under(pid) {
+            continue;
+        }
+        let Ok(roll) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+            continue;
+        };
+        rss += field(&roll, "Rss:");
+        pss += field(&roll, "Pss:");
+        n += 1;
+    }
+    (rss, pss, n)
 }
