@@ -1698,7 +1698,7 @@ async fn mailbox_set_thread_changes_and_snippets() {
         &[CORE, MAIL],
         json!([
             ["Mailbox/set", {"accountId": account, "create": {
-                "p": {"name": "Projects", "isSubscribed": true},
+                "p": {"name": "Projects", "isSubscribed": true, "sortOrder": 5},
                 "c": {"name": "Petrel", "parentId": "#p", "isSubscribed": false},
                 "bad": {"name": "a/b"},
                 "dup": {"name": "Drafts"},
@@ -1724,6 +1724,53 @@ async fn mailbox_set_thread_changes_and_snippets() {
     );
     assert_eq!(r[1][1]["ids"], json!([c]));
     assert!(r[2][1]["ids"].as_array().unwrap().len() >= 5, "{:?}", r[2]);
+    assert_eq!(set["created"]["p"]["sortOrder"], 5, "{set}");
+    // sortOrder is kept, changes the Mailbox state, and sorts.
+    let before = j.api(
+        &[CORE, MAIL],
+        json!([["Mailbox/get", {"accountId": account, "ids": []}, "s"]]),
+    )[0][1]["state"]
+        .clone();
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Mailbox/set", {"accountId": account, "update": {c.as_str(): {"sortOrder": 1}, roles["inbox"].as_str(): {"sortOrder": 9}}}, "u"],
+            ["Mailbox/set", {"accountId": account, "update": {c.as_str(): {"sortOrder": -1}}}, "bad"],
+            ["Mailbox/get", {"accountId": account, "ids": [p.clone(), c.clone(), roles["inbox"].clone()], "properties": ["sortOrder"]}, "g"],
+            ["Mailbox/query", {"accountId": account, "filter": {"hasAnyRole": false}, "sort": [{"property": "sortOrder", "isAscending": false}]}, "q"],
+            ["Mailbox/changes", {"accountId": account, "sinceState": before}, "ch"]
+        ]),
+    );
+    assert_eq!(
+        r[1][1]["notUpdated"][c.as_str()]["type"],
+        "invalidProperties",
+        "{}",
+        r[1][1]
+    );
+    let orders: Vec<&Value> = r[2][1]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["sortOrder"])
+        .collect();
+    assert_eq!(orders, [&json!(5), &json!(1), &json!(9)], "{}", r[2][1]);
+    let q: Vec<&str> = r[3][1]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let (pi, ci) = (
+        q.iter().position(|x| *x == p).unwrap(),
+        q.iter().position(|x| *x == c).unwrap(),
+    );
+    assert!(pi < ci, "5 before 1 descending: {q:?}");
+    let changed = r[4][1]["updated"].as_array().unwrap();
+    assert!(
+        changed.contains(&json!(c)) && changed.contains(&json!(roles["inbox"])),
+        "{}",
+        r[4][1]
+    );
     let list = imap(
         j.s.addr("imap"),
         "b LIST \"\" \"Projects*\"\r\nc LSUB \"\" \"*\"\r\n",

@@ -73,6 +73,7 @@ fn new_mailbox(txn: &mut Txn<'_>, acct: u32, st: &mut super::AccountState, name:
         uidnext: 1,
         highest_modseq: st.state,
         subscribed: true,
+        sort_order: 0,
         acl: Vec::new(),
     };
     txn.put(k_mbox(acct, mb.id), to_json(&mb));
@@ -391,6 +392,27 @@ impl MailStore {
         for who in watchers {
             self.notify(who);
         }
+        Ok(())
+    }
+
+    /// A mailbox's place among its siblings (JMAP sortOrder, RFC 8621
+    /// §2): kept for clients, a Mailbox change; IMAP does not show it.
+    pub async fn set_sort_order(&self, acct: u32, id: u32, order: u32) -> Result<()> {
+        self.store
+            .transact(move |txn| {
+                let mut st = account_state(txn, acct)?;
+                let mut mb: Mailbox = from_json(
+                    &txn.get(&k_mbox(acct, id))?
+                        .ok_or_else(|| abort("no such mailbox"))?,
+                )?;
+                mb.sort_order = order;
+                txn.put(k_mbox(acct, id), to_json(&mb));
+                log_mailboxes_changed(txn, acct, &mut st, vec![id]);
+                Ok(())
+            })
+            .await
+            .map_err(map_err)?;
+        self.notify(acct);
         Ok(())
     }
 

@@ -72,6 +72,13 @@ pub struct Mailbox {
     /// Who else may do what here (RFC 4314).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<acl::Grant>,
+    /// Where a client lists it among its siblings (JMAP sortOrder).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sort_order: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,6 +306,7 @@ pub(crate) fn account_state(
             uidnext: 1,
             highest_modseq: 0,
             subscribed: true,
+            sort_order: 0,
             acl: Vec::new(),
         };
         txn.put(k_mbox(acct, mb.id), to_json(&mb));

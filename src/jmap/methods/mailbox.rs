@@ -135,7 +135,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                     Some(r) => json!(r.trim_start_matches('\\').to_ascii_lowercase()),
                     None => Value::Null,
                 },
-                "sortOrder" => json!(0),
+                "sortOrder" => json!(m.sort_order),
                 "totalEmails" => json!(stats.map_or(0, |s| s.0)),
                 "unreadEmails" => json!(stats.map_or(0, |s| s.1)),
                 "totalThreads" => json!(stats.map_or(0, |s| s.2)),

@@ -2,7 +2,7 @@
 //! mailbox tree: a Mailbox's IMAP name is its parents' names and its own
 //! joined by `/`, so creating, renaming and moving are IMAP CREATE and
 //! RENAME, and IMAP sessions see them. Roles are the special uses IMAP
-//! shows (RFC 6154). sortOrder is always 0 (no order is kept).
+//! shows (RFC 6154). sortOrder is kept for JMAP clients only.
 
 use serde_json::{json, Map, Value};
 
@@ -36,6 +36,7 @@ struct Wanted {
     parent: Option<Option<u32>>,
     role: Option<Option<String>>,
     subscribed: Option<bool>,
+    sort_order: Option<u32>,
 }
 
 fn wanted(cx: &Context<'_>, obj: &Map<String, Value>) -> Result<Wanted, Value> {
@@ -77,8 +78,13 @@ fn wanted(cx: &Context<'_>, obj: &Map<String, Value>) -> Result<Wanted, Value> {
             "isSubscribed" => {
                 w.subscribed = Some(v.as_bool().ok_or_else(|| invalid(k, "a Boolean"))?)
             }
-            "sortOrder" if v == &json!(0) => {}
-            "sortOrder" => return Err(invalid(k, "this server keeps no order: 0 only")),
+            "sortOrder" => {
+                w.sort_order = Some(
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| invalid(k, "an UnsignedInt below 2^32"))?,
+                )
+            }
             // Server-set properties given as they are: accepted as no-ops.
             "id" | "totalEmails" | "unreadEmails" | "totalThreads" | "unreadThreads"
             | "myRights" => return Err(invalid(k, "server-set")),
@@ -174,6 +180,12 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 continue;
             }
         };
+        let order = w.sort_order.unwrap_or(0);
+        if order != 0 {
+            mail.set_sort_order(acct, mb.id, order)
+                .await
+                .map_err(store_error)?;
+        }
         let subscribed = w.subscribed.unwrap_or(mb.subscribed);
         if subscribed != mb.subscribed {
             mail.set_subscribed(acct, &full, subscribed)
@@ -183,7 +195,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         cx.created(cid, &id::mailbox(mb.id));
         created.insert(
             cid.clone(),
-            json!({"id": id::mailbox(mb.id), "sortOrder": 0, "totalEmails": 0, "unreadEmails": 0,
+            json!({"id": id::mailbox(mb.id), "sortOrder": order, "totalEmails": 0, "unreadEmails": 0,
                    "totalThreads": 0, "unreadThreads": 0, "isSubscribed": subscribed}),
         );
     }
@@ -251,6 +263,11 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         }
         if let Some(s) = w.subscribed {
             mail.set_subscribed(acct, &full, s)
+                .await
+                .map_err(store_error)?;
+        }
+        if let Some(o) = w.sort_order.filter(|o| *o != mb.sort_order) {
+            mail.set_sort_order(acct, mb.id, o)
                 .await
                 .map_err(store_error)?;
         }
@@ -374,7 +391,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             Some("name") => rows.sort_by_key(|m| {
                 crate::mail::collate::casemap(m.name.rsplit('/').next().unwrap_or_default())
             }),
-            Some("sortOrder") => {}
+            Some("sortOrder") => rows.sort_by_key(|m| m.sort_order),
             Some("parentId") => rows.sort_by_key(|m| parent_of(m)),
             other => {
                 return Err(MethodError::with(
