@@ -89,8 +89,13 @@ impl FactsCache {
         let entry = all.entry(acct).or_default();
         entry.0 = tick;
         entry.1.extend(learnt);
-        // Over the limit: forget the least recently used accounts (this
-        // one last; it alone may stay over until asked for less).
+        // An account larger than the whole limit is not kept (the others
+        // stay).
+        if entry.1.len() > limit {
+            all.remove(&acct);
+            return;
+        }
+        // Over the limit: forget the least recently used other accounts.
         loop {
             let total: usize = all.values().map(|(_, m)| m.len()).sum();
             if total <= limit || all.len() <= 1 {
@@ -106,11 +111,6 @@ impl FactsCache {
                     all.remove(&a);
                 }
                 None => break,
-            }
-        }
-        if let Some((_, m)) = all.get(&acct) {
-            if m.len() > limit {
-                all.remove(&acct);
             }
         }
     }
@@ -182,10 +182,12 @@ mod tests {
         assert_eq!(c.known(2, &[1]), vec![None]);
         assert_eq!(c.known(1, &[1]), vec![Some(f(1))]);
         assert_eq!(c.len(), 3);
-        // One account bigger than the limit is not kept at all.
+        // One account bigger than the limit is not kept at all, and the
+        // others stay.
         c.remember(4, (0..5).map(|i| (i, f(i as i64))).collect());
         assert_eq!(c.known(4, &[0]), vec![None]);
-        assert!(c.len() <= 4);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.known(3, &[7]), vec![Some(f(7))]);
         // A limit of 0 keeps nothing.
         let off = FactsCache::new(0);
         off.remember(1, vec![(1, f(1))]);
