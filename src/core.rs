@@ -201,3 +201,9 @@ pub fn unix_now() -> i64 {
 pub fn session_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
+
+/// A new Message-ID (without angle brackets) for a message this server
+/// writes itself: vacation responses, JMAP creations, read receipts.
+pub fn new_message_id(hostname: &str) -> String {
+    format!("{}.{}@{hostname}", session_id(), unix_now())
+}

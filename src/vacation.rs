@@ -141,11 +141,7 @@ fn build(
         ))
         .to(to.to_string())
         .subject(subject)
-        .message_id(format!(
-            "{}.{}@{hostname}",
-            crate::core::session_id(),
-            unix_now()
-        ))
+        .message_id(crate::core::new_message_id(hostname))
         .date(unix_now())
         .header(
             "Auto-Submitted",

@@ -175,17 +175,9 @@ async fn sync(
 
 async fn imap_cmd(c: &mut LineClient, tag: &str, text: &str) -> Vec<String> {
     c.send(&format!("{tag} {text}\r\n")).await;
-    let mut out = Vec::new();
-    loop {
-        let l = tokio::time::timeout(Duration::from_secs(60), c.line())
-            .await
-            .unwrap_or_else(|_| panic!("no IMAP line in 60 s after {text}"));
-        let done = l.starts_with(&format!("{tag} "));
-        out.push(l);
-        if done {
-            return out;
-        }
-    }
+    tokio::time::timeout(Duration::from_secs(60), c.imap_until(tag))
+        .await
+        .unwrap_or_else(|_| panic!("no IMAP answer in 60 s to {text}"))
 }
 
 async fn imap_login(addr: std::net::SocketAddr) -> LineClient {
@@ -451,15 +443,7 @@ async fn jmap_and_imap_clients_on_one_account() {
                             tokio::time::sleep(Duration::from_millis(rng.gen_range(10..200))).await;
                             c.send("DONE\r\n").await;
                         }
-                        let mut out = Vec::new();
-                        loop {
-                            let l = c.line().await;
-                            let done = l.starts_with(&format!("{tag} "));
-                            out.push(l);
-                            if done {
-                                break out;
-                            }
-                        }
+                        c.imap_until(&tag).await
                     }
                 };
                 let last = r.last().cloned().unwrap_or_default();

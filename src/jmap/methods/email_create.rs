@@ -404,11 +404,7 @@ pub fn build(
         msg = msg.date(Date::new(crate::core::unix_now()));
     }
     if !has("Message-ID") {
-        msg = msg.message_id(format!(
-            "{}.{}@{hostname}",
-            crate::core::session_id(),
-            crate::core::unix_now()
-        ));
+        msg = msg.message_id(crate::core::new_message_id(hostname));
     }
     for (name, value) in fields {
         msg = msg.header(name, value);

@@ -159,14 +159,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
     let acct = cx.account_id(&args)?;
     let mail = &cx.core.mail;
     let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    if let Some(want) = args.get("ifInState").and_then(Value::as_str) {
-        if want != old_state.to_string() {
-            return Err(MethodError::with(
-                "stateMismatch",
-                format!("the state is {old_state}, not {want}"),
-            ));
-        }
-    }
+    super::check_state(&args, old_state)?;
     let emails = args
         .get("emails")
         .and_then(Value::as_object)

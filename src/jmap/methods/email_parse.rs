@@ -23,21 +23,7 @@ const METADATA: &[&str] = &[
 
 pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
-    let blob_ids: Vec<String> = args
-        .get("blobIds")
-        .and_then(Value::as_array)
-        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be an array"))?
-        .iter()
-        .map(|v| v.as_str().map(String::from))
-        .collect::<Option<_>>()
-        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be strings"))?;
-    let max = cx.core.config.jmap.max_objects_in_get;
-    if blob_ids.len() > max {
-        return Err(MethodError::with(
-            "requestTooLarge",
-            format!("more than maxObjectsInGet ({max}) blobIds"),
-        ));
-    }
+    let blob_ids = super::blob_ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let props: Vec<String> = match args.get("properties") {
         // §4.9: Email/get's defaults without the metadata.
         None | Some(Value::Null) => super::email::default_properties()

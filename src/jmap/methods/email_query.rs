@@ -265,9 +265,6 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     Ok(out)
 }
 
-/// A visible message's mailboxes and keywords.
-type Visible = (Vec<u32>, Vec<String>);
-
 /// Where a window starts: a negative position counts from the end.
 fn start_at(position: i64, total: usize) -> usize {
     if position < 0 {
@@ -346,7 +343,7 @@ async fn ordered(
     collapse: bool,
 ) -> Result<Vec<u64>, MethodError> {
     let mail = &cx.core.mail;
-    let found: Vec<(u64, Visible)> = super::visible_messages(cx, acct)
+    let found: Vec<(u64, super::Visible)> = super::visible_messages(cx, acct)
         .await?
         .into_iter()
         .collect();

@@ -134,23 +134,10 @@ pub fn parse_mdn(raw: &[u8]) -> Option<Value> {
 /// MDN/parse (RFC 9007 §2.2).
 pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args)?;
-    let ids = args
-        .get("blobIds")
-        .and_then(Value::as_array)
-        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be a list of ids"))?;
-    let max = cx.core.config.jmap.max_objects_in_get;
-    if ids.len() > max {
-        return Err(MethodError::with(
-            "requestTooLarge",
-            format!("more than maxObjectsInGet ({max}) blobIds"),
-        ));
-    }
+    let ids = super::blob_ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
-    for b in ids {
-        let b = b
-            .as_str()
-            .ok_or_else(|| MethodError::invalid_arguments("blobIds must be a list of ids"))?;
-        let blob = cx.resolve(b).unwrap_or_else(|| b.to_string());
+    for b in &ids {
+        let blob = cx.resolve(b).unwrap_or_else(|| b.clone());
         match crate::jmap::blob::read(&cx.core.mail, acct, &blob)
             .await
             .map_err(store_error)?
@@ -268,15 +255,17 @@ async fn send_one(
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
-    let mut texts = Vec::new();
-    for k in ["subject", "textBody", "reportingUA", "finalRecipient"] {
-        match optional_string(obj, k) {
-            Ok(v) => texts.push(v),
-            Err(e) => return Ok(Err(e)),
+    let texts =
+        ["subject", "textBody", "reportingUA", "finalRecipient"].map(|k| optional_string(obj, k));
+    let [subject, text_body, reporting_ua, final_recipient] = match texts {
+        [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+        other => {
+            return Ok(Err(other
+                .into_iter()
+                .find_map(Result::err)
+                .expect("an error")))
         }
-    }
-    let [subject, text_body, reporting_ua, final_recipient] =
-        <[Option<String>; 4]>::try_from(texts).expect("four");
+    };
     // RFC 8098 §3.1: the report part is 7bit.
     for (k, v) in [
         ("reportingUA", &reporting_ua),
@@ -437,12 +426,11 @@ async fn send_one(
         parts,
     );
     // No Disposition-Notification-To on the MDN (§3); a new Message-ID.
-    let domain = from.email.rsplit_once('@').map_or("localhost", |(_, d)| d);
     let message = mail_builder::MessageBuilder::new()
         .from((from.name.as_str(), from.email.as_str()))
         .to(to.iter().map(String::as_str).collect::<Vec<_>>())
         .subject(one_line(&subject))
-        .message_id(format!("mdn.{}.{}@{domain}", unix_nanos(), e))
+        .message_id(crate::core::new_message_id(&cx.core.config.hostname))
         .header(
             "Auto-Submitted",
             mail_builder::headers::raw::Raw::new(if action == "automatic-action" {
@@ -485,12 +473,6 @@ async fn send_one(
             "error": null,
         }),
     )))
-}
-
-fn unix_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }
 
 /// MDN/send (RFC 9007 §2.1).

@@ -194,6 +194,26 @@ fn check_state(args: &Map<String, Value>, state: u64) -> Result<(), MethodError>
     }
 }
 
+/// The `blobIds` argument of the /parse methods (Email/parse, MDN/parse),
+/// at most `max` of them (maxObjectsInGet).
+fn blob_ids(args: &Map<String, Value>, max: usize) -> Result<Vec<String>, MethodError> {
+    let ids: Vec<String> = args
+        .get("blobIds")
+        .and_then(Value::as_array)
+        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be an array"))?
+        .iter()
+        .map(|v| v.as_str().map(String::from))
+        .collect::<Option<_>>()
+        .ok_or_else(|| MethodError::invalid_arguments("blobIds must be strings"))?;
+    if ids.len() > max {
+        return Err(MethodError::with(
+            "requestTooLarge",
+            format!("more than maxObjectsInGet ({max}) blobIds"),
+        ));
+    }
+    Ok(ids)
+}
+
 type SetArguments = (Map<String, Value>, Map<String, Value>, Vec<String>);
 
 /// The create, update and destroy arguments of a /set call (§5.3), with
@@ -362,13 +382,15 @@ pub(crate) fn visible(state: &crate::mail::EmailState) -> bool {
 
 /// Every message of the account visible to JMAP, once, with the
 /// mailboxes holding it and its keywords (JMAP names).
+/// A visible message's mailboxes and keywords.
+type Visible = (Vec<u32>, Vec<String>);
+
 async fn visible_messages(
     cx: &Context<'_>,
     acct: u32,
-) -> Result<std::collections::HashMap<u64, (Vec<u32>, Vec<String>)>, MethodError> {
+) -> Result<std::collections::HashMap<u64, Visible>, MethodError> {
     let mail = &cx.core.mail;
-    let mut found: std::collections::HashMap<u64, (Vec<u32>, Vec<String>)> =
-        std::collections::HashMap::new();
+    let mut found: std::collections::HashMap<u64, Visible> = std::collections::HashMap::new();
     for m in mail.mailboxes(acct).await.map_err(store_error)? {
         for e in mail.view(acct, &m).await.map_err(store_error)?.iter() {
             if deleted(&e.flags) {
