@@ -2498,3 +2498,37 @@ async fn blob_methods() {
     assert_eq!(r[0][1]["notFound"], json!(["B424242"]));
     assert_eq!(r[1][1]["type"], "unknownDataType");
 }
+
+/// RFC 8620 §6: uploads have their own quota (`jmap.upload-quota`,
+/// apart from the mail quota); an upload that would pass it deletes the
+/// oldest uploads first until it fits, through the endpoint and
+/// Blob/upload alike. §6.1: the upload itself succeeds.
+#[tokio::test]
+async fn upload_quota_drops_the_oldest_uploads() {
+    let j = server("[jmap]\nmax-size-upload = 1000\nupload-quota = 2500\n");
+    let account = j.account_id();
+    let mut blobs = Vec::new();
+    for i in 0..3 {
+        let (status, up) = j.upload(&account, "text/plain", &vec![b'a' + i; 1000]);
+        assert_eq!(status, 201, "{up}");
+        blobs.push(up["blobId"].as_str().unwrap().to_string());
+    }
+    let fetch = |b: &str| {
+        let url = format!("{}/jmap/download/{account}/{b}/x.txt", j.base());
+        j.curl(&["-u", "joe@example.org:pw", &url], None).0
+    };
+    assert_eq!(fetch(&blobs[0]), 404, "the oldest made room");
+    assert_eq!(fetch(&blobs[1]), 200);
+    assert_eq!(fetch(&blobs[2]), 200);
+    let r = j.api(
+        &[CORE, "urn:ietf:params:jmap:blob"],
+        json!([["Blob/upload", {"accountId": account, "create": {"n": {"data": [{"data:asText": "x".repeat(900)}]}}}, "u"]]),
+    );
+    assert_eq!(r[0][1]["created"]["n"]["size"], 900, "{r:?}");
+    assert_eq!(
+        fetch(&blobs[1]),
+        404,
+        "2000 + 900 > 2500: the next oldest went"
+    );
+    assert_eq!(fetch(&blobs[2]), 200);
+}

@@ -446,6 +446,9 @@ pub struct JmapConfig {
     pub max_concurrent_requests: usize,
     pub max_size_upload: usize,
     pub max_concurrent_upload: usize,
+    /// Octets one user's uploads (not yet part of a message) may hold,
+    /// apart from the mail quota (RFC 8620 §6); the oldest go to make room.
+    pub upload_quota: usize,
     /// Seconds every EmailSubmission waits in the queue before its first
     /// attempt, during which the client can cancel it ("undo send").
     pub submission_delay: u64,
@@ -477,6 +480,7 @@ impl Default for JmapConfig {
             max_concurrent_requests: 4,
             max_size_upload: 50_000_000,
             max_concurrent_upload: 4,
+            upload_quota: 200_000_000,
             submission_delay: 0,
             max_delayed_send: 30 * 86400,
             max_push_subscriptions: 16,
@@ -957,6 +961,16 @@ impl Config {
                 return Err((key, "must be greater than zero".into()));
             }
         }
+        // RFC 8620 §6: room for at least the largest single upload.
+        if j.upload_quota < j.max_size_upload {
+            return Err((
+                "jmap.upload-quota",
+                format!(
+                    "must be at least jmap.max-size-upload ({})",
+                    j.max_size_upload
+                ),
+            ));
+        }
         if self.queue.concurrency == 0 {
             return Err(("queue.concurrency", "must be greater than zero".into()));
         }
@@ -1116,6 +1130,22 @@ mod tests {
             Config::parse("[smtp]\n\nmax-line-length = 100\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("smtp.max-line-length"));
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn upload_quota_holds_the_largest_upload() {
+        let e = Config::parse(
+            "[jmap]\nmax-size-upload = 1000\nupload-quota = 999\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("jmap.upload-quota"));
+        assert!(e.to_string().contains("at least"), "{e}");
+        Config::parse(
+            "[jmap]\nmax-size-upload = 1000\nupload-quota = 1000\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
     }
 
     #[test]

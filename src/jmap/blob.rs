@@ -20,17 +20,27 @@ use crate::mail::{MailError, MailStore};
 /// How long an upload is kept.
 const UPLOAD_TTL: i64 = 24 * 3600;
 
-/// The bytes a blob id names in account `acct`, or `None` if it names
-/// nothing there (or a message flagged \Deleted, which JMAP does not show).
-pub async fn read(mail: &MailStore, acct: u32, blob: &str) -> Result<Option<Vec<u8>>, MailError> {
+/// The bytes a blob id names for user `uploader` in the account `access`
+/// reaches, or `None` if it names nothing there (or a message flagged
+/// \Deleted, which JMAP does not show, or one in no mailbox the user may
+/// read). Uploads are the user's own, whatever the account (RFC 8620
+/// §6.1: unreferenced blobs only to the uploader, even in shared
+/// accounts).
+pub async fn read(
+    mail: &MailStore,
+    uploader: u32,
+    access: &super::methods::Access,
+    blob: &str,
+) -> Result<Option<Vec<u8>>, MailError> {
     let Some(r) = id::parse_blob(blob) else {
         return Ok(None);
     };
+    let acct = access.acct;
     let email = match r {
-        BlobRef::Upload(n) => return Ok(mail.upload(acct, n).await?.map(|(_, d)| d)),
+        BlobRef::Upload(n) => return Ok(mail.upload(uploader, n).await?.map(|(_, d)| d)),
         BlobRef::UploadPart(n, p) => {
             return Ok(mail
-                .upload(acct, n)
+                .upload(uploader, n)
                 .await?
                 .and_then(|(_, d)| super::methods::email_body::part_contents(&d, p)))
         }
@@ -42,7 +52,7 @@ pub async fn read(mail: &MailStore, acct: u32, blob: &str) -> Result<Option<Vec<
     ) else {
         return Ok(None);
     };
-    if !super::methods::visible(&state) {
+    if !access.email_visible(&state) {
         return Ok(None);
     }
     let raw = mail.email_raw(&meta).await?;
@@ -50,6 +60,38 @@ pub async fn read(mail: &MailStore, acct: u32, blob: &str) -> Result<Option<Vec<
         BlobRef::Part(_, p) => super::methods::email_body::part_contents(&raw, p),
         _ => Some(raw),
     })
+}
+
+/// Keeps an upload of `acct` (the endpoint's and Blob/upload's): those
+/// older than a day go first, then the oldest until the new one fits in
+/// `jmap.upload-quota` (RFC 8620 §6), which counts apart from the mail.
+pub(crate) async fn store(
+    core: &crate::core::Core,
+    acct: u32,
+    kind: &str,
+    data: Vec<u8>,
+) -> Result<(u64, crate::mail::records::Upload), MailError> {
+    let mail = &core.mail;
+    if let Err(e) = mail
+        .expire_uploads(acct, crate::core::unix_now() - UPLOAD_TTL)
+        .await
+    {
+        tracing::warn!(account = acct, "JMAP: old uploads not expired: {e}");
+    }
+    let quota = core.config.jmap.upload_quota as u64;
+    let gone = mail
+        .make_room_for_upload(acct, data.len() as u64, quota)
+        .await?;
+    if gone > 0 {
+        tracing::info!(
+            account = acct,
+            deleted = gone,
+            quota,
+            "JMAP upload quota: oldest uploads deleted to make room"
+        );
+        metrics::counter!("petrel_jmap_uploads_evicted_total").increment(gone as u64);
+    }
+    mail.put_upload(acct, kind, data).await
 }
 
 /// §6.1: the upload endpoint. The body is the blob; its Content-Type is
@@ -61,7 +103,11 @@ pub(super) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if id::parse_account(&account) != Some(user.id) {
+    // An upload into a shared account is kept as the uploader's (§6.1).
+    if super::download::access(&st.core, &user, &account)
+        .await
+        .is_none()
+    {
         return super::download::problem(StatusCode::NOT_FOUND, "no such account");
     }
     let max = st.core.config.jmap.max_size_upload;
@@ -80,14 +126,7 @@ pub(super) async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_string();
-    let mail = &st.core.mail;
-    if let Err(e) = mail
-        .expire_uploads(user.id, crate::core::unix_now() - UPLOAD_TTL)
-        .await
-    {
-        tracing::warn!(account = user.id, "JMAP: old uploads not expired: {e}");
-    }
-    match mail.put_upload(user.id, &kind, body.to_vec()).await {
+    match store(&st.core, user.id, &kind, body.to_vec()).await {
         Ok((n, up)) => {
             metrics::counter!("petrel_jmap_uploads_total").increment(1);
             (

@@ -1,8 +1,9 @@
 //! Downloading blobs (RFC 8620 §6.2): `GET /jmap/download/{accountId}/
 //! {blobId}/{name}?type={type}`. A blobId names the message (`B` and its
 //! Email id, and for a MIME part `-` and the part's index), so a download
-//! can only reach the account's own mail: the Email is looked up in the
-//! requesting account (see `blob`).
+//! can only reach the account's mail the user may read: the Email is
+//! looked up in the account the URL names, its own or a shared one, and
+//! must be in a mailbox the user may read (see `blob`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -32,16 +33,31 @@ pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
     r
 }
 
+/// The account an upload or download URL names, as `user` may use it:
+/// its own or one sharing mailboxes with it (RFC 8620 §1.6.2).
+pub(super) async fn access(
+    core: &crate::core::Core,
+    user: &crate::directory::Account,
+    account: &str,
+) -> Option<super::methods::Access> {
+    let n = super::id::parse_account(account)?;
+    if n == user.id {
+        return Some(super::methods::Access::own(n));
+    }
+    let shares = core.mail.shared_with(user.id).await.ok()?;
+    super::methods::Access::shared(n, &shares)
+}
+
 pub(super) async fn download(
     State(st): State<AppState>,
     JmapUser(user, _): JmapUser,
     Path((account, blob, name)): Path<(String, String, String)>,
     Query(q): Query<TypeParam>,
 ) -> Response {
-    if super::id::parse_account(&account) != Some(user.id) {
+    let Some(access) = access(&st.core, &user, &account).await else {
         return problem(StatusCode::NOT_FOUND, "no such account");
-    }
-    let raw = match super::blob::read(&st.core.mail, user.id, &blob).await {
+    };
+    let raw = match super::blob::read(&st.core.mail, user.id, &access, &blob).await {
         Ok(Some(r)) => r,
         Ok(None) => return problem(StatusCode::NOT_FOUND, "no such blob"),
         Err(e) => {

@@ -260,13 +260,49 @@ fn base_url(headers: &HeaderMap, tls: bool) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
+/// An account another one shares mailboxes with the user through (RFC
+/// 8620 §1.6.2): its id, address, and whether the user may only read.
+struct SharedAccount {
+    id: u32,
+    address: String,
+    read_only: bool,
+}
+
+/// The accounts sharing mailboxes with the user, in id order; an owner
+/// gone from the directory is left out.
+async fn shared_accounts(
+    core: &crate::core::Core,
+    shares: &[crate::mail::acl::Shared],
+) -> Vec<SharedAccount> {
+    let mut out = Vec::new();
+    for owner in methods::shared_owners(shares) {
+        let (Ok(Some(a)), Some(access)) = (
+            core.directory.account_by_id(owner).await,
+            methods::Access::shared(owner, shares),
+        ) else {
+            continue;
+        };
+        out.push(SharedAccount {
+            id: owner,
+            address: a.address,
+            read_only: access.read_only(),
+        });
+    }
+    out
+}
+
 /// The session's state (RFC 8620 §2): it changes when what the session
-/// resource says changes (the account, its address, the limits).
-fn session_state(core: &crate::core::Core, user: &Account) -> String {
+/// resource says changes (the account, its address, the limits, the
+/// shared accounts).
+fn session_state(core: &crate::core::Core, user: &Account, shared: &[SharedAccount]) -> String {
     use sha2::Digest;
     let c = &core.config.jmap;
+    let accounts: String = shared
+        .iter()
+        .map(|a| format!("{}:{}:{};", a.id, a.address, a.read_only))
+        .collect();
     let digest = sha2::Sha256::digest(format!(
-        "{}|{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}|{accounts}",
         user.id,
         user.address,
         c.max_size_request,
@@ -312,8 +348,18 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
             "supportsPush": true
         }
     });
-    let state = session_state(core, &user);
-    let body = json!({
+    let shares = match core.mail.shared_with(user.id).await {
+        Ok(s) => s,
+        Err(e) => {
+            return download::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the store is unavailable, try again: {e}"),
+            )
+        }
+    };
+    let shared = shared_accounts(core, &shares).await;
+    let state = session_state(core, &user, &shared);
+    let mut body = json!({
         "capabilities": capabilities,
         "accounts": {
             account.clone(): {
@@ -360,6 +406,25 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         "eventSourceUrl": format!("{base}/jmap/eventsource?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
         "state": state
     });
+    // §1.6.2: each account sharing mailboxes with the user, with the mail
+    // capability only.
+    for a in shared {
+        body["accounts"][id::account(a.id)] = json!({
+            "name": a.address,
+            "isPersonal": false,
+            "isReadOnly": a.read_only,
+            "accountCapabilities": {
+                request::MAIL: {
+                    "maxMailboxesPerEmail": null,
+                    "maxMailboxDepth": null,
+                    "maxSizeMailboxName": 255,
+                    "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
+                    "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
+                    "mayCreateTopLevelMailbox": false
+                }
+            }
+        });
+    }
     (
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-cache, no-store")],
@@ -438,6 +503,7 @@ pub(crate) async fn execute(
         using: &req.using,
         created: std::sync::Mutex::new(req.created_ids.clone().unwrap_or_default()),
         implicit: Default::default(),
+        shares: Default::default(),
     };
     let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(req.calls.len());
     for call in req.calls {
@@ -462,7 +528,7 @@ pub(crate) async fn execute(
             .into_iter()
             .map(|(n, v, id)| json!([n, v, id]))
             .collect::<Vec<_>>(),
-        "sessionState": session_state(core, user),
+        "sessionState": session_state(core, user, &shared_accounts(core, cx.shares().await.unwrap_or_default()).await),
     });
     // §3.3: createdIds comes back only if the request had it.
     if req.created_ids.is_some() {

@@ -14,6 +14,16 @@ use crate::store::StoreError;
 /// The rights RFC 4314 §2.1 defines, in their canonical order.
 pub const ALL_RIGHTS: &str = "lrswipkxtea";
 
+/// The other users' namespace prefix (RFC 2342; without its separator).
+/// A subscription to a shared mailbox is kept under the name IMAP shows:
+/// `Shared/<owner address>/<mailbox>` (see [`shared_name`]).
+pub const SHARED: &str = "Shared";
+
+/// The name under which `mailbox` of `owner` is shared and subscribed.
+pub fn shared_name(owner: &str, mailbox: &str) -> String {
+    format!("{SHARED}/{owner}/{mailbox}")
+}
+
 /// Grantee id meaning every authenticated user ("anyone").
 pub const ANYONE: u32 = 0;
 

@@ -43,6 +43,25 @@ fn k_ctr(acct: u32, kind: Kind) -> Vec<u8> {
     k
 }
 
+/// The octets the account's uploads hold (RFC 8620 §6: their quota),
+/// beside the record counters.
+fn k_upload_bytes(acct: u32) -> Vec<u8> {
+    let mut k = k_acct(b'w', acct);
+    k.extend_from_slice(b"U-octets");
+    k
+}
+
+fn add_upload_bytes(txn: &mut Txn<'_>, acct: u32, delta: i64) -> crate::store::Result<()> {
+    let key = k_upload_bytes(acct);
+    let n = txn
+        .get(&key)?
+        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0);
+    let n = n.saturating_add_signed(delta);
+    txn.put(key, n.to_be_bytes().to_vec());
+    Ok(())
+}
+
 fn bump(txn: &mut Txn<'_>, acct: u32, kind: Kind) -> crate::store::Result<u64> {
     let key = k_ctr(acct, kind);
     let n = txn
@@ -213,6 +232,7 @@ impl MailStore {
             .store
             .transact(move |txn| {
                 let id = bump(txn, acct, Kind::Upload)?;
+                add_upload_bytes(txn, acct, rec.size as i64)?;
                 blobs.add_ref(txn, &rec.blob, &data)?;
                 txn.put(k_rec(acct, Kind::Upload, id), to_json(&rec));
                 Ok(id)
@@ -242,10 +262,50 @@ impl MailStore {
                 };
                 let up: Upload = from_json(&v)?;
                 blobs.release(txn, &up.blob)?;
+                add_upload_bytes(txn, acct, -(up.size as i64))?;
                 txn.delete(key);
                 Ok(true)
             })
             .await?)
+    }
+
+    /// The octets the account's uploads hold.
+    pub async fn upload_bytes(&self, acct: u32) -> Result<u64> {
+        Ok(self
+            .store
+            .get(k_upload_bytes(acct))
+            .await?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Deletes the account's oldest uploads until one of `size` octets
+    /// fits in `quota` (RFC 8620 §6: unreferenced blobs go in date order,
+    /// oldest first); returns how many went.
+    pub async fn make_room_for_upload(&self, acct: u32, size: u64, quota: u64) -> Result<usize> {
+        let prefix = k_kind(acct, Kind::Upload);
+        let mut gone = 0;
+        while self.upload_bytes(acct).await?.saturating_add(size) > quota {
+            let oldest = self
+                .store
+                .scan(
+                    k_rec(acct, Kind::Upload, 0),
+                    k_rec(acct, Kind::Upload, u64::MAX),
+                    1,
+                )
+                .await?;
+            let Some(id) = oldest
+                .first()
+                .and_then(|(k, _)| k[prefix.len()..].try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                // Nothing left to delete: the counter is all there is.
+                return Ok(gone);
+            };
+            self.delete_upload(acct, id).await?;
+            gone += 1;
+        }
+        Ok(gone)
     }
 
     /// Deletes the account's uploads made before `before`; returns how

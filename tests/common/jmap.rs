@@ -74,16 +74,33 @@ impl Jmap {
     }
 
     pub fn api_raw(&self, body: &str) -> (u16, Value) {
+        self.api_raw_as("joe@example.org", body)
+    }
+
+    /// A request as `user` (password "pw").
+    pub fn api_raw_as(&self, user: &str, body: &str) -> (u16, Value) {
         let url = format!("{}/jmap/api", self.base());
-        let (status, _, body) = self.curl(&["-u", "joe@example.org:pw", &url], Some(body));
+        let (status, _, body) = self.curl(&["-u", &format!("{user}:pw"), &url], Some(body));
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     pub fn api(&self, using: &[&str], calls: Value) -> Vec<Value> {
+        self.api_as("joe@example.org", using, calls)
+    }
+
+    /// The method responses of a request as `user`.
+    pub fn api_as(&self, user: &str, using: &[&str], calls: Value) -> Vec<Value> {
         let req = json!({ "using": using, "methodCalls": calls }).to_string();
-        let (status, v) = self.api_raw(&req);
+        let (status, v) = self.api_raw_as(user, &req);
         assert_eq!(status, 200, "{v}");
         v["methodResponses"].as_array().unwrap().clone()
+    }
+
+    /// The session resource as `user` sees it.
+    pub fn session_as(&self, user: &str) -> Value {
+        let url = format!("{}/jmap/session", self.base());
+        let (_, _, body) = self.curl(&["-u", &format!("{user}:pw"), &url], None);
+        serde_json::from_str(&body).unwrap()
     }
 
     pub fn account_id(&self) -> String {
@@ -100,9 +117,14 @@ impl Jmap {
 /// Logs in to IMAP as joe, runs `cmds` (tagged lines with CRLF), logs out
 /// and returns everything the server said.
 pub async fn imap(addr: std::net::SocketAddr, cmds: &str) -> String {
+    imap_as(addr, "joe@example.org", cmds).await
+}
+
+/// The same as `user` (password "pw").
+pub async fn imap_as(addr: std::net::SocketAddr, user: &str, cmds: &str) -> String {
     let mut c = LineClient::connect(addr).await;
     c.line().await;
-    c.send(&format!("a LOGIN joe@example.org pw\r\n{cmds}z LOGOUT\r\n"))
+    c.send(&format!("a LOGIN {user} pw\r\n{cmds}z LOGOUT\r\n"))
         .await;
     let mut all = String::new();
     while let Some(l) = c.line_opt().await {
@@ -158,6 +180,11 @@ impl Jmap {
 
     /// POSTs `data` to the upload endpoint; the response.
     pub fn upload(&self, account: &str, kind: &str, data: &[u8]) -> (u16, Value) {
+        self.upload_as("joe@example.org", account, kind, data)
+    }
+
+    /// An upload as `user`.
+    pub fn upload_as(&self, user: &str, account: &str, kind: &str, data: &[u8]) -> (u16, Value) {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("blob");
         std::fs::write(&f, data).unwrap();
@@ -165,7 +192,7 @@ impl Jmap {
         let (status, _, body) = self.curl(
             &[
                 "-u",
-                "joe@example.org:pw",
+                &format!("{user}:pw"),
                 "-H",
                 &format!("Content-Type: {kind}"),
                 "--data-binary",

@@ -359,6 +359,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_mdn",
                 "--test",
+                "jmap_share",
+                "--test",
                 "crash",
                 "--test",
                 "stress",

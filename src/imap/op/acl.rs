@@ -15,7 +15,7 @@ use crate::mail::acl::{Rights, ALL_RIGHTS, ANYONE};
 use crate::mail::Mailbox;
 
 /// The other users' namespace prefix (without its separator).
-pub const SHARED: &str = "Shared";
+pub use crate::mail::acl::SHARED;
 
 /// A mailbox as one session reaches it.
 #[derive(Debug, Clone)]
@@ -149,8 +149,8 @@ impl Session {
             return mb.name.clone();
         }
         match self.core.directory.account_by_id(owner).await {
-            Ok(Some(a)) => format!("{SHARED}/{}/{}", a.address, mb.name),
-            _ => format!("{SHARED}/{owner}/{}", mb.name),
+            Ok(Some(a)) => crate::mail::acl::shared_name(&a.address, &mb.name),
+            _ => crate::mail::acl::shared_name(&owner.to_string(), &mb.name),
         }
     }
 

@@ -20,7 +20,7 @@ fn invalid(p: &str, why: impl Into<String>) -> Value {
 }
 
 pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let (create, _, _) = super::set_arguments(&args, cx.core.config.jmap.max_objects_in_set)?;
     let max = cx.core.config.jmap.max_size_upload;
     let mut created = Map::new();
@@ -50,10 +50,7 @@ pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
                 }
             } else if let Some(b) = p.get("blobId").and_then(Value::as_str) {
                 let b = cx.resolve(b).unwrap_or_else(|| b.to_string());
-                match crate::jmap::blob::read(&cx.core.mail, acct, &b)
-                    .await
-                    .map_err(store_error)?
-                {
+                match cx.read_blob(&super::Access::own(acct), &b).await? {
                     Some(d) => {
                         let off = p.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
                         let len = p.get("length").and_then(Value::as_u64).map(|l| l as usize);
@@ -91,10 +88,7 @@ pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or("application/octet-stream");
-        let (n, up) = cx
-            .core
-            .mail
-            .put_upload(acct, kind, data)
+        let (n, up) = crate::jmap::blob::store(cx.core, acct, kind, data)
             .await
             .map_err(store_error)?;
         cx.created(cid, &id::upload(n));
@@ -111,7 +105,7 @@ pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?
         .ok_or_else(|| MethodError::invalid_arguments("Blob/get needs ids"))?;
     let props: Vec<String> = match args.get("properties") {
@@ -153,10 +147,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut not_found = Vec::new();
     for w in wanted {
         let b = cx.resolve(&w).unwrap_or_else(|| w.clone());
-        let Some(d) = crate::jmap::blob::read(&cx.core.mail, acct, &b)
-            .await
-            .map_err(store_error)?
-        else {
+        let Some(d) = cx.read_blob(&super::Access::own(acct), &b).await? else {
             not_found.push(w);
             continue;
         };
@@ -213,7 +204,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 
 /// Blob/lookup: the Emails, Threads and Mailboxes a blob belongs to.
 pub async fn lookup(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let types: Vec<String> = args
         .get("typeNames")
         .and_then(Value::as_array)
@@ -270,11 +261,7 @@ pub async fn lookup(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
                 not_found.push(b);
                 continue;
             };
-            if !super::visible(&st)
-                || crate::jmap::blob::read(mail, acct, &b)
-                    .await
-                    .map_err(store_error)?
-                    .is_none()
+            if !super::visible(&st) || cx.read_blob(&super::Access::own(acct), &b).await?.is_none()
             {
                 not_found.push(b);
                 continue;

@@ -71,35 +71,30 @@ fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
     ([made, touched, gone], more_than_counts)
 }
 
-pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
-    let mut out = changes(cx, args, email_ids, id::email, false).await?;
-    // RFC 8621 §4.1.1: a message IMAP flags \Deleted is not visible, so
-    // one flagged since is destroyed for JMAP, and one made and flagged
-    // within the range was never seen.
-    let ids = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+/// The ids of a list in a changes response.
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Keeps in `created` and `updated` only what `exists` says the user can
+/// see now; an updated one it cannot is destroyed for it, a created one
+/// was never seen.
+async fn only_existing<F, Fut>(out: &mut Value, exists: F) -> Result<(), MethodError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, MethodError>>,
+{
     let mut destroyed = ids(&out["destroyed"]);
     for key in ["created", "updated"] {
         let mut keep = Vec::new();
         for i in ids(&out[key]) {
-            let state = match id::parse_email(&i) {
-                Some(e) => cx
-                    .core
-                    .mail
-                    .email_state(acct, e)
-                    .await
-                    .map_err(store_error)?,
-                None => None,
-            };
-            if state.as_ref().is_some_and(super::visible) {
+            if exists(i.clone()).await? {
                 keep.push(i);
             } else if key == "updated" {
                 destroyed.push(i);
@@ -108,21 +103,64 @@ pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         out[key] = json!(keep);
     }
     out["destroyed"] = json!(destroyed);
+    Ok(())
+}
+
+pub async fn email(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
+    let access = cx.mail_access(&args).await?;
+    let mut out = changes(cx, &access, args, email_ids, id::email, false).await?;
+    // RFC 8621 §4.1.1: a message IMAP flags \Deleted is not visible, so
+    // one flagged since is destroyed for JMAP, and one made and flagged
+    // within the range was never seen. §9.5: so is one in no mailbox the
+    // user may read.
+    let access = &access;
+    only_existing(&mut out, |i| async move {
+        let Some(e) = id::parse_email(&i) else {
+            return Ok(false);
+        };
+        let state = cx
+            .core
+            .mail
+            .email_state(access.acct, e)
+            .await
+            .map_err(store_error)?;
+        Ok(state.is_some_and(|st| access.email_visible(&st)))
+    })
+    .await?;
     Ok(out)
 }
 
 pub async fn mailbox(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    changes(cx, args, mailbox_ids, |m| id::mailbox(m as u32), true).await
+    let access = cx.mail_access(&args).await?;
+    let mut out = changes(
+        cx,
+        &access,
+        args,
+        mailbox_ids,
+        |m| id::mailbox(m as u32),
+        true,
+    )
+    .await?;
+    if !access.is_own() {
+        // §9.5: a mailbox without the lookup right does not exist.
+        let access = &access;
+        only_existing(&mut out, |i| async move {
+            Ok(id::parse_mailbox(&i).is_some_and(|m| access.sees(m)))
+        })
+        .await?;
+    }
+    Ok(out)
 }
 
 async fn changes(
     cx: &Context<'_>,
+    access: &super::Access,
     args: Map<String, Value>,
     extract: Extract,
     name: fn(u64) -> String,
     mailboxes: bool,
 ) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = access.acct;
     let (since_text, max) = since_and_max(&args)?;
     let mail = &cx.core.mail;
     let current = mail.account_usage(acct).await.map_err(store_error)?.state;

@@ -111,7 +111,8 @@ fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, MethodErro
 
 /// Email/get (§4.2) with every property, header forms and body values.
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let props = email_properties(&args)?;
     let body = email_body::BodyArgs::parse(&args)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?.ok_or_else(|| {
@@ -135,7 +136,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 mail.email_meta(acct, e).await.map_err(store_error)?,
                 mail.email_state(acct, e).await.map_err(store_error)?,
             ) {
-                (Some(meta), Some(st)) if super::visible(&st) => Some((e, meta, st)),
+                (Some(meta), Some(st)) if access.email_visible(&st) => Some((e, meta, st)),
                 _ => None,
             },
             None => None,
@@ -159,10 +160,11 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 "id" => json!(id::email(e)),
                 "blobId" => json!(id::blob(e)),
                 "threadId" => json!(id::thread(meta.thread)),
+                // RFC 8621 §9.5: only the mailboxes the user may read.
                 "mailboxIds" => Value::Object(
-                    st.mailboxes
-                        .iter()
-                        .map(|(m, _)| (id::mailbox(*m), json!(true)))
+                    access
+                        .readable_boxes(&st)
+                        .map(|m| (id::mailbox(m), json!(true)))
                         .collect(),
                 ),
                 "keywords" => Value::Object(

@@ -18,11 +18,12 @@ fn invalid(property: &str, why: impl Into<String>) -> SetError {
     json!({"type": "invalidProperties", "properties": [property], "description": why.into()})
 }
 
-/// The mailboxes of a `mailboxIds` value: own, existing mailboxes (a
+/// The mailboxes of a `mailboxIds` value: existing mailboxes of the
+/// account the user may add mail to (RFC 8621 §2 mayAddItems; a
 /// `#creation` id resolves to what this request created).
 pub async fn mailbox_ids(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     v: Option<&Value>,
 ) -> Result<Vec<u32>, SetError> {
     let Some(m) = v.and_then(Value::as_object) else {
@@ -40,7 +41,14 @@ pub async fn mailbox_ids(
             .resolve(k)
             .and_then(|k| id::parse_mailbox(&k))
             .ok_or_else(|| invalid("mailboxIds", format!("{k} is not a Mailbox id")))?;
-        match cx.core.mail.mailbox(acct, mb).await {
+        match cx.core.mail.mailbox(access.acct, mb).await {
+            Ok(Some(_)) if !access.sees(mb) => {
+                return Err(invalid("mailboxIds", format!("no Mailbox {k}")))
+            }
+            Ok(Some(_)) if !access.all_grant([mb], "i") => {
+                return Err(json!({"type": "forbidden",
+                    "description": format!("no right to add mail to Mailbox {k}")}))
+            }
             Ok(Some(_)) => out.push(mb),
             Ok(None) => return Err(invalid("mailboxIds", format!("no Mailbox {k}"))),
             Err(e) => return Err(json!({"type": "serverFail", "description": e.to_string()})),
@@ -77,13 +85,15 @@ pub fn flags(v: Option<&Value>) -> Result<Vec<String>, SetError> {
 }
 
 /// Stores `raw` in `mailboxes` with `flags`; the created Email's
-/// {id, blobId, threadId, size} (§4.6).
+/// {id, blobId, threadId, size} (§4.6). In a shared account the owner's
+/// quota counts, and keywords the user has no right to set are left off
+/// (as IMAP APPEND does, RFC 4314 §4).
 pub async fn save(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     raw: Vec<u8>,
     mailboxes: &[u32],
-    flags: Vec<String>,
+    mut flags: Vec<String>,
     received_at: Option<i64>,
 ) -> Result<Result<Value, SetError>, MethodError> {
     let max = cx.core.config.smtp.max_message_size;
@@ -91,12 +101,33 @@ pub async fn save(
         return Ok(Err(json!({"type": "tooLarge", "maxSize": max,
             "description": format!("the message is over {max} octets")})));
     }
+    let acct = access.acct;
+    let (quota_bytes, quota_messages) = if access.is_own() {
+        (cx.account.quota_bytes, cx.account.quota_messages)
+    } else {
+        let owner = cx
+            .core
+            .directory
+            .account_by_id(acct)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| MethodError::new("accountNotFound"))?;
+        flags.retain(|f| {
+            let right = if f.eq_ignore_ascii_case("\\Seen") {
+                "s"
+            } else {
+                "w"
+            };
+            access.all_grant(mailboxes.iter().copied(), right)
+        });
+        (owner.quota_bytes, owner.quota_messages)
+    };
     let target = IngestTarget {
         account: acct,
         folder: Folder::Id(mailboxes[0]),
         flags,
-        quota_bytes: cx.account.quota_bytes,
-        quota_messages: cx.account.quota_messages,
+        quota_bytes,
+        quota_messages,
     };
     let mail = &cx.core.mail;
     let out = match mail
@@ -139,15 +170,12 @@ pub async fn save(
 /// The blobs an Email/set creation refers to, read for the account.
 pub async fn read_blobs(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     ids: Vec<String>,
 ) -> Result<HashMap<String, Vec<u8>>, MethodError> {
     let mut out = HashMap::new();
     for b in ids {
-        if let Some(data) = crate::jmap::blob::read(&cx.core.mail, acct, &b)
-            .await
-            .map_err(store_error)?
-        {
+        if let Some(data) = cx.read_blob(access, &b).await? {
             out.insert(b, data);
         }
     }
@@ -156,7 +184,8 @@ pub async fn read_blobs(
 
 /// Email/import (§4.8).
 pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
     let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
     super::check_state(&args, old_state)?;
@@ -182,7 +211,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
                 .get("blobId")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("blobId", "blobId is required"))?;
-            let mailboxes = mailbox_ids(cx, acct, e.get("mailboxIds")).await?;
+            let mailboxes = mailbox_ids(cx, &access, e.get("mailboxIds")).await?;
             let flags = flags(e.get("keywords"))?;
             let received_at = match e.get("receivedAt") {
                 None | Some(Value::Null) => None,
@@ -203,10 +232,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
                 continue;
             }
         };
-        let Some(raw) = crate::jmap::blob::read(mail, acct, &blob)
-            .await
-            .map_err(store_error)?
-        else {
+        let Some(raw) = cx.read_blob(&access, &blob).await? else {
             not_created.insert(
                 cid.clone(),
                 json!({"type": "blobNotFound", "notFound": [blob]}),
@@ -221,7 +247,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
             );
             continue;
         }
-        match save(cx, acct, raw, &mailboxes, flags, received_at).await? {
+        match save(cx, &access, raw, &mailboxes, flags, received_at).await? {
             Ok(v) => {
                 cx.created(cid, v["id"].as_str().unwrap_or_default());
                 created.insert(cid.clone(), v);

@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::email_body::{self, BodyArgs};
-use super::{store_error, Context};
+use super::Context;
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 
@@ -22,7 +22,8 @@ const METADATA: &[&str] = &[
 ];
 
 pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let blob_ids = super::blob_ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let props: Vec<String> = match args.get("properties") {
         // §4.9: Email/get's defaults without the metadata.
@@ -46,10 +47,7 @@ pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     let mut not_parsable = Vec::new();
     let mut not_found = Vec::new();
     for b in blob_ids {
-        let Some(raw) = crate::jmap::blob::read(&cx.core.mail, acct, &b)
-            .await
-            .map_err(store_error)?
-        else {
+        let Some(raw) = cx.read_blob(&access, &b).await? else {
             not_found.push(b);
             continue;
         };

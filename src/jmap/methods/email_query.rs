@@ -198,7 +198,8 @@ fn window(args: &Map<String, Value>) -> Result<(i64, Option<usize>), MethodError
 }
 
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
     let filter = email_filter::parse(args.get("filter"))?;
@@ -221,7 +222,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
 
     let (total, start, window) = match mailbox_window(
         cx,
-        acct,
+        &access,
         &filter,
         &sort,
         collapse || anchor.is_some(),
@@ -232,7 +233,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     {
         Some(w) => w,
         None => {
-            let ids = ordered(cx, acct, &filter, &sort, collapse).await?;
+            let ids = ordered(cx, &access, &filter, &sort, collapse).await?;
             let total = ids.len();
             let start = match anchor {
                 // §5.5: with an anchor, position is ignored; the anchor's
@@ -281,7 +282,7 @@ fn start_at(position: i64, total: usize) -> usize {
 /// gives (tests/jmap.rs compares them). `None` for any other query.
 async fn mailbox_window(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     filter: &email_filter::Filter,
     sort: &[Comparator],
     whole_list: bool,
@@ -291,7 +292,8 @@ async fn mailbox_window(
     let Some(mbox) = filter.only_mailbox() else {
         return Ok(None);
     };
-    if whole_list || sort.len() > 1 {
+    let acct = access.acct;
+    if whole_list || sort.len() > 1 || !access.reads(mbox) {
         return Ok(None);
     }
     let key: fn(&EmailFacts) -> i64 = match sort.first().map(|c| &c.key) {
@@ -337,13 +339,14 @@ async fn mailbox_window(
 /// per thread when asked).
 async fn ordered(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     filter: &email_filter::Filter,
     sort: &[Comparator],
     collapse: bool,
 ) -> Result<Vec<u64>, MethodError> {
     let mail = &cx.core.mail;
-    let found: Vec<(u64, super::Visible)> = super::visible_messages(cx, acct)
+    let acct = access.acct;
+    let found: Vec<(u64, super::Visible)> = super::visible_messages(cx, access)
         .await?
         .into_iter()
         .collect();
@@ -514,7 +517,7 @@ pub async fn query_changes(
     cx: &Context<'_>,
     args: Map<String, Value>,
 ) -> Result<Value, MethodError> {
-    cx.account_id(&args)?;
+    cx.mail_access(&args).await?;
     email_filter::parse(args.get("filter"))?;
     parse_sort(args.get("sort"))?;
     Err(MethodError::with(

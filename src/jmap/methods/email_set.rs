@@ -124,10 +124,62 @@ fn patched(
     Ok((keywords, boxes))
 }
 
+/// RFC 8621 §2: what an update may do with the user's rights. Changing
+/// `$seen` needs maySetSeen and other keywords maySetKeywords in every
+/// mailbox of the Email; a mailbox added needs mayAddItems, one left
+/// mayRemoveItems.
+fn may_update(
+    access: &super::Access,
+    state: &crate::mail::EmailState,
+    keywords: &[String],
+    boxes: &[u32],
+) -> Result<(), Value> {
+    if access.is_own() {
+        return Ok(());
+    }
+    let old: Vec<String> = state
+        .keywords
+        .iter()
+        .filter_map(|f| super::email::keyword(f))
+        .collect();
+    let differs = |k: &String| !old.contains(k) || !keywords.contains(k);
+    let all = || state.mailboxes.iter().map(|(m, _)| *m);
+    let seen = "$seen".to_string();
+    if differs(&seen) && !access.all_grant(all(), "s") {
+        return Err(set_error("forbidden", "no right to change $seen here"));
+    }
+    let others = old.iter().chain(keywords).any(|k| *k != seen && differs(k));
+    if others && !access.all_grant(all(), "w") {
+        return Err(set_error("forbidden", "no right to change keywords here"));
+    }
+    let added = boxes.iter().copied().filter(|b| !all().any(|m| m == *b));
+    for b in added {
+        if !access.sees(b) {
+            return Err(
+                json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+                "description": format!("no Mailbox {}", id::mailbox(b))}),
+            );
+        }
+        if !access.all_grant([b], "i") {
+            return Err(set_error(
+                "forbidden",
+                format!("no right to add mail to {}", id::mailbox(b)),
+            ));
+        }
+    }
+    if !access.all_grant(all().filter(|m| !boxes.contains(m)), "te") {
+        return Err(set_error(
+            "forbidden",
+            "no right to remove mail from a Mailbox",
+        ));
+    }
+    Ok(())
+}
+
 /// Email/set creations: each built, then stored like an import.
 async fn create(
     cx: &Context<'_>,
-    acct: u32,
+    access: &super::Access,
     create: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Map<String, Value>), MethodError> {
     let mut created = Map::new();
@@ -141,7 +193,7 @@ async fn create(
             continue;
         };
         let prepared = async {
-            let mailboxes = email_import::mailbox_ids(cx, acct, obj.get("mailboxIds")).await?;
+            let mailboxes = email_import::mailbox_ids(cx, access, obj.get("mailboxIds")).await?;
             let flags = email_import::flags(obj.get("keywords"))?;
             let received_at = match obj.get("receivedAt") {
                 None | Some(Value::Null) => None,
@@ -178,7 +230,7 @@ async fn create(
                 continue;
             }
         };
-        let blobs = email_import::read_blobs(cx, acct, email_create::blob_ids(obj)).await?;
+        let blobs = email_import::read_blobs(cx, access, email_create::blob_ids(obj)).await?;
         let raw = match email_create::build(obj, &blobs, &cx.core.config.hostname) {
             Ok(r) => r,
             Err(se) => {
@@ -186,7 +238,7 @@ async fn create(
                 continue;
             }
         };
-        match email_import::save(cx, acct, raw, &mailboxes, flags, received_at).await? {
+        match email_import::save(cx, access, raw, &mailboxes, flags, received_at).await? {
             Ok(v) => {
                 cx.created(cid, v["id"].as_str().unwrap_or_default());
                 created.insert(cid.clone(), v);
@@ -200,13 +252,14 @@ async fn create(
 }
 
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
     let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
     super::check_state(&args, old_state)?;
     let (create, update, destroy) =
         super::set_arguments(&args, cx.core.config.jmap.max_objects_in_set)?;
-    let (created, not_created) = self::create(cx, acct, &create).await?;
+    let (created, not_created) = self::create(cx, &access, &create).await?;
     let mut updated = Map::new();
     let mut not_updated = Map::new();
     for (asked, patch) in &update {
@@ -217,7 +270,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             0 => None,
             e => mail.email_state(acct, e).await.map_err(store_error)?,
         };
-        let Some(state) = state.filter(super::visible) else {
+        let Some(state) = state.filter(|st| access.email_visible(st)) else {
             not_updated.insert(eid.clone(), set_error("notFound", "no such Email"));
             continue;
         };
@@ -225,15 +278,27 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             not_updated.insert(eid.clone(), json!({"type": "invalidPatch"}));
             continue;
         };
-        let current: Vec<u32> = state.mailboxes.iter().map(|(m, _)| *m).collect();
+        // The patch applies to the mailboxes the user sees (RFC 8621
+        // §9.5); the others stay as they are.
+        let current: Vec<u32> = access.readable_boxes(&state).collect();
+        let hidden = state
+            .mailboxes
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| !current.contains(m));
         let mailbox = |k: &str| cx.resolve(k).as_deref().and_then(id::parse_mailbox);
-        let (keywords, boxes) = match patched(&state.keywords, &current, patch, &mailbox) {
+        let (keywords, mut boxes) = match patched(&state.keywords, &current, patch, &mailbox) {
             Ok(k) => k,
             Err(e) => {
                 not_updated.insert(eid.clone(), e);
                 continue;
             }
         };
+        boxes.extend(hidden);
+        if let Err(e) = may_update(&access, &state, &keywords, &boxes) {
+            not_updated.insert(eid.clone(), e);
+            continue;
+        }
         let mut missing = None;
         for mb in boxes.iter().filter(|b| !current.contains(b)) {
             if mail
@@ -308,10 +373,18 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             Some(e) => mail.email_state(acct, e).await.map_err(store_error)?,
             None => None,
         };
-        let Some(state) = state.filter(super::visible) else {
+        let Some(state) = state.filter(|st| access.email_visible(st)) else {
             not_destroyed.insert(eid, set_error("notFound", "no such Email"));
             continue;
         };
+        // RFC 8621 §2 mayRemoveItems, in every mailbox holding it.
+        if !access.all_grant(state.mailboxes.iter().map(|(m, _)| *m), "te") {
+            not_destroyed.insert(
+                eid,
+                set_error("forbidden", "no right to remove mail from its Mailboxes"),
+            );
+            continue;
+        }
         for (mbox, uid) in state.mailboxes {
             mail.remove_messages(acct, mbox, vec![uid])
                 .await

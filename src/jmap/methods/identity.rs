@@ -83,7 +83,7 @@ fn to_json(n: u64, i: &Identity, props: &[String]) -> Value {
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let list = all(cx, acct).await?;
@@ -154,7 +154,7 @@ fn apply(i: &mut Identity, obj: &Map<String, Value>, creating: bool) -> Result<(
 }
 
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let mail = &cx.core.mail;
     let list = all(cx, acct).await?;
     let old_state = mail

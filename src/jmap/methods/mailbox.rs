@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
+use crate::mail::acl::shared_name;
 use crate::mail::Mailbox;
 
 const PROPERTIES: &[&str] = &[
@@ -79,13 +80,18 @@ pub fn ids(args: &Map<String, Value>, max: usize) -> Result<Option<Vec<String>>,
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let props = properties(&args, PROPERTIES)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let mail = &cx.core.mail;
     // The state first: what is listed is at least as new as it.
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    // RFC 8621 §9.5: in a shared account, a mailbox without the lookup
+    // right does not exist.
+    let mut boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    boxes.retain(|m| access.sees(m.id));
+    let subscribed = shared_subscriptions(cx, &access).await?;
     let by_name: HashMap<&str, u32> = boxes.iter().map(|m| (m.name.as_str(), m.id)).collect();
     let (selected, not_found): (Vec<&Mailbox>, Vec<String>) = match &wanted {
         None => (boxes.iter().collect(), Vec::new()),
@@ -115,7 +121,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut list = Vec::with_capacity(selected.len());
     for m in selected {
         let mut obj = Map::new();
-        let stats = if counts {
+        let stats = if counts && access.reads(m.id) {
             Some(counts_of(cx, acct, m).await?)
         } else {
             None
@@ -140,13 +146,13 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 "unreadEmails" => json!(stats.map_or(0, |s| s.1)),
                 "totalThreads" => json!(stats.map_or(0, |s| s.2)),
                 "unreadThreads" => json!(stats.map_or(0, |s| s.3)),
-                // The account's own mailboxes: every right (RFC 8621 §2).
-                "myRights" => json!({
-                    "mayReadItems": true, "mayAddItems": true, "mayRemoveItems": true,
-                    "maySetSeen": true, "maySetKeywords": true, "mayCreateChild": true,
-                    "mayRename": true, "mayDelete": true, "maySubmit": true
-                }),
-                "isSubscribed" => json!(m.subscribed),
+                // RFC 8621 §2: every right in the own account, the
+                // granted ones in a shared account.
+                "myRights" => access.my_rights(m.id),
+                "isSubscribed" => match &subscribed {
+                    None => json!(m.subscribed),
+                    Some((owner, names)) => json!(names.contains(&shared_name(owner, &m.name))),
+                },
                 _ => continue,
             };
             obj.insert(p.clone(), v);
@@ -154,6 +160,33 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         list.push(Value::Object(obj));
     }
     Ok(super::get_response(acct, state, list, not_found))
+}
+
+/// The user's subscriptions to a shared account's mailboxes (RFC 8621
+/// §2 isSubscribed, kept per user): the owner's address and the names
+/// subscribed to (`Shared/<owner>/<mailbox>`, as IMAP LSUB shows them).
+/// `None` for the own account, whose mailboxes hold theirs.
+pub(super) async fn shared_subscriptions(
+    cx: &Context<'_>,
+    access: &super::Access,
+) -> Result<Option<(String, HashSet<String>)>, MethodError> {
+    if access.is_own() {
+        return Ok(None);
+    }
+    let owner = cx
+        .core
+        .directory
+        .account_by_id(access.acct)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| MethodError::new("accountNotFound"))?;
+    let names = cx
+        .core
+        .mail
+        .shared_subscriptions(cx.account.id)
+        .await
+        .map_err(store_error)?;
+    Ok(Some((owner.address, names)))
 }
 
 /// (total emails, unread emails, total threads, unread threads) of a

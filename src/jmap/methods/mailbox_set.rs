@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use super::{store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
+use crate::mail::acl::shared_name;
 use crate::mail::{MailError, Mailbox};
 
 fn invalid(p: &str, why: impl Into<String>) -> Value {
@@ -111,9 +112,51 @@ fn store_set_error(e: MailError) -> Result<Value, MethodError> {
     }
 }
 
+fn forbidden(why: &str) -> Value {
+    json!({"type": "forbidden", "description": why})
+}
+
+/// RFC 8621 §2: in a shared account, renaming or moving needs mayRename
+/// and the new parent mayCreateChild; roles and sortOrder are the
+/// owner's (refused); isSubscribed is the user's own and always allowed.
+fn may_update(access: &super::Access, mb: &Mailbox, w: &Wanted) -> Result<(), Value> {
+    if access.is_own() {
+        return Ok(());
+    }
+    let role = w.role.clone().map(|r| r.map(|r| r.to_ascii_lowercase()));
+    let current = mb
+        .role
+        .as_ref()
+        .map(|r| r.trim_start_matches('\\').to_ascii_lowercase());
+    if role.is_some_and(|r| r != current) || w.sort_order.is_some_and(|o| o != mb.sort_order) {
+        return Err(forbidden(
+            "the role and sortOrder of a shared Mailbox are its owner's",
+        ));
+    }
+    if w.name.is_some() || w.parent.is_some() {
+        if !access.all_grant([mb.id], "x") {
+            return Err(forbidden("no right to rename this Mailbox"));
+        }
+        if let Some(p) = w.parent {
+            if !p.is_some_and(|p| access.all_grant([p], "k")) {
+                return Err(forbidden("no right to create a child there"));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
+    // In a shared account the mailboxes without the lookup right do not
+    // exist (RFC 8621 §9.5).
+    let mailboxes = || async {
+        let mut boxes: Vec<Mailbox> = mail.mailboxes(acct).await.map_err(store_error)?;
+        boxes.retain(|m| access.sees(m.id));
+        Ok::<_, MethodError>(boxes)
+    };
     let old_state = mail.account_usage(acct).await.map_err(store_error)?.state;
     super::check_state(&args, old_state)?;
     let (create, update, destroy) =
@@ -147,7 +190,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         }
     }
     for (cid, obj) in order {
-        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let boxes = mailboxes().await?;
         let w = match obj
             .as_object()
             .ok_or_else(|| invalid("create", "an object"))
@@ -163,6 +206,20 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             not_created.insert(cid.clone(), invalid("name", "name is required"));
             continue;
         };
+        // RFC 8621 §2 mayCreateChild; no new top level in a shared account.
+        if !access.is_own()
+            && (!w
+                .parent
+                .flatten()
+                .is_some_and(|p| access.all_grant([p], "k"))
+                || w.role.clone().flatten().is_some())
+        {
+            not_created.insert(
+                cid.clone(),
+                forbidden("no right to create this Mailbox here"),
+            );
+            continue;
+        }
         let full = match full_name(&boxes, w.parent.flatten(), name) {
             Ok(f) => f,
             Err(e) => {
@@ -186,8 +243,12 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 .await
                 .map_err(store_error)?;
         }
-        let subscribed = w.subscribed.unwrap_or(mb.subscribed);
-        if subscribed != mb.subscribed {
+        let subscribed = w.subscribed.unwrap_or(mb.subscribed && access.is_own());
+        if let Some((owner, _)) = super::mailbox::shared_subscriptions(cx, &access).await? {
+            mail.set_shared_subscription(cx.account.id, &shared_name(&owner, &full), subscribed)
+                .await
+                .map_err(store_error)?;
+        } else if subscribed != mb.subscribed {
             mail.set_subscribed(acct, &full, subscribed)
                 .await
                 .map_err(store_error)?;
@@ -203,7 +264,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut not_updated = Map::new();
     for (asked, patch) in &update {
         let mid = cx.resolve(asked).unwrap_or_else(|| asked.clone());
-        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let boxes = mailboxes().await?;
         let Some(mb) = id::parse_mailbox(&mid)
             .and_then(|n| boxes.iter().find(|m| m.id == n))
             .cloned()
@@ -229,6 +290,10 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             ),
             None => (None, mb.name.clone()),
         };
+        if let Err(e) = may_update(&access, &mb, &w) {
+            not_updated.insert(mid, e);
+            continue;
+        }
         let parent = w.parent.unwrap_or(cur_parent);
         let name = w.name.clone().unwrap_or(cur_name);
         if parent == Some(mb.id) {
@@ -262,9 +327,16 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             }
         }
         if let Some(s) = w.subscribed {
-            mail.set_subscribed(acct, &full, s)
-                .await
-                .map_err(store_error)?;
+            // RFC 8621 §2#isSubscribed: the user's own, kept apart from
+            // the owner's in a shared account (the name IMAP shows).
+            match super::mailbox::shared_subscriptions(cx, &access).await? {
+                None => mail.set_subscribed(acct, &full, s).await,
+                Some((owner, _)) => {
+                    mail.set_shared_subscription(cx.account.id, &shared_name(&owner, &full), s)
+                        .await
+                }
+            }
+            .map_err(store_error)?;
         }
         if let Some(o) = w.sort_order.filter(|o| *o != mb.sort_order) {
             mail.set_sort_order(acct, mb.id, o)
@@ -277,7 +349,7 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let mut not_destroyed = Map::new();
     for asked in destroy {
         let mid = cx.resolve(&asked).unwrap_or(asked);
-        let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+        let boxes = mailboxes().await?;
         let Some(mb) = id::parse_mailbox(&mid)
             .and_then(|n| boxes.iter().find(|m| m.id == n))
             .cloned()
@@ -297,6 +369,11 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             );
             continue;
         }
+        // RFC 8621 §2 mayDelete.
+        if !access.all_grant([mb.id], "x") {
+            not_destroyed.insert(mid, forbidden("no right to destroy this Mailbox"));
+            continue;
+        }
         // §2.5: with Emails in it, only if onDestroyRemoveEmails.
         let has_mail = mail
             .view(acct, &mb)
@@ -306,6 +383,11 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             .any(|e| !super::deleted(&e.flags));
         if has_mail && !remove_emails {
             not_destroyed.insert(mid, json!({"type": "mailboxHasEmail"}));
+            continue;
+        }
+        // And mayRemoveItems for its mail.
+        if has_mail && !access.all_grant([mb.id], "te") {
+            not_destroyed.insert(mid, forbidden("no right to remove the Emails in it"));
             continue;
         }
         if let Err(e) = mail.delete_mailbox(acct, &mb.name).await {
@@ -327,10 +409,17 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 /// Mailbox/query (§2.3): filters parentId, name, role, hasAnyRole,
 /// isSubscribed; sorts name, sortOrder, parentId.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    let mut boxes = mail.mailboxes(acct).await.map_err(store_error)?;
+    boxes.retain(|m| access.sees(m.id));
+    let subscriptions = super::mailbox::shared_subscriptions(cx, &access).await?;
+    let subscribed = |m: &Mailbox| match &subscriptions {
+        None => m.subscribed,
+        Some((owner, names)) => names.contains(&shared_name(owner, &m.name)),
+    };
     let parent_of = |m: &Mailbox| {
         m.name
             .rsplit_once('/')
@@ -364,7 +453,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
                 }
                 "role" => role_of(m).as_deref() == v.as_str(),
                 "hasAnyRole" => role_of(m).is_some() == (v == &Value::Bool(true)),
-                "isSubscribed" => m.subscribed == (v == &Value::Bool(true)),
+                "isSubscribed" => subscribed(m) == (v == &Value::Bool(true)),
                 other => {
                     return Err(MethodError::with(
                         "unsupportedFilter",

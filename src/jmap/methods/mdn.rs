@@ -133,15 +133,12 @@ pub fn parse_mdn(raw: &[u8]) -> Option<Value> {
 
 /// MDN/parse (RFC 9007 §2.2).
 pub async fn parse(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let ids = super::blob_ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
     for b in &ids {
         let blob = cx.resolve(b).unwrap_or_else(|| b.clone());
-        match crate::jmap::blob::read(&cx.core.mail, acct, &blob)
-            .await
-            .map_err(store_error)?
-        {
+        match cx.read_blob(&super::Access::own(acct), &blob).await? {
             None => not_found.push(json!(b)),
             Some(raw) => match parse_mdn(&raw) {
                 Some(m) => {
@@ -477,7 +474,7 @@ async fn send_one(
 
 /// MDN/send (RFC 9007 §2.1).
 pub async fn send(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let identities = identity::all(cx, acct).await?;
     let wanted = args
         .get("identityId")

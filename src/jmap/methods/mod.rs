@@ -1,11 +1,13 @@
 //! Method calls (RFC 8620 §3.2), one file per object type. Each call
 //! gets the authenticated account and the capabilities the request uses.
 
+mod access;
 pub(crate) mod blob;
 mod changes;
 mod echo;
 mod email;
 pub(crate) mod email_body;
+mod email_copy;
 mod email_create;
 mod email_filter;
 mod email_import;
@@ -29,6 +31,7 @@ use serde_json::{Map, Value};
 use super::request::{MethodError, BLOB, CORE, MAIL, MDN, QUOTA, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
+pub use access::{shared_owners, Access};
 
 pub struct Context<'a> {
     pub core: &'a Core,
@@ -44,6 +47,9 @@ pub struct Context<'a> {
     /// Responses a call adds after its own, with its call id (RFC 8621
     /// §7.5: the implicit Email/set of EmailSubmission/set).
     pub implicit: std::sync::Mutex<Vec<(String, Value)>>,
+    /// The mailboxes other accounts shared with the user, read once per
+    /// request when a call first needs them.
+    pub shares: tokio::sync::OnceCell<Vec<crate::mail::acl::Shared>>,
 }
 
 impl Context<'_> {
@@ -70,16 +76,60 @@ impl Context<'_> {
         }
     }
 
-    /// The `accountId` argument, which must be the user's own account
-    /// (§3.6.2 accountNotFound).
-    pub fn account_id(&self, args: &Map<String, Value>) -> Result<u32, MethodError> {
+    /// What other accounts shared with the user (RFC 8620 §1.6.2).
+    pub async fn shares(&self) -> Result<&[crate::mail::acl::Shared], MethodError> {
+        self.shares
+            .get_or_try_init(|| self.core.mail.shared_with(self.account.id))
+            .await
+            .map(Vec::as_slice)
+            .map_err(store_error)
+    }
+
+    /// The `accountId` argument of a method only the user's own account
+    /// offers (submission, vacation, quota, blobs, push): a shared
+    /// account is `accountNotSupportedByMethod`, anything else
+    /// `accountNotFound` (§3.6.2).
+    pub async fn account_id(&self, args: &Map<String, Value>) -> Result<u32, MethodError> {
+        let access = self.mail_access(args).await?;
+        if access.is_own() {
+            Ok(access.acct)
+        } else {
+            Err(MethodError::with(
+                "accountNotSupportedByMethod",
+                "a shared account offers the mail capability only",
+            ))
+        }
+    }
+
+    /// The `accountId` argument of a mail method: the user's own account
+    /// or one that shares mailboxes with it.
+    pub async fn mail_access(&self, args: &Map<String, Value>) -> Result<Access, MethodError> {
         let id = args
             .get("accountId")
             .and_then(Value::as_str)
             .ok_or_else(|| MethodError::invalid_arguments("accountId is required"))?;
+        self.access_to(id).await
+    }
+
+    /// The bytes a blob id names in the account `access` reaches (uploads
+    /// are the user's own wherever they were sent).
+    pub async fn read_blob(
+        &self,
+        access: &Access,
+        blob: &str,
+    ) -> Result<Option<Vec<u8>>, MethodError> {
+        crate::jmap::blob::read(&self.core.mail, self.account.id, access, blob)
+            .await
+            .map_err(store_error)
+    }
+
+    /// The account an id names, as the user may use it.
+    pub async fn access_to(&self, id: &str) -> Result<Access, MethodError> {
         match super::id::parse_account(id) {
-            Some(n) if n == self.account.id => Ok(n),
-            _ => Err(MethodError::new("accountNotFound")),
+            Some(n) if n == self.account.id => Ok(Access::own(n)),
+            Some(n) => Access::shared(n, self.shares().await?)
+                .ok_or_else(|| MethodError::new("accountNotFound")),
+            None => Err(MethodError::new("accountNotFound")),
         }
     }
 }
@@ -111,6 +161,7 @@ pub async fn call(
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         "Email/parse" if needs(MAIL) => Ok((name.into(), email_parse::parse(cx, args).await?)),
+        "Email/copy" if needs(MAIL) => Ok((name.into(), email_copy::copy(cx, args).await?)),
         "Email/import" if needs(MAIL) => Ok((name.into(), email_import::import(cx, args).await?)),
         "Thread/get" if needs(MAIL) => Ok((name.into(), thread::get(cx, args).await?)),
         "SearchSnippet/get" if needs(MAIL) => {
@@ -308,7 +359,7 @@ async fn record_changes(
     args: Map<String, Value>,
     kind: crate::mail::records::Kind,
 ) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let since = args
         .get("sinceState")
         .and_then(Value::as_str)
@@ -380,18 +431,23 @@ pub(crate) fn visible(state: &crate::mail::EmailState) -> bool {
     !state.mailboxes.is_empty() && !deleted(&state.keywords)
 }
 
-/// Every message of the account visible to JMAP, once, with the
-/// mailboxes holding it and its keywords (JMAP names).
 /// A visible message's mailboxes and keywords.
 type Visible = (Vec<u32>, Vec<String>);
 
+/// Every message of the account visible to JMAP and to the user, once,
+/// with the mailboxes it is in that the user may read (RFC 8621 §9.5)
+/// and its keywords (JMAP names).
 async fn visible_messages(
     cx: &Context<'_>,
-    acct: u32,
+    access: &Access,
 ) -> Result<std::collections::HashMap<u64, Visible>, MethodError> {
     let mail = &cx.core.mail;
+    let acct = access.acct;
     let mut found: std::collections::HashMap<u64, Visible> = std::collections::HashMap::new();
     for m in mail.mailboxes(acct).await.map_err(store_error)? {
+        if !access.reads(m.id) {
+            continue;
+        }
         for e in mail.view(acct, &m).await.map_err(store_error)?.iter() {
             if deleted(&e.flags) {
                 continue;

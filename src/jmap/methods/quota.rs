@@ -80,7 +80,7 @@ fn pick(q: &Value, props: &[String]) -> Value {
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let (state, all) = quotas(cx, acct).await?;
@@ -101,7 +101,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 }
 
 pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let since = args
         .get("sinceState")
         .and_then(Value::as_str)
@@ -134,7 +134,7 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
 /// Quota/query: filters name (substring), scope, resourceType, type;
 /// sorts name and used.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let (state, mut all) = quotas(cx, acct).await?;
     if let Some(f) = args.get("filter").and_then(Value::as_object) {
         for (k, v) in f {

@@ -115,7 +115,8 @@ fn preview(body: &str, needles: &[String]) -> Option<String> {
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let filter = email_filter::parse(args.get("filter"))?;
     let wanted: Vec<String> = match args.get("emailIds") {
         Some(Value::Array(a)) => a
@@ -143,7 +144,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 mail.email_meta(acct, e).await.map_err(store_error)?,
                 mail.email_state(acct, e).await.map_err(store_error)?,
             ) {
-                (Some(m), Some(st)) if super::visible(&st) => Some(m),
+                (Some(m), Some(st)) if access.email_visible(&st) => Some(m),
                 _ => None,
             },
             None => None,

@@ -144,7 +144,7 @@ async fn load(cx: &Context<'_>, acct: u32) -> Result<(u64, Vec<(u64, Submission)
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let (state, all) = load(cx, acct).await?;
@@ -472,7 +472,7 @@ async fn create_one(
 }
 
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let mail = &cx.core.mail;
     let old_state = mail
         .record_state(acct, Kind::Submission)
@@ -661,7 +661,7 @@ pub(super) async fn implicit_email_set(
 /// EmailSubmission/query (§7.3): the filters and sorts of the RFC over
 /// the account's submissions.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let (state, all) = load(cx, acct).await?;
     let filter = &super::condition(&args, "EmailSubmission/query")?;
     let list_of = |k: &str| -> Option<Vec<String>> {

@@ -1,7 +1,8 @@
 //! Thread/get (RFC 8621 §3.1): a thread's emails, oldest first. The
 //! threads come from the store's threading at ingest (the same THREADID
 //! IMAP shows); the account's messages are read to find a thread's
-//! members, as Email/query reads them.
+//! members, as Email/query reads them. In a shared account a thread
+//! holds only the Emails the user may read (RFC 8621 §9.5).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,12 +14,13 @@ use crate::jmap::id;
 use crate::jmap::request::MethodError;
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?
         .ok_or_else(|| MethodError::with("requestTooLarge", "Thread/get needs ids"))?;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
-    let emails: Vec<u64> = super::visible_messages(cx, acct)
+    let emails: Vec<u64> = super::visible_messages(cx, &access)
         .await?
         .into_keys()
         .collect();
@@ -57,7 +59,8 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 /// with destructions answers `cannotCalculateChanges` (the client
 /// fetches its threads again).
 pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mut out = super::changes::email(cx, args).await?;
     let list = |k: &str| -> Vec<u64> {
         out[k]
@@ -88,7 +91,7 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
         .collect();
     let (mut made, mut changed) = (Vec::new(), Vec::new());
     if !threads.is_empty() {
-        let all: Vec<u64> = super::visible_messages(cx, acct)
+        let all: Vec<u64> = super::visible_messages(cx, &access)
             .await?
             .into_keys()
             .collect();

@@ -49,7 +49,7 @@ async fn current(cx: &Context<'_>, acct: u32) -> Result<Vacation, MethodError> {
 }
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let props = super::mailbox::properties(&args, PROPERTIES)?;
     let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let v = current(cx, acct).await?;
@@ -107,7 +107,7 @@ fn apply(v: &mut Vacation, patch: &Map<String, Value>) -> Result<(), Value> {
 }
 
 pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
-    let acct = cx.account_id(&args)?;
+    let acct = cx.account_id(&args).await?;
     let mail = &cx.core.mail;
     let old_state = mail
         .record_state(acct, Kind::Vacation)
