@@ -14,6 +14,9 @@ use crate::mail::{Folder, IngestRequest, IngestTarget, MailError};
 
 pub type SetError = Value;
 
+/// Messages of one Email/import stored at once.
+const IMPORT_PARALLEL: usize = 16;
+
 fn invalid(property: &str, why: impl Into<String>) -> SetError {
     json!({"type": "invalidProperties", "properties": [property], "description": why.into()})
 }
@@ -202,6 +205,7 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
     }
     let mut created = Map::new();
     let mut not_created = Map::new();
+    let mut ready = Vec::new();
     for (cid, e) in emails {
         let result = async {
             let e = e
@@ -247,7 +251,28 @@ pub async fn import(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
             );
             continue;
         }
-        match save(cx, &access, raw, &mailboxes, flags, received_at).await? {
+        ready.push((cid, raw, mailboxes, flags, received_at));
+    }
+    // The messages are stored side by side: their transactions share the
+    // store's synced writes (group commit), and parsing runs on every core.
+    let access = &access;
+    let mut saved = Vec::with_capacity(ready.len());
+    let mut left = ready.into_iter();
+    loop {
+        let mut batch = Vec::new();
+        for (cid, raw, mailboxes, flags, received_at) in left.by_ref().take(IMPORT_PARALLEL) {
+            batch.push(async move {
+                let out = save(cx, access, raw, &mailboxes, flags, received_at).await;
+                (cid, out)
+            });
+        }
+        if batch.is_empty() {
+            break;
+        }
+        saved.extend(futures_util::future::join_all(batch).await);
+    }
+    for (cid, out) in saved {
+        match out? {
             Ok(v) => {
                 cx.created(cid, v["id"].as_str().unwrap_or_default());
                 created.insert(cid.clone(), v);
