@@ -2263,59 +2263,6 @@ async fn bearer_tokens_from_the_cli() {
     assert_eq!(session(&token).0, 401, "revoked");
 }
 
-/// A push receiver over HTTPS: every POST's head and JSON body, answered
-/// 201.
-async fn push_receiver(
-    pki: &common::pki::TestPki,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let Ok(mut tls) = acceptor.accept(tcp).await else {
-                continue;
-            };
-            let mut req = read_http_head(&mut tls).await;
-            let at = req
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .unwrap_or(req.len())
-                + 4;
-            let head = String::from_utf8_lossy(&req[..at.min(req.len())]).into_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while req.len() < at + len {
-                let mut buf = [0u8; 4096];
-                match tls.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let body = serde_json::from_slice(&req[at.min(req.len())..]).unwrap_or(Value::Null);
-            let _ = tls
-                .write_all(
-                    b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            let _ = tls.shutdown().await;
-            let _ = tx.send((head, body));
-        }
-    });
-    (addr, rx)
-}
-
 /// RFC 8620 §7.2: a push subscription gets its PushVerification over
 /// HTTPS, nothing else until verified; a wrong code is refused; verified,
 /// an SMTP delivery is pushed as a StateChange (JSON, TTL header); url is
@@ -2431,15 +2378,6 @@ async fn push_subscriptions_verify_then_push() {
         json!([["PushSubscription/set", {"destroy": [id]}, "d"]]),
     );
     assert_eq!(r[0][1]["destroyed"], json!([id]));
-}
-
-async fn next_push(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
-) -> (String, Value) {
-    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-        .await
-        .expect("a push")
-        .unwrap()
 }
 
 /// RFC 9404: Blob/upload from text, base64 and a range of another blob;

@@ -531,3 +531,94 @@ async fn jmapc_copies_from_a_shared_account() {
     assert!(out.contains(&format!("shared ['{joe}']")), "{out}");
     assert!(out.contains("copied both True"), "{out}");
 }
+
+/// RFC 8620 §7.3 with §1.6.2: bob's event source names joe's account when
+/// mail arrives in a mailbox joe shares with him; the event id holds the
+/// state of both accounts, so a reconnection with Last-Event-ID gets what
+/// changed in joe's account meanwhile.
+#[tokio::test]
+async fn event_source_pushes_shared_account_changes() {
+    let j = server("");
+    let joe = j.account_id();
+    shared_setup(&j).await;
+    let listen = |extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-s", "-N", "--max-time", "20", "--cacert"])
+            .arg(&j.ca)
+            .args(["-u", &format!("{BOB}:pw")])
+            .args(extra)
+            .arg(format!(
+                "{}/jmap/eventsource?types=Email&closeafter=state&ping=0",
+                j.base()
+            ))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let curl = listen(&[]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let out = imap(j.s.addr("imap"), &append("Team", 7, "pushed")).await;
+    assert!(out.contains("p7 OK"), "{out}");
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let data: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or_else(|| panic!("no event: {text}")),
+    )
+    .unwrap();
+    assert!(data["changed"][&joe]["Email"].is_string(), "{data}");
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .to_string();
+    let joe_num = joe.trim_start_matches('a');
+    assert!(
+        id.contains(&format!(";{joe_num}:")),
+        "the id carries joe's state: {id}"
+    );
+
+    // Missed while away: it comes at once on reconnection.
+    let out = imap(j.s.addr("imap"), &append("Team", 8, "missed")).await;
+    assert!(out.contains("p8 OK"), "{out}");
+    let curl = listen(&["-H", &format!("Last-Event-ID: {id}")]);
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("\"{joe}\"")), "{text}");
+}
+
+/// RFC 8620 §7.2 with §1.6.2: bob's verified push subscription hears of
+/// mail arriving in joe's shared mailbox, named by joe's account.
+#[tokio::test]
+async fn push_subscription_hears_shared_account_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let (addr, mut pushes) = push_receiver(&pki).await;
+    let j = server(&format!(
+        "[jmap]\npush-allow-private = true\npush-ca-file = \"{}\"\n",
+        pki.ca.display()
+    ));
+    let joe = j.account_id();
+    shared_setup(&j).await;
+    let url = format!("https://127.0.0.1:{}/push/bob", addr.port());
+    let r = j.api_as(
+        BOB,
+        &[CORE],
+        json!([["PushSubscription/set", {"create": {"p": {"deviceClientId": "bob-1", "url": url, "types": ["Email"]}}}, "s"]]),
+    );
+    let id = r[0][1]["created"]["p"]["id"].as_str().unwrap().to_string();
+    let (_, v) = next_push(&mut pushes).await;
+    let code = v["verificationCode"].as_str().unwrap().to_string();
+    let r = j.api_as(
+        BOB,
+        &[CORE],
+        json!([["PushSubscription/set", {"update": {id.as_str(): {"verificationCode": code}}}, "v"]]),
+    );
+    assert!(r[0][1]["updated"].get(&id).is_some(), "{r:?}");
+    let out = imap(j.s.addr("imap"), &append("Team", 9, "to-push")).await;
+    assert!(out.contains("p9 OK"), "{out}");
+    let (head, change) = next_push(&mut pushes).await;
+    assert!(head.starts_with("POST /push/bob "), "{head}");
+    assert!(change["changed"][&joe]["Email"].is_string(), "{change}");
+}

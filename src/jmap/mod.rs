@@ -15,6 +15,7 @@ pub mod methods;
 mod push;
 pub mod pusher;
 pub mod request;
+mod watch;
 mod ws;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! IMAP, JMAP alike: the store's change notifications), `ping` events at
 //! the asked interval, `closeafter=state` ending the response after one
 //! change. EmailDelivery (RFC 8621 §1.5) changes only when mail arrives.
+//! The accounts sharing mailboxes with the user push too (see `watch`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,15 +13,15 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::JmapUser;
 use crate::core::SharedCore;
 use crate::http::AppState;
 
-/// Types a StateChange can name for a mail account.
-pub(super) const TYPES: &[&str] = &["Email", "Mailbox", "Thread", "EmailDelivery"];
+use super::watch::Watch;
+pub(super) use super::watch::TYPES;
 
 /// The ping interval bounds (§7.3: a minimum of at most 30 s and a
 /// maximum of at least 300 s).
@@ -37,9 +38,9 @@ pub(super) struct Params {
 struct Stream {
     core: SharedCore,
     rx: tokio::sync::broadcast::Receiver<u32>,
-    acct: u32,
-    last: u64,
-    types: Vec<String>,
+    /// The accounts followed (the own and the shared ones) and the
+    /// states sent last.
+    watch: Watch,
     close_after_state: bool,
     ping: Option<Duration>,
     /// Set once a `state` event went out with closeafter=state.
@@ -78,8 +79,11 @@ pub(super) async fn event_source(
     };
     let core = st.core.clone();
     let rx = core.mail.subscribe();
-    let current = match core.mail.account_usage(user.id).await {
-        Ok(s) => s.state,
+    // A reconnecting client says where it was (the event id is the
+    // state): what changed since is sent at once (§7.3).
+    let since = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let watch = match Watch::start(&core, user.id, types, since).await {
+        Ok(w) => w,
         Err(e) => {
             return (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -88,25 +92,16 @@ pub(super) async fn event_source(
                 .into_response()
         }
     };
-    // A reconnecting client says where it was (the event id is the
-    // state): what changed since is sent at once (§7.3).
-    let since = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|s| *s <= current);
     let mut s = Stream {
         core,
         rx,
-        acct: user.id,
-        last: since.unwrap_or(current),
-        types,
+        watch,
         close_after_state,
         ping,
         done: false,
         pending: None,
     };
-    if since.is_some_and(|since| since < current) {
+    if since.is_some() {
         s.pending = state_event(&mut s).await;
     }
     let stream = futures_util::stream::unfold(s, |mut s| async move {
@@ -128,85 +123,32 @@ pub(super) async fn event_source(
                         .data(json!({ "interval": interval }).to_string());
                     return Some((Ok(ev), s));
                 }
-                Ok(Ok(acct)) if acct != s.acct => continue,
-                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {
+                Ok(Err(RecvError::Closed)) => return None,
+                Ok(Ok(acct)) if !s.watch.follows(acct) && !s.watch.is_user(acct) => continue,
+                Ok(r) => {
+                    // A grant to the user (its own notification) may add
+                    // or drop a shared account.
+                    if r.as_ref().map_or(true, |a| s.watch.is_user(*a)) {
+                        let _ = s.watch.refresh(&s.core).await;
+                    }
                     if let Some(ev) = state_event(&mut s).await {
                         s.pending = Some(ev);
                     }
                 }
-                Ok(Err(RecvError::Closed)) => return None,
             }
         }
     });
     Sse::new(stream).into_response()
 }
 
-/// The StateChange for what happened since `s.last`, if it concerns one
-/// of the asked types; moves `s.last` on.
+/// The StateChange for what happened since the states sent last, if it
+/// concerns one of the asked types; its id is the new state string.
 async fn state_event(s: &mut Stream) -> Option<Event> {
-    let (state, body) = state_change(&s.core, s.acct, &mut s.last, &s.types).await?;
+    let body = s.watch.change(&s.core).await?;
     Some(
         Event::default()
             .event("state")
-            .id(state.to_string())
+            .id(s.watch.state())
             .data(body.to_string()),
     )
-}
-
-/// The StateChange object (§7.1) for what changed in account `acct`
-/// since `*last` among `types`, with the state it reached; moves
-/// `*last` on. The event source and the WebSocket push both use it.
-pub(super) async fn state_change(
-    core: &crate::core::Core,
-    acct: u32,
-    last: &mut u64,
-    types: &[String],
-) -> Option<(u64, Value)> {
-    let mail = &core.mail;
-    let current = mail.account_usage(acct).await.ok()?.state;
-    if current <= *last {
-        return None;
-    }
-    let records = mail.changes_since(acct, *last, 100_000).await.ok()?;
-    let mut emails = false;
-    let mut mailboxes = false;
-    let mut threads = false;
-    let mut delivery = None;
-    for (state, c) in &records {
-        if *state > current {
-            break;
-        }
-        let any_email = !(c.created.is_empty() && c.updated.is_empty() && c.destroyed.is_empty());
-        emails |= any_email;
-        mailboxes |= any_email || !c.mailboxes.is_empty();
-        threads |= !(c.created.is_empty() && c.destroyed.is_empty());
-        if !c.created.is_empty() {
-            delivery = Some(*state);
-        }
-    }
-    *last = current;
-    let state = current.to_string();
-    let mut changed = Map::new();
-    for (t, yes) in [
-        ("Email", emails),
-        ("Mailbox", mailboxes),
-        ("Thread", threads),
-    ] {
-        if yes && types.iter().any(|x| x == t) {
-            changed.insert(t.into(), json!(state));
-        }
-    }
-    if let Some(d) = delivery.filter(|_| types.iter().any(|x| x == "EmailDelivery")) {
-        changed.insert("EmailDelivery".into(), json!(d.to_string()));
-    }
-    if changed.is_empty() {
-        return None;
-    }
-    Some((
-        current,
-        json!({
-            "@type": "StateChange",
-            "changed": { super::id::account(acct): Value::Object(changed) }
-        }),
-    ))
 }

@@ -158,12 +158,31 @@ pub fn verify(core: SharedCore, id: String, sub: PushSub) {
     });
 }
 
+/// The accounts whose subscriptions hear of a change in `acct`: its own
+/// and those it shares a mailbox with by a direct grant (RFC 8620
+/// §1.6.2; grants to "anyone" push to no one else).
+async fn listeners(core: &crate::core::Core, acct: u32) -> Vec<u32> {
+    let mut out = vec![acct];
+    if let Ok(boxes) = core.mail.mailboxes(acct).await {
+        for m in boxes {
+            for g in &m.acl {
+                let lookup = crate::mail::acl::Rights::parse(&g.rights).is_some_and(|r| r.has('l'));
+                if g.who != crate::mail::acl::ANYONE && lookup && !out.contains(&g.who) {
+                    out.push(g.who);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Starts the task that pushes StateChanges to verified subscriptions.
 pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
     tokio::spawn(async move {
         let mut rx = core.mail.subscribe();
-        // (account, subscription) → the state pushed last.
-        let mut last: HashMap<(u32, u64), u64> = HashMap::new();
+        // (subscriber, subscription, account changed) → the state pushed
+        // last.
+        let mut last: HashMap<(u32, u64, u32), u64> = HashMap::new();
         let mut paused: HashMap<(u32, u64), tokio::time::Instant> = HashMap::new();
         loop {
             let acct = tokio::select! {
@@ -174,14 +193,6 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
                 },
                 _ = shutdown.wait() => return,
             };
-            let Ok(subs) = core
-                .mail
-                .records::<PushSub>(acct, Kind::PushSubscription)
-                .await
-            else {
-                continue;
-            };
-            let now = unix_now();
             // The account's state once per notification, not per subscription.
             let current = core
                 .mail
@@ -189,65 +200,90 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
                 .await
                 .map(|u| u.state)
                 .unwrap_or(0);
-            for (n, sub) in subs {
-                if sub.expires <= now || !credential_alive(&core, acct, &sub.credential).await {
-                    // §7.2: no requests after expiry or once the
-                    // credential is gone; the record (and its URL) goes.
-                    let _ = core
-                        .mail
-                        .delete_record(acct, Kind::PushSubscription, n)
-                        .await;
-                    continue;
-                }
-                if !sub.verified
-                    || paused
-                        .get(&(acct, n))
-                        .is_some_and(|t| *t > tokio::time::Instant::now())
-                {
-                    continue;
-                }
-                let types: Vec<String> = sub
-                    .types
-                    .clone()
-                    .unwrap_or_else(|| super::push::TYPES.iter().map(|t| t.to_string()).collect());
-                let mut at = *last.entry((acct, n)).or_insert(current.saturating_sub(1));
-                let before = at;
-                let Some((_, change)) =
-                    super::push::state_change(&core, acct, &mut at, &types).await
-                else {
-                    last.insert((acct, n), at);
-                    continue;
-                };
-                match post(&core, &sub.url, &change).await {
-                    Ok(429) => {
-                        // Gather changes; try again in a minute.
-                        paused.insert(
-                            (acct, n),
-                            tokio::time::Instant::now() + Duration::from_secs(60),
-                        );
-                        last.insert((acct, n), before);
-                    }
-                    Ok(s) if (200..300).contains(&s) => {
-                        metrics::counter!("petrel_jmap_pushes_total").increment(1);
-                        last.insert((acct, n), at);
-                    }
-                    Ok(s) => {
-                        tracing::info!(
-                            account = acct,
-                            subscription = n,
-                            status = s,
-                            "JMAP push refused"
-                        );
-                        last.insert((acct, n), at);
-                    }
-                    Err(e) => {
-                        tracing::info!(account = acct, subscription = n, "JMAP push failed: {e}");
-                        last.insert((acct, n), at);
-                    }
-                }
+            for user in listeners(&core, acct).await {
+                push_to(&core, user, acct, current, &mut last, &mut paused).await;
             }
         }
     });
+}
+
+/// Pushes what changed in `acct` to the subscriptions of `user`.
+async fn push_to(
+    core: &crate::core::Core,
+    user: u32,
+    acct: u32,
+    current: u64,
+    last: &mut HashMap<(u32, u64, u32), u64>,
+    paused: &mut HashMap<(u32, u64), tokio::time::Instant>,
+) {
+    let Ok(subs) = core
+        .mail
+        .records::<PushSub>(user, Kind::PushSubscription)
+        .await
+    else {
+        return;
+    };
+    let now = unix_now();
+    for (n, sub) in subs {
+        if sub.expires <= now || !credential_alive(core, user, &sub.credential).await {
+            // §7.2: no requests after expiry or once the credential is
+            // gone; the record (and its URL) goes.
+            let _ = core
+                .mail
+                .delete_record(user, Kind::PushSubscription, n)
+                .await;
+            continue;
+        }
+        if !sub.verified
+            || paused
+                .get(&(user, n))
+                .is_some_and(|t| *t > tokio::time::Instant::now())
+        {
+            continue;
+        }
+        let types: Vec<String> = sub
+            .types
+            .clone()
+            .unwrap_or_else(|| super::watch::TYPES.iter().map(|t| t.to_string()).collect());
+        let key = (user, n, acct);
+        let mut at = *last.entry(key).or_insert(current.saturating_sub(1));
+        let before = at;
+        let Some(changed) = super::watch::account_changes(core, acct, &mut at, &types).await else {
+            last.insert(key, at);
+            continue;
+        };
+        let change = json!({
+            "@type": "StateChange",
+            "changed": { super::id::account(acct): changed }
+        });
+        match post(core, &sub.url, &change).await {
+            Ok(429) => {
+                // Gather changes; try again in a minute.
+                paused.insert(
+                    (user, n),
+                    tokio::time::Instant::now() + Duration::from_secs(60),
+                );
+                last.insert(key, before);
+            }
+            Ok(s) if (200..300).contains(&s) => {
+                metrics::counter!("petrel_jmap_pushes_total").increment(1);
+                last.insert(key, at);
+            }
+            Ok(s) => {
+                tracing::info!(
+                    account = user,
+                    subscription = n,
+                    status = s,
+                    "JMAP push refused"
+                );
+                last.insert(key, at);
+            }
+            Err(e) => {
+                tracing::info!(account = user, subscription = n, "JMAP push failed: {e}");
+                last.insert(key, at);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,16 @@ impl Problem {
         Problem::new("urn:ietf:params:jmap:error:notRequest", detail)
     }
 
+    /// The store could not answer: a temporary failure (503).
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem {
+            status: 503,
+            kind: "about:blank",
+            detail: detail.into(),
+            limit: None,
+        }
+    }
+
     /// The RFC 7807 document.
     pub fn body(&self) -> Value {
         let mut v = json!({ "type": self.kind, "status": self.status, "detail": self.detail });

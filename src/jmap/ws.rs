@@ -37,17 +37,13 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| serve(socket, core, user, cred))
 }
 
-/// Push settings of one connection.
-struct Push {
-    types: Vec<String>,
-    last: u64,
-}
+use super::watch::Watch;
 
 async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Account, cred: String) {
     tracing::debug!(account = %user.address, "JMAP WebSocket opened");
     metrics::counter!("petrel_jmap_websocket_connections_total").increment(1);
     let mut changes = core.mail.subscribe();
-    let mut push: Option<Push> = None;
+    let mut push: Option<Watch> = None;
     loop {
         tokio::select! {
             msg = socket.recv() => {
@@ -74,13 +70,17 @@ async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Accou
                 }
             }
             changed = changes.recv(), if push.is_some() => {
-                match changed {
-                    Ok(acct) if acct != user.id => continue,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                }
                 let p = push.as_mut().expect("push is on");
-                if let Some(v) = state_push(&core, user.id, p).await {
+                match changed {
+                    Err(RecvError::Closed) => return,
+                    Ok(acct) if !p.follows(acct) && !p.is_user(acct) => continue,
+                    // A grant to the user may add or drop a shared account.
+                    Ok(acct) if !p.is_user(acct) => {}
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        let _ = p.refresh(&core).await;
+                    }
+                }
+                if let Some(v) = state_push(&core, p).await {
                     if socket.send(Message::Text(v.to_string().into())).await.is_err() {
                         return;
                     }
@@ -92,9 +92,9 @@ async fn serve(mut socket: WebSocket, core: crate::core::SharedCore, user: Accou
 
 /// A StateChange with its pushState, if something the client follows
 /// changed.
-async fn state_push(core: &crate::core::Core, acct: u32, p: &mut Push) -> Option<Value> {
-    let (state, mut v) = super::push::state_change(core, acct, &mut p.last, &p.types).await?;
-    v["pushState"] = json!(state.to_string());
+async fn state_push(core: &crate::core::Core, p: &mut Watch) -> Option<Value> {
+    let mut v = p.change(core).await?;
+    v["pushState"] = json!(p.state());
     Some(v)
 }
 
@@ -104,7 +104,7 @@ async fn handle(
     user: &Account,
     cred: &str,
     text: &str,
-    push: &mut Option<Push>,
+    push: &mut Option<Watch>,
 ) -> Vec<Value> {
     let problem = |p: super::request::Problem, id: Option<&Value>| {
         let mut v = p.body();
@@ -152,23 +152,20 @@ async fn handle(
                     .collect(),
                 _ => super::push::TYPES.iter().map(|t| t.to_string()).collect(),
             };
-            let current = core
-                .mail
-                .account_usage(user.id)
-                .await
-                .map(|u| u.state)
-                .unwrap_or(0);
             // §4.3.5.2: from a pushState the client had, what changed since.
-            let since = parsed
-                .get("pushState")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<u64>().ok())
-                .filter(|s| *s <= current);
-            let mut p = Push {
-                types,
-                last: since.unwrap_or(current),
+            let since = parsed.get("pushState").and_then(Value::as_str);
+            let mut p = match Watch::start(core, user.id, types, since).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return vec![problem(
+                        super::request::Problem::unavailable(format!(
+                            "the store is unavailable, try again: {e}"
+                        )),
+                        id.as_ref(),
+                    )]
+                }
             };
-            let first = state_push(core, user.id, &mut p).await;
+            let first = state_push(core, &mut p).await;
             *push = Some(p);
             first.into_iter().collect()
         }
