@@ -162,13 +162,13 @@ impl Core {
             targets.push(t);
         }
         // The header section, for the vacation responses due after delivery.
-        let head = (role == "inbox").then(|| {
-            let end = raw
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(raw.len(), |p| p + 4);
-            raw[..end].to_vec()
-        });
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(raw.len(), |p| p + 4);
+        let head = (role == "inbox").then(|| raw[..end].to_vec());
+        // A delivery or read report, for the JMAP submission it answers.
+        let report = crate::jmap::reports::is_report(&raw[..end]).then(|| raw.clone());
         let accounts: Vec<u32> = targets.iter().map(|t| t.account).collect();
         let stored = self
             .mail
@@ -180,6 +180,10 @@ impl Core {
             .await?;
         if let Some(head) = head {
             crate::vacation::after_delivery(self, &head, &accounts).await;
+        }
+        if let Some(raw) = report {
+            let emails: Vec<(u32, u64)> = stored.iter().map(|o| (o.account, o.email)).collect();
+            crate::jmap::reports::after_delivery(self, &raw, &emails).await;
         }
         Ok(stored.len())
     }

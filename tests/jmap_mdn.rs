@@ -225,3 +225,128 @@ async fn read_receipts_sent_and_parsed() {
         r[0][1]
     );
 }
+
+/// RFC 8621 §7: reports that come back for a submission are matched to
+/// it by the Message-ID they report on: each DSN's blob joins dsnBlobIds
+/// and each MDN's mdnBlobIds, oldest first; a DSN's Action `delivered`
+/// sets the recipient's `delivered` to "yes" while `delayed` changes
+/// nothing; an MDN `displayed` sets `displayed` to "yes". The reports
+/// arrive over SMTP as a remote MTA and MUA send them.
+#[tokio::test]
+async fn submission_reports_update_delivery_status() {
+    let remote = TestServer::start_with(
+        "[smtp]\nauth-without-tls = true\n[imap]\nauth-without-tls = true\n",
+    );
+    remote.account("bob@remote.test");
+    let j = server(&format!(
+        "[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        remote.addr("smtp")
+    ));
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    let ident = j.api(
+        &[CORE, MAIL, SUBMISSION],
+        json!([["Identity/get", {"accountId": account}, "i"]]),
+    )[0][1]["list"][0]["id"]
+        .clone();
+    let r = j.api(
+        &[CORE, MAIL, SUBMISSION],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": {
+                "mailboxIds": {roles["sent"].as_str(): true},
+                "from": [{"email": "joe@example.org"}],
+                "to": [{"email": "bob@remote.test"}],
+                "subject": "Report back",
+                "header:Disposition-Notification-To:asAddresses": [{"email": "joe@example.org"}],
+                "textBody": [{"partId": "1"}],
+                "bodyValues": {"1": {"value": "Did it arrive?"}}
+            }}}, "e"],
+            ["EmailSubmission/set", {"accountId": account,
+                "create": {"s": {"identityId": ident, "emailId": "#d"}}}, "s"],
+            ["Email/get", {"accountId": account, "ids": ["#d"], "properties": ["messageId"]}, "g"]
+        ]),
+    );
+    let sub = r[1][1]["created"]["s"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .to_string();
+    let mid = r[2][1]["list"][0]["messageId"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains(&mid));
+
+    let status = |j: &Jmap| {
+        j.api(
+            &[CORE, MAIL, SUBMISSION],
+            json!([["EmailSubmission/get", {"accountId": account, "ids": [sub]}, "g"]]),
+        )[0][1]["list"][0]
+            .clone()
+    };
+    // Relayed onwards: not known to be in bob's store (§7#10).
+    let before = status(&j);
+    assert_eq!(
+        before["deliveryStatus"]["bob@remote.test"]["delivered"], "unknown",
+        "{before}"
+    );
+    assert_eq!(before["dsnBlobIds"], json!([]));
+
+    let dsn = |action: &str| {
+        format!(
+            "From: MAILER-DAEMON@mx.remote.test\r\nTo: joe@example.org\r\nSubject: Delivery report\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
+             --r\r\nContent-Type: text/plain\r\n\r\nReport.\r\n\
+             --r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.test\r\n\r\n\
+             Final-Recipient: rfc822; Bob@remote.test\r\nAction: {action}\r\nStatus: 2.0.0\r\n\r\n\
+             --r\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{mid}>\r\nSubject: Report back\r\n\r\n--r--\r\n"
+        )
+    };
+    for (n, action) in [(1, "delayed"), (2, "delivered")] {
+        let r = smtp_send(j.s.addr("smtp"), "", &["joe@example.org"], &dsn(action)).await;
+        assert!(r.starts_with("250"), "{r}");
+        wait_for_mail(j.s.addr("imap"), "joe@example.org", n).await;
+    }
+    let after = status(&j);
+    assert_eq!(
+        after["dsnBlobIds"].as_array().map(Vec::len),
+        Some(2),
+        "{after}"
+    );
+    assert_eq!(
+        after["deliveryStatus"]["bob@remote.test"]["delivered"], "yes",
+        "{after}"
+    );
+    assert_eq!(
+        after["deliveryStatus"]["bob@remote.test"]["displayed"],
+        "unknown"
+    );
+    // The blobs are the reports as received, oldest first.
+    let first = after["dsnBlobIds"][0].as_str().unwrap();
+    let url = format!("{}/jmap/download/{account}/{first}/r.eml", j.base());
+    let (ok, _, body) = j.curl(&["-u", "joe@example.org:pw", &url], None);
+    assert_eq!(ok, 200);
+    assert!(body.contains("Action: delayed"), "{body}");
+
+    let mdn = format!(
+        "From: Bob <bob@remote.test>\r\nTo: joe@example.org\r\nSubject: Read: Report back\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: text/plain\r\n\r\nShown.\r\n\
+         --m\r\nContent-Type: message/disposition-notification\r\n\r\nReporting-UA: bob-pc; Mail 1\r\n\
+         Final-Recipient: rfc822;bob@remote.test\r\nOriginal-Message-ID: <{mid}>\r\n\
+         Disposition: manual-action/MDN-sent-manually; displayed\r\n\r\n--m--\r\n"
+    );
+    let r = smtp_send(j.s.addr("smtp"), "", &["joe@example.org"], &mdn).await;
+    assert!(r.starts_with("250"), "{r}");
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 3).await;
+    let last = status(&j);
+    assert_eq!(
+        last["mdnBlobIds"].as_array().map(Vec::len),
+        Some(1),
+        "{last}"
+    );
+    assert_eq!(
+        last["deliveryStatus"]["bob@remote.test"]["displayed"], "yes",
+        "{last}"
+    );
+}

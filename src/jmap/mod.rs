@@ -14,6 +14,7 @@ pub mod id;
 pub mod methods;
 mod push;
 pub mod pusher;
+pub mod reports;
 pub mod request;
 mod watch;
 mod ws;

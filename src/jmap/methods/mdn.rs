@@ -45,7 +45,7 @@ pub fn report_fields(body: &str) -> Vec<(String, String)> {
 
 /// `manual-action/MDN-sent-manually; displayed/error` as RFC 9007's
 /// Disposition object (lower case, RFC 8098 §3.2.6 is case-insensitive).
-fn disposition_of(v: &str) -> Option<Value> {
+pub(crate) fn disposition_of(v: &str) -> Option<Value> {
     // §7: OWS is [CFWS]; comments go (they do not nest in practice).
     let mut plain = String::with_capacity(v.len());
     let mut depth = 0usize;

@@ -18,11 +18,11 @@ mod email_text;
 mod identity;
 mod mailbox;
 mod mailbox_set;
-mod mdn;
+pub(crate) mod mdn;
 mod push_subscription;
 mod quota;
 mod search_snippet;
-mod submission;
+pub(crate) mod submission;
 mod thread;
 mod vacation;
 

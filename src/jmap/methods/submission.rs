@@ -27,6 +27,17 @@ pub struct Submission {
     pub send_at: i64,
     pub queue_id: u64,
     pub canceled: bool,
+    /// Reports received for it (see `jmap::reports`), oldest first.
+    #[serde(default)]
+    pub dsn_blob_ids: Vec<String>,
+    #[serde(default)]
+    pub mdn_blob_ids: Vec<String>,
+    /// Recipient (lower case) → "yes"/"no", from DSNs (§7 delivered).
+    #[serde(default)]
+    pub reported_delivered: std::collections::BTreeMap<String, String>,
+    /// Recipients (lower case) an MDN said it was displayed to.
+    #[serde(default)]
+    pub displayed: std::collections::BTreeSet<String>,
 }
 
 const PROPERTIES: &[&str] = &[
@@ -70,8 +81,9 @@ fn undo_status(s: &Submission, e: Option<&QueueEntry>) -> &'static str {
     }
 }
 
-/// §7 deliveryStatus, per recipient, from the queue.
-fn delivery_status(e: Option<&QueueEntry>, hostname: &str) -> Value {
+/// §7 deliveryStatus, per recipient, from the queue, then from the
+/// reports received (a DSN's delivered/failed, an MDN's displayed).
+fn delivery_status(s: &Submission, e: Option<&QueueEntry>, hostname: &str) -> Value {
     let Some(e) = e else { return Value::Null };
     Value::Object(
         e.recipients
@@ -94,9 +106,19 @@ fn delivery_status(e: Option<&QueueEntry>, hostname: &str) -> Value {
                     ),
                     RcptStatus::Failed { reply, .. } => (reply.clone(), "no"),
                 };
+                let key = r.address.to_ascii_lowercase();
+                let delivered = s
+                    .reported_delivered
+                    .get(&key)
+                    .map_or(delivered, String::as_str);
+                let displayed = if s.displayed.contains(&key) {
+                    "yes"
+                } else {
+                    "unknown"
+                };
                 (
                     r.address.clone(),
-                    json!({"smtpReply": reply.replace("\r\n", " "), "delivered": delivered, "displayed": "unknown"}),
+                    json!({"smtpReply": reply.replace("\r\n", " "), "delivered": delivered, "displayed": displayed}),
                 )
             })
             .collect(),
@@ -120,8 +142,9 @@ async fn to_json(
             "envelope" => s.envelope.clone(),
             "sendAt" => super::email::utc(s.send_at),
             "undoStatus" => json!(undo_status(s, e.as_ref())),
-            "deliveryStatus" => delivery_status(e.as_ref(), &cx.core.config.hostname),
-            "dsnBlobIds" | "mdnBlobIds" => json!([]),
+            "deliveryStatus" => delivery_status(s, e.as_ref(), &cx.core.config.hostname),
+            "dsnBlobIds" => json!(s.dsn_blob_ids),
+            "mdnBlobIds" => json!(s.mdn_blob_ids),
             _ => continue,
         };
         out.insert(p.clone(), v);
@@ -453,6 +476,10 @@ async fn create_one(
         send_at,
         queue_id,
         canceled: false,
+        dsn_blob_ids: Vec::new(),
+        mdn_blob_ids: Vec::new(),
+        reported_delivered: Default::default(),
+        displayed: Default::default(),
     };
     let n = mail
         .create_record(acct, Kind::Submission, &s)
