@@ -360,6 +360,34 @@ async fn old_uploads_expire_in_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_quota_deletes_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    for _ in 0..5 {
+        m.put_upload(1, "text/plain", vec![b'x'; 10]).await.unwrap();
+    }
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 50);
+    // 25 more must fit in 40: the four oldest go.
+    assert_eq!(m.make_room_for_upload(1, 25, 40).await.unwrap(), 4);
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 10);
+    assert!(m.upload(1, 4).await.unwrap().is_none());
+    assert!(m.upload(1, 5).await.unwrap().is_some());
+    assert_eq!(m.make_room_for_upload(1, 25, 40).await.unwrap(), 0);
+    // Expiry goes on from where the quota stopped.
+    m.put_upload(1, "text/plain", vec![b'y'; 10]).await.unwrap();
+    let later = crate::core::unix_now() + 60;
+    assert_eq!(m.expire_uploads(1, later).await.unwrap(), 2);
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 0);
+    // A deletion out of order (not the oldest) keeps the counter right.
+    m.put_upload(1, "text/plain", vec![b'z'; 7]).await.unwrap();
+    m.put_upload(1, "text/plain", vec![b'z'; 3]).await.unwrap();
+    assert!(m.delete_upload(1, 8).await.unwrap());
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 7);
+    assert_eq!(m.make_room_for_upload(1, 1, 7).await.unwrap(), 1);
+    assert!(m.upload(1, 7).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_facts_match_the_records_and_survive_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let m = mail_store(dir.path());
