@@ -2270,13 +2270,7 @@ async fn bearer_tokens_from_the_cli() {
 /// are refused by default.
 #[tokio::test]
 async fn push_subscriptions_verify_then_push() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
-    let (addr, mut pushes) = push_receiver(&pki).await;
-    let j = server(&format!(
-        "[jmap]\npush-allow-private = true\npush-ca-file = \"{}\"\n",
-        pki.ca.display()
-    ));
+    let (j, addr, mut pushes, _pki) = server_with_push_receiver().await;
     let account = j.account_id();
     let url = format!("https://127.0.0.1:{}/push/joe", addr.port());
     let r = j.api(

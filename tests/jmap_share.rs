@@ -592,13 +592,7 @@ async fn event_source_pushes_shared_account_changes() {
 /// mail arriving in joe's shared mailbox, named by joe's account.
 #[tokio::test]
 async fn push_subscription_hears_shared_account_changes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = common::pki::issue(tmp.path(), &["127.0.0.1"]);
-    let (addr, mut pushes) = push_receiver(&pki).await;
-    let j = server(&format!(
-        "[jmap]\npush-allow-private = true\npush-ca-file = \"{}\"\n",
-        pki.ca.display()
-    ));
+    let (j, addr, mut pushes, _pki) = server_with_push_receiver().await;
     let joe = j.account_id();
     shared_setup(&j).await;
     let url = format!("https://127.0.0.1:{}/push/bob", addr.port());

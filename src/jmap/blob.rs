@@ -79,9 +79,7 @@ pub(crate) async fn store(
         tracing::warn!(account = acct, "JMAP: old uploads not expired: {e}");
     }
     let quota = core.config.jmap.upload_quota as u64;
-    let gone = mail
-        .make_room_for_upload(acct, data.len() as u64, quota)
-        .await?;
+    let (id, up, gone) = mail.put_upload_in_quota(acct, kind, data, quota).await?;
     if gone > 0 {
         tracing::info!(
             account = acct,
@@ -91,7 +89,7 @@ pub(crate) async fn store(
         );
         metrics::counter!("petrel_jmap_uploads_evicted_total").increment(gone as u64);
     }
-    mail.put_upload(acct, kind, data).await
+    Ok((id, up))
 }
 
 /// §6.1: the upload endpoint. The body is the blob; its Content-Type is

@@ -227,6 +227,23 @@ impl MailStore {
 
     /// Stores an upload durably; returns its id.
     pub async fn put_upload(&self, acct: u32, kind: &str, data: Vec<u8>) -> Result<(u64, Upload)> {
+        let (id, up, _) = self.put_upload_in_quota(acct, kind, data, u64::MAX).await?;
+        Ok((id, up))
+    }
+
+    /// Stores an upload durably within `quota` octets of uploads: in the
+    /// same transaction the account's oldest uploads go until it fits
+    /// (RFC 8620 §6: unreferenced blobs in date order, oldest first).
+    /// Returns its id and how many went. Ids grow with time, so the
+    /// oldest is found by stepping up from the floor (the lowest id that
+    /// may still exist) with point reads, never scanning the deleted.
+    pub async fn put_upload_in_quota(
+        &self,
+        acct: u32,
+        kind: &str,
+        data: Vec<u8>,
+        quota: u64,
+    ) -> Result<(u64, Upload, usize)> {
         let data = std::sync::Arc::new(data);
         let blob = self.blobs.prepare(data.clone()).await?;
         let up = Upload {
@@ -237,17 +254,42 @@ impl MailStore {
         };
         let blobs = self.blobs.clone();
         let rec = up.clone();
-        let id = self
+        let (id, gone) = self
             .store
             .transact(move |txn| {
+                let read = |txn: &Txn<'_>, key: &[u8]| -> crate::store::Result<u64> {
+                    Ok(txn
+                        .get(key)?
+                        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+                        .unwrap_or(0))
+                };
+                let mut bytes = read(txn, &k_upload_bytes(acct))?;
+                let last = read(txn, &k_ctr(acct, Kind::Upload))?;
+                let mut floor = read(txn, &k_upload_floor(acct))?;
+                let mut gone = 0;
+                while bytes.saturating_add(rec.size) > quota && floor <= last {
+                    let key = k_rec(acct, Kind::Upload, floor);
+                    if let Some(v) = txn.get(&key)? {
+                        let old: Upload = from_json(&v)?;
+                        blobs.release(txn, &old.blob)?;
+                        bytes = bytes.saturating_sub(old.size);
+                        txn.delete(key);
+                        gone += 1;
+                    }
+                    floor += 1;
+                }
+                if gone > 0 {
+                    txn.put(k_upload_floor(acct), floor.to_be_bytes().to_vec());
+                    txn.put(k_upload_bytes(acct), bytes.to_be_bytes().to_vec());
+                }
                 let id = bump(txn, acct, Kind::Upload)?;
                 add_upload_bytes(txn, acct, rec.size as i64)?;
                 blobs.add_ref(txn, &rec.blob, &data)?;
                 txn.put(k_rec(acct, Kind::Upload, id), to_json(&rec));
-                Ok(id)
+                Ok((id, gone))
             })
             .await?;
-        Ok((id, up))
+        Ok((id, up, gone))
     }
 
     /// An upload and its content.
@@ -304,36 +346,6 @@ impl MailStore {
             .await?
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0))
-    }
-
-    /// Deletes the account's oldest uploads until one of `size` octets
-    /// fits in `quota` (RFC 8620 §6: unreferenced blobs go in date order,
-    /// oldest first); returns how many went.
-    pub async fn make_room_for_upload(&self, acct: u32, size: u64, quota: u64) -> Result<usize> {
-        let prefix = k_kind(acct, Kind::Upload);
-        let mut gone = 0;
-        while self.upload_bytes(acct).await?.saturating_add(size) > quota {
-            let floor = self.upload_floor(acct).await?;
-            let oldest = self
-                .store
-                .scan(
-                    k_rec(acct, Kind::Upload, floor),
-                    k_rec(acct, Kind::Upload, u64::MAX),
-                    1,
-                )
-                .await?;
-            let Some(id) = oldest
-                .first()
-                .and_then(|(k, _)| k[prefix.len()..].try_into().ok())
-                .map(u64::from_be_bytes)
-            else {
-                // Nothing left to delete: the counter is all there is.
-                return Ok(gone);
-            };
-            self.delete_upload_at(acct, id, true).await?;
-            gone += 1;
-        }
-        Ok(gone)
     }
 
     /// Deletes the account's uploads made before `before`; returns how

@@ -363,28 +363,41 @@ async fn old_uploads_expire_in_batches() {
 async fn upload_quota_deletes_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
     let m = mail_store(dir.path());
+    let put = |size: usize, quota: u64| {
+        let m = &m;
+        async move {
+            let (id, _, gone) = m
+                .put_upload_in_quota(1, "text/plain", vec![b'x'; size], quota)
+                .await
+                .unwrap();
+            (id, gone)
+        }
+    };
     for _ in 0..5 {
-        m.put_upload(1, "text/plain", vec![b'x'; 10]).await.unwrap();
+        put(10, 1000).await;
     }
     assert_eq!(m.upload_bytes(1).await.unwrap(), 50);
-    // 25 more must fit in 40: the four oldest go.
-    assert_eq!(m.make_room_for_upload(1, 25, 40).await.unwrap(), 4);
-    assert_eq!(m.upload_bytes(1).await.unwrap(), 10);
+    // 25 more must fit in 40: the four oldest go, in the same write.
+    assert_eq!(put(25, 40).await, (6, 4));
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 35);
     assert!(m.upload(1, 4).await.unwrap().is_none());
     assert!(m.upload(1, 5).await.unwrap().is_some());
-    assert_eq!(m.make_room_for_upload(1, 25, 40).await.unwrap(), 0);
+    assert_eq!(put(5, 40).await, (7, 0));
     // Expiry goes on from where the quota stopped.
-    m.put_upload(1, "text/plain", vec![b'y'; 10]).await.unwrap();
     let later = crate::core::unix_now() + 60;
-    assert_eq!(m.expire_uploads(1, later).await.unwrap(), 2);
+    assert_eq!(m.expire_uploads(1, later).await.unwrap(), 3);
     assert_eq!(m.upload_bytes(1).await.unwrap(), 0);
-    // A deletion out of order (not the oldest) keeps the counter right.
-    m.put_upload(1, "text/plain", vec![b'z'; 7]).await.unwrap();
-    m.put_upload(1, "text/plain", vec![b'z'; 3]).await.unwrap();
-    assert!(m.delete_upload(1, 8).await.unwrap());
-    assert_eq!(m.upload_bytes(1).await.unwrap(), 7);
-    assert_eq!(m.make_room_for_upload(1, 1, 7).await.unwrap(), 1);
-    assert!(m.upload(1, 7).await.unwrap().is_none());
+    // A deletion out of order (not the oldest) keeps the counter right,
+    // and the quota steps over its gap.
+    put(7, 1000).await;
+    put(3, 1000).await;
+    put(4, 1000).await;
+    assert!(m.delete_upload(1, 9).await.unwrap());
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 11);
+    assert_eq!(put(10, 14).await, (11, 1));
+    assert!(m.upload(1, 8).await.unwrap().is_none());
+    assert!(m.upload(1, 10).await.unwrap().is_some());
+    assert_eq!(m.upload_bytes(1).await.unwrap(), 14);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,3 +266,23 @@ pub async fn next_push(
         .expect("a push")
         .unwrap()
 }
+
+/// A JMAP server that may push to a local HTTPS receiver (private
+/// addresses allowed, the receiver's CA trusted), the receiver's address
+/// and what it gets; the directory holding the test CA lives as long as
+/// the last value.
+pub async fn server_with_push_receiver() -> (
+    Jmap,
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+    tempfile::TempDir,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = super::pki::issue(tmp.path(), &["127.0.0.1"]);
+    let (addr, pushes) = push_receiver(&pki).await;
+    let j = server(&format!(
+        "[jmap]\npush-allow-private = true\npush-ca-file = \"{}\"\n",
+        pki.ca.display()
+    ));
+    (j, addr, pushes, tmp)
+}
