@@ -293,6 +293,19 @@ async fn shared_accounts(
     out
 }
 
+/// An account's mail capability (RFC 8621 §1.3.1); a shared account has
+/// no top level of its own for the user.
+fn mail_capability(core: &crate::core::Core, top_level: bool) -> Value {
+    json!({
+        "maxMailboxesPerEmail": null,
+        "maxMailboxDepth": null,
+        "maxSizeMailboxName": 255,
+        "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
+        "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
+        "mayCreateTopLevelMailbox": top_level
+    })
+}
+
 /// The session's state (RFC 8620 §2): it changes when what the session
 /// resource says changes (the account, its address, the limits, the
 /// shared accounts).
@@ -370,14 +383,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
                 "isReadOnly": false,
                 // §2: the core capability is not repeated per account.
                 "accountCapabilities": {
-                    request::MAIL: {
-                        "maxMailboxesPerEmail": null,
-                        "maxMailboxDepth": null,
-                        "maxSizeMailboxName": 255,
-                        "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
-                        "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
-                        "mayCreateTopLevelMailbox": true
-                    },
+                    request::MAIL: mail_capability(core, true),
                     request::VACATION: {},
                     request::QUOTA: {},
                     request::MDN: {},
@@ -416,14 +422,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
             "isPersonal": false,
             "isReadOnly": a.read_only,
             "accountCapabilities": {
-                request::MAIL: {
-                    "maxMailboxesPerEmail": null,
-                    "maxMailboxDepth": null,
-                    "maxSizeMailboxName": 255,
-                    "maxSizeAttachmentsPerEmail": core.config.smtp.max_message_size,
-                    "emailQuerySortOptions": methods::email_query::SORT_OPTIONS,
-                    "mayCreateTopLevelMailbox": false
-                }
+                request::MAIL: mail_capability(core, false)
             }
         });
     }
