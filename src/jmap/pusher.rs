@@ -161,19 +161,20 @@ pub fn verify(core: SharedCore, id: String, sub: PushSub) {
 /// The accounts whose subscriptions hear of a change in `acct`: its own
 /// and those it shares a mailbox with by a direct grant (RFC 8620
 /// §1.6.2; grants to "anyone" push to no one else).
-async fn listeners(core: &crate::core::Core, acct: u32) -> Vec<u32> {
+async fn listeners(
+    core: &crate::core::Core,
+    acct: u32,
+) -> Result<Vec<u32>, crate::mail::MailError> {
     let mut out = vec![acct];
-    if let Ok(boxes) = core.mail.mailboxes(acct).await {
-        for m in boxes {
-            for g in &m.acl {
-                let lookup = crate::mail::acl::Rights::parse(&g.rights).is_some_and(|r| r.has('l'));
-                if g.who != crate::mail::acl::ANYONE && lookup && !out.contains(&g.who) {
-                    out.push(g.who);
-                }
+    for m in core.mail.mailboxes(acct).await? {
+        for g in &m.acl {
+            let lookup = crate::mail::acl::Rights::parse(&g.rights).is_some_and(|r| r.has('l'));
+            if g.who != crate::mail::acl::ANYONE && lookup && !out.contains(&g.who) {
+                out.push(g.who);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Starts the task that pushes StateChanges to verified subscriptions.
@@ -184,6 +185,9 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
         // last.
         let mut last: HashMap<(u32, u64, u32), u64> = HashMap::new();
         let mut paused: HashMap<(u32, u64), tokio::time::Instant> = HashMap::new();
+        // Account → who hears of its changes, as read at an ACL version
+        // (grants change rarely; changes come with every delivery).
+        let mut heard_by: HashMap<u32, (u64, Vec<u32>)> = HashMap::new();
         loop {
             let acct = tokio::select! {
                 r = rx.recv() => match r {
@@ -200,7 +204,19 @@ pub fn spawn(core: SharedCore, mut shutdown: crate::net::Shutdown) {
                 .await
                 .map(|u| u.state)
                 .unwrap_or(0);
-            for user in listeners(&core, acct).await {
+            let version = core.mail.acl_version();
+            let users = match heard_by.get(&acct) {
+                Some((v, users)) if *v == version => users.clone(),
+                _ => match listeners(&core, acct).await {
+                    Ok(users) => {
+                        heard_by.insert(acct, (version, users.clone()));
+                        users
+                    }
+                    // Read again next time; the owner still hears.
+                    Err(_) => vec![acct],
+                },
+            };
+            for user in users {
                 push_to(&core, user, acct, current, &mut last, &mut paused).await;
             }
         }

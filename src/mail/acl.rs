@@ -206,8 +206,30 @@ impl MailStore {
     }
 
     /// The mailboxes shared with `who` (directly or with anyone), its own
-    /// excepted.
+    /// excepted. Read again only when grants changed since (every JMAP
+    /// request and push channel asks).
     pub async fn shared_with(&self, who: u32) -> Result<Vec<Shared>> {
+        // The version first: a change during the read is seen next time.
+        let version = self.acl_version();
+        let cached = self
+            .shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&who)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, s)| s.clone());
+        if let Some(s) = cached {
+            return Ok(s);
+        }
+        let out = self.read_shared_with(who).await?;
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(who, (version, out.clone()));
+        Ok(out)
+    }
+
+    async fn read_shared_with(&self, who: u32) -> Result<Vec<Shared>> {
         let mut out: Vec<Shared> = Vec::new();
         for grantee in [who, ANYONE] {
             for (k, v) in self.store.scan_prefix(k_acct(b'S', grantee)).await? {

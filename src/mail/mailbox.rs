@@ -33,6 +33,14 @@ fn all_mailboxes(txn: &mut Txn<'_>, acct: u32) -> std::result::Result<Vec<Mailbo
 }
 
 /// Error text carried out of a transaction.
+/// A mailbox read inside a transaction; aborts it when there is none.
+fn mailbox_in(txn: &Txn<'_>, acct: u32, id: u32) -> std::result::Result<Mailbox, StoreError> {
+    from_json(
+        &txn.get(&k_mbox(acct, id))?
+            .ok_or_else(|| abort("no such mailbox"))?,
+    )
+}
+
 fn abort(msg: &str) -> StoreError {
     StoreError::Aborted(msg.to_string())
 }
@@ -222,6 +230,10 @@ impl MailStore {
             })
             .await
             .map_err(map_err)?;
+        if !watchers.is_empty() {
+            // Grants inherited from the parent: others see a new mailbox.
+            self.acl_changed();
+        }
         self.notify(acct);
         for who in watchers {
             self.notify(who);
@@ -401,10 +413,7 @@ impl MailStore {
         self.store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
-                let mut mb: Mailbox = from_json(
-                    &txn.get(&k_mbox(acct, id))?
-                        .ok_or_else(|| abort("no such mailbox"))?,
-                )?;
+                let mut mb: Mailbox = mailbox_in(txn, acct, id)?;
                 mb.sort_order = order;
                 txn.put(k_mbox(acct, id), to_json(&mb));
                 log_mailboxes_changed(txn, acct, &mut st, vec![id]);
@@ -430,10 +439,7 @@ impl MailStore {
         self.store
             .transact(move |txn| {
                 // Re-read: keep counters written meanwhile.
-                let mut cur: Mailbox = from_json(
-                    &txn.get(&k_mbox(acct, id))?
-                        .ok_or_else(|| abort("no such mailbox"))?,
-                )?;
+                let mut cur: Mailbox = mailbox_in(txn, acct, id)?;
                 cur.subscribed = mb.subscribed;
                 txn.put(k_mbox(acct, id), to_json(&cur));
                 Ok(())
@@ -460,10 +466,7 @@ impl MailStore {
             .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
-                let mut dmb: Mailbox = from_json(
-                    &txn.get(&k_mbox(acct, dst))?
-                        .ok_or_else(|| abort("no such mailbox"))?,
-                )?;
+                let mut dmb: Mailbox = mailbox_in(txn, acct, dst)?;
                 let mut pairs = Vec::new();
                 let mut updated = Vec::new();
                 let mut created = Vec::new();
@@ -545,10 +548,7 @@ impl MailStore {
                 dmb.highest_modseq = modseq;
                 txn.put(k_mbox(acct, dst), to_json(&dmb));
                 if is_move && src != dst {
-                    let mut smb: Mailbox = from_json(
-                        &txn.get(&k_mbox(acct, src))?
-                            .ok_or_else(|| abort("no such mailbox"))?,
-                    )?;
+                    let mut smb: Mailbox = mailbox_in(txn, acct, src)?;
                     smb.highest_modseq = modseq;
                     txn.put(k_mbox(acct, src), to_json(&smb));
                 }
@@ -622,10 +622,7 @@ impl MailStore {
                 );
                 let mut arrivals = Vec::new();
                 for mb in touched {
-                    let mut m: Mailbox = from_json(
-                        &txn.get(&k_mbox(acct, mb))?
-                            .ok_or_else(|| abort("no such mailbox"))?,
-                    )?;
+                    let mut m: Mailbox = mailbox_in(txn, acct, mb)?;
                     if adds.contains(&mb) {
                         let uid = m.uidnext;
                         m.uidnext += 1;

@@ -374,15 +374,21 @@ pub struct MailStore {
     /// The full-text index, when enabled, and the indexer's wake-up.
     pub(crate) fts: Option<std::sync::Arc<fts::FtsIndex>>,
     pub(crate) fts_wake: std::sync::Arc<tokio::sync::Notify>,
-    /// Counts changes that may have taken access away (grants changed or
-    /// removed, shared mailboxes or accounts deleted), so that sessions
-    /// holding rights re-check them only when it moved.
+    /// Counts changes to grants (made, inherited by a new mailbox,
+    /// changed or removed, shared mailboxes or accounts deleted), so that
+    /// sessions holding rights re-check them only when it moved.
     acl_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// What is shared with each account ([`MailStore::shared_with`]), as
+    /// read at an `acl_version`.
+    shares: std::sync::Arc<std::sync::Mutex<SharesByAccount>>,
     /// \Recent marks (see [`recent`]).
     recent: std::sync::Arc<recent::RecentMarks>,
     /// Message facts read once (see [`facts`]).
     facts: std::sync::Arc<facts::FactsCache>,
 }
+
+/// Account → (the ACL version they were read at, what is shared with it).
+type SharesByAccount = std::collections::HashMap<u32, (u64, Vec<acl::Shared>)>;
 
 /// A mailbox listing as many sessions hold it: read once, shared.
 pub type View = std::sync::Arc<Vec<UidEntry>>;
@@ -403,6 +409,7 @@ impl MailStore {
             fts: None,
             fts_wake: Default::default(),
             acl_version: Default::default(),
+            shares: Default::default(),
             recent: Default::default(),
             facts: std::sync::Arc::new(facts::FactsCache::new(1_000_000)),
         }

@@ -505,3 +505,27 @@ async fn set_mailboxes_replaces_memberships_at_once() {
     assert!(!m.set_mailboxes(1, 4242, vec![a]).await.unwrap());
     assert!(m.set_mailboxes(1, email, vec![]).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_with_follows_grants_and_inherited_ones() {
+    use super::acl::Rights;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let team = m.create_mailbox(1, "Team").await.unwrap();
+    assert!(m.shared_with(2).await.unwrap().is_empty());
+    m.set_grant(1, team.id, 2, Rights::parse("lr"))
+        .await
+        .unwrap();
+    assert_eq!(m.shared_with(2).await.unwrap().len(), 1, "a new grant");
+    // A child takes its parent's grants: seen at once, though the
+    // answer before was kept.
+    let sub = m.create_mailbox(1, "Team/Sub").await.unwrap();
+    let shared = m.shared_with(2).await.unwrap();
+    assert!(shared.iter().any(|s| s.mailbox == sub.id), "{shared:?}");
+    m.set_grant(1, team.id, 2, None).await.unwrap();
+    assert_eq!(
+        m.shared_with(2).await.unwrap().len(),
+        1,
+        "the child's stays"
+    );
+}

@@ -170,6 +170,24 @@ pub(super) async fn shared_subscriptions(
     cx: &Context<'_>,
     access: &super::Access,
 ) -> Result<Option<(String, HashSet<String>)>, MethodError> {
+    let Some(owner) = shared_owner(cx, access).await? else {
+        return Ok(None);
+    };
+    let names = cx
+        .core
+        .mail
+        .shared_subscriptions(cx.account.id)
+        .await
+        .map_err(store_error)?;
+    Ok(Some((owner, names)))
+}
+
+/// The owner's address of a shared account (the middle of the names its
+/// mailboxes are subscribed under); `None` for the own account.
+pub(super) async fn shared_owner(
+    cx: &Context<'_>,
+    access: &super::Access,
+) -> Result<Option<String>, MethodError> {
     if access.is_own() {
         return Ok(None);
     }
@@ -180,13 +198,7 @@ pub(super) async fn shared_subscriptions(
         .await
         .map_err(store_error)?
         .ok_or_else(|| MethodError::new("accountNotFound"))?;
-    let names = cx
-        .core
-        .mail
-        .shared_subscriptions(cx.account.id)
-        .await
-        .map_err(store_error)?;
-    Ok(Some((owner.address, names)))
+    Ok(Some(owner.address))
 }
 
 /// (total emails, unread emails, total threads, unread threads) of a

@@ -150,6 +150,9 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
     let mail = &cx.core.mail;
+    // Subscriptions in a shared account are the user's, under the
+    // owner's name.
+    let owner = super::mailbox::shared_owner(cx, &access).await?;
     // In a shared account the mailboxes without the lookup right do not
     // exist (RFC 8621 §9.5).
     let mailboxes = || async {
@@ -244,8 +247,8 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 .map_err(store_error)?;
         }
         let subscribed = w.subscribed.unwrap_or(mb.subscribed && access.is_own());
-        if let Some((owner, _)) = super::mailbox::shared_subscriptions(cx, &access).await? {
-            mail.set_shared_subscription(cx.account.id, &shared_name(&owner, &full), subscribed)
+        if let Some(owner) = &owner {
+            mail.set_shared_subscription(cx.account.id, &shared_name(owner, &full), subscribed)
                 .await
                 .map_err(store_error)?;
         } else if subscribed != mb.subscribed {
@@ -329,10 +332,10 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         if let Some(s) = w.subscribed {
             // RFC 8621 §2#isSubscribed: the user's own, kept apart from
             // the owner's in a shared account (the name IMAP shows).
-            match super::mailbox::shared_subscriptions(cx, &access).await? {
+            match &owner {
                 None => mail.set_subscribed(acct, &full, s).await,
-                Some((owner, _)) => {
-                    mail.set_shared_subscription(cx.account.id, &shared_name(&owner, &full), s)
+                Some(owner) => {
+                    mail.set_shared_subscription(cx.account.id, &shared_name(owner, &full), s)
                         .await
                 }
             }
