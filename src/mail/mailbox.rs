@@ -440,8 +440,20 @@ impl MailStore {
             .transact(move |txn| {
                 // Re-read: keep counters written meanwhile.
                 let mut cur: Mailbox = mailbox_in(txn, acct, id)?;
+                if cur.subscribed == mb.subscribed {
+                    return Ok(());
+                }
                 cur.subscribed = mb.subscribed;
                 txn.put(k_mbox(acct, id), to_json(&cur));
+                // isSubscribed is a Mailbox property (RFC 8621 §2): the
+                // change is JMAP's too (Mailbox/changes, queryChanges).
+                let mut st = account_state(txn, acct)?;
+                let change = Change {
+                    mailboxes: vec![id],
+                    ..Default::default()
+                };
+                log_change(txn, acct, &mut st, &change);
+                txn.put(k_acct(b'K', acct), to_json(&st));
                 Ok(())
             })
             .await
