@@ -954,7 +954,8 @@ async fn imap_deleted_messages_are_invisible() {
 /// RFC 8621 §4.4.1-§4.4.3 and RFC 8620 §5.5: the text conditions answer
 /// the same straight after delivery (messages waiting for the indexer
 /// are read) and once indexed; sorts with their collations,
-/// collapseThreads, anchors; queryChanges says it cannot.
+/// collapseThreads, anchors; the thread keyword and hasAttachment
+/// conditions.
 #[tokio::test]
 async fn email_query_text_filters_and_sorts() {
     let j = server("");
@@ -1107,11 +1108,29 @@ async fn email_query_text_filters_and_sorts() {
     assert_eq!(query(json!({"limit": -1}))["type"], "invalidArguments");
     // RFC 8620 §5.5: total only with calculateTotal.
     assert!(query(json!({})).get("total").is_none());
-    let r = j.api(
-        &[CORE, MAIL],
-        json!([["Email/queryChanges", {"accountId": account, "sinceQueryState": "1"}, "c"]]),
-    );
-    assert_eq!(r[0][1]["type"], "cannotCalculateChanges");
+    // §4.4.1 thread conditions: over every Email of the Thread.
+    let sorted = |f: Value| {
+        let mut got = ids(json!({"filter": f}));
+        got.sort();
+        got
+    };
+    let mut thread = vec![inv.to_string(), re.to_string()];
+    thread.sort();
+    assert_eq!(sorted(json!({"someInThreadHaveKeyword": "$seen"})), thread);
+    assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$seen"})), Vec::<String>::new());
+    assert_eq!(sorted(json!({"noneInThreadHaveKeyword": "$seen"})), [lunch]);
+    assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$flagged"})), [lunch]);
+    imap(j.s.addr("imap"), "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\n").await;
+    assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$seen"})), thread);
+    // hasAttachment: a non-inline attachment (§4.1.4), read from content.
+    assert_eq!(sorted(json!({"hasAttachment": true})), Vec::<String>::new());
+    j.deliver(&[MULTIPART.to_string()]).await;
+    let with = sorted(json!({"hasAttachment": true}));
+    assert_eq!(with.len(), 1);
+    assert!(![inv, re, lunch].contains(&with[0].as_str()));
+    assert_eq!(sorted(json!({"hasAttachment": false})).len(), 3);
+    assert_eq!(query(json!({"filter": {"hasAttachment": 1}}))["type"], "invalidArguments");
+    assert_eq!(query(json!({}))["canCalculateChanges"], json!(true));
 }
 
 const MULTIPART: &str = "From: \"Ann Able\" <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: =?UTF-8?Q?R=C3=A9sum=C3=A9?= attached\r\nMessage-ID: <m1@remote.test>\r\nIn-Reply-To: <m0@remote.test>\r\nList-Unsubscribe: <https://remote.test/u>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=alt\r\n\r\n--alt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 at noon?\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Caf\u{e9} at <b>noon</b>?</p>\r\n--alt--\r\n--outer\r\nContent-Type: application/octet-stream; name=\"cv.bin\"\r\nContent-Disposition: attachment; filename=\"cv.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--outer--\r\n";

@@ -361,6 +361,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_share",
                 "--test",
+                "jmap_query_changes",
+                "--test",
                 "crash",
                 "--test",
                 "stress",

@@ -101,6 +101,21 @@ impl Access {
         })
     }
 
+    /// The grants as text, mailbox by mailbox in order (`1:lr,5:lrsw`);
+    /// empty for the own account. What the user sees of a shared account
+    /// moves with them, without a record in the owner's change log.
+    pub fn grants_text(&self) -> String {
+        let Some(g) = &self.grants else {
+            return String::new();
+        };
+        let mut list: Vec<(&u32, &Rights)> = g.iter().collect();
+        list.sort_by_key(|(m, _)| **m);
+        list.iter()
+            .map(|(m, r)| format!("{m}:{}", r.as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// No mailbox grants anything but reading (RFC 8620 §1.6.2
     /// isReadOnly).
     pub fn read_only(&self) -> bool {

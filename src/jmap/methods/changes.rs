@@ -57,7 +57,7 @@ fn email_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
 /// A mailbox is created or destroyed as the log says; one touched by a
 /// change of messages only changed its counts, one touched otherwise
 /// (rename, subscription) changed more.
-fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
+pub(super) fn mailbox_ids(c: &Change) -> ([Vec<u64>; 3], bool) {
     let made: Vec<u64> = c.mailboxes_created.iter().map(|&m| m as u64).collect();
     let gone: Vec<u64> = c.mailboxes_destroyed.iter().map(|&m| m as u64).collect();
     let touched: Vec<u64> = c

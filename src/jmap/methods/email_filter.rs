@@ -29,6 +29,11 @@ pub struct Cond {
     max_size: Option<u64>,
     has_keyword: Option<String>,
     not_keyword: Option<String>,
+    /// Keywords every, some or none of the Thread's Emails must have.
+    all_in_thread: Option<String>,
+    some_in_thread: Option<String>,
+    none_in_thread: Option<String>,
+    has_attachment: Option<bool>,
     /// Text conditions, all of which must hold.
     pub text: Vec<TextCond>,
 }
@@ -62,6 +67,19 @@ pub struct Candidate<'a> {
     pub keywords: &'a [String],
     pub received_at: i64,
     pub size: u64,
+    /// The keywords all and some of the Thread's visible Emails have
+    /// (only looked at when the filter has a thread condition).
+    pub thread: &'a ThreadKeywords,
+    /// `None` until the message's content was read.
+    pub has_attachment: Option<bool>,
+}
+
+/// The keywords (lower case) that all, and that some, of a Thread's
+/// visible Emails have.
+#[derive(Debug, Default)]
+pub struct ThreadKeywords {
+    pub all: std::collections::HashSet<String>,
+    pub some: std::collections::HashSet<String>,
 }
 
 fn bad(why: impl Into<String>) -> MethodError {
@@ -191,16 +209,29 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
                         .ok_or_else(|| bad("maxSize must be an UnsignedInt"))?,
                 )
             }
-            "hasKeyword" | "notKeyword" => {
-                let kw = v
-                    .as_str()
-                    .ok_or_else(|| bad(format!("{k} must be a keyword")))?
-                    .to_ascii_lowercase();
-                if k == "hasKeyword" {
-                    c.has_keyword = Some(kw)
-                } else {
-                    c.not_keyword = Some(kw)
+            "hasKeyword"
+            | "notKeyword"
+            | "allInThreadHaveKeyword"
+            | "someInThreadHaveKeyword"
+            | "noneInThreadHaveKeyword" => {
+                let kw = Some(
+                    v.as_str()
+                        .ok_or_else(|| bad(format!("{k} must be a keyword")))?
+                        .to_ascii_lowercase(),
+                );
+                match k.as_str() {
+                    "hasKeyword" => c.has_keyword = kw,
+                    "notKeyword" => c.not_keyword = kw,
+                    "allInThreadHaveKeyword" => c.all_in_thread = kw,
+                    "someInThreadHaveKeyword" => c.some_in_thread = kw,
+                    _ => c.none_in_thread = kw,
                 }
+            }
+            "hasAttachment" => {
+                c.has_attachment = Some(
+                    v.as_bool()
+                        .ok_or_else(|| bad("hasAttachment must be a Boolean"))?,
+                )
             }
             "text" | "from" | "to" | "cc" | "bcc" | "subject" | "body" => {
                 let needle = v
@@ -252,6 +283,35 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
     Ok(Filter::Cond(c))
 }
 
+impl Filter {
+    /// Whether a condition looks at other Emails of the Thread.
+    pub fn by_thread(&self) -> bool {
+        match self {
+            Filter::All => false,
+            Filter::Cond(c) => {
+                c.all_in_thread.is_some() || c.some_in_thread.is_some() || c.none_in_thread.is_some()
+            }
+            Filter::And(l) | Filter::Or(l) | Filter::Not(l) => l.iter().any(Filter::by_thread),
+        }
+    }
+
+    /// Whether every condition is on properties an Email never changes
+    /// (RFC 8620 §5.6 upToId): no mailbox or keyword condition.
+    pub fn immutable(&self) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Cond(c) => {
+                c.in_mailbox.is_none()
+                    && c.in_mailbox_other_than.is_empty()
+                    && c.has_keyword.is_none()
+                    && c.not_keyword.is_none()
+                    && !Filter::Cond(c.clone()).by_thread()
+            }
+            Filter::And(l) | Filter::Or(l) | Filter::Not(l) => l.iter().all(Filter::immutable),
+        }
+    }
+}
+
 /// Every text condition of the tree, to look up in the index first.
 pub fn text_conds<'f>(f: &'f Filter, out: &mut Vec<&'f TextCond>) {
     match f {
@@ -285,11 +345,18 @@ pub fn eval(
                 && c.min_size.is_none_or(|s| m.size >= s)
                 && c.max_size.is_none_or(|s| m.size < s)
                 && c.has_keyword.as_ref().is_none_or(|k| m.keywords.contains(k))
-                && c.not_keyword.as_ref().is_none_or(|k| !m.keywords.contains(k));
+                && c.not_keyword.as_ref().is_none_or(|k| !m.keywords.contains(k))
+                // §4.4.1: over every Email of the Thread, this one included.
+                && c.all_in_thread.as_ref().is_none_or(|k| m.thread.all.contains(k))
+                && c.some_in_thread.as_ref().is_none_or(|k| m.thread.some.contains(k))
+                && c.none_in_thread.as_ref().is_none_or(|k| !m.thread.some.contains(k));
             if !meta {
                 return Some(false);
             }
-            all(c.text.iter().map(text))
+            let attachment = c
+                .has_attachment
+                .map(|want| m.has_attachment.map(|has| has == want));
+            all(attachment.into_iter().chain(c.text.iter().map(text)))
         }
     }
 }
@@ -337,6 +404,8 @@ mod tests {
             keywords: &kw,
             received_at: 1000,
             size: 500,
+            thread: &ThreadKeywords::default(),
+            has_attachment: Some(false),
         };
         let f = |v: Value| parse(Some(&v)).unwrap();
         // RFC 8621 §4.4.1: a condition with no properties is true.
@@ -407,6 +476,8 @@ mod tests {
             keywords: &[],
             received_at: 0,
             size: 1,
+            thread: &ThreadKeywords::default(),
+            has_attachment: None,
         };
         let f = parse(Some(&json!({"operator": "OR", "conditions": [
             {"from": "Alice"}, {"inMailbox": "M1", "header": ["X-Tag"]}
@@ -438,5 +509,46 @@ mod tests {
         assert_eq!(eval(&not, &m, &mut |_| Some(true)), Some(false));
         let other_box = parse(Some(&json!({"inMailbox": "M2", "body": "x"}))).unwrap();
         assert_eq!(eval(&other_box, &m, &mut |_| None), Some(false));
+    }
+
+    /// RFC 8621 §4.4.1: the thread keyword conditions look at the
+    /// Thread's Emails, hasAttachment at the content (unknown until read).
+    #[test]
+    fn thread_and_attachment_conditions() {
+        let thread = ThreadKeywords {
+            all: ["$seen".to_string()].into(),
+            some: ["$seen".to_string(), "$flagged".to_string()].into(),
+        };
+        let mut m = Candidate {
+            mailboxes: &[1],
+            keywords: &[],
+            received_at: 0,
+            size: 1,
+            thread: &thread,
+            has_attachment: None,
+        };
+        let f = |v: Value| parse(Some(&v)).unwrap();
+        let yes = |v: Value, m: &Candidate<'_>| matches(&f(v), m);
+        assert!(yes(json!({"allInThreadHaveKeyword": "$Seen"}), &m));
+        assert!(!yes(json!({"allInThreadHaveKeyword": "$flagged"}), &m));
+        assert!(yes(json!({"someInThreadHaveKeyword": "$flagged"}), &m));
+        assert!(!yes(json!({"someInThreadHaveKeyword": "$draft"}), &m));
+        assert!(yes(json!({"noneInThreadHaveKeyword": "$draft"}), &m));
+        assert!(!yes(json!({"noneInThreadHaveKeyword": "$flagged"}), &m));
+        assert!(f(json!({"noneInThreadHaveKeyword": "$draft"})).by_thread());
+        assert!(!f(json!({"noneInThreadHaveKeyword": "$draft"})).immutable());
+        assert!(f(json!({"hasAttachment": true, "minSize": 1})).immutable());
+        let att = f(json!({"hasAttachment": true}));
+        assert_eq!(eval(&att, &m, &mut |_| None), None);
+        m.has_attachment = Some(true);
+        assert!(matches(&att, &m));
+        m.has_attachment = Some(false);
+        assert!(!matches(&att, &m));
+        assert_eq!(
+            parse(Some(&json!({"hasAttachment": "yes"})))
+                .unwrap_err()
+                .kind,
+            "invalidArguments"
+        );
     }
 }

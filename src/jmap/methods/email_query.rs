@@ -1,17 +1,16 @@
 //! Email/query (RFC 8621 §4.4, RFC 8620 §5.5): every filter of
 //! `email_filter`, every sort of §4.4.2 with the advertised collations,
-//! collapseThreads, position and anchor windows. Email/queryChanges
-//! answers `cannotCalculateChanges` (§5.6 allows it; queries do not keep
-//! their results), and queries say `canCalculateChanges: false`.
+//! collapseThreads, position and anchor windows; Email/queryChanges
+//! (RFC 8620 §5.6) from the change log (see `query_changes`).
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::email_filter::{self, Candidate, TextCond};
+use super::email_filter::{self, Candidate, TextCond, ThreadKeywords};
 use super::email_text::{check, TextIndex};
-use super::{store_error, Context};
+use super::{query_changes, store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::collate::{base_subject_5256, casemap};
@@ -179,6 +178,50 @@ impl Content {
     fn text(&self) -> &SearchText {
         self.text.get_or_init(|| search_text(&self.raw))
     }
+
+    /// RFC 8621 §4.1.4, as Email/get says it.
+    fn has_attachment(&self) -> bool {
+        mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .is_some_and(|m| super::email_body::has_attachment(&m))
+    }
+}
+
+/// The keywords all and some of each Thread's visible Emails have.
+fn keywords_by_thread(
+    found: &[(u64, super::Visible)],
+    facts: &[Option<EmailFacts>],
+) -> HashMap<u64, ThreadKeywords> {
+    let mut count: HashMap<u64, HashMap<&str, usize>> = HashMap::new();
+    let mut size: HashMap<u64, usize> = HashMap::new();
+    for ((_, (_, kws)), f) in found.iter().zip(facts) {
+        let Some(f) = f else { continue };
+        *size.entry(f.thread).or_default() += 1;
+        for k in kws {
+            *count.entry(f.thread).or_default().entry(k).or_default() += 1;
+        }
+    }
+    size.into_iter()
+        .map(|(t, n)| {
+            let counts = count.remove(&t).unwrap_or_default();
+            let all = counts
+                .iter()
+                .filter(|(_, c)| **c == n)
+                .map(|(k, _)| k.to_string())
+                .collect();
+            let some = counts.into_keys().map(String::from).collect();
+            (t, ThreadKeywords { all, some })
+        })
+        .collect()
+}
+
+fn collapse_threads(args: &Map<String, Value>) -> Result<bool, MethodError> {
+    match args.get("collapseThreads") {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad("collapseThreads must be a Boolean")),
+    }
 }
 
 fn window(args: &Map<String, Value>) -> Result<(i64, Option<usize>), MethodError> {
@@ -204,12 +247,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
     let filter = email_filter::parse(args.get("filter"))?;
     let sort = parse_sort(args.get("sort"))?;
-    let collapse = match args.get("collapseThreads") {
-        None | Some(Value::Null) => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| bad("collapseThreads must be a Boolean"))?,
-    };
+    let collapse = collapse_threads(&args)?;
     let (position, limit) = window(&args)?;
     let anchor = match args.get("anchor") {
         None | Some(Value::Null) => None,
@@ -252,8 +290,8 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
     };
     let mut out = json!({
         "accountId": id::account(acct),
-        "queryState": state.to_string(),
-        "canCalculateChanges": false,
+        "queryState": query_changes::query_state(&access, state, ""),
+        "canCalculateChanges": true,
         "position": start,
         "ids": window.iter().map(|e| id::email(*e)).collect::<Vec<_>>(),
     });
@@ -366,41 +404,29 @@ async fn ordered(
         .iter()
         .any(|c| matches!(c.key, SortKey::From | SortKey::To));
 
-    // Thread keyword sorts look at every visible message of the thread.
-    let mut thread_keywords: HashMap<u64, (HashSet<&str>, HashSet<&str>)> = HashMap::new();
-    let by_thread = sort
-        .iter()
-        .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
-    if by_thread {
-        let mut count: HashMap<u64, HashMap<&str, usize>> = HashMap::new();
-        let mut size: HashMap<u64, usize> = HashMap::new();
-        for ((_, (_, kws)), f) in found.iter().zip(&facts) {
-            let Some(f) = f else { continue };
-            *size.entry(f.thread).or_default() += 1;
-            for k in kws {
-                *count.entry(f.thread).or_default().entry(k).or_default() += 1;
-            }
-        }
-        for (t, n) in size {
-            let counts = count.remove(&t).unwrap_or_default();
-            let some = counts.keys().copied().collect();
-            let all = counts
-                .iter()
-                .filter(|(_, c)| **c == n)
-                .map(|(k, _)| *k)
-                .collect();
-            thread_keywords.insert(t, (all, some));
-        }
-    }
+    // Thread keyword sorts and filters look at every visible message of
+    // the thread.
+    let by_thread = filter.by_thread()
+        || sort
+            .iter()
+            .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
+    let thread_keywords = if by_thread {
+        keywords_by_thread(&found, &facts)
+    } else {
+        HashMap::new()
+    };
+    let no_thread = ThreadKeywords::default();
 
     let mut rows: Vec<(Vec<Val>, u64, u64)> = Vec::new();
     for ((e, (mailboxes, keywords)), f) in found.iter().zip(&facts) {
         let Some(meta) = f else { continue };
-        let candidate = Candidate {
+        let mut candidate = Candidate {
             mailboxes,
             keywords,
             received_at: meta.received_at,
             size: meta.size,
+            thread: thread_keywords.get(&meta.thread).unwrap_or(&no_thread),
+            has_attachment: None,
         };
         let mut content: Option<Content> = None;
         let verdict = email_filter::eval(filter, &candidate, &mut |t| index.decide(*e, t));
@@ -410,6 +436,7 @@ async fn ordered(
                 let Some(c) = read(mail, acct, *e, &mut content).await? else {
                     continue;
                 };
+                candidate.has_attachment = Some(c.has_attachment());
                 email_filter::eval(filter, &candidate, &mut |t| {
                     Some(check(&c.raw, c.text(), t))
                 })
@@ -444,18 +471,8 @@ async fn ordered(
                 SortKey::From => collate(&from, c.collation),
                 SortKey::To => collate(&to, c.collation),
                 SortKey::HasKeyword(k) => Val::Int(has(k) as i64),
-                SortKey::AllInThread(k) => Val::Int(
-                    thread_keywords
-                        .get(&meta.thread)
-                        .is_some_and(|(all, _)| all.contains(k.as_str()))
-                        as i64,
-                ),
-                SortKey::SomeInThread(k) => Val::Int(
-                    thread_keywords
-                        .get(&meta.thread)
-                        .is_some_and(|(_, some)| some.contains(k.as_str()))
-                        as i64,
-                ),
+                SortKey::AllInThread(k) => Val::Int(candidate.thread.all.contains(k) as i64),
+                SortKey::SomeInThread(k) => Val::Int(candidate.thread.some.contains(k) as i64),
             })
             .collect();
         rows.push((key, *e, meta.thread));
@@ -511,19 +528,93 @@ async fn read<'c>(
     Ok(content.as_ref())
 }
 
-/// Email/queryChanges (RFC 8620 §5.6): this server does not keep query
-/// results, so it cannot say how they changed; the client queries again.
+/// Email/queryChanges (RFC 8620 §5.6): the Emails the log touched since
+/// the query state, and where those in the current results stand now.
 pub async fn query_changes(
     cx: &Context<'_>,
     args: Map<String, Value>,
 ) -> Result<Value, MethodError> {
-    cx.mail_access(&args).await?;
-    email_filter::parse(args.get("filter"))?;
-    parse_sort(args.get("sort"))?;
-    Err(MethodError::with(
-        "cannotCalculateChanges",
-        "query results are not kept; run Email/query again",
-    ))
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
+    let filter = email_filter::parse(args.get("filter"))?;
+    let sort = parse_sort(args.get("sort"))?;
+    let collapse = collapse_threads(&args)?;
+    let mail = &cx.core.mail;
+    let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let (since_text, since) = query_changes::since(&args, &access, state, "")?;
+    // The log is read to its end, past `state`: naming more changed ids
+    // than needed is allowed, and it covers whatever the results below
+    // already show of changes made after `state` (the next call, from
+    // `state`, names those again).
+    let mut touched = query_changes::touched(mail, acct, since, &args, |c| {
+        [c.created.clone(), c.updated.clone(), c.destroyed.clone()]
+    })
+    .await?;
+    let results = ordered(cx, &access, &filter, &sort, collapse).await?;
+    let by_thread = collapse
+        || filter.by_thread()
+        || sort
+            .iter()
+            .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
+    if by_thread {
+        whole_threads(cx, &access, &mut touched, &results).await?;
+    }
+    // §5.6 upToId only counts when nothing the query looks at can change.
+    let immutable = !by_thread
+        && filter.immutable()
+        && !sort
+            .iter()
+            .any(|c| matches!(c.key, SortKey::HasKeyword(_)));
+    let up_to = match args.get("upToId") {
+        Some(Value::String(s)) if immutable => id::parse_email(s),
+        _ => None,
+    };
+    query_changes::respond(
+        &args,
+        acct,
+        since_text,
+        query_changes::query_state(&access, state, ""),
+        &results,
+        &touched,
+        up_to,
+        id::email,
+    )
+}
+
+/// Where an Email's place depends on its Thread (collapsed threads, the
+/// thread keyword filters and sorts), every Email of a touched Thread is
+/// touched. A destroyed Email's Thread may be unknown: then every
+/// current result is, which is never wrong (§5.6: extra ids).
+async fn whole_threads(
+    cx: &Context<'_>,
+    access: &super::Access,
+    touched: &mut query_changes::Touched,
+    results: &[u64],
+) -> Result<(), MethodError> {
+    let mail = &cx.core.mail;
+    let acct = access.acct;
+    let ids: Vec<u64> = touched
+        .created
+        .iter()
+        .chain(&touched.changed)
+        .copied()
+        .collect();
+    let facts = mail.email_facts(acct, &ids).await.map_err(store_error)?;
+    if facts.iter().any(Option::is_none) {
+        results.iter().for_each(|r| touched.change(*r));
+    }
+    let threads: HashSet<u64> = facts.into_iter().flatten().map(|f| f.thread).collect();
+    let all: Vec<u64> = super::visible_messages(cx, access)
+        .await?
+        .into_keys()
+        .collect();
+    let every = mail.email_facts(acct, &all).await.map_err(store_error)?;
+    for (e, f) in all.iter().zip(&every) {
+        if f.as_ref().is_some_and(|f| threads.contains(&f.thread)) {
+            touched.change(*e);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

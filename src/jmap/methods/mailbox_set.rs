@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{store_error, Context};
+use super::{query_changes, store_error, Context};
 use crate::jmap::id;
 use crate::jmap::request::MethodError;
 use crate::mail::acl::shared_name;
@@ -414,11 +414,102 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
+    let state = cx
+        .core
+        .mail
+        .account_usage(acct)
+        .await
+        .map_err(store_error)?
+        .state;
+    let found = results(cx, &access, &args).await?;
+    let mut out = super::query_response(
+        &args,
+        acct,
+        state,
+        found.ids.iter().map(|m| id::mailbox(*m)).collect(),
+    );
+    out["queryState"] = json!(query_changes::query_state(&access, state, &found.extra));
+    out["canCalculateChanges"] = json!(true);
+    Ok(out)
+}
+
+/// Mailbox/queryChanges (RFC 8620 §5.6): the Mailboxes the log touched
+/// (made, renamed, moved, subscribed, destroyed: not their counts) and
+/// their children, whose parentId follows their names.
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    let access = cx.mail_access(&args).await?;
+    let acct = access.acct;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;
+    let found = results(cx, &access, &args).await?;
+    let (since_text, since) = query_changes::since(&args, &access, state, &found.extra)?;
+    let mut touched = query_changes::touched(mail, acct, since, &args, |c| {
+        let ([made, changed, gone], more_than_counts) = super::changes::mailbox_ids(c);
+        [made, if more_than_counts { changed } else { vec![] }, gone]
+    })
+    .await?;
+    let names: Vec<(u64, &str)> = found
+        .boxes
+        .iter()
+        .map(|m| (m.id as u64, m.name.as_str()))
+        .collect();
+    let lost = touched
+        .changed
+        .iter()
+        .any(|t| !names.iter().any(|(m, _)| m == t));
+    let parents: Vec<String> = names
+        .iter()
+        .filter(|(m, _)| touched.contains(*m))
+        .map(|(_, n)| format!("{n}/"))
+        .collect();
+    for (m, n) in &names {
+        // A destroyed parent's name is gone with it: then every result.
+        if lost || parents.iter().any(|p| n.starts_with(p.as_str())) {
+            touched.change(*m);
+        }
+    }
+    let ids: Vec<u64> = found.ids.iter().map(|m| *m as u64).collect();
+    query_changes::respond(
+        &args,
+        acct,
+        since_text,
+        query_changes::query_state(&access, state, &found.extra),
+        &ids,
+        &touched,
+        None,
+        |m| id::mailbox(m as u32),
+    )
+}
+
+/// What a Mailbox query found: the visible mailboxes, the ids of those
+/// it takes in order, and what else (shared subscriptions) it depended on.
+struct Found {
+    boxes: Vec<Mailbox>,
+    ids: Vec<u32>,
+    extra: String,
+}
+
+async fn results(
+    cx: &Context<'_>,
+    access: &super::Access,
+    args: &Map<String, Value>,
+) -> Result<Found, MethodError> {
+    let acct = access.acct;
+    let mail = &cx.core.mail;
     let mut boxes = mail.mailboxes(acct).await.map_err(store_error)?;
     boxes.retain(|m| access.sees(m.id));
-    let subscriptions = super::mailbox::shared_subscriptions(cx, &access).await?;
+    let subscriptions = super::mailbox::shared_subscriptions(cx, access).await?;
+    let extra = match &subscriptions {
+        None => String::new(),
+        Some((_, names)) => {
+            let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            names.join("\n")
+        }
+    };
     let subscribed = |m: &Mailbox| match &subscriptions {
         None => m.subscribed,
         Some((owner, names)) => names.contains(&shared_name(owner, &m.name)),
@@ -434,7 +525,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             .as_ref()
             .map(|r| r.trim_start_matches('\\').to_ascii_lowercase())
     };
-    let f = &super::condition(&args, "Mailbox/query")?;
+    let f = &super::condition(args, "Mailbox/query")?;
     let mut rows: Vec<&Mailbox> = Vec::new();
     for m in &boxes {
         let mut ok = true;
@@ -496,10 +587,6 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             rows.reverse();
         }
     }
-    Ok(super::query_response(
-        &args,
-        acct,
-        state,
-        rows.iter().map(|m| id::mailbox(m.id)).collect(),
-    ))
+    let ids = rows.iter().map(|m| m.id).collect();
+    Ok(Found { boxes, ids, extra })
 }

@@ -13,6 +13,7 @@ mod email_filter;
 mod email_import;
 mod email_parse;
 pub(crate) mod email_query;
+mod query_changes;
 mod email_set;
 mod email_text;
 mod identity;
@@ -154,10 +155,9 @@ pub async fn call(
         "Email/changes" if needs(MAIL) => Ok((name.into(), changes::email(cx, args).await?)),
         "Mailbox/set" if needs(MAIL) => Ok((name.into(), mailbox_set::set(cx, args).await?)),
         "Mailbox/query" if needs(MAIL) => Ok((name.into(), mailbox_set::query(cx, args).await?)),
-        "Mailbox/queryChanges" if needs(MAIL) => Err(MethodError::with(
-            "cannotCalculateChanges",
-            "query results are not kept; run Mailbox/query again",
-        )),
+        "Mailbox/queryChanges" if needs(MAIL) => {
+            Ok((name.into(), mailbox_set::query_changes(cx, args).await?))
+        }
         "Mailbox/changes" if needs(MAIL) => Ok((name.into(), changes::mailbox(cx, args).await?)),
         "Email/set" if needs(MAIL) => Ok((name.into(), email_set::set(cx, args).await?)),
         "Email/parse" if needs(MAIL) => Ok((name.into(), email_parse::parse(cx, args).await?)),

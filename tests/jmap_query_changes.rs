@@ -1,0 +1,438 @@
+//! /queryChanges (RFC 8620 §5.6, RFC 8621 §2.4 and §4.5) against a
+//! running Petrel: random IMAP appends, flag changes, expunges and JMAP
+//! keyword changes, moves and destructions; after each round, every query
+//! brought up to date from its old query states (the previous round's and
+//! the first one's) by splicing `removed` out and `added` in must give
+//! what Email/query gives now. Mailbox queries likewise through creation,
+//! renames, subscriptions and destruction. Python's jmapc reads an
+//! Email/queryChanges answer as a second client.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::jmap::*;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+/// A client's splice (§5.6): out with `removed`, in with `added`, lowest
+/// index first.
+fn apply(old: &[String], answer: &Value) -> Vec<String> {
+    let removed: HashSet<&str> = answer["removed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a queryChanges answer: {answer}"))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut list: Vec<String> = old
+        .iter()
+        .filter(|i| !removed.contains(i.as_str()))
+        .cloned()
+        .collect();
+    let mut last = None;
+    for a in answer["added"].as_array().unwrap() {
+        let index = a["index"].as_u64().unwrap() as usize;
+        // §5.6: sorted by index, lowest first.
+        assert!(last.is_none_or(|l| l < index), "added out of order: {answer}");
+        last = Some(index);
+        list.insert(index.min(list.len()), a["id"].as_str().unwrap().into());
+    }
+    list
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a query answer: {v}"))
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One APPEND of a message to `mailbox` received at minute `n`; a reply
+/// to message `parent` joins its Thread; `attach` adds an attachment.
+fn append(mailbox: &str, n: u32, parent: Option<u32>, attach: bool) -> String {
+    let reply = parent
+        .map(|p| format!("In-Reply-To: <m{p}@remote.test>\r\nReferences: <m{p}@remote.test>\r\n"))
+        .unwrap_or_default();
+    let subject = match parent {
+        Some(p) => format!("Re: topic {p}"),
+        None => format!("topic {n}"),
+    };
+    let body = if attach {
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n".to_string()
+    } else {
+        format!("\r\nword{} text of {n} {}\r\n", n % 3, "x".repeat(n as usize % 40))
+    };
+    let msg = format!(
+        "From: ann{}@remote.test\r\nTo: joe@example.org\r\nSubject: {subject}\r\nMessage-ID: <m{n}@remote.test>\r\n{reply}Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n{body}",
+        n % 4
+    );
+    format!(
+        "ap{n} APPEND {mailbox} \"27-Nov-2026 {:02}:{:02}:00 +0000\" {{{}+}}\r\n{msg}\r\n",
+        n / 60 % 24,
+        n % 60,
+        msg.len()
+    )
+}
+
+/// The Email queries followed: the mail list's fast path, plain sorts,
+/// keyword and thread conditions, collapsed threads, attachments, text.
+fn email_queries(inbox: &str, archive: &str) -> Vec<Value> {
+    vec![
+        json!({"filter": {"inMailbox": inbox}}),
+        json!({"sort": [{"property": "receivedAt"}]}),
+        json!({"filter": {"hasKeyword": "$flagged"}, "sort": [{"property": "subject"}, {"property": "size", "isAscending": false}]}),
+        json!({"filter": {"inMailbox": inbox}, "collapseThreads": true}),
+        json!({"filter": {"someInThreadHaveKeyword": "$flagged"}}),
+        json!({"filter": {"noneInThreadHaveKeyword": "$seen"}, "sort": [{"property": "allInThreadHaveKeyword", "keyword": "$answered"}, {"property": "receivedAt"}]}),
+        json!({"filter": {"hasAttachment": true}, "sort": [{"property": "from"}]}),
+        json!({"filter": {"operator": "NOT", "conditions": [{"inMailbox": archive}]}, "sort": [{"property": "size", "isAscending": false}]}),
+        json!({"filter": {"text": "word1"}, "collapseThreads": true, "sort": [{"property": "hasKeyword", "keyword": "$seen"}]}),
+    ]
+}
+
+/// (queryState, ids) of every query, in one request.
+fn run_queries(j: &Jmap, account: &str, queries: &[Value]) -> Vec<(String, Vec<String>)> {
+    let calls: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let mut args = q.clone();
+            args["accountId"] = json!(account);
+            json!(["Email/query", args, i.to_string()])
+        })
+        .collect();
+    j.api(&[CORE, MAIL], json!(calls))
+        .iter()
+        .map(|r| {
+            assert_eq!(r[1]["canCalculateChanges"], json!(true), "{r}");
+            (r[1]["queryState"].as_str().unwrap().to_string(), ids(&r[1]))
+        })
+        .collect()
+}
+
+fn run_changes(
+    j: &Jmap,
+    method: &str,
+    account: &str,
+    queries: &[Value],
+    since: &[(String, Vec<String>)],
+) -> Vec<Value> {
+    let calls: Vec<Value> = queries
+        .iter()
+        .zip(since)
+        .enumerate()
+        .map(|(i, (q, (state, _)))| {
+            let mut args = q.clone();
+            args["accountId"] = json!(account);
+            args["sinceQueryState"] = json!(state);
+            args["calculateTotal"] = json!(true);
+            json!([method, args, i.to_string()])
+        })
+        .collect();
+    j.api(&[CORE, MAIL], json!(calls))
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r[0], method, "{r}");
+            r[1].clone()
+        })
+        .collect()
+}
+
+/// RFC 8620 §5.6: from any old query state, the changes splice the old
+/// results into the current ones, whatever IMAP and JMAP did between.
+#[tokio::test]
+async fn email_query_changes_replay_to_the_current_results() {
+    let seed: u64 = std::env::var("PETREL_QUERY_CHANGES_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8620);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let j = server("");
+    let account = j.account_id();
+    let imap_addr = j.s.addr("imap");
+    let first: String = (0..12)
+        .map(|n| append("INBOX", n, (n % 4 == 3).then(|| n - 1), n % 5 == 0))
+        .collect();
+    imap(imap_addr, &first).await;
+    let roles = j.roles(&account);
+    let (inbox, archive) = (roles["inbox"].clone(), roles["archive"].clone());
+    let queries = email_queries(&inbox, &archive);
+    let start = run_queries(&j, &account, &queries);
+    let mut previous = start.clone();
+    let mut next_n = 12;
+    for round in 0..6 {
+        // IMAP: new messages (some replies), flags, and an expunge.
+        let mut cmds = String::new();
+        for _ in 0..rng.gen_range(1..4) {
+            let parent = rng.gen_bool(0.5).then(|| rng.gen_range(0..next_n));
+            cmds.push_str(&append("INBOX", next_n, parent, rng.gen_bool(0.3)));
+            next_n += 1;
+        }
+        cmds.push_str("s SELECT INBOX\r\n");
+        for i in 0..rng.gen_range(1..4) {
+            let flag = ["\\Flagged", "\\Seen", "\\Answered", "\\Deleted"][rng.gen_range(0..4)];
+            let sign = if rng.gen_bool(0.7) { '+' } else { '-' };
+            let seq = rng.gen_range(1..6);
+            cmds.push_str(&format!("f{i} STORE {seq} {sign}FLAGS ({flag})\r\n"));
+        }
+        if rng.gen_bool(0.3) {
+            cmds.push_str("x EXPUNGE\r\n");
+        }
+        imap(imap_addr, &cmds).await;
+        // JMAP: keywords, moves and a destruction.
+        let all = ids(&j.api(
+            &[CORE, MAIL],
+            json!([["Email/query", {"accountId": account}, "0"]]),
+        )[0][1]);
+        let mut update = serde_json::Map::new();
+        for _ in 0..rng.gen_range(1..4) {
+            let e = &all[rng.gen_range(0..all.len())];
+            let patch = match rng.gen_range(0..3) {
+                0 => json!({"keywords/$flagged": if rng.gen_bool(0.5) { json!(true) } else { Value::Null }}),
+                1 => json!({"keywords/$seen": true}),
+                _ => json!({"mailboxIds": {(if rng.gen_bool(0.5) { &archive } else { &inbox }): true}}),
+            };
+            update.insert(e.clone(), patch);
+        }
+        let destroy: Vec<&String> = if rng.gen_bool(0.4) {
+            vec![&all[rng.gen_range(0..all.len())]]
+        } else {
+            vec![]
+        };
+        let destroy: Vec<&String> = destroy
+            .into_iter()
+            .filter(|d| !update.contains_key(d.as_str()))
+            .collect();
+        let r = j.api(
+            &[CORE, MAIL],
+            json!([["Email/set", {"accountId": account, "update": update, "destroy": destroy}, "0"]]),
+        );
+        assert_eq!(r[0][0], "Email/set", "{r:?}");
+
+        let now = run_queries(&j, &account, &queries);
+        for since in [&previous, &start] {
+            let answers = run_changes(&j, "Email/queryChanges", &account, &queries, since);
+            for (i, a) in answers.iter().enumerate() {
+                assert_eq!(a["oldQueryState"], json!(since[i].0), "{a}");
+                assert_eq!(a["newQueryState"], json!(now[i].0), "{a}");
+                assert_eq!(
+                    apply(&since[i].1, a),
+                    now[i].1,
+                    "seed {seed}, round {round}, query {}: {a}",
+                    queries[i]
+                );
+                assert_eq!(a["total"], json!(now[i].1.len()), "{a}");
+            }
+        }
+        previous = now;
+    }
+}
+
+/// §5.6: errors and arguments: an unknown or future state, tooManyChanges
+/// (each removed or added id is one change), total only when asked,
+/// upToId on a query only on immutable properties, and jmapc reading an
+/// answer.
+#[tokio::test]
+async fn email_query_changes_arguments_and_errors() {
+    let j = server("");
+    let account = j.account_id();
+    let imap_addr = j.s.addr("imap");
+    imap(imap_addr, &(0..4).map(|n| append("INBOX", n, None, false)).collect::<String>()).await;
+    let q = |extra: Value| {
+        let mut args = json!({"accountId": account, "sort": [{"property": "receivedAt"}]});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        j.api(&[CORE, MAIL], json!([["Email/query", args, "0"]]))[0][1].clone()
+    };
+    let qc = |extra: Value| {
+        let mut args = json!({"accountId": account, "sort": [{"property": "receivedAt"}]});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        j.api(&[CORE, MAIL], json!([["Email/queryChanges", args, "0"]]))[0].clone()
+    };
+    let before = q(json!({}));
+    let state = before["queryState"].as_str().unwrap().to_string();
+    let old = ids(&before);
+    // No change: nothing to splice, and no total unless asked.
+    let r = qc(json!({"sinceQueryState": state}));
+    assert_eq!(r[0], "Email/queryChanges", "{r}");
+    assert_eq!((r[1]["removed"].clone(), r[1]["added"].clone()), (json!([]), json!([])));
+    assert!(r[1].get("total").is_none(), "{r}");
+    for bad in ["x", "999999", "3-abc"] {
+        assert_eq!(qc(json!({"sinceQueryState": bad}))[1]["type"], "cannotCalculateChanges");
+    }
+    assert_eq!(qc(json!({}))[1]["type"], "invalidArguments");
+    // Two new messages at the end, one flagged (a mutable property).
+    imap(
+        imap_addr,
+        &format!(
+            "{}{}s SELECT INBOX\r\nf STORE 1 +FLAGS (\\Flagged)\r\n",
+            append("INBOX", 10, None, false),
+            append("INBOX", 11, None, false)
+        ),
+    )
+    .await;
+    let r = qc(json!({"sinceQueryState": state, "maxChanges": 2}));
+    assert_eq!(r[1]["type"], "tooManyChanges", "{r}");
+    let r = qc(json!({"sinceQueryState": state, "maxChanges": 4}));
+    let now = ids(&q(json!({})));
+    assert_eq!(r[1]["removed"], json!([old[0]]), "{r}");
+    assert_eq!(apply(&old, &r[1]), now);
+    // upToId: a query on immutable properties leaves out additions past
+    // the client's last id; one on keywords ignores it.
+    let r = qc(json!({"sinceQueryState": state, "upToId": old[2]}));
+    assert_eq!(r[1]["added"], json!([{"id": old[0], "index": 0}]), "{r}");
+    let flagged = json!({"filter": {"notKeyword": "$seen"}});
+    let fq = q(flagged.clone());
+    imap(imap_addr, &append("INBOX", 12, None, false)).await;
+    let mut args = flagged.clone();
+    args["sinceQueryState"] = fq["queryState"].clone();
+    args["upToId"] = json!(old[0]);
+    let r = qc(args);
+    assert_eq!(r[1]["added"].as_array().unwrap().len(), 1, "{r}");
+
+    // jmapc (a second client) parses an answer.
+    let port = j.s.addr("https").port();
+    let state = q(json!({}))["queryState"].as_str().unwrap().to_string();
+    imap(imap_addr, &append("INBOX", 13, None, true)).await;
+    let out = j.python(&format!(
+        "from jmapc import Client, Comparator\n\
+         from jmapc.methods import EmailQueryChanges\n\
+         c = Client.create_with_password(host='127.0.0.1:{port}', user='joe@example.org', password='pw')\n\
+         r = c.request(EmailQueryChanges(sort=[Comparator(property='receivedAt')], since_query_state='{state}', calculate_total=True))\n\
+         print(r.old_query_state, r.new_query_state, r.total, len(r.removed), [(a.id, a.index) for a in r.added])\n"
+    ));
+    let last = ids(&q(json!({}))).last().unwrap().clone();
+    assert!(
+        out.trim().ends_with(&format!("8 0 [('{last}', 7)]")),
+        "{out}"
+    );
+    assert!(out.starts_with(&format!("{state} ")), "{out}");
+}
+
+fn mailbox_queries() -> Vec<Value> {
+    vec![
+        json!({"sort": [{"property": "name"}]}),
+        json!({"filter": {"parentId": null}, "sort": [{"property": "name", "isAscending": false}]}),
+        json!({"filter": {"isSubscribed": true}, "sort": [{"property": "sortOrder"}, {"property": "name"}]}),
+        json!({"filter": {"name": "o"}, "sort": [{"property": "parentId"}, {"property": "name"}]}),
+    ]
+}
+
+fn mailbox_round(j: &Jmap, account: &str, queries: &[Value]) -> Vec<(String, Vec<String>)> {
+    let calls: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let mut args = q.clone();
+            args["accountId"] = json!(account);
+            json!(["Mailbox/query", args, i.to_string()])
+        })
+        .collect();
+    j.api(&[CORE, MAIL], json!(calls))
+        .iter()
+        .map(|r| {
+            assert_eq!(r[1]["canCalculateChanges"], json!(true), "{r}");
+            (r[1]["queryState"].as_str().unwrap().to_string(), ids(&r[1]))
+        })
+        .collect()
+}
+
+/// RFC 8621 §2.4 (Mailbox/queryChanges as §5.6 says): through creation,
+/// an IMAP RENAME that moves a whole subtree, a JMAP rename, a change of
+/// parent, subscriptions over IMAP and JMAP, and destruction.
+#[tokio::test]
+async fn mailbox_query_changes_follow_renames_and_parents() {
+    let j = server("");
+    let account = j.account_id();
+    let imap_addr = j.s.addr("imap");
+    let queries = mailbox_queries();
+    let start = mailbox_round(&j, &account, &queries);
+    let mut previous = start.clone();
+    let set = |args: Value| {
+        let mut args = args;
+        args["accountId"] = json!(account);
+        let r = j.api(&[CORE, MAIL], json!([["Mailbox/set", args, "0"]]));
+        assert!(r[0][1]["notCreated"].is_null() && r[0][1]["notUpdated"].is_null() && r[0][1]["notDestroyed"].is_null(), "{r:?}");
+        r[0][1].clone()
+    };
+    let mut check = |round: &str, previous: &mut Vec<(String, Vec<String>)>| {
+        let now = mailbox_round(&j, &account, &queries);
+        for since in [&*previous, &start] {
+            let answers = run_changes(&j, "Mailbox/queryChanges", &account, &queries, since);
+            for (i, a) in answers.iter().enumerate() {
+                assert_eq!(a["newQueryState"], json!(now[i].0), "{a}");
+                assert_eq!(
+                    apply(&since[i].1, a),
+                    now[i].1,
+                    "{round}, query {}: {a}",
+                    queries[i]
+                );
+            }
+        }
+        *previous = now;
+    };
+    let made = set(json!({"create": {
+        "p": {"name": "Projects", "isSubscribed": true},
+        "a": {"name": "Zoo", "parentId": "#p"},
+        "b": {"name": "Alpha", "parentId": "#p", "isSubscribed": true},
+        "t": {"name": "Todo"}
+    }}));
+    let id = |k: &str| made["created"][k]["id"].as_str().unwrap().to_string();
+    check("created", &mut previous);
+    imap(imap_addr, "r RENAME Projects Work\r\nu SUBSCRIBE Work/Zoo\r\n").await;
+    check("IMAP rename of a parent", &mut previous);
+    set(json!({"update": {id("t"): {"name": "Done", "isSubscribed": true}, id("a"): {"parentId": null}}}));
+    check("JMAP rename and a new parent", &mut previous);
+    set(json!({"update": {id("b"): {"parentId": id("t"), "sortOrder": 3}}}));
+    set(json!({"destroy": [id("p")]}));
+    check("destroyed a parent", &mut previous);
+    let before = previous[0].0.clone();
+    imap(imap_addr, "c CREATE Done/Old\r\nd UNSUBSCRIBE Done\r\n").await;
+    check("IMAP create and unsubscribe", &mut previous);
+    // RFC 8621 §2: isSubscribed is a Mailbox property; an IMAP
+    // UNSUBSCRIBE is a change of it (was not logged before).
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Mailbox/changes", {"accountId": account, "sinceState": before}, "0"]]),
+    );
+    assert_eq!(r[0][1]["updated"], json!([id("t")]), "{r:?}");
+    assert_eq!(r[0][1]["updatedProperties"], Value::Null, "{r:?}");
+}
+
+/// §5.6 in a shared account (RFC 8620 §1.6.2): changes of the owner
+/// replay for the grantee; a grant that changed what it sees makes its
+/// old query states unusable (cannotCalculateChanges), with no record in
+/// the owner's log.
+#[tokio::test]
+async fn shared_query_changes_end_when_grants_change() {
+    let j = server("");
+    j.s.account("bob@example.org");
+    let imap_addr = j.s.addr("imap");
+    let msgs: String = (0..3).map(|n| append("INBOX", n, None, false)).collect();
+    imap(
+        imap_addr,
+        &format!("{msgs}c CREATE Team\r\ng SETACL INBOX bob@example.org lr\r\n"),
+    )
+    .await;
+    let joe = j.account_id();
+    let q = json!({"accountId": joe, "sort": [{"property": "receivedAt"}]});
+    let bob = |calls: Value| j.api_as("bob@example.org", &[CORE, MAIL], calls);
+    let first = bob(json!([["Email/query", q, "0"]]))[0][1].clone();
+    let state = first["queryState"].as_str().unwrap().to_string();
+    assert!(state.contains('-'), "{first}");
+    imap(imap_addr, "s SELECT INBOX\r\nf STORE 2 +FLAGS (\\Deleted)\r\n").await;
+    let mut qc = q.clone();
+    qc["sinceQueryState"] = json!(state);
+    let r = bob(json!([["Email/queryChanges", qc, "0"]]));
+    let now = ids(&bob(json!([["Email/query", q, "0"]]))[0][1]);
+    assert_eq!(now.len(), 2);
+    assert_eq!(apply(&ids(&first), &r[0][1]), now, "{r:?}");
+    imap(imap_addr, "g SETACL Team bob@example.org lr\r\n").await;
+    let r = bob(json!([["Email/queryChanges", qc, "0"]]));
+    assert_eq!(r[0][1]["type"], "cannotCalculateChanges", "{r:?}");
+}
