@@ -1117,10 +1117,20 @@ async fn email_query_text_filters_and_sorts() {
     let mut thread = vec![inv.to_string(), re.to_string()];
     thread.sort();
     assert_eq!(sorted(json!({"someInThreadHaveKeyword": "$seen"})), thread);
-    assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$seen"})), Vec::<String>::new());
+    assert_eq!(
+        sorted(json!({"allInThreadHaveKeyword": "$seen"})),
+        Vec::<String>::new()
+    );
     assert_eq!(sorted(json!({"noneInThreadHaveKeyword": "$seen"})), [lunch]);
-    assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$flagged"})), [lunch]);
-    imap(j.s.addr("imap"), "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\n").await;
+    assert_eq!(
+        sorted(json!({"allInThreadHaveKeyword": "$flagged"})),
+        [lunch]
+    );
+    imap(
+        j.s.addr("imap"),
+        "b SELECT INBOX\r\nc STORE 1 +FLAGS (\\Seen)\r\n",
+    )
+    .await;
     assert_eq!(sorted(json!({"allInThreadHaveKeyword": "$seen"})), thread);
     // hasAttachment: a non-inline attachment (§4.1.4), read from content.
     assert_eq!(sorted(json!({"hasAttachment": true})), Vec::<String>::new());
@@ -1129,7 +1139,10 @@ async fn email_query_text_filters_and_sorts() {
     assert_eq!(with.len(), 1);
     assert!(![inv, re, lunch].contains(&with[0].as_str()));
     assert_eq!(sorted(json!({"hasAttachment": false})).len(), 3);
-    assert_eq!(query(json!({"filter": {"hasAttachment": 1}}))["type"], "invalidArguments");
+    assert_eq!(
+        query(json!({"filter": {"hasAttachment": 1}}))["type"],
+        "invalidArguments"
+    );
     assert_eq!(query(json!({}))["canCalculateChanges"], json!(true));
 }
 

@@ -136,7 +136,7 @@ fn grantees(boxes: &[Mailbox]) -> Vec<u32> {
 }
 
 /// Removes one message from one mailbox; deletes the email with its last
-/// membership. Returns true if the email is gone.
+/// membership. Returns the Thread of the email if it is gone.
 pub(crate) fn remove_membership(
     txn: &mut Txn<'_>,
     blobs: &crate::store::BlobStore,
@@ -145,29 +145,31 @@ pub(crate) fn remove_membership(
     mbox: u32,
     uid: u32,
     email: u64,
-) -> std::result::Result<bool, StoreError> {
+) -> std::result::Result<Option<u64>, StoreError> {
     txn.delete(k_uid(acct, mbox, uid));
     let fkey = k_email(b'F', acct, email);
     let Some(v) = txn.get(&fkey)? else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut es: EmailState = from_json(&v)?;
     es.mailboxes.retain(|&(mb, u)| !(mb == mbox && u == uid));
     if es.mailboxes.is_empty() {
         let ekey = k_email(b'E', acct, email);
+        let mut thread = 0;
         if let Some(v) = txn.get(&ekey)? {
             let meta: EmailMeta = from_json(&v)?;
             blobs.release(txn, &meta.blob)?;
             st.used_bytes = st.used_bytes.saturating_sub(meta.size);
             st.messages = st.messages.saturating_sub(1);
+            thread = meta.thread;
         }
         txn.delete(ekey);
         txn.delete(fkey);
         txn.put(k_email(b'J', acct, email), super::FTS_REMOVE.to_vec());
-        Ok(true)
+        Ok(Some(thread))
     } else {
         txn.put(fkey, to_json(&es));
-        Ok(false)
+        Ok(None)
     }
 }
 
@@ -265,16 +267,19 @@ impl MailStore {
                 let mut uprefix = k_acct(b'U', acct);
                 uprefix.extend_from_slice(&mb.id.to_be_bytes());
                 let mut destroyed = Vec::new();
+                let mut threads = Vec::new();
                 // Messages that are in other mailboxes too lose one
                 // membership: an update (JMAP mailboxIds).
                 let mut updated = Vec::new();
                 for (k, v) in txn.scan_prefix(&uprefix)? {
                     let uid = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4 bytes"));
                     let email = u64::from_be_bytes(v[0..8].try_into().expect("8 bytes"));
-                    if remove_membership(txn, &blobs, acct, &mut st, mb.id, uid, email)? {
-                        destroyed.push(email);
-                    } else {
-                        updated.push(email);
+                    match remove_membership(txn, &blobs, acct, &mut st, mb.id, uid, email)? {
+                        Some(thread) => {
+                            destroyed.push(email);
+                            threads.push(thread);
+                        }
+                        None => updated.push(email),
                     }
                 }
                 txn.delete(k_mbox(acct, mb.id));
@@ -296,6 +301,7 @@ impl MailStore {
                     destroyed,
                     mailboxes: vec![mb.id],
                     mailboxes_destroyed: vec![mb.id],
+                    threads,
                     ..Default::default()
                 };
                 log_change(txn, acct, &mut st, &change);

@@ -122,6 +122,10 @@ pub struct Change {
     pub mailboxes_created: Vec<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mailboxes_destroyed: Vec<u32>,
+    /// The Threads of `destroyed`, in the same order (JMAP Thread/changes;
+    /// records written before it was kept have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -563,6 +567,31 @@ impl MailStore {
             .collect()
     }
 
+    /// The Threads of the messages destroyed after state `since`:
+    /// message → Thread. `None` if a record from before Threads were
+    /// logged with destructions is among them.
+    pub async fn destroyed_threads(
+        &self,
+        acct: u32,
+        since: u64,
+    ) -> Result<Option<std::collections::HashMap<u64, u64>>> {
+        let mut out = std::collections::HashMap::new();
+        let mut from = since;
+        loop {
+            let batch = self.changes_since(acct, from, 1000).await?;
+            let Some((last, _)) = batch.last() else {
+                return Ok(Some(out));
+            };
+            from = *last;
+            for (_, c) in &batch {
+                if c.threads.len() != c.destroyed.len() || c.threads.contains(&0) {
+                    return Ok(None);
+                }
+                out.extend(c.destroyed.iter().copied().zip(c.threads.iter().copied()));
+            }
+        }
+    }
+
     /// The message's keywords and the mailboxes that hold it.
     pub async fn email_state(&self, acct: u32, email: u64) -> Result<Option<EmailState>> {
         match self.store.get(k_email(b'F', acct, email)).await? {
@@ -878,6 +907,7 @@ impl MailStore {
                 let mut st = account_state(txn, acct)?;
                 let mut gone = Vec::new();
                 let mut destroyed = Vec::new();
+                let mut threads = Vec::new();
                 let mut updated = Vec::new();
                 for uid in candidates {
                     let ukey = k_uid(acct, mbox, uid);
@@ -892,10 +922,14 @@ impl MailStore {
                         continue;
                     }
                     gone.push(uid);
-                    if mailbox::remove_membership(txn, &blobs, acct, &mut st, mbox, uid, e.email)? {
-                        destroyed.push(e.email);
-                    } else {
-                        updated.push(e.email);
+                    match mailbox::remove_membership(
+                        txn, &blobs, acct, &mut st, mbox, uid, e.email,
+                    )? {
+                        Some(thread) => {
+                            destroyed.push(e.email);
+                            threads.push(thread);
+                        }
+                        None => updated.push(e.email),
                     }
                 }
                 if gone.is_empty() {
@@ -906,6 +940,7 @@ impl MailStore {
                     updated,
                     destroyed,
                     mailboxes: vec![mbox],
+                    threads,
                     ..Default::default()
                 };
                 log_mailbox_change(txn, acct, &mut st, &change, mbox)?;

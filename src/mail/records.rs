@@ -71,6 +71,65 @@ fn add_upload_bytes(txn: &mut Txn<'_>, acct: u32, delta: i64) -> crate::store::R
     Ok(())
 }
 
+/// One entry of a kind's change log (identities and submissions: their
+/// /changes, RFC 8620 §5.2), under the state it made.
+fn k_log(acct: u32, kind: Kind, state: u64) -> Vec<u8> {
+    let mut k = k_acct(b'w', acct);
+    k.push(kind as u8);
+    k.push(b'#');
+    k.extend_from_slice(&state.to_be_bytes());
+    k
+}
+
+/// What a logged change did to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Created,
+    Updated,
+    Destroyed,
+}
+
+impl Op {
+    fn byte(self) -> u8 {
+        match self {
+            Op::Created => b'c',
+            Op::Updated => b'u',
+            Op::Destroyed => b'd',
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Op> {
+        match b {
+            b'c' => Some(Op::Created),
+            b'u' => Some(Op::Updated),
+            b'd' => Some(Op::Destroyed),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds whose changes are logged one by one.
+fn logged(kind: Kind) -> bool {
+    matches!(kind, Kind::Identity | Kind::Submission)
+}
+
+/// Moves the kind's state and, for a logged kind, notes what changed.
+fn bump_logged(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    kind: Kind,
+    op: Op,
+    id: Option<u64>,
+) -> crate::store::Result<u64> {
+    let n = bump(txn, acct, kind)?;
+    if logged(kind) {
+        let mut v = vec![op.byte()];
+        v.extend_from_slice(&id.unwrap_or(n).to_be_bytes());
+        txn.put(k_log(acct, kind, n), v);
+    }
+    Ok(n)
+}
+
 fn bump(txn: &mut Txn<'_>, acct: u32, kind: Kind) -> crate::store::Result<u64> {
     let key = k_ctr(acct, kind);
     let n = txn
@@ -102,6 +161,47 @@ impl MailStore {
             .await?
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0))
+    }
+
+    /// What changed in a logged kind after state `since` up to `until`:
+    /// (state, what, record id) in order. `None` when a change in between
+    /// left no entry (made before changes were logged, or a clearing).
+    pub async fn record_log(
+        &self,
+        acct: u32,
+        kind: Kind,
+        since: u64,
+        until: u64,
+    ) -> Result<Option<Vec<(u64, Op, u64)>>> {
+        if since >= until {
+            return Ok(Some(Vec::new()));
+        }
+        let rows = self
+            .store
+            .scan(
+                k_log(acct, kind, since + 1),
+                k_log(acct, kind, until + 1),
+                (until - since) as usize,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let state = k[k.len() - 8..].try_into().ok().map(u64::from_be_bytes);
+            let op = v.first().copied().and_then(Op::from_byte);
+            let id = v
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            let (Some(state), Some(op), Some(id)) = (state, op, id) else {
+                return Ok(None);
+            };
+            // Contiguous: every state after `since` has its entry.
+            if state != since + 1 + out.len() as u64 {
+                return Ok(None);
+            }
+            out.push((state, op, id));
+        }
+        Ok((out.len() as u64 == until - since).then_some(out))
     }
 
     /// Every record of a kind, by id.
@@ -144,7 +244,7 @@ impl MailStore {
         Ok(self
             .store
             .transact(move |txn| {
-                let id = bump(txn, acct, kind)?;
+                let id = bump_logged(txn, acct, kind, Op::Created, None)?;
                 txn.put(k_rec(acct, kind, id), v.clone());
                 Ok(id)
             })
@@ -164,8 +264,13 @@ impl MailStore {
         Ok(self
             .store
             .transact(move |txn| {
-                bump(txn, acct, kind)?;
-                txn.put(k_rec(acct, kind, id), v.clone());
+                let key = k_rec(acct, kind, id);
+                let op = match txn.get(&key)? {
+                    Some(_) => Op::Updated,
+                    None => Op::Created,
+                };
+                bump_logged(txn, acct, kind, op, Some(id))?;
+                txn.put(key, v.clone());
                 Ok(())
             })
             .await?)
@@ -187,7 +292,7 @@ impl MailStore {
                 if txn.get(&key)?.is_none() {
                     return Ok(false);
                 }
-                bump(txn, acct, kind)?;
+                bump_logged(txn, acct, kind, Op::Updated, Some(id))?;
                 txn.put(key, v.clone());
                 Ok(true)
             })
@@ -204,7 +309,7 @@ impl MailStore {
                 if txn.get(&key)?.is_none() {
                     return Ok(false);
                 }
-                bump(txn, acct, kind)?;
+                bump_logged(txn, acct, kind, Op::Destroyed, Some(id))?;
                 txn.delete(key);
                 Ok(true)
             })

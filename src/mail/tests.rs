@@ -529,3 +529,45 @@ async fn shared_with_follows_grants_and_inherited_ones() {
         "the child's stays"
     );
 }
+
+/// The identity and submission log (JMAP /changes): one entry per state,
+/// in order; a clearing leaves a gap, so states before it cannot be
+/// brought up to date; unlogged kinds log nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_log_follows_every_change() {
+    use crate::mail::records::{Kind, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let m = mail_store(dir.path());
+    let a = m.create_record(1, Kind::Identity, &"a").await.unwrap();
+    let b = m.create_record(1, Kind::Identity, &"b").await.unwrap();
+    assert!(m.update_record(1, Kind::Identity, a, &"a2").await.unwrap());
+    assert!(m.delete_record(1, Kind::Identity, b).await.unwrap());
+    // Nothing to update or delete: no state, no entry.
+    assert!(!m.delete_record(1, Kind::Identity, b).await.unwrap());
+    let state = m.record_state(1, Kind::Identity).await.unwrap();
+    assert_eq!(state, 4);
+    let log = m.record_log(1, Kind::Identity, 0, state).await.unwrap();
+    assert_eq!(
+        log,
+        Some(vec![
+            (1, Op::Created, a),
+            (2, Op::Created, b),
+            (3, Op::Updated, a),
+            (4, Op::Destroyed, b)
+        ])
+    );
+    assert_eq!(
+        m.record_log(1, Kind::Identity, 2, 3).await.unwrap(),
+        Some(vec![(3, Op::Updated, a)])
+    );
+    assert_eq!(
+        m.record_log(1, Kind::Identity, 4, 4).await.unwrap(),
+        Some(vec![])
+    );
+    m.clear_records(1, Kind::Identity).await.unwrap();
+    assert_eq!(m.record_log(1, Kind::Identity, 4, 5).await.unwrap(), None);
+    assert_eq!(m.record_log(1, Kind::Identity, 0, 5).await.unwrap(), None);
+    // Uploads are not logged.
+    m.put_upload(1, "text/plain", b"x".to_vec()).await.unwrap();
+    assert_eq!(m.record_log(1, Kind::Upload, 0, 1).await.unwrap(), None);
+}

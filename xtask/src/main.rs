@@ -361,7 +361,7 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_share",
                 "--test",
-                "jmap_query_changes",
+                "jmap_changes",
                 "--test",
                 "crash",
                 "--test",

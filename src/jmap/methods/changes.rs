@@ -22,7 +22,9 @@ enum Kind {
 }
 
 /// The `sinceState` and `maxChanges` arguments.
-fn since_and_max(args: &Map<String, Value>) -> Result<(String, Option<usize>), MethodError> {
+pub(super) fn since_and_max(
+    args: &Map<String, Value>,
+) -> Result<(String, Option<usize>), MethodError> {
     let since = args
         .get("sinceState")
         .and_then(Value::as_str)

@@ -289,7 +289,9 @@ impl Filter {
         match self {
             Filter::All => false,
             Filter::Cond(c) => {
-                c.all_in_thread.is_some() || c.some_in_thread.is_some() || c.none_in_thread.is_some()
+                c.all_in_thread.is_some()
+                    || c.some_in_thread.is_some()
+                    || c.none_in_thread.is_some()
             }
             Filter::And(l) | Filter::Or(l) | Filter::Not(l) => l.iter().any(Filter::by_thread),
         }

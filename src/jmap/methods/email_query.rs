@@ -557,14 +557,12 @@ pub async fn query_changes(
             .iter()
             .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
     if by_thread {
-        whole_threads(cx, &access, &mut touched, &results).await?;
+        whole_threads(cx, &access, since, &mut touched, &results).await?;
     }
     // §5.6 upToId only counts when nothing the query looks at can change.
     let immutable = !by_thread
         && filter.immutable()
-        && !sort
-            .iter()
-            .any(|c| matches!(c.key, SortKey::HasKeyword(_)));
+        && !sort.iter().any(|c| matches!(c.key, SortKey::HasKeyword(_)));
     let up_to = match args.get("upToId") {
         Some(Value::String(s)) if immutable => id::parse_email(s),
         _ => None,
@@ -583,11 +581,13 @@ pub async fn query_changes(
 
 /// Where an Email's place depends on its Thread (collapsed threads, the
 /// thread keyword filters and sorts), every Email of a touched Thread is
-/// touched. A destroyed Email's Thread may be unknown: then every
-/// current result is, which is never wrong (§5.6: extra ids).
+/// touched. A destroyed Email's Thread comes from the log; where the log
+/// predates that, every current result is touched, which is never wrong
+/// (§5.6: extra ids).
 async fn whole_threads(
     cx: &Context<'_>,
     access: &super::Access,
+    since: u64,
     touched: &mut query_changes::Touched,
     results: &[u64],
 ) -> Result<(), MethodError> {
@@ -600,10 +600,28 @@ async fn whole_threads(
         .copied()
         .collect();
     let facts = mail.email_facts(acct, &ids).await.map_err(store_error)?;
-    if facts.iter().any(Option::is_none) {
-        results.iter().for_each(|r| touched.change(*r));
+    let mut threads: HashSet<u64> = HashSet::new();
+    let mut destroyed = None;
+    for (e, f) in ids.iter().zip(facts) {
+        if let Some(f) = f {
+            threads.insert(f.thread);
+            continue;
+        }
+        // Destroyed: the log kept its Thread (unless it predates that).
+        if destroyed.is_none() {
+            destroyed = Some(
+                mail.destroyed_threads(acct, since)
+                    .await
+                    .map_err(store_error)?,
+            );
+        }
+        match destroyed.as_ref().and_then(|d| d.as_ref()?.get(e)) {
+            Some(t) => {
+                threads.insert(*t);
+            }
+            None => results.iter().for_each(|r| touched.change(*r)),
+        }
     }
-    let threads: HashSet<u64> = facts.into_iter().flatten().map(|f| f.thread).collect();
     let all: Vec<u64> = super::visible_messages(cx, access)
         .await?
         .into_keys()

@@ -13,7 +13,6 @@ mod email_filter;
 mod email_import;
 mod email_parse;
 pub(crate) mod email_query;
-mod query_changes;
 mod email_set;
 mod email_text;
 mod identity;
@@ -21,6 +20,7 @@ mod mailbox;
 mod mailbox_set;
 pub(crate) mod mdn;
 mod push_subscription;
+mod query_changes;
 mod quota;
 mod search_snippet;
 pub(crate) mod submission;
@@ -351,39 +351,75 @@ fn set_response(
     })
 }
 
-/// /changes for objects kept as mail-store records (§5.2): their state
-/// is a counter without a log, so a client behind it is told to fetch
-/// again (`cannotCalculateChanges`); one in step gets no changes.
+/// /changes for objects kept as mail-store records (§5.2): identities
+/// and submissions, from their kind's own log. A state from before the
+/// log (or across a clearing) is `cannotCalculateChanges`.
 async fn record_changes(
     cx: &Context<'_>,
     args: Map<String, Value>,
     kind: crate::mail::records::Kind,
 ) -> Result<Value, MethodError> {
+    use crate::mail::records::{Kind, Op};
     let acct = cx.account_id(&args).await?;
-    let since = args
-        .get("sinceState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| MethodError::invalid_arguments("sinceState is required"))?;
-    let state = cx
-        .core
-        .mail
-        .record_state(acct, kind)
-        .await
-        .map_err(store_error)?;
-    if since != state.to_string() {
-        return Err(MethodError::with(
+    let (since_text, max) = changes::since_and_max(&args)?;
+    let mail = &cx.core.mail;
+    let state = mail.record_state(acct, kind).await.map_err(store_error)?;
+    let cannot = || {
+        MethodError::with(
             "cannotCalculateChanges",
-            "this server keeps no change log for these objects; fetch them again",
-        ));
+            "unknown state, or one older than this server's log; fetch them again",
+        )
+    };
+    let since: u64 = since_text.parse().map_err(|_| cannot())?;
+    if since > state {
+        return Err(cannot());
+    }
+    let log = mail
+        .record_log(acct, kind, since, state)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(cannot)?;
+    // Per id: the first and the last thing that happened to it.
+    let mut seen: Vec<(u64, Op, Op)> = Vec::new();
+    let mut reached = since;
+    let mut more = false;
+    for (n, op, rec) in log {
+        match seen.iter_mut().find(|(r, _, _)| *r == rec) {
+            Some(entry) => entry.2 = op,
+            None => {
+                // §5.2: never more than maxChanges ids; stop at the
+                // state before the one that would pass it.
+                if max.is_some_and(|m| seen.len() >= m) {
+                    more = true;
+                    break;
+                }
+                seen.push((rec, op, op));
+            }
+        }
+        reached = n;
+    }
+    let name = match kind {
+        Kind::Submission => super::id::submission,
+        _ => super::id::identity,
+    };
+    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    for (rec, first, last) in seen {
+        match (first, last) {
+            // Made and gone within the range: never seen (§5.2).
+            (Op::Created, Op::Destroyed) => {}
+            (Op::Created, _) => created.push(name(rec)),
+            (_, Op::Destroyed) => destroyed.push(name(rec)),
+            _ => updated.push(name(rec)),
+        }
     }
     Ok(serde_json::json!({
         "accountId": super::id::account(acct),
-        "oldState": since,
-        "newState": state.to_string(),
-        "hasMoreChanges": false,
-        "created": [],
-        "updated": [],
-        "destroyed": [],
+        "oldState": since_text,
+        "newState": reached.to_string(),
+        "hasMoreChanges": more,
+        "created": created,
+        "updated": updated,
+        "destroyed": destroyed,
     }))
 }
 

@@ -199,7 +199,11 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap()[1..].parse().unwrap())
             .collect();
-        let mut list: Vec<u64> = old.iter().copied().filter(|i| !removed.contains(i)).collect();
+        let mut list: Vec<u64> = old
+            .iter()
+            .copied()
+            .filter(|i| !removed.contains(i))
+            .collect();
         for a in answer["added"].as_array().unwrap() {
             let i: u64 = a["id"].as_str().unwrap()[1..].parse().unwrap();
             list.insert(a["index"].as_u64().unwrap() as usize, i);
@@ -250,7 +254,17 @@ mod tests {
         let r = respond(&args, 1, "1".into(), "2".into(), &new, &t, None, id::email).unwrap();
         assert_eq!(r["total"], json!(3));
         // upToId on an immutable query: additions after it left out.
-        let r = respond(&args, 1, "1".into(), "2".into(), &new, &t, Some(2), id::email).unwrap();
+        let r = respond(
+            &args,
+            1,
+            "1".into(),
+            "2".into(),
+            &new,
+            &t,
+            Some(2),
+            id::email,
+        )
+        .unwrap();
         assert_eq!(r["added"], json!([{"id": "E2", "index": 1}]));
         args.insert("maxChanges".into(), json!(-1));
         let e = respond(&args, 1, "1".into(), "2".into(), &new, &t, None, id::email).unwrap_err();

@@ -53,14 +53,21 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     Ok(super::get_response(acct, state, list, not_found))
 }
 
-/// Thread/changes (§3.2) from Email/changes: the threads of created and
-/// changed Emails; a thread all of whose Emails are new is created. The
-/// change log does not keep the thread of a destroyed Email, so a range
-/// with destructions answers `cannotCalculateChanges` (the client
-/// fetches its threads again).
+/// Thread/changes (§3.2) from Email/changes: the Threads of created,
+/// changed and destroyed Emails (the change log keeps the Thread of a
+/// destroyed Email). A Thread all of whose Emails are new is created;
+/// one with no Email left is destroyed; the rest are updated. A range
+/// reaching back before the log kept Threads, with destructions in it,
+/// answers `cannotCalculateChanges` (the client fetches its threads
+/// again).
 pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
+    let since: u64 = args
+        .get("sinceState")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut out = super::changes::email(cx, args).await?;
     let list = |k: &str| -> Vec<u64> {
         out[k]
@@ -72,16 +79,11 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
             })
             .unwrap_or_default()
     };
-    if !list("destroyed").is_empty() {
-        return Err(MethodError::with(
-            "cannotCalculateChanges",
-            "Emails were destroyed since that state; fetch the threads again",
-        ));
-    }
     let created: HashSet<u64> = list("created").into_iter().collect();
     let touched: Vec<u64> = created.iter().copied().chain(list("updated")).collect();
+    let lost = list("destroyed");
     let mail = &cx.core.mail;
-    let threads: HashSet<u64> = mail
+    let mut threads: HashSet<u64> = mail
         .email_facts(acct, &touched)
         .await
         .map_err(store_error)?
@@ -89,7 +91,34 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
         .flatten()
         .map(|f| f.thread)
         .collect();
-    let (mut made, mut changed) = (Vec::new(), Vec::new());
+    // Threads that lost an Email they had at `since`.
+    let mut shrunk: HashSet<u64> = HashSet::new();
+    if !lost.is_empty() {
+        let cannot = || {
+            MethodError::with(
+                "cannotCalculateChanges",
+                "Emails were destroyed before this server logged their Threads; fetch the threads again",
+            )
+        };
+        let logged = mail
+            .destroyed_threads(acct, since)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(cannot)?;
+        // An Email destroyed for this user only (out of its sight in a
+        // shared account) still has its facts.
+        let facts = mail.email_facts(acct, &lost).await.map_err(store_error)?;
+        for (e, f) in lost.iter().zip(facts) {
+            let t = logged
+                .get(e)
+                .copied()
+                .or(f.map(|f| f.thread))
+                .ok_or_else(cannot)?;
+            shrunk.insert(t);
+        }
+        threads.extend(&shrunk);
+    }
+    let (mut made, mut changed, mut gone) = (Vec::new(), Vec::new(), Vec::new());
     if !threads.is_empty() {
         let all: Vec<u64> = super::visible_messages(cx, &access)
             .await?
@@ -97,12 +126,15 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
             .collect();
         let every = mail.email_facts(acct, &all).await.map_err(store_error)?;
         for t in threads {
-            let new = all
+            let members: Vec<u64> = all
                 .iter()
                 .zip(&every)
                 .filter(|(_, f)| f.is_some_and(|f| f.thread == t))
-                .all(|(e, _)| created.contains(e));
-            if new {
+                .map(|(e, _)| *e)
+                .collect();
+            if members.is_empty() {
+                gone.push(id::thread(t));
+            } else if !shrunk.contains(&t) && members.iter().all(|e| created.contains(e)) {
                 made.push(id::thread(t));
             } else {
                 changed.push(id::thread(t));
@@ -111,8 +143,9 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
     }
     made.sort();
     changed.sort();
+    gone.sort();
     out["created"] = json!(made);
     out["updated"] = json!(changed);
-    out["destroyed"] = json!([]);
+    out["destroyed"] = json!(gone);
     Ok(out)
 }

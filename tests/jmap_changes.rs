@@ -1,5 +1,7 @@
-//! /queryChanges (RFC 8620 §5.6, RFC 8621 §2.4 and §4.5) against a
-//! running Petrel: random IMAP appends, flag changes, expunges and JMAP
+//! /changes and /queryChanges (RFC 8620 §5.2, §5.6; RFC 8621 §2.4,
+//! §3.2, §4.5, §6.2, §7.2) against a running Petrel. Thread/changes
+//! through destructions; Identity/changes and EmailSubmission/changes
+//! from their own log. For queries: random IMAP appends, flag changes, expunges and JMAP
 //! keyword changes, moves and destructions; after each round, every query
 //! brought up to date from its old query states (the previous round's and
 //! the first one's) by splicing `removed` out and `added` in must give
@@ -33,7 +35,10 @@ fn apply(old: &[String], answer: &Value) -> Vec<String> {
     for a in answer["added"].as_array().unwrap() {
         let index = a["index"].as_u64().unwrap() as usize;
         // §5.6: sorted by index, lowest first.
-        assert!(last.is_none_or(|l| l < index), "added out of order: {answer}");
+        assert!(
+            last.is_none_or(|l| l < index),
+            "added out of order: {answer}"
+        );
         last = Some(index);
         list.insert(index.min(list.len()), a["id"].as_str().unwrap().into());
     }
@@ -62,7 +67,11 @@ fn append(mailbox: &str, n: u32, parent: Option<u32>, attach: bool) -> String {
     let body = if attach {
         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n".to_string()
     } else {
-        format!("\r\nword{} text of {n} {}\r\n", n % 3, "x".repeat(n as usize % 40))
+        format!(
+            "\r\nword{} text of {n} {}\r\n",
+            n % 3,
+            "x".repeat(n as usize % 40)
+        )
     };
     let msg = format!(
         "From: ann{}@remote.test\r\nTo: joe@example.org\r\nSubject: {subject}\r\nMessage-ID: <m{n}@remote.test>\r\n{reply}Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n{body}",
@@ -190,9 +199,13 @@ async fn email_query_changes_replay_to_the_current_results() {
         for _ in 0..rng.gen_range(1..4) {
             let e = &all[rng.gen_range(0..all.len())];
             let patch = match rng.gen_range(0..3) {
-                0 => json!({"keywords/$flagged": if rng.gen_bool(0.5) { json!(true) } else { Value::Null }}),
+                0 => {
+                    json!({"keywords/$flagged": if rng.gen_bool(0.5) { json!(true) } else { Value::Null }})
+                }
                 1 => json!({"keywords/$seen": true}),
-                _ => json!({"mailboxIds": {(if rng.gen_bool(0.5) { &archive } else { &inbox }): true}}),
+                _ => {
+                    json!({"mailboxIds": {(if rng.gen_bool(0.5) { &archive } else { &inbox }): true}})
+                }
             };
             update.insert(e.clone(), patch);
         }
@@ -239,7 +252,13 @@ async fn email_query_changes_arguments_and_errors() {
     let j = server("");
     let account = j.account_id();
     let imap_addr = j.s.addr("imap");
-    imap(imap_addr, &(0..4).map(|n| append("INBOX", n, None, false)).collect::<String>()).await;
+    imap(
+        imap_addr,
+        &(0..4)
+            .map(|n| append("INBOX", n, None, false))
+            .collect::<String>(),
+    )
+    .await;
     let q = |extra: Value| {
         let mut args = json!({"accountId": account, "sort": [{"property": "receivedAt"}]});
         args.as_object_mut()
@@ -260,10 +279,16 @@ async fn email_query_changes_arguments_and_errors() {
     // No change: nothing to splice, and no total unless asked.
     let r = qc(json!({"sinceQueryState": state}));
     assert_eq!(r[0], "Email/queryChanges", "{r}");
-    assert_eq!((r[1]["removed"].clone(), r[1]["added"].clone()), (json!([]), json!([])));
+    assert_eq!(
+        (r[1]["removed"].clone(), r[1]["added"].clone()),
+        (json!([]), json!([]))
+    );
     assert!(r[1].get("total").is_none(), "{r}");
     for bad in ["x", "999999", "3-abc"] {
-        assert_eq!(qc(json!({"sinceQueryState": bad}))[1]["type"], "cannotCalculateChanges");
+        assert_eq!(
+            qc(json!({"sinceQueryState": bad}))[1]["type"],
+            "cannotCalculateChanges"
+        );
     }
     assert_eq!(qc(json!({}))[1]["type"], "invalidArguments");
     // Two new messages at the end, one flagged (a mutable property).
@@ -357,7 +382,12 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
         let mut args = args;
         args["accountId"] = json!(account);
         let r = j.api(&[CORE, MAIL], json!([["Mailbox/set", args, "0"]]));
-        assert!(r[0][1]["notCreated"].is_null() && r[0][1]["notUpdated"].is_null() && r[0][1]["notDestroyed"].is_null(), "{r:?}");
+        assert!(
+            r[0][1]["notCreated"].is_null()
+                && r[0][1]["notUpdated"].is_null()
+                && r[0][1]["notDestroyed"].is_null(),
+            "{r:?}"
+        );
         r[0][1].clone()
     };
     let mut check = |round: &str, previous: &mut Vec<(String, Vec<String>)>| {
@@ -384,9 +414,15 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
     }}));
     let id = |k: &str| made["created"][k]["id"].as_str().unwrap().to_string();
     check("created", &mut previous);
-    imap(imap_addr, "r RENAME Projects Work\r\nu SUBSCRIBE Work/Zoo\r\n").await;
+    imap(
+        imap_addr,
+        "r RENAME Projects Work\r\nu SUBSCRIBE Work/Zoo\r\n",
+    )
+    .await;
     check("IMAP rename of a parent", &mut previous);
-    set(json!({"update": {id("t"): {"name": "Done", "isSubscribed": true}, id("a"): {"parentId": null}}}));
+    set(
+        json!({"update": {id("t"): {"name": "Done", "isSubscribed": true}, id("a"): {"parentId": null}}}),
+    );
     check("JMAP rename and a new parent", &mut previous);
     set(json!({"update": {id("b"): {"parentId": id("t"), "sortOrder": 3}}}));
     set(json!({"destroy": [id("p")]}));
@@ -425,7 +461,11 @@ async fn shared_query_changes_end_when_grants_change() {
     let first = bob(json!([["Email/query", q, "0"]]))[0][1].clone();
     let state = first["queryState"].as_str().unwrap().to_string();
     assert!(state.contains('-'), "{first}");
-    imap(imap_addr, "s SELECT INBOX\r\nf STORE 2 +FLAGS (\\Deleted)\r\n").await;
+    imap(
+        imap_addr,
+        "s SELECT INBOX\r\nf STORE 2 +FLAGS (\\Deleted)\r\n",
+    )
+    .await;
     let mut qc = q.clone();
     qc["sinceQueryState"] = json!(state);
     let r = bob(json!([["Email/queryChanges", qc, "0"]]));
@@ -435,4 +475,225 @@ async fn shared_query_changes_end_when_grants_change() {
     imap(imap_addr, "g SETACL Team bob@example.org lr\r\n").await;
     let r = bob(json!([["Email/queryChanges", qc, "0"]]));
     assert_eq!(r[0][1]["type"], "cannotCalculateChanges", "{r:?}");
+}
+
+fn thread_of(j: &Jmap, account: &str, email: &str) -> String {
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/get", {"accountId": account, "ids": [email], "properties": ["threadId"]}, "0"]]),
+    );
+    r[0][1]["list"][0]["threadId"].as_str().unwrap().to_string()
+}
+
+/// RFC 8621 §3.2 (Thread/changes as RFC 8620 §5.2 says): a Thread that
+/// lost some of its Emails is updated, one that lost all is destroyed
+/// (by JMAP destroy or IMAP EXPUNGE), one made and emptied since the
+/// state is not named at all.
+#[tokio::test]
+async fn thread_changes_across_destructions() {
+    let j = server("");
+    let account = j.account_id();
+    let imap_addr = j.s.addr("imap");
+    // m1 + its reply m2 (one Thread), m3 and m4 alone.
+    let msgs: String = [(1, None), (2, Some(1)), (3, None), (4, None)]
+        .iter()
+        .map(|(n, p)| append("INBOX", *n, *p, false))
+        .collect();
+    imap(imap_addr, &msgs).await;
+    let all = ids(&j.api(
+        &[CORE, MAIL],
+        json!([["Email/query", {"accountId": account, "sort": [{"property": "receivedAt"}]}, "0"]]),
+    )[0][1]);
+    let (m1, m2, m3) = (&all[0], &all[1], &all[2]);
+    let (t1, t3, t4) = (
+        thread_of(&j, &account, m1),
+        thread_of(&j, &account, m3),
+        thread_of(&j, &account, &all[3]),
+    );
+    assert_eq!(thread_of(&j, &account, m2), t1);
+    let state = |j: &Jmap| {
+        j.api(
+            &[CORE, MAIL],
+            json!([["Thread/get", {"accountId": account, "ids": []}, "0"]]),
+        )[0][1]["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let s0 = state(&j);
+    // A new message, destroyed again before anyone asks.
+    imap(imap_addr, &append("INBOX", 5, None, false)).await;
+    let m5 = ids(&j.api(
+        &[CORE, MAIL],
+        json!([["Email/query", {"accountId": account, "filter": {"text": "topic 5"}}, "0"]]),
+    )[0][1]);
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/set", {"accountId": account, "destroy": [m2, m3, m5[0]]}, "0"]]),
+    );
+    assert_eq!(r[0][1]["destroyed"].as_array().unwrap().len(), 3, "{r:?}");
+    let s1 = state(&j);
+    // m4 by IMAP: \Deleted and EXPUNGE (it is the third message left).
+    let out = imap(
+        imap_addr,
+        "s SELECT INBOX\r\nf STORE 2 +FLAGS (\\Deleted)\r\nx EXPUNGE\r\n",
+    )
+    .await;
+    assert!(out.contains("* 2 EXPUNGE"), "{out}");
+    let changes = |since: &str| {
+        j.api(
+            &[CORE, MAIL],
+            json!([["Thread/changes", {"accountId": account, "sinceState": since}, "0"]]),
+        )[0][1]
+            .clone()
+    };
+    let c = changes(&s0);
+    assert_eq!(c["created"], json!([]), "{c}");
+    assert_eq!(c["updated"], json!([t1]), "{c}");
+    let mut gone = vec![t3.clone(), t4.clone()];
+    gone.sort();
+    assert_eq!(c["destroyed"], json!(gone), "{c}");
+    let c = changes(&s1);
+    assert_eq!(
+        (c["updated"].clone(), c["destroyed"].clone()),
+        (json!([]), json!([t4])),
+        "{c}"
+    );
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Thread/get", {"accountId": account, "ids": [t1, t3]}, "0"]]),
+    );
+    assert_eq!(r[0][1]["list"][0]["emailIds"], json!([m1]), "{r:?}");
+    assert_eq!(r[0][1]["notFound"], json!([t3]), "{r:?}");
+}
+
+/// RFC 8620 §5.2 for Identity (RFC 8621 §6) and EmailSubmission (§7):
+/// created, updated and destroyed from any earlier state, an object made
+/// and destroyed since not named, maxChanges splitting the way with
+/// hasMoreChanges, and an unknown state refused.
+#[tokio::test]
+async fn identity_and_submission_changes() {
+    const SUB: &str = "urn:ietf:params:jmap:submission";
+    let j = server("[jmap]\nmax-delayed-send = 3600\n");
+    j.s.account("bob@example.org");
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    let api = |calls: Value| j.api(&[CORE, MAIL, SUB], calls);
+    let changes = |kind: &str, since: &str, max: Option<u64>| {
+        let mut args = json!({"accountId": account, "sinceState": since});
+        if let Some(m) = max {
+            args["maxChanges"] = json!(m);
+        }
+        api(json!([[format!("{kind}/changes"), args, "0"]]))[0][1].clone()
+    };
+    let list = |v: &Value, k: &str| -> Vec<String> {
+        let mut l: Vec<String> = v[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        l.sort();
+        l
+    };
+    let r = api(json!([["Identity/get", {"accountId": account}, "0"]]));
+    let own = r[0][1]["list"][0]["id"].as_str().unwrap().to_string();
+    let i0 = r[0][1]["state"].as_str().unwrap().to_string();
+    let r = api(json!([["Identity/set", {"accountId": account, "create": {
+        "a": {"email": "joe@example.org", "name": "Joe at work"},
+        "b": {"email": "joe@example.org", "name": "Joe, briefly"}}}, "0"]]));
+    let (a, b) = (
+        r[0][1]["created"]["a"]["id"].as_str().unwrap().to_string(),
+        r[0][1]["created"]["b"]["id"].as_str().unwrap().to_string(),
+    );
+    let i1 = r[0][1]["newState"].as_str().unwrap().to_string();
+    let r = api(json!([["Identity/set", {"accountId": account,
+        "update": {a.as_str(): {"name": "Joe J."}, own.as_str(): {"textSignature": "-- Joe"}},
+        "destroy": [b]}, "0"]]));
+    assert!(r[0][1]["notUpdated"].is_null(), "{r:?}");
+    let c = changes("Identity", &i0, None);
+    assert_eq!(list(&c, "created"), [a.clone()], "{c}");
+    assert_eq!(list(&c, "updated"), [own.clone()], "{c}");
+    assert_eq!(list(&c, "destroyed"), Vec::<String>::new(), "{c}");
+    assert_eq!(c["hasMoreChanges"], json!(false));
+    let c = changes("Identity", &i1, None);
+    let mut both = vec![a.clone(), own.clone()];
+    both.sort();
+    assert_eq!(list(&c, "updated"), both, "{c}");
+    assert_eq!(list(&c, "destroyed"), [b.clone()], "{c}");
+    // maxChanges 1: one object at a time, through intermediate states.
+    let mut since = i0.clone();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let c = changes("Identity", &since, Some(1));
+        let n = ["created", "updated", "destroyed"]
+            .iter()
+            .map(|k| list(&c, k).len())
+            .sum::<usize>();
+        assert!(n <= 1, "{c}");
+        seen.extend(
+            ["created", "updated", "destroyed"]
+                .iter()
+                .flat_map(|k| list(&c, k)),
+        );
+        since = c["newState"].as_str().unwrap().to_string();
+        if c["hasMoreChanges"] == json!(false) {
+            break;
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    // Walked one state at a time, b shows up made, then destroyed.
+    let mut want = vec![a.clone(), b.clone(), own.clone()];
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(
+        changes("Identity", "x", None)["type"],
+        "cannotCalculateChanges"
+    );
+    assert_eq!(
+        changes("Identity", "99999", None)["type"],
+        "cannotCalculateChanges"
+    );
+
+    // A held submission: made, cancelled (an update), destroyed.
+    let s0 = api(json!([["EmailSubmission/get", {"accountId": account, "ids": []}, "0"]]))[0][1]
+        ["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api(json!([
+        ["Email/set", {"accountId": account, "create": {"d": {
+            "mailboxIds": {roles["drafts"].as_str(): true},
+            "from": [{"email": "joe@example.org"}], "to": [{"email": "bob@example.org"}],
+            "subject": "held", "textBody": [{"partId": "1"}],
+            "bodyValues": {"1": {"value": "later"}}}}}, "e"],
+        ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": own, "emailId": "#d",
+            "envelope": {"mailFrom": {"email": "joe@example.org", "parameters": {"HOLDFOR": "600"}},
+                         "rcptTo": [{"email": "bob@example.org"}]}}}}, "s"]
+    ]));
+    let sub = r[1][1]["created"]["s"]["id"].as_str().unwrap().to_string();
+    let s1 = r[1][1]["newState"].as_str().unwrap().to_string();
+    let c = changes("EmailSubmission", &s0, None);
+    assert_eq!(list(&c, "created"), [sub.clone()], "{c}");
+    api(
+        json!([["EmailSubmission/set", {"accountId": account, "update": {sub.as_str(): {"undoStatus": "canceled"}}}, "0"]]),
+    );
+    let c = changes("EmailSubmission", &s1, None);
+    assert_eq!(list(&c, "updated"), [sub.clone()], "{c}");
+    let r = api(json!([["EmailSubmission/set", {"accountId": account, "destroy": [sub]}, "0"]]));
+    assert_eq!(r[0][1]["destroyed"], json!([sub]), "{r:?}");
+    let c = changes("EmailSubmission", &s1, None);
+    assert_eq!(list(&c, "destroyed"), [sub.clone()], "{c}");
+    let c = changes("EmailSubmission", &s0, None);
+    let none: Vec<String> = vec![];
+    assert_eq!(
+        (
+            list(&c, "created"),
+            list(&c, "updated"),
+            list(&c, "destroyed")
+        ),
+        (none.clone(), none.clone(), none),
+        "made and destroyed since s0: {c}"
+    );
 }
