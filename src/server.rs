@@ -375,7 +375,13 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         },
         controller.handle(),
     );
-    core.mail.spawn_indexer(controller.handle());
+    core.mail.spawn_indexer(
+        controller.handle(),
+        crate::mail::fts::Pace {
+            defer_above: cfg.search.defer_above,
+            max_defer: std::time::Duration::from_secs(cfg.search.max_defer),
+        },
+    );
     crate::jmap::pusher::spawn(core.clone(), controller.handle());
 
     println!(

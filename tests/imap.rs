@@ -1796,6 +1796,45 @@ async fn full_text_index_agrees_with_reading() {
     assert_eq!(fts_answers(&on).await, expected);
 }
 
+/// `search.defer-above`, `search.max-defer`: appends faster than the
+/// threshold make the indexer wait (it says so, and the backlog stays),
+/// SEARCH still answers from the messages themselves, and once the
+/// appends stop the backlog is indexed with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexing_waits_for_bulk_arrivals() {
+    let s = TestServer::start_logging(
+        "[imap]\nauth-without-tls = true\n[search]\ndefer-above = 5\nmax-defer = 60\n",
+    );
+    s.account("joe@example.org");
+    let mut c = logged_in(&s).await;
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    while start.elapsed() < std::time::Duration::from_secs(3) {
+        let m = format!("Subject: bulk {n}\r\n\r\nneedle{n}x body\r\n");
+        append(&mut c, &format!("a{n}"), &m).await;
+        n += 1;
+    }
+    assert!(n > 30, "only {n} appends in 3 s");
+    let log = s.log_until("indexing waits");
+    assert!(log.contains("search.defer-above 5"), "{log}");
+    let waiting = |out: String| -> usize {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("waiting: "))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    assert!(waiting(s.cli_ok(&["search", "status"])) > 0);
+    cmd(&mut c, "s", "SELECT INBOX").await;
+    let last = format!("SEARCH BODY needle{}x", n - 1);
+    let want = format!("* SEARCH {n}");
+    assert!(cmd(&mut c, "q", &last).await.contains(&want));
+    // Quiet again: the backlog is indexed.
+    let log = s.log_until("indexing what waited");
+    assert!(log.contains("indexing what waited"), "{log}");
+    s.wait_indexed().await;
+    assert!(cmd(&mut c, "r", &last).await.contains(&want));
+}
+
 /// RFC 7888: LITERAL+ by default; `imap.literal-plus = false` offers
 /// LITERAL- instead, and a larger non-synchronizing literal is read and
 /// its command refused with BAD [TOOBIG] while the session goes on.

@@ -147,6 +147,12 @@ pub struct SearchConfig {
     /// Keep the index; without it SEARCH reads every message.
     pub index: bool,
     pub path: PathBuf,
+    /// While mail changes faster than this many times a second (a bulk
+    /// import, a migration), the indexer waits and the CPU goes to the
+    /// mail; 0: never wait.
+    pub defer_above: u32,
+    /// The longest the indexer waits for bulk arrivals to end, seconds.
+    pub max_defer: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -655,6 +661,8 @@ impl Default for SearchConfig {
         SearchConfig {
             index: true,
             path: "fts".into(),
+            defer_above: 100,
+            max_defer: 120,
         }
     }
 }

@@ -546,17 +546,155 @@ const BATCH_BYTES: usize = 8 << 20;
 /// Bytes of a message the indexer reads at most.
 const INDEX_READ_MAX: usize = 2 * MAX_FIELD;
 
+/// How the indexer yields to bulk arrivals (`search.defer-above`,
+/// `search.max-defer`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Changes of mail per second above which indexing waits; 0: never.
+    pub defer_above: u32,
+    pub max_defer: std::time::Duration,
+}
+
+/// The indexer's view of how busy the mail store is: changes per second
+/// over the last second or more, and where it is in a busy stretch.
+struct Busy {
+    pace: Pace,
+    count: u64,
+    at: std::time::Instant,
+    rate: u64,
+    stretch: Stretch,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stretch {
+    Quiet,
+    /// Indexing waits, since then.
+    Waiting(std::time::Instant),
+    /// Waited `max_defer`; indexing goes on alongside until it is quiet.
+    Alongside,
+}
+
+impl Busy {
+    fn new(pace: Pace, count: u64) -> Busy {
+        Busy {
+            pace,
+            count,
+            at: std::time::Instant::now(),
+            rate: 0,
+            stretch: Stretch::Quiet,
+        }
+    }
+
+    /// Whether indexing should wait now, given the activity counter.
+    fn wait(&mut self, count: u64) -> bool {
+        let dt = self.at.elapsed();
+        if dt >= std::time::Duration::from_secs(1) {
+            self.rate = count.saturating_sub(self.count) * 1000 / (dt.as_millis() as u64).max(1);
+            self.count = count;
+            self.at = std::time::Instant::now();
+        }
+        let bulk = self.pace.defer_above > 0 && self.rate > self.pace.defer_above as u64;
+        let (wait, next) = match (bulk, self.stretch) {
+            (false, Stretch::Waiting(since)) => {
+                tracing::info!(
+                    "search index: mail changes at {}/s again; indexing what waited {} s",
+                    self.rate,
+                    since.elapsed().as_secs()
+                );
+                (false, Stretch::Quiet)
+            }
+            (false, _) => (false, Stretch::Quiet),
+            (true, Stretch::Quiet) => {
+                tracing::info!(
+                    "search index: mail changes at {}/s (search.defer-above {}); indexing waits up to {} s",
+                    self.rate,
+                    self.pace.defer_above,
+                    self.pace.max_defer.as_secs()
+                );
+                (true, Stretch::Waiting(std::time::Instant::now()))
+            }
+            (true, Stretch::Waiting(since)) if since.elapsed() < self.pace.max_defer => {
+                (true, self.stretch)
+            }
+            (true, Stretch::Waiting(_)) => {
+                tracing::info!(
+                    "search index: still {}/s after search.max-defer; indexing alongside",
+                    self.rate
+                );
+                (false, Stretch::Alongside)
+            }
+            (true, Stretch::Alongside) => (false, Stretch::Alongside),
+        };
+        self.stretch = next;
+        metrics::gauge!("petrel_search_index_waiting").set(if wait { 1.0 } else { 0.0 });
+        wait
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn busy(defer_above: u32, max_defer: u64) -> Busy {
+        Busy::new(
+            Pace {
+                defer_above,
+                max_defer: Duration::from_secs(max_defer),
+            },
+            0,
+        )
+    }
+
+    /// Pretends a second went by with `n` changes.
+    fn second(b: &mut Busy, n: u64) -> bool {
+        b.at = Instant::now() - Duration::from_secs(1);
+        let count = b.count + n;
+        b.wait(count)
+    }
+
+    #[test]
+    fn waits_while_busy_and_at_most_max_defer() {
+        let mut b = busy(100, 120);
+        assert!(!second(&mut b, 50), "a trickle is indexed at once");
+        assert!(second(&mut b, 500), "bulk arrivals: wait");
+        assert!(second(&mut b, 500));
+        assert!(!second(&mut b, 10), "quiet again: index");
+        assert!(second(&mut b, 500));
+        // The stretch passes max-defer: index alongside until quiet.
+        b.stretch = Stretch::Waiting(Instant::now() - Duration::from_secs(121));
+        assert!(!second(&mut b, 500));
+        assert!(!second(&mut b, 500), "still busy, still indexing");
+        assert!(!second(&mut b, 0));
+        assert!(second(&mut b, 500), "a new stretch waits again");
+        // 0 turns waiting off.
+        let mut off = busy(0, 120);
+        assert!(!second(&mut off, 100_000));
+    }
+}
+
 impl super::MailStore {
     /// Starts the task that applies `J` records to the index (or, with
-    /// the index off, drops them).
-    pub fn spawn_indexer(&self, mut shutdown: crate::net::Shutdown) {
+    /// the index off, drops them). Bulk arrivals come first: while mail
+    /// changes faster than `pace.defer_above` a second, indexing waits
+    /// (at most `pace.max_defer` at a time); SEARCH and Email/query read
+    /// the messages still queued, so answers stay complete.
+    pub fn spawn_indexer(&self, mut shutdown: crate::net::Shutdown, pace: Pace) {
         let mail = self.clone();
         tokio::spawn(async move {
             if let Err(e) = mail.fill_new_index().await {
                 tracing::error!("search index: cannot queue the existing messages: {e}");
             }
+            let activity = || mail.activity.load(std::sync::atomic::Ordering::Relaxed);
+            let mut bulk = Busy::new(pace, activity());
             let mut busy = false;
             loop {
+                if bulk.wait(activity()) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => continue,
+                        _ = shutdown.wait() => return,
+                    }
+                }
                 match mail.index_batch().await {
                     Ok(n) if n > 0 => {
                         busy = true;

@@ -378,6 +378,9 @@ pub struct MailStore {
     /// The full-text index, when enabled, and the indexer's wake-up.
     pub(crate) fts: Option<std::sync::Arc<fts::FtsIndex>>,
     pub(crate) fts_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Counts changes of mail (every notification), for the indexer's
+    /// pace: it yields to bulk arrivals.
+    pub(crate) activity: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Counts changes to grants (made, inherited by a new mailbox,
     /// changed or removed, shared mailboxes or accounts deleted), so that
     /// sessions holding rights re-check them only when it moved.
@@ -412,6 +415,7 @@ impl MailStore {
             views: Default::default(),
             fts: None,
             fts_wake: Default::default(),
+            activity: Default::default(),
             acl_version: Default::default(),
             shares: Default::default(),
             recent: Default::default(),
@@ -450,6 +454,8 @@ impl MailStore {
 
     pub(crate) fn notify(&self, acct: u32) {
         let _ = self.changes.send(acct);
+        self.activity
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.fts_wake.notify_one();
     }
 
