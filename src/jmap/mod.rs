@@ -17,6 +17,7 @@ pub mod pusher;
 pub mod reports;
 pub mod request;
 mod watch;
+pub mod webpush;
 mod ws;
 
 use std::collections::HashMap;

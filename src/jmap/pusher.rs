@@ -31,6 +31,9 @@ pub struct PushSub {
     pub verified: bool,
     #[serde(default)]
     pub created: i64,
+    /// RFC 8620 §7.2 `keys`: pushes are encrypted for them (RFC 8291).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<super::webpush::PushKeys>,
 }
 
 /// Whether the credential a subscription belongs to still works: the
@@ -113,8 +116,19 @@ fn tls_config(core: &crate::core::Core) -> Result<std::sync::Arc<rustls::ClientC
     Ok(CONFIG.get_or_init(|| c).clone())
 }
 
-/// POSTs `body` (JSON) to `url`; the HTTP status.
-pub async fn post(core: &crate::core::Core, url: &str, body: &Value) -> Result<u16, String> {
+/// POSTs `body` (JSON) to the subscription's URL, encrypted when it has
+/// keys (RFC 8291, `Content-Encoding: aes128gcm`); the HTTP status.
+pub async fn post(core: &crate::core::Core, sub: &PushSub, body: &Value) -> Result<u16, String> {
+    let url = sub.url.as_str();
+    // RFC 8620 §7.2: application/json either way; encrypted, the JSON
+    // is under the aes128gcm content coding.
+    let (coding, body) = match &sub.keys {
+        None => (None, Bytes::from(body.to_string())),
+        Some(k) => (
+            Some("aes128gcm"),
+            Bytes::from(super::webpush::encrypt(k, body.to_string().as_bytes())?),
+        ),
+    };
     let (host, port, path) = target(url)?;
     let addr = resolve(&host, port, core.config.jmap.push_allow_private).await?;
     let tls = tls_config(core)?;
@@ -132,12 +146,16 @@ pub async fn post(core: &crate::core::Core, url: &str, body: &Value) -> Result<u
                 .await
                 .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = hyper::Request::post(path)
+        let mut req = hyper::Request::post(path)
             .header(hyper::header::HOST, host.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             // RFC 8030 §5.2, asked by RFC 8620 §7.2.
-            .header("TTL", "86400")
-            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+            .header("TTL", "86400");
+        if let Some(c) = coding {
+            req = req.header(hyper::header::CONTENT_ENCODING, c);
+        }
+        let req = req
+            .body(http_body_util::Full::new(body))
             .map_err(|e| e.to_string())?;
         let rsp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         Ok::<u16, String>(rsp.status().as_u16())
@@ -151,7 +169,7 @@ pub async fn post(core: &crate::core::Core, url: &str, body: &Value) -> Result<u
 pub fn verify(core: SharedCore, id: String, sub: PushSub) {
     tokio::spawn(async move {
         let body = json!({"@type": "PushVerification", "pushSubscriptionId": id, "verificationCode": sub.verification_code});
-        match post(&core, &sub.url, &body).await {
+        match post(&core, &sub, &body).await {
             Ok(s) => tracing::info!(subscription = %id, status = s, "JMAP push verification sent"),
             Err(e) => tracing::warn!(subscription = %id, "JMAP push verification not sent: {e}"),
         }
@@ -272,7 +290,7 @@ async fn push_to(
             "@type": "StateChange",
             "changed": { super::id::account(acct): changed }
         });
-        match post(core, &sub.url, &change).await {
+        match post(core, &sub, &change).await {
             Ok(429) => {
                 // Gather changes; try again in a minute.
                 paused.insert(

@@ -3,8 +3,9 @@
 //! seen only through it; url and keys are never returned; a new one gets
 //! a PushVerification with a 128-bit code and is pushed to only once the
 //! client sets that code; expiry is capped at 7 days; at most
-//! `jmap.max-push-subscriptions` per account, one new one per 5 s. Encrypted pushes (keys,
-//! RFC 8291) are not offered: a subscription with keys is refused.
+//! `jmap.max-push-subscriptions` per account, one new one per 5 s. With
+//! `keys`, every push (the verification too) is encrypted for them
+//! (RFC 8291, see `webpush`).
 
 use serde_json::{json, Map, Value};
 
@@ -135,12 +136,13 @@ async fn create(
     let Some(url) = obj.get("url").and_then(Value::as_str) else {
         return Ok(Err(invalid("url", "required")));
     };
-    if !obj.get("keys").is_none_or(Value::is_null) {
-        return Ok(Err(invalid(
-            "keys",
-            "encrypted pushes (RFC 8291) are not offered: subscribe without keys",
-        )));
-    }
+    let keys = match obj.get("keys") {
+        None | Some(Value::Null) => None,
+        Some(v) => match crate::jmap::webpush::PushKeys::parse(v) {
+            Ok(k) => Some(k),
+            Err(e) => return Ok(Err(invalid("keys", e))),
+        },
+    };
     if !obj.get("verificationCode").is_none_or(Value::is_null) {
         return Ok(Err(invalid("verificationCode", "null on creation")));
     }
@@ -182,6 +184,7 @@ async fn create(
         verification_code: code,
         verified: false,
         created: unix_now(),
+        keys,
     };
     let n = cx
         .core
@@ -192,7 +195,7 @@ async fn create(
     tracing::info!(account = %cx.account.address, subscription = n, "JMAP push subscription created");
     pusher::verify(cx.shared.clone(), sub_id(n), sub);
     Ok(Ok(
-        json!({"id": sub_id(n), "expires": super::email::utc(expires), "keys": null}),
+        json!({"id": sub_id(n), "expires": super::email::utc(expires)}),
     ))
 }
 
