@@ -92,9 +92,59 @@ fn walk(msg: &Message<'_>, headers: &mut String, body: &mut String, depth: usize
             .unwrap_or_default();
         push_capped(headers, &String::from_utf8_lossy(block), cap);
         match &part.body {
-            PartType::Text(t) | PartType::Html(t) => push_capped(body, t, cap),
+            PartType::Text(t) => push_capped(body, t, cap),
+            PartType::Html(t) => push_capped(body, &html_search_text(t), cap),
             PartType::Message(inner) if depth < 8 => walk(inner, headers, body, depth + 1, cap),
             _ => {}
+        }
+    }
+}
+
+/// What is searched of an HTML part (RFC 8621 §4.4.1): its text without
+/// the markup (tags, most attributes, style and script), then the values
+/// of the attributes shown to the reader, `alt` and `title`.
+fn html_search_text(html: &str) -> String {
+    let mut out = mail_parser::decoders::html::html_to_text(html);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        let tag = &rest[open + 1..];
+        let end = tag.find('>').unwrap_or(tag.len());
+        shown_attributes(&tag[..end], &mut out);
+        rest = &tag[end..];
+    }
+    out
+}
+
+/// Appends the values of `alt` and `title` in one tag's inside.
+fn shown_attributes(tag: &str, out: &mut String) {
+    let lower = tag.to_ascii_lowercase();
+    for name in ["alt", "title"] {
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(name).map(|i| i + from) {
+            from = at + name.len();
+            // A whole attribute name: after white space, before `=`.
+            let before = lower[..at].chars().next_back();
+            if !before.is_some_and(char::is_whitespace) {
+                continue;
+            }
+            let after = lower[from..].trim_start();
+            let Some(value) = after.strip_prefix('=') else {
+                continue;
+            };
+            let value = value.trim_start();
+            let start = tag.len() - value.len();
+            let text = match value.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let inner = &tag[start + 1..];
+                    &inner[..inner.find(q).unwrap_or(inner.len())]
+                }
+                _ => {
+                    let v = &tag[start..];
+                    &v[..v.find(char::is_whitespace).unwrap_or(v.len())]
+                }
+            };
+            out.push(' ');
+            out.push_str(text);
         }
     }
 }
@@ -294,7 +344,9 @@ fn fill_marker(dir: &Path) -> std::path::PathBuf {
     dir.join("petrel-filling")
 }
 
-const TOKENIZER: &str = "petrel_trigram";
+/// The tokenizer's name is part of the index layout: a new name rebuilds
+/// indexes made before (v2: HTML parts are indexed without markup).
+const TOKENIZER: &str = "petrel_trigram_v2";
 
 /// Bytes of a message's headers or body text that are indexed; the rest
 /// of a larger message is found by reading it.
@@ -954,6 +1006,32 @@ mod tests {
         assert!(t.headers.contains("content-transfer-encoding: base64"));
         assert!(t.body.contains("hello world"), "{t:?}");
         assert!(!t.body.contains("agvsbg8"));
+    }
+
+    /// RFC 8621 §4.4.1: an HTML part is searched without its markup, with
+    /// the alt and title texts.
+    #[test]
+    fn html_parts_are_searched_without_markup() {
+        let raw = b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>.x{color:red}</style></head><body><p class=\"lead\" title=\"Tooltip here\">Caf&eacute; at <b>noon</b><img src=\"x.png\" alt='a sunny picture'><a href=\"https://tracker.example/q\" TITLE=shown>link</a></p><script>var secret=1;</script></body></html>\r\n";
+        let t = search_text(raw);
+        for want in [
+            "café at noon",
+            "tooltip here",
+            "a sunny picture",
+            "shown",
+            "link",
+        ] {
+            assert!(t.body.contains(want), "{want}: {t:?}");
+        }
+        for markup in [
+            "<p", "class", "lead", "href", "tracker", "color", "secret", "x.png",
+        ] {
+            assert!(!t.body.contains(markup), "{markup}: {t:?}");
+        }
+        // Not an attribute name on its own: no text.
+        let mut out = String::new();
+        shown_attributes("img data-alt=\"no\" xtitle=no", &mut out);
+        assert_eq!(out, "");
     }
 
     #[test]
