@@ -195,6 +195,65 @@ pub mod fuzz_entry {
         }
     }
 
+    /// What Email/get and Email/parse make of a message (RFC 8621
+    /// §4.1): every header of the top level in every parsed form, with
+    /// `:all`, the header list, each part's properties, the body values
+    /// (truncated), hasAttachment and part contents.
+    pub fn jmap_email(data: &[u8]) {
+        use crate::jmap::methods::email_body as b;
+        const FORMS: [&str; 7] = [
+            "Raw",
+            "Text",
+            "Addresses",
+            "GroupedAddresses",
+            "MessageIds",
+            "Date",
+            "URLs",
+        ];
+        let Some(msg) = mail_parser::MessageParser::default().parse(data) else {
+            return;
+        };
+        let headers = msg.root_part().headers();
+        for h in headers.iter().take(20) {
+            for form in FORMS {
+                for all in ["", ":all"] {
+                    let p = format!("header:{}:as{form}{all}", h.name());
+                    if let Ok(Some(hp)) = b::parse_header_prop(&p) {
+                        let _ = b::header_prop(data, headers, &hp);
+                    }
+                }
+            }
+        }
+        let _ = b::header_list(data, headers);
+        let props: Vec<String> = [
+            "partId",
+            "blobId",
+            "size",
+            "headers",
+            "name",
+            "type",
+            "charset",
+            "disposition",
+            "cid",
+            "language",
+            "location",
+            "subParts",
+        ]
+        .map(String::from)
+        .to_vec();
+        for i in 0..msg.parts.len().min(40) {
+            let _ = b::body_part(&msg, i, &props, "B1");
+            let _ = b::part_contents(data, i);
+        }
+        let mut args = serde_json::Map::new();
+        args.insert("fetchAllBodyValues".into(), true.into());
+        args.insert("maxBodyValueBytes".into(), 17.into());
+        if let Ok(opts) = b::ValueOptions::parse(&args) {
+            let _ = b::body_values(&msg, opts);
+        }
+        let _ = b::has_attachment(&msg);
+    }
+
     pub fn autodiscover(data: &[u8]) {
         if let Some(a) = crate::http::autodiscover_request(data) {
             assert!(a.contains('@'));

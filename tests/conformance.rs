@@ -13,6 +13,11 @@
 //!                     run of characters, `{name}` captures a word that
 //!                     later `C:` lines can use as `{name}`
 //! The connection goes to the listener named by the directory (smtp, imap).
+//! In conformance/jmap a `C:` line is a JSON request POSTed to /jmap/api
+//! on the http listener as the first account (or `GET /path`, a resource
+//! fetched as that account); the server's "lines" are
+//! `HTTP <status>` and then each method response (or the problem
+//! document) as compact JSON with its object keys sorted.
 
 mod common;
 
@@ -127,6 +132,9 @@ async fn play(server: &TestServer, t: &Transcript) -> Result<(), String> {
             return Err(format!("delivery to {to} failed: {r}"));
         }
     }
+    if t.protocol == "jmap" {
+        return play_jmap(server, t);
+    }
     let mut c = LineClient::connect(server.addr(&t.protocol)).await;
     let mut caps: HashMap<String, String> = HashMap::new();
     for (i, (kind, text)) in t.steps.iter().enumerate() {
@@ -142,6 +150,58 @@ async fn play(server: &TestServer, t: &Transcript) -> Result<(), String> {
                 let got = c.line().await;
                 if !glob(text, &got, &mut caps) {
                     return Err(format!("step {}: expected `{text}`, got `{got}`", i + 1));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JMAP transcript: each request's answer as lines (see the top).
+fn play_jmap(server: &TestServer, t: &Transcript) -> Result<(), String> {
+    let user = t
+        .accounts
+        .first()
+        .ok_or("a JMAP transcript needs `! account`")?;
+    let url = format!("http://{}/jmap/api", server.addr("http"));
+    let mut caps: HashMap<String, String> = HashMap::new();
+    let mut pending: std::collections::VecDeque<String> = Default::default();
+    for (i, (kind, text)) in t.steps.iter().enumerate() {
+        match kind {
+            'C' => {
+                let mut body = text.clone();
+                for (k, v) in &caps {
+                    body = body.replace(&format!("{{{k}}}"), v);
+                }
+                let mut curl = std::process::Command::new("curl");
+                curl.args(["-s", "-u", &format!("{user}:pw"), "-w", "\n%{http_code}"]);
+                // `GET /path` fetches that resource (the session, say).
+                match body.strip_prefix("GET ") {
+                    Some(path) => curl.arg(format!("http://{}{path}", server.addr("http"))),
+                    None => curl
+                        .args(["-H", "Content-Type: application/json", "--data-binary"])
+                        .args([&body, &url]),
+                };
+                let out = curl.output().map_err(|e| format!("curl: {e}"))?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+                pending.push_back(format!("HTTP {status}"));
+                let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+                match v.get("methodResponses").and_then(|r| r.as_array()) {
+                    Some(list) => pending.extend(list.iter().map(|r| r.to_string())),
+                    None if !json.is_empty() => pending.push_back(v.to_string()),
+                    None => {}
+                }
+            }
+            _ => {
+                let got = pending.pop_front().unwrap_or_default();
+                // A name captured before stands for its value here too.
+                let mut pattern = text.clone();
+                for (k, v) in &caps {
+                    pattern = pattern.replace(&format!("{{{k}}}"), v);
+                }
+                if !glob(&pattern, &got, &mut caps) {
+                    return Err(format!("step {}: expected `{pattern}`, got `{got}`", i + 1));
                 }
             }
         }

@@ -75,3 +75,8 @@ fn autodiscover_seeds() {
 fn pop3_command_seeds() {
     replay("pop3_command", petrel::fuzz_entry::pop3_command);
 }
+
+#[test]
+fn jmap_email_seeds() {
+    replay("jmap_email", petrel::fuzz_entry::jmap_email);
+}

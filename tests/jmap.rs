@@ -1139,6 +1139,9 @@ async fn email_query_text_filters_and_sorts() {
     assert_eq!(with.len(), 1);
     assert!(![inv, re, lunch].contains(&with[0].as_str()));
     assert_eq!(sorted(json!({"hasAttachment": false})).len(), 3);
+    // §4.4.1: HTML is searched without its markup.
+    assert_eq!(sorted(json!({"body": "<b>noon"})), Vec::<String>::new());
+    assert_eq!(sorted(json!({"text": "at noon"})), with);
     assert_eq!(
         query(json!({"filter": {"hasAttachment": 1}}))["type"],
         "invalidArguments"
@@ -2404,6 +2407,80 @@ async fn push_subscriptions_verify_then_push() {
         json!([["PushSubscription/set", {"destroy": [id]}, "d"]]),
     );
     assert_eq!(r[0][1]["destroyed"], json!([id]));
+}
+
+/// RFC 8620 §7.2 `keys`: with a P-256 key and an auth secret, every push
+/// (the PushVerification first) is encrypted as RFC 8291 says, in the
+/// aes128gcm coding (RFC 8188); Mozilla's `http_ece` (Python) decrypts
+/// it with the client's private key. Keys that are no P-256 point are
+/// refused.
+#[tokio::test]
+async fn encrypted_pushes_decrypt_with_http_ece() {
+    let (j, addr, mut pushes, _pki) = server_with_push_receiver().await;
+    let account = j.account_id();
+    let url = format!("https://127.0.0.1:{}/push/enc", addr.port());
+    let made = j.python(
+        "from cryptography.hazmat.primitives.asymmetric import ec\n\
+         from cryptography.hazmat.primitives import serialization\n\
+         import base64, os\n\
+         k = ec.generate_private_key(ec.SECP256R1())\n\
+         pub = k.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)\n\
+         b = lambda x: base64.urlsafe_b64encode(x).decode().rstrip('=')\n\
+         print(format(k.private_numbers().private_value, 'x'), b(pub), b(os.urandom(16)))\n",
+    );
+    let parts: Vec<&str> = made.split_whitespace().collect();
+    let (private, p256dh, auth) = (parts[0], parts[1], parts[2]);
+    let decrypt = |v: &Value| -> Value {
+        let raw = v["raw"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not encrypted: {v}"));
+        let out = j.python(&format!(
+            "import base64, http_ece\n\
+             from cryptography.hazmat.primitives.asymmetric import ec\n\
+             k = ec.derive_private_key(int('{private}', 16), ec.SECP256R1())\n\
+             auth = base64.urlsafe_b64decode('{auth}' + '==')\n\
+             print(http_ece.decrypt(base64.b64decode('{raw}'), private_key=k, auth_secret=auth, version='aes128gcm').decode())\n"
+        ));
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let mut off_curve = vec![4u8];
+    off_curve.extend([1u8; 64]);
+    use base64::Engine;
+    let off_curve = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(off_curve);
+    let r = j.api(
+        &[CORE],
+        json!([["PushSubscription/set", {"create": {
+            "e": {"deviceClientId": "enc", "url": url, "keys": {"p256dh": p256dh, "auth": auth}},
+            "bad": {"deviceClientId": "bad", "url": url, "keys": {"p256dh": off_curve, "auth": auth}}}}, "s"]]),
+    );
+    let id = r[0][1]["created"]["e"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r[0][1]["notCreated"]["bad"]["type"], "invalidProperties",
+        "{r:?}"
+    );
+    let (head, v) = next_push(&mut pushes).await;
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-encoding: aes128gcm")
+            && lower.contains("content-type: application/json")
+            && lower.contains("\nttl: "),
+        "{head}"
+    );
+    let verification = decrypt(&v);
+    assert_eq!(verification["@type"], "PushVerification", "{verification}");
+    assert_eq!(verification["pushSubscriptionId"], id.as_str());
+    let code = verification["verificationCode"].as_str().unwrap();
+    let r = j.api(
+        &[CORE],
+        json!([["PushSubscription/set", {"update": {id.as_str(): {"verificationCode": code}}}, "v"]]),
+    );
+    assert_eq!(r[0][1]["updated"], json!({ id.as_str(): null }), "{r:?}");
+    j.deliver(&["Subject: sealed\r\n\r\nx\r\n".to_string()])
+        .await;
+    let (_, v) = next_push(&mut pushes).await;
+    let change = decrypt(&v);
+    assert_eq!(change["@type"], "StateChange", "{change}");
+    assert!(change["changed"][&account]["Email"].is_string(), "{change}");
 }
 
 /// RFC 9404: Blob/upload from text, base64 and a range of another blob;

@@ -390,7 +390,7 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
         );
         r[0][1].clone()
     };
-    let mut check = |round: &str, previous: &mut Vec<(String, Vec<String>)>| {
+    let check = |round: &str, previous: &mut Vec<(String, Vec<String>)>| {
         let now = mailbox_round(&j, &account, &queries);
         for since in [&*previous, &start] {
             let answers = run_changes(&j, "Mailbox/queryChanges", &account, &queries, since);
@@ -612,15 +612,15 @@ async fn identity_and_submission_changes() {
         "destroy": [b]}, "0"]]));
     assert!(r[0][1]["notUpdated"].is_null(), "{r:?}");
     let c = changes("Identity", &i0, None);
-    assert_eq!(list(&c, "created"), [a.clone()], "{c}");
-    assert_eq!(list(&c, "updated"), [own.clone()], "{c}");
+    assert_eq!(list(&c, "created"), vec![a.clone()], "{c}");
+    assert_eq!(list(&c, "updated"), vec![own.clone()], "{c}");
     assert_eq!(list(&c, "destroyed"), Vec::<String>::new(), "{c}");
     assert_eq!(c["hasMoreChanges"], json!(false));
     let c = changes("Identity", &i1, None);
     let mut both = vec![a.clone(), own.clone()];
     both.sort();
     assert_eq!(list(&c, "updated"), both, "{c}");
-    assert_eq!(list(&c, "destroyed"), [b.clone()], "{c}");
+    assert_eq!(list(&c, "destroyed"), vec![b.clone()], "{c}");
     // maxChanges 1: one object at a time, through intermediate states.
     let mut since = i0.clone();
     let mut seen = Vec::new();
@@ -675,16 +675,16 @@ async fn identity_and_submission_changes() {
     let sub = r[1][1]["created"]["s"]["id"].as_str().unwrap().to_string();
     let s1 = r[1][1]["newState"].as_str().unwrap().to_string();
     let c = changes("EmailSubmission", &s0, None);
-    assert_eq!(list(&c, "created"), [sub.clone()], "{c}");
+    assert_eq!(list(&c, "created"), vec![sub.clone()], "{c}");
     api(
         json!([["EmailSubmission/set", {"accountId": account, "update": {sub.as_str(): {"undoStatus": "canceled"}}}, "0"]]),
     );
     let c = changes("EmailSubmission", &s1, None);
-    assert_eq!(list(&c, "updated"), [sub.clone()], "{c}");
+    assert_eq!(list(&c, "updated"), vec![sub.clone()], "{c}");
     let r = api(json!([["EmailSubmission/set", {"accountId": account, "destroy": [sub]}, "0"]]));
     assert_eq!(r[0][1]["destroyed"], json!([sub]), "{r:?}");
     let c = changes("EmailSubmission", &s1, None);
-    assert_eq!(list(&c, "destroyed"), [sub.clone()], "{c}");
+    assert_eq!(list(&c, "destroyed"), vec![sub.clone()], "{c}");
     let c = changes("EmailSubmission", &s0, None);
     let none: Vec<String> = vec![];
     assert_eq!(
@@ -696,4 +696,206 @@ async fn identity_and_submission_changes() {
         (none.clone(), none.clone(), none),
         "made and destroyed since s0: {c}"
     );
+}
+
+/// One step of the IMAP/JMAP agreement property: what a client may do
+/// to one account's mail over either protocol.
+#[derive(Debug, Clone)]
+enum Step {
+    Append(u8),
+    ImapFlag { pick: u8, flag: u8, add: bool },
+    ImapCopy { pick: u8 },
+    ImapMove { pick: u8 },
+    ImapExpunge,
+    JmapKeyword { pick: u8, keyword: u8, on: bool },
+    JmapMove { pick: u8, both: bool },
+    JmapDestroy { pick: u8 },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<u8>().prop_map(Step::Append),
+        (any::<u8>(), 0u8..4, any::<bool>()).prop_map(|(pick, flag, add)| Step::ImapFlag {
+            pick,
+            flag,
+            add
+        }),
+        any::<u8>().prop_map(|pick| Step::ImapCopy { pick }),
+        any::<u8>().prop_map(|pick| Step::ImapMove { pick }),
+        Just(Step::ImapExpunge),
+        (any::<u8>(), 0u8..3, any::<bool>()).prop_map(|(pick, keyword, on)| Step::JmapKeyword {
+            pick,
+            keyword,
+            on
+        }),
+        (any::<u8>(), any::<bool>()).prop_map(|(pick, both)| Step::JmapMove { pick, both }),
+        any::<u8>().prop_map(|pick| Step::JmapDestroy { pick }),
+    ]
+}
+
+/// IMAP's view of a mailbox: EMAILID → keywords as JMAP names them,
+/// leaving out what JMAP does not show (\Deleted messages, \Recent).
+async fn imap_view(
+    addr: std::net::SocketAddr,
+    mailbox: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let out = imap(
+        addr,
+        &format!("s SELECT {mailbox}\r\nf FETCH 1:* (EMAILID FLAGS)\r\n"),
+    )
+    .await;
+    let mut view = std::collections::BTreeMap::new();
+    for l in out.lines().filter(|l| l.contains(" FETCH (")) {
+        let id = l
+            .split("EMAILID (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap()
+            .to_string();
+        let flags = l
+            .split("FLAGS (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_default();
+        if flags
+            .split(' ')
+            .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+        {
+            continue;
+        }
+        let mut kws: Vec<String> = flags
+            .split(' ')
+            .filter(|f| !f.is_empty() && !f.eq_ignore_ascii_case("\\Recent"))
+            .map(|f| match f.to_ascii_lowercase().as_str() {
+                "\\seen" => "$seen".to_string(),
+                "\\flagged" => "$flagged".to_string(),
+                "\\answered" => "$answered".to_string(),
+                "\\draft" => "$draft".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        kws.sort();
+        view.insert(id, kws);
+    }
+    view
+}
+
+/// JMAP's view of the same mailbox: Email id → keywords.
+fn jmap_view(
+    j: &Jmap,
+    account: &str,
+    mailbox: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account, "filter": {"inMailbox": mailbox}}, "q"],
+            ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}, "properties": ["keywords"]}, "g"]
+        ]),
+    );
+    r[1][1]["list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .iter()
+        .map(|e| {
+            let mut kws: Vec<String> = e["keywords"].as_object().unwrap().keys().cloned().collect();
+            kws.sort();
+            (e["id"].as_str().unwrap().to_string(), kws)
+        })
+        .collect()
+}
+
+/// RFC 8621 §1.5 and the "one store, two views": after any
+/// sequence of IMAP and JMAP changes, IMAP (FETCH EMAILID FLAGS) and
+/// JMAP (Email/query + Email/get) show the same messages with the same
+/// keywords in each mailbox, and Email/changes from the first state
+/// replays to that view (proptest, shrinking to the shortest failing
+/// sequence).
+#[test]
+fn imap_and_jmap_views_agree() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&proptest::collection::vec(step(), 1..14), |steps| {
+        let j = server("");
+        let account = j.account_id();
+        let addr = j.s.addr("imap");
+        let roles = j.roles(&account);
+        let (inbox, archive) = (roles["inbox"].clone(), roles["archive"].clone());
+        let start = j.api(&[CORE, MAIL], json!([["Email/get", {"accountId": account, "ids": []}, "0"]]))[0][1]["state"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rt.block_on(async {
+            imap(addr, &(0..3).map(|n| append("INBOX", n, None, false)).collect::<String>()).await;
+            let mut next = 3u32;
+            for s in &steps {
+                let all = ids(&j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account}, "0"]]))[0][1]);
+                let pick = |p: u8| all.get(p as usize % all.len().max(1)).cloned();
+                let seq = |p: u8| p as usize % 4 + 1;
+                match s {
+                    Step::Append(p) => {
+                        let parent = (*p % 2 == 0 && next > 0).then(|| *p as u32 % next);
+                        imap(addr, &append(if p % 3 == 0 { "Archive" } else { "INBOX" }, next, parent, false)).await;
+                        next += 1;
+                    }
+                    Step::ImapFlag { pick, flag, add } => {
+                        let f = ["\\Seen", "\\Flagged", "\\Deleted", "$Label"][*flag as usize];
+                        let sign = if *add { '+' } else { '-' };
+                        imap(addr, &format!("s SELECT INBOX\r\nf STORE {} {sign}FLAGS ({f})\r\n", seq(*pick))).await;
+                    }
+                    Step::ImapCopy { pick } => {
+                        imap(addr, &format!("s SELECT INBOX\r\nc COPY {} Archive\r\n", seq(*pick))).await;
+                    }
+                    Step::ImapMove { pick } => {
+                        imap(addr, &format!("s SELECT Archive\r\nm MOVE {} INBOX\r\n", seq(*pick))).await;
+                    }
+                    Step::ImapExpunge => {
+                        imap(addr, "s SELECT INBOX\r\nx EXPUNGE\r\n").await;
+                    }
+                    Step::JmapKeyword { pick: p, keyword, on } => {
+                        if let Some(e) = pick(*p) {
+                            let k = ["$seen", "$flagged", "$label"][*keyword as usize];
+                            let v = if *on { json!(true) } else { Value::Null };
+                            j.api(&[CORE, MAIL], json!([["Email/set", {"accountId": account, "update": {e: {format!("keywords/{k}"): v}}}, "0"]]));
+                        }
+                    }
+                    Step::JmapMove { pick: p, both } => {
+                        if let Some(e) = pick(*p) {
+                            let boxes = if *both { json!({inbox.as_str(): true, archive.as_str(): true}) } else { json!({archive.as_str(): true}) };
+                            j.api(&[CORE, MAIL], json!([["Email/set", {"accountId": account, "update": {e: {"mailboxIds": boxes}}}, "0"]]));
+                        }
+                    }
+                    Step::JmapDestroy { pick: p } => {
+                        if let Some(e) = pick(*p) {
+                            j.api(&[CORE, MAIL], json!([["Email/set", {"accountId": account, "destroy": [e]}, "0"]]));
+                        }
+                    }
+                }
+            }
+            for (name, id) in [("INBOX", &inbox), ("Archive", &archive)] {
+                let i = imap_view(addr, name).await;
+                let m = jmap_view(&j, &account, id);
+                prop_assert_eq!(&i, &m, "{} after {:?}", name, steps);
+            }
+            // Email/changes from the first state names every Email now
+            // visible as created (nothing existed then).
+            let c = j.api(&[CORE, MAIL], json!([["Email/changes", {"accountId": account, "sinceState": start}, "0"]]));
+            let mut created: Vec<String> = c[0][1]["created"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            created.sort();
+            let mut now = ids(&j.api(&[CORE, MAIL], json!([["Email/query", {"accountId": account}, "0"]]))[0][1]);
+            now.sort();
+            prop_assert_eq!(created, now, "after {:?}", steps);
+            prop_assert_eq!(&c[0][1]["destroyed"], &json!([]));
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }

@@ -205,8 +205,8 @@ impl Jmap {
     }
 }
 
-/// A push receiver over HTTPS: every POST's head and JSON body, answered
-/// 201.
+/// A push receiver over HTTPS: every POST's head and JSON body (other
+/// bodies as `{"raw": base64}`), answered 201.
 pub async fn push_receiver(
     pki: &super::pki::TestPki,
 ) -> (
@@ -245,7 +245,12 @@ pub async fn push_receiver(
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let body = serde_json::from_slice(&req[at.min(req.len())..]).unwrap_or(Value::Null);
+            // JSON, or (an encrypted push) {"raw": base64 of the octets}.
+            let octets = &req[at.min(req.len())..];
+            let body = serde_json::from_slice(octets).unwrap_or_else(|_| {
+                use base64::Engine;
+                json!({"raw": base64::engine::general_purpose::STANDARD.encode(octets)})
+            });
             let _ = tls
                 .write_all(
                     b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

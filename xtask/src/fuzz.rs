@@ -28,6 +28,7 @@ pub const TARGETS: &[&str] = &[
     "message",
     "autodiscover",
     "jmap_request",
+    "jmap_email",
 ];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

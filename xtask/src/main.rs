@@ -98,13 +98,15 @@ const PACKAGES: &[(&str, &str)] = &[
 
 /// Python modules of the independent clients the tests drive: the DKIM
 /// verifier/signer (dkimpy), a JMAP client (jmapc) and a WebSocket
-/// client (websockets, for JMAP over WebSocket).
+/// client (websockets, for JMAP over WebSocket) and a Web Push decrypter
+/// (http_ece, for encrypted JMAP pushes).
 const PY_MODULES: &[(&str, &str)] = &[
     ("dkimpy", "dkim"),
     ("dnspython", "dns.resolver"),
     ("authres", "authres"),
     ("jmapc", "jmapc"),
     ("websockets", "websockets"),
+    ("http_ece", "http_ece"),
 ];
 
 fn setup_python() -> Result<(), String> {

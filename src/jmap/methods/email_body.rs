@@ -732,4 +732,34 @@ mod tests {
         assert_eq!(truncate("ab<b>cd", 6, true), ("ab<b>c".into(), true));
         assert_eq!(truncate("abc", 0, false), ("abc".into(), false));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes: every header form, part and body value is read
+        /// without a panic (the jmap_email fuzz target's entry).
+        #[test]
+        fn any_message_reads_cleanly(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800)
+        ) {
+            crate::fuzz_entry::jmap_email(&data);
+        }
+
+        /// RFC 8621 §4.1.2.1: asRaw is the value as written after the
+        /// colon (folding kept), whatever it holds.
+        #[test]
+        fn raw_form_is_the_value_as_written(
+            name in "X-[A-Za-z]{1,10}",
+            value in "[ -~]{0,60}",
+            fold in proptest::prelude::any::<bool>(),
+        ) {
+            let value = if fold { value.replacen(' ', "\r\n ", 1) } else { value };
+            let raw = format!("From: a@b.example\r\n{name}: {value}\r\n\r\nbody\r\n");
+            crate::fuzz_entry::jmap_email(raw.as_bytes());
+            let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+            let hp = parse_header_prop(&format!("header:{name}:asRaw")).unwrap().unwrap();
+            let got = header_prop(raw.as_bytes(), msg.root_part().headers(), &hp);
+            proptest::prop_assert_eq!(got, Value::String(format!(" {value}")));
+        }
+    }
 }

@@ -13,7 +13,7 @@ use crate::mail::fts::fold;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     All,
-    Cond(Cond),
+    Cond(Box<Cond>),
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Vec<Filter>),
@@ -146,7 +146,7 @@ impl Filter {
                 let b = c.in_mailbox?;
                 let rest = Cond {
                     in_mailbox: None,
-                    ..c.clone()
+                    ..(**c).clone()
                 };
                 (rest == Cond::default()).then_some(b)
             }
@@ -280,7 +280,7 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
             }
         }
     }
-    Ok(Filter::Cond(c))
+    Ok(Filter::Cond(Box::new(c)))
 }
 
 impl Filter {

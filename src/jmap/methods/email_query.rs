@@ -570,8 +570,7 @@ pub async fn query_changes(
     query_changes::respond(
         &args,
         acct,
-        since_text,
-        query_changes::query_state(&access, state, ""),
+        (since_text, query_changes::query_state(&access, state, "")),
         &results,
         &touched,
         up_to,

@@ -475,8 +475,10 @@ pub async fn query_changes(
     query_changes::respond(
         &args,
         acct,
-        since_text,
-        query_changes::query_state(&access, state, &found.extra),
+        (
+            since_text,
+            query_changes::query_state(&access, state, &found.extra),
+        ),
         &ids,
         &touched,
         None,

@@ -152,8 +152,7 @@ pub(super) async fn touched(
 pub(super) fn respond(
     args: &Map<String, Value>,
     acct: u32,
-    since_text: String,
-    new_state: String,
+    (since_text, new_state): (String, String),
     results: &[u64],
     touched: &Touched,
     up_to: Option<u64>,
@@ -227,7 +226,16 @@ mod tests {
         let new = [3, 1, 7, 2, 4, 6];
         let t = touched(&[7], &[3, 5]);
         let args = Map::new();
-        let r = respond(&args, 1, "4".into(), "9".into(), &new, &t, None, id::email).unwrap();
+        let r = respond(
+            &args,
+            1,
+            ("4".into(), "9".into()),
+            &new,
+            &t,
+            None,
+            id::email,
+        )
+        .unwrap();
         assert_eq!(r["removed"], json!(["E3", "E5"]));
         assert_eq!(
             r["added"],
@@ -247,18 +255,35 @@ mod tests {
         let t = touched(&[2, 3], &[9]);
         let mut args = Map::new();
         args.insert("maxChanges".into(), json!(2));
-        let e = respond(&args, 1, "1".into(), "2".into(), &new, &t, None, id::email).unwrap_err();
+        let e = respond(
+            &args,
+            1,
+            ("1".into(), "2".into()),
+            &new,
+            &t,
+            None,
+            id::email,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, "tooManyChanges");
         args.insert("maxChanges".into(), json!(3));
         args.insert("calculateTotal".into(), json!(true));
-        let r = respond(&args, 1, "1".into(), "2".into(), &new, &t, None, id::email).unwrap();
+        let r = respond(
+            &args,
+            1,
+            ("1".into(), "2".into()),
+            &new,
+            &t,
+            None,
+            id::email,
+        )
+        .unwrap();
         assert_eq!(r["total"], json!(3));
         // upToId on an immutable query: additions after it left out.
         let r = respond(
             &args,
             1,
-            "1".into(),
-            "2".into(),
+            ("1".into(), "2".into()),
             &new,
             &t,
             Some(2),
@@ -267,7 +292,16 @@ mod tests {
         .unwrap();
         assert_eq!(r["added"], json!([{"id": "E2", "index": 1}]));
         args.insert("maxChanges".into(), json!(-1));
-        let e = respond(&args, 1, "1".into(), "2".into(), &new, &t, None, id::email).unwrap_err();
+        let e = respond(
+            &args,
+            1,
+            ("1".into(), "2".into()),
+            &new,
+            &t,
+            None,
+            id::email,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, "invalidArguments");
     }
 }
