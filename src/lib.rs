@@ -225,22 +225,7 @@ pub mod fuzz_entry {
             }
         }
         let _ = b::header_list(data, headers);
-        let props: Vec<String> = [
-            "partId",
-            "blobId",
-            "size",
-            "headers",
-            "name",
-            "type",
-            "charset",
-            "disposition",
-            "cid",
-            "language",
-            "location",
-            "subParts",
-        ]
-        .map(String::from)
-        .to_vec();
+        let props: Vec<String> = b::BODY_PROPERTIES.iter().map(|p| p.to_string()).collect();
         for i in 0..msg.parts.len().min(40) {
             let _ = b::body_part(&msg, i, &props, "B1");
             let _ = b::part_contents(data, i);

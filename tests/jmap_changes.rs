@@ -101,15 +101,21 @@ fn email_queries(inbox: &str, archive: &str) -> Vec<Value> {
     ]
 }
 
-/// (queryState, ids) of every query, in one request.
-fn run_queries(j: &Jmap, account: &str, queries: &[Value]) -> Vec<(String, Vec<String>)> {
+/// (queryState, ids) of every query of `method` (Email/query,
+/// Mailbox/query), in one request.
+fn run_queries(
+    j: &Jmap,
+    method: &str,
+    account: &str,
+    queries: &[Value],
+) -> Vec<(String, Vec<String>)> {
     let calls: Vec<Value> = queries
         .iter()
         .enumerate()
         .map(|(i, q)| {
             let mut args = q.clone();
             args["accountId"] = json!(account);
-            json!(["Email/query", args, i.to_string()])
+            json!([method, args, i.to_string()])
         })
         .collect();
     j.api(&[CORE, MAIL], json!(calls))
@@ -168,7 +174,7 @@ async fn email_query_changes_replay_to_the_current_results() {
     let roles = j.roles(&account);
     let (inbox, archive) = (roles["inbox"].clone(), roles["archive"].clone());
     let queries = email_queries(&inbox, &archive);
-    let start = run_queries(&j, &account, &queries);
+    let start = run_queries(&j, "Email/query", &account, &queries);
     let mut previous = start.clone();
     let mut next_n = 12;
     for round in 0..6 {
@@ -224,7 +230,7 @@ async fn email_query_changes_replay_to_the_current_results() {
         );
         assert_eq!(r[0][0], "Email/set", "{r:?}");
 
-        let now = run_queries(&j, &account, &queries);
+        let now = run_queries(&j, "Email/query", &account, &queries);
         for since in [&previous, &start] {
             let answers = run_changes(&j, "Email/queryChanges", &account, &queries, since);
             for (i, a) in answers.iter().enumerate() {
@@ -348,25 +354,6 @@ fn mailbox_queries() -> Vec<Value> {
     ]
 }
 
-fn mailbox_round(j: &Jmap, account: &str, queries: &[Value]) -> Vec<(String, Vec<String>)> {
-    let calls: Vec<Value> = queries
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let mut args = q.clone();
-            args["accountId"] = json!(account);
-            json!(["Mailbox/query", args, i.to_string()])
-        })
-        .collect();
-    j.api(&[CORE, MAIL], json!(calls))
-        .iter()
-        .map(|r| {
-            assert_eq!(r[1]["canCalculateChanges"], json!(true), "{r}");
-            (r[1]["queryState"].as_str().unwrap().to_string(), ids(&r[1]))
-        })
-        .collect()
-}
-
 /// RFC 8621 §2.4 (Mailbox/queryChanges as §5.6 says): through creation,
 /// an IMAP RENAME that moves a whole subtree, a JMAP rename, a change of
 /// parent, subscriptions over IMAP and JMAP, and destruction.
@@ -376,7 +363,7 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
     let account = j.account_id();
     let imap_addr = j.s.addr("imap");
     let queries = mailbox_queries();
-    let start = mailbox_round(&j, &account, &queries);
+    let start = run_queries(&j, "Mailbox/query", &account, &queries);
     let mut previous = start.clone();
     let set = |args: Value| {
         let mut args = args;
@@ -391,7 +378,7 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
         r[0][1].clone()
     };
     let check = |round: &str, previous: &mut Vec<(String, Vec<String>)>| {
-        let now = mailbox_round(&j, &account, &queries);
+        let now = run_queries(&j, "Mailbox/query", &account, &queries);
         for since in [&*previous, &start] {
             let answers = run_changes(&j, "Mailbox/queryChanges", &account, &queries, since);
             for (i, a) in answers.iter().enumerate() {

@@ -267,7 +267,7 @@ pub const DEFAULT_BODY_PROPERTIES: &[&str] = &[
     "location",
 ];
 
-const BODY_PROPERTIES: &[&str] = &[
+pub(crate) const BODY_PROPERTIES: &[&str] = &[
     "partId",
     "blobId",
     "size",
