@@ -113,6 +113,8 @@ async fn metrics_follow_traffic_and_pass_promtool() {
     assert!(v("petrel_store_commit_seconds_count") >= 1.0);
     assert_eq!(v("petrel_queue_messages"), 0.0);
     assert_eq!(v("petrel_lockouts"), 0.0);
+    // The indexer is not waiting for bulk arrivals (search.defer-above).
+    assert_eq!(v("petrel_search_index_waiting"), 0.0);
     assert_eq!(
         v(&format!(
             "petrel_build_info{{version=\"{}\"}}",

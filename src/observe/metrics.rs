@@ -107,6 +107,47 @@ fn describe() {
         "Seconds since the server started"
     );
     describe_gauge!("petrel_build_info", "Always 1; the version is a label");
+    describe_gauge!(
+        "petrel_search_index_waiting",
+        "1 while the search indexer waits for bulk arrivals to end (search.defer-above)"
+    );
+    describe_counter!(
+        "petrel_acme_orders_total",
+        "ACME certificate orders, by result"
+    );
+    describe_counter!("petrel_jmap_uploads_total", "JMAP uploads stored");
+    describe_counter!(
+        "petrel_jmap_uploads_evicted_total",
+        "JMAP uploads deleted to keep an account within jmap.upload-quota"
+    );
+    describe_counter!(
+        "petrel_jmap_emails_copied_total",
+        "Emails copied by JMAP Email/copy"
+    );
+    describe_counter!(
+        "petrel_jmap_submissions_total",
+        "JMAP EmailSubmissions created"
+    );
+    describe_counter!(
+        "petrel_jmap_submission_reports_total",
+        "Delivery and read reports matched to JMAP submissions, by kind"
+    );
+    describe_counter!(
+        "petrel_jmap_mdns_total",
+        "Read receipts sent by JMAP MDN/send"
+    );
+    describe_counter!(
+        "petrel_jmap_pushes_total",
+        "JMAP push messages accepted by push services"
+    );
+    describe_counter!(
+        "petrel_jmap_websocket_connections_total",
+        "JMAP WebSocket connections opened"
+    );
+    describe_counter!(
+        "petrel_vacation_responses_total",
+        "Vacation auto-replies queued"
+    );
 }
 
 /// A fixed label for an IMAP command name, "other" for anything else.
