@@ -32,7 +32,6 @@ fn all_mailboxes(txn: &mut Txn<'_>, acct: u32) -> std::result::Result<Vec<Mailbo
         .collect()
 }
 
-/// Error text carried out of a transaction.
 /// A mailbox read inside a transaction; aborts it when there is none.
 fn mailbox_in(txn: &Txn<'_>, acct: u32, id: u32) -> std::result::Result<Mailbox, StoreError> {
     from_json(
@@ -41,6 +40,7 @@ fn mailbox_in(txn: &Txn<'_>, acct: u32, id: u32) -> std::result::Result<Mailbox,
     )
 }
 
+/// Error text carried out of a transaction.
 fn abort(msg: &str) -> StoreError {
     StoreError::Aborted(msg.to_string())
 }
@@ -454,12 +454,7 @@ impl MailStore {
                 // isSubscribed is a Mailbox property (RFC 8621 §2): the
                 // change is JMAP's too (Mailbox/changes, queryChanges).
                 let mut st = account_state(txn, acct)?;
-                let change = Change {
-                    mailboxes: vec![id],
-                    ..Default::default()
-                };
-                log_change(txn, acct, &mut st, &change);
-                txn.put(k_acct(b'K', acct), to_json(&st));
+                log_mailboxes_changed(txn, acct, &mut st, vec![id]);
                 Ok(())
             })
             .await

@@ -128,6 +128,19 @@ pub struct Change {
     pub threads: Vec<u64>,
 }
 
+impl Change {
+    /// Each destroyed message with its Thread; `None` for a record
+    /// written before Threads were kept with destructions.
+    pub fn destroyed_threads(&self) -> Option<impl Iterator<Item = (u64, u64)> + '_> {
+        (self.threads.len() == self.destroyed.len() && !self.threads.contains(&0)).then(|| {
+            self.destroyed
+                .iter()
+                .copied()
+                .zip(self.threads.iter().copied())
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("{0}")]
@@ -590,10 +603,10 @@ impl MailStore {
             };
             from = *last;
             for (_, c) in &batch {
-                if c.threads.len() != c.destroyed.len() || c.threads.contains(&0) {
+                let Some(pairs) = c.destroyed_threads() else {
                     return Ok(None);
-                }
-                out.extend(c.destroyed.iter().copied().zip(c.threads.iter().copied()));
+                };
+                out.extend(pairs);
             }
         }
     }

@@ -60,13 +60,20 @@ fn k_upload_floor(acct: u32) -> Vec<u8> {
     k
 }
 
+/// A counter's value (8 octets, big-endian; 0 when absent).
+fn counter(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0)
+}
+
+/// A counter read inside a transaction.
+fn counter_in(txn: &Txn<'_>, key: &[u8]) -> crate::store::Result<u64> {
+    Ok(counter(txn.get(key)?))
+}
+
 fn add_upload_bytes(txn: &mut Txn<'_>, acct: u32, delta: i64) -> crate::store::Result<()> {
     let key = k_upload_bytes(acct);
-    let n = txn
-        .get(&key)?
-        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0);
-    let n = n.saturating_add_signed(delta);
+    let n = counter_in(txn, &key)?.saturating_add_signed(delta);
     txn.put(key, n.to_be_bytes().to_vec());
     Ok(())
 }
@@ -132,11 +139,7 @@ fn bump_logged(
 
 fn bump(txn: &mut Txn<'_>, acct: u32, kind: Kind) -> crate::store::Result<u64> {
     let key = k_ctr(acct, kind);
-    let n = txn
-        .get(&key)?
-        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0)
-        + 1;
+    let n = counter_in(txn, &key)? + 1;
     txn.put(key, n.to_be_bytes().to_vec());
     Ok(n)
 }
@@ -155,12 +158,7 @@ pub struct Upload {
 impl MailStore {
     /// The kind's state: the counter every change moves.
     pub async fn record_state(&self, acct: u32, kind: Kind) -> Result<u64> {
-        Ok(self
-            .store
-            .get(k_ctr(acct, kind))
-            .await?
-            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        Ok(counter(self.store.get(k_ctr(acct, kind)).await?))
     }
 
     /// What changed in a logged kind after state `since` up to `until`:
@@ -362,15 +360,9 @@ impl MailStore {
         let (id, gone) = self
             .store
             .transact(move |txn| {
-                let read = |txn: &Txn<'_>, key: &[u8]| -> crate::store::Result<u64> {
-                    Ok(txn
-                        .get(key)?
-                        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-                        .unwrap_or(0))
-                };
-                let mut bytes = read(txn, &k_upload_bytes(acct))?;
-                let last = read(txn, &k_ctr(acct, Kind::Upload))?;
-                let mut floor = read(txn, &k_upload_floor(acct))?;
+                let mut bytes = counter_in(txn, &k_upload_bytes(acct))?;
+                let last = counter_in(txn, &k_ctr(acct, Kind::Upload))?;
+                let mut floor = counter_in(txn, &k_upload_floor(acct))?;
                 let mut gone = 0;
                 while bytes.saturating_add(rec.size) > quota && floor <= last {
                     let key = k_rec(acct, Kind::Upload, floor);
@@ -435,22 +427,12 @@ impl MailStore {
     }
 
     async fn upload_floor(&self, acct: u32) -> Result<u64> {
-        Ok(self
-            .store
-            .get(k_upload_floor(acct))
-            .await?
-            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        Ok(counter(self.store.get(k_upload_floor(acct)).await?))
     }
 
     /// The octets the account's uploads hold.
     pub async fn upload_bytes(&self, acct: u32) -> Result<u64> {
-        Ok(self
-            .store
-            .get(k_upload_bytes(acct))
-            .await?
-            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        Ok(counter(self.store.get(k_upload_bytes(acct)).await?))
     }
 
     /// Deletes the account's uploads made before `before`; returns how

@@ -283,16 +283,20 @@ fn parse_object(m: &Map<String, Value>) -> Result<Filter, MethodError> {
     Ok(Filter::Cond(Box::new(c)))
 }
 
+impl Cond {
+    fn by_thread(&self) -> bool {
+        self.all_in_thread.is_some()
+            || self.some_in_thread.is_some()
+            || self.none_in_thread.is_some()
+    }
+}
+
 impl Filter {
     /// Whether a condition looks at other Emails of the Thread.
     pub fn by_thread(&self) -> bool {
         match self {
             Filter::All => false,
-            Filter::Cond(c) => {
-                c.all_in_thread.is_some()
-                    || c.some_in_thread.is_some()
-                    || c.none_in_thread.is_some()
-            }
+            Filter::Cond(c) => c.by_thread(),
             Filter::And(l) | Filter::Or(l) | Filter::Not(l) => l.iter().any(Filter::by_thread),
         }
     }
@@ -307,7 +311,7 @@ impl Filter {
                     && c.in_mailbox_other_than.is_empty()
                     && c.has_keyword.is_none()
                     && c.not_keyword.is_none()
-                    && !Filter::Cond(c.clone()).by_thread()
+                    && !c.by_thread()
             }
             Filter::And(l) | Filter::Or(l) | Filter::Not(l) => l.iter().all(Filter::immutable),
         }

@@ -557,7 +557,7 @@ pub async fn query_changes(
             .iter()
             .any(|c| matches!(c.key, SortKey::AllInThread(_) | SortKey::SomeInThread(_)));
     if by_thread {
-        whole_threads(cx, &access, since, &mut touched, &results).await?;
+        whole_threads(cx, &access, &mut touched, &results).await?;
     }
     // §5.6 upToId only counts when nothing the query looks at can change.
     let immutable = !by_thread
@@ -586,7 +586,6 @@ pub async fn query_changes(
 async fn whole_threads(
     cx: &Context<'_>,
     access: &super::Access,
-    since: u64,
     touched: &mut query_changes::Touched,
     results: &[u64],
 ) -> Result<(), MethodError> {
@@ -600,26 +599,23 @@ async fn whole_threads(
         .collect();
     let facts = mail.email_facts(acct, &ids).await.map_err(store_error)?;
     let mut threads: HashSet<u64> = HashSet::new();
-    let mut destroyed = None;
+    let mut unknown = false;
     for (e, f) in ids.iter().zip(facts) {
-        if let Some(f) = f {
-            threads.insert(f.thread);
-            continue;
-        }
         // Destroyed: the log kept its Thread (unless it predates that).
-        if destroyed.is_none() {
-            destroyed = Some(
-                mail.destroyed_threads(acct, since)
-                    .await
-                    .map_err(store_error)?,
-            );
-        }
-        match destroyed.as_ref().and_then(|d| d.as_ref()?.get(e)) {
+        match f.map(|f| f.thread).or_else(|| {
+            touched
+                .destroyed_threads
+                .as_ref()
+                .and_then(|d| d.get(e).copied())
+        }) {
             Some(t) => {
-                threads.insert(*t);
+                threads.insert(t);
             }
-            None => results.iter().for_each(|r| touched.change(*r)),
+            None => unknown = true,
         }
+    }
+    if unknown {
+        results.iter().for_each(|r| touched.change(*r));
     }
     let all: Vec<u64> = super::visible_messages(cx, access)
         .await?

@@ -379,13 +379,15 @@ async fn record_changes(
         .await
         .map_err(store_error)?
         .ok_or_else(cannot)?;
-    // Per id: the first and the last thing that happened to it.
+    // Per id, in order of first change: the first and the last thing
+    // that happened to it.
     let mut seen: Vec<(u64, Op, Op)> = Vec::new();
+    let mut at: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
     let mut reached = since;
     let mut more = false;
     for (n, op, rec) in log {
-        match seen.iter_mut().find(|(r, _, _)| *r == rec) {
-            Some(entry) => entry.2 = op,
+        match at.get(&rec) {
+            Some(&i) => seen[i].2 = op,
             None => {
                 // §5.2: never more than maxChanges ids; stop at the
                 // state before the one that would pass it.
@@ -393,6 +395,7 @@ async fn record_changes(
                     more = true;
                     break;
                 }
+                at.insert(rec, seen.len());
                 seen.push((rec, op, op));
             }
         }

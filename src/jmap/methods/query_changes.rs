@@ -30,12 +30,16 @@ use crate::mail::{Change, MailStore};
 pub(super) type Touch = fn(&Change) -> [Vec<u64>; 3];
 
 /// The ids the log touched after a query state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Touched {
     /// Made after the state: never in the old results.
     pub created: HashSet<u64>,
     /// Changed or destroyed after the state, and made before it.
     pub changed: HashSet<u64>,
+    /// The Thread of each Email destroyed since the state, as the log
+    /// kept it; `None` when a record from before Threads were logged has
+    /// destructions.
+    pub destroyed_threads: Option<std::collections::HashMap<u64, u64>>,
 }
 
 impl Touched {
@@ -120,7 +124,11 @@ pub(super) async fn touched(
     touch: Touch,
 ) -> Result<Touched, MethodError> {
     let max = max_changes(args)?;
-    let mut out = Touched::default();
+    let mut out = Touched {
+        created: HashSet::new(),
+        changed: HashSet::new(),
+        destroyed_threads: Some(Default::default()),
+    };
     let mut from = since;
     loop {
         let batch = mail
@@ -132,6 +140,10 @@ pub(super) async fn touched(
         };
         from = *last;
         for (_, change) in &batch {
+            match (change.destroyed_threads(), out.destroyed_threads.as_mut()) {
+                (Some(pairs), Some(t)) => t.extend(pairs),
+                _ => out.destroyed_threads = None,
+            }
             let [made, changed, gone] = touch(change);
             out.created.extend(made);
             for i in changed.into_iter().chain(gone) {
@@ -213,7 +225,8 @@ mod tests {
     fn touched(created: &[u64], changed: &[u64]) -> Touched {
         let mut t = Touched {
             created: created.iter().copied().collect(),
-            ..Default::default()
+            changed: HashSet::new(),
+            destroyed_threads: None,
         };
         changed.iter().for_each(|c| t.change(*c));
         t
