@@ -76,7 +76,7 @@ fn ids_by_subject(
 
 /// RFC 8620 §1.6.2 and §2: an account sharing mailboxes is listed with
 /// isPersonal false, read-only when the grants only allow reading, with
-/// the mail capability only; a method of another capability there is
+/// the mail capability only (and its owner, RFC 9670); a method of another capability there is
 /// accountNotSupportedByMethod (§3.6.2). RFC 8621 §2, §9.5: only shared
 /// mailboxes exist there, with the granted rights; isSubscribed is the
 /// user's own.
@@ -97,7 +97,12 @@ async fn shared_accounts_show_what_is_granted() {
         .unwrap()
         .keys()
         .collect();
-    assert_eq!(caps, [MAIL], "{acct}");
+    // The mail capability, and who owns the account (RFC 9670 §1.5.2).
+    assert_eq!(
+        caps,
+        [MAIL, "urn:ietf:params:jmap:principals:owner"],
+        "{acct}"
+    );
     assert_eq!(
         acct["accountCapabilities"][MAIL]["mayCreateTopLevelMailbox"],
         false

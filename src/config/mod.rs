@@ -472,6 +472,19 @@ pub struct JmapConfig {
     /// Messages whose sort facts (arrival, size, thread) Email/query and
     /// Thread/get keep in memory, over all accounts; 0 keeps none.
     pub facts_cache_messages: usize,
+    /// Which directory entries a user finds as JMAP Principals (RFC 9670).
+    pub principals: PrincipalScope,
+}
+
+/// `jmap.principals`: the accounts and groups a user may look up (itself
+/// and the owners of what is shared with it always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalScope {
+    /// Those of the user's own domain.
+    Domain,
+    /// Every one in the directory.
+    All,
 }
 
 impl Default for JmapConfig {
@@ -493,6 +506,7 @@ impl Default for JmapConfig {
             push_allow_private: false,
             push_ca_file: std::path::PathBuf::new(),
             facts_cache_messages: 1_000_000,
+            principals: PrincipalScope::Domain,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! effect for the next session or delivery.
 
 pub mod password;
+mod principals;
 pub mod ratelimit;
 pub mod sasl;
 pub mod scram;
@@ -11,6 +12,7 @@ pub mod token;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::changelog::Op;
 use crate::store::{Store, StoreError, Txn};
 
 const DOMAIN: u8 = b'd';
@@ -538,6 +540,7 @@ impl Directory {
                 claim_address(txn, alias, Target::Account(a.id))?;
             }
             txn.put(key(ACCOUNT, &a.id.to_be_bytes()), json(&a));
+            principals::log(txn, a.id, Op::Created)?;
             Ok(a.id)
         })
         .await?;
@@ -608,6 +611,7 @@ impl Directory {
                 a.aliases.push(alias);
             }
             txn.put(key(ACCOUNT, &a.id.to_be_bytes()), json(&a));
+            principals::log(txn, a.id, Op::Updated)?;
             Ok(a)
         })
         .await
@@ -626,6 +630,7 @@ impl Directory {
             }
             txn.delete(key(ACCOUNT, &a.id.to_be_bytes()));
             Directory::delete_tokens_in(txn, a.id)?;
+            principals::log(txn, a.id, Op::Destroyed)?;
             Ok(a)
         })
         .await
@@ -732,6 +737,7 @@ impl Directory {
                 members: Vec::new(),
             };
             txn.put(key(GROUP, &id.to_be_bytes()), json(&g));
+            principals::log(txn, id, Op::Created)?;
             Ok(g)
         })
         .await
@@ -749,6 +755,7 @@ impl Directory {
             }
             g.members.push(member);
             txn.put(key(GROUP, &g.id.to_be_bytes()), json(&g));
+            principals::log(txn, g.id, Op::Updated)?;
             Ok(g)
         })
         .await
@@ -764,6 +771,7 @@ impl Directory {
             }
             g.members.retain(|m| m != &member);
             txn.put(key(GROUP, &g.id.to_be_bytes()), json(&g));
+            principals::log(txn, g.id, Op::Updated)?;
             Ok(g)
         })
         .await
@@ -775,6 +783,7 @@ impl Directory {
             let g = group_in_txn(txn, &address)?;
             txn.delete(key(ADDRESS, g.address.as_bytes()));
             txn.delete(key(GROUP, &g.id.to_be_bytes()));
+            principals::log(txn, g.id, Op::Destroyed)?;
             Ok(())
         })
         .await

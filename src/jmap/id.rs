@@ -52,6 +52,25 @@ pub fn parse_identity(s: &str) -> Option<u64> {
     parse('I', s)
 }
 
+/// A Principal (RFC 9670 §2): a directory account or group, by its
+/// directory id (one sequence for both).
+pub fn principal(n: u32) -> String {
+    format!("P{n}")
+}
+
+pub fn parse_principal(s: &str) -> Option<u32> {
+    parse('P', s).and_then(|n| u32::try_from(n).ok())
+}
+
+/// A ShareNotification (RFC 9670 §3).
+pub fn share_note(n: u64) -> String {
+    format!("N{n}")
+}
+
+pub fn parse_share_note(s: &str) -> Option<u64> {
+    parse('N', s)
+}
+
 pub fn submission(n: u64) -> String {
     format!("S{n}")
 }

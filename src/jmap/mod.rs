@@ -330,6 +330,71 @@ fn session_state(core: &crate::core::Core, user: &Account, shared: &[SharedAccou
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The user's own account as the session resource (and its Principal's
+/// `accounts`) shows it (RFC 8620 §1.6.2, §2).
+pub(crate) fn own_account(core: &crate::core::Core, user: &Account) -> Value {
+    let c = &core.config.jmap;
+    let account = id::account(user.id);
+    json!({
+        "name": user.address,
+        "isPersonal": true,
+        "isReadOnly": false,
+        // §2: the core capability is not repeated per account.
+        "accountCapabilities": {
+            request::MAIL: mail_capability(core, true),
+            request::VACATION: {},
+            request::QUOTA: {},
+            request::MDN: {},
+            // RFC 9404 §3.
+            request::BLOB: {
+                "maxSizeBlobSet": c.max_size_upload,
+                "maxDataSources": methods::blob::MAX_DATA_SOURCES,
+                "supportedTypeNames": ["Email", "Thread", "Mailbox"],
+                "supportedDigestAlgorithms": ["sha", "sha-256"]
+            },
+            // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
+            request::SUBMISSION: {
+                "maxDelayedSend": c.max_delayed_send,
+                "submissionExtensions": if c.max_delayed_send > 0 {
+                    json!({"FUTURERELEASE": [c.max_delayed_send.to_string()]})
+                } else {
+                    json!({})
+                }
+            },
+            // RFC 9670 §1.5: the Principals are here, and so is the
+            // user's own.
+            request::PRINCIPALS: { "currentUserPrincipalId": id::principal(user.id) },
+            request::PRINCIPALS_OWNER: {
+                "accountIdForPrincipal": account,
+                "principalId": id::principal(user.id)
+            }
+        }
+    })
+}
+
+/// An account sharing mailboxes with user `user` (§1.6.2): the mail
+/// capability only, and who owns it (RFC 9670 §1.5.2).
+pub(crate) fn shared_account(
+    core: &crate::core::Core,
+    user: u32,
+    owner: u32,
+    address: &str,
+    read_only: bool,
+) -> Value {
+    json!({
+        "name": address,
+        "isPersonal": false,
+        "isReadOnly": read_only,
+        "accountCapabilities": {
+            request::MAIL: mail_capability(core, false),
+            request::PRINCIPALS_OWNER: {
+                "accountIdForPrincipal": id::account(user),
+                "principalId": id::principal(owner)
+            }
+        }
+    })
+}
+
 /// RFC 8620 §2: the session resource.
 async fn session(State(st): State<AppState>, parts: Parts) -> Response {
     let user = match JmapUser::from_request_parts(&mut { parts.clone() }, &st).await {
@@ -358,6 +423,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         request::QUOTA: {},
         request::BLOB: {},
         request::MDN: {},
+        request::PRINCIPALS: {},
         // RFC 8887 §3: the WebSocket endpoint, pushes included.
         request::WEBSOCKET: {
             "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
@@ -378,36 +444,9 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
     let mut body = json!({
         "capabilities": capabilities,
         "accounts": {
-            account.clone(): {
-                "name": user.address,
-                "isPersonal": true,
-                "isReadOnly": false,
-                // §2: the core capability is not repeated per account.
-                "accountCapabilities": {
-                    request::MAIL: mail_capability(core, true),
-                    request::VACATION: {},
-                    request::QUOTA: {},
-                    request::MDN: {},
-                    // RFC 9404 §3.
-                    request::BLOB: {
-                        "maxSizeBlobSet": c.max_size_upload,
-                        "maxDataSources": methods::blob::MAX_DATA_SOURCES,
-                        "supportedTypeNames": ["Email", "Thread", "Mailbox"],
-                        "supportedDigestAlgorithms": ["sha", "sha-256"]
-                    },
-                    // RFC 8621 §1.3.2: FUTURERELEASE holds (RFC 4865).
-                    request::SUBMISSION: {
-                        "maxDelayedSend": c.max_delayed_send,
-                        "submissionExtensions": if c.max_delayed_send > 0 {
-                            json!({"FUTURERELEASE": [c.max_delayed_send.to_string()]})
-                        } else {
-                            json!({})
-                        }
-                    }
-                }
-            }
+            account.clone(): own_account(core, &user)
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account, request::MDN: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account, request::MDN: account, request::PRINCIPALS: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),
@@ -418,14 +457,8 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
     // §1.6.2: each account sharing mailboxes with the user, with the mail
     // capability only.
     for a in shared {
-        body["accounts"][id::account(a.id)] = json!({
-            "name": a.address,
-            "isPersonal": false,
-            "isReadOnly": a.read_only,
-            "accountCapabilities": {
-                request::MAIL: mail_capability(core, false)
-            }
-        });
+        body["accounts"][id::account(a.id)] =
+            shared_account(core, user.id, a.id, &a.address, a.read_only);
     }
     (
         StatusCode::OK,

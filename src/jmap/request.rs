@@ -15,8 +15,12 @@ pub const QUOTA: &str = "urn:ietf:params:jmap:quota";
 pub const MDN: &str = "urn:ietf:params:jmap:mdn";
 pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
 pub const BLOB: &str = "urn:ietf:params:jmap:blob";
+/// RFC 9670: Principal and ShareNotification.
+pub const PRINCIPALS: &str = "urn:ietf:params:jmap:principals";
+/// RFC 9670 §1.5.2: an account capability only (who owns the account).
+pub const PRINCIPALS_OWNER: &str = "urn:ietf:params:jmap:principals:owner";
 pub const KNOWN_CAPABILITIES: &[&str] = &[
-    CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB, MDN,
+    CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB, MDN, PRINCIPALS,
 ];
 
 /// Limits advertised in the core capability and enforced (§2).

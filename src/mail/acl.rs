@@ -117,6 +117,22 @@ fn k_share(grantee: u32, owner: u32, mbox: u32) -> Vec<u8> {
     k
 }
 
+/// A change of what an account may do in another's mailbox, kept for
+/// the account whose rights changed (JMAP ShareNotification, RFC 9670
+/// §3). Rights are RFC 4314 letters; empty for none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareNote {
+    pub created: i64,
+    /// The account that made the change.
+    pub by: u32,
+    pub owner: u32,
+    pub mailbox: u32,
+    /// The mailbox's name when it changed.
+    pub name: String,
+    pub old: String,
+    pub new: String,
+}
+
 /// A mailbox someone shared with an account.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -147,7 +163,8 @@ pub(crate) fn write_grants(txn: &mut crate::store::Txn<'_>, owner: u32, mb: &Mai
     }
 }
 
-/// Drops a mailbox's grants and their mirrors (the mailbox is going).
+/// Drops a mailbox's grants and their mirrors (the owner deletes the
+/// mailbox); each account that had a grant gets a [`ShareNote`].
 pub(crate) fn clear_grants(
     txn: &mut crate::store::Txn<'_>,
     owner: u32,
@@ -155,20 +172,44 @@ pub(crate) fn clear_grants(
 ) -> std::result::Result<(), StoreError> {
     for g in &mb.acl {
         txn.delete(k_share(g.who, owner, mb.id));
+        if g.who != ANYONE {
+            let note = ShareNote {
+                created: crate::core::unix_now(),
+                by: owner,
+                owner,
+                mailbox: mb.id,
+                name: mb.name.clone(),
+                old: g.rights.clone(),
+                new: String::new(),
+            };
+            super::records::create_record_in(
+                txn,
+                g.who,
+                super::records::Kind::ShareNotification,
+                to_json(&note),
+            )?;
+        }
     }
     Ok(())
 }
 
 impl MailStore {
     /// Sets (or with `None` removes) what `who` may do in the owner's
-    /// mailbox. Returns the mailbox as it is now.
+    /// mailbox, as account `by` asked. Returns the mailbox as it is now.
+    /// When the rights of an account (not "anyone") change by another's
+    /// hand, it gets a [`ShareNote`] in the same transaction.
     pub async fn set_grant(
         &self,
         owner: u32,
         mbox: u32,
         who: u32,
         rights: Option<Rights>,
+        by: u32,
     ) -> Result<Mailbox> {
+        let shown = rights
+            .as_ref()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default();
         let mb = self
             .store
             .transact(move |txn| {
@@ -177,8 +218,15 @@ impl MailStore {
                     .get(&key)?
                     .ok_or_else(|| StoreError::Aborted("no such mailbox".into()))?;
                 let mut mb: Mailbox = from_json(&v)?;
+                let old = mb
+                    .acl
+                    .iter()
+                    .find(|g| g.who == who)
+                    .map(|g| g.rights.clone())
+                    .unwrap_or_default();
                 mb.acl.retain(|g| g.who != who);
-                match rights.filter(|r| !r.is_empty()) {
+                let new = rights.clone().filter(|r| !r.is_empty());
+                match &new {
                     Some(r) => {
                         mb.acl.push(Grant {
                             who,
@@ -189,7 +237,29 @@ impl MailStore {
                     }
                     None => txn.delete(k_share(who, owner, mbox)),
                 }
+                let new = new.map(|r| r.as_str().to_string()).unwrap_or_default();
+                if who != ANYONE && who != by && old != new {
+                    let note = ShareNote {
+                        created: crate::core::unix_now(),
+                        by,
+                        owner,
+                        mailbox: mbox,
+                        name: mb.name.clone(),
+                        old,
+                        new,
+                    };
+                    super::records::create_record_in(
+                        txn,
+                        who,
+                        super::records::Kind::ShareNotification,
+                        to_json(&note),
+                    )?;
+                }
                 txn.put(key, to_json(&mb));
+                // Who may use it is part of what JMAP shows of it
+                // (shareWith): the owner's Mailbox state moves.
+                let mut st = super::account_state(txn, owner)?;
+                super::mailbox::log_mailboxes_changed(txn, owner, &mut st, vec![mbox]);
                 Ok(mb)
             })
             .await
@@ -197,6 +267,15 @@ impl MailStore {
                 StoreError::Aborted(m) => super::MailError::NotFound(m),
                 e => e.into(),
             })?;
+        tracing::info!(
+            owner,
+            mailbox = mbox,
+            grantee = who,
+            rights = shown.as_str(),
+            by,
+            "mailbox access changed"
+        );
+        metrics::counter!("petrel_mailbox_access_changes_total").increment(1);
         self.acl_changed();
         self.notify(owner);
         // The grantee's NOTIFY sessions see a mailbox appear or go
@@ -304,7 +383,8 @@ impl MailStore {
             // Only direct grants; "anyone" grants stay.
             let key = k_share(who, s.owner, s.mailbox);
             if self.store.get(key).await?.is_some() {
-                self.set_grant(s.owner, s.mailbox, who, None).await?;
+                self.set_grant(s.owner, s.mailbox, who, None, s.owner)
+                    .await?;
             }
         }
         Ok(())

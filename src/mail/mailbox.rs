@@ -54,7 +54,7 @@ fn map_err(e: StoreError) -> MailError {
 
 /// Logs a change of the mailboxes `ids` alone (no message changed) and
 /// writes the account state back.
-fn log_mailboxes_changed(
+pub(super) fn log_mailboxes_changed(
     txn: &mut Txn<'_>,
     acct: u32,
     st: &mut super::AccountState,

@@ -22,6 +22,9 @@ pub enum Kind {
     VacationSent = b'r' as isize,
     /// JMAP push subscriptions (RFC 8620 §7.2).
     PushSubscription = b'p' as isize,
+    /// Changes of the account's rights in others' mailboxes
+    /// (`acl::ShareNote`; JMAP ShareNotification, RFC 9670 §3).
+    ShareNotification = b'n' as isize,
 }
 
 fn k_rec(acct: u32, kind: Kind, id: u64) -> Vec<u8> {
@@ -88,36 +91,14 @@ fn k_log(acct: u32, kind: Kind, state: u64) -> Vec<u8> {
     k
 }
 
-/// What a logged change did to its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Created,
-    Updated,
-    Destroyed,
-}
-
-impl Op {
-    fn byte(self) -> u8 {
-        match self {
-            Op::Created => b'c',
-            Op::Updated => b'u',
-            Op::Destroyed => b'd',
-        }
-    }
-
-    fn from_byte(b: u8) -> Option<Op> {
-        match b {
-            b'c' => Some(Op::Created),
-            b'u' => Some(Op::Updated),
-            b'd' => Some(Op::Destroyed),
-            _ => None,
-        }
-    }
-}
+pub use crate::store::changelog::Op;
 
 /// The kinds whose changes are logged one by one.
 fn logged(kind: Kind) -> bool {
-    matches!(kind, Kind::Identity | Kind::Submission)
+    matches!(
+        kind,
+        Kind::Identity | Kind::Submission | Kind::ShareNotification
+    )
 }
 
 /// Moves the kind's state and, for a logged kind, notes what changed.
@@ -130,9 +111,7 @@ fn bump_logged(
 ) -> crate::store::Result<u64> {
     let n = bump(txn, acct, kind)?;
     if logged(kind) {
-        let mut v = vec![op.byte()];
-        v.extend_from_slice(&id.unwrap_or(n).to_be_bytes());
-        txn.put(k_log(acct, kind, n), v);
+        txn.put(k_log(acct, kind, n), op.entry(id.unwrap_or(n)));
     }
     Ok(n)
 }
@@ -142,6 +121,19 @@ fn bump(txn: &mut Txn<'_>, acct: u32, kind: Kind) -> crate::store::Result<u64> {
     let n = counter_in(txn, &key)? + 1;
     txn.put(key, n.to_be_bytes().to_vec());
     Ok(n)
+}
+
+/// Stores a new record inside a transaction of its own writer (a grant
+/// and the note telling the grantee); returns its id.
+pub(crate) fn create_record_in(
+    txn: &mut Txn<'_>,
+    acct: u32,
+    kind: Kind,
+    value: Vec<u8>,
+) -> crate::store::Result<u64> {
+    let id = bump_logged(txn, acct, kind, Op::Created, None)?;
+    txn.put(k_rec(acct, kind, id), value);
+    Ok(id)
 }
 
 /// An uploaded blob (RFC 8620 §6.1).
@@ -182,24 +174,7 @@ impl MailStore {
                 (until - since) as usize,
             )
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (k, v) in rows {
-            let state = k[k.len() - 8..].try_into().ok().map(u64::from_be_bytes);
-            let op = v.first().copied().and_then(Op::from_byte);
-            let id = v
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes);
-            let (Some(state), Some(op), Some(id)) = (state, op, id) else {
-                return Ok(None);
-            };
-            // Contiguous: every state after `since` has its entry.
-            if state != since + 1 + out.len() as u64 {
-                return Ok(None);
-            }
-            out.push((state, op, id));
-        }
-        Ok((out.len() as u64 == until - since).then_some(out))
+        Ok(crate::store::changelog::entries(rows, since, until))
     }
 
     /// Every record of a kind, by id.
@@ -241,11 +216,7 @@ impl MailStore {
         let v = to_json(value);
         Ok(self
             .store
-            .transact(move |txn| {
-                let id = bump_logged(txn, acct, kind, Op::Created, None)?;
-                txn.put(k_rec(acct, kind, id), v.clone());
-                Ok(id)
-            })
+            .transact(move |txn| create_record_in(txn, acct, kind, v.clone()))
             .await?)
     }
 

@@ -237,8 +237,10 @@ async fn grants_are_mirrored_and_cleaned_up() {
     }
     let p = m.create_mailbox(1, "Projects").await.unwrap();
     let q = m.create_mailbox(1, "Other").await.unwrap();
-    m.set_grant(1, p.id, 2, Rights::parse("lr")).await.unwrap();
-    m.set_grant(1, q.id, ANYONE, Rights::parse("l"))
+    m.set_grant(1, p.id, 2, Rights::parse("lr"), 1)
+        .await
+        .unwrap();
+    m.set_grant(1, q.id, ANYONE, Rights::parse("l"), 1)
         .await
         .unwrap();
     let mb = m.mailbox(1, p.id).await.unwrap().unwrap();
@@ -256,9 +258,11 @@ async fn grants_are_mirrored_and_cleaned_up() {
     // Its owner does not see its own mailboxes as shared.
     assert!(m.shared_with(1).await.unwrap().is_empty());
     // Empty rights remove the grant.
-    m.set_grant(1, p.id, 2, Rights::parse("")).await.unwrap();
+    m.set_grant(1, p.id, 2, Rights::parse(""), 1).await.unwrap();
     assert_eq!(m.shared_with(2).await.unwrap().len(), 1);
-    m.set_grant(1, p.id, 3, Rights::parse("lrs")).await.unwrap();
+    m.set_grant(1, p.id, 3, Rights::parse("lrs"), 1)
+        .await
+        .unwrap();
     // Deleting the mailbox deletes its grants' mirrors.
     m.delete_mailbox(1, "Projects").await.unwrap();
     assert_eq!(
@@ -267,7 +271,9 @@ async fn grants_are_mirrored_and_cleaned_up() {
         "only the anyone grant"
     );
     // Deleting a grantee removes what was granted to it.
-    m.set_grant(1, q.id, 3, Rights::parse("lr")).await.unwrap();
+    m.set_grant(1, q.id, 3, Rights::parse("lr"), 1)
+        .await
+        .unwrap();
     m.delete_account(3).await.unwrap();
     let q = m.mailbox(1, q.id).await.unwrap().unwrap();
     assert!(q.acl.iter().all(|g| g.who != 3), "{:?}", q.acl);
@@ -287,7 +293,7 @@ async fn private_annotations_follow_their_mailbox() {
     let a = m.create_mailbox(1, "A").await.unwrap();
     let b = m.create_mailbox(1, "B").await.unwrap();
     for mb in [a.id, b.id] {
-        m.set_grant(1, mb, ANYONE, Rights::parse("lr"))
+        m.set_grant(1, mb, ANYONE, Rights::parse("lr"), 1)
             .await
             .unwrap();
     }
@@ -513,7 +519,7 @@ async fn shared_with_follows_grants_and_inherited_ones() {
     let m = mail_store(dir.path());
     let team = m.create_mailbox(1, "Team").await.unwrap();
     assert!(m.shared_with(2).await.unwrap().is_empty());
-    m.set_grant(1, team.id, 2, Rights::parse("lr"))
+    m.set_grant(1, team.id, 2, Rights::parse("lr"), 1)
         .await
         .unwrap();
     assert_eq!(m.shared_with(2).await.unwrap().len(), 1, "a new grant");
@@ -522,7 +528,7 @@ async fn shared_with_follows_grants_and_inherited_ones() {
     let sub = m.create_mailbox(1, "Team/Sub").await.unwrap();
     let shared = m.shared_with(2).await.unwrap();
     assert!(shared.iter().any(|s| s.mailbox == sub.id), "{shared:?}");
-    m.set_grant(1, team.id, 2, None).await.unwrap();
+    m.set_grant(1, team.id, 2, None, 1).await.unwrap();
     assert_eq!(
         m.shared_with(2).await.unwrap().len(),
         1,

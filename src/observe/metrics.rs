@@ -121,6 +121,10 @@ fn describe() {
         "JMAP uploads deleted to keep an account within jmap.upload-quota"
     );
     describe_counter!(
+        "petrel_mailbox_access_changes_total",
+        "Changes of what an account may do in another's mailbox (IMAP SETACL/DELETEACL, JMAP shareWith)"
+    );
+    describe_counter!(
         "petrel_jmap_emails_copied_total",
         "Emails copied by JMAP Email/copy"
     );

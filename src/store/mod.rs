@@ -13,6 +13,7 @@
 //! engine is in use.
 
 pub mod blob;
+pub mod changelog;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
 #[cfg(feature = "sqlite")]

@@ -363,6 +363,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_share",
                 "--test",
+                "jmap_principals",
+                "--test",
                 "jmap_changes",
                 "--test",
                 "crash",

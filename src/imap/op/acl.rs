@@ -331,7 +331,7 @@ impl Session {
         match self
             .core
             .mail
-            .set_grant(target.owner, target.mailbox.id, who, new)
+            .set_grant(target.owner, target.mailbox.id, who, new, self.me())
             .await
         {
             Ok(_) => format!("OK {cmd} completed"),

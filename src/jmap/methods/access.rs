@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::mail::acl::{Rights, Shared};
 use crate::mail::EmailState;
@@ -87,18 +87,7 @@ impl Access {
 
     /// A MailboxRights object (RFC 8621 §2) for a mailbox.
     pub fn my_rights(&self, mbox: u32) -> Value {
-        let r = self.rights(mbox);
-        json!({
-            "mayReadItems": r.has('l') && r.has('r'),
-            "mayAddItems": r.has('i'),
-            "mayRemoveItems": r.has('t') && r.has('e'),
-            "maySetSeen": r.has('s'),
-            "maySetKeywords": r.has('w'),
-            "mayCreateChild": r.has('k'),
-            "mayRename": r.has('x'),
-            "mayDelete": r.has('x'),
-            "maySubmit": r.has('p'),
-        })
+        super::share::rights_json(&self.rights(mbox))
     }
 
     /// The grants as text, mailbox by mailbox in order (`1:lr,5:lrsw`);
@@ -141,6 +130,7 @@ pub fn shared_owners(shares: &[Shared]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn share(owner: u32, mailbox: u32, r: &str) -> Shared {
         Shared {

@@ -24,6 +24,22 @@ const PROPERTIES: &[&str] = &[
     "isSubscribed",
 ];
 
+/// With the principals capability (RFC 9670 §4): who else may use it.
+const PROPERTIES_SHARED: &[&str] = &[
+    "id",
+    "name",
+    "parentId",
+    "role",
+    "sortOrder",
+    "totalEmails",
+    "unreadEmails",
+    "totalThreads",
+    "unreadThreads",
+    "myRights",
+    "isSubscribed",
+    "shareWith",
+];
+
 /// The requested property names: all when `properties` is null; an
 /// unknown one is `invalidArguments`; `id` is always returned.
 pub fn properties(args: &Map<String, Value>, known: &[&str]) -> Result<Vec<String>, MethodError> {
@@ -82,7 +98,12 @@ pub fn ids(args: &Map<String, Value>, max: usize) -> Result<Option<Vec<String>>,
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
-    let props = properties(&args, PROPERTIES)?;
+    let known = if cx.uses(crate::jmap::request::PRINCIPALS) {
+        PROPERTIES_SHARED
+    } else {
+        PROPERTIES
+    };
+    let props = properties(&args, known)?;
     let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
     let mail = &cx.core.mail;
     // The state first: what is listed is at least as new as it.
@@ -153,6 +174,9 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                     None => json!(m.subscribed),
                     Some((owner, names)) => json!(names.contains(&shared_name(owner, &m.name))),
                 },
+                // RFC 9670 §4: shown to who may change it.
+                "shareWith" if access.all_grant([m.id], "a") => super::share::share_with(m),
+                "shareWith" => Value::Null,
                 _ => continue,
             };
             obj.insert(p.clone(), v);

@@ -38,11 +38,20 @@ struct Wanted {
     role: Option<Option<String>>,
     subscribed: Option<bool>,
     sort_order: Option<u32>,
+    /// `shareWith` and its patches (with the principals capability).
+    share: Vec<super::share::Edit>,
 }
 
 fn wanted(cx: &Context<'_>, obj: &Map<String, Value>) -> Result<Wanted, Value> {
     let mut w = Wanted::default();
     for (k, v) in obj {
+        if let Some(e) = super::share::edit(k, v) {
+            if !cx.uses(crate::jmap::request::PRINCIPALS) {
+                return Err(invalid(k, "shareWith needs the principals capability"));
+            }
+            w.share.push(e);
+            continue;
+        }
         match k.as_str() {
             "name" => {
                 let n = v.as_str().ok_or_else(|| invalid(k, "a String"))?;
@@ -230,8 +239,27 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
                 continue;
             }
         };
+        // shareWith is checked before the mailbox exists (against no
+        // grants: the same errors) and made once it does.
+        if !w.share.is_empty() {
+            let blank = Mailbox {
+                id: 0,
+                name: full.clone(),
+                role: None,
+                uidvalidity: 0,
+                uidnext: 0,
+                highest_modseq: 0,
+                subscribed: false,
+                acl: Vec::new(),
+                sort_order: 0,
+            };
+            if let Err(e) = super::share::plan(cx, &access, &blank, &w.share).await? {
+                not_created.insert(cid.clone(), e);
+                continue;
+            }
+        }
         let mb = match mail
-            .create_mailbox_with_role(acct, &full, w.role.flatten())
+            .create_mailbox_with_role(acct, &full, w.role.clone().flatten())
             .await
         {
             Ok(mb) => mb,
@@ -255,6 +283,9 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             mail.set_subscribed(acct, &full, subscribed)
                 .await
                 .map_err(store_error)?;
+        }
+        if let Ok(Some(p)) = super::share::plan(cx, &access, &mb, &w.share).await? {
+            super::share::commit(cx, acct, mb.id, p).await?;
         }
         cx.created(cid, &id::mailbox(mb.id));
         created.insert(
@@ -297,6 +328,13 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             not_updated.insert(mid, e);
             continue;
         }
+        let share = match super::share::plan(cx, &access, &mb, &w.share).await? {
+            Ok(p) => p,
+            Err(e) => {
+                not_updated.insert(mid, e);
+                continue;
+            }
+        };
         let parent = w.parent.unwrap_or(cur_parent);
         let name = w.name.clone().unwrap_or(cur_name);
         if parent == Some(mb.id) {
@@ -345,6 +383,9 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             mail.set_sort_order(acct, mb.id, o)
                 .await
                 .map_err(store_error)?;
+        }
+        if let Some(p) = share {
+            super::share::commit(cx, acct, mb.id, p).await?;
         }
         updated.insert(mid, Value::Null);
     }
@@ -562,33 +603,22 @@ async fn results(
             rows.push(m);
         }
     }
-    let sort = args
-        .get("sort")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for c in sort.iter().rev() {
-        let asc = c
-            .get("isAscending")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        match c.get("property").and_then(Value::as_str) {
-            Some("name") => rows.sort_by_key(|m| {
-                crate::mail::collate::casemap(m.name.rsplit('/').next().unwrap_or_default())
-            }),
-            Some("sortOrder") => rows.sort_by_key(|m| m.sort_order),
-            Some("parentId") => rows.sort_by_key(|m| parent_of(m)),
-            other => {
-                return Err(MethodError::with(
-                    "unsupportedSort",
-                    format!("cannot sort Mailboxes by {other:?}"),
-                ))
+    super::sort_rows(
+        args,
+        &mut rows,
+        "Mailboxes",
+        &["name", "sortOrder", "parentId"],
+        |p, a, b| match p {
+            "name" => {
+                let name = |m: &Mailbox| {
+                    crate::mail::collate::casemap(m.name.rsplit('/').next().unwrap_or_default())
+                };
+                name(a).cmp(&name(b))
             }
-        }
-        if !asc {
-            rows.reverse();
-        }
-    }
+            "sortOrder" => a.sort_order.cmp(&b.sort_order),
+            _ => parent_of(a).cmp(&parent_of(b)),
+        },
+    )?;
     let ids = rows.iter().map(|m| m.id).collect();
     Ok(Found { boxes, ids, extra })
 }

@@ -19,17 +19,20 @@ mod identity;
 mod mailbox;
 mod mailbox_set;
 pub(crate) mod mdn;
+mod principal;
 mod push_subscription;
 mod query_changes;
 mod quota;
 mod search_snippet;
+mod share;
+mod share_notification;
 pub(crate) mod submission;
 mod thread;
 mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, BLOB, CORE, MAIL, MDN, QUOTA, SUBMISSION, VACATION};
+use super::request::{MethodError, BLOB, CORE, MAIL, MDN, PRINCIPALS, QUOTA, SUBMISSION, VACATION};
 use crate::core::Core;
 use crate::directory::Account;
 pub use access::{shared_owners, Access};
@@ -54,6 +57,11 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Whether the request uses capability `cap`.
+    pub fn uses(&self, cap: &str) -> bool {
+        self.using.iter().any(|u| u == cap)
+    }
+
     /// Records that creation id `cid` made object `id`.
     pub fn created(&self, cid: &str, id: &str) {
         self.created
@@ -213,6 +221,34 @@ pub async fn call(
         "PushSubscription/set" if needs(CORE) => {
             Ok((name.into(), push_subscription::set(cx, args).await?))
         }
+        // RFC 9670.
+        "Principal/get" if needs(PRINCIPALS) => Ok((name.into(), principal::get(cx, args).await?)),
+        "Principal/changes" if needs(PRINCIPALS) => {
+            Ok((name.into(), principal::changes(cx, args).await?))
+        }
+        "Principal/set" if needs(PRINCIPALS) => Ok((name.into(), principal::set(cx, args).await?)),
+        "Principal/query" if needs(PRINCIPALS) => {
+            Ok((name.into(), principal::query(cx, args).await?))
+        }
+        "ShareNotification/get" if needs(PRINCIPALS) => {
+            Ok((name.into(), share_notification::get(cx, args).await?))
+        }
+        "ShareNotification/changes" if needs(PRINCIPALS) => Ok((
+            name.into(),
+            record_changes(cx, args, crate::mail::records::Kind::ShareNotification).await?,
+        )),
+        "ShareNotification/set" if needs(PRINCIPALS) => {
+            Ok((name.into(), share_notification::set(cx, args).await?))
+        }
+        "ShareNotification/query" if needs(PRINCIPALS) => {
+            Ok((name.into(), share_notification::query(cx, args).await?))
+        }
+        "Principal/queryChanges" | "ShareNotification/queryChanges" if needs(PRINCIPALS) => {
+            Err(MethodError::with(
+                "cannotCalculateChanges",
+                "query results are not kept; run the query again",
+            ))
+        }
         "Identity/changes" if needs(SUBMISSION) => Ok((
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Identity).await?,
@@ -225,7 +261,12 @@ pub async fn call(
 }
 
 /// The response of a /get call (RFC 8620 §5.1).
-fn get_response(acct: u32, state: u64, list: Vec<Value>, not_found: Vec<String>) -> Value {
+fn get_response(
+    acct: u32,
+    state: impl std::fmt::Display,
+    list: Vec<Value>,
+    not_found: Vec<String>,
+) -> Value {
     serde_json::json!({
         "accountId": super::id::account(acct),
         "state": state.to_string(),
@@ -359,7 +400,7 @@ async fn record_changes(
     args: Map<String, Value>,
     kind: crate::mail::records::Kind,
 ) -> Result<Value, MethodError> {
-    use crate::mail::records::{Kind, Op};
+    use crate::mail::records::Kind;
     let acct = cx.account_id(&args).await?;
     let (since_text, max) = changes::since_and_max(&args)?;
     let mail = &cx.core.mail;
@@ -379,42 +420,14 @@ async fn record_changes(
         .await
         .map_err(store_error)?
         .ok_or_else(cannot)?;
-    // Per id, in order of first change: the first and the last thing
-    // that happened to it.
-    let mut seen: Vec<(u64, Op, Op)> = Vec::new();
-    let mut at: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-    let mut reached = since;
-    let mut more = false;
-    for (n, op, rec) in log {
-        match at.get(&rec) {
-            Some(&i) => seen[i].2 = op,
-            None => {
-                // §5.2: never more than maxChanges ids; stop at the
-                // state before the one that would pass it.
-                if max.is_some_and(|m| seen.len() >= m) {
-                    more = true;
-                    break;
-                }
-                at.insert(rec, seen.len());
-                seen.push((rec, op, op));
-            }
-        }
-        reached = n;
-    }
     let name = match kind {
         Kind::Submission => super::id::submission,
+        Kind::ShareNotification => super::id::share_note,
         _ => super::id::identity,
     };
-    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
-    for (rec, first, last) in seen {
-        match (first, last) {
-            // Made and gone within the range: never seen (§5.2).
-            (Op::Created, Op::Destroyed) => {}
-            (Op::Created, _) => created.push(name(rec)),
-            (_, Op::Destroyed) => destroyed.push(name(rec)),
-            _ => updated.push(name(rec)),
-        }
-    }
+    let r = Replay::of(log, since, max);
+    let [created, updated, destroyed] = r.ids.map(|l| l.into_iter().map(name).collect::<Vec<_>>());
+    let (reached, more) = (r.reached, r.more);
     Ok(serde_json::json!({
         "accountId": super::id::account(acct),
         "oldState": since_text,
@@ -426,9 +439,105 @@ async fn record_changes(
     }))
 }
 
+/// A contiguous stretch of a change log (`store::changelog`) as /changes
+/// answers it (§5.2): created, updated and destroyed ids, the state
+/// reached and whether more changes follow.
+struct Replay {
+    ids: [Vec<u64>; 3],
+    reached: u64,
+    more: bool,
+}
+
+impl Replay {
+    fn of(
+        log: Vec<(u64, crate::store::changelog::Op, u64)>,
+        since: u64,
+        max: Option<usize>,
+    ) -> Replay {
+        use crate::store::changelog::Op;
+        // Per id, in order of first change: the first and the last thing
+        // that happened to it.
+        let mut seen: Vec<(u64, Op, Op)> = Vec::new();
+        let mut at: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        let mut reached = since;
+        let mut more = false;
+        for (n, op, rec) in log {
+            match at.get(&rec) {
+                Some(&i) => seen[i].2 = op,
+                None => {
+                    // §5.2: never more than maxChanges ids; stop at the
+                    // state before the one that would pass it.
+                    if max.is_some_and(|m| seen.len() >= m) {
+                        more = true;
+                        break;
+                    }
+                    at.insert(rec, seen.len());
+                    seen.push((rec, op, op));
+                }
+            }
+            reached = n;
+        }
+        let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+        for (rec, first, last) in seen {
+            match (first, last) {
+                // Made and gone within the range: never seen (§5.2).
+                (Op::Created, Op::Destroyed) => {}
+                (Op::Created, _) => created.push(rec),
+                (_, Op::Destroyed) => destroyed.push(rec),
+                _ => updated.push(rec),
+            }
+        }
+        Replay {
+            ids: [created, updated, destroyed],
+            reached,
+            more,
+        }
+    }
+}
+
+/// The `sort` argument of a simple /query (§5.5) applied to `rows`: one
+/// stable sort per comparator, the last first, so that the first
+/// decides; `cmp` orders two rows by a property of `known`, any other
+/// is `unsupportedSort`.
+fn sort_rows<T>(
+    args: &Map<String, Value>,
+    rows: &mut [T],
+    what: &str,
+    known: &[&str],
+    cmp: impl Fn(&str, &T, &T) -> std::cmp::Ordering,
+) -> Result<(), MethodError> {
+    let Some(sort) = args.get("sort").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for c in sort.iter().rev() {
+        let prop = c.get("property").and_then(Value::as_str);
+        let Some(p) = prop.filter(|p| known.contains(p)) else {
+            return Err(MethodError::with(
+                "unsupportedSort",
+                format!("cannot sort {what} by {prop:?}"),
+            ));
+        };
+        let asc = c.get("isAscending").and_then(Value::as_bool) != Some(false);
+        rows.sort_by(|a, b| {
+            let o = cmp(p, a, b);
+            if asc {
+                o
+            } else {
+                o.reverse()
+            }
+        });
+    }
+    Ok(())
+}
+
 /// The response of a simple /query call (§5.5): `ids` in result order,
 /// windowed by position and limit, with the total when asked.
-fn query_response(args: &Map<String, Value>, acct: u32, state: u64, ids: Vec<String>) -> Value {
+fn query_response(
+    args: &Map<String, Value>,
+    acct: u32,
+    state: impl std::fmt::Display,
+    ids: Vec<String>,
+) -> Value {
     let total = ids.len();
     let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
     let start = if position < 0 {

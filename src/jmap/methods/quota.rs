@@ -156,28 +156,16 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             }
         }
     }
-    for c in args
-        .get("sort")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .rev()
-    {
-        match c.get("property").and_then(Value::as_str) {
-            Some("name") => all.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str())),
-            Some("used") => all.sort_by_key(|q| q["used"].as_u64()),
-            other => {
-                return Err(MethodError::with(
-                    "unsupportedSort",
-                    format!("cannot sort Quotas by {other:?}"),
-                ))
-            }
-        }
-        if c.get("isAscending") == Some(&json!(false)) {
-            all.reverse();
-        }
-    }
+    super::sort_rows(
+        &args,
+        &mut all,
+        "Quotas",
+        &["name", "used"],
+        |p, a, b| match p {
+            "name" => a["name"].as_str().cmp(&b["name"].as_str()),
+            _ => a["used"].as_u64().cmp(&b["used"].as_u64()),
+        },
+    )?;
     let ids = all
         .iter()
         .filter_map(|q| q["id"].as_str().map(String::from))

@@ -749,31 +749,17 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             rows.push((*n, s));
         }
     }
-    let sort = args
-        .get("sort")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for c in sort.iter().rev() {
-        let asc = c
-            .get("isAscending")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        match c.get("property").and_then(Value::as_str) {
-            Some("emailId") => rows.sort_by(|a, b| a.1.email_id.cmp(&b.1.email_id)),
-            Some("threadId") => rows.sort_by(|a, b| a.1.thread_id.cmp(&b.1.thread_id)),
-            Some("sentAt") => rows.sort_by_key(|r| r.1.send_at),
-            other => {
-                return Err(MethodError::with(
-                    "unsupportedSort",
-                    format!("cannot sort EmailSubmissions by {other:?}"),
-                ))
-            }
-        }
-        if !asc {
-            rows.reverse();
-        }
-    }
+    super::sort_rows(
+        &args,
+        &mut rows,
+        "EmailSubmissions",
+        &["emailId", "threadId", "sentAt"],
+        |p, a, b| match p {
+            "emailId" => a.1.email_id.cmp(&b.1.email_id),
+            "threadId" => a.1.thread_id.cmp(&b.1.thread_id),
+            _ => a.1.send_at.cmp(&b.1.send_at),
+        },
+    )?;
     Ok(super::query_response(
         &args,
         acct,
