@@ -1539,7 +1539,18 @@ async fn submissions_go_through_the_queue() {
         "{sent}"
     );
 
-    // A held submission can be cancelled; nobody receives it.
+    // A held submission can be cancelled; nobody receives it. The
+    // query by sentAt is brought up to date by queryChanges (§5.6), but
+    // not one on undoStatus, which follows the queue.
+    let newest = json!([{"property": "sentAt", "isAscending": false}]);
+    let old = j.api(
+        &[CORE, SUB],
+        json!([["EmailSubmission/query", {"accountId": account, "sort": newest}, "q"],
+               ["EmailSubmission/query", {"accountId": account, "filter": {"undoStatus": "final"}}, "u"]]),
+    );
+    assert_eq!(old[0][1]["canCalculateChanges"], true);
+    assert_eq!(old[1][1]["canCalculateChanges"], false);
+    let old = old[0][1].clone();
     let r = j.api(
         &[CORE, MAIL, SUB],
         json!([
@@ -1564,6 +1575,17 @@ async fn submissions_go_through_the_queue() {
     assert_eq!(r[2][1]["updated"], json!({ held: null }), "{:?}", r[2]);
     assert_eq!(r[3][1]["list"][0]["undoStatus"], "canceled");
     assert_eq!(r[4][1]["notUpdated"][&sub_id]["type"], "cannotUnsend");
+    let q = j.api(
+        &[CORE, SUB],
+        json!([
+            ["EmailSubmission/queryChanges", {"accountId": account, "sort": newest, "sinceQueryState": old["queryState"]}, "c"],
+            ["EmailSubmission/query", {"accountId": account, "sort": newest}, "q"],
+            ["EmailSubmission/queryChanges", {"accountId": account, "filter": {"undoStatus": "final"}, "sinceQueryState": old["queryState"]}, "u"]
+        ]),
+    );
+    assert_eq!(q[0][1]["added"][0]["id"], held, "{q:?}");
+    assert_eq!(splice(&ids(&old), &q[0][1]), ids(&q[1][1]), "{q:?}");
+    assert_eq!(q[2][1]["type"], "cannotCalculateChanges");
     assert_eq!(
         r[5][1]["notCreated"]["x"]["type"], "invalidProperties",
         "over maxDelayedSend"
@@ -1998,6 +2020,14 @@ async fn quotas_show_limits_and_usage() {
         json!([["Quota/get", {"accountId": account, "ids": null}, "g"]]),
     )[0][1]
         .clone();
+    // Sorted by use: the delivery moves both; queryChanges splices to the
+    // new order (RFC 8620 §5.6).
+    let by_use = json!([{"property": "used", "isAscending": false}]);
+    let old = j.api(
+        &[CORE, QUOTA],
+        json!([["Quota/query", {"accountId": account, "sort": by_use}, "q"]]),
+    )[0][1]
+        .clone();
     j.deliver(&["Subject: counted\r\n\r\nsome bytes\r\n".to_string()])
         .await;
     let r = j.api(
@@ -2025,6 +2055,22 @@ async fn quotas_show_limits_and_usage() {
     assert_eq!(r[0][1]["notFound"], json!(["nope"]));
     assert_eq!(r[1][1]["updated"], json!(["octets", "count"]), "{:?}", r[1]);
     assert_eq!(r[2][1]["ids"], json!(["count"]));
+    let r = j.api(
+        &[CORE, QUOTA],
+        json!([
+            ["Quota/queryChanges", {"accountId": account, "sort": by_use, "sinceQueryState": old["queryState"]}, "c"],
+            ["Quota/query", {"accountId": account, "sort": by_use}, "q"],
+            ["Quota/queryChanges", {"accountId": account, "sort": by_use, "sinceQueryState": "99999"}, "f"]
+        ]),
+    );
+    assert_ne!(r[0][1]["newQueryState"], old["queryState"], "{r:?}");
+    assert_eq!(splice(&ids(&old), &r[0][1]), ids(&r[1][1]), "{r:?}");
+    assert_eq!(r[2][1]["type"], "cannotCalculateChanges");
+    let same = j.api(
+        &[CORE, QUOTA],
+        json!([["Quota/queryChanges", {"accountId": account, "sinceQueryState": r[1][1]["queryState"]}, "c"]]),
+    );
+    assert_eq!(same[0][1]["removed"], json!([]), "{same:?}");
     // The same numbers IMAP GETQUOTAROOT shows.
     let q = imap(j.s.addr("imap"), "b GETQUOTAROOT INBOX\r\n").await;
     assert!(q.contains("MESSAGE 1 10"), "{q}");

@@ -11,48 +11,9 @@
 
 mod common;
 
-use std::collections::HashSet;
-
 use common::jmap::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-
-/// A client's splice (§5.6): out with `removed`, in with `added`, lowest
-/// index first.
-fn apply(old: &[String], answer: &Value) -> Vec<String> {
-    let removed: HashSet<&str> = answer["removed"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a queryChanges answer: {answer}"))
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let mut list: Vec<String> = old
-        .iter()
-        .filter(|i| !removed.contains(i.as_str()))
-        .cloned()
-        .collect();
-    let mut last = None;
-    for a in answer["added"].as_array().unwrap() {
-        let index = a["index"].as_u64().unwrap() as usize;
-        // §5.6: sorted by index, lowest first.
-        assert!(
-            last.is_none_or(|l| l < index),
-            "added out of order: {answer}"
-        );
-        last = Some(index);
-        list.insert(index.min(list.len()), a["id"].as_str().unwrap().into());
-    }
-    list
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a query answer: {v}"))
-        .iter()
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect()
-}
 
 /// One APPEND of a message to `mailbox` received at minute `n`; a reply
 /// to message `parent` joins its Thread; `attach` adds an attachment.
@@ -237,7 +198,7 @@ async fn email_query_changes_replay_to_the_current_results() {
                 assert_eq!(a["oldQueryState"], json!(since[i].0), "{a}");
                 assert_eq!(a["newQueryState"], json!(now[i].0), "{a}");
                 assert_eq!(
-                    apply(&since[i].1, a),
+                    splice(&since[i].1, a),
                     now[i].1,
                     "seed {seed}, round {round}, query {}: {a}",
                     queries[i]
@@ -312,7 +273,7 @@ async fn email_query_changes_arguments_and_errors() {
     let r = qc(json!({"sinceQueryState": state, "maxChanges": 4}));
     let now = ids(&q(json!({})));
     assert_eq!(r[1]["removed"], json!([old[0]]), "{r}");
-    assert_eq!(apply(&old, &r[1]), now);
+    assert_eq!(splice(&old, &r[1]), now);
     // upToId: a query on immutable properties leaves out additions past
     // the client's last id; one on keywords ignores it.
     let r = qc(json!({"sinceQueryState": state, "upToId": old[2]}));
@@ -384,7 +345,7 @@ async fn mailbox_query_changes_follow_renames_and_parents() {
             for (i, a) in answers.iter().enumerate() {
                 assert_eq!(a["newQueryState"], json!(now[i].0), "{a}");
                 assert_eq!(
-                    apply(&since[i].1, a),
+                    splice(&since[i].1, a),
                     now[i].1,
                     "{round}, query {}: {a}",
                     queries[i]
@@ -458,7 +419,7 @@ async fn shared_query_changes_end_when_grants_change() {
     let r = bob(json!([["Email/queryChanges", qc, "0"]]));
     let now = ids(&bob(json!([["Email/query", q, "0"]]))[0][1]);
     assert_eq!(now.len(), 2);
-    assert_eq!(apply(&ids(&first), &r[0][1]), now, "{r:?}");
+    assert_eq!(splice(&ids(&first), &r[0][1]), now, "{r:?}");
     imap(imap_addr, "g SETACL Team bob@example.org lr\r\n").await;
     let r = bob(json!([["Email/queryChanges", qc, "0"]]));
     assert_eq!(r[0][1]["type"], "cannotCalculateChanges", "{r:?}");

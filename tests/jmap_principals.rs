@@ -128,6 +128,13 @@ async fn principals_come_from_the_directory() {
 
     // /changes: an account made, one renamed, the group deleted.
     let state = r[2][1]["state"].as_str().unwrap().to_string();
+    let by_name = json!([{"property": "name"}]);
+    let old = j.api(
+        &[CORE, PRINCIPALS],
+        json!([["Principal/query", {"accountId": joe, "sort": by_name}, "q"]]),
+    )[0][1]
+        .clone();
+    assert_eq!(old["queryState"], state.as_str());
     j.s.account(CAROL);
     j.s.cli_ok(&["account", "update", BOB, "--name", "Robert"]);
     j.s.cli_ok(&["group", "delete", "team@example.org"]);
@@ -152,6 +159,19 @@ async fn principals_come_from_the_directory() {
     );
     assert_eq!(r[0][1]["hasMoreChanges"], true, "{r:?}");
     assert_eq!(r[0][1]["created"], json!([carol_id]));
+    // queryChanges splices the old results into the new (RFC 8620 §5.6):
+    // bob renamed Robert moves after joe.
+    let r = j.api(
+        &[CORE, PRINCIPALS],
+        json!([
+            ["Principal/queryChanges", {"accountId": joe, "sort": by_name, "sinceQueryState": state}, "c"],
+            ["Principal/query", {"accountId": joe, "sort": by_name}, "q"]
+        ]),
+    );
+    let new = ids(&r[1][1]);
+    assert_eq!(new.len(), 3, "{r:?}");
+    assert_eq!(splice(&ids(&old), &r[0][1]), new, "{r:?}");
+    assert_ne!(ids(&old)[..2], new[..2], "the order changed");
     // Without the capability in `using`, the methods do not exist.
     let r = j.api(
         &[CORE, MAIL],
@@ -368,6 +388,13 @@ async fn share_notifications_tell_of_rights_changes() {
     assert_eq!(n["newRights"]["maySetSeen"], false);
     assert!(n["created"].as_str().unwrap().ends_with('Z'));
     let state = g["state"].as_str().unwrap().to_string();
+    let newest = json!([{"property": "created", "isAscending": false}]);
+    let old = j.api_as(
+        BOB,
+        &[CORE, PRINCIPALS],
+        json!([["ShareNotification/query", {"accountId": mine, "sort": newest}, "q"]]),
+    )[0][1]
+        .clone();
 
     // By JMAP: a second notification; bob's own subscription makes none.
     j.api(
@@ -402,6 +429,19 @@ async fn share_notifications_tell_of_rights_changes() {
     assert_eq!(got[0]["oldRights"]["maySetSeen"], true);
     assert_eq!(got[1]["oldRights"]["maySetSeen"], false);
     assert_eq!(got[1]["newRights"]["maySetSeen"], true);
+    let r = j.api_as(
+        BOB,
+        &[CORE, PRINCIPALS],
+        json!([
+            ["ShareNotification/queryChanges", {"accountId": mine, "sort": newest, "sinceQueryState": old["queryState"]}, "c"],
+            ["ShareNotification/query", {"accountId": mine, "sort": newest}, "q"]
+        ]),
+    );
+    assert_eq!(r[0][1]["added"].as_array().unwrap().len(), 2, "{r:?}");
+    assert_eq!(
+        splice(&common::jmap::ids(&old), &r[0][1]),
+        common::jmap::ids(&r[1][1])
+    );
 
     // Dismissed with /set destroy; made or changed, never.
     let first = ids[2].as_str().unwrap();

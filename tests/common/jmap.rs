@@ -291,3 +291,40 @@ pub async fn server_with_push_receiver() -> (
     ));
     (j, addr, pushes, tmp)
 }
+
+/// A client's splice (§5.6): out with `removed`, in with `added`, lowest
+/// index first.
+pub fn splice(old: &[String], answer: &Value) -> Vec<String> {
+    let removed: std::collections::HashSet<&str> = answer["removed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a queryChanges answer: {answer}"))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut list: Vec<String> = old
+        .iter()
+        .filter(|i| !removed.contains(i.as_str()))
+        .cloned()
+        .collect();
+    let mut last = None;
+    for a in answer["added"].as_array().unwrap() {
+        let index = a["index"].as_u64().unwrap() as usize;
+        // §5.6: sorted by index, lowest first.
+        assert!(
+            last.is_none_or(|l| l < index),
+            "added out of order: {answer}"
+        );
+        last = Some(index);
+        list.insert(index.min(list.len()), a["id"].as_str().unwrap().into());
+    }
+    list
+}
+
+pub fn ids(v: &Value) -> Vec<String> {
+    v["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a query answer: {v}"))
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}

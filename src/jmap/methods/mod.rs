@@ -191,10 +191,9 @@ pub async fn call(
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Submission).await?,
         )),
-        "EmailSubmission/queryChanges" if needs(SUBMISSION) => Err(MethodError::with(
-            "cannotCalculateChanges",
-            "query results are not kept; run EmailSubmission/query again",
-        )),
+        "EmailSubmission/queryChanges" if needs(SUBMISSION) => {
+            Ok((name.into(), submission::query_changes(cx, args).await?))
+        }
         "VacationResponse/get" if needs(VACATION) => {
             Ok((name.into(), vacation::get(cx, args).await?))
         }
@@ -204,10 +203,9 @@ pub async fn call(
         "Quota/get" if needs(QUOTA) => Ok((name.into(), quota::get(cx, args).await?)),
         "Quota/changes" if needs(QUOTA) => Ok((name.into(), quota::changes(cx, args).await?)),
         "Quota/query" if needs(QUOTA) => Ok((name.into(), quota::query(cx, args).await?)),
-        "Quota/queryChanges" if needs(QUOTA) => Err(MethodError::with(
-            "cannotCalculateChanges",
-            "query results are not kept; run Quota/query again",
-        )),
+        "Quota/queryChanges" if needs(QUOTA) => {
+            Ok((name.into(), quota::query_changes(cx, args).await?))
+        }
         // RFC 9007.
         "MDN/send" if needs(MDN) => Ok((name.into(), mdn::send(cx, args).await?)),
         "MDN/parse" if needs(MDN) => Ok((name.into(), mdn::parse(cx, args).await?)),
@@ -243,12 +241,13 @@ pub async fn call(
         "ShareNotification/query" if needs(PRINCIPALS) => {
             Ok((name.into(), share_notification::query(cx, args).await?))
         }
-        "Principal/queryChanges" | "ShareNotification/queryChanges" if needs(PRINCIPALS) => {
-            Err(MethodError::with(
-                "cannotCalculateChanges",
-                "query results are not kept; run the query again",
-            ))
+        "Principal/queryChanges" if needs(PRINCIPALS) => {
+            Ok((name.into(), principal::query_changes(cx, args).await?))
         }
+        "ShareNotification/queryChanges" if needs(PRINCIPALS) => Ok((
+            name.into(),
+            share_notification::query_changes(cx, args).await?,
+        )),
         "Identity/changes" if needs(SUBMISSION) => Ok((
             name.into(),
             record_changes(cx, args, crate::mail::records::Kind::Identity).await?,
@@ -552,7 +551,8 @@ fn query_response(
     let mut out = serde_json::json!({
         "accountId": super::id::account(acct),
         "queryState": state.to_string(),
-        "canCalculateChanges": false,
+        // §5.6: every simple query answers /queryChanges.
+        "canCalculateChanges": true,
         "position": start,
         "ids": ids[start..end],
     });

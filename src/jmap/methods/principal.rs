@@ -301,8 +301,72 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 /// text, type, timeZone; one condition) sorted by name, email or type.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = own(cx, &args).await?;
-    let filter = super::condition(&args, "Principal/query")?;
     let v = view(cx).await?;
+    let ids = results(cx, &args, &v)?;
+    Ok(super::query_response(
+        &args,
+        acct,
+        &v.state,
+        ids.into_iter().map(principal_id).collect(),
+    ))
+}
+
+fn principal_id(n: u64) -> String {
+    id::principal(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Principal/queryChanges (RFC 8620 §5.6) from the directory's log;
+/// across a change of what is shared with the user (the state's digest)
+/// `cannotCalculateChanges`.
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    let acct = own(cx, &args).await?;
+    let v = view(cx).await?;
+    let ids = results(cx, &args, &v)?;
+    let cannot = super::query_changes::cannot;
+    let text = args
+        .get("sinceQueryState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MethodError::invalid_arguments("sinceQueryState is required"))?;
+    let (now, digest) = v.state.split_once('.').ok_or_else(cannot)?;
+    let now: u64 = now.parse().map_err(|_| cannot())?;
+    let since: u64 = match text.split_once('.') {
+        Some((n, d)) if d == digest => n.parse().map_err(|_| cannot())?,
+        _ => return Err(cannot()),
+    };
+    if since > now {
+        return Err(cannot());
+    }
+    let log = cx
+        .core
+        .directory
+        .principal_log(since, now)
+        .await
+        .map_err(store_error)?
+        // Principals the user does not see were never in its results.
+        .map(|l| {
+            l.into_iter()
+                .filter(|(_, op, n)| {
+                    *op == crate::store::changelog::Op::Destroyed
+                        || v.list.iter().any(|w| u64::from(w.id()) == *n)
+                })
+                .collect()
+        });
+    super::query_changes::from_log(
+        &args,
+        acct,
+        (text.to_string(), v.state.clone()),
+        log,
+        &ids,
+        principal_id,
+    )
+}
+
+/// The Principals a query selects, in order.
+fn results(cx: &Context<'_>, args: &Map<String, Value>, v: &View) -> Result<Vec<u64>, MethodError> {
+    let filter = super::condition(args, "Principal/query")?;
     for k in filter.keys() {
         if !["accountIds", "email", "name", "text", "type", "timeZone"].contains(&k.as_str()) {
             return Err(MethodError::with(
@@ -360,7 +424,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         }
     }
     super::sort_rows(
-        &args,
+        args,
         &mut rows,
         "Principals",
         &["name", "email", "type"],
@@ -370,10 +434,5 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             _ => a.kind().cmp(b.kind()),
         },
     )?;
-    Ok(super::query_response(
-        &args,
-        acct,
-        &v.state,
-        rows.iter().map(|w| id::principal(w.id())).collect(),
-    ))
+    Ok(rows.iter().map(|w| u64::from(w.id())).collect())
 }

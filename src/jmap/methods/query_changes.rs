@@ -97,6 +97,66 @@ pub(super) fn since(
     Ok((text.to_string(), state))
 }
 
+/// What a log of its own (mail-store records, the directory's
+/// principals) names after a state: for a query that looks only at what
+/// that log records, the ids whose place may have changed.
+pub(super) fn touched_by(log: &[(u64, crate::store::changelog::Op, u64)]) -> Touched {
+    let mut out = Touched {
+        created: HashSet::new(),
+        changed: HashSet::new(),
+        destroyed_threads: None,
+    };
+    for (_, op, id) in log {
+        match op {
+            crate::store::changelog::Op::Created => {
+                out.created.insert(*id);
+            }
+            _ => out.change(*id),
+        }
+    }
+    out
+}
+
+/// `sinceQueryState` of a query whose state is a plain counter, if it is
+/// not later than `current`.
+pub(super) fn since_counter(
+    args: &Map<String, Value>,
+    current: u64,
+) -> Result<(String, u64), MethodError> {
+    let text = args
+        .get("sinceQueryState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MethodError::invalid_arguments("sinceQueryState is required"))?;
+    match text.parse::<u64>() {
+        Ok(n) if n <= current => Ok((text.to_string(), n)),
+        _ => Err(cannot()),
+    }
+}
+
+pub(super) fn cannot() -> MethodError {
+    MethodError::with(
+        "cannotCalculateChanges",
+        "the state is unknown or older than the log; query again",
+    )
+}
+
+/// /queryChanges from a log of its own (`touched_by`): `log` is what
+/// happened after the client's state, `None` when it cannot be replayed.
+pub(super) fn from_log(
+    args: &Map<String, Value>,
+    acct: u32,
+    states: (String, String),
+    log: Option<Vec<(u64, crate::store::changelog::Op, u64)>>,
+    results: &[u64],
+    name: fn(u64) -> String,
+) -> Result<Value, MethodError> {
+    let t = touched_by(&log.ok_or_else(cannot)?);
+    if let Some(m) = max_changes(args)?.filter(|m| t.changed.len() > *m) {
+        return Err(too_many(m));
+    }
+    respond(args, acct, states, results, &t, None, name)
+}
+
 /// The `maxChanges` argument.
 fn max_changes(args: &Map<String, Value>) -> Result<Option<usize>, MethodError> {
     match args.get("maxChanges") {

@@ -135,7 +135,52 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
 /// sorts name and used.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
+    let (state, ids, _) = results(cx, &args, acct).await?;
+    Ok(super::query_response(&args, acct, state, ids))
+}
+
+/// Quota/queryChanges (RFC 8620 §5.6): an account has two Quotas, so a
+/// moved state answers with both removed and the current results added
+/// (§5.6 allows naming ids that did not move).
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args).await?;
+    let (state, ids, every) = results(cx, &args, acct).await?;
+    let (since, _) = super::query_changes::since_counter(&args, state)?;
+    let moved = since != state.to_string();
+    let added: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .filter(|_| moved)
+        .map(|(i, q)| json!({"id": q, "index": i}))
+        .collect();
+    let mut out = json!({
+        "accountId": id::account(acct),
+        "oldQueryState": since,
+        "newQueryState": state.to_string(),
+        "removed": if moved { every } else { Vec::new() },
+        "added": added,
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = json!(ids.len());
+    }
+    Ok(out)
+}
+
+/// The Quota ids a query selects in order, the state, and every Quota
+/// id of the account.
+async fn results(
+    cx: &Context<'_>,
+    args: &Map<String, Value>,
+    acct: u32,
+) -> Result<(u64, Vec<String>, Vec<String>), MethodError> {
     let (state, mut all) = quotas(cx, acct).await?;
+    let every = all
+        .iter()
+        .filter_map(|q| q["id"].as_str().map(String::from))
+        .collect();
     if let Some(f) = args.get("filter").and_then(Value::as_object) {
         for (k, v) in f {
             let want = v.as_str().unwrap_or_default();
@@ -157,7 +202,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         }
     }
     super::sort_rows(
-        &args,
+        args,
         &mut all,
         "Quotas",
         &["name", "used"],
@@ -170,5 +215,5 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         .iter()
         .filter_map(|q| q["id"].as_str().map(String::from))
         .collect();
-    Ok(super::query_response(&args, acct, state, ids))
+    Ok((state, ids, every))
 }

@@ -172,7 +172,47 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
 /// objectAccountId; sort by created).
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
-    let filter = super::condition(&args, "ShareNotification/query")?;
+    let (state, ids) = results(cx, &args, acct).await?;
+    Ok(super::query_response(
+        &args,
+        acct,
+        state,
+        ids.into_iter().map(id::share_note).collect(),
+    ))
+}
+
+/// ShareNotification/queryChanges (RFC 8620 §5.6) from their log: they
+/// never change, they come and go.
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args).await?;
+    let (state, ids) = results(cx, &args, acct).await?;
+    let (since_text, since) = super::query_changes::since_counter(&args, state)?;
+    let log = cx
+        .core
+        .mail
+        .record_log(acct, Kind::ShareNotification, since, state)
+        .await
+        .map_err(store_error)?;
+    super::query_changes::from_log(
+        &args,
+        acct,
+        (since_text, state.to_string()),
+        log,
+        &ids,
+        id::share_note,
+    )
+}
+
+/// The notifications a query selects, in order, and their state.
+async fn results(
+    cx: &Context<'_>,
+    args: &Map<String, Value>,
+    acct: u32,
+) -> Result<(u64, Vec<u64>), MethodError> {
+    let filter = super::condition(args, "ShareNotification/query")?;
     for k in filter.keys() {
         if !["after", "before", "objectType", "objectAccountId"].contains(&k.as_str()) {
             return Err(MethodError::with(
@@ -209,16 +249,11 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         .collect();
     // Ids follow creation: the id breaks ties.
     super::sort_rows(
-        &args,
+        args,
         &mut rows,
         "ShareNotifications",
         &["created"],
         |_, a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)),
     )?;
-    Ok(super::query_response(
-        &args,
-        acct,
-        state,
-        rows.iter().map(|r| id::share_note(r.0)).collect(),
-    ))
+    Ok((state, rows.iter().map(|r| r.0).collect()))
 }

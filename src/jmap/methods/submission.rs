@@ -689,8 +689,65 @@ pub(super) async fn implicit_email_set(
 /// the account's submissions.
 pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
+    let (state, ids) = results(cx, &args, acct).await?;
+    let mut out = super::query_response(
+        &args,
+        acct,
+        state,
+        ids.into_iter().map(id::submission).collect(),
+    );
+    // undoStatus moves with the queue, which logs nothing.
+    if follows_queue(&args) {
+        out["canCalculateChanges"] = json!(false);
+    }
+    Ok(out)
+}
+
+fn follows_queue(args: &Map<String, Value>) -> bool {
+    args.get("filter")
+        .and_then(Value::as_object)
+        .is_some_and(|f| f.contains_key("undoStatus"))
+}
+
+/// EmailSubmission/queryChanges (RFC 8620 §5.6) from the submissions'
+/// log; a query on undoStatus cannot be brought up to date from it.
+pub async fn query_changes(
+    cx: &Context<'_>,
+    args: Map<String, Value>,
+) -> Result<Value, MethodError> {
+    let acct = cx.account_id(&args).await?;
+    if follows_queue(&args) {
+        return Err(MethodError::with(
+            "cannotCalculateChanges",
+            "undoStatus follows the queue; run EmailSubmission/query again",
+        ));
+    }
+    let (state, ids) = results(cx, &args, acct).await?;
+    let (since_text, since) = super::query_changes::since_counter(&args, state)?;
+    let log = cx
+        .core
+        .mail
+        .record_log(acct, Kind::Submission, since, state)
+        .await
+        .map_err(store_error)?;
+    super::query_changes::from_log(
+        &args,
+        acct,
+        (since_text, state.to_string()),
+        log,
+        &ids,
+        id::submission,
+    )
+}
+
+/// The submissions a query selects, in order, and the state they are at.
+async fn results(
+    cx: &Context<'_>,
+    args: &Map<String, Value>,
+    acct: u32,
+) -> Result<(u64, Vec<u64>), MethodError> {
     let (state, all) = load(cx, acct).await?;
-    let filter = &super::condition(&args, "EmailSubmission/query")?;
+    let filter = &super::condition(args, "EmailSubmission/query")?;
     let list_of = |k: &str| -> Option<Vec<String>> {
         filter.get(k).and_then(Value::as_array).map(|a| {
             a.iter()
@@ -750,7 +807,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
         }
     }
     super::sort_rows(
-        &args,
+        args,
         &mut rows,
         "EmailSubmissions",
         &["emailId", "threadId", "sentAt"],
@@ -760,12 +817,7 @@ pub async fn query(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, 
             _ => a.1.send_at.cmp(&b.1.send_at),
         },
     )?;
-    Ok(super::query_response(
-        &args,
-        acct,
-        state,
-        rows.iter().map(|r| id::submission(r.0)).collect(),
-    ))
+    Ok((state, rows.iter().map(|r| r.0).collect()))
 }
 
 #[cfg(test)]
