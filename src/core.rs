@@ -102,7 +102,8 @@ impl Core {
                 mail.blobs.clone(),
                 config.queue.expire,
                 crate::queue::backoff(&config.queue.retry, 1),
-            ),
+            )
+            .on_progress(crate::mail::records::submission_progressed),
             resolver: Resolver::new(&config.resolver)?,
             smtp_conns: conn_limiter(
                 config.smtp.max_connections_per_ip,

@@ -1539,6 +1539,39 @@ async fn submissions_go_through_the_queue() {
         "{sent}"
     );
 
+    // The queue's progress moves the submission state (RFC 8621 §7:
+    // undoStatus and deliveryStatus are properties): held for a second,
+    // then delivered with no JMAP call in between.
+    let r = j.api(
+        &[CORE, MAIL, SUB],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": draft("Held briefly", "joe@example.org")}}, "e"],
+            ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": ident, "emailId": "#d",
+                "envelope": {"mailFrom": {"email": "joe@example.org", "parameters": {"HOLDFOR": "1"}},
+                             "rcptTo": [{"email": "bob@remote.test"}]}}}}, "s"]
+        ]),
+    );
+    let brief = r[1][1]["created"]["s"]["id"].as_str().unwrap().to_string();
+    let made_at = r[1][1]["newState"].clone();
+    assert_eq!(r[1][1]["created"]["s"]["undoStatus"], "pending", "{r:?}");
+    wait_for_mail(remote.addr("imap"), "bob@remote.test", 2).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = j.api(
+            &[CORE, SUB],
+            json!([["EmailSubmission/changes", {"accountId": account, "sinceState": made_at}, "c"],
+                   ["EmailSubmission/get", {"accountId": account, "ids": [brief]}, "g"]]),
+        );
+        let s = &r[1][1]["list"][0];
+        if s["deliveryStatus"]["bob@remote.test"]["delivered"] == "unknown" {
+            assert_eq!(r[0][1]["updated"], json!([brief]), "{r:?}");
+            assert_eq!(s["undoStatus"], "final");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     // A held submission can be cancelled; nobody receives it. The
     // query by sentAt is brought up to date by queryChanges (§5.6), but
     // not one on undoStatus, which follows the queue.

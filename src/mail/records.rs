@@ -136,6 +136,46 @@ pub(crate) fn create_record_in(
     Ok(id)
 }
 
+/// The submission (account, record id) that follows a queue entry.
+fn k_queued(queue_id: u64) -> Vec<u8> {
+    let mut k = b"c/submission-of-queue#".to_vec();
+    k.extend_from_slice(&queue_id.to_be_bytes());
+    k
+}
+
+/// The queue's progress hook: a step of the entry a submission follows
+/// moves the account's submission state and logs the submission as
+/// changed (its undoStatus and deliveryStatus are read from the queue).
+/// The link goes with the entry's end.
+pub(crate) fn submission_progressed(
+    txn: &mut Txn<'_>,
+    queue_id: u64,
+    done: bool,
+) -> crate::store::Result<()> {
+    let key = k_queued(queue_id);
+    let Some(v) = txn.get(&key)? else {
+        return Ok(());
+    };
+    let (Some(acct), Some(id)) = (
+        v.get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes),
+        v.get(4..12)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes),
+    ) else {
+        return Ok(());
+    };
+    // A destroyed submission stays destroyed in its log.
+    if txn.get(&k_rec(acct, Kind::Submission, id))?.is_some() {
+        bump_logged(txn, acct, Kind::Submission, Op::Updated, Some(id))?;
+    }
+    if done {
+        txn.delete(key);
+    }
+    Ok(())
+}
+
 /// An uploaded blob (RFC 8620 §6.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
@@ -264,6 +304,28 @@ impl MailStore {
                 bump_logged(txn, acct, kind, Op::Updated, Some(id))?;
                 txn.put(key, v.clone());
                 Ok(true)
+            })
+            .await?)
+    }
+
+    /// Stores a new EmailSubmission record that follows queue entry
+    /// `queue_id`: from now on each step of the entry moves the
+    /// submission state ([`submission_progressed`]).
+    pub async fn create_submission<T: Serialize>(
+        &self,
+        acct: u32,
+        value: &T,
+        queue_id: u64,
+    ) -> Result<u64> {
+        let v = to_json(value);
+        Ok(self
+            .store
+            .transact(move |txn| {
+                let id = create_record_in(txn, acct, Kind::Submission, v.clone())?;
+                let mut link = acct.to_be_bytes().to_vec();
+                link.extend_from_slice(&id.to_be_bytes());
+                txn.put(k_queued(queue_id), link);
+                Ok(id)
             })
             .await?)
     }

@@ -192,7 +192,14 @@ pub struct Queue {
     pub(crate) pool: Arc<std::sync::Mutex<SessionPool>>,
     /// When the worker last went round its loop (unix seconds; 0: never).
     heartbeat: Arc<std::sync::atomic::AtomicI64>,
+    /// Told of every step of a tracked entry, in the transaction that
+    /// makes it (see [`Queue::on_progress`]).
+    progress: Option<ProgressHook>,
 }
+
+/// Runs in the transaction that changes a tracked entry: its id, and
+/// whether the entry is done.
+pub type ProgressHook = fn(&mut Txn<'_>, u64, bool) -> crate::store::Result<()>;
 
 type SessionPool =
     std::collections::HashMap<String, Vec<(crate::smtp::client::SmtpClient, std::time::Instant)>>;
@@ -217,7 +224,16 @@ impl Queue {
             fresh_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
             pool: Default::default(),
             heartbeat: Default::default(),
+            progress: None,
         }
+    }
+
+    /// Calls `hook` in every transaction that changes a tracked entry
+    /// (its attempts, its recipients' states, its end), so that what
+    /// follows the entry (a JMAP EmailSubmission) moves with it.
+    pub fn on_progress(mut self, hook: ProgressHook) -> Queue {
+        self.progress = Some(hook);
+        self
     }
 
     /// The worker is alive: it goes round at least every 30 s.
@@ -417,6 +433,9 @@ impl Queue {
         let mut e = parse_entry(&v)?;
         let old_due = e.next_attempt;
         let keep = f(&mut e);
+        if let Some(hook) = self.progress.filter(|_| e.track) {
+            hook(txn, id, !keep)?;
+        }
         txn.delete(k_due(old_due, id));
         if keep {
             txn.put(k_due(e.next_attempt, id), Vec::new());

@@ -482,7 +482,7 @@ async fn create_one(
         displayed: Default::default(),
     };
     let n = mail
-        .create_record(acct, Kind::Submission, &s)
+        .create_submission(acct, &s, queue_id)
         .await
         .map_err(store_error)?;
     metrics::counter!("petrel_jmap_submissions_total").increment(1);
