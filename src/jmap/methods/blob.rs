@@ -106,7 +106,7 @@ pub async fn upload(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
 
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
-    let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?
+    let wanted = super::mailbox::ids(cx, &args)?
         .ok_or_else(|| MethodError::invalid_arguments("Blob/get needs ids"))?;
     let props: Vec<String> = match args.get("properties") {
         None | Some(Value::Null) => vec!["data".into(), "size".into()],

@@ -115,7 +115,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let acct = access.acct;
     let props = email_properties(&args)?;
     let body = email_body::BodyArgs::parse(&args)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?.ok_or_else(|| {
+    let wanted = ids(cx, &args)?.ok_or_else(|| {
         MethodError::with(
             "requestTooLarge",
             "Email/get needs ids (there are too many to list all)",

@@ -85,7 +85,7 @@ fn to_json(n: u64, i: &Identity, props: &[String]) -> Value {
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = ids(cx, &args)?;
     let list = all(cx, acct).await?;
     let state = cx
         .core

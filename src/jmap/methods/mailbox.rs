@@ -69,8 +69,14 @@ pub fn properties(args: &Map<String, Value>, known: &[&str]) -> Result<Vec<Strin
 }
 
 /// The `ids` argument: None for all; more than maxObjectsInGet is
-/// `requestTooLarge` (RFC 8620 §5.1).
-pub fn ids(args: &Map<String, Value>, max: usize) -> Result<Option<Vec<String>>, MethodError> {
+/// `requestTooLarge` (RFC 8620 §5.1). An id `#cid` is the object creation
+/// `cid` of this request made (§5.3); one no creation made stays as it
+/// is (and is not found).
+pub fn ids(
+    cx: &Context<'_>,
+    args: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, MethodError> {
+    let max = cx.core.config.jmap.max_objects_in_get;
     match args.get("ids") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(list)) => {
@@ -83,7 +89,7 @@ pub fn ids(args: &Map<String, Value>, max: usize) -> Result<Option<Vec<String>>,
             list.iter()
                 .map(|v| {
                     v.as_str()
-                        .map(String::from)
+                        .map(|s| cx.resolve(s).unwrap_or_else(|| s.to_string()))
                         .ok_or_else(|| MethodError::invalid_arguments("ids must be strings"))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -104,7 +110,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         PROPERTIES
     };
     let props = properties(&args, known)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = ids(cx, &args)?;
     let mail = &cx.core.mail;
     // The state first: what is listed is at least as new as it.
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;

@@ -183,7 +183,7 @@ async fn own(cx: &Context<'_>, args: &Map<String, Value>) -> Result<u32, MethodE
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = own(cx, &args).await?;
     let props = super::mailbox::properties(&args, PROPERTIES)?;
-    let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = super::mailbox::ids(cx, &args)?;
     let v = view(cx).await?;
     let mut list = Vec::new();
     let mut not_found = Vec::new();

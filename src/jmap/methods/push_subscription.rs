@@ -57,7 +57,7 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
         }
     }
     let props = super::mailbox::properties(&args, PROPERTIES)?;
-    let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = super::mailbox::ids(cx, &args)?;
     let list = mine(cx).await?;
     let show = |n: u64, s: &PushSub| {
         let full = json!({

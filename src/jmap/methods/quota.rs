@@ -82,7 +82,7 @@ fn pick(q: &Value, props: &[String]) -> Value {
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = ids(cx, &args)?;
     let (state, all) = quotas(cx, acct).await?;
     let mut list = Vec::new();
     let mut not_found = Vec::new();

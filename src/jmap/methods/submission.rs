@@ -169,7 +169,7 @@ async fn load(cx: &Context<'_>, acct: u32) -> Result<(u64, Vec<(u64, Submission)
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
     let props = properties(&args, PROPERTIES)?;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = ids(cx, &args)?;
     let (state, all) = load(cx, acct).await?;
     let mut list = Vec::new();
     let mut not_found = Vec::new();

@@ -16,7 +16,7 @@ use crate::jmap::request::MethodError;
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
-    let wanted = ids(&args, cx.core.config.jmap.max_objects_in_get)?
+    let wanted = ids(cx, &args)?
         .ok_or_else(|| MethodError::with("requestTooLarge", "Thread/get needs ids"))?;
     let mail = &cx.core.mail;
     let state = mail.account_usage(acct).await.map_err(store_error)?.state;

@@ -51,7 +51,7 @@ async fn current(cx: &Context<'_>, acct: u32) -> Result<Vacation, MethodError> {
 pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
     let props = super::mailbox::properties(&args, PROPERTIES)?;
-    let wanted = super::mailbox::ids(&args, cx.core.config.jmap.max_objects_in_get)?;
+    let wanted = super::mailbox::ids(cx, &args)?;
     let v = current(cx, acct).await?;
     let state = cx
         .core
