@@ -264,6 +264,43 @@ mod tests {
         assert_eq!(a.as_str(), "lrsa");
     }
 
+    proptest::proptest! {
+        /// Any IMAP rights: the JMAP view and back keeps exactly the
+        /// letters JMAP names fully (a lone `t` or `e` of mayRemoveItems,
+        /// a lone `l` or `r` of mayReadItems is dropped), never adds one.
+        #[test]
+        fn imap_rights_through_jmap(mask in 0u16..(1 << 11)) {
+            let letters: String = crate::mail::acl::ALL_RIGHTS
+                .chars()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, c)| c)
+                .collect();
+            let r = Rights::parse(&letters).unwrap();
+            let back = rights_from(&rights_json(&r)).unwrap();
+            proptest::prop_assert!(back.minus(&r).is_empty(), "{} added to {}", back.as_str(), r.as_str());
+            for (name, l) in RIGHTS {
+                let whole = l.chars().all(|c| r.has(c));
+                proptest::prop_assert_eq!(rights_json(&back)[*name].as_bool(), Some(whole), "{}", name);
+            }
+        }
+
+        /// Any MailboxRights object whose mayRename and mayDelete agree
+        /// comes back as it was.
+        #[test]
+        fn jmap_rights_round_trip(bits in proptest::collection::vec(proptest::bool::ANY, 8)) {
+            let mut obj = Map::new();
+            let names = ["mayReadItems", "mayAddItems", "mayRemoveItems", "maySetSeen",
+                "maySetKeywords", "mayCreateChild", "mayRename", "maySubmit"];
+            for (n, b) in names.iter().zip(&bits) {
+                obj.insert(n.to_string(), json!(b));
+            }
+            obj.insert("mayDelete".into(), json!(bits[6]));
+            let v = Value::Object(obj);
+            proptest::prop_assert_eq!(rights_json(&rights_from(&v).unwrap()), v);
+        }
+    }
+
     #[test]
     fn patch_paths() {
         assert_eq!(edit("name", &json!("x")), None);
