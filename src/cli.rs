@@ -78,6 +78,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SearchCmd,
     },
+    /// Accounts' Sieve filters (RFC 5228), run when mail is delivered.
+    Sieve {
+        #[command(subcommand)]
+        action: SieveCmd,
+    },
     /// Version, uptime, listeners, queue and index of the running server.
     Status,
     /// The DNS records a domain needs, and whether they are published.
@@ -113,6 +118,37 @@ pub enum SecurityCmd {
         /// An IP address or a login (account address).
         target: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum SieveCmd {
+    /// The account's scripts; the active one is marked.
+    List { address: String },
+    /// Store a script from FILE ("-": standard input), replacing one of
+    /// the same name; it must compile.
+    Put {
+        address: String,
+        name: String,
+        file: String,
+        /// Make it the active script too.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Print a script.
+    Get { address: String, name: String },
+    /// Make a script the one that runs.
+    Activate { address: String, name: String },
+    /// Run no script for the account.
+    Deactivate { address: String },
+    /// Delete a script (not the active one).
+    Delete { address: String, name: String },
+    Rename {
+        address: String,
+        name: String,
+        to: String,
+    },
+    /// Compile FILE ("-": standard input) and report errors by line.
+    Check { file: String },
 }
 
 #[derive(Subcommand)]
@@ -400,6 +436,11 @@ impl Api {
             ("PATCH", Some(b)) => self
                 .agent
                 .patch(&url)
+                .header("Authorization", &self.auth)
+                .send_json(b),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(&url)
                 .header("Authorization", &self.auth)
                 .send_json(b),
             _ => anyhow::bail!("internal: bad request method"),
@@ -928,6 +969,7 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Sieve { action } => sieve_cmd(&api, action)?,
         Command::Search {
             action: SearchCmd::Status,
         } => {
@@ -968,6 +1010,95 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Serve { .. } | Command::Init { .. } | Command::Admin { .. } => {
             unreachable!("handled by main")
+        }
+    }
+    Ok(())
+}
+
+/// A script file, or standard input for "-".
+fn read_script(file: &str) -> anyhow::Result<String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))
+}
+
+fn sieve_cmd(api: &Api, action: &SieveCmd) -> anyhow::Result<()> {
+    let at = |address: &str, rest: &str| format!("/api/accounts/{}/sieve{rest}", enc(address));
+    match action {
+        SieveCmd::List { address } => {
+            for s in api
+                .call("GET", &at(address, ""), None)?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let mark = if s["active"].as_bool() == Some(true) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!("{mark} {}", s["name"].as_str().unwrap_or_default());
+            }
+        }
+        SieveCmd::Put {
+            address,
+            name,
+            file,
+            activate,
+        } => {
+            let text = read_script(file)?;
+            api.call(
+                "PUT",
+                &at(address, &format!("/{}", enc(name))),
+                Some(json!({ "text": text, "activate": activate })),
+            )?;
+            println!(
+                "Stored {name} for {address}{}",
+                if *activate { " (active)" } else { "" }
+            );
+        }
+        SieveCmd::Get { address, name } => {
+            let v = api.call("GET", &at(address, &format!("/{}", enc(name))), None)?;
+            print!("{}", v["text"].as_str().unwrap_or_default());
+        }
+        SieveCmd::Activate { address, name } => {
+            api.call(
+                "PUT",
+                &format!("/api/accounts/{}/sieve-active", enc(address)),
+                Some(json!({ "name": name })),
+            )?;
+            println!("{name} is the active script of {address}");
+        }
+        SieveCmd::Deactivate { address } => {
+            api.call(
+                "PUT",
+                &format!("/api/accounts/{}/sieve-active", enc(address)),
+                Some(json!({ "name": null })),
+            )?;
+            println!("No script runs for {address}");
+        }
+        SieveCmd::Delete { address, name } => {
+            api.call("DELETE", &at(address, &format!("/{}", enc(name))), None)?;
+            println!("Deleted {name} of {address}");
+        }
+        SieveCmd::Rename { address, name, to } => {
+            api.call(
+                "POST",
+                &at(address, &format!("/{}/rename", enc(name))),
+                Some(json!({ "to": to })),
+            )?;
+            println!("Renamed {name} to {to}");
+        }
+        SieveCmd::Check { file } => {
+            api.call(
+                "POST",
+                "/api/sieve/check",
+                Some(json!({ "text": read_script(file)? })),
+            )?;
+            println!("OK");
         }
     }
     Ok(())

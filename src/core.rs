@@ -150,17 +150,39 @@ impl Core {
         role: &str,
     ) -> Result<usize, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
+        let mut seen: Vec<u32> = Vec::new();
+        let from = crate::sieve::deliver::envelope_from(&raw);
         for id in accounts {
-            if targets.iter().any(|t| t.account == *id) {
+            if seen.contains(id) {
                 continue;
             }
+            seen.push(*id);
             let mut t = IngestTarget::inbox(*id);
             t.folder = crate::mail::Folder::Role(role.to_string());
-            if let Ok(Some(a)) = self.directory.account_by_id(*id).await {
+            let account = self.directory.account_by_id(*id).await.ok().flatten();
+            if let Some(a) = &account {
                 t.quota_bytes = a.quota_bytes;
                 t.quota_messages = a.quota_messages;
             }
-            targets.push(t);
+            // Mail for the Inbox goes through the account's Sieve script
+            // (which may file it elsewhere, flag it, discard it or
+            // redirect it).
+            match account.filter(|_| role == "inbox") {
+                Some(a) => {
+                    let plan = crate::sieve::deliver::plan(self, &a, &raw, &from).await;
+                    for (folder, flags) in plan.files {
+                        let mut t = t.clone();
+                        t.folder = folder;
+                        t.flags = flags;
+                        targets.push(t);
+                    }
+                    self.sieve_redirects(&a, &from, plan.redirects).await?;
+                }
+                None => targets.push(t),
+            }
+        }
+        if targets.is_empty() {
+            return Ok(0);
         }
         // The header section, for the vacation responses due after delivery.
         let end = raw
@@ -170,7 +192,8 @@ impl Core {
         let head = (role == "inbox").then(|| raw[..end].to_vec());
         // A delivery or read report, for the JMAP submission it answers.
         let report = crate::jmap::reports::is_report(&raw[..end]).then(|| raw.clone());
-        let accounts: Vec<u32> = targets.iter().map(|t| t.account).collect();
+        let mut accounts: Vec<u32> = targets.iter().map(|t| t.account).collect();
+        accounts.dedup();
         let stored = self
             .mail
             .ingest(IngestRequest {
@@ -187,6 +210,35 @@ impl Core {
             crate::jmap::reports::after_delivery(self, &raw, &emails).await;
         }
         Ok(stored.len())
+    }
+}
+
+impl Core {
+    /// Queues what a Sieve script redirected (RFC 5228 §4.2), from the
+    /// original envelope sender. A queue that fails fails the delivery
+    /// (a temporary error: the sender retries, nothing is lost).
+    async fn sieve_redirects(
+        &self,
+        account: &crate::directory::Account,
+        from: &str,
+        redirects: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), MailError> {
+        for (to, raw) in redirects {
+            let id = self
+                .queue
+                .enqueue(crate::queue::NewMessage {
+                    from: from.to_string(),
+                    recipients: vec![crate::queue::QueueRcpt::new(&to)],
+                    smtputf8: !to.is_ascii() || !from.is_ascii(),
+                    raw,
+                    ..Default::default()
+                })
+                .await
+                .map_err(MailError::from)?;
+            metrics::counter!("petrel_sieve_redirects_total").increment(1);
+            tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve redirect queued");
+        }
+        Ok(())
     }
 }
 

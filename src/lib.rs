@@ -18,6 +18,7 @@ pub mod observe;
 pub mod pop3;
 pub mod queue;
 pub mod server;
+pub mod sieve;
 pub mod smtp;
 pub mod spf;
 pub mod store;

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod sieve;
+pub use sieve::SieveConfig;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
@@ -26,6 +29,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
     pub jmap: JmapConfig,
+    pub sieve: SieveConfig,
     pub mail_auth: MailAuthConfig,
     pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
@@ -609,6 +613,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
             jmap: JmapConfig::default(),
+            sieve: SieveConfig::default(),
             mail_auth: MailAuthConfig::default(),
             mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),
@@ -871,6 +876,8 @@ impl Config {
             ("smtp.max-recipients", self.smtp.max_recipients),
             ("smtp.max-errors", self.smtp.max_errors),
             ("imap.max-line-length", self.imap.max_line_length),
+            ("sieve.max-script-size", self.sieve.max_script_size),
+            ("sieve.max-instructions", self.sieve.max_instructions),
         ];
         for (key, v) in positive {
             if v == 0 {

@@ -16,6 +16,7 @@ mod health;
 mod queue;
 mod redirect;
 mod security;
+mod sieve;
 mod status;
 mod tokens;
 
@@ -189,6 +190,7 @@ pub fn router(core: SharedCore) -> Router {
         )
         .merge(queue::routes())
         .merge(tokens::routes())
+        .merge(sieve::routes())
         .merge(health::routes())
         .merge(autoconfig::routes())
         .merge(dns::routes())

@@ -25,6 +25,12 @@ pub enum Kind {
     /// Changes of the account's rights in others' mailboxes
     /// (`acl::ShareNote`; JMAP ShareNotification, RFC 9670 §3).
     ShareNotification = b'n' as isize,
+    /// Sieve scripts (`sieve::Script`), and the one record saying which
+    /// is active.
+    SieveScript = b'f' as isize,
+    SieveActive = b'A' as isize,
+    /// Ids Sieve's `duplicate` test saw, and until when (RFC 7352).
+    SieveDuplicate = b'D' as isize,
 }
 
 fn k_rec(acct: u32, kind: Kind, id: u64) -> Vec<u8> {

@@ -121,6 +121,14 @@ fn describe() {
         "JMAP uploads deleted to keep an account within jmap.upload-quota"
     );
     describe_counter!(
+        "petrel_sieve_runs_total",
+        "Sieve scripts run at delivery, by result (ok, error: the message was kept in the Inbox)"
+    );
+    describe_counter!(
+        "petrel_sieve_redirects_total",
+        "Messages a Sieve script redirected, queued"
+    );
+    describe_counter!(
         "petrel_mailbox_access_changes_total",
         "Changes of what an account may do in another's mailbox (IMAP SETACL/DELETEACL, JMAP shareWith)"
     );

@@ -365,6 +365,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_principals",
                 "--test",
+                "sieve",
+                "--test",
                 "jmap_changes",
                 "--test",
                 "crash",

@@ -1,0 +1,271 @@
+//! An account's Sieve scripts: records in the mail store (kind
+//! `SieveScript`, one per script, by name) and one `SieveActive` record
+//! naming the active one by record id, so that activating is one write
+//! and renaming keeps a script active. What ManageSieve (RFC 5804) and
+//! the management API (`petrel sieve`) do to them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::SieveConfig;
+use crate::mail::records::Kind;
+use crate::mail::{MailError, MailStore};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Script {
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Active {
+    id: u64,
+}
+
+/// The one `SieveActive` record's id.
+const ACTIVE: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SieveError {
+    /// The script does not compile, or needs what is not offered.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no script named `{0}`")]
+    NotFound(String),
+    #[error("a script named `{0}` exists already")]
+    Exists(String),
+    #[error("`{0}` is the active script: activate another (or none) first")]
+    Active(String),
+    /// Over `sieve.max-scripts` or `sieve.max-script-size`.
+    #[error("{0}")]
+    Quota(String),
+    #[error(transparent)]
+    Store(#[from] MailError),
+}
+
+pub type Result<T> = std::result::Result<T, SieveError>;
+
+/// RFC 5804 §1.6: a script name is 1 to 255 octets of UTF-8 without
+/// control characters (nor U+2028, U+2029).
+pub fn valid_name(name: &str) -> Result<()> {
+    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if name.is_empty() || name.len() > 255 || name.chars().any(bad) {
+        return Err(SieveError::Invalid(format!(
+            "`{}` is not a script name: 1 to 255 octets, no control characters",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles `text` and checks that it requires only the extensions
+/// offered ([`super::EXTENSIONS`]): the compiled script, or why not (a
+/// compile error names its line and column).
+pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
+    if text.len() > cfg.max_script_size {
+        return Err(SieveError::Quota(format!(
+            "the script is {} octets, more than sieve.max-script-size ({})",
+            text.len(),
+            cfg.max_script_size
+        )));
+    }
+    let script = super::compiler(cfg).compile(text.as_bytes()).map_err(|e| {
+        SieveError::Invalid(format!(
+            "line {}, column {}: {e}",
+            e.line_num(),
+            e.line_pos()
+        ))
+    })?;
+    // `require` runs first: a run on an empty message stops at the first
+    // extension that is not offered, before any action.
+    let rt = super::runtime(cfg, "localhost");
+    let mut run = rt.filter(b"From: check@localhost\r\n\r\n");
+    if let Some(Err(e)) = run.run(::sieve::Input::script("check", script.clone())) {
+        use ::sieve::runtime::RuntimeError as E;
+        if let E::CapabilityNotAllowed(c) = &e {
+            return Err(SieveError::Invalid(format!(
+                "the extension `{c}` is not offered by this server"
+            )));
+        }
+        if let E::CapabilityNotSupported(c) = &e {
+            return Err(SieveError::Invalid(format!(
+                "the extension `{c}` is not known"
+            )));
+        }
+    }
+    Ok(script)
+}
+
+/// Every script of the account with its record id, and the active one's
+/// id.
+pub async fn list(mail: &MailStore, acct: u32) -> Result<(Vec<(u64, Script)>, Option<u64>)> {
+    let all = mail.records::<Script>(acct, Kind::SieveScript).await?;
+    let active = mail
+        .record::<Active>(acct, Kind::SieveActive, ACTIVE)
+        .await?
+        .map(|a| a.id)
+        .filter(|id| all.iter().any(|(n, _)| n == id));
+    Ok((all, active))
+}
+
+async fn find(mail: &MailStore, acct: u32, name: &str) -> Result<Option<(u64, Script)>> {
+    Ok(list(mail, acct)
+        .await?
+        .0
+        .into_iter()
+        .find(|(_, s)| s.name == name))
+}
+
+pub async fn get(mail: &MailStore, acct: u32, name: &str) -> Result<Script> {
+    find(mail, acct, name)
+        .await?
+        .map(|(_, s)| s)
+        .ok_or_else(|| SieveError::NotFound(name.into()))
+}
+
+/// The active script, if any.
+pub async fn active(mail: &MailStore, acct: u32) -> Result<Option<Script>> {
+    let (all, active) = list(mail, acct).await?;
+    Ok(active.and_then(|a| all.into_iter().find(|(n, _)| *n == a).map(|(_, s)| s)))
+}
+
+/// Stores a script (replacing one of the same name) once it compiles
+/// and uses only what is offered; within `sieve.max-scripts`.
+pub async fn put(
+    mail: &MailStore,
+    cfg: &SieveConfig,
+    acct: u32,
+    name: &str,
+    text: &str,
+) -> Result<()> {
+    valid_name(name)?;
+    check(cfg, text)?;
+    let script = Script {
+        name: name.to_string(),
+        text: text.to_string(),
+    };
+    let (all, _) = list(mail, acct).await?;
+    match all.iter().find(|(_, s)| s.name == name) {
+        Some((id, _)) => {
+            mail.put_record(acct, Kind::SieveScript, *id, &script)
+                .await?;
+        }
+        None if all.len() >= cfg.max_scripts => {
+            return Err(SieveError::Quota(format!(
+                "the account has {} scripts, the most sieve.max-scripts allows",
+                all.len()
+            )))
+        }
+        None => {
+            mail.create_record(acct, Kind::SieveScript, &script).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether one more script of `size` octets fits (ManageSieve HAVESPACE):
+/// an existing name is replaced, a new one counts.
+pub async fn has_space(
+    mail: &MailStore,
+    cfg: &SieveConfig,
+    acct: u32,
+    name: &str,
+    size: usize,
+) -> Result<()> {
+    valid_name(name)?;
+    if size > cfg.max_script_size {
+        return Err(SieveError::Quota(format!(
+            "{size} octets is more than sieve.max-script-size ({})",
+            cfg.max_script_size
+        )));
+    }
+    let (all, _) = list(mail, acct).await?;
+    if !all.iter().any(|(_, s)| s.name == name) && all.len() >= cfg.max_scripts {
+        return Err(SieveError::Quota(format!(
+            "the account has {} scripts, the most sieve.max-scripts allows",
+            all.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Makes `name` the active script; `None` deactivates all (RFC 5804
+/// §2.8: the empty name).
+pub async fn activate(mail: &MailStore, acct: u32, name: Option<&str>) -> Result<()> {
+    match name {
+        None => {
+            mail.delete_record(acct, Kind::SieveActive, ACTIVE).await?;
+        }
+        Some(name) => {
+            let (id, _) = find(mail, acct, name)
+                .await?
+                .ok_or_else(|| SieveError::NotFound(name.into()))?;
+            mail.put_record(acct, Kind::SieveActive, ACTIVE, &Active { id })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a script that is not active (RFC 5804 §2.10).
+pub async fn delete(mail: &MailStore, acct: u32, name: &str) -> Result<()> {
+    let (all, active) = list(mail, acct).await?;
+    let (id, _) = all
+        .iter()
+        .find(|(_, s)| s.name == name)
+        .ok_or_else(|| SieveError::NotFound(name.into()))?;
+    if active == Some(*id) {
+        return Err(SieveError::Active(name.into()));
+    }
+    mail.delete_record(acct, Kind::SieveScript, *id).await?;
+    Ok(())
+}
+
+/// Renames a script; an active one stays active (RFC 5804 §2.11.1).
+pub async fn rename(mail: &MailStore, acct: u32, old: &str, new: &str) -> Result<()> {
+    valid_name(new)?;
+    let (all, _) = list(mail, acct).await?;
+    if all.iter().any(|(_, s)| s.name == new) {
+        return Err(SieveError::Exists(new.into()));
+    }
+    let (id, mut script) = all
+        .into_iter()
+        .find(|(_, s)| s.name == old)
+        .ok_or_else(|| SieveError::NotFound(old.into()))?;
+    script.name = new.to_string();
+    mail.put_record(acct, Kind::SieveScript, id, &script)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_rfc5804() {
+        assert!(valid_name("vacation rules").is_ok());
+        assert!(valid_name("héllo").is_ok());
+        assert!(valid_name("").is_err());
+        assert!(valid_name("a\nb").is_err());
+        assert!(valid_name("a\u{2028}b").is_err());
+        assert!(valid_name(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn check_refuses_what_is_not_offered() {
+        let cfg = SieveConfig::default();
+        assert!(check(&cfg, "require \"fileinto\";\nfileinto \"Lists\";\n").is_ok());
+        let e = check(&cfg, "require \"vacation\";\nvacation \"away\";\n").unwrap_err();
+        assert!(e.to_string().contains("vacation"), "{e}");
+        let e = check(&cfg, "if header :is \"x\" {\n  fileinto \"y\";\n").unwrap_err();
+        assert!(e.to_string().starts_with("line "), "{e}");
+        let small = SieveConfig {
+            max_script_size: 10,
+            ..SieveConfig::default()
+        };
+        assert!(matches!(
+            check(&small, "keep; keep; keep;"),
+            Err(SieveError::Quota(_))
+        ));
+    }
+}

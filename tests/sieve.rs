@@ -1,0 +1,278 @@
+//! Sieve filters (RFC 5228 and extensions) at delivery against a running
+//! Petrel: scripts stored with `petrel sieve`, mail delivered over SMTP,
+//! the result read over IMAP; redirects reach a second Petrel through
+//! the queue.
+
+mod common;
+
+use common::*;
+
+const JOE: &str = "joe@example.org";
+
+fn server(extra: &str) -> TestServer {
+    let s = TestServer::start_with(&format!("[imap]\nauth-without-tls = true\n{extra}"));
+    s.account(JOE);
+    s
+}
+
+/// Stores `text` as joe's script `name` (active) through the CLI.
+fn put(s: &TestServer, name: &str, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("script.sieve");
+    std::fs::write(&file, text).unwrap();
+    s.cli(&[
+        "sieve",
+        "put",
+        JOE,
+        name,
+        file.to_str().unwrap(),
+        "--activate",
+    ])
+}
+
+async fn send(s: &TestServer, from: &str, head: &str) {
+    let r = smtp_send(
+        s.addr("smtp"),
+        from,
+        &[JOE],
+        &format!("From: {from}\r\n{head}\r\n\r\nbody\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
+/// Subjects and flags of a mailbox's messages, over IMAP.
+async fn mailbox(s: &TestServer, name: &str) -> Vec<(String, String)> {
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    c.send(&format!("a LOGIN {JOE} pw\r\n")).await;
+    c.imap_until("a").await;
+    c.send(&format!("b EXAMINE \"{name}\"\r\n")).await;
+    let r = c.imap_until("b").await;
+    if !r.last().unwrap().starts_with("b OK") {
+        return Vec::new();
+    }
+    c.send("c FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        .await;
+    let lines = c.imap_until("c").await;
+    let mut out = Vec::new();
+    let mut flags = String::new();
+    for l in lines {
+        if let Some(f) = l.split("FLAGS (").nth(1) {
+            flags = f.split(')').next().unwrap_or_default().to_string();
+        }
+        if let Some(subj) = l.strip_prefix("Subject: ") {
+            out.push((subj.trim().to_string(), flags.clone()));
+        }
+    }
+    out
+}
+
+/// RFC 5228 §4.1 fileinto (RFC 5490 :create), §4.4 discard, RFC 5232
+/// flags, §5.1 address, §5.4 envelope, §3.3 stop; mail the script does
+/// not name stays in the Inbox (implicit keep, §2.10.2).
+#[tokio::test]
+async fn scripts_file_flag_and_discard() {
+    let s = server("");
+    let out = put(
+        &s,
+        "rules",
+        r#"require ["fileinto", "imap4flags", "mailbox", "envelope"];
+if header :contains "List-Id" "rust-users" {
+    fileinto :create :flags "\\Seen" "Lists/Rust";
+    stop;
+}
+if header :is "Subject" "buy now" {
+    discard;
+    stop;
+}
+if envelope :is "from" "boss@remote.test" {
+    addflag "\\Flagged";
+}
+"#,
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(
+        &s,
+        "ann@remote.test",
+        "List-Id: <rust-users.lists.test>\r\nSubject: list mail",
+    )
+    .await;
+    send(&s, "ann@remote.test", "Subject: buy now").await;
+    send(&s, "boss@remote.test", "Subject: from the boss").await;
+    send(&s, "ann@remote.test", "Subject: plain").await;
+
+    let inbox = mailbox(&s, "INBOX").await;
+    let subjects: Vec<&str> = inbox.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, ["from the boss", "plain"], "{inbox:?}");
+    assert!(inbox[0].1.contains("\\Flagged"), "{inbox:?}");
+    assert!(!inbox[1].1.contains("\\Flagged"), "{inbox:?}");
+    let list = mailbox(&s, "Lists/Rust").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].0, "list mail");
+    assert!(list[0].1.contains("\\Seen"), "{list:?}");
+
+    // Deactivated, nothing runs: the list mail stays in the Inbox.
+    s.cli_ok(&["sieve", "deactivate", JOE]);
+    send(
+        &s,
+        "ann@remote.test",
+        "List-Id: <rust-users.lists.test>\r\nSubject: list two",
+    )
+    .await;
+    assert_eq!(mailbox(&s, "Lists/Rust").await.len(), 1);
+    assert_eq!(mailbox(&s, "INBOX").await.len(), 3);
+}
+
+/// RFC 7352 duplicate: the second message with one Message-ID is filed
+/// apart; RFC 6609 include of the user's own script; fileinto of a
+/// mailbox that does not exist (no :create) keeps the message.
+#[tokio::test]
+async fn duplicate_include_and_missing_mailboxes() {
+    let s = server("");
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib.sieve");
+    std::fs::write(
+        &lib,
+        "require [\"fileinto\", \"duplicate\", \"mailbox\"];\nif duplicate { fileinto :create \"Dups\"; stop; }\n",
+    )
+    .unwrap();
+    s.cli_ok(&["sieve", "put", JOE, "lib", lib.to_str().unwrap()]);
+    let out = put(
+        &s,
+        "main",
+        "require [\"include\", \"fileinto\"];\ninclude :personal \"lib\";\nif header :is \"Subject\" \"nowhere\" { fileinto \"Does/Not/Exist\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(
+        &s,
+        "ann@remote.test",
+        "Message-ID: <one@remote.test>\r\nSubject: first",
+    )
+    .await;
+    send(
+        &s,
+        "ann@remote.test",
+        "Message-ID: <one@remote.test>\r\nSubject: again",
+    )
+    .await;
+    send(
+        &s,
+        "ann@remote.test",
+        "Message-ID: <two@remote.test>\r\nSubject: nowhere",
+    )
+    .await;
+    let inbox: Vec<String> = mailbox(&s, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(inbox, ["first", "nowhere"]);
+    let dups: Vec<String> = mailbox(&s, "Dups").await.into_iter().map(|m| m.0).collect();
+    assert_eq!(dups, ["again"]);
+}
+
+/// RFC 5228 §2.10.6: a script that fails at run time (an include that
+/// is not there) files the message in the Inbox, whatever it asked
+/// before, and the log says why.
+#[tokio::test]
+async fn failing_scripts_keep_the_mail() {
+    let s = TestServer::start_logging("[imap]\nauth-without-tls = true\n");
+    s.account(JOE);
+    let out = put(
+        &s,
+        "broken",
+        "require [\"include\", \"fileinto\", \"mailbox\"];\nfileinto :create \"Elsewhere\";\ninclude :personal \"missing\";\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(&s, "ann@remote.test", "Subject: still here").await;
+    let inbox = mailbox(&s, "INBOX").await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(mailbox(&s, "Elsewhere").await.is_empty());
+    let log = s.log_until("Sieve script failed, message kept in the Inbox");
+    assert!(
+        log.contains("Sieve script failed, message kept in the Inbox") && log.contains("missing"),
+        "{log}"
+    );
+}
+
+/// RFC 5228 §4.2 redirect: through the queue to another server, from
+/// the original envelope sender; with :copy (RFC 3894) a copy stays.
+#[tokio::test]
+async fn redirects_go_through_the_queue() {
+    let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    remote.account("bob@remote.test");
+    let s = server(&format!(
+        "[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        remote.addr("smtp")
+    ));
+    let out = put(
+        &s,
+        "forward",
+        "require [\"copy\"];\nif header :is \"Subject\" \"keep a copy\" { redirect :copy \"bob@remote.test\"; stop; }\nredirect \"bob@remote.test\";\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(&s, "ann@remote.test", "Subject: forwarded").await;
+    send(&s, "ann@remote.test", "Subject: keep a copy").await;
+    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 2).await;
+    let texts: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    for t in &texts {
+        assert!(t.contains("Return-Path: <ann@remote.test>"), "{t}");
+        assert_eq!(t.matches("Return-Path:").count(), 1, "{t}");
+    }
+    assert!(texts.iter().any(|t| t.contains("Subject: forwarded")));
+    let inbox: Vec<String> = mailbox(&s, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(inbox, ["keep a copy"]);
+}
+
+/// What `petrel sieve` refuses, with the reason: a syntax error (by
+/// line), an extension not offered, more scripts than sieve.max-scripts,
+/// a script over sieve.max-script-size, deleting the active script;
+/// rename keeps a script active; check compiles without storing.
+#[tokio::test]
+async fn the_cli_manages_scripts() {
+    let s = server("[sieve]\nmax-scripts = 2\nmax-script-size = 200\n");
+    let err = |out: std::process::Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err(put(&s, "bad", "keep;\nif true {\n"));
+    assert!(e.contains("line 3") || e.contains("line 2"), "{e}");
+    let e = err(put(
+        &s,
+        "away",
+        "require \"vacation\";\nvacation \"gone\";\n",
+    ));
+    assert!(e.contains("vacation"), "{e}");
+    let e = err(put(&s, "big", &format!("# {}\nkeep;\n", "x".repeat(300))));
+    assert!(e.contains("max-script-size"), "{e}");
+    assert!(put(&s, "one", "keep;\n").status.success());
+    assert!(put(&s, "two", "discard;\n").status.success());
+    let e = err(put(&s, "three", "keep;\n"));
+    assert!(e.contains("max-scripts"), "{e}");
+    let list = s.cli_ok(&["sieve", "list", JOE]);
+    assert_eq!(list, "  one\n* two\n", "{list}");
+    let e = err(s.cli(&["sieve", "delete", JOE, "two"]));
+    assert!(e.contains("active"), "{e}");
+    s.cli_ok(&["sieve", "rename", JOE, "two", "drop all"]);
+    assert_eq!(s.cli_ok(&["sieve", "list", JOE]), "  one\n* drop all\n");
+    assert_eq!(s.cli_ok(&["sieve", "get", JOE, "drop all"]), "discard;\n");
+    s.cli_ok(&["sieve", "delete", JOE, "one"]);
+    // The active script discards.
+    send(&s, "ann@remote.test", "Subject: dropped").await;
+    assert!(mailbox(&s, "INBOX").await.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.sieve");
+    std::fs::write(&f, "require \"fileinto\";\nfileinto \"x\";\n").unwrap();
+    assert_eq!(s.cli_ok(&["sieve", "check", f.to_str().unwrap()]), "OK\n");
+    std::fs::write(&f, "fileinto \"x\";\n").unwrap();
+    let e = err(s.cli(&["sieve", "check", f.to_str().unwrap()]));
+    assert!(e.contains("line 1"), "{e}");
+}
