@@ -112,6 +112,9 @@ pub fn production_config(hostname: &str) -> String {
                 "pop3 = [\"[::]:110\"]               # POP3 with STLS".into()
             }
             Some("pop3s") => "pop3s = [\"[::]:995\"]              # POP3 over implicit TLS".into(),
+            Some("managesieve") => {
+                "managesieve = [\"[::]:4190\"]       # ManageSieve (RFC 5804) with STARTTLS".into()
+            }
             Some("http") => {
                 "http = [\"127.0.0.1:8080\"]          # management API (/api), plain HTTP: this machine only (the CLI)".into()
             }
@@ -149,6 +152,7 @@ mod tests {
         assert_eq!(cfg.listeners.imaps[0].port(), 993);
         assert_eq!(cfg.listeners.pop3[0].port(), 110);
         assert_eq!(cfg.listeners.pop3s[0].port(), 995);
+        assert_eq!(cfg.listeners.managesieve[0].port(), 4190);
         // The management API is plain HTTP on loopback only; port 80 of
         // every interface only redirects.
         assert_eq!(cfg.listeners.http[0].port(), 8080);

@@ -13,6 +13,7 @@ pub mod imap;
 pub mod init;
 pub mod jmap;
 pub mod mail;
+pub mod managesieve;
 pub mod net;
 pub mod observe;
 pub mod pop3;
@@ -171,6 +172,17 @@ pub mod fuzz_entry {
         let top = data.first().map(|&b| (b % 4) as u32);
         let out = crate::pop3::proto::multiline(data, top);
         assert!(out.ends_with(b".\r\n"));
+    }
+
+    /// ManageSieve command lines and literals (RFC 5804 §4), and a
+    /// SASL response read the same way.
+    pub fn managesieve_command(data: &[u8]) {
+        use crate::managesieve::proto::{parse, Parse};
+        let mut rest = data;
+        while let Parse::Done(_, n) | Parse::Bad(_, n) = parse(rest, 256, 1024) {
+            assert!(n > 0 && n <= rest.len());
+            rest = &rest[n..];
+        }
     }
 
     /// Outlook Autodiscover request bodies (untrusted XML over HTTP).

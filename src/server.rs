@@ -24,6 +24,7 @@ pub enum Proto {
     Imaps,
     Pop3,
     Pop3s,
+    ManageSieve,
     Http,
     Https,
     HttpRedirect,
@@ -40,6 +41,7 @@ impl Proto {
             Proto::Imaps => "imaps",
             Proto::Pop3 => "pop3",
             Proto::Pop3s => "pop3s",
+            Proto::ManageSieve => "managesieve",
             Proto::Http => "http",
             Proto::Https => "https",
             Proto::HttpRedirect => "http-redirect",
@@ -325,6 +327,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         (Proto::Imaps, &l.imaps),
         (Proto::Pop3, &l.pop3),
         (Proto::Pop3s, &l.pop3s),
+        (Proto::ManageSieve, &l.managesieve),
         (Proto::Http, &l.http),
         (Proto::Https, &l.https),
         (Proto::HttpRedirect, &l.http_redirect),
@@ -405,6 +408,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
             Proto::Imaps => "IMAP over TLS",
             Proto::Pop3 => "POP3, STLS",
             Proto::Pop3s => "POP3 over TLS",
+            Proto::ManageSieve => "ManageSieve, STARTTLS",
             Proto::Http => "management API at /api",
             Proto::Https => "management API at /api, TLS",
             Proto::HttpRedirect => "plain HTTP, redirects to https",
@@ -703,6 +707,11 @@ async fn handle_connection(
             Some(&core.pop3_conns),
             b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
         ),
+        // Users manage scripts now and then: the IMAP limits do.
+        Proto::ManageSieve => (
+            Some(&core.imap_conns),
+            b"BYE (TRYLATER) \"Too many connections from your address, try again later\"\r\n",
+        ),
         _ => (None, b""),
     };
     let _guard = match limiter.map(|l| l.admit(peer.ip())) {
@@ -738,6 +747,11 @@ async fn handle_connection(
         }
         Proto::Pop3 | Proto::Pop3s => {
             crate::pop3::session::Session::new(core, Conn::new(stream), peer, shutdown)
+                .run()
+                .await
+        }
+        Proto::ManageSieve => {
+            crate::managesieve::session::Session::new(core, Conn::new(stream), peer, shutdown)
                 .run()
                 .await
         }

@@ -72,6 +72,14 @@ fn autodiscover_seeds() {
 }
 
 #[test]
+fn managesieve_command_seeds() {
+    replay(
+        "managesieve_command",
+        petrel::fuzz_entry::managesieve_command,
+    );
+}
+
+#[test]
 fn pop3_command_seeds() {
     replay("pop3_command", petrel::fuzz_entry::pop3_command);
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod sieve;
-pub use sieve::SieveConfig;
+pub use sieve::{ManageSieveConfig, SieveConfig};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -30,6 +30,7 @@ pub struct Config {
     pub dkim: DkimConfig,
     pub jmap: JmapConfig,
     pub sieve: SieveConfig,
+    pub managesieve: ManageSieveConfig,
     pub mail_auth: MailAuthConfig,
     pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
@@ -53,6 +54,8 @@ pub struct Listeners {
     pub imaps: Vec<SocketAddr>,
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
+    /// ManageSieve (RFC 5804), with STARTTLS.
+    pub managesieve: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     /// Plain HTTP that only redirects to https (and will answer ACME
@@ -614,6 +617,7 @@ impl Default for Config {
             dkim: DkimConfig::default(),
             jmap: JmapConfig::default(),
             sieve: SieveConfig::default(),
+            managesieve: ManageSieveConfig::default(),
             mail_auth: MailAuthConfig::default(),
             mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),
@@ -638,6 +642,7 @@ impl Default for Listeners {
             imaps: addrs(&["127.0.0.1:2993"]),
             pop3: addrs(&["127.0.0.1:2110"]),
             pop3s: addrs(&["127.0.0.1:2995"]),
+            managesieve: addrs(&["127.0.0.1:4190"]),
             http: addrs(&["127.0.0.1:8080"]),
             https: vec![],
             http_redirect: vec![],
@@ -878,6 +883,10 @@ impl Config {
             ("imap.max-line-length", self.imap.max_line_length),
             ("sieve.max-script-size", self.sieve.max_script_size),
             ("sieve.max-instructions", self.sieve.max_instructions),
+            (
+                "managesieve.max-line-length",
+                self.managesieve.max_line_length,
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {

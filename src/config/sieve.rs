@@ -32,3 +32,25 @@ impl Default for SieveConfig {
         }
     }
 }
+
+/// `[managesieve]`: the ManageSieve service (RFC 5804).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ManageSieveConfig {
+    /// Allow AUTHENTICATE without TLS (tests, trusted networks).
+    pub auth_without_tls: bool,
+    /// Seconds a connection may stay silent.
+    pub timeout_idle: u64,
+    /// Octets of a command line outside its literals.
+    pub max_line_length: usize,
+}
+
+impl Default for ManageSieveConfig {
+    fn default() -> Self {
+        ManageSieveConfig {
+            auth_without_tls: false,
+            timeout_idle: 1800,
+            max_line_length: 8192,
+        }
+    }
+}

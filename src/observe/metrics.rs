@@ -121,6 +121,10 @@ fn describe() {
         "JMAP uploads deleted to keep an account within jmap.upload-quota"
     );
     describe_counter!(
+        "petrel_managesieve_sessions_total",
+        "ManageSieve connections accepted"
+    );
+    describe_counter!(
         "petrel_sieve_runs_total",
         "Sieve scripts run at delivery, by result (ok, error: the message was kept in the Inbox)"
     );

@@ -25,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "spf_record",
     "imap_command",
     "pop3_command",
+    "managesieve_command",
     "message",
     "autodiscover",
     "jmap_request",

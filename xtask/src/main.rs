@@ -94,6 +94,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // management interface.
     ("pebble", "/usr/bin/pebble"),
     ("curl", "/usr/bin/curl"),
+    // A ManageSieve client (RFC 5804).
+    ("sieve-connect", "/usr/bin/sieve-connect"),
 ];
 
 /// Python modules of the independent clients the tests drive: the DKIM
@@ -107,6 +109,7 @@ const PY_MODULES: &[(&str, &str)] = &[
     ("jmapc", "jmapc"),
     ("websockets", "websockets"),
     ("http_ece", "http_ece"),
+    ("managesieve", "managesieve"),
 ];
 
 fn setup_python() -> Result<(), String> {
@@ -366,6 +369,8 @@ fn ci() -> Result<(), String> {
                 "jmap_principals",
                 "--test",
                 "sieve",
+                "--test",
+                "managesieve",
                 "--test",
                 "jmap_changes",
                 "--test",
