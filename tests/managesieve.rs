@@ -268,3 +268,97 @@ async fn python_managesieve_manages_scripts() {
     let lines = c.imap_until("c").await.join("\n");
     assert!(lines.contains("\\Flagged"), "{lines}");
 }
+
+/// The edges of RFC 5804 §2: a failed PUTSCRIPT keeps the old script and
+/// stores nothing (§2.6), an empty script is refused, `ihave` of an
+/// unknown extension passes validation (§2.6, §2.12), SETACTIVE ""
+/// with none active is OK (§2.8), the missing and the taken names
+/// (§2.8-§2.11), NOOP without a tag has no TAG (§2.13), UNAUTHENTICATE
+/// in the wrong state is a NO (§2.14.1), LOGIN with an initial response
+/// is refused (§2.1), names of 128 four-octet characters fit (§1.6),
+/// and after LOGOUT nothing more is answered (§2.3).
+#[tokio::test]
+async fn the_wire_protocol_edges() {
+    let s = TestServer::start_with("[managesieve]\nauth-without-tls = true\n");
+    s.account(JOE);
+    let mut c = LineClient::connect(s.addr("managesieve")).await;
+    response(&mut c).await;
+    c.send("UNAUTHENTICATE\r\n").await;
+    assert!(response(&mut c).await[0].starts_with("NO"));
+    c.send(&format!("AUTHENTICATE \"LOGIN\" \"{}\"\r\n", b64(JOE)))
+        .await;
+    assert!(
+        response(&mut c).await[0].starts_with("NO"),
+        "LOGIN with an initial response"
+    );
+    c.send(&format!(
+        "authenticate \"plain\" \"{}\"\r\n",
+        b64("\0joe@example.org\0pw")
+    ))
+    .await;
+    assert!(
+        response(&mut c).await[0].starts_with("OK"),
+        "commands are case-insensitive"
+    );
+    c.send(&format!(
+        "AUTHENTICATE \"PLAIN\" \"{}\"\r\n",
+        b64("\0joe@example.org\0pw")
+    ))
+    .await;
+    assert!(response(&mut c).await[0].starts_with("NO"), "once only");
+
+    c.send("SETACTIVE \"\"\r\n").await;
+    assert!(
+        response(&mut c).await[0].starts_with("OK"),
+        "nothing active is not an error"
+    );
+    c.send("PUTSCRIPT \"a\" \"keep;\"\r\nPUTSCRIPT \"a\" \"if {\"\r\nPUTSCRIPT \"e\" \"\"\r\n")
+        .await;
+    assert!(response(&mut c).await[0].starts_with("OK"));
+    assert!(response(&mut c).await[0].starts_with("NO"));
+    assert!(
+        response(&mut c).await[0].starts_with("NO"),
+        "an empty script"
+    );
+    c.send("GETSCRIPT \"a\"\r\n").await;
+    assert_eq!(c.line().await, "{5}");
+    assert_eq!(c.line().await, "keep;");
+    assert!(
+        response(&mut c).await[0].starts_with("OK"),
+        "the old script stayed"
+    );
+    c.send(
+        "PUTSCRIPT \"maybe\" \"require \\\"ihave\\\"; if ihave \\\"x-unknown\\\" { keep; }\"\r\n",
+    )
+    .await;
+    let r = response(&mut c).await;
+    assert!(r[0].starts_with("OK"), "{r:?}");
+    let long = "\u{10348}".repeat(128);
+    c.send(&format!(
+        "PUTSCRIPT {{{}+}}\r\n{long} \"keep;\"\r\n",
+        long.len()
+    ))
+    .await;
+    assert!(response(&mut c).await[0].starts_with("OK"));
+    c.send("LISTSCRIPTS\r\n").await;
+    let list = response(&mut c).await;
+    assert_eq!(list.len(), 4, "a, maybe, the long one: {list:?}");
+    assert!(!list.iter().any(|l| l.contains("ACTIVE")), "{list:?}");
+    for cmd in [
+        "SETACTIVE \"none\"",
+        "GETSCRIPT \"none\"",
+        "RENAMESCRIPT \"none\" \"b\"",
+    ] {
+        c.send(&format!("{cmd}\r\n")).await;
+        let r = response(&mut c).await;
+        assert!(r[0].starts_with("NO (NONEXISTENT)"), "{cmd}: {r:?}");
+    }
+    c.send("RENAMESCRIPT \"a\" \"maybe\"\r\n").await;
+    assert!(response(&mut c).await[0].starts_with("NO (ALREADYEXISTS)"));
+    c.send("NOOP\r\n").await;
+    let r = response(&mut c).await;
+    assert!(r[0].starts_with("OK") && !r[0].contains("TAG"), "{r:?}");
+    c.send("LOGOUT\r\nNOOP\r\n").await;
+    assert!(response(&mut c).await[0].starts_with("OK"));
+    assert_eq!(c.line_opt().await, None, "closed after LOGOUT");
+}

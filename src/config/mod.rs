@@ -893,6 +893,13 @@ impl Config {
                 return Err((key, "must be greater than zero".into()));
             }
         }
+        // RFC 5804 §1.2: an inactivity timeout is 30 minutes or more.
+        if self.managesieve.timeout_idle < 1800 {
+            return Err((
+                "managesieve.timeout-idle",
+                "must be at least 1800 seconds (RFC 5804 §1.2)".into(),
+            ));
+        }
         if self.passwords.min_score > 4 {
             return Err((
                 "passwords.min-score",
@@ -1132,6 +1139,15 @@ mod tests {
     fn template_matches_defaults() {
         let parsed = Config::parse(DEFAULT_TEMPLATE, Path::new("default.toml")).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn managesieve_idle_timeout_is_at_least_30_minutes() {
+        let e = Config::parse("[managesieve]\ntimeout-idle = 60\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("managesieve.timeout-idle"), "{e}");
+        assert!(Config::parse("[managesieve]\ntimeout-idle = 1800\n", Path::new("c.toml")).is_ok());
     }
 
     #[test]

@@ -239,12 +239,17 @@ pub fn decode_plain(response: &[u8]) -> Option<(String, String)> {
     if parts.next().is_some() {
         return None;
     }
-    let authc = String::from_utf8(authc.to_vec()).ok()?;
+    // RFC 4616 §2 and RFC 5804 §2.1: the identities are SASLprep'd
+    // (RFC 4013); one that prepares to nothing, or cannot be prepared,
+    // fails.
+    let prep = |b: &[u8]| -> Option<String> {
+        let s = std::str::from_utf8(b).ok()?;
+        let p = stringprep::saslprep(s).ok()?.into_owned();
+        (!p.is_empty()).then_some(p)
+    };
+    let authc = prep(authc)?;
     let pass = String::from_utf8(pass.to_vec()).ok()?;
-    if authc.is_empty() {
-        return None;
-    }
-    if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
+    if !authz.is_empty() && !prep(authz)?.eq_ignore_ascii_case(&authc) {
         return None;
     }
     Some((authc, pass))
@@ -253,6 +258,20 @@ pub fn decode_plain(response: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_identities_are_saslprepped() {
+        // U+00AD (soft hyphen) maps to nothing; U+2003 (em space) to a space.
+        assert_eq!(
+            decode_plain("\0jo\u{ad}e@x.org\0pw".as_bytes()),
+            Some(("joe@x.org".into(), "pw".into()))
+        );
+        // An authorization identity that prepares to nothing fails.
+        assert_eq!(decode_plain("\u{ad}\0joe@x.org\0pw".as_bytes()), None);
+        assert_eq!(decode_plain("\0\u{ad}\0pw".as_bytes()), None);
+        // A prohibited character (a control) cannot be prepared.
+        assert_eq!(decode_plain(b"\0jo\x07e\0pw"), None);
+    }
 
     #[test]
     fn plain() {

@@ -357,6 +357,12 @@ impl Session {
             );
             return Flow::Continue;
         }
+        // RFC 5804 §2.1: LOGIN speaks first ("Username:"), so an initial
+        // response with it is refused.
+        if initial.is_some() && mech.eq_ignore_ascii_case("LOGIN") {
+            self.reply("NO", "", "LOGIN takes no initial response");
+            return Flow::Continue;
+        }
         let initial = match initial {
             None => None,
             Some(Arg::String(s)) => match b64_decode(&String::from_utf8_lossy(&s)) {

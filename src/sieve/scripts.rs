@@ -44,13 +44,19 @@ pub enum SieveError {
 
 pub type Result<T> = std::result::Result<T, SieveError>;
 
-/// RFC 5804 §1.6: a script name is 1 to 255 octets of UTF-8 without
-/// control characters (nor U+2028, U+2029).
+/// RFC 5804 §1.6: a script name is Net-Unicode (RFC 5198: UTF-8 in
+/// NFC), without control characters (nor U+2028, U+2029), 1 to 512
+/// octets (128 characters of any size fit); longer names are refused,
+/// never cut.
 pub fn valid_name(name: &str) -> Result<()> {
     let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    if name.is_empty() || name.len() > 255 || name.chars().any(bad) {
+    if name.is_empty()
+        || name.len() > 512
+        || name.chars().any(bad)
+        || !unicode_normalization::is_nfc(name)
+    {
         return Err(SieveError::Invalid(format!(
-            "`{}` is not a script name: 1 to 255 octets, no control characters",
+            "`{}` is not a script name: 1 to 512 octets of UTF-8 in NFC, no control characters",
             name.escape_debug()
         )));
     }
@@ -61,6 +67,10 @@ pub fn valid_name(name: &str) -> Result<()> {
 /// offered ([`super::EXTENSIONS`]): the compiled script, or why not (a
 /// compile error names its line and column).
 pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
+    // RFC 5804 §2.6: a script of zero length is refused.
+    if text.trim().is_empty() {
+        return Err(SieveError::Invalid("the script is empty".into()));
+    }
     if text.len() > cfg.max_script_size {
         return Err(SieveError::Quota(format!(
             "the script is {} octets, more than sieve.max-script-size ({})",
@@ -248,7 +258,13 @@ mod tests {
         assert!(valid_name("").is_err());
         assert!(valid_name("a\nb").is_err());
         assert!(valid_name("a\u{2028}b").is_err());
-        assert!(valid_name(&"x".repeat(256)).is_err());
+        assert!(
+            valid_name(&"\u{10348}".repeat(128)).is_ok(),
+            "128 four-octet characters"
+        );
+        assert!(valid_name(&"x".repeat(513)).is_err());
+        assert!(valid_name("e\u{301}").is_err(), "not NFC");
+        assert!(valid_name("\u{e9}").is_ok());
     }
 
     #[test]
