@@ -152,6 +152,7 @@ impl Core {
         let mut targets: Vec<IngestTarget> = Vec::new();
         let mut seen: Vec<u32> = Vec::new();
         let from = crate::sieve::deliver::envelope_from(&raw);
+        let mut notices: Vec<(u32, String, String)> = Vec::new();
         for id in accounts {
             if seen.contains(id) {
                 continue;
@@ -170,6 +171,9 @@ impl Core {
             match account.filter(|_| role == "inbox") {
                 Some(a) => {
                     let plan = crate::sieve::deliver::plan(self, &a, &raw, &from).await;
+                    if let Some(e) = &plan.error {
+                        notices.push((a.id, a.address.clone(), e.clone()));
+                    }
                     for (folder, flags) in plan.files {
                         let mut t = t.clone();
                         t.folder = folder;
@@ -205,6 +209,20 @@ impl Core {
         if let Some(head) = head {
             crate::vacation::after_delivery(self, &head, &accounts).await;
         }
+        for (id, address, e) in notices {
+            let notice = crate::sieve::deliver::error_notice(&self.config.hostname, &address, &e);
+            if let Err(e) = self
+                .mail
+                .ingest(IngestRequest {
+                    raw: notice,
+                    targets: vec![IngestTarget::inbox(id)],
+                    received_at: None,
+                })
+                .await
+            {
+                tracing::warn!(account = %address, "Sieve failure notice not stored: {e}");
+            }
+        }
         if let Some(raw) = report {
             let emails: Vec<(u32, u64)> = stored.iter().map(|o| (o.account, o.email)).collect();
             crate::jmap::reports::after_delivery(self, &raw, &emails).await;
@@ -224,6 +242,16 @@ impl Core {
         redirects: Vec<(String, Vec<u8>)>,
     ) -> Result<(), MailError> {
         for (to, raw) in redirects {
+            // RFC 5228 §4.2: one Received field more than the message
+            // came with (the loop count of RFC 5321 §6.3 sees it).
+            let mut with_trace = format!(
+                "Received: by {} (Petrel) with Sieve redirect for <{to}>; {}\r\n",
+                self.config.hostname,
+                rfc5322_date(unix_now())
+            )
+            .into_bytes();
+            with_trace.extend_from_slice(&raw);
+            let raw = with_trace;
             let id = self
                 .queue
                 .enqueue(crate::queue::NewMessage {

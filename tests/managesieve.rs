@@ -361,4 +361,17 @@ async fn the_wire_protocol_edges() {
     c.send("LOGOUT\r\nNOOP\r\n").await;
     assert!(response(&mut c).await[0].starts_with("OK"));
     assert_eq!(c.line_opt().await, None, "closed after LOGOUT");
+
+    // RFC 5228 §10: another user sees none of joe's scripts.
+    s.account("bob@example.org");
+    let mut b = LineClient::connect(s.addr("managesieve")).await;
+    response(&mut b).await;
+    b.send(&format!(
+        "AUTHENTICATE \"PLAIN\" \"{}\"\r\nLISTSCRIPTS\r\nGETSCRIPT \"a\"\r\n",
+        b64("\0bob@example.org\0pw")
+    ))
+    .await;
+    assert!(response(&mut b).await[0].starts_with("OK"));
+    assert_eq!(response(&mut b).await, ["OK \"Completed\""]);
+    assert!(response(&mut b).await[0].starts_with("NO (NONEXISTENT)"));
 }

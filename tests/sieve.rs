@@ -111,6 +111,12 @@ if envelope :is "from" "boss@remote.test" {
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].0, "list mail");
     assert!(list[0].1.contains("\\Seen"), "{list:?}");
+    // §4.4: discard is silent: nothing went back to the sender.
+    assert_eq!(
+        s.cli_ok(&["queue", "list"]).trim(),
+        "The queue is empty.",
+        "no bounce queued"
+    );
 
     // Deactivated, nothing runs: the list mail stays in the Inbox.
     s.cli_ok(&["sieve", "deactivate", JOE]);
@@ -141,7 +147,7 @@ async fn duplicate_include_and_missing_mailboxes() {
     let out = put(
         &s,
         "main",
-        "require [\"include\", \"fileinto\"];\ninclude :personal \"lib\";\nif header :is \"Subject\" \"nowhere\" { fileinto \"Does/Not/Exist\"; }\n",
+        "require [\"include\", \"fileinto\", \"imap4flags\"];\ninclude :personal \"lib\";\nif header :is \"Subject\" \"nowhere\" { fileinto \"Does/Not/Exist\"; }\nif header :is \"Subject\" \"twice\" { fileinto :flags \"\\\\Seen\" \"INBOX\"; keep :flags \"\\\\Flagged\"; }\n",
     );
     assert!(out.status.success(), "{out:?}");
     send(
@@ -162,12 +168,21 @@ async fn duplicate_include_and_missing_mailboxes() {
         "Message-ID: <two@remote.test>\r\nSubject: nowhere",
     )
     .await;
-    let inbox: Vec<String> = mailbox(&s, "INBOX")
-        .await
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
-    assert_eq!(inbox, ["first", "nowhere"]);
+    // RFC 5228 §2.10.3: asked into the Inbox twice, stored once, with
+    // the flags of both.
+    send(
+        &s,
+        "ann@remote.test",
+        "Message-ID: <three@remote.test>\r\nSubject: twice",
+    )
+    .await;
+    let inbox = mailbox(&s, "INBOX").await;
+    let subjects: Vec<&str> = inbox.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(subjects, ["first", "nowhere", "twice"], "{inbox:?}");
+    assert!(
+        inbox[2].1.contains("\\Seen") && inbox[2].1.contains("\\Flagged"),
+        "{inbox:?}"
+    );
     let dups: Vec<String> = mailbox(&s, "Dups").await.into_iter().map(|m| m.0).collect();
     assert_eq!(dups, ["again"]);
 }
@@ -186,8 +201,19 @@ async fn failing_scripts_keep_the_mail() {
     );
     assert!(out.status.success(), "{out:?}");
     send(&s, "ann@remote.test", "Subject: still here").await;
-    let inbox = mailbox(&s, "INBOX").await;
-    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    // The user is told, once a day for the same error: the message kept
+    // and one notice.
+    send(&s, "ann@remote.test", "Subject: here too").await;
+    let inbox: Vec<String> = mailbox(&s, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(
+        inbox,
+        ["still here", "Your Sieve script failed", "here too"],
+        "{inbox:?}"
+    );
     assert!(mailbox(&s, "Elsewhere").await.is_empty());
     let log = s.log_until("Sieve script failed, message kept in the Inbox");
     assert!(
@@ -202,10 +228,11 @@ async fn failing_scripts_keep_the_mail() {
 async fn redirects_go_through_the_queue() {
     let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
     remote.account("bob@remote.test");
-    let s = server(&format!(
-        "[queue]\nrelay = \"{}\"\nretry = [1]\n",
+    let s = TestServer::start_logging(&format!(
+        "[imap]\nauth-without-tls = true\n[queue]\nrelay = \"{}\"\nretry = [1]\n",
         remote.addr("smtp")
     ));
+    s.account(JOE);
     let out = put(
         &s,
         "forward",
@@ -214,22 +241,51 @@ async fn redirects_go_through_the_queue() {
     assert!(out.status.success(), "{out:?}");
     send(&s, "ann@remote.test", "Subject: forwarded").await;
     send(&s, "ann@remote.test", "Subject: keep a copy").await;
-    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 2).await;
+    // §4.2: a null envelope sender stays null.
+    let r = smtp_send(
+        s.addr("smtp"),
+        "",
+        &[JOE],
+        "From: mailer-daemon@remote.test\r\nSubject: bounce\r\n\r\nbody\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    // §4.2 loop control: a message that went round (10 Received fields
+    // or more) is not redirected again, and the ignored redirect leaves
+    // the implicit keep.
+    let hops: String = (0..10)
+        .map(|i| {
+            format!(
+                "Received: from hop{i}.test by hop{i}.test; Sat, 28 Nov 2026 10:00:00 +0000\r\n"
+            )
+        })
+        .collect();
+    send(&s, "ann@remote.test", &format!("{hops}Subject: looping")).await;
+    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 3).await;
     let texts: Vec<String> = got
         .iter()
         .map(|m| String::from_utf8_lossy(m).into_owned())
         .collect();
-    for t in &texts {
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    for t in &texts[..2] {
         assert!(t.contains("Return-Path: <ann@remote.test>"), "{t}");
         assert_eq!(t.matches("Return-Path:").count(), 1, "{t}");
+        // One Received field more: the redirect's own.
+        assert!(
+            t.contains("Received: by mx.test (Petrel) with Sieve redirect for <bob@remote.test>"),
+            "{t}"
+        );
     }
+    assert!(texts[2].contains("Return-Path: <>"), "{}", texts[2]);
     assert!(texts.iter().any(|t| t.contains("Subject: forwarded")));
     let inbox: Vec<String> = mailbox(&s, "INBOX")
         .await
         .into_iter()
         .map(|m| m.0)
         .collect();
-    assert_eq!(inbox, ["keep a copy"]);
+    assert_eq!(inbox, ["keep a copy", "looping"]);
+    let log = s.log_until("Sieve redirect queued");
+    assert!(log.contains("Sieve redirect queued"), "{log}");
 }
 
 /// What `petrel sieve` refuses, with the reason: a syntax error (by

@@ -29,6 +29,9 @@ pub struct Plan {
     pub files: Vec<(Folder, Vec<String>)>,
     /// (recipient, message) to send through the queue.
     pub redirects: Vec<(String, Vec<u8>)>,
+    /// Why the script failed, for the notice the account gets (RFC 5228
+    /// §2.10.6); at most one a day per script.
+    pub error: Option<String>,
 }
 
 impl Plan {
@@ -37,6 +40,7 @@ impl Plan {
         Plan {
             files: vec![(Folder::Role("inbox".into()), Vec::new())],
             redirects: Vec::new(),
+            error: None,
         }
     }
 }
@@ -82,7 +86,11 @@ pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str) -> Plan {
         Err(e) => {
             metrics::counter!("petrel_sieve_runs_total", "result" => "error").increment(1);
             tracing::warn!(account = %acct.address, "Sieve script failed, message kept in the Inbox: {e}");
-            Plan::keep()
+            let mut p = Plan::keep();
+            if first_today(core, acct.id, &e).await {
+                p.error = Some(e);
+            }
+            p
         }
     }
 }
@@ -140,11 +148,21 @@ async fn try_plan(
     let mut plan = Plan {
         files: Vec::new(),
         redirects: Vec::new(),
+        error: None,
     };
+    // RFC 5228 §2.10.3: one copy per mailbox, whatever the script asks
+    // (the flags of every request for it together).
     for f in &run.files {
         let target = folder(core, acct, &boxes, f).await;
-        if !plan.files.iter().any(|(t, _)| *t == target) {
-            plan.files.push((target, f.flags.clone()));
+        match plan.files.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, flags)) => {
+                for fl in &f.flags {
+                    if !flags.contains(fl) {
+                        flags.push(fl.clone());
+                    }
+                }
+            }
+            None => plan.files.push((target, f.flags.clone())),
         }
     }
     for (to, id) in &run.redirects {
@@ -307,9 +325,16 @@ fn has_role(b: &Mailbox, special_use: &str) -> bool {
 /// the one with its special use (RFC 8579), else its name — made when
 /// `:create` asks (RFC 5490 §3.2) — else the Inbox.
 async fn folder(core: &Core, acct: &Account, boxes: &[Mailbox], f: &FileAct) -> Folder {
-    let Some(name) = &f.folder else {
-        return Folder::Role("inbox".into());
+    let inbox = || match boxes.iter().find(|b| b.name == "INBOX") {
+        Some(b) => Folder::Id(b.id),
+        None => Folder::Role("inbox".into()),
     };
+    let Some(name) = &f.folder else {
+        return inbox();
+    };
+    if name.eq_ignore_ascii_case("INBOX") {
+        return inbox();
+    }
     if let Some(id) = f
         .mailbox_id
         .as_deref()
@@ -326,10 +351,7 @@ async fn folder(core: &Core, acct: &Account, boxes: &[Mailbox], f: &FileAct) -> 
     {
         return Folder::Id(b.id);
     }
-    if let Some(b) = boxes
-        .iter()
-        .find(|b| b.name == *name || (name.eq_ignore_ascii_case("INBOX") && b.name == "INBOX"))
-    {
+    if let Some(b) = boxes.iter().find(|b| b.name == *name) {
         return Folder::Id(b.id);
     }
     if f.create {
@@ -348,7 +370,47 @@ async fn folder(core: &Core, acct: &Account, boxes: &[Mailbox], f: &FileAct) -> 
     } else {
         tracing::info!(account = %acct.address, mailbox = %name, "Sieve fileinto names no mailbox, kept in the Inbox");
     }
-    Folder::Role("inbox".into())
+    inbox()
+}
+
+/// Whether this failure is the first of its kind today for the account
+/// (the notice is sent once a day, not for every message).
+async fn first_today(core: &Core, acct: u32, error: &str) -> bool {
+    let day = unix_now() / 86400;
+    let key = u64::from_be_bytes(
+        sha2::Sha256::digest(format!("sieve-error {day} {error}").as_bytes())[..8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    let mail = &core.mail;
+    if matches!(
+        mail.record::<Seen>(acct, Kind::SieveDuplicate, key).await,
+        Ok(Some(_))
+    ) {
+        return false;
+    }
+    let until = (day + 1) * 86400;
+    mail.put_record(acct, Kind::SieveDuplicate, key, &Seen { until })
+        .await
+        .is_ok()
+}
+
+/// The notice an account gets when its script failed (RFC 5228 §2.10.6:
+/// the user learns that an error occurred and which actions were
+/// taken: none but the implicit keep).
+pub fn error_notice(hostname: &str, to: &str, error: &str) -> Vec<u8> {
+    format!(
+        "From: Mail Delivery <postmaster@{hostname}>\r\nTo: <{to}>\r\nSubject: Your Sieve script failed\r\n\
+         Date: {}\r\nMessage-ID: <{}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Your Sieve script failed while a message was delivered to you:\r\n\r\n  {}\r\n\r\n\
+         None of its actions were taken: the message was kept in your Inbox.\r\n\
+         This notice comes at most once a day for the same error.\r\n",
+        crate::core::rfc5322_date(unix_now()),
+        crate::core::new_message_id(hostname),
+        error.replace(['\r', '\n'], " ")
+    )
+    .into_bytes()
 }
 
 /// The message without the Return-Path that final delivery put first
@@ -382,6 +444,121 @@ pub fn envelope_from(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a script asks for a message, run as deliveries run it (the
+    /// extensions offered, no mailboxes, envelope from ann).
+    fn actions(script: &str, raw: &str) -> Result<Vec<String>, String> {
+        let cfg = crate::config::SieveConfig::default();
+        let compiled = super::super::compiler(&cfg)
+            .compile(script.as_bytes())
+            .map_err(|e| format!("compile: {e}"))?;
+        let rt = super::super::runtime(&cfg, "mx.test");
+        let ctx = rt
+            .filter(raw.as_bytes())
+            .with_user_address("joe@example.org")
+            .with_envelope(::sieve::Envelope::From, "<@relay.test:ann@remote.test>")
+            .with_envelope(::sieve::Envelope::To, "joe@example.org");
+        let run = interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)?;
+        let mut out: Vec<String> = run
+            .files
+            .iter()
+            .map(|f| {
+                f.folder
+                    .clone()
+                    .map_or("keep".into(), |n| format!("fileinto {n}"))
+            })
+            .collect();
+        out.extend(run.redirects.iter().map(|(to, _)| format!("redirect {to}")));
+        Ok(out)
+    }
+
+    const MSG: &str =
+        "From: Ann <ann@remote.test>\r\nTo: joe@example.org\r\nCc: cc@example.org\r\n\
+        Bcc: bcc@example.org\r\nSender: s@remote.test\r\nResent-From: rf@remote.test\r\n\
+        Resent-To: rt@example.org\r\nSubject: =?ISO-8859-1?Q?caf=E9?= ABC\r\n\r\nbody\r\n";
+
+    fn files(script: &str) -> Vec<String> {
+        actions(script, MSG).unwrap_or_else(|e| panic!("{e}: {script}"))
+    }
+
+    const F: &str = "require \"fileinto\";\n";
+
+    /// RFC 5228 §5: address, allof, anyof, exists, false, header, not,
+    /// size, true; §5.1 address on From, To, Cc, Bcc, Sender,
+    /// Resent-From, Resent-To; §2.4.1 integers to 2^31-1; §2.7.3 the
+    /// i;octet and i;ascii-casemap comparators; §2.7.2 encoded words in
+    /// ISO-8859-1 compared as UTF-8; §5.4 envelope without the source
+    /// route.
+    #[test]
+    fn base_tests_and_comparators() {
+        for h in [
+            "from",
+            "to",
+            "cc",
+            "bcc",
+            "sender",
+            "resent-from",
+            "resent-to",
+        ] {
+            let s = format!("{F}if address :domain :is \"{h}\" [\"remote.test\", \"example.org\"] {{ fileinto \"{h}\"; }}");
+            assert_eq!(files(&s), [format!("fileinto {h}")], "{h}");
+        }
+        let s = format!(
+            "{F}if allof (exists \"Subject\", not exists \"X-None\", true, not false,\n\
+             anyof (false, size :under 2147483647), size :over 0,\n\
+             header :contains \"Subject\" \"café\") {{ fileinto \"all\"; }}"
+        );
+        assert_eq!(files(&s), ["fileinto all"]);
+        let s = format!("{F}if header :comparator \"i;octet\" :contains \"Subject\" \"abc\" {{ fileinto \"octet\"; }}\n\
+            if header :comparator \"i;ascii-casemap\" :contains \"Subject\" \"abc\" {{ fileinto \"casemap\"; }}");
+        assert_eq!(files(&s), ["fileinto casemap"]);
+        let s = "require [\"fileinto\", \"envelope\"];\nif envelope :is \"from\" \"ann@remote.test\" { fileinto \"routed\"; }".to_string();
+        assert_eq!(files(&s), ["fileinto routed"]);
+    }
+
+    /// §2.4.2 strings (escapes, multi-line with dot-stuffing), §2.4.2.4
+    /// encoded-character (a malformed sequence stays as written), §2.10.7
+    /// fifteen nested blocks and test lists (an invalid header name is
+    /// refused when the script is stored),, §3.1 elsif only after if,
+    /// §2.10.5 an extension not required is unknown (§3.2, require first:
+    /// `scripts::tests::require_comes_first`).
+    #[test]
+    fn grammar() {
+        let s = format!(
+            "{F}if header :is \"X-Q\" \"a\\\"b\\\\c\" {{ fileinto text:\r\n..dot\r\n.\r\n; }}"
+        );
+        assert_eq!(
+            actions(&s, "X-Q: a\"b\\c\r\n\r\n").unwrap(),
+            ["fileinto .dot\r\n"]
+        );
+        // sieve-rs refuses an invalid header name when the script is
+        // compiled (stored), so it never errs at delivery.
+        let s = format!("{F}if header :is \"bad name:\" \"x\" {{ fileinto \"no\"; }}");
+        assert!(actions(&s, MSG)
+            .unwrap_err()
+            .contains("Invalid header name"));
+        let s = "require [\"fileinto\", \"encoded-character\"];\n\
+            if header :contains \"Subject\" \"${hex:41 42}\" { fileinto \"${unicode: zz}\"; }";
+        assert_eq!(files(s), ["fileinto ${unicode: zz}"]);
+        let nested = format!(
+            "{F}{}fileinto \"deep\";{}",
+            "if true { ".repeat(15),
+            " }".repeat(15)
+        );
+        assert_eq!(files(&nested), ["fileinto deep"]);
+        let tests = format!(
+            "{F}if {}true{} {{ fileinto \"deep\"; }}",
+            "allof(".repeat(15),
+            ")".repeat(15)
+        );
+        assert_eq!(files(&tests), ["fileinto deep"]);
+        for bad in [
+            "if true { keep; } else { keep; } elsif true { keep; }",
+            "fileinto \"x\";",
+        ] {
+            assert!(actions(bad, MSG).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn return_path_is_read_and_removed() {

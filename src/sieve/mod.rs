@@ -59,6 +59,7 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         .without_capabilities(Capability::all().iter().cloned())
         .with_cpu_limit(cfg.max_instructions)
         .with_max_redirects(cfg.max_redirects)
+        .with_max_out_messages(cfg.max_redirects.max(1))
         .with_max_nested_includes(cfg.max_include_depth)
         .with_local_hostname(hostname.to_string())
         .with_env_variable("name", "Petrel")

@@ -85,6 +85,11 @@ pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
             e.line_pos()
         ))
     })?;
+    if let Some(line) = late_require(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: require comes before every other command (RFC 5228 §3.2)"
+        )));
+    }
     // `require` runs first: a run on an empty message stops at the first
     // extension that is not offered, before any action.
     let rt = super::runtime(cfg, "localhost");
@@ -103,6 +108,81 @@ pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
         }
     }
     Ok(script)
+}
+
+/// RFC 5228 §3.2: `require` only before any other command (sieve-rs
+/// takes it anywhere). A scan of the script's tokens, skipping comments
+/// and strings: the line of the first `require` that follows another
+/// command.
+fn late_require(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut line) = (0, 1);
+    // At the start of a command; another command was seen.
+    let (mut start, mut other) = (true, false);
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    line += usize::from(b[i] == b'\n');
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    line += usize::from(b[i] == b'\n');
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                start = false;
+            }
+            b';' | b'{' | b'}' => {
+                start = true;
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let from = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                let word = &text[from..i];
+                if word.eq_ignore_ascii_case("text") && b.get(i) == Some(&b':') {
+                    // A multi-line string: through a line of one ".".
+                    let rest = &text[i..];
+                    let end = rest
+                        .find("\n.\r\n")
+                        .map(|p| p + 4)
+                        .or_else(|| rest.find("\n.\n").map(|p| p + 3))
+                        .unwrap_or(rest.len());
+                    line += rest[..end].matches('\n').count();
+                    i += end;
+                    start = false;
+                    continue;
+                }
+                if start {
+                    if !word.eq_ignore_ascii_case("require") {
+                        other = true;
+                    } else if other {
+                        return Some(line);
+                    }
+                }
+                start = false;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Every script of the account with its record id, and the active one's
@@ -265,6 +345,23 @@ mod tests {
         assert!(valid_name(&"x".repeat(513)).is_err());
         assert!(valid_name("e\u{301}").is_err(), "not NFC");
         assert!(valid_name("\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn require_comes_first() {
+        assert_eq!(
+            late_require("require \"a\";\nrequire [\"b\"];\nkeep;"),
+            None
+        );
+        assert_eq!(late_require("keep;\nrequire \"fileinto\";"), Some(2));
+        assert_eq!(late_require("if true {\n  require \"x\";\n}"), Some(2));
+        assert_eq!(
+            late_require("# require\n/* require */ keep;\nfileinto text:\r\nrequire\r\n.\r\n;"),
+            None
+        );
+        assert_eq!(late_require("keep; \"require\"; "), None);
+        let e = check(&SieveConfig::default(), "keep;\nrequire \"fileinto\";\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]
