@@ -180,7 +180,7 @@ impl Core {
                         t.flags = flags;
                         targets.push(t);
                     }
-                    self.sieve_redirects(&a, &from, plan.redirects).await?;
+                    self.sieve_redirects(&a, plan.redirects).await?;
                 }
                 None => targets.push(t),
             }
@@ -232,39 +232,39 @@ impl Core {
 }
 
 impl Core {
-    /// Queues what a Sieve script redirected (RFC 5228 §4.2), from the
-    /// original envelope sender. A queue that fails fails the delivery
-    /// (a temporary error: the sender retries, nothing is lost).
+    /// Queues what a Sieve script sends: redirects (RFC 5228 §4.2) and
+    /// vacation responses (RFC 5230), each from the envelope sender the
+    /// plan names. A queue that fails fails the delivery (a temporary
+    /// error: the sender retries, nothing is lost).
     async fn sieve_redirects(
         &self,
         account: &crate::directory::Account,
-        from: &str,
-        redirects: Vec<(String, Vec<u8>)>,
+        sends: Vec<(String, Vec<u8>, String, bool)>,
     ) -> Result<(), MailError> {
-        for (to, raw) in redirects {
-            // RFC 5228 §4.2: one Received field more than the message
-            // came with (the loop count of RFC 5321 §6.3 sees it).
-            let mut with_trace = format!(
-                "Received: by {} (Petrel) with Sieve redirect for <{to}>; {}\r\n",
-                self.config.hostname,
-                rfc5322_date(unix_now())
-            )
-            .into_bytes();
-            with_trace.extend_from_slice(&raw);
-            let raw = with_trace;
+        for (to, raw, from, response) in sends {
+            let mut rcpt = crate::queue::QueueRcpt::new(&to);
+            if response {
+                // RFC 5230 §5.1: NOTIFY=NEVER for the response.
+                rcpt.notify = crate::queue::Notify::default();
+            }
             let id = self
                 .queue
                 .enqueue(crate::queue::NewMessage {
                     from: from.to_string(),
-                    recipients: vec![crate::queue::QueueRcpt::new(&to)],
+                    recipients: vec![rcpt],
                     smtputf8: !to.is_ascii() || !from.is_ascii(),
                     raw,
                     ..Default::default()
                 })
                 .await
                 .map_err(MailError::from)?;
-            metrics::counter!("petrel_sieve_redirects_total").increment(1);
-            tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve redirect queued");
+            if response {
+                metrics::counter!("petrel_sieve_vacation_responses_total").increment(1);
+                tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve vacation response queued");
+            } else {
+                metrics::counter!("petrel_sieve_redirects_total").increment(1);
+                tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve redirect queued");
+            }
         }
         Ok(())
     }

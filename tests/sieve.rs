@@ -301,12 +301,8 @@ async fn the_cli_manages_scripts() {
     };
     let e = err(put(&s, "bad", "keep;\nif true {\n"));
     assert!(e.contains("line 3") || e.contains("line 2"), "{e}");
-    let e = err(put(
-        &s,
-        "away",
-        "require \"vacation\";\nvacation \"gone\";\n",
-    ));
-    assert!(e.contains("vacation"), "{e}");
+    let e = err(put(&s, "away", "require \"reject\";\nreject \"gone\";\n"));
+    assert!(e.contains("reject"), "{e}");
     let e = err(put(&s, "big", &format!("# {}\nkeep;\n", "x".repeat(300))));
     assert!(e.contains("max-script-size"), "{e}");
     assert!(put(&s, "one", "keep;\n").status.success());
@@ -331,4 +327,89 @@ async fn the_cli_manages_scripts() {
     std::fs::write(&f, "fileinto \"x\";\n").unwrap();
     let e = err(s.cli(&["sieve", "check", f.to_str().unwrap()]));
     assert!(e.contains("line 1"), "{e}");
+}
+
+/// RFC 5230 vacation (RFC 3834 rules), with a second Petrel as the
+/// sender's server: one response per sender per period, from the null
+/// sender, Auto-Submitted: auto-replied, In-Reply-To the original, the
+/// Subject prefixed; none to lists, to auto-submitted mail, to null
+/// senders or when the user is not a named recipient.
+#[tokio::test]
+async fn vacation_answers_once_per_sender() {
+    let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    remote.account("ann@remote.test");
+    remote.account("cy@remote.test");
+    let s = TestServer::start_logging(&format!(
+        "[imap]\nauth-without-tls = true\n[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        remote.addr("smtp")
+    ));
+    s.account(JOE);
+    let out = put(
+        &s,
+        "away",
+        "require [\"vacation\", \"fileinto\", \"mailbox\"];\nvacation :days 3 :subject \"Away\" \"I am away until Monday.\";\nfileinto :create \"While away\";\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mail = |from: &str, head: &str| {
+        format!("From: {from}\r\nTo: joe@example.org\r\nMessage-ID: <{}@remote.test>\r\n{head}\r\n\r\nbody\r\n", rand_id())
+    };
+    for (from, head) in [
+        ("ann@remote.test", "Subject: first"),
+        ("ann@remote.test", "Subject: second"),
+        (
+            "cy@remote.test",
+            "Subject: from a list\r\nList-Id: <l.remote.test>",
+        ),
+        (
+            "cy@remote.test",
+            "Subject: robot\r\nAuto-Submitted: auto-generated",
+        ),
+    ] {
+        let r = smtp_send(s.addr("smtp"), from, &[JOE], &mail(from, head)).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    // Bcc'd: joe is not in To or Cc.
+    let r = smtp_send(
+        s.addr("smtp"),
+        "cy@remote.test",
+        &[JOE],
+        "From: cy@remote.test\r\nTo: team@remote.test\r\nSubject: bcc\r\n\r\nbody\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = wait_for_mail(remote.addr("imap"), "ann@remote.test", 1).await;
+    let reply = String::from_utf8_lossy(&got[0]).into_owned();
+    assert!(reply.contains("Return-Path: <>"), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
+    assert!(reply.contains("In-Reply-To: <"), "{reply}");
+    assert!(reply.contains("Subject: Away"), "{reply}");
+    assert!(reply.contains("I am away until Monday."), "{reply}");
+    // Filed all the same; one response to ann, none to cy.
+    assert_eq!(mailbox(&s, "While away").await.len(), 5);
+    let log = s.log_until("Sieve vacation response queued");
+    assert_eq!(
+        log.matches("Sieve vacation response queued").count(),
+        1,
+        "{log}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), "ann@remote.test", "pw")
+            .await
+            .len(),
+        1
+    );
+    assert!(imap_fetch_all(remote.addr("imap"), "cy@remote.test", "pw")
+        .await
+        .is_empty());
+}
+
+fn rand_id() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }

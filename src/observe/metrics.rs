@@ -129,6 +129,10 @@ fn describe() {
         "Sieve scripts run at delivery, by result (ok, error: the message was kept in the Inbox)"
     );
     describe_counter!(
+        "petrel_sieve_vacation_responses_total",
+        "Vacation responses Sieve scripts sent (RFC 5230), queued"
+    );
+    describe_counter!(
         "petrel_sieve_redirects_total",
         "Messages a Sieve script redirected, queued"
     );

@@ -27,8 +27,11 @@ pub struct Plan {
     /// The mailboxes the message goes into, each with its flags; none
     /// when the script discarded it.
     pub files: Vec<(Folder, Vec<String>)>,
-    /// (recipient, message) to send through the queue.
-    pub redirects: Vec<(String, Vec<u8>)>,
+    /// (recipient, message, envelope sender) to send through the queue:
+    /// redirects keep the original sender, responses the script wrote
+    /// (vacation, RFC 5230 §5.1) go from the null sender.
+    /// The last field is true for a response the script wrote.
+    pub redirects: Vec<(String, Vec<u8>, String, bool)>,
     /// Why the script failed, for the notice the account gets (RFC 5228
     /// §2.10.6); at most one a day per script.
     pub error: Option<String>,
@@ -166,11 +169,39 @@ async fn try_plan(
         }
     }
     for (to, id) in &run.redirects {
-        let msg = match run.created.get(id) {
-            Some(m) => m.clone(),
-            None => without_return_path(raw).to_vec(),
+        let (msg, sender, response) = match run.created.get(id) {
+            // A response (vacation) also meets Petrel's own RFC 3834
+            // rules, those of the JMAP VacationResponse: sieve-rs misses
+            // an Auto-Submitted field, which mail-parser names itself.
+            Some(_) if crate::vacation::should_reply(raw, acct).is_err() => {
+                let why = crate::vacation::should_reply(raw, acct)
+                    .err()
+                    .unwrap_or_default();
+                tracing::info!(account = %acct.address, to = %to, "Sieve vacation response not sent: {why}");
+                continue;
+            }
+            Some(m) => (encoded_subject(m), String::new(), true),
+            None => {
+                // RFC 5228 §4.2: one Received field more than the message
+                // came with (the loop count of RFC 5321 §6.3 sees it).
+                let mut m = format!(
+                    "Received: by {} (Petrel) with Sieve redirect for <{to}>; {}\r\n",
+                    core.config.hostname,
+                    crate::core::rfc5322_date(now)
+                )
+                .into_bytes();
+                m.extend_from_slice(without_return_path(raw));
+                (m, from.to_string(), false)
+            }
         };
-        plan.redirects.push((to.clone(), msg));
+        plan.redirects.push((to.clone(), msg, sender, response));
+    }
+    // Tracked ids past their time go (RFC 5230 §4.2 needs 1,000 kept;
+    // these are all the live ones).
+    for (k, until) in &seen {
+        if *until <= now && !run.seen.iter().any(|(s, _)| s == k) {
+            let _ = mail.delete_record(acct.id, Kind::SieveDuplicate, *k).await;
+        }
     }
     tracing::info!(
         account = %acct.address,
@@ -296,10 +327,15 @@ fn interpret(
                 }
                 Input::True
             }
+            // The only message a script writes here is its vacation
+            // response; a second is an error (RFC 5230 §4.7).
             Event::CreatedMessage {
                 message_id,
                 message,
             } => {
+                if !run.created.is_empty() {
+                    return Err("a script may take one vacation action (RFC 5230 §4.7)".into());
+                }
                 run.created.insert(message_id, message);
                 Input::True
             }
@@ -413,6 +449,59 @@ pub fn error_notice(hostname: &str, to: &str, error: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A response with its Subject as RFC 2047 encoded words when it is not
+/// ASCII (RFC 5230 §4.3; sieve-rs writes it as UTF-8).
+fn encoded_subject(msg: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let head_end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(msg.len());
+    let Some(start) = msg[..head_end]
+        .split(|&b| b == b'\n')
+        .scan(0, |pos, line| {
+            let at = *pos;
+            *pos += line.len() + 1;
+            Some((at, line))
+        })
+        .find(|(_, l)| l.len() >= 8 && l[..8].eq_ignore_ascii_case(b"Subject:"))
+        .map(|(at, _)| at)
+    else {
+        return msg.to_vec();
+    };
+    let end = msg[start..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(head_end, |p| start + p);
+    let value = String::from_utf8_lossy(&msg[start + 8..end])
+        .trim()
+        .to_string();
+    if value.is_ascii() {
+        return msg.to_vec();
+    }
+    // Encoded words of at most 64 characters (a line within 78): 39
+    // octets of UTF-8 each,
+    // never splitting a character.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in value.chars() {
+        if chunk.len() + c.len_utf8() > 39 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let encoded: Vec<String> = words
+        .iter()
+        .map(|w| format!("=?utf-8?B?{}?=", b64.encode(w)))
+        .collect();
+    let mut out = msg[..start].to_vec();
+    out.extend_from_slice(format!("Subject: {}", encoded.join("\r\n ")).as_bytes());
+    out.extend_from_slice(&msg[end..]);
+    out
+}
+
 /// The message without the Return-Path that final delivery put first
 /// (a redirect is not a final delivery).
 fn without_return_path(raw: &[u8]) -> &[u8] {
@@ -482,6 +571,78 @@ mod tests {
     }
 
     const F: &str = "require \"fileinto\";\n";
+
+    /// The responses a script writes for a message from `from`.
+    fn responses(script: &str, from: &str, raw: &str) -> Result<Vec<String>, String> {
+        let cfg = crate::config::SieveConfig::default();
+        let compiled = super::super::compiler(&cfg)
+            .compile(script.as_bytes())
+            .map_err(|e| format!("compile: {e}"))?;
+        let rt = super::super::runtime(&cfg, "mx.test");
+        let ctx = rt
+            .filter(raw.as_bytes())
+            .with_user_address("joe@example.org")
+            .with_envelope(::sieve::Envelope::From, from)
+            .with_envelope(::sieve::Envelope::To, "joe@example.org");
+        let run = interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)?;
+        Ok(run
+            .redirects
+            .iter()
+            .filter_map(|(_, id)| run.created.get(id))
+            .map(|m| String::from_utf8_lossy(&encoded_subject(m)).into_owned())
+            .collect())
+    }
+
+    /// RFC 5230 through Petrel's runtime: the response's header (default
+    /// Subject "Auto: …", From the user, To the sender, In-Reply-To,
+    /// References, Auto-Submitted, Date, a non-ASCII subject as an
+    /// encoded word); none when the user is not a named recipient, for
+    /// a list, or for a mailer-daemon; vacation beside fileinto is fine,
+    /// two vacations are an error.
+    #[test]
+    fn vacation_responses() {
+        let v = "require [\"vacation\", \"fileinto\"];\nvacation \"Away.\";\nfileinto \"x\";";
+        let msg = "From: ann@remote.test\r\nTo: joe@example.org\r\nSubject: plans\r\nMessage-ID: <m1@remote.test>\r\n\r\nhi\r\n";
+        let r = responses(v, "ann@remote.test", msg).unwrap();
+        assert_eq!(r.len(), 1, "{r:?}");
+        let h = &r[0];
+        for want in [
+            "Subject: Auto: plans",
+            "From: joe@example.org",
+            "To: ann@remote.test",
+            "In-Reply-To: <m1@remote.test>",
+            "References: <m1@remote.test>",
+            "Auto-Submitted: auto-replied",
+            "Date: ",
+        ] {
+            assert!(h.contains(want), "{want}: {h}");
+        }
+        let utf = "require \"vacation\";\nvacation :subject \"Café\" \"Away.\";";
+        let r = responses(utf, "ann@remote.test", msg).unwrap();
+        assert!(r[0].contains("Subject: =?utf-8?B?Q2Fmw6k=?="), "{}", r[0]);
+        let long = "é".repeat(40);
+        let enc = String::from_utf8(encoded_subject(
+            format!("Subject: {long}\r\nTo: x\r\n\r\nb").as_bytes(),
+        ))
+        .unwrap();
+        assert!(
+            enc.contains("?=\r\n =?utf-8?B?") && enc.ends_with("\r\nTo: x\r\n\r\nb"),
+            "{enc}"
+        );
+        assert!(enc.lines().all(|l| l.len() <= 78), "{enc}");
+        let bare = msg.replace("Subject: plans\r\n", "");
+        let r = responses(v, "ann@remote.test", &bare).unwrap();
+        assert!(r[0].contains("Subject: Automated reply"), "{}", r[0]);
+        let bcc = msg.replace("To: joe@example.org", "To: team@remote.test");
+        assert!(responses(v, "ann@remote.test", &bcc).unwrap().is_empty());
+        let list = msg.replace("Subject:", "List-Id: <l.remote.test>\r\nSubject:");
+        assert!(responses(v, "ann@remote.test", &list).unwrap().is_empty());
+        assert!(responses(v, "mailer-daemon@remote.test", msg)
+            .unwrap()
+            .is_empty());
+        let twice = "require \"vacation\";\nvacation \"a\";\nvacation \"b\";";
+        assert!(responses(twice, "ann@remote.test", msg).is_err());
+    }
 
     /// RFC 5228 §5: address, allof, anyof, exists, false, header, not,
     /// size, true; §5.1 address on From, To, Cc, Bcc, Sender,

@@ -7,7 +7,7 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: reject/ereject, vacation, enotify, editheader,
+//! offered yet: reject/ereject, enotify, editheader,
 //! replace/enclose, fcc, spamtest/virustest, ext-lists, mboxmetadata,
 //! servermetadata, redirect-dsn/deliverby, convert.
 
@@ -46,6 +46,8 @@ pub const EXTENSIONS: &[&str] = &[
     "ihave",
     "include",
     "regex",
+    "vacation",
+    "vacation-seconds",
 ];
 
 /// The compiler, with the script size limit.
@@ -59,7 +61,10 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         .without_capabilities(Capability::all().iter().cloned())
         .with_cpu_limit(cfg.max_instructions)
         .with_max_redirects(cfg.max_redirects)
-        .with_max_out_messages(cfg.max_redirects.max(1))
+        // Redirects and one vacation response.
+        .with_max_out_messages(cfg.max_redirects + 1)
+        // RFC 5230 §4.1: 7 days when :days is not given.
+        .with_default_vacation_expiry(7 * 86400)
         .with_max_nested_includes(cfg.max_include_depth)
         .with_local_hostname(hostname.to_string())
         .with_env_variable("name", "Petrel")
