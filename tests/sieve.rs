@@ -15,6 +15,21 @@ fn server(extra: &str) -> TestServer {
     s
 }
 
+/// A second Petrel with `users`, and joe's server (logging) relaying
+/// to it.
+fn relaying_to(users: &[&str]) -> (TestServer, TestServer) {
+    let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
+    for u in users {
+        remote.account(u);
+    }
+    let s = TestServer::start_logging(&format!(
+        "[imap]\nauth-without-tls = true\n[queue]\nrelay = \"{}\"\nretry = [1]\n",
+        remote.addr("smtp")
+    ));
+    s.account(JOE);
+    (remote, s)
+}
+
 /// Stores `text` as joe's script `name` (active) through the CLI.
 fn put(s: &TestServer, name: &str, text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
@@ -226,13 +241,7 @@ async fn failing_scripts_keep_the_mail() {
 /// the original envelope sender; with :copy (RFC 3894) a copy stays.
 #[tokio::test]
 async fn redirects_go_through_the_queue() {
-    let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
-    remote.account("bob@remote.test");
-    let s = TestServer::start_logging(&format!(
-        "[imap]\nauth-without-tls = true\n[queue]\nrelay = \"{}\"\nretry = [1]\n",
-        remote.addr("smtp")
-    ));
-    s.account(JOE);
+    let (remote, s) = relaying_to(&["bob@remote.test"]);
     let out = put(
         &s,
         "forward",
@@ -336,14 +345,7 @@ async fn the_cli_manages_scripts() {
 /// senders or when the user is not a named recipient.
 #[tokio::test]
 async fn vacation_answers_once_per_sender() {
-    let remote = TestServer::start_with("[imap]\nauth-without-tls = true\n");
-    remote.account("ann@remote.test");
-    remote.account("cy@remote.test");
-    let s = TestServer::start_logging(&format!(
-        "[imap]\nauth-without-tls = true\n[queue]\nrelay = \"{}\"\nretry = [1]\n",
-        remote.addr("smtp")
-    ));
-    s.account(JOE);
+    let (remote, s) = relaying_to(&["ann@remote.test", "cy@remote.test"]);
     let out = put(
         &s,
         "away",

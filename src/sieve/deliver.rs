@@ -534,9 +534,9 @@ pub fn envelope_from(raw: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// What a script asks for a message, run as deliveries run it (the
-    /// extensions offered, no mailboxes, envelope from ann).
-    fn actions(script: &str, raw: &str) -> Result<Vec<String>, String> {
+    /// A run of `script` for joe as deliveries run it (the extensions
+    /// offered, no mailboxes), the envelope sender `from`.
+    fn run_for(script: &str, from: &str, raw: &str) -> Result<Run, String> {
         let cfg = crate::config::SieveConfig::default();
         let compiled = super::super::compiler(&cfg)
             .compile(script.as_bytes())
@@ -545,9 +545,15 @@ mod tests {
         let ctx = rt
             .filter(raw.as_bytes())
             .with_user_address("joe@example.org")
-            .with_envelope(::sieve::Envelope::From, "<@relay.test:ann@remote.test>")
+            .with_envelope(::sieve::Envelope::From, from)
             .with_envelope(::sieve::Envelope::To, "joe@example.org");
-        let run = interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)?;
+        interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)
+    }
+
+    /// What a script asks for a message (envelope from ann, with a source
+    /// route).
+    fn actions(script: &str, raw: &str) -> Result<Vec<String>, String> {
+        let run = run_for(script, "<@relay.test:ann@remote.test>", raw)?;
         let mut out: Vec<String> = run
             .files
             .iter()
@@ -574,17 +580,7 @@ mod tests {
 
     /// The responses a script writes for a message from `from`.
     fn responses(script: &str, from: &str, raw: &str) -> Result<Vec<String>, String> {
-        let cfg = crate::config::SieveConfig::default();
-        let compiled = super::super::compiler(&cfg)
-            .compile(script.as_bytes())
-            .map_err(|e| format!("compile: {e}"))?;
-        let rt = super::super::runtime(&cfg, "mx.test");
-        let ctx = rt
-            .filter(raw.as_bytes())
-            .with_user_address("joe@example.org")
-            .with_envelope(::sieve::Envelope::From, from)
-            .with_envelope(::sieve::Envelope::To, "joe@example.org");
-        let run = interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)?;
+        let run = run_for(script, from, raw)?;
         Ok(run
             .redirects
             .iter()

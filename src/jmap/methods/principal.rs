@@ -85,6 +85,25 @@ struct View {
     state: String,
 }
 
+impl View {
+    /// The log positions from a state the client had to now, and the
+    /// digest of today's grants; a state from before a grant change (or
+    /// unknown, or later) cannot be brought up to date.
+    fn span(&self, since: &str) -> Result<(u64, u64, &str), MethodError> {
+        let cannot = super::query_changes::cannot;
+        let (now, digest) = self.state.split_once('.').ok_or_else(cannot)?;
+        let now: u64 = now.parse().map_err(|_| cannot())?;
+        let since: u64 = match since.split_once('.') {
+            Some((n, d)) if d == digest => n.parse().map_err(|_| cannot())?,
+            _ => return Err(cannot()),
+        };
+        if since > now {
+            return Err(cannot());
+        }
+        Ok((since, now, digest))
+    }
+}
+
 async fn view(cx: &Context<'_>) -> Result<View, MethodError> {
     let dir = &cx.core.directory;
     // The state first: what is listed is at least as new as it.
@@ -214,28 +233,14 @@ pub async fn changes(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value
     let acct = own(cx, &args).await?;
     let (since_text, max) = super::changes::since_and_max(&args)?;
     let v = view(cx).await?;
-    let cannot = || {
-        MethodError::with(
-            "cannotCalculateChanges",
-            "unknown state, or what is shared with you changed since; fetch the Principals again",
-        )
-    };
-    let (now, digest) = v.state.split_once('.').ok_or_else(cannot)?;
-    let now: u64 = now.parse().map_err(|_| cannot())?;
-    let since: u64 = match since_text.split_once('.') {
-        Some((n, d)) if d == digest => n.parse().map_err(|_| cannot())?,
-        _ => return Err(cannot()),
-    };
-    if since > now {
-        return Err(cannot());
-    }
+    let (since, now, digest) = v.span(&since_text)?;
     let log = cx
         .core
         .directory
         .principal_log(since, now)
         .await
         .map_err(store_error)?
-        .ok_or_else(cannot)?;
+        .ok_or_else(super::query_changes::cannot)?;
     let r = super::Replay::of(log, since, max);
     // Principals the user does not see are left out; a destroyed one
     // can no longer be placed and is named.
@@ -325,20 +330,11 @@ pub async fn query_changes(
     let acct = own(cx, &args).await?;
     let v = view(cx).await?;
     let ids = results(cx, &args, &v)?;
-    let cannot = super::query_changes::cannot;
     let text = args
         .get("sinceQueryState")
         .and_then(Value::as_str)
         .ok_or_else(|| MethodError::invalid_arguments("sinceQueryState is required"))?;
-    let (now, digest) = v.state.split_once('.').ok_or_else(cannot)?;
-    let now: u64 = now.parse().map_err(|_| cannot())?;
-    let since: u64 = match text.split_once('.') {
-        Some((n, d)) if d == digest => n.parse().map_err(|_| cannot())?,
-        _ => return Err(cannot()),
-    };
-    if since > now {
-        return Err(cannot());
-    }
+    let (since, now, _) = v.span(text)?;
     let log = cx
         .core
         .directory

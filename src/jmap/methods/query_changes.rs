@@ -157,6 +157,33 @@ pub(super) fn from_log(
     respond(args, acct, states, results, &t, None, name)
 }
 
+/// /queryChanges of a query over mail-store records of `kind` (their
+/// own log): `state` and `results` are the query's now.
+pub(super) async fn for_records(
+    cx: &super::Context<'_>,
+    args: &Map<String, Value>,
+    acct: u32,
+    kind: crate::mail::records::Kind,
+    (state, results): (u64, Vec<u64>),
+    name: fn(u64) -> String,
+) -> Result<Value, MethodError> {
+    let (since_text, since) = since_counter(args, state)?;
+    let log = cx
+        .core
+        .mail
+        .record_log(acct, kind, since, state)
+        .await
+        .map_err(store_error)?;
+    from_log(
+        args,
+        acct,
+        (since_text, state.to_string()),
+        log,
+        &results,
+        name,
+    )
+}
+
 /// The `maxChanges` argument.
 fn max_changes(args: &Map<String, Value>) -> Result<Option<usize>, MethodError> {
     match args.get("maxChanges") {

@@ -188,22 +188,16 @@ pub async fn query_changes(
     args: Map<String, Value>,
 ) -> Result<Value, MethodError> {
     let acct = cx.account_id(&args).await?;
-    let (state, ids) = results(cx, &args, acct).await?;
-    let (since_text, since) = super::query_changes::since_counter(&args, state)?;
-    let log = cx
-        .core
-        .mail
-        .record_log(acct, Kind::ShareNotification, since, state)
-        .await
-        .map_err(store_error)?;
-    super::query_changes::from_log(
+    let now = results(cx, &args, acct).await?;
+    super::query_changes::for_records(
+        cx,
         &args,
         acct,
-        (since_text, state.to_string()),
-        log,
-        &ids,
+        Kind::ShareNotification,
+        now,
         id::share_note,
     )
+    .await
 }
 
 /// The notifications a query selects, in order, and their state.

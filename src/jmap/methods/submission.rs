@@ -722,22 +722,8 @@ pub async fn query_changes(
             "undoStatus follows the queue; run EmailSubmission/query again",
         ));
     }
-    let (state, ids) = results(cx, &args, acct).await?;
-    let (since_text, since) = super::query_changes::since_counter(&args, state)?;
-    let log = cx
-        .core
-        .mail
-        .record_log(acct, Kind::Submission, since, state)
-        .await
-        .map_err(store_error)?;
-    super::query_changes::from_log(
-        &args,
-        acct,
-        (since_text, state.to_string()),
-        log,
-        &ids,
-        id::submission,
-    )
+    let now = results(cx, &args, acct).await?;
+    super::query_changes::for_records(cx, &args, acct, Kind::Submission, now, id::submission).await
 }
 
 /// The submissions a query selects, in order, and the state they are at.
