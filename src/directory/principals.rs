@@ -42,14 +42,7 @@ impl Directory {
         since: u64,
         until: u64,
     ) -> Result<Option<Vec<(u64, Op, u64)>>> {
-        if since >= until {
-            return Ok(Some(Vec::new()));
-        }
-        let rows = self
-            .store
-            .scan(k_log(since + 1), k_log(until + 1), (until - since) as usize)
-            .await?;
-        Ok(changelog::entries(rows, since, until))
+        Ok(changelog::read(&self.store, k_log, since, until).await?)
     }
 
     pub async fn group_by_id(&self, id: u32) -> Result<Option<Group>> {

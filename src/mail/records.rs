@@ -209,18 +209,8 @@ impl MailStore {
         since: u64,
         until: u64,
     ) -> Result<Option<Vec<(u64, Op, u64)>>> {
-        if since >= until {
-            return Ok(Some(Vec::new()));
-        }
-        let rows = self
-            .store
-            .scan(
-                k_log(acct, kind, since + 1),
-                k_log(acct, kind, until + 1),
-                (until - since) as usize,
-            )
-            .await?;
-        Ok(crate::store::changelog::entries(rows, since, until))
+        let key = |state| k_log(acct, kind, state);
+        Ok(crate::store::changelog::read(&self.store, key, since, until).await?)
     }
 
     /// Every record of a kind, by id.

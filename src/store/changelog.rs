@@ -34,6 +34,23 @@ impl Op {
     }
 }
 
+/// Reads the entries after state `since` up to `until` of a log whose
+/// entry keys `key(state)` makes: `None` when they cannot be replayed.
+pub async fn read(
+    store: &super::Store,
+    key: impl Fn(u64) -> Vec<u8>,
+    since: u64,
+    until: u64,
+) -> super::Result<Option<Vec<(u64, Op, u64)>>> {
+    if since >= until {
+        return Ok(Some(Vec::new()));
+    }
+    let rows = store
+        .scan(key(since + 1), key(until + 1), (until - since) as usize)
+        .await?;
+    Ok(entries(rows, since, until))
+}
+
 /// The entries of a log scanned from state `since + 1` up to `until`
 /// (keys ending in the state, big-endian): (state, op, id) in order.
 /// `None` when a state in between left no entry (a change made before

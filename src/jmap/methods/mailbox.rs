@@ -22,21 +22,7 @@ const PROPERTIES: &[&str] = &[
     "unreadThreads",
     "myRights",
     "isSubscribed",
-];
-
-/// With the principals capability (RFC 9670 §4): who else may use it.
-const PROPERTIES_SHARED: &[&str] = &[
-    "id",
-    "name",
-    "parentId",
-    "role",
-    "sortOrder",
-    "totalEmails",
-    "unreadEmails",
-    "totalThreads",
-    "unreadThreads",
-    "myRights",
-    "isSubscribed",
+    // Last: only with the principals capability (RFC 9670 §4).
     "shareWith",
 ];
 
@@ -105,9 +91,9 @@ pub async fn get(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
     let access = cx.mail_access(&args).await?;
     let acct = access.acct;
     let known = if cx.uses(crate::jmap::request::PRINCIPALS) {
-        PROPERTIES_SHARED
-    } else {
         PROPERTIES
+    } else {
+        &PROPERTIES[..PROPERTIES.len() - 1]
     };
     let props = properties(&args, known)?;
     let wanted = ids(cx, &args)?;
