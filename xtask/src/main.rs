@@ -407,7 +407,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|imap|imap-mixed|jmap]>");
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|sieve|imap|imap-mixed|jmap]>");
             return ExitCode::from(2);
         }
     };
@@ -482,6 +482,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     let which: Vec<&str> = match args.first().map(String::as_str) {
         Some("store") => vec!["store"],
         Some("smtp") => vec!["smtp_delivery"],
+        Some("sieve") => {
+            std::env::set_var("PETREL_BENCH_SMTP", "sieve");
+            vec!["smtp_delivery"]
+        }
         Some("imap") => vec!["imap"],
         Some("jmap") => vec!["jmap"],
         Some("imap-mixed") => {
