@@ -57,6 +57,7 @@ impl Server {
             "imaps",
             "pop3",
             "pop3s",
+            "managesieve",
         ] {
             let on = if listeners.contains(&l) {
                 "\"127.0.0.1:0\""

@@ -428,7 +428,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(
         dir.join("config.toml"),
-        "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n[passwords]\nmin-score = 0\n",
+        "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nmanagesieve = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nlmtp = [\"127.0.0.1:0\"]\n[passwords]\nmin-score = 0\n",
     )
     .map_err(|e| e.to_string())?;
     // First start creates the data directory; measure the second (warm) one too.
