@@ -112,17 +112,24 @@ async fn try_plan(
         return Ok(None);
     };
     let name = script.1.name.clone();
-    let compiled = super::compiler(&core.config.sieve)
-        .compile(script.1.text.as_bytes())
+    let compiled = compile_cached(&core.config.sieve, &script.1.text)
         .map_err(|e| format!("script `{name}` does not compile: {e}"))?;
     let boxes = mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?;
-    let seen: HashMap<u64, i64> = mail
-        .records::<Seen>(acct.id, Kind::SieveDuplicate)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|(k, s)| (k, s.until))
-        .collect();
+    // Only scripts that can ask "seen before?" (duplicate, vacation) need
+    // the tracked ids read.
+    let tracks = all
+        .iter()
+        .any(|(_, s)| s.text.contains("duplicate") || s.text.contains("vacation"));
+    let seen: HashMap<u64, i64> = if tracks {
+        mail.records::<Seen>(acct.id, Kind::SieveDuplicate)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, s)| (k, s.until))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let now = unix_now();
     let run = {
         let rt = super::runtime(&core.config.sieve, &core.config.hostname);
@@ -213,13 +220,40 @@ async fn try_plan(
     Ok(Some(plan))
 }
 
+/// A script compiled, from a cache keyed by its text (compiling is most
+/// of what a run costs; scripts change seldom).
+fn compile_cached(
+    cfg: &crate::config::SieveConfig,
+    text: &str,
+) -> Result<std::sync::Arc<::sieve::Sieve>, String> {
+    type Cache = std::sync::Mutex<HashMap<[u8; 32], std::sync::Arc<::sieve::Sieve>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(s.clone());
+    }
+    let s = std::sync::Arc::new(
+        super::compiler(cfg)
+            .compile(text.as_bytes())
+            .map_err(|e| e.to_string())?,
+    );
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded: past 10,000 scripts it starts again.
+    if c.len() >= 10_000 {
+        c.clear();
+    }
+    c.insert(key, s.clone());
+    Ok(s)
+}
+
 /// Runs the interpreter to the end, answering its questions from what
 /// was read before.
 #[allow(clippy::too_many_arguments)]
 fn interpret(
     mut ctx: ::sieve::Context<'_>,
     name: &str,
-    compiled: ::sieve::Sieve,
+    compiled: std::sync::Arc<::sieve::Sieve>,
     all: &[(u64, Script)],
     boxes: &[Mailbox],
     seen: &HashMap<u64, i64>,
@@ -239,8 +273,7 @@ fn interpret(
                 };
                 match wanted {
                     Some((_, s)) => {
-                        let c = super::compiler(cfg)
-                            .compile(s.text.as_bytes())
+                        let c = compile_cached(cfg, &s.text)
                             .map_err(|e| format!("included `{}` does not compile: {e}", s.name))?;
                         Input::script(name, c)
                     }
@@ -547,7 +580,16 @@ mod tests {
             .with_user_address("joe@example.org")
             .with_envelope(::sieve::Envelope::From, from)
             .with_envelope(::sieve::Envelope::To, "joe@example.org");
-        interpret(ctx, "t", compiled, &[], &[], &HashMap::new(), 0, &cfg)
+        interpret(
+            ctx,
+            "t",
+            compiled.into(),
+            &[],
+            &[],
+            &HashMap::new(),
+            0,
+            &cfg,
+        )
     }
 
     /// What a script asks for a message (envelope from ann, with a source
