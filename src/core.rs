@@ -239,9 +239,15 @@ impl Core {
     async fn sieve_redirects(
         &self,
         account: &crate::directory::Account,
-        sends: Vec<(String, Vec<u8>, String, bool)>,
+        sends: Vec<crate::sieve::deliver::Outgoing>,
     ) -> Result<(), MailError> {
-        for (to, raw, from, response) in sends {
+        for crate::sieve::deliver::Outgoing {
+            to,
+            raw,
+            from,
+            response,
+        } in sends
+        {
             let mut rcpt = crate::queue::QueueRcpt::new(&to);
             if response {
                 // RFC 5230 §5.1: NOTIFY=NEVER for the response.

@@ -27,11 +27,8 @@ pub struct Plan {
     /// The mailboxes the message goes into, each with its flags; none
     /// when the script discarded it.
     pub files: Vec<(Folder, Vec<String>)>,
-    /// (recipient, message, envelope sender) to send through the queue:
-    /// redirects keep the original sender, responses the script wrote
-    /// (vacation, RFC 5230 §5.1) go from the null sender.
-    /// The last field is true for a response the script wrote.
-    pub redirects: Vec<(String, Vec<u8>, String, bool)>,
+    /// What to send through the queue.
+    pub redirects: Vec<Outgoing>,
     /// Why the script failed, for the notice the account gets (RFC 5228
     /// §2.10.6); at most one a day per script.
     pub error: Option<String>,
@@ -46,6 +43,18 @@ impl Plan {
             error: None,
         }
     }
+}
+
+/// A message a run sends: a redirect keeps the original envelope
+/// sender; a response the script wrote (vacation, RFC 5230 §5.1) goes
+/// from the null sender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub to: String,
+    pub raw: Vec<u8>,
+    pub from: String,
+    /// A vacation response (not a redirect).
+    pub response: bool,
 }
 
 /// An id `duplicate` (RFC 7352) saw, and until when it counts.
@@ -105,6 +114,15 @@ async fn try_plan(
     from: &str,
 ) -> Result<Option<Plan>, String> {
     let mail = &core.mail;
+    // Most accounts have no active script: one point read tells, before
+    // the scripts are read.
+    if scripts::active_id(mail, acct.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Ok(None);
+    }
     let (all, active) = scripts::list(mail, acct.id)
         .await
         .map_err(|e| e.to_string())?;
@@ -180,14 +198,13 @@ async fn try_plan(
             // A response (vacation) also meets Petrel's own RFC 3834
             // rules, those of the JMAP VacationResponse: sieve-rs misses
             // an Auto-Submitted field, which mail-parser names itself.
-            Some(_) if crate::vacation::should_reply(raw, acct).is_err() => {
-                let why = crate::vacation::should_reply(raw, acct)
-                    .err()
-                    .unwrap_or_default();
-                tracing::info!(account = %acct.address, to = %to, "Sieve vacation response not sent: {why}");
-                continue;
-            }
-            Some(m) => (encoded_subject(m), String::new(), true),
+            Some(m) => match crate::vacation::should_reply(raw, acct) {
+                Ok(_) => (encoded_subject(m), String::new(), true),
+                Err(why) => {
+                    tracing::info!(account = %acct.address, to = %to, "Sieve vacation response not sent: {why}");
+                    continue;
+                }
+            },
             None => {
                 // RFC 5228 §4.2: one Received field more than the message
                 // came with (the loop count of RFC 5321 §6.3 sees it).
@@ -201,7 +218,12 @@ async fn try_plan(
                 (m, from.to_string(), false)
             }
         };
-        plan.redirects.push((to.clone(), msg, sender, response));
+        plan.redirects.push(Outgoing {
+            to: to.clone(),
+            raw: msg,
+            from: sender,
+            response,
+        });
     }
     // Tracked ids past their time go (RFC 5230 §4.2 needs 1,000 kept;
     // these are all the live ones).
@@ -538,29 +560,37 @@ fn encoded_subject(msg: &[u8]) -> Vec<u8> {
 /// The message without the Return-Path that final delivery put first
 /// (a redirect is not a final delivery).
 fn without_return_path(raw: &[u8]) -> &[u8] {
-    if raw.len() >= 12 && raw[..12].eq_ignore_ascii_case(b"Return-Path:") {
-        if let Some(p) = raw.windows(2).position(|w| w == b"\r\n") {
-            return &raw[p + 2..];
-        }
+    match return_path_line(raw) {
+        Some(l) if l.len() + 2 <= raw.len() => &raw[l.len() + 2..],
+        _ => raw,
     }
-    raw
 }
 
-/// The envelope sender final delivery recorded in the Return-Path
-/// field it put first; "" for the null sender or none.
-pub fn envelope_from(raw: &[u8]) -> String {
+/// The Return-Path field final delivery put first, if it did: its line
+/// up to the CRLF (or the end).
+fn return_path_line(raw: &[u8]) -> Option<&[u8]> {
     if raw.len() < 12 || !raw[..12].eq_ignore_ascii_case(b"Return-Path:") {
-        return String::new();
+        return None;
     }
     let end = raw
         .windows(2)
         .position(|w| w == b"\r\n")
         .unwrap_or(raw.len());
-    let v = String::from_utf8_lossy(&raw[12..end]);
-    v.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_string()
+    Some(&raw[..end])
+}
+
+/// The envelope sender final delivery recorded in the Return-Path
+/// field it put first; "" for the null sender or none.
+pub fn envelope_from(raw: &[u8]) -> String {
+    return_path_line(raw)
+        .map(|l| {
+            String::from_utf8_lossy(&l[12..])
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -185,14 +185,20 @@ fn late_require(text: &str) -> Option<usize> {
     None
 }
 
+/// The record id of the active script, if one is marked active.
+pub async fn active_id(mail: &MailStore, acct: u32) -> Result<Option<u64>> {
+    Ok(mail
+        .record::<Active>(acct, Kind::SieveActive, ACTIVE)
+        .await?
+        .map(|a| a.id))
+}
+
 /// Every script of the account with its record id, and the active one's
 /// id.
 pub async fn list(mail: &MailStore, acct: u32) -> Result<(Vec<(u64, Script)>, Option<u64>)> {
     let all = mail.records::<Script>(acct, Kind::SieveScript).await?;
-    let active = mail
-        .record::<Active>(acct, Kind::SieveActive, ACTIVE)
+    let active = active_id(mail, acct)
         .await?
-        .map(|a| a.id)
         .filter(|id| all.iter().any(|(n, _)| n == id));
     Ok((all, active))
 }

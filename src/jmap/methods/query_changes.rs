@@ -150,10 +150,8 @@ pub(super) fn from_log(
     results: &[u64],
     name: fn(u64) -> String,
 ) -> Result<Value, MethodError> {
+    // respond() enforces maxChanges (removed is every changed id).
     let t = touched_by(&log.ok_or_else(cannot)?);
-    if let Some(m) = max_changes(args)?.filter(|m| t.changed.len() > *m) {
-        return Err(too_many(m));
-    }
     respond(args, acct, states, results, &t, None, name)
 }
 
