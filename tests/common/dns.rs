@@ -52,8 +52,22 @@ impl Dns {
 
     /// Starts on a port chosen earlier (see `free_port`), for a server
     /// configured before the records it must serve were known.
+    ///
+    /// The port can be held for a moment by someone else's ephemeral UDP
+    /// socket (a resolver's query socket takes any free port), so a start
+    /// that loses the port is retried for a while before giving up.
     pub fn start_at(records: &[Rec], port: u16) -> Dns {
-        Self::try_start(records, port).expect("dnsmasq did not start on its port")
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(dns) = Self::try_start(records, port) {
+                return dns;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq did not start on port {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn try_start(records: &[Rec], port: u16) -> Option<Dns> {
@@ -109,7 +123,7 @@ impl Dns {
             if let Ok(Some(_)) = child.try_wait() {
                 return None; // lost the port race (already reaped)
             }
-            if std::net::TcpStream::connect(addr).is_ok() {
+            if answers_udp(addr) {
                 return Some(Dns {
                     child,
                     addr,
@@ -130,6 +144,25 @@ impl Dns {
             self.addr
         )
     }
+}
+
+/// Whether a DNS server answers a UDP query on `addr`: the readiness test.
+/// A TCP connect is not enough, as dnsmasq binds TCP before UDP and exits
+/// when the UDP port is taken; it answers queries only once both are bound.
+fn answers_udp(addr: SocketAddr) -> bool {
+    let Ok(sock) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    // ID 0x5045, RD set, one question: "test." IN A.
+    let query = [
+        0x50, 0x45, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1,
+    ];
+    if sock.send_to(&query, addr).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(sock.recv_from(&mut buf), Ok((n, from)) if n >= 2 && from == addr && buf[..2] == [0x50, 0x45])
 }
 
 impl Drop for Dns {
