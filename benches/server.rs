@@ -40,7 +40,11 @@ impl Server {
 
     /// Starts with `extra` configuration and these listeners (plus http).
     pub fn start(extra: &str, listeners: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra, listeners)
+    }
+
+    /// [`Server::start`] on a data directory prepared beforehand.
+    pub fn start_in(dir: tempfile::TempDir, extra: &str, listeners: &[&str]) -> Server {
         // The log goes to a file, as an operator's would (journald or a
         // file), not to the terminal the benchmark reports to.
         let log = if extra.contains("[log]") {

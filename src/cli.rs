@@ -149,6 +149,25 @@ pub enum SieveCmd {
     },
     /// Compile FILE ("-": standard input) and report errors by line.
     Check { file: String },
+    /// The administrator's scripts, run at SMTP stages ([sieve.stages]
+    /// in config.toml) or included by users' scripts (`include :global`).
+    Global {
+        #[command(subcommand)]
+        action: GlobalSieveCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GlobalSieveCmd {
+    /// Every global script, with the stage that runs it.
+    List,
+    /// Store a script from FILE ("-": standard input), replacing one of
+    /// the same name; it must compile as an administrator's script.
+    Put { name: String, file: String },
+    /// Print a script.
+    Get { name: String },
+    /// Delete a script no stage runs.
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -1092,6 +1111,7 @@ fn sieve_cmd(api: &Api, action: &SieveCmd) -> anyhow::Result<()> {
             )?;
             println!("Renamed {name} to {to}");
         }
+        SieveCmd::Global { action } => global_sieve_cmd(api, action)?,
         SieveCmd::Check { file } => {
             api.call(
                 "POST",
@@ -1099,6 +1119,53 @@ fn sieve_cmd(api: &Api, action: &SieveCmd) -> anyhow::Result<()> {
                 Some(json!({ "text": read_script(file)? })),
             )?;
             println!("OK");
+        }
+    }
+    Ok(())
+}
+
+fn global_sieve_cmd(api: &Api, action: &GlobalSieveCmd) -> anyhow::Result<()> {
+    let at = |name: &str| format!("/api/sieve/global/{}", enc(name));
+    match action {
+        GlobalSieveCmd::List => {
+            for s in api
+                .call("GET", "/api/sieve/global", None)?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let stage = s["stage"].as_str().map(|st| format!("  (runs at {st})"));
+                println!(
+                    "{}{}",
+                    s["name"].as_str().unwrap_or_default(),
+                    stage.unwrap_or_default()
+                );
+            }
+        }
+        GlobalSieveCmd::Put { name, file } => {
+            let v = api.call(
+                "PUT",
+                &at(name),
+                Some(json!({ "text": read_script(file)? })),
+            )?;
+            match v["stage"].as_str() {
+                Some(st) => println!("Stored global script {name} (runs at {st})"),
+                None => println!(
+                    "Stored global script {name} (no stage runs it: name it in [sieve.stages] to run it at SMTP time)"
+                ),
+            }
+        }
+        GlobalSieveCmd::Get { name } => {
+            print!(
+                "{}",
+                api.call("GET", &at(name), None)?["text"]
+                    .as_str()
+                    .unwrap_or_default()
+            );
+        }
+        GlobalSieveCmd::Delete { name } => {
+            api.call("DELETE", &at(name), None)?;
+            println!("Deleted global script {name}");
         }
     }
     Ok(())

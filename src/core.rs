@@ -37,6 +37,8 @@ pub struct Core {
     pub checked_tls: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>>,
     /// The listeners bound, set once they all are (`/readyz`, status).
     pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
+    /// Administrators' Sieve scripts, kept in memory.
+    pub sieve: crate::sieve::SieveState,
 }
 
 fn conn_limiter(
@@ -129,6 +131,7 @@ impl Core {
             acme: Default::default(),
             jmap: Default::default(),
             checked_tls: Default::default(),
+            sieve: Default::default(),
             config,
             store,
             mail,

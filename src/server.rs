@@ -386,6 +386,12 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
         },
     );
     crate::jmap::pusher::spawn(core.clone(), controller.handle());
+    // Greylisting triplets and other script state past their expiry.
+    crate::sieve::kv::spawn_sweeper(
+        core.store.clone(),
+        Duration::from_secs(3600),
+        controller.handle(),
+    );
 
     println!(
         "Petrel {} is running. Data directory: {}{}",

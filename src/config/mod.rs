@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod sieve;
-pub use sieve::{ManageSieveConfig, SieveConfig};
+pub use sieve::{GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -31,6 +31,7 @@ pub struct Config {
     pub jmap: JmapConfig,
     pub sieve: SieveConfig,
     pub managesieve: ManageSieveConfig,
+    pub greylist: GreylistConfig,
     pub mail_auth: MailAuthConfig,
     pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
@@ -618,6 +619,7 @@ impl Default for Config {
             jmap: JmapConfig::default(),
             sieve: SieveConfig::default(),
             managesieve: ManageSieveConfig::default(),
+            greylist: GreylistConfig::default(),
             mail_auth: MailAuthConfig::default(),
             mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),
@@ -933,6 +935,17 @@ impl Config {
                     format!("`{l}` is not a listener that takes PROXY headers"),
                 ));
             }
+        }
+        for c in &self.greylist.exempt_networks {
+            if let Err(e) = c.parse::<crate::net::limit::Cidr>() {
+                return Err(("greylist.exempt-networks", e));
+            }
+        }
+        if self.greylist.delay >= self.greylist.retry_window {
+            return Err((
+                "greylist.retry-window",
+                "must be longer than greylist.delay, or no retry could pass".into(),
+            ));
         }
         for c in &self.proxy.trusted_networks {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {

@@ -18,6 +18,69 @@ pub struct SieveConfig {
     pub max_redirects: usize,
     /// How deep `include` (RFC 6609) may nest.
     pub max_include_depth: usize,
+    /// The global scripts run at the SMTP stages.
+    pub stages: StageScripts,
+}
+
+/// `[sieve.stages]`: the name of the global script (`petrel sieve global
+/// put`) each SMTP stage runs; empty for none.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StageScripts {
+    pub connect: String,
+    pub ehlo: String,
+    pub mail: String,
+    pub rcpt: String,
+    pub data: String,
+}
+
+impl StageScripts {
+    /// The stages and their scripts, in the order a session meets them.
+    pub fn all(&self) -> [(&'static str, &str); 5] {
+        [
+            ("connect", &self.connect),
+            ("ehlo", &self.ehlo),
+            ("mail", &self.mail),
+            ("rcpt", &self.rcpt),
+            ("data", &self.data),
+        ]
+    }
+
+    /// The first stage that runs `name`.
+    pub fn naming(&self, name: &str) -> Option<&'static str> {
+        self.all()
+            .into_iter()
+            .find(|(_, s)| *s == name)
+            .map(|(stage, _)| stage)
+    }
+}
+
+/// `[greylist]`: the shipped greylisting script at the RCPT stage.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GreylistConfig {
+    pub enable: bool,
+    /// Seconds after the first attempt before a retry is accepted.
+    pub delay: u64,
+    /// Seconds a first attempt is remembered, waiting for its retry.
+    pub retry_window: u64,
+    /// Seconds a triplet that passed is remembered (then it is
+    /// greylisted again).
+    pub expiry: u64,
+    /// Clients never greylisted (CIDR). Authenticated sessions never are.
+    pub exempt_networks: Vec<String>,
+}
+
+impl Default for GreylistConfig {
+    fn default() -> Self {
+        GreylistConfig {
+            enable: false,
+            delay: 300,
+            retry_window: 2 * 86400,
+            expiry: 35 * 86400,
+            exempt_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
 }
 
 impl Default for SieveConfig {
@@ -29,6 +92,7 @@ impl Default for SieveConfig {
             max_instructions: 10_000,
             max_redirects: 4,
             max_include_depth: 3,
+            stages: StageScripts::default(),
         }
     }
 }

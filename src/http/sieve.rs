@@ -6,6 +6,10 @@
 //! on it, `POST …/sieve/{name}/rename` (`{"to": …}`), `PUT
 //! …/sieve-active` (`{"name": …}` or null), and `POST /api/sieve/check`
 //! to compile a script without storing it.
+//!
+//! Administrators' (global) scripts: `GET /api/sieve/global` lists them
+//! (name, size, the SMTP stage that runs each), `PUT
+//! /api/sieve/global/{name}` (`{"text": …}`), `GET` and `DELETE` on it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Admin, ApiError, ApiResult, AppState};
+use crate::sieve::global;
 use crate::sieve::scripts::{self, SieveError};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -27,6 +32,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/accounts/{address}/sieve/{name}/rename", post(rename))
         .route("/api/accounts/{address}/sieve-active", put(activate))
         .route("/api/sieve/check", post(check))
+        .route("/api/sieve/global", get(global_list))
+        .route(
+            "/api/sieve/global/{name}",
+            get(global_read).put(global_store).delete(global_remove),
+        )
 }
 
 impl From<SieveError> for ApiError {
@@ -34,7 +44,9 @@ impl From<SieveError> for ApiError {
         let code = match &e {
             SieveError::Invalid(_) | SieveError::Quota(_) => StatusCode::BAD_REQUEST,
             SieveError::NotFound(_) => StatusCode::NOT_FOUND,
-            SieveError::Exists(_) | SieveError::Active(_) => StatusCode::CONFLICT,
+            SieveError::Exists(_) | SieveError::Active(_) | SieveError::InUse(_) => {
+                StatusCode::CONFLICT
+            }
             SieveError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError(code, e.to_string())
@@ -153,4 +165,44 @@ async fn check(
 ) -> ApiResult<Json<Value>> {
     scripts::check(&st.core.config.sieve, &c.text)?;
     Ok(Json(json!({"ok": true})))
+}
+
+async fn global_list(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let stages = &st.core.config.sieve.stages;
+    let all = global::all(&st.core).await?;
+    Ok(Json(json!(all
+        .iter()
+        .map(|s| json!({"name": s.name, "size": s.text.len(), "stage": stages.naming(&s.name)}))
+        .collect::<Vec<_>>())))
+}
+
+async fn global_read(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let s = global::get(&st.core, &name).await?;
+    Ok(Json(json!({"name": s.name, "text": s.text})))
+}
+
+async fn global_store(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    Json(s): Json<Check>,
+) -> ApiResult<Json<Value>> {
+    global::put(&st.core, &name, &s.text).await?;
+    let stage = st.core.config.sieve.stages.naming(&name);
+    tracing::info!(script = %name, stage = ?stage, "global Sieve script stored");
+    Ok(Json(json!({"name": name, "stage": stage})))
+}
+
+async fn global_remove(
+    State(st): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    global::delete(&st.core, &name).await?;
+    tracing::info!(script = %name, "global Sieve script deleted");
+    Ok(Json(json!({"deleted": name})))
 }

@@ -104,7 +104,7 @@ impl Session {
             SieveError::Quota(m) if m.contains("max-scripts") => "QUOTA/MAXSCRIPTS",
             SieveError::Quota(_) => "QUOTA/MAXSIZE",
             SieveError::Store(_) => "TRYLATER",
-            SieveError::Invalid(_) => "",
+            SieveError::Invalid(_) | SieveError::InUse(_) => "",
         };
         self.reply("NO", code, &e.to_string());
     }

@@ -129,6 +129,14 @@ fn describe() {
         "Sieve scripts run at delivery, by result (ok, error: the message was kept in the Inbox)"
     );
     describe_counter!(
+        "petrel_sieve_stage_runs_total",
+        "Administrators' Sieve scripts run at SMTP stages, by stage and result (accept, reject, discard, error: accepted)"
+    );
+    describe_counter!(
+        "petrel_greylist_checks_total",
+        "Greylisting checks at RCPT, by result (deferred: 451 sent, passed)"
+    );
+    describe_counter!(
         "petrel_sieve_vacation_responses_total",
         "Vacation responses Sieve scripts sent (RFC 5230), queued"
     );

@@ -130,7 +130,7 @@ async fn try_plan(
         return Ok(None);
     };
     let name = script.1.name.clone();
-    let compiled = compile_cached(&core.config.sieve, &script.1.text)
+    let compiled = super::compile_cached(&core.config.sieve, &script.1.text, super::Trust::User)
         .map_err(|e| format!("script `{name}` does not compile: {e}"))?;
     let boxes = mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?;
     // Only scripts that can ask "seen before?" (duplicate, vacation) need
@@ -148,6 +148,12 @@ async fn try_plan(
     } else {
         HashMap::new()
     };
+    // Only scripts that include a global one need those read.
+    let globals = if all.iter().any(|(_, s)| s.text.contains(":global")) {
+        super::global::all(core).await.map_err(|e| e.to_string())?
+    } else {
+        Default::default()
+    };
     let now = unix_now();
     let run = {
         let rt = super::runtime(&core.config.sieve, &core.config.hostname);
@@ -161,6 +167,7 @@ async fn try_plan(
             &name,
             compiled,
             &all,
+            &globals,
             &boxes,
             &seen,
             now,
@@ -242,33 +249,6 @@ async fn try_plan(
     Ok(Some(plan))
 }
 
-/// A script compiled, from a cache keyed by its text (compiling is most
-/// of what a run costs; scripts change seldom).
-fn compile_cached(
-    cfg: &crate::config::SieveConfig,
-    text: &str,
-) -> Result<std::sync::Arc<::sieve::Sieve>, String> {
-    type Cache = std::sync::Mutex<HashMap<[u8; 32], std::sync::Arc<::sieve::Sieve>>>;
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    let key: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(s.clone());
-    }
-    let s = std::sync::Arc::new(
-        super::compiler(cfg)
-            .compile(text.as_bytes())
-            .map_err(|e| e.to_string())?,
-    );
-    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
-    // Bounded: past 10,000 scripts it starts again.
-    if c.len() >= 10_000 {
-        c.clear();
-    }
-    c.insert(key, s.clone());
-    Ok(s)
-}
-
 /// Runs the interpreter to the end, answering its questions from what
 /// was read before.
 #[allow(clippy::too_many_arguments)]
@@ -277,6 +257,7 @@ fn interpret(
     name: &str,
     compiled: std::sync::Arc<::sieve::Sieve>,
     all: &[(u64, Script)],
+    globals: &[Script],
     boxes: &[Mailbox],
     seen: &HashMap<u64, i64>,
     now: i64,
@@ -289,13 +270,16 @@ fn interpret(
         input = match event {
             Event::IncludeScript { name, optional } => {
                 let wanted = match &name {
-                    ::sieve::Script::Personal(n) => all.iter().find(|(_, s)| &s.name == n),
-                    // No global scripts (RFC 6609 §3.2 :global) yet.
-                    ::sieve::Script::Global(_) => None,
+                    ::sieve::Script::Personal(n) => {
+                        all.iter().find(|(_, s)| &s.name == n).map(|(_, s)| s)
+                    }
+                    // RFC 6609 §3.2: the administrator's scripts, which
+                    // must compile as a user's to be included here.
+                    ::sieve::Script::Global(n) => globals.iter().find(|s| &s.name == n),
                 };
                 match wanted {
-                    Some((_, s)) => {
-                        let c = compile_cached(cfg, &s.text)
+                    Some(s) => {
+                        let c = super::compile_cached(cfg, &s.text, super::Trust::User)
                             .map_err(|e| format!("included `{}` does not compile: {e}", s.name))?;
                         Input::script(name, c)
                     }
@@ -614,6 +598,7 @@ mod tests {
             ctx,
             "t",
             compiled.into(),
+            &[],
             &[],
             &[],
             &HashMap::new(),

@@ -5,6 +5,11 @@
 //! delivery does ([`deliver`]): the mailboxes it files into with which
 //! flags, and the redirects it queues.
 //!
+//! Administrators' scripts ([`global`]) run with more: at the SMTP
+//! stages ([`smtp`], where greylisting is one such script) they may
+//! reject with a reply of their choosing and keep state in a key-value
+//! store with expiry ([`kv`]); users' scripts may `include :global` them.
+//!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
 //! offered yet: reject/ereject, enotify, editheader,
@@ -12,7 +17,15 @@
 //! servermetadata, redirect-dsn/deliverby, convert.
 
 pub mod deliver;
+pub mod global;
+pub mod kv;
 pub mod scripts;
+pub mod smtp;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use sha2::Digest;
 
 use ::sieve::compiler::grammar::{Capability, Comparator};
 
@@ -73,6 +86,91 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         rt.set_capability(capability(e));
     }
     rt
+}
+
+/// Whose script is compiled or run: a user's has [`EXTENSIONS`]; an
+/// administrator's also has `reject`/`ereject` (an SMTP reply at the
+/// SMTP stages), `vnd.stalwart.expressions` (`let`, `eval`) with the
+/// key-value functions of [`kv`] and `now()`, and `vnd.stalwart.while`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    User,
+    Admin,
+}
+
+/// The expression functions of administrators' scripts; the first four
+/// are answered by the runner ([`smtp`]) with their ids below.
+pub(crate) fn admin_functions() -> ::sieve::FunctionMap {
+    ::sieve::FunctionMap::new()
+        .with_external_function("kv_get", KV_GET, 2)
+        .with_external_function("kv_exists", KV_EXISTS, 2)
+        .with_external_function("kv_set", KV_SET, 4)
+        .with_external_function("kv_delete", KV_DELETE, 2)
+        .with_function_no_args("now", |_, _| {
+            ::sieve::runtime::Variable::Integer(crate::core::unix_now())
+        })
+}
+
+pub(crate) const KV_GET: u32 = 0;
+pub(crate) const KV_EXISTS: u32 = 1;
+pub(crate) const KV_SET: u32 = 2;
+pub(crate) const KV_DELETE: u32 = 3;
+
+/// The compiler for `trust`.
+pub(crate) fn compiler_for(cfg: &SieveConfig, trust: Trust) -> ::sieve::Compiler {
+    match trust {
+        Trust::User => compiler(cfg),
+        Trust::Admin => compiler(cfg).register_functions(&mut admin_functions()),
+    }
+}
+
+/// The interpreter for `trust`.
+pub(crate) fn runtime_for(cfg: &SieveConfig, hostname: &str, trust: Trust) -> ::sieve::Runtime {
+    let rt = runtime(cfg, hostname);
+    match trust {
+        Trust::User => rt,
+        Trust::Admin => rt
+            .with_capability(Capability::Reject)
+            .with_capability(Capability::Ereject)
+            .with_capability(Capability::Expressions)
+            .with_capability(Capability::While)
+            .with_functions(&mut admin_functions()),
+    }
+}
+
+/// A script compiled, from a cache keyed by its text and trust
+/// (compiling is most of what a run costs; scripts change seldom).
+pub(crate) fn compile_cached(
+    cfg: &SieveConfig,
+    text: &str,
+    trust: Trust,
+) -> Result<Arc<::sieve::Sieve>, String> {
+    type Cache = Mutex<HashMap<([u8; 32], Trust), Arc<::sieve::Sieve>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (sha2::Sha256::digest(text.as_bytes()).into(), trust);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(
+        compiler_for(cfg, trust)
+            .compile(text.as_bytes())
+            .map_err(|e| e.to_string())?,
+    );
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded: past 10,000 scripts it starts again.
+    if c.len() >= 10_000 {
+        c.clear();
+    }
+    c.insert(key, s.clone());
+    Ok(s)
+}
+
+/// What the server keeps in memory for Sieve: the administrators'
+/// scripts, read once and again after each change made through the API.
+#[derive(Default)]
+pub struct SieveState {
+    global: RwLock<Option<Arc<Vec<scripts::Script>>>>,
 }
 
 fn capability(name: &str) -> Capability {

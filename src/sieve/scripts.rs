@@ -35,6 +35,9 @@ pub enum SieveError {
     Exists(String),
     #[error("`{0}` is the active script: activate another (or none) first")]
     Active(String),
+    /// Named by the configuration (a global script at an SMTP stage).
+    #[error("{0}")]
+    InUse(String),
     /// Over `sieve.max-scripts` or `sieve.max-script-size`.
     #[error("{0}")]
     Quota(String),
@@ -67,6 +70,11 @@ pub fn valid_name(name: &str) -> Result<()> {
 /// offered ([`super::EXTENSIONS`]): the compiled script, or why not (a
 /// compile error names its line and column).
 pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
+    check_as(cfg, text, super::Trust::User)
+}
+
+/// [`check`] for a user's script or an administrator's ([`super::Trust`]).
+pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::sieve::Sieve> {
     // RFC 5804 §2.6: a script of zero length is refused.
     if text.trim().is_empty() {
         return Err(SieveError::Invalid("the script is empty".into()));
@@ -78,13 +86,15 @@ pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
             cfg.max_script_size
         )));
     }
-    let script = super::compiler(cfg).compile(text.as_bytes()).map_err(|e| {
-        SieveError::Invalid(format!(
-            "line {}, column {}: {e}",
-            e.line_num(),
-            e.line_pos()
-        ))
-    })?;
+    let script = super::compiler_for(cfg, trust)
+        .compile(text.as_bytes())
+        .map_err(|e| {
+            SieveError::Invalid(format!(
+                "line {}, column {}: {e}",
+                e.line_num(),
+                e.line_pos()
+            ))
+        })?;
     if let Some(line) = late_require(text) {
         return Err(SieveError::Invalid(format!(
             "line {line}: require comes before every other command (RFC 5228 §3.2)"
@@ -92,7 +102,7 @@ pub fn check(cfg: &SieveConfig, text: &str) -> Result<::sieve::Sieve> {
     }
     // `require` runs first: a run on an empty message stops at the first
     // extension that is not offered, before any action.
-    let rt = super::runtime(cfg, "localhost");
+    let rt = super::runtime_for(cfg, "localhost", trust);
     let mut run = rt.filter(b"From: check@localhost\r\n\r\n");
     if let Some(Err(e)) = run.run(::sieve::Input::script("check", script.clone())) {
         use ::sieve::runtime::RuntimeError as E;

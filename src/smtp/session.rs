@@ -17,7 +17,9 @@ use crate::directory::{Account, Recipient};
 use crate::mail::MailError;
 use crate::net::{Conn, Line, Shutdown};
 use crate::queue::{NewMessage, Notify, QueueRcpt};
+use crate::sieve::smtp::{Stage, Verdict as Policy};
 
+mod policy;
 mod receive;
 
 /// Which service a listener offers.
@@ -75,6 +77,8 @@ struct Envelope {
     binary: bool,
     /// BDAT chunks received so far (RFC 3030), and where they wait.
     chunks: Option<(ChunkReceiver, Spool)>,
+    /// Recipients a Sieve script accepted and dropped (`discard`).
+    discarded: usize,
 }
 
 pub struct Session {
@@ -162,6 +166,11 @@ impl Session {
         } else {
             "ESMTP"
         };
+        if let Policy::Reject(reply) = self.policy(Stage::Connect, None, Vec::new(), b"").await {
+            // RFC 5321 §3.1: a refusal instead of the greeting.
+            let _ = self.reply(&reply).await;
+            return;
+        }
         let greeting = format!("220 {} {kind} Petrel", self.core.config.hostname);
         if self.reply(&greeting).await.is_err() {
             return;
@@ -274,6 +283,10 @@ impl Session {
                 self.helo = Some(d);
                 self.esmtp = true;
                 self.env = Envelope::default();
+                if let Policy::Reject(r) = self.policy(Stage::Ehlo, None, Vec::new(), b"").await {
+                    self.helo = None;
+                    return self.refuse(&r).await;
+                }
                 let lines = self.ehlo_lines();
                 let n = lines.len();
                 let text: Vec<String> = lines
@@ -287,6 +300,10 @@ impl Session {
                 self.helo = Some(d);
                 self.esmtp = false;
                 self.env = Envelope::default();
+                if let Policy::Reject(r) = self.policy(Stage::Ehlo, None, Vec::new(), b"").await {
+                    self.helo = None;
+                    return self.refuse(&r).await;
+                }
                 let t = format!("250 {}", self.core.config.hostname);
                 self.reply(&t).await?;
             }
@@ -346,7 +363,7 @@ impl Session {
                 if self.env.from.is_none() {
                     return self.error("503 5.5.1 Send MAIL first").await;
                 }
-                if self.env.rcpts.is_empty() {
+                if self.env.rcpts.is_empty() && self.env.discarded == 0 {
                     return self.error("554 5.5.1 No valid recipients").await;
                 }
                 if self.env.chunks.is_some() {
@@ -571,6 +588,9 @@ impl Session {
                 return self.error(&why).await;
             }
         }
+        if let Policy::Reject(r) = self.policy(Stage::Mail, Some(&from), Vec::new(), b"").await {
+            return self.refuse(&r).await;
+        }
         env.from = Some(from);
         self.env = env;
         self.reply("250 2.1.0 Sender OK").await?;
@@ -646,6 +666,19 @@ impl Session {
                     self.reply("452 4.2.2 Mailbox full").await?;
                     return Ok(Flow::Continue);
                 }
+            }
+        }
+        let from = self.env.from.clone();
+        match self
+            .policy(Stage::Rcpt, from.as_deref(), vec![&to], b"")
+            .await
+        {
+            Policy::Accept => {}
+            Policy::Reject(r) => return self.refuse(&r).await,
+            Policy::Discard => {
+                self.env.discarded += 1;
+                self.reply("250 2.1.5 Recipient OK").await?;
+                return Ok(Flow::Continue);
             }
         }
         let remote = accounts.is_empty() && forward.is_empty();
@@ -774,6 +807,20 @@ impl Session {
         let mut msg = self.add_trace_headers(env, &auth_results, body);
         if self.mode == Mode::Submission {
             msg = self.complete_submission(env, msg).await;
+        }
+        let rcpts = env.rcpts.iter().map(|r| r.address.as_str()).collect();
+        match self
+            .policy(Stage::Data, env.from.as_deref(), rcpts, &msg)
+            .await
+        {
+            Policy::Accept if !env.rcpts.is_empty() => {}
+            Policy::Reject(r) => return self.refuse(&r).await,
+            // Every recipient was discarded, or now the message is.
+            Policy::Accept | Policy::Discard => {
+                tracing::info!(session = %self.id, "message discarded by Sieve");
+                self.reply("250 2.0.0 OK").await?;
+                return Ok(Flow::Continue);
+            }
         }
         if self.mode == Mode::Lmtp {
             return self.lmtp_deliver(env, msg).await;

@@ -164,6 +164,12 @@ impl Store {
         r
     }
 
+    /// The same point read without the yield, for code that cannot
+    /// await (a Sieve run asking for a key between two instructions).
+    pub fn get_now(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.backend.get(key)
+    }
+
     pub async fn scan_prefix(&self, prefix: Vec<u8>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let end = prefix_end(&prefix);
         self.scan(prefix, end, usize::MAX).await

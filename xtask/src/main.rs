@@ -370,6 +370,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "sieve",
                 "--test",
+                "sieve_smtp",
+                "--test",
                 "managesieve",
                 "--test",
                 "jmap_changes",
@@ -407,7 +409,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|sieve|imap|imap-mixed|jmap]>");
+            eprintln!("usage: cargo xtask <ci | setup | conformance | fuzz [--seconds N] | bench [store|smtp|sieve|greylist|imap|imap-mixed|jmap]>");
             return ExitCode::from(2);
         }
     };
@@ -486,13 +488,14 @@ fn bench(args: &[String]) -> Result<(), String> {
             std::env::set_var("PETREL_BENCH_SMTP", "sieve");
             vec!["smtp_delivery"]
         }
+        Some("greylist") => vec!["greylist"],
         Some("imap") => vec!["imap"],
         Some("jmap") => vec!["jmap"],
         Some("imap-mixed") => {
             std::env::set_var("PETREL_BENCH_IMAP", "mixed");
             vec!["imap"]
         }
-        _ => vec!["store", "smtp_delivery", "imap", "jmap"],
+        _ => vec!["store", "smtp_delivery", "greylist", "imap", "jmap"],
     };
     for b in which {
         run(cargo().args(["bench", "--bench", b]))?;

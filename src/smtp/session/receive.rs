@@ -102,7 +102,8 @@ impl Session {
     pub(super) async fn bdat(&mut self, size: u64, last: bool) -> std::io::Result<Flow> {
         let cfg = self.core.config.smtp.clone();
         let core = self.core.clone();
-        let ok_state = self.env.from.is_some() && !self.env.rcpts.is_empty();
+        let ok_state =
+            self.env.from.is_some() && (!self.env.rcpts.is_empty() || self.env.discarded > 0);
         let (mut rx, mut spool) = match self.env.chunks.take() {
             Some(c) => c,
             None => (ChunkReceiver::new(cfg.max_message_size), Spool::default()),
