@@ -329,6 +329,25 @@ async fn the_cli_manages_scripts() {
     // The active script discards.
     send(&s, "ann@remote.test", "Subject: dropped").await;
     assert!(mailbox(&s, "INBOX").await.is_empty());
+    // A change is seen by the next delivery (the server keeps scripts
+    // compiled in memory): the active script replaced, then none active.
+    assert!(put(
+        &s,
+        "drop all",
+        "require \"imap4flags\";\naddflag \"$seen-by-new\";\n"
+    )
+    .status
+    .success());
+    send(&s, "ann@remote.test", "Subject: replaced").await;
+    s.cli_ok(&["sieve", "deactivate", JOE]);
+    send(&s, "ann@remote.test", "Subject: none active").await;
+    assert_eq!(
+        mailbox(&s, "INBOX").await,
+        vec![
+            ("replaced".to_string(), "$seen-by-new \\Recent".to_string()),
+            ("none active".to_string(), "\\Recent".to_string())
+        ]
+    );
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("c.sieve");
     std::fs::write(&f, "require \"fileinto\";\nfileinto \"x\";\n").unwrap();

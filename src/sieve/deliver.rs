@@ -15,7 +15,7 @@ use ::sieve::{Event, Input, Recipient};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::scripts::{self, Script};
+use super::scripts::Script;
 use crate::core::{unix_now, Core};
 use crate::directory::Account;
 use crate::mail::records::Kind;
@@ -114,25 +114,28 @@ async fn try_plan(
     from: &str,
 ) -> Result<Option<Plan>, String> {
     let mail = &core.mail;
-    // Most accounts have no active script: one point read tells, before
-    // the scripts are read.
-    if scripts::active_id(mail, acct.id)
+    let Some(cached) = super::account_scripts(core, acct.id)
         .await
         .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let (all, active) = scripts::list(mail, acct.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let Some(script) = active.and_then(|a| all.iter().find(|(n, _)| *n == a)) else {
+    else {
         return Ok(None);
     };
-    let name = script.1.name.clone();
-    let compiled = super::compile_cached(&core.config.sieve, &script.1.text, super::Trust::User)
-        .map_err(|e| format!("script `{name}` does not compile: {e}"))?;
-    let boxes = mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?;
+    let (all, name) = (&cached.all, cached.name.clone());
+    let compiled = match &cached.compiled {
+        Ok(c) => c.clone(),
+        Err(e) => return Err(format!("script `{name}` does not compile: {e}")),
+    };
+    // The mailboxes are read before the run only for scripts that ask
+    // whether one exists; otherwise after it, if it names one.
+    let asks = all.iter().any(|(_, s)| {
+        let t = s.text.to_ascii_lowercase();
+        t.contains("mailboxexists") || t.contains("specialuse_exists")
+    });
+    let mut boxes = if asks {
+        mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
     // Only scripts that can ask "seen before?" (duplicate, vacation) need
     // the tracked ids read.
     let tracks = all
@@ -166,7 +169,7 @@ async fn try_plan(
             ctx,
             &name,
             compiled,
-            &all,
+            all,
             &globals,
             &boxes,
             &seen,
@@ -179,6 +182,14 @@ async fn try_plan(
         mail.put_record(acct.id, Kind::SieveDuplicate, *k, &Seen { until: *until })
             .await
             .map_err(|e| e.to_string())?;
+    }
+    if !asks
+        && run
+            .files
+            .iter()
+            .any(|f| f.folder.is_some() || f.mailbox_id.is_some() || f.special_use.is_some())
+    {
+        boxes = mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?;
     }
     let mut plan = Plan {
         files: Vec::new(),

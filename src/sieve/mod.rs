@@ -167,10 +167,73 @@ pub(crate) fn compile_cached(
 }
 
 /// What the server keeps in memory for Sieve: the administrators'
-/// scripts, read once and again after each change made through the API.
+/// scripts, read once and again after each change made through the API,
+/// and each account's scripts with its active one compiled, good while
+/// the account's script and active-mark states have not moved.
 #[derive(Default)]
 pub struct SieveState {
     global: RwLock<Option<Arc<Vec<scripts::Script>>>>,
+    accounts: Mutex<AccountCache>,
+}
+
+/// Per account: the states read, and what they gave.
+type AccountCache = HashMap<u32, ((u64, u64), Option<Arc<AccountScripts>>)>;
+
+/// An account's scripts as a delivery needs them.
+pub(crate) struct AccountScripts {
+    pub all: Vec<(u64, scripts::Script)>,
+    /// The active script's name, and its compiled form or why not.
+    pub name: String,
+    pub compiled: Result<Arc<::sieve::Sieve>, String>,
+}
+
+/// The account's scripts when one is active: two point reads (the
+/// states) while nothing changed, the scripts read and compiled again
+/// when something did.
+pub(crate) async fn account_scripts(
+    core: &crate::core::Core,
+    acct: u32,
+) -> scripts::Result<Option<Arc<AccountScripts>>> {
+    use crate::mail::records::Kind;
+    let mail = &core.mail;
+    let active_state = mail.record_state(acct, Kind::SieveActive).await?;
+    if active_state == 0 {
+        return Ok(None); // never activated one
+    }
+    let states = (
+        active_state,
+        mail.record_state(acct, Kind::SieveScript).await?,
+    );
+    fn lock(s: &SieveState) -> std::sync::MutexGuard<'_, AccountCache> {
+        s.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    if let Some((at, cached)) = lock(&core.sieve).get(&acct) {
+        if *at == states {
+            return Ok(cached.clone());
+        }
+    }
+    let (all, active) = scripts::list(mail, acct).await?;
+    let fresh = active
+        .and_then(|a| all.iter().find(|(n, _)| *n == a))
+        .map(|(_, s)| {
+            let name = s.name.clone();
+            let compiled = compile_cached(&core.config.sieve, &s.text, Trust::User);
+            (name, compiled)
+        })
+        .map(|(name, compiled)| {
+            Arc::new(AccountScripts {
+                all: all.clone(),
+                name,
+                compiled,
+            })
+        });
+    let mut map = lock(&core.sieve);
+    // Bounded: past 100,000 accounts it starts again.
+    if map.len() >= 100_000 {
+        map.clear();
+    }
+    map.insert(acct, (states, fresh.clone()));
+    Ok(fresh)
 }
 
 fn capability(name: &str) -> Capability {
