@@ -22,16 +22,20 @@ fn put_global(s: &TestServer, name: &str, text: &str) -> std::process::Output {
     s.cli(&["sieve", "global", "put", name, file.to_str().unwrap()])
 }
 
-/// One SMTP transaction from `local` (a loopback address), every reply
-/// in order; stops at the first refusal.
+/// The usual client: its loopback address and HELO name.
+const HOME: (&str, &str) = ("127.0.0.1", "ok.test");
+
+/// One SMTP transaction from `client` (a loopback address and a HELO
+/// name), a message with `subject` (none for ""), every reply in order;
+/// stops at the first refusal.
 async fn dialog(
     s: &TestServer,
-    local: &str,
-    helo: &str,
+    client: (&str, &str),
     from: &str,
     to: &str,
-    body: &str,
+    subject: &str,
 ) -> Vec<String> {
+    let (local, helo) = client;
     let mut c = LineClient::connect_from(local.parse().unwrap(), s.addr("smtp")).await;
     let mut replies = vec![c.smtp_reply().await];
     if !replies[0].starts_with("220") {
@@ -42,7 +46,7 @@ async fn dialog(
         format!("MAIL FROM:<{from}>\r\n"),
         format!("RCPT TO:<{to}>\r\n"),
         "DATA\r\n".to_string(),
-        format!("{body}\r\n.\r\n"),
+        format!("Subject: {subject}\r\n\r\nx\r\n.\r\n"),
     ] {
         c.send(&cmd).await;
         let r = c.smtp_reply().await;
@@ -71,26 +75,10 @@ async fn greylisting_defers_first_attempts_and_postfix_retries_through() {
 
     // A client that tries once: 451 4.7.1 at RCPT, and an immediate
     // retry (before greylist.delay) is deferred too.
-    let once = dialog(
-        &s,
-        "127.0.0.1",
-        "one.test",
-        "spam@one.test",
-        JOE,
-        "Subject: once\r\n\r\nx",
-    )
-    .await;
+    let once = dialog(&s, ("127.0.0.1", "one.test"), "spam@one.test", JOE, "once").await;
     assert_eq!(once.len(), 4, "{once:?}");
     assert!(last(&once).starts_with("451 4.7.1 Greylisted"), "{once:?}");
-    let again = dialog(
-        &s,
-        "127.0.0.1",
-        "one.test",
-        "spam@one.test",
-        JOE,
-        "Subject: once\r\n\r\nx",
-    )
-    .await;
+    let again = dialog(&s, ("127.0.0.1", "one.test"), "spam@one.test", JOE, "once").await;
     assert!(last(&again).starts_with("451 4.7.1"), "too soon: {again:?}");
     let log = s.log_until("greylisted: first attempt deferred");
     assert!(log.contains("greylisted: first attempt deferred"), "{log}");
@@ -157,28 +145,12 @@ async fn greylisting_defers_first_attempts_and_postfix_retries_through() {
     .await;
     assert!(r.starts_with("250"), "{r}");
     wait_for_mail(s.addr("imap"), JOE, 3).await;
-    let other = dialog(
-        &s,
-        "127.1.0.1",
-        "two.test",
-        "spam@one.test",
-        JOE,
-        "Subject: net\r\n\r\nx",
-    )
-    .await;
+    let other = dialog(&s, ("127.1.0.1", "two.test"), "spam@one.test", JOE, "net").await;
     assert!(
         last(&other).starts_with("451 4.7.1"),
         "another /24 is another triplet: {other:?}"
     );
-    let retried = dialog(
-        &s,
-        "127.0.0.1",
-        "one.test",
-        "spam@one.test",
-        JOE,
-        "Subject: later\r\n\r\nx",
-    )
-    .await;
+    let retried = dialog(&s, ("127.0.0.1", "one.test"), "spam@one.test", JOE, "later").await;
     assert!(
         last(&retried).starts_with("250"),
         "a retry past the delay passes: {retried:?}"
@@ -203,30 +175,14 @@ async fn greylist_triplets_survive_a_restart() {
     std::fs::write(dir.path().join("config.toml"), test_config(cfg)).unwrap();
     let s = TestServer::start_in(dir);
     s.account(JOE);
-    let first = dialog(
-        &s,
-        "127.0.0.1",
-        "a.test",
-        "x@a.test",
-        JOE,
-        "Subject: a\r\n\r\nx",
-    )
-    .await;
+    let first = dialog(&s, ("127.0.0.1", "a.test"), "x@a.test", JOE, "a").await;
     assert!(last(&first).starts_with("451"), "{first:?}");
     // The 451 came after the triplet was written durably: kill -9 loses
     // nothing, and the retry after the delay passes on the new process.
     let dir = s.kill_keep_dir();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let s = TestServer::start_in(dir);
-    let retry = dialog(
-        &s,
-        "127.0.0.1",
-        "a.test",
-        "x@a.test",
-        JOE,
-        "Subject: a\r\n\r\nx",
-    )
-    .await;
+    let retry = dialog(&s, ("127.0.0.1", "a.test"), "x@a.test", JOE, "a").await;
     assert!(last(&retry).starts_with("250"), "{retry:?}");
 }
 
@@ -241,15 +197,7 @@ async fn stage_scripts_refuse_with_their_replies() {
     s.account("busy@example.org");
 
     // Stages whose script is missing accept (and say so in the log).
-    let r = dialog(
-        &s,
-        "127.0.0.1",
-        "ok.test",
-        "a@ok.test",
-        JOE,
-        "Subject: before\r\n\r\nx",
-    )
-    .await;
+    let r = dialog(&s, HOME, "a@ok.test", JOE, "before").await;
     assert!(last(&r).starts_with("250"), "{r:?}");
     let log = s.log_until("Sieve stage script not run");
     assert!(log.contains("petrel sieve global put door FILE"), "{log}");
@@ -308,56 +256,24 @@ async fn stage_scripts_refuse_with_their_replies() {
         "{out:?}"
     );
 
-    let r = dialog(&s, "127.0.0.9", "ok.test", "a@ok.test", JOE, "").await;
+    let r = dialog(&s, ("127.0.0.9", "ok.test"), "a@ok.test", JOE, "").await;
     assert_eq!(r, vec!["554 5.7.1 not from there".to_string()], "connect");
-    let r = dialog(&s, "127.0.0.1", "bad.test", "a@ok.test", JOE, "").await;
+    let r = dialog(&s, ("127.0.0.1", "bad.test"), "a@ok.test", JOE, "").await;
     assert_eq!(last(&r), "550 5.7.1 bad HELO", "ehlo: {r:?}");
-    let r = dialog(&s, "127.0.0.1", "ok.test", "a@evil.test", JOE, "").await;
+    let r = dialog(&s, HOME, "a@evil.test", JOE, "").await;
     assert_eq!(
         last(&r),
         "550 5.7.1 go away",
         "mail: a reason without a code is a 550"
     );
-    let r = dialog(
-        &s,
-        "127.0.0.1",
-        "ok.test",
-        "a@ok.test",
-        "busy@example.org",
-        "",
-    )
-    .await;
+    let r = dialog(&s, HOME, "a@ok.test", "busy@example.org", "").await;
     assert_eq!(last(&r), "452 4.2.2 come back later", "rcpt");
-    let r = dialog(
-        &s,
-        "127.0.0.1",
-        "ok.test",
-        "a@ok.test",
-        JOE,
-        "Subject: forbidden fruit\r\n\r\nx",
-    )
-    .await;
+    let r = dialog(&s, HOME, "a@ok.test", JOE, "forbidden fruit").await;
     assert_eq!(last(&r), "554 5.7.1 content refused", "data");
     // discard at RCPT: accepted, and the message goes nowhere.
-    let r = dialog(
-        &s,
-        "127.0.0.1",
-        "ok.test",
-        "a@ok.test",
-        "trap@example.org",
-        "Subject: trapped\r\n\r\nx",
-    )
-    .await;
+    let r = dialog(&s, HOME, "a@ok.test", "trap@example.org", "trapped").await;
     assert!(last(&r).starts_with("250"), "{r:?}");
-    let r = dialog(
-        &s,
-        "127.0.0.1",
-        "ok.test",
-        "a@ok.test",
-        JOE,
-        "Subject: fine\r\n\r\nx",
-    )
-    .await;
+    let r = dialog(&s, HOME, "a@ok.test", JOE, "fine").await;
     assert!(last(&r).starts_with("250"), "{r:?}");
     let got = wait_for_mail(s.addr("imap"), JOE, 2).await;
     let subjects: Vec<String> = got
