@@ -425,7 +425,12 @@ fn main() -> ExitCode {
 /// Start-up time and idle memory of a release build, then criterion.
 fn bench(args: &[String]) -> Result<(), String> {
     run(cargo().args(["build", "--release", "--bin", "petrel"]))?;
-    let bin = root().join("target/release/petrel");
+    // Where cargo put it: CARGO_TARGET_DIR when set (a worktree sharing
+    // another checkout's build), else target/.
+    let bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("release/petrel");
     let dir = std::env::temp_dir().join(format!("petrel-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(
