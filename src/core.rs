@@ -141,7 +141,11 @@ impl Core {
 
     /// Stores a message in the Inbox of each account, atomically, with
     /// each account's quota applied.
-    pub async fn deliver_local(&self, raw: Vec<u8>, accounts: &[u32]) -> Result<usize, MailError> {
+    pub async fn deliver_local(
+        &self,
+        raw: Vec<u8>,
+        accounts: &[u32],
+    ) -> Result<Delivered, MailError> {
         self.deliver_local_to(raw, accounts, "inbox").await
     }
 
@@ -151,8 +155,9 @@ impl Core {
         raw: Vec<u8>,
         accounts: &[u32],
         role: &str,
-    ) -> Result<usize, MailError> {
+    ) -> Result<Delivered, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
+        let mut refused: Vec<crate::sieve::refusal::Refused> = Vec::new();
         let mut seen: Vec<u32> = Vec::new();
         let from = crate::sieve::deliver::envelope_from(&raw);
         let mut notices: Vec<(u32, String, String)> = Vec::new();
@@ -177,6 +182,14 @@ impl Core {
                     if let Some(e) = &plan.error {
                         notices.push((a.id, a.address.clone(), e.clone()));
                     }
+                    if let Some((reason, extended)) = plan.reject {
+                        refused.push(crate::sieve::refusal::Refused {
+                            account: a.id,
+                            address: a.address.clone(),
+                            reason,
+                            extended,
+                        });
+                    }
                     for (folder, flags) in plan.files {
                         let mut t = t.clone();
                         t.folder = folder;
@@ -188,8 +201,14 @@ impl Core {
                 None => targets.push(t),
             }
         }
+        // The message, kept for the sender's notice when a script refused.
+        let original = (!refused.is_empty()).then(|| raw.clone());
         if targets.is_empty() {
-            return Ok(0);
+            return Ok(Delivered {
+                stored: 0,
+                refused,
+                original,
+            });
         }
         // The header section, for the vacation responses due after delivery.
         let end = raw
@@ -230,7 +249,92 @@ impl Core {
             let emails: Vec<(u32, u64)> = stored.iter().map(|o| (o.account, o.email)).collect();
             crate::jmap::reports::after_delivery(self, &raw, &emails).await;
         }
-        Ok(stored.len())
+        Ok(Delivered {
+            stored: stored.len(),
+            refused,
+            original,
+        })
+    }
+
+    /// Tells the sender of `d.original` about the refusals its scripts
+    /// made that were not made in the protocol (RFC 5429): a DSN for
+    /// `ereject`, an MDN for `reject`, nothing to the null sender.
+    pub async fn report_refusals(
+        &self,
+        d: &Delivered,
+        env_id: Option<String>,
+    ) -> Result<(), MailError> {
+        let Some(raw) = &d.original else {
+            return Ok(());
+        };
+        let sender = crate::sieve::deliver::envelope_from(raw);
+        for r in &d.refused {
+            if sender.is_empty() {
+                // RFC 5429 §2.1.2, §2.2.1: never to the null sender.
+                tracing::info!(account = %r.address, "Sieve refusal not reported: the sender is null");
+                metrics::counter!("petrel_sieve_refusals_total", "how" => "unreported")
+                    .increment(1);
+                continue;
+            }
+            if r.extended {
+                let mut q = crate::queue::QueueRcpt::new(&r.address);
+                q.status = crate::queue::RcptStatus::Failed {
+                    reply: r.dsn_reply(),
+                    host: self.config.hostname.clone(),
+                };
+                self.queue
+                    .notify_failed(&self.config.hostname, &sender, env_id.clone(), vec![q], raw)
+                    .await
+                    .map_err(MailError::from)?;
+                metrics::counter!("petrel_sieve_refusals_total", "how" => "dsn").increment(1);
+                tracing::info!(account = %r.address, to = %sender, "Sieve ereject: DSN queued");
+            } else {
+                let mdn = crate::sieve::refusal::mdn(&self.config.hostname, r, &sender, raw);
+                let mut rcpt = crate::queue::QueueRcpt::new(&sender);
+                rcpt.notify = crate::queue::Notify::default();
+                self.queue
+                    .enqueue(crate::queue::NewMessage {
+                        recipients: vec![rcpt],
+                        smtputf8: !sender.is_ascii(),
+                        raw: mdn,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(MailError::from)?;
+                metrics::counter!("petrel_sieve_refusals_total", "how" => "mdn").increment(1);
+                tracing::info!(account = %r.address, to = %sender, "Sieve reject: MDN queued");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a local delivery did: messages stored, and the accounts whose
+/// Sieve script refused the message (RFC 5429), with the message kept
+/// for the sender's notice.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    pub stored: usize,
+    pub refused: Vec<crate::sieve::refusal::Refused>,
+    pub original: Option<Vec<u8>>,
+}
+
+impl Delivered {
+    /// The reply that refuses in the protocol, when every one of
+    /// `accounts` refused, nothing was stored, and the refusals may be
+    /// made so (RFC 5429 §2.1.1, §2.2): the first one's.
+    pub fn protocol_refusal(&self, accounts: &[u32]) -> Option<String> {
+        let all = !accounts.is_empty()
+            && self.stored == 0
+            && accounts
+                .iter()
+                .all(|a| self.refused.iter().any(|r| r.account == *a));
+        if !all {
+            return None;
+        }
+        let replies: Option<Vec<String>> =
+            self.refused.iter().map(|r| r.protocol_reply()).collect();
+        replies?.into_iter().next()
     }
 }
 

@@ -119,10 +119,13 @@ async fn the_wire_protocol() {
         response(&mut c).await[0].starts_with("OK"),
         "session went on"
     );
-    c.send("CHECKSCRIPT \"require \\\"reject\\\"; reject \\\"x\\\";\"\r\n")
+    c.send("CHECKSCRIPT \"require \\\"editheader\\\"; addheader \\\"X-A\\\" \\\"b\\\";\"\r\n")
         .await;
     let r = response(&mut c).await;
-    assert!(r[0].starts_with("NO") && r[0].contains("reject"), "{r:?}");
+    assert!(
+        r[0].starts_with("NO") && r[0].contains("editheader"),
+        "{r:?}"
+    );
     c.send("SETACTIVE \"rules\"\r\nLISTSCRIPTS\r\n").await;
     assert!(response(&mut c).await[0].starts_with("OK"));
     let list = response(&mut c).await;

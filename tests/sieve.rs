@@ -310,8 +310,12 @@ async fn the_cli_manages_scripts() {
     };
     let e = err(put(&s, "bad", "keep;\nif true {\n"));
     assert!(e.contains("line 3") || e.contains("line 2"), "{e}");
-    let e = err(put(&s, "away", "require \"reject\";\nreject \"gone\";\n"));
-    assert!(e.contains("reject"), "{e}");
+    let e = err(put(
+        &s,
+        "away",
+        "require \"editheader\";\naddheader \"X-A\" \"b\";\n",
+    ));
+    assert!(e.contains("editheader"), "{e}");
     let e = err(put(&s, "big", &format!("# {}\nkeep;\n", "x".repeat(300))));
     assert!(e.contains("max-script-size"), "{e}");
     assert!(put(&s, "one", "keep;\n").status.success());
@@ -433,4 +437,151 @@ fn rand_id() -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+/// The text of a message's first part (the human-readable part of a
+/// report), decoded.
+fn first_text(raw: &[u8]) -> String {
+    let m = mail_parser::MessageParser::new().parse(raw).unwrap();
+    m.body_text(0).unwrap_or_default().into_owned()
+}
+
+/// RFC 5429: reject and ereject refuse in SMTP (550 with the reason, a
+/// multi-line reason as a multi-line reply) when every recipient
+/// refused; otherwise the message is accepted and the sender gets a DSN
+/// (ereject) or an MDN with the disposition "deleted" (reject), never
+/// the null sender; a non-ASCII reject reason always goes by MDN; LMTP
+/// refuses per recipient.
+#[tokio::test]
+async fn reject_and_ereject_refuse_or_report() {
+    let (remote, s) = relaying_to(&["bob@remote.test"]);
+    s.account("ann@example.org");
+    let out = put(
+        &s,
+        "refuse",
+        "require [\"reject\", \"ereject\"];\n\
+         if header :contains \"subject\" \"e-no\" { ereject \"No thanks\"; }\n\
+         elsif header :contains \"subject\" \"two lines\" { reject text:\nline one\nline two\n.\n; }\n\
+         elsif header :contains \"subject\" \"accent\" { reject \"Parti \u{e0} la p\u{ea}che\"; }\n\
+         elsif header :contains \"subject\" \"no\" { reject \"Gone fishing\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let msg = |subject: &str| {
+        format!("From: bob@remote.test\r\nSubject: {subject}\r\nMessage-ID: <{}@remote.test>\r\n\r\nx\r\n", subject.replace(' ', "."))
+    };
+    let bob = "bob@remote.test";
+    let ann = "ann@example.org";
+
+    // One recipient: refused in the protocol.
+    let r = smtp_send(s.addr("smtp"), bob, &[JOE], &msg("e-no")).await;
+    assert_eq!(r, "550 5.7.1 No thanks");
+    let r = smtp_send(s.addr("smtp"), bob, &[JOE], &msg("no")).await;
+    assert_eq!(r, "550 5.7.1 Gone fishing");
+    let mut c = LineClient::connect(s.addr("smtp")).await;
+    c.smtp_reply().await;
+    c.send(&format!(
+        "EHLO c.test\r\nMAIL FROM:<{bob}>\r\nRCPT TO:<{JOE}>\r\nDATA\r\n"
+    ))
+    .await;
+    for _ in 0..4 {
+        c.smtp_reply().await;
+    }
+    c.send(&format!("{}\r\n.\r\n", msg("two lines"))).await;
+    assert_eq!(c.line().await, "550-5.7.1 line one");
+    assert_eq!(c.line().await, "550 5.7.1 line two");
+
+    // Another recipient takes it: accepted, and the sender is told.
+    for subject in ["e-no both", "no both"] {
+        let r = smtp_send(s.addr("smtp"), bob, &[JOE, ann], &msg(subject)).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    // A reject reason that is not ASCII goes by MDN, even alone.
+    let r = smtp_send(s.addr("smtp"), bob, &[JOE], &msg("accent")).await;
+    assert!(r.starts_with("250"), "{r}");
+    // Nothing goes back to the null sender.
+    let r = smtp_send(s.addr("smtp"), "", &[JOE, ann], &msg("no null")).await;
+    assert!(r.starts_with("250"), "{r}");
+
+    // LMTP answers per recipient.
+    let mut c = LineClient::connect(s.addr("lmtp")).await;
+    c.smtp_reply().await;
+    c.send(&format!(
+        "LHLO c.test\r\nMAIL FROM:<{bob}>\r\nRCPT TO:<{JOE}>\r\nRCPT TO:<{ann}>\r\nDATA\r\n"
+    ))
+    .await;
+    for _ in 0..5 {
+        c.smtp_reply().await;
+    }
+    c.send(&format!("{}\r\n.\r\n", msg("e-no lmtp"))).await;
+    assert_eq!(c.smtp_reply().await, "550 5.7.1 No thanks");
+    assert!(c.smtp_reply().await.starts_with("250"));
+
+    let got = wait_for_mail(remote.addr("imap"), bob, 3).await;
+    let texts: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let dsn: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.contains("report-type=delivery-status"))
+        .collect();
+    assert_eq!(dsn.len(), 1, "{texts:?}");
+    assert!(dsn[0].contains("Action: failed"), "{}", dsn[0]);
+    assert!(dsn[0].contains("Status: 5.7.1"), "{}", dsn[0]);
+    assert!(
+        dsn[0].contains("Refused by the recipient's mail filter: No thanks"),
+        "{}",
+        dsn[0]
+    );
+    assert!(
+        dsn[0].contains("Return-Path: <>"),
+        "from the null sender: {}",
+        dsn[0]
+    );
+    let mdns: Vec<&Vec<u8>> = got
+        .iter()
+        .filter(|m| {
+            String::from_utf8_lossy(m)
+                .contains("Disposition: automatic-action/MDN-sent-automatically; deleted")
+        })
+        .collect();
+    assert_eq!(mdns.len(), 2, "{texts:?}");
+    let reasons: Vec<String> = mdns.iter().map(|m| first_text(m)).collect();
+    assert!(
+        reasons.iter().any(|t| t.contains("Gone fishing")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|t| t.contains("Parti \u{e0} la p\u{ea}che")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|t| t.contains("refused by the recipient's mail filtering")),
+        "{reasons:?}"
+    );
+    for m in &mdns {
+        let t = String::from_utf8_lossy(m);
+        assert!(t.contains("Original-Message-ID: <"), "{t}");
+        assert!(t.contains("Auto-Submitted: auto-replied"), "{t}");
+    }
+    // Joe has nothing; Ann has what was sent to both.
+    assert!(mailbox(&s, "INBOX").await.is_empty());
+    let ann_got = wait_for_mail(s.addr("imap"), ann, 4).await;
+    assert_eq!(ann_got.len(), 4);
+    let log = s.log_until("Sieve refusal not reported: the sender is null");
+    assert!(
+        log.contains("Sieve refusal not reported: the sender is null"),
+        "{log}"
+    );
+    // Nothing more came back to bob (the null sender's two refusals, and
+    // LMTP's, which refused in the protocol).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), bob, "pw").await.len(),
+        3
+    );
 }

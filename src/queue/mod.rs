@@ -460,6 +460,34 @@ impl Queue {
         rcpts: Vec<QueueRcpt>,
         raw: &[u8],
     ) -> Result<()> {
+        self.notify(hostname, from, env_id, rcpts, raw, dsn::Action::Delivered)
+            .await
+    }
+
+    /// A failure DSN for recipients refused after the message was
+    /// accepted (a Sieve `ereject`, RFC 5429 §2.1.2), each with its
+    /// `RcptStatus::Failed` reply.
+    pub async fn notify_failed(
+        &self,
+        hostname: &str,
+        from: &str,
+        env_id: Option<String>,
+        rcpts: Vec<QueueRcpt>,
+        raw: &[u8],
+    ) -> Result<()> {
+        self.notify(hostname, from, env_id, rcpts, raw, dsn::Action::Failed)
+            .await
+    }
+
+    async fn notify(
+        &self,
+        hostname: &str,
+        from: &str,
+        env_id: Option<String>,
+        rcpts: Vec<QueueRcpt>,
+        raw: &[u8],
+        action: dsn::Action,
+    ) -> Result<()> {
         if from.is_empty() || rcpts.is_empty() {
             return Ok(());
         }
@@ -481,8 +509,7 @@ impl Queue {
             recipients: rcpts.clone(),
             track: false,
         };
-        let refs: Vec<(&QueueRcpt, dsn::Action)> =
-            rcpts.iter().map(|r| (r, dsn::Action::Delivered)).collect();
+        let refs: Vec<(&QueueRcpt, dsn::Action)> = rcpts.iter().map(|r| (r, action)).collect();
         let body = dsn::build(hostname, &entry, &refs, raw, None);
         let mut to = QueueRcpt::new(from);
         to.notify = Notify::default();

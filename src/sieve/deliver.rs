@@ -32,6 +32,9 @@ pub struct Plan {
     /// Why the script failed, for the notice the account gets (RFC 5228
     /// §2.10.6); at most one a day per script.
     pub error: Option<String>,
+    /// `reject` or `ereject` (RFC 5429): the reason and whether it was
+    /// `ereject`.
+    pub reject: Option<(String, bool)>,
 }
 
 impl Plan {
@@ -41,6 +44,7 @@ impl Plan {
             files: vec![(Folder::Role("inbox".into()), Vec::new())],
             redirects: Vec::new(),
             error: None,
+            reject: None,
         }
     }
 }
@@ -81,6 +85,7 @@ struct Run {
     redirects: Vec<(String, usize)>,
     created: HashMap<usize, Vec<u8>>,
     seen: Vec<(u64, i64)>,
+    reject: Option<(String, bool)>,
 }
 
 /// The plan for delivering `raw` (envelope sender `from`) to `acct`.
@@ -195,6 +200,7 @@ async fn try_plan(
         files: Vec::new(),
         redirects: Vec::new(),
         error: None,
+        reject: run.reject.clone(),
     };
     // RFC 5228 §2.10.3: one copy per mailbox, whatever the script asks
     // (the flags of every request for it together).
@@ -390,10 +396,31 @@ fn interpret(
                 Input::True
             }
             Event::Discard => Input::True,
+            // RFC 5429 §2.4: one reject per script, and none with a
+            // vacation response.
+            Event::Reject { extended, reason } => {
+                if run.reject.is_some() {
+                    return Err(
+                        "a script may take one reject or ereject action (RFC 5429 §2.4)".into(),
+                    );
+                }
+                run.reject = Some((reason, extended));
+                Input::True
+            }
             // Not offered, so not reached: answered as done.
-            Event::Reject { .. } | Event::Notify { .. } | Event::SetEnvelope { .. } => Input::True,
+            Event::Notify { .. } | Event::SetEnvelope { .. } => Input::True,
             Event::ListContains { .. } | Event::Function { .. } => Input::False,
         };
+    }
+    if run.reject.is_some() && !run.created.is_empty() {
+        return Err("reject cannot go with vacation (RFC 5429 §2.4)".into());
+    }
+    // RFC 5429 §2.4: a message is delivered or refused, not both.
+    if run.reject.is_some() && (!run.files.is_empty() || !run.redirects.is_empty()) {
+        return Err(
+            "reject cannot go with keep, fileinto or redirect (RFC 5429 §2.4): the message was kept instead"
+                .into(),
+        );
     }
     Ok(run)
 }
@@ -554,7 +581,7 @@ fn encoded_subject(msg: &[u8]) -> Vec<u8> {
 
 /// The message without the Return-Path that final delivery put first
 /// (a redirect is not a final delivery).
-fn without_return_path(raw: &[u8]) -> &[u8] {
+pub(crate) fn without_return_path(raw: &[u8]) -> &[u8] {
     match return_path_line(raw) {
         Some(l) if l.len() + 2 <= raw.len() => &raw[l.len() + 2..],
         _ => raw,
@@ -655,6 +682,32 @@ mod tests {
             .filter_map(|(_, id)| run.created.get(id))
             .map(|m| String::from_utf8_lossy(&encoded_subject(m)).into_owned())
             .collect())
+    }
+
+    /// RFC 5429 §2.4: a reject cancels the implicit keep; a second
+    /// reject, a reject with vacation, and a reject with an action that
+    /// delivers (keep, fileinto, redirect) are errors (the message is
+    /// then kept).
+    #[test]
+    fn reject_goes_alone() {
+        let run = run_for("require \"ereject\";\nereject \"no\";", "a@b.test", MSG).unwrap();
+        assert_eq!(run.reject, Some(("no".to_string(), true)));
+        assert!(run.files.is_empty(), "the implicit keep is cancelled");
+        for script in [
+            "require \"reject\";\nreject \"a\";\nreject \"b\";",
+            "require [\"reject\", \"ereject\"];\nreject \"a\";\nereject \"b\";",
+            "require [\"reject\", \"vacation\"];\nvacation \"away\";\nreject \"a\";",
+            "require [\"reject\", \"fileinto\"];\nreject \"a\";\nfileinto \"x\";",
+            "require \"reject\";\nreject \"a\";\nkeep;",
+            "require \"reject\";\nreject \"a\";\nredirect \"c@d.test\";",
+        ] {
+            let r = run_for(
+                script,
+                "a@b.test",
+                "From: a@b.test\r\nTo: joe@example.org\r\n\r\nx\r\n",
+            );
+            assert!(r.is_err(), "{script}");
+        }
     }
 
     /// RFC 5230 through Petrel's runtime: the response's header (default

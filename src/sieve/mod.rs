@@ -12,13 +12,14 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: reject/ereject, enotify, editheader,
+//! offered yet: enotify, editheader,
 //! replace/enclose, fcc, spamtest/virustest, ext-lists, mboxmetadata,
 //! servermetadata, redirect-dsn/deliverby, convert.
 
 pub mod deliver;
 pub mod global;
 pub mod kv;
+pub mod refusal;
 pub mod scripts;
 pub mod smtp;
 
@@ -61,6 +62,8 @@ pub const EXTENSIONS: &[&str] = &[
     "regex",
     "vacation",
     "vacation-seconds",
+    "reject",
+    "ereject",
 ];
 
 /// The compiler, with the script size limit.

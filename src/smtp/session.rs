@@ -885,11 +885,27 @@ impl Session {
             } else {
                 msg
             };
-            let r = self
+            let delivered = match self.core.deliver_local_to(msg, &ids, folder).await {
+                Ok(d) => d,
+                Err(e) => return self.delivery_failed(e).await,
+            };
+            // RFC 5429: every recipient's script refused: in the protocol
+            // when allowed (nothing was stored); else the sender is told.
+            if forwarded.is_none() {
+                if let Some(reply) = delivered.protocol_refusal(&ids) {
+                    tracing::info!(session = %self.id, "refused by the recipients' Sieve scripts: {reply}");
+                    metrics::counter!("petrel_sieve_refusals_total", "how" => "smtp").increment(1);
+                    return self.error(&reply).await;
+                }
+            }
+            if let Err(e) = self
                 .core
-                .deliver_local_to(msg, &ids, folder)
+                .report_refusals(&delivered, env.env_id.clone())
                 .await
-                .map(|_| None);
+            {
+                tracing::warn!(session = %self.id, "Sieve refusal notice not queued: {e}");
+            }
+            let r: Result<Option<u64>, MailError> = Ok(None);
             if let (Ok(_), Some(copy)) = (&r, dsn_copy) {
                 let from = env.from.clone().unwrap_or_default();
                 if let Err(e) = self
@@ -916,9 +932,17 @@ impl Session {
                     None => format!("250 2.0.0 Message accepted for delivery ({})", self.id),
                 };
                 self.reply(&t).await?;
+                Ok(Flow::Continue)
             }
-            Err(MailError::OverQuota) => self.reply("452 4.2.2 Mailbox full").await?,
-            Err(e) => {
+            Err(e) => self.delivery_failed(e).await,
+        }
+    }
+
+    /// The reply to a delivery that failed: a temporary error.
+    async fn delivery_failed(&mut self, e: MailError) -> std::io::Result<Flow> {
+        match e {
+            MailError::OverQuota => self.reply("452 4.2.2 Mailbox full").await?,
+            e => {
                 tracing::error!(session = %self.id, "delivery failed: {e}");
                 self.reply("451 4.3.0 Local error in processing, try again later")
                     .await?;
@@ -975,7 +999,20 @@ impl Session {
         let mut replies = Vec::with_capacity(env.rcpts.len());
         for r in &env.rcpts {
             let t = match self.core.deliver_local(msg.clone(), &r.accounts).await {
-                Ok(_) => format!("250 2.0.0 <{}> delivered", r.address),
+                // RFC 5429 §2.1.1: LMTP refuses per recipient.
+                Ok(d) => match d.protocol_refusal(&r.accounts) {
+                    Some(reply) => {
+                        metrics::counter!("petrel_sieve_refusals_total", "how" => "smtp")
+                            .increment(1);
+                        reply
+                    }
+                    None => {
+                        if let Err(e) = self.core.report_refusals(&d, env.env_id.clone()).await {
+                            tracing::warn!(session = %self.id, "Sieve refusal notice not queued: {e}");
+                        }
+                        format!("250 2.0.0 <{}> delivered", r.address)
+                    }
+                },
                 Err(MailError::OverQuota) => format!("452 4.2.2 <{}> mailbox full", r.address),
                 Err(e) => {
                     tracing::error!(session = %self.id, "LMTP delivery failed: {e}");

@@ -478,7 +478,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     match args.first().map(String::as_str) {
-        Some("store") => {}
+        // Petrel alone: no anchor server to install.
+        Some("store" | "sieve" | "greylist") => {}
         Some("jmap") => apt_install(CYRUS_PACKAGES)?,
         Some("smtp" | "imap" | "imap-mixed") => apt_install(BENCH_PACKAGES)?,
         _ => {
