@@ -283,7 +283,14 @@ impl Core {
                     host: self.config.hostname.clone(),
                 };
                 self.queue
-                    .notify_failed(&self.config.hostname, &sender, env_id.clone(), vec![q], raw)
+                    .notify_local(
+                        &self.config.hostname,
+                        &sender,
+                        env_id.clone(),
+                        vec![q],
+                        raw,
+                        crate::queue::dsn::Action::Failed,
+                    )
                     .await
                     .map_err(MailError::from)?;
                 metrics::counter!("petrel_sieve_refusals_total", "how" => "dsn").increment(1);

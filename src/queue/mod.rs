@@ -450,36 +450,11 @@ impl Queue {
         Ok(Some(e))
     }
 
-    /// Queues a "delivered" DSN (RFC 3461 NOTIFY=SUCCESS) for mail that was
-    /// delivered locally without going through the queue.
-    pub async fn notify_delivered(
-        &self,
-        hostname: &str,
-        from: &str,
-        env_id: Option<String>,
-        rcpts: Vec<QueueRcpt>,
-        raw: &[u8],
-    ) -> Result<()> {
-        self.notify(hostname, from, env_id, rcpts, raw, dsn::Action::Delivered)
-            .await
-    }
-
-    /// A failure DSN for recipients refused after the message was
-    /// accepted (a Sieve `ereject`, RFC 5429 §2.1.2), each with its
-    /// `RcptStatus::Failed` reply.
-    pub async fn notify_failed(
-        &self,
-        hostname: &str,
-        from: &str,
-        env_id: Option<String>,
-        rcpts: Vec<QueueRcpt>,
-        raw: &[u8],
-    ) -> Result<()> {
-        self.notify(hostname, from, env_id, rcpts, raw, dsn::Action::Failed)
-            .await
-    }
-
-    async fn notify(
+    /// Queues a DSN about mail handled locally without going through the
+    /// queue: "delivered" (RFC 3461 NOTIFY=SUCCESS), or "failed" for
+    /// recipients refused after the message was accepted (a Sieve
+    /// `ereject`, RFC 5429 §2.1.2), each with its `RcptStatus` reply.
+    pub async fn notify_local(
         &self,
         hostname: &str,
         from: &str,
