@@ -346,8 +346,8 @@ impl Delivered {
 }
 
 impl Core {
-    /// Queues what a Sieve script sends: redirects (RFC 5228 §4.2) and
-    /// vacation responses (RFC 5230), each from the envelope sender the
+    /// Queues what a Sieve script sends: redirects (RFC 5228 §4.2),
+    /// vacation responses (RFC 5230) and notifications (RFC 5436), each from the envelope sender the
     /// plan names. A queue that fails fails the delivery (a temporary
     /// error: the sender retries, nothing is lost).
     async fn sieve_redirects(
@@ -359,12 +359,13 @@ impl Core {
             to,
             raw,
             from,
-            response,
+            kind,
         } in sends
         {
+            use crate::sieve::deliver::Sent;
             let mut rcpt = crate::queue::QueueRcpt::new(&to);
-            if response {
-                // RFC 5230 §5.1: NOTIFY=NEVER for the response.
+            if kind != Sent::Redirect {
+                // RFC 5230 §5.1, RFC 5436 §2.7: NOTIFY=NEVER.
                 rcpt.notify = crate::queue::Notify::default();
             }
             let id = self
@@ -378,12 +379,19 @@ impl Core {
                 })
                 .await
                 .map_err(MailError::from)?;
-            if response {
-                metrics::counter!("petrel_sieve_vacation_responses_total").increment(1);
-                tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve vacation response queued");
-            } else {
-                metrics::counter!("petrel_sieve_redirects_total").increment(1);
-                tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve redirect queued");
+            match kind {
+                Sent::Vacation => {
+                    metrics::counter!("petrel_sieve_vacation_responses_total").increment(1);
+                    tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve vacation response queued");
+                }
+                Sent::Redirect => {
+                    metrics::counter!("petrel_sieve_redirects_total").increment(1);
+                    tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve redirect queued");
+                }
+                Sent::Notification => {
+                    metrics::counter!("petrel_sieve_notifications_total").increment(1);
+                    tracing::info!(account = %account.address, to = %to, queue_id = id, "Sieve notification queued");
+                }
             }
         }
         Ok(())

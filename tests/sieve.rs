@@ -585,3 +585,100 @@ async fn reject_and_ereject_refuse_or_report() {
         3
     );
 }
+
+/// RFC 5435/5436 `notify` with mailto: a notification reaches the
+/// address in the URI (a second Petrel) with `Auto-Submitted:
+/// auto-notified` and the owner first, From the user, the URI's subject,
+/// its own Message-ID, and without the unsafe URI headers; once per
+/// address per run; from the null sender when the message came from it;
+/// none for a message that is itself auto-submitted. The message is
+/// still delivered.
+#[tokio::test]
+async fn notify_mailto_sends_a_notification() {
+    let (remote, s) = relaying_to(&["bob@remote.test"]);
+    let out = put(
+        &s,
+        "tell",
+        "require [\"enotify\"];\n\
+         notify :importance \"1\" \"mailto:bob@remote.test?subject=Mail%20for%20joe&body=See%20your%20Inbox&received=evil&message-id=%3Cx@evil%3E&auto-submitted=no\";\n\
+         notify \"mailto:bob@remote.test\";\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(&s, "ann@remote.test", "Subject: lunch").await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "",
+        &[JOE],
+        "From: mailer-daemon@remote.test\r\nSubject: bounced\r\n\r\nbody\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    send(
+        &s,
+        "robot@remote.test",
+        "Auto-Submitted: auto-generated\r\nSubject: automatic",
+    )
+    .await;
+    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 2).await;
+    let texts: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let first = texts
+        .iter()
+        .find(|t| t.contains("Return-Path: <joe@example.org>"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    let head = first.split("\r\n\r\n").next().unwrap();
+    let after_trace = head
+        .lines()
+        .find(|l| {
+            !l.starts_with("Return-Path")
+                && !l.starts_with("Received")
+                && !l.starts_with(' ')
+                && !l.starts_with('\t')
+                && !l.starts_with("Authentication-Results")
+                && !l.starts_with("DKIM")
+                && !l.starts_with("ARC")
+        })
+        .unwrap();
+    assert_eq!(
+        after_trace, "Auto-Submitted: auto-notified; owner-email=\"joe@example.org\"",
+        "{head}"
+    );
+    assert!(head.contains("Subject: Mail for joe"), "{head}");
+    assert!(
+        head.contains("From: <joe@example.org>") || head.contains("From: joe@example.org"),
+        "{head}"
+    );
+    assert!(head.contains("Importance: High"), "{head}");
+    assert!(
+        !head.contains("x@evil")
+            && !head.contains("Received: evil")
+            && !head.contains("Auto-Submitted: no"),
+        "{head}"
+    );
+    assert!(first.contains("See your Inbox"), "{first}");
+    // One per address per run: the second notify to bob sent nothing.
+    // The bounce (null sender) notified from the null sender.
+    assert!(
+        texts.iter().any(|t| t.starts_with("Return-Path: <>")),
+        "{texts:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), "bob@remote.test", "pw")
+            .await
+            .len(),
+        2,
+        "{texts:?}"
+    );
+    // Every message was delivered too.
+    let inbox: Vec<String> = mailbox(&s, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(inbox, ["lunch", "bounced", "automatic"]);
+    let log = s.log_until("Sieve notification queued");
+    assert!(log.contains("Sieve notification queued"), "{log}");
+}

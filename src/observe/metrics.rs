@@ -133,6 +133,10 @@ fn describe() {
         "Administrators' Sieve scripts run at SMTP stages, by stage and result (accept, reject, discard, error: accepted)"
     );
     describe_counter!(
+        "petrel_sieve_notifications_total",
+        "Notifications Sieve scripts sent with notify mailto: (RFC 5436), queued"
+    );
+    describe_counter!(
         "petrel_sieve_refusals_total",
         "Messages users' Sieve scripts refused (RFC 5429), by how the sender was told (smtp: a 550 reply, dsn, mdn, unreported: null sender)"
     );

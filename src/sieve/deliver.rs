@@ -57,8 +57,18 @@ pub struct Outgoing {
     pub to: String,
     pub raw: Vec<u8>,
     pub from: String,
-    /// A vacation response (not a redirect).
-    pub response: bool,
+    pub kind: Sent,
+}
+
+/// What an [`Outgoing`] message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// RFC 5228 §4.2, from the original envelope sender.
+    Redirect,
+    /// RFC 5230, from the null sender.
+    Vacation,
+    /// RFC 5435/5436 `notify` with a mailto: URI.
+    Notification,
 }
 
 /// An id `duplicate` (RFC 7352) saw, and until when it counts.
@@ -86,6 +96,8 @@ struct Run {
     created: HashMap<usize, Vec<u8>>,
     seen: Vec<(u64, i64)>,
     reject: Option<(String, bool)>,
+    /// Notification messages (RFC 5436) sieve-rs wrote, by message id.
+    notices: HashMap<usize, Vec<u8>>,
 }
 
 /// The plan for delivering `raw` (envelope sender `from`) to `acct`.
@@ -218,12 +230,38 @@ async fn try_plan(
         }
     }
     for (to, id) in &run.redirects {
-        let (msg, sender, response) = match run.created.get(id) {
+        if let Some(m) = run.notices.get(id) {
+            // RFC 5436 §2.7: one notification per address and run; from
+            // the null sender when the message came from it, else from
+            // the user.
+            let again = plan
+                .redirects
+                .iter()
+                .any(|o| o.kind == Sent::Notification && o.to.eq_ignore_ascii_case(to));
+            if !again && !super::notify::auto_submitted(raw) {
+                plan.redirects.push(Outgoing {
+                    to: to.clone(),
+                    raw: encoded_subject(&super::notify::finish(
+                        m,
+                        &acct.address,
+                        &core.config.hostname,
+                    )),
+                    from: if from.is_empty() {
+                        String::new()
+                    } else {
+                        acct.address.clone()
+                    },
+                    kind: Sent::Notification,
+                });
+            }
+            continue;
+        }
+        let (msg, sender, kind) = match run.created.get(id) {
             // A response (vacation) also meets Petrel's own RFC 3834
             // rules, those of the JMAP VacationResponse: sieve-rs misses
             // an Auto-Submitted field, which mail-parser names itself.
             Some(m) => match crate::vacation::should_reply(raw, acct) {
-                Ok(_) => (encoded_subject(m), String::new(), true),
+                Ok(_) => (encoded_subject(m), String::new(), Sent::Vacation),
                 Err(why) => {
                     tracing::info!(account = %acct.address, to = %to, "Sieve vacation response not sent: {why}");
                     continue;
@@ -239,14 +277,14 @@ async fn try_plan(
                 )
                 .into_bytes();
                 m.extend_from_slice(without_return_path(raw));
-                (m, from.to_string(), false)
+                (m, from.to_string(), Sent::Redirect)
             }
         };
         plan.redirects.push(Outgoing {
             to: to.clone(),
             raw: msg,
             from: sender,
-            response,
+            kind,
         });
     }
     // Tracked ids past their time go (RFC 5230 §4.2 needs 1,000 kept;
@@ -389,10 +427,13 @@ fn interpret(
                 message_id,
                 message,
             } => {
-                if !run.created.is_empty() {
+                if super::notify::is_notification(&message) {
+                    run.notices.insert(message_id, message);
+                } else if !run.created.is_empty() {
                     return Err("a script may take one vacation action (RFC 5230 §4.7)".into());
+                } else {
+                    run.created.insert(message_id, message);
                 }
-                run.created.insert(message_id, message);
                 Input::True
             }
             Event::Discard => Input::True,

@@ -12,13 +12,14 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: enotify, editheader,
+//! offered yet: editheader,
 //! replace/enclose, fcc, spamtest/virustest, ext-lists, mboxmetadata,
 //! servermetadata, redirect-dsn/deliverby, convert.
 
 pub mod deliver;
 pub mod global;
 pub mod kv;
+pub mod notify;
 pub mod refusal;
 pub mod scripts;
 pub mod smtp;
@@ -64,6 +65,7 @@ pub const EXTENSIONS: &[&str] = &[
     "vacation-seconds",
     "reject",
     "ereject",
+    "enotify",
 ];
 
 /// The compiler, with the script size limit.
@@ -83,6 +85,8 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         .with_default_vacation_expiry(7 * 86400)
         .with_max_nested_includes(cfg.max_include_depth)
         .with_local_hostname(hostname.to_string())
+        // RFC 5435: mailto: is the one notification method (RFC 5436).
+        .with_valid_notification_uri("mailto")
         .with_env_variable("name", "Petrel")
         .with_env_variable("version", env!("CARGO_PKG_VERSION"));
     for e in EXTENSIONS {
