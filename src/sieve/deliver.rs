@@ -448,8 +448,15 @@ fn interpret(
                 run.reject = Some((reason, extended));
                 Input::True
             }
+            // RFC 5435 §3.2: a method not supported is a run-time error
+            // (sieve-rs hands every method but mailto: over here).
+            Event::Notify { method, .. } => {
+                return Err(format!(
+                    "the notification method of `{method}` is not supported (only mailto:)"
+                ))
+            }
             // Not offered, so not reached: answered as done.
-            Event::Notify { .. } | Event::SetEnvelope { .. } => Input::True,
+            Event::SetEnvelope { .. } => Input::True,
             Event::ListContains { .. } | Event::Function { .. } => Input::False,
         };
     }
@@ -749,6 +756,35 @@ mod tests {
             );
             assert!(r.is_err(), "{script}");
         }
+    }
+
+    /// RFC 5435 §4, §5: valid_notify_method and notify_method_capability
+    /// (mailto: only; an unknown method or item is false, not an error);
+    /// §3.2: notify with another method is an error; §7: notify keeps
+    /// the implicit keep; §3.4: importance 2 by default.
+    #[test]
+    fn notify_tests_and_methods() {
+        let script = "require [\"enotify\", \"fileinto\"];\n\
+            if valid_notify_method \"mailto:a@b.test\" { fileinto \"valid\"; }\n\
+            if valid_notify_method \"xmpp:a@b.test\" { fileinto \"xmpp\"; }\n\
+            if valid_notify_method \"mailto:\" { fileinto \"empty\"; }\n\
+            if notify_method_capability \"xmpp:a@b.test\" \"online\" \"yes\" { fileinto \"x-online\"; }\n\
+            if notify_method_capability \"mailto:a@b.test\" \"no-such-item\" \"yes\" { fileinto \"item\"; }\n\
+            notify \"mailto:a@b.test\";\n";
+        assert_eq!(files(script), ["fileinto valid", "redirect a@b.test"]);
+        assert_eq!(
+            files("require \"enotify\";\nnotify \"mailto:a@b.test\";\n"),
+            ["keep", "redirect a@b.test"],
+            "notify leaves the implicit keep"
+        );
+        let run = run_for(script, "ann@remote.test", MSG).unwrap();
+        let note = String::from_utf8_lossy(run.notices.values().next().expect("a notification"));
+        assert!(note.contains("Importance: Normal"), "{note}");
+        // RFC 5436 §2.7: no :message, no subject header: the message's.
+        assert!(note.contains("Subject: caf\u{e9} ABC"), "{note}");
+        let other = "require \"enotify\";\nnotify \"xmpp:a@b.test\";\n";
+        let e = run_for(other, "ann@remote.test", MSG).unwrap_err();
+        assert!(e.contains("not supported"), "{e}");
     }
 
     /// RFC 5230 through Petrel's runtime: the response's header (default
