@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use petrel::store::KvBackend;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 #[allow(dead_code)]
 mod server;
-use server::Server;
+use server::{smtp_reply, Server};
 
 const TRIPLETS: usize = 1_000_000;
 const SAMPLES: usize = 20_000;
@@ -51,39 +51,28 @@ fn fill(dir: &std::path::Path) {
     );
 }
 
-async fn reply(r: &mut BufReader<tokio::io::ReadHalf<tokio::net::TcpStream>>) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).await.unwrap();
-        if line.len() < 4 || line.as_bytes()[3] == b' ' {
-            return line;
-        }
-    }
-}
-
 /// The RCPT times for these senders, and the replies' first digits.
 async fn rcpts(addr: SocketAddr, senders: &[usize], expect: &str) -> Vec<Duration> {
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let (r, mut w) = tokio::io::split(s);
     let mut r = BufReader::new(r);
-    reply(&mut r).await;
+    smtp_reply(&mut r).await;
     w.write_all(b"EHLO bench.test\r\n").await.unwrap();
-    reply(&mut r).await;
+    smtp_reply(&mut r).await;
     let mut out = Vec::with_capacity(senders.len());
     for i in senders {
         w.write_all(format!("MAIL FROM:<s{i}@bench.test>\r\n").as_bytes())
             .await
             .unwrap();
-        assert!(reply(&mut r).await.starts_with("250"));
+        assert!(smtp_reply(&mut r).await.starts_with("250"));
         let t = Instant::now();
         w.write_all(b"RCPT TO:<sink@bench.test>\r\n").await.unwrap();
-        let l = reply(&mut r).await;
+        let l = smtp_reply(&mut r).await;
         out.push(t.elapsed());
         assert!(l.starts_with(expect), "expected {expect}: {l}");
         w.write_all(b"RSET\r\n").await.unwrap();
-        reply(&mut r).await;
+        smtp_reply(&mut r).await;
     }
     w.write_all(b"QUIT\r\n").await.unwrap();
     out

@@ -168,3 +168,18 @@ impl Server {
             .unwrap_or(0)
     }
 }
+
+/// Reads an SMTP reply (every continuation line); returns its last line.
+// Used by some benches only.
+#[allow(dead_code)]
+pub async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        if line.len() < 4 || line.as_bytes()[3] == b' ' {
+            return line;
+        }
+    }
+}

@@ -37,25 +37,12 @@ const PER_SENDER: usize = 20;
 
 #[allow(dead_code)]
 mod server;
-use server::Server;
+use server::{smtp_reply, Server};
 
 fn start(extra: &str) -> Server {
     let s = Server::start(extra, &["smtp", "submission"]);
     s.cli(&["account", "create", "sink@bench.test", "--secret", "pw"]);
     s
-}
-
-type Reader = BufReader<tokio::io::ReadHalf<tokio::net::TcpStream>>;
-
-async fn reply(r: &mut Reader) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).await.unwrap();
-        if line.len() < 4 || line.as_bytes()[3] == b' ' {
-            return line;
-        }
-    }
 }
 
 /// One connection sending `n` messages; with `auth` it logs in first.
@@ -64,26 +51,26 @@ async fn sender(addr: SocketAddr, n: usize, body: &'static str, auth: bool, to: 
     s.set_nodelay(true).unwrap();
     let (r, mut w) = tokio::io::split(s);
     let mut r = BufReader::new(r);
-    reply(&mut r).await;
+    smtp_reply(&mut r).await;
     w.write_all(b"EHLO bench.test\r\n").await.unwrap();
-    reply(&mut r).await;
+    smtp_reply(&mut r).await;
     if auth {
         // "\0sink@bench.test\0pw"
         w.write_all(b"AUTH PLAIN AHNpbmtAYmVuY2gudGVzdABwdw==\r\n")
             .await
             .unwrap();
-        assert!(reply(&mut r).await.starts_with("235"));
+        assert!(smtp_reply(&mut r).await.starts_with("235"));
     }
     let envelope = format!("MAIL FROM:<sink@bench.test>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
     for _ in 0..n {
         // Pipelined envelope (RFC 2920), then the data.
         w.write_all(envelope.as_bytes()).await.unwrap();
         for _ in 0..3 {
-            let l = reply(&mut r).await;
+            let l = smtp_reply(&mut r).await;
             assert!(l.starts_with('2') || l.starts_with("354"), "{l}");
         }
         w.write_all(body.as_bytes()).await.unwrap();
-        let l = reply(&mut r).await;
+        let l = smtp_reply(&mut r).await;
         assert!(l.starts_with("250"), "{l}");
     }
     w.write_all(b"QUIT\r\n").await.unwrap();

@@ -140,20 +140,22 @@ impl Core {
     }
 
     /// Stores a message in the Inbox of each account, atomically, with
-    /// each account's quota applied.
+    /// each account's quota applied. `rcpts` are the accounts with the
+    /// address the mail was sent to (an alias, a group, a subaddress),
+    /// which their Sieve scripts see as the envelope "to".
     pub async fn deliver_local(
         &self,
         raw: Vec<u8>,
-        accounts: &[u32],
+        rcpts: &[(u32, &str)],
     ) -> Result<Delivered, MailError> {
-        self.deliver_local_to(raw, accounts, "inbox").await
+        self.deliver_local_to(raw, rcpts, "inbox").await
     }
 
     /// As [`Core::deliver_local`], into the mailbox with special-use `role`.
     pub async fn deliver_local_to(
         &self,
         raw: Vec<u8>,
-        accounts: &[u32],
+        rcpts: &[(u32, &str)],
         role: &str,
     ) -> Result<Delivered, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
@@ -161,7 +163,7 @@ impl Core {
         let mut seen: Vec<u32> = Vec::new();
         let from = crate::sieve::deliver::envelope_from(&raw);
         let mut notices: Vec<(u32, String, String)> = Vec::new();
-        for id in accounts {
+        for (id, to) in rcpts {
             if seen.contains(id) {
                 continue;
             }
@@ -178,7 +180,7 @@ impl Core {
             // redirect it).
             match account.filter(|_| role == "inbox") {
                 Some(a) => {
-                    let plan = crate::sieve::deliver::plan(self, &a, &raw, &from).await;
+                    let plan = crate::sieve::deliver::plan(self, &a, &raw, &from, to).await;
                     if let Some(e) = &plan.error {
                         notices.push((a.id, a.address.clone(), e.clone()));
                     }

@@ -682,3 +682,36 @@ async fn notify_mailto_sends_a_notification() {
     let log = s.log_until("Sieve notification queued");
     assert!(log.contains("Sieve notification queued"), "{log}");
 }
+
+/// RFC 5228 §5.4: `envelope "to"` is the address the mail was sent to:
+/// an alias of the account files apart from its own address.
+#[tokio::test]
+async fn envelope_to_is_the_address_used() {
+    let s = server("");
+    s.cli_ok(&["account", "add-alias", JOE, "info@example.org"]);
+    let out = put(
+        &s,
+        "by-address",
+        "require [\"envelope\", \"fileinto\", \"mailbox\"];\n\
+         if envelope :localpart :is \"to\" \"info\" { fileinto :create \"Info\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    for to in ["info@example.org", JOE] {
+        let r = smtp_send(
+            s.addr("smtp"),
+            "ann@remote.test",
+            &[to],
+            &format!("From: ann@remote.test\r\nSubject: to {to}\r\n\r\nx\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let info: Vec<String> = mailbox(&s, "Info").await.into_iter().map(|m| m.0).collect();
+    assert_eq!(info, ["to info@example.org"]);
+    let inbox: Vec<String> = mailbox(&s, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(inbox, [format!("to {JOE}")]);
+}

@@ -28,6 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 #[allow(dead_code)]
 #[path = "../server.rs"]
 mod server;
+use server::smtp_reply;
 use server::Server;
 
 mod client;
@@ -184,17 +185,6 @@ async fn event_source(
 }
 
 type Lines = BufReader<tokio::net::TcpStream>;
-
-async fn smtp_reply(r: &mut BufReader<tokio::io::ReadHalf<tokio::net::TcpStream>>) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).await.unwrap();
-        if line.len() < 4 || line.as_bytes()[3] == b' ' {
-            return line;
-        }
-    }
-}
 
 /// SMTP 250 to the EventSource `state` event, [`PUSHES`] times: p50 and
 /// p90 (the event may come before the client has read the 250; that

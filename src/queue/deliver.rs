@@ -211,7 +211,8 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
     let mut with_path = format!("Return-Path: <{}>\r\n", entry.from).into_bytes();
     with_path.extend_from_slice(raw);
     for (r, ids) in local {
-        let o = match core.deliver_local(with_path.clone(), &ids).await {
+        let local: Vec<(u32, &str)> = ids.iter().map(|a| (*a, r.address.as_str())).collect();
+        let o = match core.deliver_local(with_path.clone(), &local).await {
             // RFC 5429 §2.1.2: every account's script erejected it: the
             // queue's own bounce is the DSN.
             Ok(d)

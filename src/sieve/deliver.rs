@@ -101,12 +101,12 @@ struct Run {
 }
 
 /// The plan for delivering `raw` (envelope sender `from`) to `acct`.
-pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str) -> Plan {
+pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str) -> Plan {
     let cfg = &core.config.sieve;
     if !cfg.enable {
         return Plan::keep();
     }
-    match try_plan(core, acct, raw, from).await {
+    match try_plan(core, acct, raw, from, to).await {
         Ok(Some(p)) => {
             metrics::counter!("petrel_sieve_runs_total", "result" => "ok").increment(1);
             p
@@ -129,6 +129,7 @@ async fn try_plan(
     acct: &Account,
     raw: &[u8],
     from: &str,
+    to: &str,
 ) -> Result<Option<Plan>, String> {
     let mail = &core.mail;
     let Some(cached) = super::account_scripts(core, acct.id)
@@ -181,7 +182,7 @@ async fn try_plan(
             .filter(raw)
             .with_user_address(acct.address.as_str())
             .with_envelope(::sieve::Envelope::From, from)
-            .with_envelope(::sieve::Envelope::To, acct.address.as_str());
+            .with_envelope(::sieve::Envelope::To, envelope_to(to, acct));
         interpret(
             ctx,
             &name,
@@ -647,6 +648,17 @@ fn return_path_line(raw: &[u8]) -> Option<&[u8]> {
         .position(|w| w == b"\r\n")
         .unwrap_or(raw.len());
     Some(&raw[..end])
+}
+
+/// The envelope "to" a script sees: the address the mail was sent to,
+/// or the account's own when that is not an address (a bare
+/// "postmaster").
+fn envelope_to<'a>(to: &'a str, acct: &'a Account) -> &'a str {
+    if to.contains('@') {
+        to
+    } else {
+        acct.address.as_str()
+    }
 }
 
 /// The envelope sender final delivery recorded in the Return-Path

@@ -852,11 +852,12 @@ impl Session {
         } else if env.rcpts.iter().all(|r| r.accounts.is_empty()) {
             Ok(forwarded)
         } else {
-            let ids: Vec<u32> = env
+            let local: Vec<(u32, &str)> = env
                 .rcpts
                 .iter()
-                .flat_map(|r| r.accounts.iter().copied())
+                .flat_map(|r| r.accounts.iter().map(|a| (*a, r.address.as_str())))
                 .collect();
+            let ids: Vec<u32> = local.iter().map(|(a, _)| *a).collect();
             let success: Vec<QueueRcpt> = env
                 .rcpts
                 .iter()
@@ -886,7 +887,7 @@ impl Session {
             } else {
                 msg
             };
-            let delivered = match self.core.deliver_local_to(msg, &ids, folder).await {
+            let delivered = match self.core.deliver_local_to(msg, &local, folder).await {
                 Ok(d) => d,
                 Err(e) => return self.delivery_failed(e).await,
             };

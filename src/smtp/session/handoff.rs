@@ -75,7 +75,12 @@ impl Session {
     ) -> std::io::Result<Flow> {
         let mut replies = Vec::with_capacity(env.rcpts.len());
         for r in &env.rcpts {
-            let t = match self.core.deliver_local(msg.clone(), &r.accounts).await {
+            let local: Vec<(u32, &str)> = r
+                .accounts
+                .iter()
+                .map(|a| (*a, r.address.as_str()))
+                .collect();
+            let t = match self.core.deliver_local(msg.clone(), &local).await {
                 // RFC 5429 §2.1.1: LMTP refuses per recipient.
                 Ok(d) => match d.protocol_refusal(&r.accounts) {
                     Some(reply) => {
