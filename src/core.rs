@@ -98,7 +98,8 @@ impl Core {
         tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
         Ok(Core {
-            directory: Directory::new(store.clone(), &config.auth, &config.passwords),
+            directory: Directory::new(store.clone(), &config.auth, &config.passwords)
+                .with_recipient_delimiter(&config.directory.recipient_delimiter),
             queue: Queue::new(
                 store.clone(),
                 mail.blobs.clone(),

@@ -715,3 +715,50 @@ async fn envelope_to_is_the_address_used() {
         .collect();
     assert_eq!(inbox, [format!("to {JOE}")]);
 }
+
+/// RFC 5233 through `directory.recipient-delimiter` ("+" by default):
+/// joe+lists@ reaches joe, whose script reads the detail; an unknown
+/// base is refused; "" turns it off.
+#[tokio::test]
+async fn subaddresses_reach_the_account_and_its_script() {
+    let s = server("");
+    let out = put(
+        &s,
+        "detail",
+        "require [\"envelope\", \"subaddress\", \"fileinto\", \"mailbox\"];\n\
+         if envelope :detail \"to\" \"lists\" { fileinto :create \"Lists\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let msg = "From: ann@remote.test\r\nSubject: digest\r\n\r\nx\r\n";
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &["joe+lists@example.org"],
+        msg,
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let lists: Vec<String> = mailbox(&s, "Lists")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(lists, ["digest"]);
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &["nobody+lists@example.org"],
+        msg,
+    )
+    .await;
+    assert!(r.starts_with("550"), "{r}");
+    let off = server("[directory]\nrecipient-delimiter = \"\"\n");
+    let r = smtp_send(
+        off.addr("smtp"),
+        "ann@remote.test",
+        &["joe+lists@example.org"],
+        msg,
+    )
+    .await;
+    assert!(r.starts_with("550"), "{r}");
+}

@@ -26,6 +26,7 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub auth: AuthConfig,
     pub passwords: PasswordsConfig,
+    pub directory: DirectoryConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
     pub jmap: JmapConfig,
@@ -197,6 +198,23 @@ pub struct SmtpConfig {
 pub enum BareNewlines {
     Reject,
     Accept,
+}
+
+/// `[directory]`: how addresses are looked up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DirectoryConfig {
+    /// `joe+lists@example.org` reaches `joe@example.org` when it has no
+    /// address of its own (the detail is Sieve's `:detail`); "" for none.
+    pub recipient_delimiter: String,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            recipient_delimiter: "+".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -614,6 +632,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             auth: AuthConfig::default(),
             passwords: PasswordsConfig::default(),
+            directory: DirectoryConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
             jmap: JmapConfig::default(),
@@ -935,6 +954,17 @@ impl Config {
                     format!("`{l}` is not a listener that takes PROXY headers"),
                 ));
             }
+        }
+        let d = &self.directory.recipient_delimiter;
+        if d.len() > 4
+            || d.chars()
+                .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+        {
+            return Err((
+                "directory.recipient-delimiter",
+                "at most 4 characters, without `@` or spaces (\"+\" is usual, \"\" for none)"
+                    .into(),
+            ));
         }
         for c in &self.greylist.exempt_networks {
             if let Err(e) = c.parse::<crate::net::limit::Cidr>() {

@@ -215,6 +215,8 @@ pub struct Directory {
     /// Accounts disabled or deleted while sessions may hold them.
     pub revoked: std::sync::Arc<Revocations>,
     passwords: crate::config::PasswordsConfig,
+    /// Separates a local part from its detail (`joe+lists@`); empty: none.
+    delimiter: String,
 }
 
 /// The outcome of a password check.
@@ -384,7 +386,27 @@ impl Directory {
             guard: std::sync::Arc::new(ratelimit::LoginGuard::new(auth)),
             revoked: std::sync::Arc::new(Revocations::new()),
             passwords: passwords.clone(),
+            delimiter: String::new(),
         }
+    }
+
+    /// Mail to `local` + `delimiter` + anything `@domain` that has no
+    /// address of its own goes to `local@domain` (RFC 5233's
+    /// subaddresses); `""` turns this off.
+    pub fn with_recipient_delimiter(mut self, delimiter: &str) -> Self {
+        self.delimiter = delimiter.to_string();
+        self
+    }
+
+    /// The address without its detail (`joe+lists@d` → `joe@d`), when it
+    /// has one.
+    fn without_detail(&self, address: &str) -> Option<String> {
+        if self.delimiter.is_empty() {
+            return None;
+        }
+        let (local, domain) = address.rsplit_once('@')?;
+        let (base, _) = local.split_once(self.delimiter.as_str())?;
+        (!base.is_empty()).then(|| format!("{base}@{domain}"))
     }
 
     /// Whether a login that proved `secret` (None: a mechanism that never
@@ -817,6 +839,7 @@ impl Directory {
         let mut ids = Vec::new();
         let mut forward = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let base = self.without_detail(&address);
         let mut queue = vec![address.clone()];
         while let Some(addr) = queue.pop() {
             if !seen.insert(addr.clone()) || seen.len() > 1000 {
@@ -838,7 +861,12 @@ impl Directory {
                         }
                     }
                 },
-                None if addr == address => {
+                // No such address: the one without its detail, then the
+                // domain's catch-all.
+                None if addr == address && base.is_some() => {
+                    queue.extend(base.clone());
+                }
+                None if addr == address || Some(&addr) == base.as_ref() => {
                     if let Some(ca) = &domain.catch_all {
                         queue.push(ca.clone());
                     }
