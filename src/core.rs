@@ -330,16 +330,20 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// Whether every one of `accounts` refused and nothing was stored.
+    pub fn all_refused(&self, accounts: &[u32]) -> bool {
+        !accounts.is_empty()
+            && self.stored == 0
+            && accounts
+                .iter()
+                .all(|a| self.refused.iter().any(|r| r.account == *a))
+    }
+
     /// The reply that refuses in the protocol, when every one of
     /// `accounts` refused, nothing was stored, and the refusals may be
     /// made so (RFC 5429 §2.1.1, §2.2): the first one's.
     pub fn protocol_refusal(&self, accounts: &[u32]) -> Option<String> {
-        let all = !accounts.is_empty()
-            && self.stored == 0
-            && accounts
-                .iter()
-                .all(|a| self.refused.iter().any(|r| r.account == *a));
-        if !all {
+        if !self.all_refused(accounts) {
             return None;
         }
         let replies: Option<Vec<String>> =

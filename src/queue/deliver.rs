@@ -215,19 +215,10 @@ async fn deliver(core: &SharedCore, entry: &QueueEntry, raw: &[u8]) -> HashMap<S
         let o = match core.deliver_local(with_path.clone(), &local).await {
             // RFC 5429 §2.1.2: every account's script erejected it: the
             // queue's own bounce is the DSN.
-            Ok(d)
-                if d.stored == 0
-                    && !d.refused.is_empty()
-                    && d.refused.iter().all(|x| x.extended)
-                    && ids
-                        .iter()
-                        .all(|a| d.refused.iter().any(|x| x.account == *a)) =>
-            {
-                Outcome::Perm {
-                    reply: d.refused[0].dsn_reply(),
-                    host: core.config.hostname.clone(),
-                }
-            }
+            Ok(d) if d.all_refused(&ids) && d.refused.iter().all(|x| x.extended) => Outcome::Perm {
+                reply: d.refused[0].dsn_reply(),
+                host: core.config.hostname.clone(),
+            },
             Ok(d) => {
                 if let Err(e) = core.report_refusals(&d, entry.env_id.clone()).await {
                     tracing::warn!(queue_id = entry.id, "Sieve refusal notice not queued: {e}");

@@ -49,7 +49,7 @@ pub fn status_of(reply: &str) -> String {
 }
 
 /// The header section of a message (up to the empty line).
-fn header_section(raw: &[u8]) -> &[u8] {
+pub(crate) fn header_section(raw: &[u8]) -> &[u8] {
     match raw.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(p) => &raw[..p + 2],
         None => raw,

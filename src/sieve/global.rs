@@ -41,6 +41,17 @@ pub async fn all(core: &Core) -> Result<Arc<Vec<Script>>> {
     Ok(list)
 }
 
+/// One global script by name from memory, without reading the store
+/// (for a run in progress; `None` also when none were read yet).
+pub fn cached(core: &Core, name: &str) -> Option<Script> {
+    core.sieve
+        .global
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|all| all.iter().find(|s| s.name == name).cloned())
+}
+
 /// One global script by name.
 pub async fn get(core: &Core, name: &str) -> Result<Script> {
     all(core)

@@ -223,13 +223,14 @@ pub(crate) async fn account_scripts(
     let fresh = active
         .and_then(|a| all.iter().find(|(n, _)| *n == a))
         .map(|(_, s)| {
-            let name = s.name.clone();
-            let compiled = compile_cached(&core.config.sieve, &s.text, Trust::User);
-            (name, compiled)
+            (
+                s.name.clone(),
+                compile_cached(&core.config.sieve, &s.text, Trust::User),
+            )
         })
         .map(|(name, compiled)| {
             Arc::new(AccountScripts {
-                all: all.clone(),
+                all,
                 name,
                 compiled,
             })

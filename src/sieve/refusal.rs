@@ -93,15 +93,6 @@ impl Refused {
     }
 }
 
-/// The header section of `raw` (after the Return-Path Petrel added).
-fn header_section(raw: &[u8]) -> &[u8] {
-    let raw = super::deliver::without_return_path(raw);
-    match raw.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => &raw[..p + 2],
-        None => raw,
-    }
-}
-
 /// RFC 5429 §2.2.1, RFC 8098: the MDN a `reject` sends to `to` (the
 /// envelope sender): a human-readable part with the reason, the
 /// disposition `automatic-action/MDN-sent-automatically; deleted`, and
@@ -133,7 +124,12 @@ pub fn mdn(hostname: &str, r: &Refused, to: &str, raw: &[u8]) -> Vec<u8> {
         vec![
             mail_builder::mime::MimePart::new("text/plain", text.clone()),
             mail_builder::mime::MimePart::new("message/disposition-notification", report),
-            mail_builder::mime::MimePart::new("text/rfc822-headers", header_section(raw).to_vec()),
+            mail_builder::mime::MimePart::new(
+                "text/rfc822-headers",
+                // The original's header section, after Petrel's Return-Path.
+                crate::queue::dsn::header_section(super::deliver::without_return_path(raw))
+                    .to_vec(),
+            ),
         ],
     );
     mail_builder::MessageBuilder::new()

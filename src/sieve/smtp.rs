@@ -241,13 +241,7 @@ fn interpret(
         input = match event {
             Event::IncludeScript { name, optional } => {
                 let found = match &name {
-                    ::sieve::Script::Global(n) => core
-                        .sieve
-                        .global
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_ref()
-                        .and_then(|all| all.iter().find(|s| &s.name == n).cloned()),
+                    ::sieve::Script::Global(n) => super::global::cached(core, n),
                     ::sieve::Script::Personal(_) => None,
                 };
                 match found {
