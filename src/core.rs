@@ -160,6 +160,9 @@ impl Core {
         role: &str,
     ) -> Result<Delivered, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
+        // Copies whose header a Sieve script changed (RFC 5293), each
+        // stored as a message of its own.
+        let mut edited: Vec<(Vec<u8>, IngestTarget)> = Vec::new();
         let mut refused: Vec<crate::sieve::refusal::Refused> = Vec::new();
         let mut seen: Vec<u32> = Vec::new();
         let from = crate::sieve::deliver::envelope_from(&raw);
@@ -193,11 +196,14 @@ impl Core {
                             extended,
                         });
                     }
-                    for (folder, flags) in plan.files {
+                    for (folder, flags, changed) in plan.files {
                         let mut t = t.clone();
                         t.folder = folder;
                         t.flags = flags;
-                        targets.push(t);
+                        match changed {
+                            Some(m) => edited.push((m, t)),
+                            None => targets.push(t),
+                        }
                     }
                     self.sieve_redirects(&a, plan.redirects).await?;
                 }
@@ -206,7 +212,7 @@ impl Core {
         }
         // The message, kept for the sender's notice when a script refused.
         let original = (!refused.is_empty()).then(|| raw.clone());
-        if targets.is_empty() {
+        if targets.is_empty() && edited.is_empty() {
             return Ok(Delivered {
                 stored: 0,
                 refused,
@@ -221,16 +227,30 @@ impl Core {
         let head = (role == "inbox").then(|| raw[..end].to_vec());
         // A delivery or read report, for the JMAP submission it answers.
         let report = crate::jmap::reports::is_report(&raw[..end]).then(|| raw.clone());
-        let mut accounts: Vec<u32> = targets.iter().map(|t| t.account).collect();
+        let mut accounts: Vec<u32> = targets
+            .iter()
+            .chain(edited.iter().map(|(_, t)| t))
+            .map(|t| t.account)
+            .collect();
+        accounts.sort_unstable();
         accounts.dedup();
-        let stored = self
-            .mail
-            .ingest(IngestRequest {
+        let mut stored = Vec::new();
+        for (m, t) in edited {
+            let req = IngestRequest {
+                raw: m,
+                targets: vec![t],
+                received_at: None,
+            };
+            stored.extend(self.mail.ingest(req).await?);
+        }
+        if !targets.is_empty() {
+            let req = IngestRequest {
                 raw,
                 targets,
                 received_at: None,
-            })
-            .await?;
+            };
+            stored.extend(self.mail.ingest(req).await?);
+        }
         if let Some(head) = head {
             crate::vacation::after_delivery(self, &head, &accounts).await;
         }

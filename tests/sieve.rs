@@ -459,7 +459,8 @@ async fn reject_and_ereject_refuse_or_report() {
     let out = put(
         &s,
         "refuse",
-        "require [\"reject\", \"ereject\"];\n\
+        "require [\"reject\", \"ereject\", \"editheader\"];\n\
+         addheader \"X-Edited\" \"yes\";\n\
          if header :contains \"subject\" \"e-no\" { ereject \"No thanks\"; }\n\
          elsif header :contains \"subject\" \"two lines\" { reject text:\nline one\nline two\n.\n; }\n\
          elsif header :contains \"subject\" \"accent\" { reject \"Parti \u{e0} la p\u{ea}che\"; }\n\
@@ -538,6 +539,10 @@ async fn reject_and_ereject_refuse_or_report() {
         "from the null sender: {}",
         dsn[0]
     );
+    // RFC 5293 §7: the notices quote the header as it came, before the
+    // script changed it.
+    assert!(dsn[0].contains("Subject: e-no both"), "{}", dsn[0]);
+    assert!(!dsn[0].contains("X-Edited"), "{}", dsn[0]);
     let mdns: Vec<&Vec<u8>> = got
         .iter()
         .filter(|m| {
@@ -567,6 +572,7 @@ async fn reject_and_ereject_refuse_or_report() {
         let t = String::from_utf8_lossy(m);
         assert!(t.contains("Original-Message-ID: <"), "{t}");
         assert!(t.contains("Auto-Submitted: auto-replied"), "{t}");
+        assert!(!t.contains("X-Edited"), "{t}");
     }
     // Joe has nothing; Ann has what was sent to both.
     assert!(mailbox(&s, "INBOX").await.is_empty());
@@ -761,4 +767,94 @@ async fn subaddresses_reach_the_account_and_its_script() {
     )
     .await;
     assert!(r.starts_with("550"), "{r}");
+}
+
+/// The messages of one of joe's mailboxes, whole, over IMAP.
+async fn messages(s: &TestServer, name: &str) -> Vec<String> {
+    imap_fetch_mailbox(s.addr("imap"), JOE, "pw", name)
+        .await
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect()
+}
+
+/// The header section of a message.
+fn head(m: &str) -> &str {
+    m.split("\r\n\r\n").next().unwrap_or_default()
+}
+
+/// RFC 5293 editheader: what is filed, kept and redirected has the
+/// header as the script left it at that action (§7); a mailbox asked
+/// twice still gets one message (§7); Received cannot be deleted (§6);
+/// a script that fails keeps the original header (§7).
+#[tokio::test]
+async fn editheader_changes_what_is_stored_and_sent() {
+    let (remote, s) = relaying_to(&["bob@remote.test"]);
+    let out = put(
+        &s,
+        "edit",
+        r#"require ["editheader", "fileinto", "mailbox", "include"];
+if header :is "Subject" "edit me" {
+    fileinto :create "Original";
+    addheader "X-Filtered" "yes";
+    deleteheader "X-Remove";
+    deleteheader "Received";
+    deleteheader "Subject";
+    addheader "Subject" "tagged";
+    fileinto :create "Tagged";
+    redirect "bob@remote.test";
+    addheader :last "X-Second" "1";
+    fileinto "Tagged";
+    keep;
+    stop;
+}
+addheader "X-Edited" "yes";
+fileinto :create "Edited";
+include :personal "missing";
+"#,
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(&s, "ann@remote.test", "Subject: edit me\r\nX-Remove: x").await;
+    send(&s, "ann@remote.test", "Subject: fails").await;
+
+    let original = messages(&s, "Original").await;
+    assert_eq!(original.len(), 1);
+    assert!(original[0].contains("Subject: edit me\r\n") && original[0].contains("X-Remove: x"));
+    assert!(!original[0].contains("X-Filtered"), "{}", original[0]);
+    let tagged = messages(&s, "Tagged").await;
+    assert_eq!(tagged.len(), 1, "one message for a mailbox asked twice");
+    let h = head(&tagged[0]);
+    assert!(
+        h.contains("X-Filtered: yes") && h.contains("Subject: tagged"),
+        "{h}"
+    );
+    assert!(!h.contains("X-Remove") && !h.contains("edit me"), "{h}");
+    assert!(h.contains("Received: "), "Received stays: {h}");
+    assert!(!h.contains("X-Second"), "the first fileinto's header: {h}");
+    let body = |m: &str| m[head(m).len()..].to_string();
+    assert_eq!(
+        body(&tagged[0]),
+        body(&original[0]),
+        "the body is unchanged"
+    );
+    let inbox = messages(&s, "INBOX").await;
+    assert_eq!(
+        inbox.len(),
+        3,
+        "the two, and the notice of the failure: {inbox:?}"
+    );
+    assert!(head(&inbox[0]).contains("X-Second: 1"), "{}", inbox[0]);
+    // The failing script changed nothing it asked: the original header
+    // in the Inbox, nothing in Edited.
+    assert!(head(&inbox[1]).contains("Subject: fails"), "{}", inbox[1]);
+    assert!(!inbox[1].contains("X-Edited"), "{}", inbox[1]);
+    assert!(messages(&s, "Edited").await.is_empty());
+
+    let got = wait_for_mail(remote.addr("imap"), "bob@remote.test", 1).await;
+    let sent = String::from_utf8_lossy(&got[0]).into_owned();
+    assert!(
+        sent.contains("X-Filtered: yes") && sent.contains("Subject: tagged"),
+        "the redirect carries the change: {sent}"
+    );
+    assert!(!sent.contains("X-Second"), "{sent}");
 }

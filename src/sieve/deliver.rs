@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use ::sieve::compiler::grammar::actions::action_redirect::Notify;
 use ::sieve::{Event, Input, Recipient};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -24,9 +25,10 @@ use crate::mail::{Folder, Mailbox};
 /// What delivery does for one account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// The mailboxes the message goes into, each with its flags; none
-    /// when the script discarded it.
-    pub files: Vec<(Folder, Vec<String>)>,
+    /// The mailboxes the message goes into, each with its flags and,
+    /// where the script changed its header (editheader, RFC 5293), the
+    /// message as changed; none when the script discarded it.
+    pub files: Vec<(Folder, Vec<String>, Option<Vec<u8>>)>,
     /// What to send through the queue.
     pub redirects: Vec<Outgoing>,
     /// Why the script failed, for the notice the account gets (RFC 5228
@@ -41,7 +43,7 @@ impl Plan {
     /// The implicit keep: the Inbox, no flags.
     pub fn keep() -> Plan {
         Plan {
-            files: vec![(Folder::Role("inbox".into()), Vec::new())],
+            files: vec![(Folder::Role("inbox".into()), Vec::new(), None)],
             redirects: Vec::new(),
             error: None,
             reject: None,
@@ -86,6 +88,9 @@ struct FileAct {
     special_use: Option<String>,
     create: bool,
     flags: Vec<String>,
+    /// The message's id in the run: 0 the original, else one the script
+    /// changed (in `Run::modified`).
+    message: usize,
 }
 
 /// What a run asked, before it is carried out.
@@ -93,7 +98,11 @@ struct FileAct {
 struct Run {
     files: Vec<FileAct>,
     redirects: Vec<(String, usize)>,
+    /// The vacation response (RFC 5230), by message id.
     created: HashMap<usize, Vec<u8>>,
+    /// The message as editheader (RFC 5293) left it at each action that
+    /// used it, by message id.
+    modified: HashMap<usize, Vec<u8>>,
     seen: Vec<(u64, i64)>,
     reject: Option<(String, bool)>,
     /// Notification messages (RFC 5436) sieve-rs wrote, by message id.
@@ -217,17 +226,25 @@ async fn try_plan(
     };
     // RFC 5228 §2.10.3: one copy per mailbox, whatever the script asks
     // (the flags of every request for it together).
+    // RFC 5293 §7: a message changed by editheader is the same message,
+    // so a mailbox still gets one copy: the first one asked.
     for f in &run.files {
         let target = folder(core, acct, &boxes, f).await;
-        match plan.files.iter_mut().find(|(t, _)| *t == target) {
-            Some((_, flags)) => {
+        match plan.files.iter_mut().find(|(t, _, _)| *t == target) {
+            Some((_, flags, _)) => {
                 for fl in &f.flags {
                     if !flags.contains(fl) {
                         flags.push(fl.clone());
                     }
                 }
             }
-            None => plan.files.push((target, f.flags.clone())),
+            None => plan.files.push((
+                target,
+                f.flags.clone(),
+                run.modified
+                    .get(&f.message)
+                    .map(|m| super::edited::finish(m, raw)),
+            )),
         }
     }
     for (to, id) in &run.redirects {
@@ -277,7 +294,12 @@ async fn try_plan(
                     crate::core::rfc5322_date(now)
                 )
                 .into_bytes();
-                m.extend_from_slice(without_return_path(raw));
+                // RFC 5293 §7: with the header as the script left it.
+                let msg = run
+                    .modified
+                    .get(id)
+                    .map_or_else(|| raw.to_vec(), |m| super::edited::finish(m, raw));
+                m.extend_from_slice(without_return_path(&msg));
                 (m, from.to_string(), Sent::Redirect)
             }
         };
@@ -380,13 +402,14 @@ fn interpret(
                 }
                 dup.into()
             }
-            Event::Keep { flags, .. } => {
+            Event::Keep { flags, message_id } => {
                 run.files.push(FileAct {
                     folder: None,
                     mailbox_id: None,
                     special_use: None,
                     create: false,
                     flags,
+                    message: message_id,
                 });
                 Input::True
             }
@@ -396,7 +419,7 @@ fn interpret(
                 mailbox_id,
                 special_use,
                 create,
-                ..
+                message_id,
             } => {
                 run.files.push(FileAct {
                     folder: Some(folder),
@@ -404,14 +427,28 @@ fn interpret(
                     special_use,
                     create,
                     flags,
+                    message: message_id,
                 });
                 Input::True
             }
             Event::SendMessage {
                 recipient,
                 message_id,
+                notify,
                 ..
             } => {
+                // A vacation response is sent with `:notify "NEVER"`; a
+                // redirect cannot ask that, as redirect-dsn is not offered.
+                if notify == Notify::Never {
+                    if let Some(m) = run.modified.remove(&message_id) {
+                        if !run.created.is_empty() {
+                            return Err(
+                                "a script may take one vacation action (RFC 5230 §4.7)".into()
+                            );
+                        }
+                        run.created.insert(message_id, m);
+                    }
+                }
                 match recipient {
                     Recipient::Address(a) => run.redirects.push((a, message_id)),
                     Recipient::Group(list) => {
@@ -422,18 +459,17 @@ fn interpret(
                 }
                 Input::True
             }
-            // The only message a script writes here is its vacation
-            // response; a second is an error (RFC 5230 §4.7).
+            // A message the script wrote: a notification, a vacation
+            // response (known when it is sent, above), or the message as
+            // editheader changed it, before the action that uses it.
             Event::CreatedMessage {
                 message_id,
                 message,
             } => {
                 if super::notify::is_notification(&message) {
                     run.notices.insert(message_id, message);
-                } else if !run.created.is_empty() {
-                    return Err("a script may take one vacation action (RFC 5230 §4.7)".into());
                 } else {
-                    run.created.insert(message_id, message);
+                    run.modified.insert(message_id, message);
                 }
                 Input::True
             }
@@ -578,7 +614,6 @@ pub fn error_notice(hostname: &str, to: &str, error: &str) -> Vec<u8> {
 /// A response with its Subject as RFC 2047 encoded words when it is not
 /// ASCII (RFC 5230 §4.3; sieve-rs writes it as UTF-8).
 fn encoded_subject(msg: &[u8]) -> Vec<u8> {
-    use base64::Engine;
     let head_end = msg
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -605,9 +640,17 @@ fn encoded_subject(msg: &[u8]) -> Vec<u8> {
     if value.is_ascii() {
         return msg.to_vec();
     }
-    // Encoded words of at most 64 characters (a line within 78): 39
-    // octets of UTF-8 each,
-    // never splitting a character.
+    let mut out = msg[..start].to_vec();
+    out.extend_from_slice(format!("Subject: {}", encoded_words(&value)).as_bytes());
+    out.extend_from_slice(&msg[end..]);
+    out
+}
+
+/// `value` as RFC 2047 encoded words, folded: words of at most 64
+/// characters (a line within 78), 39 octets of UTF-8 each, never
+/// splitting a character.
+pub(crate) fn encoded_words(value: &str) -> String {
+    use base64::Engine;
     let mut words = Vec::new();
     let mut chunk = String::new();
     for c in value.chars() {
@@ -622,10 +665,7 @@ fn encoded_subject(msg: &[u8]) -> Vec<u8> {
         .iter()
         .map(|w| format!("=?utf-8?B?{}?=", b64.encode(w)))
         .collect();
-    let mut out = msg[..start].to_vec();
-    out.extend_from_slice(format!("Subject: {}", encoded.join("\r\n ")).as_bytes());
-    out.extend_from_slice(&msg[end..]);
-    out
+    encoded.join("\r\n ")
 }
 
 /// The message without the Return-Path that final delivery put first
@@ -639,7 +679,7 @@ pub(crate) fn without_return_path(raw: &[u8]) -> &[u8] {
 
 /// The Return-Path field final delivery put first, if it did: its line
 /// up to the CRLF (or the end).
-fn return_path_line(raw: &[u8]) -> Option<&[u8]> {
+pub(crate) fn return_path_line(raw: &[u8]) -> Option<&[u8]> {
     if raw.len() < 12 || !raw[..12].eq_ignore_ascii_case(b"Return-Path:") {
         return None;
     }
@@ -676,264 +716,4 @@ pub fn envelope_from(raw: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A run of `script` for joe as deliveries run it (the extensions
-    /// offered, no mailboxes), the envelope sender `from`.
-    fn run_for(script: &str, from: &str, raw: &str) -> Result<Run, String> {
-        let cfg = crate::config::SieveConfig::default();
-        let compiled = super::super::compiler(&cfg)
-            .compile(script.as_bytes())
-            .map_err(|e| format!("compile: {e}"))?;
-        let rt = super::super::runtime(&cfg, "mx.test");
-        let ctx = rt
-            .filter(raw.as_bytes())
-            .with_user_address("joe@example.org")
-            .with_envelope(::sieve::Envelope::From, from)
-            .with_envelope(::sieve::Envelope::To, "joe@example.org");
-        interpret(
-            ctx,
-            "t",
-            compiled.into(),
-            &[],
-            &[],
-            &[],
-            &HashMap::new(),
-            0,
-            &cfg,
-        )
-    }
-
-    /// What a script asks for a message (envelope from ann, with a source
-    /// route).
-    fn actions(script: &str, raw: &str) -> Result<Vec<String>, String> {
-        let run = run_for(script, "<@relay.test:ann@remote.test>", raw)?;
-        let mut out: Vec<String> = run
-            .files
-            .iter()
-            .map(|f| {
-                f.folder
-                    .clone()
-                    .map_or("keep".into(), |n| format!("fileinto {n}"))
-            })
-            .collect();
-        out.extend(run.redirects.iter().map(|(to, _)| format!("redirect {to}")));
-        Ok(out)
-    }
-
-    const MSG: &str =
-        "From: Ann <ann@remote.test>\r\nTo: joe@example.org\r\nCc: cc@example.org\r\n\
-        Bcc: bcc@example.org\r\nSender: s@remote.test\r\nResent-From: rf@remote.test\r\n\
-        Resent-To: rt@example.org\r\nSubject: =?ISO-8859-1?Q?caf=E9?= ABC\r\n\r\nbody\r\n";
-
-    fn files(script: &str) -> Vec<String> {
-        actions(script, MSG).unwrap_or_else(|e| panic!("{e}: {script}"))
-    }
-
-    const F: &str = "require \"fileinto\";\n";
-
-    /// The responses a script writes for a message from `from`.
-    fn responses(script: &str, from: &str, raw: &str) -> Result<Vec<String>, String> {
-        let run = run_for(script, from, raw)?;
-        Ok(run
-            .redirects
-            .iter()
-            .filter_map(|(_, id)| run.created.get(id))
-            .map(|m| String::from_utf8_lossy(&encoded_subject(m)).into_owned())
-            .collect())
-    }
-
-    /// RFC 5429 §2.4: a reject cancels the implicit keep; a second
-    /// reject, a reject with vacation, and a reject with an action that
-    /// delivers (keep, fileinto, redirect) are errors (the message is
-    /// then kept).
-    #[test]
-    fn reject_goes_alone() {
-        let run = run_for("require \"ereject\";\nereject \"no\";", "a@b.test", MSG).unwrap();
-        assert_eq!(run.reject, Some(("no".to_string(), true)));
-        assert!(run.files.is_empty(), "the implicit keep is cancelled");
-        for script in [
-            "require \"reject\";\nreject \"a\";\nreject \"b\";",
-            "require [\"reject\", \"ereject\"];\nreject \"a\";\nereject \"b\";",
-            "require [\"reject\", \"vacation\"];\nvacation \"away\";\nreject \"a\";",
-            "require [\"reject\", \"fileinto\"];\nreject \"a\";\nfileinto \"x\";",
-            "require \"reject\";\nreject \"a\";\nkeep;",
-            "require \"reject\";\nreject \"a\";\nredirect \"c@d.test\";",
-        ] {
-            let r = run_for(
-                script,
-                "a@b.test",
-                "From: a@b.test\r\nTo: joe@example.org\r\n\r\nx\r\n",
-            );
-            assert!(r.is_err(), "{script}");
-        }
-    }
-
-    /// RFC 5435 §4, §5: valid_notify_method and notify_method_capability
-    /// (mailto: only; an unknown method or item is false, not an error);
-    /// §3.2: notify with another method is an error; §7: notify keeps
-    /// the implicit keep; §3.4: importance 2 by default.
-    #[test]
-    fn notify_tests_and_methods() {
-        let script = "require [\"enotify\", \"fileinto\"];\n\
-            if valid_notify_method \"mailto:a@b.test\" { fileinto \"valid\"; }\n\
-            if valid_notify_method \"xmpp:a@b.test\" { fileinto \"xmpp\"; }\n\
-            if valid_notify_method \"mailto:\" { fileinto \"empty\"; }\n\
-            if notify_method_capability \"xmpp:a@b.test\" \"online\" \"yes\" { fileinto \"x-online\"; }\n\
-            if notify_method_capability \"mailto:a@b.test\" \"no-such-item\" \"yes\" { fileinto \"item\"; }\n\
-            notify \"mailto:a@b.test\";\n";
-        assert_eq!(files(script), ["fileinto valid", "redirect a@b.test"]);
-        assert_eq!(
-            files("require \"enotify\";\nnotify \"mailto:a@b.test\";\n"),
-            ["keep", "redirect a@b.test"],
-            "notify leaves the implicit keep"
-        );
-        let run = run_for(script, "ann@remote.test", MSG).unwrap();
-        let note = String::from_utf8_lossy(run.notices.values().next().expect("a notification"));
-        assert!(note.contains("Importance: Normal"), "{note}");
-        // RFC 5436 §2.7: no :message, no subject header: the message's.
-        assert!(note.contains("Subject: caf\u{e9} ABC"), "{note}");
-        let other = "require \"enotify\";\nnotify \"xmpp:a@b.test\";\n";
-        let e = run_for(other, "ann@remote.test", MSG).unwrap_err();
-        assert!(e.contains("not supported"), "{e}");
-    }
-
-    /// RFC 5230 through Petrel's runtime: the response's header (default
-    /// Subject "Auto: …", From the user, To the sender, In-Reply-To,
-    /// References, Auto-Submitted, Date, a non-ASCII subject as an
-    /// encoded word); none when the user is not a named recipient, for
-    /// a list, or for a mailer-daemon; vacation beside fileinto is fine,
-    /// two vacations are an error.
-    #[test]
-    fn vacation_responses() {
-        let v = "require [\"vacation\", \"fileinto\"];\nvacation \"Away.\";\nfileinto \"x\";";
-        let msg = "From: ann@remote.test\r\nTo: joe@example.org\r\nSubject: plans\r\nMessage-ID: <m1@remote.test>\r\n\r\nhi\r\n";
-        let r = responses(v, "ann@remote.test", msg).unwrap();
-        assert_eq!(r.len(), 1, "{r:?}");
-        let h = &r[0];
-        for want in [
-            "Subject: Auto: plans",
-            "From: joe@example.org",
-            "To: ann@remote.test",
-            "In-Reply-To: <m1@remote.test>",
-            "References: <m1@remote.test>",
-            "Auto-Submitted: auto-replied",
-            "Date: ",
-        ] {
-            assert!(h.contains(want), "{want}: {h}");
-        }
-        let utf = "require \"vacation\";\nvacation :subject \"Café\" \"Away.\";";
-        let r = responses(utf, "ann@remote.test", msg).unwrap();
-        assert!(r[0].contains("Subject: =?utf-8?B?Q2Fmw6k=?="), "{}", r[0]);
-        let long = "é".repeat(40);
-        let enc = String::from_utf8(encoded_subject(
-            format!("Subject: {long}\r\nTo: x\r\n\r\nb").as_bytes(),
-        ))
-        .unwrap();
-        assert!(
-            enc.contains("?=\r\n =?utf-8?B?") && enc.ends_with("\r\nTo: x\r\n\r\nb"),
-            "{enc}"
-        );
-        assert!(enc.lines().all(|l| l.len() <= 78), "{enc}");
-        let bare = msg.replace("Subject: plans\r\n", "");
-        let r = responses(v, "ann@remote.test", &bare).unwrap();
-        assert!(r[0].contains("Subject: Automated reply"), "{}", r[0]);
-        let bcc = msg.replace("To: joe@example.org", "To: team@remote.test");
-        assert!(responses(v, "ann@remote.test", &bcc).unwrap().is_empty());
-        let list = msg.replace("Subject:", "List-Id: <l.remote.test>\r\nSubject:");
-        assert!(responses(v, "ann@remote.test", &list).unwrap().is_empty());
-        assert!(responses(v, "mailer-daemon@remote.test", msg)
-            .unwrap()
-            .is_empty());
-        let twice = "require \"vacation\";\nvacation \"a\";\nvacation \"b\";";
-        assert!(responses(twice, "ann@remote.test", msg).is_err());
-    }
-
-    /// RFC 5228 §5: address, allof, anyof, exists, false, header, not,
-    /// size, true; §5.1 address on From, To, Cc, Bcc, Sender,
-    /// Resent-From, Resent-To; §2.4.1 integers to 2^31-1; §2.7.3 the
-    /// i;octet and i;ascii-casemap comparators; §2.7.2 encoded words in
-    /// ISO-8859-1 compared as UTF-8; §5.4 envelope without the source
-    /// route.
-    #[test]
-    fn base_tests_and_comparators() {
-        for h in [
-            "from",
-            "to",
-            "cc",
-            "bcc",
-            "sender",
-            "resent-from",
-            "resent-to",
-        ] {
-            let s = format!("{F}if address :domain :is \"{h}\" [\"remote.test\", \"example.org\"] {{ fileinto \"{h}\"; }}");
-            assert_eq!(files(&s), [format!("fileinto {h}")], "{h}");
-        }
-        let s = format!(
-            "{F}if allof (exists \"Subject\", not exists \"X-None\", true, not false,\n\
-             anyof (false, size :under 2147483647), size :over 0,\n\
-             header :contains \"Subject\" \"café\") {{ fileinto \"all\"; }}"
-        );
-        assert_eq!(files(&s), ["fileinto all"]);
-        let s = format!("{F}if header :comparator \"i;octet\" :contains \"Subject\" \"abc\" {{ fileinto \"octet\"; }}\n\
-            if header :comparator \"i;ascii-casemap\" :contains \"Subject\" \"abc\" {{ fileinto \"casemap\"; }}");
-        assert_eq!(files(&s), ["fileinto casemap"]);
-        let s = "require [\"fileinto\", \"envelope\"];\nif envelope :is \"from\" \"ann@remote.test\" { fileinto \"routed\"; }".to_string();
-        assert_eq!(files(&s), ["fileinto routed"]);
-    }
-
-    /// §2.4.2 strings (escapes, multi-line with dot-stuffing), §2.4.2.4
-    /// encoded-character (a malformed sequence stays as written), §2.10.7
-    /// fifteen nested blocks and test lists (an invalid header name is
-    /// refused when the script is stored),, §3.1 elsif only after if,
-    /// §2.10.5 an extension not required is unknown (§3.2, require first:
-    /// `scripts::tests::require_comes_first`).
-    #[test]
-    fn grammar() {
-        let s = format!(
-            "{F}if header :is \"X-Q\" \"a\\\"b\\\\c\" {{ fileinto text:\r\n..dot\r\n.\r\n; }}"
-        );
-        assert_eq!(
-            actions(&s, "X-Q: a\"b\\c\r\n\r\n").unwrap(),
-            ["fileinto .dot\r\n"]
-        );
-        // sieve-rs refuses an invalid header name when the script is
-        // compiled (stored), so it never errs at delivery.
-        let s = format!("{F}if header :is \"bad name:\" \"x\" {{ fileinto \"no\"; }}");
-        assert!(actions(&s, MSG)
-            .unwrap_err()
-            .contains("Invalid header name"));
-        let s = "require [\"fileinto\", \"encoded-character\"];\n\
-            if header :contains \"Subject\" \"${hex:41 42}\" { fileinto \"${unicode: zz}\"; }";
-        assert_eq!(files(s), ["fileinto ${unicode: zz}"]);
-        let nested = format!(
-            "{F}{}fileinto \"deep\";{}",
-            "if true { ".repeat(15),
-            " }".repeat(15)
-        );
-        assert_eq!(files(&nested), ["fileinto deep"]);
-        let tests = format!(
-            "{F}if {}true{} {{ fileinto \"deep\"; }}",
-            "allof(".repeat(15),
-            ")".repeat(15)
-        );
-        assert_eq!(files(&tests), ["fileinto deep"]);
-        for bad in [
-            "if true { keep; } else { keep; } elsif true { keep; }",
-            "fileinto \"x\";",
-        ] {
-            assert!(actions(bad, MSG).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn return_path_is_read_and_removed() {
-        let raw = b"Return-Path: <ann@example.org>\r\nSubject: x\r\n\r\nbody";
-        assert_eq!(envelope_from(raw), "ann@example.org");
-        assert_eq!(without_return_path(raw), b"Subject: x\r\n\r\nbody");
-        assert_eq!(envelope_from(b"Return-Path: <>\r\n\r\n"), "");
-        assert_eq!(envelope_from(b"Subject: x\r\n\r\n"), "");
-        assert_eq!(without_return_path(b"Subject: x\r\n"), b"Subject: x\r\n");
-    }
-}
+mod tests;

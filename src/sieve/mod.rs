@@ -12,11 +12,11 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: editheader,
-//! replace/enclose, fcc, spamtest/virustest, ext-lists, mboxmetadata,
-//! servermetadata, redirect-dsn/deliverby, convert.
+//! offered yet: replace/enclose, fcc, spamtest/virustest, ext-lists,
+//! mboxmetadata, servermetadata, redirect-dsn/deliverby, convert.
 
 pub mod deliver;
+pub mod edited;
 pub mod global;
 pub mod kv;
 pub mod notify;
@@ -66,6 +66,7 @@ pub const EXTENSIONS: &[&str] = &[
     "reject",
     "ereject",
     "enotify",
+    "editheader",
 ];
 
 /// The compiler, with the script size limit.
@@ -87,6 +88,11 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         .with_local_hostname(hostname.to_string())
         // RFC 5435: mailto: is the one notification method (RFC 5436).
         .with_valid_notification_uri("mailto")
+        // RFC 5293 §6: these may not be deleted (nor added here); Subject
+        // may be both.
+        .with_protected_header("Received")
+        .with_protected_header("Auto-Submitted")
+        .with_protected_header("Return-Path")
         .with_env_variable("name", "Petrel")
         .with_env_variable("version", env!("CARGO_PKG_VERSION"));
     for e in EXTENSIONS {

@@ -100,6 +100,11 @@ pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::
             "line {line}: require comes before every other command (RFC 5228 §3.2)"
         )));
     }
+    if let Some(line) = last_without_index(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: deleteheader :last needs :index (RFC 5293 §5)"
+        )));
+    }
     // `require` runs first: a run on an empty message stops at the first
     // extension that is not offered, before any action.
     let rt = super::runtime_for(cfg, "localhost", trust);
@@ -120,15 +125,23 @@ pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::
     Ok(script)
 }
 
-/// RFC 5228 §3.2: `require` only before any other command (sieve-rs
-/// takes it anywhere). A scan of the script's tokens, skipping comments
-/// and strings: the line of the first `require` that follows another
-/// command.
-fn late_require(text: &str) -> Option<usize> {
+/// A word of a script outside comments and strings, as [`words`] finds
+/// them: a command or test name, a `:tag`, or one of `;`, `{`, `}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Word<'a> {
+    line: usize,
+    text: &'a str,
+    /// First of its command.
+    start: bool,
+}
+
+/// The words of `text` (comments, strings and numbers skipped): enough
+/// of the grammar for the checks sieve-rs does not make.
+fn words(text: &str) -> Vec<Word<'_>> {
     let b = text.as_bytes();
+    let mut out = Vec::new();
     let (mut i, mut line) = (0, 1);
-    // At the start of a command; another command was seen.
-    let (mut start, mut other) = (true, false);
+    let mut start = true;
     while i < b.len() {
         match b[i] {
             b'\n' => {
@@ -158,11 +171,17 @@ fn late_require(text: &str) -> Option<usize> {
                 start = false;
             }
             b';' | b'{' | b'}' => {
+                out.push(Word {
+                    line,
+                    text: &text[i..i + 1],
+                    start: false,
+                });
                 start = true;
                 i += 1;
             }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
                 let from = i;
+                i += 1;
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                     i += 1;
                 }
@@ -180,16 +199,53 @@ fn late_require(text: &str) -> Option<usize> {
                     start = false;
                     continue;
                 }
-                if start {
-                    if !word.eq_ignore_ascii_case("require") {
-                        other = true;
-                    } else if other {
-                        return Some(line);
-                    }
-                }
+                out.push(Word {
+                    line,
+                    text: word,
+                    start,
+                });
                 start = false;
             }
             _ => i += 1,
+        }
+    }
+    out
+}
+
+/// RFC 5228 §3.2: `require` only before any other command (sieve-rs
+/// takes it anywhere): the line of the first `require` that follows
+/// another command.
+fn late_require(text: &str) -> Option<usize> {
+    let mut other = false;
+    for w in words(text).into_iter().filter(|w| w.start) {
+        if !w.text.eq_ignore_ascii_case("require") {
+            other = true;
+        } else if other {
+            return Some(w.line);
+        }
+    }
+    None
+}
+
+/// RFC 5293 §5: `deleteheader :last` without `:index` is an error
+/// (sieve-rs takes it as no index): the line of the first.
+fn last_without_index(text: &str) -> Option<usize> {
+    let all = words(text);
+    let mut i = 0;
+    while i < all.len() {
+        let w = all[i];
+        i += 1;
+        if !(w.start && w.text.eq_ignore_ascii_case("deleteheader")) {
+            continue;
+        }
+        let args: Vec<&str> = all[i..]
+            .iter()
+            .take_while(|a| !matches!(a.text, ";" | "{" | "}"))
+            .map(|a| a.text)
+            .collect();
+        let has = |t: &str| args.iter().any(|a| a.eq_ignore_ascii_case(t));
+        if has(":last") && !has(":index") {
+            return Some(w.line);
         }
     }
     None
@@ -380,12 +436,33 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
     }
 
+    /// RFC 5293 §5: `:last` without `:index` is an error, found past
+    /// comments and strings.
+    #[test]
+    fn deleteheader_last_needs_index() {
+        let cfg = SieveConfig::default();
+        let r = "require \"editheader\";\n";
+        let e = check(&cfg, &format!("{r}deleteheader :last \"X-A\";\n")).unwrap_err();
+        assert!(e.to_string().contains("line 2: deleteheader :last"), "{e}");
+        for ok in [
+            "deleteheader :index 1 :last \"X-A\";",
+            "deleteheader :last :index 2 \"X-A\";",
+            "deleteheader \"X-A\" \":last\"; # :last\naddheader :last \"X-B\" \"c\";",
+        ] {
+            assert!(check(&cfg, &format!("{r}{ok}\n")).is_ok(), "{ok}");
+        }
+    }
+
     #[test]
     fn check_refuses_what_is_not_offered() {
         let cfg = SieveConfig::default();
         assert!(check(&cfg, "require \"fileinto\";\nfileinto \"Lists\";\n").is_ok());
-        let e = check(&cfg, "require \"editheader\";\naddheader \"X-A\" \"b\";\n").unwrap_err();
-        assert!(e.to_string().contains("editheader"), "{e}");
+        let e = check(
+            &cfg,
+            "require \"convert\";\nconvert \"image/png\" \"image/jpeg\" [\"pix-x=10\"];\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("convert"), "{e}");
         let e = check(&cfg, "if header :is \"x\" {\n  fileinto \"y\";\n").unwrap_err();
         assert!(e.to_string().starts_with("line "), "{e}");
         let small = SieveConfig {
