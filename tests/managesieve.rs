@@ -119,11 +119,11 @@ async fn the_wire_protocol() {
         response(&mut c).await[0].starts_with("OK"),
         "session went on"
     );
-    c.send("CHECKSCRIPT \"require \\\"editheader\\\"; addheader \\\"X-A\\\" \\\"b\\\";\"\r\n")
+    c.send("CHECKSCRIPT \"require \\\"convert\\\"; convert \\\"image/png\\\" \\\"image/jpeg\\\" [\\\"pix-x=10\\\"];\"\r\n")
         .await;
     let r = response(&mut c).await;
     assert!(
-        r[0].starts_with("NO") && r[0].contains("editheader"),
+        r[0].starts_with("NO") && r[0].contains("convert"),
         "{r:?}"
     );
     c.send("SETACTIVE \"rules\"\r\nLISTSCRIPTS\r\n").await;
