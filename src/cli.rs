@@ -1151,7 +1151,7 @@ fn global_sieve_cmd(api: &Api, action: &GlobalSieveCmd) -> anyhow::Result<()> {
             match v["stage"].as_str() {
                 Some(st) => println!("Stored global script {name} (runs at {st})"),
                 None => println!(
-                    "Stored global script {name} (no stage runs it: name it in [sieve.stages] to run it at SMTP time)"
+                    "Stored global script {name} (nothing runs it: name it in [sieve.stages] to run it at SMTP time, or in [sieve.delivery] before or after users' scripts)"
                 ),
             }
         }

@@ -122,10 +122,7 @@ async fn the_wire_protocol() {
     c.send("CHECKSCRIPT \"require \\\"convert\\\"; convert \\\"image/png\\\" \\\"image/jpeg\\\" [\\\"pix-x=10\\\"];\"\r\n")
         .await;
     let r = response(&mut c).await;
-    assert!(
-        r[0].starts_with("NO") && r[0].contains("convert"),
-        "{r:?}"
-    );
+    assert!(r[0].starts_with("NO") && r[0].contains("convert"), "{r:?}");
     c.send("SETACTIVE \"rules\"\r\nLISTSCRIPTS\r\n").await;
     assert!(response(&mut c).await[0].starts_with("OK"));
     let list = response(&mut c).await;

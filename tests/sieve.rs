@@ -858,3 +858,107 @@ include :personal "missing";
     );
     assert!(!sent.contains("X-Second"), "{sent}");
 }
+
+/// Stores `text` as the global script `name` through the CLI.
+fn put_global(s: &TestServer, name: &str, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("global.sieve");
+    std::fs::write(&file, text).unwrap();
+    s.cli(&["sieve", "global", "put", name, file.to_str().unwrap()])
+}
+
+/// `[sieve.delivery]`: the administrator's scripts run at every delivery
+/// around the user's own (and for users without one), as one run: the
+/// user's `fileinto` cancels the implicit keep for all, a user's `stop`
+/// ends the run. They may use the users' extensions only, and cannot be
+/// deleted while named.
+#[tokio::test]
+async fn delivery_scripts_run_around_the_users() {
+    let s = server("[sieve.delivery]\nbefore = \"scan\"\nafter = \"junk\"\n");
+    s.account("ann@example.org");
+    let out = put_global(&s, "scan", "require \"vnd.stalwart.while\";\nkeep;\n");
+    assert!(
+        !out.status.success(),
+        "an administrator's extension at delivery"
+    );
+    let out = put_global(
+        &s,
+        "scan",
+        "require \"editheader\";\naddheader \"X-Scanned\" \"yes\";\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = put_global(
+        &s,
+        "junk",
+        "require [\"fileinto\", \"mailbox\"];\nif header :contains \"Subject\" \"offer\" { fileinto :create \"Junk\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let list = s.cli_ok(&["sieve", "global", "list"]);
+    assert!(
+        list.contains("junk  (runs at delivery, after users' scripts)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("scan  (runs at delivery, before users' scripts)"),
+        "{list}"
+    );
+    let out = s.cli(&["sieve", "global", "delete", "junk"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sieve.delivery.after"),
+        "{out:?}"
+    );
+
+    let out = put(
+        &s,
+        "mine",
+        "require [\"fileinto\", \"mailbox\"];\n\
+         if header :contains \"Subject\" \"stop here\" { keep; stop; }\n\
+         if header :contains \"Subject\" \"list\" { fileinto :create \"Lists\"; }\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    for subject in ["list news", "an offer", "stop here, an offer", "plain"] {
+        send(&s, "bob@remote.test", &format!("Subject: {subject}")).await;
+    }
+    let subjects = |m: Vec<String>| -> Vec<String> {
+        m.iter()
+            .map(|m| {
+                assert!(
+                    head(m).contains("X-Scanned: yes"),
+                    "the before script ran: {m}"
+                );
+                head(m)
+                    .split("Subject: ")
+                    .nth(1)
+                    .unwrap()
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(subjects(messages(&s, "Lists").await), ["list news"]);
+    assert_eq!(subjects(messages(&s, "Junk").await), ["an offer"]);
+    assert_eq!(
+        subjects(messages(&s, "INBOX").await),
+        ["stop here, an offer", "plain"],
+        "the user's stop ended the run before the after script"
+    );
+
+    // Ann has no script of her own: the two still run.
+    let r = smtp_send(
+        s.addr("smtp"),
+        "bob@remote.test",
+        &["ann@example.org"],
+        "From: bob@remote.test\r\nSubject: another offer\r\n\r\nbody\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let junk = imap_fetch_mailbox(s.addr("imap"), "ann@example.org", "pw", "Junk").await;
+    assert_eq!(junk.len(), 1);
+    assert!(String::from_utf8_lossy(&junk[0]).contains("X-Scanned: yes"));
+    assert!(imap_fetch_all(s.addr("imap"), "ann@example.org", "pw")
+        .await
+        .is_empty());
+}

@@ -20,6 +20,45 @@ pub struct SieveConfig {
     pub max_include_depth: usize,
     /// The global scripts run at the SMTP stages.
     pub stages: StageScripts,
+    /// The global scripts run at delivery, around each user's.
+    pub delivery: DeliveryScripts,
+}
+
+/// `[sieve.delivery]`: global scripts (`petrel sieve global put`) run at
+/// every delivery to an Inbox, before and after the account's own active
+/// script, as if it included them (RFC 6609): one run, one implicit keep;
+/// empty for none.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryScripts {
+    pub before: String,
+    pub after: String,
+}
+
+impl SieveConfig {
+    /// Where the global script `name` runs, and the key that says so:
+    /// the first SMTP stage naming it, else delivery before or after.
+    pub fn runs(&self, name: &str) -> Option<(&'static str, &'static str)> {
+        if let Some(stage) = self.stages.naming(name) {
+            return Some((
+                stage,
+                match stage {
+                    "connect" => "sieve.stages.connect",
+                    "ehlo" => "sieve.stages.ehlo",
+                    "mail" => "sieve.stages.mail",
+                    "rcpt" => "sieve.stages.rcpt",
+                    _ => "sieve.stages.data",
+                },
+            ));
+        }
+        if self.delivery.before == name {
+            return Some(("delivery, before users' scripts", "sieve.delivery.before"));
+        }
+        if self.delivery.after == name {
+            return Some(("delivery, after users' scripts", "sieve.delivery.after"));
+        }
+        None
+    }
 }
 
 /// `[sieve.stages]`: the name of the global script (`petrel sieve global
@@ -93,6 +132,7 @@ impl Default for SieveConfig {
             max_redirects: 4,
             max_include_depth: 3,
             stages: StageScripts::default(),
+            delivery: DeliveryScripts::default(),
         }
     }
 }

@@ -168,11 +168,11 @@ async fn check(
 }
 
 async fn global_list(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
-    let stages = &st.core.config.sieve.stages;
+    let cfg = &st.core.config.sieve;
     let all = global::all(&st.core).await?;
     Ok(Json(json!(all
         .iter()
-        .map(|s| json!({"name": s.name, "size": s.text.len(), "stage": stages.naming(&s.name)}))
+        .map(|s| json!({"name": s.name, "size": s.text.len(), "stage": cfg.runs(&s.name).map(|r| r.0)}))
         .collect::<Vec<_>>())))
 }
 
@@ -192,7 +192,7 @@ async fn global_store(
     Json(s): Json<Check>,
 ) -> ApiResult<Json<Value>> {
     global::put(&st.core, &name, &s.text).await?;
-    let stage = st.core.config.sieve.stages.naming(&name);
+    let stage = st.core.config.sieve.runs(&name).map(|r| r.0);
     tracing::info!(script = %name, stage = ?stage, "global Sieve script stored");
     Ok(Json(json!({"name": name, "stage": stage})))
 }

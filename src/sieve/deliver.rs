@@ -141,21 +141,60 @@ async fn try_plan(
     to: &str,
 ) -> Result<Option<Plan>, String> {
     let mail = &core.mail;
-    let Some(cached) = super::account_scripts(core, acct.id)
+    let cfg = &core.config.sieve;
+    let own = super::account_scripts(core, acct.id)
         .await
-        .map_err(|e| e.to_string())?
-    else {
+        .map_err(|e| e.to_string())?;
+    let around = !cfg.delivery.before.is_empty() || !cfg.delivery.after.is_empty();
+    if own.is_none() && !around {
         return Ok(None);
+    }
+    let none = Vec::new();
+    let all = own.as_ref().map_or(&none, |c| &c.all);
+    let own_compiled = match &own {
+        Some(c) => Some(
+            c.compiled
+                .clone()
+                .map_err(|e| format!("script `{}` does not compile: {e}", c.name))?,
+        ),
+        None => None,
     };
-    let (all, name) = (&cached.all, cached.name.clone());
-    let compiled = match &cached.compiled {
-        Ok(c) => c.clone(),
-        Err(e) => return Err(format!("script `{name}` does not compile: {e}")),
+    // The global scripts, for `include :global` and those run around the
+    // user's.
+    let globals = if around || all.iter().any(|(_, s)| s.text.contains(":global")) {
+        super::global::all(core).await.map_err(|e| e.to_string())?
+    } else {
+        Default::default()
     };
+    let (name, compiled) = match (around, &own, own_compiled) {
+        (false, Some(c), Some(compiled)) => (c.name.clone(), compiled),
+        _ => {
+            let text = around_text(
+                &cfg.delivery,
+                own.as_ref().map(|c| c.name.as_str()),
+                &globals,
+            );
+            let compiled = super::compile_cached(cfg, &text, super::Trust::User)
+                .map_err(|e| format!("the delivery scripts do not compile: {e}"))?;
+            (AROUND.to_string(), compiled)
+        }
+    };
+    let texts: Vec<&str> = all
+        .iter()
+        .map(|(_, s)| s.text.as_str())
+        .chain(
+            globals
+                .iter()
+                .filter(|g| {
+                    around && [&cfg.delivery.before, &cfg.delivery.after].contains(&&g.name)
+                })
+                .map(|g| g.text.as_str()),
+        )
+        .collect();
     // The mailboxes are read before the run only for scripts that ask
     // whether one exists; otherwise after it, if it names one.
-    let asks = all.iter().any(|(_, s)| {
-        let t = s.text.to_ascii_lowercase();
+    let asks = texts.iter().any(|t| {
+        let t = t.to_ascii_lowercase();
         t.contains("mailboxexists") || t.contains("specialuse_exists")
     });
     let mut boxes = if asks {
@@ -165,9 +204,9 @@ async fn try_plan(
     };
     // Only scripts that can ask "seen before?" (duplicate, vacation) need
     // the tracked ids read.
-    let tracks = all
+    let tracks = texts
         .iter()
-        .any(|(_, s)| s.text.contains("duplicate") || s.text.contains("vacation"));
+        .any(|t| t.contains("duplicate") || t.contains("vacation"));
     let seen: HashMap<u64, i64> = if tracks {
         mail.records::<Seen>(acct.id, Kind::SieveDuplicate)
             .await
@@ -178,32 +217,20 @@ async fn try_plan(
     } else {
         HashMap::new()
     };
-    // Only scripts that include a global one need those read.
-    let globals = if all.iter().any(|(_, s)| s.text.contains(":global")) {
-        super::global::all(core).await.map_err(|e| e.to_string())?
-    } else {
-        Default::default()
-    };
     let now = unix_now();
     let run = {
-        let rt = super::runtime(&core.config.sieve, &core.config.hostname);
+        let mut rt = super::runtime(cfg, &core.config.hostname);
+        if name == AROUND {
+            // The script around the user's is one include more.
+            rt.set_max_nested_includes(cfg.max_include_depth + 1);
+        }
         let ctx = rt
             .filter(raw)
             .with_user_address(acct.address.as_str())
             .with_envelope(::sieve::Envelope::From, from)
             .with_envelope(::sieve::Envelope::To, envelope_to(to, acct));
-        interpret(
-            ctx,
-            &name,
-            compiled,
-            all,
-            &globals,
-            &boxes,
-            &seen,
-            now,
-            &core.config.sieve,
-        )
-        .map_err(|e| format!("script `{name}`: {e}"))?
+        interpret(ctx, &name, compiled, all, &globals, &boxes, &seen, now, cfg)
+            .map_err(|e| format!("script `{name}`: {e}"))?
     };
     for (k, until) in &run.seen {
         mail.put_record(acct.id, Kind::SieveDuplicate, *k, &Seen { until: *until })
@@ -325,6 +352,41 @@ async fn try_plan(
         "Sieve script ran"
     );
     Ok(Some(plan))
+}
+
+/// The name of the script run when `sieve.delivery` names global
+/// scripts: it includes them around the account's own.
+const AROUND: &str = "petrel:delivery";
+
+/// The script that runs the global `before`, the account's `own` and
+/// the global `after` as one (RFC 6609 include: one implicit keep, and
+/// a `stop` in one ends the run). A global script that is named but not
+/// stored is left out, with a warning.
+fn around_text(
+    delivery: &crate::config::DeliveryScripts,
+    own: Option<&str>,
+    globals: &[Script],
+) -> String {
+    let quoted = |n: &str| n.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut text = String::from("require \"include\";\n");
+    for (key, name, scope) in [
+        ("sieve.delivery.before", delivery.before.as_str(), "global"),
+        ("", own.unwrap_or_default(), "personal"),
+        ("sieve.delivery.after", delivery.after.as_str(), "global"),
+    ] {
+        if name.is_empty() {
+            continue;
+        }
+        if scope == "global" && !globals.iter().any(|g| g.name == name) {
+            tracing::warn!(
+                script = %name,
+                "{key} names a global Sieve script that is not stored, so it does not run: store it with `petrel sieve global put {name} FILE`"
+            );
+            continue;
+        }
+        text.push_str(&format!("include :{scope} \"{}\";\n", quoted(name)));
+    }
+    text
 }
 
 /// Runs the interpreter to the end, answering its questions from what

@@ -67,10 +67,21 @@ fn forget(core: &Core) {
 }
 
 /// Stores a global script (replacing one of the same name) once it
-/// compiles as an administrator's script.
+/// compiles as an administrator's script, or as a user's where it runs
+/// at delivery (`sieve.delivery`) and so among a user's.
 pub async fn put(core: &Core, name: &str, text: &str) -> Result<()> {
     valid_name(name)?;
-    check_as(&core.config.sieve, text, Trust::Admin)?;
+    let cfg = &core.config.sieve;
+    let at_delivery = cfg.delivery.before == name || cfg.delivery.after == name;
+    check_as(
+        cfg,
+        text,
+        if at_delivery {
+            Trust::User
+        } else {
+            Trust::Admin
+        },
+    )?;
     let script = Script {
         name: name.to_string(),
         text: text.to_string(),
@@ -95,12 +106,12 @@ pub async fn put(core: &Core, name: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes a global script; one a stage of `sieve.stages` names is
-/// refused (the stage would silently stop running it).
+/// Deletes a global script; one that `sieve.stages` or `sieve.delivery`
+/// names is refused (it would silently stop running).
 pub async fn delete(core: &Core, name: &str) -> Result<()> {
-    if let Some(stage) = core.config.sieve.stages.naming(name) {
+    if let Some((at, key)) = core.config.sieve.runs(name) {
         return Err(SieveError::InUse(format!(
-            "`{name}` runs at the {stage} stage (sieve.stages.{stage} in config.toml): change that first"
+            "`{name}` runs at {at} ({key} in config.toml): change that first"
         )));
     }
     let found = core
