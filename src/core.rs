@@ -219,21 +219,12 @@ impl Core {
                 original,
             });
         }
-        // The header section, for the vacation responses due after delivery.
         let end = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map_or(raw.len(), |p| p + 4);
-        let head = (role == "inbox").then(|| raw[..end].to_vec());
         // A delivery or read report, for the JMAP submission it answers.
         let report = crate::jmap::reports::is_report(&raw[..end]).then(|| raw.clone());
-        let mut accounts: Vec<u32> = targets
-            .iter()
-            .chain(edited.iter().map(|(_, t)| t))
-            .map(|t| t.account)
-            .collect();
-        accounts.sort_unstable();
-        accounts.dedup();
         let mut stored = Vec::new();
         for (m, t) in edited {
             let req = IngestRequest {
@@ -250,9 +241,6 @@ impl Core {
                 received_at: None,
             };
             stored.extend(self.mail.ingest(req).await?);
-        }
-        if let Some(head) = head {
-            crate::vacation::after_delivery(self, &head, &accounts).await;
         }
         for (id, address, e) in notices {
             let notice = crate::sieve::deliver::error_notice(&self.config.hostname, &address, &e);

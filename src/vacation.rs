@@ -1,22 +1,19 @@
-//! The vacation response (RFC 8621 §8), sent after delivery to an
-//! account's inbox while it is on, following RFC 3834: only to the
-//! Return-Path (§4), never to a null or robot sender (§2), not for
-//! messages marked Auto-Submitted, bulk or list mail (§2), only when one
-//! of the account's addresses is in a recipient field (§2), once per
-//! sender in `VACATION_PERIOD` (§2: 7 days), from the null envelope
-//! sender with NOTIFY=NEVER (§3.3) and `Auto-Submitted: auto-replied`
-//! (§5). The settings are a mail-store record that JMAP edits; the
-//! senders already answered are records too, cleared when the settings
-//! change.
+//! The JMAP vacation response (RFC 8621 §8) as a Sieve vacation action
+//! (RFC 5230): the settings are a mail-store record that JMAP edits;
+//! [`script`] turns them into a script that `sieve::deliver` runs at
+//! each delivery to the Inbox while they are on, when the account's own
+//! scripts sent no response. One engine answers both, with one memory
+//! of whom it answered. Whatever sends a response also follows RFC 3834
+//! through [`should_reply`]: only to the Return-Path (§4), never to a
+//! null or robot sender (§2), not for messages marked Auto-Submitted,
+//! bulk or list mail (§2), only when one of the account's addresses is
+//! in a recipient field (§2); from the null envelope sender with
+//! NOTIFY=NEVER (§3.3) and `Auto-Submitted: auto-replied` (§5), once
+//! per sender in `VACATION_PERIOD` (§2: 7 days).
 
-use mail_builder::headers::address::Address;
-use mail_builder::MessageBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::core::{unix_now, Core};
 use crate::directory::Account;
-use crate::mail::records::Kind;
-use crate::queue::{NewMessage, Notify, QueueRcpt};
 
 /// RFC 3834 §2: the recommended period between two responses to one
 /// sender.
@@ -43,20 +40,6 @@ impl Vacation {
             && self.from_date.is_none_or(|f| now >= f)
             && self.to_date.is_none_or(|t| now < t)
     }
-}
-
-/// When the response went to one sender.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Replied {
-    sender: String,
-    at: i64,
-}
-
-/// The key a sender's record is kept under.
-fn sender_key(sender: &str) -> u64 {
-    use sha2::Digest;
-    let h = sha2::Sha256::digest(sender.to_ascii_lowercase().as_bytes());
-    u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) >> 1
 }
 
 /// Why `raw` gets no response from `account`, or the address to send
@@ -121,46 +104,6 @@ pub fn should_reply(
     ))
 }
 
-/// The response message.
-fn build(
-    v: &Vacation,
-    account: &Account,
-    to: &str,
-    subject: &str,
-    msg_id: Option<&str>,
-    hostname: &str,
-) -> Vec<u8> {
-    let subject = v
-        .subject
-        .clone()
-        .unwrap_or_else(|| format!("Auto: {subject}"));
-    let mut m = MessageBuilder::new()
-        .from(Address::new_address(
-            (!account.name.is_empty()).then(|| account.name.clone()),
-            account.address.clone(),
-        ))
-        .to(to.to_string())
-        .subject(subject)
-        .message_id(crate::core::new_message_id(hostname))
-        .date(unix_now())
-        .header(
-            "Auto-Submitted",
-            mail_builder::headers::raw::Raw::new("auto-replied"),
-        );
-    if let Some(id) = msg_id {
-        m = m.in_reply_to(id.to_string()).references(id.to_string());
-    }
-    let text = v.text_body.clone().unwrap_or_else(|| match &v.html_body {
-        Some(h) => strip_tags(h),
-        None => "I am away and will read your message when I am back.".into(),
-    });
-    m = m.text_body(text);
-    if let Some(h) = &v.html_body {
-        m = m.html_body(h.clone());
-    }
-    m.write_to_vec().unwrap_or_default()
-}
-
 /// A plain-text rendering of an HTML body (RFC 8621 §8: the server
 /// SHOULD make a text part when only HTML is given).
 fn strip_tags(html: &str) -> String {
@@ -180,87 +123,52 @@ fn strip_tags(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// After `raw` was delivered to the inboxes of `accounts`: the
-/// responses that are due, queued. Failures are logged; delivery stands.
-pub async fn after_delivery(core: &Core, raw: &[u8], accounts: &[u32]) {
-    let now = unix_now();
-    for &acct in accounts {
-        let v = match core
-            .mail
-            .record::<Vacation>(acct, Kind::Vacation, SINGLETON)
-            .await
-        {
-            Ok(Some(v)) if v.active(now) => v,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(account = acct, "vacation settings unreadable: {e}");
-                continue;
-            }
-        };
-        let Ok(Some(account)) = core.directory.account_by_id(acct).await else {
-            continue;
-        };
-        let (to, subject, msg_id) = match should_reply(raw, &account) {
-            Ok(x) => x,
-            Err(why) => {
-                tracing::debug!(account = %account.address, "no vacation response: {why}");
-                continue;
-            }
-        };
-        let key = sender_key(&to);
-        match core
-            .mail
-            .record::<Replied>(acct, Kind::VacationSent, key)
-            .await
-        {
-            Ok(Some(r)) if now - r.at < VACATION_PERIOD => {
-                tracing::debug!(account = %account.address, to = %to, "no vacation response: answered within the period");
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(account = acct, "vacation memory unreadable: {e}");
-                continue;
-            }
-        }
-        let body = build(
-            &v,
-            &account,
-            &to,
-            &subject,
-            msg_id.as_deref(),
-            &core.config.hostname,
-        );
-        let mut rcpt = QueueRcpt::new(&to);
-        rcpt.notify = Notify::default();
-        let queued = core
-            .queue
-            .enqueue(NewMessage {
-                from: String::new(),
-                recipients: vec![rcpt],
-                raw: body,
-                ..Default::default()
-            })
-            .await;
-        match queued {
-            Ok(id) => {
-                tracing::info!(account = %account.address, to = %to, queue_id = id, "vacation response queued");
-                metrics::counter!("petrel_vacation_responses_total").increment(1);
-                let r = Replied {
-                    sender: to,
-                    at: now,
-                };
-                if let Err(e) = core
-                    .mail
-                    .put_record(acct, Kind::VacationSent, key, &r)
-                    .await
-                {
-                    tracing::warn!(account = acct, "vacation memory not saved: {e}");
-                }
-            }
-            Err(e) => tracing::warn!(account = acct, "vacation response not queued: {e}"),
-        }
+/// The Sieve script that sends the response (RFC 5230 vacation), run
+/// at delivery by `sieve::deliver` when the account's own scripts sent
+/// none: once per sender in `VACATION_PERIOD`, remembered under a handle
+/// made from the settings (new settings answer everyone once more), to
+/// mail naming one of the account's addresses.
+pub fn script(v: &Vacation, account: &Account) -> String {
+    use sha2::Digest;
+    let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let settings = serde_json::to_vec(v).unwrap_or_default();
+    let handle = hex::encode(&sha2::Sha256::digest(&settings)[..8]);
+    let mut text = format!(
+        "require \"vacation\";\nvacation :days {} :handle \"jmap-{handle}\"",
+        VACATION_PERIOD / 86400
+    );
+    if !account.aliases.is_empty() {
+        let list: Vec<String> = account
+            .aliases
+            .iter()
+            .map(|a| format!("\"{}\"", q(a)))
+            .collect();
+        text.push_str(&format!(" :addresses [{}]", list.join(", ")));
     }
+    if let Some(subject) = &v.subject {
+        text.push_str(&format!(" :subject \"{}\"", q(subject)));
+    }
+    let plain = v.text_body.clone().unwrap_or_else(|| match &v.html_body {
+        Some(h) => strip_tags(h),
+        None => "I am away and will read your message when I am back.".into(),
+    });
+    let body = match &v.html_body {
+        // RFC 5230 §5.8 :mime: a MIME entity, here text and HTML.
+        Some(html) => {
+            let boundary = format!("vacation-{handle}");
+            text.push_str(" :mime");
+            format!(
+                "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+                 --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Transfer-Encoding: 8bit\r\n\r\n{plain}\r\n\
+                 --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n--{boundary}--\r\n"
+            )
+        }
+        None => plain,
+    };
+    text.push_str(&format!(" \"{}\";\n", q(&body)));
+    text
 }
 
 #[cfg(test)]
@@ -313,22 +221,24 @@ mod tests {
             ..Default::default()
         }
         .active(0));
-        let raw = build(
-            &v,
-            &joe(),
-            "ann@remote.test",
-            "Lunch",
-            Some("l@r"),
-            "mx.example.org",
+        // The script compiles as a user's, answers the aliases too, and
+        // sends text and HTML (what it sends: sieve::deliver's tests).
+        let text = script(&v, &joe());
+        crate::sieve::scripts::check(&Default::default(), &text).unwrap();
+        assert!(text.contains(":addresses [\"j@example.org\"]"), "{text}");
+        assert!(
+            text.contains(":mime") && text.contains("Away & back"),
+            "{text}"
         );
-        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-        assert_eq!(m.subject(), Some("Auto: Lunch"));
-        assert_eq!(
-            m.header_raw("Auto-Submitted").map(str::trim),
-            Some("auto-replied")
+        let other = Vacation {
+            subject: Some("Out \"now\"".into()),
+            ..v.clone()
+        };
+        let handle = |t: &str| t.split(":handle ").nth(1).unwrap()[..22].to_string();
+        assert_ne!(
+            handle(&script(&other, &joe())),
+            handle(&text),
+            "new settings, new memory"
         );
-        assert_eq!(m.in_reply_to().as_text(), Some("l@r"));
-        assert_eq!(m.body_text(0).unwrap(), "Away & back");
-        assert!(m.body_html(0).unwrap().contains("<p>"));
     }
 }

@@ -1762,10 +1762,41 @@ async fn vacation_response_follows_rfc3834() {
     let amy = wait_for_mail(j.s.addr("imap"), "amy@example.org", 1).await;
     assert!(String::from_utf8_lossy(&amy[0]).contains("Subject: Out of office"));
 
+    // The same engine answers for the user's own Sieve script: a sender
+    // its vacation answers gets that response alone.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("away.sieve");
+    std::fs::write(
+        &file,
+        "require \"vacation\";\nvacation :subject \"From Sieve\" \"Away.\";\n",
+    )
+    .unwrap();
+    j.s.cli_ok(&[
+        "sieve",
+        "put",
+        "joe@example.org",
+        "away",
+        file.to_str().unwrap(),
+        "--activate",
+    ]);
+    send("list@remote.test", "", 7).await;
+    let got = wait_for_mail(remote.addr("imap"), "list@remote.test", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("Subject: From Sieve"));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!j.s.cli_ok(&["queue", "list"]).contains("list@remote.test"));
+    assert_eq!(
+        imap_fetch_all(remote.addr("imap"), "list@remote.test", "pw")
+            .await
+            .len(),
+        1,
+        "one response for one message"
+    );
+    j.s.cli_ok(&["sieve", "deactivate", "joe@example.org"]);
+
     // Off: nobody is answered, even after the memory is cleared.
     j.api(&[CORE, VAC], json!([["VacationResponse/set", {"accountId": account, "update": {"singleton": {"isEnabled": false}}}, "s"]]));
     send("ann@remote.test", "", 5).await;
-    wait_for_mail(j.s.addr("imap"), "joe@example.org", 6).await;
+    wait_for_mail(j.s.addr("imap"), "joe@example.org", 7).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!j.s.cli_ok(&["queue", "list"]).contains("ann@remote.test"));
     assert_eq!(

@@ -146,7 +146,7 @@ fn describe() {
     );
     describe_counter!(
         "petrel_sieve_vacation_responses_total",
-        "Vacation responses Sieve scripts sent (RFC 5230), queued"
+        "Vacation responses queued (users' Sieve scripts, RFC 5230, and the JMAP VacationResponse)"
     );
     describe_counter!(
         "petrel_sieve_redirects_total",
@@ -179,10 +179,6 @@ fn describe() {
     describe_counter!(
         "petrel_jmap_websocket_connections_total",
         "JMAP WebSocket connections opened"
-    );
-    describe_counter!(
-        "petrel_vacation_responses_total",
-        "Vacation auto-replies queued"
     );
 }
 

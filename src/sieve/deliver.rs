@@ -95,7 +95,7 @@ struct FileAct {
 
 /// What a run asked, before it is carried out.
 #[derive(Debug, Default)]
-struct Run {
+pub(super) struct Run {
     files: Vec<FileAct>,
     redirects: Vec<(String, usize)>,
     /// The vacation response (RFC 5230), by message id.
@@ -107,10 +107,42 @@ struct Run {
     reject: Option<(String, bool)>,
     /// Notification messages (RFC 5436) sieve-rs wrote, by message id.
     notices: HashMap<usize, Vec<u8>>,
+    /// Why a vacation action sent nothing (RFC 3834, Petrel's rules).
+    not_responded: Option<&'static str>,
 }
 
-/// The plan for delivering `raw` (envelope sender `from`) to `acct`.
+impl Run {
+    /// The vacation response the run wrote, and whom it goes to.
+    pub(super) fn vacation(&self) -> Option<(&str, &[u8])> {
+        self.redirects
+            .iter()
+            .find_map(|(to, id)| self.created.get(id).map(|m| (to.as_str(), m.as_slice())))
+    }
+
+    /// The ids `duplicate` and `vacation` saw in the run.
+    pub(super) fn seen(&self) -> &[(u64, i64)] {
+        &self.seen
+    }
+}
+
+/// The plan for delivering `raw` (envelope sender `from`) to `acct`:
+/// the scripts' and then, where they sent no response and the message
+/// is stored, the JMAP vacation response's ([`super::responder`]).
 pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str) -> Plan {
+    let mut p = scripts_plan(core, acct, raw, from, to).await;
+    if !p.files.is_empty() && !p.redirects.iter().any(|o| o.kind == Sent::Vacation) {
+        match super::responder::respond(core, acct, raw, from, to).await {
+            Ok(Some(o)) => p.redirects.push(o),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(account = %acct.address, "vacation response not sent: {e}")
+            }
+        }
+    }
+    p
+}
+
+async fn scripts_plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str) -> Plan {
     let cfg = &core.config.sieve;
     if !cfg.enable {
         return Plan::keep();
@@ -207,17 +239,24 @@ async fn try_plan(
     let tracks = texts
         .iter()
         .any(|t| t.contains("duplicate") || t.contains("vacation"));
-    let seen: HashMap<u64, i64> = if tracks {
-        mail.records::<Seen>(acct.id, Kind::SieveDuplicate)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(k, s)| (k, s.until))
-            .collect()
+    let seen = if tracks {
+        read_seen(core, acct.id).await?
     } else {
         HashMap::new()
     };
     let now = unix_now();
+    let known = Known {
+        all,
+        globals: &globals,
+        boxes: &boxes,
+        seen: &seen,
+        now,
+        no_response: if tracks {
+            crate::vacation::should_reply(raw, acct).err()
+        } else {
+            None
+        },
+    };
     let run = {
         let mut rt = super::runtime(cfg, &core.config.hostname);
         if name == AROUND {
@@ -229,14 +268,12 @@ async fn try_plan(
             .with_user_address(acct.address.as_str())
             .with_envelope(::sieve::Envelope::From, from)
             .with_envelope(::sieve::Envelope::To, envelope_to(to, acct));
-        interpret(ctx, &name, compiled, all, &globals, &boxes, &seen, now, cfg)
-            .map_err(|e| format!("script `{name}`: {e}"))?
+        interpret(ctx, &name, compiled, &known, cfg).map_err(|e| format!("script `{name}`: {e}"))?
     };
-    for (k, until) in &run.seen {
-        mail.put_record(acct.id, Kind::SieveDuplicate, *k, &Seen { until: *until })
-            .await
-            .map_err(|e| e.to_string())?;
+    if let Some(why) = run.not_responded {
+        tracing::info!(account = %acct.address, "Sieve vacation response not sent: {why}");
     }
+    remember(core, acct.id, &run.seen).await?;
     if !asks
         && run
             .files
@@ -305,13 +342,10 @@ async fn try_plan(
             // A response (vacation) also meets Petrel's own RFC 3834
             // rules, those of the JMAP VacationResponse: sieve-rs misses
             // an Auto-Submitted field, which mail-parser names itself.
-            Some(m) => match crate::vacation::should_reply(raw, acct) {
-                Ok(_) => (encoded_subject(m), String::new(), Sent::Vacation),
-                Err(why) => {
-                    tracing::info!(account = %acct.address, to = %to, "Sieve vacation response not sent: {why}");
-                    continue;
-                }
-            },
+            Some(m) => {
+                let o = response(to, m);
+                (o.raw, o.from, o.kind)
+            }
             None => {
                 // RFC 5228 §4.2: one Received field more than the message
                 // came with (the loop count of RFC 5321 §6.3 sees it).
@@ -354,6 +388,43 @@ async fn try_plan(
     Ok(Some(plan))
 }
 
+/// The ids `duplicate` and `vacation` (RFC 7352, 5230) saw for the
+/// account, with until when they count.
+pub(super) async fn read_seen(core: &Core, acct: u32) -> Result<HashMap<u64, i64>, String> {
+    Ok(core
+        .mail
+        .records::<Seen>(acct, Kind::SieveDuplicate)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(k, s)| (k, s.until))
+        .collect())
+}
+
+/// Keeps the ids a run saw.
+pub(super) async fn remember(core: &Core, acct: u32, seen: &[(u64, i64)]) -> Result<(), String> {
+    for (k, until) in seen {
+        core.mail
+            .put_record(acct, Kind::SieveDuplicate, *k, &Seen { until: *until })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A vacation response `m` a run wrote to `to`, to send from the null
+/// sender (a run writes one only where Petrel's own RFC 3834 rules,
+/// [`crate::vacation::should_reply`], allow it: [`Known::no_response`];
+/// sieve-rs misses an Auto-Submitted field, which mail-parser names).
+pub(super) fn response(to: &str, m: &[u8]) -> Outgoing {
+    Outgoing {
+        to: to.to_string(),
+        raw: encoded_subject(m),
+        from: String::new(),
+        kind: Sent::Vacation,
+    }
+}
+
 /// The name of the script run when `sieve.delivery` names global
 /// scripts: it includes them around the account's own.
 const AROUND: &str = "petrel:delivery";
@@ -389,20 +460,40 @@ fn around_text(
     text
 }
 
+/// What a run may ask, read before it.
+#[derive(Clone, Copy)]
+pub(super) struct Known<'a> {
+    /// The account's scripts, for `include :personal`.
+    pub all: &'a [(u64, Script)],
+    /// The global scripts, for `include :global`.
+    pub globals: &'a [Script],
+    /// The account's mailboxes, for `mailboxexists`.
+    pub boxes: &'a [Mailbox],
+    /// The ids `duplicate` and `vacation` saw, with until when.
+    pub seen: &'a HashMap<u64, i64>,
+    pub now: i64,
+    /// Why this message gets no vacation response under Petrel's RFC
+    /// 3834 rules ([`crate::vacation::should_reply`]), if it gets none.
+    pub no_response: Option<&'static str>,
+}
+
 /// Runs the interpreter to the end, answering its questions from what
 /// was read before.
-#[allow(clippy::too_many_arguments)]
-fn interpret(
+pub(super) fn interpret(
     mut ctx: ::sieve::Context<'_>,
     name: &str,
     compiled: std::sync::Arc<::sieve::Sieve>,
-    all: &[(u64, Script)],
-    globals: &[Script],
-    boxes: &[Mailbox],
-    seen: &HashMap<u64, i64>,
-    now: i64,
+    known: &Known<'_>,
     cfg: &crate::config::SieveConfig,
 ) -> Result<Run, String> {
+    let Known {
+        all,
+        globals,
+        boxes,
+        seen,
+        now,
+        ..
+    } = *known;
     let mut run = Run::default();
     let mut input = Input::script(name.to_string(), compiled);
     while let Some(event) = ctx.run(input) {
@@ -444,6 +535,15 @@ fn interpret(
                     })
                 });
                 exists.into()
+            }
+            // A vacation (RFC 5230 §4.2: sieve-rs asks with "_v" ids) for
+            // a message Petrel's RFC 3834 rules give no response is
+            // answered "already sent": nothing is sent or remembered.
+            Event::DuplicateId { id, .. }
+                if id.starts_with("_v") && known.no_response.is_some() =>
+            {
+                run.not_responded = known.no_response;
+                Input::True
             }
             Event::DuplicateId { id, expiry, last } => {
                 let key = u64::from_be_bytes(
@@ -755,7 +855,7 @@ pub(crate) fn return_path_line(raw: &[u8]) -> Option<&[u8]> {
 /// The envelope "to" a script sees: the address the mail was sent to,
 /// or the account's own when that is not an address (a bare
 /// "postmaster").
-fn envelope_to<'a>(to: &'a str, acct: &'a Account) -> &'a str {
+pub(super) fn envelope_to<'a>(to: &'a str, acct: &'a Account) -> &'a str {
     if to.contains('@') {
         to
     } else {

@@ -21,6 +21,7 @@ pub mod global;
 pub mod kv;
 pub mod notify;
 pub mod refusal;
+pub mod responder;
 pub mod scripts;
 pub mod smtp;
 

@@ -16,17 +16,16 @@ fn run_for(script: &str, from: &str, raw: &str) -> Result<Run, String> {
         .with_user_address("joe@example.org")
         .with_envelope(::sieve::Envelope::From, from)
         .with_envelope(::sieve::Envelope::To, "joe@example.org");
-    interpret(
-        ctx,
-        "t",
-        compiled.into(),
-        &[],
-        &[],
-        &[],
-        &HashMap::new(),
-        0,
-        &cfg,
-    )
+    let seen = HashMap::new();
+    let known = Known {
+        all: &[],
+        globals: &[],
+        boxes: &[],
+        seen: &seen,
+        now: 0,
+        no_response: None,
+    };
+    interpret(ctx, "t", compiled.into(), &known, &cfg)
 }
 
 /// What a script asks for a message (envelope from ann, with a source
@@ -350,4 +349,35 @@ fn editheader_refuses_bad_fields() {
     let ok = format!("{E}addheader \"X-Long\" \"{}\";", "a".repeat(998));
     let run = run_for(&ok, "a@b.test", MSG).unwrap();
     assert!(stored(&run, MSG)[0].contains(&"a".repeat(998)));
+}
+
+/// The JMAP VacationResponse's script (RFC 8621 §8 through RFC 5230):
+/// its subject, text and HTML parts, answered for an alias too.
+#[test]
+fn jmap_vacation_script_responds() {
+    let v = crate::vacation::Vacation {
+        is_enabled: true,
+        subject: Some("Out \"today\"".into()),
+        html_body: Some("<p>Back &amp; soon</p>".into()),
+        ..Default::default()
+    };
+    let joe: crate::directory::Account = serde_json::from_value(serde_json::json!({
+        "id": 1, "address": "joe@example.org", "aliases": ["j@example.org"],
+        "name": "Joe", "role": "user", "enabled": true
+    }))
+    .unwrap();
+    let script = crate::vacation::script(&v, &joe);
+    let msg = "From: ann@remote.test\r\nTo: j@example.org\r\nSubject: hi\r\nMessage-ID: <m@r>\r\n\r\nhi\r\n";
+    let r = responses(&script, "ann@remote.test", msg).unwrap();
+    assert_eq!(r.len(), 1, "the alias is named: {r:?}");
+    let m = mail_parser::MessageParser::default()
+        .parse(r[0].as_bytes())
+        .unwrap();
+    assert_eq!(m.subject(), Some("Out \"today\""));
+    assert_eq!(
+        m.body_text(0).as_deref().map(str::trim),
+        Some("Back & soon")
+    );
+    assert!(m.body_html(0).unwrap().contains("<p>Back &amp; soon</p>"));
+    assert_eq!(m.in_reply_to().as_text(), Some("m@r"));
 }
