@@ -18,6 +18,9 @@ pub struct SieveConfig {
     pub max_redirects: usize,
     /// How deep `include` (RFC 6609) may nest.
     pub max_include_depth: usize,
+    /// Seconds `duplicate` (RFC 7352) and `vacation` (RFC 5230, 6131)
+    /// remember an id at most; a longer period asked is cut to it.
+    pub max_tracking: u64,
     /// The global scripts run at the SMTP stages.
     pub stages: StageScripts,
     /// The global scripts run at delivery, around each user's.
@@ -131,6 +134,7 @@ impl Default for SieveConfig {
             max_instructions: 10_000,
             max_redirects: 4,
             max_include_depth: 3,
+            max_tracking: 90 * 86400,
             stages: StageScripts::default(),
             delivery: DeliveryScripts::default(),
         }

@@ -288,20 +288,14 @@ async fn try_plan(
         error: None,
         reject: run.reject.clone(),
     };
-    // RFC 5228 §2.10.3: one copy per mailbox, whatever the script asks
-    // (the flags of every request for it together).
-    // RFC 5293 §7: a message changed by editheader is the same message,
-    // so a mailbox still gets one copy: the first one asked.
+    // RFC 5228 §2.10.3: one copy per mailbox, whatever the script asks,
+    // with the flags of the last request for it (RFC 5232 §3). RFC 5293
+    // §7: a message changed by editheader is the same message, so the
+    // mailbox still gets one copy: the first one asked.
     for f in &run.files {
         let target = folder(core, acct, &boxes, f).await;
         match plan.files.iter_mut().find(|(t, _, _)| *t == target) {
-            Some((_, flags, _)) => {
-                for fl in &f.flags {
-                    if !flags.contains(fl) {
-                        flags.push(fl.clone());
-                    }
-                }
-            }
+            Some((_, flags, _)) => flags.clone_from(&f.flags),
             None => plan.files.push((
                 target,
                 f.flags.clone(),
@@ -545,20 +539,24 @@ pub(super) fn interpret(
                 run.not_responded = known.no_response;
                 Input::True
             }
+            // RFC 7352 §3.3 (and RFC 6131 for vacation): a period of 0
+            // is never a duplicate, and nothing is tracked.
+            Event::DuplicateId { expiry: 0, .. } => Input::False,
             Event::DuplicateId { id, expiry, last } => {
+                // RFC 7352 §3.2, §6: tracked by a hash of the id, matched
+                // case-sensitively, whatever it came from.
                 let key = u64::from_be_bytes(
                     sha2::Sha256::digest(id.as_bytes())[..8]
                         .try_into()
                         .expect("8 bytes"),
                 );
-                let before = run
-                    .seen
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, u)| *u)
-                    .or_else(|| seen.get(&key).copied());
-                let dup = before.is_some_and(|u| u > now);
+                // §3: only earlier runs count, so every test of one run
+                // with the same id answers the same.
+                let dup = seen.get(&key).is_some_and(|u| *u > now);
+                // §3.3: past the site's limit, the limit, silently.
+                let expiry = expiry.min(cfg.max_tracking);
+                // §3.3: without :last a period runs from the entry's
+                // first run; with :last, from the last run testing it.
                 if !dup || last {
                     run.seen.push((key, now + expiry as i64));
                 }
@@ -570,7 +568,7 @@ pub(super) fn interpret(
                     mailbox_id: None,
                     special_use: None,
                     create: false,
-                    flags,
+                    flags: storable(flags),
                     message: message_id,
                 });
                 Input::True
@@ -588,7 +586,7 @@ pub(super) fn interpret(
                     mailbox_id,
                     special_use,
                     create,
-                    flags,
+                    flags: storable(flags),
                     message: message_id,
                 });
                 Input::True
@@ -670,6 +668,25 @@ pub(super) fn interpret(
         );
     }
     Ok(run)
+}
+
+/// RFC 5232 §2, §5: the flags a mailbox can keep — the IMAP system
+/// flags but \Recent, and keywords that are IMAP atoms; others are
+/// dropped, without an error.
+fn storable(flags: Vec<String>) -> Vec<String> {
+    const SYSTEM: &[&str] = &["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+    flags
+        .into_iter()
+        .filter_map(|f| {
+            if let Some(s) = SYSTEM.iter().find(|s| s.eq_ignore_ascii_case(&f)) {
+                return Some(s.to_string());
+            }
+            let atom = !f.is_empty()
+                && f.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b));
+            atom.then_some(f)
+        })
+        .collect()
 }
 
 /// RFC 6154 role of a mailbox as Sieve's special-use names it
@@ -877,5 +894,7 @@ pub fn envelope_from(raw: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod extensions;
 #[cfg(test)]
 mod tests;

@@ -105,6 +105,21 @@ pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::
             "line {line}: deleteheader :last needs :index (RFC 5293 §5)"
         )));
     }
+    if let Some(line) = flag_variable_without_variables(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: a variable naming the flags needs `require \"variables\"` (RFC 5232 §1)"
+        )));
+    }
+    if let Some((line, ns)) = namespace_not_required(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: the variable namespace `{ns}` needs its extension required (RFC 5229 §3; `global` needs \"include\")"
+        )));
+    }
+    if let Some((line, name)) = bad_variable_name(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: `{name}` is not a variable name (RFC 5229 §4)"
+        )));
+    }
     // `require` runs first: a run on an empty message stops at the first
     // extension that is not offered, before any action.
     let rt = super::runtime_for(cfg, "localhost", trust);
@@ -133,6 +148,8 @@ struct Word<'a> {
     text: &'a str,
     /// First of its command.
     start: bool,
+    /// A quoted string (its text without the quotes, escapes as written).
+    string: bool,
 }
 
 /// The words of `text` (comments, strings and numbers skipped): enough
@@ -162,19 +179,36 @@ fn words(text: &str) -> Vec<Word<'_>> {
                 i += 2;
             }
             b'"' => {
+                let (from, at) = (i + 1, line);
                 i += 1;
                 while i < b.len() && b[i] != b'"' {
                     line += usize::from(b[i] == b'\n');
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
+                out.push(Word {
+                    line: at,
+                    text: text.get(from..i.min(b.len())).unwrap_or_default(),
+                    start: false,
+                    string: true,
+                });
                 i += 1;
                 start = false;
+            }
+            b'[' | b']' | b'(' | b')' | b',' => {
+                out.push(Word {
+                    line,
+                    text: &text[i..i + 1],
+                    start: false,
+                    string: false,
+                });
+                i += 1;
             }
             b';' | b'{' | b'}' => {
                 out.push(Word {
                     line,
                     text: &text[i..i + 1],
                     start: false,
+                    string: false,
                 });
                 start = true;
                 i += 1;
@@ -203,6 +237,7 @@ fn words(text: &str) -> Vec<Word<'_>> {
                     line,
                     text: word,
                     start,
+                    string: false,
                 });
                 start = false;
             }
@@ -240,11 +275,159 @@ fn last_without_index(text: &str) -> Option<usize> {
         }
         let args: Vec<&str> = all[i..]
             .iter()
-            .take_while(|a| !matches!(a.text, ";" | "{" | "}"))
+            .take_while(|a| a.string || !matches!(a.text, ";" | "{" | "}"))
+            .filter(|a| !a.string)
             .map(|a| a.text)
             .collect();
         let has = |t: &str| args.iter().any(|a| a.eq_ignore_ascii_case(t));
         if has(":last") && !has(":index") {
+            return Some(w.line);
+        }
+    }
+    None
+}
+
+/// RFC 5229 §4, RFC 6609 §3.4.1: the name `set` and `global` take must
+/// be a variable name (identifiers joined by dots; sieve-rs takes
+/// others): the line and name of the first that is not.
+fn bad_variable_name(text: &str) -> Option<(usize, &str)> {
+    let ident = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+    };
+    let valid = |n: &str| n.split('.').all(ident);
+    let all = words(text);
+    for (i, w) in all.iter().enumerate() {
+        if !w.start {
+            continue;
+        }
+        let args = all[i + 1..]
+            .iter()
+            .take_while(|a| a.string || !matches!(a.text, ";" | "{" | "}"));
+        if w.text.eq_ignore_ascii_case("set") {
+            if let Some(n) = args.clone().find(|a| a.string) {
+                if !valid(n.text) {
+                    return Some((n.line, n.text));
+                }
+            }
+        } else if w.text.eq_ignore_ascii_case("global") {
+            if let Some(n) = args.filter(|a| a.string).find(|a| !valid(a.text)) {
+                return Some((n.line, n.text));
+            }
+        }
+    }
+    None
+}
+
+/// The extensions a script requires.
+fn required<'a>(all: &[Word<'a>]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut in_require = false;
+    for w in all {
+        if w.start {
+            in_require = w.text.eq_ignore_ascii_case("require");
+        }
+        if in_require && w.string {
+            out.push(w.text);
+        }
+    }
+    out
+}
+
+/// RFC 5229 §3, RFC 6609 §3.4.2: a namespaced variable (`${ns.name}`,
+/// or `set "ns.name"`) needs the extension of its namespace required;
+/// the namespaces offered are `global` (include), `envelope` and `env`
+/// (environment). sieve-rs takes others as empty. The line and namespace of the first that fails.
+fn namespace_not_required(text: &str) -> Option<(usize, &str)> {
+    let all = words(text);
+    let req = required(&all);
+    let has = |e: &str| req.iter().any(|r| r.eq_ignore_ascii_case(e));
+    // sieve-rs's own: `envelope.` (envelope) and `env.` (environment
+    // items); the administrators' expressions have more.
+    let allowed = |ns: &str| {
+        has("vnd.stalwart.expressions")
+            || (ns.eq_ignore_ascii_case("global") && has("include"))
+            || (ns.eq_ignore_ascii_case("envelope") && has("envelope"))
+            || (ns.eq_ignore_ascii_case("env") && has("environment"))
+    };
+    let mut last_start = "";
+    for w in &all {
+        if w.start {
+            last_start = w.text;
+        }
+        if !w.string || last_start.eq_ignore_ascii_case("require") {
+            continue;
+        }
+        let mut names: Vec<&str> = Vec::new();
+        let mut rest = w.text;
+        while let Some(p) = rest.find("${") {
+            rest = &rest[p + 2..];
+            let end = rest.find('}').unwrap_or(rest.len());
+            names.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+        if last_start.eq_ignore_ascii_case("set") {
+            names.push(w.text);
+        }
+        for n in names {
+            let Some((ns, _)) = n.split_once('.') else {
+                continue;
+            };
+            let variable = ns
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            if variable && !allowed(ns) {
+                return Some((w.line, ns));
+            }
+        }
+    }
+    None
+}
+
+/// RFC 5232 §1: setflag, addflag, removeflag and hasflag take a
+/// variable's name before the flags only when "variables" is required
+/// (sieve-rs takes it anyway): the line of the first that does.
+fn flag_variable_without_variables(text: &str) -> Option<usize> {
+    let all = words(text);
+    if required(&all)
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case("variables"))
+    {
+        return None;
+    }
+    for (i, w) in all.iter().enumerate() {
+        let cmd = ["setflag", "addflag", "removeflag", "hasflag"];
+        if w.string || !cmd.iter().any(|c| w.text.eq_ignore_ascii_case(c)) {
+            continue;
+        }
+        // Arguments: a string or a [list] each, tags (and :comparator's
+        // string) left out.
+        let (mut args, mut depth, mut skip) = (0, 0, false);
+        for a in &all[i + 1..] {
+            match a.text {
+                _ if a.string => {
+                    if skip {
+                        skip = false;
+                    } else if depth == 0 {
+                        args += 1;
+                    }
+                }
+                "[" => {
+                    depth += 1;
+                    if depth == 1 {
+                        args += 1;
+                    }
+                }
+                "]" => depth -= 1,
+                ";" | "{" | "}" | ")" | "," if depth == 0 => break,
+                t if t.eq_ignore_ascii_case(":comparator") => skip = true,
+                _ => {}
+            }
+        }
+        if args >= 2 {
             return Some(w.line);
         }
     }
