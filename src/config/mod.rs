@@ -921,6 +921,13 @@ impl Config {
                 "must be at least 1800 seconds (RFC 5804 §1.2)".into(),
             ));
         }
+        // RFC 6131 §2: a site's longest vacation period is a day or more.
+        if self.sieve.max_tracking < 86400 {
+            return Err((
+                "sieve.max-tracking",
+                "must be at least 86400 seconds (RFC 6131 §2)".into(),
+            ));
+        }
         if self.passwords.min_score > 4 {
             return Err((
                 "passwords.min-score",
@@ -1185,12 +1192,16 @@ mod tests {
     }
 
     #[test]
-    fn managesieve_idle_timeout_is_at_least_30_minutes() {
+    fn rfc_minimum_timeouts_and_periods_are_enforced() {
         let e = Config::parse("[managesieve]\ntimeout-idle = 60\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("managesieve.timeout-idle"), "{e}");
         assert!(Config::parse("[managesieve]\ntimeout-idle = 1800\n", Path::new("c.toml")).is_ok());
+        let e = Config::parse("[sieve]\nmax-tracking = 3600\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sieve.max-tracking"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,11 @@ pub(crate) fn runtime(cfg: &SieveConfig, hostname: &str) -> ::sieve::Runtime {
         .with_protected_header("Received")
         .with_protected_header("Auto-Submitted")
         .with_protected_header("Return-Path")
+        // RFC 5183 §4.1: the items known at delivery.
+        .with_env_variable("domain", hostname.to_string())
+        .with_env_variable("host", hostname.to_string())
+        .with_env_variable("location", "MDA")
+        .with_env_variable("phase", "during")
         .with_env_variable("name", "Petrel")
         .with_env_variable("version", env!("CARGO_PKG_VERSION"));
     for e in EXTENSIONS {

@@ -245,7 +245,55 @@ fn include_rfc6609() {
         lib("vars", "global \"shared\";\nset \"shared\" \"${shared}+lib\";\nset \"own\" \"lib\";\nfileinto \"${global.shared}/${own}\";"),
         script("needs", "fileinto \"x\";"),
         lib("once", "fileinto \"once\";"),
+        lib("main-once", "include :once \"main\";\nfileinto \"no-loop\";"),
+        lib("g-own", "global \"own\";\nset \"own\" \"g\";\nfileinto \"${global.unset}-${own}\";"),
+        lib("breaks", "break;"),
+        lib("part", "require \"mime\";\nif header :mime :type \"Content-Type\" \"text\" { fileinto \"text-part\"; }"),
     ];
+    assert_eq!(
+        filed_in(&format!("{I}include :once \"main-once\";"), MSG, &all),
+        ["no-loop"],
+        ":once on a recursive include is no error"
+    );
+    assert_eq!(
+        filed_in(
+            &format!("{I}set \"own\" \"main\";\ninclude \"g-own\";\nfileinto \"${{own}}\";"),
+            MSG,
+            &all
+        ),
+        ["-g", "main"],
+        "a global and a private variable of one name do not meet; a global never set is empty"
+    );
+    assert!(run_in(
+        &format!("{I}include \"breaks\";"),
+        MSG,
+        &all,
+        &HashMap::new()
+    )
+    .is_err());
+    assert!(run_in(
+        &format!("{I}include \"../../etc/passwd\";"),
+        MSG,
+        &all,
+        &HashMap::new()
+    )
+    .is_err());
+    let mixed = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: image/png\r\n\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\ny\r\n--b--\r\n";
+    assert_eq!(
+        filed_in(
+            "require [\"include\", \"foreverypart\", \"mime\", \"fileinto\"];\nforeverypart { include \"part\"; }",
+            mixed,
+            &all
+        ),
+        ["text-part"],
+        "the included script sees the current part"
+    );
+    assert!(check("require [\"include\", \"variables\"];\nset \"global.12\" \"v\";").is_err());
+    let set_then_global = "require [\"include\", \"variables\"];\nset \"a\" \"1\";\nglobal \"a\";";
+    assert!(
+        check(set_then_global).is_err()
+            || run_in(set_then_global, MSG, &[], &HashMap::new()).is_err()
+    );
     assert_eq!(
         filed_in(&format!("{I}include \"l2\";"), MSG, &all),
         ["deep"],
@@ -362,6 +410,23 @@ fn duplicate_rfc7352() {
     assert!(!dup("duplicate :header \"X-None\""));
     assert!(!dup("duplicate :uniqueid \"first\""), "case-sensitive");
     assert!(dup("duplicate :uniqueid \"First\""));
+    assert!(
+        dup("duplicate :uniqueid \"m1@remote.test\""),
+        "one id, whatever its source"
+    );
+    let spaced = "X-Sp:   First  \r\n\r\nx";
+    let r = run_in(
+        &format!("{D}if duplicate :header \"X-Sp\" {{ fileinto \"dup\"; }}"),
+        spaced,
+        &[],
+        &seen,
+    )
+    .unwrap();
+    assert_eq!(
+        r.files[0].folder.as_deref(),
+        Some("dup"),
+        "trimmed before the check"
+    );
     assert!(!dup("duplicate :seconds 0"));
     let r = run_in(
         &format!("{D}if duplicate :seconds 2147483647 {{ keep; }}"),
@@ -411,9 +476,12 @@ fn small_extensions() {
         filed(&format!(
             "{env}if environment :is \"no-such-item\" \"\" {{ fileinto \"x\"; }}\n\
             if environment :is \"vnd.petrel.none\" \"\" {{ fileinto \"y\"; }}\n\
-            if environment :is \"name\" \"Petrel\" {{ fileinto \"petrel\"; }}"
+            if environment :is \"name\" \"Petrel\" {{ fileinto \"petrel\"; }}\n\
+            if environment :is \"location\" \"MDA\" {{ fileinto \"mda\"; }}\n\
+            if environment :is \"phase\" \"during\" {{ fileinto \"during\"; }}\n\
+            if environment :is \"host\" \"mx.test\" {{ fileinto \"host\"; }}"
         )),
-        ["petrel"]
+        ["petrel", "mda", "during", "host"]
     );
     let cfg = crate::config::SieveConfig::default();
     let vs = "require [\"vacation\", \"vacation-seconds\"];\n";
@@ -432,17 +500,20 @@ fn small_extensions() {
     )
     .is_err());
     let d = "require [\"fileinto\", \"date\", \"variables\", \"relational\"];\n";
-    let raw = "Received: from a by b; Tue, 1 Dec 2026 08:00:00 -0500\r\nDate: Tue, 1 Dec 2026 10:20:30 +0100\r\n\r\nx";
+    let raw = "Received: from a by b; Tue, 1 Dec 2026 08:00:00 -0500\r\nDate: Tue, 1 Dec 2026 10:20:30 +0100\r\n\
+        X-Two: Mon, 30 Nov 2026 01:00:00 +0000; Tue, 1 Dec 2026 02:00:00 +0000\r\n\r\nx";
     assert_eq!(
         filed_in(&format!("{d}if date :originalzone :is \"received\" \"hour\" \"08\" {{ fileinto \"after-semicolon\"; }}\n\
             if date :zone \"+0000\" :is \"date\" \"iso8601\" \"2026-12-01T09:20:30Z\" {{ fileinto \"utc\"; }}\n\
-            if currentdate :value \"ge\" \"date\" \"2026-01-01\" {{ fileinto \"now\"; }}"), raw, &[]),
-        ["after-semicolon", "utc", "now"]
+            if currentdate :value \"ge\" \"date\" \"2026-01-01\" {{ fileinto \"now\"; }}\n\
+            if date :is \"date\" \"hour\" \"09\" {{ fileinto \"local-is-utc\"; }}\n\
+            if date :originalzone :is \"x-two\" \"hour\" \"02\" {{ fileinto \"last-date\"; }}"), raw, &[]),
+        ["after-semicolon", "utc", "now", "local-is-utc", "last-date"]
     );
     let b = "require [\"fileinto\", \"body\", \"variables\"];\n";
     let raw = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
         Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 au lait\r\n--b\r\nContent-Type: text/plain\r\n\
-        Content-Transfer-Encoding: base64\r\n\r\nc2Vjb25kIHBhcnQ=\r\n--b--\r\n";
+        Content-Transfer-Encoding: base64\r\n\r\nc2Vjb25kIHBhcnQ=\r\n--b\r\nContent-Type: text/plain\r\n\r\nnul\0 then more\r\n--b--\r\n";
     assert_eq!(
         filed_in(
             &format!(
@@ -450,11 +521,12 @@ fn small_extensions() {
             if body :text :contains \"second part\" {{ fileinto \"b64\"; }}\n\
             if body :text :contains \"lait second\" {{ fileinto \"across\"; }}\n\
             if body :text :contains \"Content-Transfer\" {{ fileinto \"headers\"; }}\n\
-            if body :text :matches \"caf* *\" {{ fileinto \"vars-${{1}}\"; }}"
+            if body :text :matches \"caf* *\" {{ fileinto \"vars-${{1}}\"; }}\n\
+            if body :text :contains \"then more\" {{ fileinto \"past-nul\"; }}"
             ),
             raw,
             &[]
         ),
-        ["qp", "b64", "vars-"]
+        ["qp", "b64", "vars-", "past-nul"]
     );
 }
