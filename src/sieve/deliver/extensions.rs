@@ -61,13 +61,6 @@ fn filed_in(script: &str, raw: &str, all: &[(u64, Script)]) -> Vec<String> {
         .collect()
 }
 
-fn fails(script: &str) -> String {
-    match run_in(script, MSG, &[], &HashMap::new()) {
-        Ok(r) => panic!("no error: {script}: {:?}", r.files.len()),
-        Err(e) => e,
-    }
-}
-
 fn script(name: &str, text: &str) -> (u64, Script) {
     (
         name.len() as u64,
@@ -354,7 +347,7 @@ fn include_rfc6609() {
     )];
     assert_eq!(
         filed_in(
-            &format!("require [\"include\", \"fileinto\", \"editheader\"];\naddheader \"X-Main\" \"1\";\ninclude \"edit\";\nif exists \"X-Lib\" {{ fileinto \"both\"; }}"),
+            "require [\"include\", \"fileinto\", \"editheader\"];\naddheader \"X-Main\" \"1\";\ninclude \"edit\";\nif exists \"X-Lib\" { fileinto \"both\"; }",
             MSG,
             &edit
         ),
