@@ -872,14 +872,6 @@ include :personal "missing";
     assert!(!sent.contains("X-Second"), "{sent}");
 }
 
-/// Stores `text` as the global script `name` through the CLI.
-fn put_global(s: &TestServer, name: &str, text: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("global.sieve");
-    std::fs::write(&file, text).unwrap();
-    s.cli(&["sieve", "global", "put", name, file.to_str().unwrap()])
-}
-
 /// `[sieve.delivery]`: the administrator's scripts run at every delivery
 /// around the user's own (and for users without one), as one run: the
 /// user's `fileinto` cancels the implicit keep for all, a user's `stop`

@@ -14,14 +14,6 @@ use common::*;
 
 const JOE: &str = "joe@example.org";
 
-/// Stores `text` as the global script `name` through the CLI.
-fn put_global(s: &TestServer, name: &str, text: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("g.sieve");
-    std::fs::write(&file, text).unwrap();
-    s.cli(&["sieve", "global", "put", name, file.to_str().unwrap()])
-}
-
 /// The usual client: its loopback address and HELO name.
 const HOME: (&str, &str) = ("127.0.0.1", "ok.test");
 

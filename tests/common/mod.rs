@@ -679,3 +679,11 @@ pub async fn read_http_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Vec<u
     }
     req
 }
+
+/// Stores `text` as the global Sieve script `name` through the CLI.
+pub fn put_global(s: &TestServer, name: &str, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("global.sieve");
+    std::fs::write(&file, text).unwrap();
+    s.cli(&["sieve", "global", "put", name, file.to_str().unwrap()])
+}
