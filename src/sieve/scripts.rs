@@ -115,6 +115,11 @@ pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::
             "line {line}: the variable namespace `{ns}` needs its extension required (RFC 5229 §3; `global` needs \"include\")"
         )));
     }
+    if let Some((line, name)) = unknown_comparator(text) {
+        return Err(SieveError::Invalid(format!(
+            "line {line}: the comparator `{name}` is not offered, or not required as \"comparator-{name}\" (RFC 5228 §2.7.3, RFC 4790)"
+        )));
+    }
     if let Some((line, name)) = bad_variable_name(text) {
         return Err(SieveError::Invalid(format!(
             "line {line}: `{name}` is not a variable name (RFC 5229 §4)"
@@ -317,6 +322,33 @@ fn bad_variable_name(text: &str) -> Option<(usize, &str)> {
                 return Some((n.line, n.text));
             }
         }
+    }
+    None
+}
+
+/// RFC 5228 §2.7.3, RFC 4790 §3.1: `:comparator` names i;octet,
+/// i;ascii-casemap, or one required as "comparator-NAME" (sieve-rs takes
+/// any name, "default" and wildcards too): the line and name of the
+/// first that is not.
+fn unknown_comparator(text: &str) -> Option<(usize, &str)> {
+    let all = words(text);
+    let req = required(&all);
+    let mut next_is_name = false;
+    for w in &all {
+        if next_is_name && w.string {
+            next_is_name = false;
+            let known = ["i;octet", "i;ascii-casemap"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(w.text))
+                || req.iter().any(|r| {
+                    r.strip_prefix("comparator-")
+                        .is_some_and(|c| c.eq_ignore_ascii_case(w.text))
+                });
+            if !known {
+                return Some((w.line, w.text));
+            }
+        }
+        next_is_name = !w.string && w.text.eq_ignore_ascii_case(":comparator");
     }
     None
 }

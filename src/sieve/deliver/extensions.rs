@@ -523,3 +523,83 @@ fn small_extensions() {
         ["qp", "b64", "vars-", "past-nul"]
     );
 }
+
+/// RFC 4790 through Sieve's comparators (i;octet, i;ascii-casemap,
+/// i;ascii-numeric, chosen with :comparator): equality is reflexive,
+/// symmetric and transitive; ordering (relational :value) reflexive,
+/// transitive and trichotomous, and consistent with equality; substring
+/// consistent with equality; "default" and wildcards name no comparator.
+#[test]
+fn comparators_rfc4790() {
+    let words = ["", "a", "A", "ab", "b", "10", "9", "010", "x1", "é"];
+    for cmp in ["i;octet", "i;ascii-casemap", "i;ascii-numeric"] {
+        let mut text = String::from(
+            "require [\"fileinto\", \"relational\", \"comparator-i;ascii-numeric\", \"variables\"];\n",
+        );
+        for (i, a) in words.iter().enumerate() {
+            for (j, b) in words.iter().enumerate() {
+                for (op, test) in [
+                    ("eq", ":is".to_string()),
+                    ("lt", ":value \"lt\"".to_string()),
+                    ("gt", ":value \"gt\"".to_string()),
+                    ("sub", ":contains".to_string()),
+                ] {
+                    text.push_str(&format!(
+                        "if string :comparator \"{cmp}\" {test} \"{a}\" \"{b}\" {{ fileinto \"{i} {j} {op}\"; }}\n"
+                    ));
+                }
+            }
+        }
+        let got = filed(&text);
+        let has = |i: usize, j: usize, op: &str| got.contains(&format!("{i} {j} {op}"));
+        let n = words.len();
+        for i in 0..n {
+            assert!(
+                has(i, i, "eq") && !has(i, i, "lt"),
+                "{cmp}: reflexive at {i}"
+            );
+            if cmp != "i;ascii-numeric" {
+                assert!(has(i, i, "sub"), "{cmp}: a string contains itself");
+            }
+            for j in 0..n {
+                assert_eq!(has(i, j, "eq"), has(j, i, "eq"), "{cmp}: symmetric {i} {j}");
+                let count = ["eq", "lt", "gt"].iter().filter(|o| has(i, j, o)).count();
+                assert_eq!(count, 1, "{cmp}: trichotomous {i} {j}");
+                assert_eq!(has(i, j, "lt"), has(j, i, "gt"), "{cmp}: converse {i} {j}");
+                if has(i, j, "eq") && cmp != "i;ascii-numeric" {
+                    assert!(
+                        has(i, j, "sub"),
+                        "{cmp}: substring agrees with equality {i} {j}"
+                    );
+                }
+                for k in 0..n {
+                    if has(i, j, "eq") && has(j, k, "eq") {
+                        assert!(has(i, k, "eq"), "{cmp}: transitive eq {i} {j} {k}");
+                    }
+                    if has(i, j, "lt") && has(j, k, "lt") {
+                        assert!(has(i, k, "lt"), "{cmp}: transitive lt {i} {j} {k}");
+                    }
+                }
+            }
+        }
+    }
+    // Case folds under i;ascii-casemap only; 010 equals 10 under
+    // i;ascii-numeric, and strings without a leading digit are equal
+    // there (positive infinity, above every number).
+    let f =
+        "require [\"fileinto\", \"comparator-i;ascii-numeric\", \"relational\", \"variables\"];\n";
+    assert_eq!(
+        filed(&format!(
+            "{f}if string :comparator \"i;ascii-casemap\" :is \"a\" \"A\" {{ fileinto \"casemap\"; }}\n\
+             if string :comparator \"i;octet\" :is \"a\" \"A\" {{ fileinto \"octet\"; }}\n\
+             if string :comparator \"i;ascii-numeric\" :is \"010\" \"10\" {{ fileinto \"numeric\"; }}\n\
+             if string :comparator \"i;ascii-numeric\" :value \"gt\" \"x\" \"99999999999\" {{ fileinto \"infinity\"; }}"
+        )),
+        ["casemap", "numeric", "infinity"]
+    );
+    let cfg = crate::config::SieveConfig::default();
+    for name in ["default", "i;*", "*"] {
+        let t = format!("if header :comparator \"{name}\" :is \"Subject\" \"x\" {{ keep; }}");
+        assert!(crate::sieve::scripts::check(&cfg, &t).is_err(), "{name}");
+    }
+}
