@@ -336,7 +336,6 @@ fn unknown_comparator(text: &str) -> Option<(usize, &str)> {
     let mut next_is_name = false;
     for w in &all {
         if next_is_name && w.string {
-            next_is_name = false;
             let known = ["i;octet", "i;ascii-casemap"]
                 .iter()
                 .any(|k| k.eq_ignore_ascii_case(w.text))
