@@ -967,3 +967,43 @@ async fn delivery_scripts_run_around_the_users() {
         .await
         .is_empty());
 }
+
+/// RFC 5490 mboxmetadata and servermetadata: a script reads the
+/// annotations its account set over IMAP METADATA (RFC 5464), its
+/// /private ones included; an entry not set does not exist.
+#[tokio::test]
+async fn scripts_read_the_accounts_metadata() {
+    let s = server("");
+    let mut c = LineClient::connect(s.addr("imap")).await;
+    c.line().await;
+    c.send(&format!("a LOGIN {JOE} pw\r\n")).await;
+    c.imap_until("a").await;
+    c.send("b SETMETADATA INBOX (/private/comment \"away\")\r\n")
+        .await;
+    assert!(c.imap_until("b").await.last().unwrap().starts_with("b OK"));
+    c.send("c SETMETADATA \"\" (/shared/comment \"hello\")\r\n")
+        .await;
+    assert!(c.imap_until("c").await.last().unwrap().starts_with("c OK"));
+    let out = put(
+        &s,
+        "meta",
+        r#"require ["fileinto", "mboxmetadata", "servermetadata", "mailbox"];
+if metadata :is "INBOX" "/private/comment" "away" { fileinto :create "Meta"; }
+if metadataexists "INBOX" ["/private/comment"] { fileinto :create "Exists"; }
+if metadataexists "INBOX" "/private/none" { fileinto :create "Wrong"; }
+if servermetadata :is "/shared/comment" "hello" { fileinto :create "Server"; }
+if servermetadataexists "/shared/nothing" { fileinto :create "No"; }
+"#,
+    );
+    assert!(out.status.success(), "{out:?}");
+    send(&s, "ann@remote.test", "Subject: with metadata").await;
+    for (name, n) in [
+        ("Meta", 1),
+        ("Exists", 1),
+        ("Server", 1),
+        ("Wrong", 0),
+        ("No", 0),
+    ] {
+        assert_eq!(mailbox(&s, name).await.len(), n, "{name}");
+    }
+}

@@ -236,6 +236,15 @@ async fn try_plan(
     };
     // Only scripts that can ask "seen before?" (duplicate, vacation) need
     // the tracked ids read.
+    // RFC 5490: the annotations (IMAP METADATA, RFC 5464) of the
+    // account's mailboxes and its server entries, as the account itself
+    // reads them, for scripts that ask; an error reading them fails the
+    // run as one reading the script would (§5).
+    let metadata = if texts.iter().any(|t| t.contains("metadata")) {
+        read_metadata(core, acct.id).await?
+    } else {
+        Vec::new()
+    };
     let tracks = texts
         .iter()
         .any(|t| t.contains("duplicate") || t.contains("vacation"));
@@ -263,11 +272,14 @@ async fn try_plan(
             // The script around the user's is one include more.
             rt.set_max_nested_includes(cfg.max_include_depth + 1);
         }
-        let ctx = rt
+        let mut ctx = rt
             .filter(raw)
             .with_user_address(acct.address.as_str())
             .with_envelope(::sieve::Envelope::From, from)
             .with_envelope(::sieve::Envelope::To, envelope_to(to, acct));
+        for (m, v) in metadata {
+            ctx = ctx.with_metadata(m, v);
+        }
         interpret(ctx, &name, compiled, &known, cfg).map_err(|e| format!("script `{name}`: {e}"))?
     };
     if let Some(why) = run.not_responded {
@@ -393,6 +405,40 @@ pub(super) async fn read_seen(core: &Core, acct: u32) -> Result<HashMap<u64, i64
         .into_iter()
         .map(|(k, s)| (k, s.until))
         .collect())
+}
+
+/// The account's mailbox annotations and server entries as sieve-rs
+/// takes them, read with the account's own rights (RFC 5490 §3.3, §4.1:
+/// its `/private` entries and the shared ones).
+async fn read_metadata(
+    core: &Core,
+    acct: u32,
+) -> Result<Vec<(::sieve::Metadata<String>, String)>, String> {
+    let mail = &core.mail;
+    let mut out = Vec::new();
+    for (annotation, value) in mail
+        .annotations(acct, acct, 0)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        out.push((::sieve::Metadata::Server { annotation }, value));
+    }
+    for b in mail.mailboxes(acct).await.map_err(|e| e.to_string())? {
+        for (annotation, value) in mail
+            .annotations(acct, acct, b.id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            out.push((
+                ::sieve::Metadata::Mailbox {
+                    name: b.name.clone(),
+                    annotation,
+                },
+                value,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Keeps the ids a run saw.

@@ -13,7 +13,7 @@
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
 //! offered yet: replace/enclose, fcc, spamtest/virustest, ext-lists,
-//! mboxmetadata, servermetadata, redirect-dsn/deliverby, convert.
+//! redirect-dsn/deliverby, convert.
 
 pub mod deliver;
 pub mod edited;
@@ -68,6 +68,8 @@ pub const EXTENSIONS: &[&str] = &[
     "ereject",
     "enotify",
     "editheader",
+    "mboxmetadata",
+    "servermetadata",
 ];
 
 /// The compiler, with the script size limit.
