@@ -1007,3 +1007,63 @@ if servermetadataexists "/shared/nothing" { fileinto :create "No"; }
         assert_eq!(mailbox(&s, name).await.len(), n, "{name}");
     }
 }
+
+/// RFC 8580 fcc: `vacation :fcc` and `notify :fcc` file a copy of what
+/// they sent (with :create and :flags), the message itself is still
+/// kept, and a response not sent (list mail) files nothing.
+#[tokio::test]
+async fn fcc_files_what_was_sent() {
+    let (remote, s) = relaying_to(&["ann@remote.test", "bob@remote.test"]);
+    let out = put(
+        &s,
+        "away",
+        r#"require ["vacation", "fcc", "enotify", "mailbox", "imap4flags"];
+vacation :fcc "Sent" :create :flags "\\Seen" :subject "Away" "I am away.";
+notify :fcc "Notes" :create :message "New mail" "mailto:bob@remote.test";
+"#,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &[JOE],
+        "From: ann@remote.test\r\nTo: joe@example.org\r\nSubject: hello\r\nMessage-ID: <f1@remote.test>\r\n\r\nbody\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    send(
+        &s,
+        "ann@remote.test",
+        "To: joe@example.org\r\nList-Id: <l.remote.test>\r\nSubject: list",
+    )
+    .await;
+    let sent = mailbox(&s, "Sent").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "Away");
+    assert!(sent[0].1.contains("\\Seen"), "{sent:?}");
+    let copy = &messages(&s, "Sent").await[0];
+    assert!(
+        copy.contains("To: ann@remote.test") && copy.contains("I am away."),
+        "{copy}"
+    );
+    for field in [
+        "date: ",
+        "from: joe@example.org",
+        "auto-submitted: auto-replied",
+        "content-type: text/plain",
+        "mime-version: 1.0",
+    ] {
+        assert!(copy.to_ascii_lowercase().contains(field), "{field}: {copy}");
+    }
+    let notes = messages(&s, "Notes").await;
+    assert!(!notes.is_empty(), "{notes:?}");
+    let body = &notes[0][head(&notes[0]).len()..];
+    assert!(
+        body.contains("New mail"),
+        "the :message is in the copy's body: {}",
+        notes[0]
+    );
+    assert_eq!(mailbox(&s, "INBOX").await.len(), 2, "both messages kept");
+    let got = wait_for_mail(remote.addr("imap"), "ann@remote.test", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("Subject: Away"));
+}

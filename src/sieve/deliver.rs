@@ -304,7 +304,23 @@ async fn try_plan(
     // with the flags of the last request for it (RFC 5232 §3). RFC 5293
     // §7: a message changed by editheader is the same message, so the
     // mailbox still gets one copy: the first one asked.
-    for f in &run.files {
+    // The messages the run wrote (a vacation response, notifications),
+    // as they are sent, by id: what `:fcc` (RFC 8580) files.
+    let written: HashMap<usize, Vec<u8>> = run
+        .created
+        .iter()
+        .map(|(id, m)| (*id, mime_complete(&encoded_subject(m))))
+        .chain(run.notices.iter().map(|(id, m)| {
+            let m = super::notify::finish(m, &acct.address, &core.config.hostname);
+            (*id, mime_complete(&encoded_subject(&m)))
+        }))
+        .collect();
+    let mut sent_ids: Vec<usize> = Vec::new();
+    for f in run
+        .files
+        .iter()
+        .filter(|f| !written.contains_key(&f.message))
+    {
         let target = folder(core, acct, &boxes, f).await;
         match plan.files.iter_mut().find(|(t, _, _)| *t == target) {
             Some((_, flags, _)) => flags.clone_from(&f.flags),
@@ -327,13 +343,10 @@ async fn try_plan(
                 .iter()
                 .any(|o| o.kind == Sent::Notification && o.to.eq_ignore_ascii_case(to));
             if !again && !super::notify::auto_submitted(raw) {
+                sent_ids.push(*id);
                 plan.redirects.push(Outgoing {
                     to: to.clone(),
-                    raw: encoded_subject(&super::notify::finish(
-                        m,
-                        &acct.address,
-                        &core.config.hostname,
-                    )),
+                    raw: written.get(id).cloned().unwrap_or_else(|| m.clone()),
                     from: if from.is_empty() {
                         String::new()
                     } else {
@@ -349,6 +362,7 @@ async fn try_plan(
             // rules, those of the JMAP VacationResponse: sieve-rs misses
             // an Auto-Submitted field, which mail-parser names itself.
             Some(m) => {
+                sent_ids.push(*id);
                 let o = response(to, m);
                 (o.raw, o.from, o.kind)
             }
@@ -376,6 +390,17 @@ async fn try_plan(
             from: sender,
             kind,
         });
+    }
+    // RFC 8580: a copy of each message the run sent, where :fcc asks, as
+    // a message of its own (never merged with the delivered one).
+    for f in &run.files {
+        if let Some(m) = written
+            .get(&f.message)
+            .filter(|_| sent_ids.contains(&f.message))
+        {
+            let target = folder(core, acct, &boxes, f).await;
+            plan.files.push((target, f.flags.clone(), Some(m.clone())));
+        }
     }
     // Tracked ids past their time go (RFC 5230 §4.2 needs 1,000 kept;
     // these are all the live ones).
@@ -459,7 +484,7 @@ pub(super) async fn remember(core: &Core, acct: u32, seen: &[(u64, i64)]) -> Res
 pub(super) fn response(to: &str, m: &[u8]) -> Outgoing {
     Outgoing {
         to: to.to_string(),
-        raw: encoded_subject(m),
+        raw: mime_complete(&encoded_subject(m)),
         from: String::new(),
         kind: Sent::Vacation,
     }
@@ -868,6 +893,29 @@ fn encoded_subject(msg: &[u8]) -> Vec<u8> {
     let mut out = msg[..start].to_vec();
     out.extend_from_slice(format!("Subject: {}", encoded_words(&value)).as_bytes());
     out.extend_from_slice(&msg[end..]);
+    out
+}
+
+/// A message sieve-rs wrote with MIME-Version and, for a body of 8-bit
+/// text, `Content-Transfer-Encoding: 8bit` (RFC 2045 §4, §6; RFC 8580
+/// §4), which it leaves out.
+fn mime_complete(msg: &[u8]) -> Vec<u8> {
+    let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return msg.to_vec();
+    };
+    let head = String::from_utf8_lossy(&msg[..end + 2]).to_ascii_lowercase();
+    let has = |f: &str| head.starts_with(f) || head.contains(&format!("\n{f}"));
+    let mut extra = String::new();
+    if !has("mime-version:") {
+        extra.push_str("MIME-Version: 1.0\r\n");
+    }
+    let multipart = head.contains("content-type: multipart/");
+    if !multipart && !has("content-transfer-encoding:") && !msg[end + 4..].is_ascii() {
+        extra.push_str("Content-Transfer-Encoding: 8bit\r\n");
+    }
+    let mut out = msg[..end + 2].to_vec();
+    out.extend_from_slice(extra.as_bytes());
+    out.extend_from_slice(&msg[end + 2..]);
     out
 }
 

@@ -12,7 +12,7 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: replace/enclose, fcc, spamtest/virustest, ext-lists,
+//! offered yet: replace/enclose, spamtest/virustest, ext-lists,
 //! redirect-dsn/deliverby, convert.
 
 pub mod deliver;
@@ -70,6 +70,7 @@ pub const EXTENSIONS: &[&str] = &[
     "editheader",
     "mboxmetadata",
     "servermetadata",
+    "fcc",
 ];
 
 /// The compiler, with the script size limit.

@@ -603,3 +603,44 @@ fn comparators_rfc4790() {
         assert!(crate::sieve::scripts::check(&cfg, &t).is_err(), "{name}");
     }
 }
+
+/// RFC 8580: :fcc takes fileinto's options, each once, and needs the
+/// extensions they come from; a response with 8-bit text says how it
+/// is encoded (what is filed is what is sent).
+#[test]
+fn fcc_rfc8580() {
+    let cfg = crate::config::SieveConfig::default();
+    let check = |t: &str| crate::sieve::scripts::check(&cfg, t);
+    let r = "require [\"vacation\", \"fcc\", \"mailbox\", \"imap4flags\", \"special-use\"];\n";
+    assert!(check(&format!(
+        "{r}vacation :fcc \"Sent\" :create :flags \"\\\\Seen\" :specialuse \"\\\\Sent\" \"away\";"
+    ))
+    .is_ok());
+    assert!(check(&format!(
+        "{r}vacation :fcc \"Sent\" :create :create \"away\";"
+    ))
+    .is_err());
+    assert!(
+        check("require [\"vacation\", \"fcc\"];\nvacation :fcc \"Sent\" :create \"away\";")
+            .is_err()
+    );
+    assert!(check("require \"vacation\";\nvacation :fcc \"Sent\" \"away\";").is_err());
+    assert!(check("require [\"reject\", \"fcc\"];\nreject :fcc \"Sent\" \"no\";").is_err());
+    let run = run_in(
+        "require [\"vacation\", \"fcc\"];\nvacation :fcc \"Sent\" \"Café fermé.\";",
+        MSG,
+        &[],
+        &HashMap::new(),
+    )
+    .unwrap();
+    let (to, m) = run.vacation().expect("a response");
+    let m = String::from_utf8_lossy(&response(to, m).raw).into_owned();
+    assert!(m.contains("Content-Transfer-Encoding: "), "{m}");
+    assert_eq!(
+        run.files
+            .iter()
+            .filter(|f| f.folder.as_deref() == Some("Sent"))
+            .count(),
+        1
+    );
+}
