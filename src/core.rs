@@ -160,7 +160,8 @@ impl Core {
         role: &str,
     ) -> Result<Delivered, MailError> {
         let mut targets: Vec<IngestTarget> = Vec::new();
-        // Copies whose header a Sieve script changed (RFC 5293), each
+        // Messages a Sieve script made: copies whose header it changed
+        // (RFC 5293) and copies of what it sent (:fcc, RFC 8580), each
         // stored as a message of its own.
         let mut edited: Vec<(Vec<u8>, IngestTarget)> = Vec::new();
         let mut refused: Vec<crate::sieve::refusal::Refused> = Vec::new();
