@@ -211,17 +211,12 @@ async fn try_plan(
             (AROUND.to_string(), compiled)
         }
     };
+    // Every script the run may reach: the account's, and the global
+    // ones when any may be included.
     let texts: Vec<&str> = all
         .iter()
         .map(|(_, s)| s.text.as_str())
-        .chain(
-            globals
-                .iter()
-                .filter(|g| {
-                    around && [&cfg.delivery.before, &cfg.delivery.after].contains(&&g.name)
-                })
-                .map(|g| g.text.as_str()),
-        )
+        .chain(globals.iter().map(|g| g.text.as_str()))
         .collect();
     // The mailboxes are read before the run only for scripts that ask
     // whether one exists; otherwise after it, if it names one.
