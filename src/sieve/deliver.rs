@@ -220,26 +220,28 @@ async fn try_plan(
         .collect();
     // The mailboxes are read before the run only for scripts that ask
     // whether one exists; otherwise after it, if it names one.
-    let asks = texts.iter().any(|t| {
-        let t = t.to_ascii_lowercase();
-        t.contains("mailboxexists") || t.contains("specialuse_exists")
-    });
+    // RFC 5490: so do scripts that read annotations (IMAP METADATA, RFC
+    // 5464) of the account's mailboxes and its server entries, as the
+    // account itself reads them; an error reading them fails the run as
+    // one reading the script would (§5).
+    let wants_metadata = texts.iter().any(|t| t.contains("metadata"));
+    let asks = wants_metadata
+        || texts.iter().any(|t| {
+            let t = t.to_ascii_lowercase();
+            t.contains("mailboxexists") || t.contains("specialuse_exists")
+        });
     let mut boxes = if asks {
         mail.mailboxes(acct.id).await.map_err(|e| e.to_string())?
     } else {
         Vec::new()
     };
-    // Only scripts that can ask "seen before?" (duplicate, vacation) need
-    // the tracked ids read.
-    // RFC 5490: the annotations (IMAP METADATA, RFC 5464) of the
-    // account's mailboxes and its server entries, as the account itself
-    // reads them, for scripts that ask; an error reading them fails the
-    // run as one reading the script would (§5).
-    let metadata = if texts.iter().any(|t| t.contains("metadata")) {
-        read_metadata(core, acct.id).await?
+    let metadata = if wants_metadata {
+        read_metadata(core, acct.id, &boxes).await?
     } else {
         Vec::new()
     };
+    // Only scripts that can ask "seen before?" (duplicate, vacation) need
+    // the tracked ids read; only vacation needs Petrel's RFC 3834 rules.
     let tracks = texts
         .iter()
         .any(|t| t.contains("duplicate") || t.contains("vacation"));
@@ -255,7 +257,7 @@ async fn try_plan(
         boxes: &boxes,
         seen: &seen,
         now,
-        no_response: if tracks {
+        no_response: if texts.iter().any(|t| t.contains("vacation")) {
             crate::vacation::should_reply(raw, acct).err()
         } else {
             None
@@ -310,6 +312,13 @@ async fn try_plan(
             (*id, mime_complete(&encoded_subject(&m)))
         }))
         .collect();
+    // The message as editheader left it at each action, made fit once
+    // for both filing and redirecting.
+    let changed: HashMap<usize, Vec<u8>> = run
+        .modified
+        .iter()
+        .map(|(id, m)| (*id, super::edited::finish(m, raw)))
+        .collect();
     let mut sent_ids: Vec<usize> = Vec::new();
     for f in run
         .files
@@ -319,13 +328,9 @@ async fn try_plan(
         let target = folder(core, acct, &boxes, f).await;
         match plan.files.iter_mut().find(|(t, _, _)| *t == target) {
             Some((_, flags, _)) => flags.clone_from(&f.flags),
-            None => plan.files.push((
-                target,
-                f.flags.clone(),
-                run.modified
-                    .get(&f.message)
-                    .map(|m| super::edited::finish(m, raw)),
-            )),
+            None => plan
+                .files
+                .push((target, f.flags.clone(), changed.get(&f.message).cloned())),
         }
     }
     for (to, id) in &run.redirects {
@@ -356,10 +361,11 @@ async fn try_plan(
             // A response (vacation) also meets Petrel's own RFC 3834
             // rules, those of the JMAP VacationResponse: sieve-rs misses
             // an Auto-Submitted field, which mail-parser names itself.
+            // Finished once, above, for :fcc too.
             Some(m) => {
                 sent_ids.push(*id);
-                let o = response(to, m);
-                (o.raw, o.from, o.kind)
+                let m = written.get(id).cloned().unwrap_or_else(|| m.clone());
+                (m, String::new(), Sent::Vacation)
             }
             None => {
                 // RFC 5228 §4.2: one Received field more than the message
@@ -371,11 +377,8 @@ async fn try_plan(
                 )
                 .into_bytes();
                 // RFC 5293 §7: with the header as the script left it.
-                let msg = run
-                    .modified
-                    .get(id)
-                    .map_or_else(|| raw.to_vec(), |m| super::edited::finish(m, raw));
-                m.extend_from_slice(without_return_path(&msg));
+                let msg = changed.get(id).map_or(raw, |m| m.as_slice());
+                m.extend_from_slice(without_return_path(msg));
                 (m, from.to_string(), Sent::Redirect)
             }
         };
@@ -433,6 +436,7 @@ pub(super) async fn read_seen(core: &Core, acct: u32) -> Result<HashMap<u64, i64
 async fn read_metadata(
     core: &Core,
     acct: u32,
+    boxes: &[Mailbox],
 ) -> Result<Vec<(::sieve::Metadata<String>, String)>, String> {
     let mail = &core.mail;
     let mut out = Vec::new();
@@ -443,7 +447,7 @@ async fn read_metadata(
     {
         out.push((::sieve::Metadata::Server { annotation }, value));
     }
-    for b in mail.mailboxes(acct).await.map_err(|e| e.to_string())? {
+    for b in boxes {
         for (annotation, value) in mail
             .annotations(acct, acct, b.id)
             .await

@@ -95,32 +95,34 @@ pub fn check_as(cfg: &SieveConfig, text: &str, trust: super::Trust) -> Result<::
                 e.line_pos()
             ))
         })?;
-    if let Some(line) = late_require(text) {
+    // Petrel's checks of what sieve-rs takes, over one scan of the words.
+    let all = words(text);
+    if let Some(line) = late_require(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: require comes before every other command (RFC 5228 §3.2)"
         )));
     }
-    if let Some(line) = last_without_index(text) {
+    if let Some(line) = last_without_index(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: deleteheader :last needs :index (RFC 5293 §5)"
         )));
     }
-    if let Some(line) = flag_variable_without_variables(text) {
+    if let Some(line) = flag_variable_without_variables(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: a variable naming the flags needs `require \"variables\"` (RFC 5232 §1)"
         )));
     }
-    if let Some((line, ns)) = namespace_not_required(text) {
+    if let Some((line, ns)) = namespace_not_required(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: the variable namespace `{ns}` needs its extension required (RFC 5229 §3; `global` needs \"include\")"
         )));
     }
-    if let Some((line, name)) = unknown_comparator(text) {
+    if let Some((line, name)) = unknown_comparator(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: the comparator `{name}` is not offered, or not required as \"comparator-{name}\" (RFC 5228 §2.7.3, RFC 4790)"
         )));
     }
-    if let Some((line, name)) = bad_variable_name(text) {
+    if let Some((line, name)) = bad_variable_name(&all) {
         return Err(SieveError::Invalid(format!(
             "line {line}: `{name}` is not a variable name (RFC 5229 §4)"
         )));
@@ -255,9 +257,9 @@ fn words(text: &str) -> Vec<Word<'_>> {
 /// RFC 5228 §3.2: `require` only before any other command (sieve-rs
 /// takes it anywhere): the line of the first `require` that follows
 /// another command.
-fn late_require(text: &str) -> Option<usize> {
+fn late_require(all: &[Word<'_>]) -> Option<usize> {
     let mut other = false;
-    for w in words(text).into_iter().filter(|w| w.start) {
+    for w in all.iter().filter(|w| w.start) {
         if !w.text.eq_ignore_ascii_case("require") {
             other = true;
         } else if other {
@@ -269,8 +271,7 @@ fn late_require(text: &str) -> Option<usize> {
 
 /// RFC 5293 §5: `deleteheader :last` without `:index` is an error
 /// (sieve-rs takes it as no index): the line of the first.
-fn last_without_index(text: &str) -> Option<usize> {
-    let all = words(text);
+fn last_without_index(all: &[Word<'_>]) -> Option<usize> {
     let mut i = 0;
     while i < all.len() {
         let w = all[i];
@@ -295,7 +296,7 @@ fn last_without_index(text: &str) -> Option<usize> {
 /// RFC 5229 §4, RFC 6609 §3.4.1: the name `set` and `global` take must
 /// be a variable name (identifiers joined by dots; sieve-rs takes
 /// others): the line and name of the first that is not.
-fn bad_variable_name(text: &str) -> Option<(usize, &str)> {
+fn bad_variable_name<'a>(all: &[Word<'a>]) -> Option<(usize, &'a str)> {
     let ident = |s: &str| {
         let mut c = s.chars();
         c.next()
@@ -303,7 +304,6 @@ fn bad_variable_name(text: &str) -> Option<(usize, &str)> {
             && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
     };
     let valid = |n: &str| n.split('.').all(ident);
-    let all = words(text);
     for (i, w) in all.iter().enumerate() {
         if !w.start {
             continue;
@@ -330,11 +330,10 @@ fn bad_variable_name(text: &str) -> Option<(usize, &str)> {
 /// i;ascii-casemap, or one required as "comparator-NAME" (sieve-rs takes
 /// any name, "default" and wildcards too): the line and name of the
 /// first that is not.
-fn unknown_comparator(text: &str) -> Option<(usize, &str)> {
-    let all = words(text);
-    let req = required(&all);
+fn unknown_comparator<'a>(all: &[Word<'a>]) -> Option<(usize, &'a str)> {
+    let req = required(all);
     let mut next_is_name = false;
-    for w in &all {
+    for w in all {
         if next_is_name && w.string {
             let known = ["i;octet", "i;ascii-casemap"]
                 .iter()
@@ -371,9 +370,8 @@ fn required<'a>(all: &[Word<'a>]) -> Vec<&'a str> {
 /// or `set "ns.name"`) needs the extension of its namespace required;
 /// the namespaces offered are `global` (include), `envelope` and `env`
 /// (environment). sieve-rs takes others as empty. The line and namespace of the first that fails.
-fn namespace_not_required(text: &str) -> Option<(usize, &str)> {
-    let all = words(text);
-    let req = required(&all);
+fn namespace_not_required<'a>(all: &[Word<'a>]) -> Option<(usize, &'a str)> {
+    let req = required(all);
     let has = |e: &str| req.iter().any(|r| r.eq_ignore_ascii_case(e));
     // sieve-rs's own: `envelope.` (envelope) and `env.` (environment
     // items); the administrators' expressions have more.
@@ -384,7 +382,7 @@ fn namespace_not_required(text: &str) -> Option<(usize, &str)> {
             || (ns.eq_ignore_ascii_case("env") && has("environment"))
     };
     let mut last_start = "";
-    for w in &all {
+    for w in all {
         if w.start {
             last_start = w.text;
         }
@@ -421,9 +419,8 @@ fn namespace_not_required(text: &str) -> Option<(usize, &str)> {
 /// RFC 5232 §1: setflag, addflag, removeflag and hasflag take a
 /// variable's name before the flags only when "variables" is required
 /// (sieve-rs takes it anyway): the line of the first that does.
-fn flag_variable_without_variables(text: &str) -> Option<usize> {
-    let all = words(text);
-    if required(&all)
+fn flag_variable_without_variables(all: &[Word<'_>]) -> Option<usize> {
+    if required(all)
         .iter()
         .any(|r| r.eq_ignore_ascii_case("variables"))
     {
@@ -636,16 +633,24 @@ mod tests {
     #[test]
     fn require_comes_first() {
         assert_eq!(
-            late_require("require \"a\";\nrequire [\"b\"];\nkeep;"),
+            late_require(&words("require \"a\";\nrequire [\"b\"];\nkeep;")),
             None
         );
-        assert_eq!(late_require("keep;\nrequire \"fileinto\";"), Some(2));
-        assert_eq!(late_require("if true {\n  require \"x\";\n}"), Some(2));
         assert_eq!(
-            late_require("# require\n/* require */ keep;\nfileinto text:\r\nrequire\r\n.\r\n;"),
+            late_require(&words("keep;\nrequire \"fileinto\";")),
+            Some(2)
+        );
+        assert_eq!(
+            late_require(&words("if true {\n  require \"x\";\n}")),
+            Some(2)
+        );
+        assert_eq!(
+            late_require(&words(
+                "# require\n/* require */ keep;\nfileinto text:\r\nrequire\r\n.\r\n;"
+            )),
             None
         );
-        assert_eq!(late_require("keep; \"require\"; "), None);
+        assert_eq!(late_require(&words("keep; \"require\"; ")), None);
         let e = check(&SieveConfig::default(), "keep;\nrequire \"fileinto\";\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
     }
