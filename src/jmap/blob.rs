@@ -1,6 +1,7 @@
 //! Blobs (RFC 8620 §6): what a blob id names, read for the asking
 //! account only — a message (`B{email}`), an upload (`U{n}`), or a MIME
-//! part of either, decoded (`B{email}-{part}`, `U{n}-{part}`) — and the
+//! part of either, decoded (`B{email}-{part}`, `U{n}-{part}`), or a Sieve
+//! script's text (`F{script}_{digest}`) — and the
 //! upload endpoint,
 //! `POST /jmap/upload/{accountId}/`. Uploads live in the mail store's
 //! records; those older than a day are deleted when the account uploads
@@ -15,6 +16,7 @@ use serde_json::json;
 use super::id::{self, BlobRef};
 use super::JmapUser;
 use crate::http::AppState;
+use crate::mail::records::Kind;
 use crate::mail::{MailError, MailStore};
 
 /// How long an upload is kept.
@@ -43,6 +45,19 @@ pub async fn read(
                 .upload(uploader, n)
                 .await?
                 .and_then(|(_, d)| super::methods::email_body::part_contents(&d, p)))
+        }
+        // RFC 9661 §2.2: a script's text, in the user's own account only,
+        // while the script still has that text.
+        BlobRef::Script(n, digest) => {
+            if !access.is_own() {
+                return Ok(None);
+            }
+            let script = mail
+                .record::<crate::sieve::scripts::Script>(acct, Kind::SieveScript, n)
+                .await?;
+            return Ok(script
+                .filter(|s| id::script_digest(&s.text) == digest)
+                .map(|s| s.text.into_bytes()));
         }
         BlobRef::Message(e) | BlobRef::Part(e, _) => e,
     };

@@ -79,6 +79,29 @@ pub fn parse_submission(s: &str) -> Option<u64> {
     parse('S', s)
 }
 
+/// A SieveScript (RFC 9661 §2.1): `F` and its record id.
+pub fn sieve_script(n: u64) -> String {
+    format!("F{n}")
+}
+
+pub fn parse_sieve_script(s: &str) -> Option<u64> {
+    parse('F', s)
+}
+
+/// A Sieve script's content as a blob (RFC 9661 §2.2): `F`, the script's
+/// record id, `_` and 16 hex digits of the text's SHA-256, so that a new
+/// text is a new blob and an old blob id names nothing once replaced.
+pub fn script_blob(n: u64, text: &str) -> String {
+    format!("F{n}_{:016x}", script_digest(text))
+}
+
+/// The first 8 octets of the SHA-256 of a script's text.
+pub fn script_digest(text: &str) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+}
+
 /// A message's blob: `B` and its Email id, so that a blob id leads only
 /// to the asking account's own mail.
 pub fn blob(email: u64) -> String {
@@ -104,9 +127,18 @@ pub enum BlobRef {
     Part(u64, usize),
     Upload(u64),
     UploadPart(u64, usize),
+    /// A Sieve script's text: record id and digest ([`script_blob`]).
+    Script(u64, u64),
 }
 
 pub fn parse_blob(s: &str) -> Option<BlobRef> {
+    if let Some((n, digest)) = s.strip_prefix('F').and_then(|r| r.split_once('_')) {
+        let n = parse('F', &format!("F{n}"))?;
+        if digest.len() != 16 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        return Some(BlobRef::Script(n, u64::from_str_radix(digest, 16).ok()?));
+    }
     let (whole, part) = match s.split_once('-') {
         None => (s, None),
         Some((w, p)) => {
@@ -148,6 +180,22 @@ mod tests {
             Some(BlobRef::UploadPart(4, 0))
         );
         assert_eq!(parse_blob(&upload(3)), Some(BlobRef::Upload(3)));
+        let b = script_blob(5, "keep;");
+        assert_eq!(
+            parse_blob(&b),
+            Some(BlobRef::Script(5, script_digest("keep;")))
+        );
+        assert_ne!(b, script_blob(5, "discard;"));
+        assert_eq!(parse_sieve_script(&sieve_script(5)), Some(5));
+        for bad in [
+            "F5_",
+            "F5_12",
+            "F05_0123456789abcdef",
+            "F5_0123456789abcdeg",
+            "F5_0123456789abcdef-1",
+        ] {
+            assert_eq!(parse_blob(bad), None, "{bad}");
+        }
         for bad in ["B4-", "B4-02", "B4-x", "B-1", "B4-1-2", "U", "U01", "U1-"] {
             assert_eq!(parse_blob(bad), None, "{bad}");
         }

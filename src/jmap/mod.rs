@@ -345,6 +345,8 @@ pub(crate) fn own_account(core: &crate::core::Core, user: &Account) -> Value {
             request::VACATION: {},
             request::QUOTA: {},
             request::MDN: {},
+            // RFC 9661 §1.2.1.
+            request::SIEVE: methods::sieve_script::capability(&core.config.sieve),
             // RFC 9404 §3.
             request::BLOB: {
                 "maxSizeBlobSet": c.max_size_upload,
@@ -424,6 +426,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         request::BLOB: {},
         request::MDN: {},
         request::PRINCIPALS: {},
+        request::SIEVE: {},
         // RFC 8887 §3: the WebSocket endpoint, pushes included.
         request::WEBSOCKET: {
             "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
@@ -446,7 +449,7 @@ async fn session(State(st): State<AppState>, parts: Parts) -> Response {
         "accounts": {
             account.clone(): own_account(core, &user)
         },
-        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account, request::MDN: account, request::PRINCIPALS: account },
+        "primaryAccounts": { request::CORE: account, request::MAIL: account, request::SUBMISSION: account, request::VACATION: account, request::QUOTA: account, request::BLOB: account, request::MDN: account, request::PRINCIPALS: account, request::SIEVE: account },
         "username": user.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}"),

@@ -19,8 +19,10 @@ pub const BLOB: &str = "urn:ietf:params:jmap:blob";
 pub const PRINCIPALS: &str = "urn:ietf:params:jmap:principals";
 /// RFC 9670 §1.5.2: an account capability only (who owns the account).
 pub const PRINCIPALS_OWNER: &str = "urn:ietf:params:jmap:principals:owner";
+/// RFC 9661: SieveScript.
+pub const SIEVE: &str = "urn:ietf:params:jmap:sieve";
 pub const KNOWN_CAPABILITIES: &[&str] = &[
-    CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB, MDN, PRINCIPALS,
+    CORE, MAIL, SUBMISSION, VACATION, QUOTA, WEBSOCKET, BLOB, MDN, PRINCIPALS, SIEVE,
 ];
 
 /// Limits advertised in the core capability and enforced (§2).

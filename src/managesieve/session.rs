@@ -278,7 +278,9 @@ impl Session {
                 )),
             },
             ("PUTSCRIPT", 2, Some(name), Some(text)) => {
-                let r = scripts::put(mail, cfg, acct, &name, &text).await;
+                let r = scripts::put(mail, cfg, acct, &name, &text)
+                    .await
+                    .map(|_| ());
                 if r.is_ok() {
                     tracing::info!(session = %self.id, script = %name, "Sieve script stored");
                 }

@@ -502,14 +502,15 @@ pub async fn active(mail: &MailStore, acct: u32) -> Result<Option<Script>> {
 }
 
 /// Stores a script (replacing one of the same name) once it compiles
-/// and uses only what is offered; within `sieve.max-scripts`.
+/// and uses only what is offered; within `sieve.max-scripts`. Returns
+/// the script's record id.
 pub async fn put(
     mail: &MailStore,
     cfg: &SieveConfig,
     acct: u32,
     name: &str,
     text: &str,
-) -> Result<()> {
+) -> Result<u64> {
     valid_name(name)?;
     check(cfg, text)?;
     let script = Script {
@@ -521,18 +522,14 @@ pub async fn put(
         Some((id, _)) => {
             mail.put_record(acct, Kind::SieveScript, *id, &script)
                 .await?;
+            Ok(*id)
         }
-        None if all.len() >= cfg.max_scripts => {
-            return Err(SieveError::Quota(format!(
-                "the account has {} scripts, the most sieve.max-scripts allows",
-                all.len()
-            )))
-        }
-        None => {
-            mail.create_record(acct, Kind::SieveScript, &script).await?;
-        }
+        None if all.len() >= cfg.max_scripts => Err(SieveError::Quota(format!(
+            "the account has {} scripts, the most sieve.max-scripts allows",
+            all.len()
+        ))),
+        None => Ok(mail.create_record(acct, Kind::SieveScript, &script).await?),
     }
-    Ok(())
 }
 
 /// Whether one more script of `size` octets fits (ManageSieve HAVESPACE):

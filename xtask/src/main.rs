@@ -368,6 +368,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "jmap_principals",
                 "--test",
+                "jmap_sieve",
+                "--test",
                 "sieve",
                 "--test",
                 "sieve_smtp",

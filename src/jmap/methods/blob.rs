@@ -244,6 +244,15 @@ pub async fn lookup(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value,
                 }
                 None
             }
+            Some(BlobRef::Script(..)) => {
+                // A script's text is in no Email, Thread or Mailbox.
+                let own = super::Access::own(acct);
+                if cx.read_blob(&own, &b).await?.is_none() {
+                    not_found.push(b);
+                    continue;
+                }
+                None
+            }
             None => {
                 not_found.push(b);
                 continue;

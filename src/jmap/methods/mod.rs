@@ -26,13 +26,16 @@ mod quota;
 mod search_snippet;
 mod share;
 mod share_notification;
+pub(crate) mod sieve_script;
 pub(crate) mod submission;
 mod thread;
 mod vacation;
 
 use serde_json::{Map, Value};
 
-use super::request::{MethodError, BLOB, CORE, MAIL, MDN, PRINCIPALS, QUOTA, SUBMISSION, VACATION};
+use super::request::{
+    MethodError, BLOB, CORE, MAIL, MDN, PRINCIPALS, QUOTA, SIEVE, SUBMISSION, VACATION,
+};
 use crate::core::Core;
 use crate::directory::Account;
 pub use access::{shared_owners, Access};
@@ -199,6 +202,15 @@ pub async fn call(
         }
         "VacationResponse/set" if needs(VACATION) => {
             Ok((name.into(), vacation::set(cx, args).await?))
+        }
+        // RFC 9661.
+        "SieveScript/get" if needs(SIEVE) => Ok((name.into(), sieve_script::get(cx, args).await?)),
+        "SieveScript/set" if needs(SIEVE) => Ok((name.into(), sieve_script::set(cx, args).await?)),
+        "SieveScript/query" if needs(SIEVE) => {
+            Ok((name.into(), sieve_script::query(cx, args).await?))
+        }
+        "SieveScript/validate" if needs(SIEVE) => {
+            Ok((name.into(), sieve_script::validate(cx, args).await?))
         }
         "Quota/get" if needs(QUOTA) => Ok((name.into(), quota::get(cx, args).await?)),
         "Quota/changes" if needs(QUOTA) => Ok((name.into(), quota::changes(cx, args).await?)),
