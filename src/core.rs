@@ -379,6 +379,7 @@ impl Core {
         } in sends
         {
             use crate::sieve::deliver::Sent;
+            let to = crate::smtp::proto::wire_mailbox(&to);
             let mut rcpt = crate::queue::QueueRcpt::new(&to);
             if kind != Sent::Redirect {
                 // RFC 5230 §5.1, RFC 5436 §2.7: NOTIFY=NEVER.

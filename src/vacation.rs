@@ -48,6 +48,20 @@ pub fn should_reply(
     raw: &[u8],
     account: &Account,
 ) -> Result<(String, String, Option<String>), &'static str> {
+    reply_rules(raw, Some(account))
+}
+
+/// [`should_reply`] without the check that the account is a recipient:
+/// for a Sieve `vacation`, whose `:addresses` add to the account's and
+/// which sieve-rs checks against the headers itself (RFC 5230 §4.5).
+pub fn sender_allows_reply(raw: &[u8]) -> Result<(), &'static str> {
+    reply_rules(raw, None).map(|_| ())
+}
+
+fn reply_rules(
+    raw: &[u8],
+    account: Option<&Account>,
+) -> Result<(String, String, Option<String>), &'static str> {
     let msg = mail_parser::MessageParser::default()
         .parse_headers(raw)
         .ok_or("the message does not parse")?;
@@ -85,17 +99,19 @@ pub fn should_reply(
     {
         return Err("the message came from a mailing list");
     }
-    let mine = |a: &str| {
-        std::iter::once(&account.address)
-            .chain(account.aliases.iter())
-            .any(|own| own.eq_ignore_ascii_case(a))
-    };
-    let named = ["To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc"]
-        .iter()
-        .filter_map(|h| msg.header(*h).and_then(|v| v.as_address()))
-        .any(|list| list.iter().filter_map(|a| a.address()).any(mine));
-    if !named {
-        return Err("none of the account's addresses is a recipient");
+    if let Some(account) = account {
+        let mine = |a: &str| {
+            std::iter::once(&account.address)
+                .chain(account.aliases.iter())
+                .any(|own| own.eq_ignore_ascii_case(a))
+        };
+        let named = ["To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc"]
+            .iter()
+            .filter_map(|h| msg.header(*h).and_then(|v| v.as_address()))
+            .any(|list| list.iter().filter_map(|a| a.address()).any(mine));
+        if !named {
+            return Err("none of the account's addresses is a recipient");
+        }
     }
     Ok((
         sender,
@@ -202,6 +218,9 @@ mod tests {
         assert!(should_reply(format!("{daemon}\r\nhi").as_bytes(), &joe()).is_err());
         let other = base.replace("To: joe@example.org", "To: team@example.org");
         assert!(should_reply(format!("{other}\r\nhi").as_bytes(), &joe()).is_err());
+        // Sieve's vacation checks recipients itself, with :addresses.
+        assert!(sender_allows_reply(format!("{other}\r\nhi").as_bytes()).is_ok());
+        assert!(sender_allows_reply(format!("{null}\r\nhi").as_bytes()).is_err());
         let alias = base.replace("To: joe@example.org", "To: x@y.z\r\nCc: J@example.org");
         assert!(should_reply(format!("{alias}\r\nhi").as_bytes(), &joe()).is_ok());
     }

@@ -258,7 +258,7 @@ async fn try_plan(
         seen: &seen,
         now,
         no_response: if texts.iter().any(|t| t.contains("vacation")) {
-            crate::vacation::should_reply(raw, acct).err()
+            crate::vacation::sender_allows_reply(raw).err()
         } else {
             None
         },

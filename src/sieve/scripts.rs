@@ -382,13 +382,18 @@ fn namespace_not_required<'a>(all: &[Word<'a>]) -> Option<(usize, &'a str)> {
             || (ns.eq_ignore_ascii_case("env") && has("environment"))
     };
     let mut last_start = "";
+    // Strings since the command began: `set`'s first names a variable,
+    // its second is a value like any other.
+    let mut nth = 0;
     for w in all {
         if w.start {
             last_start = w.text;
+            nth = 0;
         }
         if !w.string || last_start.eq_ignore_ascii_case("require") {
             continue;
         }
+        nth += 1;
         let mut names: Vec<&str> = Vec::new();
         let mut rest = w.text;
         while let Some(p) = rest.find("${") {
@@ -397,7 +402,7 @@ fn namespace_not_required<'a>(all: &[Word<'a>]) -> Option<(usize, &'a str)> {
             names.push(&rest[..end]);
             rest = &rest[end..];
         }
-        if last_start.eq_ignore_ascii_case("set") {
+        if last_start.eq_ignore_ascii_case("set") && nth == 1 {
             names.push(w.text);
         }
         for n in names {
@@ -431,8 +436,8 @@ fn flag_variable_without_variables(all: &[Word<'_>]) -> Option<usize> {
         if w.string || !cmd.iter().any(|c| w.text.eq_ignore_ascii_case(c)) {
             continue;
         }
-        // Arguments: a string or a [list] each, tags (and :comparator's
-        // string) left out.
+        // Arguments: a string or a [list] each, tags (and the strings
+        // of :comparator, :count and :value) left out.
         let (mut args, mut depth, mut skip) = (0, 0, false);
         for a in &all[i + 1..] {
             match a.text {
@@ -451,7 +456,14 @@ fn flag_variable_without_variables(all: &[Word<'_>]) -> Option<usize> {
                 }
                 "]" => depth -= 1,
                 ";" | "{" | "}" | ")" | "," if depth == 0 => break,
-                t if t.eq_ignore_ascii_case(":comparator") => skip = true,
+                // RFC 5231: `:count`/`:value` take the relation as a
+                // string too.
+                t if [":comparator", ":count", ":value"]
+                    .iter()
+                    .any(|x| t.eq_ignore_ascii_case(x)) =>
+                {
+                    skip = true
+                }
                 _ => {}
             }
         }

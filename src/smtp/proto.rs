@@ -246,8 +246,47 @@ fn validate_mailbox(addr: &str) -> Result<(), ParseError> {
     }
 }
 
+/// An address as a path in MAIL FROM / RCPT TO (RFC 5321 §4.1.2): a
+/// local part that is no dot-string is sent as a quoted string, with
+/// `"` and `\\` escaped; one already quoted, or a dot-string, as it is.
+/// (Sieve hands over `"S[r]us"@example.net` as `S[r]us@example.net`.)
+pub fn wire_mailbox(addr: &str) -> String {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return addr.to_string();
+    };
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let dot_string = !local.is_empty()
+        && local
+            .split('.')
+            .all(|w| !w.is_empty() && w.chars().all(atext));
+    if dot_string || (local.len() >= 2 && local.starts_with('"') && local.ends_with('"')) {
+        return addr.to_string();
+    }
+    let escaped: String = local
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"@{domain}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_parts_that_need_it_are_quoted() {
+        assert_eq!(wire_mailbox("a.b+c@x.test"), "a.b+c@x.test");
+        assert_eq!(wire_mailbox("S[r]us@x.test"), "\"S[r]us\"@x.test");
+        assert_eq!(wire_mailbox("\"S[r]us\"@x.test"), "\"S[r]us\"@x.test");
+        assert_eq!(wire_mailbox("a b\"c@x.test"), "\"a b\\\"c\"@x.test");
+        assert_eq!(wire_mailbox("a..b@x.test"), "\"a..b\"@x.test");
+        assert_eq!(wire_mailbox("jörg@x.test"), "jörg@x.test");
+        for a in ["S[r]us@x.test", "a b\"c@x.test", "a..b@x.test"] {
+            assert!(validate_mailbox(&wire_mailbox(a)).is_ok(), "{a}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

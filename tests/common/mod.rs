@@ -10,6 +10,7 @@ pub mod jmap;
 pub mod knot;
 pub mod pki;
 pub mod postfix;
+pub mod svtest;
 pub mod zone_dns;
 
 use std::collections::HashMap;

@@ -135,7 +135,49 @@ fn setup_python() -> Result<(), String> {
 
 pub fn setup() -> Result<(), String> {
     setup_debian()?;
-    setup_python()
+    setup_python()?;
+    setup_pigeonhole()
+}
+
+/// Pigeonhole 0.5.19's test suite (Dovecot's Sieve tests, LGPL; never
+/// copied into this repository) for tests/pigeonhole.rs: Debian's
+/// source tarball, checked against its SHA-256, unpacked under
+/// ~/.cache/petrel/.
+const PIGEONHOLE_URL: &str =
+    "http://deb.debian.org/debian/pool/main/d/dovecot/dovecot_2.3.19.1+dfsg1.orig-pigeonhole.tar.gz";
+const PIGEONHOLE_SHA256: &str = "9bc08c0eeefd75452033e022936968ff0ddad037672effdffc4a7c8dd360b8e0";
+
+fn setup_pigeonhole() -> Result<(), String> {
+    let home = std::env::var("HOME").map_err(|_| "HOME is not set".to_string())?;
+    let cache = std::path::PathBuf::from(home).join(".cache/petrel");
+    if cache.join("dovecot-2.3-pigeonhole-0.5.19/tests").is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    let tarball = cache.join("pigeonhole-0.5.19.tar.gz");
+    println!("xtask: fetching Pigeonhole's test suite");
+    run(Command::new("curl")
+        .args(["-fsSL", "-o"])
+        .arg(&tarball)
+        .arg(PIGEONHOLE_URL))?;
+    let sum = Command::new("sha256sum")
+        .arg(&tarball)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let got = String::from_utf8_lossy(&sum.stdout);
+    if got.split_whitespace().next() != Some(PIGEONHOLE_SHA256) {
+        let _ = std::fs::remove_file(&tarball);
+        return Err(format!(
+            "{PIGEONHOLE_URL}: SHA-256 {got} is not {PIGEONHOLE_SHA256}"
+        ));
+    }
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&cache))?;
+    let _ = std::fs::remove_file(&tarball);
+    Ok(())
 }
 
 /// Only for `cargo xtask bench smtp|imap`: Dovecot, for the comparisons
@@ -373,6 +415,8 @@ fn ci() -> Result<(), String> {
                 "sieve",
                 "--test",
                 "sieve_smtp",
+                "--test",
+                "pigeonhole",
                 "--test",
                 "managesieve",
                 "--test",

@@ -125,6 +125,13 @@ fn variables_rfc5229() {
         let e = crate::sieve::scripts::check(&cfg, &format!("{V}{bad}"));
         assert!(e.is_err(), "{bad}");
     }
+    // A value with a dot in it is no variable's name (Pigeonhole's
+    // editheader "Addheader - folded" found this refused).
+    let ok = crate::sieve::scripts::check(
+        &cfg,
+        &format!("{V}set \"before\"\n  \"Long content. Folded.\";\nset :lower \"x\" \"a.b\";"),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
     // sieve-rs has match variables past ${9}: ${10} is one, empty here.
     assert_eq!(filed(&format!("{V}fileinto \"${{10}}x\";")), ["x"]);
     assert_eq!(
@@ -191,6 +198,10 @@ fn imap4flags_rfc5232() {
         assert!(e.to_string().contains("RFC 5232"), "{bad}: {e}");
     }
     let ok = "require \"imap4flags\";\naddflag [\"$d\", \"$e\"];\nif hasflag :comparator \"i;octet\" \"$d\" { keep; }";
+    assert!(crate::sieve::scripts::check(&cfg, ok).is_ok());
+    // A relation is no variable (Pigeonhole's imap4flags "flagstore"
+    // found this refused).
+    let ok = "require [\"imap4flags\", \"relational\", \"comparator-i;ascii-numeric\"];\nif hasflag :comparator \"i;ascii-numeric\" :count \"ge\" \"1\" { keep; }";
     assert!(crate::sieve::scripts::check(&cfg, ok).is_ok());
     let got = filed(&format!(
         "{FL}addflag [\"\\\\Recent\", \"a(b\", \"ok\", \"\\\\Bogus\", \"\\\\Answered\"];\nkeep;"
