@@ -95,6 +95,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SecurityCmd,
     },
+    /// The spam classifier (offline: evaluate a training set).
+    Spam {
+        #[command(subcommand)]
+        action: crate::spam::cli::SpamCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1027,7 +1032,10 @@ pub fn run_admin(cli: &Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve { .. } | Command::Init { .. } | Command::Admin { .. } => {
+        Command::Serve { .. }
+        | Command::Init { .. }
+        | Command::Admin { .. }
+        | Command::Spam { .. } => {
             unreachable!("handled by main")
         }
     }

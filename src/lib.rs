@@ -21,6 +21,7 @@ pub mod queue;
 pub mod server;
 pub mod sieve;
 pub mod smtp;
+pub mod spam;
 pub mod spf;
 pub mod store;
 pub mod vacation;
@@ -259,6 +260,20 @@ pub mod fuzz_entry {
     }
 
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).
+    /// The spam classifier's reading of a message (tokens, link hosts,
+    /// HTML tags), scored by an empty and a trained model.
+    pub fn spam_tokens(data: &[u8]) {
+        let t = crate::spam::tokens(data);
+        assert!(t.windows(2).all(|w| w[0] < w[1]));
+        let mut m = crate::spam::bayes::Model::default();
+        let s = m.score(&t).probability;
+        assert!((0.0..=1.0).contains(&s));
+        m.train(&t, true);
+        m.train(&t[..t.len() / 2], false);
+        let s = m.score(&t).probability;
+        assert!((0.0..=1.0).contains(&s));
+    }
+
     pub fn message(data: &[u8]) {
         let _ = crate::smtp::session::count_received(data);
         let _ = crate::smtp::session::has_header(data, "date");

@@ -37,6 +37,11 @@ fn imap_command_seeds() {
 }
 
 #[test]
+fn spam_tokens_seeds() {
+    replay("spam_tokens", petrel::fuzz_entry::spam_tokens);
+}
+
+#[test]
 fn message_seeds() {
     replay("message", petrel::fuzz_entry::message);
 }

@@ -30,6 +30,7 @@ pub const TARGETS: &[&str] = &[
     "autodiscover",
     "jmap_request",
     "jmap_email",
+    "spam_tokens",
 ];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

@@ -1,0 +1,294 @@
+//! What the classifier counts in a message: each a 64-bit hash (FNV-1a,
+//! hand-written because the hashes are kept and must not change with a
+//! crate's version) of a prefixed string, once per message.
+//!
+//! * header names present (`h:list-id`) and a few values: the Subject's
+//!   words, the sender's address, domain and display-name words, the
+//!   mailer, the root content type;
+//! * the recipients, Reply-To's domain, Message-ID's domain, how many
+//!   Received fields; each part's type, charset and transfer encoding;
+//! * the words of the decoded text (HTML turned into text by
+//!   mail-parser), lower-cased, 3 to 20 characters (longer ones count
+//!   as their first letter and length); the tag and attribute names of
+//!   HTML;
+//! * the hosts of links, and their last two labels.
+//!
+//! Word pairs (orthogonal sparse bigrams, each word with each of the
+//! next four) were measured on the SpamAssassin corpus split of
+//! `cargo xtask bench spam` and did worse with its 3,250 training
+//! messages (false negatives 25.4 % against 18.0 % at a 0.7 threshold,
+//! false positives equal), so words count alone for now.
+
+use std::collections::HashSet;
+
+use mail_parser::{HeaderName, MessageParser, MimeHeaders};
+
+/// The most text read from one message's parts.
+const MAX_TEXT: usize = 256 * 1024;
+
+pub fn hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The tokens of a message, sorted, each once.
+pub fn tokens(raw: &[u8]) -> Vec<u64> {
+    // An mbox "From " line before the header is no header field.
+    let raw = match raw.strip_prefix(b"From ") {
+        Some(rest) => rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(&raw[..0], |n| &rest[n + 1..]),
+        None => raw,
+    };
+    let mut out: HashSet<u64> = HashSet::new();
+    let mut add = |s: &str| {
+        out.insert(hash(s));
+    };
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]);
+        text_words(&text, "", &mut add);
+        return sorted(out);
+    };
+    for h in msg.headers() {
+        add(&format!("h:{}", h.name.as_str().to_ascii_lowercase()));
+    }
+    if let Some(s) = msg.subject() {
+        for w in words(s) {
+            add(&format!("s:{w}"));
+        }
+    }
+    if let Some(from) = msg.from().and_then(|f| f.first()) {
+        if let Some(a) = from.address() {
+            let a = a.to_ascii_lowercase();
+            if let Some((_, d)) = a.rsplit_once('@') {
+                add(&format!("from-domain:{d}"));
+            }
+            add(&format!("from:{a}"));
+        }
+        if let Some(n) = from.name() {
+            for w in words(n) {
+                add(&format!("from-name:{w}"));
+            }
+        }
+    }
+    let mut recipients = 0;
+    for list in [msg.to(), msg.cc()].into_iter().flatten() {
+        for a in list.iter() {
+            recipients += 1;
+            if let Some(addr) = a.address() {
+                let addr = addr.to_ascii_lowercase();
+                add(&format!("to:{addr}"));
+                if let Some((_, d)) = addr.rsplit_once('@') {
+                    add(&format!("to-domain:{d}"));
+                }
+            }
+        }
+    }
+    add(&format!("recipients:{}", recipients.min(10)));
+    if let Some(d) = msg
+        .reply_to()
+        .and_then(|r| r.first())
+        .and_then(|a| a.address())
+        .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+    {
+        add(&format!("reply-to-domain:{d}"));
+    }
+    match msg.message_id().map(|id| id.rsplit_once('@')) {
+        Some(Some((_, d))) => add(&format!("message-id:{}", d.to_ascii_lowercase())),
+        Some(None) => add("message-id:no-domain"),
+        None => add("message-id:none"),
+    }
+    let received = msg.header_values(HeaderName::Received).count();
+    add(&format!("received:{}", received.min(10)));
+    for name in [
+        HeaderName::Other("X-Mailer".into()),
+        HeaderName::Other("User-Agent".into()),
+    ] {
+        if let Some(v) = msg.header(name).and_then(|v| v.as_text()) {
+            add(&format!("mailer:{}", v.to_ascii_lowercase()));
+        }
+    }
+    if let Some(ct) = msg.root_part().content_type() {
+        add(&format!(
+            "ct:{}/{}",
+            ct.ctype().to_ascii_lowercase(),
+            ct.subtype().unwrap_or("").to_ascii_lowercase()
+        ));
+    }
+    for part in &msg.parts {
+        if let Some(ct) = part.content_type() {
+            add(&format!(
+                "part:{}/{}",
+                ct.ctype().to_ascii_lowercase(),
+                ct.subtype().unwrap_or("").to_ascii_lowercase()
+            ));
+            if let Some(cs) = ct.attribute("charset") {
+                add(&format!("charset:{}", cs.to_ascii_lowercase()));
+            }
+        }
+        if let Some(cte) = part.content_transfer_encoding() {
+            add(&format!("cte:{}", cte.to_ascii_lowercase()));
+        }
+    }
+    let mut text = String::new();
+    for i in 0..msg.text_body_count().max(msg.html_body_count()) {
+        if let Some(t) = msg.body_text(i) {
+            text.push_str(&t);
+            text.push('\n');
+        }
+        if text.len() > MAX_TEXT {
+            break;
+        }
+    }
+    // Links in the HTML's attributes as well as in the text.
+    for i in 0..msg.html_body_count() {
+        if let Some(h) = msg.body_html(i) {
+            hosts(&h, &mut add);
+            tags(&h, &mut add);
+            add("html");
+        }
+    }
+    let mut cut = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    hosts(&text[..cut], &mut add);
+    text_words(&text[..cut], "", &mut add);
+    sorted(out)
+}
+
+fn sorted(set: HashSet<u64>) -> Vec<u64> {
+    let mut v: Vec<u64> = set.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Words as counted: lower case, surrounding punctuation off.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split_whitespace().filter_map(|w| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric() && !"$!%".contains(c));
+        let n = w.chars().count();
+        if n < 3 {
+            None
+        } else if n > 20 {
+            Some(format!(
+                "skip:{}{}",
+                w.chars().next().unwrap_or('_'),
+                n / 10 * 10
+            ))
+        } else {
+            Some(w.to_lowercase())
+        }
+    })
+}
+
+fn text_words(text: &str, prefix: &str, add: &mut impl FnMut(&str)) {
+    for w in words(text) {
+        add(&format!("{prefix}{w}"));
+    }
+}
+
+/// HTML tag names and attribute names (`tag:font`, `attr:color`).
+fn tags(html: &str, add: &mut impl FnMut(&str)) {
+    for piece in html.split('<').skip(1) {
+        let inside = piece.split('>').next().unwrap_or("");
+        let mut words = inside.split(|c: char| c.is_whitespace() || c == '/');
+        if let Some(name) = words.find(|w| !w.is_empty()) {
+            if name.chars().all(|c| c.is_ascii_alphanumeric()) && name.len() <= 12 {
+                add(&format!("tag:{}", name.to_ascii_lowercase()));
+            }
+        }
+        for w in words {
+            if let Some((attr, _)) = w.split_once('=') {
+                if attr.chars().all(|c| c.is_ascii_alphabetic())
+                    && !attr.is_empty()
+                    && attr.len() <= 12
+                {
+                    add(&format!("attr:{}", attr.to_ascii_lowercase()));
+                }
+            }
+        }
+    }
+}
+
+/// Link hosts (`http://`, `https://`, `www.`), and their domains.
+fn hosts(text: &str, add: &mut impl FnMut(&str)) {
+    let lower = text.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(p) = ["http://", "https://", "www."]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| (i, m.len())))
+        .min()
+    {
+        let start = if rest[p.0..].starts_with("www.") {
+            p.0
+        } else {
+            p.0 + p.1
+        };
+        let host: String = rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+            .collect();
+        let host = host.trim_end_matches('.');
+        if host.contains('.') {
+            add(&format!("url:{host}"));
+            let labels: Vec<&str> = host.rsplitn(3, '.').collect();
+            if labels.len() >= 2 {
+                add(&format!("url-domain:{}.{}", labels[1], labels[0]));
+            }
+            if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                add("url:ip-literal");
+            }
+        }
+        rest = &rest[start + host.len().max(1)..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_headers_words_and_links() {
+        let m = b"From: \"Cheap Meds\" <deals@pharma.example>\r\nSubject: Buy now\r\nList-Id: <x>\r\nContent-Type: text/html\r\n\r\n<p>Click <a href=\"http://shop.pharma.example/x\">here</a> today</p>";
+        let t = tokens(m);
+        for want in [
+            "h:list-id",
+            "s:buy",
+            "s:now",
+            "from:deals@pharma.example",
+            "from-domain:pharma.example",
+            "from-name:cheap",
+            "url:shop.pharma.example",
+            "url-domain:pharma.example",
+            "click",
+            "today",
+            "html",
+            "tag:a",
+            "attr:href",
+            "ct:text/html",
+        ] {
+            assert!(t.binary_search(&hash(want)).is_ok(), "{want}");
+        }
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "sorted, each once");
+        assert!(
+            t.binary_search(&hash("a")).is_err(),
+            "short words are not counted"
+        );
+        // Bytes that are not UTF-8 do not stop the reading.
+        let t = tokens(b"X-Junk: \xff\xfe\r\n\r\nplain words here");
+        assert!(t.binary_search(&hash("words")).is_ok());
+    }
+
+    #[test]
+    fn long_words_count_by_shape() {
+        let t = tokens(b"Subject: x\r\n\r\nsupercalifragilisticexpialidocious word");
+        assert!(t.binary_search(&hash("skip:s30")).is_ok());
+        assert!(t.binary_search(&hash("word")).is_ok());
+    }
+}
