@@ -947,19 +947,7 @@ fn redirect_targets(script: &str) -> Vec<String> {
 }
 
 async fn imap_as_plain(s: &TestServer, user: &str, cmds: &str) -> String {
-    let mut c = LineClient::connect(s.addr("imap")).await;
-    c.line().await;
-    c.send(&format!("a LOGIN {user} pw\r\n{cmds}z LOGOUT\r\n"))
-        .await;
-    let mut all = String::new();
-    while let Some(l) = c.line_opt().await {
-        all.push_str(&l);
-        all.push('\n');
-        if l.starts_with("z OK") {
-            break;
-        }
-    }
-    all
+    super::jmap::imap_as(s.addr("imap"), user, cmds).await
 }
 
 /// Every mailbox with its messages and their flags.
