@@ -23,6 +23,8 @@
 //! inspection, multiscript runs) marks the test as not run here, with
 //! the reason. Checks on `size` are skipped (and printed): Petrel's
 //! trace headers are part of the message a script sees.
+//! `SVTEST_DEBUG=1` prints each delivery's script, Petrel's log and the
+//! messages stored and sent.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
