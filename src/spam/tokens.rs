@@ -245,7 +245,10 @@ fn hosts(text: &str, add: &mut impl FnMut(&str)) {
                 add("url:ip-literal");
             }
         }
-        rest = &rest[start + host.len().max(1)..];
+        // Past the marker and the host (ASCII): always ahead, always on
+        // a character boundary (found by fuzzing: a multi-byte character
+        // right after "http://").
+        rest = &rest[start + host.len()..];
     }
 }
 
@@ -283,6 +286,23 @@ mod tests {
         // Bytes that are not UTF-8 do not stop the reading.
         let t = tokens(b"X-Junk: \xff\xfe\r\n\r\nplain words here");
         assert!(t.binary_search(&hash("words")).is_ok());
+    }
+
+    #[test]
+    fn links_end_anywhere() {
+        for text in [
+            "http://é",
+            "https://",
+            "www.",
+            "http://a.b/ www.c.d",
+            "www.x.é",
+        ] {
+            let t = tokens(format!("Subject: x\r\n\r\n{text}").as_bytes());
+            assert!(t.binary_search(&hash("h:subject")).is_ok(), "{text}");
+        }
+        let t = tokens(b"Subject: x\r\n\r\nsee http://a.b/ and www.c.d");
+        assert!(t.binary_search(&hash("url:a.b")).is_ok());
+        assert!(t.binary_search(&hash("url:www.c.d")).is_ok());
     }
 
     #[test]
