@@ -200,6 +200,18 @@ fn parse_path(s: &str, allow_null: bool) -> Result<(String, Params), ParseError>
     Ok((addr.to_string(), params))
 }
 
+/// A local part that needs no quotes (RFC 5321 §4.1.2 Dot-string):
+/// dot-separated runs of atext (no specials, spaces or controls).
+fn is_dot_string(local: &str) -> bool {
+    !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && !local
+            .chars()
+            .any(|c| c.is_ascii_control() || " ()<>[]\\,;:\"@".contains(c))
+}
+
 /// Checks `local@domain` (§4.1.2 Mailbox), with quoted local parts and
 /// address literals allowed.
 fn validate_mailbox(addr: &str) -> Result<(), ParseError> {
@@ -216,13 +228,7 @@ fn validate_mailbox(addr: &str) -> Result<(), ParseError> {
         if !(local.len() >= 2 && local.ends_with('"')) {
             return Err(ParseError::BadAddress("unterminated quoted local part"));
         }
-    } else if local.starts_with('.')
-        || local.ends_with('.')
-        || local.contains("..")
-        || local
-            .chars()
-            .any(|c| c.is_ascii_control() || " ()<>[]\\,;:\"@".contains(c))
-    {
+    } else if !is_dot_string(local) {
         return Err(ParseError::BadAddress("invalid local part"));
     }
     if domain.starts_with('[') {
@@ -254,12 +260,8 @@ pub fn wire_mailbox(addr: &str) -> String {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return addr.to_string();
     };
-    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
-    let dot_string = !local.is_empty()
-        && local
-            .split('.')
-            .all(|w| !w.is_empty() && w.chars().all(atext));
-    if dot_string || (local.len() >= 2 && local.starts_with('"') && local.ends_with('"')) {
+    if is_dot_string(local) || (local.len() >= 2 && local.starts_with('"') && local.ends_with('"'))
+    {
         return addr.to_string();
     }
     let escaped: String = local

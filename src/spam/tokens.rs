@@ -51,7 +51,7 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
     };
     let Some(msg) = MessageParser::default().parse(raw) else {
         let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]);
-        text_words(&text, "", &mut add);
+        text_words(&text, &mut add);
         return sorted(out);
     };
     for h in msg.headers() {
@@ -158,7 +158,7 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
         cut -= 1;
     }
     hosts(&text[..cut], &mut add);
-    text_words(&text[..cut], "", &mut add);
+    text_words(&text[..cut], &mut add);
     sorted(out)
 }
 
@@ -187,9 +187,9 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-fn text_words(text: &str, prefix: &str, add: &mut impl FnMut(&str)) {
+fn text_words(text: &str, add: &mut impl FnMut(&str)) {
     for w in words(text) {
-        add(&format!("{prefix}{w}"));
+        add(&w);
     }
 }
 

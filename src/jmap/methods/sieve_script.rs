@@ -172,6 +172,19 @@ fn free_name(all: &[(u64, Script)]) -> String {
         .unwrap_or_default()
 }
 
+/// The SetError for a name a script cannot take: not a script name
+/// (RFC 5804 §1.6), or another script's (§2.4 alreadyExists).
+fn name_refused(all: &[(u64, Script)], name: &str) -> Option<Value> {
+    if let Err(e) = scripts::valid_name(name) {
+        return Some(
+            json!({"type": "invalidProperties", "properties": ["name"], "description": e.to_string()}),
+        );
+    }
+    all.iter()
+        .find(|(_, s)| s.name == name)
+        .map(|(n, _)| json!({"type": "alreadyExists", "existingId": id::sieve_script(*n)}))
+}
+
 /// Outcome of one create or update: the properties to report, or the
 /// SetError.
 type Outcome = Result<Map<String, Value>, Value>;
@@ -193,15 +206,8 @@ async fn create(cx: &Context<'_>, acct: u32, obj: &Value) -> Result<Outcome, Met
         Some(n) => n,
         None => free_name(&all),
     };
-    if let Err(e) = scripts::valid_name(&name) {
-        return Ok(Err(
-            json!({"type": "invalidProperties", "properties": ["name"], "description": e.to_string()}),
-        ));
-    }
-    if let Some((n, _)) = all.iter().find(|(_, s)| s.name == name) {
-        return Ok(Err(
-            json!({"type": "alreadyExists", "existingId": id::sieve_script(*n)}),
-        ));
+    if let Some(e) = name_refused(&all, &name) {
+        return Ok(Err(e));
     }
     match scripts::put(mail, &cx.core.config.sieve, acct, &name, &text).await {
         Ok(n) => {
@@ -241,15 +247,8 @@ async fn update(
         // A null name keeps the one the script has.
         let new = new.unwrap_or_else(|| old.name.clone());
         if new != old.name {
-            if let Some((m, _)) = all.iter().find(|(_, s)| s.name == new) {
-                return Ok(Err(
-                    json!({"type": "alreadyExists", "existingId": id::sieve_script(*m)}),
-                ));
-            }
-            if let Err(e) = scripts::valid_name(&new) {
-                return Ok(Err(
-                    json!({"type": "invalidProperties", "properties": ["name"], "description": e.to_string()}),
-                ));
+            if let Some(e) = name_refused(&all, &new) {
+                return Ok(Err(e));
             }
             // The text is checked before anything changes.
             if let Some(t) = &w.text {
@@ -330,8 +329,14 @@ pub async fn set(cx: &Context<'_>, args: Map<String, Value>) -> Result<Value, Me
             }
         }
     }
+    // Which scripts exist and which is active do not change while they
+    // are destroyed (a second destroy of one is notFound from the store).
+    let (all, active) = if destroy_args.is_empty() {
+        (Vec::new(), None)
+    } else {
+        scripts::list(mail, acct).await.map_err(store_error)?
+    };
     for key in destroy_args {
-        let (all, active) = scripts::list(mail, acct).await.map_err(store_error)?;
         let found = id::parse_sieve_script(&key).and_then(|n| all.iter().find(|(m, _)| *m == n));
         let r = match found {
             None => Err(json!({"type": "notFound"})),
