@@ -39,6 +39,8 @@ pub struct Core {
     pub listeners: std::sync::OnceLock<Vec<(&'static str, std::net::SocketAddr)>>,
     /// Administrators' Sieve scripts, kept in memory.
     pub sieve: crate::sieve::SieveState,
+    /// The spam filter (`[spam]`).
+    pub spam: std::sync::Arc<crate::spam::Filter>,
 }
 
 fn conn_limiter(
@@ -97,6 +99,8 @@ impl Core {
         mail: MailStore,
         tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
+        let spam = &config.spam;
+        mail.set_junk_learning(spam.enable && spam.bayes.enable && spam.bayes.learn_from_users);
         Ok(Core {
             directory: Directory::new(store.clone(), &config.auth, &config.passwords)
                 .with_recipient_delimiter(&config.directory.recipient_delimiter),
@@ -133,6 +137,10 @@ impl Core {
             jmap: Default::default(),
             checked_tls: Default::default(),
             sieve: Default::default(),
+            spam: std::sync::Arc::new(crate::spam::Filter::new(
+                config.spam.clone(),
+                crate::spam::db::TokenDb::new(store.clone()),
+            )),
             config,
             store,
             mail,

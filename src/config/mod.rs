@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod sieve;
+mod spam;
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
+pub use spam::{BayesConfig, SpamConfig};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -33,6 +35,7 @@ pub struct Config {
     pub sieve: SieveConfig,
     pub managesieve: ManageSieveConfig,
     pub greylist: GreylistConfig,
+    pub spam: SpamConfig,
     pub mail_auth: MailAuthConfig,
     pub mta_sts: MtaStsConfig,
     pub proxy: ProxyConfig,
@@ -639,6 +642,7 @@ impl Default for Config {
             sieve: SieveConfig::default(),
             managesieve: ManageSieveConfig::default(),
             greylist: GreylistConfig::default(),
+            spam: SpamConfig::default(),
             mail_auth: MailAuthConfig::default(),
             mta_sts: MtaStsConfig::default(),
             proxy: ProxyConfig::default(),

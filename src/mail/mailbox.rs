@@ -475,11 +475,24 @@ impl MailStore {
         is_move: bool,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
         let blobs = self.blobs.clone();
+        let junk = self.junk.clone();
         let out = self
             .store
             .transact(move |txn| {
                 let mut st = account_state(txn, acct)?;
                 let mut dmb: Mailbox = mailbox_in(txn, acct, dst)?;
+                // What the user says by this: Junk in or out.
+                let verdict = match txn.get(&k_mbox(acct, src))? {
+                    Some(v) => {
+                        let smb: Mailbox = from_json(&v)?;
+                        if is_move {
+                            super::junk::move_verdict(&[&smb], &[&dmb])
+                        } else {
+                            super::junk::move_verdict(&[&smb], &[&smb, &dmb])
+                        }
+                    }
+                    None => None,
+                };
                 let mut pairs = Vec::new();
                 let mut updated = Vec::new();
                 let mut created = Vec::new();
@@ -532,6 +545,9 @@ impl MailStore {
                             encode_uid_entry(copy, modseq, &nes.keywords, Some(now())),
                         );
                         created.push(copy);
+                        if let Some(spam) = verdict {
+                            junk.mark(txn, acct, copy, spam);
+                        }
                     } else {
                         if is_move {
                             es.mailboxes.retain(|&(mb, u)| !(mb == src && u == uid));
@@ -545,6 +561,9 @@ impl MailStore {
                         );
                         txn.put(fkey, to_json(&es));
                         updated.push(email);
+                        if let Some(spam) = verdict {
+                            junk.mark(txn, acct, email, spam);
+                        }
                     }
                     pairs.push((uid, new_uid));
                 }
@@ -593,6 +612,7 @@ impl MailStore {
                 "an email is in at least one mailbox".into(),
             ));
         }
+        let junk = self.junk.clone();
         let out = self
             .store
             .transact(move |txn| {
@@ -601,6 +621,7 @@ impl MailStore {
                     return Ok(None);
                 };
                 let mut es: EmailState = from_json(&v)?;
+                let old: Vec<u32> = es.mailboxes.iter().map(|p| p.0).collect();
                 let mut st = account_state(txn, acct)?;
                 let adds: Vec<u32> = boxes
                     .iter()
@@ -655,6 +676,15 @@ impl MailStore {
                 es.mailboxes.retain(|p| !drops.contains(p));
                 es.modseq = modseq;
                 txn.put(fkey, to_json(&es));
+                let read = |ids: &[u32]| -> std::result::Result<Vec<Mailbox>, StoreError> {
+                    ids.iter().map(|id| mailbox_in(txn, acct, *id)).collect()
+                };
+                let (before, after) = (read(&old)?, read(&boxes)?);
+                let (before, after): (Vec<&Mailbox>, Vec<&Mailbox>) =
+                    (before.iter().collect(), after.iter().collect());
+                if let Some(spam) = super::junk::move_verdict(&before, &after) {
+                    junk.mark(txn, acct, email, spam);
+                }
                 txn.put(k_acct(b'K', acct), to_json(&st));
                 Ok(Some(arrivals))
             })

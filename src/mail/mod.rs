@@ -25,6 +25,7 @@ pub mod collate;
 pub mod facts;
 pub mod fts;
 pub mod ingest;
+pub mod junk;
 pub mod mailbox;
 pub mod mime;
 pub mod recent;
@@ -405,6 +406,8 @@ pub struct MailStore {
     recent: std::sync::Arc<recent::RecentMarks>,
     /// Message facts read once (see [`facts`]).
     facts: std::sync::Arc<facts::FactsCache>,
+    /// Users' junk changes, for the spam filter (see [`junk`]).
+    pub(crate) junk: junk::JunkMarker,
 }
 
 /// Account → (the ACL version they were read at, what is shared with it).
@@ -433,6 +436,7 @@ impl MailStore {
             shares: Default::default(),
             recent: Default::default(),
             facts: std::sync::Arc::new(facts::FactsCache::new(1_000_000)),
+            junk: Default::default(),
         }
     }
 
@@ -797,6 +801,7 @@ impl MailStore {
         flags: Vec<String>,
         unchanged_since: Option<u64>,
     ) -> Result<(Vec<(u32, Vec<String>, u64)>, Vec<u32>)> {
+        let junk = self.junk.clone();
         let out = self
             .store
             .transact(move |txn| {
@@ -855,6 +860,9 @@ impl MailStore {
                 let modseq = log_change(txn, acct, &mut st, &change);
                 for (email, fkey, new, uid) in emails {
                     let mut es: EmailState = from_json(&txn.get(&fkey)?.unwrap_or_default())?;
+                    if let Some(spam) = junk::keyword_verdict(&es.keywords, &new) {
+                        junk.mark(txn, acct, email, spam);
+                    }
                     es.keywords = new.clone();
                     es.modseq = modseq;
                     for &(mb, u) in &es.mailboxes {

@@ -1,14 +1,19 @@
-//! The spam filter (issue 15), started: a statistical classifier
-//! (Robinson's token probabilities combined by Fisher's inverse
-//! chi-square, over single words and orthogonal sparse bigrams of the
-//! decoded text, header names and values, and link hosts) with no I/O:
-//! [`tokens`] reads a message, [`bayes::Model`] learns and scores.
-//! `petrel spam evaluate` trains it on folders of messages and measures
-//! it on others (`cargo xtask bench spam` on the SpamAssassin public
-//! corpus). Not yet wired into delivery, the store or the other checks.
+//! The spam filter (issue 15): rules ([`rules`]) and a statistical
+//! classifier (Robinson's token probabilities combined by Fisher's
+//! inverse chi-square, [`bayes`], over what [`tokens`] reads of a
+//! message) add up to a score ([`filter`]); the token databases live in
+//! the store ([`db`]), learnt from the CLI/API and from users moving mail
+//! into and out of Junk ([`learn`]). The SMTP session asks the filter on
+//! the MTA port and acts on its verdict. `petrel spam evaluate` measures
+//! the classifier offline (`cargo xtask bench spam`).
 
 pub mod bayes;
 pub mod cli;
+pub mod db;
+pub mod filter;
+pub mod learn;
+pub mod rules;
 pub mod tokens;
 
+pub use filter::{Filter, Report, Verdict};
 pub use tokens::tokens;

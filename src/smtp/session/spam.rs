@@ -1,0 +1,78 @@
+//! The spam filter's turn (src/spam/), on the MTA port only: mail from
+//! logged-in users and LMTP (whose MTA decided) is not scored. The
+//! session turns the verdict into a reply or a Junk filing and adds the
+//! X-Spam-* fields; the filter never costs a message: when it cannot
+//! decide (the store fails), the message goes on unscored.
+
+use super::{Envelope, Mode, Session};
+use crate::spam::filter::{headers, strip_headers};
+use crate::spam::rules::Context;
+use crate::spam::Verdict;
+
+pub(super) enum SpamStep {
+    /// Deliver `body` (with the filter's fields), into Junk if `junk`.
+    Deliver { body: Vec<u8>, junk: bool },
+    /// Refuse with this reply.
+    Refuse(String),
+}
+
+impl Session {
+    pub(super) async fn spam_check(
+        &self,
+        env: &Envelope,
+        body: Vec<u8>,
+        auth_results: &str,
+    ) -> SpamStep {
+        let filter = &self.core.spam;
+        if !filter.config().enable || self.mode != Mode::Mta || self.account.is_some() {
+            return SpamStep::Deliver { body, junk: false };
+        }
+        // Senders cannot bring their own verdict.
+        let body = strip_headers(&body);
+        // One account's database decides when one account gets it all.
+        let mut accounts = env.rcpts.iter().flat_map(|r| r.accounts.iter());
+        let first = accounts.next().copied();
+        let account = first.filter(|a| accounts.all(|b| b == a));
+        let ctx = Context {
+            auth_results,
+            now: crate::core::unix_now(),
+        };
+        let report = match filter.classify(&body, &ctx, account).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(session = %self.id, "spam filter skipped (store): {e}");
+                metrics::counter!("petrel_spam_verdicts_total", "verdict" => "unscored")
+                    .increment(1);
+                return SpamStep::Deliver { body, junk: false };
+            }
+        };
+        let verdict = match report.verdict {
+            Verdict::Ham => "ham",
+            Verdict::Junk => "junk",
+            Verdict::Reject => "reject",
+        };
+        metrics::counter!("petrel_spam_verdicts_total", "verdict" => verdict).increment(1);
+        let rules: Vec<&str> = report.hits.iter().map(|h| h.0).collect();
+        tracing::info!(
+            session = %self.id,
+            score = report.score,
+            verdict,
+            rules = %rules.join(","),
+            bayes = ?report.bayes,
+            "spam filter"
+        );
+        if report.verdict == Verdict::Reject {
+            return SpamStep::Refuse(format!(
+                "550 5.7.1 Message refused as spam (score {:.1}, limit {:.1})",
+                report.score,
+                filter.config().reject_score
+            ));
+        }
+        let mut out = headers(&report).into_bytes();
+        out.extend_from_slice(&body);
+        SpamStep::Deliver {
+            body: out,
+            junk: report.verdict == Verdict::Junk,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The filter: rules and the classifier add up to a score, the score
+//! gives a verdict, and headers say why. One per server, shared by the
+//! SMTP sessions, the API and the learner.
+
+use mail_parser::MessageParser;
+
+use super::db::{Learnt, TokenDb, GLOBAL};
+use super::rules::{self, Context};
+use crate::config::SpamConfig;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ham,
+    /// File into the recipient's Junk mailbox.
+    Junk,
+    /// Refuse at DATA.
+    Reject,
+}
+
+/// What the filter found in one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub score: f64,
+    /// Rules that fired with their scores, highest first.
+    pub hits: Vec<(&'static str, f64)>,
+    /// The classifier's spam probability, when a database had learnt enough.
+    pub bayes: Option<f64>,
+    /// Whose database: 0 the server's, else the account's.
+    pub bayes_scope: Option<u32>,
+    pub verdict: Verdict,
+    pub required: f64,
+}
+
+pub struct Filter {
+    cfg: SpamConfig,
+    pub db: TokenDb,
+}
+
+impl Filter {
+    pub fn new(cfg: SpamConfig, db: TokenDb) -> Self {
+        Filter { cfg, db }
+    }
+
+    pub fn config(&self) -> &SpamConfig {
+        &self.cfg
+    }
+
+    /// A rule's score here: configured, else built in.
+    pub fn score_of(&self, id: &str) -> f64 {
+        self.cfg
+            .rules
+            .get(id)
+            .copied()
+            .or_else(|| rules::find(id).map(|r| r.score))
+            .unwrap_or(0.0)
+    }
+
+    /// The database whose opinion counts for `account` (its own once it
+    /// has learnt enough, else the server's once that has), if any.
+    async fn scope_for(&self, account: Option<u32>) -> Result<Option<u32>, StoreError> {
+        let min = self.cfg.bayes.min_learns;
+        let enough = |(s, h): (u32, u32)| s >= min && h >= min;
+        if let Some(a) = account {
+            if enough(self.db.totals(a).await?) {
+                return Ok(Some(a));
+            }
+        }
+        Ok(enough(self.db.totals(GLOBAL).await?).then_some(GLOBAL))
+    }
+
+    /// Scores `raw` (for `account`'s eyes when one recipient gets it).
+    pub async fn classify(
+        &self,
+        raw: &[u8],
+        ctx: &Context<'_>,
+        account: Option<u32>,
+    ) -> Result<Report, StoreError> {
+        let mut fired: Vec<&'static str> = match MessageParser::default().parse(raw) {
+            Some(msg) => rules::check(&msg, ctx),
+            None => vec!["MISSING_FROM"],
+        };
+        let mut bayes = None;
+        let mut bayes_scope = None;
+        if self.cfg.bayes.enable {
+            if let Some(scope) = self.scope_for(account).await? {
+                let model = self.db.model(scope).await?;
+                let tokens = super::tokens(raw);
+                let p = model.read().expect("spam model").score(&tokens).probability;
+                bayes = Some(p);
+                bayes_scope = Some(scope);
+                if let Some(band) = rules::bayes_band(p) {
+                    fired.push(band);
+                }
+            }
+        }
+        Ok(self.report(fired, bayes, bayes_scope))
+    }
+
+    fn report(&self, fired: Vec<&'static str>, bayes: Option<f64>, scope: Option<u32>) -> Report {
+        let mut hits: Vec<(&'static str, f64)> = fired
+            .into_iter()
+            .map(|id| (id, self.score_of(id)))
+            .filter(|(_, s)| *s != 0.0)
+            .collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0;
+        let verdict = if self.cfg.reject_score > 0.0 && score >= self.cfg.reject_score {
+            Verdict::Reject
+        } else if score >= self.cfg.junk_score {
+            Verdict::Junk
+        } else {
+            Verdict::Ham
+        };
+        Report {
+            score,
+            hits,
+            bayes,
+            bayes_scope: scope,
+            verdict,
+            required: self.cfg.junk_score,
+        }
+    }
+
+    /// Learns a message as spam or ham for the server and, when given,
+    /// an account (`stored`: the account's message, learnt once).
+    pub async fn learn(
+        &self,
+        raw: &[u8],
+        account: Option<u32>,
+        stored: Option<(u32, u64)>,
+        spam: bool,
+    ) -> Result<Learnt, StoreError> {
+        let mut scopes = vec![GLOBAL];
+        scopes.extend(account.filter(|a| *a != GLOBAL));
+        let tokens = super::tokens(&strip_headers(raw));
+        let out = self.db.learn(scopes, stored, tokens, spam).await?;
+        metrics::counter!("petrel_spam_learnt_total", "as" => if spam { "spam" } else { "ham" })
+            .increment(u64::from(out != Learnt::Already));
+        Ok(out)
+    }
+}
+
+/// The header fields the filter adds, each ending in CRLF.
+pub fn headers(r: &Report) -> String {
+    let yes = if r.verdict == Verdict::Ham {
+        "No"
+    } else {
+        "Yes"
+    };
+    let mut out = format!(
+        "X-Spam-Status: {yes}, score={:.2} required={:.2}\r\nX-Spam-Score: {:.2}\r\n",
+        r.score, r.required, r.score
+    );
+    if !r.hits.is_empty() {
+        let list: Vec<String> = r
+            .hits
+            .iter()
+            .map(|(id, s)| format!("{id} ({s:.2})"))
+            .collect();
+        out.push_str("X-Spam-Result: ");
+        out.push_str(&list.join(",\r\n\t"));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `raw` without the `X-Spam-*` header fields (added by someone else
+/// before it arrived, or by the filter when it is learnt from).
+pub fn strip_headers(raw: &[u8]) -> Vec<u8> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut dropping = false;
+    for line in raw[..end].split_inclusive(|b| *b == b'\n') {
+        let continued = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continued {
+            let name = line.split(|b| *b == b':').next().unwrap_or(b"");
+            dropping = line.contains(&b':')
+                && std::str::from_utf8(name).is_ok_and(|n| rules::is_own_header(n.trim()));
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&raw[end..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_its_own_fields() {
+        let m = b"X-Spam-Status: No,\r\n\tscore=-5\r\nSubject: x\r\nx-spam-flag: NO\r\nX-Spamless: keep\r\n\r\nX-Spam-Status: body\r\n";
+        assert_eq!(
+            strip_headers(m),
+            b"Subject: x\r\nX-Spamless: keep\r\n\r\nX-Spam-Status: body\r\n"
+        );
+        assert_eq!(strip_headers(b"X-Spam: a\n\nb"), b"X-Spam: a\n\nb");
+        assert_eq!(strip_headers(b""), b"");
+    }
+
+    #[test]
+    fn header_lines() {
+        let r = Report {
+            score: 6.5,
+            hits: vec![("BAYES_99", 5.0), ("MISSING_DATE", 1.5)],
+            bayes: Some(0.999),
+            bayes_scope: Some(0),
+            verdict: Verdict::Junk,
+            required: 5.0,
+        };
+        assert_eq!(
+            headers(&r),
+            "X-Spam-Status: Yes, score=6.50 required=5.00\r\nX-Spam-Score: 6.50\r\nX-Spam-Result: BAYES_99 (5.00),\r\n\tMISSING_DATE (1.50)\r\n"
+        );
+    }
+}
