@@ -95,7 +95,7 @@ pub enum Command {
         #[command(subcommand)]
         action: SecurityCmd,
     },
-    /// The spam classifier (offline: evaluate a training set).
+    /// The spam filter: learn, classify, rules (and evaluate offline).
     Spam {
         #[command(subcommand)]
         action: crate::spam::cli::SpamCmd,
@@ -348,7 +348,7 @@ pub enum GroupCmd {
     List,
 }
 
-struct Api {
+pub(crate) struct Api {
     base: String,
     auth: String,
     agent: ureq::Agent,
@@ -371,7 +371,7 @@ fn secret_from(given: Option<&str>, stdin: bool) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
@@ -384,7 +384,7 @@ fn enc(s: &str) -> String {
 }
 
 impl Api {
-    fn new(
+    pub(crate) fn new(
         url: &str,
         credentials: Option<&str>,
         ca_file: Option<&std::path::Path>,
@@ -439,7 +439,12 @@ impl Api {
         })
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let res = match (method, body) {
             ("GET", _) => self

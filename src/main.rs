@@ -109,7 +109,7 @@ fn main() {
                     secret_stdin,
                 },
         } => reset_password(data_dir, config.as_deref(), *secret_stdin),
-        Command::Spam { action } => petrel::spam::cli::run(action),
+        Command::Spam { action } => petrel::spam::cli::run(&cli, action),
         _ => run_admin(&cli),
     };
     if let Err(e) = result {

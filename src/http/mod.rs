@@ -17,6 +17,7 @@ mod queue;
 mod redirect;
 mod security;
 mod sieve;
+mod spam;
 mod status;
 mod tokens;
 
@@ -191,6 +192,7 @@ pub fn router(core: SharedCore) -> Router {
         .merge(queue::routes())
         .merge(tokens::routes())
         .merge(sieve::routes())
+        .merge(spam::routes())
         .merge(health::routes())
         .merge(autoconfig::routes())
         .merge(dns::routes())

@@ -141,6 +141,14 @@ fn describe() {
         "Messages users' Sieve scripts refused (RFC 5429), by how the sender was told (smtp: a 550 reply, dsn, mdn, unreported: null sender)"
     );
     describe_counter!(
+        "petrel_spam_verdicts_total",
+        "Messages the spam filter scored on the MTA port, by verdict (ham, junk, reject; unscored when the store failed and the message went on without a score)"
+    );
+    describe_counter!(
+        "petrel_spam_learnt_total",
+        "Messages the spam filter learnt, as spam or ham (from `petrel spam train` and from users moving mail into or out of Junk)"
+    );
+    describe_counter!(
         "petrel_greylist_checks_total",
         "Greylisting checks at RCPT, by result (deferred: 451 sent, passed)"
     );

@@ -11,6 +11,29 @@ use super::bayes::Model;
 
 #[derive(Subcommand)]
 pub enum SpamCmd {
+    /// Teach the running server's filter: each PATH is a folder of
+    /// messages (one per file), a Maildir (its cur/ and new/) or an mbox
+    /// file.
+    Train {
+        /// Spam to learn.
+        #[arg(long)]
+        spam: Vec<PathBuf>,
+        /// Wanted mail (ham) to learn.
+        #[arg(long)]
+        ham: Vec<PathBuf>,
+        /// Learn for this account as well as for the server.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Score a message as delivery would; print the rules that fired.
+    Classify {
+        file: PathBuf,
+        /// Use this account's database when it has learnt enough.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// The filter's settings, every rule with its score, what it learnt.
+    Rules,
     /// Train on folders of spam and ham, then classify other folders and
     /// print false positives, false negatives and speed (offline; one
     /// message per file; `*.json` files are skipped).
@@ -27,6 +50,53 @@ pub enum SpamCmd {
         #[arg(long, default_value_t = 0.8)]
         threshold: f64,
     },
+}
+
+/// The messages of an mbox file (mboxo and mboxrd: one `>` taken off
+/// quoted `From ` lines).
+pub fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Option<Vec<u8>> = None;
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"From ") {
+            out.extend(cur.take());
+            cur = Some(Vec::new());
+            continue;
+        }
+        let Some(m) = cur.as_mut() else { continue };
+        let quoted = line.iter().position(|b| *b != b'>').unwrap_or(0);
+        if quoted > 0 && line[quoted..].starts_with(b"From ") {
+            m.extend_from_slice(&line[1..]);
+        } else {
+            m.extend_from_slice(line);
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// The messages at `path`: a file (an mbox when it starts with `From `,
+/// else one message), a Maildir, or a folder of one message per file.
+pub fn read_messages(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let err = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    if path.is_file() {
+        let data = std::fs::read(path).map_err(err)?;
+        return Ok(if data.starts_with(b"From ") {
+            split_mbox(&data)
+        } else {
+            vec![data]
+        });
+    }
+    let maildir: Vec<PathBuf> = ["cur", "new"]
+        .iter()
+        .map(|d| path.join(d))
+        .filter(|p| p.is_dir())
+        .collect();
+    if maildir.is_empty() {
+        messages(&[path.to_path_buf()])
+    } else {
+        messages(&maildir)
+    }
 }
 
 fn messages(dirs: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -57,8 +127,144 @@ fn names(dirs: &[PathBuf]) -> String {
         .join("+")
 }
 
-pub fn run(cmd: &SpamCmd) -> anyhow::Result<()> {
+/// The API takes up to this much of a message (the classifier reads
+/// less of its text).
+const MAX_SENT: usize = 1024 * 1024;
+
+fn encoded(m: &[u8]) -> String {
+    crate::directory::sasl::b64_encode(&m[..m.len().min(MAX_SENT)])
+}
+
+fn api(cli: &crate::cli::Cli) -> anyhow::Result<crate::cli::Api> {
+    crate::cli::Api::new(&cli.url, cli.credentials.as_deref(), cli.ca_file.as_deref())
+}
+
+pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
     match cmd {
+        SpamCmd::Train { spam, ham, account } => {
+            anyhow::ensure!(
+                !spam.is_empty() || !ham.is_empty(),
+                "nothing to learn: give --spam PATH and/or --ham PATH"
+            );
+            let api = api(cli)?;
+            let mut last = serde_json::Value::Null;
+            for (paths, is_spam) in [(spam, true), (ham, false)] {
+                for p in paths {
+                    let msgs = read_messages(p)?;
+                    let bar = indicatif::ProgressBar::new(msgs.len() as u64);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{prefix} {bar:40} {pos}/{len} {per_sec} ETA {eta}",
+                        )
+                        .expect("template"),
+                    );
+                    bar.set_prefix(format!(
+                        "{} ({})",
+                        p.display(),
+                        if is_spam { "spam" } else { "ham" }
+                    ));
+                    let mut learnt = 0;
+                    for m in &msgs {
+                        last = api.call(
+                            "POST",
+                            "/api/spam/learn",
+                            Some(serde_json::json!({
+                                "message": encoded(m),
+                                "spam": is_spam,
+                                "account": account,
+                            })),
+                        )?;
+                        learnt += 1;
+                        bar.inc(1);
+                    }
+                    bar.finish_and_clear();
+                    println!(
+                        "{}: learnt {learnt} messages as {}",
+                        p.display(),
+                        if is_spam { "spam" } else { "ham" }
+                    );
+                }
+            }
+            println!(
+                "The {} database has learnt {} spam and {} ham messages.",
+                if account.is_some() {
+                    "account's"
+                } else {
+                    "server's"
+                },
+                last["spam_learnt"],
+                last["ham_learnt"]
+            );
+            Ok(())
+        }
+        SpamCmd::Classify { file, account } => {
+            let raw =
+                std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let r = api(cli)?.call(
+                "POST",
+                "/api/spam/classify",
+                Some(serde_json::json!({ "message": encoded(&raw), "account": account })),
+            )?;
+            println!(
+                "score {} (junk from {}): {}",
+                r["score"],
+                r["required"],
+                r["verdict"].as_str().unwrap_or("")
+            );
+            match r["bayes"].as_f64() {
+                Some(p) => println!(
+                    "classifier: spam probability {:.3} ({} database)",
+                    p,
+                    r["bayes_database"].as_str().unwrap_or("")
+                ),
+                None => println!("classifier: not used (no database has learnt enough yet)"),
+            }
+            for h in r["rules"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>7.2}  {:<22} {}",
+                    h["score"].as_f64().unwrap_or(0.0),
+                    h["id"].as_str().unwrap_or(""),
+                    h["description"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        SpamCmd::Rules => {
+            let r = api(cli)?.call("GET", "/api/spam", None)?;
+            println!(
+                "filter {}; junk from {}, refused from {} (0: never)",
+                if r["enable"] == true { "on" } else { "off" },
+                r["junk_score"],
+                r["reject_score"]
+            );
+            let b = &r["bayes"];
+            println!(
+                "classifier {}: learnt {} spam and {} ham (counts from {} of each); learning from users {}",
+                if b["enable"] == true { "on" } else { "off" },
+                b["spam_learnt"],
+                b["ham_learnt"],
+                b["min_learns"],
+                if b["learn_from_users"] == true { "on" } else { "off" }
+            );
+            for rule in r["rules"].as_array().into_iter().flatten() {
+                let (score, default) = (
+                    rule["score"].as_f64().unwrap_or(0.0),
+                    rule["default"].as_f64().unwrap_or(0.0),
+                );
+                let note = if score == default {
+                    String::new()
+                } else {
+                    format!(" (built in: {default})")
+                };
+                println!(
+                    "{:>7.2}  {:<22} {}{note}",
+                    score,
+                    rule["id"].as_str().unwrap_or(""),
+                    rule["description"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
         SpamCmd::Evaluate {
             train_spam,
             train_ham,

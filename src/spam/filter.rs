@@ -104,7 +104,9 @@ impl Filter {
             .filter(|(_, s)| *s != 0.0)
             .collect();
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0;
+        // Rounded to what the headers show; `+ 0.0` makes an empty sum
+        // (-0.0) read 0.
+        let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
         let verdict = if self.cfg.reject_score > 0.0 && score >= self.cfg.reject_score {
             Verdict::Reject
         } else if score >= self.cfg.junk_score {

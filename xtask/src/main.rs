@@ -471,6 +471,8 @@ fn ci() -> Result<(), String> {
                 "--test",
                 "pigeonhole",
                 "--test",
+                "spam",
+                "--test",
                 "managesieve",
                 "--test",
                 "jmap_changes",

@@ -1,0 +1,382 @@
+//! The spam filter against a running Petrel: verdicts at SMTP (headers,
+//! Junk filing, 550 at DATA; forged X-Spam fields removed), training with
+//! `petrel spam train` from a folder and an mbox and `petrel spam
+//! classify`, and learning from users who move mail into and out of Junk
+//! with two real clients (Python's imaplib: MOVE and STORE $Junk/$NotJunk;
+//! curl: JMAP Email/set).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::jmap::{CORE, MAIL};
+use common::*;
+use serde_json::json;
+
+const JOE: &str = "joe@example.org";
+
+/// A message from ann@remote.test to joe with the fields every mail
+/// client writes (so that only what a test adds fires rules).
+fn message(n: usize, subject: &str, body: &str) -> String {
+    format!(
+        "Date: {}\r\nMessage-ID: <{n}.{}@remote.test>\r\nFrom: Ann <ann@remote.test>\r\nTo: joe@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n",
+        rfc_date(),
+        subject.len()
+    )
+}
+
+fn rfc_date() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-R"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const SPAM_WORDS: &[&str] = &[
+    "viagra",
+    "casino",
+    "lottery",
+    "winner",
+    "jackpot",
+    "pills",
+    "discount",
+    "bitcoin",
+    "prize",
+    "urgent",
+    "claim",
+    "bonus",
+    "offer",
+    "guaranteed",
+    "cheap",
+    "investment",
+];
+const HAM_WORDS: &[&str] = &[
+    "meeting",
+    "project",
+    "schedule",
+    "review",
+    "agenda",
+    "minutes",
+    "deadline",
+    "colleague",
+    "report",
+    "draft",
+    "budget",
+    "quarterly",
+    "lunch",
+    "team",
+    "notes",
+    "release",
+];
+
+/// The `n`th message of a kind: eight words of its vocabulary.
+fn sample(words: &[&str], n: usize) -> String {
+    (0..8)
+        .map(|i| words[(n * 7 + i * 3) % words.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn spam(n: usize) -> String {
+    message(
+        n,
+        &format!("{} {n}", SPAM_WORDS[n % 16]),
+        &sample(SPAM_WORDS, n),
+    )
+}
+
+fn ham(n: usize) -> String {
+    message(
+        n,
+        &format!("{} {n}", HAM_WORDS[n % 16]),
+        &sample(HAM_WORDS, n),
+    )
+}
+
+async fn send(s: &TestServer, body: &str) -> String {
+    smtp_send(s.addr("smtp"), "ann@remote.test", &[JOE], body).await
+}
+
+/// The values of the header fields `name` (folded lines kept).
+fn header(msg: &str, name: &str) -> Vec<String> {
+    let head = msg.split("\r\n\r\n").next().unwrap_or("");
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        match fields.last_mut() {
+            Some(f) if line.starts_with([' ', '\t']) => {
+                f.push_str("\r\n");
+                f.push_str(line);
+            }
+            _ => fields.push(line.to_string()),
+        }
+    }
+    fields
+        .into_iter()
+        .filter_map(|f| {
+            let (n, v) = f.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.to_string())
+        })
+        .collect()
+}
+
+fn texts(msgs: Vec<Vec<u8>>) -> Vec<String> {
+    msgs.into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_at_smtp() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 3.0\nreject-score = 6.0\nrules = { SUBJ_ALL_CAPS = 3.5, EXE_ATTACHMENT = 3.0 }\n",
+    );
+    s.account(JOE);
+    let imap = s.addr("imap");
+    // Clean: the Inbox, scored, with our verdict only.
+    let clean = message(1, "Lunch", "See you at noon.").replacen(
+        "Date:",
+        "X-Spam-Status: Yes, forged\r\nDate:",
+        1,
+    );
+    assert!(send(&s, &clean).await.starts_with("250"));
+    let inbox = texts(wait_for_mail(imap, JOE, 1).await);
+    let status = header(&inbox[0], "X-Spam-Status");
+    assert_eq!(status.len(), 1, "the sender's field is gone: {}", inbox[0]);
+    assert!(
+        status[0].starts_with(" No, score=0.00 required=3.00"),
+        "{status:?}"
+    );
+    assert_eq!(header(&inbox[0], "X-Spam-Score"), [" 0.00"]);
+    // A rule's configured score puts it over junk-score: Junk, and the
+    // sender's "No" did not help.
+    let shouting = message(2, "YOU HAVE WON A PRIZE", "Claim it today.").replacen(
+        "Date:",
+        "X-Spam-Status: No\r\nX-Spam-Score: -50\r\nDate:",
+        1,
+    );
+    assert!(send(&s, &shouting).await.starts_with("250"));
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 1);
+    assert_eq!(
+        header(&junk[0], "X-Spam-Status"),
+        [" Yes, score=3.50 required=3.00"]
+    );
+    assert_eq!(header(&junk[0], "X-Spam-Score"), [" 3.50"]);
+    assert_eq!(header(&junk[0], "X-Spam-Result"), [" SUBJ_ALL_CAPS (3.50)"]);
+    assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
+    // Over reject-score: refused at DATA, nothing stored.
+    let both = format!(
+        "Date: {}\r\nMessage-ID: <3@remote.test>\r\nFrom: ann@remote.test\r\nTo: joe@example.org\r\nSubject: YOU HAVE WON A PRIZE\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"prize.exe\"\r\n\r\nMZ\r\n--b--\r\n",
+        rfc_date()
+    );
+    let r = send(&s, &both).await;
+    assert!(
+        r.starts_with("550 5.7.1 Message refused as spam (score 6.5, limit 6.0)"),
+        "{r}"
+    );
+    assert_eq!(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await.len(), 1);
+    assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
+    // What an operator sees.
+    let rules = s.cli_ok(&["spam", "rules"]);
+    assert!(
+        rules.contains("filter on; junk from 3.0, refused from 6.0"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("   3.50  SUBJ_ALL_CAPS          Subject written in capitals (built in: 1)"),
+        "{rules}"
+    );
+    let metrics = http_get(s.addr("http"), "/metrics");
+    for v in ["ham", "junk", "reject"] {
+        assert!(
+            metrics.contains(&format!("petrel_spam_verdicts_total{{verdict=\"{v}\"}} 1")),
+            "{v}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_means_no_verdict() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[spam]\nenable = false\njunk-score = 1.0\n",
+    );
+    s.account(JOE);
+    assert!(send(&s, &message(1, "YOU HAVE WON A PRIZE", "x"))
+        .await
+        .starts_with("250"));
+    let inbox = texts(wait_for_mail(s.addr("imap"), JOE, 1).await);
+    assert!(
+        header(&inbox[0], "X-Spam-Status").is_empty(),
+        "{}",
+        inbox[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trained_from_the_cli() {
+    let s =
+        TestServer::start_with("[imap]\nauth-without-tls = true\n[spam.bayes]\nmin-learns = 10\n");
+    s.account(JOE);
+    let dir = tempfile::tempdir().unwrap();
+    let spam_dir = dir.path().join("spam");
+    std::fs::create_dir(&spam_dir).unwrap();
+    for n in 0..20 {
+        std::fs::write(spam_dir.join(format!("{n}.eml")), spam(n)).unwrap();
+    }
+    // The ham as an mbox, one of its lines quoted as mboxrd does.
+    let mut mbox = String::new();
+    for n in 0..20 {
+        mbox.push_str(&format!(
+            "From ann@remote.test Mon Jan  1 00:00:00 2024\n{}\n",
+            ham(n).replace("\r\n", "\n")
+        ));
+    }
+    mbox.push_str("From x Mon Jan  1 00:00:00 2024\nSubject: quoted\n\n>From here on\n");
+    let mbox_path = dir.path().join("ham.mbox");
+    std::fs::write(&mbox_path, mbox).unwrap();
+    // Before: the classifier has nothing to say.
+    let probe = dir.path().join("probe.eml");
+    std::fs::write(&probe, spam(100)).unwrap();
+    let before = s.cli_ok(&["spam", "classify", probe.to_str().unwrap()]);
+    assert!(before.contains("classifier: not used"), "{before}");
+    let out = s.cli_ok(&[
+        "spam",
+        "train",
+        "--spam",
+        spam_dir.to_str().unwrap(),
+        "--ham",
+        mbox_path.to_str().unwrap(),
+    ]);
+    assert!(out.contains("learnt 20 messages as spam"), "{out}");
+    assert!(out.contains("learnt 21 messages as ham"), "{out}");
+    assert!(
+        out.contains("The server's database has learnt 20 spam and 21 ham messages."),
+        "{out}"
+    );
+    let rules = s.cli_ok(&["spam", "rules"]);
+    assert!(
+        rules.contains("learnt 20 spam and 21 ham (counts from 10 of each)"),
+        "{rules}"
+    );
+    let after = s.cli_ok(&["spam", "classify", probe.to_str().unwrap()]);
+    assert!(after.contains("(server database)"), "{after}");
+    assert!(after.contains("BAYES_99"), "{after}");
+    assert!(after.contains(": junk"), "{after}");
+    // Delivery uses it: new spam to Junk, new ham to the Inbox.
+    assert!(send(&s, &spam(200)).await.starts_with("250"));
+    assert!(send(&s, &ham(200)).await.starts_with("250"));
+    let inbox = texts(wait_for_mail(s.addr("imap"), JOE, 1).await);
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].contains("BAYES_00"), "{}", inbox[0]);
+    let junk = texts(imap_fetch_mailbox(s.addr("imap"), JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 1);
+    assert!(junk[0].contains("BAYES_99 (5.00)"), "{}", junk[0]);
+    // An account that does not exist is named.
+    let bad = s.cli(&[
+        "spam",
+        "train",
+        "--spam",
+        probe.to_str().unwrap(),
+        "--account",
+        "no@example.org",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no account `no@example.org`"));
+}
+
+/// `spam rules` until the server's database has learnt `spam` and `ham`.
+async fn wait_learnt(s: &TestServer, spam: usize, ham: usize) {
+    let want = format!("learnt {spam} spam and {ham} ham");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = s.cli_ok(&["spam", "rules"]);
+        if out.contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "wanted {want}: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learns_from_users_moving_mail() {
+    let j = common::jmap::server("[spam.bayes]\nmin-learns = 3\n");
+    let s = &j.s;
+    let mut bodies: Vec<String> = (0..4).map(spam).collect();
+    bodies.extend((0..4).map(ham));
+    j.deliver(&bodies).await;
+    // imaplib: MOVE two spam into Junk, flag one $Junk, three ham $NotJunk,
+    // then copy the first spam into Junk once more (learnt once).
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("joe@example.org", "pw")
+m.select("INBOX")
+def uid(subject):
+    return m.uid("SEARCH", "HEADER", "Subject", '"%s"' % subject)[1][0].decode()
+print("move", m.uid("MOVE", uid("viagra 0") + "," + uid("casino 1"), "Junk")[0])
+print("junk", m.uid("STORE", uid("lottery 2"), "+FLAGS", "($Junk)")[0])
+for s in ["meeting 0", "project 1", "schedule 2"]:
+    print("notjunk", m.uid("STORE", uid(s), "+FLAGS", "($NotJunk)")[0])
+m.select("Junk")
+print("again", m.uid("COPY", "1", "Junk")[0])
+m.logout()
+"#;
+    let out = run_python(script, s, "imap");
+    assert_eq!(out.matches(" OK").count(), 6, "{out}");
+    wait_learnt(s, 3, 3).await;
+    // curl: JMAP Email/set puts the fourth spam into Junk.
+    let account = j.account_id();
+    let roles = j.roles(&account);
+    let q = j.api(
+        &[CORE, MAIL],
+        json!([
+            ["Email/query", {"accountId": account, "filter": {"inMailbox": roles["inbox"], "header": ["Subject", "winner 3"]}}, "q"]
+        ]),
+    );
+    let id = q[0][1]["ids"][0].as_str().unwrap().to_string();
+    let r = j.api(
+        &[CORE, MAIL],
+        json!([["Email/set", {"accountId": account, "update": {id.clone(): {"mailboxIds": {roles["junk"].clone(): true}}}}, "s"]]),
+    );
+    assert!(r[0][1]["updated"].get(&id).is_some(), "{r:?}");
+    wait_learnt(s, 4, 3).await;
+    // joe's own database has learnt enough: it decides his mail.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.eml");
+    std::fs::write(&probe, spam(9)).unwrap();
+    let c = s.cli_ok(&[
+        "spam",
+        "classify",
+        probe.to_str().unwrap(),
+        "--account",
+        JOE,
+    ]);
+    assert!(c.contains("(account database)"), "{c}");
+    assert!(c.contains("BAYES_9"), "{c}");
+    // A change of mind: the first spam moved back to the Inbox is ham now.
+    let back = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("joe@example.org", "pw")
+m.select("Junk")
+u = m.uid("SEARCH", "HEADER", "Subject", '"viagra 0"')[1][0].decode().split()
+print("back", m.uid("MOVE", u[0], "INBOX")[0])
+m.logout()
+"#;
+    assert!(run_python(back, s, "imap").contains("back OK"));
+    wait_learnt(s, 3, 4).await;
+    // Moving spam to the Trash says nothing.
+    let trash = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("joe@example.org", "pw")
+m.select("Junk")
+print("trash", m.uid("MOVE", "1:*", "Trash")[0])
+m.logout()
+"#;
+    assert!(run_python(trash, s, "imap").contains("trash OK"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_learnt(s, 3, 4).await;
+}
