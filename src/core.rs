@@ -191,7 +191,9 @@ impl Core {
             // Mail for the Inbox goes through the account's Sieve script
             // (which may file it elsewhere, flag it, discard it or
             // redirect it).
-            match account.filter(|_| role == "inbox") {
+            // Mail the spam filter or a DMARC policy sent to Junk runs
+            // through it too: there its keep is the Junk mailbox.
+            match account.filter(|_| role == "inbox" || role == "junk") {
                 Some(a) => {
                     let plan = crate::sieve::deliver::plan(self, &a, &raw, &from, to).await;
                     if let Some(e) = &plan.error {
@@ -207,7 +209,12 @@ impl Core {
                     }
                     for (folder, flags, changed) in plan.files {
                         let mut t = t.clone();
-                        t.folder = folder;
+                        t.folder = match folder {
+                            crate::mail::Folder::Role(r) if r == "inbox" => {
+                                crate::mail::Folder::Role(role.to_string())
+                            }
+                            f => f,
+                        };
                         t.flags = flags;
                         match changed {
                             Some(m) => edited.push((m, t)),

@@ -380,3 +380,82 @@ m.logout()
     tokio::time::sleep(Duration::from_millis(500)).await;
     wait_learnt(s, 3, 4).await;
 }
+
+fn put_script(s: &TestServer, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.sieve");
+    std::fs::write(&file, text).unwrap();
+    s.cli(&[
+        "sieve",
+        "put",
+        JOE,
+        "main",
+        file.to_str().unwrap(),
+        "--activate",
+    ])
+}
+
+/// RFC 5235 spamtest and spamtestplus in users' scripts read the filter's
+/// score: 1 for a message it found clean, the score's share of
+/// junk-score in between, 10 from junk-score; 0 for mail it did not
+/// test (submitted by a user, whose X-Spam fields are removed). Mail the
+/// filter sends to Junk runs through the script too, where `keep` is
+/// the Junk mailbox and an explicit fileinto is obeyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sieve_spamtest() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[smtp]\nauth-without-tls = true\n[spam]\njunk-score = 4.0\nrules = { SUBJ_ALL_CAPS = 3.0, SUBJ_EXCLAIM = 2.0 }\n",
+    );
+    s.account(JOE);
+    // :percent needs spamtestplus (RFC 5235 §3.2).
+    let bad = put_script(
+        &s,
+        "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\"];\nif spamtest :percent :value \"ge\" :comparator \"i;ascii-numeric\" \"50\" { discard; }\n",
+    );
+    assert!(!bad.status.success(), "{bad:?}");
+    let script = r#"require ["spamtestplus", "relational", "comparator-i;ascii-numeric", "fileinto", "mailbox"];
+if header :contains "Subject" "keep me" { fileinto "INBOX"; stop; }
+if spamtest :is "0" { fileinto :create "Untested"; stop; }
+if spamtest :is "1" { fileinto :create "Clean"; stop; }
+if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "100" { keep; stop; }
+if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto :create "Suspicious"; stop; }
+"#;
+    let ok = put_script(&s, script);
+    assert!(ok.status.success(), "{ok:?}");
+    let imap = s.addr("imap");
+    let count = |mailbox: &'static str| async move {
+        imap_fetch_mailbox(imap, JOE, "pw", mailbox).await.len()
+    };
+    assert!(send(&s, &message(1, "Lunch", "noon"))
+        .await
+        .starts_with("250"));
+    assert_eq!(count("Clean").await, 1);
+    // 3.0 of 4.0: spamtest 7, 75 %.
+    assert!(send(&s, &message(2, "FREE MONEY FOR YOU", "x"))
+        .await
+        .starts_with("250"));
+    assert_eq!(count("Suspicious").await, 1);
+    // 5.0: Junk, where the script's keep leaves it.
+    assert!(send(&s, &message(3, "FREE MONEY FOR YOU!!", "x"))
+        .await
+        .starts_with("250"));
+    assert_eq!(count("Junk").await, 1);
+    // The script's own choice wins over Junk.
+    assert!(send(&s, &message(4, "FREE MONEY!! keep me", "x"))
+        .await
+        .starts_with("250"));
+    assert_eq!(count("INBOX").await, 1);
+    assert_eq!(count("Junk").await, 1);
+    // Submitted by a user with a made-up score: not tested.
+    let r = submit(
+        &s,
+        JOE,
+        &[JOE],
+        &message(5, "note to self", "x")
+            .replacen("Date:", "X-Spam-Score: -20\r\nDate:", 1)
+            .replace("From: Ann <ann@remote.test>", "From: joe@example.org"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(count("Untested").await, 1);
+}

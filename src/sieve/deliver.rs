@@ -142,6 +142,31 @@ pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str)
     p
 }
 
+/// RFC 5235 spamtest's view of the spam filter's score (the
+/// X-Spam-Score field the MTA port writes after removing the sender's):
+/// none is "not tested", 0 or less "definitely not spam", junk-score or
+/// more "definitely spam", and in between the score's share of it.
+pub fn spam_status(raw: &[u8], junk_score: f64) -> ::sieve::SpamStatus {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let score = String::from_utf8_lossy(&raw[..end])
+        .split("\r\n")
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("X-Spam-Score")
+                .then(|| value.trim().parse::<f64>().ok())?
+        });
+    match score {
+        None => ::sieve::SpamStatus::Unknown,
+        Some(s) if s <= 0.0 => ::sieve::SpamStatus::Ham,
+        Some(s) if s >= junk_score => ::sieve::SpamStatus::Spam,
+        Some(s) => ::sieve::SpamStatus::MaybeSpam(s / junk_score),
+    }
+}
+
 async fn scripts_plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str) -> Plan {
     let cfg = &core.config.sieve;
     if !cfg.enable {
@@ -273,7 +298,8 @@ async fn try_plan(
             .filter(raw)
             .with_user_address(acct.address.as_str())
             .with_envelope(::sieve::Envelope::From, from)
-            .with_envelope(::sieve::Envelope::To, envelope_to(to, acct));
+            .with_envelope(::sieve::Envelope::To, envelope_to(to, acct))
+            .with_spam_status(spam_status(raw, core.config.spam.junk_score));
         for (m, v) in metadata {
             ctx = ctx.with_metadata(m, v);
         }

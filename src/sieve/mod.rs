@@ -12,7 +12,7 @@
 //!
 //! Extensions offered now are those whose actions Petrel carries out;
 //! a script that requires another is refused when it is stored. Not
-//! offered yet: replace/enclose, spamtest/virustest, ext-lists,
+//! offered yet: replace/enclose, virustest (no virus scanner yet), ext-lists,
 //! redirect-dsn/deliverby, convert.
 
 pub mod deliver;
@@ -71,6 +71,8 @@ pub const EXTENSIONS: &[&str] = &[
     "mboxmetadata",
     "servermetadata",
     "fcc",
+    "spamtest",
+    "spamtestplus",
 ];
 
 /// The compiler, with the script size limit.

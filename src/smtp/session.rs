@@ -805,18 +805,18 @@ impl Session {
             }
             auth_results = checked.header;
             self.auth_results.clone_from(&auth_results);
-            match self.spam_check(env, body, &auth_results).await {
-                spam::SpamStep::Deliver { body: b, junk } => {
-                    body = b;
-                    if junk {
-                        folder = "junk";
-                    }
+        }
+        match self.spam_check(env, body, &auth_results).await {
+            spam::SpamStep::Deliver { body: b, junk } => {
+                body = b;
+                if junk {
+                    folder = "junk";
                 }
-                spam::SpamStep::Refuse(reply) => {
-                    tracing::info!(session = %self.id, "refused: {reply}");
-                    self.reply(&reply).await?;
-                    return Ok(Flow::Continue);
-                }
+            }
+            spam::SpamStep::Refuse(reply) => {
+                tracing::info!(session = %self.id, "refused: {reply}");
+                self.reply(&reply).await?;
+                return Ok(Flow::Continue);
             }
         }
         let mut msg = self.add_trace_headers(env, &auth_results, body);

@@ -256,13 +256,12 @@ fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
         match &part.body {
             PartType::Text(_) => has_text = true,
             PartType::Html(_) => has_html = true,
-            PartType::InlineBinary(_) | PartType::Binary(_) => {
+            PartType::InlineBinary(_) | PartType::Binary(_)
                 if part
                     .content_type()
-                    .is_some_and(|c| c.ctype().eq_ignore_ascii_case("image"))
-                {
-                    has_image = true;
-                }
+                    .is_some_and(|c| c.ctype().eq_ignore_ascii_case("image")) =>
+            {
+                has_image = true;
             }
             _ => {}
         }

@@ -3,6 +3,10 @@
 //! session turns the verdict into a reply or a Junk filing and adds the
 //! X-Spam-* fields; the filter never costs a message: when it cannot
 //! decide (the store fails), the message goes on unscored.
+//!
+//! X-Spam-* fields a client sent are removed on the MTA and submission
+//! ports whether the filter is on or not, so that what Sieve's spamtest
+//! reads (RFC 5235 §4) comes from the filter, never from a sender.
 
 use super::{Envelope, Mode, Session};
 use crate::spam::filter::{headers, strip_headers};
@@ -23,12 +27,15 @@ impl Session {
         body: Vec<u8>,
         auth_results: &str,
     ) -> SpamStep {
-        let filter = &self.core.spam;
-        if !filter.config().enable || self.mode != Mode::Mta || self.account.is_some() {
+        if self.mode == Mode::Lmtp {
             return SpamStep::Deliver { body, junk: false };
         }
         // Senders cannot bring their own verdict.
         let body = strip_headers(&body);
+        let filter = &self.core.spam;
+        if !filter.config().enable || self.mode != Mode::Mta || self.account.is_some() {
+            return SpamStep::Deliver { body, junk: false };
+        }
         // One account's database decides when one account gets it all.
         let mut accounts = env.rcpts.iter().flat_map(|r| r.accounts.iter());
         let first = accounts.next().copied();
