@@ -271,7 +271,7 @@ async fn trained_from_the_cli() {
     assert!(inbox[0].contains("BAYES_00"), "{}", inbox[0]);
     let junk = texts(imap_fetch_mailbox(s.addr("imap"), JOE, "pw", "Junk").await);
     assert_eq!(junk.len(), 1);
-    assert!(junk[0].contains("BAYES_99 (5.00)"), "{}", junk[0]);
+    assert!(junk[0].contains("BAYES_99 (6.00)"), "{}", junk[0]);
     // An account that does not exist is named.
     let bad = s.cli(&[
         "spam",

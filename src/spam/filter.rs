@@ -48,12 +48,7 @@ impl Filter {
 
     /// A rule's score here: configured, else built in.
     pub fn score_of(&self, id: &str) -> f64 {
-        self.cfg
-            .rules
-            .get(id)
-            .copied()
-            .or_else(|| rules::find(id).map(|r| r.score))
-            .unwrap_or(0.0)
+        score_of(&self.cfg, id)
     }
 
     /// The database whose opinion counts for `account` (its own once it
@@ -98,15 +93,7 @@ impl Filter {
     }
 
     fn report(&self, fired: Vec<&'static str>, bayes: Option<f64>, scope: Option<u32>) -> Report {
-        let mut hits: Vec<(&'static str, f64)> = fired
-            .into_iter()
-            .map(|id| (id, self.score_of(id)))
-            .filter(|(_, s)| *s != 0.0)
-            .collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        // Rounded to what the headers show; `+ 0.0` makes an empty sum
-        // (-0.0) read 0.
-        let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+        let (score, hits) = add_up(&self.cfg, fired);
         let verdict = if self.cfg.reject_score > 0.0 && score >= self.cfg.reject_score {
             Verdict::Reject
         } else if score >= self.cfg.junk_score {
@@ -141,6 +128,30 @@ impl Filter {
             .increment(u64::from(out != Learnt::Already));
         Ok(out)
     }
+}
+
+/// A rule's score under `cfg`: configured, else built in.
+pub fn score_of(cfg: &SpamConfig, id: &str) -> f64 {
+    cfg.rules
+        .get(id)
+        .copied()
+        .or_else(|| rules::find(id).map(|r| r.score))
+        .unwrap_or(0.0)
+}
+
+/// The score of the rules that fired and each one's part, highest first
+/// (rules scored 0 left out).
+pub fn add_up(cfg: &SpamConfig, fired: Vec<&'static str>) -> (f64, Vec<(&'static str, f64)>) {
+    let mut hits: Vec<(&'static str, f64)> = fired
+        .into_iter()
+        .map(|id| (id, score_of(cfg, id)))
+        .filter(|(_, s)| *s != 0.0)
+        .collect();
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    // Rounded to what the headers show; `+ 0.0` makes an empty sum
+    // (-0.0) read 0.
+    let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+    (score, hits)
 }
 
 /// The header fields the filter adds, each ending in CRLF.

@@ -26,13 +26,13 @@ const fn rule(id: &'static str, score: f64, description: &'static str) -> Rule {
 /// Every rule with its built-in score. The BAYES_ bands are the
 /// classifier's probability (src/spam/bayes.rs), one of them fires.
 pub const RULES: &[Rule] = &[
-    rule("BAYES_00", -2.0, "classifier: spam probability below 1 %"),
-    rule("BAYES_05", -0.5, "classifier: spam probability 1 to 5 %"),
-    rule("BAYES_50", 0.8, "classifier: spam probability 40 to 60 %"),
-    rule("BAYES_60", 1.5, "classifier: spam probability 60 to 80 %"),
-    rule("BAYES_80", 2.5, "classifier: spam probability 80 to 95 %"),
-    rule("BAYES_95", 3.5, "classifier: spam probability 95 to 99 %"),
-    rule("BAYES_99", 5.0, "classifier: spam probability 99 % or more"),
+    rule("BAYES_00", -2.5, "classifier: spam probability below 1 %"),
+    rule("BAYES_05", -1.0, "classifier: spam probability 1 to 5 %"),
+    rule("BAYES_50", 1.5, "classifier: spam probability 40 to 60 %"),
+    rule("BAYES_60", 3.0, "classifier: spam probability 60 to 80 %"),
+    rule("BAYES_80", 4.5, "classifier: spam probability 80 to 95 %"),
+    rule("BAYES_95", 5.5, "classifier: spam probability 95 to 99 %"),
+    rule("BAYES_99", 6.0, "classifier: spam probability 99 % or more"),
     rule("MISSING_DATE", 1.0, "no Date header field"),
     rule("MISSING_MID", 0.5, "no Message-ID header field"),
     rule(

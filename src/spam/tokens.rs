@@ -17,7 +17,11 @@
 //! next four) were measured on the SpamAssassin corpus split of
 //! `cargo xtask bench spam` and did worse with its 3,250 training
 //! messages (false negatives 25.4 % against 18.0 % at a 0.7 threshold,
-//! false positives equal), so words count alone for now.
+//! false positives equal), so words count alone for now. So did the
+//! words of every other header field's value (17.98 % against 12.46 %
+//! false negatives at 0.5) and the hosts and networks of Received fields
+//! (15.19 %): on that corpus they mostly learn the relays ham came
+//! through.
 
 use std::collections::HashSet;
 
