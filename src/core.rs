@@ -101,6 +101,8 @@ impl Core {
     ) -> anyhow::Result<Self> {
         let spam = &config.spam;
         mail.set_junk_learning(spam.enable && spam.bayes.enable && spam.bayes.learn_from_users);
+        let resolver = Resolver::new(&config.resolver)?;
+        let dns = resolver.auth.0.clone();
         Ok(Core {
             directory: Directory::new(store.clone(), &config.auth, &config.passwords)
                 .with_recipient_delimiter(&config.directory.recipient_delimiter),
@@ -111,7 +113,7 @@ impl Core {
                 crate::queue::backoff(&config.queue.retry, 1),
             )
             .on_progress(crate::mail::records::submission_progressed),
-            resolver: Resolver::new(&config.resolver)?,
+            resolver,
             smtp_conns: conn_limiter(
                 config.smtp.max_connections_per_ip,
                 config.smtp.max_connection_rate_per_ip,
@@ -137,10 +139,13 @@ impl Core {
             jmap: Default::default(),
             checked_tls: Default::default(),
             sieve: Default::default(),
-            spam: std::sync::Arc::new(crate::spam::Filter::new(
-                config.spam.clone(),
-                crate::spam::db::TokenDb::new(store.clone()),
-            )),
+            spam: std::sync::Arc::new(
+                crate::spam::Filter::new(
+                    config.spam.clone(),
+                    crate::spam::db::TokenDb::new(store.clone()),
+                )
+                .with_resolver(dns),
+            ),
             config,
             store,
             mail,

@@ -129,7 +129,7 @@ fn texts(msgs: Vec<Vec<u8>>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_at_smtp() {
     let s = TestServer::start_with(
-        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 3.0\nreject-score = 6.0\nrules = { SUBJ_ALL_CAPS = 3.5, EXE_ATTACHMENT = 3.0 }\n",
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 3.0\nreject-score = 6.0\nmax-size = 3000\nrules = { SUBJ_ALL_CAPS = 3.5, EXE_ATTACHMENT = 3.0 }\n",
     );
     s.account(JOE);
     let imap = s.addr("imap");
@@ -177,6 +177,12 @@ async fn verdicts_at_smtp() {
     );
     assert_eq!(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await.len(), 1);
     assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
+    // Larger than max-size: not scored, so the Inbox and no verdict.
+    let big = message(4, "YOU HAVE WON A PRIZE", &"claim it ".repeat(400));
+    assert!(send(&s, &big).await.starts_with("250"));
+    let inbox = texts(wait_for_mail(imap, JOE, 2).await);
+    let big = inbox.iter().find(|m| m.contains("claim it")).unwrap();
+    assert!(header(big, "X-Spam-Status").is_empty(), "{big}");
     // What an operator sees.
     let rules = s.cli_ok(&["spam", "rules"]);
     assert!(
@@ -188,7 +194,7 @@ async fn verdicts_at_smtp() {
         "{rules}"
     );
     let metrics = http_get(s.addr("http"), "/metrics");
-    for v in ["ham", "junk", "reject"] {
+    for v in ["ham", "junk", "reject", "unscored"] {
         assert!(
             metrics.contains(&format!("petrel_spam_verdicts_total{{verdict=\"{v}\"}} 1")),
             "{v}: {metrics}"
@@ -458,4 +464,94 @@ if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto :create "Su
     .await;
     assert!(r.starts_with("250"), "{r}");
     assert_eq!(count("Untested").await, 1);
+}
+
+/// One message over SMTP from the loopback address `client`; the DATA
+/// reply.
+async fn send_from(s: &TestServer, client: &str, from: &str, body: &str) -> String {
+    let mut c = LineClient::connect_from(client.parse().unwrap(), s.addr("smtp")).await;
+    assert!(c.smtp_reply().await.starts_with("220"));
+    for cmd in [
+        "EHLO client.test".to_string(),
+        format!("MAIL FROM:<{from}>"),
+        format!("RCPT TO:<{JOE}>"),
+        "DATA".to_string(),
+    ] {
+        c.send(&format!("{cmd}\r\n")).await;
+        let r = c.smtp_reply().await;
+        assert!(r.starts_with('2') || r.starts_with('3'), "{cmd}: {r}");
+    }
+    c.send(body).await;
+    c.send("\r\n.\r\n").await;
+    let r = c.smtp_reply().await;
+    c.send("QUIT\r\n").await;
+    r
+}
+
+/// DNS blocklists (RFC 5782) served by a real dnsmasq: the client's
+/// address under an IP zone with answer codes mapped to scores (the
+/// zone's error code counting nothing), the envelope sender's and the
+/// links' domains under a domain zone; a blocklist that stops answering
+/// holds nothing up and lists nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_blocklists() {
+    use common::dns::{Dns, Rec};
+    let dns = Dns::start(&[
+        Rec::A("2.0.0.127.bl.test", "127.0.0.2"),
+        Rec::A("3.0.0.127.bl.test", "127.255.255.254"),
+        Rec::A("4.0.0.127.bl.test", "127.0.0.4"),
+        Rec::A("pharma.test.dbl.test", "127.0.1.2"),
+    ]);
+    let s = TestServer::start_with(&format!(
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 5.0\ndnsbl-timeout = 2\n[[spam.dnsbl]]\nzone = \"bl.test\"\nanswers = {{ \"127.0.0.2\" = 5.5, \"127.0.0.4\" = 1.0 }}\n[[spam.dnsbl]]\nzone = \"dbl.test\"\ncheck = \"domain\"\nid = \"DBL_TEST\"\nscore = 2.5\n{}",
+        dns.resolver_toml()
+    ));
+    s.account(JOE);
+    let imap = s.addr("imap");
+    // 127.0.0.2 is listed with the code worth 5.5: Junk.
+    let r = send_from(&s, "127.0.0.2", "ann@remote.test", &message(1, "one", "x")).await;
+    assert!(r.starts_with("250"), "{r}");
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 1);
+    assert_eq!(header(&junk[0], "X-Spam-Result"), [" RBL_BL_TEST (5.50)"]);
+    // The zone's error code and an unlisted client: nothing.
+    for client in ["127.0.0.3", "127.0.0.1"] {
+        let r = send_from(&s, client, "ann@remote.test", &message(2, client, "x")).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let inbox = texts(wait_for_mail(imap, JOE, 2).await);
+    for m in &inbox {
+        assert_eq!(header(m, "X-Spam-Score"), [" 0.00"], "{m}");
+    }
+    // Another code, and a listed domain in a link and the envelope.
+    let body = message(3, "offer", "see https://shop.pharma.test/buy now");
+    let r = send_from(&s, "127.0.0.4", "sales@pharma.test", &body).await;
+    assert!(r.starts_with("250"), "{r}");
+    let inbox = texts(wait_for_mail(imap, JOE, 3).await);
+    let last = inbox.iter().find(|m| m.contains("Subject: offer")).unwrap();
+    assert_eq!(
+        header(last, "X-Spam-Result"),
+        [" DBL_TEST (2.50),\r\n\tRBL_BL_TEST (1.00)"]
+    );
+    // The blocklists' server is gone: the message is not held past the
+    // lookups' time limit, and nothing is listed.
+    drop(dns);
+    let t0 = Instant::now();
+    let r = send_from(
+        &s,
+        "127.0.0.2",
+        "ann@remote.test",
+        &message(4, "later", "x"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    let inbox = texts(wait_for_mail(imap, JOE, 4).await);
+    let later = inbox.iter().find(|m| m.contains("Subject: later")).unwrap();
+    assert!(!later.contains("RBL_BL_TEST"), "{later}");
+    let metrics = http_get(s.addr("http"), "/metrics");
+    assert!(
+        metrics.contains("petrel_spam_dnsbl_lookups_total{zone=\"bl.test\",result=\"listed\"} 2"),
+        "{metrics}"
+    );
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 mod sieve;
 mod spam;
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
-pub use spam::{BayesConfig, SpamConfig};
+pub use spam::{BayesConfig, DnsblCheck, DnsblZone, SpamConfig};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -918,6 +918,44 @@ impl Config {
                 return Err((key, "must be greater than zero".into()));
             }
         }
+        if let Some(id) = self
+            .spam
+            .rules
+            .keys()
+            .find(|id| crate::spam::rules::find(id).is_none())
+        {
+            return Err((
+                "spam.rules",
+                format!("`{id}` is not a spam rule: `petrel spam rules` lists them"),
+            ));
+        }
+        for z in &self.spam.dnsbl {
+            if z.zone.trim_end_matches('.').is_empty() {
+                return Err(("spam.dnsbl", "a zone needs its `zone` name".into()));
+            }
+            if let Some(a) = z
+                .answers
+                .keys()
+                .find(|a| a.parse::<std::net::Ipv4Addr>().is_err())
+            {
+                return Err((
+                    "spam.dnsbl",
+                    format!("answer `{a}` of zone {} is not an IPv4 address", z.zone),
+                ));
+            }
+        }
+        if self.spam.dnsbl_timeout == 0 {
+            return Err(("spam.dnsbl-timeout", "must be greater than zero".into()));
+        }
+        if self.spam.junk_score.is_nan() || self.spam.junk_score <= 0.0 {
+            return Err(("spam.junk-score", "must be greater than zero".into()));
+        }
+        if self.spam.reject_score != 0.0 && self.spam.reject_score < self.spam.junk_score {
+            return Err((
+                "spam.reject-score",
+                "must be 0 (never refuse) or at least spam.junk-score".into(),
+            ));
+        }
         // RFC 5804 §1.2: an inactivity timeout is 30 minutes or more.
         if self.managesieve.timeout_idle < 1800 {
             return Err((
@@ -1188,6 +1226,40 @@ fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spam_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (text, line, key, says) in [
+            (
+                "[spam]\nrules = { NO_SUCH = 1.0 }\n",
+                2,
+                "spam.rules",
+                "`NO_SUCH` is not a spam rule",
+            ),
+            (
+                "[spam]\njunk-score = 0\n",
+                2,
+                "spam.junk-score",
+                "greater than zero",
+            ),
+            (
+                "[spam]\njunk-score = 5.0\nreject-score = 4.0\n",
+                3,
+                "spam.reject-score",
+                "at least spam.junk-score",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::load(&p).unwrap_err();
+            assert_eq!(e.line, Some(line), "{e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+        std::fs::write(&p, "[spam]\nrules = { BAYES_99 = 4.0, HTML_ONLY = 0 }\n").unwrap();
+        assert_eq!(Config::load(&p).unwrap().spam.rules["BAYES_99"], 4.0);
+    }
 
     #[test]
     fn template_matches_defaults() {

@@ -18,6 +18,50 @@ pub struct SpamConfig {
     /// lists them); 0 turns a rule off.
     pub rules: BTreeMap<String, f64>,
     pub bayes: BayesConfig,
+    /// DNS blocklists (`[[spam.dnsbl]]`), none by default.
+    pub dnsbl: Vec<DnsblZone>,
+    /// Messages larger than this (octets) are not scored.
+    pub max_size: usize,
+    /// Seconds all of a message's blocklist lookups may take together;
+    /// those unanswered by then count as not listed.
+    pub dnsbl_timeout: u64,
+}
+
+/// What a blocklist zone is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsblCheck {
+    /// The client's address (reversed octets or nibbles under the zone).
+    Ip,
+    /// The envelope sender's and From's domains and the hosts of links.
+    Domain,
+}
+
+/// One `[[spam.dnsbl]]` zone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DnsblZone {
+    pub zone: String,
+    #[serde(default = "ip_check")]
+    pub check: DnsblCheck,
+    /// Score of a listing (any answer in 127.0.0.0/8 but the zone's
+    /// error codes in 127.255.255.0/24), unless `answers` maps them.
+    #[serde(default = "listed_score")]
+    pub score: f64,
+    /// Answer address → score; when given, other answers count nothing.
+    #[serde(default)]
+    pub answers: BTreeMap<String, f64>,
+    /// The rule id in X-Spam-Result (default: RBL_ or DBL_ and the zone).
+    #[serde(default)]
+    pub id: String,
+}
+
+fn ip_check() -> DnsblCheck {
+    DnsblCheck::Ip
+}
+
+fn listed_score() -> f64 {
+    3.0
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -41,6 +85,9 @@ impl Default for SpamConfig {
             reject_score: 15.0,
             rules: BTreeMap::new(),
             bayes: BayesConfig::default(),
+            dnsbl: Vec::new(),
+            dnsbl_timeout: 3,
+            max_size: 2 * 1024 * 1024,
         }
     }
 }

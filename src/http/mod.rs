@@ -333,6 +333,8 @@ async fn delete_account(
     }
     let a = st.core.directory.delete_account(&addr).await?;
     st.core.mail.delete_account(a.id).await?;
+    // Its spam token database and what it learnt go with it.
+    st.core.spam.db.drop_scope(a.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

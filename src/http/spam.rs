@@ -130,12 +130,13 @@ async fn classify(
     _admin: Admin,
     Json(b): Json<ClassifyBody>,
 ) -> ApiResult<Json<Value>> {
-    let raw = crate::spam::filter::strip_headers(&decode(&b.message)?);
+    let raw = crate::spam::filter::strip_headers_owned(decode(&b.message)?);
     let acct = account(&st, b.account.as_deref()).await?;
     let auth = own_auth_results(&raw, &st.core.config.hostname);
     let ctx = Context {
         auth_results: &auth,
         now: crate::core::unix_now(),
+        ..Default::default()
     };
     let r = st.core.spam.classify(&raw, &ctx, acct).await?;
     let hits: Vec<Value> = r
@@ -145,7 +146,15 @@ async fn classify(
             json!({
                 "id": id,
                 "score": score,
-                "description": rules::find(id).map(|r| r.description).unwrap_or(""),
+                "description": match rules::find(id) {
+                    Some(r) => r.description.to_string(),
+                    None => r
+                        .listed
+                        .iter()
+                        .find(|(l, _)| l == id)
+                        .map(|(_, what)| format!("DNS blocklist lists {what}"))
+                        .unwrap_or_default(),
+                },
             })
         })
         .collect();

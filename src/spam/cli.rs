@@ -276,7 +276,7 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
             let read = |dirs: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {
                 Ok(messages(dirs)?
                     .iter()
-                    .map(|m| super::filter::strip_headers(m))
+                    .map(|m| super::filter::strip_headers(m).into_owned())
                     .collect())
             };
             let (ts, th) = (read(train_spam)?, read(train_ham)?);
@@ -316,7 +316,7 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                 };
                 let p = model.score(&super::tokens(m)).probability;
                 fired.extend(super::rules::bayes_band(p));
-                super::filter::add_up(&cfg, fired).0
+                super::filter::add_up(&cfg, fired, Vec::new()).0
             };
             let spam_full: Vec<f64> = es.iter().map(filter_score).collect();
             let ham_full: Vec<f64> = eh.iter().map(filter_score).collect();

@@ -2,6 +2,9 @@
 //! gives a verdict, and headers say why. One per server, shared by the
 //! SMTP sessions, the API and the learner.
 
+use std::borrow::Cow;
+
+use mail_auth::hickory_resolver::TokioResolver;
 use mail_parser::MessageParser;
 
 use super::db::{Learnt, TokenDb, GLOBAL};
@@ -23,7 +26,10 @@ pub enum Verdict {
 pub struct Report {
     pub score: f64,
     /// Rules that fired with their scores, highest first.
-    pub hits: Vec<(&'static str, f64)>,
+    pub hits: Vec<(String, f64)>,
+    /// Blocklist rules that fired and what they listed (an address or
+    /// a domain).
+    pub listed: Vec<(String, String)>,
     /// The classifier's spam probability, when a database had learnt enough.
     pub bayes: Option<f64>,
     /// Whose database: 0 the server's, else the account's.
@@ -35,11 +41,23 @@ pub struct Report {
 pub struct Filter {
     cfg: SpamConfig,
     pub db: TokenDb,
+    /// For the DNS blocklists.
+    resolver: Option<TokioResolver>,
 }
 
 impl Filter {
     pub fn new(cfg: SpamConfig, db: TokenDb) -> Self {
-        Filter { cfg, db }
+        Filter {
+            cfg,
+            db,
+            resolver: None,
+        }
+    }
+
+    /// Asks the blocklists through `resolver` (`resolver.*`).
+    pub fn with_resolver(mut self, resolver: TokioResolver) -> Self {
+        self.resolver = Some(resolver);
+        self
     }
 
     pub fn config(&self) -> &SpamConfig {
@@ -71,16 +89,41 @@ impl Filter {
         ctx: &Context<'_>,
         account: Option<u32>,
     ) -> Result<Report, StoreError> {
-        let mut fired: Vec<&'static str> = match MessageParser::default().parse(raw) {
-            Some(msg) => rules::check(&msg, ctx),
+        let parsed = MessageParser::default().parse(raw);
+        let mut fired: Vec<&'static str> = match &parsed {
+            Some(msg) => rules::check(msg, ctx),
             None => vec!["MISSING_FROM"],
+        };
+        let listed = match (&self.resolver, self.cfg.dnsbl.is_empty()) {
+            (Some(resolver), false) => {
+                let mut hosts: Vec<String> = Vec::new();
+                if let Some((_, d)) = ctx.mail_from.rsplit_once('@') {
+                    hosts.push(d.to_string());
+                }
+                if let Some(msg) = &parsed {
+                    hosts.extend(rules::message_hosts(msg));
+                }
+                let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
+                super::dnsbl::check(
+                    resolver,
+                    &self.cfg.dnsbl,
+                    ctx.client_ip,
+                    &domains,
+                    std::time::Duration::from_secs(self.cfg.dnsbl_timeout),
+                )
+                .await
+            }
+            _ => Vec::new(),
         };
         let mut bayes = None;
         let mut bayes_scope = None;
         if self.cfg.bayes.enable {
             if let Some(scope) = self.scope_for(account).await? {
                 let model = self.db.model(scope).await?;
-                let tokens = super::tokens(raw);
+                let tokens = match &parsed {
+                    Some(msg) => super::tokens::tokens_of(msg),
+                    None => super::tokens(raw),
+                };
                 let p = model.read().expect("spam model").score(&tokens).probability;
                 bayes = Some(p);
                 bayes_scope = Some(scope);
@@ -89,11 +132,19 @@ impl Filter {
                 }
             }
         }
-        Ok(self.report(fired, bayes, bayes_scope))
+        Ok(self.report(fired, listed, bayes, bayes_scope))
     }
 
-    fn report(&self, fired: Vec<&'static str>, bayes: Option<f64>, scope: Option<u32>) -> Report {
-        let (score, hits) = add_up(&self.cfg, fired);
+    fn report(
+        &self,
+        fired: Vec<&'static str>,
+        listed: Vec<(String, f64, String)>,
+        bayes: Option<f64>,
+        scope: Option<u32>,
+    ) -> Report {
+        let extra = listed.iter().map(|(id, s, _)| (id.clone(), *s)).collect();
+        let (score, hits) = add_up(&self.cfg, fired, extra);
+        let listed = listed.into_iter().map(|(id, _, what)| (id, what)).collect();
         let verdict = if self.cfg.reject_score > 0.0 && score >= self.cfg.reject_score {
             Verdict::Reject
         } else if score >= self.cfg.junk_score {
@@ -104,6 +155,7 @@ impl Filter {
         Report {
             score,
             hits,
+            listed,
             bayes,
             bayes_scope: scope,
             verdict,
@@ -141,13 +193,19 @@ pub fn score_of(cfg: &SpamConfig, id: &str) -> f64 {
 
 /// The score of the rules that fired and each one's part, highest first
 /// (rules scored 0 left out).
-pub fn add_up(cfg: &SpamConfig, fired: Vec<&'static str>) -> (f64, Vec<(&'static str, f64)>) {
-    let mut hits: Vec<(&'static str, f64)> = fired
+/// `extra` are rules scored elsewhere (the blocklists).
+pub fn add_up(
+    cfg: &SpamConfig,
+    fired: Vec<&'static str>,
+    extra: Vec<(String, f64)>,
+) -> (f64, Vec<(String, f64)>) {
+    let mut hits: Vec<(String, f64)> = fired
         .into_iter()
-        .map(|id| (id, score_of(cfg, id)))
+        .map(|id| (id.to_string(), score_of(cfg, id)))
+        .chain(extra)
         .filter(|(_, s)| *s != 0.0)
         .collect();
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     // Rounded to what the headers show; `+ 0.0` makes an empty sum
     // (-0.0) read 0.
     let score = (hits.iter().map(|h| h.1).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
@@ -180,28 +238,45 @@ pub fn headers(r: &Report) -> String {
 
 /// `raw` without the `X-Spam-*` header fields (added by someone else
 /// before it arrived, or by the filter when it is learnt from).
-pub fn strip_headers(raw: &[u8]) -> Vec<u8> {
+pub fn strip_headers(raw: &[u8]) -> Cow<'_, [u8]> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 2)
         .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
         .unwrap_or(raw.len());
+    let own = |line: &[u8]| {
+        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
+        line.contains(&b':')
+            && std::str::from_utf8(name).is_ok_and(|n| rules::is_own_header(n.trim()))
+    };
+    if !raw[..end]
+        .split_inclusive(|b| *b == b'\n')
+        .any(|l| !l.starts_with(b" ") && !l.starts_with(b"\t") && own(l))
+    {
+        return Cow::Borrowed(raw);
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut dropping = false;
     for line in raw[..end].split_inclusive(|b| *b == b'\n') {
         let continued = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continued {
-            let name = line.split(|b| *b == b':').next().unwrap_or(b"");
-            dropping = line.contains(&b':')
-                && std::str::from_utf8(name).is_ok_and(|n| rules::is_own_header(n.trim()));
+            dropping = own(line);
         }
         if !dropping {
             out.extend_from_slice(line);
         }
     }
     out.extend_from_slice(&raw[end..]);
-    out
+    Cow::Owned(out)
+}
+
+/// [`strip_headers`] of a message held: itself when nothing goes.
+pub fn strip_headers_owned(raw: Vec<u8>) -> Vec<u8> {
+    match strip_headers(&raw) {
+        Cow::Owned(v) => v,
+        Cow::Borrowed(_) => raw,
+    }
 }
 
 #[cfg(test)]
@@ -212,18 +287,22 @@ mod tests {
     fn strips_only_its_own_fields() {
         let m = b"X-Spam-Status: No,\r\n\tscore=-5\r\nSubject: x\r\nx-spam-flag: NO\r\nX-Spamless: keep\r\n\r\nX-Spam-Status: body\r\n";
         assert_eq!(
-            strip_headers(m),
+            &*strip_headers(m),
             b"Subject: x\r\nX-Spamless: keep\r\n\r\nX-Spam-Status: body\r\n"
         );
-        assert_eq!(strip_headers(b"X-Spam: a\n\nb"), b"X-Spam: a\n\nb");
-        assert_eq!(strip_headers(b""), b"");
+        assert!(matches!(
+            strip_headers(b"X-Spam: a\n\nb"),
+            Cow::Borrowed(b"X-Spam: a\n\nb")
+        ));
+        assert_eq!(&*strip_headers(b""), b"");
     }
 
     #[test]
     fn header_lines() {
         let r = Report {
             score: 6.5,
-            hits: vec![("BAYES_99", 5.0), ("MISSING_DATE", 1.5)],
+            hits: vec![("BAYES_99".into(), 5.0), ("MISSING_DATE".into(), 1.5)],
+            listed: vec![],
             bayes: Some(0.999),
             bayes_scope: Some(0),
             verdict: Verdict::Junk,

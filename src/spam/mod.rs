@@ -10,6 +10,7 @@
 pub mod bayes;
 pub mod cli;
 pub mod db;
+pub mod dnsbl;
 pub mod filter;
 pub mod learn;
 pub mod rules;

@@ -126,8 +126,12 @@ pub fn bayes_band(p: f64) -> Option<&'static str> {
 pub struct Context<'a> {
     /// The Authentication-Results field the session made ("" if none).
     pub auth_results: &'a str,
-    /// Arrival time (Unix seconds).
+    /// Arrival time (Unix seconds; 0 skips the date rules).
     pub now: i64,
+    /// The SMTP client's address and envelope sender, when the message
+    /// arrived over SMTP (for the blocklists).
+    pub client_ip: Option<std::net::IpAddr>,
+    pub mail_from: &'a str,
 }
 
 /// The ids of the rules that fire (Bayes bands aside).
@@ -275,24 +279,7 @@ fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
     if has_html && !has_text {
         hits.push("HTML_ONLY");
     }
-    let mut html = String::new();
-    for i in 0..msg.html_body_count() {
-        if let Some(h) = msg.body_html(i) {
-            html.push_str(&h);
-        }
-        if html.len() > 512 * 1024 {
-            break;
-        }
-    }
-    let mut text = String::new();
-    for i in 0..msg.text_body_count().max(msg.html_body_count()) {
-        if let Some(t) = msg.body_text(i) {
-            text.push_str(&t);
-        }
-        if text.len() > 512 * 1024 {
-            break;
-        }
-    }
+    let (html, text) = html_and_text(msg);
     if has_html {
         let lower = html.to_ascii_lowercase();
         has_image |= lower.contains("<img");
@@ -325,6 +312,41 @@ fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
         hits.push("BODY_CAPS");
     }
     links(&html, &text, hits);
+}
+
+/// The message's HTML bodies and its text (HTML turned into text), each
+/// up to about 512 KB.
+fn html_and_text(msg: &Message<'_>) -> (String, String) {
+    let mut html = String::new();
+    for i in 0..msg.html_body_count() {
+        if let Some(h) = msg.body_html(i) {
+            html.push_str(&h);
+        }
+        if html.len() > 512 * 1024 {
+            break;
+        }
+    }
+    let mut text = String::new();
+    for i in 0..msg.text_body_count().max(msg.html_body_count()) {
+        if let Some(t) = msg.body_text(i) {
+            text.push_str(&t);
+        }
+        if text.len() > 512 * 1024 {
+            break;
+        }
+    }
+    (html, text)
+}
+
+/// The hosts a message names: its From domain and its links' hosts.
+pub fn message_hosts(msg: &Message<'_>) -> Vec<String> {
+    let mut out: Vec<String> = first_address(msg.from())
+        .and_then(domain_of)
+        .into_iter()
+        .collect();
+    let (html, text) = html_and_text(msg);
+    out.extend(find_links(&html, &text).into_iter().map(|l| l.host));
+    out
 }
 
 fn push_once(hits: &mut Vec<&'static str>, id: &'static str) {
@@ -522,6 +544,7 @@ mod tests {
             &Context {
                 auth_results: auth,
                 now: 1_700_000_000,
+                ..Default::default()
             },
         )
     }

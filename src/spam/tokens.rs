@@ -25,7 +25,7 @@
 
 use std::collections::HashSet;
 
-use mail_parser::{HeaderName, MessageParser, MimeHeaders};
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders};
 
 /// The most text read from one message's parts.
 const MAX_TEXT: usize = 256 * 1024;
@@ -49,14 +49,24 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
             .map_or(&raw[..0], |n| &rest[n + 1..]),
         None => raw,
     };
+    match MessageParser::default().parse(raw) {
+        Some(msg) => tokens_of(&msg),
+        None => {
+            let mut out: HashSet<u64> = HashSet::new();
+            let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]);
+            text_words(&text, &mut |s: &str| {
+                out.insert(hash(s));
+            });
+            sorted(out)
+        }
+    }
+}
+
+/// The tokens of a message parsed already, sorted, each once.
+pub fn tokens_of(msg: &Message<'_>) -> Vec<u64> {
     let mut out: HashSet<u64> = HashSet::new();
     let mut add = |s: &str| {
         out.insert(hash(s));
-    };
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]);
-        text_words(&text, &mut add);
-        return sorted(out);
     };
     for h in msg.headers() {
         add(&format!("h:{}", h.name.as_str().to_ascii_lowercase()));

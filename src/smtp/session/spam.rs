@@ -9,7 +9,7 @@
 //! reads (RFC 5235 §4) comes from the filter, never from a sender.
 
 use super::{Envelope, Mode, Session};
-use crate::spam::filter::{headers, strip_headers};
+use crate::spam::filter::{headers, strip_headers_owned};
 use crate::spam::rules::Context;
 use crate::spam::Verdict;
 
@@ -31,9 +31,16 @@ impl Session {
             return SpamStep::Deliver { body, junk: false };
         }
         // Senders cannot bring their own verdict.
-        let body = strip_headers(&body);
+        let body = strip_headers_owned(body);
         let filter = &self.core.spam;
         if !filter.config().enable || self.mode != Mode::Mta || self.account.is_some() {
+            return SpamStep::Deliver { body, junk: false };
+        }
+        // Like spamc's limit: big messages are rarely spam, and reading
+        // them would cost memory the budget did not count.
+        if body.len() > filter.config().max_size {
+            tracing::info!(session = %self.id, size = body.len(), "spam filter skipped: larger than spam.max-size");
+            metrics::counter!("petrel_spam_verdicts_total", "verdict" => "unscored").increment(1);
             return SpamStep::Deliver { body, junk: false };
         }
         // One account's database decides when one account gets it all.
@@ -43,6 +50,8 @@ impl Session {
         let ctx = Context {
             auth_results,
             now: crate::core::unix_now(),
+            client_ip: Some(self.peer.ip()),
+            mail_from: env.from.as_deref().unwrap_or(""),
         };
         let report = match filter.classify(&body, &ctx, account).await {
             Ok(r) => r,
@@ -59,13 +68,14 @@ impl Session {
             Verdict::Reject => "reject",
         };
         metrics::counter!("petrel_spam_verdicts_total", "verdict" => verdict).increment(1);
-        let rules: Vec<&str> = report.hits.iter().map(|h| h.0).collect();
+        let rules: Vec<&str> = report.hits.iter().map(|h| h.0.as_str()).collect();
         tracing::info!(
             session = %self.id,
             score = report.score,
             verdict,
             rules = %rules.join(","),
             bayes = ?report.bayes,
+            listed = ?report.listed,
             "spam filter"
         );
         if report.verdict == Verdict::Reject {

@@ -1,0 +1,222 @@
+//! The anchor of `cargo xtask bench spam`: SpamAssassin (Debian's 4.0.x,
+//! its shipped rules, local tests only: no DNS blocklists or network
+//! checks) with its Bayes learnt by `sa-learn` from the same training
+//! messages Petrel learns, then spamd/spamc scoring the same test
+//! messages at SpamAssassin's default threshold of 5.0. Everything runs
+//! from a private directory and port; nothing of the system's
+//! configuration is changed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("spamassassin", "/usr/bin/sa-learn"),
+    ("spamc", "/usr/bin/spamc"),
+];
+
+/// What SpamAssassin made of the test sets.
+pub struct Outcome {
+    pub false_positives: usize,
+    pub hams: usize,
+    pub false_negatives: usize,
+    pub spams: usize,
+    pub per_second: f64,
+    pub version: String,
+}
+
+/// The messages of a corpus folder (the `.txt` files; `.json` are its
+/// metadata).
+fn messages(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn link_all(from: &[&Path], to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for d in from {
+        for (i, m) in messages(d)?.iter().enumerate() {
+            let name = format!(
+                "{}-{i}",
+                d.file_name().unwrap_or_default().to_string_lossy()
+            );
+            std::fs::copy(m, to.join(name)).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(17783)
+}
+
+/// Exit 1 from `spamc -c`: spam.
+fn is_spam(port: u16, msg: &Path) -> Result<bool, String> {
+    let input = std::fs::File::open(msg).map_err(|e| e.to_string())?;
+    let st = Command::new("spamc")
+        .args(["-d", "127.0.0.1", "-p", &port.to_string(), "-c"])
+        .stdin(input)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("spamc: {e}"))?;
+    match st.code() {
+        Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        c => Err(format!("spamc failed ({c:?}) on {}", msg.display())),
+    }
+}
+
+pub fn run(
+    train_spam: &[&Path],
+    train_ham: &[&Path],
+    test_spam: &Path,
+    test_ham: &Path,
+) -> Result<Outcome, String> {
+    let dir = std::env::temp_dir().join(format!("petrel-bench-sa-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("bayes")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("home")).map_err(|e| e.to_string())?;
+    // The plugin loads of the system's *.pre files, our own local.cf.
+    for e in std::fs::read_dir("/etc/spamassassin").map_err(|e| e.to_string())? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.extension().is_some_and(|x| x == "pre") {
+            std::fs::copy(&p, conf.join(p.file_name().unwrap_or_default()))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    std::fs::write(
+        conf.join("local.cf"),
+        format!(
+            "use_bayes 1\nbayes_auto_learn 0\nbayes_auto_expire 0\nbayes_path {}/bayes/bayes\nbayes_file_mode 0777\nrequired_score 5.0\nskip_rbl_checks 1\n",
+            dir.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    link_all(train_spam, &dir.join("train-spam"))?;
+    link_all(train_ham, &dir.join("train-ham"))?;
+    let conf_arg = format!("--siteconfigpath={}", conf.display());
+    let t0 = Instant::now();
+    for (kind, d) in [("--spam", "train-spam"), ("--ham", "train-ham")] {
+        crate::run(Command::new("sa-learn").args([
+            conf_arg.as_str(),
+            "--no-sync",
+            kind,
+            &dir.join(d).display().to_string(),
+        ]))?;
+    }
+    crate::run(Command::new("sa-learn").args([conf_arg.as_str(), "--sync"]))?;
+    println!(
+        "bench spam: SpamAssassin learnt in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    // spamd drops root for nobody: let it read and write the database.
+    crate::run(Command::new("chmod").args(["-R", "a+rwX", &dir.display().to_string()]))?;
+    let port = free_port();
+    let mut spamd = Command::new("spamd");
+    spamd
+        .args([
+            "-L",
+            "-x",
+            conf_arg.as_str(),
+            "-i",
+            "127.0.0.1",
+            "-A",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "2",
+            "-u",
+            "nobody",
+            "-s",
+            "stderr",
+        ])
+        .arg(format!("--helper-home-dir={}", dir.join("home").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("spamd.log")).map_err(|e| e.to_string())?);
+    {
+        use std::os::unix::process::CommandExt;
+        spamd.process_group(0);
+    }
+    let mut child = spamd.spawn().map_err(|e| format!("spamd: {e}"))?;
+    let stop = |child: &mut std::process::Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &format!("-{}", child.id())])
+            .status();
+        let _ = child.wait();
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            stop(&mut child);
+            return Err(format!(
+                "spamd did not start: see {}",
+                dir.join("spamd.log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let spams = messages(test_spam)?;
+    let hams = messages(test_ham)?;
+    let all: Vec<(PathBuf, bool)> = spams
+        .iter()
+        .map(|p| (p.clone(), true))
+        .chain(hams.iter().map(|p| (p.clone(), false)))
+        .collect();
+    let t0 = Instant::now();
+    // Two clients, as spamd has two children (the machine's cores).
+    let results: Result<Vec<(bool, bool)>, String> = std::thread::scope(|s| {
+        let halves: Vec<_> = all
+            .chunks(all.len().div_ceil(2).max(1))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(p, spam)| is_spam(port, p).map(|v| (*spam, v)))
+                        .collect::<Result<Vec<_>, String>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in halves {
+            out.extend(
+                h.join()
+                    .map_err(|_| "spamc thread panicked".to_string())??,
+            );
+        }
+        Ok(out)
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    stop(&mut child);
+    let results = results?;
+    let version = Command::new("spamassassin")
+        .arg("-V")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Outcome {
+        false_positives: results.iter().filter(|(s, v)| !*s && *v).count(),
+        hams: hams.len(),
+        false_negatives: results.iter().filter(|(s, v)| *s && !*v).count(),
+        spams: spams.len(),
+        per_second: results.len() as f64 / secs,
+        version,
+    })
+}
