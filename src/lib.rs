@@ -260,8 +260,9 @@ pub mod fuzz_entry {
     }
 
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).
-    /// The spam classifier's reading of a message (tokens, link hosts,
-    /// HTML tags), scored by an empty and a trained model.
+    /// The spam filter's reading of a message: the classifier's tokens
+    /// (link hosts, HTML tags) scored by an empty and a trained model,
+    /// the rules, the domains asked of blocklists, its header stripping.
     pub fn spam_tokens(data: &[u8]) {
         let t = crate::spam::tokens(data);
         assert!(t.windows(2).all(|w| w[0] < w[1]));
@@ -272,6 +273,29 @@ pub mod fuzz_entry {
         m.train(&t[..t.len() / 2], false);
         let s = m.score(&t).probability;
         assert!((0.0..=1.0).contains(&s));
+        // The rules, the blocklists' domains and the header stripping
+        // over the same bytes (as a message and as a results field).
+        let text = String::from_utf8_lossy(data);
+        if let Some(msg) = mail_parser::MessageParser::default().parse(data) {
+            let ctx = crate::spam::rules::Context {
+                auth_results: &text,
+                now: 1_700_000_000,
+                ..Default::default()
+            };
+            for id in crate::spam::rules::check(&msg, &ctx) {
+                assert!(crate::spam::rules::find(id).is_some(), "{id}");
+            }
+            let hosts = crate::spam::rules::message_hosts(&msg);
+            for d in crate::spam::dnsbl::domains(hosts.iter().map(String::as_str)) {
+                assert!(d.contains('.') && !d.ends_with('.'), "{d}");
+            }
+            let _ = crate::spam::tokens::tokens_of(&msg);
+        }
+        let _ = crate::spam::rules::auth_results(&text);
+        if let Some((host, _)) = crate::spam::rules::url_host(&text) {
+            assert!(!host.contains(['/', '?', '#']), "{host}");
+        }
+        assert!(crate::spam::filter::strip_headers(data).len() <= data.len());
     }
 
     pub fn message(data: &[u8]) {

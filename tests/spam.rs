@@ -555,3 +555,42 @@ async fn dns_blocklists() {
         "{metrics}"
     );
 }
+
+/// Spam traps: an address and a whole domain are accepted at RCPT (the
+/// domain is not even hosted), nothing sent to them is delivered
+/// anywhere, each message is learnt as spam, and the other recipients of
+/// the same message get it in Junk with SPAM_TRAP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spam_traps() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[spam]\ntraps = [\"trap@example.org\", \"*@traps.test\"]\n",
+    );
+    s.account(JOE);
+    let imap = s.addr("imap");
+    for to in ["trap@example.org", "anyone@traps.test"] {
+        let r = smtp_send(s.addr("smtp"), "ann@remote.test", &[to], &spam(1)).await;
+        assert!(r.starts_with("250"), "{to}: {r}");
+    }
+    wait_learnt(&s, 2, 0).await;
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &["trap@example.org", JOE],
+        &spam(2),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    wait_learnt(&s, 3, 0).await;
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 1, "only joe's copy is stored");
+    assert!(junk[0].contains("SPAM_TRAP (10.00)"), "{}", junk[0]);
+    assert!(imap_fetch_all(imap, JOE, "pw").await.is_empty());
+    // Nothing was queued for the trap domain either.
+    let queue = s.cli_ok(&["queue", "list"]);
+    assert!(!queue.contains("traps.test"), "{queue}");
+    let metrics = http_get(s.addr("http"), "/metrics");
+    assert!(
+        metrics.contains("petrel_spam_trap_hits_total 3"),
+        "{metrics}"
+    );
+}

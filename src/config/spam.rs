@@ -20,6 +20,10 @@ pub struct SpamConfig {
     pub bayes: BayesConfig,
     /// DNS blocklists (`[[spam.dnsbl]]`), none by default.
     pub dnsbl: Vec<DnsblZone>,
+    /// Spam trap addresses (`*@domain` for a whole domain): accepted,
+    /// never delivered, learnt as spam; other recipients of the same
+    /// message get SPAM_TRAP.
+    pub traps: Vec<String>,
     /// Messages larger than this (octets) are not scored.
     pub max_size: usize,
     /// Seconds all of a message's blocklist lookups may take together;
@@ -88,6 +92,7 @@ impl Default for SpamConfig {
             dnsbl: Vec::new(),
             dnsbl_timeout: 3,
             max_size: 2 * 1024 * 1024,
+            traps: Vec::new(),
         }
     }
 }

@@ -145,6 +145,14 @@ fn describe() {
         "Messages the spam filter scored on the MTA port, by verdict (ham, junk, reject; unscored when the store failed and the message went on without a score)"
     );
     describe_counter!(
+        "petrel_spam_trap_hits_total",
+        "Recipients that were spam traps (`spam.traps`): accepted, learnt as spam, never delivered"
+    );
+    describe_counter!(
+        "petrel_spam_dnsbl_lookups_total",
+        "DNS blocklist lookups by zone and result (listed, clean, error: failed or unanswered)"
+    );
+    describe_counter!(
         "petrel_spam_learnt_total",
         "Messages the spam filter learnt, as spam or ham (from `petrel spam train` and from users moving mail into or out of Junk)"
     );

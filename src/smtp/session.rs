@@ -79,8 +79,11 @@ struct Envelope {
     binary: bool,
     /// BDAT chunks received so far (RFC 3030), and where they wait.
     chunks: Option<(ChunkReceiver, Spool)>,
-    /// Recipients a Sieve script accepted and dropped (`discard`).
+    /// Recipients a Sieve script accepted and dropped (`discard`), and
+    /// spam traps (counted here too).
     discarded: usize,
+    /// Recipients that are spam traps (`spam.traps`).
+    trapped: usize,
 }
 
 pub struct Session {
@@ -611,6 +614,16 @@ impl Session {
                 return self.error(&why).await;
             }
         }
+        if self.is_spam_trap(&to) {
+            // Accepted like any address, never delivered: the message is
+            // learnt as spam (src/smtp/session/spam.rs).
+            tracing::info!(session = %self.id, trap = %to, "mail for a spam trap");
+            metrics::counter!("petrel_spam_trap_hits_total").increment(1);
+            self.env.trapped += 1;
+            self.env.discarded += 1;
+            self.reply("250 2.1.5 Recipient OK").await?;
+            return Ok(Flow::Continue);
+        }
         // RFC 5321 §4.5.1: "postmaster" without a domain is always accepted.
         let lookup = if to.eq_ignore_ascii_case("postmaster") {
             format!("postmaster@{}", self.core.config.hostname)
@@ -832,7 +845,11 @@ impl Session {
             Policy::Reject(r) => return self.refuse(&r).await,
             // Every recipient was discarded, or now the message is.
             Policy::Accept | Policy::Discard => {
-                tracing::info!(session = %self.id, "message discarded by Sieve");
+                if env.trapped > 0 && env.trapped == env.discarded {
+                    tracing::info!(session = %self.id, "message for spam traps only: learnt, not delivered");
+                } else {
+                    tracing::info!(session = %self.id, "message discarded by Sieve");
+                }
                 self.reply("250 2.0.0 OK").await?;
                 return Ok(Flow::Continue);
             }

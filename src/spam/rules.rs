@@ -100,6 +100,11 @@ pub const RULES: &[Rule] = &[
         "DMARC fail (the domain's policy is applied before)",
     ),
     rule("DMARC_PASS", -0.3, "DMARC pass"),
+    rule(
+        "SPAM_TRAP",
+        10.0,
+        "the same message was sent to a spam trap",
+    ),
 ];
 
 /// The built-in rule `id`.
@@ -132,6 +137,8 @@ pub struct Context<'a> {
     /// arrived over SMTP (for the blocklists).
     pub client_ip: Option<std::net::IpAddr>,
     pub mail_from: &'a str,
+    /// The same message went to a spam trap too.
+    pub trapped: bool,
 }
 
 /// The ids of the rules that fire (Bayes bands aside).
@@ -140,6 +147,9 @@ pub fn check(msg: &Message<'_>, ctx: &Context<'_>) -> Vec<&'static str> {
     headers(msg, ctx, &mut hits);
     body(msg, &mut hits);
     auth(ctx.auth_results, &mut hits);
+    if ctx.trapped {
+        hits.push("SPAM_TRAP");
+    }
     hits
 }
 
@@ -623,6 +633,38 @@ mod tests {
         assert_eq!(bayes_band(0.5), Some("BAYES_50"));
         assert_eq!(bayes_band(0.25), None);
         assert_eq!(bayes_band(0.999), Some("BAYES_99"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_gives_known_rules(
+            subject in ".{0,80}",
+            from in ".{0,60}",
+            body in ".{0,400}",
+            html in proptest::bool::ANY,
+        ) {
+            let ct = if html { "text/html" } else { "text/plain" };
+            let raw = format!("From: {from}\r\nSubject: {subject}\r\nContent-Type: {ct}\r\n\r\n{body}");
+            if let Some(msg) = MessageParser::default().parse(raw.as_bytes()) {
+                let ctx = Context { auth_results: &body, now: 1_700_000_000, ..Default::default() };
+                let f = check(&msg, &ctx);
+                for id in &f {
+                    proptest::prop_assert!(find(id).is_some());
+                }
+                let mut dedup = f.clone();
+                dedup.sort_unstable();
+                dedup.dedup();
+                proptest::prop_assert_eq!(dedup.len(), f.len(), "each rule once: {:?}", f);
+            }
+        }
+
+        #[test]
+        fn hosts_are_hosts(url in "(http|https|HTTP)://.{0,60}") {
+            if let Some((host, _)) = url_host(&url) {
+                proptest::prop_assert!(!host.is_empty());
+                proptest::prop_assert!(!host.contains(['/', '?', '#']));
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,21 @@ pub(super) enum SpamStep {
 }
 
 impl Session {
+    /// Whether `to` is one of `spam.traps` (an address, or `*@domain`),
+    /// for mail from outside on the MTA port.
+    pub(super) fn is_spam_trap(&self, to: &str) -> bool {
+        let cfg = self.core.spam.config();
+        if !cfg.enable || self.mode != Mode::Mta || self.account.is_some() {
+            return false;
+        }
+        cfg.traps.iter().any(|t| match t.strip_prefix("*@") {
+            Some(domain) => to
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+            None => t.eq_ignore_ascii_case(to),
+        })
+    }
+
     pub(super) async fn spam_check(
         &self,
         env: &Envelope,
@@ -47,11 +62,18 @@ impl Session {
         let mut accounts = env.rcpts.iter().flat_map(|r| r.accounts.iter());
         let first = accounts.next().copied();
         let account = first.filter(|a| accounts.all(|b| b == a));
+        if env.trapped > 0 {
+            // Whatever a trap gets is spam.
+            if let Err(e) = filter.learn(&body, None, None, true).await {
+                tracing::warn!(session = %self.id, "spam trap message not learnt: {e}");
+            }
+        }
         let ctx = Context {
             auth_results,
             now: crate::core::unix_now(),
             client_ip: Some(self.peer.ip()),
             mail_from: env.from.as_deref().unwrap_or(""),
+            trapped: env.trapped > 0,
         };
         let report = match filter.classify(&body, &ctx, account).await {
             Ok(r) => r,
