@@ -177,10 +177,25 @@ async fn verdicts_at_smtp() {
     );
     assert_eq!(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await.len(), 1);
     assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
+    // A hosted domain in From, from outside, nothing passing for it.
+    let spoof = message(5, "Invoice", "pay today").replace(
+        "From: Ann <ann@remote.test>",
+        "From: Boss <boss@example.org>",
+    );
+    assert!(send(&s, &spoof).await.starts_with("250"));
+    let inbox = texts(wait_for_mail(imap, JOE, 2).await);
+    let spoof = inbox
+        .iter()
+        .find(|m| m.contains("Subject: Invoice"))
+        .unwrap();
+    assert_eq!(
+        header(spoof, "X-Spam-Result"),
+        [" FROM_LOCAL_UNAUTH (2.00)"]
+    );
     // Larger than max-size: not scored, so the Inbox and no verdict.
     let big = message(4, "YOU HAVE WON A PRIZE", &"claim it ".repeat(400));
     assert!(send(&s, &big).await.starts_with("250"));
-    let inbox = texts(wait_for_mail(imap, JOE, 2).await);
+    let inbox = texts(wait_for_mail(imap, JOE, 3).await);
     let big = inbox.iter().find(|m| m.contains("claim it")).unwrap();
     assert!(header(big, "X-Spam-Status").is_empty(), "{big}");
     // What an operator sees.
@@ -194,9 +209,9 @@ async fn verdicts_at_smtp() {
         "{rules}"
     );
     let metrics = http_get(s.addr("http"), "/metrics");
-    for v in ["ham", "junk", "reject", "unscored"] {
+    for (v, n) in [("ham", 2), ("junk", 1), ("reject", 1), ("unscored", 1)] {
         assert!(
-            metrics.contains(&format!("petrel_spam_verdicts_total{{verdict=\"{v}\"}} 1")),
+            metrics.contains(&format!("petrel_spam_verdicts_total{{verdict=\"{v}\"}} {n}")),
             "{v}: {metrics}"
         );
     }

@@ -105,6 +105,21 @@ pub const RULES: &[Rule] = &[
         10.0,
         "the same message was sent to a spam trap",
     ),
+    rule(
+        "FROM_LOCAL_UNAUTH",
+        2.0,
+        "From is a domain hosted here, but no check passed for it",
+    ),
+    rule(
+        "FROM_BRAND_SPOOF",
+        2.5,
+        "display name of a well-known brand, From another domain",
+    ),
+    rule(
+        "MIXED_SCRIPT_DOMAIN",
+        3.0,
+        "a domain mixes Latin with Cyrillic or Greek letters (look-alike)",
+    ),
 ];
 
 /// The built-in rule `id`.
@@ -139,6 +154,9 @@ pub struct Context<'a> {
     pub mail_from: &'a str,
     /// The same message went to a spam trap too.
     pub trapped: bool,
+    /// The From domain is one hosted here (the session asks the
+    /// directory).
+    pub from_local: bool,
 }
 
 /// The ids of the rules that fire (Bayes bands aside).
@@ -147,6 +165,7 @@ pub fn check(msg: &Message<'_>, ctx: &Context<'_>) -> Vec<&'static str> {
     headers(msg, ctx, &mut hits);
     body(msg, &mut hits);
     auth(ctx.auth_results, &mut hits);
+    phishing(msg, ctx, &mut hits);
     if ctx.trapped {
         hits.push("SPAM_TRAP");
     }
@@ -537,6 +556,101 @@ fn auth(field: &str, hits: &mut Vec<&'static str>) {
     }
 }
 
+/// Brands whose names in a display name are a lure when the address is
+/// not theirs: (name as written, lower case; their domains).
+const BRANDS: &[(&str, &[&str])] = &[
+    ("paypal", &["paypal.com"]),
+    ("apple", &["apple.com", "icloud.com"]),
+    (
+        "microsoft",
+        &["microsoft.com", "outlook.com", "office.com", "live.com"],
+    ),
+    ("office 365", &["microsoft.com", "office.com"]),
+    (
+        "amazon",
+        &["amazon.com", "amazon.de", "amazon.co.uk", "amazon.fr"],
+    ),
+    ("netflix", &["netflix.com"]),
+    ("google", &["google.com", "gmail.com"]),
+    (
+        "facebook",
+        &["facebook.com", "facebookmail.com", "meta.com"],
+    ),
+    ("docusign", &["docusign.com", "docusign.net"]),
+    ("dhl", &["dhl.com", "dhl.de"]),
+    ("fedex", &["fedex.com"]),
+    ("wells fargo", &["wellsfargo.com"]),
+    ("chase", &["chase.com", "jpmchase.com"]),
+];
+
+/// Letters' scripts that look alike.
+#[derive(Clone, Copy, PartialEq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+}
+
+fn script(c: char) -> Option<Script> {
+    match c as u32 {
+        0x41..=0x5a | 0x61..=0x7a | 0xc0..=0x24f => Some(Script::Latin),
+        0x370..=0x3ff => Some(Script::Greek),
+        0x400..=0x52f => Some(Script::Cyrillic),
+        _ => None,
+    }
+}
+
+/// A label (after IDNA decoding) with letters of two look-alike scripts.
+pub fn mixed_script(domain: &str) -> bool {
+    let (unicode, _) = idna::domain_to_unicode(domain);
+    unicode.split('.').any(|label| {
+        let mut seen: Option<Script> = None;
+        label.chars().filter_map(script).any(|s| {
+            let mixed = seen.is_some_and(|p| p != s);
+            seen = Some(s);
+            mixed
+        })
+    })
+}
+
+/// Whether a display name names `brand` as a word or words of its own.
+fn names_brand(name: &str, brand: &str) -> bool {
+    let words: Vec<&str> = name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let want: Vec<&str> = brand.split(' ').collect();
+    words.windows(want.len()).any(|w| w == want.as_slice())
+}
+
+fn phishing(msg: &Message<'_>, ctx: &Context<'_>, hits: &mut Vec<&'static str>) {
+    let from = msg.from().and_then(|a| a.first());
+    let from_domain = from.and_then(|a| a.address()).and_then(domain_of);
+    if ctx.from_local {
+        let passed = auth_results(ctx.auth_results)
+            .iter()
+            .any(|(m, r)| r == "pass" && (m == "spf" || m == "dkim" || m == "dmarc"));
+        if !passed {
+            hits.push("FROM_LOCAL_UNAUTH");
+        }
+    }
+    if let (Some(name), Some(fd)) = (from.and_then(|a| a.name()), &from_domain) {
+        let name = name.to_lowercase();
+        let spoof = BRANDS.iter().any(|(brand, domains)| {
+            names_brand(&name, brand) && !domains.iter().any(|d| same_site(fd, d))
+        });
+        if spoof {
+            hits.push("FROM_BRAND_SPOOF");
+        }
+    }
+    let mut domains: Vec<String> = from_domain.into_iter().collect();
+    let (html, text) = html_and_text(msg);
+    domains.extend(find_links(&html, &text).into_iter().map(|l| l.host));
+    if domains.iter().any(|d| mixed_script(d)) {
+        hits.push("MIXED_SCRIPT_DOMAIN");
+    }
+}
+
 /// A message's header field `name` is one the filter writes.
 pub fn is_own_header(name: &str) -> bool {
     name.len() > 7 && name[..7].eq_ignore_ascii_case("x-spam-")
@@ -614,6 +728,37 @@ mod tests {
         assert_eq!(fired(m, ""), ["EXE_ATTACHMENT"]);
         let shout = CLEAN.replace("See you at noon.", &"BUY NOW CHEAP ".repeat(30));
         assert_eq!(fired(&shout, ""), ["BODY_CAPS"]);
+    }
+
+    #[test]
+    fn phishing_rules() {
+        // A Cyrillic "а" in "pаypal", IDNA-encoded in the link.
+        let m = "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <a@b.example>\r\nFrom: \"PayPal Service\" <service@pay-pal-help.example>\r\nTo: c@d.example\r\nSubject: account\r\n\r\nLog in at https://xn--pypal-4ve.com/login today\r\n";
+        let f = fired(m, "");
+        assert!(f.contains(&"FROM_BRAND_SPOOF"), "{f:?}");
+        assert!(f.contains(&"MIXED_SCRIPT_DOMAIN"), "{f:?}");
+        assert!(mixed_script("xn--pypal-4ve.com"));
+        assert!(
+            !mixed_script("bücher.example"),
+            "Latin with accents is one script"
+        );
+        assert!(!mixed_script("пример.рф"), "all Cyrillic is one script");
+        // The brand's own domain, or no brand: nothing.
+        let own = m
+            .replace("pay-pal-help.example", "mail.paypal.com")
+            .replace("xn--pypal-4ve.com", "paypal.com");
+        assert!(fired(&own, "").is_empty(), "{:?}", fired(&own, ""));
+        let fan = m.replace("PayPal Service", "Paypalooza fan club");
+        assert!(!fired(&fan, "").contains(&"FROM_BRAND_SPOOF"));
+        // A local From with nothing passing, then with DKIM passing.
+        let msg = MessageParser::default().parse(CLEAN.as_bytes()).unwrap();
+        let mut ctx = Context {
+            from_local: true,
+            ..Default::default()
+        };
+        assert_eq!(check(&msg, &ctx), ["FROM_LOCAL_UNAUTH"]);
+        ctx.auth_results = "Authentication-Results: mx; dkim=pass header.d=b.example";
+        assert!(check(&msg, &ctx).is_empty());
     }
 
     #[test]

@@ -256,7 +256,9 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
         );
     }
     println!("bench spam: no rspamd anchor yet (issue 15)");
-    Ok(())
+    // Inbound SMTP with the filter on against off (benches/smtp_delivery.rs).
+    std::env::set_var("PETREL_BENCH_SMTP", "spam");
+    run(cargo().args(["bench", "--bench", "smtp_delivery"]))
 }
 
 /// Pigeonhole 0.5.19's test suite (Dovecot's Sieve tests, LGPL; never

@@ -149,9 +149,11 @@ pub fn run(
         spamd.process_group(0);
     }
     let mut child = spamd.spawn().map_err(|e| format!("spamd: {e}"))?;
+    // spamd and its children are one process group: procps kill needs
+    // `--` before a negative (group) id.
     let stop = |child: &mut std::process::Child| {
         let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", child.id())])
+            .args(["-TERM", "--", &format!("-{}", child.id())])
             .status();
         let _ = child.wait();
     };

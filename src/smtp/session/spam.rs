@@ -68,12 +68,22 @@ impl Session {
                 tracing::warn!(session = %self.id, "spam trap message not learnt: {e}");
             }
         }
+        let from_local = match from_domain(&body) {
+            Some(d) => self
+                .core
+                .directory
+                .is_local_domain(&d)
+                .await
+                .unwrap_or(false),
+            None => false,
+        };
         let ctx = Context {
             auth_results,
             now: crate::core::unix_now(),
             client_ip: Some(self.peer.ip()),
             mail_from: env.from.as_deref().unwrap_or(""),
             trapped: env.trapped > 0,
+            from_local,
         };
         let report = match filter.classify(&body, &ctx, account).await {
             Ok(r) => r,
@@ -114,4 +124,11 @@ impl Session {
             junk: report.verdict == Verdict::Junk,
         }
     }
+}
+
+/// The domain of the (first) From header field's address.
+fn from_domain(raw: &[u8]) -> Option<String> {
+    let msg = mail_parser::MessageParser::new().parse_headers(raw)?;
+    let addr = msg.from()?.first()?.address()?;
+    addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
 }
