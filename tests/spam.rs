@@ -211,7 +211,9 @@ async fn verdicts_at_smtp() {
     let metrics = http_get(s.addr("http"), "/metrics");
     for (v, n) in [("ham", 2), ("junk", 1), ("reject", 1), ("unscored", 1)] {
         assert!(
-            metrics.contains(&format!("petrel_spam_verdicts_total{{verdict=\"{v}\"}} {n}")),
+            metrics.contains(&format!(
+                "petrel_spam_verdicts_total{{verdict=\"{v}\"}} {n}"
+            )),
             "{v}: {metrics}"
         );
     }
