@@ -611,3 +611,32 @@ async fn spam_traps() {
         "{metrics}"
     );
 }
+
+/// An administrator's DATA-stage script runs after the filter and reads
+/// its verdict (spamtest and `env.spam_score`), here refusing what the
+/// filter would only have filed into Junk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_script_extends_the_filter() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 4.0\nrules = { SUBJ_ALL_CAPS = 3.0 }\n[sieve.stages]\ndata = \"spam-policy\"\n",
+    );
+    s.account(JOE);
+    let out = put_global(
+        &s,
+        "spam-policy",
+        "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"reject\", \"variables\", \"environment\"];\nif spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"7\" {\n  reject \"554 5.7.1 Refused by the site's spam policy (score ${env.spam_score})\";\n}\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(send(&s, &message(1, "Lunch", "noon"))
+        .await
+        .starts_with("250"));
+    let r = send(&s, &message(2, "FREE MONEY FOR YOU", "x")).await;
+    assert_eq!(
+        r,
+        "554 5.7.1 Refused by the site's spam policy (score 3.00)"
+    );
+    assert_eq!(wait_for_mail(s.addr("imap"), JOE, 1).await.len(), 1);
+    assert!(imap_fetch_mailbox(s.addr("imap"), JOE, "pw", "Junk")
+        .await
+        .is_empty());
+}

@@ -12,7 +12,11 @@
 //! `remote-ip`/`remote_ip`, `remote_net` (the client's /24, or /64 for
 //! IPv6), `helo`, `login` (empty unless authenticated), `listener`,
 //! `tls` (1 or 0), `stage`, and the `greylist_delay`,
-//! `greylist_retry_window` and `greylist_expiry` settings. The
+//! `greylist_retry_window` and `greylist_expiry` settings; at DATA,
+//! after the spam filter, `spam_score` (its score, "" when it did not
+//! score) and RFC 5235 spamtest/spamtestplus, so that such a script
+//! extends the filter (or, with `spam.enable = false` and its own
+//! tests, replaces it). The
 //! envelope is `envelope.from` and `envelope.to` (at RCPT the recipient
 //! being asked for, at DATA every recipient). State across sessions
 //! lives in [`super::kv`].
@@ -190,6 +194,23 @@ pub fn network(ip: IpAddr) -> String {
     }
 }
 
+/// The X-Spam-Score field's value ("" when the filter did not score).
+fn spam_score(message: &[u8]) -> String {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    String::from_utf8_lossy(&message[..end])
+        .split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case("X-Spam-Score")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
 /// One run to its end: the verdict and the key-value writes to make.
 fn interpret(
     core: &Core,
@@ -225,6 +246,13 @@ fn interpret(
         ("greylist_expiry", Variable::Integer(g.expiry as i64)),
     ] {
         ctx.set_env_variable(k, v);
+    }
+    if stage == Stage::Data {
+        // The spam filter has scored the message by now (its X-Spam
+        // fields): spamtest/spamtestplus and env `spam_score` read it.
+        let status = super::deliver::spam_status(facts.message, cfg.spam.junk_score);
+        ctx.set_spam_status(status);
+        ctx.set_env_variable("spam_score", Variable::from(spam_score(facts.message)));
     }
     if let Some(from) = facts.from {
         ctx.set_envelope(::sieve::Envelope::From, from);
