@@ -54,7 +54,7 @@ impl From<SieveError> for ApiError {
 }
 
 /// The account an address names.
-async fn account(st: &AppState, addr: &str) -> ApiResult<u32> {
+pub(super) async fn account(st: &AppState, addr: &str) -> ApiResult<u32> {
     st.core
         .directory
         .get_account(addr)

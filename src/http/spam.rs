@@ -77,13 +77,10 @@ fn decode(message: &str) -> ApiResult<Vec<u8>> {
 }
 
 async fn account(st: &AppState, addr: Option<&str>) -> ApiResult<Option<u32>> {
-    let Some(addr) = addr else { return Ok(None) };
-    st.core
-        .directory
-        .get_account(addr)
-        .await?
-        .map(|a| Some(a.id))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no account `{addr}`")))
+    match addr {
+        Some(a) => super::sieve::account(st, a).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn learn(

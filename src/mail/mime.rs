@@ -232,6 +232,44 @@ fn part_tree(msg: &Message<'_>, idx: usize, base: u32) -> Part {
     part
 }
 
+/// Where the header section ends: just past the first line break of the
+/// blank line (CRLF, or a bare LF), or the whole message when there is
+/// none.
+pub fn header_section_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len())
+}
+
+/// The message without the header fields whose names `drop` picks (with
+/// their folded lines); `None` when there is none to drop.
+pub fn without_fields(raw: &[u8], drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let end = header_section_end(raw);
+    let mut out: Option<Vec<u8>> = None;
+    let mut dropping = false;
+    let mut kept = 0;
+    let mut pos = 0;
+    for line in raw[..end].split_inclusive(|b| *b == b'\n') {
+        let continued = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continued {
+            dropping = line.contains(&b':')
+                && std::str::from_utf8(line.split(|b| *b == b':').next().unwrap_or(b""))
+                    .is_ok_and(|n| drop(n.trim()));
+        }
+        if dropping {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(raw.len()));
+            o.extend_from_slice(&raw[kept..pos]);
+            kept = pos + line.len();
+        }
+        pos += line.len();
+    }
+    let mut o = out?;
+    o.extend_from_slice(&raw[kept..]);
+    Some(o)
+}
+
 pub fn count_lines(b: &[u8]) -> usize {
     let n = b.iter().filter(|&&c| c == b'\n').count();
     if b.last().is_some_and(|&c| c != b'\n') {
@@ -485,6 +523,25 @@ fn structure(msg: &Message<'_>, idx: usize, ext: bool, depth: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fields_are_dropped_with_their_folds() {
+        let m = b"Bcc: a@x,\r\n b@y\r\nSubject: s\r\nbcc: c@z\r\n\r\nBcc: body\r\n";
+        let out = without_fields(m, |n| n.eq_ignore_ascii_case("bcc")).unwrap();
+        assert_eq!(out, b"Subject: s\r\n\r\nBcc: body\r\n");
+        assert_eq!(
+            without_fields(b"Subject: s\n\nBcc: x\n", |n| n == "Bcc"),
+            None
+        );
+        assert_eq!(
+            without_fields(b"Bcc: x\nTo: y\n\nz", |n| n == "Bcc").unwrap(),
+            b"To: y\n\nz"
+        );
+        assert_eq!(header_section_end(b"A: b\r\n\r\nc"), 6);
+        assert_eq!(header_section_end(b"A: b\n\nc"), 5);
+        assert_eq!(header_section_end(b"A: b"), 4);
+    }
+
     use super::*;
 
     const SIMPLE: &[u8] = b"From: Joe Q <joe@example.org>\r\nTo: a@b.c, \"B, C\" <b@c.d>\r\nSubject: Hi \"there\"\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <1@x>\r\n\r\nHello\r\nWorld\r\n";

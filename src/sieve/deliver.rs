@@ -147,18 +147,7 @@ pub async fn plan(core: &Core, acct: &Account, raw: &[u8], from: &str, to: &str)
 /// none is "not tested", 0 or less "definitely not spam", junk-score or
 /// more "definitely spam", and in between the score's share of it.
 pub fn spam_status(raw: &[u8], junk_score: f64) -> ::sieve::SpamStatus {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
-    let score = String::from_utf8_lossy(&raw[..end])
-        .split("\r\n")
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("X-Spam-Score")
-                .then(|| value.trim().parse::<f64>().ok())?
-        });
+    let score = crate::spam::filter::score_field(raw).and_then(|v| v.parse::<f64>().ok());
     match score {
         None => ::sieve::SpamStatus::Unknown,
         Some(s) if s <= 0.0 => ::sieve::SpamStatus::Ham,

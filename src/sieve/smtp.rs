@@ -194,23 +194,6 @@ pub fn network(ip: IpAddr) -> String {
     }
 }
 
-/// The X-Spam-Score field's value ("" when the filter did not score).
-fn spam_score(message: &[u8]) -> String {
-    let end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    String::from_utf8_lossy(&message[..end])
-        .split("\r\n")
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case("X-Spam-Score")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default()
-}
-
 /// One run to its end: the verdict and the key-value writes to make.
 fn interpret(
     core: &Core,
@@ -252,7 +235,8 @@ fn interpret(
         // fields): spamtest/spamtestplus and env `spam_score` read it.
         let status = super::deliver::spam_status(facts.message, cfg.spam.junk_score);
         ctx.set_spam_status(status);
-        ctx.set_env_variable("spam_score", Variable::from(spam_score(facts.message)));
+        let score = crate::spam::filter::score_field(facts.message).unwrap_or_default();
+        ctx.set_env_variable("spam_score", Variable::from(score));
     }
     if let Some(from) = facts.from {
         ctx.set_envelope(::sieve::Envelope::From, from);

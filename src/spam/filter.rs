@@ -239,36 +239,21 @@ pub fn headers(r: &Report) -> String {
 /// `raw` without the `X-Spam-*` header fields (added by someone else
 /// before it arrived, or by the filter when it is learnt from).
 pub fn strip_headers(raw: &[u8]) -> Cow<'_, [u8]> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
-        .unwrap_or(raw.len());
-    let own = |line: &[u8]| {
-        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
-        line.contains(&b':')
-            && std::str::from_utf8(name).is_ok_and(|n| rules::is_own_header(n.trim()))
-    };
-    if !raw[..end]
-        .split_inclusive(|b| *b == b'\n')
-        .any(|l| !l.starts_with(b" ") && !l.starts_with(b"\t") && own(l))
-    {
-        return Cow::Borrowed(raw);
+    match crate::mail::mime::without_fields(raw, rules::is_own_header) {
+        Some(v) => Cow::Owned(v),
+        None => Cow::Borrowed(raw),
     }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut dropping = false;
-    for line in raw[..end].split_inclusive(|b| *b == b'\n') {
-        let continued = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continued {
-            dropping = own(line);
-        }
-        if !dropping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(&raw[end..]);
-    Cow::Owned(out)
+}
+
+/// The X-Spam-Score field's value, if the message has one.
+pub fn score_field(raw: &[u8]) -> Option<String> {
+    let end = crate::mail::mime::header_section_end(raw);
+    String::from_utf8_lossy(&raw[..end]).lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("X-Spam-Score")
+            .then(|| v.trim().to_string())
+    })
 }
 
 /// [`strip_headers`] of a message held: itself when nothing goes.

@@ -238,32 +238,8 @@ fn envelope_of(
 
 /// The message without its Bcc fields (§7.5: removed for delivery).
 fn without_bcc(raw: &[u8]) -> Vec<u8> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
-        .unwrap_or(raw.len());
-    let mut out = Vec::with_capacity(raw.len());
-    let mut skipping = false;
-    let mut pos = 0;
-    while pos < end {
-        let next = raw[pos..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(end, |i| pos + i + 1);
-        let line = &raw[pos..next];
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-        pos = next;
-    }
-    out.extend_from_slice(&raw[end..]);
-    out
+    crate::mail::mime::without_fields(raw, |name| name.eq_ignore_ascii_case("bcc"))
+        .unwrap_or_else(|| raw.to_vec())
 }
 
 /// When the submission is released: a FUTURERELEASE hold (RFC 4865
