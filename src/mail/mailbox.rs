@@ -676,8 +676,15 @@ impl MailStore {
                 es.mailboxes.retain(|p| !drops.contains(p));
                 es.modseq = modseq;
                 txn.put(fkey, to_json(&es));
+                // Mailboxes that are gone say nothing.
                 let read = |ids: &[u32]| -> std::result::Result<Vec<Mailbox>, StoreError> {
-                    ids.iter().map(|id| mailbox_in(txn, acct, *id)).collect()
+                    let mut out = Vec::new();
+                    for id in ids {
+                        if let Some(v) = txn.get(&k_mbox(acct, *id))? {
+                            out.push(from_json(&v)?);
+                        }
+                    }
+                    Ok(out)
                 };
                 let (before, after) = (read(&old)?, read(&boxes)?);
                 let (before, after): (Vec<&Mailbox>, Vec<&Mailbox>) =

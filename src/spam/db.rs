@@ -5,7 +5,9 @@
 //! Keys: `spam/t<scope><token>` → spam and ham counts (two u32, big
 //! endian); `spam/n<scope>` → the totals; `spam/l<account><email>` → what
 //! a stored message was learnt as (`s` or `h`), so that learning it again
-//! changes nothing and learning the other way first forgets.
+//! changes nothing and learning the other way first forgets. Those marks
+//! stay when the message is deleted (a key of 18 bytes each) until the
+//! account is.
 //!
 //! Scoring reads a copy in memory, loaded per scope on first use. Each
 //! learning transaction writes counts and, once durable, puts the same
@@ -172,16 +174,6 @@ impl TokenDb {
                 }
                 txn.after_commit(move || apply(&models, written));
                 Ok(outcome)
-            })
-            .await
-    }
-
-    /// Forgets what was learnt about a message that is gone.
-    pub async fn forget_stored(&self, account: u32, email: u64) -> Result<(), StoreError> {
-        self.store
-            .transact(move |txn| {
-                txn.delete(k_learnt(account, email));
-                Ok(())
             })
             .await
     }

@@ -653,7 +653,9 @@ fn phishing(msg: &Message<'_>, ctx: &Context<'_>, hits: &mut Vec<&'static str>) 
 
 /// A message's header field `name` is one the filter writes.
 pub fn is_own_header(name: &str) -> bool {
-    name.len() > 7 && name[..7].eq_ignore_ascii_case("x-spam-")
+    // Compared as bytes: a name can hold anything (found by fuzzing: a
+    // multi-byte character across the seventh byte).
+    name.len() > 7 && name.as_bytes()[..7].eq_ignore_ascii_case(b"x-spam-")
 }
 
 #[cfg(test)]
@@ -810,6 +812,15 @@ mod tests {
                 proptest::prop_assert!(!host.contains(['/', '?', '#']));
             }
         }
+    }
+
+    #[test]
+    fn own_header_names() {
+        assert!(is_own_header("X-Spam-Status"));
+        assert!(is_own_header("x-spam-flag"));
+        assert!(!is_own_header("X-Spam"));
+        assert!(!is_own_header("X-Spamless"));
+        assert!(!is_own_header("xaplя>To"));
     }
 
     #[test]
