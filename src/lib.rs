@@ -285,7 +285,8 @@ pub mod fuzz_entry {
             for id in crate::spam::rules::check(&msg, &ctx) {
                 assert!(crate::spam::rules::find(id).is_some(), "{id}");
             }
-            let hosts = crate::spam::rules::message_hosts(&msg);
+            let read = crate::spam::rules::Reading::of(&msg);
+            let hosts = crate::spam::rules::message_hosts(&msg, &read);
             for d in crate::spam::dnsbl::domains(hosts.iter().map(String::as_str)) {
                 assert!(d.contains('.') && !d.ends_with('.'), "{d}");
             }

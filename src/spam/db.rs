@@ -132,6 +132,11 @@ impl TokenDb {
 
     /// How many spam and ham messages `scope` has learnt.
     pub async fn totals(&self, scope: u32) -> Result<(u32, u32), StoreError> {
+        // A loaded copy is exact (see the module's notes): no store read.
+        if let Some(m) = self.models.lock().expect("spam models").get(&scope) {
+            let m = m.read().expect("spam model");
+            return Ok((m.spam_messages, m.ham_messages));
+        }
         Ok(self
             .store
             .get(k_scope(TOTALS, scope))

@@ -89,9 +89,12 @@ impl Filter {
         ctx: &Context<'_>,
         account: Option<u32>,
     ) -> Result<Report, StoreError> {
-        let parsed = MessageParser::default().parse(raw);
+        // Parsed once, its text read once, for every check.
+        let parsed = MessageParser::default()
+            .parse(raw)
+            .map(|msg| (rules::Reading::of(&msg), msg));
         let mut fired: Vec<&'static str> = match &parsed {
-            Some(msg) => rules::check(msg, ctx),
+            Some((read, msg)) => rules::check_read(msg, read, ctx),
             None => vec!["MISSING_FROM"],
         };
         let listed = match (&self.resolver, self.cfg.dnsbl.is_empty()) {
@@ -100,8 +103,8 @@ impl Filter {
                 if let Some((_, d)) = ctx.mail_from.rsplit_once('@') {
                     hosts.push(d.to_string());
                 }
-                if let Some(msg) = &parsed {
-                    hosts.extend(rules::message_hosts(msg));
+                if let Some((read, msg)) = &parsed {
+                    hosts.extend(rules::message_hosts(msg, read));
                 }
                 let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
                 super::dnsbl::check(
@@ -121,7 +124,7 @@ impl Filter {
             if let Some(scope) = self.scope_for(account).await? {
                 let model = self.db.model(scope).await?;
                 let tokens = match &parsed {
-                    Some(msg) => super::tokens::tokens_of(msg),
+                    Some((read, msg)) => super::tokens::tokens_read(msg, &read.html, &read.text),
                     None => super::tokens(raw),
                 };
                 let p = model.read().expect("spam model").score(&tokens).probability;

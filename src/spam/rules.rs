@@ -159,13 +159,41 @@ pub struct Context<'a> {
     pub from_local: bool,
 }
 
+/// A message's text read once for the rules, the classifier and the
+/// blocklists: its HTML bodies, its text (HTML turned into text) and the
+/// hosts of its links.
+pub struct Reading {
+    pub html: String,
+    pub text: String,
+    pub link_hosts: Vec<String>,
+    links: Vec<Link>,
+}
+
+impl Reading {
+    pub fn of(msg: &Message<'_>) -> Reading {
+        let (html, text) = html_and_text(msg);
+        let links = find_links(&html, &text);
+        Reading {
+            link_hosts: links.iter().map(|l| l.host.clone()).collect(),
+            links,
+            html,
+            text,
+        }
+    }
+}
+
 /// The ids of the rules that fire (Bayes bands aside).
 pub fn check(msg: &Message<'_>, ctx: &Context<'_>) -> Vec<&'static str> {
+    check_read(msg, &Reading::of(msg), ctx)
+}
+
+/// [`check`] of a message read already.
+pub fn check_read(msg: &Message<'_>, read: &Reading, ctx: &Context<'_>) -> Vec<&'static str> {
     let mut hits = Vec::new();
     headers(msg, ctx, &mut hits);
-    body(msg, &mut hits);
+    body(msg, read, &mut hits);
     auth(ctx.auth_results, &mut hits);
-    phishing(msg, ctx, &mut hits);
+    phishing(msg, ctx, read, &mut hits);
     if ctx.trapped {
         hits.push("SPAM_TRAP");
     }
@@ -281,7 +309,7 @@ const SHORTENERS: &[&str] = &[
     "rb.gy",
 ];
 
-fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
+fn body(msg: &Message<'_>, read: &Reading, hits: &mut Vec<&'static str>) {
     let mut has_text = false;
     let mut has_html = false;
     let mut has_image = false;
@@ -308,7 +336,7 @@ fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
     if has_html && !has_text {
         hits.push("HTML_ONLY");
     }
-    let (html, text) = html_and_text(msg);
+    let (html, text) = (&read.html, &read.text);
     if has_html {
         let lower = html.to_ascii_lowercase();
         has_image |= lower.contains("<img");
@@ -340,12 +368,12 @@ fn body(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
     if letters >= 200 && upper * 2 > letters {
         hits.push("BODY_CAPS");
     }
-    links(&html, &text, hits);
+    links(&read.links, hits);
 }
 
 /// The message's HTML bodies and its text (HTML turned into text), each
 /// up to about 512 KB.
-fn html_and_text(msg: &Message<'_>) -> (String, String) {
+pub fn html_and_text(msg: &Message<'_>) -> (String, String) {
     let mut html = String::new();
     for i in 0..msg.html_body_count() {
         if let Some(h) = msg.body_html(i) {
@@ -359,6 +387,7 @@ fn html_and_text(msg: &Message<'_>) -> (String, String) {
     for i in 0..msg.text_body_count().max(msg.html_body_count()) {
         if let Some(t) = msg.body_text(i) {
             text.push_str(&t);
+            text.push('\n');
         }
         if text.len() > 512 * 1024 {
             break;
@@ -368,13 +397,12 @@ fn html_and_text(msg: &Message<'_>) -> (String, String) {
 }
 
 /// The hosts a message names: its From domain and its links' hosts.
-pub fn message_hosts(msg: &Message<'_>) -> Vec<String> {
+pub fn message_hosts(msg: &Message<'_>, read: &Reading) -> Vec<String> {
     let mut out: Vec<String> = first_address(msg.from())
         .and_then(domain_of)
         .into_iter()
         .collect();
-    let (html, text) = html_and_text(msg);
-    out.extend(find_links(&html, &text).into_iter().map(|l| l.host));
+    out.extend(read.link_hosts.iter().cloned());
     out
 }
 
@@ -500,8 +528,8 @@ fn shown_domain(text: &str) -> Option<String> {
     looks.then(|| host.to_string())
 }
 
-fn links(html: &str, text: &str, hits: &mut Vec<&'static str>) {
-    for l in find_links(html, text) {
+fn links(links: &[Link], hits: &mut Vec<&'static str>) {
+    for l in links {
         if is_ip_literal(&l.host) {
             push_once(hits, "URL_IP_LITERAL");
         }
@@ -623,7 +651,7 @@ fn names_brand(name: &str, brand: &str) -> bool {
     words.windows(want.len()).any(|w| w == want.as_slice())
 }
 
-fn phishing(msg: &Message<'_>, ctx: &Context<'_>, hits: &mut Vec<&'static str>) {
+fn phishing(msg: &Message<'_>, ctx: &Context<'_>, read: &Reading, hits: &mut Vec<&'static str>) {
     let from = msg.from().and_then(|a| a.first());
     let from_domain = from.and_then(|a| a.address()).and_then(domain_of);
     if ctx.from_local {
@@ -643,9 +671,8 @@ fn phishing(msg: &Message<'_>, ctx: &Context<'_>, hits: &mut Vec<&'static str>) 
             hits.push("FROM_BRAND_SPOOF");
         }
     }
-    let mut domains: Vec<String> = from_domain.into_iter().collect();
-    let (html, text) = html_and_text(msg);
-    domains.extend(find_links(&html, &text).into_iter().map(|l| l.host));
+    let mut domains: Vec<&str> = from_domain.as_deref().into_iter().collect();
+    domains.extend(read.link_hosts.iter().map(String::as_str));
     if domains.iter().any(|d| mixed_script(d)) {
         hits.push("MIXED_SCRIPT_DOMAIN");
     }

@@ -64,6 +64,13 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
 
 /// The tokens of a message parsed already, sorted, each once.
 pub fn tokens_of(msg: &Message<'_>) -> Vec<u64> {
+    let (html, text) = super::rules::html_and_text(msg);
+    tokens_read(msg, &html, &text)
+}
+
+/// [`tokens_of`] with the message's HTML and text read already
+/// ([`super::rules::Reading`]).
+pub fn tokens_read(msg: &Message<'_>, html: &str, text: &str) -> Vec<u64> {
     let mut out: HashSet<u64> = HashSet::new();
     let mut add = |s: &str| {
         out.insert(hash(s));
@@ -149,23 +156,11 @@ pub fn tokens_of(msg: &Message<'_>) -> Vec<u64> {
             add(&format!("cte:{}", cte.to_ascii_lowercase()));
         }
     }
-    let mut text = String::new();
-    for i in 0..msg.text_body_count().max(msg.html_body_count()) {
-        if let Some(t) = msg.body_text(i) {
-            text.push_str(&t);
-            text.push('\n');
-        }
-        if text.len() > MAX_TEXT {
-            break;
-        }
-    }
     // Links in the HTML's attributes as well as in the text.
-    for i in 0..msg.html_body_count() {
-        if let Some(h) = msg.body_html(i) {
-            hosts(&h, &mut add);
-            tags(&h, &mut add);
-            add("html");
-        }
+    if !html.is_empty() {
+        hosts(html, &mut add);
+        tags(html, &mut add);
+        add("html");
     }
     let mut cut = text.len().min(MAX_TEXT);
     while !text.is_char_boundary(cut) {
