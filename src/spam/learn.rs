@@ -33,10 +33,20 @@ async fn learn_one(mail: &MailStore, filter: &Filter, m: JunkMark) -> Result<(),
         .await
         .map_err(|e| e.to_string())?;
     let raw = match meta {
-        Some(meta) => mail
-            .email_raw_live(m.account, m.email, &meta)
-            .await
-            .map_err(|e| e.to_string())?,
+        Some(meta) => match mail.email_raw_live(m.account, m.email, &meta).await {
+            Ok(raw) => raw,
+            // Its content is lost: nothing to learn, and retrying would
+            // hold up every change queued after it.
+            Err(crate::mail::MailError::NotFound(e)) => {
+                tracing::warn!(
+                    account = m.account,
+                    email = m.email,
+                    "spam filter cannot learn a message: {e}"
+                );
+                None
+            }
+            Err(e) => return Err(e.to_string()),
+        },
         None => None,
     };
     if let Some(raw) = raw {
