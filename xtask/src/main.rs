@@ -231,17 +231,12 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
         &d("spam-2"),
         &d("easy-ham-2"),
     )?;
-    let pct = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
     println!(
-        "bench spam: {} (local tests, Bayes from sa-learn on the same training messages, required 5.0): false positives {} of {} ({:.2} %), false negatives {} of {} ({:.2} %), {:.1} msg/s (spamd, 2 children, 2 spamc clients)",
-        sa.version,
-        sa.false_positives,
-        sa.hams,
-        pct(sa.false_positives, sa.hams),
-        sa.false_negatives,
-        sa.spams,
-        pct(sa.false_negatives, sa.spams),
-        sa.per_second
+        "bench spam: {}",
+        sa.line(
+            "local tests, Bayes from sa-learn on the same training messages, required 5.0",
+            "spamd, 2 children, 2 spamc clients"
+        )
     );
     // Petrel's whole filter at its default junk-score, for the ratio.
     let petrel_rate = text
@@ -262,15 +257,8 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
         &d("easy-ham-2"),
     )?;
     println!(
-        "bench spam: {} (its modules with DNS answered by nothing, Bayes in a private Redis learnt from the same training messages, spam from 6.0): false positives {} of {} ({:.2} %), false negatives {} of {} ({:.2} %), {:.1} msg/s (2 workers, rspamc with 2 connections)",
-        rs.version,
-        rs.false_positives,
-        rs.hams,
-        pct(rs.false_positives, rs.hams),
-        rs.false_negatives,
-        rs.spams,
-        pct(rs.false_negatives, rs.spams),
-        rs.per_second
+        "bench spam: {}",
+        rs.line("its local modules (DNS answered by nothing), Bayes in a private Redis learnt from the same training messages, spam from 6.0", "2 workers, rspamc with 2 connections")
     );
     // Inbound SMTP with the filter on against off (benches/smtp_delivery.rs).
     std::env::set_var("PETREL_BENCH_SMTP", "spam");

@@ -32,6 +32,24 @@ pub struct Outcome {
     pub version: String,
 }
 
+impl Outcome {
+    /// The figures as one line: how it ran, then the rates.
+    pub fn line(&self, setup: &str, clients: &str) -> String {
+        let pct = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+        format!(
+            "{} ({setup}): false positives {} of {} ({:.2} %), false negatives {} of {} ({:.2} %), {:.1} msg/s ({clients})",
+            self.version,
+            self.false_positives,
+            self.hams,
+            pct(self.false_positives, self.hams),
+            self.false_negatives,
+            self.spams,
+            pct(self.false_negatives, self.spams),
+            self.per_second
+        )
+    }
+}
+
 /// The messages of a corpus folder (the `.txt` files; `.json` are its
 /// metadata).
 fn messages(dir: &Path) -> Result<Vec<PathBuf>, String> {
