@@ -120,25 +120,6 @@ fn reply_rules(
     ))
 }
 
-/// A plain-text rendering of an HTML body (RFC 8621 §8: the server
-/// SHOULD make a text part when only HTML is given).
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
 /// The Sieve script that sends the response (RFC 5230 vacation), run
 /// at delivery by `sieve::deliver` when the account's own scripts sent
 /// none: once per sender in `VACATION_PERIOD`, remembered under a handle
@@ -165,7 +146,7 @@ pub fn script(v: &Vacation, account: &Account) -> String {
         text.push_str(&format!(" :subject \"{}\"", q(subject)));
     }
     let plain = v.text_body.clone().unwrap_or_else(|| match &v.html_body {
-        Some(h) => strip_tags(h),
+        Some(h) => crate::mail::mime::strip_tags(h),
         None => "I am away and will read your message when I am back.".into(),
     });
     let body = match &v.html_body {

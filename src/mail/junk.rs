@@ -69,6 +69,12 @@ pub(crate) struct JunkMarker {
 }
 
 impl JunkMarker {
+    /// Whether changes are recorded (so that moves read the mailboxes'
+    /// roles only then).
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     /// Records in `txn` that a user called `email` spam or not.
     pub(crate) fn mark(&self, txn: &mut Txn<'_>, acct: u32, email: u64, spam: bool) {
         if !self.on.load(Ordering::Relaxed) {

@@ -482,7 +482,12 @@ impl MailStore {
                 let mut st = account_state(txn, acct)?;
                 let mut dmb: Mailbox = mailbox_in(txn, acct, dst)?;
                 // What the user says by this: Junk in or out.
-                let verdict = match txn.get(&k_mbox(acct, src))? {
+                let source = if junk.is_on() {
+                    txn.get(&k_mbox(acct, src))?
+                } else {
+                    None
+                };
+                let verdict = match source {
                     Some(v) => {
                         let smb: Mailbox = from_json(&v)?;
                         if is_move {
@@ -686,7 +691,11 @@ impl MailStore {
                     }
                     Ok(out)
                 };
-                let (before, after) = (read(&old)?, read(&boxes)?);
+                let (before, after) = if junk.is_on() {
+                    (read(&old)?, read(&boxes)?)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
                 let (before, after): (Vec<&Mailbox>, Vec<&Mailbox>) =
                     (before.iter().collect(), after.iter().collect());
                 if let Some(spam) = super::junk::move_verdict(&before, &after) {

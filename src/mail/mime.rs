@@ -232,6 +232,26 @@ fn part_tree(msg: &Message<'_>, idx: usize, base: u32) -> Part {
     part
 }
 
+/// A plain-text rendering of HTML: tags dropped, the common entities
+/// decoded (the JMAP vacation's text part, RFC 8621 §8; a link's text
+/// for the spam rules).
+pub fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// Where the header section ends: just past the first line break of the
 /// blank line (CRLF, or a bare LF), or the whole message when there is
 /// none.

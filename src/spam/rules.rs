@@ -442,7 +442,11 @@ pub fn find_links(html: &str, text: &str) -> Vec<Link> {
         let anchor = lower[end..].find('>').and_then(|gt| {
             let body_start = end + gt + 1;
             let close = lower[body_start..].find("</a")?;
-            Some(strip_tags(&html[body_start..body_start + close]))
+            Some(
+                crate::mail::mime::strip_tags(&html[body_start..body_start + close])
+                    .trim()
+                    .to_string(),
+            )
         });
         if let Some((host, credentials)) = url_host(url) {
             out.push(Link {
@@ -466,20 +470,6 @@ pub fn find_links(html: &str, text: &str) -> Vec<Link> {
         }
     }
     out
-}
-
-fn strip_tags(s: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for c in s.chars() {
-        match c {
-            '<' => inside = true,
-            '>' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out.trim().to_string()
 }
 
 /// The host of an http(s) URL (lower case) and whether it names a user.

@@ -225,12 +225,14 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let sa = spam_anchor::run(
-        &[&d("spam-1")],
-        &[&d("easy-ham-1"), &d("hard-ham-1")],
-        &d("spam-2"),
-        &d("easy-ham-2"),
-    )?;
+    // The split, the same for both anchors.
+    let split = spam_anchor::Split {
+        train_spam: vec![d("spam-1")],
+        train_ham: vec![d("easy-ham-1"), d("hard-ham-1")],
+        test_spam: d("spam-2"),
+        test_ham: d("easy-ham-2"),
+    };
+    let sa = spam_anchor::run(&split)?;
     println!(
         "bench spam: {}",
         sa.line(
@@ -250,12 +252,7 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
             rate / sa.per_second
         );
     }
-    let rs = spam_anchor::rspamd(
-        &[&d("spam-1")],
-        &[&d("easy-ham-1"), &d("hard-ham-1")],
-        &d("spam-2"),
-        &d("easy-ham-2"),
-    )?;
+    let rs = spam_anchor::rspamd(&split)?;
     println!(
         "bench spam: {}",
         rs.line("its local modules (DNS answered by nothing), Bayes in a private Redis learnt from the same training messages, spam from 6.0", "2 workers, rspamc with 2 connections")

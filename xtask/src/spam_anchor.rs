@@ -62,7 +62,7 @@ fn messages(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(v)
 }
 
-fn link_all(from: &[&Path], to: &Path) -> Result<(), String> {
+fn link_all(from: &[PathBuf], to: &Path) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
     for d in from {
         for (i, m) in messages(d)?.iter().enumerate() {
@@ -99,14 +99,23 @@ fn is_spam(port: u16, msg: &Path) -> Result<bool, String> {
     }
 }
 
-pub fn run(
-    train_spam: &[&Path],
-    train_ham: &[&Path],
-    test_spam: &Path,
-    test_ham: &Path,
-) -> Result<Outcome, String> {
-    let dir = std::env::temp_dir().join(format!("petrel-bench-sa-{}", std::process::id()));
+/// The corpus folders an anchor learns from and is measured on.
+pub struct Split {
+    pub train_spam: Vec<PathBuf>,
+    pub train_ham: Vec<PathBuf>,
+    pub test_spam: PathBuf,
+    pub test_ham: PathBuf,
+}
+
+/// An empty private directory for one anchor's run.
+fn private_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("petrel-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn run(split: &Split) -> Result<Outcome, String> {
+    let dir = private_dir("sa");
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir.join("bayes")).map_err(|e| e.to_string())?;
@@ -127,8 +136,8 @@ pub fn run(
         ),
     )
     .map_err(|e| e.to_string())?;
-    link_all(train_spam, &dir.join("train-spam"))?;
-    link_all(train_ham, &dir.join("train-ham"))?;
+    link_all(&split.train_spam, &dir.join("train-spam"))?;
+    link_all(&split.train_ham, &dir.join("train-ham"))?;
     let conf_arg = format!("--siteconfigpath={}", conf.display());
     let t0 = Instant::now();
     for (kind, d) in [("--spam", "train-spam"), ("--ham", "train-ham")] {
@@ -186,8 +195,8 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let spams = messages(test_spam)?;
-    let hams = messages(test_ham)?;
+    let spams = messages(&split.test_spam)?;
+    let hams = messages(&split.test_ham)?;
     let all: Vec<(PathBuf, bool)> = spams
         .iter()
         .map(|p| (p.clone(), true))
@@ -318,14 +327,8 @@ fn scores(report: &str) -> std::collections::HashMap<String, f64> {
     out
 }
 
-pub fn rspamd(
-    train_spam: &[&Path],
-    train_ham: &[&Path],
-    test_spam: &Path,
-    test_ham: &Path,
-) -> Result<Outcome, String> {
-    let dir = std::env::temp_dir().join(format!("petrel-bench-rspamd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+pub fn rspamd(split: &Split) -> Result<Outcome, String> {
+    let dir = private_dir("rspamd");
     for d in ["local.d", "override.d", "db", "run", "log"] {
         std::fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
     }
@@ -405,8 +408,7 @@ pub fn rspamd(
         &dir,
         &format!("127.0.0.1:{normal}"),
         &format!("127.0.0.1:{controller}"),
-        (train_spam, train_ham),
-        (test_spam, test_ham),
+        split,
     );
     stop_group(&mut rspamd);
     stop_group(&mut redis_child);
@@ -420,8 +422,7 @@ fn rspamd_measure(
     dir: &Path,
     normal: &str,
     controller: &str,
-    (train_spam, train_ham): (&[&Path], &[&Path]),
-    (test_spam, test_ham): (&Path, &Path),
+    split: &Split,
 ) -> Result<Outcome, String> {
     // Ready once a scan answers (it compiles its expressions first).
     let probe = dir.join("probe.eml");
@@ -434,7 +435,10 @@ fn rspamd_measure(
         std::thread::sleep(Duration::from_millis(500));
     }
     let t0 = Instant::now();
-    for (cmd, dirs) in [("learn_spam", train_spam), ("learn_ham", train_ham)] {
+    for (cmd, dirs) in [
+        ("learn_spam", &split.train_spam),
+        ("learn_ham", &split.train_ham),
+    ] {
         let mut files = Vec::new();
         for d in dirs {
             files.extend(messages(d)?);
@@ -445,8 +449,8 @@ fn rspamd_measure(
         "bench spam: rspamd learnt in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
-    let spams = messages(test_spam)?;
-    let hams = messages(test_ham)?;
+    let spams = messages(&split.test_spam)?;
+    let hams = messages(&split.test_ham)?;
     let all: Vec<PathBuf> = spams.iter().chain(hams.iter()).cloned().collect();
     let t0 = Instant::now();
     let report = rspamc(normal, &[], &all)?;
