@@ -8,6 +8,7 @@ pub mod core;
 pub mod directory;
 pub mod dkim;
 pub mod dns;
+pub mod filters;
 pub mod http;
 pub mod imap;
 pub mod init;
@@ -257,6 +258,51 @@ pub mod fuzz_entry {
         if let Some(a) = crate::http::autodiscover_request(data) {
             assert!(a.contains('@'));
         }
+    }
+
+    /// What external filters send back: milter packets decoded one after
+    /// another and their header changes made to the input as a message
+    /// (whose fields are also read as a milter is sent them), and the
+    /// input as an HTTP hook's answer.
+    pub fn milter_reply(data: &[u8]) {
+        use crate::filters::milter::proto::{decode, Reply};
+        use crate::filters::{apply, header_pairs, Changes, HeaderChange};
+        let mut changes = Changes::default();
+        let mut rest = data;
+        while let Ok(Some((reply, n))) = decode(rest, 1 << 16) {
+            assert!(n >= 5 && n <= rest.len());
+            rest = &rest[n..];
+            match reply {
+                Reply::AddHeader { name, value } => {
+                    changes.headers.push(HeaderChange::Add { name, value })
+                }
+                Reply::InsertHeader { index, name, value } => {
+                    changes.headers.push(HeaderChange::Insert {
+                        index: index as usize,
+                        name,
+                        value,
+                    })
+                }
+                Reply::ChangeHeader { index, name, value } => {
+                    changes.headers.push(HeaderChange::Change {
+                        index: index as usize,
+                        name,
+                        value,
+                    })
+                }
+                Reply::ReplaceBody(b) => changes.body = Some(b),
+                _ => {}
+            }
+        }
+        let out = apply(data, &changes);
+        // Whatever the names and values held, no field carries a blank
+        // line into the message: the body is the one sent or asked for.
+        let start = crate::filters::body_start;
+        if changes.body.is_none() && data.windows(4).any(|w| w == b"\r\n\r\n") {
+            assert_eq!(&out[start(&out)..], &data[start(data)..]);
+        }
+        let _ = header_pairs(&out);
+        let _ = crate::filters::http::read_answer(data);
     }
 
     /// Message analysis at ingest (MIME tree, ENVELOPE, BODYSTRUCTURE).

@@ -37,6 +37,11 @@ fn imap_command_seeds() {
 }
 
 #[test]
+fn milter_reply_seeds() {
+    replay("milter_reply", petrel::fuzz_entry::milter_reply);
+}
+
+#[test]
 fn spam_tokens_seeds() {
     replay("spam_tokens", petrel::fuzz_entry::spam_tokens);
 }

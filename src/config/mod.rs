@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod filters;
 mod sieve;
 mod spam;
+pub use filters::{FilterPort, HookConfig, MilterConfig, OnFailure};
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
 pub use spam::{BayesConfig, DnsblCheck, DnsblZone, SpamConfig};
 
@@ -194,6 +196,10 @@ pub struct SmtpConfig {
     /// Clients in these address blocks must STARTTLS before MAIL
     /// (RFC 3207 §6: TLS required for selected hosts).
     pub require_tls_from: Vec<String>,
+    /// Milters every message passes at the end of DATA, in order.
+    pub milter: Vec<MilterConfig>,
+    /// HTTP hooks every message passes after the milters, in order.
+    pub hook: Vec<HookConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -734,6 +740,8 @@ impl Default for SmtpConfig {
             bare_newlines: BareNewlines::Reject,
             check_from_header: true,
             require_tls_from: Vec::new(),
+            milter: Vec::new(),
+            hook: Vec::new(),
         }
     }
 }
@@ -944,6 +952,7 @@ impl Config {
                 ));
             }
         }
+        filters::check(&self.smtp.milter, &self.smtp.hook)?;
         if self.spam.dnsbl_timeout == 0 {
             return Err(("spam.dnsbl-timeout", "must be greater than zero".into()));
         }
@@ -1257,6 +1266,47 @@ mod tests {
             assert_eq!(e.key.as_deref(), Some(key), "{e}");
             assert!(e.message.contains(says), "{e}");
         }
+        // External filters: where they are and how long they may take.
+        for (text, says) in [
+            (
+                "[[smtp.milter]]\naddress = \"nowhere\"\n",
+                "neither host:port nor unix:/absolute/path",
+            ),
+            (
+                "[[smtp.milter]]\naddress = \"unix:relative.sock\"\n",
+                "neither host:port",
+            ),
+            (
+                "[[smtp.milter]]\naddress = \"127.0.0.1:11332\"\ntimeout = 0\n",
+                "greater than zero",
+            ),
+            (
+                "[[smtp.milter]]\naddress = \"127.0.0.1:11332\"\njunk-header = \"X-Spam\"\n",
+                "is not \"Name: value\"",
+            ),
+            (
+                "[[smtp.hook]]\nurl = \"ftp://example.org/\"\n",
+                "not an http:// or https:// URL",
+            ),
+            (
+                "[[smtp.hook]]\nurl = \"http://h/\"\ntimeout = 0\n",
+                "greater than zero",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::load(&p).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {e}");
+            assert!(e.key.as_deref().unwrap_or("").starts_with("smtp."), "{e}");
+        }
+        std::fs::write(
+            &p,
+            "[[smtp.milter]]\naddress = \"unix:/run/m.sock\"\non-failure = \"accept\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.smtp.milter[0].on_failure, OnFailure::Accept);
+        assert_eq!(c.smtp.milter[0].ports, [FilterPort::Mta]);
+        assert_eq!(c.smtp.milter[0].timeout, 30);
         std::fs::write(&p, "[spam]\nrules = { BAYES_99 = 4.0, HTML_ONLY = 0 }\n").unwrap();
         assert_eq!(Config::load(&p).unwrap().spam.rules["BAYES_99"], 4.0);
     }

@@ -145,6 +145,10 @@ fn describe() {
         "Messages the spam filter scored on the MTA port, by verdict (ham, junk, reject; unscored when the store failed and the message went on without a score)"
     );
     describe_counter!(
+        "petrel_filter_results_total",
+        "Messages the external filters ([[smtp.milter]], [[smtp.hook]]) answered, by filter and result (continue, accept, reject, tempfail, discard, quarantine; failure: unreachable, late or nonsense)"
+    );
+    describe_counter!(
         "petrel_spam_trap_hits_total",
         "Recipients that were spam traps (`spam.traps`): accepted, learnt as spam, never delivered"
     );

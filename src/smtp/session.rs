@@ -19,6 +19,7 @@ use crate::net::{Conn, Line, Shutdown};
 use crate::queue::{Notify, QueueRcpt};
 use crate::sieve::smtp::{Stage, Verdict as Policy};
 
+mod filters;
 mod handoff;
 mod policy;
 mod receive;
@@ -819,7 +820,7 @@ impl Session {
             auth_results = checked.header;
             self.auth_results.clone_from(&auth_results);
         }
-        match self.spam_check(env, body, &auth_results).await {
+        match self.content_checks(env, body, &auth_results).await {
             spam::SpamStep::Deliver { body: b, junk } => {
                 body = b;
                 if junk {
@@ -829,6 +830,10 @@ impl Session {
             spam::SpamStep::Refuse(reply) => {
                 tracing::info!(session = %self.id, "refused: {reply}");
                 self.reply(&reply).await?;
+                return Ok(Flow::Continue);
+            }
+            spam::SpamStep::Discard => {
+                self.reply("250 2.0.0 OK").await?;
                 return Ok(Flow::Continue);
             }
         }

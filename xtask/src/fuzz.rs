@@ -31,6 +31,7 @@ pub const TARGETS: &[&str] = &[
     "jmap_request",
     "jmap_email",
     "spam_tokens",
+    "milter_reply",
 ];
 
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

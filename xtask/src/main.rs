@@ -97,6 +97,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "/usr/bin/curl"),
     // A ManageSieve client (RFC 5804).
     ("sieve-connect", "/usr/bin/sieve-connect"),
+    // Milters for tests/milter.rs: rspamd (its proxy in milter mode) and
+    // SpamAssassin's spamd behind spamass-milter.
+    ("rspamd", "/usr/bin/rspamd"),
+    ("spamassassin", "/usr/sbin/spamd"),
+    ("spamc", "/usr/bin/spamc"),
+    ("spamass-milter", "/usr/sbin/spamass-milter"),
 ];
 
 /// Python modules of the independent clients the tests drive: the DKIM
@@ -519,6 +525,8 @@ fn ci() -> Result<(), String> {
                 "pigeonhole",
                 "--test",
                 "spam",
+                "--test",
+                "milter",
                 "--test",
                 "managesieve",
                 "--test",

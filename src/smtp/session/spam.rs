@@ -18,6 +18,8 @@ pub(super) enum SpamStep {
     Deliver { body: Vec<u8>, junk: bool },
     /// Refuse with this reply.
     Refuse(String),
+    /// Answer 250 and deliver nothing (an external filter's discard).
+    Discard,
 }
 
 impl Session {
