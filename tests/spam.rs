@@ -486,12 +486,16 @@ if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto :create "Su
 /// One message over SMTP from the loopback address `client`; the DATA
 /// reply.
 async fn send_from(s: &TestServer, client: &str, from: &str, body: &str) -> String {
+    send_to(s, client, from, JOE, body).await
+}
+
+async fn send_to(s: &TestServer, client: &str, from: &str, to: &str, body: &str) -> String {
     let mut c = LineClient::connect_from(client.parse().unwrap(), s.addr("smtp")).await;
     assert!(c.smtp_reply().await.starts_with("220"));
     for cmd in [
         "EHLO client.test".to_string(),
         format!("MAIL FROM:<{from}>"),
-        format!("RCPT TO:<{JOE}>"),
+        format!("RCPT TO:<{to}>"),
         "DATA".to_string(),
     ] {
         c.send(&format!("{cmd}\r\n")).await;
@@ -571,6 +575,126 @@ async fn dns_blocklists() {
         metrics.contains("petrel_spam_dnsbl_lookups_total{zone=\"bl.test\",result=\"listed\"} 2"),
         "{metrics}"
     );
+}
+
+/// Sender reputation: earlier mail from the same client address, ASN
+/// (TXT records in origin.asn.cymru.com's convention, from a real
+/// dnsmasq) and SPF-passing sender domain and address adds its mean
+/// score; mail to a spam trap counts as spam for its senders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_reputation() {
+    use common::dns::{Dns, Rec};
+    let asn = |ip: &str, n: u32| {
+        Rec::Txt(
+            format!("{ip}.asn.test"),
+            format!("{n} | 127.0.0.0/24 | ZZ | test | 2026-01-01"),
+        )
+    };
+    let dns = Dns::start(&[
+        asn("1.0.0.127", 64500),
+        asn("2.0.0.127", 64500),
+        asn("5.0.0.127", 64501),
+        Rec::Txt("remote.test".into(), "v=spf1 ip4:127.0.0.0/8 -all".into()),
+    ]);
+    let s = TestServer::start_with(&format!(
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 3.0\nreject-score = 0\ntraps = [\"trap@example.org\"]\nrules = {{ SUBJ_ALL_CAPS = 8.0, SPAM_TRAP = 0 }}\n[spam.reputation]\nmin-messages = 2\nasn-zone = \"asn.test\"\nexempt = []\n{}",
+        dns.resolver_toml()
+    ));
+    s.account(JOE);
+    let imap = s.addr("imap");
+    // Reputations are recorded after the reply: wait until they are.
+    let counted = |who: &str, n: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = s.cli_ok(&["spam", "reputation"]);
+            if out
+                .lines()
+                .any(|l| l.ends_with(who) && l.split_whitespace().next() == Some(n))
+            {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "{who} not at {n}: {out}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let result = |m: &str| header(m, "X-Spam-Result").join("");
+    // Two shouting messages from 127.0.0.1 (AS64500, remote.test passing
+    // SPF), 8 points each.
+    for n in 1..=2 {
+        let m = message(n, "YOU HAVE WON A PRIZE", "claim");
+        let r = send_from(&s, "127.0.0.1", "bulk@remote.test", &m).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let out = counted("ip 127.0.0.1", "2.00");
+    assert!(
+        out.contains("asn 64500") && out.contains("domain remote.test"),
+        "{out}"
+    );
+    // A clean message from there now carries the senders' past: the mean
+    // 8 times 0.5, capped at 3, for each.
+    let r = send_from(
+        &s,
+        "127.0.0.1",
+        "bulk@remote.test",
+        &message(3, "hello", "x"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    let clean = junk.iter().find(|m| m.contains("Subject: hello")).unwrap();
+    let res = result(clean);
+    for id in [
+        "REP_IP (3.00)",
+        "REP_ASN (3.00)",
+        "REP_DOMAIN (3.00)",
+        "REP_SENDER (3.00)",
+    ] {
+        assert!(res.contains(id), "{id}: {clean}");
+    }
+    // The reputation part is not learnt back: the clean message counted 0.
+    let out = counted("ip 127.0.0.1", "3.00");
+    assert!(
+        out.lines()
+            .any(|l| l.ends_with("ip 127.0.0.1") && l.contains("5.33")),
+        "{out}"
+    );
+    // Another address in the same network, another sender: only the ASN.
+    let r = send_from(
+        &s,
+        "127.0.0.2",
+        "ann@elsewhere.test",
+        &message(4, "hi", "x"),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    // 2.67 is under junk-score: the Inbox.
+    let inbox = texts(wait_for_mail(imap, JOE, 1).await);
+    let hi = &inbox[0];
+    assert!(result(hi).contains("REP_ASN (2.67)"), "{hi}");
+    assert!(!result(hi).contains("REP_IP"), "{hi}");
+    // A client whose only mail went to a spam trap: its next message is
+    // marked by it, though it is clean (trap mail counts as three times
+    // junk-score at least, whatever SPAM_TRAP's own score).
+    for n in 5..=6 {
+        let r = send_to(
+            &s,
+            "127.0.0.5",
+            "x@other.test",
+            "trap@example.org",
+            &spam(n),
+        )
+        .await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    counted("ip 127.0.0.5", "2.00");
+    let r = send_from(&s, "127.0.0.5", "x@other.test", &message(7, "tea", "x")).await;
+    assert!(r.starts_with("250"), "{r}");
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    let tea = junk.iter().find(|m| m.contains("Subject: tea")).unwrap();
+    assert!(result(tea).contains("REP_IP (3.00)"), "{tea}");
+    assert!(result(tea).contains("REP_ASN (3.00)"), "{tea}");
+    // The Inbox got nothing else.
+    assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
 }
 
 /// Spam traps: an address and a whole domain are accepted at RCPT (the

@@ -14,7 +14,7 @@ mod sieve;
 mod spam;
 pub use filters::{FilterPort, HookConfig, MilterConfig, OnFailure};
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
-pub use spam::{BayesConfig, DnsblCheck, DnsblZone, SpamConfig};
+pub use spam::{BayesConfig, DnsblCheck, DnsblZone, ReputationConfig, SpamConfig};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -953,6 +953,29 @@ impl Config {
             }
         }
         filters::check(&self.smtp.milter, &self.smtp.hook)?;
+        let r = &self.spam.reputation;
+        if r.half_life == 0 {
+            return Err((
+                "spam.reputation.half-life",
+                "must be greater than zero".into(),
+            ));
+        }
+        if !r.weight.is_finite() || !r.max_score.is_finite() || r.max_score < 0.0 {
+            return Err((
+                "spam.reputation.max-score",
+                "weight must be a number and max-score zero or more".into(),
+            ));
+        }
+        if let Some(b) = r
+            .exempt
+            .iter()
+            .find(|b| b.parse::<crate::net::limit::Cidr>().is_err())
+        {
+            return Err((
+                "spam.reputation.exempt",
+                format!("`{b}` is not an address block like 192.0.2.0/24"),
+            ));
+        }
         if self.spam.dnsbl_timeout == 0 {
             return Err(("spam.dnsbl-timeout", "must be greater than zero".into()));
         }
@@ -1258,6 +1281,18 @@ mod tests {
                 3,
                 "spam.reject-score",
                 "at least spam.junk-score",
+            ),
+            (
+                "[spam.reputation]\nhalf-life = 0\n",
+                2,
+                "spam.reputation.half-life",
+                "greater than zero",
+            ),
+            (
+                "[spam.reputation]\nexempt = [\"10.0.0.0/33\"]\n",
+                2,
+                "spam.reputation.exempt",
+                "is not an address block",
             ),
         ] {
             std::fs::write(&p, text).unwrap();

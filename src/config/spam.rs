@@ -29,6 +29,43 @@ pub struct SpamConfig {
     /// Seconds all of a message's blocklist lookups may take together;
     /// those unanswered by then count as not listed.
     pub dnsbl_timeout: u64,
+    pub reputation: ReputationConfig,
+}
+
+/// `[spam.reputation]`: what earlier mail from the same senders adds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReputationConfig {
+    pub enable: bool,
+    /// Seconds after which a sender's earlier mail counts half.
+    pub half_life: u64,
+    /// Messages (faded) a sender needs before its reputation counts.
+    pub min_messages: u32,
+    /// The reputation's score: the mean score of the sender's mail times this.
+    pub weight: f64,
+    /// Its most, up or down.
+    pub max_score: f64,
+    /// TXT zone mapping IPv4 addresses to ASNs (origin.asn.cymru.com's
+    /// convention); empty: no ASN reputation.
+    pub asn_zone: String,
+    pub asn_zone6: String,
+    /// Client address blocks neither rated nor counted (local clients).
+    pub exempt: Vec<String>,
+}
+
+impl Default for ReputationConfig {
+    fn default() -> Self {
+        ReputationConfig {
+            enable: true,
+            half_life: 7 * 86_400,
+            min_messages: 5,
+            weight: 0.5,
+            max_score: 3.0,
+            asn_zone: String::new(),
+            asn_zone6: String::new(),
+            exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
 }
 
 /// What a blocklist zone is asked about.
@@ -93,6 +130,7 @@ impl Default for SpamConfig {
             dnsbl_timeout: 3,
             max_size: 2 * 1024 * 1024,
             traps: Vec::new(),
+            reputation: ReputationConfig::default(),
         }
     }
 }

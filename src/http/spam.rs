@@ -9,7 +9,9 @@
 //! * `POST /api/spam/classify` — `{"message": BASE64, "account":
 //!   ADDRESS?}` scores a message as delivery would (no sender checks:
 //!   their results are read from its Authentication-Results field from
-//!   this server, if it has one) and lists the rules that fired.
+//!   this server, if it has one) and lists the rules that fired;
+//! * `GET /api/spam/reputation` — every sender's reputation now (its
+//!   faded message count, mean score and what it adds), worst first.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,6 +29,29 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/spam", get(status))
         .route("/api/spam/learn", post(learn))
         .route("/api/spam/classify", post(classify))
+        .route("/api/spam/reputation", get(reputation))
+}
+
+async fn reputation(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let f = &st.core.spam;
+    let cfg = &f.config().reputation;
+    let rows = f.reputations(crate::core::unix_now()).await?;
+    let senders: Vec<Value> = rows
+        .iter()
+        .map(|(who, r)| {
+            json!({
+                "sender": who,
+                "messages": (r.count * 100.0).round() / 100.0,
+                "mean_score": (r.sum / r.count.max(f64::MIN_POSITIVE) * 100.0).round() / 100.0,
+                "adds": crate::spam::reputation::contribution(r, cfg).unwrap_or(0.0),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "enable": cfg.enable,
+        "min_messages": cfg.min_messages,
+        "senders": senders,
+    })))
 }
 
 async fn status(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {

@@ -34,6 +34,8 @@ pub enum SpamCmd {
     },
     /// The filter's settings, every rule with its score, what it learnt.
     Rules,
+    /// Every sender's reputation (address, ASN, domain, sender), worst first.
+    Reputation,
     /// Train on folders of spam and ham, then classify other folders and
     /// print false positives, false negatives and speed (offline; one
     /// message per file; `*.json` files are skipped).
@@ -225,6 +227,28 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                     h["score"].as_f64().unwrap_or(0.0),
                     h["id"].as_str().unwrap_or(""),
                     h["description"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        SpamCmd::Reputation => {
+            let r = api(cli)?.call("GET", "/api/spam/reputation", None)?;
+            println!(
+                "reputation {}; counts from {} messages",
+                if r["enable"] == true { "on" } else { "off" },
+                r["min_messages"]
+            );
+            println!(
+                "{:>8}  {:>10}  {:>6}  sender",
+                "messages", "mean score", "adds"
+            );
+            for s in r["senders"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>8.2}  {:>10.2}  {:>6.2}  {}",
+                    s["messages"].as_f64().unwrap_or(0.0),
+                    s["mean_score"].as_f64().unwrap_or(0.0),
+                    s["adds"].as_f64().unwrap_or(0.0),
+                    s["sender"].as_str().unwrap_or("")
                 );
             }
             Ok(())

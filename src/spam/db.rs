@@ -100,6 +100,10 @@ impl TokenDb {
         }
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The database of `scope`, loaded from the store on first use.
     pub async fn model(&self, scope: u32) -> Result<Arc<RwLock<Model>>, StoreError> {
         if let Some(m) = self.models.lock().expect("spam models").get(&scope) {

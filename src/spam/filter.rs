@@ -8,6 +8,7 @@ use mail_auth::hickory_resolver::TokioResolver;
 use mail_parser::MessageParser;
 
 use super::db::{Learnt, TokenDb, GLOBAL};
+use super::reputation::{Reputation, Sender};
 use super::rules::{self, Context};
 use crate::config::SpamConfig;
 use crate::store::StoreError;
@@ -27,9 +28,14 @@ pub struct Report {
     pub score: f64,
     /// Rules that fired with their scores, highest first.
     pub hits: Vec<(String, f64)>,
-    /// Blocklist rules that fired and what they listed (an address or
-    /// a domain).
+    /// Rules scored from outside the message (blocklists, reputation)
+    /// and whom they name (an address, a domain, an ASN).
     pub listed: Vec<(String, String)>,
+    /// Whom the message's score counts for in the senders' reputations.
+    pub senders: Vec<Sender>,
+    /// The score without the reputation rules (what the senders'
+    /// reputations learn, so that none feeds itself).
+    pub own_score: f64,
     /// The classifier's spam probability, when a database had learnt enough.
     pub bayes: Option<f64>,
     /// Whose database: 0 the server's, else the account's.
@@ -41,16 +47,28 @@ pub struct Report {
 pub struct Filter {
     cfg: SpamConfig,
     pub db: TokenDb,
-    /// For the DNS blocklists.
+    /// For the DNS blocklists and ASNs.
     resolver: Option<TokioResolver>,
+    reputation: Reputation,
+    /// Clients whose mail has no reputation (`spam.reputation.exempt`).
+    exempt: Vec<crate::net::limit::Cidr>,
 }
 
 impl Filter {
     pub fn new(cfg: SpamConfig, db: TokenDb) -> Self {
+        let reputation = Reputation::new(db.store().clone(), cfg.reputation.clone());
+        let exempt = cfg
+            .reputation
+            .exempt
+            .iter()
+            .filter_map(|b| b.parse().ok())
+            .collect();
         Filter {
             cfg,
             db,
             resolver: None,
+            reputation,
+            exempt,
         }
     }
 
@@ -97,8 +115,12 @@ impl Filter {
             Some((read, msg)) => rules::check_read(msg, read, ctx),
             None => vec!["MISSING_FROM"],
         };
-        let listed = match (&self.resolver, self.cfg.dnsbl.is_empty()) {
-            (Some(resolver), false) => {
+        let timeout = std::time::Duration::from_secs(self.cfg.dnsbl_timeout);
+        let listed = async {
+            let (Some(resolver), false) = (&self.resolver, self.cfg.dnsbl.is_empty()) else {
+                return Vec::new();
+            };
+            {
                 let mut hosts: Vec<String> = Vec::new();
                 if let Some((_, d)) = ctx.mail_from.rsplit_once('@') {
                     hosts.push(d.to_string());
@@ -107,17 +129,35 @@ impl Filter {
                     hosts.extend(rules::message_hosts(msg, read));
                 }
                 let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
-                super::dnsbl::check(
-                    resolver,
-                    &self.cfg.dnsbl,
-                    ctx.client_ip,
-                    &domains,
-                    std::time::Duration::from_secs(self.cfg.dnsbl_timeout),
-                )
-                .await
+                super::dnsbl::check(resolver, &self.cfg.dnsbl, ctx.client_ip, &domains, timeout)
+                    .await
             }
-            _ => Vec::new(),
         };
+        // The client's network, asked while the blocklists are.
+        let rated = ctx.client_ip.filter(|ip| {
+            self.cfg.reputation.enable && !self.exempt.iter().any(|b| b.contains(*ip))
+        });
+        let asn = async {
+            match (rated, &self.resolver) {
+                (Some(ip), Some(r)) => {
+                    super::reputation::asn(r, &self.cfg.reputation, ip, timeout).await
+                }
+                _ => None,
+            }
+        };
+        let (mut listed, asn) = tokio::join!(listed, asn);
+        let senders = match rated {
+            Some(ip) => {
+                let spf_pass = rules::auth_results(ctx.auth_results)
+                    .iter()
+                    .any(|(m, r)| m == "spf" && r == "pass");
+                super::reputation::senders(Some(ip), asn, ctx.mail_from, spf_pass)
+            }
+            None => Vec::new(),
+        };
+        let reputation = self.reputation.check(&senders, ctx.now).await?;
+        let rep_score: f64 = reputation.iter().map(|r| r.1).sum();
+        listed.extend(reputation);
         let mut bayes = None;
         let mut bayes_scope = None;
         if self.cfg.bayes.enable {
@@ -135,7 +175,30 @@ impl Filter {
                 }
             }
         }
-        Ok(self.report(fired, listed, bayes, bayes_scope))
+        let mut report = self.report(fired, listed, bayes, bayes_scope);
+        report.own_score = ((report.score - rep_score) * 100.0).round() / 100.0;
+        report.senders = senders;
+        Ok(report)
+    }
+
+    /// Counts a scored message in its senders' reputations; mail that
+    /// went to a spam trap counts as `spam.reject-score` at least.
+    pub async fn record(&self, report: &Report, now: i64, trapped: bool) -> Result<(), StoreError> {
+        let mut score = report.own_score;
+        if trapped {
+            score = score.max(self.cfg.reject_score.max(self.cfg.junk_score * 3.0));
+        }
+        self.reputation
+            .record(report.senders.clone(), score, now)
+            .await
+    }
+
+    /// The senders' reputations, worst first (`petrel spam reputation`).
+    pub async fn reputations(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(String, super::reputation::Record)>, StoreError> {
+        self.reputation.list(now).await
     }
 
     fn report(
@@ -157,6 +220,8 @@ impl Filter {
         };
         Report {
             score,
+            own_score: score,
+            senders: Vec::new(),
             hits,
             listed,
             bayes,
@@ -291,6 +356,8 @@ mod tests {
             score: 6.5,
             hits: vec![("BAYES_99".into(), 5.0), ("MISSING_DATE".into(), 1.5)],
             listed: vec![],
+            senders: vec![],
+            own_score: 6.5,
             bayes: Some(0.999),
             bayes_scope: Some(0),
             verdict: Verdict::Junk,

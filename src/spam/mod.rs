@@ -13,6 +13,7 @@ pub mod db;
 pub mod dnsbl;
 pub mod filter;
 pub mod learn;
+pub mod reputation;
 pub mod rules;
 pub mod tokens;
 

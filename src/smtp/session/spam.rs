@@ -96,6 +96,16 @@ impl Session {
                 return SpamStep::Deliver { body, junk: false };
             }
         };
+        if !report.senders.is_empty() {
+            // Off the reply's path: a reputation is no acknowledged data.
+            let (filter, report, now) = (filter.clone(), report.clone(), ctx.now);
+            let trapped = env.trapped > 0;
+            tokio::spawn(async move {
+                if let Err(e) = filter.record(&report, now, trapped).await {
+                    tracing::warn!("spam reputation not recorded: {e}");
+                }
+            });
+        }
         let verdict = match report.verdict {
             Verdict::Ham => "ham",
             Verdict::Junk => "junk",
