@@ -324,7 +324,8 @@ async fn wait_learnt(s: &TestServer, spam: usize, ham: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learns_from_users_moving_mail() {
-    let j = common::jmap::server("[spam.bayes]\nmin-learns = 3\n");
+    // Only what users teach counts here: no learning of verdicts.
+    let j = common::jmap::server("[spam.bayes]\nmin-learns = 3\nauto-learn = false\n");
     let s = &j.s;
     let mut bodies: Vec<String> = (0..4).map(spam).collect();
     bodies.extend((0..4).map(ham));
@@ -573,6 +574,65 @@ async fn dns_blocklists() {
     let metrics = http_get(s.addr("http"), "/metrics");
     assert!(
         metrics.contains("petrel_spam_dnsbl_lookups_total{zone=\"bl.test\",result=\"listed\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// Auto-learning: confident verdicts (scored without the classifier)
+/// teach the server's database, which then has its say on mail the
+/// rules alone let through; what the classifier is already sure of, and
+/// the uncertain middle, are not learnt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learns_its_confident_verdicts() {
+    let s = TestServer::start_with(
+        "[imap]\nauth-without-tls = true\n[spam]\nrules = { SUBJ_ALL_CAPS = 13.0, SUBJ_EXCLAIM = 3.0 }\n[spam.bayes]\nmin-learns = 3\n",
+    );
+    s.account(JOE);
+    let learnt = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = s.cli_ok(&["spam", "rules"]);
+            if out.contains(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "wanted {want}: {out}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Shouting spam scores 13 (from auto-learn-spam, 12): learnt as spam.
+    for n in 0..3 {
+        let m = message(n, "WIN THE JACKPOT NOW", &sample(SPAM_WORDS, n));
+        assert!(send(&s, &m).await.starts_with("250"));
+    }
+    // Clean mail scores 0 (up to auto-learn-ham, 0.1): learnt as ham.
+    for n in 3..6 {
+        assert!(send(&s, &ham(n)).await.starts_with("250"));
+    }
+    // 3 points are neither: not learnt.
+    let middle = message(6, "lunch!!", &sample(HAM_WORDS, 6));
+    assert!(send(&s, &middle).await.starts_with("250"));
+    learnt("learnt 3 spam and 3 ham");
+    // The classifier now counts: spam words under a quiet subject, which
+    // no rule catches, get a spam band and go to Junk.
+    let quiet = message(7, "hello", &sample(SPAM_WORDS, 7));
+    assert!(send(&s, &quiet).await.starts_with("250"));
+    let imap = s.addr("imap");
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    let quiet = junk
+        .iter()
+        .find(|m| m.contains("Subject: hello"))
+        .unwrap_or_else(|| panic!("{junk:#?}"));
+    assert!(
+        header(quiet, "X-Spam-Result")[0].contains("BAYES_99"),
+        "{quiet}"
+    );
+    // Rules saying ham, the classifier spam: no confident case, and the
+    // classifier was sure anyway. Not learnt.
+    std::thread::sleep(Duration::from_millis(300));
+    learnt("learnt 3 spam and 3 ham");
+    let metrics = http_get(s.addr("http"), "/metrics");
+    assert!(
+        metrics.contains("petrel_spam_autolearn_total{as=\"spam\"} 3"),
         "{metrics}"
     );
 }

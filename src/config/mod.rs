@@ -953,6 +953,16 @@ impl Config {
             }
         }
         filters::check(&self.smtp.milter, &self.smtp.hook)?;
+        let b = &self.spam.bayes;
+        if b.auto_learn_ham.is_nan()
+            || b.auto_learn_spam.is_nan()
+            || b.auto_learn_ham >= b.auto_learn_spam
+        {
+            return Err((
+                "spam.bayes.auto-learn-ham",
+                "must be lower than spam.bayes.auto-learn-spam".into(),
+            ));
+        }
         let r = &self.spam.reputation;
         if r.half_life == 0 {
             return Err((

@@ -116,6 +116,12 @@ pub struct BayesConfig {
     /// Learn from users moving mail into or out of their Junk mailbox
     /// (IMAP COPY/MOVE/STORE $Junk/$NotJunk, JMAP Email/set).
     pub learn_from_users: bool,
+    /// Learn from the filter's own confident verdicts into the server's
+    /// database: spam from `auto-learn-spam`, ham up to `auto-learn-ham`,
+    /// scored without the classifier and reputation.
+    pub auto_learn: bool,
+    pub auto_learn_spam: f64,
+    pub auto_learn_ham: f64,
 }
 
 impl Default for SpamConfig {
@@ -141,6 +147,9 @@ impl Default for BayesConfig {
             enable: true,
             min_learns: 200,
             learn_from_users: true,
+            auto_learn: true,
+            auto_learn_spam: 12.0,
+            auto_learn_ham: 0.1,
         }
     }
 }

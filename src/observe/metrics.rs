@@ -149,6 +149,10 @@ fn describe() {
         "Messages the external filters ([[smtp.milter]], [[smtp.hook]]) answered, by filter and result (continue, accept, reject, tempfail, discard, quarantine; failure: unreachable, late or nonsense)"
     );
     describe_counter!(
+        "petrel_spam_autolearn_total",
+        "Messages the spam filter queued to learn from its own confident verdicts (as spam or ham), or dropped because the learner was behind"
+    );
+    describe_counter!(
         "petrel_spam_trap_hits_total",
         "Recipients that were spam traps (`spam.traps`): accepted, learnt as spam, never delivered"
     );

@@ -52,7 +52,12 @@ pub struct Filter {
     reputation: Reputation,
     /// Clients whose mail has no reputation (`spam.reputation.exempt`).
     exempt: Vec<crate::net::limit::Cidr>,
+    /// The auto-learner's queue, started on first use.
+    auto: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Vec<u8>, bool)>>,
 }
+
+/// Messages waiting for the auto-learner; more are not learnt.
+const AUTO_QUEUE: usize = 64;
 
 impl Filter {
     pub fn new(cfg: SpamConfig, db: TokenDb) -> Self {
@@ -69,6 +74,7 @@ impl Filter {
             resolver: None,
             reputation,
             exempt,
+            auto: Default::default(),
         }
     }
 
@@ -191,6 +197,69 @@ impl Filter {
         self.reputation
             .record(report.senders.clone(), score, now)
             .await
+    }
+
+    /// Learns `raw` into the server's database when the verdict was
+    /// confident (`spam.bayes.auto-learn*`, scored without the classifier
+    /// and reputation; the whole verdict and the classifier agreeing)
+    /// and the classifier was not already sure of it;
+    /// in the background, dropped when the learner is behind. What it
+    /// queued: Some(true) spam, Some(false) ham.
+    pub fn auto_learn(self: &std::sync::Arc<Self>, report: &Report, raw: &[u8]) -> Option<bool> {
+        let b = &self.cfg.bayes;
+        if !self.cfg.enable || !b.enable || !b.auto_learn {
+            return None;
+        }
+        let band: f64 = report
+            .hits
+            .iter()
+            .filter(|h| h.0.starts_with("BAYES_"))
+            .map(|h| h.1)
+            .sum();
+        let rules = report.own_score - band;
+        let spam = if rules >= b.auto_learn_spam {
+            true
+        } else if rules <= b.auto_learn_ham {
+            false
+        } else {
+            return None;
+        };
+        // What the classifier already gets right, surely, it need not
+        // learn again (fewer writes, no drift to the common case); what it
+        // disagrees with, or the whole verdict does, is no confident case.
+        let skip = |p: f64| {
+            if spam {
+                !(0.5..0.99).contains(&p)
+            } else {
+                p <= 0.01 || p > 0.5
+            }
+        };
+        if report.bayes.is_some_and(skip) || spam != (report.verdict != Verdict::Ham) {
+            return None;
+        }
+        let tx = self.auto.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(AUTO_QUEUE);
+            let filter = self.clone();
+            tokio::spawn(async move {
+                while let Some((raw, spam)) = rx.recv().await {
+                    if let Err(e) = filter.learn(&raw, None, None, spam).await {
+                        tracing::warn!("spam filter auto-learning failed: {e}");
+                    }
+                }
+            });
+            tx
+        });
+        let kind = if spam { "spam" } else { "ham" };
+        match tx.try_send((raw.to_vec(), spam)) {
+            Ok(()) => {
+                metrics::counter!("petrel_spam_autolearn_total", "as" => kind).increment(1);
+                Some(spam)
+            }
+            Err(_) => {
+                metrics::counter!("petrel_spam_autolearn_total", "as" => "dropped").increment(1);
+                None
+            }
+        }
     }
 
     /// The senders' reputations, worst first (`petrel spam reputation`).

@@ -96,6 +96,7 @@ impl Session {
                 return SpamStep::Deliver { body, junk: false };
             }
         };
+        let learnt = filter.auto_learn(&report, &body);
         if !report.senders.is_empty() {
             // Off the reply's path: a reputation is no acknowledged data.
             let (filter, report, now) = (filter.clone(), report.clone(), ctx.now);
@@ -120,6 +121,7 @@ impl Session {
             rules = %rules.join(","),
             bayes = ?report.bayes,
             listed = ?report.listed,
+            auto_learnt = ?learnt,
             "spam filter"
         );
         if report.verdict == Verdict::Reject {
