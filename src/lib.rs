@@ -336,6 +336,11 @@ pub mod fuzz_entry {
             for d in crate::spam::dnsbl::domains(hosts.iter().map(String::as_str)) {
                 assert!(d.contains('.') && !d.ends_with('.'), "{d}");
             }
+            // Hash lists' addresses: each one address, lower case.
+            for e in crate::spam::dnsbl::emails(std::iter::empty(), &read.text) {
+                assert_eq!(e.matches('@').count(), 1, "{e}");
+                assert_eq!(e, e.to_lowercase());
+            }
             let _ = crate::spam::tokens::tokens_of(&msg);
         }
         let _ = crate::spam::rules::auth_results(&text);

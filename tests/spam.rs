@@ -757,6 +757,57 @@ async fn sender_reputation() {
     assert_eq!(imap_fetch_all(imap, JOE, "pw").await.len(), 1);
 }
 
+/// Hash blocklists served by a real dnsmasq: an email address in the
+/// text (SHA-1, hex, the MSBL EBL's form) and an attachment's content
+/// (SHA-256, base32).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_blocklists() {
+    use base64::Engine;
+    use common::dns::{Dns, Rec};
+    use sha1::Digest;
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let email = hex::encode(sha1::Sha1::digest(b"eve@evil.test"));
+    let file = data_encoding::BASE32_NOPAD
+        .encode(&sha2::Sha256::digest(b"MZ not a real program"))
+        .to_ascii_lowercase();
+    let dns = Dns::start(&[
+        Rec::A(leak(format!("{email}.ebl.test")), "127.0.0.2"),
+        Rec::A(leak(format!("{file}.files.test")), "127.0.0.2"),
+    ]);
+    let s = TestServer::start_with(&format!(
+        "[imap]\nauth-without-tls = true\n[spam]\n[[spam.dnsbl]]\nzone = \"ebl.test\"\ncheck = \"email\"\nid = \"EBL_TEST\"\nscore = 2.0\n[[spam.dnsbl]]\nzone = \"files.test\"\ncheck = \"attachment\"\nhash = \"sha256\"\nencoding = \"base32\"\nscore = 6.0\n{}",
+        dns.resolver_toml()
+    ));
+    s.account(JOE);
+    let imap = s.addr("imap");
+    let r = send(
+        &s,
+        &message(1, "contact", "Write to Eve@Evil.test for the money."),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let inbox = texts(wait_for_mail(imap, JOE, 1).await);
+    assert_eq!(header(&inbox[0], "X-Spam-Result"), [" EBL_TEST (2.00)"]);
+    let attached = base64::engine::general_purpose::STANDARD.encode(b"MZ not a real program");
+    let m = format!(
+        "Date: {}\r\nMessage-ID: <2@remote.test>\r\nFrom: ann@remote.test\r\nTo: joe@example.org\r\nSubject: invoice\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{attached}\r\n--b--\r\n",
+        rfc_date()
+    );
+    assert!(send(&s, &m).await.starts_with("250"));
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 1);
+    assert_eq!(
+        header(&junk[0], "X-Spam-Result"),
+        [" HBL_FILES_TEST (6.00)"]
+    );
+    // Other addresses and contents are not listed.
+    let r = send(&s, &message(3, "hello", "Write to ann@remote.test.")).await;
+    assert!(r.starts_with("250"), "{r}");
+    let inbox = texts(wait_for_mail(imap, JOE, 2).await);
+    let hello = inbox.iter().find(|m| m.contains("Subject: hello")).unwrap();
+    assert!(header(hello, "X-Spam-Result").is_empty(), "{hello}");
+}
+
 /// Spam traps: an address and a whole domain are accepted at RCPT (the
 /// domain is not even hosted), nothing sent to them is delivered
 /// anywhere, each message is learnt as spam, and the other recipients of

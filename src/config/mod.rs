@@ -14,7 +14,9 @@ mod sieve;
 mod spam;
 pub use filters::{FilterPort, HookConfig, MilterConfig, OnFailure};
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
-pub use spam::{BayesConfig, DnsblCheck, DnsblZone, ReputationConfig, SpamConfig};
+pub use spam::{
+    BayesConfig, DnsblCheck, DnsblZone, HashEncoding, HashKind, ReputationConfig, SpamConfig,
+};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]

@@ -76,6 +76,28 @@ pub enum DnsblCheck {
     Ip,
     /// The envelope sender's and From's domains and the hosts of links.
     Domain,
+    /// Hashes of the email addresses in the envelope sender, From,
+    /// Reply-To and the text (lower case).
+    Email,
+    /// Hashes of each attachment's decoded content.
+    Attachment,
+}
+
+/// The hash a hash blocklist is asked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashKind {
+    Sha1,
+    Sha256,
+}
+
+/// How a hash is written in the query name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashEncoding {
+    Hex,
+    /// Lower-case base32 without padding.
+    Base32,
 }
 
 /// One `[[spam.dnsbl]]` zone.
@@ -92,9 +114,23 @@ pub struct DnsblZone {
     /// Answer address → score; when given, other answers count nothing.
     #[serde(default)]
     pub answers: BTreeMap<String, f64>,
-    /// The rule id in X-Spam-Result (default: RBL_ or DBL_ and the zone).
+    /// The rule id in X-Spam-Result (default: RBL_, DBL_ or HBL_ and
+    /// the zone).
     #[serde(default)]
     pub id: String,
+    /// For `check = "email"` and `"attachment"`.
+    #[serde(default = "sha1")]
+    pub hash: HashKind,
+    #[serde(default = "hex")]
+    pub encoding: HashEncoding,
+}
+
+fn sha1() -> HashKind {
+    HashKind::Sha1
+}
+
+fn hex() -> HashEncoding {
+    HashEncoding::Hex
 }
 
 fn ip_check() -> DnsblCheck {

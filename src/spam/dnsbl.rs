@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mail_auth::hickory_resolver::TokioResolver;
 
-use crate::config::{DnsblCheck, DnsblZone};
+use crate::config::{DnsblCheck, DnsblZone, HashEncoding, HashKind};
 
 /// The most domains of one message asked about.
 const MAX_DOMAINS: usize = 20;
@@ -25,6 +25,7 @@ pub fn rule_id(z: &DnsblZone) -> String {
     let prefix = match z.check {
         DnsblCheck::Ip => "RBL_",
         DnsblCheck::Domain => "DBL_",
+        DnsblCheck::Email | DnsblCheck::Attachment => "HBL_",
     };
     let name: String = z
         .zone
@@ -117,14 +118,61 @@ async fn lookup(resolver: &TokioResolver, name: String) -> Result<Vec<Ipv4Addr>,
     }
 }
 
+/// The label a hash zone is asked for `data` under.
+pub fn hash_label(z: &DnsblZone, data: &[u8]) -> String {
+    use sha1::Digest as _;
+    let digest: Vec<u8> = match z.hash {
+        HashKind::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        HashKind::Sha256 => sha2::Sha256::digest(data).to_vec(),
+    };
+    match z.encoding {
+        HashEncoding::Hex => hex::encode(digest),
+        HashEncoding::Base32 => data_encoding::BASE32_NOPAD
+            .encode(&digest)
+            .to_ascii_lowercase(),
+    }
+}
+
+/// Email addresses of a message worth asking a hash list about: the
+/// given ones and those in `text`, lower case, each once, at most
+/// [`MAX_DOMAINS`].
+pub fn emails<'a>(given: impl Iterator<Item = &'a str>, text: &'a str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let words = text.split(|c: char| {
+        c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | '"' | ',' | ';' | ':' | '[' | ']')
+    });
+    for a in given.chain(words) {
+        let a = a
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        let ok = a.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && !d.contains('@') && domain_name(d).as_deref() == Some(d)
+        });
+        if ok && out.len() < MAX_DOMAINS && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// What a message offers the blocklists.
+#[derive(Default)]
+pub struct Asked<'a> {
+    pub client: Option<IpAddr>,
+    pub domains: &'a [String],
+    pub emails: &'a [String],
+    /// (name, decoded content)
+    pub attachments: &'a [(String, Vec<u8>)],
+}
+
 /// The listings of a message: (rule id, score, what was listed).
 pub async fn check(
     resolver: &TokioResolver,
     zones: &[DnsblZone],
-    client: Option<IpAddr>,
-    domains: &[String],
+    asked: &Asked<'_>,
     timeout: Duration,
 ) -> Vec<(String, f64, String)> {
+    let (client, domains) = (asked.client, asked.domains);
     let mut asks = Vec::new();
     for z in zones {
         match z.check {
@@ -137,6 +185,22 @@ pub async fn check(
                 for d in domains {
                     let q = format!("{d}.{}.", z.zone.trim_end_matches('.'));
                     asks.push((z, d.clone(), q));
+                }
+            }
+            DnsblCheck::Email => {
+                for e in asked.emails {
+                    let q = format!(
+                        "{}.{}.",
+                        hash_label(z, e.as_bytes()),
+                        z.zone.trim_end_matches('.')
+                    );
+                    asks.push((z, e.clone(), q));
+                }
+            }
+            DnsblCheck::Attachment => {
+                for (name, data) in asked.attachments {
+                    let q = format!("{}.{}.", hash_label(z, data), z.zone.trim_end_matches('.'));
+                    asks.push((z, format!("attachment {name}"), q));
                 }
             }
         }
@@ -194,7 +258,33 @@ mod tests {
             score: 3.0,
             answers: Default::default(),
             id: String::new(),
+            hash: HashKind::Sha1,
+            encoding: HashEncoding::Hex,
         }
+    }
+
+    #[test]
+    fn hash_labels_and_emails() {
+        let mut z = zone(DnsblCheck::Email);
+        // FIPS 180's test vectors for "abc".
+        assert_eq!(
+            hash_label(&z, b"abc"),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        z.hash = HashKind::Sha256;
+        z.encoding = HashEncoding::Base32;
+        let l = hash_label(&z, b"abc");
+        assert_eq!(l.len(), 52);
+        assert_eq!(l, "xj4bnp4pahh6uqkbidpf3lrceoyagyndsylxvhfucd7wd4qacwwq");
+        assert_eq!(rule_id(&z), "HBL_BL_EXAMPLE");
+        let found = emails(
+            ["Ann@Example.org", "not-an-address"].into_iter(),
+            "write to <Sales@shop.example.com>, or bob@localhost; x@1.2.3.4 mailto:eve@evil.test.",
+        );
+        assert_eq!(
+            found,
+            ["ann@example.org", "sales@shop.example.com", "eve@evil.test"]
+        );
     }
 
     #[test]

@@ -135,8 +135,39 @@ impl Filter {
                     hosts.extend(rules::message_hosts(msg, read));
                 }
                 let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
-                super::dnsbl::check(resolver, &self.cfg.dnsbl, ctx.client_ip, &domains, timeout)
-                    .await
+                let wants =
+                    |c: crate::config::DnsblCheck| self.cfg.dnsbl.iter().any(|z| z.check == c);
+                let (mut emails, mut attachments) = (Vec::new(), Vec::new());
+                if let Some((read, msg)) = &parsed {
+                    if wants(crate::config::DnsblCheck::Email) {
+                        let mut given = vec![ctx.mail_from.to_string()];
+                        for list in [msg.from(), msg.reply_to()].into_iter().flatten() {
+                            given.extend(
+                                list.iter().filter_map(|a| a.address()).map(str::to_string),
+                            );
+                        }
+                        emails = super::dnsbl::emails(given.iter().map(String::as_str), &read.text);
+                    }
+                    if wants(crate::config::DnsblCheck::Attachment) {
+                        attachments = msg
+                            .attachments()
+                            .take(10)
+                            .enumerate()
+                            .map(|(i, p)| {
+                                let name = mail_parser::MimeHeaders::attachment_name(p)
+                                    .map_or_else(|| format!("#{}", i + 1), str::to_string);
+                                (name, p.contents().to_vec())
+                            })
+                            .collect();
+                    }
+                }
+                let asked = super::dnsbl::Asked {
+                    client: ctx.client_ip,
+                    domains: &domains,
+                    emails: &emails,
+                    attachments: &attachments,
+                };
+                super::dnsbl::check(resolver, &self.cfg.dnsbl, &asked, timeout).await
             }
         };
         // The client's network, asked while the blocklists are.
