@@ -93,10 +93,28 @@ pub struct Outcome {
     pub changes: Changes,
 }
 
+/// Where the header section of `raw` ends (its first empty line, CRLF
+/// or bare LF, RFC 5322 §2.1) and where the body begins (after it).
+fn split(raw: &[u8]) -> (usize, usize) {
+    let mut pos = 0;
+    while pos < raw.len() {
+        let line_end = raw[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| pos + i + 1);
+        let line = &raw[pos..line_end];
+        if line == b"\r\n" || line == b"\n" {
+            return (pos, line_end);
+        }
+        pos = line_end;
+    }
+    (raw.len(), raw.len())
+}
+
 /// The header fields of `raw` as (start, end, name) ranges, each field
 /// with its folded lines and line end; and where the body begins.
 fn fields(raw: &[u8]) -> (Vec<(usize, usize, String)>, usize) {
-    let end = crate::mail::mime::header_section_end(raw);
+    let (end, _) = split(raw);
     let mut out: Vec<(usize, usize, String)> = Vec::new();
     let mut pos = 0;
     while pos < end {
@@ -231,14 +249,7 @@ pub fn header_pairs(raw: &[u8]) -> Vec<(String, String)> {
 
 /// Where the body of `raw` begins.
 pub fn body_start(raw: &[u8]) -> usize {
-    let end = crate::mail::mime::header_section_end(raw);
-    if raw[end..].starts_with(b"\r\n") {
-        end + 2
-    } else if raw[end..].starts_with(b"\n") {
-        end + 1
-    } else {
-        end
-    }
+    split(raw).1
 }
 
 /// An SMTP reply a filter gave, checked: its class decides, its text is
@@ -331,6 +342,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(apply(MSG, &bad), MSG);
+        // A bare-LF line before an empty CRLF line ends the fields there
+        // (found by the milter_reply fuzz target: an inserted field made
+        // the body start elsewhere).
+        let odd = b"A: 1\nB: 2\n\r\nC: body\r\n\r\nrest";
+        let ins = Changes {
+            headers: vec![HeaderChange::Insert {
+                index: 1,
+                name: "X".into(),
+                value: "y".into(),
+            }],
+            ..Default::default()
+        };
+        let out = apply(odd, &ins);
+        assert_eq!(out, b"A: 1\nX: y\r\nB: 2\n\r\nC: body\r\n\r\nrest");
+        assert_eq!(&out[body_start(&out)..], &odd[body_start(odd)..]);
         // Nothing asked, nothing changed.
         assert_eq!(apply(MSG, &Changes::default()), MSG);
     }
