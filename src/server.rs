@@ -387,6 +387,7 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
     );
     crate::jmap::pusher::spawn(core.clone(), controller.handle());
     crate::spam::learn::spawn(core.mail.clone(), core.spam.clone(), controller.handle());
+    crate::spam::feeds::spawn(core.spam.clone(), controller.handle());
     // Greylisting triplets and other script state past their expiry.
     crate::sieve::kv::spawn_sweeper(
         core.store.clone(),

@@ -808,6 +808,109 @@ async fn hash_blocklists() {
     assert!(header(hello, "X-Spam-Result").is_empty(), "{hello}");
 }
 
+/// Phishing feeds served by a real HTTP server (Python's http.server):
+/// OpenPhish's form (lines) and PhishTank's (CSV); a listed URL and a
+/// listed host in a message's links; the copy in the store serves after
+/// a restart with the feed's server gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phishing_feeds() {
+    use std::process::{Command, Stdio};
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(
+        web.path().join("feed.txt"),
+        "# OpenPhish-like\nhttps://login.bank-secure.test/verify\nhttp://pay.example.test/account/\n",
+    )
+    .unwrap();
+    std::fs::write(
+        web.path().join("online-valid.csv"),
+        "phish_id,url,phish_detail_url,submission_time,verified,verification_time,online,target\n1,\"http://parcel.test/track?id=1,2\",http://detail,2026,yes,2026,yes,Other\n",
+    )
+    .unwrap();
+    let port = common::dns::free_port();
+    let mut http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(web.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = format!(
+        "[imap]\nauth-without-tls = true\n[[spam.feed]]\nname = \"openphish\"\nurl = \"http://127.0.0.1:{port}/feed.txt\"\n[[spam.feed]]\nname = \"phishtank\"\nurl = \"http://127.0.0.1:{port}/online-valid.csv\"\nformat = \"csv\"\nscore = 7.0\n"
+    );
+    let s = TestServer::start_with(&config);
+    s.account(JOE);
+    let fetched = |s: &TestServer| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = s.cli_ok(&["spam", "rules"]);
+            if out.contains("phishing feed openphish: 2 URLs on 2 hosts")
+                && out.contains("phishing feed phishtank: 1 URLs on 1 hosts")
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "feeds not loaded: {out}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    fetched(&s);
+    let imap = s.addr("imap");
+    // A listed URL (written with another case and a fragment): Junk.
+    let m = message(
+        1,
+        "Your account",
+        "Verify at HTTPS://Login.Bank-Secure.test/verify#now today.",
+    );
+    assert!(send(&s, &m).await.starts_with("250"));
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    assert_eq!(
+        header(&junk[0], "X-Spam-Result"),
+        [" PHISH_URL_OPENPHISH (6.00)"]
+    );
+    // PhishTank's CSV, the URL with a comma inside its quoted field.
+    let html = "<p>Your parcel: <a href=\"http://parcel.test/track?id=1,2\">track it</a></p>";
+    let m = message(2, "Parcel", html).replace(
+        "Subject: Parcel\r\n",
+        "Subject: Parcel\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n",
+    );
+    assert!(send(&s, &m).await.starts_with("250"));
+    let junk = texts(imap_fetch_mailbox(imap, JOE, "pw", "Junk").await);
+    let parcel = junk.iter().find(|m| m.contains("Subject: Parcel")).unwrap();
+    assert!(
+        header(parcel, "X-Spam-Result")[0].contains("PHISH_URL_PHISHTANK (7.00)"),
+        "{parcel}"
+    );
+    // Another page on a listed host: the host's score only; the Inbox.
+    let m = message(3, "Receipt", "See http://pay.example.test/receipt");
+    assert!(send(&s, &m).await.starts_with("250"));
+    let inbox = texts(wait_for_mail(imap, JOE, 1).await);
+    assert_eq!(
+        header(&inbox[0], "X-Spam-Result"),
+        [" PHISH_HOST_OPENPHISH (2.00)"]
+    );
+    // The feeds' server goes; a restart serves the stored copy.
+    let _ = http.kill();
+    let _ = http.wait();
+    let dir = s.kill_keep_dir();
+    std::fs::write(dir.path().join("config.toml"), common::test_config(&config)).unwrap();
+    let s = TestServer::start_in(dir);
+    fetched(&s);
+    let m = message(4, "Again", "https://login.bank-secure.test/verify");
+    assert!(send(&s, &m).await.starts_with("250"));
+    let junk = texts(imap_fetch_mailbox(s.addr("imap"), JOE, "pw", "Junk").await);
+    assert_eq!(junk.len(), 3);
+}
+
 /// Spam traps: an address and a whole domain are accepted at RCPT (the
 /// domain is not even hosted), nothing sent to them is delivered
 /// anywhere, each message is learnt as spam, and the other recipients of

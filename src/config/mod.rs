@@ -15,7 +15,8 @@ mod spam;
 pub use filters::{FilterPort, HookConfig, MilterConfig, OnFailure};
 pub use sieve::{DeliveryScripts, GreylistConfig, ManageSieveConfig, SieveConfig, StageScripts};
 pub use spam::{
-    BayesConfig, DnsblCheck, DnsblZone, HashEncoding, HashKind, ReputationConfig, SpamConfig,
+    BayesConfig, DnsblCheck, DnsblZone, FeedConfig, FeedFormat, HashEncoding, HashKind,
+    ReputationConfig, SpamConfig,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -955,6 +956,39 @@ impl Config {
             }
         }
         filters::check(&self.smtp.milter, &self.smtp.hook)?;
+        for (i, f) in self.spam.feed.iter().enumerate() {
+            let named = !f.name.is_empty()
+                && f.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !named || self.spam.feed[..i].iter().any(|g| g.name == f.name) {
+                return Err((
+                    "spam.feed",
+                    format!(
+                        "feed name `{}` must be letters, digits, - or _, and unique",
+                        f.name
+                    ),
+                ));
+            }
+            if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+                return Err((
+                    "spam.feed",
+                    format!(
+                        "feed `{}`: url `{}` is not http:// or https://",
+                        f.name, f.url
+                    ),
+                ));
+            }
+            if f.refresh < 60 || f.timeout == 0 {
+                return Err((
+                    "spam.feed",
+                    format!(
+                        "feed `{}`: refresh must be at least 60 seconds and timeout more than 0",
+                        f.name
+                    ),
+                ));
+            }
+        }
         let b = &self.spam.bayes;
         if b.auto_learn_ham.is_nan()
             || b.auto_learn_spam.is_nan()
@@ -1264,7 +1298,13 @@ fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
             }
         }
     }
-    None
+    // A table or array of tables (`[[spam.feed]]`): its first header.
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            t.starts_with('[') && t.trim_matches(|c| c == '[' || c == ']').trim() == dotted
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -1293,6 +1333,18 @@ mod tests {
                 3,
                 "spam.reject-score",
                 "at least spam.junk-score",
+            ),
+            (
+                "[[spam.feed]]\nname = \"open phish\"\nurl = \"https://openphish.com/feed.txt\"\n",
+                1,
+                "spam.feed",
+                "must be letters, digits",
+            ),
+            (
+                "[[spam.feed]]\nname = \"x\"\nurl = \"file:///etc/passwd\"\n",
+                1,
+                "spam.feed",
+                "is not http:// or https://",
             ),
             (
                 "[spam.reputation]\nhalf-life = 0\n",

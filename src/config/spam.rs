@@ -30,6 +30,62 @@ pub struct SpamConfig {
     /// those unanswered by then count as not listed.
     pub dnsbl_timeout: u64,
     pub reputation: ReputationConfig,
+    /// Phishing feeds (`[[spam.feed]]`), none by default.
+    pub feed: Vec<FeedConfig>,
+}
+
+/// How a feed lists its URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedFormat {
+    /// One URL per line (OpenPhish); `#` starts a comment line.
+    Lines,
+    /// CSV whose first line names a `url` column (PhishTank).
+    Csv,
+}
+
+/// One `[[spam.feed]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FeedConfig {
+    /// Names the rules (PHISH_URL_<NAME>, PHISH_HOST_<NAME>) and the copy
+    /// in the store.
+    pub name: String,
+    pub url: String,
+    #[serde(default = "lines")]
+    pub format: FeedFormat,
+    /// Seconds between downloads.
+    #[serde(default = "six_hours")]
+    pub refresh: u64,
+    /// Seconds a download may take.
+    #[serde(default = "one_minute")]
+    pub timeout: u64,
+    /// A link that is a listed URL.
+    #[serde(default = "phish_score")]
+    pub score: f64,
+    /// A link to a host with a listed URL (0: not counted).
+    #[serde(default = "phish_host_score")]
+    pub domain_score: f64,
+}
+
+fn lines() -> FeedFormat {
+    FeedFormat::Lines
+}
+
+fn six_hours() -> u64 {
+    6 * 3600
+}
+
+fn one_minute() -> u64 {
+    60
+}
+
+fn phish_score() -> f64 {
+    6.0
+}
+
+fn phish_host_score() -> f64 {
+    2.0
 }
 
 /// `[spam.reputation]`: what earlier mail from the same senders adds.
@@ -173,6 +229,7 @@ impl Default for SpamConfig {
             max_size: 2 * 1024 * 1024,
             traps: Vec::new(),
             reputation: ReputationConfig::default(),
+            feed: Vec::new(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! spam` calls:
 //!
 //! * `GET /api/spam` — the settings, each rule with its score (configured
-//!   or built in) and what the server's database has learnt;
+//!   or built in), what the server's database has learnt and what each
+//!   phishing feed holds;
 //! * `POST /api/spam/learn` — `{"message": BASE64, "spam": bool,
 //!   "account": ADDRESS?}` learns a message for the server (and the
 //!   account);
@@ -69,8 +70,24 @@ async fn status(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Val
             })
         })
         .collect();
+    let feeds: Vec<Value> = f
+        .feeds
+        .configured()
+        .iter()
+        .map(|c| {
+            let list = f.feeds.list(&c.name);
+            json!({
+                "name": c.name,
+                "url": c.url,
+                "urls": list.as_ref().map_or(0, |l| l.urls.len()),
+                "hosts": list.as_ref().map_or(0, |l| l.hosts.len()),
+                "fetched": list.as_ref().map_or(0, |l| l.fetched),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "enable": cfg.enable,
+        "feeds": feeds,
         "junk_score": cfg.junk_score,
         "reject_score": cfg.reject_score,
         "bayes": {

@@ -153,6 +153,11 @@ fn describe() {
         "Messages the spam filter queued to learn from its own confident verdicts (as spam or ham), or dropped because the learner was behind"
     );
     describe_counter!(
+        "petrel_spam_feed_fetches_total",
+        "Downloads of the phishing feeds ([[spam.feed]]) by feed and result (ok, error: the last list stays)"
+    );
+    describe_gauge!("petrel_spam_feed_urls", "URLs each phishing feed lists now");
+    describe_counter!(
         "petrel_spam_trap_hits_total",
         "Recipients that were spam traps (`spam.traps`): accepted, learnt as spam, never delivered"
     );

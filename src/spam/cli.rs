@@ -270,6 +270,21 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                 b["min_learns"],
                 if b["learn_from_users"] == true { "on" } else { "off" }
             );
+            for f in r["feeds"].as_array().into_iter().flatten() {
+                let fetched = f["fetched"].as_i64().unwrap_or(0);
+                let when = if fetched == 0 {
+                    "not fetched yet".to_string()
+                } else {
+                    format!("fetched {} s ago", crate::core::unix_now() - fetched)
+                };
+                println!(
+                    "phishing feed {}: {} URLs on {} hosts, {when} ({})",
+                    f["name"].as_str().unwrap_or(""),
+                    f["urls"],
+                    f["hosts"],
+                    f["url"].as_str().unwrap_or("")
+                );
+            }
             for rule in r["rules"].as_array().into_iter().flatten() {
                 let (score, default) = (
                     rule["score"].as_f64().unwrap_or(0.0),

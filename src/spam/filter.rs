@@ -52,6 +52,8 @@ pub struct Filter {
     reputation: Reputation,
     /// Clients whose mail has no reputation (`spam.reputation.exempt`).
     exempt: Vec<crate::net::limit::Cidr>,
+    /// Phishing feeds (`spam.feed`), fetched by `feeds::spawn`.
+    pub feeds: super::feeds::Feeds,
     /// The auto-learner's queue, started on first use.
     auto: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Vec<u8>, bool)>>,
 }
@@ -62,6 +64,7 @@ const AUTO_QUEUE: usize = 64;
 impl Filter {
     pub fn new(cfg: SpamConfig, db: TokenDb) -> Self {
         let reputation = Reputation::new(db.store().clone(), cfg.reputation.clone());
+        let feeds = super::feeds::Feeds::new(db.store().clone(), cfg.feed.clone());
         let exempt = cfg
             .reputation
             .exempt
@@ -74,6 +77,7 @@ impl Filter {
             resolver: None,
             reputation,
             exempt,
+            feeds,
             auto: Default::default(),
         }
     }
@@ -192,6 +196,9 @@ impl Filter {
             }
             None => Vec::new(),
         };
+        if let Some((read, _)) = &parsed {
+            listed.extend(self.feeds.check(&read.link_urls()));
+        }
         let reputation = self.reputation.check(&senders, ctx.now).await?;
         let rep_score: f64 = reputation.iter().map(|r| r.1).sum();
         listed.extend(reputation);

@@ -11,6 +11,7 @@ pub mod bayes;
 pub mod cli;
 pub mod db;
 pub mod dnsbl;
+pub mod feeds;
 pub mod filter;
 pub mod learn;
 pub mod reputation;

@@ -396,6 +396,13 @@ pub fn html_and_text(msg: &Message<'_>) -> (String, String) {
     (html, text)
 }
 
+impl Reading {
+    /// The URLs of the message's links, as written.
+    pub fn link_urls(&self) -> Vec<String> {
+        self.links.iter().map(|l| l.url.clone()).collect()
+    }
+}
+
 /// The hosts a message names: its From domain and its links' hosts.
 pub fn message_hosts(msg: &Message<'_>, read: &Reading) -> Vec<String> {
     let mut out: Vec<String> = first_address(msg.from())
@@ -415,6 +422,8 @@ fn push_once(hits: &mut Vec<&'static str>, id: &'static str) {
 /// A link found in the text or HTML: its host and what the reader sees.
 #[derive(Debug, PartialEq)]
 pub struct Link {
+    /// The URL as written.
+    pub url: String,
     pub host: String,
     pub credentials: bool,
     /// The anchor's text (HTML links only).
@@ -450,6 +459,7 @@ pub fn find_links(html: &str, text: &str) -> Vec<Link> {
         });
         if let Some((host, credentials)) = url_host(url) {
             out.push(Link {
+                url: url.trim().to_string(),
                 host,
                 credentials,
                 text: anchor,
@@ -462,6 +472,7 @@ pub fn find_links(html: &str, text: &str) -> Vec<Link> {
         if l.starts_with("http://") || l.starts_with("https://") {
             if let Some((host, credentials)) = url_host(word) {
                 out.push(Link {
+                    url: word.to_string(),
                     host,
                     credentials,
                     text: None,
