@@ -348,6 +348,11 @@ pub mod fuzz_entry {
             assert!(!host.contains(['/', '?', '#']), "{host}");
         }
         assert!(crate::spam::filter::strip_headers(data).len() <= data.len());
+        // Pyzor's digest of the bytes as a message, and as a server's answer.
+        if let Some(d) = crate::spam::pyzor::digest(data) {
+            assert_eq!(d.len(), 40);
+        }
+        let _ = crate::spam::pyzor::parse_answer(data);
     }
 
     pub fn message(data: &[u8]) {

@@ -911,6 +911,144 @@ async fn phishing_feeds() {
     assert_eq!(junk.len(), 3);
 }
 
+/// Pyzor against a real pyzord (pip's pyzor, on a private Redis): what
+/// Pyzor's own client reported is found by Petrel's digest (a long text
+/// message digested in pieces, an HTML one), below count-min it is not,
+/// and what Petrel reports (spam-trap mail) Pyzor's client then finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyzor() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let (redis_port, port) = (common::dns::free_port(), common::dns::free_port());
+    /// Stopped when the test ends, pass or fail.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn = |cmd: &mut Command| {
+        Killed(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _redis = spawn(Command::new("redis-server").args([
+        "--port",
+        &redis_port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        &dir.path().display().to_string(),
+    ]));
+    let home = dir.path().join("pyzor");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("servers"), format!("127.0.0.1:{port}\n")).unwrap();
+    let _pyzord = spawn(Command::new("pyzord").args([
+        "--homedir",
+        &home.display().to_string(),
+        "-e",
+        "redis",
+        "--dsn",
+        &format!("127.0.0.1,{redis_port},,0"),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ]));
+    // Pyzor's own client, reading a message on its standard input.
+    let pyzor_cli = |op: &str, msg: &str| -> String {
+        use std::io::Write;
+        let mut c = Command::new("pyzor")
+            .args(["--homedir", &home.display().to_string(), op])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pyzor_cli("ping", "").contains("200") {
+        assert!(Instant::now() < deadline, "pyzord did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let long: String = (1..=12)
+        .map(|i| format!("Line {i} of the cheap watches offer, call now!\r\n"))
+        .collect();
+    let text = message(1, "Watches", &long);
+    let html = message(
+        2,
+        "Pills",
+        "<html><body><p>Cheapest pills in town today</p><script>var tracker = 1;</script><p>Order &amp; save big money now</p></body></html>",
+    )
+    .replace(
+        "Subject: Pills\r\n",
+        "Subject: Pills\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n",
+    );
+    let twice = message(
+        3,
+        "Twice",
+        "Only reported two times by others here\r\nand so not enough yet",
+    );
+    for _ in 0..3 {
+        assert!(pyzor_cli("report", &text).contains("200"));
+        assert!(pyzor_cli("report", &html).contains("200"));
+    }
+    for _ in 0..2 {
+        assert!(pyzor_cli("report", &twice).contains("200"));
+    }
+    let s = TestServer::start_with(&format!(
+        "[imap]\nauth-without-tls = true\n[spam]\ntraps = [\"trap@example.org\"]\n[spam.pyzor]\nservers = [\"127.0.0.1:{port}\"]\ncount-min = 3\n"
+    ));
+    s.account(JOE);
+    for m in [&text, &html, &twice] {
+        assert!(send(&s, m).await.starts_with("250"));
+    }
+    let inbox = texts(wait_for_mail(s.addr("imap"), JOE, 3).await);
+    let result = |subject: &str| {
+        let m = inbox
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+            .unwrap();
+        header(m, "X-Spam-Result").join("")
+    };
+    assert!(result("Watches").contains("PYZOR (2.00)"), "{inbox:#?}");
+    assert!(result("Pills").contains("PYZOR (2.00)"), "{inbox:#?}");
+    assert!(!result("Twice").contains("PYZOR"), "{inbox:#?}");
+    // Spam-trap mail is reported: Pyzor's client sees it counted.
+    let trapped = message(
+        4,
+        "Trapped",
+        "A message nobody has seen before today\r\nsent to a trap",
+    );
+    let r = smtp_send(
+        s.addr("smtp"),
+        "ann@remote.test",
+        &["trap@example.org"],
+        &trapped,
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pyzor_cli("check", &trapped);
+        // "server (200, 'OK') COUNT WL-COUNT"
+        if out.split_whitespace().nth(3) == Some("1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reported: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Spam traps: an address and a whole domain are accepted at RCPT (the
 /// domain is not even hosted), nothing sent to them is delivered
 /// anywhere, each message is learnt as spam, and the other recipients of

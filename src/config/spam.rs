@@ -32,6 +32,30 @@ pub struct SpamConfig {
     pub reputation: ReputationConfig,
     /// Phishing feeds (`[[spam.feed]]`), none by default.
     pub feed: Vec<FeedConfig>,
+    pub pyzor: PyzorConfig,
+}
+
+/// `[spam.pyzor]`: the Pyzor servers asked about each message.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PyzorConfig {
+    /// `host:port` (the public server: "public.pyzor.org:24441"); none
+    /// by default.
+    pub servers: Vec<String>,
+    /// Reports from which a digest counts (PYZOR).
+    pub count_min: u64,
+    /// Report spam: mail to spam traps and mail users move into Junk.
+    pub report: bool,
+}
+
+impl Default for PyzorConfig {
+    fn default() -> Self {
+        PyzorConfig {
+            servers: Vec::new(),
+            count_min: 5,
+            report: true,
+        }
+    }
 }
 
 /// How a feed lists its URLs.
@@ -230,6 +254,7 @@ impl Default for SpamConfig {
             traps: Vec::new(),
             reputation: ReputationConfig::default(),
             feed: Vec::new(),
+            pyzor: PyzorConfig::default(),
         }
     }
 }

@@ -158,6 +158,14 @@ fn describe() {
     );
     describe_gauge!("petrel_spam_feed_urls", "URLs each phishing feed lists now");
     describe_counter!(
+        "petrel_spam_pyzor_checks_total",
+        "Pyzor checks by server and result (listed: reported count-min times or more, clean, error: no answer in time or unreadable)"
+    );
+    describe_counter!(
+        "petrel_spam_pyzor_reports_total",
+        "Spam reported to Pyzor servers (spam-trap mail, mail moved into Junk) by server and result"
+    );
+    describe_counter!(
         "petrel_spam_trap_hits_total",
         "Recipients that were spam traps (`spam.traps`): accepted, learnt as spam, never delivered"
     );

@@ -186,7 +186,35 @@ impl Filter {
                 _ => None,
             }
         };
-        let (mut listed, asn) = tokio::join!(listed, asn);
+        let pyzor = async {
+            let servers = &self.cfg.pyzor.servers;
+            if servers.is_empty() {
+                return None;
+            }
+            let digest = super::pyzor::digest(raw)?;
+            let asks = servers
+                .iter()
+                .map(|s| super::pyzor::ask(s, "check", &digest, timeout));
+            let answers = futures_util::future::join_all(asks).await;
+            let mut hit = false;
+            for (s, a) in servers.iter().zip(answers) {
+                let result = match &a {
+                    Ok(a) if super::pyzor::is_hit(a, self.cfg.pyzor.count_min) => "listed",
+                    Ok(_) => "clean",
+                    Err(e) => {
+                        tracing::debug!(server = %s, "pyzor: {e}");
+                        "error"
+                    }
+                };
+                hit |= result == "listed";
+                metrics::counter!("petrel_spam_pyzor_checks_total", "server" => s.clone(), "result" => result).increment(1);
+            }
+            hit.then_some(digest)
+        };
+        let (mut listed, asn, pyzor) = tokio::join!(listed, asn, pyzor);
+        if let Some(digest) = pyzor {
+            listed.push(("PYZOR".to_string(), self.score_of("PYZOR"), digest));
+        }
         let senders = match rated {
             Some(ip) => {
                 let spf_pass = rules::auth_results(ctx.auth_results)
@@ -223,6 +251,33 @@ impl Filter {
         report.own_score = ((report.score - rep_score) * 100.0).round() / 100.0;
         report.senders = senders;
         Ok(report)
+    }
+
+    /// Reports `raw` as spam to the Pyzor servers (`spam.pyzor.report`);
+    /// failures are logged, never fatal.
+    pub async fn report_pyzor(&self, raw: &[u8]) {
+        let cfg = &self.cfg.pyzor;
+        if cfg.servers.is_empty() || !cfg.report {
+            return;
+        }
+        let Some(digest) = super::pyzor::digest(&strip_headers(raw)) else {
+            return;
+        };
+        let timeout = std::time::Duration::from_secs(self.cfg.dnsbl_timeout);
+        for s in &cfg.servers {
+            let result = match super::pyzor::ask(s, "report", &digest, timeout).await {
+                Ok(a) if a.code == 200 => "ok",
+                Ok(a) => {
+                    tracing::warn!(server = %s, code = a.code, "pyzor report refused");
+                    "error"
+                }
+                Err(e) => {
+                    tracing::warn!(server = %s, "pyzor report failed: {e}");
+                    "error"
+                }
+            };
+            metrics::counter!("petrel_spam_pyzor_reports_total", "server" => s.clone(), "result" => result).increment(1);
+        }
     }
 
     /// Counts a scored message in its senders' reputations; mail that

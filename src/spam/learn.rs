@@ -54,6 +54,9 @@ async fn learn_one(mail: &MailStore, filter: &Filter, m: JunkMark) -> Result<(),
             .learn(&raw, Some(m.account), Some((m.account, m.email)), m.spam)
             .await
             .map_err(|e| e.to_string())?;
+        if m.spam && out != crate::spam::db::Learnt::Already {
+            filter.report_pyzor(&raw).await;
+        }
         tracing::info!(
             account = m.account,
             email = m.email,

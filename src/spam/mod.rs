@@ -14,6 +14,7 @@ pub mod dnsbl;
 pub mod feeds;
 pub mod filter;
 pub mod learn;
+pub mod pyzor;
 pub mod reputation;
 pub mod rules;
 pub mod tokens;

@@ -45,6 +45,11 @@ pub const RULES: &[Rule] = &[
     rule("DATE_IN_FUTURE", 1.5, "Date more than 12 hours ahead"),
     rule("DATE_IN_PAST", 1.0, "Date more than 30 days before arrival"),
     rule("SUBJ_ALL_CAPS", 1.0, "Subject written in capitals"),
+    rule(
+        "PYZOR",
+        2.0,
+        "Pyzor: others reported this message's digest as spam (spam.pyzor)",
+    ),
     rule("SUBJ_EXCLAIM", 0.5, "Subject with '!!' or more"),
     rule(
         "FROM_NAME_SPOOF",

@@ -103,6 +103,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("spamassassin", "/usr/sbin/spamd"),
     ("spamc", "/usr/bin/spamc"),
     ("spamass-milter", "/usr/sbin/spamass-milter"),
+    ("redis-server", "/usr/bin/redis-server"),
 ];
 
 /// Python modules of the independent clients the tests drive: the DKIM
@@ -117,6 +118,10 @@ const PY_MODULES: &[(&str, &str)] = &[
     ("websockets", "websockets"),
     ("http_ece", "http_ece"),
     ("managesieve", "managesieve"),
+    // Pyzor's server (pyzord, on a private Redis) and client, for
+    // tests/spam.rs.
+    ("pyzor", "pyzor"),
+    ("redis", "redis"),
 ];
 
 fn setup_python() -> Result<(), String> {

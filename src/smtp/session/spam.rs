@@ -69,6 +69,8 @@ impl Session {
             if let Err(e) = filter.learn(&body, None, None, true).await {
                 tracing::warn!(session = %self.id, "spam trap message not learnt: {e}");
             }
+            let (f, raw) = (filter.clone(), body.clone());
+            tokio::spawn(async move { f.report_pyzor(&raw).await });
         }
         let from_local = match from_domain(&body) {
             Some(d) => self
