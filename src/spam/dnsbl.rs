@@ -27,10 +27,13 @@ pub fn rule_id(z: &DnsblZone) -> String {
         DnsblCheck::Domain => "DBL_",
         DnsblCheck::Email | DnsblCheck::Attachment => "HBL_",
     };
-    let name: String = z
-        .zone
-        .trim_end_matches('.')
-        .chars()
+    format!("{prefix}{}", rule_name(z.zone.trim_end_matches('.')))
+}
+
+/// `name` as part of a rule id: letters and digits in capitals, the
+/// rest `_`.
+pub fn rule_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
@@ -38,8 +41,7 @@ pub fn rule_id(z: &DnsblZone) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("{prefix}{name}")
+        .collect()
 }
 
 /// The name to ask for `ip` under `zone` (RFC 5782 §2.1, §2.4).

@@ -107,17 +107,7 @@ fn list_of(urls: Vec<String>, fetched: i64) -> List {
 
 /// A feed's rule ids.
 pub fn rule_ids(f: &FeedConfig) -> (String, String) {
-    let name: String = f
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let name = super::dnsbl::rule_name(&f.name);
     (format!("PHISH_URL_{name}"), format!("PHISH_HOST_{name}"))
 }
 
