@@ -282,14 +282,13 @@ impl Filter {
 
     /// Counts a scored message in its senders' reputations; mail that
     /// went to a spam trap counts as `spam.reject-score` at least.
-    pub async fn record(&self, report: &Report, now: i64, trapped: bool) -> Result<(), StoreError> {
+    /// (Written within a second, in the background.)
+    pub fn record(&self, report: &Report, now: i64, trapped: bool) {
         let mut score = report.own_score;
         if trapped {
             score = score.max(self.cfg.reject_score.max(self.cfg.junk_score * 3.0));
         }
-        self.reputation
-            .record(report.senders.clone(), score, now)
-            .await
+        self.reputation.record(report.senders.clone(), score, now)
     }
 
     /// Learns `raw` into the server's database when the verdict was

@@ -16,6 +16,7 @@
 //! `asn-zone6`; empty: no ASN reputation).
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mail_auth::hickory_resolver::TokioResolver;
@@ -190,11 +191,27 @@ pub async fn asn(
 pub struct Reputation {
     store: Store,
     cfg: ReputationConfig,
+    /// Messages counted and not yet written: (senders, score, when).
+    pending: Arc<Mutex<Vec<Pending>>>,
+    /// The writer, started on the first message.
+    writer: Arc<OnceLock<tokio::sync::Notify>>,
 }
+
+type Pending = (Vec<Sender>, f64, i64);
+
+/// How often counted messages are written (one transaction for all).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Counted messages that are written at once, whatever the time.
+const FLUSH_AT: usize = 512;
 
 impl Reputation {
     pub fn new(store: Store, cfg: ReputationConfig) -> Self {
-        Reputation { store, cfg }
+        Reputation {
+            store,
+            cfg,
+            pending: Default::default(),
+            writer: Default::default(),
+        }
     }
 
     /// What each sender adds to a message's score now: (rule id, score,
@@ -219,30 +236,64 @@ impl Reputation {
         Ok(out)
     }
 
-    /// Counts a message scored `score` for each of its senders.
-    pub async fn record(
-        &self,
-        senders: Vec<Sender>,
-        score: f64,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    /// Counts a message scored `score` for each of its senders. The
+    /// counts are written within a second, many messages in one
+    /// transaction (a reputation is no acknowledged data: a crash loses
+    /// that second's counts, never mail).
+    pub fn record(&self, senders: Vec<Sender>, score: f64, now: i64) {
         if senders.is_empty() || !score.is_finite() {
+            return;
+        }
+        let n = {
+            let mut p = self.pending.lock().expect("reputation");
+            p.push((senders, score, now));
+            p.len()
+        };
+        let wake = self.writer.get_or_init(|| {
+            let me = self.clone();
+            tokio::spawn(async move { me.write_loop().await });
+            tokio::sync::Notify::new()
+        });
+        if n >= FLUSH_AT {
+            wake.notify_one();
+        }
+    }
+
+    async fn write_loop(self) {
+        loop {
+            if let Some(wake) = self.writer.get() {
+                let _ = tokio::time::timeout(FLUSH_EVERY, wake.notified()).await;
+            } else {
+                tokio::time::sleep(FLUSH_EVERY).await;
+            }
+            if let Err(e) = self.flush().await {
+                tracing::warn!("spam reputation counts not written (dropped): {e}");
+            }
+        }
+    }
+
+    /// Writes every counted message now.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut *self.pending.lock().expect("reputation"));
+        if batch.is_empty() {
             return Ok(());
         }
         let half_life = self.cfg.half_life;
         self.store
             .transact(move |txn| {
-                for s in &senders {
-                    let key = s.key();
-                    let old = txn.get(&key)?.as_deref().and_then(Record::decode);
-                    let mut r = old.unwrap_or(Record {
-                        updated: now,
-                        ..Default::default()
-                    });
-                    r = r.at(now, half_life);
-                    r.sum += score;
-                    r.count += 1.0;
-                    txn.put(key, r.encode());
+                for (senders, score, now) in &batch {
+                    for s in senders {
+                        let key = s.key();
+                        let old = txn.get(&key)?.as_deref().and_then(Record::decode);
+                        let mut r = old.unwrap_or(Record {
+                            updated: *now,
+                            ..Default::default()
+                        });
+                        r = r.at(*now, half_life);
+                        r.sum += score;
+                        r.count += 1.0;
+                        txn.put(key, r.encode());
+                    }
                 }
                 Ok(())
             })

@@ -99,16 +99,8 @@ impl Session {
             }
         };
         let learnt = filter.auto_learn(&report, &body);
-        if !report.senders.is_empty() {
-            // Off the reply's path: a reputation is no acknowledged data.
-            let (filter, report, now) = (filter.clone(), report.clone(), ctx.now);
-            let trapped = env.trapped > 0;
-            tokio::spawn(async move {
-                if let Err(e) = filter.record(&report, now, trapped).await {
-                    tracing::warn!("spam reputation not recorded: {e}");
-                }
-            });
-        }
+        // Written off the reply's path: a reputation is no acknowledged data.
+        filter.record(&report, ctx.now, env.trapped > 0);
         let verdict = match report.verdict {
             Verdict::Ham => "ham",
             Verdict::Junk => "junk",
