@@ -126,54 +126,7 @@ impl Filter {
             None => vec!["MISSING_FROM"],
         };
         let timeout = std::time::Duration::from_secs(self.cfg.dnsbl_timeout);
-        let listed = async {
-            let (Some(resolver), false) = (&self.resolver, self.cfg.dnsbl.is_empty()) else {
-                return Vec::new();
-            };
-            {
-                let mut hosts: Vec<String> = Vec::new();
-                if let Some((_, d)) = ctx.mail_from.rsplit_once('@') {
-                    hosts.push(d.to_string());
-                }
-                if let Some((read, msg)) = &parsed {
-                    hosts.extend(rules::message_hosts(msg, read));
-                }
-                let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
-                let wants =
-                    |c: crate::config::DnsblCheck| self.cfg.dnsbl.iter().any(|z| z.check == c);
-                let (mut emails, mut attachments) = (Vec::new(), Vec::new());
-                if let Some((read, msg)) = &parsed {
-                    if wants(crate::config::DnsblCheck::Email) {
-                        let mut given = vec![ctx.mail_from.to_string()];
-                        for list in [msg.from(), msg.reply_to()].into_iter().flatten() {
-                            given.extend(
-                                list.iter().filter_map(|a| a.address()).map(str::to_string),
-                            );
-                        }
-                        emails = super::dnsbl::emails(given.iter().map(String::as_str), &read.text);
-                    }
-                    if wants(crate::config::DnsblCheck::Attachment) {
-                        attachments = msg
-                            .attachments()
-                            .take(10)
-                            .enumerate()
-                            .map(|(i, p)| {
-                                let name = mail_parser::MimeHeaders::attachment_name(p)
-                                    .map_or_else(|| format!("#{}", i + 1), str::to_string);
-                                (name, p.contents().to_vec())
-                            })
-                            .collect();
-                    }
-                }
-                let asked = super::dnsbl::Asked {
-                    client: ctx.client_ip,
-                    domains: &domains,
-                    emails: &emails,
-                    attachments: &attachments,
-                };
-                super::dnsbl::check(resolver, &self.cfg.dnsbl, &asked, timeout).await
-            }
-        };
+        let listed = self.blocklists(parsed.as_ref(), ctx, timeout);
         // The client's network, asked while the blocklists are.
         let rated = ctx.client_ip.filter(|ip| {
             self.cfg.reputation.enable && !self.exempt.iter().any(|b| b.contains(*ip))
@@ -186,31 +139,7 @@ impl Filter {
                 _ => None,
             }
         };
-        let pyzor = async {
-            let servers = &self.cfg.pyzor.servers;
-            if servers.is_empty() {
-                return None;
-            }
-            let digest = super::pyzor::digest(raw)?;
-            let asks = servers
-                .iter()
-                .map(|s| super::pyzor::ask(s, "check", &digest, timeout));
-            let answers = futures_util::future::join_all(asks).await;
-            let mut hit = false;
-            for (s, a) in servers.iter().zip(answers) {
-                let result = match &a {
-                    Ok(a) if super::pyzor::is_hit(a, self.cfg.pyzor.count_min) => "listed",
-                    Ok(_) => "clean",
-                    Err(e) => {
-                        tracing::debug!(server = %s, "pyzor: {e}");
-                        "error"
-                    }
-                };
-                hit |= result == "listed";
-                metrics::counter!("petrel_spam_pyzor_checks_total", "server" => s.clone(), "result" => result).increment(1);
-            }
-            hit.then_some(digest)
-        };
+        let pyzor = self.pyzor_hit(raw, timeout);
         let (mut listed, asn, pyzor) = tokio::join!(listed, asn, pyzor);
         if let Some(digest) = pyzor {
             listed.push(("PYZOR".to_string(), self.score_of("PYZOR"), digest));
@@ -251,6 +180,84 @@ impl Filter {
         report.own_score = ((report.score - rep_score) * 100.0).round() / 100.0;
         report.senders = senders;
         Ok(report)
+    }
+
+    /// The blocklists' listings of a message (`[[spam.dnsbl]]`): its
+    /// client, domains, addresses and attachments, asked at once.
+    async fn blocklists(
+        &self,
+        parsed: Option<&(rules::Reading, mail_parser::Message<'_>)>,
+        ctx: &Context<'_>,
+        timeout: std::time::Duration,
+    ) -> Vec<(String, f64, String)> {
+        let (Some(resolver), false) = (&self.resolver, self.cfg.dnsbl.is_empty()) else {
+            return Vec::new();
+        };
+        let mut hosts: Vec<String> = Vec::new();
+        if let Some((_, d)) = ctx.mail_from.rsplit_once('@') {
+            hosts.push(d.to_string());
+        }
+        if let Some((read, msg)) = parsed {
+            hosts.extend(rules::message_hosts(msg, read));
+        }
+        let domains = super::dnsbl::domains(hosts.iter().map(String::as_str));
+        let wants = |c: crate::config::DnsblCheck| self.cfg.dnsbl.iter().any(|z| z.check == c);
+        let (mut emails, mut attachments) = (Vec::new(), Vec::new());
+        if let Some((read, msg)) = parsed {
+            if wants(crate::config::DnsblCheck::Email) {
+                let mut given = vec![ctx.mail_from.to_string()];
+                for list in [msg.from(), msg.reply_to()].into_iter().flatten() {
+                    given.extend(list.iter().filter_map(|a| a.address()).map(str::to_string));
+                }
+                emails = super::dnsbl::emails(given.iter().map(String::as_str), &read.text);
+            }
+            if wants(crate::config::DnsblCheck::Attachment) {
+                attachments = msg
+                    .attachments()
+                    .take(10)
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let name = mail_parser::MimeHeaders::attachment_name(p)
+                            .map_or_else(|| format!("#{}", i + 1), str::to_string);
+                        (name, p.contents().to_vec())
+                    })
+                    .collect();
+            }
+        }
+        let asked = super::dnsbl::Asked {
+            client: ctx.client_ip,
+            domains: &domains,
+            emails: &emails,
+            attachments: &attachments,
+        };
+        super::dnsbl::check(resolver, &self.cfg.dnsbl, &asked, timeout).await
+    }
+
+    /// The digest, when a Pyzor server counts it as spam.
+    async fn pyzor_hit(&self, raw: &[u8], timeout: std::time::Duration) -> Option<String> {
+        let servers = &self.cfg.pyzor.servers;
+        if servers.is_empty() {
+            return None;
+        }
+        let digest = super::pyzor::digest(raw)?;
+        let asks = servers
+            .iter()
+            .map(|s| super::pyzor::ask(s, "check", &digest, timeout));
+        let answers = futures_util::future::join_all(asks).await;
+        let mut hit = false;
+        for (s, a) in servers.iter().zip(answers) {
+            let result = match &a {
+                Ok(a) if super::pyzor::is_hit(a, self.cfg.pyzor.count_min) => "listed",
+                Ok(_) => "clean",
+                Err(e) => {
+                    tracing::debug!(server = %s, "pyzor: {e}");
+                    "error"
+                }
+            };
+            hit |= result == "listed";
+            metrics::counter!("petrel_spam_pyzor_checks_total", "server" => s.clone(), "result" => result).increment(1);
+        }
+        hit.then_some(digest)
     }
 
     /// Reports `raw` as spam to the Pyzor servers (`spam.pyzor.report`);

@@ -98,7 +98,10 @@ impl Session {
                 return SpamStep::Deliver { body, junk: false };
             }
         };
-        let learnt = filter.auto_learn(&report, &body);
+        // Trap mail was learnt above already.
+        let learnt = (env.trapped == 0)
+            .then(|| filter.auto_learn(&report, &body))
+            .flatten();
         // Written off the reply's path: a reputation is no acknowledged data.
         filter.record(&report, ctx.now, env.trapped > 0);
         let verdict = match report.verdict {
