@@ -387,7 +387,12 @@ async fn serve_undoable(opts: ServeOptions, undo: &mut Undo) -> anyhow::Result<(
     );
     crate::jmap::pusher::spawn(core.clone(), controller.handle());
     crate::spam::learn::spawn(core.mail.clone(), core.spam.clone(), controller.handle());
-    crate::spam::feeds::spawn(core.spam.clone(), controller.handle());
+    // https feeds are checked like MTA-STS policies: the system's roots
+    // and tls.extra-ca.
+    let feed_tls = crate::queue::mta_sts::verified_tls(&core)
+        .map_err(|e| tracing::warn!("phishing feeds over https cannot be checked: {e}"))
+        .ok();
+    crate::spam::feeds::spawn(core.spam.clone(), feed_tls, controller.handle());
     // Greylisting triplets and other script state past their expiry.
     crate::sieve::kv::spawn_sweeper(
         core.store.clone(),

@@ -523,9 +523,11 @@ async fn dns_blocklists() {
         Rec::A("3.0.0.127.bl.test", "127.255.255.254"),
         Rec::A("4.0.0.127.bl.test", "127.0.0.4"),
         Rec::A("pharma.test.dbl.test", "127.0.1.2"),
+        // A whitelist (DWL): listing takes points away.
+        Rec::A("good.test.dwl.test", "127.0.2.2"),
     ]);
     let s = TestServer::start_with(&format!(
-        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 5.0\ndnsbl-timeout = 2\n[[spam.dnsbl]]\nzone = \"bl.test\"\nanswers = {{ \"127.0.0.2\" = 5.5, \"127.0.0.4\" = 1.0 }}\n[[spam.dnsbl]]\nzone = \"dbl.test\"\ncheck = \"domain\"\nid = \"DBL_TEST\"\nscore = 2.5\n{}",
+        "[imap]\nauth-without-tls = true\n[spam]\njunk-score = 5.0\ndnsbl-timeout = 2\n[[spam.dnsbl]]\nzone = \"bl.test\"\nanswers = {{ \"127.0.0.2\" = 5.5, \"127.0.0.4\" = 1.0 }}\n[[spam.dnsbl]]\nzone = \"dbl.test\"\ncheck = \"domain\"\nid = \"DBL_TEST\"\nscore = 2.5\n[[spam.dnsbl]]\nzone = \"dwl.test\"\ncheck = \"domain\"\nid = \"DWL_TEST\"\nscore = -3.0\n{}",
         dns.resolver_toml()
     ));
     s.account(JOE);
@@ -555,6 +557,20 @@ async fn dns_blocklists() {
         header(last, "X-Spam-Result"),
         [" DBL_TEST (2.50),\r\n\tRBL_BL_TEST (1.00)"]
     );
+    // A whitelisted sender domain: the shouting subject's 1.0 less 3.
+    let shout = message(5, "BIG NEWS TODAY", "x");
+    let r = send_from(&s, "127.0.0.1", "news@good.test", &shout).await;
+    assert!(r.starts_with("250"), "{r}");
+    let inbox = texts(wait_for_mail(imap, JOE, 4).await);
+    let news = inbox
+        .iter()
+        .find(|m| m.contains("Subject: BIG NEWS"))
+        .unwrap();
+    assert_eq!(header(news, "X-Spam-Score"), [" -2.00"], "{news}");
+    assert!(
+        header(news, "X-Spam-Result")[0].contains("DWL_TEST (-3.00)"),
+        "{news}"
+    );
     // The blocklists' server is gone: the message is not held past the
     // lookups' time limit, and nothing is listed.
     drop(dns);
@@ -568,7 +584,7 @@ async fn dns_blocklists() {
     .await;
     assert!(r.starts_with("250"), "{r}");
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
-    let inbox = texts(wait_for_mail(imap, JOE, 4).await);
+    let inbox = texts(wait_for_mail(imap, JOE, 5).await);
     let later = inbox.iter().find(|m| m.contains("Subject: later")).unwrap();
     assert!(!later.contains("RBL_BL_TEST"), "{later}");
     let metrics = http_get(s.addr("http"), "/metrics");
@@ -808,10 +824,12 @@ async fn hash_blocklists() {
     assert!(header(hello, "X-Spam-Result").is_empty(), "{hello}");
 }
 
-/// Phishing feeds served by a real HTTP server (Python's http.server):
-/// OpenPhish's form (lines) and PhishTank's (CSV); a listed URL and a
-/// listed host in a message's links; the copy in the store serves after
-/// a restart with the feed's server gone.
+/// Phishing feeds served by a real HTTPS server (Python's http.server
+/// behind its ssl module, with a certificate of a test CA that
+/// `tls.extra-ca` trusts): OpenPhish's form (lines) and PhishTank's
+/// (CSV, reached through a redirect); a listed URL and a listed host in a
+/// message's links; the copy in the store serves after a restart with
+/// the feeds' server gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phishing_feeds() {
     use std::process::{Command, Stdio};
@@ -821,32 +839,34 @@ async fn phishing_feeds() {
         "# OpenPhish-like\nhttps://login.bank-secure.test/verify\nhttp://pay.example.test/account/\n",
     )
     .unwrap();
+    // /phishtank redirects (301) to /phishtank/, whose index is the CSV.
+    std::fs::create_dir(web.path().join("phishtank")).unwrap();
     std::fs::write(
-        web.path().join("online-valid.csv"),
+        web.path().join("phishtank/index.html"),
         "phish_id,url,phish_detail_url,submission_time,verified,verification_time,online,target\n1,\"http://parcel.test/track?id=1,2\",http://detail,2026,yes,2026,yes,Other\n",
     )
     .unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let pki = common::pki::issue(certs.path(), &["localhost"]);
+    let server = "import http.server, os, ssl, sys\nos.chdir(sys.argv[2])\nsrv = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nctx.load_cert_chain(sys.argv[3], sys.argv[4])\nsrv.socket = ctx.wrap_socket(srv.socket, server_side=True)\nsrv.serve_forever()\n";
     let port = common::dns::free_port();
-    let mut http = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(web.path())
+    let mut https = Command::new("python3")
+        .args(["-c", server, &port.to_string()])
+        .arg(web.path())
+        .arg(&pki.chain)
+        .arg(&pki.key)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
+        assert!(Instant::now() < deadline, "the https server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
     let config = format!(
-        "[imap]\nauth-without-tls = true\n[[spam.feed]]\nname = \"openphish\"\nurl = \"http://127.0.0.1:{port}/feed.txt\"\n[[spam.feed]]\nname = \"phishtank\"\nurl = \"http://127.0.0.1:{port}/online-valid.csv\"\nformat = \"csv\"\nscore = 7.0\n"
+        "[imap]\nauth-without-tls = true\n[tls]\nextra-ca = \"{}\"\n[[spam.feed]]\nname = \"openphish\"\nurl = \"https://localhost:{port}/feed.txt\"\n[[spam.feed]]\nname = \"phishtank\"\nurl = \"https://localhost:{port}/phishtank\"\nformat = \"csv\"\nscore = 7.0\n",
+        pki.ca.display()
     );
     let s = TestServer::start_with(&config);
     s.account(JOE);
@@ -899,8 +919,8 @@ async fn phishing_feeds() {
         [" PHISH_HOST_OPENPHISH (2.00)"]
     );
     // The feeds' server goes; a restart serves the stored copy.
-    let _ = http.kill();
-    let _ = http.wait();
+    let _ = https.kill();
+    let _ = https.wait();
     let dir = s.kill_keep_dir();
     std::fs::write(dir.path().join("config.toml"), common::test_config(&config)).unwrap();
     let s = TestServer::start_in(dir);

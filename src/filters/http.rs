@@ -13,9 +13,7 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
 use super::{reply_decision, Changes, Decision, HeaderChange, Outcome, Transaction};
@@ -95,67 +93,32 @@ pub fn read_answer(body: &[u8]) -> Result<Outcome, String> {
 }
 
 async fn post(core: &Core, cfg: &HookConfig, tx: &Transaction<'_>) -> Result<Bytes, String> {
-    let uri: hyper::Uri = cfg.url.parse().map_err(|e| format!("url: {e}"))?;
-    let host = uri.host().ok_or("the url has no host")?.to_string();
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = hyper::Request::post(path)
-        .header(
-            hyper::header::HOST,
-            uri.authority().map_or(host.as_str(), |a| a.as_str()),
-        )
-        .header(hyper::header::CONTENT_TYPE, "message/rfc822")
-        .header("X-Petrel-Queue-Id", tx.queue_id.as_str())
-        .header("X-Petrel-Client-Address", tx.client_ip.to_string())
-        .header("X-Petrel-Helo", tx.helo)
-        .header("X-Petrel-Mail-From", tx.from);
-    for r in &tx.rcpts {
-        req = req.header("X-Petrel-Rcpt-To", *r);
-    }
+    let mut headers = vec![
+        ("Content-Type", "message/rfc822".to_string()),
+        ("X-Petrel-Queue-Id", tx.queue_id.clone()),
+        ("X-Petrel-Client-Address", tx.client_ip.to_string()),
+        ("X-Petrel-Helo", tx.helo.to_string()),
+        ("X-Petrel-Mail-From", tx.from.to_string()),
+    ];
+    headers.extend(tx.rcpts.iter().map(|r| ("X-Petrel-Rcpt-To", r.to_string())));
     if let Some(login) = tx.login {
-        req = req.header("X-Petrel-Login", login);
+        headers.push(("X-Petrel-Login", login.to_string()));
     }
-    let req = req
-        .body(Full::new(Bytes::copy_from_slice(tx.message)))
-        .map_err(|e| format!("request: {e}"))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-    let res = if https {
-        let tls = crate::queue::mta_sts::verified_tls(core)?;
-        let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {host}: {e}"))?;
-        send(stream, req).await?
-    } else {
-        send(tcp, req).await?
-    };
-    if res.status() != hyper::StatusCode::OK {
-        return Err(format!("the hook answered {}", res.status()));
+    let tls = crate::queue::mta_sts::verified_tls(core).ok();
+    let body = Bytes::copy_from_slice(tx.message);
+    let a = crate::net::http_client::exchange(
+        tls,
+        hyper::Method::POST,
+        &cfg.url,
+        &headers,
+        body,
+        MAX_ANSWER,
+    )
+    .await?;
+    if a.status != hyper::StatusCode::OK {
+        return Err(format!("the hook answered {}", a.status));
     }
-    Limited::new(res.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|e| format!("the hook's answer: {e}"))
-}
-
-async fn send<S>(
-    stream: S,
-    req: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    sender.send_request(req).await.map_err(|e| e.to_string())
+    Ok(a.body)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! signal that sessions watch.
 
 pub mod budget;
+pub mod http_client;
 pub mod limit;
 pub mod proxy;
 pub mod tls;

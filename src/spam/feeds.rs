@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 
 const PREFIX: &[u8] = b"spam/f";
 /// The largest feed read (PhishTank's CSV is some megabytes).
-const MAX_FEED: u64 = 64 * 1024 * 1024;
+const MAX_FEED: usize = 64 * 1024 * 1024;
 
 /// One feed's list.
 #[derive(Default)]
@@ -195,23 +195,17 @@ impl Feeds {
 
     /// Downloads a feed, stores it, and takes it into memory; how many
     /// URLs it holds.
-    pub async fn fetch(&self, f: &FeedConfig, now: i64) -> Result<usize, String> {
-        let url = f.url.clone();
-        let timeout = Duration::from_secs(f.timeout);
-        let text = tokio::task::spawn_blocking(move || -> Result<String, String> {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(timeout))
-                .build()
-                .into();
-            let mut res = agent.get(&url).call().map_err(|e| e.to_string())?;
-            res.body_mut()
-                .with_config()
-                .limit(MAX_FEED)
-                .read_to_string()
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+    pub async fn fetch(
+        &self,
+        f: &FeedConfig,
+        now: i64,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<usize, String> {
+        let get = crate::net::http_client::get(tls, &f.url, MAX_FEED);
+        let body = tokio::time::timeout(Duration::from_secs(f.timeout), get)
+            .await
+            .map_err(|_| format!("no answer within {} s", f.timeout))??;
+        let text = String::from_utf8_lossy(&body);
         let urls = parse(&text, f.format);
         if urls.is_empty() {
             // An empty answer is more likely a broken feed than no phishing.
@@ -235,7 +229,11 @@ impl Feeds {
 
 /// Loads every feed from the store, then fetches each when it is due,
 /// until shutdown.
-pub fn spawn(filter: Arc<super::Filter>, mut shutdown: crate::net::Shutdown) {
+pub fn spawn(
+    filter: Arc<super::Filter>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    mut shutdown: crate::net::Shutdown,
+) {
     if filter.feeds.configured().is_empty() {
         return;
     }
@@ -261,7 +259,7 @@ pub fn spawn(filter: Arc<super::Filter>, mut shutdown: crate::net::Shutdown) {
                 if due[i] > now {
                     continue;
                 }
-                match feeds.fetch(f, now).await {
+                match feeds.fetch(f, now, tls.clone()).await {
                     Ok(n) => {
                         tracing::info!(feed = %f.name, urls = n, "phishing feed fetched");
                         metrics::counter!("petrel_spam_feed_fetches_total", "feed" => f.name.clone(), "result" => "ok").increment(1);
