@@ -562,6 +562,65 @@ fn comparison(_c: &mut Criterion) {
     );
 }
 
+/// The first load of a large token database (`cargo xtask bench spam`):
+/// 1,000,000 tokens learnt into a RocksDB store, then a fresh `TokenDb`
+/// on it loads them as the first scored message after a start would
+/// (the store's pages warm), while another writer's transaction waits
+/// behind the load.
+fn token_db_first_load(_c: &mut Criterion) {
+    if !only_spam() {
+        return;
+    }
+    use petrel::spam::db::{TokenDb, GLOBAL};
+    use petrel::store::{rocks::RocksBackend, KvBackend, Store};
+    const TOKENS: u64 = 1_000_000;
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn KvBackend> =
+        Arc::new(RocksBackend::open(&dir.path().join("rocks")).unwrap());
+    let store = Store::new(backend);
+    rt.block_on(async {
+        let db = TokenDb::new(store.clone());
+        let t = Instant::now();
+        for chunk in 0..TOKENS / 10_000 {
+            let tokens: Vec<u64> = (chunk * 10_000..(chunk + 1) * 10_000)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
+            db.learn(vec![GLOBAL], None, tokens, chunk % 2 == 0)
+                .await
+                .unwrap();
+        }
+        let filled = t.elapsed();
+        // A new process's view: nothing loaded yet.
+        let fresh = TokenDb::new(store.clone());
+        let t = Instant::now();
+        let load = fresh.model(GLOBAL);
+        let other = async {
+            // Let the load take the committer first.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let w = Instant::now();
+            store
+                .transact(|t| {
+                    t.put(b"bench/other".to_vec(), b"x".to_vec());
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            w.elapsed()
+        };
+        let (model, waited) = tokio::join!(load, other);
+        let loaded = t.elapsed();
+        let n = model.unwrap().read().unwrap().tokens.len();
+        assert_eq!(n as u64, TOKENS);
+        println!(
+            "token database first load: {n} tokens (learnt in {:.1} s) loaded in {:.2} s; a write issued meanwhile waited {:.2} s",
+            filled.as_secs_f64(),
+            loaded.as_secs_f64(),
+            waited.as_secs_f64()
+        );
+    });
+}
+
 criterion_group!(
     benches,
     inbound,
@@ -569,6 +628,7 @@ criterion_group!(
     observability_cost,
     comparison,
     sieve_cost,
-    spam_cost
+    spam_cost,
+    token_db_first_load
 );
 criterion_main!(benches);
