@@ -139,7 +139,7 @@ impl Filter {
                 _ => None,
             }
         };
-        let pyzor = self.pyzor_hit(raw, timeout);
+        let pyzor = self.pyzor_hit(parsed.as_ref().map(|p| &p.1), raw, timeout);
         let (mut listed, asn, pyzor) = tokio::join!(listed, asn, pyzor);
         if let Some(digest) = pyzor {
             listed.push(("PYZOR".to_string(), self.score_of("PYZOR"), digest));
@@ -153,7 +153,10 @@ impl Filter {
             }
             None => Vec::new(),
         };
-        if let Some((read, _)) = &parsed {
+        if let Some((read, _)) = parsed
+            .as_ref()
+            .filter(|_| !self.feeds.configured().is_empty())
+        {
             listed.extend(self.feeds.check(&read.link_urls()));
         }
         let reputation = self.reputation.check(&senders, ctx.now).await?;
@@ -234,12 +237,17 @@ impl Filter {
     }
 
     /// The digest, when a Pyzor server counts it as spam.
-    async fn pyzor_hit(&self, raw: &[u8], timeout: std::time::Duration) -> Option<String> {
+    async fn pyzor_hit(
+        &self,
+        msg: Option<&mail_parser::Message<'_>>,
+        raw: &[u8],
+        timeout: std::time::Duration,
+    ) -> Option<String> {
         let servers = &self.cfg.pyzor.servers;
         if servers.is_empty() {
             return None;
         }
-        let digest = super::pyzor::digest(raw)?;
+        let digest = super::pyzor::digest_of(msg?, raw)?;
         let asks = servers
             .iter()
             .map(|s| super::pyzor::ask(s, "check", &digest, timeout));

@@ -27,7 +27,11 @@ use sha1::{Digest, Sha1};
 /// Pyzor's digest of a message, or None when no line counts (nothing to
 /// ask about).
 pub fn digest(raw: &[u8]) -> Option<String> {
-    let msg = mail_parser::MessageParser::default().parse(raw)?;
+    digest_of(&mail_parser::MessageParser::default().parse(raw)?, raw)
+}
+
+/// [`digest`] of a message parsed already from `raw`.
+pub fn digest_of(msg: &mail_parser::Message<'_>, raw: &[u8]) -> Option<String> {
     let mut lines: Vec<String> = Vec::new();
     for part in msg.parts.iter() {
         let payload = match &part.body {

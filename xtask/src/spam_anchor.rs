@@ -15,13 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PACKAGES: &[(&str, &str)] = &[
-    ("spamassassin", "/usr/bin/sa-learn"),
-    ("spamc", "/usr/bin/spamc"),
-    ("rspamd", "/usr/bin/rspamd"),
-    ("redis-server", "/usr/bin/redis-server"),
-];
-
 /// What SpamAssassin made of the test sets.
 pub struct Outcome {
     pub false_positives: usize,
