@@ -59,8 +59,7 @@ async fn status(State(st): State<AppState>, _admin: Admin) -> ApiResult<Json<Val
     let f = &st.core.spam;
     let cfg = f.config();
     let (spam, ham) = f.db.totals(GLOBAL).await?;
-    let rules: Vec<Value> = rules::RULES
-        .iter()
+    let rules: Vec<Value> = rules::all()
         .map(|r| {
             json!({
                 "id": r.id,

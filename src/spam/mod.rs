@@ -13,6 +13,7 @@ pub mod db;
 pub mod dnsbl;
 pub mod feeds;
 pub mod filter;
+pub mod heuristics;
 pub mod learn;
 pub mod pyzor;
 pub mod reputation;

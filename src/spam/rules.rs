@@ -15,7 +15,7 @@ pub struct Rule {
     pub description: &'static str,
 }
 
-const fn rule(id: &'static str, score: f64, description: &'static str) -> Rule {
+pub(super) const fn rule(id: &'static str, score: f64, description: &'static str) -> Rule {
     Rule {
         id,
         score,
@@ -129,7 +129,12 @@ pub const RULES: &[Rule] = &[
 
 /// The built-in rule `id`.
 pub fn find(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id == id)
+    all().find(|r| r.id == id)
+}
+
+/// Every rule: those here and the heuristics of [`super::heuristics`].
+pub fn all() -> impl Iterator<Item = &'static Rule> {
+    RULES.iter().chain(super::heuristics::RULES)
 }
 
 /// The Bayes band rule of a probability, if one.
@@ -171,7 +176,7 @@ pub struct Reading {
     pub html: String,
     pub text: String,
     pub link_hosts: Vec<String>,
-    links: Vec<Link>,
+    pub(super) links: Vec<Link>,
 }
 
 impl Reading {
@@ -197,6 +202,7 @@ pub fn check_read(msg: &Message<'_>, read: &Reading, ctx: &Context<'_>) -> Vec<&
     let mut hits = Vec::new();
     headers(msg, ctx, &mut hits);
     body(msg, read, &mut hits);
+    super::heuristics::check(msg, read, &mut hits);
     auth(ctx.auth_results, &mut hits);
     phishing(msg, ctx, read, &mut hits);
     if ctx.trapped {
@@ -233,7 +239,9 @@ fn same_site(a: &str, b: &str) -> bool {
 
 fn headers(msg: &Message<'_>, ctx: &Context<'_>, hits: &mut Vec<&'static str>) {
     match msg.date() {
-        None => hits.push("MISSING_DATE"),
+        // A Date that does not parse is DATE_MALFORMED (heuristics).
+        None if msg.header_raw("Date").is_none() => hits.push("MISSING_DATE"),
+        None => {}
         Some(d) => {
             let t = d.to_timestamp();
             if ctx.now > 0 {
@@ -806,8 +814,9 @@ mod tests {
 
     #[test]
     fn every_rule_is_listed_once() {
-        for (i, r) in RULES.iter().enumerate() {
-            assert!(RULES[i + 1..].iter().all(|o| o.id != r.id), "{}", r.id);
+        let all: Vec<&Rule> = all().collect();
+        for (i, r) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|o| o.id != r.id), "{}", r.id);
             assert_eq!(find(r.id), Some(r));
         }
         assert_eq!(bayes_band(0.5), Some("BAYES_50"));
