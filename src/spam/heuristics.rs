@@ -401,3 +401,182 @@ fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
         hits.push("BODY_DEAR_FRIEND");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    const HEAD: &str = "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <a@b.example>\r\nFrom: Ann <ann@b.example>\r\nTo: bob@c.example\r\nSubject: Lunch\r\n";
+
+    fn fired(raw: &str) -> Vec<&'static str> {
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let mut hits = Vec::new();
+        check(&msg, &Reading::of(&msg), &mut hits);
+        hits
+    }
+
+    fn with(field: &str, value: &str, body: &str) -> String {
+        let mut out = String::new();
+        let mut replaced = false;
+        for line in HEAD.split_inclusive("\r\n") {
+            if line.split(':').next() == Some(field) {
+                out.push_str(&format!("{field}: {value}\r\n"));
+                replaced = true;
+            } else {
+                out.push_str(line);
+            }
+        }
+        if !replaced {
+            out.push_str(&format!("{field}: {value}\r\n"));
+        }
+        format!("{out}\r\n{body}\r\n")
+    }
+
+    #[test]
+    fn an_ordinary_message_fires_none() {
+        let m = with(
+            "X-Mailer",
+            "Microsoft Outlook, Build 10.0.2627",
+            "See you at noon!\r\n\r\nAnn",
+        );
+        let m = m.replace(
+            "<a@b.example>",
+            "<000001c2397c$1ec6b9a0$0200a8c0@b.example>",
+        );
+        assert!(fired(&m).is_empty(), "{:?}", fired(&m));
+    }
+
+    #[test]
+    fn malformed_fields() {
+        assert_eq!(
+            fired(&with("Date", "yesterday at noon", "hi")),
+            ["DATE_MALFORMED"]
+        );
+        for mid in ["a@b.example", "<no domain@x>", "<nodomain>", "<@x>"] {
+            assert_eq!(
+                fired(&with("Message-ID", mid, "hi")),
+                ["MID_MALFORMED"],
+                "{mid}"
+            );
+        }
+    }
+
+    #[test]
+    fn forged_mailer_and_path() {
+        let outlook = with("X-Mailer", "Microsoft Outlook Express 6.00.2600.0000", "hi");
+        assert_eq!(fired(&outlook), ["FORGED_OUTLOOK_MID"]);
+        // Outlook's Internet-only mode writes its own form.
+        let imo = outlook.replace(
+            "<a@b.example>",
+            "<BCEFLMCEIJHPCPLGADJIGEEFCAAA.ann@b.example>",
+        );
+        assert!(fired(&imo).is_empty());
+        let free = with("From", "Ann <ann@hotmail.com>", "hi");
+        let rcvd = "Received: from mail.example (mail.example [192.0.2.1]) by mx.c.example with SMTP; Tue, 14 Nov 2023 22:13:21 +0000\r\n";
+        assert_eq!(fired(&format!("{rcvd}{free}")), ["FORGED_FREEMAIL_RCVD"]);
+        let via = "Received: from hotmail.com (oe42.law11.hotmail.com [192.0.2.9]) by mx.c.example with SMTP; Tue, 14 Nov 2023 22:13:21 +0000\r\n";
+        assert!(fired(&format!("{via}{free}")).is_empty());
+        assert_eq!(
+            fired(&with("From", "x <corn427@b.example>", "hi")),
+            ["FROM_LOCAL_DIGITS"]
+        );
+        assert!(
+            fired(&with("From", "x <12345@b.example>", "hi")).is_empty(),
+            "all digits is a number, not a tail"
+        );
+    }
+
+    #[test]
+    fn recipients_and_subject() {
+        let many: Vec<String> = (0..12).map(|i| format!("pooh{i}@c.example")).collect();
+        assert_eq!(
+            fired(&with("To", &many.join(", "), "hi")),
+            ["RCPTS_HARVESTED"]
+        );
+        let team = [
+            "ann", "bob", "carl", "dora", "eve", "fred", "gus", "hal", "ivy", "jo",
+        ]
+        .map(|n| format!("{n}@c.example"));
+        assert!(fired(&with("To", &team.join(", "), "hi")).is_empty());
+        assert_eq!(
+            fired(&with("To", "undisclosed-recipients:;", "hi")),
+            ["TO_UNDISCLOSED"]
+        );
+        assert_eq!(
+            fired(&with(
+                "Subject",
+                "Cheap phone bills                 25711",
+                "hi"
+            )),
+            ["SUBJ_PADDED"]
+        );
+    }
+
+    #[test]
+    fn html_sent_as_plain_text() {
+        let body = "<HTML><FONT FACE=arial>Dear reader,<BR>\r\nnews</FONT></HTML>";
+        assert_eq!(fired(&with("Subject", "x", body)), ["HTML_IN_PLAIN"]);
+        let declared = with("Content-Type", "text/html", body);
+        assert!(!fired(&declared).contains(&"HTML_IN_PLAIN"));
+        assert!(fired(&with("Subject", "x", "a <br> in prose")).is_empty());
+    }
+
+    #[test]
+    fn phrases_across_lines_and_cases() {
+        let remove = "To be\r\n   REMOVED from our list, reply.";
+        assert_eq!(
+            fired(&with("Subject", "x", remove)),
+            ["BODY_REMOVE_INSTRUCTIONS"]
+        );
+        let claim = "This is NOT spam: under Bill S.1618 Title III.";
+        assert_eq!(fired(&with("Subject", "x", claim)), ["BODY_NOT_SPAM_CLAIM"]);
+        assert_eq!(
+            fired(&with("Subject", "x", "Act now, it is risk free.")),
+            ["BODY_SALES_PHRASES"]
+        );
+        // One phrase, twice, is one phrase.
+        assert!(fired(&with("Subject", "x", "act now, act now")).is_empty());
+        assert_eq!(
+            fired(&with("Subject", "x", "Dear Friend,\r\nhello")),
+            ["BODY_DEAR_FRIEND"]
+        );
+        assert!(fired(&with("Subject", "x", "My dear friend,")).is_empty());
+    }
+
+    #[test]
+    fn marks_fonts_and_links() {
+        assert_eq!(
+            fired(&with("Subject", "x", "$10, $20 or $300")),
+            ["BODY_MONEY"]
+        );
+        assert!(fired(&with("Subject", "x", "$10 and $20 and $ 3")).is_empty());
+        assert_eq!(
+            fired(&with("Subject", "x", "wow!!!!! yes!!!!!")),
+            ["BODY_EXCLAIM"]
+        );
+        let html = |b: &str| {
+            with(
+                "Content-Type",
+                "text/html",
+                &format!("<p>{b} text text</p>"),
+            )
+        };
+        let f = fired(&html("<font size=\"+3\" color = \"#FF0000\">BIG</font>"));
+        assert!(
+            f.contains(&"HTML_FONT_BIG") && f.contains(&"HTML_FONT_RED"),
+            "{f:?}"
+        );
+        let f = fired(&html("<font size=\"2\" color=\"#000000\">small</font>"));
+        assert!(
+            !f.contains(&"HTML_FONT_BIG") && !f.contains(&"HTML_FONT_RED"),
+            "{f:?}"
+        );
+        assert!(
+            fired(&html("<a href=\"http://x.example/remove.cgi?u=1\">out</a>"))
+                .contains(&"URL_REMOVE")
+        );
+        assert!(fired(&html("<a href=\"mailto:remove@x.example\">out</a>")).contains(&"URL_REMOVE"));
+        assert!(!fired(&html("<a href=\"http://x.example/news\">news</a>")).contains(&"URL_REMOVE"));
+    }
+}

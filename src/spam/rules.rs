@@ -817,7 +817,7 @@ mod tests {
         let all: Vec<&Rule> = all().collect();
         for (i, r) in all.iter().enumerate() {
             assert!(all[i + 1..].iter().all(|o| o.id != r.id), "{}", r.id);
-            assert_eq!(find(r.id), Some(r));
+            assert_eq!(find(r.id), Some(*r));
         }
         assert_eq!(bayes_band(0.5), Some("BAYES_50"));
         assert_eq!(bayes_band(0.25), None);
