@@ -341,7 +341,15 @@ pub mod fuzz_entry {
                 assert_eq!(e.matches('@').count(), 1, "{e}");
                 assert_eq!(e, e.to_lowercase());
             }
-            let _ = crate::spam::tokens::tokens_of(&msg);
+            // What the classifier learns of a message away from its
+            // session equals what it scores at delivery.
+            let at_delivery = crate::spam::rules::content_only(&crate::spam::rules::check_read(
+                &msg, &read, &ctx,
+            ));
+            assert_eq!(
+                crate::spam::tokens::tokens_of(&msg),
+                crate::spam::tokens::tokens_read(&msg, &read, &at_delivery)
+            );
         }
         let _ = crate::spam::rules::auth_results(&text);
         if let Some((host, _)) = crate::spam::rules::url_host(&text) {

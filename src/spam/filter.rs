@@ -168,7 +168,9 @@ impl Filter {
             if let Some(scope) = self.scope_for(account).await? {
                 let model = self.db.model(scope).await?;
                 let tokens = match &parsed {
-                    Some((read, msg)) => super::tokens::tokens_read(msg, &read.html, &read.text),
+                    Some((read, msg)) => {
+                        super::tokens::tokens_read(msg, read, &rules::content_only(&fired))
+                    }
                     None => super::tokens(raw),
                 };
                 let p = model.read().expect("spam model").score(&tokens).probability;

@@ -192,6 +192,32 @@ impl Reading {
     }
 }
 
+/// The rules that need more than the message (its arrival time, the
+/// session's checks, its other recipients): a message learnt later, away
+/// from its session, cannot fire them.
+const CONTEXT_RULES: &[&str] = &[
+    "DATE_IN_FUTURE",
+    "DATE_IN_PAST",
+    "SPF_FAIL",
+    "SPF_SOFTFAIL",
+    "DKIM_FAIL",
+    "DMARC_FAIL",
+    "DMARC_PASS",
+    "SPAM_TRAP",
+    "FROM_LOCAL_UNAUTH",
+];
+
+/// Of the rules that fired, those on the message's content alone: what
+/// [`check_read`] fires with [`Context::default`], as the classifier
+/// learns them.
+pub fn content_only<'a>(fired: &[&'a str]) -> Vec<&'a str> {
+    fired
+        .iter()
+        .filter(|id| !CONTEXT_RULES.contains(id))
+        .copied()
+        .collect()
+}
+
 /// The ids of the rules that fire (Bayes bands aside).
 pub fn check(msg: &Message<'_>, ctx: &Context<'_>) -> Vec<&'static str> {
     check_read(msg, &Reading::of(msg), ctx)

@@ -11,7 +11,15 @@
 //!   mail-parser), lower-cased, 3 to 20 characters (longer ones count
 //!   as their first letter and length); the tag and attribute names of
 //!   HTML;
-//! * the hosts of links, and their last two labels.
+//! * the hosts of links, and their last two labels;
+//! * the ids of the rules that fire on the message's content alone
+//!   (`rule:SUBJ_PADDED`): the classifier learns how far each rule tells
+//!   spam from ham where it is trained. On the corpus split of
+//!   `cargo xtask bench spam` these lowered the classifier's false
+//!   negatives at 0.5 from 4.8 % to 3.6 % on a split of the training
+//!   sets alone (half trained, half tested), false positives 0.80 % and
+//!   0.87 %; on the test sets from 12.5 % to 10.2 %, false positives
+//!   equal (0.43 %).
 //!
 //! Word pairs (orthogonal sparse bigrams, each word with each of the
 //! next four) were measured on the SpamAssassin corpus split of
@@ -26,6 +34,8 @@
 use std::collections::HashSet;
 
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders};
+
+use super::rules::{Context, Reading};
 
 /// The most text read from one message's parts.
 const MAX_TEXT: usize = 256 * 1024;
@@ -64,17 +74,22 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
 
 /// The tokens of a message parsed already, sorted, each once.
 pub fn tokens_of(msg: &Message<'_>) -> Vec<u64> {
-    let (html, text) = super::rules::html_and_text(msg);
-    tokens_read(msg, &html, &text)
+    let read = Reading::of(msg);
+    let fired = super::rules::check_read(msg, &read, &Context::default());
+    tokens_read(msg, &read, &fired)
 }
 
-/// [`tokens_of`] with the message's HTML and text read already
-/// ([`super::rules::Reading`]).
-pub fn tokens_read(msg: &Message<'_>, html: &str, text: &str) -> Vec<u64> {
+/// [`tokens_of`] with the message read already and the rules that fire
+/// on its content alone ([`super::rules::content_only`]).
+pub fn tokens_read(msg: &Message<'_>, read: &Reading, fired: &[&str]) -> Vec<u64> {
+    let (html, text) = (read.html.as_str(), read.text.as_str());
     let mut out: HashSet<u64> = HashSet::new();
     let mut add = |s: &str| {
         out.insert(hash(s));
     };
+    for id in fired {
+        add(&format!("rule:{id}"));
+    }
     for h in msg.headers() {
         add(&format!("h:{}", h.name.as_str().to_ascii_lowercase()));
     }
@@ -312,6 +327,35 @@ mod tests {
         let t = tokens(b"Subject: x\r\n\r\nsee http://a.b/ and www.c.d");
         assert!(t.binary_search(&hash("url:a.b")).is_ok());
         assert!(t.binary_search(&hash("url:www.c.d")).is_ok());
+    }
+
+    #[test]
+    fn learnt_as_scored() {
+        // An old Date and failed checks fire rules at delivery that a
+        // message learnt later cannot: the classifier counts neither.
+        let raw = b"Date: Tue, 14 Nov 2000 22:13:20 +0000\r\nFrom: a@b.example\r\nTo: c@d.example\r\nSubject: WIN A PRIZE NOW TODAY\r\n\r\nTo be removed, reply.\r\n";
+        let msg = MessageParser::default().parse(raw).unwrap();
+        let read = Reading::of(&msg);
+        let ctx = Context {
+            auth_results: "Authentication-Results: mx; spf=fail smtp.mailfrom=a@b.example",
+            now: 1_700_000_000,
+            ..Default::default()
+        };
+        let fired = super::super::rules::check_read(&msg, &read, &ctx);
+        assert!(
+            fired.contains(&"DATE_IN_PAST") && fired.contains(&"SPF_FAIL"),
+            "{fired:?}"
+        );
+        let content = super::super::rules::content_only(&fired);
+        let t = tokens_read(&msg, &read, &content);
+        assert_eq!(t, tokens(raw), "learnt and scored alike");
+        for id in ["SUBJ_ALL_CAPS", "BODY_REMOVE_INSTRUCTIONS"] {
+            assert!(
+                t.binary_search(&hash(&format!("rule:{id}"))).is_ok(),
+                "{id}"
+            );
+        }
+        assert!(t.binary_search(&hash("rule:SPF_FAIL")).is_err());
     }
 
     #[test]
