@@ -121,8 +121,15 @@ fn messages(dirs: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
 /// the time of its newest Received field (as it was at delivery), so the
 /// date rules see an old corpus as they would have then.
 fn fired_rules(m: &[u8]) -> Vec<&'static str> {
+    delivered(m).0
+}
+
+/// As the filter reads a message at delivery (parsed once, read once):
+/// the rules that fire offline ([`fired_rules`]) and the classifier's
+/// tokens.
+fn delivered(m: &[u8]) -> (Vec<&'static str>, Vec<u64>) {
     let Some(msg) = mail_parser::MessageParser::default().parse(m) else {
-        return Vec::new();
+        return (Vec::new(), super::tokens(m));
     };
     let now = msg
         .header_values(mail_parser::HeaderName::Received)
@@ -134,7 +141,10 @@ fn fired_rules(m: &[u8]) -> Vec<&'static str> {
         now,
         ..Default::default()
     };
-    super::rules::check(&msg, &ctx)
+    let read = super::rules::Reading::of(&msg);
+    let fired = super::rules::check_read(&msg, &read, &ctx);
+    let tokens = super::tokens::tokens_read(&msg, &read, &super::rules::content_only(&fired));
+    (fired, tokens)
 }
 
 /// Each rule's share of messages it fired on, in the training spam and
@@ -392,8 +402,8 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
             let t1 = Instant::now();
             let cfg = crate::config::SpamConfig::default();
             let filter_score = |m: &Vec<u8>| {
-                let mut fired = fired_rules(m);
-                let p = model.score(&super::tokens(m)).probability;
+                let (mut fired, tokens) = delivered(m);
+                let p = model.score(&tokens).probability;
                 fired.extend(super::rules::bayes_band(p));
                 super::filter::add_up(&cfg, fired, Vec::new()).0
             };
