@@ -117,11 +117,28 @@ fn messages(dirs: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// The rules a message fires offline: no sender checks; its arrival is
-/// the time of its newest Received field (as it was at delivery), so the
-/// date rules see an old corpus as they would have then.
+/// The rules a message fires offline ([`offline`]): no sender checks.
 fn fired_rules(m: &[u8]) -> Vec<&'static str> {
-    delivered(m).0
+    match mail_parser::MessageParser::default().parse(m) {
+        Some(msg) => super::rules::check(&msg, &offline(&msg)),
+        None => Vec::new(),
+    }
+}
+
+/// What the rules know of a message offline: its arrival is the date of
+/// its newest Received field (as it was at delivery), so the date rules
+/// see an old corpus as they would have then.
+fn offline<'a>(msg: &mail_parser::Message<'_>) -> super::rules::Context<'a> {
+    let now = msg
+        .header_values(mail_parser::HeaderName::Received)
+        .next()
+        .and_then(|v| v.as_received())
+        .and_then(|r| r.date())
+        .map_or(0, |d| d.to_timestamp());
+    super::rules::Context {
+        now,
+        ..Default::default()
+    }
 }
 
 /// As the filter reads a message at delivery (parsed once, read once):
@@ -131,16 +148,7 @@ fn delivered(m: &[u8]) -> (Vec<&'static str>, Vec<u64>) {
     let Some(msg) = mail_parser::MessageParser::default().parse(m) else {
         return (Vec::new(), super::tokens(m));
     };
-    let now = msg
-        .header_values(mail_parser::HeaderName::Received)
-        .next()
-        .and_then(|v| v.as_received())
-        .and_then(|r| r.date())
-        .map_or(0, |d| d.to_timestamp());
-    let ctx = super::rules::Context {
-        now,
-        ..Default::default()
-    };
+    let ctx = offline(&msg);
     let read = super::rules::Reading::of(&msg);
     let fired = super::rules::check_read(&msg, &read, &ctx);
     let tokens = super::tokens::tokens_read(&msg, &read, &super::rules::content_only(&fired));

@@ -240,14 +240,23 @@ fn tags(html: &str, add: &mut impl FnMut(&str)) {
     }
 }
 
+static LINK_MARKERS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(["http://", "https://", "www."])
+            .expect("the link markers build")
+    });
+
 /// Link hosts (`http://`, `https://`, `www.`), and their domains.
 fn hosts(text: &str, add: &mut impl FnMut(&str)) {
     let lower = text.to_ascii_lowercase();
     let mut rest = lower.as_str();
-    while let Some(p) = ["http://", "https://", "www."]
-        .iter()
-        .filter_map(|m| rest.find(m).map(|i| (i, m.len())))
-        .min()
+    // The nearest marker in one pass (three searches each to the end of
+    // the text made long HTML quadratic: a fifth of the filter's time).
+    while let Some(p) = LINK_MARKERS
+        .find(rest)
+        .map(|m| (m.start(), m.end() - m.start()))
     {
         let start = if rest[p.0..].starts_with("www.") {
             p.0
