@@ -6,8 +6,7 @@
 //! Fisher's method: two inverse chi-square probabilities, that the
 //! tokens are not all hammy and not all spammy, give a score in [0, 1].
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 /// How strongly an unknown token is believed to be 0.5.
@@ -29,7 +28,7 @@ pub struct Counts {
 pub struct Model {
     pub spam_messages: u32,
     pub ham_messages: u32,
-    pub tokens: HashMap<u64, Counts>,
+    pub tokens: FxHashMap<u64, Counts>,
 }
 
 /// A verdict's number and what made it.

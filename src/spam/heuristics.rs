@@ -306,37 +306,56 @@ fn body_marks(text: &str, hits: &mut Vec<&'static str>) {
     }
 }
 
+/// What [`html_style`] looks for, in one matcher: big fonts, then red
+/// ones, then mail addresses "to be removed".
+const STYLE: &[&str] = &[
+    "size=5",
+    "size=6",
+    "size=7",
+    "size=+2",
+    "size=+3",
+    "size=+4",
+    "color=#ff0000",
+    "color=red",
+    "color:#ff0000",
+    "color:red",
+    "mailto:remove",
+    "subject=remove",
+];
+
+static STYLE_MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
+    AhoCorasick::new(STYLE).expect("the style list builds")
+});
+
 /// Big or red fonts; links and mail addresses "to be removed".
 fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {
     // Lower case without white space or quotes: `size="5"`, `size=5` and
     // `size = 5` read alike.
     let html: String = read
-        .html
+        .html_lower
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
-        .map(|c| c.to_ascii_lowercase())
         .collect();
-    if [
-        "size=5", "size=6", "size=7", "size=+2", "size=+3", "size=+4",
-    ]
-    .iter()
-    .any(|p| html.contains(p))
-    {
+    let (mut big, mut red, mut remove) = (false, false, false);
+    for m in STYLE_MATCHER.find_overlapping_iter(&html) {
+        match m.pattern().as_usize() {
+            0..6 => big = true,
+            6..10 => red = true,
+            _ => remove = true,
+        }
+    }
+    if big {
         hits.push("HTML_FONT_BIG");
     }
-    if ["color=#ff0000", "color=red", "color:#ff0000", "color:red"]
-        .iter()
-        .any(|p| html.contains(p))
-    {
+    if red {
         hits.push("HTML_FONT_RED");
     }
-    let remove_link = read
-        .links
-        .iter()
-        .any(|l| l.url.to_ascii_lowercase().contains("remove"))
-        || html.contains("mailto:remove")
-        || html.contains("subject=remove");
-    if remove_link {
+    if remove
+        || read
+            .links
+            .iter()
+            .any(|l| l.url.to_ascii_lowercase().contains("remove"))
+    {
         hits.push("URL_REMOVE");
     }
 }

@@ -174,6 +174,8 @@ pub struct Context<'a> {
 /// hosts of its links.
 pub struct Reading {
     pub html: String,
+    /// `html` in ASCII lower case, for the searches that ignore case.
+    pub html_lower: String,
     pub text: String,
     pub link_hosts: Vec<String>,
     pub(super) links: Vec<Link>,
@@ -182,11 +184,13 @@ pub struct Reading {
 impl Reading {
     pub fn of(msg: &Message<'_>) -> Reading {
         let (html, text) = html_and_text(msg);
-        let links = find_links(&html, &text);
+        let html_lower = html.to_ascii_lowercase();
+        let links = find_links(&html, &html_lower, &text);
         Reading {
             link_hosts: links.iter().map(|l| l.host.clone()).collect(),
             links,
             html,
+            html_lower,
             text,
         }
     }
@@ -375,9 +379,9 @@ fn body(msg: &Message<'_>, read: &Reading, hits: &mut Vec<&'static str>) {
     if has_html && !has_text {
         hits.push("HTML_ONLY");
     }
-    let (html, text) = (&read.html, &read.text);
+    let text = &read.text;
     if has_html {
-        let lower = html.to_ascii_lowercase();
+        let lower = &read.html_lower;
         has_image |= lower.contains("<img");
         let visible = text.chars().filter(|c| !c.is_whitespace()).count();
         if has_image && visible < 200 {
@@ -471,9 +475,8 @@ pub struct Link {
 
 /// Links of `http://` and `https://` URLs: in `href` attributes with their
 /// anchor text, and bare in the text.
-pub fn find_links(html: &str, text: &str) -> Vec<Link> {
+pub fn find_links(html: &str, lower: &str, text: &str) -> Vec<Link> {
     let mut out = Vec::new();
-    let lower = html.to_ascii_lowercase();
     let mut rest = 0;
     while let Some(i) = lower[rest..].find("href=") {
         let start = rest + i + 5;

@@ -31,7 +31,7 @@
 //! (15.19 %): on that corpus they mostly learn the relays ham came
 //! through.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders};
 
@@ -62,7 +62,7 @@ pub fn tokens(raw: &[u8]) -> Vec<u64> {
     match MessageParser::default().parse(raw) {
         Some(msg) => tokens_of(&msg),
         None => {
-            let mut out: HashSet<u64> = HashSet::new();
+            let mut out: HashSet<u64> = HashSet::default();
             let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]);
             text_words(&text, &mut |s: &str| {
                 out.insert(hash(s));
@@ -83,7 +83,7 @@ pub fn tokens_of(msg: &Message<'_>) -> Vec<u64> {
 /// on its content alone ([`super::rules::content_only`]).
 pub fn tokens_read(msg: &Message<'_>, read: &Reading, fired: &[&str]) -> Vec<u64> {
     let (html, text) = (read.html.as_str(), read.text.as_str());
-    let mut out: HashSet<u64> = HashSet::new();
+    let mut out: HashSet<u64> = HashSet::default();
     let mut add = |s: &str| {
         out.insert(hash(s));
     };
@@ -173,7 +173,7 @@ pub fn tokens_read(msg: &Message<'_>, read: &Reading, fired: &[&str]) -> Vec<u64
     }
     // Links in the HTML's attributes as well as in the text.
     if !html.is_empty() {
-        hosts(html, &mut add);
+        hosts(&read.html_lower, &mut add);
         tags(html, &mut add);
         add("html");
     }
@@ -181,7 +181,7 @@ pub fn tokens_read(msg: &Message<'_>, read: &Reading, fired: &[&str]) -> Vec<u64
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    hosts(&text[..cut], &mut add);
+    hosts(&text[..cut].to_ascii_lowercase(), &mut add);
     text_words(&text[..cut], &mut add);
     sorted(out)
 }
@@ -211,9 +211,24 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// [`words`] without a new string for each ASCII word (most of them).
 fn text_words(text: &str, add: &mut impl FnMut(&str)) {
-    for w in words(text) {
-        add(&w);
+    let mut buf = String::new();
+    for w in text.split_whitespace() {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric() && !"$!%".contains(c));
+        if !w.is_ascii() {
+            words(w).for_each(|w| add(&w));
+            continue;
+        }
+        match w.len() {
+            0..3 => {}
+            3..=20 => {
+                buf.clear();
+                buf.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+                add(&buf);
+            }
+            n => add(&format!("skip:{}{}", &w[..1], n / 10 * 10)),
+        }
     }
 }
 
@@ -249,9 +264,9 @@ static LINK_MARKERS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
     });
 
 /// Link hosts (`http://`, `https://`, `www.`), and their domains.
-fn hosts(text: &str, add: &mut impl FnMut(&str)) {
-    let lower = text.to_ascii_lowercase();
-    let mut rest = lower.as_str();
+/// `lower` is in ASCII lower case already.
+fn hosts(lower: &str, add: &mut impl FnMut(&str)) {
+    let mut rest = lower;
     // The nearest marker in one pass (three searches each to the end of
     // the text made long HTML quadratic: a fifth of the filter's time).
     while let Some(p) = LINK_MARKERS
