@@ -331,11 +331,10 @@ static STYLE_MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::ne
 fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {
     // Lower case without white space or quotes: `size="5"`, `size=5` and
     // `size = 5` read alike.
-    let html: String = read
-        .html_lower
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
-        .collect();
+    let mut html = String::with_capacity(read.html_lower.len());
+    read.html_lower
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .for_each(|piece| html.push_str(piece));
     let (mut big, mut red, mut remove) = (false, false, false);
     for m in STYLE_MATCHER.find_overlapping_iter(&html) {
         match m.pattern().as_usize() {

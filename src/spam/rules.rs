@@ -387,7 +387,10 @@ fn body(msg: &Message<'_>, read: &Reading, hits: &mut Vec<&'static str>) {
         if has_image && visible < 200 {
             hits.push("HTML_SHORT_IMAGE");
         }
-        let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut squeezed = String::with_capacity(lower.len());
+        lower
+            .split(char::is_whitespace)
+            .for_each(|piece| squeezed.push_str(piece));
         if [
             "display:none",
             "font-size:0px",

@@ -224,7 +224,8 @@ fn text_words(text: &str, add: &mut impl FnMut(&str)) {
             0..3 => {}
             3..=20 => {
                 buf.clear();
-                buf.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+                buf.push_str(w);
+                buf.make_ascii_lowercase();
                 add(&buf);
             }
             n => add(&format!("skip:{}{}", &w[..1], n / 10 * 10)),
