@@ -323,9 +323,8 @@ const STYLE: &[&str] = &[
     "subject=remove",
 ];
 
-static STYLE_MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
-    AhoCorasick::new(STYLE).expect("the style list builds")
-});
+static STYLE_MATCHER: std::sync::LazyLock<AhoCorasick> =
+    std::sync::LazyLock::new(|| AhoCorasick::new(STYLE).expect("the style list builds"));
 
 /// Big or red fonts; links and mail addresses "to be removed".
 fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {

@@ -154,8 +154,11 @@ fn html_text(html: &str) -> String {
         if after.is_empty() {
             break;
         }
-        let end = after.find('>').map_or(after.len(), |e| e + 1);
-        let tag = after[1..end.saturating_sub(1).max(1)]
+        // An unclosed tag runs to the end (cut at a byte before the end,
+        // it could split a character: found by fuzzing).
+        let close = after.find('>');
+        let end = close.map_or(after.len(), |e| e + 1);
+        let tag = after[1..close.unwrap_or(after.len())]
             .trim()
             .to_ascii_lowercase();
         let name: String = tag
