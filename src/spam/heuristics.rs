@@ -59,7 +59,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "BODY_NOT_SPAM_CLAIM",
         2.0,
-        "claims not to be spam or cites a bill that would allow it",
+        "claims not to be spam or cites the bill spammers quote (S. 1618)",
     ),
     rule(
         "BODY_SALES_PHRASES",
@@ -75,7 +75,11 @@ pub const RULES: &[Rule] = &[
     rule("BODY_EXCLAIM", 0.7, "ten or more exclamation marks"),
     rule("HTML_FONT_BIG", 1.0, "HTML fonts of size 5 or more"),
     rule("HTML_FONT_RED", 1.0, "HTML text in red"),
-    rule("URL_REMOVE", 1.5, "a link or mail address to be removed by"),
+    rule(
+        "URL_REMOVE",
+        1.5,
+        "a link or mail address for being removed from a list",
+    ),
 ];
 
 /// Free-mail providers whose outgoing mail always names them in a
