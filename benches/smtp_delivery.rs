@@ -154,16 +154,24 @@ fn interleaved(with: &Server, without: &Server) -> (f64, f64, Vec<f64>) {
     const ROUNDS: usize = 8;
     const BATCHES: usize = 2;
     let rt = runtime();
+    // Each server's CPU over its rounds (user + system, from /proc): the
+    // cost without the wall clock's fsync and scheduling jitter.
+    let cpu = std::cell::RefCell::new([0.0f64; 2]);
     let run = |server: &Server| {
         std::thread::sleep(Duration::from_millis(300));
+        let c0 = server.cpu_seconds();
         let t = Instant::now();
         for _ in 0..BATCHES {
             rt.block_on(run_senders(server.addr("smtp"), false, "sink@bench.test"));
         }
-        t.elapsed()
+        let e = t.elapsed();
+        let which = usize::from(!std::ptr::eq(server, with));
+        cpu.borrow_mut()[which] += server.cpu_seconds() - c0;
+        e
     };
     run(with);
     run(without);
+    *cpu.borrow_mut() = [0.0; 2];
     let (mut t_f, mut t_p) = (Duration::ZERO, Duration::ZERO);
     let mut ratios = Vec::new();
     for round in 0..ROUNDS {
@@ -180,6 +188,14 @@ fn interleaved(with: &Server, without: &Server) -> (f64, f64, Vec<f64>) {
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
     let n = (SENDERS * PER_SENDER * BATCHES * ROUNDS) as f64;
+    let [cpu_with, cpu_without] = *cpu.borrow();
+    let per = |c: f64| c / n * 1e6;
+    println!(
+        "  server CPU per message: {:.0} µs with, {:.0} µs without: {:.1} % more CPU",
+        per(cpu_with),
+        per(cpu_without),
+        (cpu_with / cpu_without - 1.0) * 100.0
+    );
     (n / t_f.as_secs_f64(), n / t_p.as_secs_f64(), ratios)
 }
 
