@@ -188,15 +188,20 @@ fn interleaved(with: &Server, without: &Server) -> (f64, f64, Vec<f64>) {
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
     let n = (SENDERS * PER_SENDER * BATCHES * ROUNDS) as f64;
-    let [cpu_with, cpu_without] = *cpu.borrow();
-    let per = |c: f64| c / n * 1e6;
-    println!(
-        "  server CPU per message: {:.0} µs with, {:.0} µs without: {:.1} % more CPU",
-        per(cpu_with),
-        per(cpu_without),
-        (cpu_with / cpu_without - 1.0) * 100.0
-    );
+    print_cpu(("with", "without"), *cpu.borrow(), n);
     (n / t_f.as_secs_f64(), n / t_p.as_secs_f64(), ratios)
+}
+
+/// Two servers' CPU seconds over `n` messages each, per message.
+fn print_cpu(names: (&str, &str), [a, b]: [f64; 2], n: f64) {
+    println!(
+        "  server CPU per message: {:.0} µs {}, {:.0} µs {}: {:.1} % more CPU",
+        a / n * 1e6,
+        names.0,
+        b / n * 1e6,
+        names.1,
+        (a / b - 1.0) * 100.0
+    );
 }
 
 /// What [`interleaved`] measured, with the target ratio in percent.
@@ -420,14 +425,7 @@ fn observability_cost(_c: &mut Criterion) {
         log_lines >= n as usize,
         "the observed server logged {log_lines} transactions of {n}"
     );
-    let [cpu_obs, cpu_quiet] = *cpu.borrow();
-    let per = |c: f64| c / n * 1e6;
-    println!(
-        "  server CPU per message: {:.0} µs observed, {:.0} µs quiet: {:.1} % more CPU",
-        per(cpu_obs),
-        per(cpu_quiet),
-        (cpu_obs / cpu_quiet - 1.0) * 100.0
-    );
+    print_cpu(("observed", "quiet"), *cpu.borrow(), n);
     println!(
         "observability cost: {ROUNDS} rounds of {} messages of 4 KB from {SENDERS} senders per server, checks off\n  log info to a file + /metrics: {:>8.0} msg/s ({log_lines} transaction lines)\n  log warn, metrics off:         {:>8.0} msg/s\n  time ratio per round (observed / quiet): median {median:.3}, lowest {:.3}, highest {:.3}\n  cost: {:.1} % of inbound throughput (from the median)",
         SENDERS * PER_SENDER * BATCHES,
