@@ -117,6 +117,9 @@ const NOT_SPAM: &[&str] = &[
     "sent in compliance with",
 ];
 
+/// At most 64 sales phrases: each has a bit in [`body_phrases`].
+const _: () = assert!(SALES.len() <= 64);
+
 /// Pushy sales phrases; two distinct ones fire BODY_SALES_PHRASES.
 const SALES: &[&str] = &[
     "act now",
@@ -256,7 +259,9 @@ fn recipients(msg: &Message<'_>, hits: &mut Vec<&'static str>) {
         );
     }
     if rcpts.len() >= 10 {
-        let domain = |a: &str| a.rsplit_once('@').map(|x| x.1.to_string());
+        fn domain(a: &str) -> Option<&str> {
+            a.rsplit_once('@').map(|x| x.1)
+        }
         let alike = rcpts
             .windows(2)
             .filter(|w| {
@@ -284,11 +289,11 @@ fn plain_but_html(p: &mail_parser::MessagePart<'_>) -> bool {
         mail_parser::PartType::Text(t) if declared_plain => {
             let head = t.as_bytes();
             let head = &head[..head.len().min(64 * 1024)];
+            // One bit per kind of tag seen.
             HTML_TAGS
                 .find_iter(head)
-                .map(|m| m.pattern())
-                .collect::<std::collections::HashSet<_>>()
-                .len()
+                .fold(0u32, |seen, m| seen | 1 << m.pattern().as_usize())
+                .count_ones()
                 >= 3
         }
         _ => false,
@@ -398,7 +403,8 @@ fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
         }
     }
     let (mut remove, mut not_spam) = (false, false);
-    let mut sales = std::collections::HashSet::new();
+    // One bit per sales phrase seen.
+    let mut sales = 0u64;
     for m in PHRASES.find_overlapping_iter(&flat) {
         let i = m.pattern().as_usize();
         if i < REMOVE.len() {
@@ -406,7 +412,7 @@ fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
         } else if i < REMOVE.len() + NOT_SPAM.len() {
             not_spam = true;
         } else {
-            sales.insert(i);
+            sales |= 1 << (i - REMOVE.len() - NOT_SPAM.len());
         }
     }
     if remove {
@@ -415,7 +421,7 @@ fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
     if not_spam {
         hits.push("BODY_NOT_SPAM_CLAIM");
     }
-    if sales.len() >= 2 {
+    if sales.count_ones() >= 2 {
         hits.push("BODY_SALES_PHRASES");
     }
     if flat.len() >= 11 && flat[..11].eq_ignore_ascii_case(b"dear friend") {
