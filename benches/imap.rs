@@ -28,6 +28,9 @@ use server::Server;
 #[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/common/port.rs"]
+mod port;
 
 #[path = "imap_mixed/mod.rs"]
 mod mixed;

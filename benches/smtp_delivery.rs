@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 #[allow(dead_code)]
+#[path = "../tests/common/port.rs"]
+mod port;
+#[allow(dead_code)]
 #[path = "../tests/common/postfix.rs"]
 mod postfix;
 

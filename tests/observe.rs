@@ -145,15 +145,6 @@ async fn metrics_follow_traffic_and_pass_promtool() {
     );
 }
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A real Prometheus scrapes `/metrics` and its query API returns our
 /// counter.
 #[tokio::test]
@@ -172,7 +163,7 @@ async fn prometheus_scrapes_the_endpoint() {
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = common::dns::free_port();
     let mut prom = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!(

@@ -123,9 +123,7 @@ async fn mx_routing_null_mx_and_missing_domains_through_real_dns() {
 #[tokio::test]
 async fn temporary_failures_stay_queued_until_cancelled() {
     // Nothing listens on the relay port: every attempt fails temporarily.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = common::dns::free_port();
     let a = TestServer::start_with(&format!(
         "{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n"
     ));
@@ -166,9 +164,7 @@ async fn temporary_failures_stay_queued_until_cancelled() {
 
 #[tokio::test]
 async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
+    let port = common::dns::free_port();
     let cfg =
         format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n");
     let a = TestServer::start_with(&cfg);
@@ -294,11 +290,6 @@ async fn dkim_signatures_verify_with_dkimpy() {
     );
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn with_smtp_port(extra: &str, port: u16) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -321,7 +312,7 @@ fn mails_with(msgs: &[Vec<u8>], needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn success_notice_comes_from_the_final_server() {
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (common::dns::free_port(), common::dns::free_port());
     let a = TestServer::start_in(with_smtp_port(
         &format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{pb}\"\nretry = [1]\n"),
         pa,
@@ -362,7 +353,7 @@ async fn success_notice_comes_from_the_final_server() {
 
 #[tokio::test]
 async fn delay_notice_then_expiry_bounce() {
-    let closed = free_port();
+    let closed = common::dns::free_port();
     let a = TestServer::start_with(&format!(
         "{OPEN}[queue]\nrelay = \"127.0.0.1:{closed}\"\nretry = [1]\ndelay-notify = 1\nexpire = 5\nconnect-timeout = 1\n"
     ));
@@ -397,7 +388,7 @@ async fn delay_notice_then_expiry_bounce() {
 async fn undeliverable_notices_are_never_bounced() {
     // B sends a success notice to a sender that does not exist at A; A
     // refuses it, and B drops it: no notice about a notice (RFC 3461 §6.2).
-    let pa = free_port();
+    let pa = common::dns::free_port();
     let a = TestServer::start_in(with_smtp_port(OPEN, pa));
     a.account("joe@example.org");
     let b = TestServer::start_with(&format!(

@@ -36,6 +36,9 @@ mod cyrus;
 #[allow(dead_code)]
 #[path = "../../tests/common/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../../tests/common/port.rs"]
+mod port;
 use client::Jmap;
 
 const CONNECTIONS: usize = 8;

@@ -29,16 +29,7 @@ pub struct Dns {
     _dir: tempfile::TempDir,
 }
 
-pub fn free_port() -> u16 {
-    // A port free for both UDP and TCP at the time of asking.
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+pub use super::port::free_port;
 
 impl Dns {
     pub fn start(records: &[Rec]) -> Dns {

@@ -35,12 +35,8 @@ impl Dovecot {
             .arg(&mail)
             .status()
             .unwrap();
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = free.local_addr().unwrap().port();
-        let free_imap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let imap_port = free_imap.local_addr().unwrap().port();
-        drop(free);
-        drop(free_imap);
+        let port = super::port::free_port();
+        let imap_port = super::port::free_port();
         let imap = imap_installed();
         let conf = format!(
             "base_dir = {root}/run\n\

@@ -9,6 +9,7 @@ pub mod imap;
 pub mod jmap;
 pub mod knot;
 pub mod pki;
+pub mod port;
 pub mod postfix;
 pub mod svtest;
 pub mod zone_dns;

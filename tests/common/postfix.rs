@@ -59,9 +59,7 @@ impl Postfix {
             .arg(&data)
             .status()
             .unwrap();
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = free.local_addr().unwrap().port();
-        drop(free);
+        let port = super::port::free_port();
         std::fs::write(etc.join("master.cf"), master_cf(port)).unwrap();
         let root = dir.path().display();
         std::fs::write(
