@@ -51,6 +51,10 @@ pub enum SpamCmd {
         /// Score (0 to 1) from which a message is spam.
         #[arg(long, default_value_t = 0.8)]
         threshold: f64,
+        /// Also list every test message the whole filter gets wrong at
+        /// the default junk score, with its score and the rules it fired.
+        #[arg(long)]
+        misses: bool,
     },
 }
 
@@ -102,6 +106,15 @@ pub fn read_messages(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 fn messages(dirs: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    message_files(dirs)?
+        .iter()
+        .map(|f| std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display())))
+        .collect()
+}
+
+/// The message files of `dirs`, in name order (the corpus's `.json`
+/// descriptions left out).
+fn message_files(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for d in dirs {
         let mut files: Vec<PathBuf> = std::fs::read_dir(d)
@@ -110,9 +123,7 @@ fn messages(dirs: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
             .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "json"))
             .collect();
         files.sort();
-        for f in files {
-            out.push(std::fs::read(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?);
-        }
+        out.extend(files);
     }
     Ok(out)
 }
@@ -372,6 +383,7 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
             test_spam,
             test_ham,
             threshold,
+            misses,
         } => {
             // As delivery and learning see them: X-Spam-* fields removed.
             let read = |dirs: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {
@@ -476,6 +488,25 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                 (es.len() + eh.len()) as f64 / full_secs
             );
             rule_hits(&[&ts, &th, &es, &eh]);
+            if *misses {
+                let wrong = |files: Vec<PathBuf>, scores: &[f64], spam: bool| {
+                    for (f, score) in files.iter().zip(scores) {
+                        if (*score >= cfg.junk_score) != spam {
+                            let m = std::fs::read(f).unwrap_or_default();
+                            let (fired, tokens) = delivered(&super::filter::strip_headers(&m));
+                            let p = model.score(&tokens).probability;
+                            let kind = if spam { "missed spam" } else { "false positive" };
+                            println!(
+                                "{kind} {score:6.2} (classifier {p:.2}) {}: {}",
+                                f.display(),
+                                fired.join(" ")
+                            );
+                        }
+                    }
+                };
+                wrong(message_files(test_spam)?, &spam_full, true);
+                wrong(message_files(test_ham)?, &ham_full, false);
+            }
             Ok(())
         }
     }
