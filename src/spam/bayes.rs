@@ -2,9 +2,21 @@
 //! Robinson's: the share of spam among the trained messages that had it
 //! (counts scaled by how many spam and ham messages were trained),
 //! pulled towards 0.5 by a strength of 0.45 when few messages had it.
-//! The 150 tokens furthest from 0.5 (at least 0.1 away) are combined by
+//! The 400 tokens furthest from 0.5 (at least 0.1 away) are combined by
 //! Fisher's method: two inverse chi-square probabilities, that the
 //! tokens are not all hammy and not all spammy, give a score in [0, 1].
+//! Each token counts as at most 0.03 or 0.97: a header every mailing
+//! list adds, seen in a thousand hams, then weighs no more than a word
+//! seen in seven spams and no ham, so spam that came through a list is
+//! not outvoted by the list's fields alone.
+//!
+//! The cap and the 400 were chosen by five-fold cross-validation on the
+//! training sets of `cargo xtask bench spam` (spam-1, easy-ham-1,
+//! hard-ham-1; the test sets were not used): at the default junk score
+//! the whole filter's false negatives fell from 32 to 26 of 500, false
+//! positives stayed 16 of 2,750 (most of them hard ham). Caps of 0.01
+//! and 0.001, 0.05 (more false positives) and 0.1, 60 tokens, a
+//! strength of 0.2 or 1.0 and a distance of 0.05 or 0.2 did no better.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -14,7 +26,9 @@ const STRENGTH: f64 = 0.45;
 /// Tokens closer to 0.5 than this are left out.
 const MIN_DISTANCE: f64 = 0.1;
 /// The most tokens combined.
-const MAX_TOKENS: usize = 150;
+const MAX_TOKENS: usize = 400;
+/// The most one token's probability counts for, either way.
+const MAX_EVIDENCE: f64 = 0.03;
 
 /// Trained messages that had a token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +141,7 @@ pub fn combine(probs: impl Iterator<Item = f64>) -> Score {
             used: 0,
         };
     }
-    let clamp = |p: f64| p.clamp(1e-9, 1.0 - 1e-9);
+    let clamp = |p: f64| p.clamp(MAX_EVIDENCE, 1.0 - MAX_EVIDENCE);
     let ln_ham: f64 = strong.iter().map(|p| clamp(*p).ln()).sum();
     let ln_spam: f64 = strong.iter().map(|p| (1.0 - clamp(*p)).ln()).sum();
     let v = 2 * strong.len();
