@@ -11,7 +11,11 @@
 //!   mail-parser), lower-cased, 3 to 20 characters (longer ones count
 //!   as their first letter and length); the tag and attribute names of
 //!   HTML;
-//! * the hosts of links, and their last two labels;
+//! * the hosts of links, and their last two labels; the words of their
+//!   paths and queries (cross-validation on the training sets of
+//!   `cargo xtask bench spam`: the whole filter's false positives at the
+//!   default junk score 16 -> 12 of 2,750, from 3.0 36 -> 21; false
+//!   negatives 26 -> 28 of 500);
 //! * the ids of the rules that fire on the message's content alone
 //!   (`rule:SUBJ_PADDED`): the classifier learns how far each rule tells
 //!   spam from ham where it is trained. On the corpus split of
@@ -298,6 +302,15 @@ fn hosts(lower: &str, add: &mut impl FnMut(&str)) {
         // a character boundary (found by fuzzing: a multi-byte character
         // right after "http://").
         rest = &rest[start + host.len()..];
+        // The words of the link's path and query (`url-word:unsubscribe`),
+        // the first twenty.
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
+            .unwrap_or(rest.len());
+        let words = rest[..end].split(|c: char| !c.is_ascii_alphanumeric());
+        for w in words.filter(|w| (3..=20).contains(&w.len())).take(20) {
+            add(&format!("url-word:{w}"));
+        }
     }
 }
 
@@ -307,7 +320,7 @@ mod tests {
 
     #[test]
     fn counts_headers_words_and_links() {
-        let m = b"From: \"Cheap Meds\" <deals@pharma.example>\r\nSubject: Buy now\r\nList-Id: <x>\r\nContent-Type: text/html\r\n\r\n<p>Click <a href=\"http://shop.pharma.example/x\">here</a> today</p>";
+        let m = b"From: \"Cheap Meds\" <deals@pharma.example>\r\nSubject: Buy now\r\nList-Id: <x>\r\nContent-Type: text/html\r\n\r\n<p>Click <a href=\"http://shop.pharma.example/offers?id=x\">here</a> today</p>";
         let t = tokens(m);
         for want in [
             "h:list-id",
@@ -318,6 +331,7 @@ mod tests {
             "from-name:cheap",
             "url:shop.pharma.example",
             "url-domain:pharma.example",
+            "url-word:offers",
             "click",
             "today",
             "html",
