@@ -344,7 +344,9 @@ fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {
         .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
         .for_each(|piece| html.push_str(piece));
     let (mut big, mut red, mut remove) = (false, false, false);
-    for m in STYLE_MATCHER.find_overlapping_iter(&html) {
+    // No pattern can start inside another's match, so the matches that
+    // do not overlap find every kind (and the search can skip ahead).
+    for m in STYLE_MATCHER.find_iter(&html) {
         match m.pattern().as_usize() {
             0..6 => big = true,
             6..10 => red = true,
@@ -389,18 +391,13 @@ static PHRASES: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
 fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
     // Runs of white space read as one space, so a phrase broken across
     // lines still matches; the first 64 KB are enough.
-    let mut flat: Vec<u8> = Vec::with_capacity(text.len().min(64 * 1024));
-    let mut space = false;
-    for b in text.bytes().take(64 * 1024) {
-        if b.is_ascii_whitespace() {
-            space = true;
-        } else {
-            if space && !flat.is_empty() {
-                flat.push(b' ');
-            }
-            space = false;
-            flat.push(b);
+    let head = &text.as_bytes()[..text.len().min(64 * 1024)];
+    let mut flat: Vec<u8> = Vec::with_capacity(head.len());
+    for word in head.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+        if !flat.is_empty() {
+            flat.push(b' ');
         }
+        flat.extend_from_slice(word);
     }
     let (mut remove, mut not_spam) = (false, false);
     // One bit per sales phrase seen.
