@@ -13,7 +13,9 @@
 //! learning transaction writes counts and, once durable, puts the same
 //! absolute values into the loaded copies (the load itself runs as a
 //! transaction), so the copy never drifts from the store whatever order
-//! they run in.
+//! they run in. The totals of a scope not loaded (an account that has
+//! learnt too little for its own database to count) are kept the same
+//! way once read, so scoring asks the store for them once per scope.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -85,11 +87,14 @@ struct Written {
 }
 
 type Models = Arc<Mutex<HashMap<u32, Arc<RwLock<Model>>>>>;
+/// Spam and ham totals by scope, as read or last written.
+type Totals = Arc<Mutex<HashMap<u32, (u32, u32)>>>;
 
 #[derive(Clone)]
 pub struct TokenDb {
     store: Store,
     models: Models,
+    totals: Totals,
 }
 
 impl TokenDb {
@@ -97,6 +102,7 @@ impl TokenDb {
         TokenDb {
             store,
             models: Arc::default(),
+            totals: Arc::default(),
         }
     }
 
@@ -141,11 +147,21 @@ impl TokenDb {
             let m = m.read().expect("spam model");
             return Ok((m.spam_messages, m.ham_messages));
         }
-        Ok(self
-            .store
-            .get(k_scope(TOTALS, scope))
-            .await?
-            .map_or((0, 0), |v| pair(&v)))
+        if let Some(t) = self.totals.lock().expect("spam totals").get(&scope) {
+            return Ok(*t);
+        }
+        // Read and kept in one transaction, ordered with the learning
+        // ones (whose totals replace it once they are durable).
+        let totals = self.totals.clone();
+        self.store
+            .transact(move |txn| {
+                let t = txn
+                    .get(&k_scope(TOTALS, scope))?
+                    .map_or((0, 0), |v| pair(&v));
+                totals.lock().expect("spam totals").insert(scope, t);
+                Ok(t)
+            })
+            .await
     }
 
     /// Learns a message's `tokens` as spam or ham into each of `scopes`.
@@ -158,7 +174,7 @@ impl TokenDb {
         tokens: Vec<u64>,
         spam: bool,
     ) -> Result<Learnt, StoreError> {
-        let models = self.models.clone();
+        let (models, totals) = (self.models.clone(), self.totals.clone());
         self.store
             .transact(move |txn| {
                 let mut outcome = Learnt::Done;
@@ -181,7 +197,7 @@ impl TokenDb {
                 for s in &scopes {
                     count(txn, *s, &tokens, spam, 1, &mut written)?;
                 }
-                txn.after_commit(move || apply(&models, written));
+                txn.after_commit(move || apply(&models, &totals, written));
                 Ok(outcome)
             })
             .await
@@ -189,7 +205,7 @@ impl TokenDb {
 
     /// Drops an account's database (the account is deleted).
     pub async fn drop_scope(&self, scope: u32) -> Result<(), StoreError> {
-        let models = self.models.clone();
+        let (models, totals) = (self.models.clone(), self.totals.clone());
         self.store
             .transact(move |txn| {
                 for prefix in [TOKEN, TOTALS, LEARNT] {
@@ -199,6 +215,7 @@ impl TokenDb {
                 }
                 txn.after_commit(move || {
                     models.lock().expect("spam models").remove(&scope);
+                    totals.lock().expect("spam totals").remove(&scope);
                 });
                 Ok(())
             })
@@ -250,8 +267,9 @@ fn count(
     Ok(())
 }
 
-fn apply(models: &Models, written: Written) {
+fn apply(models: &Models, totals: &Totals, written: Written) {
     let models = models.lock().expect("spam models");
+    let mut kept = totals.lock().expect("spam totals");
     for (scope, token, c) in written.tokens {
         if let Some(m) = models.get(&scope) {
             let mut m = m.write().expect("spam model");
@@ -263,6 +281,9 @@ fn apply(models: &Models, written: Written) {
         }
     }
     for (scope, s, h) in written.totals {
+        if let Some(t) = kept.get_mut(&scope) {
+            *t = (s, h);
+        }
         if let Some(m) = models.get(&scope) {
             let mut m = m.write().expect("spam model");
             m.spam_messages = s;
@@ -325,5 +346,21 @@ mod tests {
         db.drop_scope(7).await.unwrap();
         assert_eq!(db.totals(7).await.unwrap(), (0, 0));
         assert!(db.model(7).await.unwrap().read().unwrap().tokens.is_empty());
+    }
+
+    #[tokio::test]
+    async fn totals_of_a_scope_not_loaded_follow_learning() {
+        let (_dir, db) = db().await;
+        assert_eq!(db.totals(9).await.unwrap(), (0, 0));
+        // Kept after that read, and replaced by what learning writes.
+        db.learn(vec![9], None, vec![1], true).await.unwrap();
+        assert_eq!(db.totals(9).await.unwrap(), (1, 0));
+        db.learn(vec![9], None, vec![2], false).await.unwrap();
+        assert_eq!(db.totals(9).await.unwrap(), (1, 1));
+        // A second handle on the same store reads the same from it.
+        let other = TokenDb::new(db.store().clone());
+        assert_eq!(other.totals(9).await.unwrap(), (1, 1));
+        db.drop_scope(9).await.unwrap();
+        assert_eq!(db.totals(9).await.unwrap(), (0, 0));
     }
 }
