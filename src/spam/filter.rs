@@ -465,18 +465,18 @@ pub fn headers(r: &Report) -> String {
     } else {
         "Yes"
     };
-    let mut out = format!(
+    use std::fmt::Write;
+    let mut out = String::with_capacity(96 + 32 * r.hits.len());
+    let _ = write!(
+        out,
         "X-Spam-Status: {yes}, score={:.2} required={:.2}\r\nX-Spam-Score: {:.2}\r\n",
         r.score, r.required, r.score
     );
+    for (i, (id, s)) in r.hits.iter().enumerate() {
+        let lead = if i == 0 { "X-Spam-Result: " } else { ",\r\n\t" };
+        let _ = write!(out, "{lead}{id} ({s:.2})");
+    }
     if !r.hits.is_empty() {
-        let list: Vec<String> = r
-            .hits
-            .iter()
-            .map(|(id, s)| format!("{id} ({s:.2})"))
-            .collect();
-        out.push_str("X-Spam-Result: ");
-        out.push_str(&list.join(",\r\n\t"));
         out.push_str("\r\n");
     }
     out

@@ -339,10 +339,22 @@ static STYLE_MATCHER: std::sync::LazyLock<AhoCorasick> =
 fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {
     // Lower case without white space or quotes: `size="5"`, `size=5` and
     // `size = 5` read alike.
-    let mut html = String::with_capacity(read.html_lower.len());
-    read.html_lower
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-        .for_each(|piece| html.push_str(piece));
+    let lower = read.html_lower.as_bytes();
+    let html: Vec<u8> = if lower.is_ascii() {
+        // A byte at a time: the ASCII characters `char::is_whitespace`
+        // knows are tab to carriage return and space.
+        lower
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\t'..=b'\r' | b' ' | b'"' | b'\''))
+            .collect()
+    } else {
+        let mut html = String::with_capacity(lower.len());
+        read.html_lower
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .for_each(|piece| html.push_str(piece));
+        html.into_bytes()
+    };
     let (mut big, mut red, mut remove) = (false, false, false);
     // No pattern can start inside another's match, so the matches that
     // do not overlap find every kind (and the search can skip ahead).

@@ -74,6 +74,13 @@ impl Sink {
         self.0.insert(fnv(fnv(FNV_OFFSET, prefix.as_bytes()), value.as_bytes()));
     }
 
+    /// `skip:` with an ASCII word's first letter and its length in tens
+    /// (`skip:a60`), as [`words`] writes it.
+    fn add_skip(&mut self, first: u8, len: usize) {
+        let h = fnv(fnv(FNV_OFFSET, b"skip:"), &[first]);
+        self.0.insert(fnv(h, (len / 10 * 10).to_string().as_bytes()));
+    }
+
     /// As [`Sink::add2`] with `value` in ASCII lower case.
     fn add2_lower(&mut self, prefix: &str, value: &str) {
         let mut h = fnv(FNV_OFFSET, prefix.as_bytes());
@@ -258,7 +265,7 @@ fn text_words(text: &str, out: &mut Sink) {
                 buf.make_ascii_lowercase();
                 out.add(&buf);
             }
-            n => out.add(&format!("skip:{}{}", &w[..1], n / 10 * 10)),
+            n => out.add_skip(w.as_bytes()[0], n),
         }
     }
 }
@@ -349,7 +356,12 @@ mod tests {
         let mut sink = Sink::default();
         sink.add2("url:", "shop.example");
         sink.add2_lower("h:", "List-ID");
-        let mut want = vec![hash("url:shop.example"), hash("h:list-id")];
+        sink.add_skip(b'Q', 64);
+        let mut want = vec![
+            hash("url:shop.example"),
+            hash("h:list-id"),
+            hash("skip:Q60"),
+        ];
         want.sort_unstable();
         assert_eq!(sorted(sink.0), want);
     }
