@@ -513,8 +513,9 @@ pub fn find_links(html: &str, lower: &str, text: &str) -> Vec<Link> {
         rest = end.max(start);
     }
     for word in text.split(|c: char| c.is_whitespace() || "<>\"'()[]".contains(c)) {
-        let l = word.to_ascii_lowercase();
-        if l.starts_with("http://") || l.starts_with("https://") {
+        let b = word.as_bytes();
+        let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+        if starts(b"http://") || starts(b"https://") {
             if let Some((host, credentials)) = url_host(word) {
                 out.push(Link {
                     url: word.to_string(),
