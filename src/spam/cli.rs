@@ -495,7 +495,11 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                             let m = std::fs::read(f).unwrap_or_default();
                             let (fired, tokens) = delivered(&super::filter::strip_headers(&m));
                             let p = model.score(&tokens).probability;
-                            let kind = if spam { "missed spam" } else { "false positive" };
+                            let kind = if spam {
+                                "missed spam"
+                            } else {
+                                "false positive"
+                            };
                             println!(
                                 "{kind} {score:6.2} (classifier {p:.2}) {}: {}",
                                 f.display(),

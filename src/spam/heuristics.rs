@@ -405,7 +405,10 @@ fn body_phrases(text: &str, hits: &mut Vec<&'static str>) {
     // lines still matches; the first 64 KB are enough.
     let head = &text.as_bytes()[..text.len().min(64 * 1024)];
     let mut flat: Vec<u8> = Vec::with_capacity(head.len());
-    for word in head.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+    for word in head
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+    {
         if !flat.is_empty() {
             flat.push(b' ');
         }

@@ -71,14 +71,16 @@ impl Sink {
 
     /// `prefix` then `value`: the hash of `format!("{prefix}{value}")`.
     fn add2(&mut self, prefix: &str, value: &str) {
-        self.0.insert(fnv(fnv(FNV_OFFSET, prefix.as_bytes()), value.as_bytes()));
+        self.0
+            .insert(fnv(fnv(FNV_OFFSET, prefix.as_bytes()), value.as_bytes()));
     }
 
     /// `skip:` with an ASCII word's first letter and its length in tens
     /// (`skip:a60`), as [`words`] writes it.
     fn add_skip(&mut self, first: u8, len: usize) {
         let h = fnv(fnv(FNV_OFFSET, b"skip:"), &[first]);
-        self.0.insert(fnv(h, (len / 10 * 10).to_string().as_bytes()));
+        self.0
+            .insert(fnv(h, (len / 10 * 10).to_string().as_bytes()));
     }
 
     /// As [`Sink::add2`] with `value` in ASCII lower case.
