@@ -11,6 +11,11 @@
 //!   mail-parser), lower-cased, 3 to 20 characters (longer ones count
 //!   as their first letter and length); the tag and attribute names of
 //!   HTML;
+//! * pairs of neighbouring Chinese, Japanese or Korean characters
+//!   (`cjk:` and the pair: such text has no spaces between words);
+//!   cross-validation on the training sets did not change (they hold
+//!   little such text), the test sets' false negatives at 5.0 went from
+//!   159 to 156;
 //! * the hosts of links, and their last two labels; the words of their
 //!   paths and queries (cross-validation on the training sets of
 //!   `cargo xtask bench spam`: the whole filter's false positives at the
@@ -257,6 +262,7 @@ fn text_words(text: &str, out: &mut Sink) {
         let w = w.trim_matches(|c: char| !c.is_alphanumeric() && !"$!%".contains(c));
         if !w.is_ascii() {
             words(w).for_each(|w| out.add(&w));
+            cjk_pairs(w, out);
             continue;
         }
         match w.len() {
@@ -269,6 +275,38 @@ fn text_words(text: &str, out: &mut Sink) {
             }
             n => out.add_skip(w.as_bytes()[0], n),
         }
+    }
+}
+
+/// Chinese, Japanese and Korean text has no spaces between its words:
+/// each pair of such neighbouring characters counts (`cjk:` and the
+/// pair), the first hundred pairs of each word.
+fn cjk_pairs(w: &str, out: &mut Sink) {
+    let cjk = |c: char| {
+        matches!(c,
+            '\u{3040}'..='\u{30ff}'   // Hiragana, Katakana
+            | '\u{3400}'..='\u{9fff}' // Han
+            | '\u{ac00}'..='\u{d7af}' // Hangul syllables
+            | '\u{f900}'..='\u{faff}')
+    };
+    let mut prev: Option<char> = None;
+    let mut n = 0;
+    let mut pair = String::new();
+    for c in w.chars() {
+        if !cjk(c) {
+            prev = None;
+            continue;
+        }
+        if let Some(p) = prev {
+            if n < 100 {
+                pair.clear();
+                pair.push(p);
+                pair.push(c);
+                out.add2("cjk:", &pair);
+                n += 1;
+            }
+        }
+        prev = Some(c);
     }
 }
 
@@ -366,6 +404,17 @@ mod tests {
         ];
         want.sort_unstable();
         assert_eq!(sorted(sink.0), want);
+    }
+
+    #[test]
+    fn pairs_of_cjk_characters_count() {
+        let t = tokens("Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n免费发票 ok\r\n".as_bytes());
+        for want in ["cjk:免费", "cjk:费发", "cjk:发票"] {
+            assert!(t.binary_search(&hash(want)).is_ok(), "{want}");
+        }
+        // Latin text has none.
+        let latin = tokens(b"Subject: x\r\n\r\nfree invoice\r\n");
+        assert!(!latin.contains(&hash("cjk:fr")));
     }
 
     #[test]
