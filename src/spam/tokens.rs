@@ -408,7 +408,10 @@ mod tests {
 
     #[test]
     fn pairs_of_cjk_characters_count() {
-        let t = tokens("Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n免费发票 ok\r\n".as_bytes());
+        let t = tokens(
+            "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n免费发票 ok\r\n"
+                .as_bytes(),
+        );
         for want in ["cjk:免费", "cjk:费发", "cjk:发票"] {
             assert!(t.binary_search(&hash(want)).is_ok(), "{want}");
         }
