@@ -10,7 +10,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dns::{free_port, Dns, Rec};
+use common::dns::{Dns, Rec};
+use common::port::free_port;
 use common::*;
 use rustls::pki_types::ServerName;
 

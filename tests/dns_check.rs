@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::dns::{free_port, Dns, Rec};
+use common::dns::{Dns, Rec};
+use common::port::free_port;
 use common::*;
 
 struct Setup {

@@ -287,7 +287,7 @@ async fn groups_forward_to_other_domains_arc_sealed() {
         "origin.test".into(),
         "v=spf1 ip4:127.0.0.1 -all".into(),
     )]);
-    let port_b = common::dns::free_port();
+    let port_b = common::port::free_port();
     let b = TestServer::start_with(&format!(
         "{OPEN}[resolver]\nnameservers = [\"127.0.0.1:{port_b}\"]\ntimeout = 2\n[mail-auth]\ndmarc = \"off\"\n"
     ));

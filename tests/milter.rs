@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dns::free_port;
+use common::port::free_port;
 use common::*;
 
 const JOE: &str = "joe@example.org";

@@ -221,7 +221,7 @@ async fn policies_are_cached_until_their_id_changes() {
             Rec::Txt("_mta-sts.remote.test".into(), format!("v=STSv1; id={id}")),
         ]
     };
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let dns = Dns::start_at(&zone(1), port);
     let a = TestServer::start_with(&format!(
         "{OPEN}{}[tls]\nextra-ca = \"{}\"\n[queue]\nmx-port = {}\nmta-sts-port = {}\nretry = [1]\n",
@@ -513,7 +513,7 @@ async fn relay_hosts_are_their_own_policy_domain() {
             ),
         ]
     };
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let dns = Dns::start_at(&zone(1), port);
     let a = TestServer::start_with(&format!(
         "{OPEN}{}[tls]\nextra-ca = \"{}\"\n[queue]\nrelay = \"mx.relayhost.test:{relay_port}\"\nmta-sts-port = {}\nretry = [1]\n",

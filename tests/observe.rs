@@ -163,7 +163,7 @@ async fn prometheus_scrapes_the_endpoint() {
         ),
     )
     .unwrap();
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let mut prom = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!(

@@ -123,7 +123,7 @@ async fn mx_routing_null_mx_and_missing_domains_through_real_dns() {
 #[tokio::test]
 async fn temporary_failures_stay_queued_until_cancelled() {
     // Nothing listens on the relay port: every attempt fails temporarily.
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let a = TestServer::start_with(&format!(
         "{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n"
     ));
@@ -164,7 +164,7 @@ async fn temporary_failures_stay_queued_until_cancelled() {
 
 #[tokio::test]
 async fn queued_mail_survives_sigkill_and_is_delivered_after_restart() {
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let cfg =
         format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{port}\"\nretry = [1]\nconnect-timeout = 2\n");
     let a = TestServer::start_with(&cfg);
@@ -312,7 +312,7 @@ fn mails_with(msgs: &[Vec<u8>], needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn success_notice_comes_from_the_final_server() {
-    let (pa, pb) = (common::dns::free_port(), common::dns::free_port());
+    let (pa, pb) = (common::port::free_port(), common::port::free_port());
     let a = TestServer::start_in(with_smtp_port(
         &format!("{OPEN}[queue]\nrelay = \"127.0.0.1:{pb}\"\nretry = [1]\n"),
         pa,
@@ -353,7 +353,7 @@ async fn success_notice_comes_from_the_final_server() {
 
 #[tokio::test]
 async fn delay_notice_then_expiry_bounce() {
-    let closed = common::dns::free_port();
+    let closed = common::port::free_port();
     let a = TestServer::start_with(&format!(
         "{OPEN}[queue]\nrelay = \"127.0.0.1:{closed}\"\nretry = [1]\ndelay-notify = 1\nexpire = 5\nconnect-timeout = 1\n"
     ));
@@ -388,7 +388,7 @@ async fn delay_notice_then_expiry_bounce() {
 async fn undeliverable_notices_are_never_bounced() {
     // B sends a success notice to a sender that does not exist at A; A
     // refuses it, and B drops it: no notice about a notice (RFC 3461 §6.2).
-    let pa = common::dns::free_port();
+    let pa = common::port::free_port();
     let a = TestServer::start_in(with_smtp_port(OPEN, pa));
     a.account("joe@example.org");
     let b = TestServer::start_with(&format!(

@@ -849,7 +849,7 @@ async fn phishing_feeds() {
     let certs = tempfile::tempdir().unwrap();
     let pki = common::pki::issue(certs.path(), &["localhost"]);
     let server = "import http.server, os, ssl, sys\nos.chdir(sys.argv[2])\nsrv = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nctx.load_cert_chain(sys.argv[3], sys.argv[4])\nsrv.socket = ctx.wrap_socket(srv.socket, server_side=True)\nsrv.serve_forever()\n";
-    let port = common::dns::free_port();
+    let port = common::port::free_port();
     let mut https = Command::new("python3")
         .args(["-c", server, &port.to_string()])
         .arg(web.path())
@@ -939,7 +939,7 @@ async fn phishing_feeds() {
 async fn pyzor() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let (redis_port, port) = (common::dns::free_port(), common::dns::free_port());
+    let (redis_port, port) = (common::port::free_port(), common::port::free_port());
     /// Stopped when the test ends, pass or fail.
     struct Killed(std::process::Child);
     impl Drop for Killed {

@@ -489,11 +489,11 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
             );
             rule_hits(&[&ts, &th, &es, &eh]);
             if *misses {
-                let wrong = |files: Vec<PathBuf>, scores: &[f64], spam: bool| {
-                    for (f, score) in files.iter().zip(scores) {
+                // The messages read above, in the order of their files.
+                let wrong = |files: Vec<PathBuf>, set: &[Vec<u8>], scores: &[f64], spam: bool| {
+                    for ((f, m), score) in files.iter().zip(set).zip(scores) {
                         if (*score >= cfg.junk_score) != spam {
-                            let m = std::fs::read(f).unwrap_or_default();
-                            let (fired, tokens) = delivered(&super::filter::strip_headers(&m));
+                            let (fired, tokens) = delivered(m);
                             let p = model.score(&tokens).probability;
                             let kind = if spam {
                                 "missed spam"
@@ -508,8 +508,8 @@ pub fn run(cli: &crate::cli::Cli, cmd: &SpamCmd) -> anyhow::Result<()> {
                         }
                     }
                 };
-                wrong(message_files(test_spam)?, &spam_full, true);
-                wrong(message_files(test_ham)?, &ham_full, false);
+                wrong(message_files(test_spam)?, &es, &spam_full, true);
+                wrong(message_files(test_ham)?, &eh, &ham_full, false);
             }
             Ok(())
         }

@@ -341,8 +341,9 @@ fn html_style(read: &Reading, hits: &mut Vec<&'static str>) {
     // `size = 5` read alike.
     let lower = read.html_lower.as_bytes();
     let html: Vec<u8> = if lower.is_ascii() {
-        // A byte at a time: the ASCII characters `char::is_whitespace`
-        // knows are tab to carriage return and space.
+        // A byte at a time (one `chars()` filter for all HTML made the
+        // whole filter about 2 % slower offline): the ASCII characters
+        // `char::is_whitespace` knows are tab to carriage return and space.
         lower
             .iter()
             .copied()

@@ -29,19 +29,17 @@ pub struct Dns {
     _dir: tempfile::TempDir,
 }
 
-pub use super::port::free_port;
-
 impl Dns {
     pub fn start(records: &[Rec]) -> Dns {
         for _ in 0..5 {
-            if let Some(dns) = Self::try_start(records, free_port()) {
+            if let Some(dns) = Self::try_start(records, super::port::free_port()) {
                 return dns;
             }
         }
         panic!("dnsmasq did not start");
     }
 
-    /// Starts on a port chosen earlier (see `free_port`), for a server
+    /// Starts on a port chosen earlier (see `super::port::free_port`), for a server
     /// configured before the records it must serve were known.
     ///
     /// The port can be held for a moment by someone else's ephemeral UDP

@@ -30,7 +30,7 @@ impl Knot {
         );
         std::fs::write(dir.path().join("test.zone"), zone).unwrap();
         for _ in 0..5 {
-            let port = super::dns::free_port();
+            let port = super::port::free_port();
             let conf = format!(
                 "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
                  database:\n    storage: \"{d}\"\n\
